@@ -1,0 +1,63 @@
+# placebench: one Makefile. `make` builds build/bench; `make test` runs the CPU
+# test suite; `make test-gpu` builds and runs the GPU tests (needs a GPU).
+CUDA      ?= /usr/local/cuda
+NVCC      ?= $(CUDA)/bin/nvcc
+CC        ?= cc
+BUILD     ?= build
+# Real sm_90 code for H100/H200 plus PTX so newer GPUs can JIT it.
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -Wall -Wextra -D_GNU_SOURCE -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
+NVCCFLAGS ?= -O3 -g -lineinfo
+NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -I$(CUDA)/include -Xcompiler -Wall -MMD -MP
+LDLIBS    += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lnccl -lcudart \
+             $(CJSON_LIBS) -lm -lpthread -ldl -lstdc++
+
+# Host code that needs no GPU (tested on the CPU) versus code that calls CUDA.
+CPU_SRC   := $(wildcard models/*.c strategies/*.c) \
+             $(filter-out harness/main.c harness/cuda_%.c,$(wildcard harness/*.c))
+GPU_C_SRC := $(wildcard harness/cuda_*.c)
+CU_SRC    := $(wildcard kernels/*.cu)
+TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
+GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
+
+CPU_OBJ   := $(CPU_SRC:%.c=$(BUILD)/%.o)
+GPU_OBJ   := $(GPU_C_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
+GPU_TEST_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(patsubst %.c,$(BUILD)/%.o,$(GPU_TEST_SRC)))
+
+.PHONY: all test test-gpu clean
+all: $(BUILD)/bench
+
+$(BUILD)/bench: $(BUILD)/harness/main.o $(CPU_OBJ) $(GPU_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/run_tests: $(TEST_OBJ) $(CPU_OBJ)
+	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
+
+$(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(CPU_OBJ) $(GPU_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# The CPU suite; it also drives build/bench for command-line behaviour.
+test: $(BUILD)/run_tests $(BUILD)/bench
+	$(BUILD)/run_tests
+
+test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
+	$(BUILD)/test_gpu
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

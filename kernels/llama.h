@@ -1,0 +1,77 @@
+/* The kernel core: a bf16 Llama forward that every strategy shares. It knows
+ * shards (rank, world) but nothing of strategies. Host-callable from C.
+ * Every function returns PB_OK or PB_ERR after printing what failed;
+ * none allocates device memory except llama_part_create. */
+#ifndef PB_LLAMA_H
+#define PB_LLAMA_H
+#include <stdint.h>
+#include <cuda_runtime.h>
+#include "../models/model_spec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which slice of the model one device holds. For tensor parallelism rank/world
+ * split heads (kv heads replicated when kv_heads < world), MLP columns and
+ * lm_head rows (vocabulary); with world == 1 a part holds whole layers. */
+struct llama_part_desc {
+    int device;                 /* CUDA device ordinal the memory lives on */
+    int rank, world;            /* tensor-parallel shard */
+    int first_layer, n_layers;  /* layers held: [first_layer, first_layer + n_layers) */
+    int has_embed, has_head;    /* embed_tokens; final norm + lm_head */
+    int max_batch;              /* sequences in the KV cache */
+    int max_context;            /* KV cache length per sequence */
+    int max_rows;               /* tokens per forward call (batch x seq of one microbatch) */
+    int weights_on_host;        /* cpu offload: weights in pinned host memory, streamed per call */
+};
+
+struct llama_part;              /* opaque: weights, KV cache, scratch, cuBLAS handle */
+
+/* Device bytes a part needs (weights, KV cache, activations, workspace), to refuse early. */
+uint64_t llama_part_bytes(const struct model_spec *m, const struct llama_part_desc *d);
+
+/* Allocate a part on d->device (the caller has set the device). */
+int llama_part_create(const struct model_spec *m, const struct llama_part_desc *d, struct llama_part **out);
+void llama_part_destroy(struct llama_part *p);
+
+/* Weights: deterministic random values (normal, std 0.02; norms 1). Each element
+ * is a function of (seed, tensor name, element index in the full tensor), so any
+ * placement or shard sees exactly the values the single-GPU model has. */
+int llama_part_init_random(struct llama_part *p, uint64_t seed);
+
+/* Weights from a Hugging Face folder (model.safetensors or a sharded index);
+ * bf16, fp16 or fp32 on disk are converted to bf16. */
+int llama_part_load_safetensors(struct llama_part *p, const char *folder);
+
+/* Hidden state and logit buffers the part owns (bf16, [max_rows, hidden] and
+ * [max_rows, vocab / world]); copies between devices target these. */
+void *llama_part_hidden(struct llama_part *p);
+void *llama_part_logits(struct llama_part *p);
+int *llama_part_tokens(struct llama_part *p);  /* device int[max_rows] token ids */
+
+/* One forward call on `rows` = batch * seq tokens of sequences
+ * [batch_offset, batch_offset + batch), positions [pos, pos + seq) of each. */
+struct llama_call {
+    int batch_offset, batch, seq;
+    int pos;                    /* first position (0 for prefill); ignored if pos_device */
+    const int *pos_device;      /* decode under a CUDA graph: position read on the device */
+    int last_only;              /* head: logits of each sequence's last position only */
+};
+
+int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s);
+/* Layers [layer, layer + count) of this part, in place on the hidden buffer. */
+int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s);
+/* Tensor parallel halves: with rank > 0 the output projection overwrites the hidden
+ * buffer with this rank's partial sum and rank 0 adds its partial to the residual,
+ * so an all-reduce (sum) of the hidden buffers completes the residual add. */
+int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s);
+int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s);
+int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s);
+/* Greedy: argmax over this part's logits of each sequence's last row -> next tokens. */
+int llama_argmax(struct llama_part *p, const struct llama_call *c, int *d_next, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

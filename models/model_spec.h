@@ -1,0 +1,67 @@
+/* A Llama-family model as described by a Hugging Face config.json, and its
+ * modules in execution order with their parameter bytes. */
+#ifndef PB_MODEL_SPEC_H
+#define PB_MODEL_SPEC_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum dtype { DTYPE_BF16, DTYPE_FP16, DTYPE_FP32 };
+
+enum rope_kind { ROPE_DEFAULT, ROPE_LLAMA3 };
+
+struct rope_scaling {
+    enum rope_kind kind;
+    double factor;           /* llama3: 8 for Llama 3.1/3.2 */
+    double low_freq_factor;
+    double high_freq_factor;
+    int original_max_position;
+};
+
+struct model_spec {
+    char name[128];          /* file name without directory and .json */
+    char architecture[64];   /* LlamaForCausalLM or MistralForCausalLM */
+    int hidden;              /* hidden_size */
+    int intermediate;        /* intermediate_size */
+    int layers;              /* num_hidden_layers */
+    int heads;               /* num_attention_heads */
+    int kv_heads;            /* num_key_value_heads (defaults to heads) */
+    int head_dim;            /* hidden / heads unless config sets head_dim */
+    int vocab;               /* vocab_size */
+    int max_position;        /* max_position_embeddings */
+    int tie_embeddings;      /* tie_word_embeddings */
+    double rope_theta;
+    double rms_eps;          /* rms_norm_eps */
+    struct rope_scaling rope;
+};
+
+enum module_kind { MODULE_EMBED, MODULE_LAYER, MODULE_NORM, MODULE_ROTARY, MODULE_HEAD };
+
+struct module {
+    char name[48];           /* e.g. "model.layers.3" as in hf_device_map */
+    enum module_kind kind;
+    int layer;               /* layer index for MODULE_LAYER, else -1 */
+    uint64_t param_bytes;    /* counted as accelerate's compute_module_sizes does */
+};
+
+/* Read and validate a config.json; on failure print "<path>: <field>: <problem>". */
+int model_spec_load(const char *path, struct model_spec *out);
+
+/* Fill out[] (capacity layers + 4) with the modules in execution order; returns the count. */
+int model_modules(const struct model_spec *m, enum dtype dt, struct module *out);
+
+int dtype_size(enum dtype dt);
+const char *dtype_name(enum dtype dt);
+/* Parse "bf16"/"bfloat16", "fp16"/"float16", "fp32"/"float32"; -1 if unknown. */
+int dtype_parse(const char *s, enum dtype *out);
+
+/* Parameter counts of the pieces (elements, not bytes). */
+uint64_t model_layer_params(const struct model_spec *m);
+uint64_t model_embed_params(const struct model_spec *m);
+
+/* Work of one decoder layer for `rows` new tokens attending to `context` positions
+ * in total per sequence (prefill: context == seq; decode: kv length + 1), batch sequences. */
+double model_layer_flops(const struct model_spec *m, int batch, int seq, int context);
+double model_head_flops(const struct model_spec *m, int rows);
+/* Bytes a layer must move through memory: weights plus KV cache reads and activations. */
+double model_layer_bytes(const struct model_spec *m, enum dtype dt, int batch, int seq, int context);
+#endif

@@ -1,0 +1,57 @@
+/* Runs every registered test (optionally only those whose name contains argv[1])
+ * and prints "N passed, N failed" as its last line. */
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "test.h"
+
+#define MAX_TESTS 1024
+static struct test_case registered[MAX_TESTS];
+static int n_registered;
+
+void test_register(const char *name, void (*fn)(int *))
+{
+    if (n_registered < MAX_TESTS) registered[n_registered++] = (struct test_case){name, fn};
+}
+
+int run_bench(const char *args, char *buf, size_t buflen)
+{
+    char cmd[4096];
+    const char *bin = getenv("BENCH") ? getenv("BENCH") : "build/bench";
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(buf, 1, buflen - 1, p);
+    buf[n] = 0;
+    /* Drain the rest so the child is not killed by SIGPIPE. */
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {}
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+void make_temp_dir(char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "/tmp/placebench-test-XXXXXX");
+    if (!mkdtemp(buf)) buf[0] = 0;
+}
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n_registered; i++) {
+        if (argc > 1 && !strstr(registered[i].name, argv[1])) continue;
+        int failures = 0;
+        registered[i].fn(&failures);
+        if (failures) {
+            printf("FAIL %s\n", registered[i].name);
+            failed++;
+        } else {
+            printf("ok   %s\n", registered[i].name);
+            passed++;
+        }
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
