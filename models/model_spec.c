@@ -1,0 +1,169 @@
+/* Reads a Hugging Face config.json of the Llama family into a model_spec,
+ * filling the defaults transformers' LlamaConfig / MistralConfig fill. */
+#include "model_spec.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../harness/check.h"
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        pb_fail("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        pb_fail("%s: cannot read", path);
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* A required positive integer field. */
+static int get_size(const char *path, const cJSON *root, const char *field, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (!v) return pb_fail("%s: %s: missing", path, field);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return pb_fail("%s: %s: must be an integer", path, field);
+    if (v->valuedouble <= 0 || v->valuedouble > 1e9)
+        return pb_fail("%s: %s: must be positive (got %g)", path, field, v->valuedouble);
+    *out = (int)v->valuedouble;
+    return PB_OK;
+}
+
+/* An optional positive integer field; keeps *out (the default) when absent or null. */
+static int get_size_opt(const char *path, const cJSON *root, const char *field, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (!v || cJSON_IsNull(v)) return PB_OK;
+    return get_size(path, root, field, out);
+}
+
+static int get_number_opt(const char *path, const cJSON *root, const char *field, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (!v || cJSON_IsNull(v)) return PB_OK;
+    if (!cJSON_IsNumber(v)) return pb_fail("%s: %s: must be a number", path, field);
+    if (!(v->valuedouble > 0)) return pb_fail("%s: %s: must be positive", path, field);
+    *out = v->valuedouble;
+    return PB_OK;
+}
+
+/* transformers 5 keeps rope settings in rope_parameters; 4.x used rope_theta and
+ * rope_scaling at the top level. Accept both. */
+static int read_rope(const char *path, const cJSON *root, struct model_spec *m)
+{
+    PB_TRY(get_number_opt(path, root, "rope_theta", &m->rope_theta));
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    const char *field = "rope_parameters";
+    if (!rp || cJSON_IsNull(rp)) {
+        rp = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+        field = "rope_scaling";
+    }
+    if (!rp || cJSON_IsNull(rp)) return PB_OK;
+    if (!cJSON_IsObject(rp)) return pb_fail("%s: %s: must be an object", path, field);
+    PB_TRY(get_number_opt(path, rp, "rope_theta", &m->rope_theta));
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(rp, "type");
+    if (!type || !cJSON_IsString(type) || !strcmp(type->valuestring, "default")) return PB_OK;
+    if (strcmp(type->valuestring, "llama3"))
+        return pb_fail("%s: %s.rope_type: \"%s\" is not supported (default or llama3)", path, field,
+                       type->valuestring);
+    m->rope.kind = ROPE_LLAMA3;
+    m->rope.factor = 8;
+    m->rope.low_freq_factor = 1;
+    m->rope.high_freq_factor = 4;
+    m->rope.original_max_position = 8192;
+    PB_TRY(get_number_opt(path, rp, "factor", &m->rope.factor));
+    PB_TRY(get_number_opt(path, rp, "low_freq_factor", &m->rope.low_freq_factor));
+    PB_TRY(get_number_opt(path, rp, "high_freq_factor", &m->rope.high_freq_factor));
+    return get_size_opt(path, rp, "original_max_position_embeddings", &m->rope.original_max_position);
+}
+
+static int read_architecture(const char *path, const cJSON *root, struct model_spec *m)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *first = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 0) : NULL;
+    if (!first || !cJSON_IsString(first))
+        return pb_fail("%s: architectures: missing (expected [\"LlamaForCausalLM\"] or "
+                       "[\"MistralForCausalLM\"])", path);
+    if (strcmp(first->valuestring, "LlamaForCausalLM") && strcmp(first->valuestring, "MistralForCausalLM"))
+        return pb_fail("%s: architectures: \"%s\" is not supported (LlamaForCausalLM or "
+                       "MistralForCausalLM)", path, first->valuestring);
+    snprintf(m->architecture, sizeof m->architecture, "%s", first->valuestring);
+    return PB_OK;
+}
+
+static void set_defaults(struct model_spec *m, int mistral)
+{
+    m->max_position = mistral ? 4096 * 32 : 2048;
+    m->rms_eps = 1e-6;
+    m->rope_theta = 10000.0;
+    m->rope.kind = ROPE_DEFAULT;
+    m->tie_embeddings = 0;
+}
+
+static int parse_spec(const char *path, const cJSON *root, struct model_spec *m)
+{
+    if (!cJSON_IsObject(root)) return pb_fail("%s: not a JSON object", path);
+    PB_TRY(read_architecture(path, root, m));
+    set_defaults(m, !strcmp(m->architecture, "MistralForCausalLM"));
+    PB_TRY(get_size(path, root, "hidden_size", &m->hidden));
+    PB_TRY(get_size(path, root, "intermediate_size", &m->intermediate));
+    PB_TRY(get_size(path, root, "num_hidden_layers", &m->layers));
+    PB_TRY(get_size(path, root, "num_attention_heads", &m->heads));
+    PB_TRY(get_size(path, root, "vocab_size", &m->vocab));
+    m->kv_heads = m->heads;
+    PB_TRY(get_size_opt(path, root, "num_key_value_heads", &m->kv_heads));
+    PB_TRY(get_size_opt(path, root, "max_position_embeddings", &m->max_position));
+    PB_TRY(get_number_opt(path, root, "rms_norm_eps", &m->rms_eps));
+    if (m->hidden % m->heads)
+        return pb_fail("%s: num_attention_heads: %d does not divide hidden_size %d", path, m->heads,
+                       m->hidden);
+    if (m->heads % m->kv_heads)
+        return pb_fail("%s: num_key_value_heads: %d does not divide num_attention_heads %d", path,
+                       m->kv_heads, m->heads);
+    m->head_dim = m->hidden / m->heads;
+    PB_TRY(get_size_opt(path, root, "head_dim", &m->head_dim));
+    if (m->head_dim % 2) return pb_fail("%s: head_dim: %d must be even for rotary embeddings", path, m->head_dim);
+    if (m->layers > 1024) return pb_fail("%s: num_hidden_layers: %d exceeds 1024", path, m->layers);
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    if (tie && !cJSON_IsBool(tie)) return pb_fail("%s: tie_word_embeddings: must be true or false", path);
+    m->tie_embeddings = cJSON_IsTrue(tie);
+    return read_rope(path, root, m);
+}
+
+int model_spec_load(const char *path, struct model_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    char *text = read_file(path);
+    if (!text) return PB_ERR;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        return pb_fail("%s: malformed JSON near \"%.20s\"", path, at ? at : "");
+    }
+    int st = parse_spec(path, root, out);
+    cJSON_Delete(root);
+    if (st != PB_OK) return st;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out->name, sizeof out->name, "%s", base);
+    char *dot = strstr(out->name, ".json");
+    if (dot) *dot = 0;
+    return PB_OK;
+}
