@@ -22,7 +22,8 @@ struct llama_part_desc {
     int has_embed, has_head;    /* embed_tokens; final norm + lm_head */
     int max_batch;              /* sequences in the KV cache */
     int max_context;            /* KV cache length per sequence */
-    int max_rows;               /* tokens per forward call (batch x seq of one microbatch) */
+    int max_rows;               /* tokens of the whole batch in one pass (max_batch x longest seq);
+                                 * the hidden/logits/token buffers hold this many rows */
     int weights_on_host;        /* cpu offload: weights in pinned host memory, streamed per call */
 };
 
@@ -45,7 +46,12 @@ int llama_part_init_random(struct llama_part *p, uint64_t seed);
 int llama_part_load_safetensors(struct llama_part *p, const char *folder);
 
 /* Hidden state and logit buffers the part owns (bf16, [max_rows, hidden] and
- * [max_rows, vocab / world]); copies between devices target these. */
+ * [max_rows, vocab / world]); copies between devices target these. A call for
+ * sequences [batch_offset, batch_offset + batch) reads and writes rows
+ * [batch_offset * seq, (batch_offset + batch) * seq) of them (last_only head:
+ * rows [batch_offset, batch_offset + batch) of logits), so pipeline microbatches
+ * in flight on different devices never share rows. Scratch (q/k/v, MLP) is
+ * shared: calls on one part are serialised on one stream. */
 void *llama_part_hidden(struct llama_part *p);
 void *llama_part_logits(struct llama_part *p);
 int *llama_part_tokens(struct llama_part *p);  /* device int[max_rows] token ids */
