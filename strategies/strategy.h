@@ -49,7 +49,7 @@ enum step_kind {
     STEP_COPY,        /* activations src -> dst device */
     STEP_ALLREDUCE,   /* one rank's part of a collective sum over all tp ranks */
     STEP_ALLGATHER,   /* one rank's part of gathering lm_head vocabulary slices */
-    STEP_H2D_WEIGHTS  /* stream cpu-offloaded weights of layers to a GPU before use */
+    STEP_H2D_WEIGHTS  /* reserved: offloaded weights are streamed inside their compute step */
 };
 
 struct step {
@@ -65,6 +65,7 @@ struct step {
     int batch_offset;        /* first sequence of the microbatch within the batch */
     int batch;               /* sequences in the microbatch */
     uint64_t bytes;          /* COPY/ALLREDUCE/ALLGATHER/H2D: bytes per rank moved */
+    int offloaded;           /* STEP_LAYERS/HEAD of cpu modules: weights streamed host->device */
     double flops;            /* compute steps: arithmetic for the cost model */
     double mem_bytes;        /* compute steps: memory traffic for the cost model */
     int n_deps;
@@ -117,4 +118,13 @@ int plan_sequential(const struct model_spec *m, const struct placement *p, const
 /* Work per device (FLOPs) of a placement for a workload, used by optimal and reports. */
 double module_flops(const struct model_spec *m, const struct module *mod, const struct workload *w);
 double module_mem_bytes(const struct model_spec *m, const struct module *mod, const struct workload *w);
+/* Roofline time of a module on a nominal GPU: the measure optimal minimises. */
+double module_work(const struct model_spec *m, const struct module *mod, const struct workload *w);
+/* Work per device of a placement; returns the largest (the slowest GPU). */
+double placement_device_work(const struct model_spec *m, const struct placement *p,
+                             const struct workload *w, double *per_device);
+/* Microbatches the pipeline uses for a placement and workload (default 2 x stages). */
+int pipeline_microbatches(const struct placement *p, const struct workload *w);
+/* Parameter bytes per device and offloaded to cpu. */
+void placement_device_params(const struct placement *p, uint64_t *per_device, uint64_t *cpu);
 #endif

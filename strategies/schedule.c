@@ -1,0 +1,206 @@
+/* Building schedules: the growable step list, and the schedule every sequential
+ * placement shares (naive, auto, optimal, single; pipeline with microbatches). */
+#include <stdlib.h>
+#include <string.h>
+#include "../harness/check.h"
+#include "strategy.h"
+
+void schedule_init(struct schedule *s, int n_devices)
+{
+    memset(s, 0, sizeof *s);
+    s->n_devices = n_devices;
+    s->streams_per_device = 1;
+    s->microbatches = 1;
+    s->stages = 1;
+    s->tp_world = 1;
+}
+
+void schedule_free(struct schedule *s)
+{
+    free(s->steps);
+    s->steps = NULL;
+    s->n_steps = s->cap = 0;
+}
+
+int schedule_add(struct schedule *s, const struct step *st)
+{
+    if (s->n_steps == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        struct step *grown = realloc(s->steps, (size_t)cap * sizeof *grown);
+        if (!grown) return pb_fail("out of host memory for a schedule of %d steps", cap);
+        s->steps = grown;
+        s->cap = cap;
+    }
+    for (int i = 0; i < st->n_deps; i++)
+        if (st->deps[i] < 0 || st->deps[i] >= s->n_steps)
+            return pb_fail("schedule: step %d depends on step %d, which does not precede it",
+                           s->n_steps, st->deps[i]);
+    if (st->stream + 1 > s->streams_per_device) s->streams_per_device = st->stream + 1;
+    s->steps[s->n_steps] = *st;
+    return s->n_steps++;
+}
+
+/* Copies run on stream 1 of the source device so the next microbatch's compute
+ * on stream 0 is not queued behind them. */
+int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int microbatch, int dep)
+{
+    struct step st = {.kind = STEP_COPY, .device = src, .stream = 1, .microbatch = microbatch,
+                      .src = src, .dst = dst, .bytes = bytes, .n_deps = dep >= 0 ? 1 : 0,
+                      .deps = {dep}};
+    st.rows = dep >= 0 ? s->steps[dep].rows : 0;
+    st.batch = dep >= 0 ? s->steps[dep].batch : 0;
+    st.batch_offset = dep >= 0 ? s->steps[dep].batch_offset : 0;
+    return schedule_add(s, &st);
+}
+
+void schedule_device_flops(const struct schedule *s, double *out)
+{
+    for (int d = 0; d < s->n_devices; d++) out[d] = 0;
+    for (int i = 0; i < s->n_steps; i++) out[s->steps[i].device] += s->steps[i].flops;
+}
+
+void placement_init(struct placement *p, const struct model_spec *m, enum dtype dt, int n_devices)
+{
+    memset(p, 0, sizeof *p);
+    p->n_modules = model_modules(m, dt, p->modules);
+    p->n_devices = n_devices;
+}
+
+/* Where a module runs: cpu-offloaded modules execute on the first GPU, as
+ * accelerate's hooks move their weights to the main device. */
+static int exec_device(int device)
+{
+    return device == PB_DEVICE_CPU ? 0 : device;
+}
+
+int placement_stages(const struct placement *p, int *stage_device, int *stage_first, int *stage_count)
+{
+    int n = 0, prev = -3;
+    for (int i = 0; i < p->n_modules; i++) {
+        const struct module *mod = &p->modules[i];
+        if (mod->kind != MODULE_LAYER) continue;
+        if (p->device[i] != prev) {
+            stage_device[n] = p->device[i];
+            stage_first[n] = mod->layer;
+            stage_count[n] = 0;
+            n++;
+            prev = p->device[i];
+        }
+        stage_count[n - 1]++;
+    }
+    return n;
+}
+
+double module_flops(const struct model_spec *m, const struct module *mod, const struct workload *w)
+{
+    if (mod->kind == MODULE_LAYER) return model_layer_flops(m, w->batch, w->seq, w->context);
+    if (mod->kind == MODULE_HEAD) return model_head_flops(m, w->batch * w->seq);
+    return 0;
+}
+
+double module_mem_bytes(const struct model_spec *m, const struct module *mod, const struct workload *w)
+{
+    double size = dtype_size(w->dtype), rows = (double)w->batch * w->seq;
+    switch (mod->kind) {
+    case MODULE_LAYER: return model_layer_bytes(m, w->dtype, w->batch, w->seq, w->context);
+    case MODULE_EMBED: return 2 * rows * m->hidden * size;
+    case MODULE_NORM: return 2 * rows * m->hidden * size;
+    case MODULE_HEAD: return (double)m->vocab * m->hidden * size + rows * ((double)m->vocab + m->hidden) * size;
+    default: return 0;
+    }
+}
+
+static int module_index(const struct placement *p, enum module_kind kind)
+{
+    for (int i = 0; i < p->n_modules; i++)
+        if (p->modules[i].kind == kind) return i;
+    return -1;
+}
+
+/* A compute step for one microbatch; work scales with its share of the batch. */
+static struct step compute_step(enum step_kind kind, int device, int mb, int offset, int batch,
+                                const struct workload *w)
+{
+    struct step st = {.kind = kind, .device = device, .microbatch = mb, .batch_offset = offset,
+                      .batch = batch, .rows = batch * w->seq};
+    return st;
+}
+
+/* Moves a microbatch's activations to `device` if they are elsewhere; returns the
+ * step the next compute must wait for. */
+static int move_to(struct schedule *s, const struct model_spec *m, const struct workload *w,
+                   int *at, int device, int last, int mb)
+{
+    if (*at == device) return last;
+    uint64_t bytes = (uint64_t)s->steps[last].rows * m->hidden * dtype_size(w->dtype);
+    int c = schedule_add_copy(s, *at, device, bytes, mb, last);
+    *at = device;
+    return c;
+}
+
+static int plan_microbatch(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                           int mb, int offset, int batch, struct schedule *s)
+{
+    int sd[1024], sf[1024], sc[1024];
+    int stages = placement_stages(p, sd, sf, sc);
+    struct workload part = *w;
+    part.batch = batch;
+    int e = module_index(p, MODULE_EMBED), h = module_index(p, MODULE_HEAD);
+    int at = exec_device(p->device[e]);
+    struct step st = compute_step(STEP_EMBED, at, mb, offset, batch, w);
+    st.mem_bytes = module_mem_bytes(m, &p->modules[e], &part);
+    st.offloaded = p->device[e] == PB_DEVICE_CPU;
+    int last = schedule_add(s, &st);
+    if (last < 0) return PB_ERR;
+    for (int i = 0; i < stages; i++) {
+        int dev = exec_device(sd[i]);
+        int dep = move_to(s, m, w, &at, dev, last, mb);
+        if (dep < 0) return PB_ERR;
+        st = compute_step(STEP_LAYERS, dev, mb, offset, batch, w);
+        st.stage = i;
+        st.layer = sf[i];
+        st.count = sc[i];
+        st.offloaded = sd[i] == PB_DEVICE_CPU;
+        if (st.offloaded) st.bytes = (uint64_t)sc[i] * model_layer_params(m) * dtype_size(w->dtype);
+        st.flops = sc[i] * model_layer_flops(m, batch, w->seq, w->context);
+        st.mem_bytes = sc[i] * model_layer_bytes(m, w->dtype, batch, w->seq, w->context);
+        st.n_deps = 1;
+        st.deps[0] = dep;
+        if ((last = schedule_add(s, &st)) < 0) return PB_ERR;
+    }
+    /* Final norm and lm_head run together where lm_head lives. */
+    int dev = exec_device(p->device[h]);
+    int dep = move_to(s, m, w, &at, dev, last, mb);
+    if (dep < 0) return PB_ERR;
+    st = compute_step(STEP_HEAD, dev, mb, offset, batch, w);
+    st.stage = stages ? stages - 1 : 0;
+    st.offloaded = p->device[h] == PB_DEVICE_CPU;
+    if (st.offloaded) st.bytes = p->modules[h].param_bytes;
+    st.flops = module_flops(m, &p->modules[h], &part);
+    st.mem_bytes = module_mem_bytes(m, &p->modules[h], &part);
+    st.n_deps = 1;
+    st.deps[0] = dep;
+    return schedule_add(s, &st) < 0 ? PB_ERR : PB_OK;
+}
+
+int plan_sequential(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                    int microbatches, struct schedule *out)
+{
+    if (microbatches < 1) microbatches = 1;
+    if (w->batch % microbatches)
+        return pb_fail("batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
+                       w->batch, microbatches, w->batch);
+    schedule_init(out, p->n_devices);
+    int sd[1024], sf[1024], sc[1024];
+    out->stages = placement_stages(p, sd, sf, sc);
+    out->microbatches = microbatches;
+    int per = w->batch / microbatches;
+    /* Microbatch-major issue order: each device's stream then runs microbatches in
+     * order and events let stage k+1 work on microbatch i while stage k does i+1. */
+    for (int mb = 0; mb < microbatches; mb++)
+        if (plan_microbatch(m, p, w, mb, mb * per, per, out) != PB_OK) {
+            schedule_free(out);
+            return PB_ERR;
+        }
+    return PB_OK;
+}

@@ -1,0 +1,25 @@
+/* single: the whole model on one GPU, the baseline every strategy is compared with. */
+#include "../harness/check.h"
+#include "strategy.h"
+
+static int single_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
+                        struct placement *out)
+{
+    if (mc->gpus < 1) return pb_fail("single needs one GPU");
+    placement_init(out, m, w->dtype, 1);
+    for (int i = 0; i < out->n_modules; i++) out->device[i] = 0;
+    return PB_OK;
+}
+
+static int single_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                       struct schedule *out)
+{
+    return plan_sequential(m, p, w, 1, out);
+}
+
+const struct strategy single_strategy = {
+    .name = "single",
+    .help = "everything on GPU 0: the baseline",
+    .place = single_place,
+    .plan = single_plan,
+};

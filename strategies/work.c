@@ -1,0 +1,51 @@
+/* The measure optimal minimises and the reports print: a module's time on a
+ * nominal GPU by the roofline, max(FLOPs / rate, bytes / bandwidth). The nominal
+ * rates only weigh FLOPs against bytes; the split they choose does not depend on
+ * their scale. */
+#include "strategy.h"
+
+#define NOMINAL_FLOPS 800e12 /* bf16 dense, H100/H200 class (measured ~790-798 TFLOP/s) */
+#define NOMINAL_BYTES 3.0e12 /* HBM bytes/s, H100 class */
+
+double module_work(const struct model_spec *m, const struct module *mod, const struct workload *w)
+{
+    double f = module_flops(m, mod, w) / NOMINAL_FLOPS;
+    double b = module_mem_bytes(m, mod, w) / NOMINAL_BYTES;
+    return f > b ? f : b;
+}
+
+double placement_device_work(const struct model_spec *m, const struct placement *p,
+                             const struct workload *w, double *per_device)
+{
+    for (int d = 0; d < p->n_devices; d++) per_device[d] = 0;
+    double worst = 0;
+    for (int i = 0; i < p->n_modules; i++) {
+        int d = p->device[i];
+        if (p->tensor_parallel) {
+            for (int r = 0; r < p->n_devices; r++)
+                per_device[r] += module_work(m, &p->modules[i], w) / p->n_devices;
+            continue;
+        }
+        /* cpu-offloaded modules run on the first GPU */
+        per_device[d < 0 ? 0 : d] += module_work(m, &p->modules[i], w);
+    }
+    for (int d = 0; d < p->n_devices; d++)
+        if (per_device[d] > worst) worst = per_device[d];
+    return worst;
+}
+
+void placement_device_params(const struct placement *p, uint64_t *per_device, uint64_t *cpu)
+{
+    for (int d = 0; d < p->n_devices; d++) per_device[d] = 0;
+    *cpu = 0;
+    for (int i = 0; i < p->n_modules; i++) {
+        int d = p->device[i];
+        if (p->tensor_parallel) {
+            for (int r = 0; r < p->n_devices; r++) per_device[r] += p->modules[i].param_bytes / p->n_devices;
+        } else if (d == PB_DEVICE_CPU) {
+            *cpu += p->modules[i].param_bytes;
+        } else {
+            per_device[d] += p->modules[i].param_bytes;
+        }
+    }
+}
