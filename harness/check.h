@@ -8,15 +8,27 @@
 #define PB_OK 0
 #define PB_ERR (-1)
 
-/* Print "bench: error: <message>" and return PB_ERR, so `return pb_fail(...)` reads well. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The calling thread's last pb_fail message, so a report can record why a
+ * strategy or sweep point failed (errno-style, thread-local; see check.c). */
+char *pb_last_error(void);
+#define PB_ERROR_LEN 512
+#ifdef __cplusplus
+}
+#endif
+
+/* Print "bench: error: <message>", remember it, and return PB_ERR, so
+ * `return pb_fail(...)` reads well. */
 __attribute__((format(printf, 1, 2))) static inline int pb_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("bench: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char *msg = pb_last_error();
+    vsnprintf(msg, PB_ERROR_LEN, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "bench: error: %s\n", msg);
     return PB_ERR;
 }
 
