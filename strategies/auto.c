@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "strategy.h"
 #include "../harness/check.h"
@@ -205,11 +206,6 @@ static void build_slots(const struct machine *mc, const int64_t *gpu, struct dev
     s->n++;
 }
 
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* `name` is `other` or one of its ancestors (accelerate: other.startswith(name + ".")). */
 static int is_within(const char *other, const char *name)
 {
@@ -320,13 +316,12 @@ static int splittable(const struct module_tree *t, int node)
     return t->node[node].n_children > 0 && !t->node[node].no_split;
 }
 
-static void assign(const struct module_tree *t, struct walk *w, int node, int tied_at, int64_t size)
+static void assign(struct walk *w, int node, int tied_at, int64_t size)
 {
     w->used[w->slot] += size;
     w->assigned[node] = w->slot;
     if (tied_at < 0) return;
     int tied = w->queue[tied_at];
-    (void)t;
     queue_remove(w, tied_at);
     w->assigned[tied] = w->slot;
 }
@@ -347,7 +342,7 @@ static int place_front(const struct module_tree *t, const struct device_slots *s
     }
     PB_TRY(size_with_ties(t, w, node, &with_ties, &tied_at));
     if (disk || w->used[slot] + with_ties <= max_size) {
-        assign(t, w, node, tied_at, with_ties);
+        assign(w, node, tied_at, with_ties);
         return PB_OK;
     }
     /* The node fits without its tied partner: split the partner if it can be split. */
@@ -415,22 +410,35 @@ static int fill_placement(const struct module_tree *t, const struct device_slots
     return PB_OK;
 }
 
+/* The tree and the walk together: about 100 KiB, so they live on the heap. */
+struct auto_work {
+    struct module_tree tree;
+    struct walk walk;
+    struct device_slots slots;
+};
+
+static int place_with(struct auto_work *a, const struct model_spec *m, const struct workload *w,
+                      const struct machine *mc, struct placement *out)
+{
+    int64_t gpu[PB_MAX_DEVICES];
+    PB_TRY(build_tree(m, w->dtype, &a->tree));
+    PB_TRY(policy_budgets(&a->tree, m->layers, mc, gpu));
+    build_slots(mc, gpu, &a->slots);
+    PB_TRY(infer_device_map(&a->tree, &a->slots, &a->walk));
+    placement_init(out, m, w->dtype, mc->gpus);
+    return fill_placement(&a->tree, &a->slots, &a->walk, out);
+}
+
 static int auto_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
                       struct placement *out)
 {
-    /* Large (about 50 KiB each): kept off the stack of callers that recurse or thread. */
-    static _Thread_local struct module_tree tree;
-    static _Thread_local struct walk walk;
     if (mc->gpus < 1 || mc->gpus > PB_MAX_DEVICES)
         return pb_fail("auto: needs 1 to %d GPUs, got %d", PB_MAX_DEVICES, mc->gpus);
-    PB_TRY(build_tree(m, w->dtype, &tree));
-    int64_t gpu[PB_MAX_DEVICES];
-    PB_TRY(policy_budgets(&tree, m->layers, mc, gpu));
-    struct device_slots slots;
-    build_slots(mc, gpu, &slots);
-    PB_TRY(infer_device_map(&tree, &slots, &walk));
-    placement_init(out, m, w->dtype, mc->gpus);
-    return fill_placement(&tree, &slots, &walk, out);
+    struct auto_work *a = malloc(sizeof *a);
+    if (!a) return pb_fail("auto: out of memory");
+    int status = place_with(a, m, w, mc, out);
+    free(a);
+    return status;
 }
 
 static int auto_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,

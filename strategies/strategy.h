@@ -29,6 +29,8 @@ struct machine {
     uint64_t gpu_memory[PB_MAX_DEVICES]; /* budget per GPU in bytes */
     uint64_t cpu_memory;                 /* budget for host offload */
     enum device_map_policy policy;
+    int budgets_from_user;               /* 1: from --max-memory; 0: read from the GPUs, and
+                                            transformers keeps 10% back on a single GPU */
 };
 
 /* module -> device. For tensor parallel every module lives on all N devices, sharded. */
