@@ -117,7 +117,7 @@ static int parse_entry(const char *entry, struct machine *mc, unsigned char *see
     char key[ENTRY_MAX], value[ENTRY_MAX];
     trimmed(entry, (size_t)(eq - entry), key);
     trimmed(eq + 1, strlen(eq + 1), value);
-    int device;
+    int device = 0;
     PB_TRY(parse_key(entry, key, &device));
     uint64_t bytes;
     if (memory_size_parse(value, &bytes) != 0)

@@ -289,3 +289,24 @@ TEST(test_auto_skips_gpus_without_a_budget)
     CHECK_EQ_INT(bytes_on(&p, 1), 0);
     CHECK(bytes_on(&p, 0) > 0 && bytes_on(&p, 2) > 0);
 }
+
+TEST(test_auto_plan_copies_activations_where_the_gpu_changes)
+{
+    struct model_spec m;
+    static struct placement p;
+    llama_2_7b(&m);
+    struct machine mc = gpus_of(2, 80 * GIB, 512 * GIB, MAP_AUTO);
+    struct workload w = {.batch = 2, .seq = 16, .context = 16, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    CHECK_EQ_INT(auto_strategy.place(&m, &w, &mc, &p), 0);
+    struct schedule s;
+    CHECK_EQ_INT(auto_strategy.plan(&m, &p, &w, &s), 0);
+    int copies = 0;
+    for (int i = 0; i < s.n_steps; i++)
+        if (s.steps[i].kind == STEP_COPY) {
+            copies++;
+            CHECK_EQ_INT(s.steps[i].src, 0);
+            CHECK_EQ_INT(s.steps[i].dst, 1);
+        }
+    CHECK_EQ_INT(copies, 1);
+    schedule_free(&s);
+}
