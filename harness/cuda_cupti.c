@@ -1,0 +1,301 @@
+/* CUPTI activity collection. The only file with global mutable state: CUPTI
+ * delivers record buffers to plain callbacks with no user pointer, so the
+ * buffers, the stream map and the dropped count live here, behind cupti.h. */
+#include <cupti.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "check.h"
+#include "cupti.h"
+
+#define BUFFER_BYTES (8u << 20)
+#define ALIGN 8
+#define MAX_STREAMS 1024
+#define PB_MAX_DEVICES_CUPTI 64   /* CUDA ordinals the collector maps */
+
+struct stream_map {
+    uint32_t cupti_id;
+    int device, stream, dst;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int active;
+    struct stream_map streams[MAX_STREAMS];
+    int n_streams;
+    int ordinal_device[PB_MAX_DEVICES_CUPTI];
+    struct record *pending;   /* decoded records not yet collected */
+    int n_pending, cap_pending;
+    uint64_t dropped;
+    int oom;                  /* records lost to host allocation failure */
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* __cxa_demangle from libstdc++, declared here because this is C. */
+extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
+
+#define CUPTI_CHECK(call)                                                                          \
+    do {                                                                                           \
+        CUptiResult r_ = (call);                                                                   \
+        if (r_ != CUPTI_SUCCESS) {                                                                 \
+            const char *s_ = "unknown";                                                            \
+            cuptiGetResultString(r_, &s_);                                                         \
+            return pb_fail("%s:%d: %s failed: %s; run with --no-cupti to time without CUPTI",     \
+                           __FILE__, __LINE__, #call, s_);                                         \
+        }                                                                                          \
+    } while (0)
+
+static void CUPTIAPI buffer_requested(uint8_t **buffer, size_t *size, size_t *max_records)
+{
+    *buffer = aligned_alloc(ALIGN, BUFFER_BYTES);
+    *size = *buffer ? BUFFER_BYTES : 0;
+    *max_records = 0;
+}
+
+static int lookup_stream(uint32_t id, int *device, int *stream, int *dst)
+{
+    for (int i = 0; i < g.n_streams; i++)
+        if (g.streams[i].cupti_id == id) {
+            *device = g.streams[i].device;
+            *stream = g.streams[i].stream;
+            *dst = g.streams[i].dst;
+            return 1;
+        }
+    return 0;
+}
+
+static void place(struct record *r, uint32_t device_id, uint32_t stream_id)
+{
+    int dev, st, dst;
+    if (lookup_stream(stream_id, &dev, &st, &dst)) {
+        r->device = dev;
+        r->stream = st;
+        r->dst_device = dst;
+    } else {
+        /* An unregistered stream (a library's own): the first logical device on that GPU. */
+        r->device = device_id < PB_MAX_DEVICES_CUPTI ? g.ordinal_device[device_id] : -1;
+        r->stream = -1;
+        r->dst_device = -1;
+    }
+}
+
+static void push(const struct record *r)
+{
+    if (g.n_pending == g.cap_pending) {
+        int cap = g.cap_pending ? 2 * g.cap_pending : 4096;
+        struct record *grown = realloc(g.pending, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            g.oom++;
+            return;
+        }
+        g.pending = grown;
+        g.cap_pending = cap;
+    }
+    g.pending[g.n_pending++] = *r;
+}
+
+static void kernel_name(const char *mangled, char *out, size_t len)
+{
+    int status = -1;
+    char *plain = mangled ? __cxa_demangle(mangled, NULL, NULL, &status) : NULL;
+    snprintf(out, len, "%s", status == 0 && plain ? plain : (mangled ? mangled : "?"));
+    free(plain);
+}
+
+static enum copy_kind copy_kind(uint8_t k)
+{
+    switch (k) {
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOD: return COPY_HTOD;
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOH: return COPY_DTOH;
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOD: return COPY_DTOD;
+    case CUPTI_ACTIVITY_MEMCPY_KIND_PTOP: return COPY_PTOP;
+    default: return COPY_NONE;
+    }
+}
+
+static void decode(const CUpti_Activity *a)
+{
+    struct record r;
+    memset(&r, 0, sizeof r);
+    r.src_device = r.dst_device = -1;
+    switch (a->kind) {
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
+    case CUPTI_ACTIVITY_KIND_KERNEL: {
+        const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)a;
+        kernel_name(k->name, r.name, sizeof r.name);
+        /* NCCL's kernels are ncclDevKernel_* / ncclKernel_*: communication, not compute. */
+        r.kind = strstr(r.name, "nccl") || strstr(r.name, "Nccl") ? REC_COMM : REC_KERNEL;
+        r.start_ns = k->start;
+        r.end_ns = k->end;
+        r.correlation = k->correlationId;
+        place(&r, k->deviceId, k->streamId);
+        r.dst_device = -1;
+        break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY: {
+        const CUpti_ActivityMemcpy6 *m = (const CUpti_ActivityMemcpy6 *)a;
+        r.kind = REC_MEMCPY;
+        r.copy = copy_kind(m->copyKind);
+        r.start_ns = m->start;
+        r.end_ns = m->end;
+        r.bytes = m->bytes;
+        r.correlation = m->correlationId;
+        place(&r, m->deviceId, m->streamId);
+        /* Copies between logical devices on one GPU are device-to-device; the
+         * stream they were issued on says which pair they served. */
+        if (r.copy == COPY_DTOD && r.dst_device >= 0) r.src_device = r.device;
+        snprintf(r.name, sizeof r.name, "Memcpy %s",
+                 r.copy == COPY_HTOD ? "HtoD" : r.copy == COPY_DTOH ? "DtoH" : r.copy == COPY_DTOD ? "DtoD" : "other");
+        break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY2: {
+        const CUpti_ActivityMemcpyPtoP4 *m = (const CUpti_ActivityMemcpyPtoP4 *)a;
+        r.kind = REC_MEMCPY;
+        r.copy = COPY_PTOP;
+        r.start_ns = m->start;
+        r.end_ns = m->end;
+        r.bytes = m->bytes;
+        r.correlation = m->correlationId;
+        place(&r, m->deviceId, m->streamId);
+        r.src_device = m->srcDeviceId < PB_MAX_DEVICES_CUPTI ? g.ordinal_device[m->srcDeviceId] : -1;
+        if (r.dst_device < 0)
+            r.dst_device = m->dstDeviceId < PB_MAX_DEVICES_CUPTI ? g.ordinal_device[m->dstDeviceId] : -1;
+        else if (r.device >= 0)
+            r.src_device = r.device;
+        snprintf(r.name, sizeof r.name, "Memcpy PtoP");
+        break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMSET: {
+        const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)a;
+        r.kind = REC_MEMSET;
+        r.start_ns = m->start;
+        r.end_ns = m->end;
+        r.bytes = m->bytes;
+        r.correlation = m->correlationId;
+        place(&r, m->deviceId, m->streamId);
+        r.dst_device = -1;
+        snprintf(r.name, sizeof r.name, "Memset");
+        break;
+    }
+    default:
+        return;
+    }
+    push(&r);
+}
+
+static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t *buffer, size_t size,
+                                      size_t valid)
+{
+    pthread_mutex_lock(&g.lock);
+    CUpti_Activity *a = NULL;
+    while (valid > 0 && cuptiActivityGetNextRecord(buffer, valid, &a) == CUPTI_SUCCESS) decode(a);
+    size_t dropped = 0;
+    if (cuptiActivityGetNumDroppedRecords(ctx, stream_id, &dropped) == CUPTI_SUCCESS) g.dropped += dropped;
+    pthread_mutex_unlock(&g.lock);
+    (void)size;
+    free(buffer);
+}
+
+static const CUpti_ActivityKind kinds[] = {
+    CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
+    CUPTI_ACTIVITY_KIND_MEMCPY,
+    CUPTI_ACTIVITY_KIND_MEMCPY2,
+    CUPTI_ACTIVITY_KIND_MEMSET,
+};
+
+int cupti_start(char *why, size_t why_len)
+{
+    if (g.active) return PB_OK;
+    for (int i = 0; i < PB_MAX_DEVICES_CUPTI; i++) g.ordinal_device[i] = -1;
+    CUptiResult r = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
+    int enabled = 0;
+    for (size_t i = 0; r == CUPTI_SUCCESS && i < sizeof kinds / sizeof kinds[0]; i++, enabled++)
+        r = cuptiActivityEnable(kinds[i]);
+    if (r != CUPTI_SUCCESS) {
+        for (int i = 0; i < enabled; i++) cuptiActivityDisable(kinds[i]);
+        const char *s = "unknown";
+        cuptiGetResultString(r, &s);
+        const char *hint = r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED
+                               ? "another profiler (nsys, ncu) is attached; only one CUPTI client may be"
+                           : r == CUPTI_ERROR_INSUFFICIENT_PRIVILEGES
+                               ? "profiling is restricted to admin users (NVreg_RestrictProfilingToAdminUsers)"
+                               : "CUPTI could not be enabled";
+        snprintf(why, why_len, "CUPTI unavailable (%s: %s)", s, hint);
+        return PB_ERR;
+    }
+    g.active = 1;
+    return PB_OK;
+}
+
+int cupti_register_stream(void *cuda_stream, int device, int stream, int dst)
+{
+    if (!g.active) return PB_OK;
+    uint32_t id = 0;
+    CUPTI_CHECK(cuptiGetStreamIdEx(NULL, (CUstream)cuda_stream, 0, &id));
+    pthread_mutex_lock(&g.lock);
+    int ok = g.n_streams < MAX_STREAMS;
+    if (ok) g.streams[g.n_streams++] = (struct stream_map){id, device, stream, dst};
+    pthread_mutex_unlock(&g.lock);
+    return ok ? PB_OK : pb_fail("more than %d streams to profile; use fewer devices or streams", MAX_STREAMS);
+}
+
+int cupti_map_ordinal(int ordinal, int device)
+{
+    if (ordinal < 0 || ordinal >= PB_MAX_DEVICES_CUPTI)
+        return pb_fail("CUDA device %d is beyond the %d the collector maps", ordinal, PB_MAX_DEVICES_CUPTI);
+    pthread_mutex_lock(&g.lock);
+    if (g.ordinal_device[ordinal] < 0) g.ordinal_device[ordinal] = device;
+    pthread_mutex_unlock(&g.lock);
+    return PB_OK;
+}
+
+void cupti_clear_maps(void)
+{
+    pthread_mutex_lock(&g.lock);
+    g.n_streams = 0;
+    for (int i = 0; i < PB_MAX_DEVICES_CUPTI; i++) g.ordinal_device[i] = -1;
+    pthread_mutex_unlock(&g.lock);
+}
+
+int cupti_collect(struct trace *t, int iteration)
+{
+    if (!g.active) return PB_OK;
+    /* Forced: also hand over buffers that are not full, so this iteration's
+     * records are all in before the next one starts. */
+    CUPTI_CHECK(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
+    pthread_mutex_lock(&g.lock);
+    int rc = PB_OK;
+    for (int i = 0; i < g.n_pending && iteration >= 0 && rc == PB_OK; i++) {
+        g.pending[i].iteration = iteration;
+        rc = trace_add(t, &g.pending[i]);
+    }
+    g.n_pending = 0;
+    t->dropped += g.dropped + (uint64_t)g.oom;
+    g.dropped = 0;
+    g.oom = 0;
+    pthread_mutex_unlock(&g.lock);
+    return rc;
+}
+
+uint64_t cupti_now_ns(void)
+{
+    uint64_t ts = 0;
+    if (g.active && cuptiGetTimestamp(&ts) == CUPTI_SUCCESS) return ts;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+void cupti_stop(void)
+{
+    if (!g.active) return;
+    cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) cuptiActivityDisable(kinds[i]);
+    pthread_mutex_lock(&g.lock);
+    free(g.pending);
+    g.pending = NULL;
+    g.n_pending = g.cap_pending = 0;
+    g.n_streams = 0;
+    g.active = 0;
+    pthread_mutex_unlock(&g.lock);
+}

@@ -1,0 +1,29 @@
+/* The CUPTI activity collector: kernels (NCCL ones recognised by name), memcpy
+ * including peer-to-peer, and memset, decoded into trace records on CUPTI's
+ * clock. CUPTI hands buffers to process-wide callbacks, so the collector's state
+ * is the one global of the program; it lives in cuda_cupti.c behind these calls. */
+#ifndef PB_CUPTI_H
+#define PB_CUPTI_H
+#include <stddef.h>
+#include <stdint.h>
+#include "trace.h"
+
+/* Enable activity collection. Returns PB_OK, or PB_ERR with the reason in `why`
+ * (another profiler attached, profiling restricted): the caller then falls back
+ * to event timing with busy time unknown. */
+int cupti_start(char *why, size_t why_len);
+/* Map a CUDA stream to the run's logical device and stream index; `dst` is the
+ * destination logical device of copies issued on it (-1 if none). */
+int cupti_register_stream(void *cuda_stream, int device, int stream, int dst);
+/* Logical device of records whose stream was not registered (CUDA ordinal -> device). */
+int cupti_map_ordinal(int ordinal, int device);
+/* Forget stream and ordinal maps (between strategies: streams are recreated). */
+void cupti_clear_maps(void);
+/* Flush and append every record since the last call to t, tagged with `iteration`;
+ * iteration < 0 discards them (warm-up). Dropped records are added to t->dropped. */
+int cupti_collect(struct trace *t, int iteration);
+/* Host time on CUPTI's clock (the clock of every activity record). */
+uint64_t cupti_now_ns(void);
+/* Disable collection and flush what is left (discarded). */
+void cupti_stop(void);
+#endif

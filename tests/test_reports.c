@@ -1,0 +1,164 @@
+/* summary.csv, summary.json and trace.json written from synthetic results and read back. */
+#include <cJSON.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "../harness/run.h"
+#include "test.h"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+static void fill(struct point_result *r, const char *name, int ok)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->strategy, sizeof r->strategy, "%s", name);
+    r->w = (struct workload){.batch = 8, .seq = 512, .mode = MODE_PREFILL};
+    r->ok = ok;
+    r->n_devices = 2;
+    r->ordinal[0] = 0;
+    r->ordinal[1] = 0;
+    snprintf(r->placement_summary, sizeof r->placement_summary, "0:embed,0-15 1:16-31,head");
+    r->iters = 3;
+    r->latency_ms = malloc(3 * sizeof(double));
+    r->latency_ms[0] = 10;
+    r->latency_ms[1] = 11;
+    r->latency_ms[2] = 12;
+    r->p50_ms = 11;
+    r->speedup = NAN;
+    r->gpipe_bound = NAN;
+    r->busy_known = 1;
+    r->metrics.n_devices = 2;
+    r->metrics.gpu[0] = (struct gpu_metrics){.window_ms = 11, .utilisation = 0.5, .known = 1};
+    r->metrics.gpu[1] = (struct gpu_metrics){.window_ms = 11, .utilisation = 0.25, .known = 1};
+    if (!ok) snprintf(r->reason, sizeof r->reason, "out of memory, \"GPU 1\"");
+}
+
+TEST(test_summary_csv_quotes_fields_and_keeps_columns)
+{
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    struct point_result r[2];
+    fill(&r[0], "naive", 1);
+    fill(&r[1], "tp", 0);
+    CHECK_EQ_INT(summary_write_csv(dir, r, 2), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    char *s = slurp(path);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK(strncmp(s, "strategy,mode,batch,seq,", 24) == 0);
+        /* A reason with a comma and quotes is one quoted field, quotes doubled. */
+        CHECK(strstr(s, "\"out of memory, \"\"GPU 1\"\"\"") != NULL);
+        CHECK(strstr(s, "0.5;0.25") != NULL);
+        int lines = 0;
+        for (char *p = s; *p; p++) lines += *p == '\n';
+        CHECK_EQ_INT(lines, 3);
+        /* Every line ends in CRLF (RFC 4180). */
+        CHECK(strstr(s, "\r\n") != NULL);
+        free(s);
+    }
+    snprintf(path, sizeof path, "%s/.summary.csv.tmp", dir);
+    CHECK(access(path, F_OK) != 0);
+    point_result_free(&r[0]);
+    point_result_free(&r[1]);
+}
+
+TEST(test_summary_json_holds_latencies_and_unknowns_as_null)
+{
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    struct point_result r;
+    fill(&r, "single", 1);
+    r.metrics.gpu[1].known = 0;
+    r.metrics.gpu[1].utilisation = NAN;
+    struct run_env env = {.n_gpus = 1, .nccl_version = 22805, .runtime_version = 13000};
+    snprintf(env.gpu_name[0], sizeof env.gpu_name[0], "NVIDIA H100 80GB HBM3");
+    snprintf(env.command, sizeof env.command, "bench --strategy single");
+    CHECK_EQ_INT(summary_write_json(dir, &env, &r, 1), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *s = slurp(path);
+    cJSON *root = s ? cJSON_Parse(s) : NULL;
+    CHECK(root != NULL);
+    if (root) {
+        cJSON *e = cJSON_GetObjectItem(root, "environment");
+        CHECK(strcmp(cJSON_GetObjectItem(e, "nccl")->valuestring, "2.28.5") == 0);
+        CHECK(strcmp(cJSON_GetObjectItem(e, "cuda_runtime")->valuestring, "13.0") == 0);
+        cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
+        CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(p, "latency_ms")), 3);
+        cJSON *g1 = cJSON_GetArrayItem(cJSON_GetObjectItem(p, "per_gpu"), 1);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(g1, "utilisation")));
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(p, "speedup_vs_single")));
+        cJSON_Delete(root);
+    }
+    free(s);
+    point_result_free(&r);
+}
+
+TEST(test_trace_json_reads_back_as_profiler_events)
+{
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    struct trace t;
+    trace_init(&t, 2);
+    struct record k = {.kind = REC_KERNEL, .device = 0, .stream = 0, .start_ns = 5000, .end_ns = 9000,
+                       .correlation = 42, .src_device = -1, .dst_device = -1};
+    snprintf(k.name, sizeof k.name, "gemm");
+    trace_add(&t, &k);
+    struct record c = {.kind = REC_MEMCPY, .device = 0, .stream = 1, .start_ns = 9000, .end_ns = 10000,
+                       .copy = COPY_PTOP, .src_device = 0, .dst_device = 1, .bytes = 1 << 20};
+    trace_add(&t, &c);
+    struct record h = {.kind = REC_RANGE, .device = -1, .start_ns = 1000, .end_ns = 11000};
+    snprintf(h.name, sizeof h.name, "iteration 0");
+    trace_add(&t, &h);
+    struct point_result r;
+    fill(&r, "naive", 1);
+    const struct trace *tp = &t;
+    CHECK_EQ_INT(trace_json_write(path, NULL, &r, &tp, 1), 0);
+    char *s = slurp(path);
+    cJSON *root = s ? cJSON_Parse(s) : NULL;
+    CHECK(root != NULL);
+    if (root) {
+        CHECK(cJSON_GetObjectItem(root, "distributedInfo") != NULL);
+        int kernels = 0, copies = 0, ranges = 0;
+        cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "traceEvents"))
+        {
+            const char *cat = cJSON_GetStringValue(cJSON_GetObjectItem(e, "cat"));
+            if (!cat) continue;
+            cJSON *args = cJSON_GetObjectItem(e, "args");
+            if (!strcmp(cat, "kernel")) {
+                kernels++;
+                CHECK_EQ_INT(cJSON_GetObjectItem(args, "correlation")->valueint, 42);
+                CHECK_EQ_INT(cJSON_GetObjectItem(args, "device")->valueint, 0);
+                CHECK_NEAR(cJSON_GetObjectItem(e, "ts")->valuedouble, 4.0, 1e-9);
+                CHECK_NEAR(cJSON_GetObjectItem(e, "dur")->valuedouble, 4.0, 1e-9);
+            }
+            if (!strcmp(cat, "gpu_memcpy")) {
+                copies++;
+                CHECK_EQ_INT(cJSON_GetObjectItem(args, "stream")->valueint, 1);
+                CHECK_EQ_INT(cJSON_GetObjectItem(args, "dst_device")->valueint, 1);
+            }
+            ranges += !strcmp(cat, "user_annotation");
+        }
+        CHECK_EQ_INT(kernels, 1);
+        CHECK_EQ_INT(copies, 1);
+        CHECK_EQ_INT(ranges, 1);
+        cJSON_Delete(root);
+    }
+    free(s);
+    trace_free(&t);
+    point_result_free(&r);
+}
