@@ -53,6 +53,13 @@ int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int 
     return schedule_add(s, &st);
 }
 
+const char *step_kind_name(enum step_kind k)
+{
+    static const char *names[] = {"embed", "layers", "attention", "mlp", "head",
+                                  "copy", "allreduce", "allgather", "h2d_weights"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "unknown";
+}
+
 void schedule_device_flops(const struct schedule *s, double *out)
 {
     for (int d = 0; d < s->n_devices; d++) out[d] = 0;

@@ -90,6 +90,8 @@ void schedule_free(struct schedule *s);
 int schedule_add(struct schedule *s, const struct step *st);
 /* Convenience: append a copy of `bytes` from src to dst after `dep`. */
 int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int microbatch, int dep);
+/* "embed", "layers", "copy", ... for reports. */
+const char *step_kind_name(enum step_kind k);
 /* Per-device FLOPs of a schedule (sum over its compute steps). */
 void schedule_device_flops(const struct schedule *s, double *out);
 
