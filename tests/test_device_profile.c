@@ -1,0 +1,165 @@
+/* Device profiles: the shipped ones load, bad ones are refused with a message that
+ * names the file and the field, and what calibrate writes reads back the same. */
+#include <stdlib.h>
+#include "../harness/check.h"
+#include "../harness/device_profile.h"
+#include "test.h"
+
+static const char *const shipped[] = {"h100", "h200", "a100", "l40s", "rtx4090"};
+
+/* A valid profile as text, with one substitution applied (or none). */
+static const char *valid_json =
+    "{\"name\": \"t\", \"gpu\": \"Test GPU\","
+    " \"memory\": {\"bytes\": 1000000000, \"source\": \"s\"},"
+    " \"bf16_gemm_tflops\": {\"achievable\": 100, \"peak\": 200, \"source\": \"s\"},"
+    " \"memory_bandwidth_gbps\": {\"achievable\": 1000, \"peak\": 2000, \"source\": \"s\"},"
+    " \"launch_overhead_us\": {\"value\": 3, \"source\": \"s\"},"
+    " \"peer_link\": \"nvlink\","
+    " \"links\": {\"nvlink\": {\"gbps\": 300, \"peak_gbps\": 450, \"latency_us\": 8, \"source\": \"s\"},"
+    "            \"pcie\": {\"gbps\": 50, \"peak_gbps\": 64, \"latency_us\": 10, \"source\": \"s\"}},"
+    " \"allreduce\": {\"algorithm\": \"ring\", \"bus_gbps\": 250, \"step_latency_us\": 3, \"source\": \"s\"}}";
+
+static int parse_with(const char *from, const char *to, struct device_profile *p)
+{
+    char buf[4096];
+    const char *at = strstr(valid_json, from);
+    if (!at) return 99;
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - valid_json), valid_json, to, at + strlen(from));
+    return device_profile_parse(buf, "bad.json", p);
+}
+
+TEST(test_every_shipped_profile_loads_with_sources)
+{
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        struct device_profile p;
+        CHECK_EQ_INT(device_profile_load(shipped[i], &p), PB_OK);
+        CHECK(!strcmp(p.name, shipped[i]));
+        CHECK(p.bf16_tflops > 0 && p.bf16_tflops <= p.bf16_peak_tflops);
+        CHECK(p.hbm_gbps > 0 && p.hbm_gbps <= p.hbm_peak_gbps);
+        CHECK(p.memory_bytes > (uint64_t)16 << 30);
+        CHECK(p.gemm_source[0] && p.hbm_source[0] && p.memory_source[0] && p.launch_source[0]);
+        CHECK(p.allreduce.source[0] && p.link[LINK_PCIE].source[0]);
+        CHECK(p.link[p.peer_link].present);
+    }
+}
+
+TEST(test_profile_loads_by_path_too)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_load("profiles/h200.json", &p), PB_OK);
+    CHECK(!strcmp(p.name, "h200"));
+    /* The numbers this project measured on 2xH200. */
+    CHECK_NEAR(p.link[LINK_NVLINK].gbps, 396, 1e-9);
+    CHECK_NEAR(p.allreduce.bus_gbps, 301, 1e-9);
+    CHECK_EQ_INT(p.peer_link, LINK_NVLINK);
+}
+
+TEST(test_gpus_without_nvlink_copy_over_pcie)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_load("l40s", &p), PB_OK);
+    CHECK(!p.link[LINK_NVLINK].present);
+    CHECK_EQ_INT(p.peer_link, LINK_PCIE);
+    CHECK_EQ_INT(device_profile_load("rtx4090", &p), PB_OK);
+    CHECK(p.link[LINK_PCIE].peer_gbps < p.link[LINK_PCIE].gbps);  /* P2P off: staged via host */
+}
+
+TEST(test_unknown_profile_lists_the_known_ones)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_load("b300", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "b300"));
+    CHECK(strstr(pb_last_error(), "h200"));
+    CHECK_EQ_INT(device_profile_load("../etc/passwd.json", &p), PB_ERR);
+    CHECK_EQ_INT(device_profile_load("H200!", &p), PB_ERR);
+}
+
+TEST(test_valid_text_parses)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_parse(valid_json, "ok.json", &p), PB_OK);
+    CHECK_NEAR(p.link[LINK_NVLINK].peer_gbps, 300, 1e-9);   /* defaults to gbps */
+    CHECK_EQ_INT(p.measured, 0);
+}
+
+TEST(test_missing_field_names_file_and_field)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(parse_with("\"peak\": 200, ", "", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "bad.json"));
+    CHECK(strstr(pb_last_error(), "bf16_gemm_tflops.peak"));
+    CHECK(strstr(pb_last_error(), "missing"));
+    CHECK_EQ_INT(parse_with("\"latency_us\": 10, ", "", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "links.pcie.latency_us"));
+}
+
+TEST(test_wrong_types_and_values_are_refused)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(parse_with("\"achievable\": 100", "\"achievable\": \"fast\"", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "bf16_gemm_tflops.achievable: must be a number"));
+    CHECK_EQ_INT(parse_with("\"achievable\": 100", "\"achievable\": 300", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "exceeds peak"));
+    CHECK_EQ_INT(parse_with("\"achievable\": 1000", "\"achievable\": -5", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "memory_bandwidth_gbps.achievable"));
+    CHECK_EQ_INT(parse_with("\"bytes\": 1000000000", "\"bytes\": 0", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "memory.bytes"));
+    CHECK_EQ_INT(parse_with("\"peer_link\": \"nvlink\"", "\"peer_link\": \"infiniband\"", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "peer_link"));
+    CHECK_EQ_INT(parse_with("\"algorithm\": \"ring\"", "\"algorithm\": \"tree\"", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "allreduce.algorithm"));
+}
+
+TEST(test_peer_link_must_exist)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(parse_with("\"gbps\": 300, \"peak_gbps\": 450, \"latency_us\": 8,", "\"present\": false,",
+                            &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "peer_link"));
+    CHECK(strstr(pb_last_error(), "nvlink"));
+}
+
+TEST(test_malformed_json_is_refused)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_parse("{\"name\": ", "broken.json", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "broken.json"));
+    CHECK(strstr(pb_last_error(), "malformed"));
+    CHECK_EQ_INT(device_profile_parse("[1, 2]", "array.json", &p), PB_ERR);
+}
+
+TEST(test_written_profile_reads_back_the_same)
+{
+    struct device_profile a, b;
+    CHECK_EQ_INT(device_profile_load("rtx4090", &a), PB_OK);
+    a.measured = 1;
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/calibrated.json", dir);
+    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
+    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK(!strcmp(a.name, b.name) && !strcmp(a.gpu, b.gpu));
+    CHECK_EQ_INT(b.measured, 1);
+    CHECK_EQ_INT(a.memory_bytes, b.memory_bytes);
+    CHECK_NEAR(a.bf16_tflops, b.bf16_tflops, 1e-9);
+    CHECK_NEAR(a.hbm_peak_gbps, b.hbm_peak_gbps, 1e-9);
+    CHECK_NEAR(a.launch_us, b.launch_us, 1e-9);
+    CHECK_EQ_INT(a.peer_link, b.peer_link);
+    CHECK_EQ_INT(b.link[LINK_NVLINK].present, 0);
+    CHECK_NEAR(a.link[LINK_PCIE].peer_gbps, b.link[LINK_PCIE].peer_gbps, 1e-9);
+    CHECK_NEAR(a.allreduce.bus_gbps, b.allreduce.bus_gbps, 1e-9);
+    CHECK(!strcmp(a.allreduce.source, b.allreduce.source));
+    remove(path);
+    remove(dir);
+}
+
+TEST(test_writer_refuses_an_invalid_profile)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_load("h200", &p), PB_OK);
+    p.bf16_tflops = 0;
+    CHECK_EQ_INT(device_profile_write(&p, "/tmp/placebench-never-written.json"), PB_ERR);
+    FILE *f = fopen("/tmp/placebench-never-written.json", "r");
+    CHECK(f == NULL);
+    if (f) fclose(f);
+}
