@@ -1,0 +1,378 @@
+/* The simulator on hand-built and planned schedules: the GPipe bubble, the ring
+ * all-reduce, naive's 1/N utilisation, dependencies, streams and records. */
+#include <stdlib.h>
+#include "../harness/check.h"
+#include "../harness/device_profile.h"
+#include "../harness/metrics.h"
+#include "../harness/simulate.h"
+#include "test.h"
+
+/* A profile with round numbers: 100 TFLOP/s (1e5 FLOP/ns), 1000 GB/s (1000 B/ns),
+ * links at 100 GB/s; latencies and launch overhead zero unless a test sets them. */
+static struct device_profile round_profile(void)
+{
+    struct device_profile p = {.name = "round", .gpu = "Round GPU", .memory_bytes = (uint64_t)80 << 30,
+                               .bf16_tflops = 100, .bf16_peak_tflops = 100, .hbm_gbps = 1000,
+                               .hbm_peak_gbps = 1000, .peer_link = LINK_NVLINK};
+    for (int k = 0; k < LINK_KINDS; k++)
+        p.link[k] = (struct link_profile){.present = 1, .gbps = 100, .peer_gbps = 100, .peak_gbps = 100};
+    p.allreduce.bus_gbps = 100;
+    return p;
+}
+
+static int add_compute(struct schedule *s, int dev, int stream, double flops, int dep)
+{
+    struct step st = {.kind = STEP_LAYERS, .device = dev, .stream = stream, .layer = dev, .count = 1,
+                      .flops = flops, .rows = 1, .batch = 1, .n_deps = dep >= 0, .deps = {dep}};
+    return schedule_add(s, &st);
+}
+
+static const struct record *find_step(const struct trace *t, int step, int iteration, enum record_kind k)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->rec[i].kind == k && (int)t->rec[i].correlation == step && t->rec[i].iteration == iteration)
+            return &t->rec[i];
+    return NULL;
+}
+
+/* p stages on p GPUs, m microbatches, equal stages of 1 ms, free copies. */
+static void gpipe_schedule(struct schedule *s, int p, int m)
+{
+    schedule_init(s, p);
+    s->stages = p;
+    s->microbatches = m;
+    for (int mb = 0; mb < m; mb++) {
+        int last = -1;
+        for (int st = 0; st < p; st++) {
+            if (st > 0) last = schedule_add_copy(s, st - 1, st, 0, mb, last);
+            struct step c = {.kind = STEP_LAYERS, .device = st, .stage = st, .microbatch = mb,
+                             .layer = st, .count = 1, .flops = 1e11, .n_deps = last >= 0, .deps = {last}};
+            last = schedule_add(s, &c);
+        }
+    }
+}
+
+TEST(test_simulated_pipeline_has_the_gpipe_bubble)
+{
+    struct device_profile prof = round_profile();
+    int cases[][2] = {{2, 1}, {2, 4}, {4, 8}, {3, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int p = cases[c][0], m = cases[c][1];
+        struct schedule s;
+        gpipe_schedule(&s, p, m);
+        struct trace t;
+        double latency;
+        CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_OK);
+        /* 1e11 FLOP at 1e5 FLOP/ns = 1 ms per stage and microbatch. */
+        CHECK_NEAR(latency, m + p - 1, 1e-9);
+        struct iteration_metrics im;
+        CHECK_EQ_INT(metrics_iteration(&t, 0, &im), PB_OK);
+        for (int d = 0; d < p; d++)
+            CHECK_NEAR(metrics_bubble(&im, d), metrics_gpipe_bound(p, m), 1e-9);
+        trace_free(&t);
+        schedule_free(&s);
+    }
+}
+
+TEST(test_ring_allreduce_takes_the_ring_time)
+{
+    struct device_profile prof = round_profile();
+    prof.launch_us = 2;
+    prof.allreduce.step_latency_us = 3;
+    prof.allreduce.bus_gbps = 300;
+    int n = 4;
+    uint64_t bytes = 1000000000;
+    /* Rank r computes r ms, then all join one all-reduce. */
+    struct schedule s;
+    schedule_init(&s, n);
+    int coll[8];
+    for (int r = 0; r < n; r++) {
+        int c = add_compute(&s, r, 0, r * 1e11, -1);
+        struct step ar = {.kind = STEP_ALLREDUCE, .device = r, .collective = 7, .bytes = bytes,
+                          .n_deps = 1, .deps = {c}};
+        coll[r] = schedule_add(&s, &ar);
+    }
+    double expect_ns = 2e3 + 2.0 * (n - 1) * 3e3 + 2.0 * (n - 1) / n * bytes / 300.0;
+    CHECK_NEAR(sim_allreduce_ns(&prof, bytes, n), expect_ns, 1e-6);
+    CHECK_NEAR(sim_allreduce_ns(&prof, bytes, 1), 0, 0);
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_OK);
+    /* Rank r arrives after r ms plus its layer's launches; the last at 3 ms; every
+     * rank's NCCL kernel ends together. */
+    double launches = SIM_KERNELS_LAYER * 2e3;
+    for (int r = 0; r < n; r++) {
+        const struct record *rec = find_step(&t, coll[r], 0, REC_COMM);
+        CHECK(rec != NULL);
+        if (!rec) continue;
+        CHECK_NEAR((double)rec->start_ns, r * 1e6 + launches, 1);
+        CHECK_NEAR((double)rec->end_ns, 3e6 + launches + expect_ns, 1);
+        CHECK_EQ_INT(rec->bytes, bytes);
+        CHECK_EQ_INT(rec->device, r);
+    }
+    CHECK_NEAR(latency, (3e6 + launches + expect_ns) / 1e6, 1e-6);
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+TEST(test_copy_takes_latency_plus_bytes_over_the_peer_link)
+{
+    struct device_profile prof = round_profile();
+    prof.link[LINK_NVLINK].latency_us = 8;
+    prof.link[LINK_NVLINK].peer_gbps = 400;
+    CHECK_NEAR(sim_copy_ns(&prof, 4000000), 8e3 + 1e4, 1e-6);
+    prof.peer_link = LINK_PCIE;   /* now the pcie figures apply */
+    CHECK_NEAR(sim_copy_ns(&prof, 4000000), 4e4, 1e-6);
+    CHECK_NEAR(sim_h2d_ns(&prof, 1000), 10, 1e-9);
+}
+
+TEST(test_compute_step_follows_the_roofline)
+{
+    struct device_profile prof = round_profile();
+    prof.launch_us = 1;
+    struct step math = {.kind = STEP_LAYERS, .count = 2, .flops = 1e9, .mem_bytes = 1e3};
+    struct step mem = {.kind = STEP_LAYERS, .count = 2, .flops = 1e3, .mem_bytes = 1e9};
+    /* 1e9 FLOP at 1e5/ns = 1e4 ns; 1e9 B at 1000 B/ns = 1e6 ns; 2 layers of kernels. */
+    CHECK_NEAR(sim_compute_ns(&prof, NULL, &math, 1), 1e4 + 2 * SIM_KERNELS_LAYER * 1e3, 1e-6);
+    CHECK_NEAR(sim_compute_ns(&prof, NULL, &mem, 1), 1e6 + 2 * SIM_KERNELS_LAYER * 1e3, 1e-6);
+}
+
+TEST(test_empty_step_work_comes_from_the_model)
+{
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    struct device_profile prof = round_profile();
+    struct step empty = {.kind = STEP_LAYERS, .count = 4, .rows = 4096, .batch = 8};
+    struct step full = empty;
+    full.flops = 4 * model_layer_flops(&m, 8, 512, 512);
+    full.mem_bytes = 4 * model_layer_bytes(&m, DTYPE_BF16, 8, 512, 512);
+    CHECK(sim_compute_ns(&prof, &m, &empty, 1) > 0);
+    CHECK_NEAR(sim_compute_ns(&prof, &m, &empty, 1), sim_compute_ns(&prof, &m, &full, 1), 1e-6);
+}
+
+TEST(test_steps_on_one_stream_serialise_and_devices_overlap)
+{
+    struct device_profile prof = round_profile();
+    struct schedule s;
+    schedule_init(&s, 2);
+    int a = add_compute(&s, 0, 0, 1e11, -1);
+    int b = add_compute(&s, 0, 0, 1e11, -1);   /* same stream, no dependency */
+    int c = add_compute(&s, 1, 0, 1e11, -1);   /* another GPU */
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_OK);
+    const struct record *ra = find_step(&t, a, 0, REC_KERNEL), *rb = find_step(&t, b, 0, REC_KERNEL),
+                        *rc = find_step(&t, c, 0, REC_KERNEL);
+    CHECK(ra && rb && rc);
+    if (ra && rb && rc) {
+        CHECK_EQ_INT(rb->start_ns, ra->end_ns);
+        CHECK_EQ_INT(rc->start_ns, 0);
+        CHECK_EQ_INT(rc->end_ns, ra->end_ns);
+    }
+    CHECK_NEAR(latency, 2.0, 1e-9);
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+TEST(test_copy_on_its_own_stream_overlaps_the_next_compute)
+{
+    struct device_profile prof = round_profile();
+    struct schedule s;
+    schedule_init(&s, 2);
+    int a = add_compute(&s, 0, 0, 1e11, -1);
+    int cp = schedule_add_copy(&s, 0, 1, 100000000, 0, a);   /* 1 ms at 100 GB/s, stream 1 */
+    int b = add_compute(&s, 0, 0, 1e11, -1);
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_OK);
+    const struct record *rcp = find_step(&t, cp, 0, REC_MEMCPY), *rb = find_step(&t, b, 0, REC_KERNEL);
+    CHECK(rcp && rb);
+    if (rcp && rb) {
+        CHECK_EQ_INT(rcp->start_ns, 1000000);
+        CHECK_EQ_INT(rcp->end_ns, 2000000);
+        CHECK_EQ_INT(rb->start_ns, 1000000);
+        CHECK_EQ_INT(rcp->copy, COPY_PTOP);
+        CHECK_EQ_INT(rcp->src_device, 0);
+        CHECK_EQ_INT(rcp->dst_device, 1);
+        CHECK_EQ_INT(rcp->bytes, 100000000);
+    }
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+/* Every record starts after the records of the steps it depends on have ended. */
+static void check_deps_respected(int *failures_, const struct schedule *s, const struct trace *t)
+{
+    for (int i = 0; i < s->n_steps; i++) {
+        const struct step *st = &s->steps[i];
+        for (int k = 0; k < t->n; k++) {
+            const struct record *r = &t->rec[k];
+            if (r->kind == REC_RANGE || (int)r->correlation != i || r->iteration != 0) continue;
+            if (r->kind == REC_MEMCPY && r->copy == COPY_HTOD) continue;
+            for (int d = 0; d < st->n_deps; d++)
+                for (int q = 0; q < t->n; q++) {
+                    const struct record *dr = &t->rec[q];
+                    if (dr->kind == REC_RANGE || (int)dr->correlation != st->deps[d] || dr->iteration != 0)
+                        continue;
+                    CHECK(r->start_ns >= dr->end_ns);
+                }
+        }
+    }
+}
+
+static int plan(const char *strategy, const char *model, int gpus, int batch, int seq,
+                struct model_spec *m, struct schedule *s)
+{
+    PB_TRY(model_spec_load(model, m));
+    struct workload w = {.batch = batch, .seq = seq, .context = seq, .mode = MODE_PREFILL,
+                         .dtype = DTYPE_BF16};
+    struct machine mc = {.gpus = gpus, .cpu_memory = (uint64_t)512 << 30, .budgets_from_user = 1};
+    for (int d = 0; d < gpus; d++) mc.gpu_memory[d] = (uint64_t)140 << 30;
+    const struct strategy *st = strategy_find(strategy);
+    if (!st) return pb_fail("no strategy %s", strategy);
+    struct placement *p = malloc(sizeof *p);
+    if (!p) return PB_ERR;
+    int rc = st->place(m, &w, &mc, p);
+    if (rc == PB_OK) rc = st->plan(m, p, &w, s);
+    free(p);
+    return rc;
+}
+
+TEST(test_naive_on_n_equal_gpus_is_busy_about_one_nth)
+{
+    struct device_profile prof;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    for (int n = 2; n <= 8; n *= 2) {
+        struct model_spec m;
+        struct schedule s;
+        CHECK_EQ_INT(plan("naive", "models/llama-2-7b.json", n, 8, 512, &m, &s), PB_OK);
+        struct trace t;
+        double latency;
+        CHECK_EQ_INT(simulate_schedule(&prof, &m, &s, 3, &t, &latency), PB_OK);
+        struct iteration_metrics im;
+        CHECK_EQ_INT(metrics_mean(&t, 3, &im), PB_OK);
+        CHECK_EQ_INT(im.n_devices, n);
+        double mean = 0;
+        for (int d = 0; d < n; d++) {
+            /* Equal layer counts; embed and the head tilt the ends a little. */
+            CHECK_NEAR(im.gpu[d].utilisation, 1.0 / n, 0.25 / n);
+            mean += im.gpu[d].utilisation / n;
+        }
+        CHECK_NEAR(mean, 1.0 / n, 0.02);
+        CHECK_NEAR(im.gpu[0].window_ms, latency, 1e-6);
+        CHECK(t.predicted);
+        check_deps_respected(failures_, &s, &t);
+        trace_free(&t);
+        schedule_free(&s);
+    }
+}
+
+TEST(test_planned_pipeline_and_tp_respect_dependencies)
+{
+    struct device_profile prof;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    const char *names[] = {"pipeline", "tp", "single", "optimal"};
+    for (int i = 0; i < 4; i++) {
+        struct model_spec m;
+        struct schedule s;
+        CHECK_EQ_INT(plan(names[i], "models/llama-2-7b.json", 4, 8, 128, &m, &s), PB_OK);
+        struct trace t;
+        double latency;
+        CHECK_EQ_INT(simulate_schedule(&prof, &m, &s, 1, &t, &latency), PB_OK);
+        CHECK(latency > 0);
+        check_deps_respected(failures_, &s, &t);
+        if (!strcmp(names[i], "tp")) {
+            int comm = 0;
+            for (int k = 0; k < t.n; k++) comm += t.rec[k].kind == REC_COMM;
+            CHECK_EQ_INT(comm, 4 * (2 * m.layers + 1));
+        }
+        trace_free(&t);
+        schedule_free(&s);
+    }
+}
+
+TEST(test_pipeline_is_faster_than_naive_in_simulation)
+{
+    struct device_profile prof;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    struct model_spec m;
+    struct schedule naive, pipe;
+    CHECK_EQ_INT(plan("naive", "models/llama-2-7b.json", 4, 8, 512, &m, &naive), PB_OK);
+    CHECK_EQ_INT(plan("pipeline", "models/llama-2-7b.json", 4, 8, 512, &m, &pipe), PB_OK);
+    struct trace t;
+    double ln, lp;
+    CHECK_EQ_INT(simulate_schedule(&prof, &m, &naive, 1, &t, &ln), PB_OK);
+    trace_free(&t);
+    CHECK_EQ_INT(simulate_schedule(&prof, &m, &pipe, 1, &t, &lp), PB_OK);
+    trace_free(&t);
+    CHECK(lp < ln);
+    schedule_free(&naive);
+    schedule_free(&pipe);
+}
+
+TEST(test_records_look_like_measured_ones)
+{
+    struct device_profile prof = round_profile();
+    struct schedule s;
+    schedule_init(&s, 2);
+    struct step layers = {.kind = STEP_LAYERS, .device = 0, .layer = 0, .count = 16, .flops = 1e9};
+    int a = schedule_add(&s, &layers);
+    schedule_add_copy(&s, 0, 1, 4096, 0, a);
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 2, &t, &latency), PB_OK);
+    CHECK_EQ_INT(t.predicted, 1);
+    CHECK_EQ_INT(t.n_devices, 2);
+    CHECK_EQ_INT(t.n, 2 * 3);   /* per iteration: a range, a kernel, a copy */
+    const struct record *k1 = find_step(&t, a, 1, REC_KERNEL);
+    CHECK(k1 && !strcmp(k1->name, "layers 0-15"));
+    const struct record *k0 = find_step(&t, a, 0, REC_KERNEL);
+    /* Iteration 1 starts where iteration 0 ended. */
+    if (k0 && k1) CHECK_NEAR((double)(k1->start_ns - k0->start_ns), latency * 1e6, 1);
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+TEST(test_offloaded_step_streams_its_weights_first)
+{
+    struct device_profile prof = round_profile();
+    struct schedule s;
+    schedule_init(&s, 1);
+    struct step st = {.kind = STEP_LAYERS, .device = 0, .layer = 0, .count = 1, .flops = 1e11,
+                      .offloaded = 1, .bytes = 100000000};
+    int a = schedule_add(&s, &st);
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_OK);
+    const struct record *h = find_step(&t, a, 0, REC_MEMCPY), *k = find_step(&t, a, 0, REC_KERNEL);
+    CHECK(h && k);
+    if (h && k) {
+        CHECK_EQ_INT(h->copy, COPY_HTOD);
+        CHECK_EQ_INT(h->end_ns - h->start_ns, 1000000);   /* 100 MB at 100 GB/s */
+        CHECK_EQ_INT(k->start_ns, h->end_ns);
+    }
+    CHECK_NEAR(latency, 2.0, 1e-9);
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+TEST(test_collective_missing_a_rank_is_reported)
+{
+    struct device_profile prof = round_profile();
+    struct schedule s;
+    schedule_init(&s, 2);
+    struct step ar = {.kind = STEP_ALLREDUCE, .device = 0, .collective = 0, .bytes = 8};
+    schedule_add(&s, &ar);
+    /* Rank 1 waits for its part of the call behind a step that waits for the call. */
+    struct step c = {.kind = STEP_LAYERS, .device = 1, .count = 1, .flops = 1, .n_deps = 1, .deps = {0}};
+    int x = schedule_add(&s, &c);
+    ar.device = 1;
+    ar.n_deps = 1;
+    ar.deps[0] = x;
+    schedule_add(&s, &ar);
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_ERR);
+    CHECK(strstr(pb_last_error(), "cannot finish"));
+    schedule_free(&s);
+}
