@@ -1,0 +1,140 @@
+/* bench's command line, driven as a user would: help, exit statuses, messages
+ * that name the problem, and --plan's files. Needs build/bench (make test builds it). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include "../harness/check.h"
+#include "test.h"
+
+static char out[65536];
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return cJSON_Parse(buf);
+}
+
+/* No temporary report files may be left behind. */
+static int leftover_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
+    closedir(d);
+    return n;
+}
+
+TEST(test_help_lists_options_and_examples)
+{
+    CHECK_EQ_INT(run_bench("--help", out, sizeof out), 0);
+    CHECK(strstr(out, "--strategy") && strstr(out, "--max-memory") && strstr(out, "Examples"));
+}
+
+TEST(test_unknown_strategy_exits_2_listing_valid_names)
+{
+    CHECK_EQ_INT(run_bench("--model models/llama-tiny.json --strategy fancy --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "\"fancy\"") && strstr(out, "single, naive, auto, optimal, pipeline, tp"));
+}
+
+TEST(test_unknown_dtype_and_bad_numbers_exit_2)
+{
+    CHECK_EQ_INT(run_bench("--model models/llama-tiny.json --dtype int4 --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "bf16, fp16, fp32") != NULL);
+    CHECK_EQ_INT(run_bench("--model models/llama-tiny.json --batch 8,x --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--batch") != NULL);
+    CHECK_EQ_INT(run_bench("--model models/llama-tiny.json --gpus -1 --plan", out, sizeof out), 2);
+    CHECK_EQ_INT(run_bench("--model models/llama-tiny.json --max-memory 0=lots --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "0=lots") != NULL);
+    CHECK_EQ_INT(run_bench("--model models/llama-tiny.json --frobnicate", out, sizeof out), 2);
+    CHECK_EQ_INT(run_bench("--plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--model") != NULL);
+}
+
+TEST(test_malformed_config_exits_2_naming_the_file)
+{
+    char dir[64], cmd[256];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s/bad.json", dir);
+    FILE *f = fopen(cmd, "w");
+    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64,", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "--model %s/bad.json --plan --out %s/r", dir, dir);
+    CHECK_EQ_INT(run_bench(cmd, out, sizeof out), 2);
+    CHECK(strstr(out, "bad.json") && strstr(out, "malformed JSON"));
+}
+
+TEST(test_plan_writes_json_and_csv_with_hf_device_maps)
+{
+    char dir[64], args[256], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--strategy single,naive,auto,optimal,pipeline,tp --model models/llama-2-7b.json "
+             "--gpus 2 --batch 8 --seq 512 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    CHECK(strstr(out, "GPU 1") && strstr(out, "layers 16-31"));
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    cJSON *root = read_json(path);
+    CHECK(root != NULL);
+    cJSON *arr = cJSON_GetObjectItem(root, "strategies");
+    CHECK_EQ_INT(cJSON_GetArraySize(arr), 6);
+    cJSON *naive = cJSON_GetArrayItem(arr, 1);
+    cJSON *map = cJSON_GetObjectItem(naive, "device_map");
+    CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.15")->valueint, 0);
+    CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.16")->valueint, 1);
+    CHECK_EQ_INT(cJSON_GetObjectItem(map, "lm_head")->valueint, 1);
+    cJSON *sched = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 4), "schedule");
+    CHECK_EQ_INT(cJSON_GetObjectItem(sched, "microbatches")->valueint, 4);
+    cJSON_Delete(root);
+    snprintf(path, sizeof path, "%s/plan.csv", dir);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        char line[512];
+        CHECK(fgets(line, sizeof line, f) && !strncmp(line, "model,strategy,batch,seq,status", 31));
+        CHECK(strstr(line, "\r\n") != NULL);
+        fclose(f);
+    }
+    CHECK_EQ_INT(leftover_temporaries(dir), 0);
+}
+
+TEST(test_plan_records_impossible_strategy_and_exits_1)
+{
+    char dir[64], args[256], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--strategy naive,tp,optimal --model models/llama-tiny.json --gpus 8 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 1);
+    CHECK(strstr(out, "ZeroDivisionError") != NULL);
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    cJSON *root = read_json(path);
+    CHECK(root != NULL);
+    cJSON *naive = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0);
+    CHECK(!strcmp(cJSON_GetObjectItem(naive, "status")->valuestring, "failed"));
+    cJSON_Delete(root);
+}
+
+TEST(test_model_name_resolves_under_models)
+{
+    char dir[64], args[200];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --strategy single --gpus 1 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+}
+
+TEST(test_plan_sweeps_batches_and_microbatches)
+{
+    char dir[64], args[256], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --strategy naive,pipeline --gpus 2 --batch 4,8 "
+             "--microbatches 2,4 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    cJSON *root = read_json(path);
+    /* per batch: naive once, pipeline once per microbatch count */
+    CHECK(root && cJSON_GetArraySize(cJSON_GetObjectItem(root, "strategies")) == 6);
+    cJSON_Delete(root);
+}
