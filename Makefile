@@ -39,7 +39,7 @@ $(BUILD)/bench: $(BUILD)/harness/main.o $(CPU_OBJ) $(GPU_OBJ)
 $(BUILD)/run_tests: $(TEST_OBJ) $(CPU_OBJ)
 	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
 
-$(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(CPU_OBJ) $(GPU_OBJ)
+$(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(CPU_OBJ) $(GPU_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 # The CPU suite; it also drives build/bench for command-line behaviour.

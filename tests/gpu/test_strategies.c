@@ -1,0 +1,136 @@
+/* Every sequential strategy and the pipeline, run by the CUDA executor on
+ * logical devices that share one GPU (--devices 0,0 and 0,0,0,0), give logits
+ * bit-identical to `single` on the tiny model, in prefill and in generate mode;
+ * tp needs two distinct GPUs and is skipped with a message on one. */
+#include <stdlib.h>
+#include <string.h>
+#include <cuda_runtime.h>
+#include "../../harness/executor.h"
+#include "../test.h"
+
+struct output {
+    uint16_t *logits;
+    int rows, vocab;
+    int *tokens;
+    int n_tokens;
+};
+
+/* Place, plan and execute `name` once (plus one warm-up); 0 on success. */
+static int run_strategy(const char *name, int n_dev, const int *ordinal, int batch, int seq, int decode,
+                        int microbatches, struct output *out)
+{
+    memset(out, 0, sizeof *out);
+    struct model_spec m;
+    if (model_spec_load("models/llama-tiny.json", &m)) return 1;
+    const struct strategy *st = strategy_find(name);
+    if (!st) return 1;
+    struct machine mc = {.gpus = n_dev, .cpu_memory = 1ull << 34, .policy = MAP_AUTO};
+    for (int d = 0; d < n_dev; d++) mc.gpu_memory[d] = 1ull << 30;
+    struct workload w = {.batch = batch, .seq = seq, .context = seq, .microbatches = microbatches,
+                         .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    static struct placement p;
+    if (st->place(&m, &w, &mc, &p)) return 1;
+    struct schedule pre = {0}, dec = {0};
+    if (st->plan(&m, &p, &w, &pre)) return 1;
+    struct workload wd = w;
+    wd.seq = 1;
+    wd.context = seq + decode;
+    wd.mode = MODE_DECODE;
+    if (decode && st->plan(&m, &p, &wd, &dec)) return 1;
+    struct exec_config c = {.m = &m, .p = &p, .prefill = &pre, .decode = decode ? &dec : NULL,
+                            .n_devices = pre.n_devices, .batch = batch, .seq = seq, .decode_tokens = decode,
+                            .seed = 7, .use_graph = 1, .label = name};
+    for (int d = 0; d < pre.n_devices; d++) c.ordinal[d] = ordinal[d];
+    struct executor *e = NULL;
+    double ms;
+    int rc = executor_create(&c, &e) || executor_run(e, -1, NULL, &ms) || executor_run(e, 0, NULL, &ms) ||
+             executor_logits(e, &out->logits, &out->rows, &out->vocab) ||
+             executor_tokens(e, &out->tokens, &out->n_tokens);
+    executor_destroy(e);
+    schedule_free(&pre);
+    schedule_free(&dec);
+    return rc;
+}
+
+static int same(const struct output *a, const struct output *b)
+{
+    if (!a->logits || !b->logits || a->rows != b->rows || a->vocab != b->vocab) return 0;
+    if (memcmp(a->logits, b->logits, (size_t)a->rows * a->vocab * 2)) return 0;
+    return a->n_tokens == b->n_tokens && (!a->n_tokens || !memcmp(a->tokens, b->tokens, (size_t)a->n_tokens * 4));
+}
+
+static void release(struct output *o)
+{
+    free(o->logits);
+    free(o->tokens);
+}
+
+static void check_all(int *failures_, int n_dev, int decode)
+{
+    static const char *names[] = {"naive", "auto", "optimal", "pipeline"};
+    int ordinal[4] = {0, 0, 0, 0}, one = 0;
+    struct output ref, got;
+    CHECK_EQ_INT(run_strategy("single", 1, &one, 4, 16, decode, 0, &ref), 0);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int rc = run_strategy(names[i], n_dev, ordinal, 4, 16, decode, 0, &got);
+        if (rc || !same(&ref, &got))
+            fprintf(stderr, "  %s on %d logical devices (decode %d) differs from single\n", names[i], n_dev, decode);
+        CHECK_EQ_INT(rc, 0);
+        CHECK(same(&ref, &got));
+        release(&got);
+    }
+    release(&ref);
+}
+
+TEST(test_sequential_strategies_match_single_on_two_logical_devices)
+{
+    check_all(failures_, 2, 0);
+}
+
+TEST(test_sequential_strategies_match_single_on_four_logical_devices)
+{
+    check_all(failures_, 4, 0);
+}
+
+TEST(test_generate_mode_matches_single_on_two_logical_devices)
+{
+    check_all(failures_, 2, 3);
+}
+
+TEST(test_pipeline_with_four_microbatches_matches_single)
+{
+    int ordinal[2] = {0, 0}, one = 0;
+    struct output ref, got;
+    CHECK_EQ_INT(run_strategy("single", 1, &one, 4, 16, 2, 0, &ref), 0);
+    CHECK_EQ_INT(run_strategy("pipeline", 2, ordinal, 4, 16, 2, 4, &got), 0);
+    CHECK(same(&ref, &got));
+    release(&ref);
+    release(&got);
+}
+
+TEST(test_tp_within_bf16_tolerance_of_single)
+{
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    if (n < 2) {
+        fprintf(stderr, "  skipped: tp needs 2 distinct GPUs (NCCL), %d visible\n", n);
+        return;
+    }
+    int ordinal[2] = {0, 1}, one = 0;
+    struct output ref, got;
+    CHECK_EQ_INT(run_strategy("single", 1, &one, 4, 16, 0, 0, &ref), 0);
+    CHECK_EQ_INT(run_strategy("tp", 2, ordinal, 4, 16, 0, 0, &got), 0);
+    double diff = 0, top = 0;
+    for (size_t i = 0; got.logits && ref.logits && i < (size_t)ref.rows * ref.vocab; i++) {
+        uint32_t a = (uint32_t)ref.logits[i] << 16, b = (uint32_t)got.logits[i] << 16;
+        float fa, fb;
+        memcpy(&fa, &a, 4);
+        memcpy(&fb, &b, 4);
+        if (fabs(fa - fb) > diff) diff = fabs(fa - fb);
+        if (fabs(fa) > top) top = fabs(fa);
+    }
+    CHECK(got.logits != NULL);
+    CHECK(diff <= top / 64);
+    release(&ref);
+    release(&got);
+}
