@@ -1,0 +1,119 @@
+/* bench --simulate end to end on the CPU: points filled like measured ones and
+ * the report files written. */
+#include <stdlib.h>
+#include <unistd.h>
+#include "../harness/check.h"
+#include "../harness/simulate_run.h"
+#include "test.h"
+
+static void base_options(struct options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model_path = "models/llama-2-7b.json";
+    for (int i = 0; strategies[i]; i++) o->strategies[o->n_strategies++] = strategies[i]->name;
+    o->batches[0] = 8;
+    o->n_batches = 1;
+    o->seqs[0] = 128;
+    o->n_seqs = 1;
+    o->n_microbatches = 1;
+    o->dtype = DTYPE_BF16;
+    o->gpus = 2;
+    o->simulate = 1;
+    o->gpu_profile = "h200";
+    o->iters = 20;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, R_OK) == 0;
+}
+
+TEST(test_simulate_writes_predicted_reports)
+{
+    static struct options o;
+    base_options(&o);
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    o.out_dir = dir;
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load(o.model_path, &m), PB_OK);
+    CHECK_EQ_INT(run_simulated(&o, &m), PB_OK);
+    CHECK(file_exists(dir, "summary.csv"));
+    CHECK(file_exists(dir, "summary.json"));
+    CHECK(file_exists(dir, "trace.json"));
+    CHECK(file_exists(dir, "profile.json"));
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q '\"predicted\":true' %s/trace.json && grep -q 'predicted' "
+             "%s/summary.json", dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+TEST(test_simulated_point_matches_its_trace)
+{
+    struct device_profile prof;
+    CHECK_EQ_INT(device_profile_load("h100", &prof), PB_OK);
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    struct workload w = {.batch = 8, .seq = 128, .context = 128, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    struct machine mc = {.gpus = 4, .cpu_memory = (uint64_t)512 << 30, .budgets_from_user = 1};
+    for (int d = 0; d < 4; d++) mc.gpu_memory[d] = prof.memory_bytes;
+    const struct strategy *st = strategy_find("pipeline");
+    static struct placement p;
+    CHECK_EQ_INT(st->place(&m, &w, &mc, &p), PB_OK);
+    struct point_result r;
+    struct trace t;
+    CHECK_EQ_INT(simulate_point(&prof, &m, st, &p, &w, 0, &r, &t), PB_OK);
+    CHECK(r.ok && t.predicted);
+    CHECK_EQ_INT(r.iters, 1);
+    CHECK_NEAR(r.p50_ms, r.metrics.gpu[0].window_ms, 1e-6);
+    CHECK_NEAR(r.tokens_per_s, 8 * 128 / (r.p50_ms / 1e3), 1e-6);
+    CHECK_EQ_INT(r.microbatches, 8);
+    CHECK_NEAR(r.gpipe_bound, 3.0 / 11.0, 1e-12);
+    for (int s = 0; s < r.stages; s++) CHECK(r.bubble[s] >= r.gpipe_bound - 0.05);
+    CHECK(r.transfer_bytes > 0);
+    point_result_free(&r);
+    trace_free(&t);
+
+    /* Generate mode: the prefill plus one pass per token, slower than the prefill alone. */
+    double prefill = r.p50_ms;
+    CHECK_EQ_INT(simulate_point(&prof, &m, st, &p, &w, 8, &r, &t), PB_OK);
+    CHECK(r.p50_ms > prefill);
+    CHECK_NEAR(r.tokens_per_s, 8 * 8 / (r.p50_ms / 1e3), 1e-6);
+    point_result_free(&r);
+    trace_free(&t);
+}
+
+TEST(test_simulate_records_strategies_that_cannot_be_placed)
+{
+    static struct options o;
+    base_options(&o);
+    const char *only[] = {"tp"};
+    o.strategies[0] = only[0];
+    o.n_strategies = 1;
+    o.gpus = 3;   /* 32 heads do not split over 3 GPUs */
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    o.out_dir = dir;
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load(o.model_path, &m), PB_OK);
+    CHECK_EQ_INT(run_simulated(&o, &m), PB_ERR);
+    CHECK(file_exists(dir, "summary.csv"));   /* the failure is reported, not lost */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q 'do not divide' %s/summary.csv && rm -rf %s", dir, dir);
+    CHECK(system(cmd) == 0);
+}
+
+TEST(test_simulate_refuses_an_unknown_profile)
+{
+    static struct options o;
+    base_options(&o);
+    o.gpu_profile = "tpu-v5";
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load(o.model_path, &m), PB_OK);
+    CHECK_EQ_INT(run_simulated(&o, &m), PB_ERR);
+    CHECK(strstr(pb_last_error(), "tpu-v5"));
+}
