@@ -1,0 +1,11 @@
+/* bench --calibrate: measure the present GPUs (GEMM rate, copy bandwidth, launch
+ * overhead, host and peer links, NCCL all-reduce) and write a device profile. */
+#ifndef PB_CUDA_CALIBRATE_H
+#define PB_CUDA_CALIBRATE_H
+#include "options.h"
+
+/* Measures GPUs 0..N-1 (--gpus N, default all visible) and writes
+ * <name>-calibrated.json into a new results folder (or --out DIR); prints what it
+ * measured and how to use the file. PB_OK or PB_ERR with the failing call named. */
+int run_calibrate(const struct options *o);
+#endif

@@ -1,0 +1,91 @@
+/* Measurements become a profile: the slowest GPU and pair count, the base profile
+ * supplies datasheet peaks, and the link kind follows from the measured speed. */
+#include "../harness/calibration.h"
+#include "../harness/check.h"
+#include "test.h"
+
+static struct calibration two_h200(void)
+{
+    struct calibration c = {.n_gpus = 2, .gpu = "NVIDIA H200", .memory_bytes = 150754820096ull,
+                            .gemm_tflops = {790, 770}, .copy_gbps = {4300, 4250}, .launch_us = 2.5,
+                            .peer_latency_us = 9, .peer_access = 1, .h2d_gbps = 53,
+                            .h2d_latency_us = 11, .allreduce_bus_gbps = 301,
+                            .allreduce_small_us = 12.5, .allreduce_bytes = 256u << 20,
+                            .date = "2026-11-20"};
+    c.peer_gbps[0][1] = 396;
+    c.peer_gbps[1][0] = 390;
+    return c;
+}
+
+TEST(test_calibration_knows_the_shipped_gpus)
+{
+    CHECK(!strcmp(calibration_base_name("NVIDIA H200"), "h200"));
+    CHECK(!strcmp(calibration_base_name("NVIDIA H100 80GB HBM3"), "h100"));
+    CHECK(!strcmp(calibration_base_name("NVIDIA A100-SXM4-80GB"), "a100"));
+    CHECK(!strcmp(calibration_base_name("NVIDIA GeForce RTX 4090"), "rtx4090"));
+    CHECK(calibration_base_name("NVIDIA B200") == NULL);
+}
+
+TEST(test_calibration_takes_the_slowest_gpu_and_pair)
+{
+    struct calibration c = two_h200();
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK(!strcmp(p.name, "h200-calibrated"));
+    CHECK_EQ_INT(p.measured, 1);
+    CHECK_NEAR(p.bf16_tflops, 770, 1e-9);
+    CHECK_NEAR(p.bf16_peak_tflops, base.bf16_peak_tflops, 1e-9);
+    CHECK_NEAR(p.hbm_gbps, 4250, 1e-9);
+    CHECK_NEAR(p.launch_us, 2.5, 1e-9);
+    CHECK_EQ_INT(p.peer_link, LINK_NVLINK);
+    CHECK_NEAR(p.link[LINK_NVLINK].gbps, 390, 1e-9);
+    CHECK_NEAR(p.link[LINK_NVLINK].peak_gbps, 450, 1e-9);
+    CHECK_NEAR(p.link[LINK_PCIE].gbps, 53, 1e-9);
+    CHECK_NEAR(p.allreduce.bus_gbps, 301, 1e-9);
+    /* (12.5 us - one 2.5 us launch) over 2(N-1) = 2 steps. */
+    CHECK_NEAR(p.allreduce.step_latency_us, 5, 1e-9);
+    CHECK(strstr(p.gemm_source, "bench --calibrate 2026-11-20"));
+}
+
+TEST(test_calibration_without_nvlink_or_base)
+{
+    struct calibration c = two_h200();
+    snprintf(c.gpu, sizeof c.gpu, "NVIDIA B200");
+    c.peer_gbps[0][1] = 20;   /* PCIe speed: the link is PCIe */
+    c.peer_gbps[1][0] = 21;
+    c.peer_access = 0;
+    struct device_profile p;
+    CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_OK);
+    CHECK_EQ_INT(p.peer_link, LINK_PCIE);
+    CHECK(!p.link[LINK_NVLINK].present);
+    CHECK_NEAR(p.link[LINK_PCIE].gbps, 53, 1e-9);
+    CHECK_NEAR(p.link[LINK_PCIE].peer_gbps, 20, 1e-9);
+    CHECK_NEAR(p.bf16_peak_tflops, 770, 1e-9);   /* no datasheet known: the measurement */
+    CHECK(strstr(p.gemm_source, "not known"));
+    CHECK(strstr(p.link[LINK_PCIE].source, "staged through the host"));
+}
+
+TEST(test_calibration_on_one_gpu_keeps_the_base_links)
+{
+    struct calibration c = two_h200();
+    c.n_gpus = 1;
+    c.peer_gbps[0][1] = c.peer_gbps[1][0] = 0;
+    c.allreduce_bus_gbps = 0;
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_NEAR(p.link[LINK_NVLINK].gbps, base.link[LINK_NVLINK].gbps, 1e-9);
+    CHECK_NEAR(p.allreduce.bus_gbps, base.allreduce.bus_gbps, 1e-9);
+    CHECK_NEAR(p.bf16_tflops, 790, 1e-9);
+    CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_OK);   /* placeholders, still valid */
+}
+
+TEST(test_calibration_with_nothing_measured_is_refused)
+{
+    struct calibration c = {.n_gpus = 0};
+    struct device_profile p;
+    CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_ERR);
+    c.n_gpus = 1;
+    CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_ERR);
+}
