@@ -66,7 +66,8 @@ struct llama_call {
 };
 
 int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s);
-/* Layers [layer, layer + count) of this part, in place on the hidden buffer. */
+/* Layers [layer, layer + count) of this part, in place on the hidden buffer.
+ * Layer numbers are the model's (0 .. layers-1), inside [first_layer, first_layer + n_layers). */
 int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s);
 /* Tensor parallel halves: with rank > 0 the output projection overwrites the hidden
  * buffer with this rank's partial sum and rank 0 adds its partial to the residual,
@@ -74,8 +75,19 @@ int llama_layers(struct llama_part *p, int layer, int count, const struct llama_
 int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s);
 int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s);
 int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s);
-/* Greedy: argmax over this part's logits of each sequence's last row -> next tokens. */
+/* Greedy: argmax over this part's logits of each sequence's last row -> next tokens,
+ * written to d_next[batch_offset + b] (so d_next may be llama_part_tokens for decode). */
 int llama_argmax(struct llama_part *p, const struct llama_call *c, int *d_next, cudaStream_t s);
+/* The same over tensor-parallel logits gathered on one device: `world` slabs, rank w's
+ * [max_rows, vocab_local] logits at gathered + w * rank_stride elements (bf16), rank w
+ * holding token ids [w * vocab_local, (w + 1) * vocab_local). */
+int llama_argmax_gathered(const void *gathered, int world, size_t rank_stride, int vocab_local,
+                          const struct llama_call *c, int *d_next, cudaStream_t s);
+/* *pos_device += by on stream s: advances a graph-captured decode step's position. */
+int llama_advance_pos(int *pos_device, int by, cudaStream_t s);
+/* dst += src over rows x hidden bf16 values: an all-reduce (sum) of two ranks'
+ * hidden buffers on one device, for tests and single-device emulation of tp. */
+int llama_sum_hidden(void *dst, const void *src, size_t rows, int hidden, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,365 @@
+/* Causal GQA attention over the KV cache: a flash-attention prefill kernel on
+ * bf16 tensor cores (mma.sync m16n8k16, online softmax in fp32) and a split-KV
+ * decode kernel. See attention.h. Both compute each query row alone, in an order
+ * fixed by its position, so microbatching cannot change a bit. */
+#include "attention.h"
+#include "cuda_check.h"
+
+typedef __nv_bfloat16 bf16;
+
+#define FA_BM 64      /* query rows per block: 4 warps x 16 */
+#define FA_BN 64      /* keys per step */
+#define FA_THREADS 128
+#define LOG2E 1.4426950408889634f
+
+static size_t fa_smem_bytes(int d) { return (size_t)5 * 64 * (d + 8) * sizeof(bf16); }
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0;  /* 0 bytes read: the 16 are zero-filled */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *smem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+/* Copy a 64 x D tile (rows beyond `valid_rows` zero-filled) into shared memory. */
+template <int D>
+__device__ __forceinline__ void load_tile(bf16 *sm, const bf16 *g, size_t g_stride, int valid_rows)
+{
+    constexpr int CH = D / 8;  /* 16-byte chunks per row */
+    for (int c = threadIdx.x; c < 64 * CH; c += FA_THREADS) {
+        int r = c / CH, k = c % CH;
+        bool ok = r < valid_rows;
+        cp_async16(sm + r * (D + 8) + k * 8, g + (size_t)(ok ? r : 0) * g_stride + k * 8, ok);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_args a, float scale_log2)
+{
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *qs = (bf16 *)smem_raw;
+    bf16 *ks = qs + 64 * (D + 8);  /* [2][64][D+8] */
+    bf16 *vs = ks + 2 * 64 * (D + 8);
+
+    const int n_qtiles = gridDim.x;
+    const int qt = n_qtiles - 1 - blockIdx.x;  /* longest tiles first */
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int q0 = qt * FA_BM;
+    const int kvh = h / (a.hq / a.hkv);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+
+    const size_t q_stride = (size_t)a.hq * D;
+    const bf16 *qg = a.q + ((size_t)b * a.seq + q0) * q_stride + h * D;
+    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
+    const bf16 *kg = a.k_cache + cache_off, *vg = a.v_cache + cache_off;
+
+    const int n_keys = a.pos + min(q0 + FA_BM, a.seq);  /* keys the last row of the tile sees */
+    const int n_blocks = (n_keys + FA_BN - 1) / FA_BN;
+
+    load_tile<D>(qs, qg, q_stride, a.seq - q0);
+    load_tile<D>(ks, kg, D, n_keys);
+    load_tile<D>(vs, vg, D, n_keys);
+    cp_async_commit();
+
+    uint32_t qf[D / 16][4];
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    const int qp0 = a.pos + q0 + warp * 16 + g, qp1 = qp0 + 8;  /* positions of my two rows */
+
+    for (int j = 0; j < n_blocks; j++) {
+        const int st = j & 1;
+        if (j + 1 < n_blocks) {
+            const int key0 = (j + 1) * FA_BN;
+            load_tile<D>(ks + (st ^ 1) * 64 * (D + 8), kg + (size_t)key0 * D, D, n_keys - key0);
+            load_tile<D>(vs + (st ^ 1) * 64 * (D + 8), vg + (size_t)key0 * D, D, n_keys - key0);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (j == 0) {
+            const bf16 *qw = qs + warp * 16 * (D + 8);
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                qf[kk][0] = *(const uint32_t *)(qw + g * (D + 8) + kk * 16 + t4 * 2);
+                qf[kk][1] = *(const uint32_t *)(qw + (g + 8) * (D + 8) + kk * 16 + t4 * 2);
+                qf[kk][2] = *(const uint32_t *)(qw + g * (D + 8) + kk * 16 + 8 + t4 * 2);
+                qf[kk][3] = *(const uint32_t *)(qw + (g + 8) * (D + 8) + kk * 16 + 8 + t4 * 2);
+            }
+        }
+        const bf16 *kt = ks + st * 64 * (D + 8);
+        const bf16 *vt = vs + st * 64 * (D + 8);
+
+        float s[FA_BN / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < FA_BN / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            const bf16 *kr = kt + (nt * 8 + g) * (D + 8) + t4 * 2;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                mma_bf16(s[nt], qf[kk], *(const uint32_t *)(kr + kk * 16), *(const uint32_t *)(kr + kk * 16 + 8));
+        }
+        /* scale into log2 units and mask the future (and keys past the cache end) */
+        const int key_base = j * FA_BN;
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int nt = 0; nt < FA_BN / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = key_base + nt * 8 + t4 * 2 + e;
+                s[nt][e] = key <= qp0 ? s[nt][e] * scale_log2 : -INFINITY;
+                s[nt][2 + e] = key <= qp1 ? s[nt][2 + e] * scale_log2 : -INFINITY;
+                mx0 = fmaxf(mx0, s[nt][e]);
+                mx1 = fmaxf(mx1, s[nt][2 + e]);
+            }
+        }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+        }
+        const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
+        const float al0 = exp2f(m0 - base0), al1 = exp2f(m1 - base1);
+        m0 = mx0;
+        m1 = mx1;
+        float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < FA_BN / 8; nt++) {
+            s[nt][0] = exp2f(s[nt][0] - base0);
+            s[nt][1] = exp2f(s[nt][1] - base0);
+            s[nt][2] = exp2f(s[nt][2] - base1);
+            s[nt][3] = exp2f(s[nt][3] - base1);
+            ps0 += s[nt][0] + s[nt][1];
+            ps1 += s[nt][2] + s[nt][3];
+        }
+        l0 = l0 * al0 + ps0;
+        l1 = l1 * al1 + ps1;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+            o[dt][0] *= al0;
+            o[dt][1] *= al0;
+            o[dt][2] *= al1;
+            o[dt][3] *= al1;
+        }
+        /* O += P V: the S accumulators are already in the A-operand layout */
+#pragma unroll
+        for (int kt2 = 0; kt2 < FA_BN / 16; kt2++) {
+            uint32_t pa[4];
+            pa[0] = pack_bf16(s[2 * kt2][0], s[2 * kt2][1]);
+            pa[1] = pack_bf16(s[2 * kt2][2], s[2 * kt2][3]);
+            pa[2] = pack_bf16(s[2 * kt2 + 1][0], s[2 * kt2 + 1][1]);
+            pa[3] = pack_bf16(s[2 * kt2 + 1][2], s[2 * kt2 + 1][3]);
+            const bf16 *vr = vt + (kt2 * 16 + (lane & 15)) * (D + 8) + (lane >> 4) * 8;
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt += 2) {
+                uint32_t vb[4];
+                ldmatrix_x4_trans(vb, vr + dt * 8);
+                mma_bf16(o[dt], pa, vb[0], vb[1]);
+                mma_bf16(o[dt + 1], pa, vb[2], vb[3]);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+    }
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+    bf16 *out0 = a.out + ((size_t)b * a.seq + r0) * q_stride + h * D + t4 * 2;
+    bf16 *out1 = a.out + ((size_t)b * a.seq + r1) * q_stride + h * D + t4 * 2;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; dt++) {
+        if (r0 < a.seq) *(__nv_bfloat162 *)(out0 + dt * 8) = __floats2bfloat162_rn(o[dt][0] * inv0, o[dt][1] * inv0);
+        if (r1 < a.seq) *(__nv_bfloat162 *)(out1 + dt * 8) = __floats2bfloat162_rn(o[dt][2] * inv1, o[dt][3] * inv1);
+    }
+}
+
+int attn_setup(void)
+{
+    cudaCheck(cudaFuncSetAttribute(flash_prefill_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   (int)fa_smem_bytes(64)));
+    cudaCheck(cudaFuncSetAttribute(flash_prefill_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   (int)fa_smem_bytes(128)));
+    return PB_OK;
+}
+
+static int check_args(const struct attn_args *a)
+{
+    if (a->hd != 64 && a->hd != 128) return pb_fail("attention: head_dim %d is not supported (64 or 128)", a->hd);
+    if (a->hkv <= 0 || a->hq % a->hkv) return pb_fail("attention: %d query heads over %d kv heads", a->hq, a->hkv);
+    return PB_OK;
+}
+
+int attn_prefill(const struct attn_args *a, cudaStream_t s)
+{
+    PB_TRY(check_args(a));
+    if (a->batch <= 0 || a->seq <= 0) return PB_OK;
+    dim3 grid((a->seq + FA_BM - 1) / FA_BM, a->hq, a->batch);
+    float scale_log2 = LOG2E / sqrtf((float)a->hd);
+    if (a->hd == 64)
+        flash_prefill_kernel<64><<<grid, FA_THREADS, fa_smem_bytes(64), s>>>(*a, scale_log2);
+    else
+        flash_prefill_kernel<128><<<grid, FA_THREADS, fa_smem_bytes(128), s>>>(*a, scale_log2);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+/* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
+{
+    int splits = (max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+    return (size_t)max_batch * hq * splits * (hd + 2);
+}
+
+template <int D>
+__global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, float scale_log2, int splits)
+{
+    __shared__ float qsh[D];
+    __shared__ float wm[4], wl[4], wacc[4][D];
+    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
+    const int key0 = split * ATTN_DECODE_CHUNK;
+    if (key0 >= kv_len) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int kvh = h / (a.hq / a.hkv);
+    const bf16 *q = a.q + ((size_t)b * a.hq + h) * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) qsh[d] = __bfloat162float(q[d]);
+    __syncthreads();
+    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
+    const bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;
+
+    const int base = key0 + warp * 32;
+    const int key = base + lane;
+    float score = -INFINITY;
+    if (key < kv_len) {
+        const uint4 *kr = (const uint4 *)(kc + (size_t)key * D);
+        uint4 kv[D / 8];
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) kv[i] = kr[i];
+        float dot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) {
+            const __nv_bfloat162 *hh = (const __nv_bfloat162 *)&kv[i];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __bfloat1622float2(hh[e]);
+                dot = fmaf(f.x, qsh[i * 8 + 2 * e], dot);
+                dot = fmaf(f.y, qsh[i * 8 + 2 * e + 1], dot);
+            }
+        }
+        score = dot * scale_log2;
+    }
+    float m = score;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    float p = m == -INFINITY ? 0.0f : exp2f(score - m);
+    float l = p;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
+
+    constexpr int DPL = D / 32;  /* dims per lane */
+    float acc[DPL];
+#pragma unroll
+    for (int e = 0; e < DPL; e++) acc[e] = 0.0f;
+    const int n_here = min(32, kv_len - base);
+    for (int jj = 0; jj < n_here; jj++) {
+        float pj = __shfl_sync(0xffffffffu, p, jj);
+        const bf16 *vr = vc + (size_t)(base + jj) * D + lane * DPL;
+#pragma unroll
+        for (int e = 0; e < DPL; e++) acc[e] = fmaf(pj, __bfloat162float(vr[e]), acc[e]);
+    }
+    if (lane == 0) {
+        wm[warp] = m;
+        wl[warp] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < DPL; e++) wacc[warp][lane * DPL + e] = acc[e];
+    __syncthreads();
+    float M = fmaxf(fmaxf(wm[0], wm[1]), fmaxf(wm[2], wm[3]));
+    float* part = a.partials + (((size_t)b * a.hq + h) * splits + split) * (D + 2);
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 4; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
+        part[2 + d] = sum;
+    }
+    if (threadIdx.x == 0) {
+        float L = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 4; w++) L += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - M);
+        part[0] = M;
+        part[1] = L;
+    }
+}
+
+template <int D>
+__global__ void decode_combine_kernel(struct attn_args a, int splits)
+{
+    const int h = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
+    const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
+    const int n = min((kv_len + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK, splits);
+    const float *part = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
+    float M = -INFINITY;
+    for (int i = 0; i < n; i++) M = fmaxf(M, part[i * (D + 2)]);
+    float num = 0.0f, den = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float *pi = part + i * (D + 2);
+        float f = exp2f(pi[0] - M);
+        den += pi[1] * f;
+        num += pi[2 + d] * f;
+    }
+    a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
+}
+
+int attn_decode(const struct attn_args *a, cudaStream_t s)
+{
+    PB_TRY(check_args(a));
+    if (a->seq != 1) return pb_fail("attn_decode: seq %d, expected 1", a->seq);
+    if (a->batch <= 0) return PB_OK;
+    int splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+    if (!a->pos_dev) splits = (a->pos + 1 + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+    /* the partials are laid out for the largest split count so both cases agree */
+    int stride_splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+    dim3 grid(splits, a->hq, a->batch);
+    float scale_log2 = LOG2E / sqrtf((float)a->hd);
+    if (a->hd == 64) {
+        decode_split_kernel<64><<<grid, 128, 0, s>>>(*a, scale_log2, stride_splits);
+        cudaCheckLaunch();
+        decode_combine_kernel<64><<<dim3(a->hq, a->batch), 64, 0, s>>>(*a, stride_splits);
+    } else {
+        decode_split_kernel<128><<<grid, 128, 0, s>>>(*a, scale_log2, stride_splits);
+        cudaCheckLaunch();
+        decode_combine_kernel<128><<<dim3(a->hq, a->batch), 128, 0, s>>>(*a, stride_splits);
+    }
+    cudaCheckLaunch();
+    return PB_OK;
+}

@@ -1,0 +1,251 @@
+/* The small kernels of a Llama layer; see layer_kernels.h. */
+#include "layer_kernels.h"
+#include "cuda_check.h"
+
+#define NORM_THREADS 256
+
+__device__ __forceinline__ void unpack8f(uint4 v, float f[8])
+{
+    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 t = __bfloat1622float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ uint4 pack8(const float f[8])
+{
+    uint4 v;
+    __nv_bfloat162 *h = (__nv_bfloat162 *)&v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    return v;
+}
+
+__global__ void embed_kernel(const int *tokens, const bf16 *table, bf16 *y, int hidden, int vocab)
+{
+    int r = blockIdx.x;
+    int t = tokens[r];
+    if (t < 0 || t >= vocab) t = 0;
+    const uint4 *src = (const uint4 *)(table + (size_t)t * hidden);
+    uint4 *dst = (uint4 *)(y + (size_t)r * hidden);
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) dst[i] = src[i];
+}
+
+int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden, int vocab, cudaStream_t s)
+{
+    if (rows <= 0) return PB_OK;
+    embed_kernel<<<rows, 128, 0, s>>>(tokens, table, y, hidden, vocab);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+/* Sum over the block in a fixed order (warp tree, then warp 0 over the warps). */
+__device__ float block_sum(float v, float *shared)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0f;
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == 0) shared[0] = v;
+    }
+    __syncthreads();
+    return shared[0];
+}
+
+__global__ void __launch_bounds__(NORM_THREADS)
+rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int hidden, float eps)
+{
+    __shared__ float red[32];
+    int r = blockIdx.x;
+    const uint4 *xr = (const uint4 *)(x + ((size_t)r * in_step + in_offset) * hidden);
+    const uint4 *wr = (const uint4 *)w;
+    uint4 *yr = (uint4 *)(y + (size_t)r * hidden);
+    int nv = hidden / 8;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+        float f[8];
+        unpack8f(xr[i], f);
+#pragma unroll
+        for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
+    }
+    float inv = rsqrtf(block_sum(ss, red) / hidden + eps);
+    for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+        float f[8], g[8];
+        unpack8f(xr[i], f);
+        unpack8f(wr[i], g);
+#pragma unroll
+        for (int j = 0; j < 8; j++) f[j] = __bfloat162float(__float2bfloat16(f[j] * inv)) * g[j];
+        yr[i] = pack8(f);
+    }
+}
+
+int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,
+              cudaStream_t s)
+{
+    if (hidden % 8) return pb_fail("rmsnorm: hidden size %d is not a multiple of 8", hidden);
+    if (rows <= 0) return PB_OK;
+    rmsnorm_kernel<<<rows, NORM_THREADS, 0, s>>>(x, in_step, in_offset, w, y, hidden, eps);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+/* One block per row; a thread takes one rotation pair (i, i + hd/2) of a q or k head
+ * (rotate_half convention of transformers' Llama), then v is copied. */
+__global__ void rope_qkv_kernel(struct rope_args a)
+{
+    int r = blockIdx.x;
+    int b = r / a.seq, t = r % a.seq;
+    int pos = (a.pos_dev ? *a.pos_dev : a.pos) + t;
+    if (pos >= a.max_ctx) return;  /* the host checks; a graph replay past the cache does nothing */
+    int half = a.hd / 2;
+    int qkv_n = (a.hq + 2 * a.hkv) * a.hd;
+    const bf16 *row = a.qkv + (size_t)r * qkv_n;
+    size_t seq_base = (size_t)(a.batch_offset + b) * a.hkv;
+    int pairs = (a.hq + a.hkv) * half;
+    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+        int head = p / half, i = p % half;
+        /* fp32 angle as transformers computes it (inv_freq fp32 times the position) */
+        float sn, cs;
+        sincosf((float)pos * a.inv_freq[i], &sn, &cs);
+        const bf16 *src = row + head * a.hd;
+        float x1 = __bfloat162float(src[i]), x2 = __bfloat162float(src[i + half]);
+        bf16 o1 = __float2bfloat16(x1 * cs - x2 * sn);
+        bf16 o2 = __float2bfloat16(x2 * cs + x1 * sn);
+        bf16 *dst;
+        if (head < a.hq) {
+            dst = a.q_out + (size_t)r * a.hq * a.hd + head * a.hd;
+        } else {
+            int kh = head - a.hq;
+            dst = a.k_cache + ((seq_base + kh) * a.max_ctx + pos) * a.hd;
+        }
+        dst[i] = o1;
+        dst[i + half] = o2;
+    }
+    const bf16 *v = row + (a.hq + a.hkv) * a.hd;
+    for (int e = threadIdx.x; e < a.hkv * a.hd; e += blockDim.x) {
+        int kh = e / a.hd, d = e % a.hd;
+        a.v_cache[((seq_base + kh) * a.max_ctx + pos) * a.hd + d] = v[e];
+    }
+}
+
+int k_rope_qkv(const struct rope_args *a, cudaStream_t s)
+{
+    if (a->rows <= 0) return PB_OK;
+    rope_qkv_kernel<<<a->rows, 256, 0, s>>>(*a);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+__global__ void swiglu_kernel(const bf16 *gu, bf16 *act, int inter)
+{
+    int r = blockIdx.y;
+    const uint4 *g = (const uint4 *)(gu + (size_t)r * 2 * inter);
+    const uint4 *u = (const uint4 *)(gu + (size_t)r * 2 * inter + inter);
+    uint4 *o = (uint4 *)(act + (size_t)r * inter);
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter / 8; i += gridDim.x * blockDim.x) {
+        float gf[8], uf[8];
+        unpack8f(g[i], gf);
+        unpack8f(u[i], uf);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float silu = __bfloat162float(__float2bfloat16(gf[j] / (1.0f + expf(-gf[j]))));
+            gf[j] = silu * uf[j];
+        }
+        o[i] = pack8(gf);
+    }
+}
+
+int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s)
+{
+    if (inter % 8) return pb_fail("swiglu: intermediate size %d is not a multiple of 8", inter);
+    if (rows <= 0) return PB_OK;
+    int blocks = (inter / 8 + 255) / 256;
+    swiglu_kernel<<<dim3(blocks, rows), 256, 0, s>>>(gu, act, inter);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+__global__ void add_kernel(bf16 *y, const bf16 *x, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16(__bfloat162float(y[i]) + __bfloat162float(x[i]));
+}
+
+int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s)
+{
+    if (!n) return PB_OK;
+    add_kernel<<<1024, 256, 0, s>>>(y, x, n);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+__global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride, int vl, int row0, int row_step,
+                              int *next)
+{
+    __shared__ float best_v[32];
+    __shared__ int best_i[32];
+    int b = blockIdx.x;
+    size_t row = (size_t)(row0 + b * row_step) * vl;
+    float bv = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int w = 0; w < slabs; w++) {
+        const bf16 *l = logits + w * slab_stride + row;
+        for (int i = threadIdx.x; i < vl; i += blockDim.x) {
+            float v = __bfloat162float(l[i]);
+            int id = w * vl + i;
+            if (v > bv || (v == bv && id < bi) || (bi == 0x7fffffff && v != v)) {
+                bv = v;
+                bi = id;
+            }
+        }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+        if (ov > bv || (ov == bv && oi < bi)) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    if (lane == 0) {
+        best_v[warp] = bv;
+        best_i[warp] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (best_v[w] > bv || (best_v[w] == bv && best_i[w] < bi)) {
+                bv = best_v[w];
+                bi = best_i[w];
+            }
+        next[b] = bi == 0x7fffffff ? 0 : bi;
+    }
+}
+
+int k_argmax(const bf16 *logits, int slabs, size_t slab_stride, int vocab_local, int row0, int row_step, int batch,
+             int *next, cudaStream_t s)
+{
+    if (batch <= 0) return PB_OK;
+    argmax_kernel<<<batch, 256, 0, s>>>(logits, slabs, slab_stride, vocab_local, row0, row_step, next);
+    cudaCheckLaunch();
+    return PB_OK;
+}
+
+__global__ void advance_pos_kernel(int *pos, int by) { *pos += by; }
+
+int k_advance_pos(int *pos, int by, cudaStream_t s)
+{
+    advance_pos_kernel<<<1, 1, 0, s>>>(pos, by);
+    cudaCheckLaunch();
+    return PB_OK;
+}

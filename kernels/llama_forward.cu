@@ -1,0 +1,175 @@
+/* The forward pass of a part: embedding, decoder layers (attention and MLP halves,
+ * tensor-parallel aware), final norm + lm_head, greedy argmax. See llama.h. */
+#include "attention.h"
+#include "cuda_check.h"
+#include "layer_kernels.h"
+#include "llama_internal.h"
+
+/* Row counts and bounds of a call against what the part was sized for. */
+static int check_call(const struct llama_part *p, const struct llama_call *c)
+{
+    const struct llama_part_desc *d = &p->d;
+    if (c->batch < 1 || c->seq < 1 || c->batch_offset < 0 || c->batch_offset + c->batch > d->max_batch)
+        return pb_fail("llama call: sequences [%d, %d) of seq %d outside the part's %d", c->batch_offset,
+                       c->batch_offset + c->batch, c->seq, d->max_batch);
+    if ((size_t)(c->batch_offset + c->batch) * c->seq > (size_t)d->max_rows)
+        return pb_fail("llama call: rows up to %d exceed the part's max_rows %d", (c->batch_offset + c->batch) * c->seq,
+                       d->max_rows);
+    if (c->pos_device && c->seq != 1) return pb_fail("llama call: a device position needs seq 1 (decode)");
+    if (!c->pos_device && (c->pos < 0 || c->pos + c->seq > d->max_context))
+        return pb_fail("llama call: positions [%d, %d) exceed the KV cache of %d", c->pos, c->pos + c->seq,
+                       d->max_context);
+    return PB_OK;
+}
+
+/* One-token steps use the GEMV, everything else cuBLASLt; the choice depends only
+ * on seq, which microbatching never changes, so the bits do not either. */
+static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
+                  int n, int k, int accumulate, cudaStream_t s)
+{
+    if (c->seq == 1) return gemm_rows(x, w, y, m, n, k, accumulate, s);
+    return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, s);
+}
+
+static int layer_local(const struct llama_part *p, int layer, int *local)
+{
+    *local = layer - p->d.first_layer;
+    if (*local < 0 || *local >= p->d.n_layers)
+        return pb_fail("llama: layer %d is not on this part (layers [%d, %d))", layer, p->d.first_layer,
+                       p->d.first_layer + p->d.n_layers);
+    return PB_OK;
+}
+
+/* Pointers to a layer's weights; with cpu offload the wanted half (attention or
+ * MLP) is first copied into the staging buffer on the call's stream. */
+static int layer_weights(struct llama_part *p, int local, int mlp_half, cudaStream_t s, struct layer_w *w)
+{
+    const struct layer_layout *ll = &p->ll;
+    bf16 *base = p->layers + (size_t)local * ll->elems;
+    if (p->d.weights_on_host) {
+        size_t from = mlp_half ? ll->attn_elems : 0, to = mlp_half ? ll->elems : ll->attn_elems;
+        cudaCheck(cudaMemcpyAsync(p->staging + from, base + from, (to - from) * sizeof(bf16), cudaMemcpyDefault, s));
+        base = p->staging;
+    }
+    w->attn_norm = base + ll->attn_norm;
+    w->wqkv = base + ll->wqkv;
+    w->wo = base + ll->wo;
+    w->mlp_norm = base + ll->mlp_norm;
+    w->wgu = base + ll->wgu;
+    w->wdown = base + ll->wdown;
+    return PB_OK;
+}
+
+int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s)
+{
+    PB_TRY(check_call(p, c));
+    if (!p->d.has_embed) return pb_fail("llama_embed: this part holds no embedding");
+    size_t row0 = (size_t)c->batch_offset * c->seq;
+    return k_embed(p->tokens + row0, p->embed, p->hidden + row0 * p->dims.hidden, c->batch * c->seq,
+                   p->dims.hidden, p->dims.vocab, s);
+}
+
+int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+{
+    PB_TRY(check_call(p, c));
+    int local;
+    PB_TRY(layer_local(p, layer, &local));
+    struct layer_w w;
+    PB_TRY(layer_weights(p, local, 0, s, &w));
+    const struct part_dims *x = &p->dims;
+    int rows = c->batch * c->seq, H = x->hidden;
+    bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
+    PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+    PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
+    size_t cache_off = (size_t)local * p->al.cache_layer_elems;
+    struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,
+                           rows, c->seq, c->batch_offset, c->pos, c->pos_device,
+                           x->hq, x->hkv, x->hd, p->d.max_context};
+    PB_TRY(k_rope_qkv(&ra, s));
+    struct attn_args aa = {p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->attn,
+                           c->batch, c->seq, c->batch_offset, c->pos, c->pos_device,
+                           x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+    PB_TRY(c->seq == 1 ? attn_decode(&aa, s) : attn_prefill(&aa, s));
+    /* rank 0 adds its partial to the residual; other ranks leave only their partial,
+     * so summing the hidden buffers over ranks completes the residual add */
+    return linear(p, c, p->attn, w.wo, h, rows, H, x->q_dim, p->d.rank == 0, s);
+}
+
+int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+{
+    PB_TRY(check_call(p, c));
+    int local;
+    PB_TRY(layer_local(p, layer, &local));
+    struct layer_w w;
+    PB_TRY(layer_weights(p, local, 1, s, &w));
+    const struct part_dims *x = &p->dims;
+    int rows = c->batch * c->seq, H = x->hidden;
+    bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
+    PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+    PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
+    PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s));
+    return linear(p, c, p->act, w.wdown, h, rows, H, x->inter_l, p->d.rank == 0, s);
+}
+
+int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s)
+{
+    if (p->d.world > 1)
+        return pb_fail("llama_layers: a tensor-parallel part (world %d) needs llama_attention and llama_mlp with an "
+                       "all-reduce after each", p->d.world);
+    for (int l = layer; l < layer + count; l++) {
+        PB_TRY(llama_attention(p, l, c, s));
+        PB_TRY(llama_mlp(p, l, c, s));
+    }
+    return PB_OK;
+}
+
+int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s)
+{
+    PB_TRY(check_call(p, c));
+    if (!p->d.has_head) return pb_fail("llama_head: this part holds no head");
+    const struct part_dims *x = &p->dims;
+    int H = x->hidden;
+    bf16 *head = p->head;
+    if (p->d.weights_on_host) {
+        cudaCheck(cudaMemcpyAsync(p->staging, head, p->hl.elems * sizeof(bf16), cudaMemcpyDefault, s));
+        head = p->staging;
+    }
+    const bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
+    int rows;
+    bf16 *logits;
+    if (c->last_only) {
+        rows = c->batch;
+        logits = p->logits + (size_t)c->batch_offset * x->vocab_l;
+        PB_TRY(k_rmsnorm(h, c->seq, c->seq - 1, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+    } else {
+        rows = c->batch * c->seq;
+        logits = p->logits + (size_t)c->batch_offset * c->seq * x->vocab_l;
+        PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+    }
+    return linear(p, c, p->normed, head + p->hl.lm_head, logits, rows, x->vocab_l, H, 0, s);
+}
+
+int llama_argmax(struct llama_part *p, const struct llama_call *c, int *d_next, cudaStream_t s)
+{
+    PB_TRY(check_call(p, c));
+    if (!p->d.has_head) return pb_fail("llama_argmax: this part holds no head");
+    int row0 = c->last_only ? c->batch_offset : c->batch_offset * c->seq + c->seq - 1;
+    int step = c->last_only ? 1 : c->seq;
+    return k_argmax(p->logits, 1, 0, p->dims.vocab_l, row0, step, c->batch, d_next + c->batch_offset, s);
+}
+
+int llama_argmax_gathered(const void *gathered, int world, size_t rank_stride, int vocab_local,
+                          const struct llama_call *c, int *d_next, cudaStream_t s)
+{
+    int row0 = c->last_only ? c->batch_offset : c->batch_offset * c->seq + c->seq - 1;
+    int step = c->last_only ? 1 : c->seq;
+    return k_argmax((const bf16 *)gathered, world, rank_stride, vocab_local, row0, step, c->batch,
+                    d_next + c->batch_offset, s);
+}
+
+int llama_advance_pos(int *pos_device, int by, cudaStream_t s) { return k_advance_pos(pos_device, by, s); }
+
+int llama_sum_hidden(void *dst, const void *src, size_t rows, int hidden, cudaStream_t s)
+{
+    return k_add((bf16 *)dst, (const bf16 *)src, rows * hidden, s);
+}

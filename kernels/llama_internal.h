@@ -1,0 +1,85 @@
+/* What a llama_part holds, shared by the files of the kernel core (llama_part.cu,
+ * llama_forward.cu, llama_weights.cu). Not for callers: they use llama.h. */
+#ifndef PB_LLAMA_INTERNAL_H
+#define PB_LLAMA_INTERNAL_H
+#include <cuda_bf16.h>
+#include "gemm.h"
+#include "llama.h"
+
+typedef __nv_bfloat16 bf16;
+
+/* Sizes of the whole model and of this rank's shard. */
+struct part_dims {
+    int hidden, hd, heads, kv_heads, inter, vocab;
+    int hq, hkv, inter_l, vocab_l;     /* local: query heads, kv heads, MLP columns, vocabulary rows */
+    int q_head0, kv_head0, inter0, vocab0;  /* first global index of each local slice */
+    int q_dim, kv_dim, qkv_n;          /* hq*hd, hkv*hd, q_dim + 2 kv_dim */
+};
+
+/* Element offsets inside one layer's weight block (each 256-byte aligned); the
+ * attention half [0, attn_elems) precedes the MLP half [attn_elems, elems), so
+ * cpu offload can stream each half separately. Same for the head block. */
+struct layer_layout {
+    size_t attn_norm, wqkv, wo, attn_elems, mlp_norm, wgu, wdown, elems;
+};
+struct head_layout {
+    size_t norm, lm_head, elems;
+};
+
+/* Byte offsets of everything in the device arena. */
+struct arena_layout {
+    size_t embed, layers, head, staging;
+    size_t k_cache, v_cache, hidden, tokens, logits;
+    size_t normed, qkv, q, attn, gu, act;
+    size_t inv_freq, partials, workspace;
+    size_t total;
+    /* host (pinned) block for cpu offload: embed | layers | head */
+    size_t host_embed, host_layers, host_head, host_total;
+    size_t cache_layer_elems;          /* max_batch * hkv * max_ctx * hd */
+};
+
+struct layer_w {
+    bf16 *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
+};
+
+struct llama_part {
+    struct model_spec m;
+    struct llama_part_desc d;
+    struct part_dims dims;
+    struct layer_layout ll;
+    struct head_layout hl;
+    struct arena_layout al;
+    unsigned char *arena;              /* device */
+    unsigned char *host;               /* pinned weights when weights_on_host */
+    unsigned char *host_dev;           /* the same memory as the device sees it */
+    bf16 *embed, *layers, *head;       /* weights as kernels read them (device or mapped host) */
+    bf16 *staging;                     /* offload: one layer or the head at a time */
+    bf16 *k_cache, *v_cache, *hidden, *logits, *normed, *qkv, *q, *attn, *gu, *act;
+    int *tokens;
+    float *inv_freq, *partials;
+    struct gemm_ctx gemm;
+    int gemm_ready;
+};
+
+/* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)
+ * and columns [col0, col0+cols) of the full [full_rows, full_cols] tensor, stored
+ * contiguously at dst (device-visible). Norm weights are 1 x hidden. */
+struct weight_piece {
+    char name[96];
+    int full_rows, full_cols;
+    int row0, col0, rows, cols;
+    bf16 *dst;
+    int is_norm;                       /* a norm weight: 1-D on disk, ones when random */
+};
+
+#define PIECES_MAX 9
+/* Pieces of layer `local` of the part (0 <= local < n_layers), of the embedding
+ * (local == PIECES_EMBED) or of the head (local == PIECES_HEAD); returns the count. */
+#define PIECES_EMBED (-1)
+#define PIECES_HEAD (-2)
+int part_pieces(const struct llama_part *p, int local, struct weight_piece out[PIECES_MAX]);
+
+int part_dims_make(const struct model_spec *m, const struct llama_part_desc *d, struct part_dims *out);
+void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, const struct part_dims *dims,
+                  struct layer_layout *ll, struct head_layout *hl, struct arena_layout *al);
+#endif
