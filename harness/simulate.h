@@ -9,14 +9,15 @@
 #include "device_profile.h"
 #include "trace.h"
 
-/* Kernels the kernel core launches per step, for the launch-overhead term. Estimates
- * of the llama kernel core (norm, QKV GEMM, rope, attention, output GEMM, residual,
- * norm, gate/up GEMM, SwiGLU, down GEMM); the time they add matters only where the
- * kernels are short (decode), and calibration folds any error into launch_us. */
+/* Kernels the kernel core launches per step, for the launch-overhead term
+ * (kernels/llama_forward.cu): attention = RMSNorm, QKV GEMM, rope, attention, output
+ * GEMM with the residual fused; MLP = RMSNorm, gate/up GEMM, SwiGLU, down GEMM.
+ * The time they add matters only where kernels are short (decode); calibration
+ * folds what this count misses into launch_us. */
 #define SIM_KERNELS_EMBED 1
-#define SIM_KERNELS_LAYER 10
-#define SIM_KERNELS_ATTENTION 6
+#define SIM_KERNELS_ATTENTION 5
 #define SIM_KERNELS_MLP 4
+#define SIM_KERNELS_LAYER (SIM_KERNELS_ATTENTION + SIM_KERNELS_MLP)
 #define SIM_KERNELS_HEAD 2
 
 /* Cost of single steps in nanoseconds (exported for tests and reports). */
