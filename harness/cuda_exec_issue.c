@@ -258,7 +258,12 @@ static int copy_step(struct executor *e, struct plan_exec *pe, int i, cudaStream
     size_t off = hidden_offset(e, pe, st) * 2, n = (size_t)st->batch * pe->seq * e->c.m->hidden * 2;
     char *dst = (char *)llama_part_hidden(e->parts[pe->dst_part[i]].p) + off;
     const char *src = (const char *)llama_part_hidden(e->parts[pe->src_part[i]].p) + off;
-    CUDA_TRY(cudaMemcpyPeerAsync(dst, e->c.ordinal[st->dst], src, e->c.ordinal[st->src], n, s));
+    /* Logical devices on one GPU: a plain device-to-device copy, which (unlike a
+     * peer copy) can also be captured into a CUDA graph. */
+    if (e->c.ordinal[st->dst] == e->c.ordinal[st->src])
+        CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s));
+    else
+        CUDA_TRY(cudaMemcpyPeerAsync(dst, e->c.ordinal[st->dst], src, e->c.ordinal[st->src], n, s));
     return PB_OK;
 }
 
