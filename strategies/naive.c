@@ -24,7 +24,7 @@ static int naive_place(const struct model_spec *m, const struct workload *w, con
         default: out->device[i] = n - 1; break;
         }
     }
-    return PB_OK;
+    return placement_check_memory(out, mc, "naive");
 }
 
 static int naive_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,

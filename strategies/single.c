@@ -8,7 +8,7 @@ static int single_place(const struct model_spec *m, const struct workload *w, co
     if (mc->gpus < 1) return pb_fail("single needs one GPU");
     placement_init(out, m, w->dtype, 1);
     for (int i = 0; i < out->n_modules; i++) out->device[i] = 0;
-    return PB_OK;
+    return placement_check_memory(out, mc, "single");
 }
 
 static int single_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,

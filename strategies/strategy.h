@@ -129,6 +129,8 @@ double placement_device_work(const struct model_spec *m, const struct placement 
                              const struct workload *w, double *per_device);
 /* Microbatches the pipeline uses for a placement and workload (default 2 x stages). */
 int pipeline_microbatches(const struct placement *p, const struct workload *w);
+/* Refuse, naming the GPU and the numbers, a placement whose parameters exceed a budget. */
+int placement_check_memory(const struct placement *p, const struct machine *mc, const char *strategy);
 /* Parameter bytes per device and offloaded to cpu. */
 void placement_device_params(const struct placement *p, uint64_t *per_device, uint64_t *cpu);
 #endif

@@ -28,7 +28,7 @@ static int tp_place(const struct model_spec *m, const struct workload *w, const 
     placement_init(out, m, w->dtype, n);
     out->tensor_parallel = 1;
     for (int i = 0; i < out->n_modules; i++) out->device[i] = TP_SHARDED;
-    return PB_OK;
+    return placement_check_memory(out, mc, "tp");
 }
 
 /* One rank's step of a layer half, waiting on that rank's previous step. */

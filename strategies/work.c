@@ -2,6 +2,7 @@
  * nominal GPU by the roofline, max(FLOPs / rate, bytes / bandwidth). The nominal
  * rates only weigh FLOPs against bytes; the split they choose does not depend on
  * their scale. */
+#include "../harness/check.h"
 #include "strategy.h"
 
 #define NOMINAL_FLOPS 800e12 /* bf16 dense, H100/H200 class (measured ~790-798 TFLOP/s) */
@@ -48,4 +49,16 @@ void placement_device_params(const struct placement *p, uint64_t *per_device, ui
             per_device[d] += p->modules[i].param_bytes;
         }
     }
+}
+
+int placement_check_memory(const struct placement *p, const struct machine *mc, const char *strategy)
+{
+    uint64_t params[PB_MAX_DEVICES], cpu;
+    placement_device_params(p, params, &cpu);
+    for (int d = 0; d < p->n_devices; d++)
+        if (params[d] > mc->gpu_memory[d])
+            return pb_fail("%s: GPU %d would hold %.2f GiB of parameters but its budget is %.2f GiB; "
+                           "use more GPUs, --max-memory, or auto (which offloads to cpu)",
+                           strategy, d, params[d] / 1073741824.0, mc->gpu_memory[d] / 1073741824.0);
+    return PB_OK;
 }

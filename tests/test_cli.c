@@ -80,8 +80,10 @@ TEST(test_plan_writes_json_and_csv_with_hf_device_maps)
     snprintf(path, sizeof path, "%s/plan.json", dir);
     cJSON *root = read_json(path);
     CHECK(root != NULL);
+    if (!root) return;
     cJSON *arr = cJSON_GetObjectItem(root, "strategies");
     CHECK_EQ_INT(cJSON_GetArraySize(arr), 6);
+    if (cJSON_GetArraySize(arr) != 6) return;
     cJSON *naive = cJSON_GetArrayItem(arr, 1);
     cJSON *map = cJSON_GetObjectItem(naive, "device_map");
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.15")->valueint, 0);
@@ -112,6 +114,7 @@ TEST(test_plan_records_impossible_strategy_and_exits_1)
     snprintf(path, sizeof path, "%s/plan.json", dir);
     cJSON *root = read_json(path);
     CHECK(root != NULL);
+    if (!root) return;
     cJSON *naive = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0);
     CHECK(!strcmp(cJSON_GetObjectItem(naive, "status")->valuestring, "failed"));
     cJSON_Delete(root);

@@ -157,3 +157,14 @@ TEST(test_tp_replicates_kv_heads_when_fewer_than_gpus)
     /* TinyLlama: 4 kv heads; 8 GPUs each hold one kv head, replicated in pairs */
     CHECK_EQ_INT(place("tp", "models/tinyllama-1.1b.json", 8, &w, &m, &placement_buf), PB_OK);
 }
+
+TEST(test_single_refuses_a_model_larger_than_the_gpu)
+{
+    struct model_spec m;
+    struct workload w = prefill(1, 128, 0);
+    /* Llama-2-70B: about 128 GiB of bf16 parameters on one 80 GiB GPU */
+    CHECK_EQ_INT(place("single", "models/llama-2-70b.json", 1, &w, &m, &placement_buf), PB_ERR);
+    CHECK(strstr(pb_last_error(), "GPU 0 would hold") != NULL);
+    CHECK_EQ_INT(place("naive", "models/llama-2-70b.json", 2, &w, &m, &placement_buf), PB_OK);
+    CHECK_EQ_INT(place("tp", "models/llama-2-70b.json", 2, &w, &m, &placement_buf), PB_OK);
+}
