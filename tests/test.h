@@ -12,6 +12,9 @@ struct test_case {
     void (*fn)(int *failures);
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
 void test_register(const char *name, void (*fn)(int *));
 
 #define TEST(name)                                                     \
@@ -54,4 +57,7 @@ void test_register(const char *name, void (*fn)(int *));
 int run_bench(const char *args, char *buf, size_t buflen);
 /* A fresh temporary directory under /tmp, created; returns its path in buf. */
 void make_temp_dir(char *buf, size_t buflen);
+#ifdef __cplusplus
+}
+#endif
 #endif
