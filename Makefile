@@ -30,7 +30,7 @@ GPU_OBJ   := $(GPU_C_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 GPU_TEST_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(patsubst %.c,$(BUILD)/%.o,$(GPU_TEST_SRC)))
 
-.PHONY: all test test-gpu clean
+.PHONY: all test test-gpu bench-kernels clean
 all: $(BUILD)/bench
 
 $(BUILD)/bench: $(BUILD)/harness/main.o $(CPU_OBJ) $(GPU_OBJ)
@@ -48,6 +48,15 @@ test: $(BUILD)/run_tests $(BUILD)/bench
 
 test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
 	$(BUILD)/test_gpu
+
+# Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
+KERNEL_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/harness/safetensors.o $(BUILD)/harness/check.o \
+              $(patsubst %.c,$(BUILD)/%.o,$(wildcard models/*.c))
+$(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(KERNEL_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench-kernels: $(BUILD)/bench_kernels
+	$(BUILD)/bench_kernels
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

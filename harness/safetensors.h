@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum st_dtype { ST_BF16, ST_F16, ST_F32, ST_OTHER };
 
 #define ST_MAX_DIMS 8
@@ -43,4 +47,7 @@ int st_dtype_size(enum st_dtype dt);   /* 0 for ST_OTHER */
 int st_read(const struct st_files *f, const struct st_tensor *t, uint64_t offset, uint64_t bytes, void *dst);
 /* n elements of dtype at src -> bf16 bits (round to nearest even, as torch does). */
 void st_to_bf16(enum st_dtype dt, const void *src, uint16_t *dst, size_t n);
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -6,11 +6,12 @@
 #define PB_LLAMA_H
 #include <stdint.h>
 #include <cuda_runtime.h>
-#include "../models/model_spec.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* inside the C block: model_spec.h has no guards of its own and .cu files include this */
+#include "../models/model_spec.h"
 
 /* Which slice of the model one device holds. For tensor parallelism rank/world
  * split heads (kv heads replicated when kv_heads < world), MLP columns and

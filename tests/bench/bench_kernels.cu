@@ -1,0 +1,180 @@
+/* Kernel-core benchmark on one GPU, random weights, bf16 (docs/PERF.md):
+ * copy bandwidth and GEMM rate (the ceilings), prefill latency of a whole forward
+ * (logits of every position) against the same GEMMs timed alone, and greedy
+ * decode tokens/s with the step captured in a CUDA graph.
+ * usage: bench_kernels [config.json]   (default models/llama-2-7b.json) */
+#include <algorithm>
+#include <stdio.h>
+#include <stdlib.h>
+#include <vector>
+#include "../../kernels/attention.h"
+#include "../../kernels/cuda_check.h"
+#include "../../kernels/llama_internal.h"
+
+#define TRY(x) do { if ((x) != 0) { fprintf(stderr, "failed: %s (line %d)\n", #x, __LINE__); exit(1); } } while (0)
+#define CU(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+/* Median milliseconds of fn over iters runs after warm-up, timed with events. */
+template <typename F> static double time_ms(F fn, int warm, int iters, cudaStream_t s)
+{
+    for (int i = 0; i < warm; i++) fn();
+    CU(cudaStreamSynchronize(s));
+    std::vector<double> t;
+    cudaEvent_t a, b;
+    CU(cudaEventCreate(&a));
+    CU(cudaEventCreate(&b));
+    for (int i = 0; i < iters; i++) {
+        CU(cudaEventRecord(a, s));
+        fn();
+        CU(cudaEventRecord(b, s));
+        CU(cudaEventSynchronize(b));
+        float ms;
+        CU(cudaEventElapsedTime(&ms, a, b));
+        t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+static void fill_tokens(struct llama_part *p, int n, int vocab)
+{
+    std::vector<int> t(n);
+    for (int i = 0; i < n; i++) t[i] = (int)((i * 7919u + 13u) % (unsigned)vocab);
+    CU(cudaMemcpy(llama_part_tokens(p), t.data(), n * sizeof(int), cudaMemcpyHostToDevice));
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
+    struct model_spec m;
+    TRY(model_spec_load(cfg, &m));
+    cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s, %d SMs, %.0f GiB; model %s (%d layers, hidden %d)\n", prop.name, prop.multiProcessorCount,
+           prop.totalGlobalMem / 1073741824.0, m.name, m.layers, m.hidden);
+    cudaStream_t s;
+    CU(cudaStreamCreate(&s));
+
+    /* ceilings: device-to-device copy (bytes read + written) and a large bf16 GEMM */
+    size_t cb = (size_t)1 << 30;
+    void *c0, *c1;
+    CU(cudaMalloc(&c0, cb));
+    CU(cudaMalloc(&c1, cb));
+    CU(cudaMemset(c0, 1, cb));
+    double copy_ms = time_ms([&] { CU(cudaMemcpyAsync(c1, c0, cb, cudaMemcpyDeviceToDevice, s)); }, 3, 20, s);
+    double copy_gbs = 2.0 * cb / (copy_ms * 1e6);
+    CU(cudaFree(c0));
+    CU(cudaFree(c1));
+
+    struct llama_part_desc d = {};
+    d.world = 1;
+    d.n_layers = m.layers;
+    d.has_embed = d.has_head = 1;
+    d.max_batch = 16;
+    d.max_context = 640;
+    d.max_rows = 4096;
+    struct llama_part *p;
+    printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
+    TRY(llama_part_create(&m, &d, &p));
+    TRY(llama_part_init_random(p, 1));
+
+    {
+        const int n = 8192;
+        struct gemm_ctx g;
+        TRY(gemm_init(&g, p->gemm.workspace));
+        TRY(gemm_prepare(&g, n, n));
+        bf16 *x, *w, *y;
+        CU(cudaMalloc((void **)&x, (size_t)n * n * 2));
+        CU(cudaMalloc((void **)&w, (size_t)n * n * 2));
+        CU(cudaMalloc((void **)&y, (size_t)n * n * 2));
+        /* random data, never zeros (METHOD.md): reuse the weights' generator */
+        CU(cudaMemcpy(x, p->layers, (size_t)n * n * 2, cudaMemcpyDeviceToDevice));
+        CU(cudaMemcpy(w, p->layers + (size_t)n * n, (size_t)n * n * 2, cudaMemcpyDeviceToDevice));
+        double ms = time_ms([&] { TRY(gemm_lt(&g, x, w, y, n, n, n, 0, s)); }, 3, 20, s);
+        printf("ceilings: copy %.0f GB/s (read+write, 1 GiB), bf16 GEMM 8192^3 %.0f TFLOP/s\n", copy_gbs,
+               2.0 * n * n * (double)n / (ms * 1e9));
+        gemm_destroy(&g);
+        CU(cudaFree(x));
+        CU(cudaFree(w));
+        CU(cudaFree(y));
+    }
+    const struct part_dims *x = &p->dims;
+    const int prefills[2][2] = {{8, 512}, {1, 128}};
+    for (int c = 0; c < 2; c++) {
+        int batch = prefills[c][0], seq = prefills[c][1], rows = batch * seq;
+        fill_tokens(p, rows, m.vocab);
+        struct llama_call call = {0, batch, seq, 0, NULL, 0};
+        double fwd = time_ms([&] {
+            TRY(llama_embed(p, &call, s));
+            TRY(llama_layers(p, 0, m.layers, &call, s));
+            TRY(llama_head(p, &call, s));
+        }, 2, 10, s);
+        /* the floor: exactly the forward's GEMMs, same shapes, buffers and algorithms */
+        double gemms = time_ms([&] {
+            for (int l = 0; l < m.layers; l++) {
+                bf16 *b = p->layers + (size_t)l * p->ll.elems;
+                TRY(gemm_lt(&p->gemm, p->normed, b + p->ll.wqkv, p->qkv, rows, x->qkv_n, x->hidden, 0, s));
+                TRY(gemm_lt(&p->gemm, p->attn, b + p->ll.wo, p->hidden, rows, x->hidden, x->q_dim, 1, s));
+                TRY(gemm_lt(&p->gemm, p->normed, b + p->ll.wgu, p->gu, rows, 2 * x->inter_l, x->hidden, 0, s));
+                TRY(gemm_lt(&p->gemm, p->act, b + p->ll.wdown, p->hidden, rows, x->hidden, x->inter_l, 1, s));
+            }
+            TRY(gemm_lt(&p->gemm, p->normed, p->head + p->hl.lm_head, p->logits, rows, x->vocab_l, x->hidden, 0, s));
+        }, 2, 10, s);
+        struct attn_args aa = {p->q, p->k_cache, p->v_cache, p->attn, batch, seq, 0, 0, NULL,
+                               x->hq, x->hkv, x->hd, d.max_context, p->partials};
+        double attn = time_ms([&] {
+            for (int l = 0; l < m.layers; l++) TRY(attn_prefill(&aa, s));
+        }, 2, 10, s);
+        double flops = (double)m.layers * model_layer_flops(&m, batch, seq, seq) + model_head_flops(&m, rows);
+        printf("prefill %dx%d: forward %.2f ms | GEMMs alone %.2f ms | ratio %.3f | attention alone %.2f ms | "
+               "%.0f TFLOP/s overall\n", batch, seq, fwd, gemms, fwd / gemms, attn, flops / (fwd * 1e9));
+    }
+    const int batches[2] = {1, 16};
+    const int prompt = 128, steps = 128;
+    double weight_bytes = (double)m.layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
+    for (int c = 0; c < 2; c++) {
+        int batch = batches[c];
+        fill_tokens(p, batch * prompt, m.vocab);
+        struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
+        TRY(llama_embed(p, &pre, s));
+        TRY(llama_layers(p, 0, m.layers, &pre, s));
+        TRY(llama_head(p, &pre, s));
+        TRY(llama_argmax(p, &pre, llama_part_tokens(p), s));
+        int *dpos;
+        CU(cudaMalloc((void **)&dpos, sizeof(int)));
+        CU(cudaMemcpy(dpos, &prompt, sizeof(int), cudaMemcpyHostToDevice));
+        struct llama_call dc = {0, batch, 1, 0, dpos, 0};
+        cudaGraph_t graph;
+        cudaGraphExec_t exec;
+        CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        TRY(llama_embed(p, &dc, s));
+        TRY(llama_layers(p, 0, m.layers, &dc, s));
+        TRY(llama_head(p, &dc, s));
+        TRY(llama_argmax(p, &dc, llama_part_tokens(p), s));
+        TRY(llama_advance_pos(dpos, 1, s));
+        CU(cudaStreamEndCapture(s, &graph));
+        CU(cudaGraphInstantiate(&exec, graph, 0));
+        CU(cudaGraphLaunch(exec, s));  /* warm-up step */
+        CU(cudaStreamSynchronize(s));
+        cudaEvent_t a, b;
+        CU(cudaEventCreate(&a));
+        CU(cudaEventCreate(&b));
+        CU(cudaEventRecord(a, s));
+        for (int i = 0; i < steps; i++) CU(cudaGraphLaunch(exec, s));
+        CU(cudaEventRecord(b, s));
+        CU(cudaEventSynchronize(b));
+        float ms;
+        CU(cudaEventElapsedTime(&ms, a, b));
+        double step_ms = ms / steps, tps = batch * 1000.0 / step_ms;
+        double floor_ms = weight_bytes / (copy_gbs * 1e6);
+        printf("decode batch %d (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
+               "(%.2f GB of weights at the copy rate) = %.0f steps/s | ratio %.2f\n",
+               batch, prompt + 1, prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms,
+               step_ms / floor_ms);
+        CU(cudaGraphExecDestroy(exec));
+        CU(cudaGraphDestroy(graph));
+        CU(cudaFree(dpos));
+    }
+    llama_part_destroy(p);
+    return 0;
+}

@@ -1,0 +1,106 @@
+/* Helpers of the kernel-core GPU tests: random bf16 buffers, poisoned outputs,
+ * downloads to float, and a tiny model spec filled by hand. */
+#ifndef PB_KERNEL_TEST_UTIL_H
+#define PB_KERNEL_TEST_UTIL_H
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <stdio.h>
+/* test.h declares C functions (runner.c) without a C++ guard */
+extern "C" {
+#include "../test.h"
+}
+#include "cpu_reference.h"
+
+#define CUDA_OK(call) CHECK((call) == cudaSuccess)
+
+/* xorshift: the tests' own inputs, fresh per call site through the seed. */
+static inline float rnd_uniform(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((*s >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* n random bf16 values on the device (scaled), and their float copy on the host. */
+static inline __nv_bfloat16 *dev_random(size_t n, float scale, uint64_t seed, float **host)
+{
+    uint16_t *h = (uint16_t *)malloc(n * 2);
+    float *f = (float *)malloc(n * 4);
+    uint64_t s = seed * 2654435761ull + 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = ref_bf16_bits(rnd_uniform(&s) * scale);
+        f[i] = ref_from_bits(h[i]);
+    }
+    __nv_bfloat16 *d = NULL;
+    cudaMalloc((void **)&d, n * 2);
+    cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice);
+    free(h);
+    if (host) *host = f;
+    else free(f);
+    return d;
+}
+
+/* bf16 NaN everywhere: an element the kernel forgot to write fails the check. */
+static inline void poison(void *d, size_t n_bf16) { cudaMemset(d, 0xff, n_bf16 * 2); }
+
+static inline float *download(const void *d, size_t n)
+{
+    uint16_t *h = (uint16_t *)malloc(n * 2);
+    float *f = (float *)malloc(n * 4);
+    cudaDeviceSynchronize();
+    cudaMemcpy(h, d, n * 2, cudaMemcpyDeviceToHost);
+    for (size_t i = 0; i < n; i++) f[i] = ref_from_bits(h[i]);
+    free(h);
+    return f;
+}
+
+static inline int bits_equal(const void *a, const void *b, size_t n_bf16)
+{
+    void *ha = malloc(n_bf16 * 2), *hb = malloc(n_bf16 * 2);
+    cudaDeviceSynchronize();
+    cudaMemcpy(ha, a, n_bf16 * 2, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hb, b, n_bf16 * 2, cudaMemcpyDeviceToHost);
+    int eq = memcmp(ha, hb, n_bf16 * 2) == 0;
+    free(ha);
+    free(hb);
+    return eq;
+}
+
+/* A tiny Llama (head_dim 64, GQA 4:2) whose CPU reference runs in a blink. */
+static inline struct model_spec tiny_spec(void)
+{
+    struct model_spec m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.name, "tiny-test");
+    strcpy(m.architecture, "LlamaForCausalLM");
+    m.hidden = 256;
+    m.intermediate = 688;
+    m.layers = 2;
+    m.heads = 4;
+    m.kv_heads = 2;
+    m.head_dim = 64;
+    m.vocab = 512;
+    m.max_position = 1024;
+    m.rope_theta = 10000.0;
+    m.rms_eps = 1e-5;
+    m.rope.kind = ROPE_DEFAULT;
+    return m;
+}
+
+#define REL_TOL_KERNEL 1e-2  /* bf16 operands, fp32 accumulation (METHOD.md) */
+#define REL_TOL_MODEL 3e-2   /* a whole forward in bf16 against fp32 */
+
+#define CHECK_REL(got, ref, n, tol)                                                             \
+    do {                                                                                        \
+        double e_ = ref_rel_error((got), (ref), (n));                                           \
+        if (!(e_ <= (tol))) {                                                                   \
+            fprintf(stderr, "  %s:%d: relative error %g > %g\n", __FILE__, __LINE__, e_, (double)(tol)); \
+            (*failures_)++;                                                                     \
+        }                                                                                       \
+    } while (0)
+#endif

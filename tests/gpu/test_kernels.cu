@@ -1,0 +1,319 @@
+/* Each kernel of the core against the CPU fp32 reference on random inputs of
+ * several shapes (odd ones too), outputs poisoned first, NaN never passes; and the
+ * row-independence that keeps microbatches bit-identical. */
+#include <math.h>
+#include "../../kernels/attention.h"
+#include "../../kernels/gemm.h"
+#include "../../kernels/layer_kernels.h"
+#include "kernel_test_util.h"
+
+typedef __nv_bfloat16 bf16;
+
+static int gemm_lt_case(int m, int n, int k, int accumulate, uint64_t seed)
+{
+    struct gemm_ctx g;
+    void *ws;
+    cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
+    if (gemm_init(&g, ws) || gemm_prepare(&g, n, k)) return 1;
+    float *hx, *hw, *hy;
+    bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
+    bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
+    if (!accumulate) poison(y, (size_t)m * n);
+    int bad = gemm_lt(&g, x, w, y, m, n, k, accumulate, 0) != 0;
+    float *ref = (float *)malloc((size_t)m * n * 4);
+    ref_matmul(hx, hw, ref, m, n, k);
+    if (accumulate)
+        for (size_t i = 0; i < (size_t)m * n; i++) ref[i] += hy[i];
+    float *got = download(y, (size_t)m * n);
+    double e = ref_rel_error(got, ref, (size_t)m * n);
+    if (!(e <= REL_TOL_KERNEL)) {
+        fprintf(stderr, "  gemm_lt M=%d N=%d K=%d acc=%d: rel error %g\n", m, n, k, accumulate, e);
+        bad = 1;
+    }
+    gemm_destroy(&g);
+    cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(y);
+    free(hx), free(hw), free(hy), free(ref), free(got);
+    return bad;
+}
+
+TEST(test_gemm_lt_matches_cpu)
+{
+    CHECK(!gemm_lt_case(7, 96, 64, 0, 1));
+    CHECK(!gemm_lt_case(130, 688, 256, 0, 2));
+    CHECK(!gemm_lt_case(333, 1000, 344, 0, 3));
+    CHECK(!gemm_lt_case(65, 256, 688, 1, 4));
+}
+
+static int gemm_rows_case(int m, int n, int k, int accumulate, uint64_t seed)
+{
+    float *hx, *hw, *hy;
+    bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
+    bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
+    if (!accumulate) poison(y, (size_t)m * n);
+    int bad = gemm_rows(x, w, y, m, n, k, accumulate, 0) != 0;
+    float *ref = (float *)malloc((size_t)m * n * 4);
+    ref_matmul(hx, hw, ref, m, n, k);
+    if (accumulate)
+        for (size_t i = 0; i < (size_t)m * n; i++) ref[i] += hy[i];
+    float *got = download(y, (size_t)m * n);
+    double e = ref_rel_error(got, ref, (size_t)m * n);
+    if (!(e <= REL_TOL_KERNEL)) {
+        fprintf(stderr, "  gemm_rows M=%d N=%d K=%d acc=%d: rel error %g\n", m, n, k, accumulate, e);
+        bad = 1;
+    }
+    cudaFree(x), cudaFree(w), cudaFree(y);
+    free(hx), free(hw), free(hy), free(ref), free(got);
+    return bad;
+}
+
+TEST(test_gemm_rows_matches_cpu)
+{
+    CHECK(!gemm_rows_case(1, 100, 64, 0, 11));
+    CHECK(!gemm_rows_case(3, 777, 264, 0, 12));
+    CHECK(!gemm_rows_case(8, 256, 688, 1, 13));
+    CHECK(!gemm_rows_case(13, 1000, 4096, 0, 14));
+}
+
+/* A row computed alone, or among few rows, or among many, gives the same bits. */
+TEST(test_gemm_rows_do_not_depend_on_row_count)
+{
+    const int M = 1024, N = 768, K = 256, lo = 100, cnt = 37;
+    struct gemm_ctx g;
+    void *ws;
+    cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
+    CHECK(gemm_init(&g, ws) == 0 && gemm_prepare(&g, N, K) == 0);
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 21, NULL), *w = dev_random((size_t)N * K, 0.1f, 22, NULL);
+    bf16 *all, *part;
+    cudaMalloc((void **)&all, (size_t)M * N * 2);
+    cudaMalloc((void **)&part, (size_t)M * N * 2);
+    poison(part, (size_t)M * N);
+    CHECK(gemm_lt(&g, x, w, all, M, N, K, 0, 0) == 0);
+    CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, cnt, N, K, 0, 0) == 0);
+    CHECK(bits_equal(all + (size_t)lo * N, part + (size_t)lo * N, (size_t)cnt * N));
+    CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, 1, N, K, 0, 0) == 0);
+    CHECK(bits_equal(all + (size_t)lo * N, part + (size_t)lo * N, N));
+    /* the GEMV path likewise: 16 rows at once and 8 + 8, and 1 */
+    CHECK(gemm_rows(x, w, all, 16, N, K, 0, 0) == 0);
+    CHECK(gemm_rows(x, w, part, 5, N, K, 0, 0) == 0);
+    CHECK(gemm_rows(x + 5 * K, w, part + 5 * N, 11, N, K, 0, 0) == 0);
+    CHECK(bits_equal(all, part, (size_t)16 * N));
+    gemm_destroy(&g);
+    cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
+}
+
+TEST(test_rmsnorm_matches_cpu)
+{
+    const int shapes[][2] = {{1, 256}, {37, 2048}, {5, 4104}};
+    for (int c = 0; c < 3; c++) {
+        int rows = shapes[c][0], H = shapes[c][1];
+        float *hx, *hw;
+        bf16 *x = dev_random((size_t)rows * H, 3.0f, 30 + c, &hx), *w = dev_random(H, 1.0f, 40 + c, &hw);
+        bf16 *y;
+        cudaMalloc((void **)&y, (size_t)rows * H * 2);
+        poison(y, (size_t)rows * H);
+        CHECK(k_rmsnorm(x, 1, 0, w, y, rows, H, 1e-5f, 0) == 0);
+        float *ref = (float *)malloc((size_t)rows * H * 4), *got = download(y, (size_t)rows * H);
+        ref_rmsnorm(hx, hw, ref, rows, H, 1e-5f);
+        CHECK_REL(got, ref, (size_t)rows * H, REL_TOL_KERNEL);
+        /* strided: the last row of each of rows/… "sequences" (the head's last_only) */
+        if (rows == 37) {
+            poison(y, (size_t)rows * H);
+            CHECK(k_rmsnorm(x, 12, 11, w, y, 3, H, 1e-5f, 0) == 0);
+            float *g2 = download(y, (size_t)3 * H);
+            for (int b = 0; b < 3; b++)
+                CHECK_REL(g2 + (size_t)b * H, ref + (size_t)(b * 12 + 11) * H, H, REL_TOL_KERNEL);
+            free(g2);
+        }
+        cudaFree(x), cudaFree(w), cudaFree(y);
+        free(hx), free(hw), free(ref), free(got);
+    }
+}
+
+TEST(test_swiglu_and_embed_match_cpu)
+{
+    int rows = 19, I = 688;
+    float *hg;
+    bf16 *gu = dev_random((size_t)rows * 2 * I, 4.0f, 50, &hg), *act;
+    cudaMalloc((void **)&act, (size_t)rows * I * 2);
+    poison(act, (size_t)rows * I);
+    CHECK(k_swiglu(gu, act, rows, I, 0) == 0);
+    float *ref = (float *)malloc((size_t)rows * I * 4), *got = download(act, (size_t)rows * I);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < I; j++) {
+            float g = hg[(size_t)r * 2 * I + j], u = hg[(size_t)r * 2 * I + I + j];
+            ref[(size_t)r * I + j] = g / (1.0f + expf(-g)) * u;
+        }
+    CHECK_REL(got, ref, (size_t)rows * I, REL_TOL_KERNEL);
+    free(ref), free(got), free(hg), cudaFree(gu), cudaFree(act);
+
+    int V = 300, H = 264, n = 23, tok[23];
+    for (int i = 0; i < n; i++) tok[i] = (i * 97 + 5) % V;
+    float *ht;
+    bf16 *table = dev_random((size_t)V * H, 1.0f, 51, &ht), *y;
+    int *dt;
+    cudaMalloc((void **)&y, (size_t)n * H * 2);
+    cudaMalloc((void **)&dt, n * sizeof(int));
+    cudaMemcpy(dt, tok, sizeof tok, cudaMemcpyHostToDevice);
+    poison(y, (size_t)n * H);
+    CHECK(k_embed(dt, table, y, n, H, V, 0) == 0);
+    float *ge = download(y, (size_t)n * H);
+    int same = 1;
+    for (int i = 0; i < n; i++) same &= !memcmp(ge + (size_t)i * H, ht + (size_t)tok[i] * H, H * 4);
+    CHECK(same);
+    free(ge), free(ht), cudaFree(table), cudaFree(y), cudaFree(dt);
+}
+
+TEST(test_argmax_finds_first_maximum)
+{
+    int V = 1000, rows = 6;
+    float *h;
+    bf16 *l = dev_random((size_t)rows * V, 1.0f, 60, &h);
+    int *next, got[6];
+    cudaMalloc((void **)&next, sizeof got);
+    cudaMemset(next, 0xff, sizeof got);
+    /* rows 2 and 5 are the "last rows" of two sequences of 3 */
+    CHECK(k_argmax(l, 1, 0, V, 2, 3, 2, next, 0) == 0);
+    cudaMemcpy(got, next, 2 * sizeof(int), cudaMemcpyDeviceToHost);
+    for (int b = 0; b < 2; b++) {
+        const float *row = h + (size_t)(2 + 3 * b) * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (row[i] > row[best]) best = i;
+        CHECK_EQ_INT(got[b], best);
+    }
+    /* two slabs of 500 (tensor-parallel halves): ids continue into the second slab */
+    CHECK(k_argmax(l, 2, (size_t)3 * V, V / 2, 0, 1, 1, next, 0) == 0);
+    cudaMemcpy(got, next, sizeof(int), cudaMemcpyDeviceToHost);
+    int best = 0;
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < V / 2; i++) {
+            float v = h[(size_t)w * 3 * V + i];
+            int bi = best < V / 2 ? best : best - V / 2, bw = best < V / 2 ? 0 : 1;
+            if (v > h[(size_t)bw * 3 * V + bi]) best = w * (V / 2) + i;
+        }
+    CHECK_EQ_INT(got[0], best);
+    free(h), cudaFree(l), cudaFree(next);
+}
+
+/* Rope of q and k into the cache, at an offset position, default and llama3 scaling. */
+static void rope_case(int *failures_, int llama3)
+{
+    struct model_spec m = tiny_spec();
+    m.head_dim = 128;
+    m.heads = 4;
+    m.kv_heads = 2;
+    m.rope_theta = 500000.0;
+    if (llama3) {
+        m.rope.kind = ROPE_LLAMA3;
+        m.rope.factor = 8;
+        m.rope.low_freq_factor = 1;
+        m.rope.high_freq_factor = 4;
+        m.rope.original_max_position = 8192;
+    }
+    int hd = 128, hq = 4, hkv = 2, batch = 2, seq = 5, pos = 700, max_ctx = 800, bo = 1, max_batch = 3;
+    int rows = batch * seq, qkv_n = (hq + 2 * hkv) * hd;
+    double inv_d[64];
+    float inv_f[64];
+    ref_inv_freq(&m, inv_d);
+    for (int i = 0; i < 64; i++) inv_f[i] = (float)inv_d[i];
+    float *h;
+    bf16 *qkv = dev_random((size_t)rows * qkv_n, 1.0f, 70 + llama3, &h), *q, *kc, *vc;
+    size_t cache = (size_t)max_batch * hkv * max_ctx * hd;
+    cudaMalloc((void **)&q, (size_t)rows * hq * hd * 2);
+    cudaMalloc((void **)&kc, cache * 2);
+    cudaMalloc((void **)&vc, cache * 2);
+    poison(q, (size_t)rows * hq * hd);
+    poison(kc, cache);
+    poison(vc, cache);
+    float *dinv;
+    cudaMalloc((void **)&dinv, sizeof inv_f);
+    cudaMemcpy(dinv, inv_f, sizeof inv_f, cudaMemcpyHostToDevice);
+    struct rope_args a = {qkv, q, kc, vc, dinv, rows, seq, bo, pos, NULL, hq, hkv, hd, max_ctx};
+    CHECK(k_rope_qkv(&a, 0) == 0);
+    float *gq = download(q, (size_t)rows * hq * hd), *gk = download(kc, cache), *gv = download(vc, cache);
+    float *rq = (float *)malloc((size_t)rows * hq * hd * 4), *rk = (float *)malloc((size_t)rows * hkv * hd * 4);
+    float *ck = (float *)malloc((size_t)rows * hkv * hd * 4), *cv = (float *)malloc((size_t)rows * hkv * hd * 4);
+    float *rv = (float *)malloc((size_t)rows * hkv * hd * 4);
+    for (int r = 0; r < rows; r++) {
+        int b = r / seq, t = r % seq;
+        for (int hh = 0; hh < hq; hh++) {
+            float *v = rq + ((size_t)r * hq + hh) * hd;
+            memcpy(v, h + (size_t)r * qkv_n + hh * hd, hd * 4);
+            ref_rope(v, hd, pos + t, inv_d);
+        }
+        for (int kh = 0; kh < hkv; kh++) {
+            float *v = rk + ((size_t)r * hkv + kh) * hd;
+            memcpy(v, h + (size_t)r * qkv_n + (hq + kh) * hd, hd * 4);
+            ref_rope(v, hd, pos + t, inv_d);
+            memcpy(rv + ((size_t)r * hkv + kh) * hd, h + (size_t)r * qkv_n + (hq + hkv + kh) * hd, hd * 4);
+            size_t at = (((size_t)(bo + b) * hkv + kh) * max_ctx + pos + t) * hd;
+            memcpy(ck + ((size_t)r * hkv + kh) * hd, gk + at, hd * 4);
+            memcpy(cv + ((size_t)r * hkv + kh) * hd, gv + at, hd * 4);
+        }
+    }
+    CHECK_REL(gq, rq, (size_t)rows * hq * hd, REL_TOL_KERNEL);
+    CHECK_REL(ck, rk, (size_t)rows * hkv * hd, REL_TOL_KERNEL);
+    CHECK(ref_rel_error(cv, rv, (size_t)rows * hkv * hd) == 0.0);
+    free(h), free(gq), free(gk), free(gv), free(rq), free(rk), free(ck), free(cv), free(rv);
+    cudaFree(qkv), cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(dinv);
+}
+
+TEST(test_rope_matches_cpu) { rope_case(failures_, 0); }
+TEST(test_rope_llama3_scaling_matches_cpu) { rope_case(failures_, 1); }
+
+/* Attention over a random cache: prefill (with and without a position offset) and
+ * decode (host and device position), against the CPU. */
+static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, int seq, int pos, int decode,
+                           int dev_pos, uint64_t seed)
+{
+    int max_ctx = pos + seq + 3, bo = 1, max_batch = batch + 1, n_keys = pos + seq;
+    size_t cache = (size_t)max_batch * hkv * max_ctx * hd, qn = (size_t)batch * seq * hq * hd;
+    float *hq_, *hk, *hv;
+    bf16 *q = dev_random(qn, 2.0f, seed, &hq_), *kc = dev_random(cache, 2.0f, seed + 1, &hk);
+    bf16 *vc = dev_random(cache, 1.0f, seed + 2, &hv), *out;
+    cudaMalloc((void **)&out, qn * 2);
+    poison(out, qn);
+    float *partials;
+    cudaMalloc((void **)&partials, attn_decode_partials_floats(max_batch, hq, hd, max_ctx) * 4);
+    int *dpos;
+    cudaMalloc((void **)&dpos, sizeof(int));
+    cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice);
+    struct attn_args a = {q, kc, vc, out, batch, seq, bo, pos, dev_pos ? dpos : NULL, hq, hkv, hd, max_ctx, partials};
+    CHECK(attn_setup() == 0);
+    CHECK((decode ? attn_decode(&a, 0) : attn_prefill(&a, 0)) == 0);
+    float *got = download(out, qn), *ref = (float *)malloc(qn * 4);
+    float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
+    for (int b = 0; b < batch; b++) {
+        for (int j = 0; j < n_keys; j++)
+            for (int kh = 0; kh < hkv; kh++) {
+                size_t at = (((size_t)(bo + b) * hkv + kh) * max_ctx + j) * hd;
+                memcpy(k + ((size_t)j * hkv + kh) * hd, hk + at, hd * 4);
+                memcpy(v + ((size_t)j * hkv + kh) * hd, hv + at, hd * 4);
+            }
+        ref_attention(hq_ + (size_t)b * seq * hq * hd, k, v, ref + (size_t)b * seq * hq * hd, seq, pos, hq, hkv, hd);
+    }
+    double e = ref_rel_error(got, ref, qn);
+    if (!(e <= REL_TOL_KERNEL)) {
+        fprintf(stderr, "  attention hd=%d hq=%d hkv=%d batch=%d seq=%d pos=%d decode=%d: rel error %g\n", hd, hq, hkv,
+                batch, seq, pos, decode, e);
+        (*failures_)++;
+    }
+    free(hq_), free(hk), free(hv), free(got), free(ref), free(k), free(v);
+    cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out), cudaFree(partials), cudaFree(dpos);
+}
+
+TEST(test_attention_prefill_matches_cpu)
+{
+    attention_case(failures_, 64, 4, 2, 2, 77, 0, 0, 0, 80);
+    attention_case(failures_, 128, 4, 4, 3, 64, 0, 0, 0, 81);
+    attention_case(failures_, 128, 8, 2, 1, 130, 19, 0, 0, 82);
+    attention_case(failures_, 64, 2, 1, 2, 1, 0, 0, 0, 83);
+}
+
+TEST(test_attention_decode_matches_cpu)
+{
+    attention_case(failures_, 128, 4, 2, 3, 1, 0, 1, 0, 90);
+    attention_case(failures_, 128, 4, 2, 3, 1, 300, 1, 0, 91);
+    attention_case(failures_, 64, 4, 1, 2, 1, 129, 1, 1, 92);
+    attention_case(failures_, 128, 8, 8, 1, 1, 555, 1, 1, 93);
+}
