@@ -42,7 +42,10 @@ void placement_device_params(const struct placement *p, uint64_t *per_device, ui
     for (int i = 0; i < p->n_modules; i++) {
         int d = p->device[i];
         if (p->tensor_parallel) {
-            for (int r = 0; r < p->n_devices; r++) per_device[r] += p->modules[i].param_bytes / p->n_devices;
+            /* tp replicates the embedding table (see tp.c); everything else is split */
+            uint64_t share = p->modules[i].kind == MODULE_EMBED ? p->modules[i].param_bytes
+                                                                : p->modules[i].param_bytes / p->n_devices;
+            for (int r = 0; r < p->n_devices; r++) per_device[r] += share;
         } else if (d == PB_DEVICE_CPU) {
             *cpu += p->modules[i].param_bytes;
         } else {
