@@ -58,6 +58,39 @@ $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(KERNEL_OBJ)
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
 
+# --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
+# GPU under mpirun, and `make MPI=1 test-mpi` runs its CPU tests on 2 ranks. Its
+# sources live in harness/mpi/ and tests/mpi/, outside the wildcards above, so the
+# default build neither sees them nor needs MPI.
+MPI ?= 0
+ifeq ($(MPI),1)
+MPI_CFLAGS  := $(shell mpicc --showme:compile)
+MPI_LIBS    := $(shell mpicc --showme:link)
+MPIRUN      ?= mpirun --allow-run-as-root --oversubscribe
+MPI_CPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/mpi/mpi_world.c harness/mpi/trace_gather.c harness/mpi/mpi_jobs.c)
+MPI_GPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/mpi/cuda_mpi_exec.c harness/mpi/cuda_mpi_run.c harness/mpi/mpi_main.c)
+MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c))
+all: $(BUILD)/bench-mpi
+
+$(BUILD)/bench-mpi: $(MPI_GPU_OBJ) $(MPI_CPU_OBJ) $(CPU_OBJ) $(GPU_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+
+$(BUILD)/run_mpi_tests: $(MPI_TEST_OBJ) $(MPI_CPU_OBJ) $(CPU_OBJ)
+	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread $(MPI_LIBS)
+
+$(BUILD)/harness/mpi/%.o: harness/mpi/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/mpi/%.o: tests/mpi/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+
+.PHONY: test-mpi
+test-mpi: $(BUILD)/run_mpi_tests $(BUILD)/bench-mpi
+	$(MPIRUN) -np 2 $(BUILD)/run_mpi_tests
+endif
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
