@@ -131,7 +131,7 @@ def union_ms(intervals):
 def busy_metrics(trace_events, n_gpus):
     """Per-GPU metrics of one pass from Chrome trace events (the profiler's
     categories kernel / gpu_memcpy / gpu_memset, args.device)."""
-    per = {d: {"compute": [], "comm": [], "copy": [], "all": []} for d in range(n_gpus)}
+    per = {d: {"compute": [], "comm": [], "copy": [], "all": [], "kernels": []} for d in range(n_gpus)}
     ptop = []
     ptop_bytes = 0
     for e in trace_events:
@@ -146,6 +146,7 @@ def busy_metrics(trace_events, n_gpus):
         per[dev]["all"].append(iv)
         if cat == "kernel":
             per[dev]["comm" if "nccl" in name.lower() else "compute"].append(iv)
+            per[dev]["kernels"].append(iv)
         elif cat == "gpu_memcpy":
             per[dev]["copy"].append(iv)
             if "PtoP" in name:
@@ -159,11 +160,14 @@ def busy_metrics(trace_events, n_gpus):
     out = {"window": window, "gpu": [], "transfer_bytes": ptop_bytes, "transfer_ms": union_ms(ptop)}
     for d in range(n_gpus):
         p = per[d]
+        # As harness/metrics.c: idle = window - union of all activity; utilisation =
+        # union of kernel intervals (compute and NCCL) / window; own span over kernels.
         busy = union_ms(p["all"])
-        own = (max(e for _, e in p["all"]) - min(s for s, _ in p["all"])) / 1e3 if p["all"] else 0.0
+        k = p["kernels"]
+        own = (max(e for _, e in k) - min(s for s, _ in k)) / 1e3 if k else 0.0
         out["gpu"].append({"compute": union_ms(p["compute"]), "comm": union_ms(p["comm"]),
                            "copy": union_ms(p["copy"]), "idle": window - busy,
-                           "util": busy / window if window > 0 else float("nan"), "own": own})
+                           "util": union_ms(k) / window if window > 0 else float("nan"), "own": own})
     return out
 
 
