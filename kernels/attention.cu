@@ -57,8 +57,16 @@ __device__ __forceinline__ void load_tile(bf16 *sm, const bf16 *g, size_t g_stri
     }
 }
 
+/* A score as transformers' eager attention has it (the q.k product rounded to bf16,
+ * then scaled and rounded again), in log2 units for exp2. */
+__device__ __forceinline__ float score_log2(float dot, float scale)
+{
+    float s = __bfloat162float(__float2bfloat16(dot));
+    return __bfloat162float(__float2bfloat16(s * scale)) * LOG2E;
+}
+
 template <int D>
-__global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_args a, float scale_log2)
+__global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_args a, float scale)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *qs = (bf16 *)smem_raw;
@@ -134,8 +142,8 @@ __global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_a
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int key = key_base + nt * 8 + t4 * 2 + e;
-                s[nt][e] = key <= qp0 ? s[nt][e] * scale_log2 : -INFINITY;
-                s[nt][2 + e] = key <= qp1 ? s[nt][2 + e] * scale_log2 : -INFINITY;
+                s[nt][e] = key <= qp0 ? score_log2(s[nt][e], scale) : -INFINITY;
+                s[nt][2 + e] = key <= qp1 ? score_log2(s[nt][2 + e], scale) : -INFINITY;
                 mx0 = fmaxf(mx0, s[nt][e]);
                 mx1 = fmaxf(mx1, s[nt][2 + e]);
             }
@@ -224,11 +232,11 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
     PB_TRY(check_args(a));
     if (a->batch <= 0 || a->seq <= 0) return PB_OK;
     dim3 grid((a->seq + FA_BM - 1) / FA_BM, a->hq, a->batch);
-    float scale_log2 = LOG2E / sqrtf((float)a->hd);
+    float scale = 1.0f / sqrtf((float)a->hd);
     if (a->hd == 64)
-        flash_prefill_kernel<64><<<grid, FA_THREADS, fa_smem_bytes(64), s>>>(*a, scale_log2);
+        flash_prefill_kernel<64><<<grid, FA_THREADS, fa_smem_bytes(64), s>>>(*a, scale);
     else
-        flash_prefill_kernel<128><<<grid, FA_THREADS, fa_smem_bytes(128), s>>>(*a, scale_log2);
+        flash_prefill_kernel<128><<<grid, FA_THREADS, fa_smem_bytes(128), s>>>(*a, scale);
     cudaCheckLaunch();
     return PB_OK;
 }
@@ -241,7 +249,7 @@ size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
 }
 
 template <int D>
-__global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, float scale_log2, int splits)
+__global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, float scale, int splits)
 {
     __shared__ float qsh[D];
     __shared__ float wm[4], wl[4], wacc[4][D];
@@ -276,7 +284,7 @@ __global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, f
                 dot = fmaf(f.y, qsh[i * 8 + 2 * e + 1], dot);
             }
         }
-        score = dot * scale_log2;
+        score = score_log2(dot, scale);
     }
     float m = score;
 #pragma unroll
@@ -350,13 +358,13 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     /* the partials are laid out for the largest split count so both cases agree */
     int stride_splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     dim3 grid(splits, a->hq, a->batch);
-    float scale_log2 = LOG2E / sqrtf((float)a->hd);
+    float scale = 1.0f / sqrtf((float)a->hd);
     if (a->hd == 64) {
-        decode_split_kernel<64><<<grid, 128, 0, s>>>(*a, scale_log2, stride_splits);
+        decode_split_kernel<64><<<grid, 128, 0, s>>>(*a, scale, stride_splits);
         cudaCheckLaunch();
         decode_combine_kernel<64><<<dim3(a->hq, a->batch), 64, 0, s>>>(*a, stride_splits);
     } else {
-        decode_split_kernel<128><<<grid, 128, 0, s>>>(*a, scale_log2, stride_splits);
+        decode_split_kernel<128><<<grid, 128, 0, s>>>(*a, scale, stride_splits);
         cudaCheckLaunch();
         decode_combine_kernel<128><<<dim3(a->hq, a->batch), 128, 0, s>>>(*a, stride_splits);
     }

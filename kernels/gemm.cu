@@ -18,23 +18,25 @@ int gemm_init(struct gemm_ctx *g, void *workspace)
     return PB_OK;
 }
 
-static struct gemm_shape *find_shape(struct gemm_ctx *g, int n, int k)
+static struct gemm_shape *find_shape(struct gemm_ctx *g, int n, int k, int cls)
 {
     for (int i = 0; i < g->n_shapes; i++)
-        if (g->shapes[i].n == n && g->shapes[i].k == k) return &g->shapes[i];
+        if (g->shapes[i].n == n && g->shapes[i].k == k && g->shapes[i].cls == cls) return &g->shapes[i];
     return NULL;
 }
 
-int gemm_prepare(struct gemm_ctx *g, int n, int k)
+static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
 {
-    if (find_shape(g, n, k)) return PB_OK;
+    if (find_shape(g, n, k, cls)) return PB_OK;
     if (g->n_shapes == GEMM_MAX_SHAPES) return pb_fail("gemm_prepare: more than %d GEMM shapes", GEMM_MAX_SHAPES);
     struct gemm_shape *sh = &g->shapes[g->n_shapes];
     sh->n = n;
     sh->k = k;
+    sh->cls = cls;
+    int hm = cls == GEMM_CLASS_SHORT ? 128 : 4096;
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
-    cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, GEMM_HEURISTIC_M, k));
-    cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, GEMM_HEURISTIC_M, n));
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, hm, k));
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, hm, n));
 
     cublasLtMatmulPreference_t pref;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
@@ -66,6 +68,12 @@ int gemm_prepare(struct gemm_ctx *g, int n, int k)
     return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
 }
 
+int gemm_prepare(struct gemm_ctx *g, int n, int k)
+{
+    PB_TRY(prepare_class(g, n, k, GEMM_CLASS_LONG));
+    return prepare_class(g, n, k, GEMM_CLASS_SHORT);
+}
+
 void gemm_destroy(struct gemm_ctx *g)
 {
     for (int i = 0; i < g->n_shapes; i++) {
@@ -80,10 +88,10 @@ void gemm_destroy(struct gemm_ctx *g)
     g->lt = NULL;
 }
 
-int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cls,
             cudaStream_t s)
 {
-    struct gemm_shape *sh = find_shape(g, n, k);
+    struct gemm_shape *sh = find_shape(g, n, k, cls);
     if (!sh) return pb_fail("gemm_lt: shape N=%d K=%d was not prepared", n, k);
     if (m <= 0) return PB_OK;
     uint64_t cols = (uint64_t)m;
@@ -103,7 +111,7 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p)
 {
     /* Weights are read once per step: keep them out of L1 so x stays there. */
     uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                  : "l"(p));
     return v;
@@ -120,41 +128,52 @@ __device__ __forceinline__ void unpack8(uint4 v, float f[8])
     }
 }
 
+/* ROWS rows per block, U weight vectors in flight per lane. A row's sum runs over
+ * k in the same order whatever ROWS and U are (lane-strided vectors in ascending
+ * order, then a fixed shuffle tree), so the bits do not depend on the row count. */
+template <int ROWS, int U>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
             int accumulate)
 {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int col = blockIdx.x * GEMV_WARPS + warp;
-    int m0 = blockIdx.y * GEMV_ROWS;
+    int m0 = blockIdx.y * ROWS;
     if (col >= n) return;
     const uint4 *wr = (const uint4 *)(w + (size_t)col * k);
-    const uint4 *xr[GEMV_ROWS];
+    const uint4 *xr[ROWS];
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
-    float acc[GEMV_ROWS];
+    for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+    float acc[ROWS];
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++) acc[r] = 0.0f;
+    for (int r = 0; r < ROWS; r++) acc[r] = 0.0f;
     int kv = k / 8;
-#pragma unroll 4
-    for (int i = lane; i < kv; i += 32) {
-        float wf[8];
-        unpack8(load_stream(wr + i), wf);
+    for (int base = lane; base < kv; base += 32 * U) {
+        uint4 wv[U];
 #pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++) {
-            float xf[8];
-            unpack8(__ldg(xr[r] + i), xf);
+        for (int u = 0; u < U; u++)
+            if (base + u * 32 < kv) wv[u] = load_stream(wr + base + u * 32);
 #pragma unroll
-            for (int j = 0; j < 8; j++) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+        for (int u = 0; u < U; u++) {
+            if (base + u * 32 >= kv) break;
+            float wf[8];
+            unpack8(wv[u], wf);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                float xf[8];
+                unpack8(__ldg(xr[r] + base + u * 32), xf);
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+            }
         }
     }
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++)
+    for (int r = 0; r < ROWS; r++)
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
     if (lane == 0) {
 #pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++) {
+        for (int r = 0; r < ROWS; r++) {
             if (m0 + r >= m) break;
             bf16 *out = y + (size_t)(m0 + r) * n + col;
             float v = acc[r];
@@ -168,8 +187,12 @@ int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int ac
 {
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
-    dim3 grid((n + GEMV_WARPS - 1) / GEMV_WARPS, (m + GEMV_ROWS - 1) / GEMV_ROWS);
-    gemv_kernel<<<grid, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
+    int gx = (n + GEMV_WARPS - 1) / GEMV_WARPS;
+    /* fewer rows: less arithmetic per weight byte, so more loads in flight instead */
+    if (m == 1) gemv_kernel<1, 8><<<gx, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
+    else if (m == 2) gemv_kernel<2, 8><<<gx, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
+    else if (m <= 4) gemv_kernel<4, 4><<<gx, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
+    else gemv_kernel<GEMV_ROWS, 4><<<dim3(gx, (m + GEMV_ROWS - 1) / GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
     cudaCheckLaunch();
     return PB_OK;
 }

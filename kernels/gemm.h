@@ -2,8 +2,10 @@
  * and out, fp32 accumulation. Two paths, each row-independent so that a row's
  * result never depends on how many rows share the call (microbatches must match
  * the whole batch bit for bit):
- *  - cuBLASLt for prefill, with ONE algorithm per (N, K) chosen once for a fixed
- *    M and with split-K reductions excluded;
+ *  - cuBLASLt for prefill, with ONE algorithm per (N, K, class) chosen once for a
+ *    fixed M and with split-K reductions excluded. The class comes from the prompt
+ *    length alone (short prompts want small tiles), never from the row count, so
+ *    microbatches that split the batch keep the algorithm;
  *  - our GEMV for one-token steps (decode), where a tile-based GEMM would leave
  *    most of the GPU idle; it reduces over K in a fixed order. */
 #ifndef PB_GEMM_H
@@ -12,14 +14,18 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
-#define GEMM_MAX_SHAPES 16
+#define GEMM_MAX_SHAPES 32
 #define GEMM_WORKSPACE_BYTES (32u << 20)
 /* Heuristics are asked for this M whatever the call's M, so every part (whatever
- * its max_rows) picks the same algorithm for a shape. */
-#define GEMM_HEURISTIC_M 4096
+ * its max_rows) picks the same algorithm for a shape: 4096 for long prompts, 128
+ * for prompts of at most GEMM_SHORT_SEQ tokens. */
+#define GEMM_CLASS_LONG 0
+#define GEMM_CLASS_SHORT 1
+#define GEMM_SHORT_SEQ 256
+static inline int gemm_class_for_seq(int seq) { return seq <= GEMM_SHORT_SEQ ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG; }
 
 struct gemm_shape {
-    int n, k;
+    int n, k, cls;
     cublasLtMatmulAlgo_t algo;
     cublasLtMatrixLayout_t a, b, c;  /* b and c get the call's M before each use */
 };
@@ -34,13 +40,13 @@ struct gemm_ctx {
 
 /* Handle and descriptors; workspace is device memory the caller owns. */
 int gemm_init(struct gemm_ctx *g, void *workspace);
-/* Choose and remember the algorithm for one (N, K); call once per shape at setup. */
+/* Choose and remember the algorithms (both classes) for one (N, K); once per shape at setup. */
 int gemm_prepare(struct gemm_ctx *g, int n, int k);
 void gemm_destroy(struct gemm_ctx *g);
 
-/* cuBLASLt path; the (N, K) must have been prepared. */
+/* cuBLASLt path; the (N, K) must have been prepared; cls from gemm_class_for_seq. */
 int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y,
-            int m, int n, int k, int accumulate, cudaStream_t s);
+            int m, int n, int k, int accumulate, int cls, cudaStream_t s);
 /* GEMV path for few rows (K a multiple of 8, pointers 16-byte aligned). */
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
               int accumulate, cudaStream_t s);

@@ -97,49 +97,59 @@ int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y,
     return PB_OK;
 }
 
-/* One block per row; a thread takes one rotation pair (i, i + hd/2) of a q or k head
- * (rotate_half convention of transformers' Llama), then v is copied. */
+__device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16(x)); }
+
+/* One block per row; a thread takes 8 rotation pairs (i, i + hd/2) of a q or k head
+ * (rotate_half convention of transformers' Llama) with 16-byte loads, then v is
+ * copied. The rounding follows transformers in bf16: cos and sin rounded to bf16,
+ * each product rounded, then the sum, so our q and k match the peer's bits. */
 __global__ void rope_qkv_kernel(struct rope_args a)
 {
     int r = blockIdx.x;
     int b = r / a.seq, t = r % a.seq;
     int pos = (a.pos_dev ? *a.pos_dev : a.pos) + t;
     if (pos >= a.max_ctx) return;  /* the host checks; a graph replay past the cache does nothing */
-    int half = a.hd / 2;
+    int half = a.hd / 2, chunks = half / 8;
     int qkv_n = (a.hq + 2 * a.hkv) * a.hd;
     const bf16 *row = a.qkv + (size_t)r * qkv_n;
     size_t seq_base = (size_t)(a.batch_offset + b) * a.hkv;
-    int pairs = (a.hq + a.hkv) * half;
-    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
-        int head = p / half, i = p % half;
-        /* fp32 angle as transformers computes it (inv_freq fp32 times the position) */
-        float sn, cs;
-        sincosf((float)pos * a.inv_freq[i], &sn, &cs);
+    int work = (a.hq + a.hkv) * chunks;
+    for (int p = threadIdx.x; p < work; p += blockDim.x) {
+        int head = p / chunks, i0 = (p % chunks) * 8;
         const bf16 *src = row + head * a.hd;
-        float x1 = __bfloat162float(src[i]), x2 = __bfloat162float(src[i + half]);
-        bf16 o1 = __float2bfloat16(x1 * cs - x2 * sn);
-        bf16 o2 = __float2bfloat16(x2 * cs + x1 * sn);
+        float x1[8], x2[8], o1[8], o2[8];
+        unpack8f(*(const uint4 *)(src + i0), x1);
+        unpack8f(*(const uint4 *)(src + i0 + half), x2);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float sn, cs;
+            sincosf((float)pos * a.inv_freq[i0 + j], &sn, &cs);  /* fp32 angle, as transformers */
+            cs = bf16r(cs);
+            sn = bf16r(sn);
+            o1[j] = bf16r(x1[j] * cs) + bf16r(-x2[j] * sn);
+            o2[j] = bf16r(x2[j] * cs) + bf16r(x1[j] * sn);
+        }
         bf16 *dst;
         if (head < a.hq) {
             dst = a.q_out + (size_t)r * a.hq * a.hd + head * a.hd;
         } else {
-            int kh = head - a.hq;
-            dst = a.k_cache + ((seq_base + kh) * a.max_ctx + pos) * a.hd;
+            dst = a.k_cache + ((seq_base + head - a.hq) * a.max_ctx + pos) * a.hd;
         }
-        dst[i] = o1;
-        dst[i + half] = o2;
+        *(uint4 *)(dst + i0) = pack8(o1);
+        *(uint4 *)(dst + i0 + half) = pack8(o2);
     }
-    const bf16 *v = row + (a.hq + a.hkv) * a.hd;
-    for (int e = threadIdx.x; e < a.hkv * a.hd; e += blockDim.x) {
-        int kh = e / a.hd, d = e % a.hd;
-        a.v_cache[((seq_base + kh) * a.max_ctx + pos) * a.hd + d] = v[e];
+    const uint4 *v = (const uint4 *)(row + (a.hq + a.hkv) * a.hd);
+    int vchunks = a.hd / 8;
+    for (int e = threadIdx.x; e < a.hkv * vchunks; e += blockDim.x) {
+        int kh = e / vchunks, d = e % vchunks;
+        *(uint4 *)(a.v_cache + ((seq_base + kh) * a.max_ctx + pos) * a.hd + d * 8) = v[e];
     }
 }
 
 int k_rope_qkv(const struct rope_args *a, cudaStream_t s)
 {
     if (a->rows <= 0) return PB_OK;
-    rope_qkv_kernel<<<a->rows, 256, 0, s>>>(*a);
+    rope_qkv_kernel<<<a->rows, 128, 0, s>>>(*a);
     cudaCheckLaunch();
     return PB_OK;
 }

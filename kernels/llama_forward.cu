@@ -22,13 +22,14 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
     return PB_OK;
 }
 
-/* One-token steps use the GEMV, everything else cuBLASLt; the choice depends only
- * on seq, which microbatching never changes, so the bits do not either. */
+/* One-token steps use the GEMV, everything else cuBLASLt (algorithm class by prompt
+ * length); the choice depends only on seq, which microbatching never changes, so
+ * the bits do not either. */
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
                   int n, int k, int accumulate, cudaStream_t s)
 {
     if (c->seq == 1) return gemm_rows(x, w, y, m, n, k, accumulate, s);
-    return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, s);
+    return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
 }
 
 static int layer_local(const struct llama_part *p, int layer, int *local)

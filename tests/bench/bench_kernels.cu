@@ -90,7 +90,7 @@ int main(int argc, char **argv)
         /* random data, never zeros (METHOD.md): reuse the weights' generator */
         CU(cudaMemcpy(x, p->layers, (size_t)n * n * 2, cudaMemcpyDeviceToDevice));
         CU(cudaMemcpy(w, p->layers + (size_t)n * n, (size_t)n * n * 2, cudaMemcpyDeviceToDevice));
-        double ms = time_ms([&] { TRY(gemm_lt(&g, x, w, y, n, n, n, 0, s)); }, 3, 20, s);
+        double ms = time_ms([&] { TRY(gemm_lt(&g, x, w, y, n, n, n, 0, GEMM_CLASS_LONG, s)); }, 3, 20, s);
         printf("ceilings: copy %.0f GB/s (read+write, 1 GiB), bf16 GEMM 8192^3 %.0f TFLOP/s\n", copy_gbs,
                2.0 * n * n * (double)n / (ms * 1e9));
         gemm_destroy(&g);
@@ -104,6 +104,7 @@ int main(int argc, char **argv)
         int batch = prefills[c][0], seq = prefills[c][1], rows = batch * seq;
         fill_tokens(p, rows, m.vocab);
         struct llama_call call = {0, batch, seq, 0, NULL, 0};
+        int cls = gemm_class_for_seq(seq);
         double fwd = time_ms([&] {
             TRY(llama_embed(p, &call, s));
             TRY(llama_layers(p, 0, m.layers, &call, s));
@@ -113,12 +114,12 @@ int main(int argc, char **argv)
         double gemms = time_ms([&] {
             for (int l = 0; l < m.layers; l++) {
                 bf16 *b = p->layers + (size_t)l * p->ll.elems;
-                TRY(gemm_lt(&p->gemm, p->normed, b + p->ll.wqkv, p->qkv, rows, x->qkv_n, x->hidden, 0, s));
-                TRY(gemm_lt(&p->gemm, p->attn, b + p->ll.wo, p->hidden, rows, x->hidden, x->q_dim, 1, s));
-                TRY(gemm_lt(&p->gemm, p->normed, b + p->ll.wgu, p->gu, rows, 2 * x->inter_l, x->hidden, 0, s));
-                TRY(gemm_lt(&p->gemm, p->act, b + p->ll.wdown, p->hidden, rows, x->hidden, x->inter_l, 1, s));
+                TRY(gemm_lt(&p->gemm, p->normed, b + p->ll.wqkv, p->qkv, rows, x->qkv_n, x->hidden, 0, cls, s));
+                TRY(gemm_lt(&p->gemm, p->attn, b + p->ll.wo, p->hidden, rows, x->hidden, x->q_dim, 1, cls, s));
+                TRY(gemm_lt(&p->gemm, p->normed, b + p->ll.wgu, p->gu, rows, 2 * x->inter_l, x->hidden, 0, cls, s));
+                TRY(gemm_lt(&p->gemm, p->act, b + p->ll.wdown, p->hidden, rows, x->hidden, x->inter_l, 1, cls, s));
             }
-            TRY(gemm_lt(&p->gemm, p->normed, p->head + p->hl.lm_head, p->logits, rows, x->vocab_l, x->hidden, 0, s));
+            TRY(gemm_lt(&p->gemm, p->normed, p->head + p->hl.lm_head, p->logits, rows, x->vocab_l, x->hidden, 0, cls, s));
         }, 2, 10, s);
         struct attn_args aa = {p->q, p->k_cache, p->v_cache, p->attn, batch, seq, 0, 0, NULL,
                                x->hq, x->hkv, x->hd, d.max_context, p->partials};

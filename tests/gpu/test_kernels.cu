@@ -19,7 +19,7 @@ static int gemm_lt_case(int m, int n, int k, int accumulate, uint64_t seed)
     bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
     bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
     if (!accumulate) poison(y, (size_t)m * n);
-    int bad = gemm_lt(&g, x, w, y, m, n, k, accumulate, 0) != 0;
+    int bad = gemm_lt(&g, x, w, y, m, n, k, accumulate, m % 2 ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG, 0) != 0;
     float *ref = (float *)malloc((size_t)m * n * 4);
     ref_matmul(hx, hw, ref, m, n, k);
     if (accumulate)
@@ -87,16 +87,22 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     cudaMalloc((void **)&all, (size_t)M * N * 2);
     cudaMalloc((void **)&part, (size_t)M * N * 2);
     poison(part, (size_t)M * N);
-    CHECK(gemm_lt(&g, x, w, all, M, N, K, 0, 0) == 0);
-    CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, cnt, N, K, 0, 0) == 0);
-    CHECK(bits_equal(all + (size_t)lo * N, part + (size_t)lo * N, (size_t)cnt * N));
-    CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, 1, N, K, 0, 0) == 0);
-    CHECK(bits_equal(all + (size_t)lo * N, part + (size_t)lo * N, N));
+    for (int cls = 0; cls < 2; cls++) {
+        CHECK(gemm_lt(&g, x, w, all, M, N, K, 0, cls, 0) == 0);
+        CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, cnt, N, K, 0, cls, 0) == 0);
+        CHECK(bits_equal(all + (size_t)lo * N, part + (size_t)lo * N, (size_t)cnt * N));
+        CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, 1, N, K, 0, cls, 0) == 0);
+        CHECK(bits_equal(all + (size_t)lo * N, part + (size_t)lo * N, N));
+    }
     /* the GEMV path likewise: 16 rows at once and 8 + 8, and 1 */
     CHECK(gemm_rows(x, w, all, 16, N, K, 0, 0) == 0);
     CHECK(gemm_rows(x, w, part, 5, N, K, 0, 0) == 0);
     CHECK(gemm_rows(x + 5 * K, w, part + 5 * N, 11, N, K, 0, 0) == 0);
     CHECK(bits_equal(all, part, (size_t)16 * N));
+    for (int m = 1; m <= 4; m++) {  /* the narrow variants (1, 2, 4 rows) too */
+        CHECK(gemm_rows(x + 3 * K, w, part, m, N, K, 0, 0) == 0);
+        CHECK(bits_equal(all + 3 * N, part, (size_t)m * N));
+    }
     gemm_destroy(&g);
     cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
 }
