@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include "../harness/csv_read.h"
 #include "../harness/plot_data.h"
+#include "../harness/plots.h"
 #include "../harness/timeline.h"
 #include "../harness/trace_read.h"
 #include "synthetic_run.h"
@@ -160,4 +161,53 @@ TEST(test_plot_sh_draws_png_and_svg_when_gnuplot_is_installed)
     CHECK(svg && strstr(svg, "<svg") && strstr(svg, "mb3"));
     free(svg);
     synthetic_run_free(&s);
+}
+
+TEST(test_plots_write_runs_the_script_or_says_how_to_install_gnuplot)
+{
+    struct synthetic_run s;
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    CHECK_EQ_INT(synthetic_run_write(&s, dir), 0);
+    synthetic_run_free(&s);
+    /* No gnuplot on PATH: data written, a message, and success (the run itself is fine). */
+    char *saved = strdup(getenv("PATH") ? getenv("PATH") : "");
+    setenv("PATH", dir, 1);
+    CHECK_EQ_INT(plots_write(dir), 0);
+    setenv("PATH", saved, 1);
+    free(saved);
+    CHECK(file_size(dir, "plot-data/plots.txt") > 0);
+    CHECK_EQ_INT(file_size(dir, "timeline-01-naive.png"), -1);
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) return;
+    char script[4096];
+    CHECK_EQ_INT(plots_find_script(script, sizeof script), 0);   /* beside build/, i.e. scripts/ */
+    fflush(stdout);
+    CHECK_EQ_INT(plots_write(dir), 0);
+    CHECK(file_size(dir, "timeline-01-naive.png") > 5000);
+    CHECK(file_size(dir, "util-00.svg") > 2000);
+}
+
+TEST(test_plot_of_a_plan_folder_draws_parameters_per_gpu)
+{
+    char dir[256], args[512], out[8192];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model models/llama-tiny.json --gpus 2 --batch 4 --seq 64 --plan --out %s", dir);
+    if (run_bench(args, out, sizeof out) != 0) {
+        printf("  (build/bench --plan unavailable: plan plot not exercised)\n");
+        return;
+    }
+    int n = 0;
+    CHECK_EQ_INT(plot_data_write(dir, &n), 0);
+    char *manifest = slurp(dir, "plot-data/plots.txt");
+    CHECK(manifest && strstr(manifest, "plan plan\n"));
+    char *dat = slurp(dir, "plot-data/plan.dat");
+    CHECK(dat && strstr(dat, "\"GPU 0\" \"GPU 1\"") && strstr(dat, "\nnaive "));
+    free(manifest);
+    free(dat);
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) return;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "PLACEBENCH_PLOT_DATA_READY=1 bash scripts/plot.sh %s >/dev/null", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    CHECK(file_size(dir, "plan.png") > 5000);
 }
