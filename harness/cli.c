@@ -47,7 +47,7 @@ void cli_usage(FILE *f)
         "  -n, --iters N             timed iterations (default 20)\n"
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
         "      --no-cupti            event timing only (for use under nsys or ncu); busy time unknown\n"
-        "      --no-graph            do not capture decode steps in a CUDA graph\n"
+        "      --no-graph            launch every pass directly (no CUDA graph replay)\n"
         "      --plot                write gnuplot pictures (PNG, SVG) beside the data\n"
         "      --explain             end with a plain-language account of the numbers\n"
         "  -o, --out DIR             results folder (default results/<date>-<time>-<model>)\n"

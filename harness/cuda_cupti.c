@@ -19,11 +19,23 @@ struct stream_map {
     int device, stream, dst;
 };
 
+/* Work replayed from a CUDA graph is reported on the stream that launched the
+ * graph, so its records are placed by graph node instead: the executor names
+ * the (device, stream) of every captured node, and instantiation's clones
+ * inherit it (CUPTI reports the clone's id). */
+struct node_map {
+    uint64_t node_id;
+    int device, stream, dst;
+};
+
 static struct {
     pthread_mutex_t lock;
     int active;
     struct stream_map streams[MAX_STREAMS];
     int n_streams;
+    struct node_map *nodes;
+    int n_nodes, cap_nodes;
+    CUpti_SubscriberHandle subscriber;   /* graph node clones; NULL if not subscribed */
     int ordinal_device[PB_MAX_DEVICES_CUPTI];
     struct record *pending;   /* decoded records not yet collected */
     int n_pending, cap_pending;
@@ -64,10 +76,35 @@ static int lookup_stream(uint32_t id, int *device, int *stream, int *dst)
     return 0;
 }
 
-static void place(struct record *r, uint32_t device_id, uint32_t stream_id)
+static int lookup_node(uint64_t id, int *device, int *stream, int *dst)
+{
+    for (int i = g.n_nodes - 1; id && i >= 0; i--)
+        if (g.nodes[i].node_id == id) {
+            *device = g.nodes[i].device;
+            *stream = g.nodes[i].stream;
+            *dst = g.nodes[i].dst;
+            return 1;
+        }
+    return 0;
+}
+
+static int add_node(uint64_t id, int device, int stream, int dst)
+{
+    if (g.n_nodes == g.cap_nodes) {
+        int cap = g.cap_nodes ? 2 * g.cap_nodes : 1024;
+        struct node_map *grown = realloc(g.nodes, (size_t)cap * sizeof *grown);
+        if (!grown) return PB_ERR;
+        g.nodes = grown;
+        g.cap_nodes = cap;
+    }
+    g.nodes[g.n_nodes++] = (struct node_map){id, device, stream, dst};
+    return PB_OK;
+}
+
+static void place(struct record *r, uint32_t device_id, uint32_t stream_id, uint64_t graph_node)
 {
     int dev, st, dst;
-    if (lookup_stream(stream_id, &dev, &st, &dst)) {
+    if (lookup_node(graph_node, &dev, &st, &dst) || lookup_stream(stream_id, &dev, &st, &dst)) {
         r->device = dev;
         r->stream = st;
         r->dst_device = dst;
@@ -128,7 +165,7 @@ static void decode(const CUpti_Activity *a)
         r.start_ns = k->start;
         r.end_ns = k->end;
         r.correlation = k->correlationId;
-        place(&r, k->deviceId, k->streamId);
+        place(&r, k->deviceId, k->streamId, k->graphNodeId);
         r.dst_device = -1;
         break;
     }
@@ -140,10 +177,11 @@ static void decode(const CUpti_Activity *a)
         r.end_ns = m->end;
         r.bytes = m->bytes;
         r.correlation = m->correlationId;
-        place(&r, m->deviceId, m->streamId);
-        /* Copies between logical devices on one GPU are device-to-device; the
-         * stream they were issued on says which pair they served. */
-        if (r.copy == COPY_DTOD && r.dst_device >= 0) r.src_device = r.device;
+        place(&r, m->deviceId, m->streamId, m->graphNodeId);
+        /* Copies between logical devices on one GPU are device-to-device (and
+         * captured peer copies plain copies); the stream or graph node they were
+         * issued on says which pair they served. */
+        if ((r.copy == COPY_DTOD || r.copy == COPY_PTOP) && r.dst_device >= 0) r.src_device = r.device;
         snprintf(r.name, sizeof r.name, "Memcpy %s",
                  r.copy == COPY_HTOD ? "HtoD" : r.copy == COPY_DTOH ? "DtoH" : r.copy == COPY_DTOD ? "DtoD" : "other");
         break;
@@ -156,7 +194,7 @@ static void decode(const CUpti_Activity *a)
         r.end_ns = m->end;
         r.bytes = m->bytes;
         r.correlation = m->correlationId;
-        place(&r, m->deviceId, m->streamId);
+        place(&r, m->deviceId, m->streamId, m->graphNodeId);
         r.src_device = m->srcDeviceId < PB_MAX_DEVICES_CUPTI ? g.ordinal_device[m->srcDeviceId] : -1;
         if (r.dst_device < 0)
             r.dst_device = m->dstDeviceId < PB_MAX_DEVICES_CUPTI ? g.ordinal_device[m->dstDeviceId] : -1;
@@ -172,7 +210,7 @@ static void decode(const CUpti_Activity *a)
         r.end_ns = m->end;
         r.bytes = m->bytes;
         r.correlation = m->correlationId;
-        place(&r, m->deviceId, m->streamId);
+        place(&r, m->deviceId, m->streamId, m->graphNodeId);
         r.dst_device = -1;
         snprintf(r.name, sizeof r.name, "Memset");
         break;
@@ -203,6 +241,37 @@ static const CUpti_ActivityKind kinds[] = {
     CUPTI_ACTIVITY_KIND_MEMSET,
 };
 
+/* Instantiating a graph clones its nodes; records carry the clone's id. */
+static void CUPTIAPI on_resource(void *user, CUpti_CallbackDomain domain, CUpti_CallbackId id, const void *data)
+{
+    (void)user;
+    if (domain != CUPTI_CB_DOMAIN_RESOURCE || id != CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED) return;
+    const CUpti_GraphData *gd = ((const CUpti_ResourceData *)data)->resourceDescriptor;
+    uint64_t orig = 0, clone = 0;
+    if (!gd || cuptiGetGraphNodeId(gd->originalNode, &orig) != CUPTI_SUCCESS ||
+        cuptiGetGraphNodeId(gd->node, &clone) != CUPTI_SUCCESS)
+        return;
+    pthread_mutex_lock(&g.lock);
+    int dev, st, dst;
+    if (lookup_node(orig, &dev, &st, &dst)) add_node(clone, dev, st, dst);
+    pthread_mutex_unlock(&g.lock);
+}
+
+/* Only the clone callback: no per-launch callbacks, which would cost time on
+ * every kernel. Without it, graph work is placed by launching stream. */
+static void subscribe_clones(void)
+{
+    if (cuptiSubscribe(&g.subscriber, on_resource, NULL) != CUPTI_SUCCESS) {
+        g.subscriber = NULL;
+        return;
+    }
+    if (cuptiEnableCallback(1, g.subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED) !=
+        CUPTI_SUCCESS) {
+        cuptiUnsubscribe(g.subscriber);
+        g.subscriber = NULL;
+    }
+}
+
 int cupti_start(char *why, size_t why_len)
 {
     if (g.active) return PB_OK;
@@ -224,7 +293,19 @@ int cupti_start(char *why, size_t why_len)
         return PB_ERR;
     }
     g.active = 1;
+    subscribe_clones();
     return PB_OK;
+}
+
+int cupti_register_graph_node(void *node, int device, int stream, int dst)
+{
+    if (!g.active) return PB_OK;
+    uint64_t id = 0;
+    CUPTI_CHECK(cuptiGetGraphNodeId((CUgraphNode)node, &id));
+    pthread_mutex_lock(&g.lock);
+    int rc = add_node(id, device, stream, dst);
+    pthread_mutex_unlock(&g.lock);
+    return rc == PB_OK ? PB_OK : pb_fail("out of host memory mapping graph nodes");
 }
 
 int cupti_register_stream(void *cuda_stream, int device, int stream, int dst)
@@ -253,6 +334,7 @@ void cupti_clear_maps(void)
 {
     pthread_mutex_lock(&g.lock);
     g.n_streams = 0;
+    g.n_nodes = 0;
     for (int i = 0; i < PB_MAX_DEVICES_CUPTI; i++) g.ordinal_device[i] = -1;
     pthread_mutex_unlock(&g.lock);
 }
@@ -291,8 +373,13 @@ void cupti_stop(void)
     if (!g.active) return;
     cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) cuptiActivityDisable(kinds[i]);
+    if (g.subscriber) cuptiUnsubscribe(g.subscriber);
+    g.subscriber = NULL;
     pthread_mutex_lock(&g.lock);
     free(g.pending);
+    free(g.nodes);
+    g.nodes = NULL;
+    g.n_nodes = g.cap_nodes = 0;
     g.pending = NULL;
     g.n_pending = g.cap_pending = 0;
     g.n_streams = 0;

@@ -50,6 +50,8 @@ struct plan_exec {
     cudaEvent_t *ev;           /* per step, recorded after it */
 };
 
+struct capture_nodes;   /* cuda_exec_graph.c: nodes captured so far, and their streams */
+
 struct executor {
     struct exec_config c;
     int n_parts;
@@ -69,9 +71,31 @@ struct executor {
     struct plan_exec pre, dec;
     int last_rows, last_only;                /* what the last pass left in the logits */
     nvtxDomainHandle_t nvtx;
-    cudaGraphExec_t graph;
+    cudaGraphExec_t graph;                   /* one decode pass */
     int graph_state;                         /* 0 untried, 1 captured, -1 not possible */
+    cudaGraphExec_t pre_graph;               /* the prefill pass */
+    int pre_graph_state;
+    unsigned char peer[PB_MAX_DEVICES][PB_MAX_DEVICES];   /* logical a can access b's memory */
+    struct capture_nodes *capture;           /* non-NULL while a pass is being captured */
 };
+
+/* cuda_executor.c: every stream waits for the origin stream (fork), or the origin for every stream (join). */
+int exec_fork_streams(struct executor *e, cudaEvent_t ev);
+int exec_join_streams(struct executor *e);
+
+/* cuda_exec_graph.c */
+/* Capture the prefill (and decode) pass into CUDA graphs where the schedule allows:
+ * no collectives, and peer access between every pair of GPUs; otherwise (or when a
+ * capture fails) passes are launched directly. */
+int exec_capture_graphs(struct executor *e);
+/* Replay a captured pass on the origin stream, between a join and a fork. */
+int exec_graph_replay(struct executor *e, cudaGraphExec_t g);
+/* While capturing: the nodes the step just issued on s belong to (device, stream). */
+int exec_capture_attribute(struct executor *e, cudaStream_t s, int device, int stream, int dst);
+/* A copy between logical devices; same GPU: device to device; while capturing,
+ * a plain copy through unified addressing (a peer copy cannot be captured). */
+int exec_copy(struct executor *e, void *dst, int dst_logical, const void *src, int src_logical, size_t n,
+              cudaStream_t s);
 
 /* cuda_exec_issue.c */
 int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *out);

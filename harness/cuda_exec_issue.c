@@ -224,9 +224,8 @@ static int argmax_step(struct executor *e, struct llama_part *head, const struct
     int same_gpu = e->c.ordinal[emb->logical] == e->c.ordinal[st->device];
     if (same_gpu) return llama_argmax(head, call, tokens, s);
     PB_TRY(llama_argmax(head, call, e->d_next, s));
-    CUDA_TRY(cudaMemcpyPeerAsync(tokens + st->batch_offset, e->c.ordinal[emb->logical], e->d_next + st->batch_offset,
-                                 e->c.ordinal[st->device], (size_t)st->batch * sizeof(int), s));
-    return PB_OK;
+    return exec_copy(e, tokens + st->batch_offset, emb->logical, e->d_next + st->batch_offset, st->device,
+                     (size_t)st->batch * sizeof(int), s);
 }
 
 static int compute_step(struct executor *e, struct plan_exec *pe, int i, const struct llama_call *call,
@@ -258,13 +257,7 @@ static int copy_step(struct executor *e, struct plan_exec *pe, int i, cudaStream
     size_t off = hidden_offset(e, pe, st) * 2, n = (size_t)st->batch * pe->seq * e->c.m->hidden * 2;
     char *dst = (char *)llama_part_hidden(e->parts[pe->dst_part[i]].p) + off;
     const char *src = (const char *)llama_part_hidden(e->parts[pe->src_part[i]].p) + off;
-    /* Logical devices on one GPU: a plain device-to-device copy, which (unlike a
-     * peer copy) can also be captured into a CUDA graph. */
-    if (e->c.ordinal[st->dst] == e->c.ordinal[st->src])
-        CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s));
-    else
-        CUDA_TRY(cudaMemcpyPeerAsync(dst, e->c.ordinal[st->dst], src, e->c.ordinal[st->src], n, s));
-    return PB_OK;
+    return exec_copy(e, dst, st->dst, src, st->src, n, s);
 }
 
 /* All ranks of one collective in one NCCL group, each on its own stream. */
@@ -368,6 +361,7 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
         else if (st->kind != STEP_H2D_WEIGHTS) rc = compute_step(e, pe, i, &call, argmax, stream);
         nvtxDomainRangePop(e->nvtx);
         PB_TRY(rc);
+        if (capturing) PB_TRY(exec_capture_attribute(e, stream, st->device, st->stream, st->kind == STEP_COPY ? st->dst : -1));
         CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
         PB_TRY(host_range(t, label, t0, iteration));
     }

@@ -102,6 +102,7 @@ static int enable_peers(struct executor *e)
             cudaError_t r = cudaDeviceEnablePeerAccess(ob, 0);
             if (r == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();
             else CUDA_TRY(r);
+            e->peer[a][b] = 1;
         }
     return PB_OK;
 }
@@ -231,7 +232,7 @@ int executor_create(const struct exec_config *c, struct executor **out)
     PB_TRY(create_parts(e));
     PB_TRY(exec_prepare_plan(e, c->prefill, c->seq, &e->pre));
     if (c->decode) PB_TRY(exec_prepare_plan(e, c->decode, 1, &e->dec));
-    return PB_OK;
+    return exec_capture_graphs(e);
 }
 
 void executor_destroy(struct executor *e)
@@ -240,6 +241,7 @@ void executor_destroy(struct executor *e)
     exec_free_plan(&e->pre);
     exec_free_plan(&e->dec);
     if (e->graph) cudaGraphExecDestroy(e->graph);
+    if (e->pre_graph) cudaGraphExecDestroy(e->pre_graph);
     for (int k = 0; k < e->n_parts; k++) {
         cudaSetDevice(e->parts[k].d.device);
         if (e->parts[k].p) llama_part_destroy(e->parts[k].p);
@@ -266,8 +268,7 @@ void executor_destroy(struct executor *e)
 
 static cudaStream_t origin(struct executor *e) { return e->stream[0][0]; }
 
-/* Every stream waits for the origin stream (fork), or the origin waits for every stream (join). */
-static int fork_streams(struct executor *e, cudaEvent_t ev)
+int exec_fork_streams(struct executor *e, cudaEvent_t ev)
 {
     CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
     CUDA_TRY(cudaEventRecord(ev, origin(e)));
@@ -277,7 +278,7 @@ static int fork_streams(struct executor *e, cudaEvent_t ev)
     return PB_OK;
 }
 
-static int join_streams(struct executor *e)
+int exec_join_streams(struct executor *e)
 {
     for (int d = 0; d < e->c.n_devices; d++) {
         CUDA_TRY(cudaSetDevice(e->c.ordinal[d]));
@@ -291,58 +292,16 @@ static int join_streams(struct executor *e)
     return PB_OK;
 }
 
-/* A decode pass may replay from a CUDA graph when every logical device is the
- * same GPU and no collective is involved (NCCL capture is left out). */
-static int graph_possible(const struct executor *e)
-{
-    if (!e->c.use_graph || e->have_comms) return 0;
-    for (int d = 1; d < e->c.n_devices; d++)
-        if (e->c.ordinal[d] != e->c.ordinal[0]) return 0;
-    return 1;
-}
-
-static int capture_decode(struct executor *e)
-{
-    cudaGraph_t g = NULL;
-    CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
-    CUDA_TRY(cudaStreamBeginCapture(origin(e), cudaStreamCaptureModeThreadLocal));
-    int rc = fork_streams(e, e->fork);
-    if (rc == PB_OK) rc = exec_issue_pass(e, &e->dec, NULL, 0, 1, 1, 1, 1, NULL, -1);
-    if (rc == PB_OK) rc = join_streams(e);
-    cudaError_t end = cudaStreamEndCapture(origin(e), &g);
-    if (rc == PB_OK && end == cudaSuccess && g) {
-        cudaError_t inst = cudaGraphInstantiate(&e->graph, g, 0);
-        cudaGraphDestroy(g);
-        if (inst == cudaSuccess) {
-            e->graph_state = 1;
-            return PB_OK;
-        }
-    } else if (g) {
-        cudaGraphDestroy(g);
-    }
-    cudaGetLastError();
-    e->graph_state = -1;
-    fprintf(stderr, "bench: note: %s: the decode step could not be captured into a CUDA graph (%s); "
-                    "launching it directly\n", e->c.label, cudaGetErrorString(end));
-    return PB_OK;
-}
-
 static int decode_pass(struct executor *e, int t, const struct plan_exec *prev, struct trace *tr, int it)
 {
     int pos = e->c.seq + t;
-    if (e->graph_state == 0) e->graph_state = graph_possible(e) ? 0 : -1;
-    if (e->graph_state == 0) {
-        PB_TRY(join_streams(e));
-        PB_TRY(capture_decode(e));
-    }
     if (e->graph_state == 1) {
         /* Each token has its own pinned slot: the copy reads it when the stream gets there. */
         e->h_pos[t] = pos;
         CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
-        PB_TRY(join_streams(e));
+        PB_TRY(exec_join_streams(e));
         CUDA_TRY(cudaMemcpyAsync(e->d_pos, &e->h_pos[t], sizeof(int), cudaMemcpyHostToDevice, origin(e)));
-        CUDA_TRY(cudaGraphLaunch(e->graph, origin(e)));
-        return fork_streams(e, e->fork);
+        return exec_graph_replay(e, e->graph);
     }
     return exec_issue_pass(e, &e->dec, prev, pos, 0, 1, 1, 0, tr, it);
 }
@@ -361,7 +320,7 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
     int generate = e->c.decode != NULL;
     CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
     CUDA_TRY(cudaEventRecord(e->start, origin(e)));
-    PB_TRY(fork_streams(e, e->fork));
+    PB_TRY(exec_fork_streams(e, e->fork));
     if (generate) {
         /* Decode passes overwrite the token rows: the prompt goes back in first. */
         int embeds = e->tp ? e->c.n_devices : 1;
@@ -373,13 +332,14 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
                                      e->stream[ps->logical][0]));
         }
     }
-    PB_TRY(exec_issue_pass(e, &e->pre, NULL, 0, 0, generate, generate, 0, t, iteration));
+    if (e->pre_graph_state == 1) PB_TRY(exec_graph_replay(e, e->pre_graph));
+    else PB_TRY(exec_issue_pass(e, &e->pre, NULL, 0, 0, generate, generate, 0, t, iteration));
     const struct plan_exec *prev = &e->pre;
     for (int k = 0; generate && k < e->c.decode_tokens; k++) {
         PB_TRY(decode_pass(e, k, prev, t, iteration));
         prev = &e->dec;
     }
-    PB_TRY(join_streams(e));
+    PB_TRY(exec_join_streams(e));
     CUDA_TRY(cudaEventRecord(e->stop, origin(e)));
     CUDA_TRY(cudaEventSynchronize(e->stop));
     float elapsed = 0;
@@ -440,4 +400,4 @@ int executor_tokens(struct executor *e, int **out, int *count)
     return PB_OK;
 }
 
-int executor_used_graph(const struct executor *e) { return e->graph_state == 1; }
+int executor_used_graph(const struct executor *e) { return e->graph_state == 1 || e->pre_graph_state == 1; }

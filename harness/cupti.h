@@ -15,6 +15,10 @@ int cupti_start(char *why, size_t why_len);
 /* Map a CUDA stream to the run's logical device and stream index; `dst` is the
  * destination logical device of copies issued on it (-1 if none). */
 int cupti_register_stream(void *cuda_stream, int device, int stream, int dst);
+/* Map a captured CUDA graph node (cudaGraphNode_t) to the run's logical device
+ * and stream, before the graph is instantiated: replayed work is reported on the
+ * launching stream, so records of graph work are placed by node. */
+int cupti_register_graph_node(void *graph_node, int device, int stream, int dst);
 /* Logical device of records whose stream was not registered (CUDA ordinal -> device). */
 int cupti_map_ordinal(int ordinal, int device);
 /* Forget stream and ordinal maps (between strategies: streams are recreated). */

@@ -18,7 +18,7 @@ struct exec_config {
     int batch, seq, decode_tokens;
     uint64_t seed;                    /* weights and prompt tokens */
     const char *weights;              /* safetensors folder, or NULL for random weights */
-    int use_graph;                    /* replay decode passes from a CUDA graph where possible */
+    int use_graph;                    /* replay prefill and decode passes from CUDA graphs where possible */
     const char *label;                /* strategy name, for NVTX ranges */
 };
 
@@ -35,6 +35,6 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
  * *out is malloc'ed. Generated tokens [batch][decode_tokens] likewise (may be NULL). */
 int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab);
 int executor_tokens(struct executor *e, int **out, int *count);
-/* 1 when decode passes ran from a CUDA graph. */
+/* 1 when prefill or decode passes ran from a CUDA graph. */
 int executor_used_graph(const struct executor *e);
 #endif

@@ -25,7 +25,7 @@ struct options {
     int predict, calibrate, plot, explain;
     int iters, warmup;
     int no_cupti;
-    int use_graph;                   /* CUDA graph for decode steps */
+    int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
     const char *weights;             /* --weights DIR of safetensors; default random */
     uint64_t seed;
     const char *out_dir;             /* --out DIR; default results/<timestamp>-<model> */
