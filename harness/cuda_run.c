@@ -13,6 +13,7 @@
 #include "cupti.h"
 #include "executor.h"
 #include "placement_view.h"
+#include "predict.h"
 #include "run.h"
 
 struct reference {              /* single's output for one workload */
@@ -122,6 +123,7 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
 {
     const struct strategy *st = strategy_find(r->strategy);
     if (!st) return pb_fail("unknown strategy \"%s\"", r->strategy);
+    r->microbatches = r->w.microbatches;   /* what was asked, for a row that fails before planning */
     r->placement = calloc(1, sizeof *r->placement);
     r->latency_ms = calloc((size_t)o->iters + 1, sizeof(double));
     if (!r->placement || !r->latency_ms) return pb_fail("out of host memory");
@@ -199,13 +201,15 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
     return rc;
 }
 
-static void print_header(void)
+static void print_header(int predict)
 {
-    printf("%-9s %-34s %9s %10s %7s %-15s %8s %8s %8s %s\n", "strategy", "placement", "p50 ms", "tok/s",
-           "speedup", "util/GPU", "xfer GB", "xfer ms", "AR ms", "logits vs single");
+    printf("%-9s %-34s %9s %10s %7s %-15s %8s %8s %8s ", "strategy", "placement", "p50 ms", "tok/s", "speedup",
+           "util/GPU", "xfer GB", "xfer ms", "AR ms");
+    if (predict) printf("%9s %7s ", "pred ms", "err %");
+    printf("logits vs single\n");
 }
 
-static void print_row(const struct point_result *r)
+static void print_row(const struct point_result *r, int predict)
 {
     if (!r->ok) {
         printf("%-9s failed: %s\n", r->strategy, r->reason);
@@ -222,9 +226,11 @@ static void print_row(const struct point_result *r)
     if (!r->logits_checked) snprintf(check, sizeof check, "not checked");
     else if (r->tolerance == 0) snprintf(check, sizeof check, "%s (max diff %g)", r->logits_match ? "identical" : "DIFFER", r->max_abs_diff);
     else snprintf(check, sizeof check, "%s (max diff %g, tol %g)", r->logits_match ? "within tol" : "DIFFER", r->max_abs_diff, r->tolerance);
-    printf("%-9s %-34.34s %9.3f %10.0f %6.2fx %-15s %8.3f %8.3f %8.3f %s\n", r->strategy, r->placement_summary,
+    printf("%-9s %-34.34s %9.3f %10.0f %6.2fx %-15s %8.3f %8.3f %8.3f ", r->strategy, r->placement_summary,
            r->p50_ms, r->tokens_per_s, r->speedup, util, r->busy_known ? r->transfer_bytes / 1e9 : NAN,
-           r->busy_known ? r->transfer_ms : NAN, r->busy_known ? r->metrics.allreduce_ms : NAN, check);
+           r->busy_known ? r->transfer_ms : NAN, r->busy_known ? r->metrics.allreduce_ms : NAN);
+    if (predict) printf("%9.3f %+6.1f%% ", r->predicted_ms, r->prediction_error_pct);
+    printf("%s\n", check);
 }
 
 /* Budgets for placement: free memory per GPU, split among logical devices sharing one. */
@@ -244,6 +250,27 @@ static int machine_budgets(const struct options *o, const int *ordinal, int n, s
         mc->gpu_memory[d] = free_b / (size_t)sharers;
     }
     if (!mc->cpu_memory) mc->cpu_memory = 512ull << 30;
+    return PB_OK;
+}
+
+/* Only the pipeline reads workload.microbatches (strategies/pipeline.c); the
+ * others would repeat the same run for every count of a --microbatches sweep. */
+static int uses_microbatches(const char *strategy) { return strcmp(strategy, "pipeline") == 0; }
+
+/* --predict: --gpu-profile, else the shipped profile of GPU 0's kind. */
+static int load_prediction_profile(const struct options *o, const struct run_env *env, struct device_profile *prof)
+{
+    const char *name = o->gpu_profile ? o->gpu_profile : predict_profile_for_gpu(env->gpu_name[0]);
+    if (!name) {
+        fprintf(stderr, "bench: warning: --predict: no shipped profile for \"%s\"; name one with --gpu-profile "
+                        "(or write one with --calibrate); running without predictions\n", env->gpu_name[0]);
+        return PB_ERR;
+    }
+    if (device_profile_load(name, prof) != PB_OK) {
+        fprintf(stderr, "bench: warning: --predict: running without predictions\n");
+        return PB_ERR;
+    }
+    fprintf(stderr, "bench: --predict: cost model profile %s\n", prof->name);
     return PB_OK;
 }
 
@@ -268,6 +295,8 @@ int run_measured(const struct options *o, const struct model_spec *m)
     env.cupti_enabled = !o->no_cupti && cupti_start(env.cupti_note, sizeof env.cupti_note) == PB_OK;
     if (o->no_cupti) snprintf(env.cupti_note, sizeof env.cupti_note, "--no-cupti: busy time not measured");
     else if (!env.cupti_enabled) fprintf(stderr, "bench: warning: %s; timing with CUDA events only, per-GPU busy time unknown\n", env.cupti_note);
+    static struct device_profile prof;   /* large; read-only once loaded */
+    const struct device_profile *pp = o->predict && load_prediction_profile(o, &env, &prof) == PB_OK ? &prof : NULL;
     int nb = o->n_batches ? o->n_batches : 1, ns = o->n_seqs ? o->n_seqs : 1;
     int nm = o->n_microbatches ? o->n_microbatches : 1, total = nb * ns * nm * o->n_strategies;
     struct point_result *res = calloc((size_t)total, sizeof *res);
@@ -279,36 +308,48 @@ int run_measured(const struct options *o, const struct model_spec *m)
     int no = 0;
     for (int i = 0; i < o->n_strategies; i++) if (!strcmp(o->strategies[i], "single")) order[no++] = o->strategies[i];
     for (int i = 0; i < o->n_strategies; i++) if (strcmp(o->strategies[i], "single")) order[no++] = o->strategies[i];
+    int points = 0;
+    for (int mi = 0; mi < nm; mi++)
+        for (int i = 0; i < no; i++) points += mi == 0 || uses_microbatches(order[i]);
+    points *= nb * ns;
     int k = 0, failed = 0;
     for (int bi = 0; bi < nb; bi++)
-        for (int si = 0; si < ns; si++)
+        for (int si = 0; si < ns; si++) {
+            struct reference ref = {0};   /* one single run per batch x seq serves every microbatch count */
+            int b = o->n_batches ? o->batches[bi] : 1, s = o->n_seqs ? o->seqs[si] : 128;
             for (int mi = 0; mi < nm; mi++) {
-                struct reference ref = {0};
-                int b = o->n_batches ? o->batches[bi] : 1, s = o->n_seqs ? o->seqs[si] : 128;
-                printf("\n%s, batch %d x seq %d%s%s\n", m->name, b, s, o->decode_tokens ? ", generate " : "",
-                       "");
-                if (o->decode_tokens) printf("(%d greedy tokens after the prefill)\n", o->decode_tokens);
-                print_header();
-                for (int si2 = 0; si2 < no; si2++, k++) {
+                int mb = o->n_microbatches ? o->microbatches[mi] : 0;
+                printf("\n%s, batch %d x seq %d", m->name, b, s);
+                if (mb > 0) printf(", %d microbatches (pipeline)", mb);
+                if (o->decode_tokens) printf(", generate (%d greedy tokens after the prefill)", o->decode_tokens);
+                printf("\n");
+                print_header(pp != NULL);
+                for (int si2 = 0; si2 < no; si2++) {
+                    if (mi > 0 && !uses_microbatches(order[si2])) continue;
                     struct point_result *r = &res[k];
                     snprintf(r->strategy, sizeof r->strategy, "%s", order[si2]);
-                    r->w = (struct workload){.batch = b, .seq = s, .context = s,
-                                             .microbatches = o->n_microbatches ? o->microbatches[mi] : 0,
+                    r->w = (struct workload){.batch = b, .seq = s, .context = s, .microbatches = mb,
                                              .mode = MODE_PREFILL, .dtype = o->dtype};
                     r->decode_tokens = o->decode_tokens;
-                    r->speedup = NAN;
+                    r->speedup = r->predicted_ms = r->prediction_error_pct = NAN;
                     trace_init(&traces[k], n);
                     tptr[k] = &traces[k];
+                    if (points > 1)
+                        fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, points,
+                                r->strategy, b, s, uses_microbatches(r->strategy) ? mb : 1);
                     r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
                     if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
                     if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;
+                    if (pp) predict_point(pp, m, r);
                     if (!r->ok || (r->logits_checked && !r->logits_match)) failed = 1;
-                    print_row(r);
+                    print_row(r, pp != NULL);
                     fflush(stdout);
+                    k++;
                 }
-                free(ref.logits);
-                free(ref.tokens);
             }
+            free(ref.logits);
+            free(ref.tokens);
+        }
     cupti_stop();
     int rc = summary_write_csv(o->out_dir, res, k);
     if (rc == PB_OK) rc = summary_write_json(o->out_dir, &env, res, k);

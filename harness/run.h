@@ -35,7 +35,10 @@ struct point_result {
     int logits_match;              /* bit-identical (sequential, pipeline) or within tolerance (tp) */
     double max_abs_diff;
     double tolerance;              /* 0: bit for bit */
-    int graph;                     /* decode step replayed from a CUDA graph */
+    int graph;                     /* prefill or decode passes replayed from a CUDA graph */
+    int predicted;                 /* 1: this row is the cost model's (bench --simulate), not measured */
+    double predicted_ms;           /* --predict: the cost model's latency for this point; NAN if none */
+    double prediction_error_pct;   /* (predicted - measured) / measured x 100; NAN if none */
 };
 
 /* Where the run happened, for summary.json. */

@@ -138,6 +138,9 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
     r->tokens_per_s = clock > 0 ? tokens / (clock / 1e3) : NAN;
     r->busy_known = 1;
     r->ok = 1;
+    r->predicted = 1;
+    r->predicted_ms = clock;
+    r->prediction_error_pct = NAN;   /* nothing measured to compare with */
     return PB_OK;
 }
 
@@ -245,6 +248,7 @@ static void run_point(const struct device_profile *prof, const struct model_spec
     r->w = *w;
     r->decode_tokens = decode_tokens;
     r->speedup = r->gpipe_bound = NAN;
+    r->predicted = 1;
     snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
 }
 

@@ -16,7 +16,8 @@ const char *const summary_csv_columns[] = {
     "utilisation_per_gpu", "compute_ms_per_gpu", "comm_ms_per_gpu", "copy_ms_per_gpu",
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
-    "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", NULL};
+    "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
+    "prediction_error_pct", NULL};
 
 void point_result_free(struct point_result *r)
 {
@@ -69,7 +70,7 @@ static const char *mode_name(const struct point_result *r)
 
 static int write_row(FILE *f, const struct point_result *r)
 {
-    char b[40][1024];
+    char b[48][1024];
     int k = 0;
     snprintf(b[k++], sizeof b[0], "%s", r->strategy);
     snprintf(b[k++], sizeof b[0], "%s", mode_name(r));
@@ -118,6 +119,10 @@ static int write_row(FILE *f, const struct point_result *r)
     snprintf(b[k++], sizeof b[0], "%d", r->logits_match);
     fmt_num(b[k++], sizeof b[0], r->logits_checked ? r->max_abs_diff : NAN);
     snprintf(b[k++], sizeof b[0], "%d", r->graph);
+    snprintf(b[k++], sizeof b[0], "%d", r->predicted);
+    int have_pred = r->ok && r->predicted_ms > 0;   /* a zero-filled row has no prediction */
+    fmt_num(b[k++], sizeof b[0], have_pred ? r->predicted_ms : NAN);
+    fmt_num(b[k++], sizeof b[0], have_pred ? r->prediction_error_pct : NAN);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
     return k;
 }
@@ -284,6 +289,10 @@ static cJSON *point_json(const struct point_result *r)
     add_num(chk, "max_abs_diff", r->logits_checked ? r->max_abs_diff : NAN);
     cJSON_AddNumberToObject(chk, "tolerance", r->tolerance);
     cJSON_AddBoolToObject(o, "cuda_graph", r->graph);
+    cJSON_AddBoolToObject(o, "predicted", r->predicted);
+    int have_pred = r->ok && r->predicted_ms > 0;
+    add_num(o, "predicted_ms", have_pred ? r->predicted_ms : NAN);
+    add_num(o, "prediction_error_pct", have_pred ? r->prediction_error_pct : NAN);
     return o;
 }
 

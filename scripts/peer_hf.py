@@ -55,7 +55,8 @@ COLUMNS = [
     "utilisation_per_gpu", "compute_ms_per_gpu", "comm_ms_per_gpu", "copy_ms_per_gpu",
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
-    "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph",
+    "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
+    "prediction_error_pct",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto")
 PROFILED_PASSES = 5
@@ -353,7 +354,7 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
     row = {c: "" for c in COLUMNS}
     row.update(strategy=strategy, mode="generate" if a.decode else "prefill", batch=a.batch, seq=a.seq,
                decode_tokens=a.decode, microbatches=1, iters=a.iters, busy_known=0, dropped_records=0,
-               logits_checked=0, logits_match=0, cuda_graph=0)
+               logits_checked=0, logits_match=0, cuda_graph=0, predicted=0)
     model = None
     try:
         model, forward, devices, placement, dmap = load(strategy, ckpt, n_gpus)

@@ -2,6 +2,8 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "../harness/csv_read.h"
+#include "../harness/predict.h"
 #include "../harness/run.h"
 #include "test.h"
 
@@ -161,4 +163,63 @@ TEST(test_trace_json_reads_back_as_profiler_events)
     free(s);
     trace_free(&t);
     point_result_free(&r);
+}
+
+TEST(test_summary_csv_puts_prediction_beside_measured_row)
+{
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    struct point_result r[2];
+    fill(&r[0], "single", 1);
+    r[0].predicted_ms = 12.1;
+    r[0].prediction_error_pct = 10;
+    fill(&r[1], "naive", 0);   /* failed: no prediction, never a zero */
+    r[1].predicted_ms = NAN;
+    CHECK_EQ_INT(summary_write_csv(dir, r, 2), 0);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    struct csv_table t;
+    CHECK_EQ_INT(csv_read_file(path, &t), 0);
+    CHECK(csv_column(&t, "predicted") >= 0);
+    CHECK(strcmp(csv_get(&t, 0, "predicted"), "0") == 0);
+    CHECK(strcmp(csv_get(&t, 0, "predicted_ms"), "12.1") == 0);
+    CHECK(strcmp(csv_get(&t, 0, "prediction_error_pct"), "10") == 0);
+    CHECK(strcmp(csv_get(&t, 1, "predicted_ms"), "") == 0);
+    CHECK(strcmp(csv_get(&t, 1, "prediction_error_pct"), "") == 0);
+    csv_table_free(&t);
+    point_result_free(&r[0]);
+    point_result_free(&r[1]);
+}
+
+TEST(test_summary_json_marks_simulated_rows_predicted)
+{
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    struct point_result r;
+    fill(&r, "pipeline", 1);
+    r.predicted = 1;
+    r.predicted_ms = 11;
+    r.prediction_error_pct = NAN;
+    struct run_env env = {.n_gpus = 1};
+    CHECK_EQ_INT(summary_write_json(dir, &env, &r, 1), 0);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *s = slurp(path);
+    cJSON *root = s ? cJSON_Parse(s) : NULL;
+    CHECK(root != NULL);
+    if (root) {
+        cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(p, "predicted")));
+        CHECK(cJSON_GetObjectItem(p, "predicted_ms")->valuedouble == 11);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(p, "prediction_error_pct")));
+        cJSON_Delete(root);
+    }
+    free(s);
+    point_result_free(&r);
+}
+
+TEST(test_predict_picks_the_shipped_profile_from_the_gpu_name)
+{
+    CHECK(strcmp(predict_profile_for_gpu("NVIDIA H100 80GB HBM3"), "h100") == 0);
+    CHECK(strcmp(predict_profile_for_gpu("NVIDIA H200"), "h200") == 0);
+    CHECK(strcmp(predict_profile_for_gpu("NVIDIA GeForce RTX 4090"), "rtx4090") == 0);
+    CHECK(predict_profile_for_gpu("Tesla V100-SXM2-32GB") == NULL);
 }

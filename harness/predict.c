@@ -1,0 +1,33 @@
+/* --predict: every measured point replayed on the cost model with the same
+ * placement and workload, so the table shows predicted beside measured. */
+#include <math.h>
+#include <string.h>
+#include "predict.h"
+#include "simulate_run.h"
+
+const char *predict_profile_for_gpu(const char *gpu_name)
+{
+    static const struct {
+        const char *marker, *profile;
+    } known[] = {{"H200", "h200"}, {"H100", "h100"}, {"A100", "a100"}, {"L40S", "l40s"}, {"4090", "rtx4090"}};
+    for (size_t i = 0; gpu_name && i < sizeof known / sizeof known[0]; i++)
+        if (strstr(gpu_name, known[i].marker)) return known[i].profile;
+    return NULL;
+}
+
+void predict_point(const struct device_profile *prof, const struct model_spec *m, struct point_result *r)
+{
+    r->predicted_ms = r->prediction_error_pct = NAN;
+    const struct strategy *st = strategy_find(r->strategy);
+    if (!r->ok || !r->placement || !st) return;
+    struct point_result pred;
+    struct trace t;
+    if (simulate_point(prof, m, st, r->placement, &r->w, r->decode_tokens, &pred, &t) != PB_OK) {
+        fprintf(stderr, "bench: note: %s: no prediction (%s)\n", r->strategy, pb_last_error());
+        return;
+    }
+    r->predicted_ms = pred.p50_ms;
+    if (r->p50_ms > 0) r->prediction_error_pct = (pred.p50_ms - r->p50_ms) / r->p50_ms * 100;
+    point_result_free(&pred);
+    trace_free(&t);
+}
