@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "memory_budget.h"
 #include "plan.h"
+#include "plots.h"
 #include "results_dir.h"
 #include "run.h"
 #include "simulate_run.h"
@@ -78,6 +79,9 @@ static int measured_job(struct options *o, const struct model_spec *m)
 int main(int argc, char **argv)
 {
     static struct options o;
+    /* bench plot DIR / bench plot-data DIR: pictures from an existing results folder */
+    if (argc >= 2 && (!strcmp(argv[1], "plot") || !strcmp(argv[1], "plot-data")))
+        return plots_main(argc - 1, argv + 1);
     int c = cli_parse(argc, argv, &o);
     if (c == CLI_EXIT_HELP) return 0;
     if (c != CLI_OK) return 2;
