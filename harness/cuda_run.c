@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "cupti.h"
 #include "executor.h"
 #include "placement_view.h"
 #include "predict.h"
 #include "run.h"
+#include "run_outputs.h"
 
 struct reference {              /* single's output for one workload */
     uint16_t *logits;
@@ -162,16 +164,20 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
         if (rc == PB_OK) rc = cupti_collect(&scratch, -1);
     }
     t->busy_known = cupti_on;
-    time_t began = time(NULL);
+    time_t began = time(NULL), shown = began;
+    int tty = isatty(STDERR_FILENO);   /* a log file gets a line every few seconds, not one per iteration */
     for (int i = 0; rc == PB_OK && i < o->iters; i++) {
         rc = executor_run(e, i, t, &r->latency_ms[i]);
         if (rc == PB_OK) rc = cupti_collect(t, i);
         r->iters = i + 1;
-        if (time(NULL) - began >= 3)
-            fprintf(stderr, "\rbench: %s batch %d seq %d: iteration %d/%d, %.2f ms", r->strategy, r->w.batch,
-                    r->w.seq, i + 1, o->iters, r->latency_ms[i]);
+        time_t now = time(NULL);
+        if (now - began >= 3 && (tty || now - shown >= 3)) {
+            fprintf(stderr, "%sbench: %s batch %d seq %d: iteration %d/%d, %.2f ms%s", tty ? "\r" : "", r->strategy,
+                    r->w.batch, r->w.seq, i + 1, o->iters, r->latency_ms[i], tty ? "" : "\n");
+            shown = now;
+        }
     }
-    if (time(NULL) - began >= 3) fputc('\n', stderr);
+    if (tty && time(NULL) - began >= 3) fputc('\n', stderr);
     uint16_t *logits = NULL;
     int *tokens = NULL, rows = 0, vocab = 0, nt = 0;
     if (rc == PB_OK) rc = executor_logits(e, &logits, &rows, &vocab);
@@ -356,6 +362,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     char path[4096];
     snprintf(path, sizeof path, "%s/trace.json", o->out_dir);
     if (rc == PB_OK) rc = trace_json_write(path, &env, res, tptr, k);
+    if (rc == PB_OK) rc = run_outputs_write(o, &env, res, k, tptr, o->out_dir);
     if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json)\n", o->out_dir);
     for (int i = 0; i < k; i++) {
         point_result_free(&res[i]);
