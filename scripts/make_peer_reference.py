@@ -40,8 +40,12 @@ def main():
     with torch.no_grad():
         logits = model(tokens.cuda()).logits.float().cpu()
     logits.numpy().astype("<f4").tofile(os.path.join(a.out, "logits.f32"))
+    # The same weights in fp32: how far bf16 arithmetic (the peer's and ours) lands from exact.
+    with torch.no_grad():
+        logits32 = model.float()(tokens.cuda()).logits.float().cpu()
+    logits32.numpy().astype("<f4").tofile(os.path.join(a.out, "logits_fp32.f32"))
     meta = {"batch": a.batch, "seq": a.seq, "vocab": config.vocab_size, "tokens": tokens.flatten().tolist(),
-            "logits_file": "logits.f32", "dtype": "float32", "seed": a.seed,
+            "logits_file": "logits.f32", "logits_fp32_file": "logits_fp32.f32", "dtype": "float32", "seed": a.seed,
             "torch": torch.__version__, "transformers": __import__("transformers").__version__}
     with open(os.path.join(a.out, "reference.json"), "w") as f:
         json.dump(meta, f)

@@ -172,6 +172,17 @@ TEST(test_peer_reference_logits_match_transformers)
         double agree = (double)same / (batch * seq);
         fprintf(stderr, "  peer: logits rel error %.3g, greedy agreement %.4f over %d positions\n", e, agree,
                 batch * seq);
+        /* diagnostic: both bf16 forwards against the fp32 forward of the same weights */
+        const cJSON *f32 = cJSON_GetObjectItem(meta, "logits_fp32_file");
+        if (cJSON_IsString(f32)) {
+            snprintf(path, sizeof path, "%s/%s", dir, f32->valuestring);
+            size_t l32 = 0;
+            float *exact = (float *)slurp(path, &l32);
+            if (exact && l32 == n * 4)
+                fprintf(stderr, "  fp32 forward vs ours %.3g, vs transformers bf16 %.3g\n", ref_rel_error(got, exact, n),
+                        ref_rel_error(ref, exact, n));
+            free(exact);
+        }
         CHECK(e <= 2e-2);
         CHECK(agree >= 0.99);
         free(got);
