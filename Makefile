@@ -43,8 +43,9 @@ $(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(CPU_OBJ) $(GPU_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 # The CPU suite; it also drives build/bench for command-line behaviour.
-test: $(BUILD)/run_tests $(BUILD)/bench
-	$(BUILD)/run_tests
+# With MPI=1 the MPI build's tests (2 ranks) run too; one total line ends it.
+test: $(BUILD)/run_tests $(BUILD)/bench $(if $(filter 1,$(MPI)),$(BUILD)/run_mpi_tests $(BUILD)/bench-mpi)
+	tests/run_suites.sh "$(BUILD)/run_tests" $(if $(filter 1,$(MPI)),"$(MPIRUN) -np 2 $(BUILD)/run_mpi_tests")
 
 test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
 	$(BUILD)/test_gpu

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "placement_view.h"
 #include "results_dir.h"
+#include "run_outputs.h"
 #include "simulate.h"
 
 #define GIB (1ull << 30)
@@ -308,6 +309,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
     fill_env(o, m, &prof, &env);
     int rc = results_dir_create(o->out_dir, m->name, "-simulate", dir, sizeof dir);
     if (rc == PB_OK) rc = write_reports(dir, &env, &prof, r, t, n);
+    if (rc == PB_OK) rc = run_outputs_write(o, &env, r, n, (const struct trace *const *)t, dir);
     if (rc == PB_OK) printf("wrote %s/summary.csv, summary.json, trace.json, profile.json (predicted)\n", dir);
     for (int i = 0; i < n; i++) {
         point_result_free(&r[i]);
