@@ -2,6 +2,7 @@
  * Every problem is reported as "<file>: <field>: <problem>" so a user can fix the
  * file without reading this code. */
 #include "device_profile.h"
+#include "text_file.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -25,26 +26,9 @@ const char *link_kind_name(enum link_kind k)
 
 static char *read_file(const char *path, int *missing)
 {
-    *missing = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *missing = (errno == ENOENT);
-        return NULL;
-    }
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-            if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf[n] = 0;
-            }
-        }
-    }
-    fclose(f);
-    return buf;
+    char *text = text_file_read(path);
+    *missing = !text && errno == ENOENT;
+    return text;
 }
 
 /* A required number field inside `obj` (whose dotted name is `where`). */

@@ -3,7 +3,6 @@
  * decides the exit status: 0 done, 1 a run failed, 2 bad usage. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <cuda_runtime.h>
 #include "check.h"
 #include "cli.h"
@@ -16,15 +15,6 @@
 #include "cuda_calibrate.h"
 
 #define GIB (1ull << 30)
-
-/* "llama-2-7b" means models/llama-2-7b.json when no such file exists. */
-static const char *resolve_model(const char *arg, char *buf, size_t len)
-{
-    struct stat st;
-    if (stat(arg, &st) == 0) return arg;
-    snprintf(buf, len, "models/%s.json", arg);
-    return stat(buf, &st) == 0 ? buf : arg;
-}
 
 static int visible_gpus(void)
 {
@@ -88,7 +78,7 @@ int main(int argc, char **argv)
     if (o.calibrate) return run_calibrate(&o) == PB_OK ? 0 : 1;
     char path[4096];
     struct model_spec m;
-    if (model_spec_load(resolve_model(o.model_path, path, sizeof path), &m) != PB_OK) return 2;
+    if (model_spec_load(model_resolve_path(o.model_path, path, sizeof path), &m) != PB_OK) return 2;
     int status;
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;

@@ -7,28 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "../harness/check.h"
+#include "../harness/text_file.h"
 
 static char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        pb_fail("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        pb_fail("%s: cannot read", path);
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    buf[n] = 0;
-    fclose(f);
-    return buf;
+    char *text = text_file_read(path);
+    if (!text) pb_fail("%s: cannot read: %s", path, strerror(errno));
+    return text;
 }
 
 /* A required positive integer field. */
@@ -166,4 +153,12 @@ int model_spec_load(const char *path, struct model_spec *out)
     char *dot = strstr(out->name, ".json");
     if (dot) *dot = 0;
     return PB_OK;
+}
+
+const char *model_resolve_path(const char *arg, char *buf, size_t len)
+{
+    struct stat st;
+    if (stat(arg, &st) == 0) return arg;
+    snprintf(buf, len, "models/%s.json", arg);
+    return stat(buf, &st) == 0 ? buf : arg;
 }

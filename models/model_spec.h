@@ -46,6 +46,9 @@ struct module {
 /* Read and validate a config.json; on failure print "<path>: <field>: <problem>". */
 int model_spec_load(const char *path, struct model_spec *out);
 
+/* "llama-2-7b" means models/llama-2-7b.json when no file of that name exists. */
+const char *model_resolve_path(const char *arg, char *buf, size_t len);
+
 /* Fill out[] (capacity layers + 4) with the modules in execution order; returns the count. */
 int model_modules(const struct model_spec *m, enum dtype dt, struct module *out);
 

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include "../harness/text_file.h"
 #include "test.h"
 #include "../strategies/strategy.h"
 
@@ -11,22 +12,6 @@ extern const struct strategy auto_strategy;
 #define FIXTURE "tests/fixtures/accelerate_device_maps.json"
 #define GIB (1024ULL * 1024 * 1024)
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    return buf;
-}
 
 static int json_int(const cJSON *obj, const char *key, int fallback)
 {
@@ -133,7 +118,7 @@ static int check_case(const cJSON *c, int index)
 
 TEST(test_auto_reproduces_every_accelerate_device_map)
 {
-    char *text = read_file(FIXTURE);
+    char *text = text_file_read(FIXTURE);
     CHECK(text != NULL);
     if (!text) return;
     cJSON *root = cJSON_Parse(text);

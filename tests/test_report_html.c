@@ -6,21 +6,9 @@
 #include <sys/stat.h>
 #include "../harness/report_html.h"
 #include "synthetic_run.h"
+#include "../harness/text_file.h"
 #include "test.h"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
 
 static int count(const char *s, const char *needle)
 {
@@ -47,7 +35,7 @@ static char *make_report(char *dir, size_t len, int simulate)
     if (rc != 0) return NULL;
     char path[512];
     snprintf(path, sizeof path, "%s/report.html", dir);
-    return slurp(path);
+    return text_file_read(path);
 }
 
 TEST(test_report_html_has_tables_svg_and_every_strategy)
@@ -122,7 +110,7 @@ TEST(test_report_html_renders_in_chromium)
     snprintf(cmd, sizeof cmd, "timeout 120 chromium %s --dump-dom file://%s > %s/dom.html 2>/dev/null", flags, path, dir);
     CHECK_EQ_INT(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s/dom.html", dir);
-    char *dom = slurp(cmd);
+    char *dom = text_file_read(cmd);
     CHECK(dom && strstr(dom, "<table id=\"summary\">") && strstr(dom, "<svg class=\"timeline\"") &&
           strstr(dom, "pipeline") && strstr(dom, "<rect"));
     free(dom);

@@ -5,21 +5,9 @@
 #include "../harness/csv_read.h"
 #include "../harness/predict.h"
 #include "../harness/run.h"
+#include "../harness/text_file.h"
 #include "test.h"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
 
 static void fill(struct point_result *r, const char *name, int ok)
 {
@@ -56,7 +44,7 @@ TEST(test_summary_csv_quotes_fields_and_keeps_columns)
     CHECK_EQ_INT(summary_write_csv(dir, r, 2), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
-    char *s = slurp(path);
+    char *s = text_file_read(path);
     CHECK(s != NULL);
     if (s) {
         CHECK(strncmp(s, "strategy,mode,batch,seq,", 24) == 0);
@@ -90,7 +78,7 @@ TEST(test_summary_json_holds_latencies_and_unknowns_as_null)
     CHECK_EQ_INT(summary_write_json(dir, &env, &r, 1), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *s = slurp(path);
+    char *s = text_file_read(path);
     cJSON *root = s ? cJSON_Parse(s) : NULL;
     CHECK(root != NULL);
     if (root) {
@@ -129,7 +117,7 @@ TEST(test_trace_json_reads_back_as_profiler_events)
     fill(&r, "naive", 1);
     const struct trace *tp = &t;
     CHECK_EQ_INT(trace_json_write(path, NULL, &r, &tp, 1), 0);
-    char *s = slurp(path);
+    char *s = text_file_read(path);
     cJSON *root = s ? cJSON_Parse(s) : NULL;
     CHECK(root != NULL);
     if (root) {
@@ -202,7 +190,7 @@ TEST(test_summary_json_marks_simulated_rows_predicted)
     struct run_env env = {.n_gpus = 1};
     CHECK_EQ_INT(summary_write_json(dir, &env, &r, 1), 0);
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *s = slurp(path);
+    char *s = text_file_read(path);
     cJSON *root = s ? cJSON_Parse(s) : NULL;
     CHECK(root != NULL);
     if (root) {

@@ -13,14 +13,6 @@
 
 #define GIB (1ull << 30)
 
-static const char *resolve_model(const char *arg, char *buf, size_t len)
-{
-    struct stat st;
-    if (stat(arg, &st) == 0) return arg;
-    snprintf(buf, len, "models/%s.json", arg);
-    return stat(buf, &st) == 0 ? buf : arg;
-}
-
 /* As main.c: --plan assumes 80 GiB GPUs and 512 GiB of host memory unless told.
  * Under MPI the GPUs are the ranks unless --gpus says otherwise. */
 static int plan_budgets(const struct mpi_world *w, struct options *o)
@@ -60,7 +52,7 @@ static int dispatch(const struct mpi_world *w, struct options *o, mpi_measured_f
     }
     char path[4096];
     static struct model_spec m;
-    int rc = model_spec_load(resolve_model(o->model_path, path, sizeof path), &m);
+    int rc = model_spec_load(model_resolve_path(o->model_path, path, sizeof path), &m);
     if (mpi_world_agree(w, rc, "loading the model") != PB_OK) return 2;
     if (o->plan_only) return mpi_plan_job(w, o, &m) == PB_OK ? 0 : 1;
     if (o->simulate) return mpi_simulate_job(w, o, &m) == PB_OK ? 0 : 1;
