@@ -168,3 +168,27 @@ TEST(test_single_refuses_a_model_larger_than_the_gpu)
     CHECK_EQ_INT(place("naive", "models/llama-2-70b.json", 2, &w, &m, &placement_buf), PB_OK);
     CHECK_EQ_INT(place("tp", "models/llama-2-70b.json", 2, &w, &m, &placement_buf), PB_OK);
 }
+
+static int layers_on(const struct placement *p, int device)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_modules; i++) n += p->modules[i].kind == MODULE_LAYER && p->device[i] == device;
+    return n;
+}
+
+TEST(test_auto_splits_llama_2_7b_7_9_9_7_on_4_gpus_and_leaves_gpu_7_empty_on_8)
+{
+    struct model_spec m;
+    struct workload w = prefill(8, 512, 0);
+    struct placement *p = &placement_buf;
+    CHECK_EQ_INT(place("auto", "models/llama-2-7b.json", 4, &w, &m, p), PB_OK);
+    CHECK_EQ_INT(layers_on(p, 0), 7);
+    CHECK_EQ_INT(layers_on(p, 1), 9);
+    CHECK_EQ_INT(layers_on(p, 2), 9);
+    CHECK_EQ_INT(layers_on(p, 3), 7);
+    CHECK_EQ_INT(place("auto", "models/llama-2-7b.json", 8, &w, &m, p), PB_OK);
+    uint64_t params[PB_MAX_DEVICES], cpu;
+    placement_device_params(p, params, &cpu);
+    CHECK_EQ_INT(params[7], 0);
+    CHECK(params[6] > 0);
+}
