@@ -46,6 +46,8 @@ void cli_usage(FILE *f)
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
+        "      --profile-iters N     iterations traced with CUPTI after the timed ones, for busy time\n"
+        "                            and trace.json (default 3); latency comes from untraced ones\n"
         "      --no-cupti            event timing only (for use under nsys or ncu); busy time unknown\n"
         "      --no-graph            launch every pass directly (no CUDA graph replay)\n"
         "      --plot                write gnuplot pictures (PNG, SVG) beside the data\n"
@@ -136,6 +138,7 @@ static void set_defaults(struct options *o)
     o->machine.policy = MAP_AUTO;
     o->iters = 20;
     o->warmup = 5;
+    o->profile_iters = 3;
     o->use_graph = 1;
     o->seed = 1234;
 }
@@ -150,7 +153,7 @@ static void record_command(int argc, char **argv, struct options *o)
 enum long_only {
     OPT_DEVICES = 256, OPT_MICROBATCHES, OPT_DECODE, OPT_DTYPE, OPT_WEIGHTS, OPT_SEED, OPT_DEVICE_MAP,
     OPT_MAX_MEMORY, OPT_PLAN, OPT_SIMULATE, OPT_GPU_PROFILE, OPT_PREDICT, OPT_CALIBRATE, OPT_NO_CUPTI,
-    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN,
+    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS,
 };
 
 static const struct option long_options[] = {
@@ -166,6 +169,7 @@ static const struct option long_options[] = {
     {"predict", no_argument, 0, OPT_PREDICT},    {"calibrate", no_argument, 0, OPT_CALIBRATE},
     {"iters", required_argument, 0, 'n'},        {"warmup", required_argument, 0, 'w'},
     {"no-cupti", no_argument, 0, OPT_NO_CUPTI},  {"no-graph", no_argument, 0, OPT_NO_GRAPH},
+    {"profile-iters", required_argument, 0, OPT_PROFILE_ITERS},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -212,6 +216,7 @@ static int apply_option(int c, const char *arg, struct options *o)
     case 'n': return parse_count("--iters", arg, &o->iters, 0);
     case 'w': return parse_count("--warmup", arg, &o->warmup, 1);
     case OPT_NO_CUPTI: o->no_cupti = 1; return PB_OK;
+    case OPT_PROFILE_ITERS: return parse_count("--profile-iters", arg, &o->profile_iters, 1);
     case OPT_NO_GRAPH: o->use_graph = 0; return PB_OK;
     case OPT_PLOT: o->plot = 1; return PB_OK;
     case OPT_EXPLAIN: o->explain = 1; return PB_OK;

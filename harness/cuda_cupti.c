@@ -31,6 +31,7 @@ struct node_map {
 static struct {
     pthread_mutex_t lock;
     int active;
+    int collecting;           /* activity kinds enabled (cupti_set_collecting) */
     struct stream_map streams[MAX_STREAMS];
     int n_streams;
     struct node_map *nodes;
@@ -234,12 +235,22 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
     free(buffer);
 }
 
-static const CUpti_ActivityKind kinds[] = {
+static const CUpti_ActivityKind all_kinds[] = {
     CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
     CUPTI_ACTIVITY_KIND_MEMCPY,
     CUPTI_ACTIVITY_KIND_MEMCPY2,
     CUPTI_ACTIVITY_KIND_MEMSET,
 };
+static size_t n_kinds = sizeof all_kinds / sizeof all_kinds[0];
+
+/* PB_CUPTI_KERNELS_ONLY=1 collects kernel records alone: a diagnostic for
+ * measuring what the memcpy and memset kinds cost (docs/PERF.md); copy busy
+ * time and transfers are then missing, so it is not the default. */
+static void choose_kinds(void)
+{
+    const char *v = getenv("PB_CUPTI_KERNELS_ONLY");
+    n_kinds = v && *v == '1' ? 1 : sizeof all_kinds / sizeof all_kinds[0];
+}
 
 /* Instantiating a graph clones its nodes; records carry the clone's id. */
 static void CUPTIAPI on_resource(void *user, CUpti_CallbackDomain domain, CUpti_CallbackId id, const void *data)
@@ -276,12 +287,13 @@ int cupti_start(char *why, size_t why_len)
 {
     if (g.active) return PB_OK;
     for (int i = 0; i < PB_MAX_DEVICES_CUPTI; i++) g.ordinal_device[i] = -1;
+    choose_kinds();
     CUptiResult r = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
     int enabled = 0;
-    for (size_t i = 0; r == CUPTI_SUCCESS && i < sizeof kinds / sizeof kinds[0]; i++, enabled++)
-        r = cuptiActivityEnable(kinds[i]);
+    for (size_t i = 0; r == CUPTI_SUCCESS && i < n_kinds; i++, enabled++)
+        r = cuptiActivityEnable(all_kinds[i]);
     if (r != CUPTI_SUCCESS) {
-        for (int i = 0; i < enabled; i++) cuptiActivityDisable(kinds[i]);
+        for (int i = 0; i < enabled; i++) cuptiActivityDisable(all_kinds[i]);
         const char *s = "unknown";
         cuptiGetResultString(r, &s);
         const char *hint = r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED
@@ -292,8 +304,23 @@ int cupti_start(char *why, size_t why_len)
         snprintf(why, why_len, "CUPTI unavailable (%s: %s)", s, hint);
         return PB_ERR;
     }
+    /* Queued/submitted timestamps are off by default; say so explicitly, since
+     * each one is another GPU-side write per kernel. */
+    cuptiActivityEnableLatencyTimestamps(0);
     g.active = 1;
+    g.collecting = 1;
     subscribe_clones();
+    return PB_OK;
+}
+
+int cupti_set_collecting(int on)
+{
+    if (!g.active || g.collecting == on) return PB_OK;
+    for (size_t i = 0; i < n_kinds; i++) {
+        if (on) CUPTI_CHECK(cuptiActivityEnable(all_kinds[i]));
+        else CUPTI_CHECK(cuptiActivityDisable(all_kinds[i]));
+    }
+    g.collecting = on;
     return PB_OK;
 }
 
@@ -372,7 +399,7 @@ void cupti_stop(void)
 {
     if (!g.active) return;
     cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) cuptiActivityDisable(kinds[i]);
+    for (size_t i = 0; g.collecting && i < n_kinds; i++) cuptiActivityDisable(all_kinds[i]);
     if (g.subscriber) cuptiUnsubscribe(g.subscriber);
     g.subscriber = NULL;
     pthread_mutex_lock(&g.lock);
@@ -384,5 +411,6 @@ void cupti_stop(void)
     g.n_pending = g.cap_pending = 0;
     g.n_streams = 0;
     g.active = 0;
+    g.collecting = 0;
     pthread_mutex_unlock(&g.lock);
 }

@@ -38,6 +38,15 @@ struct part_slot {
     struct llama_part *p;
 };
 
+/* The parts of a placement: the same layout in both executors (and on every MPI
+ * rank, which allocates only its own device's). */
+struct part_layout {
+    int n_parts;
+    struct part_slot parts[EXEC_MAX_PARTS];
+    int embed_part, head_part;   /* non-tp: the parts holding them */
+    int tp;                      /* tensor parallel: part d is device d's shard */
+};
+
 /* A schedule prepared for issuing: issue order, part of every step, events. */
 struct plan_exec {
     const struct schedule *s;
@@ -54,14 +63,11 @@ struct capture_nodes;   /* cuda_exec_graph.c: nodes captured so far, and their s
 
 struct executor {
     struct exec_config c;
-    int n_parts;
-    struct part_slot parts[EXEC_MAX_PARTS];
-    int embed_part, head_part;               /* non-tp: the parts holding them */
+    struct part_layout l;
     int n_streams;                           /* per logical device */
     cudaStream_t stream[PB_MAX_DEVICES][EXEC_MAX_STREAMS];
     cudaEvent_t join[PB_MAX_DEVICES][EXEC_MAX_STREAMS];
     cudaEvent_t start, stop, fork;
-    int tp;                                  /* tensor-parallel placement */
     ncclComm_t comm[PB_MAX_DEVICES];
     int have_comms;
     void *gather[PB_MAX_DEVICES];            /* tp: all-gathered logits [world][rows][vocab/world] */
@@ -97,9 +103,27 @@ int exec_capture_attribute(struct executor *e, cudaStream_t s, int device, int s
 int exec_copy(struct executor *e, void *dst, int dst_logical, const void *src, int src_logical, size_t n,
               cudaStream_t s);
 
+/* cuda_exec_layout.c: shared with the MPI executor (mpi/cuda_mpi_exec.c). */
+/* Parts of c->p; part devices are ordinal[logical]. */
+int exec_build_parts(const struct exec_config *c, const int *ordinal, struct part_layout *l);
+/* The part a compute step runs on, -1 for none. */
+int exec_part_for(const struct part_layout *l, const struct step *st);
+int exec_is_collective(const struct step *st);
+/* The first later step that consumes step i's output, -1 if none. */
+int exec_consumer(const struct schedule *s, int i);
+/* Issue order and the parts along each microbatch's way; pe->ev is allocated
+ * (all NULL): the caller creates the events of the steps it issues. */
+int exec_layout_plan(const struct part_layout *l, const struct schedule *s, int seq, struct plan_exec *pe);
+/* Frees a plan and destroys its events. */
+void exec_free_plan(struct plan_exec *pe);
+/* An NVTX range in the placebench domain, so nsys shows the schedule. */
+void exec_nvtx_push(nvtxDomainHandle_t domain, const char *label);
+/* Compute step i of pe on its part (the head without the greedy argmax). */
+int exec_compute(const struct part_layout *l, const struct plan_exec *pe, int i, int hidden,
+                 const struct llama_call *call, cudaStream_t s);
+
 /* cuda_exec_issue.c */
 int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *out);
-void exec_free_plan(struct plan_exec *pe);
 /* Issue one pass. prev: the pass before (decode: its argmax feeds this embed), or NULL. */
 int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev, int pos,
                     int use_pos_device, int last_only, int argmax, int capturing, struct trace *t,

@@ -5,69 +5,7 @@
 #include <string.h>
 #include "cupti.h"
 #include "cuda_exec_internal.h"
-
-static int exec_device(int d) { return d == PB_DEVICE_CPU ? 0 : d; }
-
-static int add_part(struct executor *e, int logical, int host, int first, int count)
-{
-    if (e->n_parts == EXEC_MAX_PARTS) return pb_fail("placement has more than %d parts", EXEC_MAX_PARTS);
-    struct part_slot *ps = &e->parts[e->n_parts];
-    memset(ps, 0, sizeof *ps);
-    ps->logical = logical;
-    ps->host = host;
-    ps->d = (struct llama_part_desc){.device = e->c.ordinal[logical], .rank = 0, .world = 1,
-                                     .first_layer = first, .n_layers = count,
-                                     .max_batch = e->c.batch, .max_context = e->c.seq + e->c.decode_tokens,
-                                     .max_rows = e->c.batch * e->c.seq, .weights_on_host = host};
-    return e->n_parts++;
-}
-
-/* A part on (logical, host) for embed or head, made empty if none holds layers there. */
-static int part_on(struct executor *e, int device, int last)
-{
-    int logical = exec_device(device), host = device == PB_DEVICE_CPU, found = -1;
-    for (int k = 0; k < e->n_parts; k++)
-        if (e->parts[k].logical == logical && e->parts[k].host == host && (found < 0 || last)) found = k;
-    return found >= 0 ? found : add_part(e, logical, host, 0, 0);
-}
-
-static int build_parts(struct executor *e)
-{
-    const struct placement *p = e->c.p;
-    if (p->tensor_parallel) {
-        e->tp = 1;
-        for (int d = 0; d < e->c.n_devices; d++) {
-            PB_TRY(add_part(e, d, 0, 0, e->c.m->layers) < 0 ? PB_ERR : PB_OK);
-            e->parts[d].d.rank = d;
-            e->parts[d].d.world = e->c.n_devices;
-            e->parts[d].d.has_embed = e->parts[d].d.has_head = 1;
-        }
-        e->embed_part = e->head_part = 0;   /* rank 0 stands for all in token read-back */
-        return PB_OK;
-    }
-    int sd[1024], sf[1024], sc[1024];
-    int stages = placement_stages(p, sd, sf, sc);
-    for (int i = 0; i < stages; i++) {
-        int logical = exec_device(sd[i]), host = sd[i] == PB_DEVICE_CPU, merged = 0;
-        for (int k = 0; k < e->n_parts && !merged; k++) {
-            struct part_slot *ps = &e->parts[k];
-            if (ps->logical == logical && ps->host == host && ps->d.first_layer + ps->d.n_layers == sf[i]) {
-                ps->d.n_layers += sc[i];
-                merged = 1;
-            }
-        }
-        if (!merged && add_part(e, logical, host, sf[i], sc[i]) < 0) return PB_ERR;
-    }
-    int embed = -1, head = -1;
-    for (int i = 0; i < p->n_modules; i++) {
-        if (p->modules[i].kind == MODULE_EMBED) embed = p->device[i];
-        if (p->modules[i].kind == MODULE_HEAD) head = p->device[i];
-    }
-    if ((e->embed_part = part_on(e, embed, 0)) < 0 || (e->head_part = part_on(e, head, 1)) < 0) return PB_ERR;
-    e->parts[e->embed_part].d.has_embed = 1;
-    e->parts[e->head_part].d.has_head = 1;
-    return PB_OK;
-}
+#include "run_common.h"
 
 /* Refuse before allocating: the parts of every logical device sharing a GPU must fit its free memory. */
 static int check_memory(struct executor *e, size_t extra_per_gpu)
@@ -77,8 +15,8 @@ static int check_memory(struct executor *e, size_t extra_per_gpu)
         for (int k = 0; k < d; k++) first &= e->c.ordinal[k] != ord;
         if (!first) continue;
         uint64_t need = extra_per_gpu;
-        for (int k = 0; k < e->n_parts; k++)
-            if (e->parts[k].d.device == ord) need += llama_part_bytes(e->c.m, &e->parts[k].d);
+        for (int k = 0; k < e->l.n_parts; k++)
+            if (e->l.parts[k].d.device == ord) need += llama_part_bytes(e->c.m, &e->l.parts[k].d);
         size_t free_b = 0, total = 0;
         CUDA_TRY(cudaSetDevice(ord));
         CUDA_TRY(cudaMemGetInfo(&free_b, &total));
@@ -164,23 +102,10 @@ static int create_comms(struct executor *e)
     return PB_OK;
 }
 
-/* Prompt tokens: a deterministic function of the seed, the same for every strategy. */
-static void prompt_tokens(int *out, int n, int vocab, uint64_t seed)
-{
-    uint64_t x = seed ^ 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i < n; i++) {
-        x += 0x9e3779b97f4a7c15ull;
-        uint64_t z = x;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        out[i] = (int)((z ^ (z >> 31)) % (uint64_t)vocab);
-    }
-}
-
 static int create_parts(struct executor *e)
 {
-    for (int k = 0; k < e->n_parts; k++) {
-        struct part_slot *ps = &e->parts[k];
+    for (int k = 0; k < e->l.n_parts; k++) {
+        struct part_slot *ps = &e->l.parts[k];
         CUDA_TRY(cudaSetDevice(ps->d.device));
         PB_TRY(llama_part_create(e->c.m, &ps->d, &ps->p));
         if (e->c.weights) PB_TRY(llama_part_load_safetensors(ps->p, e->c.weights));
@@ -188,21 +113,21 @@ static int create_parts(struct executor *e)
     }
     size_t n = (size_t)e->c.batch * e->c.seq;
     CUDA_TRY(cudaMallocHost((void **)&e->h_prompt, n * sizeof(int)));
-    prompt_tokens(e->h_prompt, (int)n, e->c.m->vocab, e->c.seed);
-    int embeds = e->tp ? e->c.n_devices : 1;
+    run_prompt_tokens(e->h_prompt, (int)n, e->c.m->vocab, e->c.seed);
+    int embeds = e->l.tp ? e->c.n_devices : 1;
     for (int k = 0; k < embeds; k++) {
-        struct part_slot *ps = &e->parts[e->tp ? k : e->embed_part];
+        struct part_slot *ps = &e->l.parts[e->l.tp ? k : e->l.embed_part];
         CUDA_TRY(cudaSetDevice(ps->d.device));
         CUDA_TRY(cudaMemcpy(llama_part_tokens(ps->p), e->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
     }
-    if (e->c.decode && !e->tp) {
-        CUDA_TRY(cudaSetDevice(e->parts[e->head_part].d.device));
+    if (e->c.decode && !e->l.tp) {
+        CUDA_TRY(cudaSetDevice(e->l.parts[e->l.head_part].d.device));
         CUDA_TRY(cudaMalloc((void **)&e->d_next, (size_t)e->c.batch * sizeof(int)));
         CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
         CUDA_TRY(cudaMalloc((void **)&e->d_pos, sizeof(int)));
         CUDA_TRY(cudaMallocHost((void **)&e->h_pos, ((size_t)e->c.decode_tokens + 1) * sizeof(int)));
     }
-    if (e->tp && e->c.n_devices > 1) {
+    if (e->l.tp && e->c.n_devices > 1) {
         size_t bytes = (size_t)e->c.batch * e->c.seq * (size_t)e->c.m->vocab * 2;
         for (int d = 0; d < e->c.n_devices; d++) {
             CUDA_TRY(cudaSetDevice(e->c.ordinal[d]));
@@ -218,12 +143,11 @@ int executor_create(const struct exec_config *c, struct executor **out)
     struct executor *e = calloc(1, sizeof *e);
     if (!e) return pb_fail("out of host memory for the executor");
     e->c = *c;
-    e->embed_part = e->head_part = -1;
     *out = e;
     if (c->n_devices != c->prefill->n_devices)
         return pb_fail("internal: schedule has %d devices, executor %d", c->prefill->n_devices, c->n_devices);
-    PB_TRY(build_parts(e));
-    size_t extra = e->tp ? (size_t)c->batch * c->seq * (size_t)c->m->vocab * 2 : 0;
+    PB_TRY(exec_build_parts(c, c->ordinal, &e->l));
+    size_t extra = e->l.tp ? (size_t)c->batch * c->seq * (size_t)c->m->vocab * 2 : 0;
     PB_TRY(check_memory(e, extra + (64u << 20)));
     e->nvtx = nvtxDomainCreateA("placebench");
     PB_TRY(enable_peers(e));
@@ -242,9 +166,9 @@ void executor_destroy(struct executor *e)
     exec_free_plan(&e->dec);
     if (e->graph) cudaGraphExecDestroy(e->graph);
     if (e->pre_graph) cudaGraphExecDestroy(e->pre_graph);
-    for (int k = 0; k < e->n_parts; k++) {
-        cudaSetDevice(e->parts[k].d.device);
-        if (e->parts[k].p) llama_part_destroy(e->parts[k].p);
+    for (int k = 0; k < e->l.n_parts; k++) {
+        cudaSetDevice(e->l.parts[k].d.device);
+        if (e->l.parts[k].p) llama_part_destroy(e->l.parts[k].p);
     }
     for (int d = 0; d < e->c.n_devices; d++) {
         cudaSetDevice(e->c.ordinal[d]);
@@ -310,12 +234,7 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
 {
     char label[64];
     snprintf(label, sizeof label, "%s iteration %d", e->c.label, iteration);
-    nvtxEventAttributes_t a = {0};
-    a.version = NVTX_VERSION;
-    a.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
-    a.messageType = NVTX_MESSAGE_TYPE_ASCII;
-    a.message.ascii = label;
-    nvtxDomainRangePushEx(e->nvtx, &a);
+    exec_nvtx_push(e->nvtx, label);
     uint64_t t0 = cupti_now_ns();
     int generate = e->c.decode != NULL;
     CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
@@ -323,9 +242,9 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
     PB_TRY(exec_fork_streams(e, e->fork));
     if (generate) {
         /* Decode passes overwrite the token rows: the prompt goes back in first. */
-        int embeds = e->tp ? e->c.n_devices : 1;
+        int embeds = e->l.tp ? e->c.n_devices : 1;
         for (int k = 0; k < embeds; k++) {
-            struct part_slot *ps = &e->parts[e->tp ? k : e->embed_part];
+            struct part_slot *ps = &e->l.parts[e->l.tp ? k : e->l.embed_part];
             CUDA_TRY(cudaSetDevice(ps->d.device));
             CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(ps->p), e->h_prompt,
                                      (size_t)e->c.batch * e->c.seq * sizeof(int), cudaMemcpyHostToDevice,
@@ -364,8 +283,8 @@ int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab)
     *vocab = v;
     *out = malloc((size_t)n * v * sizeof(uint16_t));
     if (!*out) return pb_fail("out of host memory for %d x %d logits", n, v);
-    if (!e->tp || e->c.n_devices == 1) {
-        struct part_slot *ps = &e->parts[e->tp ? 0 : e->head_part];
+    if (!e->l.tp || e->c.n_devices == 1) {
+        struct part_slot *ps = &e->l.parts[e->l.tp ? 0 : e->l.head_part];
         CUDA_TRY(cudaSetDevice(ps->d.device));
         CUDA_TRY(cudaMemcpy(*out, llama_part_logits(ps->p), (size_t)n * v * 2, cudaMemcpyDeviceToHost));
         return PB_OK;
@@ -391,7 +310,7 @@ int executor_tokens(struct executor *e, int **out, int *count)
     *out = NULL;
     *count = 0;
     if (!e->c.decode) return PB_OK;
-    struct part_slot *ps = &e->parts[e->embed_part];
+    struct part_slot *ps = &e->l.parts[e->l.embed_part];
     *out = malloc((size_t)e->c.batch * sizeof(int));
     if (!*out) return pb_fail("out of host memory for tokens");
     CUDA_TRY(cudaSetDevice(ps->d.device));

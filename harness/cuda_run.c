@@ -16,21 +16,24 @@
 #include "placement_view.h"
 #include "predict.h"
 #include "run.h"
+#include "run_common.h"
 #include "run_outputs.h"
 
-struct reference {              /* single's output for one workload */
-    uint16_t *logits;
-    int rows, vocab;
-    int *tokens;
-    double p50_ms;
-};
-
-static double bf16_to_float(uint16_t b)
+void run_env_versions(struct run_env *env)
 {
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    cudaDriverGetVersion(&env->driver_version);
+    cudaRuntimeGetVersion(&env->runtime_version);
+    ncclGetVersion(&env->nccl_version);
+    int major = 0, minor = 0, patch = 0;
+    cublasGetProperty(MAJOR_VERSION, &major);
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    env->cublas_version = major * 10000 + minor * 100 + patch;
+    uint32_t cv = 0;
+    cuptiGetVersion(&cv);
+    env->cupti_version = (int)cv;
+    time_t now = time(NULL);
+    strftime(env->started, sizeof env->started, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 }
 
 static void fill_env(struct run_env *env, const struct options *o, const struct model_spec *m, int n_gpus)
@@ -46,76 +49,83 @@ static void fill_env(struct run_env *env, const struct options *o, const struct 
         for (int j = 0; j < env->n_gpus; j++)
             if (i != j) cudaDeviceCanAccessPeer(&env->peer[i][j], i, j);
     }
-    cudaDriverGetVersion(&env->driver_version);
-    cudaRuntimeGetVersion(&env->runtime_version);
-    ncclGetVersion(&env->nccl_version);
-    int major = 0, minor = 0, patch = 0;
-    cublasGetProperty(MAJOR_VERSION, &major);
-    cublasGetProperty(MINOR_VERSION, &minor);
-    cublasGetProperty(PATCH_LEVEL, &patch);
-    env->cublas_version = major * 10000 + minor * 100 + patch;
-    uint32_t cv = 0;
-    cuptiGetVersion(&cv);
-    env->cupti_version = (int)cv;
+    run_env_versions(env);
     snprintf(env->model, sizeof env->model, "%s", m->name);
     snprintf(env->command, sizeof env->command, "%s", o->command);
-    time_t now = time(NULL);
-    strftime(env->started, sizeof env->started, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     env->iters = o->iters;
     env->warmup = o->warmup;
+    env->profile_iters = o->no_cupti ? 0 : o->profile_iters;
 }
 
-/* Compare with single's logits: bit for bit, or within tol (tensor parallel sums in another order). */
-static void check_logits(struct point_result *r, const struct reference *ref, const uint16_t *got, int rows,
-                         int vocab, const int *tokens)
+/* A progress line for long points: a log file gets one every few seconds, a terminal a carriage return. */
+static void progress(const struct point_result *r, const char *what, int i, int n, double ms, time_t began,
+                     time_t *shown)
 {
-    if (!ref->logits || rows != ref->rows || vocab != ref->vocab) return;
-    size_t n = (size_t)rows * vocab;
-    double diff = 0, top = 0;
-    for (size_t i = 0; i < n; i++) {
-        double a = bf16_to_float(ref->logits[i]), b = bf16_to_float(got[i]);
-        double d = fabs(a - b);
-        if (!(d <= diff)) diff = d;   /* NAN sticks */
-        if (fabs(a) > top) top = fabs(a);
-    }
-    r->logits_checked = 1;
-    r->max_abs_diff = diff;
-    /* Tensor parallel: a few bf16 steps at the largest logit (2^-6 relative). */
-    r->tolerance = strcmp(r->strategy, "tp") == 0 ? top / 64 : 0;
-    int same = r->tolerance == 0 ? memcmp(ref->logits, got, n * sizeof *got) == 0 : diff <= r->tolerance;
-    if (same && tokens && ref->tokens && r->tolerance == 0)
-        same = memcmp(tokens, ref->tokens, (size_t)r->w.batch * sizeof(int)) == 0;
-    r->logits_match = same;
+    int tty = isatty(STDERR_FILENO);
+    time_t now = time(NULL);
+    if (now - began < 3 || (!tty && now - *shown < 3)) return;
+    fprintf(stderr, "%sbench: %s batch %d seq %d: %s %d/%d, %.2f ms%s", tty ? "\r" : "", r->strategy, r->w.batch,
+            r->w.seq, what, i + 1, n, ms, tty ? "" : "\n");
+    *shown = now;
 }
 
-static void summarise(struct point_result *r, const struct trace *t, const struct placement *p)
+/* Warm-up, then the timed iterations with CUPTI's activity collection paused
+ * (its per-kernel GPU timestamps cost about 5 us a kernel, 25% of a 1x128
+ * prefill), then profiled iterations with it on, whose records give busy time,
+ * transfers and the trace. Graphs were instantiated with CUPTI on, so replayed
+ * nodes keep their names for the profiled iterations. */
+static int measure(const struct options *o, struct executor *e, struct point_result *r, struct trace *t,
+                   struct trace *scratch, int cupti_on)
 {
-    r->p50_ms = metrics_percentile(r->latency_ms, r->iters, 50);
-    r->p90_ms = metrics_percentile(r->latency_ms, r->iters, 90);
-    r->p99_ms = metrics_percentile(r->latency_ms, r->iters, 99);
-    double sum = 0;
-    for (int i = 0; i < r->iters; i++) sum += r->latency_ms[i];
-    r->mean_ms = r->iters ? sum / r->iters : NAN;
-    double tokens = r->decode_tokens ? (double)r->w.batch * r->decode_tokens : (double)r->w.batch * r->w.seq;
-    r->tokens_per_s = tokens / (r->p50_ms / 1e3);
-    metrics_mean(t, r->iters, &r->metrics);
-    r->busy_known = t->busy_known && r->metrics.gpu[0].known;
-    /* Without CUPTI the window is the event-timed latency; busy time stays unknown. */
-    if (!r->busy_known)
-        for (int d = 0; d < r->n_devices; d++) r->metrics.gpu[d].window_ms = r->mean_ms;
-    r->dropped = t->dropped;
-    for (int k = 0; k < r->metrics.n_links; k++) {
-        r->transfer_bytes += (double)r->metrics.link[k].bytes;
-        r->transfer_ms += r->metrics.link[k].ms;
+    double ms = 0;
+    PB_TRY(cupti_collect(scratch, -1));   /* weight init and uploads are not measured */
+    PB_TRY(cupti_set_collecting(0));
+    for (int i = 0; i < o->warmup; i++) PB_TRY(executor_run(e, -1, NULL, &ms));
+    time_t began = time(NULL), shown = began;
+    for (int i = 0; i < o->iters; i++) {
+        PB_TRY(executor_run(e, i, NULL, &r->latency_ms[i]));
+        r->iters = i + 1;
+        progress(r, "iteration", i, o->iters, r->latency_ms[i], began, &shown);
     }
-    r->gpipe_bound = NAN;
-    if (r->microbatches > 1 && !p->tensor_parallel) {
-        int sd[1024], sf[1024], sc[1024];
-        int stages = placement_stages(p, sd, sf, sc);
-        for (int s = 0; s < stages && s < PB_MAX_DEVICES; s++)
-            r->bubble[s] = metrics_bubble(&r->metrics, sd[s] == PB_DEVICE_CPU ? 0 : sd[s]);
-        r->gpipe_bound = metrics_gpipe_bound(stages, r->microbatches);
+    PB_TRY(cupti_set_collecting(1));
+    PB_TRY(cupti_collect(scratch, -1));
+    t->busy_known = cupti_on;
+    int n = cupti_on ? o->profile_iters : 0;
+    for (int i = 0; i < n; i++) {
+        /* One unrecorded pass first: re-enabling collection costs the first launch. */
+        if (i == 0) PB_TRY(executor_run(e, -1, NULL, &ms));
+        if (i == 0) PB_TRY(cupti_collect(scratch, -1));
+        PB_TRY(executor_run(e, i, t, &r->profiled_ms[i]));
+        PB_TRY(cupti_collect(t, i));
+        r->profile_iters = i + 1;
+        progress(r, "profiled iteration", i, n, r->profiled_ms[i], began, &shown);
     }
+    if (isatty(STDERR_FILENO) && time(NULL) - began >= 3) fputc('\n', stderr);
+    return PB_OK;
+}
+
+/* Place and plan one point: the prefill schedule, and the decode one in generate mode. */
+static int plan_point(const struct options *o, const struct model_spec *m, const struct machine *mc,
+                      const struct strategy *st, struct point_result *r, struct schedule *pre, struct schedule *dec,
+                      int n_dev)
+{
+    PB_TRY(st->place(m, &r->w, mc, r->placement));
+    placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
+    PB_TRY(st->plan(m, r->placement, &r->w, pre));
+    if (o->decode_tokens > 0) {
+        struct workload wd = r->w;
+        wd.seq = 1;
+        wd.context = r->w.seq + o->decode_tokens;
+        wd.mode = MODE_DECODE;
+        PB_TRY(st->plan(m, r->placement, &wd, dec));
+    }
+    r->n_devices = pre->n_devices;
+    r->stages = pre->stages;
+    r->microbatches = pre->microbatches;
+    r->steps = pre->n_steps;
+    if (pre->n_devices > n_dev)
+        return pb_fail("%s uses %d devices but only %d are given", r->strategy, pre->n_devices, n_dev);
+    return PB_OK;
 }
 
 /* Everything for one strategy at one workload; a failure is recorded, not fatal. */
@@ -128,27 +138,11 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
     r->microbatches = r->w.microbatches;   /* what was asked, for a row that fails before planning */
     r->placement = calloc(1, sizeof *r->placement);
     r->latency_ms = calloc((size_t)o->iters + 1, sizeof(double));
-    if (!r->placement || !r->latency_ms) return pb_fail("out of host memory");
-    PB_TRY(st->place(m, &r->w, mc, r->placement));
-    placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
+    r->profiled_ms = calloc((size_t)o->profile_iters + 1, sizeof(double));
+    if (!r->placement || !r->latency_ms || !r->profiled_ms) return pb_fail("out of host memory");
     struct schedule pre = {0}, dec = {0};
     struct executor *e = NULL;
-    int rc = st->plan(m, r->placement, &r->w, &pre);
-    struct workload wd = r->w;
-    if (rc == PB_OK && o->decode_tokens > 0) {
-        wd.seq = 1;
-        wd.context = r->w.seq + o->decode_tokens;
-        wd.mode = MODE_DECODE;
-        rc = st->plan(m, r->placement, &wd, &dec);
-    }
-    if (rc == PB_OK) {
-        r->n_devices = pre.n_devices;
-        r->stages = pre.stages;
-        r->microbatches = pre.microbatches;
-        r->steps = pre.n_steps;
-        if (pre.n_devices > n_dev)
-            rc = pb_fail("%s uses %d devices but only %d are given", r->strategy, pre.n_devices, n_dev);
-    }
+    int rc = plan_point(o, m, mc, st, r, &pre, &dec, n_dev);
     struct exec_config c = {.m = m, .p = r->placement, .prefill = &pre, .decode = o->decode_tokens ? &dec : NULL,
                             .n_devices = pre.n_devices, .batch = r->w.batch, .seq = r->w.seq,
                             .decode_tokens = o->decode_tokens, .seed = o->seed, .weights = o->weights,
@@ -157,27 +151,8 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
     if (rc == PB_OK) rc = executor_create(&c, &e);
     struct trace scratch;
     trace_init(&scratch, pre.n_devices);
-    if (rc == PB_OK) rc = cupti_collect(&scratch, -1);   /* weight init and uploads are not measured */
-    double ms = 0;
-    for (int i = 0; rc == PB_OK && i < o->warmup; i++) {
-        rc = executor_run(e, -1, NULL, &ms);
-        if (rc == PB_OK) rc = cupti_collect(&scratch, -1);
-    }
-    t->busy_known = cupti_on;
-    time_t began = time(NULL), shown = began;
-    int tty = isatty(STDERR_FILENO);   /* a log file gets a line every few seconds, not one per iteration */
-    for (int i = 0; rc == PB_OK && i < o->iters; i++) {
-        rc = executor_run(e, i, t, &r->latency_ms[i]);
-        if (rc == PB_OK) rc = cupti_collect(t, i);
-        r->iters = i + 1;
-        time_t now = time(NULL);
-        if (now - began >= 3 && (tty || now - shown >= 3)) {
-            fprintf(stderr, "%sbench: %s batch %d seq %d: iteration %d/%d, %.2f ms%s", tty ? "\r" : "", r->strategy,
-                    r->w.batch, r->w.seq, i + 1, o->iters, r->latency_ms[i], tty ? "" : "\n");
-            shown = now;
-        }
-    }
-    if (tty && time(NULL) - began >= 3) fputc('\n', stderr);
+    if (rc == PB_OK) rc = measure(o, e, r, t, &scratch, cupti_on);
+    cupti_set_collecting(1);   /* the next executor's graphs are instantiated with CUPTI on */
     uint16_t *logits = NULL;
     int *tokens = NULL, rows = 0, vocab = 0, nt = 0;
     if (rc == PB_OK) rc = executor_logits(e, &logits, &rows, &vocab);
@@ -189,18 +164,8 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
     schedule_free(&pre);
     schedule_free(&dec);
     if (rc == PB_OK) {
-        summarise(r, t, r->placement);
-        if (!strcmp(r->strategy, "single") && !ref->logits) {
-            /* The reference itself: nothing to compare it with. */
-            ref->logits = logits;
-            ref->rows = rows;
-            ref->vocab = vocab;
-            ref->tokens = tokens;
-            ref->p50_ms = r->p50_ms;
-            logits = NULL;
-            tokens = NULL;
-        }
-        if (logits) check_logits(r, ref, logits, rows, vocab, tokens);
+        run_summarise(r, t, r->placement);
+        run_reference_or_check(r, ref, &logits, rows, vocab, &tokens);
     }
     free(logits);
     free(tokens);
@@ -212,7 +177,7 @@ static void print_header(int predict)
     printf("%-9s %-34s %9s %10s %7s %-15s %8s %8s %8s ", "strategy", "placement", "p50 ms", "tok/s", "speedup",
            "util/GPU", "xfer GB", "xfer ms", "AR ms");
     if (predict) printf("%9s %7s ", "pred ms", "err %");
-    printf("logits vs single\n");
+    printf("%8s logits vs single\n", "cupti +%");
 }
 
 static void print_row(const struct point_result *r, int predict)
@@ -236,7 +201,8 @@ static void print_row(const struct point_result *r, int predict)
            r->p50_ms, r->tokens_per_s, r->speedup, util, r->busy_known ? r->transfer_bytes / 1e9 : NAN,
            r->busy_known ? r->transfer_ms : NAN, r->busy_known ? r->metrics.allreduce_ms : NAN);
     if (predict) printf("%9.3f %+6.1f%% ", r->predicted_ms, r->prediction_error_pct);
-    printf("%s\n", check);
+    if (isnan(r->cupti_overhead_pct)) printf("%8s %s\n", "-", check);
+    else printf("%+7.1f%% %s\n", r->cupti_overhead_pct, check);
 }
 
 /* Budgets for placement: free memory per GPU, split among logical devices sharing one. */
@@ -353,23 +319,12 @@ int run_measured(const struct options *o, const struct model_spec *m)
                     k++;
                 }
             }
-            free(ref.logits);
-            free(ref.tokens);
+            run_reference_free(&ref);
         }
     cupti_stop();
-    int rc = summary_write_csv(o->out_dir, res, k);
-    if (rc == PB_OK) rc = summary_write_json(o->out_dir, &env, res, k);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/trace.json", o->out_dir);
-    if (rc == PB_OK) rc = trace_json_write(path, &env, res, tptr, k);
+    int rc = run_write_reports(o->out_dir, &env, res, tptr, k);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, res, k, tptr, o->out_dir);
     if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json)\n", o->out_dir);
-    for (int i = 0; i < k; i++) {
-        point_result_free(&res[i]);
-        trace_free(&traces[i]);
-    }
-    free(res);
-    free(traces);
-    free(tptr);
+    run_results_free(res, traces, tptr, k);
     return rc == PB_OK && !failed ? PB_OK : 1;
 }

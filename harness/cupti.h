@@ -28,6 +28,12 @@ void cupti_clear_maps(void);
 int cupti_collect(struct trace *t, int iteration);
 /* Host time on CUPTI's clock (the clock of every activity record). */
 uint64_t cupti_now_ns(void);
+/* Pause (on = 0) or resume (on = 1) activity collection, keeping the maps.
+ * CUPTI timestamps every kernel it records on the GPU (about 5 us a kernel on
+ * an H100), so latency is timed with collection paused and busy time comes
+ * from separate profiled iterations. Records of work issued while paused are
+ * not produced; pending ones stay for the next cupti_collect. */
+int cupti_set_collecting(int on);
 /* Disable collection and flush what is left (discarded). */
 void cupti_stop(void);
 #endif

@@ -24,6 +24,7 @@ struct options {
     const char *gpu_profile;         /* --gpu-profile NAME or path */
     int predict, calibrate, plot, explain;
     int iters, warmup;
+    int profile_iters;               /* --profile-iters: CUPTI-traced iterations after the timed ones */
     int no_cupti;
     int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
     const char *weights;             /* --weights DIR of safetensors; default random */

@@ -20,9 +20,13 @@ struct point_result {
     struct placement *placement;   /* owned; NULL if placing failed */
     char placement_summary[256];   /* "0:embed,0-15 1:16-31,head" */
     int stages, microbatches, steps;
-    int iters;
+    int iters;                     /* timed iterations: CUPTI activity collection paused */
     double *latency_ms;            /* owned: every timed iteration */
     double p50_ms, p90_ms, p99_ms, mean_ms;
+    int profile_iters;             /* profiled iterations (CUPTI on): busy time, transfers, trace */
+    double *profiled_ms;           /* owned: latency of every profiled iteration */
+    double profiled_p50_ms;        /* p50 of those; NAN without profiled iterations */
+    double cupti_overhead_pct;     /* (profiled p50 - timed p50) / timed p50 x 100; NAN if none */
     double tokens_per_s;           /* tokens processed (prefill) or generated (decode) per second */
     double speedup;                /* p50 of single / p50 of this point; NAN without a single run */
     struct iteration_metrics metrics;   /* mean over timed iterations */
@@ -53,10 +57,13 @@ struct run_env {
     char model[128];
     char command[2048];
     char started[32];              /* ISO 8601 UTC */
-    int iters, warmup;
+    int iters, warmup, profile_iters;
 };
 
 void point_result_free(struct point_result *r);
+/* Driver, runtime, NCCL, cuBLAS and CUPTI versions and the start time (cuda_run.c:
+ * it needs the CUDA libraries, so it is not in the CPU build's tests). */
+void run_env_versions(struct run_env *env);
 
 /* Reports: written under dir to a temporary name, then renamed. */
 int summary_write_csv(const char *dir, const struct point_result *r, int n);

@@ -17,14 +17,16 @@ const char *const summary_csv_columns[] = {
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", NULL};
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", NULL};
 
 void point_result_free(struct point_result *r)
 {
     free(r->placement);
     free(r->latency_ms);
+    free(r->profiled_ms);
     r->placement = NULL;
     r->latency_ms = NULL;
+    r->profiled_ms = NULL;
 }
 
 /* RFC 4180: quote a field when it holds a comma, quote or line break; double quotes. */
@@ -123,6 +125,10 @@ static int write_row(FILE *f, const struct point_result *r)
     int have_pred = r->ok && r->predicted_ms > 0;   /* a zero-filled row has no prediction */
     fmt_num(b[k++], sizeof b[0], have_pred ? r->predicted_ms : NAN);
     fmt_num(b[k++], sizeof b[0], have_pred ? r->prediction_error_pct : NAN);
+    snprintf(b[k++], sizeof b[0], "%d", r->profile_iters);
+    int profiled = r->ok && r->profile_iters > 0;   /* a zero-filled row was not profiled */
+    fmt_num(b[k++], sizeof b[0], profiled ? r->profiled_p50_ms : NAN);
+    fmt_num(b[k++], sizeof b[0], profiled ? r->cupti_overhead_pct : NAN);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
     return k;
 }
@@ -210,6 +216,7 @@ static cJSON *env_json(const struct run_env *e)
         cJSON_AddItemToArray(peer, row);
     }
     cJSON_AddNumberToObject(o, "iters", e->iters);
+    cJSON_AddNumberToObject(o, "profile_iters", e->profile_iters);
     cJSON_AddNumberToObject(o, "warmup", e->warmup);
     return o;
 }
@@ -248,6 +255,15 @@ static cJSON *point_json(const struct point_result *r)
     add_num(o, "latency_mean_ms", r->ok ? r->mean_ms : NAN);
     add_num(o, "tokens_per_s", r->ok ? r->tokens_per_s : NAN);
     add_num(o, "speedup_vs_single", r->ok ? r->speedup : NAN);
+    /* Busy time comes from these separate iterations with CUPTI on; the
+     * latencies above from iterations with activity collection paused. */
+    cJSON_AddNumberToObject(o, "profile_iters", r->profile_iters);
+    cJSON *prof = cJSON_AddArrayToObject(o, "profiled_latency_ms");
+    for (int i = 0; r->profiled_ms && i < r->profile_iters; i++)
+        cJSON_AddItemToArray(prof, cJSON_CreateNumber(r->profiled_ms[i]));
+    int profiled = r->ok && r->profile_iters > 0;
+    add_num(o, "profiled_p50_ms", profiled ? r->profiled_p50_ms : NAN);
+    add_num(o, "cupti_overhead_pct", profiled ? r->cupti_overhead_pct : NAN);
     cJSON_AddBoolToObject(o, "busy_known", r->busy_known);
     cJSON_AddNumberToObject(o, "dropped_records", (double)r->dropped);
     cJSON *gpus = cJSON_AddArrayToObject(o, "per_gpu");

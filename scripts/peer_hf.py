@@ -56,7 +56,7 @@ COLUMNS = [
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct",
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto")
 PROFILED_PASSES = 5
@@ -383,6 +383,7 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
                    latency_p99_ms=percentile(lat, 99), latency_mean_ms=sum(lat) / len(lat),
                    tokens_per_s=tokens_done / (p50 / 1e3))
         if m:
+            row.update(profile_iters=min(a.iters, PROFILED_PASSES))
             g = [m["gpu"][d] for d in devices]
             fmt = lambda key: ";".join("%.6g" % x[key] for x in g)
             row.update(busy_known=1, window_ms=m["window"], utilisation_per_gpu=fmt("util"),

@@ -15,6 +15,7 @@
 #include "../results_dir.h"
 #include "../placement_view.h"
 #include "../run.h"
+#include "../run_common.h"
 #include "cuda_mpi_exec.h"
 #include "mpi_jobs.h"
 #include "trace_gather.h"
@@ -110,95 +111,30 @@ static void fill_env(const struct mpi_run *run, struct run_env *env)
                  run->ranks[i].host);
         env->gpu_memory[i] = run->ranks[i].gpu_memory;
     }
-    cudaDriverGetVersion(&env->driver_version);
-    cudaRuntimeGetVersion(&env->runtime_version);
-    ncclGetVersion(&env->nccl_version);
-    int major = 0, minor = 0, patch = 0;
-    cublasGetProperty(MAJOR_VERSION, &major);
-    cublasGetProperty(MINOR_VERSION, &minor);
-    cublasGetProperty(PATCH_LEVEL, &patch);
-    env->cublas_version = major * 10000 + minor * 100 + patch;
-    uint32_t cv = 0;
-    cuptiGetVersion(&cv);
-    env->cupti_version = (int)cv;
+    run_env_versions(env);
     env->cupti_enabled = run->cupti_on;
     snprintf(env->cupti_note, sizeof env->cupti_note, "%s", run->cupti_on ? "mpi: one CUPTI per rank, gathered"
              : "CUPTI off on at least one rank: busy time unknown");
     snprintf(env->model, sizeof env->model, "%s", run->m->name);
     snprintf(env->command, sizeof env->command, "mpirun -np %d %.2000s", run->w->size, run->o->command);
-    time_t now = time(NULL);
-    strftime(env->started, sizeof env->started, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     env->iters = run->o->iters;
     env->warmup = run->o->warmup;
+    env->profile_iters = run->cupti_on ? run->o->profile_iters : 0;
 }
 
-struct reference {              /* single's output for one workload, on rank 0 */
-    uint16_t *logits;
-    int rows, vocab;
-    int *tokens;
-    double p50_ms;
-};
-
-static double bf16_to_float(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* As cuda_run.c: bit for bit, or within a few bf16 steps for tp. */
-static void check_logits(struct point_result *r, const struct reference *ref, const uint16_t *got, int rows,
-                         int vocab, const int *tokens)
-{
-    if (!ref->logits || rows != ref->rows || vocab != ref->vocab) return;
-    size_t n = (size_t)rows * vocab;
-    double diff = 0, top = 0;
-    for (size_t i = 0; i < n; i++) {
-        double a = bf16_to_float(ref->logits[i]), d = fabs(a - bf16_to_float(got[i]));
-        if (!(d <= diff)) diff = d;
-        if (fabs(a) > top) top = fabs(a);
-    }
-    r->logits_checked = 1;
-    r->max_abs_diff = diff;
-    r->tolerance = strcmp(r->strategy, "tp") == 0 ? top / 64 : 0;
-    int same = r->tolerance == 0 ? memcmp(ref->logits, got, n * sizeof *got) == 0 : diff <= r->tolerance;
-    if (same && tokens && ref->tokens && r->tolerance == 0)
-        same = memcmp(tokens, ref->tokens, (size_t)r->w.batch * sizeof(int)) == 0;
-    r->logits_match = same;
-}
-
-/* As cuda_run.c's summarise. Copies between ranks are NCCL kernels (comm busy),
- * not memcpy records: the bytes come from the schedule, their time is not split out. */
+/* run_summarise, then transfers as this run sees them: copies between ranks are
+ * NCCL kernels (comm busy), not memcpy records, so the bytes come from the
+ * schedule and their time is not split out. */
 static void summarise(struct point_result *r, const struct trace *t, const struct schedule *pre,
                       const struct schedule *dec, int decode_tokens)
 {
-    r->p50_ms = metrics_percentile(r->latency_ms, r->iters, 50);
-    r->p90_ms = metrics_percentile(r->latency_ms, r->iters, 90);
-    r->p99_ms = metrics_percentile(r->latency_ms, r->iters, 99);
-    double sum = 0;
-    for (int i = 0; i < r->iters; i++) sum += r->latency_ms[i];
-    r->mean_ms = r->iters ? sum / r->iters : NAN;
-    double tokens = r->decode_tokens ? (double)r->w.batch * r->decode_tokens : (double)r->w.batch * r->w.seq;
-    r->tokens_per_s = tokens / (r->p50_ms / 1e3);
-    metrics_mean(t, r->iters, &r->metrics);
-    r->busy_known = t->busy_known && r->metrics.gpu[0].known;
-    if (!r->busy_known)
-        for (int d = 0; d < r->n_devices; d++) r->metrics.gpu[d].window_ms = r->mean_ms;
-    r->dropped = t->dropped;
+    run_summarise(r, t, r->placement);
+    r->transfer_bytes = 0;
     for (int i = 0; i < pre->n_steps; i++)
         if (pre->steps[i].kind == STEP_COPY) r->transfer_bytes += (double)pre->steps[i].bytes;
     for (int i = 0; dec && i < dec->n_steps; i++)
         if (dec->steps[i].kind == STEP_COPY) r->transfer_bytes += (double)dec->steps[i].bytes * decode_tokens;
     r->transfer_ms = NAN;
-    r->gpipe_bound = NAN;
-    if (r->microbatches > 1 && !r->placement->tensor_parallel) {
-        int sd[1024], sf[1024], sc[1024];
-        int stages = placement_stages(r->placement, sd, sf, sc);
-        for (int s = 0; s < stages && s < PB_MAX_DEVICES; s++)
-            r->bubble[s] = metrics_bubble(&r->metrics, sd[s] == PB_DEVICE_CPU ? 0 : sd[s]);
-        r->gpipe_bound = metrics_gpipe_bound(stages, r->microbatches);
-    }
 }
 
 #define AGREE(rc, phase)                                                   \
@@ -220,7 +156,8 @@ static int plan_point(const struct mpi_run *run, const struct strategy *st, stru
 {
     r->placement = calloc(1, sizeof *r->placement);
     r->latency_ms = calloc((size_t)run->o->iters + 1, sizeof(double));
-    if (!r->placement || !r->latency_ms) return pb_fail("out of host memory");
+    r->profiled_ms = calloc((size_t)run->o->profile_iters + 1, sizeof(double));
+    if (!r->placement || !r->latency_ms || !r->profiled_ms) return pb_fail("out of host memory");
     PB_TRY(st->place(run->m, &r->w, &run->mc, r->placement));
     placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
     PB_TRY(st->plan(run->m, r->placement, &r->w, pre));
@@ -244,22 +181,44 @@ static int plan_point(const struct mpi_run *run, const struct strategy *st, stru
     return PB_OK;
 }
 
-/* Timed iterations in step: each starts together (the agreement is the barrier);
- * its latency is the longest of the ranks' event-timed spans. */
-static int timed(struct mpi_run *run, struct mpi_executor *e, struct point_result *r, struct trace *local)
+/* One iteration on every rank, started together (the agreement is the
+ * barrier); its latency is the longest of the ranks' event-timed spans. With
+ * `t`, this rank's records go to it as iteration `i`. */
+static int step_all(struct mpi_run *run, struct mpi_executor *e, int i, struct trace *t, double *out)
+{
+    double ms = 0;
+    int rc = mpi_executor_run(e, i, t, &ms);
+    if (rc == PB_OK && t) rc = cupti_collect(t, i);
+    PB_TRY(mpi_world_agree(run->w, rc, t ? "running a profiled iteration" : "running a timed iteration"));
+    PB_TRY(mpi_world_max(run->w, &ms, "collecting latencies"));
+    *out = ms;
+    return PB_OK;
+}
+
+/* As the single-process run: timed iterations with CUPTI's activity collection
+ * paused (its per-kernel GPU cost stays out of the latency), then profiled ones
+ * with it on for busy time and the trace. */
+static int timed(struct mpi_run *run, struct mpi_executor *e, struct point_result *r, struct trace *local,
+                 struct trace *scratch)
 {
     time_t began = time(NULL);
+    PB_TRY(mpi_world_agree(run->w, cupti_set_collecting(0), "pausing CUPTI"));
     for (int i = 0; i < run->o->iters; i++) {
-        double ms = 0;
-        int rc = mpi_executor_run(e, i, local, &ms);
-        if (rc == PB_OK) rc = cupti_collect(local, i);
-        PB_TRY(mpi_world_agree(run->w, rc, "running a timed iteration"));
-        PB_TRY(mpi_world_max(run->w, &ms, "collecting latencies"));
-        r->latency_ms[i] = ms;
+        PB_TRY(step_all(run, e, i, NULL, &r->latency_ms[i]));
         r->iters = i + 1;
         if (run->w->rank == 0 && time(NULL) - began >= 3)
             fprintf(stderr, "\rbench: %s batch %d seq %d: iteration %d/%d, %.2f ms", r->strategy, r->w.batch,
-                    r->w.seq, i + 1, run->o->iters, ms);
+                    r->w.seq, i + 1, run->o->iters, r->latency_ms[i]);
+    }
+    int rc = cupti_set_collecting(1);
+    if (rc == PB_OK) rc = cupti_collect(scratch, -1);
+    PB_TRY(mpi_world_agree(run->w, rc, "resuming CUPTI"));
+    int n = run->cupti_on ? run->o->profile_iters : 0;
+    double ms;
+    if (n > 0) PB_TRY(step_all(run, e, -1, scratch, &ms));   /* re-enabling costs the first pass */
+    for (int i = 0; i < n; i++) {
+        PB_TRY(step_all(run, e, i, local, &r->profiled_ms[i]));
+        r->profile_iters = i + 1;
     }
     if (run->w->rank == 0 && time(NULL) - began >= 3) fputc('\n', stderr);
     return PB_OK;
@@ -281,13 +240,7 @@ static int outputs(struct mpi_run *run, struct mpi_executor *e, struct point_res
     if (rc == PB_OK) rc = to_rank0(run, lr, logits, (size_t)rows * vocab * 2, "gathering logits");
     if (rc == PB_OK && run->o->decode_tokens) rc = to_rank0(run, tr, tokens, (size_t)r->w.batch * sizeof(int), "gathering tokens");
     if (rc == PB_OK && me == 0) {
-        if (!strcmp(r->strategy, "single") && !ref->logits) {
-            *ref = (struct reference){logits, rows, vocab, tokens, 0};
-            logits = NULL;
-            tokens = NULL;
-        } else {
-            check_logits(r, ref, logits, rows, vocab, tokens);
-        }
+        run_reference_or_check(r, ref, &logits, rows, vocab, &tokens);
     }
     free(logits);
     free(tokens);
@@ -321,7 +274,7 @@ static int run_point(struct mpi_run *run, struct point_result *r, struct trace *
         AGREE(rc, "warming up");
     }
     local.busy_known = run->cupti_on;
-    if (timed(run, e, r, &local) != PB_OK || outputs(run, e, r, ref) != PB_OK) goto out;
+    if (timed(run, e, r, &local, &scratch) != PB_OK || outputs(run, e, r, ref) != PB_OK) goto out;
     /* Offsets measured right after the iterations they correct, so drift between hosts stays small. */
     AGREE(clock_offsets_measure(run->w, cupti_now_ns, 32, run->offsets), "measuring clock offsets");
     AGREE(trace_gather(run->w, &local, run->offsets, merged), "gathering traces");
@@ -383,11 +336,8 @@ static int write_reports(const struct mpi_run *run, const struct run_env *env, s
                          const struct trace *const *tptr, int k, const char *ranks_csv)
 {
     const char *dir = run->o->out_dir;
-    int rc = summary_write_csv(dir, res, k);
-    if (rc == PB_OK) rc = summary_write_json(dir, env, res, k);
+    int rc = run_write_reports(dir, env, res, tptr, k);
     char path[4200];
-    snprintf(path, sizeof path, "%s/trace.json", dir);
-    if (rc == PB_OK) rc = trace_json_write(path, env, res, tptr, k);
     snprintf(path, sizeof path, "%s/ranks.csv", dir);
     if (rc == PB_OK) rc = atomic_write_text(path, ranks_csv);
     if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json, ranks.csv)\n", dir);
@@ -416,6 +366,7 @@ static int sweep(struct mpi_run *run, struct point_result *res, struct trace *tr
                 r->speedup = NAN;
                 r->ok = run_point(run, r, &traces[k], &ref) == PB_OK;
                 if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
+                /* The logits are checked before the latencies are summarised here. */
                 if (r->ok && ref.logits && ref.p50_ms == 0 && !strcmp(r->strategy, "single")) ref.p50_ms = r->p50_ms;
                 if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;
                 if (!r->ok || (r->logits_checked && !r->logits_match)) *failed = 1;
@@ -425,8 +376,7 @@ static int sweep(struct mpi_run *run, struct point_result *res, struct trace *tr
                 }
                 fflush(stdout);
             }
-            free(ref.logits);
-            free(ref.tokens);
+            run_reference_free(&ref);
         }
     return k;
 }
@@ -462,13 +412,7 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
         rc = write_reports(&run, &env, res, tptr, k, text);
     }
     rc = mpi_world_agree(w, rc, "writing the reports");
-    for (int i = 0; i < k; i++) {
-        point_result_free(&res[i]);
-        trace_free(&traces[i]);
-    }
-    free(res);
-    free(traces);
-    free(tptr);
+    run_results_free(res, traces, tptr, k);
     free(text);
     free(run.ranks);
     free(run.offsets);

@@ -1,0 +1,84 @@
+/* What the single-process and MPI runs share (harness/run_common.c): latency
+ * from the timed iterations, busy time from the profiled ones, the CUPTI
+ * overhead between them, and single's output as the reference. */
+#include <stdlib.h>
+#include "../harness/run_common.h"
+#include "test.h"
+
+static void kernel(struct trace *t, uint64_t start_us, uint64_t end_us, int it)
+{
+    struct record r = {.kind = REC_KERNEL, .device = 0, .start_ns = start_us * 1000, .end_ns = end_us * 1000,
+                       .iteration = it, .src_device = -1, .dst_device = -1};
+    trace_add(t, &r);
+}
+
+static struct placement one_gpu;
+
+TEST(test_latency_comes_from_timed_iterations_and_busy_time_from_profiled_ones)
+{
+    double timed[] = {10, 10, 10, 10}, profiled[] = {11, 11};
+    struct point_result r = {.strategy = "single", .w = {.batch = 1, .seq = 100}, .n_devices = 1, .iters = 4,
+                             .latency_ms = timed, .profile_iters = 2, .profiled_ms = profiled};
+    struct trace t;
+    trace_init(&t, 1);
+    t.busy_known = 1;
+    kernel(&t, 0, 1000, 0);   /* profiled iteration 0: 1 ms busy of a 2 ms window */
+    kernel(&t, 1500, 2000, 0);
+    kernel(&t, 5000, 7000, 1);   /* iteration 1: busy the whole 2 ms */
+    run_summarise(&r, &t, &one_gpu);
+    CHECK_NEAR(r.p50_ms, 10, 1e-12);
+    CHECK_NEAR(r.tokens_per_s, 100 / 0.010, 1e-6);
+    CHECK_NEAR(r.profiled_p50_ms, 11, 1e-12);
+    CHECK_NEAR(r.cupti_overhead_pct, 10, 1e-9);
+    CHECK(r.busy_known);
+    CHECK_NEAR(r.metrics.gpu[0].window_ms, 2, 1e-12);
+    CHECK_NEAR(r.metrics.gpu[0].utilisation, (1.5 / 2 + 1) / 2, 1e-12);
+    trace_free(&t);
+}
+
+TEST(test_without_profiled_iterations_busy_time_and_overhead_are_unknown)
+{
+    double timed[] = {5, 7};
+    struct point_result r = {.strategy = "single", .w = {.batch = 1, .seq = 1}, .n_devices = 1, .iters = 2,
+                             .latency_ms = timed};
+    struct trace t;
+    trace_init(&t, 1);
+    t.busy_known = 1;   /* CUPTI on, but --profile-iters 0 */
+    run_summarise(&r, &t, &one_gpu);
+    CHECK(!r.busy_known);
+    CHECK(isnan(r.cupti_overhead_pct));
+    CHECK_NEAR(r.metrics.gpu[0].window_ms, 6, 1e-12);   /* the event-timed mean stands in */
+    trace_free(&t);
+}
+
+TEST(test_single_becomes_the_reference_and_others_are_compared_bit_for_bit)
+{
+    struct reference ref = {0};
+    struct point_result single = {.strategy = "single", .p50_ms = 3}, naive = {.strategy = "naive"};
+    uint16_t *a = calloc(4, sizeof *a), *b = calloc(4, sizeof *b);
+    int *none = NULL;
+    a[2] = b[2] = 0x3f80;   /* 1.0 */
+    run_reference_or_check(&single, &ref, &a, 2, 2, &none);
+    CHECK(a == NULL && ref.logits != NULL);
+    CHECK_NEAR(ref.p50_ms, 3, 0);
+    run_reference_or_check(&naive, &ref, &b, 2, 2, &none);
+    CHECK(naive.logits_checked && naive.logits_match);
+    b[3] = 0x3f80;
+    naive.logits_match = 0;
+    run_reference_or_check(&naive, &ref, &b, 2, 2, &none);
+    CHECK(naive.logits_checked && !naive.logits_match);
+    CHECK_NEAR(naive.max_abs_diff, 1, 0);
+    free(b);
+    run_reference_free(&ref);
+}
+
+TEST(test_prompt_tokens_depend_on_the_seed_alone)
+{
+    int x[64], y[64], z[64];
+    run_prompt_tokens(x, 64, 1000, 7);
+    run_prompt_tokens(y, 64, 1000, 7);
+    run_prompt_tokens(z, 64, 1000, 8);
+    CHECK(memcmp(x, y, sizeof x) == 0);
+    CHECK(memcmp(x, z, sizeof x) != 0);
+    for (int i = 0; i < 64; i++) CHECK(x[i] >= 0 && x[i] < 1000);
+}
