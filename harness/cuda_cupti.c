@@ -25,7 +25,13 @@ struct stream_map {
  * inherit it (CUPTI reports the clone's id). */
 struct node_map {
     uint64_t node_id;
-    int device, stream, dst;
+    struct cupti_place where;
+};
+
+/* A launch's correlation id and the step it was issued for (external correlation). */
+struct corr_map {
+    uint32_t correlation;
+    int step, microbatch;
 };
 
 static struct {
@@ -38,6 +44,8 @@ static struct {
     int n_nodes, cap_nodes;
     CUpti_SubscriberHandle subscriber;   /* graph node clones; NULL if not subscribed */
     int ordinal_device[PB_MAX_DEVICES_CUPTI];
+    struct corr_map *corr;    /* correlations seen since the last collect */
+    int n_corr, cap_corr;
     struct record *pending;   /* decoded records not yet collected */
     int n_pending, cap_pending;
     uint64_t dropped;
@@ -77,19 +85,14 @@ static int lookup_stream(uint32_t id, int *device, int *stream, int *dst)
     return 0;
 }
 
-static int lookup_node(uint64_t id, int *device, int *stream, int *dst)
+static const struct cupti_place *lookup_node(uint64_t id)
 {
     for (int i = g.n_nodes - 1; id && i >= 0; i--)
-        if (g.nodes[i].node_id == id) {
-            *device = g.nodes[i].device;
-            *stream = g.nodes[i].stream;
-            *dst = g.nodes[i].dst;
-            return 1;
-        }
-    return 0;
+        if (g.nodes[i].node_id == id) return &g.nodes[i].where;
+    return NULL;
 }
 
-static int add_node(uint64_t id, int device, int stream, int dst)
+static int add_node(uint64_t id, const struct cupti_place *where)
 {
     if (g.n_nodes == g.cap_nodes) {
         int cap = g.cap_nodes ? 2 * g.cap_nodes : 1024;
@@ -98,14 +101,22 @@ static int add_node(uint64_t id, int device, int stream, int dst)
         g.nodes = grown;
         g.cap_nodes = cap;
     }
-    g.nodes[g.n_nodes++] = (struct node_map){id, device, stream, dst};
+    g.nodes[g.n_nodes++] = (struct node_map){id, *where};
     return PB_OK;
 }
 
 static void place(struct record *r, uint32_t device_id, uint32_t stream_id, uint64_t graph_node)
 {
     int dev, st, dst;
-    if (lookup_node(graph_node, &dev, &st, &dst) || lookup_stream(stream_id, &dev, &st, &dst)) {
+    const struct cupti_place *n = lookup_node(graph_node);
+    if (n) {
+        r->device = n->device;
+        r->stream = n->stream;
+        r->dst_device = n->dst;
+        r->has_step = n->step >= 0;
+        r->step = n->step;
+        r->microbatch = n->microbatch;
+    } else if (lookup_stream(stream_id, &dev, &st, &dst)) {
         r->device = dev;
         r->stream = st;
         r->dst_device = dst;
@@ -115,6 +126,48 @@ static void place(struct record *r, uint32_t device_id, uint32_t stream_id, uint
         r->stream = -1;
         r->dst_device = -1;
     }
+}
+
+static void add_correlation(const CUpti_ActivityExternalCorrelation *x)
+{
+    if (x->externalKind != CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0) return;
+    if (g.n_corr == g.cap_corr) {
+        int cap = g.cap_corr ? 2 * g.cap_corr : 4096;
+        struct corr_map *grown = realloc(g.corr, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            g.oom++;
+            return;
+        }
+        g.corr = grown;
+        g.cap_corr = cap;
+    }
+    /* cupti_push_step's id: (microbatch + 1) << 32 | (step + 1). */
+    g.corr[g.n_corr++] = (struct corr_map){x->correlationId, (int)(uint32_t)x->externalId - 1,
+                                           (int)(x->externalId >> 32) - 1};
+}
+
+static int cmp_corr(const void *a, const void *b)
+{
+    uint32_t x = ((const struct corr_map *)a)->correlation, y = ((const struct corr_map *)b)->correlation;
+    return x < y ? -1 : x > y;
+}
+
+/* Give directly launched records the step their launch was issued for. */
+static void resolve_steps(void)
+{
+    if (!g.n_corr) return;
+    qsort(g.corr, (size_t)g.n_corr, sizeof *g.corr, cmp_corr);
+    for (int i = 0; i < g.n_pending; i++) {
+        struct record *r = &g.pending[i];
+        if (r->has_step || !r->correlation) continue;
+        struct corr_map key = {.correlation = r->correlation};
+        const struct corr_map *c = bsearch(&key, g.corr, (size_t)g.n_corr, sizeof key, cmp_corr);
+        if (!c) continue;
+        r->has_step = 1;
+        r->step = c->step;
+        r->microbatch = c->microbatch;
+    }
+    g.n_corr = 0;
 }
 
 static void push(const struct record *r)
@@ -204,6 +257,9 @@ static void decode(const CUpti_Activity *a)
         snprintf(r.name, sizeof r.name, "Memcpy PtoP");
         break;
     }
+    case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
+        add_correlation((const CUpti_ActivityExternalCorrelation *)a);
+        return;
     case CUPTI_ACTIVITY_KIND_MEMSET: {
         const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)a;
         r.kind = REC_MEMSET;
@@ -237,6 +293,7 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
 
 static const CUpti_ActivityKind all_kinds[] = {
     CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
+    CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION,   /* step of directly launched work */
     CUPTI_ACTIVITY_KIND_MEMCPY,
     CUPTI_ACTIVITY_KIND_MEMCPY2,
     CUPTI_ACTIVITY_KIND_MEMSET,
@@ -249,7 +306,7 @@ static size_t n_kinds = sizeof all_kinds / sizeof all_kinds[0];
 static void choose_kinds(void)
 {
     const char *v = getenv("PB_CUPTI_KERNELS_ONLY");
-    n_kinds = v && *v == '1' ? 1 : sizeof all_kinds / sizeof all_kinds[0];
+    n_kinds = v && *v == '1' ? 2 : sizeof all_kinds / sizeof all_kinds[0];
 }
 
 /* Instantiating a graph clones its nodes; records carry the clone's id. */
@@ -263,8 +320,11 @@ static void CUPTIAPI on_resource(void *user, CUpti_CallbackDomain domain, CUpti_
         cuptiGetGraphNodeId(gd->node, &clone) != CUPTI_SUCCESS)
         return;
     pthread_mutex_lock(&g.lock);
-    int dev, st, dst;
-    if (lookup_node(orig, &dev, &st, &dst)) add_node(clone, dev, st, dst);
+    const struct cupti_place *where = lookup_node(orig);
+    if (where) {
+        struct cupti_place copy = *where;   /* add_node may move the table */
+        add_node(clone, &copy);
+    }
     pthread_mutex_unlock(&g.lock);
 }
 
@@ -324,15 +384,29 @@ int cupti_set_collecting(int on)
     return PB_OK;
 }
 
-int cupti_register_graph_node(void *node, int device, int stream, int dst)
+int cupti_register_graph_node(void *node, const struct cupti_place *where)
 {
     if (!g.active) return PB_OK;
     uint64_t id = 0;
     CUPTI_CHECK(cuptiGetGraphNodeId((CUgraphNode)node, &id));
     pthread_mutex_lock(&g.lock);
-    int rc = add_node(id, device, stream, dst);
+    int rc = add_node(id, where);
     pthread_mutex_unlock(&g.lock);
     return rc == PB_OK ? PB_OK : pb_fail("out of host memory mapping graph nodes");
+}
+
+void cupti_push_step(int step, int microbatch)
+{
+    if (!g.active || !g.collecting) return;
+    uint64_t id = (uint64_t)(uint32_t)(microbatch + 1) << 32 | (uint32_t)(step + 1);
+    cuptiActivityPushExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id);
+}
+
+void cupti_pop_step(void)
+{
+    if (!g.active || !g.collecting) return;
+    uint64_t id = 0;
+    cuptiActivityPopExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &id);
 }
 
 int cupti_register_stream(void *cuda_stream, int device, int stream, int dst)
@@ -373,6 +447,7 @@ int cupti_collect(struct trace *t, int iteration)
      * records are all in before the next one starts. */
     CUPTI_CHECK(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
     pthread_mutex_lock(&g.lock);
+    resolve_steps();
     int rc = PB_OK;
     for (int i = 0; i < g.n_pending && iteration >= 0 && rc == PB_OK; i++) {
         g.pending[i].iteration = iteration;
@@ -404,6 +479,9 @@ void cupti_stop(void)
     g.subscriber = NULL;
     pthread_mutex_lock(&g.lock);
     free(g.pending);
+    free(g.corr);
+    g.corr = NULL;
+    g.n_corr = g.cap_corr = 0;
     free(g.nodes);
     g.nodes = NULL;
     g.n_nodes = g.cap_nodes = 0;

@@ -8,11 +8,11 @@
 #include "cupti.h"
 #include "cuda_exec_internal.h"
 
-/* Captured nodes and the (device, stream) of the step that made them; CUPTI
- * reports replayed work on the launching stream, so records are placed by node. */
+/* Captured nodes and the place of the step that made them; CUPTI reports
+ * replayed work on the launching stream, so records are placed by node. */
 struct capture_nodes {
     cudaGraphNode_t *node;
-    int *device, *stream, *dst;
+    struct cupti_place *where;
     int n, cap;
 };
 
@@ -23,38 +23,31 @@ static int captured(const struct capture_nodes *c, cudaGraphNode_t node)
     return 0;
 }
 
-static int remember(struct capture_nodes *c, cudaGraphNode_t node, int device, int stream, int dst)
+static int remember(struct capture_nodes *c, cudaGraphNode_t node, const struct cupti_place *where)
 {
     if (c->n == c->cap) {
         int cap = c->cap ? 2 * c->cap : 512;
-        void *a = realloc(c->node, (size_t)cap * sizeof *c->node), *b = realloc(c->device, (size_t)cap * sizeof(int));
+        void *a = realloc(c->node, (size_t)cap * sizeof *c->node), *b = realloc(c->where, (size_t)cap * sizeof *c->where);
         if (a) c->node = a;
-        if (b) c->device = b;
-        void *d = realloc(c->stream, (size_t)cap * sizeof(int)), *f = realloc(c->dst, (size_t)cap * sizeof(int));
-        if (d) c->stream = d;
-        if (f) c->dst = f;
-        if (!a || !b || !d || !f) return pb_fail("out of host memory capturing a graph");
+        if (b) c->where = b;
+        if (!a || !b) return pb_fail("out of host memory capturing a graph");
         c->cap = cap;
     }
     c->node[c->n] = node;
-    c->device[c->n] = device;
-    c->stream[c->n] = stream;
-    c->dst[c->n++] = dst;
+    c->where[c->n++] = *where;
     return PB_OK;
 }
 
 static void forget_all(struct capture_nodes *c)
 {
     free(c->node);
-    free(c->device);
-    free(c->stream);
-    free(c->dst);
+    free(c->where);
     memset(c, 0, sizeof *c);
 }
 
 /* Steps are attributed in issue order, so every node reachable backwards from
  * the stream's frontier that has no owner yet was made by this step. */
-int exec_capture_attribute(struct executor *e, cudaStream_t s, int device, int stream, int dst)
+int exec_capture_attribute(struct executor *e, cudaStream_t s, const struct cupti_place *where)
 {
     struct capture_nodes *c = e->capture;
     if (!c) return PB_OK;
@@ -71,7 +64,7 @@ int exec_capture_attribute(struct executor *e, cudaStream_t s, int device, int s
     while (top > 0 && rc == PB_OK) {
         cudaGraphNode_t node = stack[--top];
         if (captured(c, node)) continue;
-        rc = remember(c, node, device, stream, dst);
+        rc = remember(c, node, where);
         size_t k = 0;
         if (rc == PB_OK && cudaGraphNodeGetDependencies(node, NULL, NULL, &k) != cudaSuccess) k = 0;
         if (rc == PB_OK && top + k > cap) {
@@ -113,7 +106,7 @@ static cudaStream_t origin(struct executor *e) { return e->stream[0][0]; }
  * inherit the names). */
 static int instantiate(struct executor *e, cudaGraph_t g, const struct capture_nodes *c, cudaGraphExec_t *out)
 {
-    for (int i = 0; i < c->n; i++) PB_TRY(cupti_register_graph_node(c->node[i], c->device[i], c->stream[i], c->dst[i]));
+    for (int i = 0; i < c->n; i++) PB_TRY(cupti_register_graph_node(c->node[i], &c->where[i]));
     CUDA_TRY(cudaGraphInstantiate(out, g, 0));
     (void)e;
     return PB_OK;

@@ -7,6 +7,7 @@
 #include <nvtx3/nvToolsExt.h>
 #include "../kernels/llama.h"
 #include "check.h"
+#include "cupti.h"
 #include "executor.h"
 
 #define EXEC_MAX_PARTS (2 * PB_MAX_DEVICES + 2)
@@ -96,12 +97,18 @@ int exec_join_streams(struct executor *e);
 int exec_capture_graphs(struct executor *e);
 /* Replay a captured pass on the origin stream, between a join and a fork. */
 int exec_graph_replay(struct executor *e, cudaGraphExec_t g);
-/* While capturing: the nodes the step just issued on s belong to (device, stream). */
-int exec_capture_attribute(struct executor *e, cudaStream_t s, int device, int stream, int dst);
+/* While capturing: the nodes the step just issued on s belong to `where`. */
+int exec_capture_attribute(struct executor *e, cudaStream_t s, const struct cupti_place *where);
 /* A copy between logical devices; same GPU: device to device; while capturing,
  * a plain copy through unified addressing (a peer copy cannot be captured). */
 int exec_copy(struct executor *e, void *dst, int dst_logical, const void *src, int src_logical, size_t n,
               cudaStream_t s);
+
+/* The microbatch a trace labels a step with: none where the schedule has one. */
+static inline int pe_microbatch(const struct step *st, const struct schedule *s)
+{
+    return s->microbatches > 1 ? st->microbatch : -1;
+}
 
 /* cuda_exec_layout.c: shared with the MPI executor (mpi/cuda_mpi_exec.c). */
 /* Parts of c->p; part devices are ordinal[logical]. */

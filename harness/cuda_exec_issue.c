@@ -158,7 +158,9 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
         exec_nvtx_push(e->nvtx, label);
         if (exec_is_collective(st)) {
             int last = pe->group_last[oi];
+            cupti_push_step(i, pe_microbatch(st, pe->s));
             int rc = collective(e, pe, oi, last, last_only, argmax);
+            cupti_pop_step();
             nvtxDomainRangePop(e->nvtx);
             PB_TRY(rc);
             PB_TRY(host_range(t, label, t0, iteration));
@@ -178,12 +180,16 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
                                   .pos = pos, .pos_device = use_pos_device ? e->d_pos : NULL,
                                   .last_only = last_only};
         int rc = PB_OK;
+        cupti_push_step(i, pe_microbatch(st, pe->s));
         if (st->kind == STEP_COPY) rc = copy_step(e, pe, i, stream);
         /* Offloaded weights stream inside their compute step; this step only orders. */
         else if (st->kind != STEP_H2D_WEIGHTS) rc = compute_step(e, pe, i, &call, argmax, stream);
+        cupti_pop_step();
         nvtxDomainRangePop(e->nvtx);
         PB_TRY(rc);
-        if (capturing) PB_TRY(exec_capture_attribute(e, stream, st->device, st->stream, st->kind == STEP_COPY ? st->dst : -1));
+        struct cupti_place where = {st->device, st->stream, st->kind == STEP_COPY ? st->dst : -1, i,
+                                     pe_microbatch(st, s)};
+        if (capturing) PB_TRY(exec_capture_attribute(e, stream, &where));
         CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
         PB_TRY(host_range(t, label, t0, iteration));
     }

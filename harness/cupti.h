@@ -15,10 +15,21 @@ int cupti_start(char *why, size_t why_len);
 /* Map a CUDA stream to the run's logical device and stream index; `dst` is the
  * destination logical device of copies issued on it (-1 if none). */
 int cupti_register_stream(void *cuda_stream, int device, int stream, int dst);
-/* Map a captured CUDA graph node (cudaGraphNode_t) to the run's logical device
- * and stream, before the graph is instantiated: replayed work is reported on the
- * launching stream, so records of graph work are placed by node. */
-int cupti_register_graph_node(void *graph_node, int device, int stream, int dst);
+/* Where a piece of work belongs: logical device and stream, the destination of
+ * a copy (-1 if none), and the schedule step and microbatch that issued it. */
+struct cupti_place {
+    int device, stream, dst;
+    int step, microbatch;
+};
+/* Map a captured CUDA graph node (cudaGraphNode_t) to its place, before the
+ * graph is instantiated: replayed work is reported on the launching stream, so
+ * records of graph work are placed (and given their step) by node. */
+int cupti_register_graph_node(void *graph_node, const struct cupti_place *where);
+/* Work launched directly between these two calls belongs to step `step` of
+ * microbatch `microbatch` (an external correlation id CUPTI ties to each
+ * launch's records). Costs nothing while collection is paused. */
+void cupti_push_step(int step, int microbatch);
+void cupti_pop_step(void);
 /* Logical device of records whose stream was not registered (CUDA ordinal -> device). */
 int cupti_map_ordinal(int ordinal, int device);
 /* Forget stream and ordinal maps (between strategies: streams are recreated). */

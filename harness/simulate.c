@@ -351,6 +351,9 @@ static int emit_step(const struct sim *x, int i, int iteration, double base, str
     const struct step *st = &x->s->steps[i];
     struct record r = {.device = st->device, .stream = st->stream, .iteration = iteration,
                        .src_device = -1, .dst_device = -1, .correlation = (uint32_t)i};
+    r.has_step = 1;   /* as the CUDA executor tags its records */
+    r.step = i;
+    r.microbatch = x->s->microbatches > 1 ? st->microbatch : -1;
     step_name(x->s, st, r.name, sizeof r.name);
     r.start_ns = ns_at(base, x->start[i]);
     r.end_ns = ns_at(base, x->end[i]);

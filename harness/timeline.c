@@ -114,8 +114,8 @@ int timeline_build(const struct trace *t, int iteration, struct timeline *out)
     memset(out, 0, sizeof *out);
     out->iteration = -1;
     out->predicted = t->predicted;
-    struct iter_window *w;
-    int nw;
+    struct iter_window *w = NULL;
+    int nw = 0;
     PB_TRY(iteration_windows(t, &w, &nw));
     out->n_iterations = nw;
     int pick = -1;
@@ -149,7 +149,8 @@ int timeline_build(const struct trace *t, int iteration, struct timeline *out)
         b->start_ms = (double)(r->start_ns - t0) / 1e6;
         b->end_ms = (double)(r->end_ns - t0) / 1e6;
         b->kind = box_kind_of(r);
-        b->microbatch = record_microbatch(r->name);
+        /* Measured kernels carry their step's microbatch; simulated ones name it. */
+        b->microbatch = r->has_step ? r->microbatch : record_microbatch(r->name);
         snprintf(b->name, sizeof b->name, "%s", r->name);
     }
     return PB_OK;

@@ -24,6 +24,9 @@ struct record {
     int src_device, dst_device;
     uint64_t bytes;
     uint32_t correlation;
+    int has_step;            /* 1: step and microbatch below are known (0 in zeroed records) */
+    int step, microbatch;    /* schedule step that issued it; its microbatch, -1 where the
+                              * schedule has one (single, naive: nothing to label) */
     char name[96];           /* kernel name (truncated) or range label */
 };
 

@@ -33,7 +33,7 @@ static void add_meta(cJSON *events, const char *what, int pid, int tid, const ch
     cJSON_AddItemToArray(events, e);
 }
 
-static cJSON *event(const struct record *r, uint64_t t0, const char *strategy)
+static cJSON *event(const struct record *r, uint64_t t0, const char *strategy, int point)
 {
     cJSON *e = cJSON_CreateObject();
     int host = r->kind == REC_RANGE || r->device < 0;
@@ -60,8 +60,12 @@ static cJSON *event(const struct record *r, uint64_t t0, const char *strategy)
         cJSON_AddNumberToObject(a, "src_device", r->src_device);
         cJSON_AddNumberToObject(a, "dst_device", r->dst_device);
     }
+    if (r->has_step) cJSON_AddNumberToObject(a, "step", r->step);
+    if (r->has_step && r->microbatch >= 0) cJSON_AddNumberToObject(a, "microbatch", r->microbatch);
     cJSON_AddNumberToObject(a, "iteration", r->iteration);
     cJSON_AddStringToObject(a, "strategy", strategy);
+    /* The point index splits a sweep exactly, even where one strategy repeats. */
+    cJSON_AddNumberToObject(a, "point", point);
     return e;
 }
 
@@ -99,7 +103,7 @@ int trace_json_write(const char *path, const struct run_env *env, const struct p
     add_meta(events, "process_name", HOST_PID, 0, "host");
     for (int i = 0; i < n; i++) {
         if (!traces[i]) continue;
-        for (int k = 0; k < traces[i]->n; k++) cJSON_AddItemToArray(events, event(&traces[i]->rec[k], t0, r[i].strategy));
+        for (int k = 0; k < traces[i]->n; k++) cJSON_AddItemToArray(events, event(&traces[i]->rec[k], t0, r[i].strategy, i));
     }
     /* HTA reads the rank and world size here; one process drives all GPUs, so it is rank 0. */
     cJSON *dist = cJSON_AddObjectToObject(root, "distributedInfo");

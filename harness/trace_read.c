@@ -69,6 +69,9 @@ static int to_record(const cJSON *e, struct record *r)
     r->src_device = (int)num(args, "src_device", -1);
     r->dst_device = (int)num(args, "dst_device", -1);
     r->copy = r->src_device >= 0 && r->src_device != r->dst_device ? COPY_PTOP : COPY_NONE;
+    r->microbatch = (int)num(args, "microbatch", -1);
+    r->step = (int)num(args, "step", -1);
+    r->has_step = r->step >= 0;
     return 1;
 }
 

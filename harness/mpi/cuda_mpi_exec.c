@@ -249,7 +249,9 @@ static int issue_pass(struct mpi_executor *e, struct mpi_plan *pe, const struct 
         const struct step *st = &pe->p.s->steps[i];
         uint64_t t0 = t ? cupti_now_ns() : 0;
         range_push(e, st);
+        cupti_push_step(i, pe_microbatch(st, pe->p.s));
         int rc = issue_step(e, pe, prev, i, pos, last_only, argmax);
+        cupti_pop_step();
         nvtxDomainRangePop(e->nvtx);
         PB_TRY(rc);
         CUDA_TRY(cudaEventRecord(pe->p.ev[i], e->stream[pe->stream[i]]));
