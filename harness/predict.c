@@ -22,7 +22,8 @@ void predict_point(const struct device_profile *prof, const struct model_spec *m
     if (!r->ok || !r->placement || !st) return;
     struct point_result pred;
     struct trace t;
-    if (simulate_point(prof, m, st, r->placement, &r->w, r->decode_tokens, &pred, &t) != PB_OK) {
+    /* The measured run's ordinals: logical devices on one GPU share it (--devices 0,0). */
+    if (simulate_point_on(prof, m, st, r->placement, &r->w, r->decode_tokens, r->ordinal, &pred, &t) != PB_OK) {
         fprintf(stderr, "bench: note: %s: no prediction (%s)\n", r->strategy, pb_last_error());
         return;
     }

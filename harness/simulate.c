@@ -130,8 +130,23 @@ struct sim {
     int *prev_on_stream;       /* previous step on the same (device, stream), or -1 */
     int *group;                /* collectives: first member of the call, else -1 */
     int *group_size;           /* at the first member: ranks in the call */
-    double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per device */
+    double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per GPU (gpu[] below) */
+    int gpu[PB_MAX_DEVICES];   /* logical device -> the GPU whose SMs and engines it uses */
 };
+
+/* Logical devices on one CUDA ordinal (--devices 0,0) share that GPU: the first
+ * logical device of each ordinal stands for it. NULL: every device its own GPU. */
+static void sim_map_gpus(struct sim *x, const int *ordinal)
+{
+    for (int d = 0; d < PB_MAX_DEVICES; d++) {
+        x->gpu[d] = d;
+        for (int k = 0; ordinal && k < d && k < x->s->n_devices && d < x->s->n_devices; k++)
+            if (ordinal[k] == ordinal[d]) {
+                x->gpu[d] = x->gpu[k];
+                break;
+            }
+    }
+}
 
 static int same_call(const struct step *a, const struct step *b)
 {
@@ -235,17 +250,26 @@ static void sim_run_step(struct sim *x, int i, double t)
 {
     const struct step *st = &x->s->steps[i];
     const struct device_profile *p = x->prof;
-    int d = st->device;
+    int d = x->gpu[st->device];
     if (is_collective(st->kind)) {
         x->start[i] = t;
         x->state[i] = ARRIVED;
         return;
     }
-    if (st->kind == STEP_COPY) {
-        double b = fmax(t, fmax(x->copy_out_free[st->src], x->copy_in_free[st->dst]));
+    if (st->kind == STEP_COPY && x->gpu[st->src] == x->gpu[st->dst]) {
+        /* Between logical devices of one GPU: a device-to-device copy in its own
+         * memory (read and write), on its copy engine. */
+        int g = x->gpu[st->src];
+        double b = fmax(t, x->copy_out_free[g]);
+        x->start[i] = b;
+        x->end[i] = b + p->launch_us * 1e3 + 2.0 * (double)st->bytes / p->hbm_gbps;
+        x->copy_out_free[g] = x->end[i];
+    } else if (st->kind == STEP_COPY) {
+        int gs = x->gpu[st->src], gd = x->gpu[st->dst];
+        double b = fmax(t, fmax(x->copy_out_free[gs], x->copy_in_free[gd]));
         x->start[i] = b;
         x->end[i] = b + sim_copy_ns(p, st->bytes);
-        x->copy_out_free[st->src] = x->copy_in_free[st->dst] = x->end[i];
+        x->copy_out_free[gs] = x->copy_in_free[gd] = x->end[i];
     } else if (st->kind == STEP_H2D_WEIGHTS) {
         double b = fmax(t, x->h2d_free[d]);
         x->start[i] = b;
@@ -392,6 +416,13 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
                       const struct schedule *s, int iterations, struct trace *out,
                       double *latency_ms)
 {
+    return simulate_schedule_on(prof, m, s, NULL, iterations, out, latency_ms);
+}
+
+int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
+                         const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
+                         double *latency_ms)
+{
     trace_init(out, s->n_devices);
     out->predicted = 1;
     out->busy_known = 1;
@@ -399,6 +430,7 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
     if (iterations < 1) iterations = 1;
     if (s->n_steps == 0) return PB_OK;
     struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps};
+    sim_map_gpus(&x, ordinal);
     int rc = sim_alloc(&x);
     if (rc == PB_OK) rc = sim_index(&x);
     if (rc == PB_OK) rc = sim_iterate(&x);

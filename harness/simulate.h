@@ -45,4 +45,10 @@ double sim_allgather_ns(const struct device_profile *p, uint64_t bytes, int n);
 int simulate_schedule(const struct device_profile *prof, const struct model_spec *m,
                       const struct schedule *s, int iterations, struct trace *out,
                       double *latency_ms);
+/* The same where logical device d runs on CUDA ordinal ordinal[d]: devices on one
+ * ordinal share its compute and copy engines, and copies between them are
+ * device-to-device in its memory (a measured --devices 0,0 run). */
+int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
+                         const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
+                         double *latency_ms);
 #endif

@@ -38,11 +38,11 @@ static int trace_append(struct trace *dst, const struct trace *src, uint64_t off
 
 /* Replay one schedule and append it at `*clock`, which moves to its end. */
 static int replay(const struct device_profile *prof, const struct model_spec *m,
-                  const struct schedule *s, struct trace *t, double *clock_ms)
+                  const struct schedule *s, const int *ordinal, struct trace *t, double *clock_ms)
 {
     struct trace piece;
     double ms;
-    PB_TRY(simulate_schedule(prof, m, s, 1, &piece, &ms));
+    PB_TRY(simulate_schedule_on(prof, m, s, ordinal, 1, &piece, &ms));
     int rc = trace_append(t, &piece, (uint64_t)llround(*clock_ms * 1e6));
     trace_free(&piece);
     *clock_ms += ms;
@@ -53,7 +53,8 @@ static int replay(const struct device_profile *prof, const struct model_spec *m,
  * tokens before it, as the executor's decode loop does. */
 static int replay_decode(const struct device_profile *prof, const struct model_spec *m,
                          const struct strategy *st, const struct placement *p,
-                         const struct workload *w, int tokens, struct trace *t, double *clock_ms)
+                         const struct workload *w, int tokens, const int *ordinal, struct trace *t,
+                         double *clock_ms)
 {
     for (int k = 0; k < tokens; k++) {
         struct workload d = *w;
@@ -62,7 +63,7 @@ static int replay_decode(const struct device_profile *prof, const struct model_s
         d.context = w->seq + k + 1;
         struct schedule s;
         PB_TRY(st->plan(m, p, &d, &s));
-        int rc = replay(prof, m, &s, t, clock_ms);
+        int rc = replay(prof, m, &s, ordinal, t, clock_ms);
         schedule_free(&s);
         PB_TRY(rc);
     }
@@ -93,6 +94,13 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
                    const struct strategy *st, const struct placement *p, const struct workload *w,
                    int decode_tokens, struct point_result *r, struct trace *t)
 {
+    return simulate_point_on(prof, m, st, p, w, decode_tokens, NULL, r, t);
+}
+
+int simulate_point_on(const struct device_profile *prof, const struct model_spec *m,
+                      const struct strategy *st, const struct placement *p, const struct workload *w,
+                      int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t)
+{
     memset(r, 0, sizeof *r);
     snprintf(r->strategy, sizeof r->strategy, "%s", st->name);
     r->w = *w;
@@ -111,8 +119,8 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
     r->w.microbatches = s.microbatches;
     r->steps = s.n_steps;
     double clock = 0;
-    int rc = replay(prof, m, &s, t, &clock);
-    if (rc == PB_OK && decode_tokens > 0) rc = replay_decode(prof, m, st, p, w, decode_tokens, t, &clock);
+    int rc = replay(prof, m, &s, ordinal, t, &clock);
+    if (rc == PB_OK && decode_tokens > 0) rc = replay_decode(prof, m, st, p, w, decode_tokens, ordinal, t, &clock);
     struct record range = {.kind = REC_RANGE, .device = -1, .src_device = -1, .dst_device = -1,
                            .end_ns = (uint64_t)llround(clock * 1e6)};
     snprintf(range.name, sizeof range.name, "iteration 0 (predicted)");

@@ -16,6 +16,11 @@
 int simulate_point(const struct device_profile *prof, const struct model_spec *m,
                    const struct strategy *st, const struct placement *p, const struct workload *w,
                    int decode_tokens, struct point_result *r, struct trace *t);
+/* The same with logical device d on CUDA ordinal ordinal[d] (NULL: one GPU each);
+ * --predict passes the measured run's ordinals. */
+int simulate_point_on(const struct device_profile *prof, const struct model_spec *m,
+                      const struct strategy *st, const struct placement *p, const struct workload *w,
+                      int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t);
 
 /* The whole --simulate job: profile o->gpu_profile (default h200) on o->gpus GPUs
  * with the profile's memory as each GPU's budget unless --max-memory was given;
