@@ -51,7 +51,7 @@ test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
 	$(BUILD)/test_gpu
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
-KERNEL_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/harness/safetensors.o $(BUILD)/harness/check.o \
+KERNEL_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/harness/safetensors.o $(BUILD)/harness/check.o $(BUILD)/harness/text_file.o \
               $(patsubst %.c,$(BUILD)/%.o,$(wildcard models/*.c))
 $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(KERNEL_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
