@@ -4,6 +4,7 @@
  * fixed by its position, so microbatching cannot change a bit. */
 #include "attention.h"
 #include "cuda_check.h"
+#include "pdl.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -29,6 +30,14 @@ __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32
                  "{%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *smem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *smem)
@@ -129,10 +138,16 @@ __global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_a
 #pragma unroll
         for (int nt = 0; nt < FA_BN / 8; nt++) {
             s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-            const bf16 *kr = kt + (nt * 8 + g) * (D + 8) + t4 * 2;
+            /* one ldmatrix.x4 gives the B fragments of two k-steps (four 32-bit
+             * shared loads before); the sum runs over kk in the same order */
+            const bf16 *kr = kt + (nt * 8 + (lane & 7)) * (D + 8) + (lane >> 3) * 8;
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++)
-                mma_bf16(s[nt], qf[kk], *(const uint32_t *)(kr + kk * 16), *(const uint32_t *)(kr + kk * 16 + 8));
+            for (int kk = 0; kk < D / 16; kk += 2) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, kr + kk * 16);
+                mma_bf16(s[nt], qf[kk], kb[0], kb[1]);
+                mma_bf16(s[nt], qf[kk + 1], kb[2], kb[3]);
+            }
         }
         /* scale into log2 units and mask the future (and keys past the cache end) */
         const int key_base = j * FA_BN;
@@ -253,6 +268,8 @@ __global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, f
 {
     __shared__ float qsh[D];
     __shared__ float wm[4], wl[4], wacc[4][D];
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
     const int key0 = split * ATTN_DECODE_CHUNK;
@@ -332,6 +349,8 @@ __global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, f
 template <int D>
 __global__ void decode_combine_kernel(struct attn_args a, int splits)
 {
+    pdl_wait();
+    pdl_trigger();
     const int h = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
     const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
     const int n = min((kv_len + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK, splits);
@@ -360,14 +379,11 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     dim3 grid(splits, a->hq, a->batch);
     float scale = 1.0f / sqrtf((float)a->hd);
     if (a->hd == 64) {
-        decode_split_kernel<64><<<grid, 128, 0, s>>>(*a, scale, stride_splits);
-        cudaCheckLaunch();
-        decode_combine_kernel<64><<<dim3(a->hq, a->batch), 64, 0, s>>>(*a, stride_splits);
+        cudaCheck(pdl_launch(decode_split_kernel<64>, grid, dim3(128), 0, s, a->pdl, *a, scale, stride_splits));
+        cudaCheck(pdl_launch(decode_combine_kernel<64>, dim3(a->hq, a->batch), dim3(64), 0, s, a->pdl, *a, stride_splits));
     } else {
-        decode_split_kernel<128><<<grid, 128, 0, s>>>(*a, scale, stride_splits);
-        cudaCheckLaunch();
-        decode_combine_kernel<128><<<dim3(a->hq, a->batch), 128, 0, s>>>(*a, stride_splits);
+        cudaCheck(pdl_launch(decode_split_kernel<128>, grid, dim3(128), 0, s, a->pdl, *a, scale, stride_splits));
+        cudaCheck(pdl_launch(decode_combine_kernel<128>, dim3(a->hq, a->batch), dim3(128), 0, s, a->pdl, *a, stride_splits));
     }
-    cudaCheckLaunch();
     return PB_OK;
 }

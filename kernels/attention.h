@@ -18,6 +18,7 @@ struct attn_args {
     const int *pos_dev;      /* decode under a graph: position read on the device */
     int hq, hkv, hd, max_ctx;
     float *partials;         /* decode: attn_decode_partials_floats() floats */
+    int pdl;                 /* decode kernels: programmatic launch (pdl.h) */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */

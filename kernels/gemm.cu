@@ -1,6 +1,8 @@
 /* Linear layers through cuBLASLt (prefill) and our GEMV (one-token steps); see gemm.h. */
 #include "gemm.h"
 #include "cuda_check.h"
+#include "pdl.h"
+#include <math.h>
 
 typedef __nv_bfloat16 bf16;
 
@@ -25,6 +27,129 @@ static struct gemm_shape *find_shape(struct gemm_ctx *g, int n, int k, int cls)
     return NULL;
 }
 
+/* Heuristic candidates for one (N, K, class), split-K excluded (a reduction over K
+ * split among blocks would make a row's sum depend on the blocking). */
+static int candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *out, int max, int *count)
+{
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = GEMM_WORKSPACE_BYTES;
+    uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_NONE;
+    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
+                                                  sizeof reduction);
+    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
+    int found = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulAlgoGetHeuristic(g->lt, g->desc, sh->a, sh->b, sh->c, sh->c, pref, GEMM_CANDIDATES, res,
+                                            &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasCheck(st);
+    *count = 0;
+    for (int i = 0; i < found && *count < max; i++) {
+        int32_t splitk = 1;
+        size_t written = 0;
+        cublasCheck(cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk,
+                                                         sizeof splitk, &written));
+        if (splitk <= 1 && res[i].state == CUBLAS_STATUS_SUCCESS) out[(*count)++] = res[i].algo;
+    }
+    return PB_OK;
+}
+
+__global__ void fill_pattern_kernel(bf16 *p, size_t n, float scale)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u;
+        h ^= h >> 15;
+        p[i] = __float2bfloat16(((float)(h & 0xffff) / 32768.0f - 1.0f) * scale);
+    }
+}
+
+/* Milliseconds of `reps` GEMMs back to back, the fastest of three rounds after a
+ * warm-up one. They walk over `copies` weight copies, more bytes than L2 holds, as
+ * the forward's layers do: short prompts are bound by weight bytes, and a timing
+ * out of L2 would rank the tiles wrongly. */
+static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *algo, const bf16 *x,
+                       const bf16 *w, int copies, bf16 *y, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
+{
+    const int reps = 8;
+    float alpha = 1.0f, beta = 0.0f, best = INFINITY;
+    size_t nk = (size_t)sh->n * sh->k;
+    for (int trial = 0; trial < 4; trial++) {  /* trial 0 warms up */
+        if (cudaEventRecord(e0, s) != cudaSuccess) return INFINITY;
+        for (int r = 0; r < reps; r++)
+            if (cublasLtMatmul(g->lt, g->desc, &alpha, w + (size_t)(r % copies) * nk, sh->a, x, sh->b, &beta, y, sh->c,
+                               y, sh->c, algo, g->workspace, GEMM_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS)
+                return INFINITY;
+        float ms = INFINITY;
+        if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+            return INFINITY;
+        if (trial && ms < best) best = ms;
+    }
+    return best;
+}
+
+/* Short prompts are bound by weight bytes, and the heuristic's first choice for
+ * them is often a tile that leaves most SMs idle (N / tile_n blocks when M fits one
+ * tile). So the candidates are timed once, at M = 128 on patterned data (not zeros,
+ * which run faster than real values), and the fastest is kept. Nothing is timed if
+ * the temporary buffers do not fit: then the heuristic's order decides. */
+static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
+{
+    sh->algo = cand[0];
+    if (count < 2) return PB_OK;
+    const int m = 128;
+    int dev;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaGetDeviceProperties(&prop, dev));
+    size_t nk = (size_t)sh->n * sh->k;
+    int copies = (int)((3ull * prop.l2CacheSize) / (nk * 2) + 1);
+    if (copies > 64) copies = 64;
+    bf16 *x = NULL, *w = NULL, *y = NULL;
+    cudaStream_t s = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    int ok = cudaMalloc((void **)&x, (size_t)m * sh->k * 2) == cudaSuccess &&
+             cudaMalloc((void **)&w, nk * copies * 2) == cudaSuccess &&
+             cudaMalloc((void **)&y, (size_t)m * sh->n * 2) == cudaSuccess &&
+             cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess &&
+             cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess;
+    float best = INFINITY;
+    if (ok) {
+        fill_pattern_kernel<<<1024, 256, 0, s>>>(x, (size_t)m * sh->k, 1.0f);
+        fill_pattern_kernel<<<1024, 256, 0, s>>>(w, nk * copies, 0.02f);
+        uint64_t cols = m;
+        ok = cudaGetLastError() == cudaSuccess &&
+             cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0 &&
+             cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0;
+        for (int i = 0; ok && i < count; i++) {
+            float t = time_algo(g, sh, &cand[i], x, w, copies, y, s, e0, e1);
+            if (t < best) {
+                best = t;
+                sh->algo = cand[i];
+            }
+        }
+    }
+    (void)cudaGetLastError();  /* a failed temporary allocation only means: no tuning */
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    if (s) cudaStreamDestroy(s);
+    cudaFree(x);
+    cudaFree(w);
+    cudaFree(y);
+    return PB_OK;
+}
+
+/* The chosen short-prompt algorithm of each (N, K), shared by every part of the
+ * process: timing is noisy, and two parts that chose differently would not agree
+ * bit for bit (cpu offload against the same model on the device, say). Parts are
+ * created one after another on one thread, as the executors do. All devices of a
+ * run are taken to be the same model. */
+static struct { int n, k; cublasLtMatmulAlgo_t algo; } tuned[GEMM_MAX_SHAPES];
+static int n_tuned;
+
 static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
 {
     if (find_shape(g, n, k, cls)) return PB_OK;
@@ -37,35 +162,27 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, hm, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, hm, n));
-
-    cublasLtMatmulPreference_t pref;
-    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = GEMM_WORKSPACE_BYTES;
-    /* No split-K: a reduction over K split among blocks would make a row's sum
-     * depend on the blocking, which depends on M. */
-    uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_NONE;
-    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
-                                                  sizeof reduction);
-    cublasLtMatmulHeuristicResult_t res[8];
-    int found = 0;
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(g->lt, g->desc, sh->a, sh->b, sh->c, sh->c, pref, 8, res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    cublasCheck(st);
-    for (int i = 0; i < found; i++) {
-        int32_t splitk = 1;
-        size_t written = 0;
-        cublasCheck(cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk,
-                                                         sizeof splitk, &written));
-        if (splitk <= 1 && res[i].state == CUBLAS_STATUS_SUCCESS) {
-            sh->algo = res[i].algo;
-            g->n_shapes++;
-            return PB_OK;
+    cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
+    int count = 0;
+    PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, &count));
+    if (!count) return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
+    sh->algo = cand[0];
+    if (cls == GEMM_CLASS_SHORT) {
+        int i = 0;
+        while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k)) i++;
+        if (i < n_tuned) {
+            sh->algo = tuned[i].algo;
+        } else {
+            PB_TRY(tune_short(g, sh, cand, count));
+            if (n_tuned < GEMM_MAX_SHAPES) {
+                tuned[n_tuned].n = n;
+                tuned[n_tuned].k = k;
+                tuned[n_tuned++].algo = sh->algo;
+            }
         }
     }
-    return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
+    g->n_shapes++;
+    return PB_OK;
 }
 
 int gemm_prepare(struct gemm_ctx *g, int n, int k)
@@ -130,69 +247,127 @@ __device__ __forceinline__ void unpack8(uint4 v, float f[8])
 
 /* ROWS rows per block, U weight vectors in flight per lane. A row's sum runs over
  * k in the same order whatever ROWS and U are (lane-strided vectors in ascending
- * order, then a fixed shuffle tree), so the bits do not depend on the row count. */
-template <int ROWS, int U>
+ * order, then a fixed shuffle tree), so the bits do not depend on the row count.
+ * The first U vectors of each weight row are loaded before pdl_wait: no kernel
+ * writes weights, so under programmatic launch that stream starts while the
+ * previous kernel (a norm, rope, attention) is still finishing.
+ * SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
+ * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
+ * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
+ * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer. */
+template <int ROWS, int U, bool SWIGLU>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
             int accumulate)
 {
+    constexpr int P = SWIGLU ? 2 : 1;  /* weight rows per warp */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int col = blockIdx.x * GEMV_WARPS + warp;
     int m0 = blockIdx.y * ROWS;
+    int kv = k / 8;
+    const uint4 *wr[P];
+#pragma unroll
+    for (int q = 0; q < P; q++) wr[q] = (const uint4 *)(w + ((size_t)q * n + min(col, n - 1)) * k);
+    uint4 wv[P][U];
+#pragma unroll
+    for (int q = 0; q < P; q++)
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (lane + u * 32 < kv) wv[q][u] = load_stream(wr[q] + lane + u * 32);
+    pdl_wait();
+    pdl_trigger();
     if (col >= n) return;
-    const uint4 *wr = (const uint4 *)(w + (size_t)col * k);
     const uint4 *xr[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
-    float acc[ROWS];
+    float acc[P][ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) acc[r] = 0.0f;
-    int kv = k / 8;
+    for (int q = 0; q < P; q++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
     for (int base = lane; base < kv; base += 32 * U) {
-        uint4 wv[U];
+        if (base != lane) {
 #pragma unroll
-        for (int u = 0; u < U; u++)
-            if (base + u * 32 < kv) wv[u] = load_stream(wr + base + u * 32);
+            for (int q = 0; q < P; q++)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                    if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
+        }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             if (base + u * 32 >= kv) break;
-            float wf[8];
-            unpack8(wv[u], wf);
+            float wf[P][8];
+#pragma unroll
+            for (int q = 0; q < P; q++) unpack8(wv[q][u], wf[q]);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 float xf[8];
                 unpack8(__ldg(xr[r] + base + u * 32), xf);
 #pragma unroll
-                for (int j = 0; j < 8; j++) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+                for (int q = 0; q < P; q++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < ROWS; r++)
+    for (int q = 0; q < P; q++)
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
+        for (int r = 0; r < ROWS; r++)
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
     if (lane == 0) {
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             if (m0 + r >= m) break;
             bf16 *out = y + (size_t)(m0 + r) * n + col;
-            float v = acc[r];
-            if (accumulate) v += __bfloat162float(*out);
-            *out = __float2bfloat16(v);
+            if (SWIGLU) {
+                /* k_swiglu's arithmetic on the bf16 values gemm_rows would have stored */
+                float g = __bfloat162float(__float2bfloat16(acc[0][r]));
+                float u = __bfloat162float(__float2bfloat16(acc[P - 1][r]));
+                float silu = __bfloat162float(__float2bfloat16(g / (1.0f + expf(-g))));
+                *out = __float2bfloat16(silu * u);
+            } else {
+                float v = acc[0][r];
+                if (accumulate) v += __bfloat162float(*out);
+                *out = __float2bfloat16(v);
+            }
         }
     }
 }
 
-int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s)
+template <int ROWS, int U, bool SWIGLU>
+static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                       cudaStream_t s, int pdl)
+{
+    dim3 grid((n + GEMV_WARPS - 1) / GEMV_WARPS, blocks_y);
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, SWIGLU>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n, k,
+                         accumulate));
+    return PB_OK;
+}
+
+/* fewer rows: less arithmetic per weight byte, so more loads in flight instead */
+template <bool SWIGLU>
+static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
+                     int pdl)
 {
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
-    int gx = (n + GEMV_WARPS - 1) / GEMV_WARPS;
-    /* fewer rows: less arithmetic per weight byte, so more loads in flight instead */
-    if (m == 1) gemv_kernel<1, 8><<<gx, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
-    else if (m == 2) gemv_kernel<2, 8><<<gx, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
-    else if (m <= 4) gemv_kernel<4, 4><<<gx, GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
-    else gemv_kernel<GEMV_ROWS, 4><<<dim3(gx, (m + GEMV_ROWS - 1) / GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(x, w, y, m, n, k, accumulate);
-    cudaCheckLaunch();
-    return PB_OK;
+    constexpr int U = SWIGLU ? 4 : 8;  /* two weight rows per warp: as many bytes in flight */
+    if (m == 1) return gemv_launch<1, U, SWIGLU>(1, x, w, y, m, n, k, accumulate, s, pdl);
+    if (m == 2) return gemv_launch<2, U, SWIGLU>(1, x, w, y, m, n, k, accumulate, s, pdl);
+    if (m <= 4) return gemv_launch<4, U / 2, SWIGLU>(1, x, w, y, m, n, k, accumulate, s, pdl);
+    return gemv_launch<GEMV_ROWS, U / 2, SWIGLU>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate, s,
+                                                 pdl);
+}
+
+int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
+{
+    return gemv_rows<false>(x, w, y, m, n, k, accumulate, s, pdl);
+}
+
+int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
+                     int pdl)
+{
+    return gemv_rows<true>(x, w_gate_up, act, m, inter, k, 0, s, pdl);
 }

@@ -5,7 +5,9 @@
  *  - cuBLASLt for prefill, with ONE algorithm per (N, K, class) chosen once for a
  *    fixed M and with split-K reductions excluded. The class comes from the prompt
  *    length alone (short prompts want small tiles), never from the row count, so
- *    microbatches that split the batch keep the algorithm;
+ *    microbatches that split the batch keep the algorithm. For the short class the
+ *    candidates are timed once (gemm_prepare) and the fastest kept, the same for
+ *    every part of the process;
  *  - our GEMV for one-token steps (decode), where a tile-based GEMM would leave
  *    most of the GPU idle; it reduces over K in a fixed order. */
 #ifndef PB_GEMM_H
@@ -16,6 +18,7 @@
 
 #define GEMM_MAX_SHAPES 32
 #define GEMM_WORKSPACE_BYTES (32u << 20)
+#define GEMM_CANDIDATES 16   /* heuristic results asked for; short prompts time them all */
 /* Heuristics are asked for this M whatever the call's M, so every part (whatever
  * its max_rows) picks the same algorithm for a shape: 4096 for long prompts, 128
  * for prompts of at most GEMM_SHORT_SEQ tokens. */
@@ -40,14 +43,21 @@ struct gemm_ctx {
 
 /* Handle and descriptors; workspace is device memory the caller owns. */
 int gemm_init(struct gemm_ctx *g, void *workspace);
-/* Choose and remember the algorithms (both classes) for one (N, K); once per shape at setup. */
+/* Choose and remember the algorithms (both classes) for one (N, K); once per shape at
+ * setup. The first time a process prepares an (N, K) this times the short-prompt
+ * candidates on temporary device buffers (freed before it returns). */
 int gemm_prepare(struct gemm_ctx *g, int n, int k);
 void gemm_destroy(struct gemm_ctx *g);
 
 /* cuBLASLt path; the (N, K) must have been prepared; cls from gemm_class_for_seq. */
 int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y,
             int m, int n, int k, int accumulate, int cls, cudaStream_t s);
-/* GEMV path for few rows (K a multiple of 8, pointers 16-byte aligned). */
+/* GEMV path for few rows (K a multiple of 8, pointers 16-byte aligned); pdl:
+ * programmatic launch, its weights streaming while the previous kernel ends (pdl.h). */
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
-              int accumulate, cudaStream_t s);
+              int accumulate, cudaStream_t s, int pdl = 0);
+/* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up] ([2 inter, K]),
+ * bit for bit gemm_rows into [m, 2 inter] then k_swiglu, in one launch. */
+int gemm_rows_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,
+                     int k, cudaStream_t s, int pdl = 0);
 #endif

@@ -1,6 +1,7 @@
 /* The small kernels of a Llama layer; see layer_kernels.h. */
 #include "layer_kernels.h"
 #include "cuda_check.h"
+#include "pdl.h"
 
 #define NORM_THREADS 256
 
@@ -26,6 +27,8 @@ __device__ __forceinline__ uint4 pack8(const float f[8])
 
 __global__ void embed_kernel(const int *tokens, const bf16 *table, bf16 *y, int hidden, int vocab)
 {
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     int r = blockIdx.x;
     int t = tokens[r];
     if (t < 0 || t >= vocab) t = 0;
@@ -34,11 +37,10 @@ __global__ void embed_kernel(const int *tokens, const bf16 *table, bf16 *y, int 
     for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) dst[i] = src[i];
 }
 
-int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden, int vocab, cudaStream_t s)
+int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden, int vocab, cudaStream_t s, int pdl)
 {
     if (rows <= 0) return PB_OK;
-    embed_kernel<<<rows, 128, 0, s>>>(tokens, table, y, hidden, vocab);
-    cudaCheckLaunch();
+    cudaCheck(pdl_launch(embed_kernel, dim3(rows), dim3(128), 0, s, pdl, tokens, table, y, hidden, vocab));
     return PB_OK;
 }
 
@@ -63,6 +65,8 @@ __device__ float block_sum(float v, float *shared)
 __global__ void __launch_bounds__(NORM_THREADS)
 rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int hidden, float eps)
 {
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     __shared__ float red[32];
     int r = blockIdx.x;
     const uint4 *xr = (const uint4 *)(x + ((size_t)r * in_step + in_offset) * hidden);
@@ -88,12 +92,11 @@ rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y
 }
 
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,
-              cudaStream_t s)
+              cudaStream_t s, int pdl)
 {
     if (hidden % 8) return pb_fail("rmsnorm: hidden size %d is not a multiple of 8", hidden);
     if (rows <= 0) return PB_OK;
-    rmsnorm_kernel<<<rows, NORM_THREADS, 0, s>>>(x, in_step, in_offset, w, y, hidden, eps);
-    cudaCheckLaunch();
+    cudaCheck(pdl_launch(rmsnorm_kernel, dim3(rows), dim3(NORM_THREADS), 0, s, pdl, x, in_step, in_offset, w, y, hidden, eps));
     return PB_OK;
 }
 
@@ -105,6 +108,8 @@ __device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__floa
  * each product rounded, then the sum, so our q and k match the peer's bits. */
 __global__ void rope_qkv_kernel(struct rope_args a)
 {
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     int r = blockIdx.x;
     int b = r / a.seq, t = r % a.seq;
     int pos = (a.pos_dev ? *a.pos_dev : a.pos) + t;
@@ -149,13 +154,14 @@ __global__ void rope_qkv_kernel(struct rope_args a)
 int k_rope_qkv(const struct rope_args *a, cudaStream_t s)
 {
     if (a->rows <= 0) return PB_OK;
-    rope_qkv_kernel<<<a->rows, 128, 0, s>>>(*a);
-    cudaCheckLaunch();
+    cudaCheck(pdl_launch(rope_qkv_kernel, dim3(a->rows), dim3(128), 0, s, a->pdl, *a));
     return PB_OK;
 }
 
 __global__ void swiglu_kernel(const bf16 *gu, bf16 *act, int inter)
 {
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     int r = blockIdx.y;
     const uint4 *g = (const uint4 *)(gu + (size_t)r * 2 * inter);
     const uint4 *u = (const uint4 *)(gu + (size_t)r * 2 * inter + inter);
@@ -173,33 +179,35 @@ __global__ void swiglu_kernel(const bf16 *gu, bf16 *act, int inter)
     }
 }
 
-int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s)
+int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s, int pdl)
 {
     if (inter % 8) return pb_fail("swiglu: intermediate size %d is not a multiple of 8", inter);
     if (rows <= 0) return PB_OK;
     int blocks = (inter / 8 + 255) / 256;
-    swiglu_kernel<<<dim3(blocks, rows), 256, 0, s>>>(gu, act, inter);
-    cudaCheckLaunch();
+    cudaCheck(pdl_launch(swiglu_kernel, dim3(blocks, rows), dim3(256), 0, s, pdl, gu, act, inter));
     return PB_OK;
 }
 
 __global__ void add_kernel(bf16 *y, const bf16 *x, size_t n)
 {
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         y[i] = __float2bfloat16(__bfloat162float(y[i]) + __bfloat162float(x[i]));
 }
 
-int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s)
+int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s, int pdl)
 {
     if (!n) return PB_OK;
-    add_kernel<<<1024, 256, 0, s>>>(y, x, n);
-    cudaCheckLaunch();
+    cudaCheck(pdl_launch(add_kernel, dim3(1024), dim3(256), 0, s, pdl, y, x, n));
     return PB_OK;
 }
 
 __global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride, int vl, int row0, int row_step,
                               int *next)
 {
+    pdl_wait();  /* first: see pdl.h */
+    pdl_trigger();
     __shared__ float best_v[32];
     __shared__ int best_i[32];
     int b = blockIdx.x;
@@ -243,19 +251,22 @@ __global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride,
 }
 
 int k_argmax(const bf16 *logits, int slabs, size_t slab_stride, int vocab_local, int row0, int row_step, int batch,
-             int *next, cudaStream_t s)
+             int *next, cudaStream_t s, int pdl)
 {
     if (batch <= 0) return PB_OK;
-    argmax_kernel<<<batch, 256, 0, s>>>(logits, slabs, slab_stride, vocab_local, row0, row_step, next);
-    cudaCheckLaunch();
+    cudaCheck(pdl_launch(argmax_kernel, dim3(batch), dim3(256), 0, s, pdl, logits, slabs, slab_stride, vocab_local, row0,
+                         row_step, next));
     return PB_OK;
 }
 
-__global__ void advance_pos_kernel(int *pos, int by) { *pos += by; }
-
-int k_advance_pos(int *pos, int by, cudaStream_t s)
+__global__ void advance_pos_kernel(int *pos, int by)
 {
-    advance_pos_kernel<<<1, 1, 0, s>>>(pos, by);
-    cudaCheckLaunch();
+    pdl_wait();
+    *pos += by;
+}
+
+int k_advance_pos(int *pos, int by, cudaStream_t s, int pdl)
+{
+    cudaCheck(pdl_launch(advance_pos_kernel, dim3(1), dim3(1), 0, s, pdl, pos, by));
     return PB_OK;
 }

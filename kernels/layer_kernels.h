@@ -7,15 +7,18 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+/* pdl: launch with programmatic dependent launch (pdl.h); the kernels are written
+ * for it either way. */
 typedef __nv_bfloat16 bf16;
 
 /* y[r] = table[token[r]] for r < rows; tokens outside [0, vocab) read row 0. */
-int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden, int vocab, cudaStream_t s);
+int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden, int vocab, cudaStream_t s,
+            int pdl = 0);
 
 /* y[r] = rmsnorm(x[r * in_step + in_offset]) * w, as transformers rounds it:
  * bf16(bf16(x * rsqrt(mean(x^2) + eps)) * w). hidden a multiple of 8. */
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,
-              cudaStream_t s);
+              cudaStream_t s, int pdl = 0);
 
 /* Rotary embedding on q and k of the fused qkv rows [rows, (hq + 2 hkv) * hd]:
  * roped q -> q_out [rows, hq * hd]; roped k and plain v -> the layer's cache
@@ -28,14 +31,15 @@ struct rope_args {
     int rows, seq, batch_offset, pos;
     const int *pos_dev;
     int hq, hkv, hd, max_ctx;
+    int pdl;                /* programmatic launch (pdl.h) */
 };
 int k_rope_qkv(const struct rope_args *a, cudaStream_t s);
 
 /* act[r][j] = silu(gu[r][j]) * gu[r][inter + j], rounded as transformers does. */
-int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s);
+int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s, int pdl = 0);
 
 /* y += x over n elements (bf16): the all-reduce stand-in of the tests. */
-int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s);
+int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s, int pdl = 0);
 
 /* Greedy next token of `batch` rows: row b of the logits is
  * logits + (row0 + b * row_step) * vocab_local in each of `slabs` slabs spaced
@@ -43,8 +47,8 @@ int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s);
  * holding ids [w * vocab_local, (w + 1) * vocab_local)). Ties go to the lowest id,
  * as torch.argmax. Writes next[b]. */
 int k_argmax(const bf16 *logits, int slabs, size_t slab_stride, int vocab_local, int row0, int row_step,
-             int batch, int *next, cudaStream_t s);
+             int batch, int *next, cudaStream_t s, int pdl = 0);
 
 /* *pos += by, on the device (for decode steps replayed from a CUDA graph). */
-int k_advance_pos(int *pos, int by, cudaStream_t s);
+int k_advance_pos(int *pos, int by, cudaStream_t s, int pdl = 0);
 #endif

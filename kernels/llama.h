@@ -26,6 +26,9 @@ struct llama_part_desc {
     int max_rows;               /* tokens of the whole batch in one pass (max_batch x longest seq);
                                  * the hidden/logits/token buffers hold this many rows */
     int weights_on_host;        /* cpu offload: weights in pinned host memory, streamed per call */
+    int programmatic_launch;    /* our kernels with programmatic dependent launch (kernels/pdl.h):
+                                 * each starts while the one before it ends. A graph captured from
+                                 * such calls has programmatic edges: introspect it with edge data */
 };
 
 struct llama_part;              /* opaque: weights, KV cache, scratch, cuBLAS handle */

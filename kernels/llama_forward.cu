@@ -28,7 +28,7 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
                   int n, int k, int accumulate, cudaStream_t s)
 {
-    if (c->seq == 1) return gemm_rows(x, w, y, m, n, k, accumulate, s);
+    if (c->seq == 1) return gemm_rows(x, w, y, m, n, k, accumulate, s, p->d.programmatic_launch);
     return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
 }
 
@@ -67,7 +67,7 @@ int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s
     if (!p->d.has_embed) return pb_fail("llama_embed: this part holds no embedding");
     size_t row0 = (size_t)c->batch_offset * c->seq;
     return k_embed(p->tokens + row0, p->embed, p->hidden + row0 * p->dims.hidden, c->batch * c->seq,
-                   p->dims.hidden, p->dims.vocab, s);
+                   p->dims.hidden, p->dims.vocab, s, p->d.programmatic_launch);
 }
 
 int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
@@ -80,16 +80,18 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
     const struct part_dims *x = &p->dims;
     int rows = c->batch * c->seq, H = x->hidden;
     bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
-    PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+    PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, (float)p->m.rms_eps, s, p->d.programmatic_launch));
     PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
     size_t cache_off = (size_t)local * p->al.cache_layer_elems;
     struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,
                            rows, c->seq, c->batch_offset, c->pos, c->pos_device,
                            x->hq, x->hkv, x->hd, p->d.max_context};
+    ra.pdl = p->d.programmatic_launch;
     PB_TRY(k_rope_qkv(&ra, s));
     struct attn_args aa = {p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->attn,
                            c->batch, c->seq, c->batch_offset, c->pos, c->pos_device,
                            x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+    aa.pdl = p->d.programmatic_launch;
     PB_TRY(c->seq == 1 ? attn_decode(&aa, s) : attn_prefill(&aa, s));
     /* rank 0 adds its partial to the residual; other ranks leave only their partial,
      * so summing the hidden buffers over ranks completes the residual add */
@@ -106,9 +108,13 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
     const struct part_dims *x = &p->dims;
     int rows = c->batch * c->seq, H = x->hidden;
     bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
-    PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, (float)p->m.rms_eps, s));
-    PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
-    PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s));
+    PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, (float)p->m.rms_eps, s, p->d.programmatic_launch));
+    if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one GEMV, the same bits */
+        PB_TRY(gemm_rows_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, p->d.programmatic_launch));
+    } else {
+        PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
+        PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
+    }
     return linear(p, c, p->act, w.wdown, h, rows, H, x->inter_l, p->d.rank == 0, s);
 }
 
@@ -141,11 +147,13 @@ int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s)
     if (c->last_only) {
         rows = c->batch;
         logits = p->logits + (size_t)c->batch_offset * x->vocab_l;
-        PB_TRY(k_rmsnorm(h, c->seq, c->seq - 1, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+        PB_TRY(k_rmsnorm(h, c->seq, c->seq - 1, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s,
+                         p->d.programmatic_launch));
     } else {
         rows = c->batch * c->seq;
         logits = p->logits + (size_t)c->batch_offset * c->seq * x->vocab_l;
-        PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s));
+        PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s,
+                         p->d.programmatic_launch));
     }
     return linear(p, c, p->normed, head + p->hl.lm_head, logits, rows, x->vocab_l, H, 0, s);
 }
@@ -156,7 +164,8 @@ int llama_argmax(struct llama_part *p, const struct llama_call *c, int *d_next, 
     if (!p->d.has_head) return pb_fail("llama_argmax: this part holds no head");
     int row0 = c->last_only ? c->batch_offset : c->batch_offset * c->seq + c->seq - 1;
     int step = c->last_only ? 1 : c->seq;
-    return k_argmax(p->logits, 1, 0, p->dims.vocab_l, row0, step, c->batch, d_next + c->batch_offset, s);
+    return k_argmax(p->logits, 1, 0, p->dims.vocab_l, row0, step, c->batch, d_next + c->batch_offset, s,
+                    p->d.programmatic_launch);
 }
 
 int llama_argmax_gathered(const void *gathered, int world, size_t rank_stride, int vocab_local,

@@ -107,6 +107,29 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
 }
 
+/* The fused gate-up GEMV with SwiGLU gives the bits of the GEMV then k_swiglu, at
+ * every row-count variant, and under programmatic launch. */
+TEST(test_gemm_rows_swiglu_equals_gemv_then_swiglu)
+{
+    const int I = 344, K = 264, M = 13;
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 31, NULL), *w = dev_random((size_t)2 * I * K, 0.1f, 32, NULL);
+    bf16 *gu, *want, *got;
+    cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
+    cudaMalloc((void **)&want, (size_t)M * I * 2);
+    cudaMalloc((void **)&got, (size_t)M * I * 2);
+    const int ms[5] = {1, 2, 3, 8, 13};
+    for (int i = 0; i < 5; i++) {
+        int m = ms[i];
+        poison(got, (size_t)M * I);
+        CHECK(gemm_rows(x, w, gu, m, 2 * I, K, 0, 0) == 0);
+        CHECK(k_swiglu(gu, want, m, I, 0) == 0);
+        CHECK(gemm_rows_swiglu(x, w, got, m, I, K, 0, i & 1) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(want, got, (size_t)m * I));
+    }
+    cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
+}
+
 TEST(test_rmsnorm_matches_cpu)
 {
     const int shapes[][2] = {{1, 256}, {37, 2048}, {5, 4104}};

@@ -78,13 +78,16 @@ TEST(test_decode_with_cache_matches_longer_prefill)
 }
 
 /* Greedy decode captured once in a CUDA graph (position on the device) and
- * replayed gives the same tokens and logit bits as plain launches. */
+ * replayed gives the same tokens and logit bits as plain launches. The graph's
+ * part launches with programmatic dependent launch, so this also checks that
+ * kernels starting early wait for their inputs. */
 TEST(test_decode_graph_replay_matches_plain_decode)
 {
     struct model_spec m = tiny_spec();
     const int batch = 2, p0 = 9, steps = 5, V = m.vocab;
-    struct llama_part_desc d = whole_model(&m, batch, 32);
-    struct llama_part *a = make_part(&m, &d, 13), *g = make_part(&m, &d, 13);
+    struct llama_part_desc d = whole_model(&m, batch, 32), dg = d;
+    dg.programmatic_launch = 1;
+    struct llama_part *a = make_part(&m, &d, 13), *g = make_part(&m, &dg, 13);
     CHECK(a && g);
     if (!a || !g) return;
     int prompt[batch * p0];

@@ -1,0 +1,52 @@
+/* Programmatic dependent launch (Hopper): a kernel launched with pdl_launch may
+ * start while the kernel before it on the stream is still running, so its launch
+ * and whatever it reads that no earlier kernel writes (weights) overlap the tail
+ * of the previous one. Correctness rests on one rule: every kernel launched this
+ * way calls pdl_wait() before it reads an activation or writes anything, and
+ * every kernel calls it before it can exit (a grid that ended without waiting
+ * would let its own dependents overtake its predecessor). pdl_wait returns once
+ * all earlier work on the stream has finished and is visible; without the launch
+ * attribute (or before sm_90) it returns at once, so the same kernel serves both. */
+#ifndef PB_PDL_H
+#define PB_PDL_H
+#include <cuda_runtime.h>
+
+__device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* Let the next kernel on the stream launch now; it still waits in pdl_wait for
+ * this one to finish, so this only moves its launch earlier. */
+__device__ __forceinline__ void pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* kernel<<<grid, block, smem, s>>>(args...), with the programmatic-serialisation
+ * attribute when pdl is set; returns the launch's error. Off by default
+ * (llama_part_desc.programmatic_launch): a captured graph then holds programmatic
+ * edges, and graph introspection that asks for dependencies without their edge
+ * data (cudaStreamGetCaptureInfo or cudaGraphNodeGetDependencies with NULL edge
+ * data) fails with cudaErrorLossyQuery. */
+template <typename... P, typename... A>
+static inline cudaError_t pdl_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, int pdl,
+                                     A... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((P)args)...);
+}
+#endif
