@@ -73,6 +73,7 @@ int main(int argc, char **argv)
     d.max_batch = 16;
     d.max_context = 640;
     d.max_rows = 4096;
+    d.programmatic_launch = 1;  /* the decode loop below also runs with it off */
     struct llama_part *p;
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
     TRY(llama_part_create(&m, &d, &p));
@@ -144,11 +145,37 @@ int main(int argc, char **argv)
                "attention alone %.2f ms | %.0f TFLOP/s overall | weight-bytes floor %.2f ms\n", batch, seq, fwd,
                fwd_graph, gemms, fwd / gemms, fwd_graph / gemms, attn, flops / (fwd * 1e9), bytes_floor);
     }
-    const int batches[2] = {1, 16};
+    /* The decode GEMV alone, one token: each shape over the 32 layers' own weights
+     * (as a step reads them, never from L2), weight bytes over time against the
+     * copy rate. */
+    {
+        struct { const char *name; size_t off; int n, k, layers; } sh[5] = {
+            {"qkv", p->ll.wqkv, x->qkv_n, x->hidden, m.layers}, {"o", p->ll.wo, x->hidden, x->q_dim, m.layers},
+            {"gate_up", p->ll.wgu, 2 * x->inter_l, x->hidden, m.layers},
+            {"down", p->ll.wdown, x->hidden, x->inter_l, m.layers}, {"lm_head", 0, x->vocab_l, x->hidden, 1}};
+        double all_ms = 0, all_bytes = 0;
+        for (int i = 0; i < 5; i++) {
+            double ms = time_ms([&] {
+                for (int l = 0; l < sh[i].layers; l++) {
+                    const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
+                    TRY(gemm_rows(p->normed, w, p->gu, 1, sh[i].n, sh[i].k, 0, s));
+                }
+            }, 2, 10, s);
+            double bytes = (double)sh[i].n * sh[i].k * 2 * sh[i].layers;
+            all_ms += ms;
+            all_bytes += bytes;
+            printf("gemv 1 row %-7s N=%5d K=%5d x%2d: %.3f ms, %.0f GB/s = %.1f%% of copy\n", sh[i].name, sh[i].n,
+                   sh[i].k, sh[i].layers, ms, bytes / (ms * 1e6), 100.0 * bytes / (ms * 1e6) / copy_gbs);
+        }
+        printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
+               100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
+    }
+    const int batches[3] = {1, 1, 16};
     const int prompt = 128, steps = 128;
     double weight_bytes = (double)m.layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         int batch = batches[c];
+        p->d.programmatic_launch = c != 0;  /* batch 1 first without, then with */
         fill_tokens(p, batch * prompt, m.vocab);
         struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
         TRY(llama_embed(p, &pre, s));
@@ -182,9 +209,9 @@ int main(int argc, char **argv)
         CU(cudaEventElapsedTime(&ms, a, b));
         double step_ms = ms / steps, tps = batch * 1000.0 / step_ms;
         double floor_ms = weight_bytes / (copy_gbs * 1e6);
-        printf("decode batch %d (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
+        printf("decode batch %d%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
                "(%.2f GB of weights at the copy rate) = %.0f steps/s | ratio %.2f\n",
-               batch, prompt + 1, prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms,
+               batch, p->d.programmatic_launch ? "" : " (no PDL)", prompt + 1, prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms,
                step_ms / floor_ms);
         CU(cudaGraphExecDestroy(exec));
         CU(cudaGraphDestroy(graph));
