@@ -40,6 +40,8 @@ struct point_result {
     double max_abs_diff;
     double tolerance;              /* 0: bit for bit */
     int graph;                     /* prefill or decode passes replayed from a CUDA graph */
+    char logits_fnv1a[17];         /* FNV-1a 64 of the logits' bf16 bits (and greedy tokens), hex:
+                                    * compares outputs across jobs (MPI vs one process) exactly */
     int predicted;                 /* 1: this row is the cost model's (bench --simulate), not measured */
     double predicted_ms;           /* --predict: the cost model's latency for this point; NAN if none */
     double prediction_error_pct;   /* (predicted - measured) / measured x 100; NAN if none */

@@ -47,10 +47,23 @@ static void check_logits(struct point_result *r, const struct reference *ref, co
     r->logits_match = same;
 }
 
+/* A fingerprint of a run's output, so two jobs' results can be compared from
+ * their summary.json files alone. */
+static void fingerprint(struct point_result *r, const uint16_t *logits, size_t n, const int *tokens, int n_tokens)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *b = (const unsigned char *)logits;
+    for (size_t i = 0; i < n * sizeof *logits; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    b = (const unsigned char *)tokens;
+    for (size_t i = 0; tokens && i < (size_t)n_tokens * sizeof *tokens; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    snprintf(r->logits_fnv1a, sizeof r->logits_fnv1a, "%016llx", (unsigned long long)h);
+}
+
 void run_reference_or_check(struct point_result *r, struct reference *ref, uint16_t **logits, int rows,
                             int vocab, int **tokens)
 {
     if (!*logits) return;
+    fingerprint(r, *logits, (size_t)rows * vocab, *tokens, r->decode_tokens ? r->w.batch : 0);
     if (strcmp(r->strategy, "single") || ref->logits) {
         check_logits(r, ref, *logits, rows, vocab, *tokens);
         return;

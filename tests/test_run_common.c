@@ -63,11 +63,16 @@ TEST(test_single_becomes_the_reference_and_others_are_compared_bit_for_bit)
     CHECK_NEAR(ref.p50_ms, 3, 0);
     run_reference_or_check(&naive, &ref, &b, 2, 2, &none);
     CHECK(naive.logits_checked && naive.logits_match);
+    CHECK_EQ_INT(strlen(naive.logits_fnv1a), 16);
+    CHECK(!strcmp(naive.logits_fnv1a, single.logits_fnv1a));   /* same output, same fingerprint */
+    char before[17];
+    memcpy(before, naive.logits_fnv1a, sizeof before);
     b[3] = 0x3f80;
     naive.logits_match = 0;
     run_reference_or_check(&naive, &ref, &b, 2, 2, &none);
     CHECK(naive.logits_checked && !naive.logits_match);
     CHECK_NEAR(naive.max_abs_diff, 1, 0);
+    CHECK(strcmp(naive.logits_fnv1a, before) != 0);
     free(b);
     run_reference_free(&ref);
 }
