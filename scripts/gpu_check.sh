@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On a GPU machine, with bench, test_gpu and (optionally) bench-mpi built: the GPU
+# tests, then the one-GPU measurements docs/PERF.md records, everything logged
+# under OUT. Logical devices (--devices 0,0) stand in for a second GPU.
+#   scripts/gpu_check.sh OUT [MODEL]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/gpu_check.sh OUT [MODEL]}
+model=${2:-models/llama-2-7b.json}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0
+step() { echo "== $*" | tee -a "$out/steps.log"; }
+run() { local name=$1; shift; step "$name: $*"; "$@" > "$out/$name.log" 2>&1; echo "exit $?" >> "$out/$name.log"; tail -3 "$out/$name.log" | tee -a "$out/steps.log"; }
+
+nvidia-smi -L > "$out/gpu.txt" 2>&1
+git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true
+run test_gpu build/test_gpu
+run calibrate build/bench --calibrate --out "$out/calibrate"
+profile=$(ls "$out"/calibrate/*.json 2>/dev/null | head -1)
+pred=(--predict)
+[ -n "$profile" ] && pred=(--predict --gpu-profile "$profile")
+run prefill_8x512 build/bench -m "$model" -s single,naive,auto,optimal,pipeline --devices 0,0 \
+    -b 8 -q 512 -n 20 -w 3 "${pred[@]}" --explain --out "$out/prefill_8x512"
+run prefill_1x128 build/bench -m "$model" -s single,naive,pipeline --devices 0,0 \
+    -b 1,4 -q 128 -n 30 -w 5 "${pred[@]}" --out "$out/prefill_1x128"
+run nocupti_1x128 build/bench -m "$model" -s single -b 1 -q 128 -n 50 -w 5 --no-cupti --out "$out/nocupti_1x128"
+run cupti_1x128 build/bench -m "$model" -s single -b 1 -q 128 -n 50 -w 5 --out "$out/cupti_1x128"
+run decode build/bench -m "$model" -s single -b 1,16 -q 128 --decode 128 -n 3 -w 1 "${pred[@]}" --out "$out/decode"
+if [ -x build/bench-mpi ] && command -v mpirun >/dev/null; then
+    run mpi_np1 mpirun --allow-run-as-root -np 1 build/bench-mpi -m models/llama-tiny.json \
+        -s single,naive,pipeline -b 4 -q 64 -n 5 -w 2 --out "$out/mpi_np1"
+    run mpi_ref build/bench -m models/llama-tiny.json --devices 0 -s single,naive,pipeline \
+        -b 4 -q 64 -n 5 -w 2 --out "$out/mpi_ref"
+fi
+step done
