@@ -441,16 +441,10 @@ static int auto_place(const struct model_spec *m, const struct workload *w, cons
     return status;
 }
 
-static int auto_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,
-                     struct schedule *out)
-{
-    return plan_sequential(m, p, w, 1, out);
-}
-
 const struct strategy auto_strategy = {
     .name = "auto",
     .help = "what transformers' device_map=auto|balanced|balanced_low_0|sequential picks "
             "(--device-map, --max-memory)",
     .place = auto_place,
-    .plan = auto_plan,
+    .plan = plan_one_pass,
 };

@@ -27,15 +27,9 @@ static int naive_place(const struct model_spec *m, const struct workload *w, con
     return placement_check_memory(out, mc, "naive");
 }
 
-static int naive_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,
-                      struct schedule *out)
-{
-    return plan_sequential(m, p, w, 1, out);
-}
-
 const struct strategy naive_strategy = {
     .name = "naive",
     .help = "the seed script: L//N layers per GPU, remainder on the last, embed on 0, head on last",
     .place = naive_place,
-    .plan = naive_plan,
+    .plan = plan_one_pass,
 };

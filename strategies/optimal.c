@@ -89,15 +89,9 @@ static int optimal_place(const struct model_spec *m, const struct workload *w, c
     return PB_OK;
 }
 
-static int optimal_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,
-                        struct schedule *out)
-{
-    return plan_sequential(m, p, w, 1, out);
-}
-
 const struct strategy optimal_strategy = {
     .name = "optimal",
     .help = "contiguous layers per GPU minimising the slowest GPU's work (exact), within memory",
     .place = optimal_place,
-    .plan = optimal_plan,
+    .plan = plan_one_pass,
 };

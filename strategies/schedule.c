@@ -211,3 +211,9 @@ int plan_sequential(const struct model_spec *m, const struct placement *p, const
         }
     return PB_OK;
 }
+
+int plan_one_pass(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                  struct schedule *out)
+{
+    return plan_sequential(m, p, w, 1, out);
+}

@@ -11,15 +11,9 @@ static int single_place(const struct model_spec *m, const struct workload *w, co
     return placement_check_memory(out, mc, "single");
 }
 
-static int single_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,
-                       struct schedule *out)
-{
-    return plan_sequential(m, p, w, 1, out);
-}
-
 const struct strategy single_strategy = {
     .name = "single",
     .help = "everything on GPU 0: the baseline",
     .place = single_place,
-    .plan = single_plan,
+    .plan = plan_one_pass,
 };

@@ -119,6 +119,10 @@ int placement_stages(const struct placement *p, int *stage_device, int *stage_fi
  * boundaries, head; microbatches > 1 gives the GPipe order. */
 int plan_sequential(const struct model_spec *m, const struct placement *p, const struct workload *w,
                     int microbatches, struct schedule *out);
+/* plan for the sequential strategies (single, naive, auto, optimal): the whole
+ * batch walks the placement once, as the seed script and accelerate run it. */
+int plan_one_pass(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                  struct schedule *out);
 /* Work per device (FLOPs) of a placement for a workload, used by optimal and reports. */
 double module_flops(const struct model_spec *m, const struct module *mod, const struct workload *w);
 double module_mem_bytes(const struct model_spec *m, const struct module *mod, const struct workload *w);
