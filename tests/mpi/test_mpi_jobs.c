@@ -43,63 +43,63 @@ static int parse(struct options *o, const char *out, const char *job)
     return cli_parse(argc, argv, o);
 }
 
-static int load(struct model_spec *m) { return model_spec_load("models/llama-tiny.json", m); }
+/* Every test's start: the world, its folders, the parsed job and the model. */
+struct job {
+    struct mpi_world w;
+    char base[256], out[1024];
+    struct options o;
+    struct model_spec m;
+};
+
+static int job_start(struct job *j, const char *mode)
+{
+    j->w = world();
+    job_dirs(&j->w, j->base, sizeof j->base, j->out, sizeof j->out);
+    if (parse(&j->o, j->out, mode) != CLI_OK) return PB_ERR;
+    return model_spec_load("models/llama-tiny.json", &j->m);
+}
+
+/* Rank 0 wrote `file` (when non-NULL); every other rank wrote nothing. */
+static void check_only_rank0_wrote(int *failures_, const struct job *j, const char *a, const char *b)
+{
+    if (j->w.rank == 0) {
+        CHECK(exists(j->out, a));
+        CHECK(exists(j->out, b));
+    } else {
+        CHECK(!exists(j->out, "."));
+    }
+}
 
 TEST(test_plan_under_mpi_is_written_by_rank0_only)
 {
-    struct mpi_world w = world();
-    char base[256], out[1024];
-    job_dirs(&w, base, sizeof base, out, sizeof out);
-    static struct options o;
-    static struct model_spec m;
-    CHECK_EQ_INT(parse(&o, out, "--plan"), CLI_OK);
-    CHECK_EQ_INT(load(&m), PB_OK);
-    CHECK_EQ_INT(mpi_plan_job(&w, &o, &m), PB_OK);
-    if (w.rank == 0) {
-        CHECK(exists(out, "plan.json"));
-        CHECK(exists(out, "plan.csv"));
-        CHECK_EQ_INT(o.gpus, w.size);   /* the ranks are the GPUs */
-    } else {
-        CHECK(!exists(out, "."));
-    }
+    static struct job j;
+    CHECK_EQ_INT(job_start(&j, "--plan"), PB_OK);
+    CHECK_EQ_INT(mpi_plan_job(&j.w, &j.o, &j.m), PB_OK);
+    check_only_rank0_wrote(failures_, &j, "plan.json", "plan.csv");
+    if (j.w.rank == 0) CHECK_EQ_INT(j.o.gpus, j.w.size);   /* the ranks are the GPUs */
 }
 
 TEST(test_simulate_under_mpi_is_written_by_rank0_only)
 {
-    struct mpi_world w = world();
-    char base[256], out[1024];
-    job_dirs(&w, base, sizeof base, out, sizeof out);
-    static struct options o;
-    static struct model_spec m;
-    CHECK_EQ_INT(parse(&o, out, "--simulate"), CLI_OK);
-    CHECK_EQ_INT(load(&m), PB_OK);
-    CHECK_EQ_INT(mpi_simulate_job(&w, &o, &m), PB_OK);
-    if (w.rank == 0) {
-        CHECK(exists(out, "summary.csv"));
-        CHECK(exists(out, "trace.json"));
-    } else {
-        CHECK(!exists(out, "."));
-    }
+    static struct job j;
+    CHECK_EQ_INT(job_start(&j, "--simulate"), PB_OK);
+    CHECK_EQ_INT(mpi_simulate_job(&j.w, &j.o, &j.m), PB_OK);
+    check_only_rank0_wrote(failures_, &j, "summary.csv", "trace.json");
 }
 
 TEST(test_a_plan_that_fails_on_rank0_fails_on_every_rank)
 {
-    struct mpi_world w = world();
-    char base[256], out[1024];
-    job_dirs(&w, base, sizeof base, out, sizeof out);
-    static struct options o;
-    static struct model_spec m;
-    CHECK_EQ_INT(parse(&o, out, "--plan"), CLI_OK);
-    CHECK_EQ_INT(load(&m), PB_OK);
+    static struct job j;
+    CHECK_EQ_INT(job_start(&j, "--plan"), PB_OK);
     /* A results folder that cannot be created: a file stands in its way. */
     char blocker[600];
-    snprintf(blocker, sizeof blocker, "%s/file", base);
-    if (w.rank == 0) {
+    snprintf(blocker, sizeof blocker, "%s/file", j.base);
+    if (j.w.rank == 0) {
         FILE *f = fopen(blocker, "w");
         if (f) fclose(f);
     }
-    snprintf(out, sizeof out, "%s/sub", blocker);
-    o.out_dir = out;
-    CHECK_EQ_INT(mpi_plan_job(&w, &o, &m), PB_ERR);
+    snprintf(j.out, sizeof j.out, "%s/sub", blocker);
+    j.o.out_dir = j.out;
+    CHECK_EQ_INT(mpi_plan_job(&j.w, &j.o, &j.m), PB_ERR);
     CHECK(strstr(pb_last_error(), "rank 0") != NULL);
 }
