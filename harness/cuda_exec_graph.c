@@ -46,19 +46,28 @@ static void forget_all(struct capture_nodes *c)
 }
 
 /* Steps are attributed in issue order, so every node reachable backwards from
- * the stream's frontier that has no owner yet was made by this step. */
+ * the stream's frontier that has no owner yet was made by this step. Both queries
+ * ask for edge data: kernels launched with programmatic dependent launch leave
+ * programmatic edges, and a query without edge data would then fail as lossy
+ * (cudaErrorLossyQuery). Only the nodes are used; the edge data is discarded. */
 int exec_capture_attribute(struct executor *e, cudaStream_t s, const struct cupti_place *where)
 {
     struct capture_nodes *c = e->capture;
     if (!c) return PB_OK;
     enum cudaStreamCaptureStatus status;
     const cudaGraphNode_t *front = NULL;
+    const cudaGraphEdgeData *front_edges = NULL;
     size_t n = 0;
-    CUDA_TRY(cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &front, NULL, &n));
+    CUDA_TRY(cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &front, &front_edges, &n));
     if (status != cudaStreamCaptureStatusActive) return PB_OK;
     size_t cap = n + 64, top = 0;
     cudaGraphNode_t *stack = malloc(cap * sizeof *stack);
-    if (!stack) return pb_fail("out of host memory capturing a graph");
+    cudaGraphEdgeData *edges = malloc(cap * sizeof *edges);  /* filled, never read */
+    if (!stack || !edges) {
+        free(stack);
+        free(edges);
+        return pb_fail("out of host memory capturing a graph");
+    }
     for (size_t i = 0; i < n; i++) stack[top++] = front[i];
     int rc = PB_OK;
     while (top > 0 && rc == PB_OK) {
@@ -70,12 +79,16 @@ int exec_capture_attribute(struct executor *e, cudaStream_t s, const struct cupt
         if (rc == PB_OK && top + k > cap) {
             cap = 2 * (top + k);
             cudaGraphNode_t *grown = realloc(stack, cap * sizeof *stack);
-            if (!grown) rc = pb_fail("out of host memory capturing a graph");
-            else stack = grown;
+            if (grown) stack = grown;
+            cudaGraphEdgeData *grown_edges = grown ? realloc(edges, cap * sizeof *edges) : NULL;
+            if (grown_edges) edges = grown_edges;
+            if (!grown || !grown_edges) rc = pb_fail("out of host memory capturing a graph");
         }
-        if (rc == PB_OK && k > 0 && cudaGraphNodeGetDependencies(node, stack + top, NULL, &k) == cudaSuccess) top += k;
+        if (rc == PB_OK && k > 0 && cudaGraphNodeGetDependencies(node, stack + top, edges + top, &k) == cudaSuccess)
+            top += k;
     }
     free(stack);
+    free(edges);
     return rc;
 }
 

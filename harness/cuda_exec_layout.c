@@ -21,7 +21,10 @@ static int add_part(struct part_layout *l, const struct exec_config *c, const in
     ps->d = (struct llama_part_desc){.device = ordinal[logical], .rank = 0, .world = 1, .first_layer = first,
                                      .n_layers = count, .max_batch = c->batch,
                                      .max_context = c->seq + c->decode_tokens, .max_rows = c->batch * c->seq,
-                                     .weights_on_host = host};
+                                     .weights_on_host = host,
+                                     /* kernels start while their predecessor ends (kernels/pdl.h):
+                                      * the same bits, shorter gaps between decode's small kernels */
+                                     .programmatic_launch = 1};
     return l->n_parts++;
 }
 
