@@ -13,7 +13,10 @@ typedef __nv_bfloat16 bf16;
 #define FA_THREADS 128
 #define LOG2E 1.4426950408889634f
 
-static size_t fa_smem_bytes(int d) { return (size_t)5 * 64 * (d + 8) * sizeof(bf16); }
+/* Two stages of K and V tiles; the Q tile overlays stage 1's K tile, which is free
+ * until the fragments of Q are in registers. Four tiles instead of five let three
+ * blocks (12 warps) share an SM at head_dim 128 instead of two. */
+static size_t fa_smem_bytes(int d) { return (size_t)4 * 64 * (d + 8) * sizeof(bf16); }
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid)
 {
@@ -74,13 +77,14 @@ __device__ __forceinline__ float score_log2(float dot, float scale)
     return __bfloat162float(__float2bfloat16(s * scale)) * LOG2E;
 }
 
+/* Three blocks an SM at head_dim 128: at most 168 registers a thread (it uses 168). */
 template <int D>
-__global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_args a, float scale)
+__global__ void __launch_bounds__(FA_THREADS, 3) flash_prefill_kernel(struct attn_args a, float scale)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 *qs = (bf16 *)smem_raw;
-    bf16 *ks = qs + 64 * (D + 8);  /* [2][64][D+8] */
+    bf16 *ks = (bf16 *)smem_raw;  /* [2][64][D+8] */
     bf16 *vs = ks + 2 * 64 * (D + 8);
+    bf16 *qs = ks + 64 * (D + 8);  /* stage 1's K tile until Q is in registers */
 
     const int n_qtiles = gridDim.x;
     const int qt = n_qtiles - 1 - blockIdx.x;  /* longest tiles first */
@@ -109,6 +113,20 @@ __global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_a
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     const int qp0 = a.pos + q0 + warp * 16 + g, qp1 = qp0 + 8;  /* positions of my two rows */
 
+    {  /* Q's fragments to registers before stage 1 (Q's space) is refilled */
+        cp_async_wait<0>();
+        __syncthreads();
+        const bf16 *qw = qs + warp * 16 * (D + 8);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            qf[kk][0] = *(const uint32_t *)(qw + g * (D + 8) + kk * 16 + t4 * 2);
+            qf[kk][1] = *(const uint32_t *)(qw + (g + 8) * (D + 8) + kk * 16 + t4 * 2);
+            qf[kk][2] = *(const uint32_t *)(qw + g * (D + 8) + kk * 16 + 8 + t4 * 2);
+            qf[kk][3] = *(const uint32_t *)(qw + (g + 8) * (D + 8) + kk * 16 + 8 + t4 * 2);
+        }
+        __syncthreads();
+    }
+
     for (int j = 0; j < n_blocks; j++) {
         const int st = j & 1;
         if (j + 1 < n_blocks) {
@@ -121,16 +139,6 @@ __global__ void __launch_bounds__(FA_THREADS) flash_prefill_kernel(struct attn_a
             cp_async_wait<0>();
         }
         __syncthreads();
-        if (j == 0) {
-            const bf16 *qw = qs + warp * 16 * (D + 8);
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                qf[kk][0] = *(const uint32_t *)(qw + g * (D + 8) + kk * 16 + t4 * 2);
-                qf[kk][1] = *(const uint32_t *)(qw + (g + 8) * (D + 8) + kk * 16 + t4 * 2);
-                qf[kk][2] = *(const uint32_t *)(qw + g * (D + 8) + kk * 16 + 8 + t4 * 2);
-                qf[kk][3] = *(const uint32_t *)(qw + (g + 8) * (D + 8) + kk * 16 + 8 + t4 * 2);
-            }
-        }
         const bf16 *kt = ks + st * 64 * (D + 8);
         const bf16 *vt = vs + st * 64 * (D + 8);
 
@@ -232,6 +240,9 @@ int attn_setup(void)
                                    (int)fa_smem_bytes(64)));
     cudaCheck(cudaFuncSetAttribute(flash_prefill_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    (int)fa_smem_bytes(128)));
+    /* all of the SM's unified memory as shared memory, or the third block will not fit */
+    cudaCheck(cudaFuncSetAttribute(flash_prefill_kernel<128>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                   cudaSharedmemCarveoutMaxShared));
     return PB_OK;
 }
 
@@ -256,11 +267,30 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
     return PB_OK;
 }
 
-/* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+/* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane; the
+ * last split of a head to finish combines them ---- */
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
 {
     int splits = (max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     return (size_t)max_batch * hq * splits * (hd + 2);
+}
+
+/* Output dimension d of (b, h): the n split partials rescaled to their common
+ * maximum, in split order. Partials come from other blocks: read through L2. */
+template <int D>
+__device__ __forceinline__ void combine_one(const struct attn_args &a, int splits, int n, int b, int h, int d)
+{
+    const float *part = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
+    float M = -INFINITY;
+    for (int i = 0; i < n; i++) M = fmaxf(M, __ldcg(part + i * (D + 2)));
+    float num = 0.0f, den = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float *pi = part + i * (D + 2);
+        float f = exp2f(__ldcg(pi) - M);
+        den += __ldcg(pi + 1) * f;
+        num += __ldcg(pi + 2 + d) * f;
+    }
+    a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
 }
 
 template <int D>
@@ -344,27 +374,23 @@ __global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, f
         part[0] = M;
         part[1] = L;
     }
-}
-
-template <int D>
-__global__ void decode_combine_kernel(struct attn_args a, int splits)
-{
-    pdl_wait();
-    pdl_trigger();
-    const int h = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
-    const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
+    /* The last of the (b, h)'s active splits to finish combines them: one launch
+     * fewer than a combine kernel, the same arithmetic in the same order over the
+     * splits whichever block comes last. Classic threadfence reduction: publish the
+     * partials, then count; the counter goes back to 0 for the next call. */
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    unsigned *count = a.counters + (size_t)b * a.hq + h;
     const int n = min((kv_len + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK, splits);
-    const float *part = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
-    float M = -INFINITY;
-    for (int i = 0; i < n; i++) M = fmaxf(M, part[i * (D + 2)]);
-    float num = 0.0f, den = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float *pi = part + i * (D + 2);
-        float f = exp2f(pi[0] - M);
-        den += pi[1] * f;
-        num += pi[2 + d] * f;
+    if (threadIdx.x == 0) {
+        last = atomicAdd(count, 1u) == (unsigned)n - 1;
+        if (last) *count = 0;
     }
-    a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x < D) combine_one<D>(a, splits, n, b, h, threadIdx.x);
 }
 
 int attn_decode(const struct attn_args *a, cudaStream_t s)
@@ -372,6 +398,7 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     PB_TRY(check_args(a));
     if (a->seq != 1) return pb_fail("attn_decode: seq %d, expected 1", a->seq);
     if (a->batch <= 0) return PB_OK;
+    if (!a->counters) return pb_fail("attn_decode: no split counters (attn_args.counters)");
     int splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     if (!a->pos_dev) splits = (a->pos + 1 + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     /* the partials are laid out for the largest split count so both cases agree */
@@ -380,10 +407,8 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     float scale = 1.0f / sqrtf((float)a->hd);
     if (a->hd == 64) {
         cudaCheck(pdl_launch(decode_split_kernel<64>, grid, dim3(128), 0, s, a->pdl, *a, scale, stride_splits));
-        cudaCheck(pdl_launch(decode_combine_kernel<64>, dim3(a->hq, a->batch), dim3(64), 0, s, a->pdl, *a, stride_splits));
     } else {
         cudaCheck(pdl_launch(decode_split_kernel<128>, grid, dim3(128), 0, s, a->pdl, *a, scale, stride_splits));
-        cudaCheck(pdl_launch(decode_combine_kernel<128>, dim3(a->hq, a->batch), dim3(128), 0, s, a->pdl, *a, stride_splits));
     }
     return PB_OK;
 }

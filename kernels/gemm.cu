@@ -2,6 +2,7 @@
 #include "gemm.h"
 #include "cuda_check.h"
 #include "pdl.h"
+#include "row_norm.cuh"
 #include <math.h>
 
 typedef __nv_bfloat16 bf16;
@@ -220,9 +221,12 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     return PB_OK;
 }
 
-/* ---- GEMV: one warp per output column, up to GEMV_ROWS rows per block ---- */
+/* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
 #define GEMV_ROWS 8
 #define GEMV_WARPS 8
+/* The folded norm keeps the block's normed rows in shared memory; beyond this the
+ * separate k_rmsnorm runs instead (the same bits either way). */
+#define GEMV_NORM_SMEM (48 * 1024)
 
 __device__ __forceinline__ uint4 load_stream(const uint4 *p)
 {
@@ -234,40 +238,44 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p)
     return v;
 }
 
-__device__ __forceinline__ void unpack8(uint4 v, float f[8])
-{
-    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 t = __bfloat1622float2(h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
+enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
 
-/* ROWS rows per block, U weight vectors in flight per lane. A row's sum runs over
- * k in the same order whatever ROWS and U are (lane-strided vectors in ascending
- * order, then a fixed shuffle tree), so the bits do not depend on the row count.
+/* ROWS rows per block, U weight vectors in flight per lane and weight row. A row's
+ * sum runs over k in the same order whatever ROWS, U and the mode are
+ * (lane-strided vectors in ascending order, then a fixed shuffle tree), so the
+ * bits depend neither on the row count nor on how columns are spread over warps.
  * The first U vectors of each weight row are loaded before pdl_wait: no kernel
  * writes weights, so under programmatic launch that stream starts while the
  * previous kernel (a norm, rope, attention) is still finishing.
- * SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
+ * GEMV_PAIR: a warp takes two adjacent columns. For N = 4096 one column a warp is
+ * a single short wave of blocks; two give each warp twice the bytes to stream.
+ * GEMV_SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
- * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer. */
-template <int ROWS, int U, bool SWIGLU>
+ * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer.
+ * NORM: x is the raw hidden state; the block first normalises its rows into
+ * shared memory with k_rmsnorm's arithmetic (row_norm.cuh), so the GEMV reads the
+ * values k_rmsnorm would have written, without that launch. Each block repeats a
+ * row's norm (8 KB of L2 reads at hidden 4096), cheaper than a launch. */
+template <int ROWS, int U, int MODE, bool NORM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-            int accumulate)
+            int accumulate, const bf16 *__restrict__ norm_w, float eps)
 {
-    constexpr int P = SWIGLU ? 2 : 1;  /* weight rows per warp */
+    constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
+    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
+    extern __shared__ uint4 xs[];                  /* NORM: [ROWS][k / 8] normed rows */
+    __shared__ float red[32];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int col = blockIdx.x * GEMV_WARPS + warp;
+    int col = (blockIdx.x * GEMV_WARPS + warp) * C;
     int m0 = blockIdx.y * ROWS;
     int kv = k / 8;
     const uint4 *wr[P];
 #pragma unroll
-    for (int q = 0; q < P; q++) wr[q] = (const uint4 *)(w + ((size_t)q * n + min(col, n - 1)) * k);
+    for (int q = 0; q < P; q++) {
+        int row = MODE == GEMV_SWIGLU ? q * n + min(col, n - 1) : min(col + q, n - 1);
+        wr[q] = (const uint4 *)(w + (size_t)row * k);
+    }
     uint4 wv[P][U];
 #pragma unroll
     for (int q = 0; q < P; q++)
@@ -276,10 +284,20 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             if (lane + u * 32 < kv) wv[q][u] = load_stream(wr[q] + lane + u * 32);
     pdl_wait();
     pdl_trigger();
+    if (NORM) {  /* every thread takes part in the block sums, so before any early exit */
+        const uint4 *nw = (const uint4 *)norm_w;
+#pragma unroll 1
+        for (int r = 0; r < ROWS; r++) {
+            const uint4 *row = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+            float inv = row_inv_rms(row, k, eps, red);
+            for (int i = threadIdx.x; i < kv; i += blockDim.x) xs[r * kv + i] = norm_apply8(row[i], nw[i], inv);
+        }
+        __syncthreads();
+    }
     if (col >= n) return;
     const uint4 *xr[ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+    for (int r = 0; r < ROWS; r++) xr[r] = NORM ? xs + r * kv : (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
     float acc[P][ROWS];
 #pragma unroll
     for (int q = 0; q < P; q++)
@@ -298,11 +316,11 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             if (base + u * 32 >= kv) break;
             float wf[P][8];
 #pragma unroll
-            for (int q = 0; q < P; q++) unpack8(wv[q][u], wf[q]);
+            for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 float xf[8];
-                unpack8(__ldg(xr[r] + base + u * 32), xf);
+                norm_unpack8(NORM ? xr[r][base + u * 32] : __ldg(xr[r] + base + u * 32), xf);
 #pragma unroll
                 for (int q = 0; q < P; q++)
 #pragma unroll
@@ -321,53 +339,93 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
         for (int r = 0; r < ROWS; r++) {
             if (m0 + r >= m) break;
             bf16 *out = y + (size_t)(m0 + r) * n + col;
-            if (SWIGLU) {
+            if (MODE == GEMV_SWIGLU) {
                 /* k_swiglu's arithmetic on the bf16 values gemm_rows would have stored */
                 float g = __bfloat162float(__float2bfloat16(acc[0][r]));
                 float u = __bfloat162float(__float2bfloat16(acc[P - 1][r]));
                 float silu = __bfloat162float(__float2bfloat16(g / (1.0f + expf(-g))));
                 *out = __float2bfloat16(silu * u);
             } else {
-                float v = acc[0][r];
-                if (accumulate) v += __bfloat162float(*out);
-                *out = __float2bfloat16(v);
+#pragma unroll
+                for (int q = 0; q < C; q++) {
+                    if (col + q >= n) break;
+                    float v = acc[q][r];
+                    if (accumulate) v += __bfloat162float(out[q]);
+                    out[q] = __float2bfloat16(v);
+                }
             }
         }
     }
 }
 
-template <int ROWS, int U, bool SWIGLU>
+template <int ROWS, int U, int MODE, bool NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
-                       cudaStream_t s, int pdl)
+                       const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
-    dim3 grid((n + GEMV_WARPS - 1) / GEMV_WARPS, blocks_y);
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, SWIGLU>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n, k,
-                         accumulate));
+    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
+    dim3 grid((n + GEMV_WARPS * C - 1) / (GEMV_WARPS * C), blocks_y);
+    size_t smem = NORM ? (size_t)ROWS * k * sizeof(bf16) : 0;
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), smem, s, pdl, x, w, y, m, n,
+                         k, accumulate, norm_w, eps));
     return PB_OK;
 }
 
-/* fewer rows: less arithmetic per weight byte, so more loads in flight instead */
-template <bool SWIGLU>
-static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
-                     int pdl)
+/* Rows per block for m rows: fewer rows mean less arithmetic per weight byte, so
+ * the narrow variants keep more loads in flight instead. */
+static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 : GEMV_ROWS; }
+
+int gemm_rows_norm_fits(int m, int k) { return (size_t)gemv_block_rows(m) * k * sizeof(bf16) <= GEMV_NORM_SMEM; }
+
+template <int MODE, bool NORM>
+static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
+                     float eps, cudaStream_t s, int pdl)
 {
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
-    constexpr int U = SWIGLU ? 4 : 8;  /* two weight rows per warp: as many bytes in flight */
-    if (m == 1) return gemv_launch<1, U, SWIGLU>(1, x, w, y, m, n, k, accumulate, s, pdl);
-    if (m == 2) return gemv_launch<2, U, SWIGLU>(1, x, w, y, m, n, k, accumulate, s, pdl);
-    if (m <= 4) return gemv_launch<4, U / 2, SWIGLU>(1, x, w, y, m, n, k, accumulate, s, pdl);
-    return gemv_launch<GEMV_ROWS, U / 2, SWIGLU>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate, s,
-                                                 pdl);
+    if (NORM && !gemm_rows_norm_fits(m, k))
+        return pb_fail("gemm_rows: a folded norm of %d rows of K=%d does not fit shared memory", m, k);
+    constexpr int U = MODE == GEMV_PLAIN ? 8 : 4;  /* two weight rows per warp: as many bytes in flight */
+    switch (gemv_block_rows(m)) {
+    case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 4: return gemv_launch<4, U / 2, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    default:
+        return gemv_launch<GEMV_ROWS, U / 2, MODE, NORM>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+                                                          norm_w, eps, s, pdl);
+    }
+}
+
+/* Two columns a warp where one column a warp would launch too few blocks to keep
+ * the weight stream busy from start to end (N = 4096 at Llama-2-7B). */
+static int gemv_pair_for(int n) { return n <= 8192; }
+
+int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,
+                   cudaStream_t s, int pdl)
+{
+    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    return gemv_rows<GEMV_PLAIN, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
 }
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
 {
-    return gemv_rows<false>(x, w, y, m, n, k, accumulate, s, pdl);
+    return gemm_rows_cols(x, w, y, m, n, k, accumulate, gemv_pair_for(n) ? 2 : 1, s, pdl);
+}
+
+int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
+                   cudaStream_t s, int pdl)
+{
+    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_PLAIN, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
 }
 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
-    return gemv_rows<true>(x, w_gate_up, act, m, inter, k, 0, s, pdl);
+    return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
+}
+
+int gemm_rows_swiglu_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
+                          int inter, int k, cudaStream_t s, int pdl)
+{
+    return gemv_rows<GEMV_SWIGLU, true>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
 }

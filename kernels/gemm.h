@@ -56,8 +56,23 @@ int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, 
  * programmatic launch, its weights streaming while the previous kernel ends (pdl.h). */
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
               int accumulate, cudaStream_t s, int pdl = 0);
+/* The same with a fixed number of output columns per warp (1 or 2; gemm_rows picks
+ * by N): the same bits, for the benchmark to compare the two. */
+int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                   int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
+/* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
+ * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
+ * launch fewer. Only where gemm_rows_norm_fits(m, k) (the normed rows of a block
+ * live in shared memory); callers fall back to the two kernels otherwise. */
+int gemm_rows_norm_fits(int m, int k);
+int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,
+                   __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
 /* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up] ([2 inter, K]),
  * bit for bit gemm_rows into [m, 2 inter] then k_swiglu, in one launch. */
 int gemm_rows_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,
                      int k, cudaStream_t s, int pdl = 0);
+/* gemm_rows_swiglu of rmsnorm(x), the norm folded in as gemm_rows_norm does. */
+int gemm_rows_swiglu_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps,
+                          const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter, int k, cudaStream_t s,
+                          int pdl = 0);
 #endif

@@ -2,8 +2,7 @@
 #include "layer_kernels.h"
 #include "cuda_check.h"
 #include "pdl.h"
-
-#define NORM_THREADS 256
+#include "row_norm.cuh"
 
 __device__ __forceinline__ void unpack8f(uint4 v, float f[8])
 {
@@ -44,24 +43,6 @@ int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden,
     return PB_OK;
 }
 
-/* Sum over the block in a fixed order (warp tree, then warp 0 over the warps). */
-__device__ float block_sum(float v, float *shared)
-{
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0f;
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (lane == 0) shared[0] = v;
-    }
-    __syncthreads();
-    return shared[0];
-}
-
 __global__ void __launch_bounds__(NORM_THREADS)
 rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int hidden, float eps)
 {
@@ -72,23 +53,8 @@ rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y
     const uint4 *xr = (const uint4 *)(x + ((size_t)r * in_step + in_offset) * hidden);
     const uint4 *wr = (const uint4 *)w;
     uint4 *yr = (uint4 *)(y + (size_t)r * hidden);
-    int nv = hidden / 8;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < nv; i += blockDim.x) {
-        float f[8];
-        unpack8f(xr[i], f);
-#pragma unroll
-        for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
-    }
-    float inv = rsqrtf(block_sum(ss, red) / hidden + eps);
-    for (int i = threadIdx.x; i < nv; i += blockDim.x) {
-        float f[8], g[8];
-        unpack8f(xr[i], f);
-        unpack8f(wr[i], g);
-#pragma unroll
-        for (int j = 0; j < 8; j++) f[j] = __bfloat162float(__float2bfloat16(f[j] * inv)) * g[j];
-        yr[i] = pack8(f);
-    }
+    float inv = row_inv_rms(xr, hidden, eps, red);
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
 }
 
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,

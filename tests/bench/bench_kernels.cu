@@ -136,6 +136,7 @@ int main(int argc, char **argv)
         }, 2, 10, s);
         struct attn_args aa = {p->q, p->k_cache, p->v_cache, p->attn, batch, seq, 0, 0, NULL,
                                x->hq, x->hkv, x->hd, d.max_context, p->partials};
+        aa.counters = p->attn_counters;
         double attn = time_ms([&] {
             for (int l = 0; l < m.layers; l++) TRY(attn_prefill(&aa, s));
         }, 2, 10, s);
@@ -166,6 +167,16 @@ int main(int argc, char **argv)
             all_bytes += bytes;
             printf("gemv 1 row %-7s N=%5d K=%5d x%2d: %.3f ms, %.0f GB/s = %.1f%% of copy\n", sh[i].name, sh[i].n,
                    sh[i].k, sh[i].layers, ms, bytes / (ms * 1e6), 100.0 * bytes / (ms * 1e6) / copy_gbs);
+            /* the other spread of columns over warps, to show what gemm_rows' choice buys */
+            int cols = sh[i].n <= 8192 ? 1 : 2;
+            double other = time_ms([&] {
+                for (int l = 0; l < sh[i].layers; l++) {
+                    const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
+                    TRY(gemm_rows_cols(p->normed, w, p->gu, 1, sh[i].n, sh[i].k, 0, cols, s));
+                }
+            }, 2, 10, s);
+            printf("    same with %d column%s a warp: %.3f ms = %.1f%% of copy\n", cols, cols > 1 ? "s" : "", other,
+                   100.0 * bytes / (other * 1e6) / copy_gbs);
         }
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);

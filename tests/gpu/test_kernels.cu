@@ -130,6 +130,55 @@ TEST(test_gemm_rows_swiglu_equals_gemv_then_swiglu)
     cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
 }
 
+/* One or two output columns a warp: the same bits (plain and accumulating). */
+TEST(test_gemm_rows_two_columns_a_warp_equal_one)
+{
+    const int N = 77, K = 4104;
+    const int ms[4] = {1, 2, 4, 11};
+    bf16 *x = dev_random((size_t)11 * K, 1.0f, 51, NULL), *w = dev_random((size_t)N * K, 0.1f, 52, NULL);
+    bf16 *one = dev_random((size_t)11 * N, 1.0f, 53, NULL), *two;
+    cudaMalloc((void **)&two, (size_t)11 * N * 2);
+    for (int i = 0; i < 4; i++) {
+        for (int acc = 0; acc < 2; acc++) {
+            cudaMemcpy(two, one, (size_t)11 * N * 2, cudaMemcpyDeviceToDevice);
+            CHECK(gemm_rows_cols(x, w, one, ms[i], N, K, acc, 1, 0) == 0);
+            CHECK(gemm_rows_cols(x, w, two, ms[i], N, K, acc, 2, 0, acc) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(one, two, (size_t)ms[i] * N));
+        }
+    }
+    cudaFree(x), cudaFree(w), cudaFree(one), cudaFree(two);
+}
+
+/* The norm folded into the GEMV (plain and gate-up SwiGLU) gives the bits of
+ * k_rmsnorm and then the GEMV, at every row count it takes, with and without
+ * programmatic launch. */
+TEST(test_gemm_rows_norm_equals_rmsnorm_then_gemv)
+{
+    const int H = 4096, N = 136, I = 72, M = 4;
+    bf16 *x = dev_random((size_t)M * H, 3.0f, 61, NULL), *nw = dev_random(H, 1.0f, 62, NULL);
+    bf16 *w = dev_random((size_t)2 * I * H > (size_t)N * H ? (size_t)2 * I * H : (size_t)N * H, 0.1f, 63, NULL);
+    bf16 *normed, *want, *got;
+    cudaMalloc((void **)&normed, (size_t)M * H * 2);
+    cudaMalloc((void **)&want, (size_t)M * N * 2);
+    cudaMalloc((void **)&got, (size_t)M * N * 2);
+    CHECK(gemm_rows_norm_fits(M, H) && !gemm_rows_norm_fits(8, 4096));
+    for (int m = 1; m <= M; m++) {
+        CHECK(k_rmsnorm(x, 1, 0, nw, normed, m, H, 1e-5f, 0) == 0);
+        CHECK(gemm_rows(normed, w, want, m, N, H, 0, 0) == 0);
+        poison(got, (size_t)M * N);
+        CHECK(gemm_rows_norm(x, nw, 1e-5f, w, got, m, N, H, 0, m & 1) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(want, got, (size_t)m * N));
+        CHECK(gemm_rows_swiglu(normed, w, want, m, I, H, 0) == 0);
+        poison(got, (size_t)M * N);
+        CHECK(gemm_rows_swiglu_norm(x, nw, 1e-5f, w, got, m, I, H, 0, m & 1) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(want, got, (size_t)m * I));
+    }
+    cudaFree(x), cudaFree(nw), cudaFree(w), cudaFree(normed), cudaFree(want), cudaFree(got);
+}
+
 TEST(test_rmsnorm_matches_cpu)
 {
     const int shapes[][2] = {{1, 256}, {37, 2048}, {5, 4104}};
@@ -304,13 +353,27 @@ static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, i
     poison(out, qn);
     float *partials;
     cudaMalloc((void **)&partials, attn_decode_partials_floats(max_batch, hq, hd, max_ctx) * 4);
+    unsigned *counters;
+    cudaMalloc((void **)&counters, attn_decode_counters(max_batch, hq) * sizeof(unsigned));
+    cudaMemset(counters, 0, attn_decode_counters(max_batch, hq) * sizeof(unsigned));
     int *dpos;
     cudaMalloc((void **)&dpos, sizeof(int));
     cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice);
     struct attn_args a = {q, kc, vc, out, batch, seq, bo, pos, dev_pos ? dpos : NULL, hq, hkv, hd, max_ctx, partials};
     CHECK(attn_setup() == 0);
+    a.counters = counters;
     CHECK((decode ? attn_decode(&a, 0) : attn_prefill(&a, 0)) == 0);
     float *got = download(out, qn), *ref = (float *)malloc(qn * 4);
+    if (decode) {  /* again: each call leaves the split counters at zero for the next */
+        bf16 *first;
+        cudaMalloc((void **)&first, qn * 2);
+        cudaMemcpy(first, out, qn * 2, cudaMemcpyDeviceToDevice);
+        poison(out, qn);
+        CHECK(attn_decode(&a, 0) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(first, out, qn));
+        cudaFree(first);
+    }
     float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
     for (int b = 0; b < batch; b++) {
         for (int j = 0; j < n_keys; j++)
@@ -328,7 +391,7 @@ static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, i
         (*failures_)++;
     }
     free(hq_), free(hk), free(hv), free(got), free(ref), free(k), free(v);
-    cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out), cudaFree(partials), cudaFree(dpos);
+    cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out), cudaFree(partials), cudaFree(counters), cudaFree(dpos);
 }
 
 TEST(test_attention_prefill_matches_cpu)
