@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,49 @@ static int parse_link(const cJSON *links, enum link_kind k, const char *origin,
     return PB_OK;
 }
 
+/* One efficiency table: [{"rows": M, "compute": c, "memory": m}, ...], rows rising;
+ * "compute" may be left out (1: only bandwidth was measured, as for the GEMV). */
+static int parse_table(const cJSON *arr, const char *where, const char *origin,
+                       struct efficiency_point *out, int *n)
+{
+    if (!cJSON_IsArray(arr)) return pb_fail("%s: %s: must be an array of {rows, compute, memory}", origin, where);
+    *n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (*n == PB_EFFICIENCY_POINTS)
+            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        struct efficiency_point *pt = &out[*n];
+        double rows;
+        PB_TRY(get_number(e, at, "rows", origin, &rows));
+        PB_TRY(get_number(e, at, "memory", origin, &pt->memory));
+        pt->compute = 1;
+        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
+            PB_TRY(get_number(e, at, "compute", origin, &pt->compute));
+        if (rows < 1 || rows > 1e9) return pb_fail("%s: %s.rows: must be at least 1", origin, at);
+        pt->rows = (int)rows;
+        if (*n > 0 && pt->rows <= out[*n - 1].rows)
+            return pb_fail("%s: %s.rows: must rise from point to point", origin, at);
+        (*n)++;
+    }
+    if (*n == 0) return pb_fail("%s: %s: needs at least one point", origin, where);
+    return PB_OK;
+}
+
+static int parse_kernels(const cJSON *root, const char *origin, struct kernel_profile *k)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "kernels");
+    k->present = o != NULL;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: kernels: must be an object", origin);
+    PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemm"), "kernels.gemm", origin, k->gemm, &k->n_gemm));
+    PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemv"), "kernels.gemv", origin, k->gemv, &k->n_gemv));
+    PB_TRY(get_number(o, "kernels", "attention_tflops", origin, &k->attention_tflops));
+    PB_TRY(get_number(o, "kernels", "memory_efficiency", origin, &k->memory_efficiency));
+    return get_string(o, "kernels", "source", origin, k->source, sizeof k->source);
+}
+
 static int parse_fields(const cJSON *root, const char *origin, struct device_profile *p)
 {
     const cJSON *o;
@@ -141,7 +185,44 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     PB_TRY(get_number(o, "allreduce", "step_latency_us", origin, &p->allreduce.step_latency_us));
     PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
                       sizeof p->allreduce.source));
+    return parse_kernels(root, origin, &p->kernels);
+}
+
+/* An efficiency is a fraction of a measured ceiling: above 1 means the ceiling or
+ * the table is wrong (a kernel cannot beat the large GEMM or the copy by much). */
+static int validate_table(const struct efficiency_point *t, int n, const char *where, const char *origin)
+{
+    for (int i = 0; i < n; i++) {
+        if (!(t[i].compute > 0 && t[i].compute <= 1.2) || !(t[i].memory > 0 && t[i].memory <= 1.2))
+            return pb_fail("%s: %s[%d]: compute and memory must be fractions in (0, 1.2]", origin, where, i);
+        if (i > 0 && t[i].rows <= t[i - 1].rows)
+            return pb_fail("%s: %s[%d].rows: must rise from point to point", origin, where, i);
+    }
+    return n > 0 ? PB_OK : pb_fail("%s: %s: needs at least one point", origin, where);
+}
+
+static int validate_kernels(const struct kernel_profile *k, const char *origin)
+{
+    if (!k->present) return PB_OK;
+    PB_TRY(validate_table(k->gemm, k->n_gemm, "kernels.gemm", origin));
+    PB_TRY(validate_table(k->gemv, k->n_gemv, "kernels.gemv", origin));
+    if (!(k->attention_tflops > 0)) return pb_fail("%s: kernels.attention_tflops: must be positive", origin);
+    if (!(k->memory_efficiency > 0 && k->memory_efficiency <= 1.2))
+        return pb_fail("%s: kernels.memory_efficiency: must be a fraction in (0, 1.2]", origin);
     return PB_OK;
+}
+
+double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory)
+{
+    if (n <= 0) return 1;
+    if (rows <= t[0].rows) return memory ? t[0].memory : t[0].compute;
+    for (int i = 1; i < n; i++) {
+        if (rows > t[i].rows) continue;
+        double a = memory ? t[i - 1].memory : t[i - 1].compute, b = memory ? t[i].memory : t[i].compute;
+        double f = log(rows / t[i - 1].rows) / log((double)t[i].rows / t[i - 1].rows);
+        return a + f * (b - a);
+    }
+    return memory ? t[n - 1].memory : t[n - 1].compute;
 }
 
 int device_profile_validate(const struct device_profile *p, const char *origin)
@@ -184,7 +265,7 @@ int device_profile_validate(const struct device_profile *p, const char *origin)
     if (!(p->allreduce.bus_gbps > 0)) return pb_fail("%s: allreduce.bus_gbps: must be positive", origin);
     if (!(p->allreduce.step_latency_us >= 0))
         return pb_fail("%s: allreduce.step_latency_us: must be >= 0", origin);
-    return PB_OK;
+    return validate_kernels(&p->kernels, origin);
 }
 
 int device_profile_parse(const char *json, const char *origin, struct device_profile *out)
@@ -301,6 +382,30 @@ static cJSON *quantity(double achievable, double peak, const char *source)
     return o;
 }
 
+static cJSON *table_to_json(const struct efficiency_point *t, int n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "rows", t[i].rows);
+        if (t[i].compute != 1) cJSON_AddNumberToObject(o, "compute", t[i].compute);
+        cJSON_AddNumberToObject(o, "memory", t[i].memory);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static void kernels_to_json(cJSON *root, const struct kernel_profile *k)
+{
+    if (!k->present) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "kernels");
+    cJSON_AddItemToObject(o, "gemm", table_to_json(k->gemm, k->n_gemm));
+    cJSON_AddItemToObject(o, "gemv", table_to_json(k->gemv, k->n_gemv));
+    cJSON_AddNumberToObject(o, "attention_tflops", k->attention_tflops);
+    cJSON_AddNumberToObject(o, "memory_efficiency", k->memory_efficiency);
+    cJSON_AddStringToObject(o, "source", k->source);
+}
+
 static cJSON *profile_to_json(const struct device_profile *p)
 {
     cJSON *root = cJSON_CreateObject();
@@ -337,6 +442,7 @@ static cJSON *profile_to_json(const struct device_profile *p)
     cJSON_AddNumberToObject(ar, "bus_gbps", p->allreduce.bus_gbps);
     cJSON_AddNumberToObject(ar, "step_latency_us", p->allreduce.step_latency_us);
     cJSON_AddStringToObject(ar, "source", p->allreduce.source);
+    kernels_to_json(root, &p->kernels);
     return root;
 }
 

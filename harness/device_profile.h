@@ -29,6 +29,33 @@ struct allreduce_profile {
     char source[PB_PROFILE_SOURCE];
 };
 
+/* Kernel efficiency at one row count M (tokens of one call): the fraction of the
+ * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.
+ * Both come from one timing, so max(flops / (rate x compute), bytes / (bw x memory))
+ * gives back the measured time at that M; between points they are interpolated. */
+struct efficiency_point {
+    int rows;
+    double compute;               /* of bf16_tflops; 1 where only bandwidth was measured */
+    double memory;                /* of hbm_gbps, counting weights plus activations in and out */
+};
+
+#define PB_EFFICIENCY_POINTS 8
+#define PB_KERNELS_SOURCE 1024
+
+/* What the simulator needs to price each kernel of a layer by its own roofline
+ * (docs/COST_MODEL.md). Absent in a profile: the whole step is one roofline at the
+ * profile's rates, as before per-kernel pricing. */
+struct kernel_profile {
+    int present;
+    int n_gemm;                   /* cuBLASLt GEMMs of prompts (prefill), by M */
+    struct efficiency_point gemm[PB_EFFICIENCY_POINTS];
+    int n_gemv;                   /* the kernel core's GEMV of one-token steps (decode), by rows */
+    struct efficiency_point gemv[PB_EFFICIENCY_POINTS];
+    double attention_tflops;      /* prefill flash attention, causal FLOPs per second */
+    double memory_efficiency;     /* small kernels and decode attention, of hbm_gbps */
+    char source[PB_KERNELS_SOURCE];
+};
+
 struct device_profile {
     char name[64];                /* short name, e.g. "h200" */
     char gpu[96];                 /* product name, e.g. "NVIDIA H200 SXM 141GB" */
@@ -46,13 +73,18 @@ struct device_profile {
     double hbm_peak_gbps;         /* datasheet */
     char hbm_source[PB_PROFILE_SOURCE];
 
-    double launch_us;             /* per kernel on the GPU timeline when launched back to back */
+    double launch_us;             /* per kernel on the GPU timeline, back to back inside a CUDA graph */
     char launch_source[PB_PROFILE_SOURCE];
 
     enum link_kind peer_link;     /* what carries GPU-to-GPU copies in this machine */
     struct link_profile link[LINK_KINDS];  /* host-to-device always uses LINK_PCIE */
     struct allreduce_profile allreduce;
+    struct kernel_profile kernels;  /* per-kernel efficiencies ("kernels" in JSON, optional) */
 };
+
+/* Efficiency at `rows` from a table sorted by rows: linear in log(rows) between
+ * points, the end point's value beyond them. */
+double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory);
 
 const char *link_kind_name(enum link_kind k);
 

@@ -40,6 +40,9 @@ TEST(test_every_shipped_profile_loads_with_sources)
         CHECK(p.gemm_source[0] && p.hbm_source[0] && p.memory_source[0] && p.launch_source[0]);
         CHECK(p.allreduce.source[0] && p.link[LINK_PCIE].source[0]);
         CHECK(p.link[p.peer_link].present);
+        /* Every shipped profile prices kernels one by one, with a source. */
+        CHECK(p.kernels.present && p.kernels.n_gemm > 0 && p.kernels.n_gemv > 0);
+        CHECK(p.kernels.attention_tflops > 0 && p.kernels.source[0]);
     }
 }
 
@@ -149,6 +152,12 @@ TEST(test_written_profile_reads_back_the_same)
     CHECK_NEAR(a.link[LINK_PCIE].peer_gbps, b.link[LINK_PCIE].peer_gbps, 1e-9);
     CHECK_NEAR(a.allreduce.bus_gbps, b.allreduce.bus_gbps, 1e-9);
     CHECK(!strcmp(a.allreduce.source, b.allreduce.source));
+    CHECK_EQ_INT(b.kernels.present, 1);
+    CHECK_EQ_INT(b.kernels.n_gemm, a.kernels.n_gemm);
+    CHECK_EQ_INT(b.kernels.n_gemv, a.kernels.n_gemv);
+    CHECK_NEAR(b.kernels.gemm[0].compute, a.kernels.gemm[0].compute, 1e-9);
+    CHECK_NEAR(b.kernels.gemv[0].compute, 1, 0);   /* left out in JSON: only bandwidth binds */
+    CHECK_NEAR(b.kernels.attention_tflops, a.kernels.attention_tflops, 1e-9);
     remove(path);
     remove(dir);
 }
@@ -162,4 +171,48 @@ TEST(test_writer_refuses_an_invalid_profile)
     FILE *f = fopen("/tmp/placebench-never-written.json", "r");
     CHECK(f == NULL);
     if (f) fclose(f);
+}
+
+/* The valid text with a "kernels" object appended, its gemm table replaced by `gemm`. */
+static int parse_kernels_with(const char *gemm, struct device_profile *p)
+{
+    char buf[4096];
+    size_t n = strlen(valid_json) - 1;   /* drop the closing brace */
+    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": %s, \"gemv\": [{\"rows\": 1, \"memory\": 0.8}],"
+             " \"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}}", (int)n, valid_json, gemm);
+    return device_profile_parse(buf, "k.json", p);
+}
+
+TEST(test_profile_without_kernels_keeps_one_roofline)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_parse(valid_json, "ok.json", &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.present, 0);
+}
+
+TEST(test_kernel_tables_are_checked)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 0.5, \"memory\": 0.7},"
+                                    " {\"rows\": 4096, \"compute\": 0.85, \"memory\": 0.7}]", &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.n_gemm, 2);
+    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 64, \"compute\": 0.5, \"memory\": 0.7},"
+                                    " {\"rows\": 16, \"compute\": 0.85, \"memory\": 0.7}]", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "kernels.gemm[1].rows: must rise"));
+    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 3, \"memory\": 0.7}]", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "kernels.gemm[0]"));
+    CHECK_EQ_INT(parse_kernels_with("[]", &p), PB_ERR);
+    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 0.5}]", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "kernels.gemm[0].memory: missing"));
+}
+
+TEST(test_efficiency_is_interpolated_in_log_rows_and_held_at_the_ends)
+{
+    struct efficiency_point t[] = {{.rows = 16, .compute = 0.2, .memory = 0.8},
+                                   {.rows = 256, .compute = 0.6, .memory = 0.4}};
+    CHECK_NEAR(efficiency_at(t, 2, 1, 0), 0.2, 1e-12);
+    CHECK_NEAR(efficiency_at(t, 2, 64, 0), 0.4, 1e-12);    /* halfway in log: 16 -> 64 -> 256 */
+    CHECK_NEAR(efficiency_at(t, 2, 64, 1), 0.6, 1e-12);
+    CHECK_NEAR(efficiency_at(t, 2, 8192, 1), 0.4, 1e-12);
+    CHECK_NEAR(efficiency_at(t, 0, 64, 1), 1, 0);
 }
