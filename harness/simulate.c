@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "sim_kernels.h"
 
 /* Fallback dtype when a step carries no work and we derive it from the model. */
 #define SIM_FALLBACK_DTYPE DTYPE_BF16
@@ -78,6 +79,9 @@ static void fallback_work(const struct model_spec *m, const struct step *st, int
 double sim_compute_ns(const struct device_profile *p, const struct model_spec *m,
                       const struct step *st, int tp_world)
 {
+    /* With the model and the profile's kernel efficiencies, each kernel is priced
+     * on its own (sim_kernels.c); otherwise the step is one roofline. */
+    if (m && p->kernels.present && st->rows > 0) return sim_step_kernels_ns(p, m, st, tp_world);
     double flops = st->flops, bytes = st->mem_bytes;
     if (flops <= 0 && bytes <= 0) fallback_work(m, st, tp_world, &flops, &bytes);
     /* TFLOP/s -> FLOP/ns is x1e3; GB/s -> bytes/ns is x1. */

@@ -9,11 +9,10 @@
 #include "device_profile.h"
 #include "trace.h"
 
-/* Kernels the kernel core launches per step, for the launch-overhead term
- * (kernels/llama_forward.cu): attention = RMSNorm, QKV GEMM, rope, attention, output
- * GEMM with the residual fused; MLP = RMSNorm, gate/up GEMM, SwiGLU, down GEMM.
- * The time they add matters only where kernels are short (decode); calibration
- * folds what this count misses into launch_us. */
+/* Kernels the kernel core launches per prompt step, for the launch term of the
+ * one-roofline model (profiles without "kernels"; kernels/llama_forward.cu):
+ * attention = RMSNorm, QKV GEMM, rope, attention, output GEMM with the residual
+ * fused; MLP = RMSNorm, gate/up GEMM, SwiGLU, down GEMM. */
 #define SIM_KERNELS_EMBED 1
 #define SIM_KERNELS_ATTENTION 5
 #define SIM_KERNELS_MLP 4
@@ -21,8 +20,10 @@
 #define SIM_KERNELS_HEAD 2
 
 /* Cost of single steps in nanoseconds (exported for tests and reports). */
-/* Compute: max(flops / rate, mem_bytes / bandwidth) + kernels x launch overhead; flops
- * and mem_bytes come from the step, or from model_spec.h when the step leaves them 0.
+/* Compute: with a model and a profile that has "kernels", the sum of the step's
+ * kernels, each by its own roofline (sim_kernels.h). Otherwise one roofline:
+ * max(flops / rate, mem_bytes / bandwidth) + kernels x launch overhead, flops and
+ * mem_bytes from the step, or from model_spec.h when the step leaves them 0.
  * Offloaded steps add the host-to-device weight transfer (sim_h2d_ns) separately. */
 double sim_compute_ns(const struct device_profile *p, const struct model_spec *m,
                       const struct step *st, int tp_world);

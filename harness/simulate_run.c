@@ -238,16 +238,18 @@ static void fill_speedups(struct point_result *r, int n)
     }
 }
 
-/* One strategy x workload: place, then predict; a failure is recorded, not fatal. */
+/* One strategy x workload: place, then predict; a failure is recorded, not fatal.
+ * `ordinal` (--devices, or NULL) maps logical devices onto simulated GPUs. */
 static void run_point(const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct workload *w, int decode_tokens,
-                      const struct machine *mc, struct point_result *r, struct trace **t)
+                      const struct machine *mc, const int *ordinal, struct point_result *r,
+                      struct trace **t)
 {
     struct placement *p = malloc(sizeof *p);
     *t = malloc(sizeof **t);
     int rc = p && *t ? PB_OK : pb_fail("out of host memory placing %s", st->name);
     if (rc == PB_OK) rc = st->place(m, w, mc, p);
-    if (rc == PB_OK) rc = simulate_point(prof, m, st, p, w, decode_tokens, r, *t);
+    if (rc == PB_OK) rc = simulate_point_on(prof, m, st, p, w, decode_tokens, ordinal, r, *t);
     free(p);
     if (rc == PB_OK) return;
     free(*t);
@@ -293,6 +295,9 @@ int run_simulated(const struct options *o, const struct model_spec *m)
         free(t);
         return pb_fail("out of host memory for %d simulated points", cap);
     }
+    /* --devices 0,0 predicts what the measured run does: logical devices on one GPU
+     * share its engines, as --predict does beside a measured run. */
+    const int *ordinal = o->n_devices_listed > 0 ? o->devices : NULL;
     int n = 0, failed = 0;
     for (int si = 0; si < o->n_strategies; si++) {
         const struct strategy *st = strategy_find(o->strategies[si]);
@@ -303,7 +308,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
                     struct workload w = {.batch = o->batches[b], .seq = o->seqs[q], .context = o->seqs[q],
                                          .microbatches = o->n_microbatches ? o->microbatches[k] : 0,
                                          .mode = MODE_PREFILL, .dtype = o->dtype};
-                    run_point(&prof, m, st, &w, o->decode_tokens, &mc, &r[n], &t[n]);
+                    run_point(&prof, m, st, &w, o->decode_tokens, &mc, ordinal, &r[n], &t[n]);
                     failed += !r[n].ok;
                     n++;
                 }
