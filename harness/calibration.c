@@ -8,6 +8,8 @@
 
 #include "check.h"
 
+const int calibration_shape_rows[CALIBRATION_SHAPES] = {1, 16, 128, 512, 4096};
+
 const char *calibration_base_name(const char *gpu_name)
 {
     static const struct { const char *needle, *name; } known[] = {
@@ -65,6 +67,96 @@ static void link_from_peers(const struct calibration *c, struct device_profile *
              base_peak > 0 ? "datasheet (base profile)" : "not known, set to the measurement");
 }
 
+/* An efficiency as the simulator may use it: positive and, within validation's
+ * margin, not above the ceiling it is a fraction of. */
+static double fraction(double achieved, double ceiling) { return fmin(1.2, fmax(1e-4, achieved / ceiling)); }
+
+static int binds_memory(const struct efficiency_point *p) { return p->memory >= p->compute; }
+
+/* Lift each point's non-binding fraction to the nearest binding one of that kind. */
+static void lift_table(struct efficiency_point *t, int n)
+{
+    struct efficiency_point raw[PB_EFFICIENCY_POINTS];
+    memcpy(raw, t, (size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++) {
+        int mem = binds_memory(&raw[i]);
+        for (int d = 1; d < n; d++) {
+            int near = -1;
+            if (i - d >= 0 && binds_memory(&raw[i - d]) != mem) near = i - d;
+            else if (i + d < n && binds_memory(&raw[i + d]) != mem) near = i + d;
+            if (near < 0) continue;
+            if (mem) t[i].compute = fmax(raw[i].compute, raw[near].compute);
+            else t[i].memory = fmax(raw[i].memory, raw[near].memory);
+            break;
+        }
+    }
+}
+
+int calibration_gemm_table(const struct calibration *c, double tflops, double gbps, double launch_us,
+                           struct efficiency_point *out)
+{
+    int n = 0;
+    double nn = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
+    for (int i = 0; i < CALIBRATION_SHAPES && n < PB_EFFICIENCY_POINTS; i++) {
+        if (!(c->shape_us[i] > 0) || !(tflops > 0) || !(gbps > 0)) continue;
+        double m = calibration_shape_rows[i];
+        /* The kernel's own time; never less than half the call, should launch_us be off. */
+        double s = fmax(c->shape_us[i] - launch_us, 0.5 * c->shape_us[i]) * 1e-6;
+        double flops = 2.0 * m * nn * k, bytes = (nn * k + m * k + m * nn) * 2.0;
+        out[n++] = (struct efficiency_point){.rows = (int)m, .compute = fraction(flops / s, tflops * 1e12),
+                                             .memory = fraction(bytes / s, gbps * 1e9)};
+    }
+    lift_table(out, n);
+    return n;
+}
+
+/* What a calibrated profile keeps when its base has no kernel efficiencies: plain
+ * estimates, said so in the source. */
+static void default_kernels(struct kernel_profile *k, double tflops)
+{
+    memset(k, 0, sizeof *k);
+    k->n_gemv = 1;
+    k->gemv[0] = (struct efficiency_point){.rows = 1, .compute = 1, .memory = 0.85};
+    k->attention_tflops = 0.13 * tflops;   /* the H100's flash attention: 105 of 798 TFLOP/s */
+    k->memory_efficiency = 1.0;
+    snprintf(k->source, sizeof k->source, "gemv 0.85 of the copy rate, attention at 0.13 x the GEMM rate "
+             "and small kernels at the copy rate: estimates from the H100's figures (docs/PERF.md)");
+}
+
+static void kernels_from_shapes(const struct calibration *c, const struct device_profile *base,
+                                struct device_profile *out)
+{
+    struct efficiency_point table[PB_EFFICIENCY_POINTS];
+    int n = calibration_gemm_table(c, out->bf16_tflops, out->hbm_gbps, out->launch_us, table);
+    if (n == 0) return;
+    struct kernel_profile *k = &out->kernels;
+    if (!base || !base->kernels.present) default_kernels(k, out->bf16_tflops);
+    char kept[PB_KERNELS_SOURCE / 2];
+    snprintf(kept, sizeof kept, "%.500s", k->source);
+    k->present = 1;
+    k->n_gemm = n;
+    memcpy(k->gemm, table, (size_t)n * sizeof *table);
+    snprintf(k->source, sizeof k->source, "gemm: bench --calibrate %s, cuBLASLt bf16 [M, %d] x [%d, %d]^T at "
+             "M = 1, 16, 128, 512, 4096 back to back in a CUDA graph, weights rotated past L2, GPU 0 of %d x "
+             "%.40s, less one launch, over the measured GEMM and copy rates, non-binding fractions lifted; "
+             "gemv, attention_tflops, memory_efficiency: not measured, kept: %s", c->date,
+             CALIBRATION_SHAPE_K, CALIBRATION_SHAPE_N, CALIBRATION_SHAPE_K, c->n_gpus, c->gpu, kept);
+}
+
+static void launch_from(const struct calibration *c, struct device_profile *out)
+{
+    if (c->graph_launch_us > 0) {
+        out->launch_us = c->graph_launch_us;
+        snprintf(out->launch_source, sizeof out->launch_source, "bench --calibrate %s: median time per "
+                 "kernel of 1000 one-thread kernels (llama_advance_pos) back to back in a CUDA graph, GPU 0",
+                 c->date);
+    } else if (c->launch_us > 0) {
+        out->launch_us = c->launch_us;
+        snprintf(out->launch_source, sizeof out->launch_source, "bench --calibrate %s: median time per "
+                 "4-byte cudaMemsetAsync, 2000 back to back on one stream, GPU 0", c->date);
+    }
+}
+
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out)
 {
@@ -95,11 +187,8 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
     snprintf(out->hbm_source, sizeof out->hbm_source, "bench --calibrate %s: cudaMemcpyAsync "
              "device-to-device of 1 GiB, bytes read + written, median, slowest of %s; peak: %s",
              c->date, gpus, peak_note);
-    if (c->launch_us > 0) {
-        out->launch_us = c->launch_us;
-        snprintf(out->launch_source, sizeof out->launch_source, "bench --calibrate %s: median time per "
-                 "4-byte cudaMemsetAsync, 2000 back to back on one stream, GPU 0", c->date);
-    }
+    launch_from(c, out);
+    kernels_from_shapes(c, base, out);
 
     struct link_profile *pcie = &out->link[LINK_PCIE];
     if (c->h2d_gbps > 0) {

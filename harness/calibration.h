@@ -9,6 +9,14 @@
 /* Peer copies faster than this (GB/s, one way) cannot be PCIe Gen5 x16 (64 GB/s). */
 #define CALIBRATION_NVLINK_GBPS 70.0
 
+/* Linear-layer shapes timed for the kernel efficiencies: [M, K] x [N, K]^T for a
+ * 4096 x 4096 weight (Llama-2-7B's q/o projections; its other weights differ by
+ * at most 2.7x in one dimension) at the row counts prompts and batches give. */
+#define CALIBRATION_SHAPES 5
+#define CALIBRATION_SHAPE_N 4096
+#define CALIBRATION_SHAPE_K 4096
+extern const int calibration_shape_rows[CALIBRATION_SHAPES];   /* 1, 16, 128, 512, 4096 */
+
 struct calibration {
     int n_gpus;
     char gpu[96];                      /* cudaDeviceProp.name of GPU 0 */
@@ -23,6 +31,9 @@ struct calibration {
     double allreduce_bus_gbps;         /* NCCL, large message, nccl-tests bus bandwidth */
     double allreduce_small_us;         /* NCCL, small message: latency dominated */
     uint64_t allreduce_bytes;          /* the large message's size */
+    double shape_us[CALIBRATION_SHAPES];   /* cuBLASLt bf16 GEMM per call, back to back in a CUDA
+                                            * graph, weights rotated past L2, GPU 0; 0: not measured */
+    double graph_launch_us;            /* per tiny kernel back to back inside a CUDA graph, GPU 0 */
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -33,6 +44,16 @@ const char *calibration_base_name(const char *gpu_name);
  * (the slowest GPU's for per-GPU numbers), the base supplies what cannot be measured
  * (datasheet peaks, links not present here); with no base, peaks are set to the
  * measurements and say so. Every source field says which it is. */
+/* The GEMM efficiency table from the timed shapes at the measured GEMM and copy
+ * rates (per point: achieved TFLOP/s over rate, achieved GB/s over bandwidth, after
+ * one launch is taken off, since the simulator adds it back), then lifted: a point's
+ * non-binding fraction only bounds it from below, so it takes the nearest point's
+ * binding value where that is higher, which leaves the time at every measured point
+ * unchanged and keeps interpolation between a memory-bound and a compute-bound point
+ * from being slow on both counts. Returns the number of points (0: none measured). */
+int calibration_gemm_table(const struct calibration *c, double tflops, double gbps, double launch_us,
+                           struct efficiency_point *out);
+
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);
 #endif

@@ -366,6 +366,20 @@ static int gpu_count(const struct options *o, int *n)
     return PB_OK;
 }
 
+/* GEMMs at the model's row counts on GPU 0, printed as achieved rates. */
+static int measure_shapes(struct calibration *c)
+{
+    PB_TRY(calibrate_gemm_shapes(0, c));
+    for (int i = 0; i < CALIBRATION_SHAPES; i++) {
+        double m = calibration_shape_rows[i], n = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
+        double s = c->shape_us[i] * 1e-6;
+        printf("GEMM [%4.0f, %.0f] x [%.0f, %.0f]^T in a graph: %8.2f us a call, %6.1f TFLOP/s, %6.0f GB/s\n",
+               m, k, n, k, c->shape_us[i], 2 * m * n * k / s / 1e12, (n * k + m * k + m * n) * 2 / s / 1e9);
+    }
+    fflush(stdout);
+    return PB_OK;
+}
+
 static int measure_all(int n, struct calibration *c)
 {
     int rc = PB_OK;
@@ -388,9 +402,11 @@ static int measure_all(int n, struct calibration *c)
         fflush(stdout);
     }
     PB_TRY(measure_launch(0, &c->launch_us));
+    PB_TRY(calibrate_graph_launch(0, &c->graph_launch_us));
     PB_TRY(measure_h2d(0, &c->h2d_gbps, &c->h2d_latency_us));
-    printf("launch %.2f us per small operation; host->GPU 0 %.1f GB/s, %.1f us small copy\n",
-           c->launch_us, c->h2d_gbps, c->h2d_latency_us);
+    printf("launch %.2f us per small operation, %.2f us per kernel in a CUDA graph; host->GPU 0 %.1f GB/s, "
+           "%.1f us small copy\n", c->launch_us, c->graph_launch_us, c->h2d_gbps, c->h2d_latency_us);
+    PB_TRY(measure_shapes(c));
     c->peer_access = 1;
     float lat[PB_MAX_DEVICES * PB_MAX_DEVICES];
     int nl = 0;
@@ -426,7 +442,7 @@ int run_calibrate(const struct options *o)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(c.date, sizeof c.date, "%Y-%m-%d", &tm);
-    printf("calibrating %d GPU(s): GEMM, copies, launch, links%s\n", n, n > 1 ? ", NCCL all-reduce" : "");
+    printf("calibrating %d GPU(s): GEMM, copies, launch, GEMM shapes, links%s\n", n, n > 1 ? ", NCCL all-reduce" : "");
     PB_TRY(measure_all(n, &c));
 
     const char *base_name = calibration_base_name(c.gpu);

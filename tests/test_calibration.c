@@ -89,3 +89,65 @@ TEST(test_calibration_with_nothing_measured_is_refused)
     c.n_gpus = 1;
     CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_ERR);
 }
+
+/* Times a GEMM of M rows would take on a GPU whose kernels reach `ce` of the rate
+ * and `me` of the bandwidth, plus one launch of `launch` us. */
+static double shape_time_us(int m, double tflops, double gbps, double ce, double me, double launch)
+{
+    double n = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
+    double flops = 2.0 * m * n * k, bytes = (n * k + m * k + m * n) * 2.0;
+    return fmax(flops / (tflops * 1e12 * ce), bytes / (gbps * 1e9 * me)) * 1e6 + launch;
+}
+
+TEST(test_gemm_shapes_become_efficiencies_that_give_back_the_times)
+{
+    struct calibration c = two_h200();
+    for (int i = 0; i < CALIBRATION_SHAPES; i++)
+        c.shape_us[i] = shape_time_us(calibration_shape_rows[i], 770, 4250, 0.8, 0.85, 2);
+    struct efficiency_point t[PB_EFFICIENCY_POINTS];
+    CHECK_EQ_INT(calibration_gemm_table(&c, 770, 4250, 2, t), CALIBRATION_SHAPES);
+    /* M = 1, 16, 128 stream the 32 MiB weight; 512 and 4096 are compute-bound. */
+    CHECK_NEAR(t[0].memory, 0.85, 1e-9);
+    CHECK_NEAR(t[2].memory, 0.85, 1e-9);
+    CHECK_NEAR(t[4].compute, 0.8, 1e-9);
+    /* Lifted: the memory-bound points take the nearest compute-bound point's rate
+     * (512's), the compute-bound ones the nearest memory-bound point's bandwidth. */
+    CHECK_NEAR(t[0].compute, t[3].compute, 1e-12);
+    CHECK_NEAR(t[3].compute, 0.8, 1e-9);
+    CHECK_NEAR(t[4].memory, t[2].memory, 1e-12);
+    /* Each point prices its own shape as it was measured. */
+    for (int i = 0; i < CALIBRATION_SHAPES; i++) {
+        double m = t[i].rows, n = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
+        double us = fmax(2 * m * n * k / (770e12 * t[i].compute), (n * k + m * k + m * n) * 2 / (4250e9 * t[i].memory)) * 1e6;
+        CHECK_NEAR(us + 2, c.shape_us[i], 1e-6 * c.shape_us[i]);
+    }
+}
+
+TEST(test_calibrated_profile_prices_kernels_and_launches_from_the_graph)
+{
+    struct calibration c = two_h200();
+    c.graph_launch_us = 1.7;
+    for (int i = 0; i < CALIBRATION_SHAPES; i++)
+        c.shape_us[i] = shape_time_us(calibration_shape_rows[i], 770, 4250, 0.8, 0.85, 1.7);
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_NEAR(p.launch_us, 1.7, 1e-12);
+    CHECK(strstr(p.launch_source, "CUDA graph"));
+    CHECK_EQ_INT(p.kernels.present, 1);
+    CHECK_EQ_INT(p.kernels.n_gemm, CALIBRATION_SHAPES);
+    CHECK_EQ_INT(p.kernels.gemm[4].rows, 4096);
+    CHECK_NEAR(p.kernels.gemm[4].compute, 0.8, 1e-9);
+    /* What calibrate does not measure stays the base profile's. */
+    CHECK_NEAR(p.kernels.attention_tflops, base.kernels.attention_tflops, 1e-12);
+    CHECK_EQ_INT(p.kernels.n_gemv, base.kernels.n_gemv);
+    CHECK(strstr(p.kernels.source, "bench --calibrate 2026-11-20"));
+    CHECK(strstr(p.kernels.source, "kept"));
+    /* Without a base, the rest are marked estimates; without shapes, no table at all. */
+    CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.present, 1);
+    CHECK(strstr(p.kernels.source, "estimates"));
+    memset(c.shape_us, 0, sizeof c.shape_us);
+    CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.present, 0);
+}
