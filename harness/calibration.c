@@ -132,7 +132,7 @@ static void kernels_from_shapes(const struct calibration *c, const struct device
     struct kernel_profile *k = &out->kernels;
     if (!base || !base->kernels.present) default_kernels(k, out->bf16_tflops);
     char kept[PB_KERNELS_SOURCE / 2];
-    snprintf(kept, sizeof kept, "%.500s", k->source);
+    snprintf(kept, sizeof kept, "%.1000s", k->source);
     k->present = 1;
     k->n_gemm = n;
     memcpy(k->gemm, table, (size_t)n * sizeof *table);

@@ -40,7 +40,7 @@ struct efficiency_point {
 };
 
 #define PB_EFFICIENCY_POINTS 8
-#define PB_KERNELS_SOURCE 1024
+#define PB_KERNELS_SOURCE 2048
 
 /* What the simulator needs to price each kernel of a layer by its own roofline
  * (docs/COST_MODEL.md). Absent in a profile: the whole step is one roofline at the
