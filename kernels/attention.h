@@ -19,18 +19,13 @@ struct attn_args {
     int hq, hkv, hd, max_ctx;
     float *partials;         /* decode: attn_decode_partials_floats() floats */
     int pdl;                 /* decode kernels: programmatic launch (pdl.h) */
-    unsigned *counters;      /* decode: batch * hq arrival counters, zero before the first call; each
-                              * call leaves them zero (the last split of a head resets its own) */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */
 int attn_setup(void);
 /* Prefill (any seq, pos read on the host): tiled flash attention on tensor cores. */
 int attn_prefill(const struct attn_args *a, cudaStream_t s);
-/* One query per sequence (seq == 1), split over the KV length; the last split of
- * each head to finish combines them, so one launch. */
+/* One query per sequence (seq == 1), split over the KV length, then combined. */
 int attn_decode(const struct attn_args *a, cudaStream_t s);
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx);
-/* Counters attn_args.counters needs: one per (sequence, query head). */
-static inline size_t attn_decode_counters(int max_batch, int hq) { return (size_t)max_batch * hq; }
 #endif

@@ -224,9 +224,9 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
 /* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
 #define GEMV_ROWS 8
 #define GEMV_WARPS 8
-/* The folded norm keeps the block's normed rows in shared memory; beyond this the
- * separate k_rmsnorm runs instead (the same bits either way). */
-#define GEMV_NORM_SMEM (48 * 1024)
+/* The folded norm is worth it for the few rows of a decode step; each warp
+ * computes its rows' norms itself. */
+#define GEMV_NORM_ROWS 4
 
 __device__ __forceinline__ uint4 load_stream(const uint4 *p)
 {
@@ -253,10 +253,40 @@ enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
  * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer.
- * NORM: x is the raw hidden state; the block first normalises its rows into
- * shared memory with k_rmsnorm's arithmetic (row_norm.cuh), so the GEMV reads the
- * values k_rmsnorm would have written, without that launch. Each block repeats a
- * row's norm (8 KB of L2 reads at hidden 4096), cheaper than a launch. */
+ * NORM: x is the raw hidden state. Each warp computes 1/rms of its rows itself
+ * (warp_inv_rms, the block sum of k_rmsnorm replayed in one warp) and normalises
+ * each x vector as it reads it, rounding as k_rmsnorm does, so the GEMV sees the
+ * values k_rmsnorm would have written, without that launch and without a barrier.
+ * The row and the norm weight stay in L1 (8 KB each at hidden 4096). */
+/* 1 / rms of one row, bit for bit row_inv_rms over a block of NORM_THREADS
+ * threads, computed by one warp: lane l plays threads l, l + 32, ..., l + 224;
+ * each played warp's shuffle tree and then the tree over the 8 warp totals run as
+ * in block_sum, taking lane 0's value where block_sum stores lane 0's. */
+__device__ __forceinline__ float warp_inv_rms(const uint4 *xr, int hidden, float eps)
+{
+    constexpr int WARPS = NORM_THREADS / 32;
+    int lane = threadIdx.x & 31, kv = hidden / 8;
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; w++) {
+        float ss = 0.0f;
+        for (int i = w * 32 + lane; i < kv; i += NORM_THREADS) {
+            float f[8];
+            norm_unpack8(__ldg(xr + i), f);
+#pragma unroll
+            for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+        ss = __shfl_sync(0xffffffffu, ss, 0);
+        if (lane == w) total = ss;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
+    total = __shfl_sync(0xffffffffu, total, 0);
+    return rsqrtf(total / hidden + eps);
+}
+
 template <int ROWS, int U, int MODE, bool NORM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
@@ -264,8 +294,6 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 {
     constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
-    extern __shared__ uint4 xs[];                  /* NORM: [ROWS][k / 8] normed rows */
-    __shared__ float red[32];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int col = (blockIdx.x * GEMV_WARPS + warp) * C;
     int m0 = blockIdx.y * ROWS;
@@ -284,20 +312,14 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             if (lane + u * 32 < kv) wv[q][u] = load_stream(wr[q] + lane + u * 32);
     pdl_wait();
     pdl_trigger();
-    if (NORM) {  /* every thread takes part in the block sums, so before any early exit */
-        const uint4 *nw = (const uint4 *)norm_w;
-#pragma unroll 1
-        for (int r = 0; r < ROWS; r++) {
-            const uint4 *row = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
-            float inv = row_inv_rms(row, k, eps, red);
-            for (int i = threadIdx.x; i < kv; i += blockDim.x) xs[r * kv + i] = norm_apply8(row[i], nw[i], inv);
-        }
-        __syncthreads();
-    }
     if (col >= n) return;
     const uint4 *xr[ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) xr[r] = NORM ? xs + r * kv : (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+    for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+    const uint4 *nw = (const uint4 *)norm_w;
+    float inv[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) inv[r] = NORM ? warp_inv_rms(xr[r], k, eps) : 1.0f;
     float acc[P][ROWS];
 #pragma unroll
     for (int q = 0; q < P; q++)
@@ -320,7 +342,9 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 float xf[8];
-                norm_unpack8(NORM ? xr[r][base + u * 32] : __ldg(xr[r] + base + u * 32), xf);
+                uint4 xv = __ldg(xr[r] + base + u * 32);
+                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
+                norm_unpack8(xv, xf);
 #pragma unroll
                 for (int q = 0; q < P; q++)
 #pragma unroll
@@ -364,8 +388,7 @@ static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int 
 {
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     dim3 grid((n + GEMV_WARPS * C - 1) / (GEMV_WARPS * C), blocks_y);
-    size_t smem = NORM ? (size_t)ROWS * k * sizeof(bf16) : 0;
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), smem, s, pdl, x, w, y, m, n,
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
                          k, accumulate, norm_w, eps));
     return PB_OK;
 }
@@ -374,7 +397,7 @@ static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int 
  * the narrow variants keep more loads in flight instead. */
 static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 : GEMV_ROWS; }
 
-int gemm_rows_norm_fits(int m, int k) { return (size_t)gemv_block_rows(m) * k * sizeof(bf16) <= GEMV_NORM_SMEM; }
+int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0; }
 
 template <int MODE, bool NORM>
 static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
@@ -383,14 +406,14 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
-        return pb_fail("gemm_rows: a folded norm of %d rows of K=%d does not fit shared memory", m, k);
+        return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
     constexpr int U = MODE == GEMV_PLAIN ? 8 : 4;  /* two weight rows per warp: as many bytes in flight */
     switch (gemv_block_rows(m)) {
     case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 4: return gemv_launch<4, U / 2, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     default:
-        return gemv_launch<GEMV_ROWS, U / 2, MODE, NORM>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+        return gemv_launch<GEMV_ROWS, U / 2, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
                                                           norm_w, eps, s, pdl);
     }
 }

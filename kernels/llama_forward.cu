@@ -32,12 +32,13 @@ static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *
     return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
 }
 
-/* One-token steps fold each RMSNorm into the GEMV after it (gemm_rows_norm): the
- * same bits as k_rmsnorm + GEMV, one launch fewer. Rows whose normed copies do not
- * fit the GEMV's shared memory take the two kernels; the bits do not change. */
-static int fold_norm(const struct llama_call *c, int rows, int hidden)
+/* One-token steps can fold each RMSNorm into the GEMV after it (gemm_rows_norm):
+ * the same bits as k_rmsnorm + GEMV, one launch fewer, but each warp recomputes
+ * its rows' norms, and on an H100 that cost more than the launch (docs/PERF.md),
+ * so it is off unless p->fold_norm is set. Either way the bits do not change. */
+static int fold_norm(const struct llama_part *p, const struct llama_call *c, int rows, int hidden)
 {
-    return c->seq == 1 && gemm_rows_norm_fits(rows, hidden);
+    return p->fold_norm && c->seq == 1 && gemm_rows_norm_fits(rows, hidden);
 }
 
 static int layer_local(const struct llama_part *p, int layer, int *local)
@@ -90,7 +91,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
     bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
-    if (fold_norm(c, rows, H)) {
+    if (fold_norm(p, c, rows, H)) {
         PB_TRY(gemm_rows_norm(h, w.attn_norm, eps, w.wqkv, p->qkv, rows, x->qkv_n, H, s, pdl));
     } else {
         PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, eps, s, pdl));
@@ -106,7 +107,6 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
                            c->batch, c->seq, c->batch_offset, c->pos, c->pos_device,
                            x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
     aa.pdl = p->d.programmatic_launch;
-    aa.counters = p->attn_counters;
     PB_TRY(c->seq == 1 ? attn_decode(&aa, s) : attn_prefill(&aa, s));
     /* rank 0 adds its partial to the residual; other ranks leave only their partial,
      * so summing the hidden buffers over ranks completes the residual add */
@@ -125,7 +125,7 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
     bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
-    if (fold_norm(c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
+    if (fold_norm(p, c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one GEMV, the same bits */
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
@@ -167,7 +167,7 @@ int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s)
     if (c->seq == 1) {
         rows = c->batch;
         logits = p->logits + (size_t)c->batch_offset * x->vocab_l;
-        if (fold_norm(c, rows, H))
+        if (fold_norm(p, c, rows, H))
             return gemm_rows_norm(h, head + p->hl.norm, (float)p->m.rms_eps, head + p->hl.lm_head, logits, rows,
                                   x->vocab_l, H, s, p->d.programmatic_launch);
         PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s,

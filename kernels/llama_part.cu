@@ -102,7 +102,6 @@ void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, c
     TAKE(act, layers ? rows * x->inter_l * 2 : 0);
     TAKE(inv_freq, layers ? (size_t)x->hd / 2 * sizeof(float) : 0);
     TAKE(partials, layers ? attn_decode_partials_floats(d->max_batch, x->hq, x->hd, d->max_context) * sizeof(float) : 0);
-    TAKE(counters, layers ? attn_decode_counters(d->max_batch, x->hq) * sizeof(unsigned) : 0);
     TAKE(workspace, work ? GEMM_WORKSPACE_BYTES : 0);
 #undef TAKE
     al->total = b;
@@ -164,6 +163,7 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     if (!p) return pb_fail("llama part: out of host memory");
     p->m = *m;
     p->d = *d;
+    p->fold_norm = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
         free(p);
         return PB_ERR;
@@ -215,9 +215,7 @@ static int part_alloc(struct llama_part *p)
     p->act = (bf16 *)(a + al->act);
     p->inv_freq = (float *)(a + al->inv_freq);
     p->partials = (float *)(a + al->partials);
-    p->attn_counters = (unsigned *)(a + al->counters);
-    /* The attention decode counters must start at zero; beyond them nothing is read
-     * unwritten, but a zeroed arena keeps a bug's symptoms stable. */
+    /* Nothing is ever read unwritten, but a zeroed arena keeps a bug's symptoms stable. */
     cudaCheck(cudaMemset(p->arena, 0, al->total));
 
     const struct part_dims *x = &p->dims;

@@ -136,7 +136,6 @@ int main(int argc, char **argv)
         }, 2, 10, s);
         struct attn_args aa = {p->q, p->k_cache, p->v_cache, p->attn, batch, seq, 0, 0, NULL,
                                x->hq, x->hkv, x->hd, d.max_context, p->partials};
-        aa.counters = p->attn_counters;
         double attn = time_ms([&] {
             for (int l = 0; l < m.layers; l++) TRY(attn_prefill(&aa, s));
         }, 2, 10, s);
@@ -181,12 +180,14 @@ int main(int argc, char **argv)
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
     }
-    const int batches[3] = {1, 1, 16};
+    /* batch 1 without programmatic launch, with it, with it and the norms folded; batch 16 */
+    const int batches[4] = {1, 1, 1, 16};
     const int prompt = 128, steps = 128;
     double weight_bytes = (double)m.layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 4; c++) {
         int batch = batches[c];
-        p->d.programmatic_launch = c != 0;  /* batch 1 first without, then with */
+        p->d.programmatic_launch = c != 0;
+        p->fold_norm = c == 2;
         fill_tokens(p, batch * prompt, m.vocab);
         struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
         TRY(llama_embed(p, &pre, s));
@@ -220,9 +221,9 @@ int main(int argc, char **argv)
         CU(cudaEventElapsedTime(&ms, a, b));
         double step_ms = ms / steps, tps = batch * 1000.0 / step_ms;
         double floor_ms = weight_bytes / (copy_gbs * 1e6);
-        printf("decode batch %d%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
+        printf("decode batch %d%s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
                "(%.2f GB of weights at the copy rate) = %.0f steps/s | ratio %.2f\n",
-               batch, p->d.programmatic_launch ? "" : " (no PDL)", prompt + 1, prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms,
+               batch, p->d.programmatic_launch ? "" : " (no PDL)", p->fold_norm ? " (norms folded)" : "", prompt + 1, prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms,
                step_ms / floor_ms);
         CU(cudaGraphExecDestroy(exec));
         CU(cudaGraphDestroy(graph));
