@@ -227,8 +227,6 @@ static int machine_budgets(const struct options *o, const int *ordinal, int n, s
 
 /* Only the pipeline reads workload.microbatches (strategies/pipeline.c); the
  * others would repeat the same run for every count of a --microbatches sweep. */
-static int uses_microbatches(const char *strategy) { return strcmp(strategy, "pipeline") == 0; }
-
 /* --predict: --gpu-profile, else the shipped profile of GPU 0's kind. */
 static int load_prediction_profile(const struct options *o, const struct run_env *env, struct device_profile *prof)
 {
@@ -282,7 +280,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     for (int i = 0; i < o->n_strategies; i++) if (strcmp(o->strategies[i], "single")) order[no++] = o->strategies[i];
     int points = 0;
     for (int mi = 0; mi < nm; mi++)
-        for (int i = 0; i < no; i++) points += mi == 0 || uses_microbatches(order[i]);
+        for (int i = 0; i < no; i++) points += mi == 0 || strategy_takes_microbatches(order[i]);
     points *= nb * ns;
     int k = 0, failed = 0;
     for (int bi = 0; bi < nb; bi++)
@@ -297,7 +295,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
                 printf("\n");
                 print_header(pp != NULL);
                 for (int si2 = 0; si2 < no; si2++) {
-                    if (mi > 0 && !uses_microbatches(order[si2])) continue;
+                    if (mi > 0 && !strategy_takes_microbatches(order[si2])) continue;
                     struct point_result *r = &res[k];
                     snprintf(r->strategy, sizeof r->strategy, "%s", order[si2]);
                     r->w = (struct workload){.batch = b, .seq = s, .context = s, .microbatches = mb,
@@ -308,7 +306,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
                     tptr[k] = &traces[k];
                     if (points > 1)
                         fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, points,
-                                r->strategy, b, s, uses_microbatches(r->strategy) ? mb : 1);
+                                r->strategy, b, s, strategy_takes_microbatches(r->strategy) ? mb : 1);
                     r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
                     if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
                     if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;

@@ -222,7 +222,7 @@ int plan_run(const struct options *o, const struct model_spec *m, const char *di
                 for (int s = 0; s < o->n_strategies; s++) {
                     const struct strategy *st = strategy_find(o->strategies[s]);
                     /* only the pipeline takes a microbatch count; others plan once per point */
-                    if (mb > 0 && strcmp(st->name, "pipeline")) continue;
+                    if (mb > 0 && !st->takes_microbatches) continue;
                     struct workload w = workload_make(o, o->batches[b], o->seqs[q], o->microbatches[mb]);
                     plan_compute(m, st, &w, &o->machine, &e[n]);
                     plan_print(stdout, &e[n]);

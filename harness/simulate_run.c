@@ -305,6 +305,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
         for (int b = 0; b < o->n_batches; b++)
             for (int q = 0; q < o->n_seqs; q++)
                 for (int k = 0; k < (o->n_microbatches ? o->n_microbatches : 1); k++) {
+                    if (k > 0 && !st->takes_microbatches) continue;
                     struct workload w = {.batch = o->batches[b], .seq = o->seqs[q], .context = o->seqs[q],
                                          .microbatches = o->n_microbatches ? o->microbatches[k] : 0,
                                          .mode = MODE_PREFILL, .dtype = o->dtype};

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out=results/reference-predicted
 rm -rf "$out.new"
 build/bench --model models/llama-2-7b.json --simulate --gpu-profile h200 --gpus 2 \
-    --batch 8 --seq 512 --explain --plot --out "$out.new"
+    --batch 8 --seq 512 --microbatches 2,4,8 --explain --plot --out "$out.new"
 # keep what a reader opens; the SVGs and plot data are rebuilt by `bench plot DIR`
 rm -rf "$out.new/plot-data" "$out.new"/*.svg
 rm -rf "$out" && mv "$out.new" "$out"

@@ -37,4 +37,5 @@ const struct strategy pipeline_strategy = {
     .help = "optimal's stages running m microbatches at once, GPipe (--microbatches, default 2 x stages)",
     .place = pipeline_place,
     .plan = pipeline_plan,
+    .takes_microbatches = 1,
 };

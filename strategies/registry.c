@@ -16,3 +16,9 @@ const struct strategy *strategy_find(const char *name)
         if (!strcmp(strategies[i]->name, name)) return strategies[i];
     return NULL;
 }
+
+int strategy_takes_microbatches(const char *name)
+{
+    const struct strategy *s = strategy_find(name);
+    return s && s->takes_microbatches;
+}

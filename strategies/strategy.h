@@ -104,7 +104,11 @@ struct strategy {
     /* Turn a placement and workload into a schedule. */
     int (*plan)(const struct model_spec *m, const struct placement *p, const struct workload *w,
                 struct schedule *out);
+    int takes_microbatches;   /* 1: a sweep over --microbatches plans it once per count */
 };
+
+/* Whether a sweep point with microbatch index k > 0 applies to the named strategy. */
+int strategy_takes_microbatches(const char *name);
 
 /* Registry: NULL-terminated list, and lookup by name. */
 extern const struct strategy *const strategies[];

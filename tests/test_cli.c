@@ -141,3 +141,24 @@ TEST(test_plan_sweeps_batches_and_microbatches)
     CHECK(root && cJSON_GetArraySize(cJSON_GetObjectItem(root, "strategies")) == 6);
     cJSON_Delete(root);
 }
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int n = 0, c;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+TEST(test_simulated_sweep_repeats_only_the_pipeline_per_microbatch_count)
+{
+    char dir[64], args[256], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --strategy single,pipeline --simulate --gpu-profile h100 "
+             "--gpus 2 --batch 8 --seq 64 --microbatches 2,4 --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    CHECK_EQ_INT(count_lines(path), 1 + 3);   /* header, single, pipeline m=2, pipeline m=4 */
+}
