@@ -15,6 +15,7 @@ run() { local name=$1; shift; step "$name: $*"; "$@" > "$out/$name.log" 2>&1; ec
 nvidia-smi -L > "$out/gpu.txt" 2>&1
 git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true
 run test_gpu build/test_gpu
+[ -x build/bench_kernels ] && run bench_kernels build/bench_kernels "$model"
 run calibrate build/bench --calibrate --out "$out/calibrate"
 profile=$(ls "$out"/calibrate/*.json 2>/dev/null | head -1)
 pred=(--predict)
