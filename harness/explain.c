@@ -205,6 +205,18 @@ static void one_at_a_time(struct text *t, const struct point_result *p, const st
     end_paragraph(t);
 }
 
+/* Distinct CUDA ordinals among a point's logical devices (--devices 0,0 gives 1). */
+static int physical_gpus(const struct point_result *p)
+{
+    int n = 0;
+    for (int d = 0; d < p->n_devices; d++) {
+        int seen = 0;
+        for (int e = 0; e < d; e++) seen |= p->ordinal[e] == p->ordinal[d];
+        n += !seen;
+    }
+    return n;
+}
+
 static void pipeline(struct text *t, const struct point_result *r, int n, int g, const struct point_result *naive,
                      const struct point_result *single)
 {
@@ -238,7 +250,11 @@ static void pipeline(struct text *t, const struct point_result *r, int n, int g,
                 say(t, "%s m=%d %.0f tokens/s", k++ ? "," : "", r[i].microbatches, r[i].tokens_per_s);
         say(t, " (more microbatches shrink the bubble but give each kernel fewer rows).");
     }
-    if (base && p->p50_ms >= base->p50_ms)
+    if (base && p->p50_ms >= base->p50_ms && !t->pred[0] && physical_gpus(p) < p->n_devices)
+        say(t, " Here it does not beat %s: its %d stages share %d GPU%s (--devices), so overlapping them "
+               "cannot add compute; on separate GPUs the same schedule overlaps.", base->strategy,
+            p->n_devices, physical_gpus(p), physical_gpus(p) == 1 ? "" : "s");
+    else if (base && p->p50_ms >= base->p50_ms)
         say(t, " Here it does not beat %s: the microbatches are too small for the GPUs to stay efficient, or "
                "the copies and waits cost more than the overlap saves.", base->strategy);
     end_paragraph(t);
@@ -274,7 +290,12 @@ static void best(struct text *t, const struct point_result *r, int n, int g, con
         end_paragraph(t);
         return;
     }
-    say(t, "Best for %s here on %d GPU%s: %s", model, gpus, gpus == 1 ? "" : "s", b->strategy);
+    int physical = t->pred[0] ? gpus : physical_gpus(b);
+    if (physical < gpus)
+        say(t, "Best for %s here on %d logical devices sharing %d GPU%s: %s", model, gpus, physical,
+            physical == 1 ? "" : "s", b->strategy);
+    else
+        say(t, "Best for %s here on %d GPU%s: %s", model, gpus, gpus == 1 ? "" : "s", b->strategy);
     if (b->microbatches > 1) say(t, " with %d microbatches", b->microbatches);
     say(t, ", %s%.0f tokens/s", t->pred, b->tokens_per_s);
     if (single && single->ok && b != single) say(t, " (%.2fx single)", single->p50_ms / b->p50_ms);

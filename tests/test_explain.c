@@ -94,3 +94,17 @@ TEST(test_explain_writes_explain_txt)
     if (f) fclose(f);
     synthetic_run_free(&s);
 }
+
+TEST(test_explain_says_when_logical_devices_share_one_gpu)
+{
+    struct synthetic_run s;
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    for (int i = 0; i < s.n; i++) s.r[i].ordinal[1] = 0;   /* --devices 0,0 */
+    s.r[3].p50_ms = s.r[4].p50_ms = s.r[1].p50_ms * 1.05;  /* the pipeline loses on one GPU */
+    s.r[3].tokens_per_s = s.r[4].tokens_per_s = 1;
+    s.r[5].ok = 0;                                         /* tp needs distinct GPUs */
+    explain_n(&s, s.n);
+    CHECK(strstr(text, "stages share 1 GPU (--devices), so overlapping them cannot add compute"));
+    CHECK(strstr(text, "on 2 logical devices sharing 1 GPU"));
+    synthetic_run_free(&s);
+}
