@@ -8,8 +8,10 @@
  *    microbatches that split the batch keep the algorithm. For the short class the
  *    candidates are timed once (gemm_prepare) and the fastest kept, the same for
  *    every part of the process;
- *  - our GEMV for one-token steps (decode), where a tile-based GEMM would leave
- *    most of the GPU idle; it reduces over K in a fixed order. */
+ *  - for one-token steps (decode), where a tile-based GEMM would leave most of
+ *    the GPU idle, a tensor-core kernel that streams each weight once for all
+ *    rows (gemm_skinny), or our GEMV (gemm_rows, CUDA cores; what the folded
+ *    norms need); each reduces over K in a fixed order. */
 #ifndef PB_GEMM_H
 #define PB_GEMM_H
 #include <stdint.h>
@@ -67,6 +69,22 @@ int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16
 int gemm_rows_norm_fits(int m, int k);
 int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,
                    __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
+/* Tensor-core path for one-token steps (gemm_skinny.cu): the weights streamed once
+ * for all rows (up to 64 rows a block, more rows take more blocks), mma.sync bf16
+ * with fp32 sums. A row's bits depend on K alone, never on the row count, but
+ * they are not gemm_rows' bits: a decode step uses one path for all its linears.
+ * K a multiple of 8, pointers 16-byte aligned. */
+int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                int accumulate, cudaStream_t s, int pdl = 0);
+/* The same with a fixed number of 16-column tiles a block (1 or 2; gemm_skinny
+ * takes gemm_skinny_col_tiles(m)): the same bits, for the benchmark to compare. */
+int gemm_skinny_col_tiles(int m);
+int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                   int accumulate, int mt, cudaStream_t s, int pdl = 0);
+/* act = silu(x W_gate^T) * (x W_up^T), bit for bit gemm_skinny into [m, 2 inter]
+ * then k_swiglu, in one launch (w_gate_up = [gate; up]). */
+int gemm_skinny_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,
+                       int k, cudaStream_t s, int pdl = 0);
 /* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up] ([2 inter, K]),
  * bit for bit gemm_rows into [m, 2 inter] then k_swiglu, in one launch. */
 int gemm_rows_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,

@@ -22,20 +22,26 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
     return PB_OK;
 }
 
-/* One-token steps use the GEMV, everything else cuBLASLt (algorithm class by prompt
- * length); the choice depends only on seq, which microbatching never changes, so
- * the bits do not either. */
+/* One-token steps use the tensor-core skinny kernel (or the GEMV, which the folded
+ * norms need), everything else cuBLASLt (algorithm class by prompt length); the
+ * choice depends only on seq and the part's settings, which microbatching never
+ * changes, so the bits do not either. */
+static int decode_gemv(const struct llama_part *p) { return p->decode_gemv || p->fold_norm; }
+
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
                   int n, int k, int accumulate, cudaStream_t s)
 {
-    if (c->seq == 1) return gemm_rows(x, w, y, m, n, k, accumulate, s, p->d.programmatic_launch);
+    int pdl = p->d.programmatic_launch;
+    if (c->seq == 1 && decode_gemv(p)) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
+    if (c->seq == 1) return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
     return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
 }
 
 /* One-token steps can fold each RMSNorm into the GEMV after it (gemm_rows_norm):
  * the same bits as k_rmsnorm + GEMV, one launch fewer, but each warp recomputes
  * its rows' norms, and on an H100 that cost more than the launch (docs/PERF.md),
- * so it is off unless p->fold_norm is set. Either way the bits do not change. */
+ * so it is off unless p->fold_norm is set. It puts the whole step on the GEMV,
+ * whose bits are not the tensor-core kernel's. */
 static int fold_norm(const struct llama_part *p, const struct llama_call *c, int rows, int hidden)
 {
     return p->fold_norm && c->seq == 1 && gemm_rows_norm_fits(rows, hidden);
@@ -127,9 +133,10 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
-    } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one GEMV, the same bits */
+    } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
-        PB_TRY(gemm_rows_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
+        if (decode_gemv(p)) PB_TRY(gemm_rows_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
+        else PB_TRY(gemm_skinny_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else {
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));

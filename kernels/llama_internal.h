@@ -60,7 +60,10 @@ struct llama_part {
     struct gemm_ctx gemm;
     int gemm_ready;
     int fold_norm;                     /* one-token steps fold RMSNorm into the GEMV: 0 from creation,
-                                        * as it measured slower (docs/PERF.md); the benchmark times it */
+                                        * as it measured slower (docs/PERF.md); the benchmark times it.
+                                        * It implies decode_gemv (the fold is a GEMV prologue) */
+    int decode_gemv;                   /* one-token steps on the CUDA-core GEMV instead of the tensor-core
+                                        * kernel: 0 from creation; other bits, so for comparisons only */
 };
 
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)

@@ -164,6 +164,7 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->m = *m;
     p->d = *d;
     p->fold_norm = 0;
+    p->decode_gemv = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
         free(p);
         return PB_ERR;

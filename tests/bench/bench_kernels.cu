@@ -100,8 +100,8 @@ int main(int argc, char **argv)
         CU(cudaFree(y));
     }
     const struct part_dims *x = &p->dims;
-    const int prefills[2][2] = {{8, 512}, {1, 128}};
-    for (int c = 0; c < 2; c++) {
+    const int prefills[3][2] = {{8, 512}, {1, 128}, {4, 128}};
+    for (int c = 0; c < 3; c++) {
         int batch = prefills[c][0], seq = prefills[c][1], rows = batch * seq;
         fill_tokens(p, rows, m.vocab);
         struct llama_call call = {0, batch, seq, 0, NULL, 0};
@@ -179,14 +179,41 @@ int main(int argc, char **argv)
         }
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
+        /* the tensor-core decode kernel, at 1, 16 and 64 rows, with the column tiles
+         * gemm_skinny picks and with the other count (same bits) */
+        const int rows_list[3] = {1, 16, 64};
+        for (int r = 0; r < 3; r++) {
+            double pick_ms = 0, other_ms = 0;
+            for (int i = 0; i < 5; i++) {
+                int mt = gemm_skinny_col_tiles(rows_list[r]);
+                for (int v = 0; v < 2; v++) {
+                    int use = v ? 3 - mt : mt;
+                    double ms = time_ms([&] {
+                        for (int l = 0; l < sh[i].layers; l++) {
+                            const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
+                            TRY(gemm_skinny_mt(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, use, s));
+                        }
+                    }, 2, 10, s);
+                    double bytes = (double)sh[i].n * sh[i].k * 2 * sh[i].layers;
+                    (v ? other_ms : pick_ms) += ms;
+                    printf("skinny %2d rows %-7s %d col tile%s: %.3f ms = %.1f%% of copy%s\n", rows_list[r], sh[i].name,
+                           use, use > 1 ? "s" : " ", ms, 100.0 * bytes / (ms * 1e6) / copy_gbs, v ? " (other)" : "");
+                }
+            }
+            printf("skinny %d rows, all weights: %.3f ms = %.1f%% of copy (other column tiles %.3f ms = %.1f%%)\n",
+                   rows_list[r], pick_ms, 100.0 * all_bytes / (pick_ms * 1e6) / copy_gbs, other_ms,
+                   100.0 * all_bytes / (other_ms * 1e6) / copy_gbs);
+        }
     }
-    /* batch 1 without programmatic launch, with it, with it and the norms folded; batch 16 */
-    const int batches[4] = {1, 1, 1, 16};
+    /* programmatic launch throughout: batch 1 on the tensor-core kernel, on the
+     * GEMV, on the GEMV with the norms folded; batch 16 on each path */
+    const int batches[5] = {1, 1, 1, 16, 16}, gemv[5] = {0, 1, 1, 0, 1};
     const int prompt = 128, steps = 128;
     double weight_bytes = (double)m.layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         int batch = batches[c];
-        p->d.programmatic_launch = c != 0;
+        p->d.programmatic_launch = 1;
+        p->decode_gemv = gemv[c];
         p->fold_norm = c == 2;
         fill_tokens(p, batch * prompt, m.vocab);
         struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
@@ -221,10 +248,10 @@ int main(int argc, char **argv)
         CU(cudaEventElapsedTime(&ms, a, b));
         double step_ms = ms / steps, tps = batch * 1000.0 / step_ms;
         double floor_ms = weight_bytes / (copy_gbs * 1e6);
-        printf("decode batch %d%s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
+        printf("decode batch %d %s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
                "(%.2f GB of weights at the copy rate) = %.0f steps/s | ratio %.2f\n",
-               batch, p->d.programmatic_launch ? "" : " (no PDL)", p->fold_norm ? " (norms folded)" : "", prompt + 1, prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms,
-               step_ms / floor_ms);
+               batch, p->decode_gemv ? "GEMV" : "tensor-core", p->fold_norm ? " (norms folded)" : "", prompt + 1,
+               prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms, step_ms / floor_ms);
         CU(cudaGraphExecDestroy(exec));
         CU(cudaGraphDestroy(graph));
         CU(cudaFree(dpos));

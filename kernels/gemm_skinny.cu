@@ -1,0 +1,219 @@
+/* Decode linear layers on the tensor cores: Y[M, N] = X[M, K] W[N, K]^T for a few
+ * rows (one-token steps), the weights streamed once for all rows; see gemm.h.
+ *
+ * Why tensor cores for a memory-bound product: the GEMV (gemm.cu) does each
+ * multiply-add on the CUDA cores, and at 16 rows that arithmetic (16 FMAs per
+ * weight, plus unpacking) costs more than streaming the weight; mma.sync does it
+ * for free, so the kernel stays at the weight-bytes rate up to 64 rows.
+ *
+ * Layout. The weights are the mma's A operand (16 output columns a tile), the rows
+ * of X its B operand (8 rows a tile), so one tile of weights serves every row tile.
+ * K goes in chunks of 32: lane (g = lane / 4, t = lane % 4) loads the 16 bytes
+ * [8t, 8t + 8) of the chunk from weight rows g and g + 8 and from X row g. The
+ * reduction over K is a sum, so K may be permuted freely as long as A and B see
+ * the same permutation: physical k 8t..8t+3 play the mma's logical k 2t, 2t + 1,
+ * 2t + 8, 2t + 9 of the first k16 step and 8t+4..8t+7 those of the second. That
+ * gives 16-byte, 64-byte-contiguous loads and no shared-memory staging.
+ *
+ * Bits. The 8 warps of a block split K by chunks (warp w takes chunks w, w + 8,
+ * ...), each accumulating in fp32 in ascending order; warp 0 then adds the others'
+ * sums in the order 1..7. A tensor core computes each output element from its own
+ * row and column alone. So an element's arithmetic depends on K only: not on how
+ * many rows share the call, where a row sits in its tile, how many column tiles a
+ * block takes, or on the rows being chunked over blocks. It is not the GEMV's
+ * arithmetic: the decode path uses one or the other for all its row counts. */
+#include "gemm.h"
+#include "cuda_check.h"
+#include "pdl.h"
+
+typedef __nv_bfloat16 bf16;
+
+#define SK_WARPS 8        /* K split over the warps of a block: fixed, it sets the order of the sums */
+#define SK_MAX_NT 8       /* row tiles of 8 a block: 64 rows; more rows take more blocks (grid y) */
+#define SK_U 4            /* chunks in flight per warp and weight row: 4 x 16 B x 2 rows x MT per lane */
+
+__device__ __forceinline__ uint4 sk_load_stream(const uint4 *p)
+{
+    /* Weights are read once per step: keep them out of L1 so the rows of X stay. */
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ void sk_mma(float d[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                       uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/* NT row tiles of 8 rows, MT column tiles of 16 weight rows per block. SWIGLU:
+ * MT = 2, tile 0 the gate rows [c, c + 16) and tile 1 the up rows n + c..., so the
+ * epilogue writes silu(gate) * up as k_swiglu rounds it. */
+template <int NT, int MT, bool SWIGLU>
+__global__ void __launch_bounds__(SK_WARPS * 32)
+skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
+              int accumulate)
+{
+    __shared__ float red[SK_WARPS - 1][NT * 4][32];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int col0 = blockIdx.x * 16 * (SWIGLU ? 1 : MT);
+    int row0 = blockIdx.y * 8 * NT;
+    int kv = k / 8, chunks = (kv + 3) / 4;
+    const uint4 *wp[MT][2];
+#pragma unroll
+    for (int q = 0; q < MT; q++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
+            wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
+        }
+    uint4 a[SK_U][MT][2];
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    /* the first weights stream before pdl_wait: no kernel writes them */
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        int idx = (warp + SK_WARPS * u) * 4 + t;
+#pragma unroll
+        for (int q = 0; q < MT; q++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : zero;
+    }
+    pdl_wait();
+    pdl_trigger();
+    const uint4 *xp[NT];
+#pragma unroll
+    for (int i = 0; i < NT; i++) xp[i] = (const uint4 *)(x + (size_t)min(row0 + i * 8 + g, m - 1) * k);
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int q = 0; q < MT; q++)
+#pragma unroll
+        for (int i = 0; i < NT; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
+    for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * SK_U) {
+        if (c0 != warp) {
+#pragma unroll
+            for (int u = 0; u < SK_U; u++) {
+                int idx = (c0 + SK_WARPS * u) * 4 + t;
+#pragma unroll
+                for (int q = 0; q < MT; q++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : zero;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < SK_U; u++) {
+            if (c0 + SK_WARPS * u >= chunks) break;  /* uniform over the warp: mma needs every lane */
+            int idx = (c0 + SK_WARPS * u) * 4 + t;
+#pragma unroll
+            for (int i = 0; i < NT; i++) {
+                /* past K (k not a multiple of 32) A and B are zero: adds +0 */
+                uint4 b = idx < kv ? __ldg(xp[i] + idx) : zero;
+#pragma unroll
+                for (int q = 0; q < MT; q++) {
+                    const uint4 lo = a[u][q][0], hi = a[u][q][1];
+                    sk_mma(acc[q][i], lo.x, hi.x, lo.y, hi.y, b.x, b.y);
+                    sk_mma(acc[q][i], lo.z, hi.z, lo.w, hi.w, b.z, b.w);
+                }
+            }
+        }
+    }
+    /* warp 0 adds the other warps' sums in a fixed order, one column tile at a time */
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        if (warp)
+#pragma unroll
+            for (int i = 0; i < NT; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) red[warp - 1][i * 4 + j][lane] = acc[q][i][j];
+        __syncthreads();
+        if (!warp)
+            for (int v = 0; v < SK_WARPS - 1; v++)
+#pragma unroll
+                for (int i = 0; i < NT; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) acc[q][i][j] += red[v][i * 4 + j][lane];
+        __syncthreads();
+    }
+    if (warp) return;
+    /* acc[q][i][j]: weight row (tile q) g + 8 (j / 2), X row i * 8 + 2 t + (j % 2) */
+#pragma unroll
+    for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int row = row0 + i * 8 + 2 * t + (j & 1);
+            if (row >= m) continue;
+            if (SWIGLU) {
+                int col = col0 + g + 8 * (j >> 1);
+                if (col >= n) continue;
+                /* k_swiglu's arithmetic on the bf16 values a plain product would have stored */
+                float gt = __bfloat162float(__float2bfloat16(acc[0][i][j]));
+                float up = __bfloat162float(__float2bfloat16(acc[MT - 1][i][j]));
+                float silu = __bfloat162float(__float2bfloat16(gt / (1.0f + expf(-gt))));
+                y[(size_t)row * n + col] = __float2bfloat16(silu * up);
+            } else {
+#pragma unroll
+                for (int q = 0; q < MT; q++) {
+                    int col = col0 + q * 16 + g + 8 * (j >> 1);
+                    if (col >= n) continue;
+                    bf16 *out = y + (size_t)row * n + col;
+                    float v = acc[q][i][j];
+                    if (accumulate) v += __bfloat162float(*out);
+                    *out = __float2bfloat16(v);
+                }
+            }
+        }
+}
+
+template <int NT, int MT, bool SWIGLU>
+static int skinny_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
+                         int pdl)
+{
+    int cols = 16 * (SWIGLU ? 1 : MT);
+    dim3 grid((n + cols - 1) / cols, (m + 8 * NT - 1) / (8 * NT));
+    cudaCheck(pdl_launch(skinny_kernel<NT, MT, SWIGLU>, grid, dim3(SK_WARPS * 32), 0, s, pdl, x, w, y, m, n, k,
+                         accumulate));
+    return PB_OK;
+}
+
+/* Row tiles by the row count: fewer tiles, less X traffic per weight byte. */
+template <int MT, bool SWIGLU>
+static int skinny_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
+                       int pdl)
+{
+    if (k % 8) return pb_fail("gemm_skinny: K=%d is not a multiple of 8", k);
+    if (m <= 0 || n <= 0) return PB_OK;
+    if (m <= 8) return skinny_launch<1, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+    if (m <= 16) return skinny_launch<2, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+    if (m <= 32) return skinny_launch<4, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+    return skinny_launch<SK_MAX_NT, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+}
+
+/* Column tiles a block: two halve the X traffic per weight byte (it comes from L2,
+ * and at 16 rows it is as many bytes as the weights), one doubles the blocks. On an
+ * H100 one tile streamed faster at 1 row for most Llama-2-7B shapes, two at 16 and
+ * 64 rows for all of them (docs/PERF.md). The bits are the same either way. */
+int gemm_skinny_col_tiles(int m) { return m <= 8 ? 1 : 2; }
+
+int gemm_skinny_mt(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int mt,
+                   cudaStream_t s, int pdl)
+{
+    if (mt == 2) return skinny_rows<2, false>(x, w, y, m, n, k, accumulate, s, pdl);
+    return skinny_rows<1, false>(x, w, y, m, n, k, accumulate, s, pdl);
+}
+
+int gemm_skinny(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
+{
+    return gemm_skinny_mt(x, w, y, m, n, k, accumulate, gemm_skinny_col_tiles(m), s, pdl);
+}
+
+int gemm_skinny_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
+                       int pdl)
+{
+    return skinny_rows<2, true>(x, w_gate_up, act, m, inter, k, 0, s, pdl);
+}
