@@ -33,4 +33,11 @@ if [ -x build/bench-mpi ] && command -v mpirun >/dev/null; then
     run mpi_ref build/bench -m models/llama-tiny.json --devices 0 -s single,naive,pipeline \
         -b 4 -q 64 -n 5 -w 2 --out "$out/mpi_ref"
 fi
+# The peer stack beside ours, rows appended to the same summary.csv files.
+if python3 -c "import torch, transformers, accelerate" 2>/dev/null; then
+    run peer_tiny python3 scripts/peer_hf.py --model models/llama-tiny.json --gpus 1 \
+        --strategies hf-single,hf-naive,hf-auto --batch 4 --seq 64 --iters 5 --warmup 2 --out "$out/mpi_ref"
+    run peer_1x128 python3 scripts/peer_hf.py --model "$model" --gpus 1 --strategies hf-single,hf-auto \
+        --batch 1 --seq 128 --iters 10 --warmup 3 --out "$out/prefill_1x128"
+fi
 step done
