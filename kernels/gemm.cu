@@ -8,10 +8,12 @@
 
 typedef __nv_bfloat16 bf16;
 
-int gemm_init(struct gemm_ctx *g, void *workspace)
+int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows)
 {
+    if (max_rows < 1) return pb_fail("gemm_init: max_rows %d must be positive", max_rows);
     g->n_shapes = 0;
     g->workspace = workspace;
+    g->tune_rows = max_rows < GEMM_TUNE_ROWS_MAX ? max_rows : GEMM_TUNE_ROWS_MAX;
     cublasCheck(cublasLtCreate(&g->lt));
     cublasCheck(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     /* Weights are [N, K] row-major (as Hugging Face stores them), i.e. column-major
@@ -96,19 +98,21 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
 /* Short prompts are bound by weight bytes, and the heuristic's first choice for
  * them is often a tile that leaves most SMs idle (N / tile_n blocks when M fits one
  * tile). So the candidates are timed once on patterned data (not zeros, which run
- * faster than real values). The class holds one prompt of 128 tokens and four
- * (512 rows) alike, and one algorithm must serve both (a row's bits may not depend
- * on the batch), so each candidate is timed at M = 128 and M = 512 and the one with
- * the least sum of its two slowdowns against the fastest at each M is kept (tuned
- * at 128 alone, 4 x 128 ran 40% over its roofline). Nothing is timed if the
+ * faster than real values) at the part's own row count: one prompt of 128 tokens
+ * and four (512 rows) want different tiles (one algorithm for both, chosen on the
+ * sum of the two slowdowns, cost 1x128 0.7 ms on an H100: docs/PERF.md), and a
+ * microbatch keeps its part's algorithm whatever its rows, so a row's bits never
+ * depend on the split. Candidates go in heuristic order, and a later one replaces
+ * the one kept only if it is more than TUNE_MARGIN faster: a near tie always goes
+ * to the same candidate, so processes that time separately (MPI ranks) agree
+ * unless two candidates differ by about the margin. Nothing is timed if the
  * temporary buffers do not fit: then the heuristic's order decides. */
-#define TUNE_M_SMALL 128
-#define TUNE_M_LARGE 512
+#define TUNE_MARGIN 0.05f
 static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
 {
     sh->algo = cand[0];
     if (count < 2) return PB_OK;
-    const int m = TUNE_M_LARGE;
+    const int m = g->tune_rows;
     int dev;
     cudaDeviceProp prop;
     cudaCheck(cudaGetDevice(&dev));
@@ -119,30 +123,25 @@ static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
     bf16 *x = NULL, *w = NULL, *y = NULL;
     cudaStream_t s = NULL;
     cudaEvent_t e0 = NULL, e1 = NULL;
+    uint64_t cols = (uint64_t)m;
     int ok = cudaMalloc((void **)&x, (size_t)m * sh->k * 2) == cudaSuccess &&
              cudaMalloc((void **)&w, nk * copies * 2) == cudaSuccess &&
              cudaMalloc((void **)&y, (size_t)m * sh->n * 2) == cudaSuccess &&
              cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess &&
              cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess;
-    float t[2][2 * GEMM_CANDIDATES], best[2] = {INFINITY, INFINITY};
     if (ok) {
         fill_pattern_kernel<<<1024, 256, 0, s>>>(x, (size_t)m * sh->k, 1.0f);
         fill_pattern_kernel<<<1024, 256, 0, s>>>(w, nk * copies, 0.02f);
-        ok = cudaGetLastError() == cudaSuccess;
-        for (int r = 0; ok && r < 2; r++) {
-            uint64_t cols = r ? TUNE_M_LARGE : TUNE_M_SMALL;
-            ok = cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0 &&
-                 cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0;
-            for (int i = 0; ok && i < count; i++) {
-                t[r][i] = time_algo(g, sh, &cand[i], x, w, copies, y, s, e0, e1);
-                if (t[r][i] < best[r]) best[r] = t[r][i];
-            }
-        }
-        float least = INFINITY;
-        for (int i = 0; ok && i < count; i++) {
-            float cost = t[0][i] / best[0] + t[1][i] / best[1];
-            if (cost < least) {
-                least = cost;
+        ok = cudaGetLastError() == cudaSuccess &&
+             cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0 &&
+             cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0;
+    }
+    if (ok) {
+        float kept = time_algo(g, sh, &cand[0], x, w, copies, y, s, e0, e1);
+        for (int i = 1; i < count; i++) {
+            float t = time_algo(g, sh, &cand[i], x, w, copies, y, s, e0, e1);
+            if (t < (1.0f - TUNE_MARGIN) * kept) {
+                kept = t;
                 sh->algo = cand[i];
             }
         }
@@ -157,13 +156,37 @@ static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
     return PB_OK;
 }
 
-/* The chosen short-prompt algorithm of each (N, K), shared by every part of the
- * process: timing is noisy, and two parts that chose differently would not agree
- * bit for bit (cpu offload against the same model on the device, say). Parts are
- * created one after another on one thread, as the executors do. All devices of a
- * run are taken to be the same model. */
-static struct { int n, k; cublasLtMatmulAlgo_t algo; } tuned[GEMM_MAX_SHAPES];
+/* The chosen short-prompt algorithm of each (N, K, tune_rows), shared by every
+ * context of the process: timing is noisy, and two parts of one run (same
+ * max_rows) that chose differently would not agree bit for bit (pipeline stages,
+ * cpu offload against the same model on the device). Parts are created one after
+ * another on one thread, as the executors do. All devices of a run are taken to be
+ * the same model. Entries are never dropped; once the table is full a new key is
+ * not timed but takes the heuristic's first choice, as every later part with that
+ * key will too. */
+#define GEMM_TUNED_MAX 128
+static struct { int n, k, rows; cublasLtMatmulAlgo_t algo; } tuned[GEMM_TUNED_MAX];
 static int n_tuned;
+
+/* Candidates of the short class: the heuristic's for tune_rows, then those for 128
+ * rows that it lacks; the order is the preference tune_short keeps on a near tie. */
+static int short_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *cand, int *count)
+{
+    PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, count));
+    if (g->tune_rows == 128) return PB_OK;
+    uint64_t cols = 128;
+    cublasLtMatmulAlgo_t more[GEMM_CANDIDATES];
+    int extra = 0;
+    cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
+    cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
+    PB_TRY(candidates(g, sh, more, GEMM_CANDIDATES, &extra));
+    for (int j = 0; j < extra; j++) {
+        int dup = 0;
+        for (int i = 0; i < *count && !dup; i++) dup = !memcmp(&cand[i], &more[j], sizeof more[j]);
+        if (!dup) cand[(*count)++] = more[j];
+    }
+    return PB_OK;
+}
 
 static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
 {
@@ -173,44 +196,29 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     sh->n = n;
     sh->k = k;
     sh->cls = cls;
-    int hm = cls == GEMM_CLASS_SHORT ? 128 : 4096;
+    int hm = cls == GEMM_CLASS_SHORT ? g->tune_rows : 4096;
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, hm, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, hm, n));
+    g->n_shapes++;  /* counted now, so gemm_destroy frees the layouts if a step below fails */
     cublasLtMatmulAlgo_t cand[2 * GEMM_CANDIDATES];
     int count = 0;
-    PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, &count));
+    if (cls == GEMM_CLASS_SHORT) PB_TRY(short_candidates(g, sh, cand, &count));
+    else PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, &count));
     if (!count) return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
     sh->algo = cand[0];
-    if (cls == GEMM_CLASS_SHORT) {
-        /* the heuristic's picks for 512 rows join those for 128 (duplicates dropped) */
-        uint64_t cols = TUNE_M_LARGE;
-        cublasLtMatmulAlgo_t more[GEMM_CANDIDATES];
-        int extra = 0;
-        cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
-        cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
-        PB_TRY(candidates(g, sh, more, GEMM_CANDIDATES, &extra));
-        for (int j = 0; j < extra; j++) {
-            int dup = 0;
-            for (int i = 0; i < count && !dup; i++) dup = !memcmp(&cand[i], &more[j], sizeof more[j]);
-            if (!dup) cand[count++] = more[j];
-        }
+    if (cls != GEMM_CLASS_SHORT) return PB_OK;
+    int i = 0;
+    while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == g->tune_rows)) i++;
+    if (i < n_tuned) {
+        sh->algo = tuned[i].algo;
+    } else if (n_tuned < GEMM_TUNED_MAX) {
+        PB_TRY(tune_short(g, sh, cand, count));
+        tuned[n_tuned].n = n;
+        tuned[n_tuned].k = k;
+        tuned[n_tuned].rows = g->tune_rows;
+        tuned[n_tuned++].algo = sh->algo;
     }
-    if (cls == GEMM_CLASS_SHORT) {
-        int i = 0;
-        while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k)) i++;
-        if (i < n_tuned) {
-            sh->algo = tuned[i].algo;
-        } else {
-            PB_TRY(tune_short(g, sh, cand, count));
-            if (n_tuned < GEMM_MAX_SHAPES) {
-                tuned[n_tuned].n = n;
-                tuned[n_tuned].k = k;
-                tuned[n_tuned++].algo = sh->algo;
-            }
-        }
-    }
-    g->n_shapes++;
     return PB_OK;
 }
 

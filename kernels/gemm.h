@@ -2,12 +2,13 @@
  * and out, fp32 accumulation. Two paths, each row-independent so that a row's
  * result never depends on how many rows share the call (microbatches must match
  * the whole batch bit for bit):
- *  - cuBLASLt for prefill, with ONE algorithm per (N, K, class) chosen once for a
- *    fixed M and with split-K reductions excluded. The class comes from the prompt
- *    length alone (short prompts want small tiles), never from the row count, so
- *    microbatches that split the batch keep the algorithm. For the short class the
- *    candidates are timed once (gemm_prepare) and the fastest kept, the same for
- *    every part of the process;
+ *  - cuBLASLt for prefill, with ONE algorithm per (N, K, class) in a context,
+ *    chosen when it is prepared, with split-K reductions excluded. The class comes
+ *    from the prompt length alone (short prompts want small tiles), never from the
+ *    call's row count, so microbatches that split the batch keep the algorithm. For
+ *    the short class the candidates are timed at the context's tune_rows (a part's
+ *    max_rows, capped), and the choice is shared by every context of the process
+ *    with the same (N, K, tune_rows), so all parts of one run agree;
  *  - for one-token steps (decode), where a tile-based GEMM would leave most of
  *    the GPU idle, a tensor-core kernel that streams each weight once for all
  *    rows (gemm_skinny), or our GEMV (gemm_rows, CUDA cores; what the folded
@@ -21,12 +22,15 @@
 #define GEMM_MAX_SHAPES 32
 #define GEMM_WORKSPACE_BYTES (32u << 20)
 #define GEMM_CANDIDATES 16   /* heuristic results asked for; short prompts time them all */
-/* Heuristics are asked for this M whatever the call's M, so every part (whatever
- * its max_rows) picks the same algorithm for a shape: 4096 for long prompts, 128
- * for prompts of at most GEMM_SHORT_SEQ tokens. */
+/* Long prompts take the heuristic's first choice for M = 4096 whatever the call's
+ * M, so every part picks the same algorithm. Prompts of at most GEMM_SHORT_SEQ
+ * tokens are bound by weight bytes, where the best tile depends on the rows: their
+ * candidates are timed at the part's own row count (gemm_init's max_rows, at most
+ * GEMM_TUNE_ROWS_MAX: beyond it tuning costs more and the ranking hardly moves). */
 #define GEMM_CLASS_LONG 0
 #define GEMM_CLASS_SHORT 1
 #define GEMM_SHORT_SEQ 256
+#define GEMM_TUNE_ROWS_MAX 512
 static inline int gemm_class_for_seq(int seq) { return seq <= GEMM_SHORT_SEQ ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG; }
 
 struct gemm_shape {
@@ -39,15 +43,17 @@ struct gemm_ctx {
     cublasLtHandle_t lt;
     cublasLtMatmulDesc_t desc;
     void *workspace;                 /* GEMM_WORKSPACE_BYTES of device memory */
+    int tune_rows;                   /* M the short class is timed at: min(max_rows, GEMM_TUNE_ROWS_MAX) */
     int n_shapes;
     struct gemm_shape shapes[GEMM_MAX_SHAPES];
 };
 
-/* Handle and descriptors; workspace is device memory the caller owns. */
-int gemm_init(struct gemm_ctx *g, void *workspace);
+/* Handle and descriptors; workspace is device memory the caller owns; max_rows the
+ * most rows a call will have (a part's max_rows), which sets tune_rows. */
+int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows);
 /* Choose and remember the algorithms (both classes) for one (N, K); once per shape at
- * setup. The first time a process prepares an (N, K) this times the short-prompt
- * candidates on temporary device buffers (freed before it returns). */
+ * setup. The first time a process prepares an (N, K) at a tune_rows this times the
+ * short-prompt candidates on temporary device buffers (freed before it returns). */
 int gemm_prepare(struct gemm_ctx *g, int n, int k);
 void gemm_destroy(struct gemm_ctx *g);
 

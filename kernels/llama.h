@@ -21,16 +21,30 @@ struct llama_part_desc {
     int rank, world;            /* tensor-parallel shard */
     int first_layer, n_layers;  /* layers held: [first_layer, first_layer + n_layers) */
     int has_embed, has_head;    /* embed_tokens; final norm + lm_head */
-    int max_batch;              /* sequences in the KV cache */
+    int max_batch;              /* sequences in the KV cache: the run's whole batch, also for a
+                                 * pipeline stage that sees it in microbatches. It picks the
+                                 * decode path (below) */
     int max_context;            /* KV cache length per sequence */
     int max_rows;               /* tokens of the whole batch in one pass (max_batch x longest seq);
-                                 * the hidden/logits/token buffers hold this many rows */
+                                 * the hidden/logits/token buffers hold this many rows. Short
+                                 * prompts' GEMM algorithms are tuned at this many rows (below) */
     int weights_on_host;        /* cpu offload: weights in pinned host memory, streamed per call */
     int programmatic_launch;    /* our kernels with programmatic dependent launch (kernels/pdl.h):
                                  * each starts while the one before it ends. A graph captured from
                                  * such calls has programmatic edges: introspect it with edge data */
 };
 
+/* Paths are chosen per part, never per call, so that a microbatch gives exactly
+ * the bits the whole batch gives for the same rows (both depend on the part alone):
+ *  - decode (one-token steps): max_batch == 1 runs every linear on the CUDA-core
+ *    GEMV, the fastest at one row; any larger max_batch runs them on the
+ *    tensor-core skinny kernel, whatever rows a call has, so a 1-row microbatch of
+ *    a 16-sequence pipeline uses the skinny kernel as the single run does. The two
+ *    paths give different bits, so parts of one run must share max_batch;
+ *  - prefill of prompts up to 256 tokens: one cuBLASLt algorithm per shape, timed
+ *    at the part's max_rows (capped at 512) and shared by every part of the process
+ *    with that max_rows. Separate processes (MPI ranks) time separately: a near tie
+ *    goes to the same candidate (kernels/gemm.cu), but that is not a guarantee. */
 struct llama_part;              /* opaque: weights, KV cache, scratch, cuBLAS handle */
 
 /* Device bytes a part needs (weights, KV cache, activations, workspace), to refuse early. */

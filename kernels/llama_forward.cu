@@ -22,10 +22,11 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
     return PB_OK;
 }
 
-/* One-token steps use the tensor-core skinny kernel (or the GEMV, which the folded
- * norms need), everything else cuBLASLt (algorithm class by prompt length); the
- * choice depends only on seq and the part's settings, which microbatching never
- * changes, so the bits do not either. */
+/* One-token steps use the part's decode path (llama.h: the GEMV when max_batch is 1,
+ * else the tensor-core skinny kernel; the folded norms need the GEMV), everything
+ * else cuBLASLt (algorithm class by prompt length, tuned at the part's max_rows).
+ * The choice depends only on seq and the part's settings, never on the call's
+ * rows, so a microbatch gets the bits the whole batch gets. */
 static int decode_gemv(const struct llama_part *p) { return p->decode_gemv || p->fold_norm; }
 
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,

@@ -63,7 +63,8 @@ struct llama_part {
                                         * as it measured slower (docs/PERF.md); the benchmark times it.
                                         * It implies decode_gemv (the fold is a GEMV prologue) */
     int decode_gemv;                   /* one-token steps on the CUDA-core GEMV instead of the tensor-core
-                                        * kernel: 0 from creation; other bits, so for comparisons only */
+                                        * kernel: set at creation from max_batch == 1 (llama.h says why);
+                                        * the benchmark flips it to time both paths on one part */
 };
 
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)
@@ -84,6 +85,10 @@ struct weight_piece {
 #define PIECES_HEAD (-2)
 int part_pieces(const struct llama_part *p, int local, struct weight_piece out[PIECES_MAX]);
 
+/* (Re)creates the part's GEMM context for calls of at most max_rows rows and
+ * prepares its shapes: creation passes d.max_rows; the benchmark passes a prefill's
+ * own rows, to time the algorithms a part sized for that prefill would use. */
+int part_gemm_setup(struct llama_part *p, int max_rows);
 int part_dims_make(const struct model_spec *m, const struct llama_part_desc *d, struct part_dims *out);
 void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, const struct part_dims *dims,
                   struct layer_layout *ll, struct head_layout *hl, struct arena_layout *al);

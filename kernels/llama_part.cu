@@ -164,7 +164,7 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->m = *m;
     p->d = *d;
     p->fold_norm = 0;
-    p->decode_gemv = 0;
+    p->decode_gemv = d->max_batch == 1;  /* the decode path of the part (llama.h) */
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
         free(p);
         return PB_ERR;
@@ -226,10 +226,18 @@ static int part_alloc(struct llama_part *p)
         cudaCheck(cudaMemcpy(p->inv_freq, inv, x->hd / 2 * sizeof(float), cudaMemcpyHostToDevice));
         PB_TRY(attn_setup());
     }
-    if (d->n_layers || d->has_head) {
-        PB_TRY(gemm_init(&p->gemm, a + al->workspace));
-        p->gemm_ready = 1;
-    }
+    return part_gemm_setup(p, d->max_rows);
+}
+
+int part_gemm_setup(struct llama_part *p, int max_rows)
+{
+    const struct llama_part_desc *d = &p->d;
+    const struct part_dims *x = &p->dims;
+    if (!d->n_layers && !d->has_head) return PB_OK;
+    if (p->gemm_ready) gemm_destroy(&p->gemm);
+    p->gemm_ready = 0;
+    PB_TRY(gemm_init(&p->gemm, p->arena + p->al.workspace, max_rows));
+    p->gemm_ready = 1;
     if (d->n_layers) {
         PB_TRY(gemm_prepare(&p->gemm, x->qkv_n, x->hidden));
         PB_TRY(gemm_prepare(&p->gemm, x->hidden, x->q_dim));

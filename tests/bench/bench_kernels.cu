@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     {
         const int n = 8192;
         struct gemm_ctx g;
-        TRY(gemm_init(&g, p->gemm.workspace));
+        TRY(gemm_init(&g, p->gemm.workspace, n));
         TRY(gemm_prepare(&g, n, n));
         bf16 *x, *w, *y;
         CU(cudaMalloc((void **)&x, (size_t)n * n * 2));
@@ -103,6 +103,8 @@ int main(int argc, char **argv)
     const int prefills[3][2] = {{8, 512}, {1, 128}, {4, 128}};
     for (int c = 0; c < 3; c++) {
         int batch = prefills[c][0], seq = prefills[c][1], rows = batch * seq;
+        /* the algorithms a part sized for this prefill (max_rows = rows) would use */
+        TRY(part_gemm_setup(p, rows));
         fill_tokens(p, rows, m.vocab);
         struct llama_call call = {0, batch, seq, 0, NULL, 0};
         int cls = gemm_class_for_seq(seq);
@@ -141,8 +143,8 @@ int main(int argc, char **argv)
         }, 2, 10, s);
         double flops = (double)m.layers * model_layer_flops(&m, batch, seq, seq) + model_head_flops(&m, rows);
         double bytes_floor = (double)(m.layers * p->ll.elems + p->hl.elems) * 2 / (copy_gbs * 1e6);
-        printf("prefill %dx%d: forward %.2f ms (graph %.2f ms) | GEMMs alone %.2f ms | ratio %.3f (graph %.3f) | "
-               "attention alone %.2f ms | %.0f TFLOP/s overall | weight-bytes floor %.2f ms\n", batch, seq, fwd,
+        printf("prefill %dx%d (short GEMMs tuned at %d rows): forward %.2f ms (graph %.2f ms) | GEMMs alone %.2f ms | ratio %.3f (graph %.3f) | "
+               "attention alone %.2f ms | %.0f TFLOP/s overall | weight-bytes floor %.2f ms\n", batch, seq, p->gemm.tune_rows, fwd,
                fwd_graph, gemms, fwd / gemms, fwd_graph / gemms, attn, flops / (fwd * 1e9), bytes_floor);
     }
     /* The decode GEMV alone, one token: each shape over the 32 layers' own weights
@@ -205,9 +207,12 @@ int main(int argc, char **argv)
                    100.0 * all_bytes / (other_ms * 1e6) / copy_gbs);
         }
     }
-    /* programmatic launch throughout: batch 1 on the tensor-core kernel, on the
-     * GEMV, on the GEMV with the norms folded; batch 16 on each path */
-    const int batches[5] = {1, 1, 1, 16, 16}, gemv[5] = {0, 1, 1, 0, 1};
+    /* programmatic launch throughout: batch 1 on the GEMV (the path of a part with
+     * max_batch 1), on the tensor-core kernel (a 1-row microbatch of a larger part),
+     * on the GEMV with the norms folded; batch 16 on each path (tensor-core first:
+     * the path of a part with max_batch 16) */
+    TRY(part_gemm_setup(p, d.max_rows));
+    const int batches[5] = {1, 1, 1, 16, 16}, gemv[5] = {1, 0, 1, 0, 1};
     const int prompt = 128, steps = 128;
     double weight_bytes = (double)m.layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
     for (int c = 0; c < 5; c++) {
@@ -215,6 +220,7 @@ int main(int argc, char **argv)
         p->d.programmatic_launch = 1;
         p->decode_gemv = gemv[c];
         p->fold_norm = c == 2;
+        int own_path = p->decode_gemv == (batch == 1) && !p->fold_norm;
         fill_tokens(p, batch * prompt, m.vocab);
         struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
         TRY(llama_embed(p, &pre, s));
@@ -248,9 +254,11 @@ int main(int argc, char **argv)
         CU(cudaEventElapsedTime(&ms, a, b));
         double step_ms = ms / steps, tps = batch * 1000.0 / step_ms;
         double floor_ms = weight_bytes / (copy_gbs * 1e6);
-        printf("decode batch %d %s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
+        printf("decode batch %d %s%s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
                "(%.2f GB of weights at the copy rate) = %.0f steps/s | ratio %.2f\n",
-               batch, p->decode_gemv ? "GEMV" : "tensor-core", p->fold_norm ? " (norms folded)" : "", prompt + 1,
+               batch, p->decode_gemv ? "GEMV" : "tensor-core", p->fold_norm ? " (norms folded)" : "",
+               !own_path ? "" : batch == 1 ? " [the path of a max_batch 1 part]" : " [the path of a max_batch 16 part]",
+               prompt + 1,
                prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms, step_ms / floor_ms);
         CU(cudaGraphExecDestroy(exec));
         CU(cudaGraphDestroy(graph));

@@ -14,7 +14,7 @@ static int gemm_lt_case(int m, int n, int k, int accumulate, uint64_t seed)
     struct gemm_ctx g;
     void *ws;
     cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
-    if (gemm_init(&g, ws) || gemm_prepare(&g, n, k)) return 1;
+    if (gemm_init(&g, ws, m) || gemm_prepare(&g, n, k)) return 1;
     float *hx, *hw, *hy;
     bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
     bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
@@ -81,7 +81,7 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     struct gemm_ctx g;
     void *ws;
     cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
-    CHECK(gemm_init(&g, ws) == 0 && gemm_prepare(&g, N, K) == 0);
+    CHECK(gemm_init(&g, ws, M) == 0 && gemm_prepare(&g, N, K) == 0);
     bf16 *x = dev_random((size_t)M * K, 1.0f, 21, NULL), *w = dev_random((size_t)N * K, 0.1f, 22, NULL);
     bf16 *all, *part;
     cudaMalloc((void **)&all, (size_t)M * N * 2);
@@ -105,6 +105,27 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     }
     gemm_destroy(&g);
     cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
+}
+
+/* Two contexts for the same rows (two parts of one run) keep one short-prompt
+ * algorithm per shape, whatever the timing noise: their rows' bits agree. The
+ * tuning rows follow max_rows up to the cap. */
+TEST(test_short_prompt_algorithm_is_shared_by_parts_with_the_same_rows)
+{
+    const int N = 768, K = 256;
+    void *ws;
+    cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
+    struct gemm_ctx a, b, big;
+    CHECK(gemm_init(&a, ws, 96) == 0 && gemm_prepare(&a, N, K) == 0);
+    CHECK(gemm_init(&b, ws, 96) == 0 && gemm_prepare(&b, N, K) == 0);
+    CHECK(gemm_init(&big, ws, 100000) == 0 && gemm_prepare(&big, N, K) == 0);
+    CHECK(a.tune_rows == 96 && big.tune_rows == GEMM_TUNE_ROWS_MAX);
+    for (int i = 0; i < a.n_shapes && i < b.n_shapes; i++)
+        CHECK(a.shapes[i].cls == b.shapes[i].cls &&
+              !memcmp(&a.shapes[i].algo, &b.shapes[i].algo, sizeof a.shapes[i].algo));
+    CHECK(a.n_shapes == 2 && b.n_shapes == 2);
+    gemm_destroy(&a), gemm_destroy(&b), gemm_destroy(&big);
+    cudaFree(ws);
 }
 
 /* The fused gate-up GEMV with SwiGLU gives the bits of the GEMV then k_swiglu, at

@@ -46,10 +46,10 @@ TEST(test_tied_llama3_hd128_model_matches_cpu_forward)
 
 /* Prefill 20 tokens, then decode 6 one at a time: each step's logits equal the
  * prefill of the longer sequence at that position (bf16 tolerance). */
-TEST(test_decode_with_cache_matches_longer_prefill)
+static void decode_vs_prefill(int *failures_, const int batch)
 {
     struct model_spec m = tiny_spec();
-    const int batch = 3, p0 = 20, steps = 6, total = p0 + steps, V = m.vocab;
+    const int p0 = 20, steps = 6, total = p0 + steps, V = m.vocab;
     struct llama_part_desc d = whole_model(&m, batch, 64);
     struct llama_part *p = make_part(&m, &d, 11);
     struct llama_part *full = make_part(&m, &d, 11);
@@ -76,6 +76,10 @@ TEST(test_decode_with_cache_matches_longer_prefill)
     llama_part_destroy(p);
     llama_part_destroy(full);
 }
+
+TEST(test_decode_with_cache_matches_longer_prefill) { decode_vs_prefill(failures_, 3); }
+/* max_batch 1 decodes on the GEMV, not the tensor-core kernel (llama.h) */
+TEST(test_decode_of_one_sequence_part_matches_longer_prefill) { decode_vs_prefill(failures_, 1); }
 
 /* Greedy decode captured once in a CUDA graph (position on the device) and
  * replayed gives the same tokens and logit bits as plain launches. The graph's
@@ -154,6 +158,35 @@ TEST(test_microbatches_are_bit_identical_to_whole_batch)
     CHECK(forward(w, &m, step, 0, batch, 1, seq, 0) == 0);
     CHECK(forward(mb, &m, step, 0, 2, 1, seq, 0) == 0);
     CHECK(forward(mb, &m, step + 2, 2, 2, 1, seq, 0) == 0);
+    CHECK(bits_equal(llama_part_logits(w), llama_part_logits(mb), (size_t)batch * V));
+    llama_part_destroy(w);
+    llama_part_destroy(mb);
+}
+
+/* A part sized for 16 sequences (a pipeline stage of a 16-sequence run) called
+ * with microbatches of 1, 4 and 11 sequences gives the whole batch's bits: in
+ * prefill the GEMM algorithm was tuned for the part's max_rows, in decode the
+ * 1-row and 4-row calls stay on the tensor-core kernel of the 16-row call. */
+TEST(test_microbatches_of_a_16_sequence_part_are_bit_identical)
+{
+    struct model_spec m = tiny_spec();
+    const int batch = 16, seq = 12, V = m.vocab, split[3][2] = {{0, 1}, {1, 4}, {5, 11}};
+    struct llama_part_desc d = whole_model(&m, batch, 16);
+    struct llama_part *w = make_part(&m, &d, 31), *mb = make_part(&m, &d, 31);
+    CHECK(w && mb);
+    if (!w || !mb) return;
+    int tok[batch * seq], step[batch];
+    random_tokens(tok, batch * seq, V, 14);
+    random_tokens(step, batch, V, 15);
+    CHECK(forward(w, &m, tok, 0, batch, seq, 0, 0) == 0);
+    poison(llama_part_logits(mb), (size_t)batch * seq * V);
+    for (int i = 0; i < 3; i++)
+        CHECK(forward(mb, &m, tok + split[i][0] * seq, split[i][0], split[i][1], seq, 0, 0) == 0);
+    CHECK(bits_equal(llama_part_logits(w), llama_part_logits(mb), (size_t)batch * seq * V));
+    CHECK(forward(w, &m, step, 0, batch, 1, seq, 0) == 0);
+    poison(llama_part_logits(mb), (size_t)batch * V);
+    for (int i = 0; i < 3; i++)
+        CHECK(forward(mb, &m, step + split[i][0], split[i][0], split[i][1], 1, seq, 0) == 0);
     CHECK(bits_equal(llama_part_logits(w), llama_part_logits(mb), (size_t)batch * V));
     llama_part_destroy(w);
     llama_part_destroy(mb);
