@@ -227,7 +227,13 @@ def load(strategy, path, n_gpus):
     from transformers import AutoModelForCausalLM
     if strategy == "hf-auto":
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map="auto").eval()
-        dmap = dict(model.hf_device_map)
+        # transformers sets hf_device_map only when it dispatched over several
+        # devices; a model that fits one GPU is simply moved there.
+        dmap = getattr(model, "hf_device_map", None)
+        if not dmap:
+            dev = next(model.parameters()).device
+            dmap = {"": dev.index if dev.type == "cuda" else str(dev)}
+        dmap = dict(dmap)
         return model, hf_forward(model), used_devices(dmap), describe(dmap), dmap
     if strategy == "hf-single":
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map={"": 0}).eval()
