@@ -261,7 +261,8 @@ def describe(dmap):
             items.append("layers %d-%d" % (layers[0], layers[-1]) if len(layers) > 1 else "layer %d" % layers[0])
         items += [short for full, short in (("model.norm", "norm"), ("model.rotary_emb", "rotary"),
                                             ("lm_head", "head")) if full in names]
-        items += [n for n in names if n in ("", "model")]
+        # a key of "" (or "model") stands for every module under it
+        items += ["everything" if n == "" else "all of model" for n in names if n in ("", "model")]
         out.append("%s: %s" % (dev, ", ".join(items)))
     return " | ".join(out)
 
