@@ -226,3 +226,17 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
     if (!out->launch_source[0]) snprintf(out->launch_source, sizeof out->launch_source, "not measured");
     return device_profile_validate(out, "calibrated profile");
 }
+
+void calibration_fill_random_bf16(uint16_t *h, size_t n, uint64_t seed)
+{
+    uint64_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        float f = (float)((x >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        h[i] = (uint16_t)(bits >> 16);
+    }
+}

@@ -56,4 +56,7 @@ int calibration_gemm_table(const struct calibration *c, double tflops, double gb
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);
+/* Random bf16 bits in [-1, 1) (xorshift, seeded): calibration never times a GEMM on
+ * zeros, which runs faster than real data. */
+void calibration_fill_random_bf16(uint16_t *h, size_t n, uint64_t seed);
 #endif

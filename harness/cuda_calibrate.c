@@ -18,6 +18,7 @@
 #include "calibration.h"
 #include "check.h"
 #include "results_dir.h"
+#include "cuda_calibrate_check.h"
 
 #define GEMM_N 8192
 #define COPY_BYTES (1ull << 30)
@@ -27,35 +28,6 @@
 #define ALLREDUCE_SMALL_BYTES 8192
 #define REPS 10
 #define LAUNCHES 2000
-
-/* Checks that jump to the function's `done:` label with rc set, so buffers are freed. */
-#define CK(call)                                                                              \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) {                                                              \
-            rc = pb_fail("%s failed at %s:%d: %s", #call, __FILE__, __LINE__,                 \
-                         cudaGetErrorString(e_));                                             \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
-#define CKB(call)                                                                             \
-    do {                                                                                      \
-        cublasStatus_t s_ = (call);                                                           \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                    \
-            rc = pb_fail("%s failed at %s:%d: cuBLAS status %d (%s)", #call, __FILE__,        \
-                         __LINE__, (int)s_, cublasGetStatusString(s_));                       \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
-#define CKN(call)                                                                             \
-    do {                                                                                      \
-        ncclResult_t n_ = (call);                                                             \
-        if (n_ != ncclSuccess) {                                                              \
-            rc = pb_fail("%s failed at %s:%d: %s", #call, __FILE__, __LINE__,                 \
-                         ncclGetErrorString(n_));                                             \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -74,21 +46,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* Random bf16 in [-1, 1): never time a GEMM on zeros (it runs faster than real data). */
-static void fill_random_bf16(uint16_t *h, size_t n, uint64_t seed)
-{
-    uint64_t x = seed | 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        float f = (float)((x >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
-        uint32_t bits;
-        memcpy(&bits, &f, sizeof bits);
-        h[i] = (uint16_t)(bits >> 16);
-    }
 }
 
 static int measure_gemm(int dev, double *tflops)
@@ -110,9 +67,9 @@ static int measure_gemm(int dev, double *tflops)
     CK(cudaMalloc(&a, bytes));
     CK(cudaMalloc(&b, bytes));
     CK(cudaMalloc(&c, bytes));
-    fill_random_bf16(host, elems, 1234 + (uint64_t)dev);
+    calibration_fill_random_bf16(host, elems, 1234 + (uint64_t)dev);
     CK(cudaMemcpy(a, host, bytes, cudaMemcpyHostToDevice));
-    fill_random_bf16(host, elems, 5678 + (uint64_t)dev);
+    calibration_fill_random_bf16(host, elems, 5678 + (uint64_t)dev);
     CK(cudaMemcpy(b, host, bytes, cudaMemcpyHostToDevice));
     CKB(cublasCreate(&h));
     CK(cudaEventCreate(&e0));

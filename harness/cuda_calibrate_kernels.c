@@ -15,6 +15,7 @@
 #include "calibration.h"
 #include "check.h"
 #include "cuda_calibrate.h"
+#include "cuda_calibrate_check.h"
 
 #define WEIGHT_COPIES 8             /* 8 x 32 MiB: past the 50 MiB L2 of an H100 */
 #define CALLS_PER_GRAPH 64
@@ -22,24 +23,6 @@
 #define LAUNCH_KERNELS 1000
 #define LT_WORKSPACE (32u << 20)
 
-#define CK(call)                                                                              \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) {                                                              \
-            rc = pb_fail("%s failed at %s:%d: %s", #call, __FILE__, __LINE__,                 \
-                         cudaGetErrorString(e_));                                             \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
-#define CKL(call)                                                                             \
-    do {                                                                                      \
-        cublasStatus_t s_ = (call);                                                           \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                    \
-            rc = pb_fail("%s failed at %s:%d: cuBLAS status %d", #call, __FILE__, __LINE__,   \
-                         (int)s_);                                                            \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
 
 /* Buffers and descriptors of the shape being timed. */
 struct lt_bench {
@@ -96,15 +79,15 @@ static int lt_setup(struct lt_bench *b, int m)
     const int n = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     size_t ws = LT_WORKSPACE;
-    CKL(cublasLtMatmulDescCreate(&b->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CKL(cublasLtMatmulDescSetAttribute(b->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    CKL(cublasLtMatmulDescSetAttribute(b->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    CKL(cublasLtMatrixLayoutCreate(&b->a, CUDA_R_16BF, k, n, k));
-    CKL(cublasLtMatrixLayoutCreate(&b->b, CUDA_R_16BF, k, m, k));
-    CKL(cublasLtMatrixLayoutCreate(&b->c, CUDA_R_16BF, n, m, n));
-    CKL(cublasLtMatmulPreferenceCreate(&b->pref));
-    CKL(cublasLtMatmulPreferenceSetAttribute(b->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    CKL(cublasLtMatmulAlgoGetHeuristic(b->lt, b->desc, b->a, b->b, b->c, b->c, b->pref, 1, &b->algo, &found));
+    CKB(cublasLtMatmulDescCreate(&b->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CKB(cublasLtMatmulDescSetAttribute(b->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CKB(cublasLtMatmulDescSetAttribute(b->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    CKB(cublasLtMatrixLayoutCreate(&b->a, CUDA_R_16BF, k, n, k));
+    CKB(cublasLtMatrixLayoutCreate(&b->b, CUDA_R_16BF, k, m, k));
+    CKB(cublasLtMatrixLayoutCreate(&b->c, CUDA_R_16BF, n, m, n));
+    CKB(cublasLtMatmulPreferenceCreate(&b->pref));
+    CKB(cublasLtMatmulPreferenceSetAttribute(b->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    CKB(cublasLtMatmulAlgoGetHeuristic(b->lt, b->desc, b->a, b->b, b->c, b->c, b->pref, 1, &b->algo, &found));
     if (found < 1) rc = pb_fail("cuBLASLt has no bf16 algorithm for M=%d N=%d K=%d", m, n, k);
 done:
     return rc;
@@ -153,33 +136,18 @@ done:
     return rc;
 }
 
-/* Random bf16 in [-1, 1): a GEMM on zeros runs faster than on real data. */
-static void fill_random(uint16_t *h, size_t n, uint64_t seed)
-{
-    uint64_t x = seed | 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        float f = (float)((x >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
-        uint32_t bits;
-        memcpy(&bits, &f, sizeof bits);
-        h[i] = (uint16_t)(bits >> 16);
-    }
-}
-
 static int lt_alloc(struct lt_bench *b, uint16_t *host)
 {
     int rc = PB_OK;
     const int max_m = calibration_shape_rows[CALIBRATION_SHAPES - 1];
     const size_t wbytes = (size_t)CALIBRATION_SHAPE_N * CALIBRATION_SHAPE_K * 2;
     const size_t xbytes = (size_t)max_m * CALIBRATION_SHAPE_K * 2, ybytes = (size_t)max_m * CALIBRATION_SHAPE_N * 2;
-    fill_random(host, wbytes / 2, 4321);
+    calibration_fill_random_bf16(host, wbytes / 2, 4321);
     for (int i = 0; i < WEIGHT_COPIES; i++) {
         CK(cudaMalloc(&b->w[i], wbytes));
         CK(cudaMemcpy(b->w[i], host, wbytes, cudaMemcpyHostToDevice));
     }
-    fill_random(host, xbytes / 2, 8765);
+    calibration_fill_random_bf16(host, xbytes / 2, 8765);
     CK(cudaMalloc(&b->x, xbytes));
     CK(cudaMemcpy(b->x, host, xbytes, cudaMemcpyHostToDevice));
     CK(cudaMalloc(&b->y, ybytes));
@@ -200,7 +168,7 @@ int calibrate_gemm_shapes(int dev, struct calibration *c)
     uint16_t *host = malloc(host_elems * 2);
     if (!host) return pb_fail("out of host memory for the GEMM shapes' inputs");
     CK(cudaSetDevice(dev));
-    CKL(cublasLtCreate(&b.lt));
+    CKB(cublasLtCreate(&b.lt));
     if ((rc = lt_alloc(&b, host)) != PB_OK) goto done;
     for (int i = 0; i < CALIBRATION_SHAPES; i++)
         if ((rc = time_shape(&b, calibration_shape_rows[i], &c->shape_us[i])) != PB_OK) goto done;

@@ -4,26 +4,6 @@
 #include "pdl.h"
 #include "row_norm.cuh"
 
-__device__ __forceinline__ void unpack8f(uint4 v, float f[8])
-{
-    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 t = __bfloat1622float2(h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-
-__device__ __forceinline__ uint4 pack8(const float f[8])
-{
-    uint4 v;
-    __nv_bfloat162 *h = (__nv_bfloat162 *)&v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-    return v;
-}
-
 __global__ void embed_kernel(const int *tokens, const bf16 *table, bf16 *y, int hidden, int vocab)
 {
     pdl_wait();  /* first: see pdl.h */
@@ -89,8 +69,8 @@ __global__ void rope_qkv_kernel(struct rope_args a)
         int head = p / chunks, i0 = (p % chunks) * 8;
         const bf16 *src = row + head * a.hd;
         float x1[8], x2[8], o1[8], o2[8];
-        unpack8f(*(const uint4 *)(src + i0), x1);
-        unpack8f(*(const uint4 *)(src + i0 + half), x2);
+        norm_unpack8(*(const uint4 *)(src + i0), x1);
+        norm_unpack8(*(const uint4 *)(src + i0 + half), x2);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float sn, cs;
@@ -106,8 +86,8 @@ __global__ void rope_qkv_kernel(struct rope_args a)
         } else {
             dst = a.k_cache + ((seq_base + head - a.hq) * a.max_ctx + pos) * a.hd;
         }
-        *(uint4 *)(dst + i0) = pack8(o1);
-        *(uint4 *)(dst + i0 + half) = pack8(o2);
+        *(uint4 *)(dst + i0) = norm_pack8(o1);
+        *(uint4 *)(dst + i0 + half) = norm_pack8(o2);
     }
     const uint4 *v = (const uint4 *)(row + (a.hq + a.hkv) * a.hd);
     int vchunks = a.hd / 8;
@@ -134,14 +114,14 @@ __global__ void swiglu_kernel(const bf16 *gu, bf16 *act, int inter)
     uint4 *o = (uint4 *)(act + (size_t)r * inter);
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter / 8; i += gridDim.x * blockDim.x) {
         float gf[8], uf[8];
-        unpack8f(g[i], gf);
-        unpack8f(u[i], uf);
+        norm_unpack8(g[i], gf);
+        norm_unpack8(u[i], uf);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float silu = __bfloat162float(__float2bfloat16(gf[j] / (1.0f + expf(-gf[j]))));
             gf[j] = silu * uf[j];
         }
-        o[i] = pack8(gf);
+        o[i] = norm_pack8(gf);
     }
 }
 
