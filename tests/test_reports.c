@@ -211,3 +211,25 @@ TEST(test_predict_picks_the_shipped_profile_from_the_gpu_name)
     CHECK(strcmp(predict_profile_for_gpu("NVIDIA GeForce RTX 4090"), "rtx4090") == 0);
     CHECK(predict_profile_for_gpu("Tesla V100-SXM2-32GB") == NULL);
 }
+
+/* README lists the summary.csv columns; it must say what the code writes. */
+TEST(test_readme_lists_the_summary_csv_columns_in_order)
+{
+    char *readme = text_file_read("README.md");
+    CHECK(readme != NULL);
+    if (!readme) return;
+    const char *at = strstr(readme, "columns, in order");
+    at = at ? strstr(at, ":\n`") : NULL;
+    CHECK(at != NULL);
+    if (at) {
+        at += 3;
+        for (int i = 0; summary_csv_columns[i]; i++) {
+            size_t n = strlen(summary_csv_columns[i]);
+            while (*at == ' ' || *at == '\n' || *at == ',') at++;
+            CHECK(!strncmp(at, summary_csv_columns[i], n));
+            at += n;
+        }
+        CHECK(*at == '`');
+    }
+    free(readme);
+}
