@@ -24,7 +24,7 @@ void cli_usage(FILE *f)
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
         "  -b, --batch LIST          sequences per batch (default 8); a list makes a sweep\n"
         "  -q, --seq LIST            prompt tokens per sequence (default 512)\n"
-        "      --microbatches LIST   pipeline microbatches (default 2 x stages)\n"
+        "      --microbatches LIST   pipeline microbatches; 0 = the default, 2 x stages\n"
         "      --decode T            generate: prefill, then T greedy tokens with the KV cache\n"
         "      --dtype NAME          bf16 (default), fp16, fp32: weight bytes for placement\n"
         "      --weights DIR         real weights (.safetensors folder); default random, seeded\n"
@@ -190,7 +190,7 @@ static int apply_option(int c, const char *arg, struct options *o)
     case 'b': return (o->n_batches = cli_int_list("--batch", arg, o->batches, PB_MAX_LIST, 0)) < 0 ? PB_ERR : PB_OK;
     case 'q': return (o->n_seqs = cli_int_list("--seq", arg, o->seqs, PB_MAX_LIST, 0)) < 0 ? PB_ERR : PB_OK;
     case OPT_MICROBATCHES:
-        return (o->n_microbatches = cli_int_list("--microbatches", arg, o->microbatches, PB_MAX_LIST, 0)) < 0
+        return (o->n_microbatches = cli_int_list("--microbatches", arg, o->microbatches, PB_MAX_LIST, 1)) < 0
                    ? PB_ERR : PB_OK;
     case OPT_DECODE: return parse_count("--decode", arg, &o->decode_tokens, 0);
     case OPT_DTYPE:
