@@ -162,3 +162,13 @@ TEST(test_simulated_sweep_repeats_only_the_pipeline_per_microbatch_count)
     snprintf(path, sizeof path, "%s/summary.csv", dir);
     CHECK_EQ_INT(count_lines(path), 1 + 3);   /* header, single, pipeline m=2, pipeline m=4 */
 }
+
+TEST(test_microbatches_zero_means_the_default)
+{
+    char dir[64], args[200];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --strategy pipeline --gpus 2 --microbatches 0,4 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    CHECK(strstr(out, "4 microbatches") != NULL);
+    CHECK_EQ_INT(run_bench("--model llama-tiny --microbatches -1 --plan", out, sizeof out), 2);
+}
