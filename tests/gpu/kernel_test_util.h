@@ -95,6 +95,44 @@ static inline struct model_spec tiny_spec(void)
 #define REL_TOL_KERNEL 1e-2  /* bf16 operands, fp32 accumulation (METHOD.md) */
 #define REL_TOL_MODEL 3e-2   /* a whole forward in bf16 against fp32 */
 
+/* One linear-layer case, y[m,n] (+)= x[m,k] w[n,k]^T, for every linear kernel's
+ * test: random operands (y poisoned unless accumulating), then the CPU check. */
+struct linear_case {
+    int m, n, k, accumulate;
+    __nv_bfloat16 *x, *w, *y;
+    float *hx, *hw, *hy;
+};
+
+static inline void linear_case_setup(struct linear_case *c, int m, int n, int k, int accumulate, uint64_t seed)
+{
+    *c = (struct linear_case){.m = m, .n = n, .k = k, .accumulate = accumulate};
+    c->x = dev_random((size_t)m * k, 1.0f, seed, &c->hx);
+    c->w = dev_random((size_t)n * k, 0.1f, seed + 1, &c->hw);
+    c->y = dev_random((size_t)m * n, 1.0f, seed + 2, &c->hy);
+    if (!accumulate) poison(c->y, (size_t)m * n);
+}
+
+/* Compares y with the fp32 reference, names the kernel on failure, frees the case.
+ * Returns 1 if the kernel call (bad) or the comparison failed. */
+static inline int linear_case_finish(struct linear_case *c, const char *kernel, int bad)
+{
+    size_t mn = (size_t)c->m * c->n;
+    float *ref = (float *)malloc(mn * 4);
+    ref_matmul(c->hx, c->hw, ref, c->m, c->n, c->k);
+    if (c->accumulate)
+        for (size_t i = 0; i < mn; i++) ref[i] += c->hy[i];
+    float *got = download(c->y, mn);
+    double e = ref_rel_error(got, ref, mn);
+    if (!(e <= REL_TOL_KERNEL)) {
+        fprintf(stderr, "  %s M=%d N=%d K=%d acc=%d: rel error %g\n", kernel, c->m, c->n, c->k,
+                c->accumulate, e);
+        bad = 1;
+    }
+    cudaFree(c->x), cudaFree(c->w), cudaFree(c->y);
+    free(c->hx), free(c->hw), free(c->hy), free(ref), free(got);
+    return bad;
+}
+
 #define CHECK_REL(got, ref, n, tol)                                                             \
     do {                                                                                        \
         double e_ = ref_rel_error((got), (ref), (n));                                           \

@@ -15,24 +15,12 @@ static int gemm_lt_case(int m, int n, int k, int accumulate, uint64_t seed)
     void *ws;
     cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
     if (gemm_init(&g, ws, m) || gemm_prepare(&g, n, k)) return 1;
-    float *hx, *hw, *hy;
-    bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
-    bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
-    if (!accumulate) poison(y, (size_t)m * n);
-    int bad = gemm_lt(&g, x, w, y, m, n, k, accumulate, m % 2 ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG, 0) != 0;
-    float *ref = (float *)malloc((size_t)m * n * 4);
-    ref_matmul(hx, hw, ref, m, n, k);
-    if (accumulate)
-        for (size_t i = 0; i < (size_t)m * n; i++) ref[i] += hy[i];
-    float *got = download(y, (size_t)m * n);
-    double e = ref_rel_error(got, ref, (size_t)m * n);
-    if (!(e <= REL_TOL_KERNEL)) {
-        fprintf(stderr, "  gemm_lt M=%d N=%d K=%d acc=%d: rel error %g\n", m, n, k, accumulate, e);
-        bad = 1;
-    }
+    struct linear_case c;
+    linear_case_setup(&c, m, n, k, accumulate, seed);
+    int bad = gemm_lt(&g, c.x, c.w, c.y, m, n, k, accumulate, m % 2 ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG, 0) != 0;
+    bad = linear_case_finish(&c, "gemm_lt", bad);
     gemm_destroy(&g);
-    cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(y);
-    free(hx), free(hw), free(hy), free(ref), free(got);
+    cudaFree(ws);
     return bad;
 }
 
@@ -46,24 +34,10 @@ TEST(test_gemm_lt_matches_cpu)
 
 static int gemm_rows_case(int m, int n, int k, int accumulate, uint64_t seed)
 {
-    float *hx, *hw, *hy;
-    bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
-    bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
-    if (!accumulate) poison(y, (size_t)m * n);
-    int bad = gemm_rows(x, w, y, m, n, k, accumulate, 0) != 0;
-    float *ref = (float *)malloc((size_t)m * n * 4);
-    ref_matmul(hx, hw, ref, m, n, k);
-    if (accumulate)
-        for (size_t i = 0; i < (size_t)m * n; i++) ref[i] += hy[i];
-    float *got = download(y, (size_t)m * n);
-    double e = ref_rel_error(got, ref, (size_t)m * n);
-    if (!(e <= REL_TOL_KERNEL)) {
-        fprintf(stderr, "  gemm_rows M=%d N=%d K=%d acc=%d: rel error %g\n", m, n, k, accumulate, e);
-        bad = 1;
-    }
-    cudaFree(x), cudaFree(w), cudaFree(y);
-    free(hx), free(hw), free(hy), free(ref), free(got);
-    return bad;
+    struct linear_case c;
+    linear_case_setup(&c, m, n, k, accumulate, seed);
+    int bad = gemm_rows(c.x, c.w, c.y, m, n, k, accumulate, 0) != 0;
+    return linear_case_finish(&c, "gemm_rows", bad);
 }
 
 TEST(test_gemm_rows_matches_cpu)

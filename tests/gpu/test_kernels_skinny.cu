@@ -10,25 +10,11 @@ typedef __nv_bfloat16 bf16;
 
 static int skinny_case(int m, int n, int k, int accumulate, int pdl, uint64_t seed)
 {
-    float *hx, *hw, *hy;
-    bf16 *x = dev_random((size_t)m * k, 1.0f, seed, &hx), *w = dev_random((size_t)n * k, 0.1f, seed + 1, &hw);
-    bf16 *y = dev_random((size_t)m * n, 1.0f, seed + 2, &hy);
-    if (!accumulate) poison(y, (size_t)m * n);
-    int bad = gemm_skinny(x, w, y, m, n, k, accumulate, 0, pdl) != 0;
+    struct linear_case c;
+    linear_case_setup(&c, m, n, k, accumulate, seed);
+    int bad = gemm_skinny(c.x, c.w, c.y, m, n, k, accumulate, 0, pdl) != 0;
     bad |= cudaDeviceSynchronize() != cudaSuccess;
-    float *ref = (float *)malloc((size_t)m * n * 4);
-    ref_matmul(hx, hw, ref, m, n, k);
-    if (accumulate)
-        for (size_t i = 0; i < (size_t)m * n; i++) ref[i] += hy[i];
-    float *got = download(y, (size_t)m * n);
-    double e = ref_rel_error(got, ref, (size_t)m * n);
-    if (!(e <= REL_TOL_KERNEL)) {
-        fprintf(stderr, "  gemm_skinny M=%d N=%d K=%d acc=%d: rel error %g\n", m, n, k, accumulate, e);
-        bad = 1;
-    }
-    cudaFree(x), cudaFree(w), cudaFree(y);
-    free(hx), free(hw), free(hy), free(ref), free(got);
-    return bad;
+    return linear_case_finish(&c, "gemm_skinny", bad);
 }
 
 /* Odd shapes: K not a multiple of 32 (a partial last chunk), N not a multiple of
