@@ -86,16 +86,26 @@ int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s
                    p->dims.hidden, p->dims.vocab, s, p->d.programmatic_launch);
 }
 
-int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+/* What both halves of a layer start with: check the call, find the layer in this
+ * part, make its weights (of one half) resident, and point at the call's rows. */
+static int layer_begin(struct llama_part *p, int layer, int mlp_half, const struct llama_call *c,
+                       cudaStream_t s, int *local, struct layer_w *w, bf16 **h)
 {
     PB_TRY(check_call(p, c));
+    PB_TRY(layer_local(p, layer, local));
+    PB_TRY(layer_weights(p, *local, mlp_half, s, w));
+    *h = p->hidden + (size_t)c->batch_offset * c->seq * p->dims.hidden;
+    return PB_OK;
+}
+
+int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+{
     int local;
-    PB_TRY(layer_local(p, layer, &local));
     struct layer_w w;
-    PB_TRY(layer_weights(p, local, 0, s, &w));
+    bf16 *h;
+    PB_TRY(layer_begin(p, layer, 0, c, s, &local, &w, &h));
     const struct part_dims *x = &p->dims;
     int rows = c->batch * c->seq, H = x->hidden;
-    bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {
@@ -122,14 +132,12 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
 
 int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
 {
-    PB_TRY(check_call(p, c));
     int local;
-    PB_TRY(layer_local(p, layer, &local));
     struct layer_w w;
-    PB_TRY(layer_weights(p, local, 1, s, &w));
+    bf16 *h;
+    PB_TRY(layer_begin(p, layer, 1, c, s, &local, &w, &h));
     const struct part_dims *x = &p->dims;
     int rows = c->batch * c->seq, H = x->hidden;
-    bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
