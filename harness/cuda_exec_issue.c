@@ -182,8 +182,8 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
         int rc = PB_OK;
         cupti_push_step(i, pe_microbatch(st, pe->s));
         if (st->kind == STEP_COPY) rc = copy_step(e, pe, i, stream);
-        /* Offloaded weights stream inside their compute step; this step only orders. */
-        else if (st->kind != STEP_H2D_WEIGHTS) rc = compute_step(e, pe, i, &call, argmax, stream);
+        /* offloaded weights stream inside their compute step (llama part with weights_on_host) */
+        else rc = compute_step(e, pe, i, &call, argmax, stream);
         cupti_pop_step();
         nvtxDomainRangePop(e->nvtx);
         PB_TRY(rc);

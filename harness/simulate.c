@@ -274,11 +274,6 @@ static void sim_run_step(struct sim *x, int i, double t)
         x->start[i] = b;
         x->end[i] = b + sim_copy_ns(p, st->bytes);
         x->copy_out_free[gs] = x->copy_in_free[gd] = x->end[i];
-    } else if (st->kind == STEP_H2D_WEIGHTS) {
-        double b = fmax(t, x->h2d_free[d]);
-        x->start[i] = b;
-        x->end[i] = b + sim_h2d_ns(p, st->bytes);
-        x->h2d_free[d] = x->end[i];
     } else {
         double b = t;
         if (st->offloaded && st->bytes) {
@@ -364,8 +359,6 @@ static void step_name(const struct schedule *s, const struct step *st, char *buf
     case STEP_COPY: n = snprintf(buf, len, "copy %d->%d", st->src, st->dst); break;
     case STEP_ALLREDUCE: n = snprintf(buf, len, "allreduce %d", st->collective); break;
     case STEP_ALLGATHER: n = snprintf(buf, len, "allgather %d", st->collective); break;
-    case STEP_H2D_WEIGHTS: n = snprintf(buf, len, "h2d weights %d-%d", st->layer,
-                                        st->layer + st->count - 1); break;
     default: n = snprintf(buf, len, "step"); break;
     }
     if (s->microbatches > 1 && n > 0 && (size_t)n < len)

@@ -56,7 +56,7 @@ int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int 
 const char *step_kind_name(enum step_kind k)
 {
     static const char *names[] = {"embed", "layers", "attention", "mlp", "head",
-                                  "copy", "allreduce", "allgather", "h2d_weights"};
+                                  "copy", "allreduce", "allgather"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "unknown";
 }
 

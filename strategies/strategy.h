@@ -50,8 +50,7 @@ enum step_kind {
     STEP_HEAD,        /* final norm + lm_head (tp: this rank's vocabulary slice) */
     STEP_COPY,        /* activations src -> dst device */
     STEP_ALLREDUCE,   /* one rank's part of a collective sum over all tp ranks */
-    STEP_ALLGATHER,   /* one rank's part of gathering lm_head vocabulary slices */
-    STEP_H2D_WEIGHTS  /* reserved: offloaded weights are streamed inside their compute step */
+    STEP_ALLGATHER    /* one rank's part of gathering lm_head vocabulary slices */
 };
 
 struct step {

@@ -234,7 +234,6 @@ static int issue_step(struct mpi_executor *e, struct mpi_plan *pe, const struct 
     if (!MINE(e, st->device)) return receive_tokens(e, st, s);
     PB_TRY(wait_deps(pe, st, s));
     if (st->kind == STEP_EMBED && prev) PB_TRY(wait_previous_tokens(prev, st, s));
-    if (st->kind == STEP_H2D_WEIGHTS) return PB_OK;   /* offloaded weights stream inside their compute step */
     struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->p.seq, .pos = pos,
                               .last_only = last_only};
     return compute(e, pe, i, &call, argmax, s);
