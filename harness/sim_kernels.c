@@ -61,13 +61,14 @@ static double attended(const struct sim_call *c)
 }
 
 /* Prompts: the flash kernel at its own rate (or its bytes, for a long cache and a
- * short prompt). Decode: split-KV reads the cache, then a combine kernel. */
+ * short prompt). Decode: one kernel ropes, reads the cache split over blocks and
+ * combines the splits. */
 static double attention_kernel_ns(const struct device_profile *p, const struct dims *d, const struct sim_call *c)
 {
     double rows = (double)c->batch * c->seq;
     double bytes = (2.0 * rows * d->q + 2.0 * c->batch * (double)c->context * d->kv) * ELEM;
     double t_mem = bytes / (p->hbm_gbps * p->kernels.memory_efficiency);
-    if (c->seq == 1) return t_mem + 2 * launch_ns(p);
+    if (c->seq == 1) return t_mem + launch_ns(p);
     double flops = 4.0 * c->batch * d->heads * d->hd * attended(c);
     return fmax(flops / flop_per_ns(p->kernels.attention_tflops), t_mem) + launch_ns(p);
 }
@@ -77,8 +78,9 @@ double sim_attention_half_ns(const struct device_profile *p, const struct model_
     struct dims d = dims_of(m, c->tp);
     int rows = c->batch * c->seq, decode = c->seq == 1;
     double qkv = d.q + 2 * d.kv;
-    return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)qkv, (int)d.h, 0, decode) +
-           sim_memory_kernel_ns(p, 2.0 * rows * qkv * ELEM) +   /* rope: qkv in, q and the cache out */
+    /* prompts rope in a kernel of their own (qkv in, q and the cache out); decode ropes in attention */
+    double rope = decode ? 0.0 : sim_memory_kernel_ns(p, 2.0 * rows * qkv * ELEM);
+    return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)qkv, (int)d.h, 0, decode) + rope +
            attention_kernel_ns(p, &d, c) + sim_linear_ns(p, rows, (int)d.h, (int)d.q, 1, decode);
 }
 

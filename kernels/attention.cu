@@ -1,10 +1,12 @@
 /* Causal GQA attention over the KV cache: a flash-attention prefill kernel on
  * bf16 tensor cores (mma.sync m16n8k16, online softmax in fp32) and a split-KV
- * decode kernel. See attention.h. Both compute each query row alone, in an order
- * fixed by its position, so microbatching cannot change a bit. */
+ * decode kernel that ropes its own query and key. See attention.h. Both compute
+ * each query row alone, in an order fixed by its position, so microbatching
+ * cannot change a bit. */
 #include "attention.h"
 #include "cuda_check.h"
 #include "pdl.h"
+#include "rope.cuh"
 
 typedef __nv_bfloat16 bf16;
 
@@ -275,33 +277,105 @@ size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
     return (size_t)max_batch * hq * splits * (hd + 2);
 }
 
-template <int D>
-__global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, float scale, int splits)
-{
-    __shared__ float qsh[D];
-    __shared__ float wm[4], wl[4], wacc[4][D];
-    pdl_wait();  /* first: see pdl.h */
-    pdl_trigger();
-    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
-    const int key0 = split * ATTN_DECODE_CHUNK;
-    if (key0 >= kv_len) return;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int kvh = h / (a.hq / a.hkv);
-    const bf16 *q = a.q + ((size_t)b * a.hq + h) * D;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) qsh[d] = __bfloat162float(q[d]);
-    __syncthreads();
-    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
-    const bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;
+size_t attn_decode_counters(int max_batch, int hq) { return (size_t)max_batch * hq; }
 
+/* DPL consecutive bf16 (2 or 4: a lane's dims of a value row) as one load. */
+template <int DPL> struct dims_t;
+template <> struct dims_t<2> { typedef unsigned type; };
+template <> struct dims_t<4> { typedef uint2 type; };
+
+template <int DPL>
+__device__ __forceinline__ void unpack_dims(typename dims_t<DPL>::type r, float f[DPL])
+{
+    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&r;
+#pragma unroll
+    for (int i = 0; i < DPL / 2; i++) {
+        float2 t = __bfloat1622float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+/* Each block ropes the query of its head (cos and sin computed before pdl_wait:
+ * they need only the position); the block whose keys include pos also
+ * ropes the new key of its kv head into shared memory and reads the new value from
+ * the qkv row, so no block reads the cache at pos (no race with the one block per
+ * kv head, the group's first query head, that writes it there). The cached keys
+ * and values before pos are loaded into registers before pdl_wait: the decode
+ * kernel of this layer wrote them a step or more ago, and under programmatic
+ * launch the kernel two back has finished before this one starts (pdl.h), so their
+ * latency hides under the qkv GEMV's tail. Each block leaves its split's max, sum
+ * and weighted values in the partials; the last of the sequence-head's blocks to
+ * finish (a ticket counter) combines the splits in split order, so the result does
+ * not depend on which block finished last. */
+#define DEC_WARPS (ATTN_DECODE_CHUNK / 32)
+template <int D>
+__global__ void __launch_bounds__(ATTN_DECODE_CHUNK) decode_kernel(struct attn_args a, float scale, int splits)
+{
+    constexpr int DPL = D / 32;  /* value dims per lane */
+    typedef typename dims_t<DPL>::type vdims;
+    __shared__ float qsh[D];
+    __shared__ __align__(16) bf16 knew[D];
+    __shared__ float wm[DEC_WARPS], wl[DEC_WARPS], wacc[DEC_WARPS][D];
+    __shared__ int is_last;
+    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int pos = a.pos_dev ? *a.pos_dev : a.pos;  /* written by a kernel of the previous step */
+    const int kv_len = pos + 1;
+    const int key0 = split * ATTN_DECODE_CHUNK;
+    /* the host checks pos; a graph replay past the cache does nothing */
+    const bool active = pos < a.max_ctx && key0 < kv_len;
+    const int group = a.hq / a.hkv, kvh = h / group;
+    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
+    bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;
     const int base = key0 + warp * 32;
     const int key = base + lane;
+    const int n_here = active ? max(0, min(32, kv_len - base)) : 0;  /* keys of this warp, uniform */
+    uint4 kv[D / 8];
+    vdims vv[32];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) kv[i] = key < pos && n_here ? __ldg((const uint4 *)(kc + (size_t)key * D) + i)
+                                                                : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int j = 0; j < 32; j++)
+        if (j < n_here && base + j < pos) vv[j] = __ldg((const vdims *)(vc + (size_t)(base + j) * D) + lane);
+    float cs = 0.0f, sn = 0.0f;  /* thread i < D: rotation pair i % (D/2) */
+    if (active && threadIdx.x < D) rope_cos_sin(pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
+    pdl_wait();  /* before anything this step's kernels wrote is read: see pdl.h */
+    pdl_trigger();
+    if (!active) return;
+    const bool holds_new = pos < key0 + ATTN_DECODE_CHUNK;
+    const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
+    const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
+    if (threadIdx.x < D && (threadIdx.x < D / 2 || holds_new)) {  /* pair i % (D/2) of q (i < D/2) or of the new k */
+        const int i = threadIdx.x;
+        const bool is_k = i >= D / 2;
+        const int pr = is_k ? i - D / 2 : i;
+        const bf16 *src = row + (size_t)(is_k ? a.hq + kvh : h) * D;
+        float o1, o2;
+        rope_rotate(__bfloat162float(src[pr]), __bfloat162float(src[pr + D / 2]), cs, sn, &o1, &o2);
+        if (is_k) {
+            knew[pr] = __float2bfloat16(o1);
+            knew[pr + D / 2] = __float2bfloat16(o2);
+        } else {
+            qsh[pr] = bf16r(o1);
+            qsh[pr + D / 2] = bf16r(o2);
+        }
+    }
+    __syncthreads();
+    if (holds_new && h % group == 0)
+        for (int c = threadIdx.x; c < 2 * (D / 8); c += blockDim.x) {
+            const bool is_v = c >= D / 8;
+            const int e = is_v ? c - D / 8 : c;
+            uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
+            *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)knew)[e];
+        }
+
     float score = -INFINITY;
     if (key < kv_len) {
-        const uint4 *kr = (const uint4 *)(kc + (size_t)key * D);
-        uint4 kv[D / 8];
+        if (key == pos)
 #pragma unroll
-        for (int i = 0; i < D / 8; i++) kv[i] = kr[i];
+            for (int i = 0; i < D / 8; i++) kv[i] = ((const uint4 *)knew)[i];
         float dot = 0.0f;
 #pragma unroll
         for (int i = 0; i < D / 8; i++) {
@@ -323,16 +397,20 @@ __global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, f
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
 
-    constexpr int DPL = D / 32;  /* dims per lane */
+    /* p . V over the warp's keys in ascending order */
     float acc[DPL];
 #pragma unroll
     for (int e = 0; e < DPL; e++) acc[e] = 0.0f;
-    const int n_here = min(32, kv_len - base);
-    for (int jj = 0; jj < n_here; jj++) {
-        float pj = __shfl_sync(0xffffffffu, p, jj);
-        const bf16 *vr = vc + (size_t)(base + jj) * D + lane * DPL;
 #pragma unroll
-        for (int e = 0; e < DPL; e++) acc[e] = fmaf(pj, __bfloat162float(vr[e]), acc[e]);
+    for (int j = 0; j < 32; j++) {
+        float pj = __shfl_sync(0xffffffffu, p, j);
+        if (j < n_here) {
+            if (base + j == pos) vv[j] = ((const vdims *)vnew)[lane];
+            float vf[DPL];
+            unpack_dims<DPL>(vv[j], vf);
+#pragma unroll
+            for (int e = 0; e < DPL; e++) acc[e] = fmaf(pj, vf[e], acc[e]);
+        }
     }
     if (lane == 0) {
         wm[warp] = m;
@@ -341,48 +419,65 @@ __global__ void __launch_bounds__(128) decode_split_kernel(struct attn_args a, f
 #pragma unroll
     for (int e = 0; e < DPL; e++) wacc[warp][lane * DPL + e] = acc[e];
     __syncthreads();
-    float M = fmaxf(fmaxf(wm[0], wm[1]), fmaxf(wm[2], wm[3]));
-    float* part = a.partials + (((size_t)b * a.hq + h) * splits + split) * (D + 2);
+    float M = -INFINITY, L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < DEC_WARPS; w++) M = fmaxf(M, wm[w]);
+#pragma unroll
+    for (int w = 0; w < DEC_WARPS; w++) L += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - M);
+    const int n = min((kv_len + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK, (int)gridDim.x);
+    if (n == 1) {  /* the only split: what the combine below would give for one split (it scales by 1) */
+        for (int d = threadIdx.x; d < D; d += blockDim.x) {
+            float sum = 0.0f;
+#pragma unroll
+            for (int w = 0; w < DEC_WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
+            a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(sum / L);
+        }
+        return;
+    }
+    float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
+    float *part = all + (size_t)split * (D + 2);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float sum = 0.0f;
 #pragma unroll
-        for (int w = 0; w < 4; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
+        for (int w = 0; w < DEC_WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
         part[2 + d] = sum;
     }
     if (threadIdx.x == 0) {
-        float L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < 4; w++) L += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - M);
         part[0] = M;
         part[1] = L;
     }
-}
 
-template <int D>
-__global__ void decode_combine_kernel(struct attn_args a, int splits)
-{
-    pdl_wait();
-    pdl_trigger();
-    const int h = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
-    const int kv_len = (a.pos_dev ? *a.pos_dev : a.pos) + 1;
-    const int n = min((kv_len + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK, splits);
-    const float *part = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
-    float M = -INFINITY;
-    for (int i = 0; i < n; i++) M = fmaxf(M, part[i * (D + 2)]);
-    float num = 0.0f, den = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float *pi = part + i * (D + 2);
-        float f = exp2f(pi[0] - M);
-        den += pi[1] * f;
-        num += pi[2 + d] * f;
+    /* the last block of this (sequence, head) combines; the others are done */
+    __threadfence();  /* this block's partials visible before its ticket */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *ticket = a.counters + (size_t)b * a.hq + h;
+        is_last = atomicAdd(ticket, 1) == n - 1;
+        if (is_last) *ticket = 0;  /* every block of this call has taken its ticket */
     }
-    a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float Mx = -INFINITY;
+        for (int i = 0; i < n; i++) Mx = fmaxf(Mx, __ldcg(all + (size_t)i * (D + 2)));
+        float num = 0.0f, den = 0.0f;
+        for (int i = 0; i < n; i++) {
+            const float *pi = all + (size_t)i * (D + 2);
+            float f = exp2f(__ldcg(pi) - Mx);
+            den += __ldcg(pi + 1) * f;
+            num += __ldcg(pi + 2 + d) * f;
+        }
+        a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
+    }
 }
 
 int attn_decode(const struct attn_args *a, cudaStream_t s)
 {
     PB_TRY(check_args(a));
     if (a->seq != 1) return pb_fail("attn_decode: seq %d, expected 1", a->seq);
+    if (!a->qkv || !a->inv_freq || !a->counters || !a->partials)
+        return pb_fail("attn_decode: qkv, inv_freq, partials and counters are all needed");
     if (a->batch <= 0) return PB_OK;
     int splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     if (!a->pos_dev) splits = (a->pos + 1 + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
@@ -390,12 +485,9 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     int stride_splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     dim3 grid(splits, a->hq, a->batch);
     float scale = 1.0f / sqrtf((float)a->hd);
-    if (a->hd == 64) {
-        cudaCheck(pdl_launch(decode_split_kernel<64>, grid, dim3(128), 0, s, a->pdl, *a, scale, stride_splits));
-        cudaCheck(pdl_launch(decode_combine_kernel<64>, dim3(a->hq, a->batch), dim3(64), 0, s, a->pdl, *a, stride_splits));
-    } else {
-        cudaCheck(pdl_launch(decode_split_kernel<128>, grid, dim3(128), 0, s, a->pdl, *a, scale, stride_splits));
-        cudaCheck(pdl_launch(decode_combine_kernel<128>, dim3(a->hq, a->batch), dim3(128), 0, s, a->pdl, *a, stride_splits));
-    }
+    if (a->hd == 64)
+        cudaCheck(pdl_launch(decode_kernel<64>, grid, dim3(ATTN_DECODE_CHUNK), 0, s, a->pdl, *a, scale, stride_splits));
+    else
+        cudaCheck(pdl_launch(decode_kernel<128>, grid, dim3(ATTN_DECODE_CHUNK), 0, s, a->pdl, *a, scale, stride_splits));
     return PB_OK;
 }

@@ -1,31 +1,42 @@
-/* Causal attention with grouped-query heads over the KV cache. q is [rows, hq*hd]
- * (call-local rows r = b * seq + t), the cache of one layer is
- * [max_batch][hkv][max_ctx][hd] and already holds this call's keys and values;
- * out is [rows, hq*hd]. Query t of sequence b sits at position pos + t and sees
- * keys [0, pos + t]. hd is 64 or 128. */
+/* Causal attention with grouped-query heads over the KV cache of one layer,
+ * [max_batch][hkv][max_ctx][hd]; out is [rows, hq*hd] (call-local rows
+ * r = b * seq + t). Query t of sequence b sits at position pos + t and sees keys
+ * [0, pos + t]. hd is 64 or 128.
+ * Prefill: q is [rows, hq*hd], already roped, and the cache already holds this
+ * call's keys and values (k_rope_qkv wrote them).
+ * Decode: the kernel ropes itself. It reads the un-roped qkv rows [batch,
+ * (hq + 2 hkv) hd] as the qkv GEMV wrote them, ropes the query and the new key
+ * (rope.cuh: the bits k_rope_qkv would give), writes the new key and value into
+ * the cache at pos, and combines its KV splits in the block that finishes last:
+ * one launch where rope, split and combine took three. */
 #ifndef PB_ATTENTION_H
 #define PB_ATTENTION_H
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#define ATTN_DECODE_CHUNK 128  /* keys per block of the decode kernel */
+#define ATTN_DECODE_CHUNK 256  /* keys per block of the decode kernel, a warp per 32 keys */
 
 struct attn_args {
-    const __nv_bfloat16 *q;
-    const __nv_bfloat16 *k_cache, *v_cache;  /* this layer's cache */
+    const __nv_bfloat16 *q;                  /* prefill */
+    __nv_bfloat16 *k_cache, *v_cache;        /* this layer's cache (decode writes position pos) */
     __nv_bfloat16 *out;
     int batch, seq, batch_offset, pos;
     const int *pos_dev;      /* decode under a graph: position read on the device */
     int hq, hkv, hd, max_ctx;
     float *partials;         /* decode: attn_decode_partials_floats() floats */
-    int pdl;                 /* decode kernels: programmatic launch (pdl.h) */
+    int pdl;                 /* decode kernel: programmatic launch (pdl.h) */
+    const __nv_bfloat16 *qkv;  /* decode: the un-roped qkv rows */
+    const float *inv_freq;     /* decode: [hd / 2], as k_rope_qkv takes it */
+    int *counters;             /* decode: attn_decode_counters() ints, zero before the first call;
+                                * each call leaves them zero again */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */
 int attn_setup(void);
 /* Prefill (any seq, pos read on the host): tiled flash attention on tensor cores. */
 int attn_prefill(const struct attn_args *a, cudaStream_t s);
-/* One query per sequence (seq == 1), split over the KV length, then combined. */
+/* One query per sequence (seq == 1): rope, split over the KV length, combine. */
 int attn_decode(const struct attn_args *a, cudaStream_t s);
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx);
+size_t attn_decode_counters(int max_batch, int hq);
 #endif

@@ -2,6 +2,7 @@
 #include "layer_kernels.h"
 #include "cuda_check.h"
 #include "pdl.h"
+#include "rope.cuh"
 #include "row_norm.cuh"
 
 __global__ void embed_kernel(const int *tokens, const bf16 *table, bf16 *y, int hidden, int vocab)
@@ -46,14 +47,13 @@ int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y,
     return PB_OK;
 }
 
-__device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16(x)); }
-
-/* One block per row; a thread takes 8 rotation pairs (i, i + hd/2) of a q or k head
- * (rotate_half convention of transformers' Llama) with 16-byte loads, then v is
- * copied. The rounding follows transformers in bf16: cos and sin rounded to bf16,
- * each product rounded, then the sum, so our q and k match the peer's bits. */
+/* One block per row; the row's cos and sin (one position) go to shared memory
+ * first, then a thread takes 8 rotation pairs (i, i + hd/2) of a q or k head with
+ * 16-byte loads, then v is copied. rope.cuh holds the arithmetic and its rounding. */
+#define ROPE_MAX_HALF 128
 __global__ void rope_qkv_kernel(struct rope_args a)
 {
+    __shared__ float cs_tab[ROPE_MAX_HALF], sn_tab[ROPE_MAX_HALF];
     pdl_wait();  /* first: see pdl.h */
     pdl_trigger();
     int r = blockIdx.x;
@@ -61,6 +61,8 @@ __global__ void rope_qkv_kernel(struct rope_args a)
     int pos = (a.pos_dev ? *a.pos_dev : a.pos) + t;
     if (pos >= a.max_ctx) return;  /* the host checks; a graph replay past the cache does nothing */
     int half = a.hd / 2, chunks = half / 8;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) rope_cos_sin(pos, a.inv_freq[i], &cs_tab[i], &sn_tab[i]);
+    __syncthreads();
     int qkv_n = (a.hq + 2 * a.hkv) * a.hd;
     const bf16 *row = a.qkv + (size_t)r * qkv_n;
     size_t seq_base = (size_t)(a.batch_offset + b) * a.hkv;
@@ -72,14 +74,7 @@ __global__ void rope_qkv_kernel(struct rope_args a)
         norm_unpack8(*(const uint4 *)(src + i0), x1);
         norm_unpack8(*(const uint4 *)(src + i0 + half), x2);
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float sn, cs;
-            sincosf((float)pos * a.inv_freq[i0 + j], &sn, &cs);  /* fp32 angle, as transformers */
-            cs = bf16r(cs);
-            sn = bf16r(sn);
-            o1[j] = bf16r(x1[j] * cs) + bf16r(-x2[j] * sn);
-            o2[j] = bf16r(x2[j] * cs) + bf16r(x1[j] * sn);
-        }
+        for (int j = 0; j < 8; j++) rope_rotate(x1[j], x2[j], cs_tab[i0 + j], sn_tab[i0 + j], &o1[j], &o2[j]);
         bf16 *dst;
         if (head < a.hq) {
             dst = a.q_out + (size_t)r * a.hq * a.hd + head * a.hd;
@@ -99,8 +94,9 @@ __global__ void rope_qkv_kernel(struct rope_args a)
 
 int k_rope_qkv(const struct rope_args *a, cudaStream_t s)
 {
+    if (a->hd % 16 || a->hd / 2 > ROPE_MAX_HALF) return pb_fail("rope: head_dim %d (a multiple of 16, at most %d)", a->hd, 2 * ROPE_MAX_HALF);
     if (a->rows <= 0) return PB_OK;
-    cudaCheck(pdl_launch(rope_qkv_kernel, dim3(a->rows), dim3(128), 0, s, a->pdl, *a));
+    cudaCheck(pdl_launch(rope_qkv_kernel, dim3(a->rows), dim3(256), 0, s, a->pdl, *a));
     return PB_OK;
 }
 

@@ -115,16 +115,23 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
     }
     size_t cache_off = (size_t)local * p->al.cache_layer_elems;
-    struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,
-                           rows, c->seq, c->batch_offset, c->pos, c->pos_device,
-                           x->hq, x->hkv, x->hd, p->d.max_context};
-    ra.pdl = p->d.programmatic_launch;
-    PB_TRY(k_rope_qkv(&ra, s));
     struct attn_args aa = {p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->attn,
                            c->batch, c->seq, c->batch_offset, c->pos, c->pos_device,
                            x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
     aa.pdl = p->d.programmatic_launch;
-    PB_TRY(c->seq == 1 ? attn_decode(&aa, s) : attn_prefill(&aa, s));
+    if (c->seq == 1) {  /* the decode kernel ropes q and the new key itself */
+        aa.qkv = p->qkv;
+        aa.inv_freq = p->inv_freq;
+        aa.counters = p->counters;
+        PB_TRY(attn_decode(&aa, s));
+    } else {
+        struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,
+                               rows, c->seq, c->batch_offset, c->pos, c->pos_device,
+                               x->hq, x->hkv, x->hd, p->d.max_context};
+        ra.pdl = p->d.programmatic_launch;
+        PB_TRY(k_rope_qkv(&ra, s));
+        PB_TRY(attn_prefill(&aa, s));
+    }
     /* rank 0 adds its partial to the residual; other ranks leave only their partial,
      * so summing the hidden buffers over ranks completes the residual add */
     return linear(p, c, p->attn, w.wo, h, rows, H, x->q_dim, p->d.rank == 0, s);

@@ -31,7 +31,7 @@ struct arena_layout {
     size_t embed, layers, head, staging;
     size_t k_cache, v_cache, hidden, tokens, logits;
     size_t normed, qkv, q, attn, gu, act;
-    size_t inv_freq, partials, workspace;
+    size_t inv_freq, partials, counters, workspace;
     size_t total;
     /* host (pinned) block for cpu offload: embed | layers | head */
     size_t host_embed, host_layers, host_head, host_total;
@@ -57,6 +57,7 @@ struct llama_part {
     bf16 *k_cache, *v_cache, *hidden, *logits, *normed, *qkv, *q, *attn, *gu, *act;
     int *tokens;
     float *inv_freq, *partials;
+    int *counters;                     /* the decode attention's tickets (attention.h) */
     struct gemm_ctx gemm;
     int gemm_ready;
     int fold_norm;                     /* one-token steps fold RMSNorm into the GEMV: 0 from creation,

@@ -102,6 +102,7 @@ void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, c
     TAKE(act, layers ? rows * x->inter_l * 2 : 0);
     TAKE(inv_freq, layers ? (size_t)x->hd / 2 * sizeof(float) : 0);
     TAKE(partials, layers ? attn_decode_partials_floats(d->max_batch, x->hq, x->hd, d->max_context) * sizeof(float) : 0);
+    TAKE(counters, layers ? attn_decode_counters(d->max_batch, x->hq) * sizeof(int) : 0);
     TAKE(workspace, work ? GEMM_WORKSPACE_BYTES : 0);
 #undef TAKE
     al->total = b;
@@ -216,7 +217,9 @@ static int part_alloc(struct llama_part *p)
     p->act = (bf16 *)(a + al->act);
     p->inv_freq = (float *)(a + al->inv_freq);
     p->partials = (float *)(a + al->partials);
-    /* Nothing is ever read unwritten, but a zeroed arena keeps a bug's symptoms stable. */
+    p->counters = (int *)(a + al->counters);
+    /* The decode attention's counters must start at zero; nothing else is ever read
+     * unwritten, but a zeroed arena keeps a bug's symptoms stable. */
     cudaCheck(cudaMemset(p->arena, 0, al->total));
 
     const struct part_dims *x = &p->dims;

@@ -334,10 +334,9 @@ static void rope_case(int *failures_, int llama3)
 TEST(test_rope_matches_cpu) { rope_case(failures_, 0); }
 TEST(test_rope_llama3_scaling_matches_cpu) { rope_case(failures_, 1); }
 
-/* Attention over a random cache: prefill (with and without a position offset) and
- * decode (host and device position), against the CPU. */
-static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, int seq, int pos, int decode,
-                           int dev_pos, uint64_t seed)
+/* Prefill attention over a random cache, with and without a position offset,
+ * against the CPU. */
+static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, int seq, int pos, uint64_t seed)
 {
     int max_ctx = pos + seq + 3, bo = 1, max_batch = batch + 1, n_keys = pos + seq;
     size_t cache = (size_t)max_batch * hkv * max_ctx * hd, qn = (size_t)batch * seq * hq * hd;
@@ -346,25 +345,10 @@ static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, i
     bf16 *vc = dev_random(cache, 1.0f, seed + 2, &hv), *out;
     cudaMalloc((void **)&out, qn * 2);
     poison(out, qn);
-    float *partials;
-    cudaMalloc((void **)&partials, attn_decode_partials_floats(max_batch, hq, hd, max_ctx) * 4);
-    int *dpos;
-    cudaMalloc((void **)&dpos, sizeof(int));
-    cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice);
-    struct attn_args a = {q, kc, vc, out, batch, seq, bo, pos, dev_pos ? dpos : NULL, hq, hkv, hd, max_ctx, partials};
+    struct attn_args a = {q, kc, vc, out, batch, seq, bo, pos, NULL, hq, hkv, hd, max_ctx, NULL};
     CHECK(attn_setup() == 0);
-    CHECK((decode ? attn_decode(&a, 0) : attn_prefill(&a, 0)) == 0);
+    CHECK(attn_prefill(&a, 0) == 0);
     float *got = download(out, qn), *ref = (float *)malloc(qn * 4);
-    if (decode) {  /* again: the same bits (nothing carried over between calls) */
-        bf16 *first;
-        cudaMalloc((void **)&first, qn * 2);
-        cudaMemcpy(first, out, qn * 2, cudaMemcpyDeviceToDevice);
-        poison(out, qn);
-        CHECK(attn_decode(&a, 0) == 0);
-        CHECK(cudaDeviceSynchronize() == cudaSuccess);
-        CHECK(bits_equal(first, out, qn));
-        cudaFree(first);
-    }
     float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
     for (int b = 0; b < batch; b++) {
         for (int j = 0; j < n_keys; j++)
@@ -377,26 +361,111 @@ static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, i
     }
     double e = ref_rel_error(got, ref, qn);
     if (!(e <= REL_TOL_KERNEL)) {
-        fprintf(stderr, "  attention hd=%d hq=%d hkv=%d batch=%d seq=%d pos=%d decode=%d: rel error %g\n", hd, hq, hkv,
-                batch, seq, pos, decode, e);
+        fprintf(stderr, "  attention hd=%d hq=%d hkv=%d batch=%d seq=%d pos=%d: rel error %g\n", hd, hq, hkv, batch,
+                seq, pos, e);
         (*failures_)++;
     }
     free(hq_), free(hk), free(hv), free(got), free(ref), free(k), free(v);
-    cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out), cudaFree(partials), cudaFree(dpos);
+    cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out);
 }
 
 TEST(test_attention_prefill_matches_cpu)
 {
-    attention_case(failures_, 64, 4, 2, 2, 77, 0, 0, 0, 80);
-    attention_case(failures_, 128, 4, 4, 3, 64, 0, 0, 0, 81);
-    attention_case(failures_, 128, 8, 2, 1, 130, 19, 0, 0, 82);
-    attention_case(failures_, 64, 2, 1, 2, 1, 0, 0, 0, 83);
+    attention_case(failures_, 64, 4, 2, 2, 77, 0, 80);
+    attention_case(failures_, 128, 4, 4, 3, 64, 0, 81);
+    attention_case(failures_, 128, 8, 2, 1, 130, 19, 82);
+    attention_case(failures_, 64, 2, 1, 2, 1, 0, 83);
+}
+
+/* The decode kernel from un-roped qkv rows: it must write exactly the cache bits
+ * k_rope_qkv writes (and nothing else), and its output must match the CPU's
+ * attention over that cache with k_rope_qkv's query. Called twice (host and device
+ * position), it must give the same bits and leave its counters at zero. */
+static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int pos, int extra_ctx, int dev_pos,
+                        uint64_t seed)
+{
+    int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1, n_keys = pos + 1;
+    int qkv_n = (hq + 2 * hkv) * hd;
+    size_t cache = (size_t)max_batch * hkv * max_ctx * hd, qn = (size_t)batch * hq * hd;
+    struct model_spec m = tiny_spec();
+    m.head_dim = hd;
+    double inv_d[128];
+    float inv_f[128];
+    ref_inv_freq(&m, inv_d);
+    for (int i = 0; i < hd / 2; i++) inv_f[i] = (float)inv_d[i];
+    float *dinv;
+    cudaMalloc((void **)&dinv, hd / 2 * sizeof(float));
+    cudaMemcpy(dinv, inv_f, hd / 2 * sizeof(float), cudaMemcpyHostToDevice);
+    float *hqkv, *hk, *hv;
+    bf16 *qkv = dev_random((size_t)batch * qkv_n, 2.0f, seed, &hqkv);
+    bf16 *kc = dev_random(cache, 2.0f, seed + 1, &hk), *vc = dev_random(cache, 1.0f, seed + 2, &hv);
+    bf16 *kc_ref, *vc_ref, *q_ref, *out;
+    cudaMalloc((void **)&kc_ref, cache * 2);
+    cudaMalloc((void **)&vc_ref, cache * 2);
+    cudaMemcpy(kc_ref, kc, cache * 2, cudaMemcpyDeviceToDevice);
+    cudaMemcpy(vc_ref, vc, cache * 2, cudaMemcpyDeviceToDevice);
+    cudaMalloc((void **)&q_ref, qn * 2);
+    cudaMalloc((void **)&out, qn * 2);
+    poison(out, qn);
+    struct rope_args ra = {qkv, q_ref, kc_ref, vc_ref, dinv, batch, 1, bo, pos, NULL, hq, hkv, hd, max_ctx};
+    CHECK(k_rope_qkv(&ra, 0) == 0);
+    float *partials;
+    int *counters, *dpos;
+    cudaMalloc((void **)&partials, attn_decode_partials_floats(max_batch, hq, hd, max_ctx) * 4);
+    cudaMalloc((void **)&counters, attn_decode_counters(max_batch, hq) * sizeof(int));
+    cudaMemset(counters, 0, attn_decode_counters(max_batch, hq) * sizeof(int));
+    cudaMalloc((void **)&dpos, sizeof(int));
+    cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice);
+    struct attn_args a = {NULL, kc, vc, out, batch, 1, bo, pos, dev_pos ? dpos : NULL, hq, hkv, hd, max_ctx, partials};
+    a.qkv = qkv;
+    a.inv_freq = dinv;
+    a.counters = counters;
+    CHECK(attn_decode(&a, 0) == 0);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(bits_equal(kc, kc_ref, cache));
+    CHECK(bits_equal(vc, vc_ref, cache));
+    float *got = download(out, qn), *ref = (float *)malloc(qn * 4);
+    /* again, with the other kind of position: the same bits, nothing carried over */
+    bf16 *first;
+    cudaMalloc((void **)&first, qn * 2);
+    cudaMemcpy(first, out, qn * 2, cudaMemcpyDeviceToDevice);
+    poison(out, qn);
+    a.pos_dev = dev_pos ? NULL : dpos;
+    CHECK(attn_decode(&a, 0) == 0);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(bits_equal(first, out, qn));
+    int *hc = (int *)malloc(attn_decode_counters(max_batch, hq) * sizeof(int));
+    cudaMemcpy(hc, counters, attn_decode_counters(max_batch, hq) * sizeof(int), cudaMemcpyDeviceToHost);
+    int nonzero = 0;
+    for (size_t i = 0; i < attn_decode_counters(max_batch, hq); i++) nonzero += hc[i] != 0;
+    CHECK(nonzero == 0);
+    float *rq = download(q_ref, qn), *rk = download(kc_ref, cache), *rv = download(vc_ref, cache);
+    float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
+    for (int b = 0; b < batch; b++) {
+        for (int j = 0; j < n_keys; j++)
+            for (int kh = 0; kh < hkv; kh++) {
+                size_t at = (((size_t)(bo + b) * hkv + kh) * max_ctx + j) * hd;
+                memcpy(k + ((size_t)j * hkv + kh) * hd, rk + at, hd * 4);
+                memcpy(v + ((size_t)j * hkv + kh) * hd, rv + at, hd * 4);
+            }
+        ref_attention(rq + (size_t)b * hq * hd, k, v, ref + (size_t)b * hq * hd, 1, pos, hq, hkv, hd);
+    }
+    double e = ref_rel_error(got, ref, qn);
+    if (!(e <= REL_TOL_KERNEL)) {
+        fprintf(stderr, "  decode hd=%d hq=%d hkv=%d batch=%d pos=%d: rel error %g\n", hd, hq, hkv, batch, pos, e);
+        (*failures_)++;
+    }
+    free(hqkv), free(hk), free(hv), free(got), free(ref), free(hc), free(rq), free(rk), free(rv), free(k), free(v);
+    cudaFree(qkv), cudaFree(kc), cudaFree(vc), cudaFree(kc_ref), cudaFree(vc_ref), cudaFree(q_ref), cudaFree(out);
+    cudaFree(first), cudaFree(partials), cudaFree(counters), cudaFree(dpos), cudaFree(dinv);
 }
 
 TEST(test_attention_decode_matches_cpu)
 {
-    attention_case(failures_, 128, 4, 2, 3, 1, 0, 1, 0, 90);
-    attention_case(failures_, 128, 4, 2, 3, 1, 300, 1, 0, 91);
-    attention_case(failures_, 64, 4, 1, 2, 1, 129, 1, 1, 92);
-    attention_case(failures_, 128, 8, 8, 1, 1, 555, 1, 1, 93);
+    decode_case(failures_, 128, 4, 2, 3, 0, 0, 0, 90);
+    decode_case(failures_, 128, 4, 2, 3, 300, 3, 0, 91);
+    decode_case(failures_, 64, 4, 1, 2, 129, 200, 1, 92);
+    decode_case(failures_, 128, 8, 8, 1, 555, 1, 1, 93);
+    decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 94);  /* the new key is the last of its split */
+    decode_case(failures_, 128, 4, 1, 1, 256, 0, 0, 95);   /* ... and the first of a new one */
 }
