@@ -156,17 +156,29 @@ __global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride,
     size_t row = (size_t)(row0 + b * row_step) * vl;
     float bv = -INFINITY;
     int bi = 0x7fffffff;
+    /* the first NaN is kept only while nothing else is: a NaN row still gets an id */
+#define ARGMAX_TAKE(v, id)                                                          \
+    if ((v) > bv || ((v) == bv && (id) < bi) || (bi == 0x7fffffff && (v) != (v))) { \
+        bv = (v);                                                                   \
+        bi = (id);                                                                  \
+    }
     for (int w = 0; w < slabs; w++) {
         const bf16 *l = logits + w * slab_stride + row;
-        for (int i = threadIdx.x; i < vl; i += blockDim.x) {
-            float v = __bfloat162float(l[i]);
-            int id = w * vl + i;
-            if (v > bv || (v == bv && id < bi) || (bi == 0x7fffffff && v != v)) {
-                bv = v;
-                bi = id;
+        if (vl % 8 == 0 && (uintptr_t)l % 16 == 0) {  /* 16-byte loads: the row in a few rounds */
+            for (int i = threadIdx.x; i < vl / 8; i += blockDim.x) {
+                float f[8];
+                norm_unpack8(((const uint4 *)l)[i], f);
+#pragma unroll
+                for (int j = 0; j < 8; j++) ARGMAX_TAKE(f[j], w * vl + 8 * i + j)
+            }
+        } else {
+            for (int i = threadIdx.x; i < vl; i += blockDim.x) {
+                float v = __bfloat162float(l[i]);
+                ARGMAX_TAKE(v, w * vl + i)
             }
         }
     }
+#undef ARGMAX_TAKE
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
@@ -196,7 +208,7 @@ int k_argmax(const bf16 *logits, int slabs, size_t slab_stride, int vocab_local,
              int *next, cudaStream_t s, int pdl)
 {
     if (batch <= 0) return PB_OK;
-    cudaCheck(pdl_launch(argmax_kernel, dim3(batch), dim3(256), 0, s, pdl, logits, slabs, slab_stride, vocab_local, row0,
+    cudaCheck(pdl_launch(argmax_kernel, dim3(batch), dim3(1024), 0, s, pdl, logits, slabs, slab_stride, vocab_local, row0,
                          row_step, next));
     return PB_OK;
 }

@@ -268,6 +268,24 @@ TEST(test_argmax_finds_first_maximum)
     free(h), cudaFree(l), cudaFree(next);
 }
 
+/* A Llama-2 vocabulary row with its maximum twice, far apart (different threads'
+ * loads): the lower id wins, as torch.argmax. */
+TEST(test_argmax_ties_go_to_the_lowest_id)
+{
+    int V = 32000;
+    float *h;
+    bf16 *l = dev_random(V, 1.0f, 61, &h);
+    bf16 top = __float2bfloat16(8.0f);
+    cudaMemcpy(l + 31990, &top, 2, cudaMemcpyHostToDevice);
+    cudaMemcpy(l + 17, &top, 2, cudaMemcpyHostToDevice);
+    int *next, got = -1;
+    cudaMalloc((void **)&next, sizeof(int));
+    CHECK(k_argmax(l, 1, 0, V, 0, 1, 1, next, 0) == 0);
+    cudaMemcpy(&got, next, sizeof(int), cudaMemcpyDeviceToHost);
+    CHECK_EQ_INT(got, 17);
+    free(h), cudaFree(l), cudaFree(next);
+}
+
 /* Rope of q and k into the cache, at an offset position, default and llama3 scaling. */
 static void rope_case(int *failures_, int llama3)
 {
