@@ -154,7 +154,7 @@ int st_add_file(struct st_files *f, const char *path)
 
 static int open_index(const char *folder, const char *index_path, struct st_files *f)
 {
-    char *text;
+    char *text = NULL;
     size_t len;
     PB_TRY(read_file_bytes(index_path, &text, &len));
     cJSON *root = cJSON_Parse(text);

@@ -454,9 +454,12 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     }
 }
 
-/* Two columns a warp where one column a warp would launch too few blocks to keep
- * the weight stream busy from start to end (N = 4096 at Llama-2-7B). */
-static int gemv_pair_for(int n) { return n <= 8192; }
+/* Two columns a warp up to N = 16384: one column a warp launches too few blocks to
+ * keep the weight stream busy from start to end at N = 4096, and at N = 12288 (qkv
+ * of Llama-2-7B) two streamed 89% of the copy rate against 86% (H100, docs/PERF.md);
+ * at 32000 (lm_head) one and two tie. */
+int gemm_rows_cols_per_warp(int n) { return n <= 16384 ? 2 : 1; }
+static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,
                    cudaStream_t s, int pdl)

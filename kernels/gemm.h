@@ -64,8 +64,9 @@ int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, 
  * programmatic launch, its weights streaming while the previous kernel ends (pdl.h). */
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
               int accumulate, cudaStream_t s, int pdl = 0);
-/* The same with a fixed number of output columns per warp (1 or 2; gemm_rows picks
- * by N): the same bits, for the benchmark to compare the two. */
+/* The same with a fixed number of output columns per warp (1 or 2; gemm_rows takes
+ * gemm_rows_cols_per_warp(n)): the same bits, for the benchmark to compare the two. */
+int gemm_rows_cols_per_warp(int n);
 int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,

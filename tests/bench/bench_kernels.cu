@@ -169,7 +169,7 @@ int main(int argc, char **argv)
             printf("gemv 1 row %-7s N=%5d K=%5d x%2d: %.3f ms, %.0f GB/s = %.1f%% of copy\n", sh[i].name, sh[i].n,
                    sh[i].k, sh[i].layers, ms, bytes / (ms * 1e6), 100.0 * bytes / (ms * 1e6) / copy_gbs);
             /* the other spread of columns over warps, to show what gemm_rows' choice buys */
-            int cols = sh[i].n <= 8192 ? 1 : 2;
+            int cols = 3 - gemm_rows_cols_per_warp(sh[i].n);
             double other = time_ms([&] {
                 for (int l = 0; l < sh[i].layers; l++) {
                     const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
