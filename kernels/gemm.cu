@@ -260,8 +260,8 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
 /* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
 #define GEMV_ROWS 8
 #define GEMV_WARPS 8
-/* The folded norm is worth it for the few rows of a decode step; each warp
- * computes its rows' norms itself. */
+/* The folded norm is for the few rows of a decode step: each block computes its
+ * rows' norms itself. */
 #define GEMV_NORM_ROWS 4
 
 __device__ __forceinline__ uint4 load_stream(const uint4 *p)
@@ -289,40 +289,12 @@ enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
  * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer.
- * NORM: x is the raw hidden state. Each warp computes 1/rms of its rows itself
- * (warp_inv_rms, the block sum of k_rmsnorm replayed in one warp) and normalises
- * each x vector as it reads it, rounding as k_rmsnorm does, so the GEMV sees the
- * values k_rmsnorm would have written, without that launch and without a barrier.
- * The row and the norm weight stay in L1 (8 KB each at hidden 4096). */
-/* 1 / rms of one row, bit for bit row_inv_rms over a block of NORM_THREADS
- * threads, computed by one warp: lane l plays threads l, l + 32, ..., l + 224;
- * each played warp's shuffle tree and then the tree over the 8 warp totals run as
- * in block_sum, taking lane 0's value where block_sum stores lane 0's. */
-__device__ __forceinline__ float warp_inv_rms(const uint4 *xr, int hidden, float eps)
-{
-    constexpr int WARPS = NORM_THREADS / 32;
-    int lane = threadIdx.x & 31, kv = hidden / 8;
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; w++) {
-        float ss = 0.0f;
-        for (int i = w * 32 + lane; i < kv; i += NORM_THREADS) {
-            float f[8];
-            norm_unpack8(__ldg(xr + i), f);
-#pragma unroll
-            for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
-        }
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-        ss = __shfl_sync(0xffffffffu, ss, 0);
-        if (lane == w) total = ss;
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
-    total = __shfl_sync(0xffffffffu, total, 0);
-    return rsqrtf(total / hidden + eps);
-}
-
+ * NORM: x is the raw hidden state. Each block computes 1/rms of its rows as
+ * k_rmsnorm does (row_inv_rms over the same 256 threads, so the same sums in the
+ * same order), while its first weights are already streaming, and each warp
+ * normalises each x vector as it reads it, rounding as k_rmsnorm does: the GEMV
+ * sees the values k_rmsnorm would have written, without that launch. The row and
+ * the norm weight stay in L1 (8 KB each at hidden 4096). */
 template <int ROWS, int U, int MODE, bool NORM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
@@ -348,14 +320,20 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             if (lane + u * 32 < kv) wv[q][u] = load_stream(wr[q] + lane + u * 32);
     pdl_wait();
     pdl_trigger();
-    if (col >= n) return;
     const uint4 *xr[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
     const uint4 *nw = (const uint4 *)norm_w;
     float inv[ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) inv[r] = NORM ? warp_inv_rms(xr[r], k, eps) : 1.0f;
+    for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
+    if (NORM) {  /* the whole block, before any warp leaves */
+        static_assert(GEMV_WARPS * 32 == NORM_THREADS, "k_rmsnorm's partition of the row");
+        __shared__ float red[32];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
+    }
+    if (col >= n) return;
     float acc[P][ROWS];
 #pragma unroll
     for (int q = 0; q < P; q++)

@@ -71,7 +71,7 @@ int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
  * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
- * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each warp
+ * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each block
  * recomputes its rows' norms); callers fall back to the two kernels otherwise. */
 int gemm_rows_norm_fits(int m, int k);
 int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,

@@ -39,8 +39,9 @@ static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *
 }
 
 /* One-token steps can fold each RMSNorm into the GEMV after it (gemm_rows_norm):
- * the same bits as k_rmsnorm + GEMV, one launch fewer, but each warp recomputes
- * its rows' norms, and on an H100 that cost more than the launch (docs/PERF.md),
+ * the same bits as k_rmsnorm + GEMV, one launch fewer, but every block of the GEMV
+ * recomputes its rows' norms before its main loop, and on an H100 that cost more
+ * than the launch (5.39 against 5.20 ms a step, docs/PERF.md),
  * so it is off unless p->fold_norm is set. It puts the whole step on the GEMV,
  * whose bits are not the tensor-core kernel's. */
 static int fold_norm(const struct llama_part *p, const struct llama_call *c, int rows, int hidden)
