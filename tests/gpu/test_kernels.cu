@@ -352,11 +352,31 @@ static void rope_case(int *failures_, int llama3)
 TEST(test_rope_matches_cpu) { rope_case(failures_, 0); }
 TEST(test_rope_llama3_scaling_matches_cpu) { rope_case(failures_, 1); }
 
+/* The CPU's attention for `batch` sequences of `seq` queries [batch, seq, hq, hd]
+ * at positions pos.., over a cache laid out as the kernels' ([max_batch][hkv]
+ * [max_ctx][hd], sequence b at bo + b), keys [0, pos + seq). */
+static void ref_attention_over_cache(const float *q, const float *kcache, const float *vcache, float *out, int batch,
+                                     int seq, int pos, int bo, int hq, int hkv, int hd, int max_ctx)
+{
+    int n_keys = pos + seq;
+    float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
+    for (int b = 0; b < batch; b++) {
+        for (int j = 0; j < n_keys; j++)
+            for (int kh = 0; kh < hkv; kh++) {
+                size_t at = (((size_t)(bo + b) * hkv + kh) * max_ctx + j) * hd;
+                memcpy(k + ((size_t)j * hkv + kh) * hd, kcache + at, hd * 4);
+                memcpy(v + ((size_t)j * hkv + kh) * hd, vcache + at, hd * 4);
+            }
+        ref_attention(q + (size_t)b * seq * hq * hd, k, v, out + (size_t)b * seq * hq * hd, seq, pos, hq, hkv, hd);
+    }
+    free(k), free(v);
+}
+
 /* Prefill attention over a random cache, with and without a position offset,
  * against the CPU. */
 static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, int seq, int pos, uint64_t seed)
 {
-    int max_ctx = pos + seq + 3, bo = 1, max_batch = batch + 1, n_keys = pos + seq;
+    int max_ctx = pos + seq + 3, bo = 1, max_batch = batch + 1;
     size_t cache = (size_t)max_batch * hkv * max_ctx * hd, qn = (size_t)batch * seq * hq * hd;
     float *hq_, *hk, *hv;
     bf16 *q = dev_random(qn, 2.0f, seed, &hq_), *kc = dev_random(cache, 2.0f, seed + 1, &hk);
@@ -367,23 +387,14 @@ static void attention_case(int *failures_, int hd, int hq, int hkv, int batch, i
     CHECK(attn_setup() == 0);
     CHECK(attn_prefill(&a, 0) == 0);
     float *got = download(out, qn), *ref = (float *)malloc(qn * 4);
-    float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
-    for (int b = 0; b < batch; b++) {
-        for (int j = 0; j < n_keys; j++)
-            for (int kh = 0; kh < hkv; kh++) {
-                size_t at = (((size_t)(bo + b) * hkv + kh) * max_ctx + j) * hd;
-                memcpy(k + ((size_t)j * hkv + kh) * hd, hk + at, hd * 4);
-                memcpy(v + ((size_t)j * hkv + kh) * hd, hv + at, hd * 4);
-            }
-        ref_attention(hq_ + (size_t)b * seq * hq * hd, k, v, ref + (size_t)b * seq * hq * hd, seq, pos, hq, hkv, hd);
-    }
+    ref_attention_over_cache(hq_, hk, hv, ref, batch, seq, pos, bo, hq, hkv, hd, max_ctx);
     double e = ref_rel_error(got, ref, qn);
     if (!(e <= REL_TOL_KERNEL)) {
         fprintf(stderr, "  attention hd=%d hq=%d hkv=%d batch=%d seq=%d pos=%d: rel error %g\n", hd, hq, hkv, batch,
                 seq, pos, e);
         (*failures_)++;
     }
-    free(hq_), free(hk), free(hv), free(got), free(ref), free(k), free(v);
+    free(hq_), free(hk), free(hv), free(got), free(ref);
     cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out);
 }
 
@@ -402,7 +413,7 @@ TEST(test_attention_prefill_matches_cpu)
 static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int pos, int extra_ctx, int dev_pos,
                         uint64_t seed)
 {
-    int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1, n_keys = pos + 1;
+    int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1;
     int qkv_n = (hq + 2 * hkv) * hd;
     size_t cache = (size_t)max_batch * hkv * max_ctx * hd, qn = (size_t)batch * hq * hd;
     struct model_spec m = tiny_spec();
@@ -458,22 +469,13 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     for (size_t i = 0; i < attn_decode_counters(max_batch, hq); i++) nonzero += hc[i] != 0;
     CHECK(nonzero == 0);
     float *rq = download(q_ref, qn), *rk = download(kc_ref, cache), *rv = download(vc_ref, cache);
-    float *k = (float *)malloc((size_t)n_keys * hkv * hd * 4), *v = (float *)malloc((size_t)n_keys * hkv * hd * 4);
-    for (int b = 0; b < batch; b++) {
-        for (int j = 0; j < n_keys; j++)
-            for (int kh = 0; kh < hkv; kh++) {
-                size_t at = (((size_t)(bo + b) * hkv + kh) * max_ctx + j) * hd;
-                memcpy(k + ((size_t)j * hkv + kh) * hd, rk + at, hd * 4);
-                memcpy(v + ((size_t)j * hkv + kh) * hd, rv + at, hd * 4);
-            }
-        ref_attention(rq + (size_t)b * hq * hd, k, v, ref + (size_t)b * hq * hd, 1, pos, hq, hkv, hd);
-    }
+    ref_attention_over_cache(rq, rk, rv, ref, batch, 1, pos, bo, hq, hkv, hd, max_ctx);
     double e = ref_rel_error(got, ref, qn);
     if (!(e <= REL_TOL_KERNEL)) {
         fprintf(stderr, "  decode hd=%d hq=%d hkv=%d batch=%d pos=%d: rel error %g\n", hd, hq, hkv, batch, pos, e);
         (*failures_)++;
     }
-    free(hqkv), free(hk), free(hv), free(got), free(ref), free(hc), free(rq), free(rk), free(rv), free(k), free(v);
+    free(hqkv), free(hk), free(hv), free(got), free(ref), free(hc), free(rq), free(rk), free(rv);
     cudaFree(qkv), cudaFree(kc), cudaFree(vc), cudaFree(kc_ref), cudaFree(vc_ref), cudaFree(q_ref), cudaFree(out);
     cudaFree(first), cudaFree(partials), cudaFree(counters), cudaFree(dpos), cudaFree(dinv);
 }
