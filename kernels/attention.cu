@@ -303,7 +303,7 @@ __device__ __forceinline__ void unpack_dims(typename dims_t<DPL>::type r, float 
  * kv head, the group's first query head, that writes it there). The cached keys
  * and values before pos are loaded into registers before pdl_wait: the decode
  * kernel of this layer wrote them a step or more ago, and under programmatic
- * launch the kernel two back has finished before this one starts (pdl.h), so their
+ * launch every kernel before the one ahead has finished when this one starts (pdl.h), so their
  * latency hides under the qkv GEMV's tail. Each block leaves its split's max, sum
  * and weighted values in the partials; the last of the sequence-head's blocks to
  * finish (a ticket counter) combines the splits in split order, so the result does

@@ -6,7 +6,13 @@
  * every kernel calls it before it can exit (a grid that ended without waiting
  * would let its own dependents overtake its predecessor). pdl_wait returns once
  * all earlier work on the stream has finished and is visible; without the launch
- * attribute (or before sm_90) it returns at once, so the same kernel serves both. */
+ * attribute (or before sm_90) it returns at once, so the same kernel serves both.
+ * A second rule follows when every kernel also calls pdl_trigger() only after its
+ * pdl_wait() (ours do; kernels that never trigger, cuBLAS's and NCCL's, let their
+ * dependents start when they end): a kernel starts only once the kernel ahead of it
+ * has passed its wait, so every kernel before that one has finished. What those
+ * wrote (the KV cache of earlier steps, a position advanced last step) may be read
+ * before pdl_wait; what the kernel just ahead writes may not. */
 #ifndef PB_PDL_H
 #define PB_PDL_H
 #include <cuda_runtime.h>
