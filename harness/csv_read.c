@@ -1,6 +1,7 @@
 /* An RFC 4180 reader: enough for the files this project writes and the peer
  * script appends to (quoted fields with commas and line breaks, "" for a quote). */
 #include "csv_read.h"
+#include "text_file.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -109,21 +110,8 @@ int csv_read_text(const char *text, struct csv_table *t)
 int csv_read_file(const char *path, struct csv_table *t)
 {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "rb");
-    if (!f) return pb_fail("cannot read %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0, got;
-    char *text = malloc(cap);
-    while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) {
-            char *grown = realloc(text, cap *= 2);
-            if (!grown) { free(text); text = NULL; }
-            else text = grown;
-        }
-    }
-    fclose(f);
-    if (!text) return pb_fail("out of host memory reading %s", path);
-    text[len] = 0;
+    char *text = text_file_read(path);
+    if (!text) return pb_fail("cannot read %s: %s", path, strerror(errno));
     int rc = csv_read_text(text, t);
     free(text);
     if (rc != PB_OK) return pb_fail("%s: not a CSV file with a header line", path);

@@ -1,5 +1,6 @@
 /* Hugging Face .safetensors header parsing and reads; see safetensors.h. */
 #include "safetensors.h"
+#include "text_file.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -33,26 +34,6 @@ uint64_t st_numel(const struct st_tensor *t)
     uint64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= (uint64_t)t->shape[i];
     return n;
-}
-
-static int read_file_bytes(const char *path, char **out, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return pb_fail("%s: cannot open: %s", path, strerror(errno));
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        fclose(fp);
-        return pb_fail("%s: cannot read", path);
-    }
-    buf[n] = 0;
-    fclose(fp);
-    *out = buf;
-    *len = (size_t)n;
-    return PB_OK;
 }
 
 static int parse_entry(const char *path, const cJSON *e, struct st_tensor *t, uint64_t data_bytes)
@@ -154,9 +135,8 @@ int st_add_file(struct st_files *f, const char *path)
 
 static int open_index(const char *folder, const char *index_path, struct st_files *f)
 {
-    char *text = NULL;
-    size_t len;
-    PB_TRY(read_file_bytes(index_path, &text, &len));
+    char *text = text_file_read(index_path);
+    if (!text) return pb_fail("%s: cannot read: %s", index_path, strerror(errno));
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

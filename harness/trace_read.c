@@ -8,32 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        pb_fail("cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, len = 0, got;
-    char *text = malloc(cap);
-    while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) {
-            char *g = realloc(text, cap *= 2);
-            if (!g) free(text);
-            text = g;
-        }
-    }
-    fclose(f);
-    if (!text) {
-        pb_fail("out of host memory reading %s", path);
-        return NULL;
-    }
-    text[len] = 0;
-    return text;
-}
+#include "text_file.h"
 
 static double num(const cJSON *o, const char *key, double dflt)
 {
@@ -94,8 +69,8 @@ int trace_json_read(const char *path, struct trace_point **pts, int *n, int *pre
     *pts = NULL;
     *n = 0;
     *predicted = 0;
-    char *text = read_all(path);
-    if (!text) return PB_ERR;
+    char *text = text_file_read(path);
+    if (!text) return pb_fail("cannot read %s: %s", path, strerror(errno));
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(root, "traceEvents");
