@@ -271,10 +271,15 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
 }
 
 /* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+/* Blocks of the decode kernel over `keys` keys. */
+__host__ __device__ static inline int decode_splits(int keys)
+{
+    return (keys + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+}
+
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
 {
-    int splits = (max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
-    return (size_t)max_batch * hq * splits * (hd + 2);
+    return (size_t)max_batch * hq * decode_splits(max_ctx) * (hd + 2);
 }
 
 size_t attn_decode_counters(int max_batch, int hq) { return (size_t)max_batch * hq; }
@@ -424,24 +429,19 @@ __global__ void __launch_bounds__(ATTN_DECODE_CHUNK) decode_kernel(struct attn_a
     for (int w = 0; w < DEC_WARPS; w++) M = fmaxf(M, wm[w]);
 #pragma unroll
     for (int w = 0; w < DEC_WARPS; w++) L += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - M);
-    const int n = min((kv_len + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK, (int)gridDim.x);
-    if (n == 1) {  /* the only split: what the combine below would give for one split (it scales by 1) */
-        for (int d = threadIdx.x; d < D; d += blockDim.x) {
-            float sum = 0.0f;
-#pragma unroll
-            for (int w = 0; w < DEC_WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
-            a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(sum / L);
-        }
-        return;
-    }
+    /* with one split the block writes the output itself: what the combine below
+     * would give for one split (it scales by 1) */
+    const int n = min(decode_splits(kv_len), (int)gridDim.x);
     float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
     float *part = all + (size_t)split * (D + 2);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float sum = 0.0f;
 #pragma unroll
         for (int w = 0; w < DEC_WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
-        part[2 + d] = sum;
+        if (n == 1) a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(sum / L);
+        else part[2 + d] = sum;
     }
+    if (n == 1) return;
     if (threadIdx.x == 0) {
         part[0] = M;
         part[1] = L;
@@ -479,10 +479,9 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     if (!a->qkv || !a->inv_freq || !a->counters || !a->partials)
         return pb_fail("attn_decode: qkv, inv_freq, partials and counters are all needed");
     if (a->batch <= 0) return PB_OK;
-    int splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
-    if (!a->pos_dev) splits = (a->pos + 1 + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
     /* the partials are laid out for the largest split count so both cases agree */
-    int stride_splits = (a->max_ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+    int stride_splits = decode_splits(a->max_ctx);
+    int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1);
     dim3 grid(splits, a->hq, a->batch);
     float scale = 1.0f / sqrtf((float)a->hd);
     if (a->hd == 64)

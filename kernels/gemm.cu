@@ -295,6 +295,18 @@ enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
  * normalises each x vector as it reads it, rounding as k_rmsnorm does: the GEMV
  * sees the values k_rmsnorm would have written, without that launch. The row and
  * the norm weight stay in L1 (8 KB each at hidden 4096). */
+/* The U vectors base, base + 32, ... of each of a warp's P weight rows (those
+ * before K). */
+template <int P, int U>
+__device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *const wr[P], int base, int kv)
+{
+#pragma unroll
+    for (int q = 0; q < P; q++)
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
+}
+
 template <int ROWS, int U, int MODE, bool NORM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
@@ -313,11 +325,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
         wr[q] = (const uint4 *)(w + (size_t)row * k);
     }
     uint4 wv[P][U];
-#pragma unroll
-    for (int q = 0; q < P; q++)
-#pragma unroll
-        for (int u = 0; u < U; u++)
-            if (lane + u * 32 < kv) wv[q][u] = load_stream(wr[q] + lane + u * 32);
+    gemv_load_group<P, U>(wv, wr, lane, kv);
     pdl_wait();
     pdl_trigger();
     const uint4 *xr[ROWS];
@@ -340,13 +348,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
     for (int base = lane; base < kv; base += 32 * U) {
-        if (base != lane) {
-#pragma unroll
-            for (int q = 0; q < P; q++)
-#pragma unroll
-                for (int u = 0; u < U; u++)
-                    if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
-        }
+        if (base != lane) gemv_load_group<P, U>(wv, wr, base, kv);
 #pragma unroll
         for (int u = 0; u < U; u++) {
             if (base + u * 32 >= kv) break;

@@ -51,6 +51,22 @@ __device__ __forceinline__ void sk_mma(float d[4], uint32_t a0, uint32_t a1, uin
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+/* A warp's SK_U chunks from chunk c0 on (chunks c0, c0 + SK_WARPS, ...) of its
+ * weight rows: lane t's 16 bytes of each, zero past K. */
+template <int MT>
+__device__ __forceinline__ void sk_load_chunks(uint4 a[SK_U][MT][2], const uint4 *const wp[MT][2], int c0, int t,
+                                               int kv)
+{
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        int idx = (c0 + SK_WARPS * u) * 4 + t;
+#pragma unroll
+        for (int q = 0; q < MT; q++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 /* NT row tiles of 8 rows, MT column tiles of 16 weight rows per block. SWIGLU:
  * MT = 2, tile 0 the gate rows [c, c + 16) and tile 1 the up rows n + c..., so the
  * epilogue writes silu(gate) * up as k_swiglu rounds it. */
@@ -74,15 +90,7 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         }
     uint4 a[SK_U][MT][2];
     const uint4 zero = make_uint4(0, 0, 0, 0);
-    /* the first weights stream before pdl_wait: no kernel writes them */
-#pragma unroll
-    for (int u = 0; u < SK_U; u++) {
-        int idx = (warp + SK_WARPS * u) * 4 + t;
-#pragma unroll
-        for (int q = 0; q < MT; q++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : zero;
-    }
+    sk_load_chunks<MT>(a, wp, warp, t, kv);  /* the first weights stream before pdl_wait: no kernel writes them */
     pdl_wait();
     pdl_trigger();
     const uint4 *xp[NT];
@@ -96,16 +104,7 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
 #pragma unroll
             for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
     for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * SK_U) {
-        if (c0 != warp) {
-#pragma unroll
-            for (int u = 0; u < SK_U; u++) {
-                int idx = (c0 + SK_WARPS * u) * 4 + t;
-#pragma unroll
-                for (int q = 0; q < MT; q++)
-#pragma unroll
-                    for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : zero;
-            }
-        }
+        if (c0 != warp) sk_load_chunks<MT>(a, wp, c0, t, kv);
 #pragma unroll
         for (int u = 0; u < SK_U; u++) {
             if (c0 + SK_WARPS * u >= chunks) break;  /* uniform over the warp: mma needs every lane */

@@ -94,7 +94,8 @@ __global__ void rope_qkv_kernel(struct rope_args a)
 
 int k_rope_qkv(const struct rope_args *a, cudaStream_t s)
 {
-    if (a->hd % 16 || a->hd / 2 > ROPE_MAX_HALF) return pb_fail("rope: head_dim %d (a multiple of 16, at most %d)", a->hd, 2 * ROPE_MAX_HALF);
+    if (a->hd % 16 || a->hd / 2 > ROPE_MAX_HALF)
+        return pb_fail("rope: head_dim %d (a multiple of 16, at most %d)", a->hd, 2 * ROPE_MAX_HALF);
     if (a->rows <= 0) return PB_OK;
     cudaCheck(pdl_launch(rope_qkv_kernel, dim3(a->rows), dim3(256), 0, s, a->pdl, *a));
     return PB_OK;
@@ -145,6 +146,16 @@ int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s, int pdl)
     return PB_OK;
 }
 
+/* Keep (v, id) if it beats (*bv, *bi): larger, or equal with a lower id; the first
+ * NaN is kept only while nothing else is, so a NaN row still gets an id. */
+__device__ __forceinline__ void argmax_take(float v, int id, float *bv, int *bi)
+{
+    if (v > *bv || (v == *bv && id < *bi) || (*bi == 0x7fffffff && v != v)) {
+        *bv = v;
+        *bi = id;
+    }
+}
+
 __global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride, int vl, int row0, int row_step,
                               int *next)
 {
@@ -156,12 +167,6 @@ __global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride,
     size_t row = (size_t)(row0 + b * row_step) * vl;
     float bv = -INFINITY;
     int bi = 0x7fffffff;
-    /* the first NaN is kept only while nothing else is: a NaN row still gets an id */
-#define ARGMAX_TAKE(v, id)                                                          \
-    if ((v) > bv || ((v) == bv && (id) < bi) || (bi == 0x7fffffff && (v) != (v))) { \
-        bv = (v);                                                                   \
-        bi = (id);                                                                  \
-    }
     for (int w = 0; w < slabs; w++) {
         const bf16 *l = logits + w * slab_stride + row;
         if (vl % 8 == 0 && (uintptr_t)l % 16 == 0) {  /* 16-byte loads: the row in a few rounds */
@@ -169,16 +174,14 @@ __global__ void argmax_kernel(const bf16 *logits, int slabs, size_t slab_stride,
                 float f[8];
                 norm_unpack8(((const uint4 *)l)[i], f);
 #pragma unroll
-                for (int j = 0; j < 8; j++) ARGMAX_TAKE(f[j], w * vl + 8 * i + j)
+                for (int j = 0; j < 8; j++) argmax_take(f[j], w * vl + 8 * i + j, &bv, &bi);
             }
         } else {
             for (int i = threadIdx.x; i < vl; i += blockDim.x) {
-                float v = __bfloat162float(l[i]);
-                ARGMAX_TAKE(v, w * vl + i)
+                argmax_take(__bfloat162float(l[i]), w * vl + i, &bv, &bi);
             }
         }
     }
-#undef ARGMAX_TAKE
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
