@@ -10,15 +10,19 @@ CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=c
 CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
+# CFLAGS/LDFLAGS (and EXTRA_CFLAGS/EXTRA_LDFLAGS) from the command line add to the
+# flags the build needs (PB_CFLAGS), e.g. `make CFLAGS="-O1 -g -fsanitize=address"`.
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=c11 -Wall -Wextra -D_GNU_SOURCE -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
+PB_CFLAGS := -std=c11 -Wall -Wextra -D_GNU_SOURCE -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
+override CFLAGS += $(PB_CFLAGS) $(EXTRA_CFLAGS)
+override LDFLAGS += $(EXTRA_LDFLAGS)
 NVCCFLAGS ?= -O3 -g -lineinfo
 NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -I$(CUDA)/include -Xcompiler -Wall -MMD -MP
 LDLIBS    += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lnccl -lcudart \
              $(CJSON_LIBS) -lm -lpthread -ldl -lstdc++
 
 # Host code that needs no GPU (tested on the CPU) versus code that calls CUDA.
-CPU_SRC   := $(wildcard models/*.c strategies/*.c) \
+CPU_SRC   := $(wildcard base/*.c models/*.c strategies/*.c) \
              $(filter-out harness/main.c harness/cuda_%.c,$(wildcard harness/*.c))
 GPU_C_SRC := $(wildcard harness/cuda_*.c)
 CU_SRC    := $(wildcard kernels/*.cu)
@@ -34,13 +38,13 @@ GPU_TEST_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(patsubst %.c,$(BUILD)/%.o,$(GPU_T
 all: $(BUILD)/bench
 
 $(BUILD)/bench: $(BUILD)/harness/main.o $(CPU_OBJ) $(GPU_OBJ)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(CPU_OBJ)
-	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
 
 $(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(CPU_OBJ) $(GPU_OBJ)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The CPU suite; it also drives build/bench for command-line behaviour.
 # With MPI=1 the MPI build's tests (2 ranks) run too; one total line ends it.
@@ -52,9 +56,9 @@ test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
 KERNEL_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/harness/safetensors.o $(BUILD)/harness/check.o $(BUILD)/harness/text_file.o \
-              $(patsubst %.c,$(BUILD)/%.o,$(wildcard models/*.c))
+              $(patsubst %.c,$(BUILD)/%.o,$(wildcard models/*.c base/*.c))
 $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(KERNEL_OBJ)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
@@ -74,10 +78,10 @@ MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c))
 all: $(BUILD)/bench-mpi
 
 $(BUILD)/bench-mpi: $(MPI_GPU_OBJ) $(MPI_CPU_OBJ) $(CPU_OBJ) $(GPU_OBJ)
-	$(CC) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/run_mpi_tests: $(MPI_TEST_OBJ) $(MPI_CPU_OBJ) $(CPU_OBJ)
-	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread $(MPI_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm -lpthread $(MPI_LIBS)
 
 $(BUILD)/harness/mpi/%.o: harness/mpi/%.c
 	@mkdir -p $(dir $@)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "../base/parse_number.h"
 #include "memory_budget.h"
 
 void cli_usage(FILE *f)
@@ -68,21 +69,7 @@ void cli_usage(FILE *f)
 
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero)
 {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < (allow_zero ? 0 : 1) || v > 1 << 24 || (*end && *end != ','))
-            return pb_fail("%s: \"%s\" is not a comma list of %s integers", opt, s,
-                           allow_zero ? "non-negative" : "positive");
-        if (n == max) return pb_fail("%s: at most %d values", opt, max);
-        out[n++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    if (!n) return pb_fail("%s: empty list", opt);
-    return n;
+    return parse_int_list(opt, s, allow_zero ? 0 : 1, 1 << 24, out, max);
 }
 
 static int parse_strategies(const char *s, struct options *o)

@@ -16,6 +16,7 @@
 #include "placement_view.h"
 #include "predict.h"
 #include "run.h"
+#include "../base/interrupt.h"
 #include "run_common.h"
 #include "run_outputs.h"
 
@@ -307,11 +308,12 @@ int run_measured(const struct options *o, const struct model_spec *m)
                     if (points > 1)
                         fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, points,
                                 r->strategy, b, s, strategy_takes_microbatches(r->strategy) ? mb : 1);
-                    r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
-                    if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
+                    if (interrupt_signal()) point_result_interrupted(r, r->strategy, &r->w, o->decode_tokens);
+                    else r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
+                    if (!r->ok && !r->interrupted) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
                     if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;
                     if (pp) predict_point(pp, m, r);
-                    if (!r->ok || (r->logits_checked && !r->logits_match)) failed = 1;
+                    if ((!r->ok && !r->interrupted) || (r->logits_checked && !r->logits_match)) failed = 1;
                     print_row(r, pp != NULL);
                     fflush(stdout);
                     k++;

@@ -1,6 +1,7 @@
 /* bench: the command line. Parses options, loads the model, then runs the job the
  * options ask for: --plan, --simulate, --calibrate, or the measured run. Only main
  * decides the exit status: 0 done, 1 a run failed, 2 bad usage. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <cuda_runtime.h>
@@ -13,6 +14,9 @@
 #include "run.h"
 #include "simulate_run.h"
 #include "cuda_calibrate.h"
+#include "device_profile.h"
+#include "safetensors.h"
+#include "../base/interrupt.h"
 
 #define GIB (1ull << 30)
 
@@ -66,6 +70,26 @@ static int measured_job(struct options *o, const struct model_spec *m)
     return run_measured(o, m);
 }
 
+/* What the command line names, checked before any work so that a bad flag is a
+ * usage error (exit 2) with no folder left half-written. */
+static int check_usage(const struct options *o, const struct model_spec *m)
+{
+    for (int q = 0; q < o->n_seqs; q++) PB_TRY(model_check_positions(m, o->seqs[q], o->decode_tokens));
+    if (o->simulate && o->decode_tokens > SIMULATE_MAX_DECODE)
+        return pb_fail("--decode %d: --simulate traces every step of every token (about 0.1 MB a token per "
+                       "strategy); at most %d tokens", o->decode_tokens, SIMULATE_MAX_DECODE);
+    if (o->gpu_profile) {
+        static struct device_profile prof;
+        PB_TRY(device_profile_load(o->gpu_profile, &prof));
+    }
+    if (o->weights) {
+        struct st_files f;
+        PB_TRY(st_open(o->weights, &f));
+        st_close(&f);
+    }
+    return o->out_dir ? results_dir_check(o->out_dir) : PB_OK;
+}
+
 int main(int argc, char **argv)
 {
     static struct options o;
@@ -79,6 +103,8 @@ int main(int argc, char **argv)
     char path[4096];
     struct model_spec m;
     if (model_spec_load(model_resolve_path(o.model_path, path, sizeof path), &m) != PB_OK) return 2;
+    if (check_usage(&o, &m) != PB_OK) return 2;
+    interrupt_install();
     int status;
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;
@@ -87,6 +113,11 @@ int main(int argc, char **argv)
         status = run_simulated(&o, &m);
     } else {
         status = measured_job(&o, &m);
+    }
+    if (interrupt_signal()) {
+        fprintf(stderr, "bench: %s; the points not run are marked \"interrupted\" in the reports\n",
+                interrupt_signal() == SIGTERM ? "stopped by SIGTERM" : "stopped by SIGINT");
+        return interrupt_exit_status();
     }
     return status == PB_OK ? 0 : 1;
 }

@@ -1,4 +1,5 @@
 #include "plan.h"
+#include "../base/interrupt.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -108,7 +109,7 @@ static cJSON *entry_json(const struct plan_entry *e)
     cJSON_AddNumberToObject(j, "batch", w->batch);
     cJSON_AddNumberToObject(j, "seq", w->seq);
     cJSON_AddStringToObject(j, "mode", w->mode == MODE_DECODE ? "decode" : "prefill");
-    cJSON_AddStringToObject(j, "status", e->ok ? "ok" : "failed");
+    cJSON_AddStringToObject(j, "status", e->ok ? "ok" : e->interrupted ? "interrupted" : "failed");
     if (!e->ok) {
         cJSON_AddStringToObject(j, "error", e->error);
         return j;
@@ -190,7 +191,7 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             csv_field(a.f, e[i].strategy->name, 0);
             csv_number(a.f, e[i].workload.batch, 0);
             csv_number(a.f, e[i].workload.seq, 0);
-            csv_field(a.f, e[i].ok ? "ok" : "failed", 0);
+            csv_field(a.f, e[i].ok ? "ok" : e[i].interrupted ? "interrupted" : "failed", 0);
             csv_field(a.f, e[i].ok ? "" : e[i].error, 0);
             csv_field(a.f, gpu, 0);
             csv_field(a.f, what, 0);
@@ -206,6 +207,15 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
         }
     }
     return atomic_file_commit(&a);
+}
+
+void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->strategy = s;
+    e->workload = *w;
+    e->interrupted = 1;
+    snprintf(e->error, sizeof e->error, "%s", interrupt_reason());
 }
 
 int plan_run(const struct options *o, const struct model_spec *m, const char *dir)
@@ -224,9 +234,10 @@ int plan_run(const struct options *o, const struct model_spec *m, const char *di
                     /* only the pipeline takes a microbatch count; others plan once per point */
                     if (mb > 0 && !st->takes_microbatches) continue;
                     struct workload w = workload_make(o, o->batches[b], o->seqs[q], o->microbatches[mb]);
-                    plan_compute(m, st, &w, &o->machine, &e[n]);
+                    if (interrupt_signal()) plan_entry_interrupted(st, &w, &e[n]);
+                    else plan_compute(m, st, &w, &o->machine, &e[n]);
                     plan_print(stdout, &e[n]);
-                    failed += !e[n].ok;
+                    failed += !e[n].ok && !e[n].interrupted;
                     n++;
                 }
     char path[4200];

@@ -9,6 +9,7 @@ struct plan_entry {
     const struct strategy *strategy;
     struct workload workload;
     int ok;
+    int interrupted;                     /* not planned: a signal stopped the sweep first */
     char error[512];                     /* why place or plan failed */
     struct placement placement;
     struct schedule schedule;
@@ -22,6 +23,8 @@ struct plan_entry {
 /* Place and plan one strategy; a failure is recorded in e->error, not fatal. */
 void plan_compute(const struct model_spec *m, const struct strategy *s, const struct workload *w,
                   const struct machine *mc, struct plan_entry *e);
+/* A point not planned because of SIGINT/SIGTERM: status "interrupted". */
+void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e);
 void plan_entry_free(struct plan_entry *e);
 void plan_print(FILE *f, const struct plan_entry *e);
 int plan_write_json(const char *path, const struct options *o, const struct model_spec *m,

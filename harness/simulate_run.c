@@ -4,6 +4,7 @@
  * predicted is the environment (GPU names, cupti_note), trace.json's "predicted"
  * flag, the folder name and the profile.json written beside them. */
 #include "simulate_run.h"
+#include "../base/interrupt.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -309,8 +310,9 @@ int run_simulated(const struct options *o, const struct model_spec *m)
                     struct workload w = {.batch = o->batches[b], .seq = o->seqs[q], .context = o->seqs[q],
                                          .microbatches = o->n_microbatches ? o->microbatches[k] : 0,
                                          .mode = MODE_PREFILL, .dtype = o->dtype};
-                    run_point(&prof, m, st, &w, o->decode_tokens, &mc, ordinal, &r[n], &t[n]);
-                    failed += !r[n].ok;
+                    if (interrupt_signal()) point_result_interrupted(&r[n], st->name, &w, o->decode_tokens);
+                    else run_point(&prof, m, st, &w, o->decode_tokens, &mc, ordinal, &r[n], &t[n]);
+                    failed += !r[n].ok && !r[n].interrupted;
                     n++;
                 }
     }

@@ -2,6 +2,9 @@
  * cost model of a device profile, reported like a measured run but marked predicted. */
 #ifndef PB_SIMULATE_RUN_H
 #define PB_SIMULATE_RUN_H
+/* The simulator keeps every step of every generated token in the trace; past this
+ * many tokens a run would need gigabytes (measured: 0.63 MB a token, six strategies). */
+#define SIMULATE_MAX_DECODE 2048
 #include "device_profile.h"
 #include "options.h"
 #include "run.h"

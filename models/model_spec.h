@@ -46,6 +46,10 @@ struct module {
 /* Read and validate a config.json; on failure print "<path>: <field>: <problem>". */
 int model_spec_load(const char *path, struct model_spec *out);
 
+/* A prompt of seq tokens plus decode_tokens generated must fit the model's
+ * positions (max_position_embeddings); a message names the flags otherwise. */
+int model_check_positions(const struct model_spec *m, int seq, int decode_tokens);
+
 /* "llama-2-7b" means models/llama-2-7b.json when no file of that name exists. */
 const char *model_resolve_path(const char *arg, char *buf, size_t len);
 

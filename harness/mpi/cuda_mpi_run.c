@@ -15,6 +15,7 @@
 #include "../results_dir.h"
 #include "../placement_view.h"
 #include "../run.h"
+#include "../../base/interrupt.h"
 #include "../run_common.h"
 #include "cuda_mpi_exec.h"
 #include "mpi_jobs.h"
@@ -364,12 +365,15 @@ static int sweep(struct mpi_run *run, struct point_result *res, struct trace *tr
                                          .microbatches = o->n_microbatches ? o->microbatches[0] : 0};
                 r->decode_tokens = o->decode_tokens;
                 r->speedup = NAN;
-                r->ok = run_point(run, r, &traces[k], &ref) == PB_OK;
-                if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
+                double stop = interrupt_signal();   /* every rank skips the same points */
+                if (mpi_world_max(run->w, &stop, "interrupt") == PB_OK && stop > 0)
+                    point_result_interrupted(r, r->strategy, &r->w, o->decode_tokens);
+                else r->ok = run_point(run, r, &traces[k], &ref) == PB_OK;
+                if (!r->ok && !r->interrupted) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
                 /* The logits are checked before the latencies are summarised here. */
                 if (r->ok && ref.logits && ref.p50_ms == 0 && !strcmp(r->strategy, "single")) ref.p50_ms = r->p50_ms;
                 if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;
-                if (!r->ok || (r->logits_checked && !r->logits_match)) *failed = 1;
+                if ((!r->ok && !r->interrupted) || (r->logits_checked && !r->logits_match)) *failed = 1;
                 if (run->w->rank == 0) {
                     print_row(r);
                     ranks_rows(run, r, ranks);
