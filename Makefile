@@ -104,6 +104,39 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+# --- Sanitizers and fuzzing (CI runs both before the test command). ---------
+# sanitize-test: the CPU suite built with ASan + UBSan, its build/bench included.
+# fuzz: clang libFuzzer targets for the readers of outside input; fuzz-run runs
+# each on its seed corpus (tests/fuzz/corpus/<target>/) for FUZZ_SECONDS.
+SANITIZE_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS   := config safetensors_header safetensors_index device_profile csv trace
+FUZZ_SECONDS   ?= 10
+FUZZ_OBJ       := $(BUILD)/tests/fuzz/fuzz_input.o $(CPU_OBJ)
+.PHONY: sanitize-test fuzz fuzz-run
+sanitize-test:
+	@$(MAKE) -s --no-print-directory BUILD=$(BUILD)/sanitize CFLAGS="$(SANITIZE_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \
+	    $(BUILD)/sanitize/run_tests $(BUILD)/sanitize/bench
+	ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    BENCH=$(BUILD)/sanitize/bench $(BUILD)/sanitize/run_tests > $(BUILD)/sanitize/tests.log 2>&1; \
+	    rc=$$?; sed 's/^\([0-9]* passed, [0-9]* failed\)$$/sanitize-test: \1/' $(BUILD)/sanitize/tests.log; exit $$rc
+
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(CJSON_LIBS) -lm -lpthread
+
+fuzz:
+	@$(MAKE) -s --no-print-directory BUILD=$(BUILD)/fuzz CC=clang CFLAGS="$(SANITIZE_FLAGS) -fsanitize=fuzzer-no-link" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz-run: fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; mkdir -p $(BUILD)/fuzz/corpus/$$t; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=2 -max_len=65536 \
+	        -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	        > $(BUILD)/fuzz/$$t.log 2>&1; rc=$$?; \
+	    grep -E '^(#[0-9]+.*DONE|Done [0-9]+ runs)' $(BUILD)/fuzz/$$t.log | tail -1; \
+	    if [ $$rc != 0 ]; then tail -40 $(BUILD)/fuzz/$$t.log; exit 1; fi; \
+	done
+
 clean:
 	rm -rf $(BUILD)
 

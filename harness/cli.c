@@ -7,7 +7,11 @@
 #include <string.h>
 #include "check.h"
 #include "../base/parse_number.h"
+#include "device_profile.h"
 #include "memory_budget.h"
+#include "results_dir.h"
+#include "safetensors.h"
+#include "simulate_run.h"
 
 void cli_usage(FILE *f)
 {
@@ -253,4 +257,24 @@ int cli_parse(int argc, char **argv, struct options *o)
         return CLI_USAGE;
     }
     return check_combination(o) == PB_OK ? CLI_OK : CLI_USAGE;
+}
+
+/* What the command line names, checked before any work so that a bad flag is a
+ * usage error (exit 2) with no folder left half-written. */
+int cli_check_inputs(const struct options *o, const struct model_spec *m)
+{
+    for (int q = 0; q < o->n_seqs; q++) PB_TRY(model_check_positions(m, o->seqs[q], o->decode_tokens));
+    if (o->simulate && o->decode_tokens > SIMULATE_MAX_DECODE)
+        return pb_fail("--decode %d: --simulate traces every step of every token (about 0.1 MB a token per "
+                       "strategy); at most %d tokens", o->decode_tokens, SIMULATE_MAX_DECODE);
+    if (o->gpu_profile) {
+        static struct device_profile prof;
+        PB_TRY(device_profile_load(o->gpu_profile, &prof));
+    }
+    if (o->weights) {
+        struct st_files f;
+        PB_TRY(st_open(o->weights, &f));
+        st_close(&f);
+    }
+    return o->out_dir ? results_dir_check(o->out_dir) : PB_OK;
 }

@@ -14,8 +14,6 @@
 #include "run.h"
 #include "simulate_run.h"
 #include "cuda_calibrate.h"
-#include "device_profile.h"
-#include "safetensors.h"
 #include "../base/interrupt.h"
 
 #define GIB (1ull << 30)
@@ -70,26 +68,6 @@ static int measured_job(struct options *o, const struct model_spec *m)
     return run_measured(o, m);
 }
 
-/* What the command line names, checked before any work so that a bad flag is a
- * usage error (exit 2) with no folder left half-written. */
-static int check_usage(const struct options *o, const struct model_spec *m)
-{
-    for (int q = 0; q < o->n_seqs; q++) PB_TRY(model_check_positions(m, o->seqs[q], o->decode_tokens));
-    if (o->simulate && o->decode_tokens > SIMULATE_MAX_DECODE)
-        return pb_fail("--decode %d: --simulate traces every step of every token (about 0.1 MB a token per "
-                       "strategy); at most %d tokens", o->decode_tokens, SIMULATE_MAX_DECODE);
-    if (o->gpu_profile) {
-        static struct device_profile prof;
-        PB_TRY(device_profile_load(o->gpu_profile, &prof));
-    }
-    if (o->weights) {
-        struct st_files f;
-        PB_TRY(st_open(o->weights, &f));
-        st_close(&f);
-    }
-    return o->out_dir ? results_dir_check(o->out_dir) : PB_OK;
-}
-
 int main(int argc, char **argv)
 {
     static struct options o;
@@ -103,7 +81,7 @@ int main(int argc, char **argv)
     char path[4096];
     struct model_spec m;
     if (model_spec_load(model_resolve_path(o.model_path, path, sizeof path), &m) != PB_OK) return 2;
-    if (check_usage(&o, &m) != PB_OK) return 2;
+    if (cli_check_inputs(&o, &m) != PB_OK) return 2;
     interrupt_install();
     int status;
     if (o.plan_only) {

@@ -20,6 +20,11 @@ char *text_file_read(const char *path)
         errno = e;
         return NULL;
     }
+    if ((size_t)st.st_size >= TEXT_FILE_MAX) {
+        close(fd);
+        errno = EFBIG;
+        return NULL;
+    }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     size_t cap = (size_t)st.st_size + 1, len = 0;
     char *buf = malloc(cap);

@@ -170,14 +170,27 @@ static int parse_spec(const char *path, const cJSON *root, struct model_spec *m)
     return read_rope(path, root, m);
 }
 
-int model_spec_load(const char *path, struct model_spec *out)
+static int spec_from_json(const char *path, cJSON *root, struct model_spec *out)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root;
-    PB_TRY(json_load_file(path, &root));
     int st = parse_spec(path, root, out);
     cJSON_Delete(root);
-    if (st != PB_OK) return st;
+    return st;
+}
+
+int model_spec_parse_text(const char *origin, const char *text, size_t len, struct model_spec *out)
+{
+    cJSON *root;
+    PB_TRY(json_parse_text(origin, text, len, &root));
+    return spec_from_json(origin, root, out);
+}
+
+int model_spec_load(const char *path, struct model_spec *out)
+{
+    cJSON *root;
+    memset(out, 0, sizeof *out);
+    PB_TRY(json_load_file(path, &root));
+    PB_TRY(spec_from_json(path, root, out));
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     snprintf(out->name, sizeof out->name, "%s", base);

@@ -45,6 +45,8 @@ struct module {
 
 /* Read and validate a config.json; on failure print "<path>: <field>: <problem>". */
 int model_spec_load(const char *path, struct model_spec *out);
+/* The same from text (len bytes; text[len] readable); `origin` names it in messages. */
+int model_spec_parse_text(const char *origin, const char *text, size_t len, struct model_spec *out);
 
 /* A prompt of seq tokens plus decode_tokens generated must fit the model's
  * positions (max_position_embeddings); a message names the flags otherwise. */

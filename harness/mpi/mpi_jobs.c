@@ -3,6 +3,7 @@
  * and a status every rank agrees on, so that mpirun's exit status is the job's. */
 #include <stdio.h>
 #include <sys/stat.h>
+#include "../../base/interrupt.h"
 #include "../check.h"
 #include "../cli.h"
 #include "../memory_budget.h"
@@ -54,6 +55,8 @@ static int dispatch(const struct mpi_world *w, struct options *o, mpi_measured_f
     static struct model_spec m;
     int rc = model_spec_load(model_resolve_path(o->model_path, path, sizeof path), &m);
     if (mpi_world_agree(w, rc, "loading the model") != PB_OK) return 2;
+    if (mpi_world_agree(w, cli_check_inputs(o, &m), "checking the options") != PB_OK) return 2;
+    interrupt_install();
     if (o->plan_only) return mpi_plan_job(w, o, &m) == PB_OK ? 0 : 1;
     if (o->simulate) return mpi_simulate_job(w, o, &m) == PB_OK ? 0 : 1;
     return measured(w, o, &m) == PB_OK ? 0 : 1;
@@ -71,6 +74,7 @@ int mpi_bench_main(int argc, char **argv, mpi_measured_fn measured)
     if (c == CLI_EXIT_HELP) status = 0;
     else if (c != CLI_OK) status = 2;   /* every rank parsed the same arguments */
     else status = dispatch(&w, &o, measured);
+    if (interrupt_signal()) status = interrupt_exit_status();
     mpi_world_finalize();
     return status;
 }
