@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/check.h"
-#include "../harness/text_file.h"
+#include "check.h"
+#include "text_file.h"
 
 static void line_column(const char *text, size_t at, int *line, int *column)
 {

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/check.h"
+#include "check.h"
 
 /* One integer at s, ending at *end; PB_ERR without a message if it is not one. */
 static int scan_int(const char *s, const char **end, long long lo, long long hi, long long *out)

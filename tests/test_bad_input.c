@@ -11,9 +11,9 @@
 #include "../base/interrupt.h"
 #include "../base/json_load.h"
 #include "../base/parse_number.h"
-#include "../harness/atomic_file.h"
-#include "../harness/check.h"
-#include "../harness/safetensors.h"
+#include "../base/atomic_file.h"
+#include "../base/check.h"
+#include "../models/safetensors.h"
 #include "test.h"
 
 static char out[65536];

@@ -1,6 +1,6 @@
 /* CSV reader (summary.csv, plan.csv) and the list fields the plots read. */
 #include <stdlib.h>
-#include "../../harness/csv_read.h"
+#include "../../base/csv_read.h"
 #include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

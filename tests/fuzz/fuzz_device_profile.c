@@ -1,6 +1,6 @@
 /* Device profile reader: parse and validate arbitrary text as profiles/x.json. */
 #include <stdlib.h>
-#include "../../harness/device_profile.h"
+#include "../../harness/exec/model/device_profile.h"
 #include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,6 @@
 /* One .safetensors file: the 8-byte length, the JSON header, the data section. */
 #include <unistd.h>
-#include "../../harness/safetensors.h"
+#include "../../models/safetensors.h"
 #include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../../harness/safetensors.h"
+#include "../../models/safetensors.h"
 #include "fuzz_input.h"
 
 static char folder[64];

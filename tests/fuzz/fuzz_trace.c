@@ -1,7 +1,7 @@
 /* trace.json reader: events back into per-point traces, then into timelines. */
 #include <unistd.h>
-#include "../../harness/timeline.h"
-#include "../../harness/trace_read.h"
+#include "../../harness/report/timeline.h"
+#include "../../harness/report/trace_read.h"
 #include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
