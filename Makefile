@@ -148,7 +148,7 @@ FUZZ_OBJ       := $(BUILD)/tests/fuzz/fuzz_input.o $(CPU_LIBS)
 sanitize-test:
 	@$(MAKE) -s --no-print-directory BUILD=$(BUILD)/sanitize CFLAGS="$(SANITIZE_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \
 	    $(BUILD)/sanitize/run_tests $(BUILD)/sanitize/bench
-	ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    BENCH=$(BUILD)/sanitize/bench $(BUILD)/sanitize/run_tests > $(BUILD)/sanitize/tests.log 2>&1; \
 	    rc=$$?; sed 's/^\([0-9]* passed, [0-9]* failed\)$$/sanitize-test: \1/' $(BUILD)/sanitize/tests.log; exit $$rc
 

@@ -39,16 +39,6 @@ static int bench_model(const char *config_text, char *dir, size_t dirlen)
     return run_bench(args, out, sizeof out);
 }
 
-static int temporaries_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
-    closedir(d);
-    return n;
-}
-
 TEST(test_malformed_config_names_line_and_column_not_freed_bytes)
 {
     char dir[64];
@@ -261,7 +251,7 @@ TEST(test_plot_runs_no_gnuplot_code_from_a_model_name)
 {
     const char *names[] = {"m\"; system(\"touch PWNED\"); \"", "m`touch PWNED`", "m'; system('touch PWNED'); '"};
     for (int i = 0; i < 3; i++) {
-        char dir[64], path[256], args[768];
+        char dir[64], path[256], args[1024];
         make_temp_dir(dir, sizeof dir);
         snprintf(path, sizeof path, "%s/%s.json", dir, names[i]);
         FILE *in = fopen("models/llama-tiny.json", "r"), *f = fopen(path, "w");
@@ -273,13 +263,14 @@ TEST(test_plot_runs_no_gnuplot_code_from_a_model_name)
         unlink("PWNED");
         /* the shell sees the name quoted: single quotes, or double for the one holding them */
         const char *q = strchr(names[i], '\'') ? "\"" : "'";
-        snprintf(args, sizeof args, "--model %s%s%s --plan --out %s/r", q, path, q, dir);
+        /* the results folder carries the name too, as the default results/<time>-<model> does */
+        snprintf(args, sizeof args, "--model %s%s%s --plan --out %s%s/r%s%s", q, path, q, q, dir, names[i], q);
         CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
-        snprintf(args, sizeof args, "plot %s/r", dir);
-        run_bench(args, out, sizeof out);
+        snprintf(args, sizeof args, "plot %s%s/r%s%s", q, dir, names[i], q);
+        CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
         struct stat st;
         CHECK(stat("PWNED", &st) != 0);
-        snprintf(path, sizeof path, "%s/r/plot-data/plan.gp", dir);
+        snprintf(path, sizeof path, "%s/r%s/plot-data/plan.gp", dir, names[i]);
         FILE *gp = fopen(path, "r");
         n = gp ? fread(buf, 1, sizeof buf - 1, gp) : 0;
         buf[n] = 0;
@@ -332,7 +323,7 @@ TEST(test_sigint_marks_points_not_run_interrupted_and_exits_130)
     CHECK(stat(path, &st) == 0);
     snprintf(path, sizeof path, "%s/trace.json", dir);
     CHECK(stat(path, &st) == 0);
-    CHECK_EQ_INT(temporaries_in(dir), 0);
+    CHECK_EQ_INT(leftover_temporaries(dir), 0);
 }
 
 TEST(test_sigterm_exits_143_and_a_second_signal_stops_at_once_without_temporaries)
@@ -340,10 +331,10 @@ TEST(test_sigterm_exits_143_and_a_second_signal_stops_at_once_without_temporarie
     char dir[64];
     make_temp_dir(dir, sizeof dir);
     CHECK_EQ_INT(interrupted_run(dir, SIGTERM, 700, 0), 143);
-    CHECK_EQ_INT(temporaries_in(dir), 0);
+    CHECK_EQ_INT(leftover_temporaries(dir), 0);
     make_temp_dir(dir, sizeof dir);
     CHECK_EQ_INT(interrupted_run(dir, SIGINT, 700, 100), 130);
-    CHECK_EQ_INT(temporaries_in(dir), 0);
+    CHECK_EQ_INT(leftover_temporaries(dir), 0);
 }
 
 TEST(test_second_signal_removes_a_temporary_being_written)
@@ -364,7 +355,7 @@ TEST(test_second_signal_removes_a_temporary_being_written)
     int st;
     waitpid(pid, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
-    CHECK_EQ_INT(temporaries_in(dir), 0);
+    CHECK_EQ_INT(leftover_temporaries(dir), 0);
     struct stat sb;
     CHECK(stat(path, &sb) != 0);   /* never renamed into place half-written */
 }
