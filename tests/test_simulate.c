@@ -68,7 +68,7 @@ TEST(test_simulated_pipeline_has_the_gpipe_bubble)
         struct iteration_metrics im;
         CHECK_EQ_INT(metrics_iteration(&t, 0, &im), PB_OK);
         for (int d = 0; d < p; d++)
-            CHECK_NEAR(metrics_bubble(&im, d), metrics_gpipe_bound(p, m), 1e-9);
+            CHECK_NEAR(metrics_bubble(&im, d), metrics_gpipe_bound(p, m, 1), 1e-9);
         trace_free(&t);
         schedule_free(&s);
     }
