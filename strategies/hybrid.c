@@ -61,7 +61,8 @@ static int hybrid_plan(const struct model_spec *m, const struct placement *p, co
                        struct schedule *out)
 {
     int d = p->tp_degree, n = p->n_devices, v = p->virtual_stages, stages = n / d;
-    int mb_count = pipeline_microbatches(p, w);
+    /* One stage has no pipeline to fill: microbatches would only shrink its GEMMs. */
+    int mb_count = stages == 1 && w->microbatches <= 0 ? 1 : pipeline_microbatches(p, w);
     if (w->batch % mb_count)
         return pb_fail("hybrid: batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
                        w->batch, mb_count, w->batch);

@@ -234,8 +234,9 @@ TEST(test_hybrid_on_one_stage_is_tp)
 {
     struct model_spec m;
     struct schedule h, t;
-    struct workload w = prefill(4, 64, 1);
+    struct workload w = prefill(4, 64, 0);   /* one stage: one microbatch by default */
     CHECK_EQ_INT(make_hybrid("models/llama-2-7b.json", 2, 2, 0, w, &m, &h), PB_OK);
+    CHECK_EQ_INT(h.microbatches, 1);
     struct machine mc = machine_of(2, 0, 0, 80 * GIB);
     static struct placement tp_placement;
     CHECK_EQ_INT(strategy_find("tp")->place(&m, &w, &mc, &tp_placement), PB_OK);
