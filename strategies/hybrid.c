@@ -7,30 +7,30 @@
  * copies the (all-reduced, hence whole) activations to rank r of the next stage;
  * microbatches flow through the stages as in pipeline. */
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 /* Without --tp: pairs of GPUs where the count is even (2 x 2 on 4 GPUs, 4 x 2 on 8),
  * else one GPU per stage. */
 static int default_degree(const struct model_spec *m, int gpus)
 {
-    return gpus % 2 == 0 && m->heads % 2 == 0 && (m->kv_heads % 2 == 0 || m->kv_heads == 1) &&
-                   m->intermediate % 2 == 0 && m->vocab % 2 == 0
-               ? 2
-               : 1;
+    char why[128];
+    return gpus % 2 == 0 && !model_tp_split_check(m, 2, why, sizeof why) ? 2 : 1;
 }
 
 static int hybrid_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
                         struct placement *out)
 {
     int n = mc->gpus, d = mc->tp > 0 ? mc->tp : default_degree(m, n);
-    int v = mc->virtual_stages > 1 ? mc->virtual_stages : 1, first[1024];
+    int v = mc->virtual_stages > 1 ? mc->virtual_stages : 1, first[PB_MAX_LAYERS];
     if (n < 1) return pb_fail("hybrid needs at least one GPU");
     if (n % d)
         return pb_fail("hybrid: --tp %d does not divide --gpus %d into equal stages; use a degree that "
                        "divides %d", d, n, n);
     int stages = n / d;
-    PB_TRY(tp_check_degree(m, d, "hybrid (--tp)"));
+    char why[128];
+    if (model_tp_split_check(m, d, why, sizeof why))
+        return pb_fail("hybrid: --tp %d does not divide %s of %s; use a degree that does", d, why, m->name);
     if (v > 1 && stages < 2)
         return pb_fail("hybrid: --virtual-stages %d needs at least 2 stages, but --tp %d on %d GPUs makes one",
                        v, d, n);
@@ -66,7 +66,7 @@ static int hybrid_plan(const struct model_spec *m, const struct placement *p, co
     if (w->batch % mb_count)
         return pb_fail("hybrid: batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
                        w->batch, mb_count, w->batch);
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int chunks = placement_stages(p, sd, sf, sc);
     size_t n_units = (size_t)mb_count * chunks;
     struct pipeline_unit *order = malloc(n_units * sizeof *order);

@@ -3,12 +3,12 @@
  * Megatron-LM's virtual pipeline stages) and the order microbatches are issued in. */
 #include <float.h>
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 static double kind_work(const struct model_spec *m, const struct workload *w, enum module_kind kind)
 {
-    struct module mods[1024 + 4];
+    struct module mods[PB_MAX_MODULES];
     int n = model_modules(m, w->dtype, mods);
     double sum = 0;
     for (int i = 0; i < n; i++)

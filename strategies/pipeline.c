@@ -3,7 +3,7 @@
  * --virtual-stages V each GPU holds V chunks of layers instead of one run, chunk c
  * of GPU g being virtual stage c * N + g (Megatron-LM's interleaved schedule): the
  * pipeline fills V times faster, for V times as many copies. */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 extern const struct strategy optimal_strategy;
@@ -11,7 +11,7 @@ extern const struct strategy optimal_strategy;
 static int interleaved_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
                              struct placement *out)
 {
-    int v = mc->virtual_stages, n = mc->gpus, first[1024];
+    int v = mc->virtual_stages, n = mc->gpus, first[PB_MAX_LAYERS];
     if (n < 2)
         return pb_fail("pipeline: --virtual-stages %d needs at least 2 GPUs (chunks interleave across "
                        "stages)", v);

@@ -2,7 +2,7 @@
  * placement shares (naive, auto, optimal, single; pipeline with microbatches). */
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 void schedule_init(struct schedule *s, int n_devices)
@@ -77,11 +77,40 @@ int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int 
     return schedule_add(s, &st);
 }
 
+/* The one table of step names: plan.json, traces and NVTX ranges all read it. */
+static const char *const step_kind_names[] = {
+    [STEP_EMBED] = "embed", [STEP_LAYERS] = "layers", [STEP_ATTENTION] = "attention", [STEP_MLP] = "mlp",
+    [STEP_HEAD] = "head",   [STEP_COPY] = "copy",     [STEP_ALLREDUCE] = "allreduce", [STEP_ALLGATHER] = "allgather",
+};
+
+int step_is_collective(const struct step *st)
+{
+    return st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER;
+}
+
 const char *step_kind_name(enum step_kind k)
 {
-    static const char *names[] = {"embed", "layers", "attention", "mlp", "head",
-                                  "copy", "allreduce", "allgather"};
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "unknown";
+    return (unsigned)k < sizeof step_kind_names / sizeof step_kind_names[0] ? step_kind_names[k] : "unknown";
+}
+
+void step_label(const struct schedule *s, const struct step *st, char *buf, size_t len)
+{
+    const char *kind = step_kind_name(st->kind);
+    int n;
+    switch (st->kind) {
+    case STEP_LAYERS:
+        n = st->count > 1 ? snprintf(buf, len, "%s %d-%d", kind, st->layer, st->layer + st->count - 1)
+                          : snprintf(buf, len, "layer %d", st->layer);
+        break;
+    case STEP_ATTENTION:
+    case STEP_MLP: n = snprintf(buf, len, "%s %d", kind, st->layer); break;
+    case STEP_COPY: n = snprintf(buf, len, "%s %d->%d", kind, st->src, st->dst); break;
+    case STEP_ALLREDUCE:
+    case STEP_ALLGATHER: n = snprintf(buf, len, "%s %d", kind, st->collective); break;
+    default: n = snprintf(buf, len, "%s", kind); break;
+    }
+    if (s->microbatches > 1 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " mb%d", st->microbatch);
 }
 
 void schedule_device_flops(const struct schedule *s, double *out)
@@ -98,9 +127,7 @@ void placement_init(struct placement *p, const struct model_spec *m, enum dtype 
     p->virtual_stages = 1;
 }
 
-/* Where a module runs: cpu-offloaded modules execute on the first GPU, as
- * accelerate's hooks move their weights to the main device. */
-static int exec_device(int device)
+int placement_exec_device(int device)
 {
     return device == PB_DEVICE_CPU ? 0 : device;
 }
@@ -125,7 +152,7 @@ int placement_stages(const struct placement *p, int *stage_device, int *stage_fi
 
 int placement_stage_devices(const struct placement *p, int *stage_device)
 {
-    int sd[1024], sf[1024], sc[1024], n = 0;
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES], n = 0;
     int runs = placement_stages(p, sd, sf, sc);
     /* Interleaved placements revisit their stages: each owner counts once, in order. */
     for (int i = 0; i < runs; i++) {
@@ -197,7 +224,7 @@ static int walk_embed(struct schedule *s, const struct model_spec *m, const stru
     struct workload part = *w;
     part.batch = k->batch;
     int e = module_index(p, MODULE_EMBED);
-    k->at = exec_device(p->device[e]);
+    k->at = placement_exec_device(p->device[e]);
     struct step st = compute_step(STEP_EMBED, k->at, k->mb, k->offset, k->batch, w);
     st.mem_bytes = module_mem_bytes(m, &p->modules[e], &part);
     st.offloaded = p->device[e] == PB_DEVICE_CPU;
@@ -208,7 +235,7 @@ static int walk_embed(struct schedule *s, const struct model_spec *m, const stru
 static int walk_layers(struct schedule *s, const struct model_spec *m, const struct workload *w, struct walk *k,
                        int device, int first, int count, int stage)
 {
-    int dev = exec_device(device);
+    int dev = placement_exec_device(device);
     int dep = move_to(s, m, w, &k->at, dev, k->last, k->mb);
     if (dep < 0) return PB_ERR;
     struct step st = compute_step(STEP_LAYERS, dev, k->mb, k->offset, k->batch, w);
@@ -231,7 +258,7 @@ static int walk_head(struct schedule *s, const struct model_spec *m, const struc
     struct workload part = *w;
     part.batch = k->batch;
     int h = module_index(p, MODULE_HEAD);
-    int dev = exec_device(p->device[h]);
+    int dev = placement_exec_device(p->device[h]);
     int dep = move_to(s, m, w, &k->at, dev, k->last, k->mb);
     if (dep < 0) return PB_ERR;
     struct step st = compute_step(STEP_HEAD, dev, k->mb, k->offset, k->batch, w);
@@ -248,7 +275,7 @@ static int walk_head(struct schedule *s, const struct model_spec *m, const struc
 static int plan_microbatch(const struct model_spec *m, const struct placement *p, const struct workload *w,
                            int mb, int offset, int batch, struct schedule *s)
 {
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int stages = placement_stages(p, sd, sf, sc);
     struct walk k = {.mb = mb, .offset = offset, .batch = batch};
     PB_TRY(walk_embed(s, m, p, w, &k));
@@ -270,7 +297,7 @@ int plan_sequential(const struct model_spec *m, const struct placement *p, const
     if (microbatches < 1) microbatches = 1;
     PB_TRY(split_microbatches(w, microbatches));
     schedule_init(out, p->n_devices);
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     out->stages = placement_stages(p, sd, sf, sc);
     out->microbatches = microbatches;
     int per = w->batch / microbatches;
@@ -289,7 +316,7 @@ int plan_interleaved(const struct model_spec *m, const struct placement *p, cons
 {
     if (microbatches < 1) microbatches = 1;
     PB_TRY(split_microbatches(w, microbatches));
-    int sd[1024], sf[1024], sc[1024], stage_dev[PB_MAX_DEVICES];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES], stage_dev[PB_MAX_DEVICES];
     int chunks = placement_stages(p, sd, sf, sc), stages = placement_stage_devices(p, stage_dev);
     int v = p->virtual_stages;
     if (chunks != v * stages)

@@ -2,11 +2,10 @@
  * steps on device streams. Plain C, no CUDA: everything here is testable on a CPU. */
 #ifndef PB_STRATEGY_H
 #define PB_STRATEGY_H
+#include "../base/limits.h"
 #include "../models/model_spec.h"
 
-#define PB_MAX_DEVICES 64
 #define PB_DEVICE_CPU (-1)   /* accelerate's "cpu": weights in host memory, streamed */
-#define PB_MAX_DEPS 8
 
 enum run_mode { MODE_PREFILL, MODE_DECODE };
 
@@ -41,8 +40,8 @@ struct machine {
  * (tp: one group of all n_devices; hybrid: one group per pipeline stage). */
 struct placement {
     int n_modules;
-    struct module modules[1024 + 4];
-    int device[1024 + 4];    /* per module: GPU index or PB_DEVICE_CPU; tensor parallel: its group */
+    struct module modules[PB_MAX_MODULES];
+    int device[PB_MAX_MODULES]; /* per module: GPU index or PB_DEVICE_CPU; tensor parallel: its group */
     int n_devices;           /* devices the schedule uses */
     int tensor_parallel;     /* 1: modules split over groups of tp_degree devices */
     int tp_degree;           /* tensor parallel: devices per group */
@@ -108,7 +107,14 @@ int schedule_group_rank(const struct schedule *s, int device);
 /* Groups of `degree` consecutive devices (device d in group d / degree). */
 void schedule_set_groups(struct schedule *s, int degree);
 /* "embed", "layers", "copy", ... for reports. */
+/* 1 for a rank's part of a collective (all-reduce, all-gather). */
+int step_is_collective(const struct step *st);
+/* "embed", "layers", "copy", "allreduce", ... for plan.json and reports. */
 const char *step_kind_name(enum step_kind k);
+/* A step's label, the same in every executor's trace and NVTX ranges: "embed",
+ * "layers 0-15" ("layer 3" for one), "attention 3", "mlp 3", "head", "copy 0->1",
+ * "allreduce 3", "allgather 3"; " mbK" follows when the schedule has microbatches. */
+void step_label(const struct schedule *s, const struct step *st, char *buf, size_t len);
 /* Per-device FLOPs of a schedule (sum over its compute steps). */
 void schedule_device_flops(const struct schedule *s, double *out);
 
@@ -133,6 +139,9 @@ const struct strategy *strategy_find(const char *name);
 
 /* Shared helpers for strategies. */
 void placement_init(struct placement *p, const struct model_spec *m, enum dtype dt, int n_devices);
+/* The device a module placed on `device` runs on: cpu-offloaded modules execute on
+ * GPU 0, as accelerate's hooks move their weights to the main device. */
+int placement_exec_device(int device);
 /* Layers [first, last) on each device: a sequential (non-tp) placement's stages in order.
  * Returns the number of stages; stage_device[i] is the device of stage i. */
 int placement_stages(const struct placement *p, int *stage_device, int *stage_first, int *stage_count);
@@ -180,9 +189,6 @@ struct pipeline_unit {
  * of the same ones, ...), and a unit comes after the unit it takes its input from.
  * out holds microbatches x virtual_stages x stages units. */
 int pipeline_order(int stages, int virtual_stages, int microbatches, struct pipeline_unit *out);
-/* tp's conditions for sharding a model over `degree` GPUs (heads, kv heads split or
- * replicated evenly, intermediate and vocabulary divisible); the message names strategy. */
-int tp_check_degree(const struct model_spec *m, int degree, const char *strategy);
 /* One tensor-parallel group's share of a microbatch: its ranks are devices first ..
  * first + degree - 1. The tp_add_* functions append every rank's steps; last[r] is
  * rank r's latest step (-1: none), updated; *collective numbers calls schedule-wide. */

@@ -5,31 +5,17 @@
  * projection). The embedding table is replicated, so it needs no collective;
  * the lm_head slices are joined by one all-gather of the logits. The steps of one
  * group are written once here and used by hybrid too (a group per pipeline stage). */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
-
-int tp_check_degree(const struct model_spec *m, int n, const char *strategy)
-{
-    if (m->heads % n)
-        return pb_fail("%s: %d GPUs do not divide the %d attention heads of %s; use a GPU count that "
-                       "divides %d", strategy, n, m->heads, m->name, m->heads);
-    if (m->kv_heads >= n ? m->kv_heads % n : n % m->kv_heads)
-        return pb_fail("%s: %d kv heads can be neither split nor replicated evenly over %d GPUs", strategy,
-                       m->kv_heads, n);
-    if (m->intermediate % n)
-        return pb_fail("%s: %d GPUs do not divide intermediate_size %d", strategy, n, m->intermediate);
-    if (m->vocab % n)
-        return pb_fail("%s: %d GPUs do not divide vocab_size %d (lm_head is split by vocabulary)", strategy, n,
-                       m->vocab);
-    return PB_OK;
-}
 
 static int tp_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
                     struct placement *out)
 {
     int n = mc->gpus;
     if (n < 1) return pb_fail("tp needs at least one GPU");
-    PB_TRY(tp_check_degree(m, n, "tp"));
+    char why[128];
+    if (model_tp_split_check(m, n, why, sizeof why))
+        return pb_fail("tp: %d GPUs do not divide %s of %s; use a GPU count that does", n, why, m->name);
     placement_init(out, m, w->dtype, n);
     out->tensor_parallel = 1;
     out->tp_degree = n;   /* one group of every GPU: device[] stays 0 */
@@ -85,8 +71,7 @@ int tp_add_layer(struct schedule *s, const struct model_spec *m, const struct wo
 {
     int n = g->degree, rows = g->batch * w->seq, size = dtype_size(w->dtype);
     uint64_t hidden_bytes = (uint64_t)rows * m->hidden * size;
-    double h = m->hidden, q = (double)m->heads * m->head_dim, kv = (double)m->kv_heads * m->head_dim;
-    double attn_params = h * q + 2 * h * kv + q * h, mlp_params = 3 * h * m->intermediate;
+    double attn_params = (double)model_attention_params(m), mlp_params = (double)model_mlp_params(m);
     double layer_flops = model_layer_flops(m, g->batch, w->seq, w->context);
     double mlp_flops = 2.0 * rows * mlp_params;
     for (int r = 0; r < n; r++) {

@@ -2,7 +2,7 @@
  * CPU: its placement, its schedule (collectives inside a stage's group, copies
  * rank to rank between stages, microbatches pipelined), its memory and its refusals. */
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "../strategies/strategy.h"
 #include "test.h"
 
@@ -99,11 +99,11 @@ TEST(test_hybrid_refuses_a_degree_that_does_not_divide_heads_or_kv_heads)
     struct workload w = prefill(8, 128, 0);
     struct machine mc = machine_of(6, 3, 0, 80 * GIB);
     CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "do not divide the 32 attention heads") != NULL);
+    CHECK(strstr(pb_last_error(), "--tp 3 does not divide the 32 attention heads") != NULL);
     m.kv_heads = 3;   /* 3 kv heads over 2 GPUs: neither split nor replicated evenly */
     mc = machine_of(4, 2, 0, 80 * GIB);
     CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "3 kv heads") != NULL);
+    CHECK(strstr(pb_last_error(), "--tp 2 does not divide the 3 kv heads") != NULL);
 }
 
 TEST(test_hybrid_refuses_more_stages_than_layers)
