@@ -63,9 +63,7 @@ static int hybrid_plan(const struct model_spec *m, const struct placement *p, co
     int d = p->tp_degree, n = p->n_devices, v = p->virtual_stages, stages = n / d;
     /* One stage has no pipeline to fill: microbatches would only shrink its GEMMs. */
     int mb_count = stages == 1 && w->microbatches <= 0 ? 1 : pipeline_microbatches(p, w);
-    if (w->batch % mb_count)
-        return pb_fail("hybrid: batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
-                       w->batch, mb_count, w->batch);
+    PB_TRY(plan_check_microbatches(w, mb_count));
     int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int chunks = placement_stages(p, sd, sf, sc);
     size_t n_units = (size_t)mb_count * chunks;

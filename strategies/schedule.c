@@ -283,7 +283,7 @@ static int plan_microbatch(const struct model_spec *m, const struct placement *p
     return walk_head(s, m, p, w, &k, stages ? stages - 1 : 0);
 }
 
-static int split_microbatches(const struct workload *w, int microbatches)
+int plan_check_microbatches(const struct workload *w, int microbatches)
 {
     if (w->batch % microbatches)
         return pb_fail("batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
@@ -295,7 +295,7 @@ int plan_sequential(const struct model_spec *m, const struct placement *p, const
                     int microbatches, struct schedule *out)
 {
     if (microbatches < 1) microbatches = 1;
-    PB_TRY(split_microbatches(w, microbatches));
+    PB_TRY(plan_check_microbatches(w, microbatches));
     schedule_init(out, p->n_devices);
     int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     out->stages = placement_stages(p, sd, sf, sc);
@@ -315,7 +315,7 @@ int plan_interleaved(const struct model_spec *m, const struct placement *p, cons
                      int microbatches, struct schedule *out)
 {
     if (microbatches < 1) microbatches = 1;
-    PB_TRY(split_microbatches(w, microbatches));
+    PB_TRY(plan_check_microbatches(w, microbatches));
     int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES], stage_dev[PB_MAX_DEVICES];
     int chunks = placement_stages(p, sd, sf, sc), stages = placement_stage_devices(p, stage_dev);
     int v = p->virtual_stages;

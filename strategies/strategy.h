@@ -176,6 +176,8 @@ int layer_chunks(const struct model_spec *m, const struct workload *w, int chunk
 void placement_assign_chunks(struct placement *p, const int *first, int chunks, int stages);
 /* Microbatches a pipeline uses for a placement and workload (default 2 x stages). */
 int pipeline_microbatches(const struct placement *p, const struct workload *w);
+/* Refuse a batch that `microbatches` equal microbatches cannot split. */
+int plan_check_microbatches(const struct workload *w, int microbatches);
 /* The schedule of an interleaved sequential placement (pipeline --virtual-stages):
  * microbatches issued in Megatron's interleaved order (pipeline_order). */
 int plan_interleaved(const struct model_spec *m, const struct placement *p, const struct workload *w,

@@ -82,52 +82,52 @@ TEST(test_hybrid_tied_head_on_the_last_stage_holds_its_share_of_the_table)
                                 table / 2);
 }
 
+/* hybrid_place refuses (gpus, --tp, --virtual-stages, budget) with a message containing `why`. */
+static void check_refused(int *failures_, const struct model_spec *m, int gpus, int tp, int v, uint64_t budget,
+                          const char *why)
+{
+    struct workload w = prefill(8, 128, 0);
+    struct machine mc = machine_of(gpus, tp, v, budget);
+    CHECK_EQ_INT(hybrid_place(m, &w, &mc), PB_ERR);
+    if (!strstr(pb_last_error(), why)) {
+        fprintf(stderr, "  expected a message with \"%s\"\n", why);
+        (*failures_)++;
+    }
+}
+
 TEST(test_hybrid_refuses_a_degree_that_does_not_divide_the_gpus)
 {
     struct model_spec m;
     CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
-    struct workload w = prefill(8, 128, 0);
-    struct machine mc = machine_of(4, 3, 0, 80 * GIB);
-    CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "--tp 3 does not divide --gpus 4") != NULL);
+    check_refused(failures_, &m, 4, 3, 0, 80 * GIB, "--tp 3 does not divide --gpus 4");
 }
 
 TEST(test_hybrid_refuses_a_degree_that_does_not_divide_heads_or_kv_heads)
 {
     struct model_spec m;
     CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
-    struct workload w = prefill(8, 128, 0);
-    struct machine mc = machine_of(6, 3, 0, 80 * GIB);
-    CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "--tp 3 does not divide the 32 attention heads") != NULL);
+    check_refused(failures_, &m, 6, 3, 0, 80 * GIB, "--tp 3 does not divide the 32 attention heads");
     m.kv_heads = 3;   /* 3 kv heads over 2 GPUs: neither split nor replicated evenly */
-    mc = machine_of(4, 2, 0, 80 * GIB);
-    CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "--tp 2 does not divide the 3 kv heads") != NULL);
+    check_refused(failures_, &m, 4, 2, 0, 80 * GIB, "--tp 2 does not divide the 3 kv heads");
 }
 
 TEST(test_hybrid_refuses_more_stages_than_layers)
 {
     struct model_spec m;
     CHECK_EQ_INT(model_spec_load("models/llama-tiny.json", &m), PB_OK);   /* 6 layers */
-    struct workload w = prefill(8, 64, 0);
-    struct machine mc = machine_of(8, 1, 0, 80 * GIB);
-    CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "8 stages x 1 virtual stages = 8 chunks") != NULL);
-    mc = machine_of(4, 2, 4, 80 * GIB);   /* 2 stages x 4 chunks = 8 > 6 */
-    CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "has 6 layers") != NULL);
+    check_refused(failures_, &m, 8, 1, 0, 80 * GIB, "8 stages x 1 virtual stages = 8 chunks");
+    check_refused(failures_, &m, 4, 2, 4, 80 * GIB, "2 stages x 4 virtual stages = 8 chunks");
+    check_refused(failures_, &m, 4, 4, 2, 80 * GIB, "--virtual-stages 2 needs at least 2 stages");
 }
 
 TEST(test_hybrid_refuses_a_stage_over_its_gpus_budget)
 {
     struct model_spec m;
     CHECK_EQ_INT(model_spec_load("models/llama-2-70b.json", &m), PB_OK);
+    /* 138 GB over 4 GPUs is 34 GB each */
+    check_refused(failures_, &m, 4, 2, 0, 30 * GIB, "hybrid: GPU 0 would hold");
     struct workload w = prefill(1, 128, 0);
-    struct machine mc = machine_of(4, 2, 0, 30 * GIB);   /* 138 GB over 4 GPUs is 34 GB each */
-    CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_ERR);
-    CHECK(strstr(pb_last_error(), "hybrid: GPU 0 would hold") != NULL);
-    mc = machine_of(4, 2, 0, 40 * GIB);
+    struct machine mc = machine_of(4, 2, 0, 40 * GIB);
     CHECK_EQ_INT(hybrid_place(&m, &w, &mc), PB_OK);
 }
 
