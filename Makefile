@@ -18,7 +18,7 @@ LDLIBS    += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupt
              $(CJSON_LIBS) -lm -lpthread -ldl -lstdc++
 
 # Host code that needs no GPU (tested on the CPU) versus code that calls CUDA.
-CPU_SRC   := $(wildcard models/*.c strategies/*.c) \
+CPU_SRC   := $(wildcard models/*.c strategies/*.c harness/serve/*.c) \
              $(filter-out harness/main.c harness/cuda_%.c,$(wildcard harness/*.c))
 GPU_C_SRC := $(wildcard harness/cuda_*.c)
 CU_SRC    := $(wildcard kernels/*.cu)
