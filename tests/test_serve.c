@@ -385,6 +385,7 @@ TEST(test_serve_bucketed_step_cost_is_within_the_stated_error)
     struct workload w = {.batch = 8, .seq = 512, .context = 512, .dtype = DTYPE_BF16};
     const char *names[] = {"single", "tp"};
     double worst_decode = 0, worst_prefill = 0;
+    int never_faster = 1;
     for (int s = 0; s < 2; s++) {
         static struct placement p;
         const struct strategy *st = strategy_find(names[s]);
@@ -398,12 +399,14 @@ TEST(test_serve_bucketed_step_cost_is_within_the_stated_error)
                 CHECK_EQ_INT(serve_cost_model_step_exact(&c, &d, &exact), PB_OK);
                 CHECK_EQ_INT(serve_cost_model_step(&c, &d, &bucketed), PB_OK);
                 worst_decode = fmax(worst_decode, fabs(bucketed.latency_ms / exact.latency_ms - 1));
+                never_faster &= bucketed.latency_ms >= exact.latency_ms - 1e-9;
             }
         for (int seq = 17; seq <= 2048; seq += 61) {
             struct serve_step_shape f = {.mode = MODE_PREFILL, .batch = 1, .seq = seq, .context = seq};
             CHECK_EQ_INT(serve_cost_model_step_exact(&c, &f, &exact), PB_OK);
             CHECK_EQ_INT(serve_cost_model_step(&c, &f, &bucketed), PB_OK);
             worst_prefill = fmax(worst_prefill, fabs(bucketed.latency_ms / exact.latency_ms - 1));
+            never_faster &= bucketed.latency_ms >= exact.latency_ms - 1e-9;
         }
         CHECK(c.evaluations < c.lookups * 2);   /* the cache answers repeats */
         serve_cost_model_free(&c);
@@ -411,6 +414,7 @@ TEST(test_serve_bucketed_step_cost_is_within_the_stated_error)
     fprintf(stderr, "  bucketing error: decode %.2f%%, prefill %.2f%%\n", 100 * worst_decode, 100 * worst_prefill);
     CHECK(worst_decode <= 0.03);
     CHECK(worst_prefill <= 0.05);
+    CHECK(never_faster);
 }
 
 static int file_in(const char *dir, const char *name, char *path, size_t len)
