@@ -4,16 +4,15 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/atomic_file.h"
-#include "../harness/check.h"
-#include "../harness/csv_read.h"
-#include "../harness/text_file.h"
-#include "../harness/metrics.h"
+#include "../base/check.h"
+#include "../base/csv_read.h"
+#include "../base/text_file.h"
+#include "../harness/exec/model/device_profile.h"
+#include "../harness/measure/metrics.h"
 #include "../harness/serve/serve_cli.h"
 #include "../harness/serve/serve_cost.h"
 #include "../harness/serve/serve_metrics.h"
 #include "../harness/serve/serve_stream.h"
-#include "../harness/device_profile.h"
 #include "test.h"
 
 static struct serve_options fixed_lengths(int prompt, int output)

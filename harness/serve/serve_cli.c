@@ -5,9 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../check.h"
-#include "../csv_read.h"
-#include "../options.h"
+#include "../../base/check.h"
+#include "../../base/csv_read.h"
+#include "../cli/options.h"
 
 #define DEFAULT_REQUESTS 256
 #define DEFAULT_MAX_BATCH 32

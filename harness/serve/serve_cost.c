@@ -2,9 +2,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../check.h"
-#include "../metrics.h"
-#include "../simulate.h"
+#include "../../base/check.h"
+#include "../measure/metrics.h"
+#include "../exec/model/simulate.h"
 
 struct serve_cost_entry {
     int full;
@@ -142,8 +142,7 @@ static int layers_on(const struct placement *p, int d)
     int n = 0;
     for (int i = 0; i < p->n_modules; i++) {
         if (p->modules[i].kind != MODULE_LAYER) continue;
-        int dev = p->device[i] == PB_DEVICE_CPU ? 0 : p->device[i];
-        n += p->tensor_parallel || dev == d;
+        n += p->tensor_parallel || placement_exec_device(p->device[i]) == d;
     }
     return n;
 }

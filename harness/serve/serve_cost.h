@@ -6,7 +6,7 @@
 #ifndef PB_SERVE_COST_H
 #define PB_SERVE_COST_H
 #include <stdint.h>
-#include "../device_profile.h"
+#include "../exec/model/device_profile.h"
 #include "serve_engine.h"
 
 struct serve_cost_entry;

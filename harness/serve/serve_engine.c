@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../check.h"
+#include "../../base/check.h"
 
 struct group {
     int *running;          /* request indices in its decode batch */

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
-#include "../atomic_file.h"
+#include "../../base/atomic_file.h"
 #include "serve_report.h"
 
 struct text {

@@ -1,8 +1,8 @@
 #include "serve_metrics.h"
 #include <math.h>
 #include <stdlib.h>
-#include "../check.h"
-#include "../metrics.h"
+#include "../../base/check.h"
+#include "../measure/metrics.h"
 
 double serve_ttft_ms(const struct serve_request_result *r)
 {

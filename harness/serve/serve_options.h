@@ -4,7 +4,9 @@
 #ifndef PB_SERVE_OPTIONS_H
 #define PB_SERVE_OPTIONS_H
 
-#define SERVE_MAX_RATES 16
+#include "../../base/limits.h"
+
+#define SERVE_MAX_RATES PB_MAX_LIST
 
 enum length_kind { LENGTH_UNSET, LENGTH_FIXED, LENGTH_UNIFORM, LENGTH_FILE };
 

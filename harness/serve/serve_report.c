@@ -3,8 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../atomic_file.h"
-#include "../csv.h"
+#include "../../base/atomic_file.h"
+#include "../../base/csv.h"
 
 const char *const serve_csv_columns[] = {
     "strategy", "request_rate", "status", "reason", "placement", "groups", "max_batch", "kv_capacity_tokens",

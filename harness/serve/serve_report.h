@@ -6,7 +6,7 @@
 #define PB_SERVE_REPORT_H
 #include <stddef.h>
 #include <stdio.h>
-#include "../device_profile.h"
+#include "../exec/model/device_profile.h"
 #include "serve_run.h"
 
 extern const char *const serve_csv_columns[];

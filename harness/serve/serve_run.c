@@ -6,10 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../atomic_file.h"
-#include "../placement_view.h"
-#include "../results_dir.h"
-#include "../simulate_run.h"
+#include "../../base/atomic_file.h"
+#include "../report/placement_view.h"
+#include "../run/results_dir.h"
+#include "../run/simulate_run.h"
 #include "serve_cost.h"
 #include "serve_report.h"
 
@@ -33,7 +33,7 @@ double serve_point_utilisation(const struct serve_point *p, int device)
 static int serve_groups(const struct options *o, const struct strategy *st, const struct placement *p)
 {
     if (!st->takes_microbatches) return 1;
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int groups = o->n_microbatches && o->microbatches[0] > 0 ? o->microbatches[0] : placement_stages(p, sd, sf, sc);
     if (groups > o->serve.max_batch) groups = o->serve.max_batch;
     return groups < 1 ? 1 : groups;

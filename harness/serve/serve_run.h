@@ -4,13 +4,13 @@
 #ifndef PB_SERVE_RUN_H
 #define PB_SERVE_RUN_H
 #include <stdint.h>
-#include "../check.h"
-#include "../options.h"
+#include "../../base/check.h"
+#include "../cli/options.h"
 #include "serve_metrics.h"
 
 /* One strategy at one offered rate. */
 struct serve_point {
-    char strategy[32];
+    char strategy[PB_STRATEGY_NAME_LEN];
     double rate;                          /* offered requests/s; INFINITY = all at 0 */
     int ok;                               /* 0: not served, see reason */
     char reason[PB_ERROR_LEN];

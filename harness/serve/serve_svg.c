@@ -4,7 +4,7 @@
  * on a log scale (it grows by orders of magnitude past saturation). */
 #include <math.h>
 #include <string.h>
-#include "../report_svg.h"
+#include "../report/report_svg.h"
 #include "serve_report.h"
 
 #define PANEL_W 420
