@@ -321,9 +321,15 @@ TEST(test_serve_pipeline_groups_overlap_on_their_stages)
     CHECK_EQ_INT(serve_fake(&f, &pol, req, 2, res, &tot), PB_OK);
     CHECK_NEAR(res[0].finish_ms, 10, 1e-9);
     CHECK_NEAR(res[1].finish_ms, 15, 1e-9);   /* 20 if one batch at a time */
+    serve_results_free(res, 2);
     struct serve_policy serial = {.max_batch = 1, .groups = 1, .kv_capacity_tokens = 1000};
-    f.n = 0;
     CHECK_EQ_INT(serve_fake(&f, &serial, req, 2, res, &tot), PB_OK);
+    CHECK_NEAR(res[1].finish_ms, 20, 1e-9);
+    serve_results_free(res, 2);
+    /* Both stages on one GPU (--devices 0,0): the groups take turns on it */
+    static const int one_gpu[2] = {0, 0};
+    struct serve_executor shared = {.ctx = &f, .n_devices = 2, .ordinal = one_gpu, .step_cost = fake_cost};
+    CHECK_EQ_INT(serve_engine_run(&shared, &pol, req, 2, res, &tot), PB_OK);
     CHECK_NEAR(res[1].finish_ms, 20, 1e-9);
     serve_results_free(res, 2);
 }

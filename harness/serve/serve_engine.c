@@ -29,7 +29,7 @@ struct engine {
     int *tokens_done;      /* per request */
     int64_t kv_used;
     int in_flight;
-    double device_free[PB_MAX_DEVICES];
+    double device_free[PB_MAX_DEVICES];   /* per GPU (ordinal): when its last step there ends */
     struct group *g;
     int *admitted;         /* scratch: the requests of one prefill */
 };
@@ -97,18 +97,28 @@ static int admit(struct engine *e, int gi, double now)
     return k;
 }
 
-/* Cost the step, start it when group and devices allow, account its busy time. */
+/* Cost the step, start it when its group and the GPUs it uses allow (logical
+ * devices on one GPU share it: its span is theirs together), account busy time. */
 static int run_step(struct engine *e, const struct serve_step_shape *shape, double now, double *end_ms)
 {
     struct serve_step_cost c;
     PB_TRY(e->ex->step_cost(e->ex->ctx, shape, &c));
+    if (c.n_devices > PB_MAX_DEVICES) c.n_devices = PB_MAX_DEVICES;
+    double first[PB_MAX_DEVICES], last[PB_MAX_DEVICES];
+    for (int g = 0; g < PB_MAX_DEVICES; g++) first[g] = last[g] = NAN;
+    for (int d = 0; d < c.n_devices; d++) {
+        int g = e->ex->ordinal ? e->ex->ordinal[d] : d;
+        if (isnan(c.first_ms[d]) || g < 0 || g >= PB_MAX_DEVICES) continue;
+        first[g] = isnan(first[g]) ? c.first_ms[d] : fmin(first[g], c.first_ms[d]);
+        last[g] = isnan(last[g]) ? c.last_ms[d] : fmax(last[g], c.last_ms[d]);
+    }
     double start = now;
-    for (int d = 0; d < c.n_devices && d < PB_MAX_DEVICES; d++)
-        if (!isnan(c.first_ms[d]) && e->device_free[d] - c.first_ms[d] > start)
-            start = e->device_free[d] - c.first_ms[d];
-    for (int d = 0; d < c.n_devices && d < PB_MAX_DEVICES; d++) {
+    for (int g = 0; g < PB_MAX_DEVICES; g++)
+        if (!isnan(first[g]) && e->device_free[g] - first[g] > start) start = e->device_free[g] - first[g];
+    for (int g = 0; g < PB_MAX_DEVICES; g++)
+        if (!isnan(first[g])) e->device_free[g] = start + last[g];
+    for (int d = 0; d < c.n_devices; d++) {
         if (isnan(c.first_ms[d])) continue;
-        e->device_free[d] = start + c.last_ms[d];
         e->tot->compute_ms[d] += c.compute_ms[d];
         e->tot->comm_ms[d] += c.comm_ms[d];
         e->tot->copy_ms[d] += c.copy_ms[d];

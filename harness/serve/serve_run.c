@@ -146,9 +146,11 @@ static void print_table(FILE *f, const struct options *o, const struct model_spe
         for (int d = 0; d < p->tot.n_devices && used + 8 < sizeof util; d++)
             used += (size_t)snprintf(util + used, sizeof util - used, "%s%.2f", d ? " " : "",
                                      serve_point_utilisation(p, d));
-        fprintf(f, "%-9s %7s %8.2f %10.1f %10.1f %9.2f %9.2f %9.0f %9.2f  %s%s\n", p->strategy, rate,
+        char goodput[16] = "-";   /* unknown without --slo */
+        if (!isnan(p->met.goodput_requests_per_s)) snprintf(goodput, sizeof goodput, "%.2f", p->met.goodput_requests_per_s);
+        fprintf(f, "%-9s %7s %8.2f %10.1f %10.1f %9.2f %9.2f %9.0f %9s  %s%s\n", p->strategy, rate,
                 p->met.requests_per_s, p->met.ttft_p50_ms, p->met.ttft_p99_ms, p->met.tpot_p50_ms,
-                p->met.tpot_p99_ms, p->met.output_tokens_per_s, p->met.goodput_requests_per_s, util,
+                p->met.tpot_p99_ms, p->met.output_tokens_per_s, goodput, util,
                 p->met.refused ? "  (some refused)" : "");
     }
 }
