@@ -528,3 +528,24 @@ TEST(test_serve_bad_input_exits_2_naming_the_flag)
     CHECK_EQ_INT(run_bench(args, out, sizeof out), 2);
     CHECK(strstr(out, "has 2 rows but --requests asks for 5") != NULL);
 }
+
+/* On two GPUs the pipeline's two groups overlap their stages, so at saturation it
+ * carries more requests/s than the hand split, which runs one batch at a time. */
+TEST(test_serve_pipeline_groups_outserve_the_hand_split_at_saturation)
+{
+    char dir[256], args[1024], out[65536], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model models/llama-2-7b.json --serve --simulate --gpus 2 --strategy naive,pipeline "
+             "--requests 64 --rate inf --prompt-len 256 --output-len 64 --max-batch 32 --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    struct csv_table t;
+    CHECK(file_in(dir, "serve.csv", path, sizeof path));
+    CHECK_EQ_INT(csv_read_file(path, &t), PB_OK);
+    CHECK_EQ_INT(t.n_rows, 2);
+    CHECK_NEAR(csv_get_num(&t, 0, "groups"), 1, 0);
+    CHECK_NEAR(csv_get_num(&t, 1, "groups"), 2, 0);
+    CHECK(csv_get_num(&t, 1, "requests_per_s") > 1.1 * csv_get_num(&t, 0, "requests_per_s"));
+    /* the same work in less time: both GPUs busier */
+    CHECK(csv_list_num(csv_get(&t, 1, "utilisation_per_gpu"), 0) > csv_list_num(csv_get(&t, 0, "utilisation_per_gpu"), 0));
+    csv_table_free(&t);
+}
