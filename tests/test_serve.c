@@ -170,7 +170,7 @@ static int fake_cost(void *ctx, const struct serve_step_shape *shape, struct ser
 static int serve_fake(struct fake *f, const struct serve_policy *pol, const struct serve_request *req, int n,
                       struct serve_request_result *res, struct serve_totals *tot)
 {
-    struct serve_executor ex = {.ctx = f, .n_devices = 1, .step_cost = fake_cost};
+    struct serve_executor ex = {.ctx = f, .step_cost = fake_cost};
     return serve_engine_run(&ex, pol, req, n, res, tot);
 }
 
@@ -328,7 +328,7 @@ TEST(test_serve_pipeline_groups_overlap_on_their_stages)
     serve_results_free(res, 2);
     /* Both stages on one GPU (--devices 0,0): the groups take turns on it */
     static const int one_gpu[2] = {0, 0};
-    struct serve_executor shared = {.ctx = &f, .n_devices = 2, .ordinal = one_gpu, .step_cost = fake_cost};
+    struct serve_executor shared = {.ctx = &f, .ordinal = one_gpu, .step_cost = fake_cost};
     CHECK_EQ_INT(serve_engine_run(&shared, &pol, req, 2, res, &tot), PB_OK);
     CHECK_NEAR(res[1].finish_ms, 20, 1e-9);
     serve_results_free(res, 2);

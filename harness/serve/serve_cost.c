@@ -133,8 +133,7 @@ int serve_cost_model_step(void *ctx, const struct serve_step_shape *shape, struc
 
 struct serve_executor serve_cost_model_executor(struct serve_cost_model *c)
 {
-    return (struct serve_executor){.ctx = c, .n_devices = c->p->n_devices, .ordinal = c->ordinal,
-                                   .step_cost = serve_cost_model_step};
+    return (struct serve_executor){.ctx = c, .ordinal = c->ordinal, .step_cost = serve_cost_model_step};
 }
 
 /* Decoder layers whose KV cache lives on device d. */

@@ -41,7 +41,6 @@ struct serve_step_cost {
 /* The executor behind the engine: the one call it needs. */
 struct serve_executor {
     void *ctx;
-    int n_devices;
     const int *ordinal;         /* logical device -> the GPU it runs on (--devices 0,0); NULL: its own */
     /* Fill *out for one step of `shape`; -1 with a message if it cannot be run. */
     int (*step_cost)(void *ctx, const struct serve_step_shape *shape, struct serve_step_cost *out);
