@@ -7,14 +7,13 @@
 #include "../../models/safetensors.h"
 #include "fuzz_input.h"
 
-static char folder[64];
+static char folder[128];
 
 static void make_folder(void)
 {
-    snprintf(folder, sizeof folder, "/tmp/placebench-fuzz-index-%ld", (long)getpid());
-    char path[128];
-    snprintf(path, sizeof path, "mkdir -p %s", folder);
-    if (system(path) != 0) abort();
+    snprintf(folder, sizeof folder, "%s/placebench-fuzz-index-XXXXXX", P_tmpdir);
+    if (!mkdtemp(folder)) abort();
+    char path[192];
     snprintf(path, sizeof path, "%s/a.safetensors", folder);
     FILE *f = fopen(path, "wb");
     const char *h = "{\"w\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}";
@@ -28,7 +27,7 @@ static void make_folder(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!folder[0]) make_folder();
-    char path[128];
+    char path[192];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", folder);
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
