@@ -96,7 +96,8 @@ int main(int argc, char **argv)
         status = measured_job(&o, &m);
     }
     if (interrupt_signal()) {
-        fprintf(stderr, "bench: %s; the points not run are marked \"interrupted\" in the reports\n",
+        fprintf(stderr, "bench: %s; the reports written are complete, and sweep points not run are marked "
+                        "\"interrupted\"\n",
                 interrupt_signal() == SIGTERM ? "stopped by SIGTERM" : "stopped by SIGINT");
         return interrupt_exit_status();
     }
