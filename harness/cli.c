@@ -7,6 +7,7 @@
 #include <string.h>
 #include "check.h"
 #include "memory_budget.h"
+#include "safetensors.h"
 
 void cli_usage(FILE *f)
 {
@@ -18,7 +19,8 @@ void cli_usage(FILE *f)
         "bytes and time moved between GPUs). Results go to a new folder under results/.\n"
         "\n"
         "What to run:\n"
-        "  -m, --model PATH          Hugging Face config.json (or a name under models/, e.g. llama-2-7b)\n"
+        "  -m, --model PATH          Hugging Face config.json, a model folder (what save_pretrained writes:\n"
+        "                            config.json + *.safetensors), or a name under models/, e.g. llama-2-7b\n"
         "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp (default: all)\n"
         "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan: 2)\n"
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
@@ -27,7 +29,8 @@ void cli_usage(FILE *f)
         "      --microbatches LIST   pipeline microbatches; 0 = the default, 2 x stages\n"
         "      --decode T            generate: prefill, then T greedy tokens with the KV cache\n"
         "      --dtype NAME          bf16 (default), fp16, fp32: weight bytes for placement\n"
-        "      --weights DIR         real weights (.safetensors folder); default random, seeded\n"
+        "      --weights DIR|random  real weights (.safetensors folder) or random, seeded; default: the\n"
+        "                            --model folder's safetensors if it has them, else random\n"
         "      --seed N              seed of the random weights and inputs (default 1234)\n"
         "\n"
         "Placement (auto, as transformers + accelerate choose it):\n"
@@ -197,7 +200,10 @@ static int apply_option(int c, const char *arg, struct options *o)
         if (dtype_parse(arg, &o->dtype))
             return pb_fail("--dtype: unknown dtype \"%s\"; valid: bf16, fp16, fp32", arg);
         return PB_OK;
-    case OPT_WEIGHTS: o->weights = arg; return PB_OK;
+    case OPT_WEIGHTS:
+        o->weights_random = !strcmp(arg, "random");
+        o->weights = o->weights_random ? NULL : arg;
+        return PB_OK;
     case OPT_SEED: {
         int v;
         PB_TRY(parse_count("--seed", arg, &v, 1));
@@ -266,4 +272,21 @@ int cli_parse(int argc, char **argv, struct options *o)
         return CLI_USAGE;
     }
     return check_combination(o) == PB_OK ? CLI_OK : CLI_USAGE;
+}
+
+int cli_load_model(struct options *o, struct model_spec *m)
+{
+    char path[4096];
+    PB_TRY(model_spec_load(model_resolve_path(o->model_path, path, sizeof path), m));
+    if (!o->weights && !o->weights_random && model_folder_has_weights(o->model_path)) o->weights = o->model_path;
+    if (!o->weights || o->plan_only || o->simulate) return PB_OK;
+    /* The GPUs read the tensors much later: a folder that is not safetensors is bad input now. */
+    struct st_files f;
+    if (st_open(o->weights, &f) != PB_OK) {
+        char why[PB_ERROR_LEN];
+        snprintf(why, sizeof why, "%s", pb_last_error());
+        return pb_fail("weights %s: %s; --weights random runs without them", o->weights, why);
+    }
+    st_close(&f);
+    return PB_OK;
 }

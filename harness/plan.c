@@ -188,20 +188,20 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             if (e[i].ok) snprintf(gpu, sizeof gpu, d < 0 ? "cpu" : "%d", d);
             csv_field(a.f, m->name, 1);
             csv_field(a.f, e[i].strategy->name, 0);
-            csv_number(a.f, e[i].workload.batch, 0);
-            csv_number(a.f, e[i].workload.seq, 0);
+            csv_integer(a.f, e[i].workload.batch, 0);
+            csv_integer(a.f, e[i].workload.seq, 0);
             csv_field(a.f, e[i].ok ? "ok" : "failed", 0);
             csv_field(a.f, e[i].ok ? "" : e[i].error, 0);
             csv_field(a.f, gpu, 0);
             csv_field(a.f, what, 0);
-            csv_number(a.f, !e[i].ok ? NAN : d < 0 ? (double)e[i].cpu_params : (double)e[i].params[d], 0);
-            csv_number(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
+            csv_integer(a.f, !e[i].ok ? NAN : d < 0 ? (double)e[i].cpu_params : (double)e[i].params[d], 0);
+            csv_integer(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
             csv_number(a.f, e[i].ok && d >= 0 ? e[i].work_ms[d] : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].copies : NAN, 0);
-            csv_number(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].collectives : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].copies : NAN, 0);
+            csv_integer(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].collectives : NAN, 0);
             csv_end(a.f);
         }
     }

@@ -193,6 +193,7 @@ static void fill_env(const struct options *o, const struct model_spec *m,
     gmtime_r(&now, &tm);
     strftime(env->started, sizeof env->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     env->iters = 1;
+    snprintf(env->weights, sizeof env->weights, "none");   /* the cost model runs no kernels */
 }
 
 static void print_header(FILE *f, const struct device_profile *prof, const struct options *o,
@@ -267,7 +268,7 @@ static int write_reports(const char *dir, const struct run_env *env, const struc
                          struct point_result *r, struct trace **t, int n)
 {
     char path[4200];
-    PB_TRY(summary_write_csv(dir, r, n));
+    PB_TRY(summary_write_csv(dir, env, r, n));
     PB_TRY(summary_write_json(dir, env, r, n));
     PB_TRY(path_join(path, sizeof path, dir, "trace.json"));
     PB_TRY(trace_json_write(path, env, r, (const struct trace *const *)t, n));

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include "../harness/check.h"
+#include "../harness/text_file.h"
 #include "test.h"
 
 static char out[65536];
@@ -101,6 +102,10 @@ TEST(test_plan_writes_json_and_csv_with_hf_device_maps)
         CHECK(strstr(line, "\r\n") != NULL);
         fclose(f);
     }
+    /* byte and FLOP counts in full: 13476831232 never becomes 1.34768e+10 */
+    char *csv = text_file_read(path);
+    CHECK(csv && !strstr(csv, "e+") && strstr(csv, ",13476831232,"));
+    free(csv);
     CHECK_EQ_INT(leftover_temporaries(dir), 0);
 }
 
