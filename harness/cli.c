@@ -12,7 +12,9 @@
 void cli_usage(FILE *f)
 {
     fputs(
-        "usage: bench --model CONFIG.json [options]\n"
+        "usage: bench --model CONFIG.json|MODEL_DIR [options]\n"
+        "       bench plot RESULTS_DIR        draw a results folder's pictures (gnuplot)\n"
+        "       bench plot-data RESULTS_DIR   write only the data gnuplot draws (plot-data/)\n"
         "\n"
         "Runs one Llama-family model under several placement strategies across GPUs and\n"
         "measures how they differ (latency, throughput, per-GPU busy/idle time with CUPTI,\n"
@@ -57,6 +59,7 @@ void cli_usage(FILE *f)
         "      --explain             end with a plain-language account of the numbers\n"
         "  -o, --out DIR             results folder (default results/<date>-<time>-<model>)\n"
         "  -h, --help                this text\n"
+        "  -V, --version             name, version and the git commit it was built from\n"
         "\n"
         "Examples:\n"
         "  bench --model models/llama-2-7b.json --gpus 2 --batch 8 --seq 512 --plan\n"
@@ -67,6 +70,19 @@ void cli_usage(FILE *f)
         "\n"
         "Exit status: 0 done, 1 a run failed (reason printed and recorded), 2 bad usage.\n",
         f);
+}
+
+/* The Makefile passes both; a build outside it (or outside git) says so. */
+#ifndef PB_VERSION
+#define PB_VERSION "unknown"
+#endif
+#ifndef PB_GIT_COMMIT
+#define PB_GIT_COMMIT ""
+#endif
+
+void cli_version(FILE *f)
+{
+    fprintf(f, "placebench %s (git commit %s)\n", PB_VERSION, PB_GIT_COMMIT[0] ? PB_GIT_COMMIT : "unknown");
 }
 
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero)
@@ -175,6 +191,7 @@ static const struct option long_options[] = {
     {"profile-iters", required_argument, 0, OPT_PROFILE_ITERS},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
 
@@ -254,9 +271,13 @@ int cli_parse(int argc, char **argv, struct options *o)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "m:s:g:b:q:n:w:o:h", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:s:g:b:q:n:w:o:hV", long_options, NULL)) != -1) {
         if (c == 'h') {
             cli_usage(stdout);
+            return CLI_EXIT_HELP;
+        }
+        if (c == 'V') {
+            cli_version(stdout);
             return CLI_EXIT_HELP;
         }
         if (c == '?' || c == ':') {

@@ -14,6 +14,8 @@ int cli_parse(int argc, char **argv, struct options *o);
  * safetensors headers are checked here, before any GPU work. */
 int cli_load_model(struct options *o, struct model_spec *m);
 void cli_usage(FILE *f);
+/* "placebench 0.1.0 (git commit 93424a1)": the commit is the build's, when known. */
+void cli_version(FILE *f);
 /* Parse "1,8,32" into at most max positive integers; -1 with a message if malformed. */
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero);
 #endif

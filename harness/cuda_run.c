@@ -325,7 +325,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     cupti_stop();
     int rc = run_write_reports(o->out_dir, &env, res, tptr, k);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, res, k, tptr, o->out_dir);
-    if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json)\n", o->out_dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, o, o->out_dir, NULL, 0);
     run_results_free(res, traces, tptr, k);
     return rc == PB_OK && !failed ? PB_OK : 1;
 }

@@ -325,7 +325,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
     int rc = results_dir_create(o->out_dir, m->name, "-simulate", dir, sizeof dir);
     if (rc == PB_OK) rc = write_reports(dir, &env, &prof, r, t, n);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, r, n, (const struct trace *const *)t, dir);
-    if (rc == PB_OK) printf("wrote %s/summary.csv, summary.json, trace.json, profile.json (predicted)\n", dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, o, dir, "profile.json", 1);
     for (int i = 0; i < n; i++) {
         point_result_free(&r[i]);
         if (t[i]) trace_free(t[i]);

@@ -16,6 +16,7 @@
 #include "../placement_view.h"
 #include "../run.h"
 #include "../run_common.h"
+#include "../run_outputs.h"
 #include "cuda_mpi_exec.h"
 #include "mpi_jobs.h"
 #include "trace_gather.h"
@@ -341,7 +342,8 @@ static int write_reports(const struct mpi_run *run, const struct run_env *env, s
     char path[4200];
     snprintf(path, sizeof path, "%s/ranks.csv", dir);
     if (rc == PB_OK) rc = atomic_write_text(path, ranks_csv);
-    if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json, ranks.csv)\n", dir);
+    if (rc == PB_OK) rc = run_outputs_write(run->o, env, res, k, tptr, dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, run->o, dir, "ranks.csv", 0);
     return rc;
 }
 
