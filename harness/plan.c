@@ -113,7 +113,7 @@ static cJSON *entry_json(const struct plan_entry *e)
         cJSON_AddStringToObject(j, "error", e->error);
         return j;
     }
-    cJSON_AddItemToObject(j, "device_map", placement_device_map(&e->placement));
+    placement_add_transformers_maps(j, &e->placement);
     cJSON *devs = cJSON_AddArrayToObject(j, "devices");
     for (int d = 0; d < e->placement.n_devices; d++) {
         char what[512];

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "placement_view.h"
 #include "run.h"
 
 const char *const summary_csv_columns[] = {
@@ -247,16 +248,8 @@ static cJSON *point_json(const struct point_result *r)
     cJSON *dev = cJSON_AddArrayToObject(o, "devices");
     for (int d = 0; d < r->n_devices; d++) cJSON_AddItemToArray(dev, cJSON_CreateNumber(r->ordinal[d]));
     cJSON_AddStringToObject(o, "placement_summary", r->placement_summary);
-    if (r->placement) {
-        /* hf_device_map form: module -> logical device index or "cpu" ("sharded" for tp). */
-        cJSON *map = cJSON_AddObjectToObject(o, "device_map");
-        for (int i = 0; i < r->placement->n_modules; i++) {
-            int d = r->placement->device[i];
-            if (d == PB_DEVICE_CPU) cJSON_AddStringToObject(map, r->placement->modules[i].name, "cpu");
-            else if (d < 0) cJSON_AddStringToObject(map, r->placement->modules[i].name, "sharded");
-            else cJSON_AddNumberToObject(map, r->placement->modules[i].name, d);
-        }
-    }
+    /* hf_device_map form (module -> logical device or "cpu"); tp: tp_plan instead */
+    if (r->placement) placement_add_transformers_maps(o, r->placement);
     cJSON_AddNumberToObject(o, "stages", r->stages);
     cJSON_AddNumberToObject(o, "steps", r->steps);
     cJSON *lat = cJSON_AddArrayToObject(o, "latency_ms");

@@ -90,6 +90,25 @@ TEST(test_plan_writes_json_and_csv_with_hf_device_maps)
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.15")->valueint, 0);
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.16")->valueint, 1);
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "lm_head")->valueint, 1);
+    /* every device_map is one from_pretrained(device_map=...) takes: a GPU index or "cpu" */
+    for (int i = 0; i < 5; i++) {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "device_map"))
+            CHECK(cJSON_IsNumber(v) || (cJSON_IsString(v) && !strcmp(v->valuestring, "cpu")));
+    }
+    /* tp: no device_map (transformers refuses it beside tp_plan), the plan in transformers' form */
+    cJSON *tp = cJSON_GetArrayItem(arr, 5);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(tp, "device_map")));
+    cJSON *tp_plan = cJSON_GetObjectItem(tp, "tp_plan");
+    const cJSON *q = cJSON_GetObjectItem(tp_plan, "model.layers.*.self_attn.q_proj");
+    const cJSON *down = cJSON_GetObjectItem(tp_plan, "model.layers.*.mlp.down_proj");
+    const cJSON *head = cJSON_GetObjectItem(tp_plan, "lm_head");
+    CHECK(cJSON_IsString(q) && !strcmp(q->valuestring, "colwise"));
+    CHECK(cJSON_IsString(down) && !strcmp(down->valuestring, "rowwise"));
+    CHECK(cJSON_IsString(head) && !strcmp(head->valuestring, "colwise_gather_output"));
+    CHECK_EQ_INT(cJSON_GetArraySize(tp_plan), 8);
+    CHECK_EQ_INT(cJSON_GetObjectItem(tp, "tp_size")->valueint, 2);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "tp_plan") == NULL);
     cJSON *sched = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 4), "schedule");
     CHECK_EQ_INT(cJSON_GetObjectItem(sched, "microbatches")->valueint, 4);
     cJSON_Delete(root);
