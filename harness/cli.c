@@ -44,7 +44,8 @@ void cli_usage(FILE *f)
         "Modes:\n"
         "      --plan                placements and schedules only, no GPU needed (plan.json, plan.csv)\n"
         "      --simulate            run the schedules on the cost model instead of GPUs\n"
-        "      --gpu-profile NAME    device profile for --simulate: h100, h200, a100, l40s, rtx4090, or a path\n"
+        "      --gpu-profile NAME    device profile for --simulate and --plan's ms: h100, h200, a100, l40s,\n"
+        "                            rtx4090, or a path (--plan: default the GPU found, else h200)\n"
         "      --predict             add the cost model's prediction beside each measured row\n"
         "      --calibrate           measure the present GPUs and write a device profile\n"
         "\n"
@@ -259,8 +260,8 @@ static int check_combination(struct options *o)
     if ((o->plan_only || o->simulate) && !o->gpus) o->gpus = 2;
     if (o->gpus > PB_MAX_DEVICES) return pb_fail("--gpus: at most %d", PB_MAX_DEVICES);
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
-    if (o->gpu_profile && !o->simulate && !o->predict)
-        return pb_fail("--gpu-profile is used with --simulate or --predict");
+    if (o->gpu_profile && !o->simulate && !o->predict && !o->plan_only)
+        return pb_fail("--gpu-profile is used with --simulate, --predict or --plan");
     return PB_OK;
 }
 

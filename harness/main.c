@@ -38,7 +38,10 @@ static int plan_job(struct options *o, const struct model_spec *m)
 {
     char dir[4096];
     PB_TRY(results_dir_create(o->out_dir, m->name, "-plan", dir, sizeof dir));
-    return plan_run(o, m, dir);
+    /* --plan prices work on the GPU that is here, when there is one */
+    struct cudaDeviceProp prop;
+    int here = visible_gpus() > 0 && cudaGetDeviceProperties(&prop, 0) == cudaSuccess;
+    return plan_run(o, m, dir, here ? prop.name : NULL);
 }
 
 static int measured_job(struct options *o, const struct model_spec *m)

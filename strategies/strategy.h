@@ -134,6 +134,12 @@ double module_work(const struct model_spec *m, const struct module *mod, const s
 /* Work per device of a placement; returns the largest (the slowest GPU). */
 double placement_device_work(const struct model_spec *m, const struct placement *p,
                              const struct workload *w, double *per_device);
+/* The same roofline, max(FLOPs / flops_per_s, bytes / bytes_per_s), at a named GPU's rates
+ * (seconds): what --plan prints for the device profile it names. */
+double module_roofline(const struct model_spec *m, const struct module *mod, const struct workload *w,
+                       double flops_per_s, double bytes_per_s);
+double placement_device_roofline(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                                 double flops_per_s, double bytes_per_s, double *per_device);
 /* Microbatches the pipeline uses for a placement and workload (default 2 x stages). */
 int pipeline_microbatches(const struct placement *p, const struct workload *w);
 /* Refuse, naming the GPU and the numbers, a placement whose parameters exceed a budget. */

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include "../harness/check.h"
+#include "../harness/plan.h"
 #include "../harness/text_file.h"
 #include "test.h"
 
@@ -195,4 +196,50 @@ TEST(test_microbatches_zero_means_the_default)
     CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
     CHECK(strstr(out, "4 microbatches") != NULL);
     CHECK_EQ_INT(run_bench("--model llama-tiny --microbatches -1 --plan", out, sizeof out), 2);
+}
+
+/* --plan's ms* are priced on a named device profile, and the table says which. */
+static double plan_gpu0_ms(const char *profile, char *name, size_t len)
+{
+    char dir[64], args[300], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-2-7b --strategy single --gpus 1 --plan %s%s --out %s",
+             profile ? "--gpu-profile " : "", profile ? profile : "", dir);
+    if (run_bench(args, out, sizeof out) != 0) return -1;
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    cJSON *root = read_json(path);
+    const cJSON *n = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "device_profile"), "name");
+    snprintf(name, len, "%s", cJSON_IsString(n) ? n->valuestring : "");
+    const cJSON *gpu0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0), "devices"), 0);
+    double ms = cJSON_GetObjectItem(gpu0, "work_ms_nominal") ? cJSON_GetObjectItem(gpu0, "work_ms_nominal")->valuedouble : -1;
+    cJSON_Delete(root);
+    return ms;
+}
+
+TEST(test_plan_prices_work_on_a_named_device_profile)
+{
+    char name[64];
+    double h100 = plan_gpu0_ms("h100", name, sizeof name);
+    CHECK(strstr(out, "device profile h100 (") && strstr(out, "--gpu-profile"));
+    CHECK(!strcmp(name, "h100"));
+    double l40s = plan_gpu0_ms("l40s", name, sizeof name);
+    CHECK(!strcmp(name, "l40s"));
+    CHECK(h100 > 0 && l40s > 1.5 * h100);   /* an L40S has well under half an H100's bf16 rate */
+    plan_gpu0_ms(NULL, name, sizeof name);
+    CHECK(strstr(out, "*ms: roofline time") && strstr(out, "device profile "));
+}
+
+TEST(test_plan_profile_is_the_gpus_own_else_h200)
+{
+    struct options o;
+    memset(&o, 0, sizeof o);
+    const char *why;
+    CHECK(!strcmp(plan_profile_name(&o, "NVIDIA H100 80GB HBM3", &why), "h100"));
+    CHECK(!strcmp(why, "the GPU found here"));
+    CHECK(!strcmp(plan_profile_name(&o, NULL, &why), "h200"));
+    CHECK(!strcmp(why, "no GPU found here"));
+    CHECK(!strcmp(plan_profile_name(&o, "Tesla V100-SXM2-32GB", &why), "h200"));
+    o.gpu_profile = "a100";
+    CHECK(!strcmp(plan_profile_name(&o, "NVIDIA H100 80GB HBM3", &why), "a100"));
+    CHECK(!strcmp(why, "--gpu-profile"));
 }

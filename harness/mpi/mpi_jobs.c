@@ -32,7 +32,7 @@ int mpi_plan_job(const struct mpi_world *w, struct options *o, const struct mode
         char dir[4096];
         rc = plan_budgets(w, o);
         if (rc == PB_OK) rc = results_dir_create(o->out_dir, m->name, "-plan", dir, sizeof dir);
-        if (rc == PB_OK) rc = plan_run(o, m, dir);
+        if (rc == PB_OK) rc = plan_run(o, m, dir, NULL);   /* rank 0 needs no GPU to plan */
     }
     return mpi_world_agree(w, rc, "planning on rank 0");
 }
