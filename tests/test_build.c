@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include "../harness/text_file.h"
+#include "../base/text_file.h"
 #include "test.h"
 
 static char out[65536];

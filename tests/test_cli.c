@@ -3,9 +3,9 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdlib.h>
-#include "../harness/check.h"
-#include "../harness/plan.h"
-#include "../harness/text_file.h"
+#include "../base/check.h"
+#include "../base/text_file.h"
+#include "../harness/run/plan.h"
 #include "test.h"
 
 static char out[65536];

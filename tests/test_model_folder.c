@@ -3,10 +3,10 @@
  * safetensors are the measured run's weights unless --weights says otherwise. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
-#include "../harness/check.h"
-#include "../harness/cli.h"
-#include "../harness/run_common.h"
-#include "../harness/text_file.h"
+#include "../base/check.h"
+#include "../harness/cli/cli.h"
+#include "../harness/run/run_common.h"
+#include "../base/text_file.h"
 #include "safetensors_write.h"
 #include "test.h"
 
