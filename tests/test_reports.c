@@ -154,10 +154,18 @@ TEST(test_trace_json_reads_back_as_profiler_events)
     point_result_free(&r);
 }
 
-TEST(test_summary_csv_puts_prediction_beside_measured_row)
+/* summary.csv of n points, written into a fresh folder and read back. */
+static int write_and_read_summary(const struct run_env *env, const struct point_result *r, int n, struct csv_table *t)
 {
     char dir[256], path[512];
     make_temp_dir(dir, sizeof dir);
+    PB_TRY(summary_write_csv(dir, env, r, n));
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    return csv_read_file(path, t);
+}
+
+TEST(test_summary_csv_puts_prediction_beside_measured_row)
+{
     struct point_result r[2];
     fill(&r[0], "single", 1);
     r[0].predicted_ms = 12.1;
@@ -165,10 +173,8 @@ TEST(test_summary_csv_puts_prediction_beside_measured_row)
     fill(&r[1], "naive", 0);   /* failed: no prediction, never a zero */
     r[1].predicted_ms = NAN;
     struct run_env env = {.weights = "random"};
-    CHECK_EQ_INT(summary_write_csv(dir, &env, r, 2), 0);
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
     struct csv_table t;
-    CHECK_EQ_INT(csv_read_file(path, &t), 0);
+    CHECK_EQ_INT(write_and_read_summary(&env, r, 2, &t), 0);
     CHECK(csv_column(&t, "predicted") >= 0);
     CHECK(strcmp(csv_get(&t, 0, "predicted"), "0") == 0);
     CHECK(strcmp(csv_get(&t, 0, "predicted_ms"), "12.1") == 0);
@@ -182,8 +188,6 @@ TEST(test_summary_csv_puts_prediction_beside_measured_row)
 
 TEST(test_summary_csv_writes_byte_counts_as_integers_and_names_the_weights)
 {
-    char dir[256], path[512];
-    make_temp_dir(dir, sizeof dir);
     struct point_result r[2];
     fill(&r[0], "naive", 1);
     r[0].transfer_bytes = 33554432;   /* 32 MiB: "%.6g" wrote 3.35544e+07 */
@@ -191,10 +195,8 @@ TEST(test_summary_csv_writes_byte_counts_as_integers_and_names_the_weights)
     r[1].transfer_bytes = 6738149376.0;
     r[1].predicted = 1;
     struct run_env env = {.weights = "safetensors"};
-    CHECK_EQ_INT(summary_write_csv(dir, &env, r, 2), 0);
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
     struct csv_table t;
-    CHECK_EQ_INT(csv_read_file(path, &t), 0);
+    CHECK_EQ_INT(write_and_read_summary(&env, r, 2, &t), 0);
     CHECK(strcmp(csv_get(&t, 0, "transfer_bytes"), "33554432") == 0);
     CHECK(strcmp(csv_get(&t, 1, "transfer_bytes"), "6738149376") == 0);
     CHECK(strcmp(csv_get(&t, 0, "weights"), "safetensors") == 0);
