@@ -3,6 +3,7 @@
  * safetensors are the measured run's weights unless --weights says otherwise. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "../base/check.h"
 #include "../harness/cli/cli.h"
 #include "../harness/run/run_common.h"
@@ -64,6 +65,18 @@ TEST(test_model_folder_is_read_and_its_plan_named_after_the_folder)
     const cJSON *name = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "name");
     CHECK(cJSON_IsString(name) && !strcmp(name->valuestring, "TinyLlama-test-hf"));
     cJSON_Delete(root);
+}
+
+TEST(test_model_folder_names_the_default_results_folder)
+{
+    char folder[512], cwd[1024], cmd[2200];
+    make_model_folder(folder, sizeof folder, "Tiny-Results-hf", 0);
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    /* run from the folder's parent, so results/ lands there and not in the checkout */
+    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/build/bench' --model Tiny-Results-hf --strategy single --gpus 1 "
+             "--plan && ls results", folder, cwd);
+    CHECK_EQ_INT(run_capture(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "-Tiny-Results-hf-plan\n") != NULL);   /* results/<date>-<time>-<model>-plan */
 }
 
 TEST(test_model_folder_without_config_exits_2_naming_the_file)
