@@ -243,3 +243,42 @@ TEST(test_plan_profile_is_the_gpus_own_else_h200)
     CHECK(!strcmp(plan_profile_name(&o, "NVIDIA H100 80GB HBM3", &why), "a100"));
     CHECK(!strcmp(why, "--gpu-profile"));
 }
+
+TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
+{
+    char dir[64], args[300], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "-m models/llama-2-7b.json -s hybrid --tp 2 --gpus 4 --simulate --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    CHECK_EQ_INT(count_lines(path), 1 + 1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -q 'hybrid,prefill,8,512,0,4,.*tp x2 | 0-1: embed, layers 0-15' %s", path);
+    CHECK(system(cmd) == 0);
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "-m llama-2-7b -s pipeline,hybrid --virtual-stages 2 --gpus 4 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    CHECK(strstr(out, "GPU 0 ") && strstr(out, "embed, layers 0-3, layers 16-19"));
+    CHECK(strstr(out, "1/2 of embed, layers 0-7, layers 16-23"));
+    CHECK_EQ_INT(run_bench("-m llama-2-7b -s hybrid --tp 0 --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--tp") != NULL);
+    CHECK_EQ_INT(run_bench("-m llama-2-7b -s hybrid --tp 3 --gpus 4 --plan", out, sizeof out), 1);
+    CHECK(strstr(out, "--tp 3 does not divide --gpus 4") != NULL);
+}
+
+TEST(test_hybrid_plan_has_no_device_map_and_names_each_modules_tp_group)
+{
+    char dir[64], args[300], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "-m llama-2-7b -s hybrid --tp 2 --gpus 4 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    cJSON *root = read_json(path);
+    cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(h, "device_map")));
+    CHECK(cJSON_GetObjectItem(h, "tp_size") && cJSON_GetObjectItem(h, "tp_size")->valueint == 2);
+    const cJSON *head = cJSON_GetObjectItem(cJSON_GetObjectItem(h, "tp_group_devices"), "lm_head");
+    CHECK(cJSON_GetArraySize(head) == 2 && cJSON_GetArrayItem(head, 0)->valueint == 2 &&
+          cJSON_GetArrayItem(head, 1)->valueint == 3);
+    cJSON_Delete(root);
+}

@@ -17,6 +17,7 @@ cJSON *placement_device_map(const struct placement *p);
 /* Tensor parallelism in from_pretrained(tp_plan=...) form, {"model.layers.*.self_attn.q_proj":
  * "colwise", ...}; NULL for any other placement. */
 cJSON *placement_tp_plan(const struct placement *p);
-/* Both into o: "device_map", and for tp also "tp_plan" and "tp_size" (GPUs, torchrun's ranks). */
+/* Both into o: "device_map", and for tp also "tp_plan" and "tp_size" (GPUs of a group,
+ * torchrun's ranks); hybrid adds "tp_group_devices", module -> the GPUs of its group. */
 void placement_add_transformers_maps(cJSON *o, const struct placement *p);
 #endif
