@@ -198,16 +198,24 @@ TEST(test_microbatches_zero_means_the_default)
     CHECK_EQ_INT(run_bench("--model llama-tiny --microbatches -1 --plan", out, sizeof out), 2);
 }
 
+/* bench ARGS --plan into a fresh folder: its plan.json, or NULL if bench failed. */
+static cJSON *plan_json_of(const char *args)
+{
+    char dir[64], cmd[600], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s --plan --out %s", args, dir);
+    if (run_bench(cmd, out, sizeof out) != 0) return NULL;
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    return read_json(path);
+}
+
 /* --plan's ms* are priced on a named device profile, and the table says which. */
 static double plan_gpu0_ms(const char *profile, char *name, size_t len)
 {
-    char dir[64], args[300], path[128];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-2-7b --strategy single --gpus 1 --plan %s%s --out %s",
-             profile ? "--gpu-profile " : "", profile ? profile : "", dir);
-    if (run_bench(args, out, sizeof out) != 0) return -1;
-    snprintf(path, sizeof path, "%s/plan.json", dir);
-    cJSON *root = read_json(path);
+    char args[300];
+    snprintf(args, sizeof args, "--model llama-2-7b --strategy single --gpus 1 %s%s",
+             profile ? "--gpu-profile " : "", profile ? profile : "");
+    cJSON *root = plan_json_of(args);
     const cJSON *n = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "device_profile"), "name");
     snprintf(name, len, "%s", cJSON_IsString(n) ? n->valuestring : "");
     const cJSON *gpu0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0), "devices"), 0);
@@ -268,12 +276,8 @@ TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
 
 TEST(test_hybrid_plan_has_no_device_map_and_names_each_modules_tp_group)
 {
-    char dir[64], args[300], path[128];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "-m llama-2-7b -s hybrid --tp 2 --gpus 4 --plan --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
-    snprintf(path, sizeof path, "%s/plan.json", dir);
-    cJSON *root = read_json(path);
+    cJSON *root = plan_json_of("-m llama-2-7b -s hybrid --tp 2 --gpus 4");
+    CHECK(root != NULL);
     cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0);
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(h, "device_map")));
     CHECK(cJSON_GetObjectItem(h, "tp_size") && cJSON_GetObjectItem(h, "tp_size")->valueint == 2);
