@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include "../base/check.h"
+#include "../base/csv_read.h"
 #include "../base/text_file.h"
 #include "../harness/run/plan.h"
 #include "test.h"
@@ -285,4 +286,21 @@ TEST(test_hybrid_plan_has_no_device_map_and_names_each_modules_tp_group)
     CHECK(cJSON_GetArraySize(head) == 2 && cJSON_GetArrayItem(head, 0)->valueint == 2 &&
           cJSON_GetArrayItem(head, 1)->valueint == 3);
     cJSON_Delete(root);
+}
+
+/* Counts in every CSV with all their digits: llama-tiny's KV cache holds tens of
+ * millions of tokens on an H200, which "%.6g" wrote as 4.90708e+07. */
+TEST(test_serve_csv_writes_counts_as_integers)
+{
+    char dir[64], args[300], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --serve --simulate --rate inf --strategy single --gpus 1 "
+             "--out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/serve.csv", dir);
+    struct csv_table t;
+    CHECK_EQ_INT(csv_read_file(path, &t), 0);
+    const char *kv = csv_get(&t, 0, "kv_capacity_tokens");
+    CHECK(kv && strlen(kv) >= 7 && strspn(kv, "0123456789") == strlen(kv));
+    csv_table_free(&t);
 }
