@@ -199,15 +199,22 @@ TEST(test_microbatches_zero_means_the_default)
     CHECK_EQ_INT(run_bench("--model llama-tiny --microbatches -1 --plan", out, sizeof out), 2);
 }
 
+/* bench ARGS --out DIR, DIR a fresh folder; its exit status, and path = DIR/file. */
+static int bench_into(const char *args, const char *file, char *path, size_t len)
+{
+    char dir[64], cmd[700];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s --out %s", args, dir);
+    snprintf(path, len, "%s/%s", dir, file);
+    return run_bench(cmd, out, sizeof out);
+}
+
 /* bench ARGS --plan into a fresh folder: its plan.json, or NULL if bench failed. */
 static cJSON *plan_json_of(const char *args)
 {
-    char dir[64], cmd[600], path[128];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(cmd, sizeof cmd, "%s --plan --out %s", args, dir);
-    if (run_bench(cmd, out, sizeof out) != 0) return NULL;
-    snprintf(path, sizeof path, "%s/plan.json", dir);
-    return read_json(path);
+    char cmd[600], path[128];
+    snprintf(cmd, sizeof cmd, "%s --plan", args);
+    return bench_into(cmd, "plan.json", path, sizeof path) == 0 ? read_json(path) : NULL;
 }
 
 /* --plan's ms* are priced on a named device profile, and the table says which. */
@@ -292,12 +299,9 @@ TEST(test_hybrid_plan_has_no_device_map_and_names_each_modules_tp_group)
  * millions of tokens on an H200, which "%.6g" wrote as 4.90708e+07. */
 TEST(test_serve_csv_writes_counts_as_integers)
 {
-    char dir[64], args[300], path[128];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-tiny --serve --simulate --rate inf --strategy single --gpus 1 "
-             "--out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
-    snprintf(path, sizeof path, "%s/serve.csv", dir);
+    char path[128];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --serve --simulate --rate inf --strategy single --gpus 1", "serve.csv",
+                            path, sizeof path), 0);
     struct csv_table t;
     CHECK_EQ_INT(csv_read_file(path, &t), 0);
     const char *kv = csv_get(&t, 0, "kv_capacity_tokens");
