@@ -19,16 +19,20 @@ struct plan_entry {
     uint64_t copy_bytes;
 };
 
-/* Place and plan one strategy; a failure is recorded in e->error, not fatal. */
-void plan_compute(const struct model_spec *m, const struct strategy *s, const struct workload *w,
-                  const struct machine *mc, struct plan_entry *e);
+/* One point of the sweep (run/sweep.c) without an executor: placement p and the
+ * prompt schedule (taken: *sched is left empty), or, with p NULL, the failure
+ * pb_last_error() holds, recorded in e->error. */
+void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const struct strategy *s,
+                     const struct workload *w, const struct placement *p, struct schedule *sched);
 void plan_entry_free(struct plan_entry *e);
 void plan_print(FILE *f, const struct plan_entry *e);
 int plan_write_json(const char *path, const struct options *o, const struct model_spec *m,
                     const struct plan_entry *e, int n);
 int plan_write_csv(const char *path, const struct model_spec *m, const struct plan_entry *e, int n);
-/* The whole --plan job: every strategy x workload, table on stdout, files in dir. */
+/* plan.json and plan.csv into dir. */
+int plan_write(const char *dir, const struct options *o, const struct model_spec *m, const struct plan_entry *e,
+               int n);
+/* The whole --plan job: the sweep with no executor, table on stdout, files in dir
+ * (run/plan_job.c). */
 int plan_run(const struct options *o, const struct model_spec *m, const char *dir);
-/* Workload for one sweep point. */
-struct workload workload_make(const struct options *o, int batch, int seq, int microbatches);
 #endif

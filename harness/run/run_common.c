@@ -98,11 +98,11 @@ static void latencies(struct point_result *r)
     }
 }
 
-void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p)
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters)
 {
     latencies(r);
-    metrics_mean(t, r->profile_iters, &r->metrics);
-    r->busy_known = t->busy_known && r->profile_iters > 0 && r->metrics.gpu[0].known;
+    metrics_mean(t, trace_iters, &r->metrics);
+    r->busy_known = t->busy_known && trace_iters > 0 && r->metrics.gpu[0].known;
     /* Without CUPTI the window is the event-timed latency; busy time stays unknown. */
     if (!r->busy_known)
         for (int d = 0; d < r->n_devices; d++) r->metrics.gpu[d].window_ms = r->mean_ms;

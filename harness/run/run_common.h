@@ -27,9 +27,9 @@ void run_reference_or_check(struct point_result *r, struct reference *ref, uint1
 void run_reference_free(struct reference *ref);
 
 /* Latency percentiles from the timed iterations, busy time and transfers from
- * the profiled ones (t holds records of iterations [0, r->profile_iters)), and
- * the CUPTI overhead: profiled p50 over timed p50. */
-void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p);
+ * the trace (t holds records of iterations [0, trace_iters): the profiled ones, or
+ * a model's one), and the CUPTI overhead: profiled p50 over timed p50. */
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters);
 
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,

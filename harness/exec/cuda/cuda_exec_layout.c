@@ -9,7 +9,7 @@
 #include "cuda_exec_internal.h"
 
 
-static int add_part(struct part_layout *l, const struct exec_config *c, const int *ordinal, int logical, int host,
+static int add_part(struct part_layout *l, const struct cuda_config *c, const int *ordinal, int logical, int host,
                     int first, int count)
 {
     if (l->n_parts == EXEC_MAX_PARTS) return pb_fail("placement has more than %d parts", EXEC_MAX_PARTS);
@@ -28,7 +28,7 @@ static int add_part(struct part_layout *l, const struct exec_config *c, const in
 }
 
 /* A part on (logical, host) for embed or head, made empty if none holds layers there. */
-static int part_on(struct part_layout *l, const struct exec_config *c, const int *ordinal, int device, int last)
+static int part_on(struct part_layout *l, const struct cuda_config *c, const int *ordinal, int device, int last)
 {
     int logical = placement_exec_device(device), host = device == PB_DEVICE_CPU, found = -1;
     for (int k = 0; k < l->n_parts; k++)
@@ -36,7 +36,7 @@ static int part_on(struct part_layout *l, const struct exec_config *c, const int
     return found >= 0 ? found : add_part(l, c, ordinal, logical, host, 0, 0);
 }
 
-static int tp_parts(struct part_layout *l, const struct exec_config *c, const int *ordinal)
+static int tp_parts(struct part_layout *l, const struct cuda_config *c, const int *ordinal)
 {
     l->tp = 1;
     for (int d = 0; d < c->n_devices; d++) {
@@ -49,7 +49,7 @@ static int tp_parts(struct part_layout *l, const struct exec_config *c, const in
     return PB_OK;
 }
 
-int exec_build_parts(const struct exec_config *c, const int *ordinal, struct part_layout *l)
+int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct part_layout *l)
 {
     memset(l, 0, sizeof *l);
     l->embed_part = l->head_part = -1;
