@@ -19,12 +19,15 @@ void cli_usage(FILE *f)
         "\n"
         "What to run:\n"
         "  -m, --model PATH          Hugging Face config.json (or a name under models/, e.g. llama-2-7b)\n"
-        "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp (default: all)\n"
+        "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp,hybrid (default: all)\n"
         "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan: 2)\n"
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
         "  -b, --batch LIST          sequences per batch (default 8); a list makes a sweep\n"
         "  -q, --seq LIST            prompt tokens per sequence (default 512)\n"
         "      --microbatches LIST   pipeline microbatches; 0 = the default, 2 x stages\n"
+        "      --tp D                hybrid: tensor parallel over D GPUs in each of N/D pipeline stages\n"
+        "                            (default 2 where N is even, else 1)\n"
+        "      --virtual-stages V    pipeline, hybrid: V interleaved chunks of layers per stage (default 1)\n"
         "      --decode T            generate: prefill, then T greedy tokens with the KV cache\n"
         "      --dtype NAME          bf16 (default), fp16, fp32: weight bytes for placement\n"
         "      --weights DIR         real weights (.safetensors folder); default random, seeded\n"
@@ -153,7 +156,7 @@ static void record_command(int argc, char **argv, struct options *o)
 enum long_only {
     OPT_DEVICES = 256, OPT_MICROBATCHES, OPT_DECODE, OPT_DTYPE, OPT_WEIGHTS, OPT_SEED, OPT_DEVICE_MAP,
     OPT_MAX_MEMORY, OPT_PLAN, OPT_SIMULATE, OPT_GPU_PROFILE, OPT_PREDICT, OPT_CALIBRATE, OPT_NO_CUPTI,
-    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS,
+    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS, OPT_TP, OPT_VIRTUAL_STAGES,
 };
 
 static const struct option long_options[] = {
@@ -161,6 +164,7 @@ static const struct option long_options[] = {
     {"gpus", required_argument, 0, 'g'},        {"devices", required_argument, 0, OPT_DEVICES},
     {"batch", required_argument, 0, 'b'},       {"seq", required_argument, 0, 'q'},
     {"microbatches", required_argument, 0, OPT_MICROBATCHES},
+    {"tp", required_argument, 0, OPT_TP},       {"virtual-stages", required_argument, 0, OPT_VIRTUAL_STAGES},
     {"decode", required_argument, 0, OPT_DECODE}, {"dtype", required_argument, 0, OPT_DTYPE},
     {"weights", required_argument, 0, OPT_WEIGHTS}, {"seed", required_argument, 0, OPT_SEED},
     {"device-map", required_argument, 0, OPT_DEVICE_MAP},
@@ -192,6 +196,8 @@ static int apply_option(int c, const char *arg, struct options *o)
     case OPT_MICROBATCHES:
         return (o->n_microbatches = cli_int_list("--microbatches", arg, o->microbatches, PB_MAX_LIST, 1)) < 0
                    ? PB_ERR : PB_OK;
+    case OPT_TP: return parse_count("--tp", arg, &o->machine.tp, 0);
+    case OPT_VIRTUAL_STAGES: return parse_count("--virtual-stages", arg, &o->machine.virtual_stages, 0);
     case OPT_DECODE: return parse_count("--decode", arg, &o->decode_tokens, 0);
     case OPT_DTYPE:
         if (dtype_parse(arg, &o->dtype))

@@ -34,7 +34,8 @@ void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const str
             e->copies++;
             e->copy_bytes += st->bytes;
         }
-        if (step_is_collective(st) && st->device == 0) e->collectives++;
+        /* one per call: its group's first rank counts it */
+        if (step_is_collective(st) && schedule_group_rank(&e->schedule, st->device) == 0) e->collectives++;
     }
 }
 
@@ -85,8 +86,10 @@ static cJSON *step_json(const struct step *st)
         cJSON_AddNumberToObject(j, "src", st->src);
         cJSON_AddNumberToObject(j, "dst", st->dst);
     }
-    if (st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER)
+    if (st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER) {
         cJSON_AddNumberToObject(j, "collective", st->collective);
+        cJSON_AddNumberToObject(j, "group", st->group);
+    }
     if (st->bytes) cJSON_AddNumberToObject(j, "bytes", (double)st->bytes);
     if (st->offloaded) cJSON_AddBoolToObject(j, "offloaded", 1);
     cJSON_AddNumberToObject(j, "rows", st->rows);
@@ -128,7 +131,9 @@ static cJSON *entry_json(const struct plan_entry *e)
     cJSON_AddNumberToObject(s, "n_steps", e->schedule.n_steps);
     cJSON_AddNumberToObject(s, "microbatches", e->schedule.microbatches);
     cJSON_AddNumberToObject(s, "stages", e->schedule.stages);
+    cJSON_AddNumberToObject(s, "virtual_stages", e->schedule.virtual_stages);
     cJSON_AddNumberToObject(s, "tp_world", e->schedule.tp_world);
+    cJSON_AddNumberToObject(s, "tp_groups", e->schedule.n_groups);
     cJSON_AddNumberToObject(s, "copies", e->copies);
     cJSON_AddNumberToObject(s, "copy_bytes", (double)e->copy_bytes);
     cJSON_AddNumberToObject(s, "collectives", e->collectives);
