@@ -211,18 +211,24 @@ TEST(test_plan_simulate_and_predict_agree_on_placement_and_steps)
     sweep_out_free(&f);
 }
 
+/* --simulate's sweep of naive on 2 GPUs of the h100 profile. */
+static int cost_model_sweep(struct sweep *s, struct options *o, struct model_spec *m)
+{
+    static struct device_profile prof;
+    options(o, "naive", 2);
+    if (model_spec_load(o->model_path, m) != PB_OK || device_profile_load("h100", &prof) != PB_OK) return PB_ERR;
+    sweep_for(s, o, m);
+    s->ex = &model_executor_ops;
+    s->profile = &prof;
+    return PB_OK;
+}
+
 TEST(test_the_cost_model_runs_every_pass_of_the_program)
 {
     static struct options o;
-    options(&o, "naive", 2);
-    struct model_spec m;
-    CHECK_EQ_INT(model_spec_load(o.model_path, &m), PB_OK);
-    static struct device_profile prof;
-    CHECK_EQ_INT(device_profile_load("h100", &prof), PB_OK);
+    static struct model_spec m;
     static struct sweep s;
-    sweep_for(&s, &o, &m);
-    s.ex = &model_executor_ops;
-    s.profile = &prof;
+    CHECK_EQ_INT(cost_model_sweep(&s, &o, &m), PB_OK);
     int heads[2];
     double ms[2];
     for (int k = 0; k < 2; k++) {
@@ -243,15 +249,9 @@ TEST(test_the_cost_model_runs_every_pass_of_the_program)
 TEST(test_simulated_devices_follow_the_device_map)
 {
     static struct options o;
-    options(&o, "naive", 2);
-    struct model_spec m;
-    CHECK_EQ_INT(model_spec_load(o.model_path, &m), PB_OK);
-    static struct device_profile prof;
-    CHECK_EQ_INT(device_profile_load("h100", &prof), PB_OK);
+    static struct model_spec m;
     static struct sweep s;
-    sweep_for(&s, &o, &m);
-    s.ex = &model_executor_ops;
-    s.profile = &prof;
+    CHECK_EQ_INT(cost_model_sweep(&s, &o, &m), PB_OK);
     s.map.ordinal[1] = 0;   /* --devices 0,0 */
     struct sweep_out out;
     CHECK_EQ_INT(sweep_run(&s, &out), PB_OK);

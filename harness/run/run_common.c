@@ -131,12 +131,3 @@ int run_write_reports(const char *dir, const struct run_env *env, const struct p
     snprintf(path, sizeof path, "%s/trace.json", dir);
     return trace_json_write(path, env, res, traces, n);
 }
-
-void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n)
-{
-    for (int i = 0; res && i < n; i++) point_result_free(&res[i]);
-    for (int i = 0; traces && i < n; i++) trace_free(&traces[i]);
-    free(res);
-    free(traces);
-    free(tptr);
-}

@@ -34,6 +34,4 @@ void run_summarise(struct point_result *r, const struct trace *t, const struct p
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
                       const struct trace *const *traces, int n);
-/* Free n results and their traces, and the three arrays. */
-void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n);
 #endif
