@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../../base/check.h"
 #include "memory_budget.h"
+#include "../serve/serve_cli.h"
 
 void cli_usage(FILE *f)
 {
@@ -45,7 +46,10 @@ void cli_usage(FILE *f)
         "      --gpu-profile NAME    device profile for --simulate: h100, h200, a100, l40s, rtx4090, or a path\n"
         "      --predict             add the cost model's prediction beside each measured row\n"
         "      --calibrate           measure the present GPUs and write a device profile\n"
-        "\n"
+        "\n",
+        f);
+    serve_cli_usage(f);
+    fputs(
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
@@ -176,6 +180,7 @@ static const struct option long_options[] = {
     {"profile-iters", required_argument, 0, OPT_PROFILE_ITERS},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
+    SERVE_CLI_LONG_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -227,7 +232,9 @@ static int apply_option(int c, const char *arg, struct options *o)
     case OPT_PLOT: o->plot = 1; return PB_OK;
     case OPT_EXPLAIN: o->explain = 1; return PB_OK;
     case 'o': o->out_dir = arg; return PB_OK;
-    default: return pb_fail("unknown option; see bench --help");
+    default:
+        if (serve_cli_owns(c)) return serve_cli_apply(c, arg, &o->serve);
+        return pb_fail("unknown option; see bench --help");
     }
 }
 
@@ -244,7 +251,7 @@ static int check_combination(struct options *o)
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
     if (o->gpu_profile && !o->simulate && !o->predict)
         return pb_fail("--gpu-profile is used with --simulate or --predict");
-    return PB_OK;
+    return serve_cli_check(o);
 }
 
 int cli_parse(int argc, char **argv, struct options *o)

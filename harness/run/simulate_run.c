@@ -64,8 +64,7 @@ int simulate_point_on(const struct device_profile *prof, const struct model_spec
 
 /* Budgets for placement: --max-memory if given, else every GPU's full memory as the
  * profile states it (what a fresh GPU reports free, less its CUDA context). */
-static int simulated_machine(const struct options *o, const struct device_profile *prof,
-                             struct machine *mc)
+int simulated_machine(const struct options *o, const struct device_profile *prof, struct machine *mc)
 {
     *mc = o->machine;
     mc->gpus = o->gpus;
