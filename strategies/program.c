@@ -14,6 +14,14 @@ static void stamp(struct schedule *s, int seq, int context)
     }
 }
 
+int schedule_plan(const struct strategy *st, const struct model_spec *m, const struct placement *p,
+                  const struct workload *w, struct schedule *out)
+{
+    PB_TRY(st->plan(m, p, w, out));
+    stamp(out, w->seq, w->context);
+    return PB_OK;
+}
+
 /* The template's work at pass 1 and its growth per position, from a second plan one
  * position further on (the strategies' formulas are linear in the context at seq 1). */
 static int plan_decode(const struct strategy *st, const struct model_spec *m, const struct placement *p,
@@ -23,10 +31,10 @@ static int plan_decode(const struct strategy *st, const struct model_spec *m, co
     d.mode = MODE_DECODE;
     d.seq = 1;
     d.context = w->seq + 1;
-    PB_TRY(st->plan(m, p, &d, out));
+    PB_TRY(schedule_plan(st, m, p, &d, out));
     d.context++;
     struct schedule next;
-    if (st->plan(m, p, &d, &next) != PB_OK) return PB_ERR;
+    if (schedule_plan(st, m, p, &d, &next) != PB_OK) return PB_ERR;
     int same = next.n_steps == out->n_steps;
     for (int i = 0; same && i < out->n_steps; i++) {
         struct step *a = &out->steps[i];
@@ -36,7 +44,6 @@ static int plan_decode(const struct strategy *st, const struct model_spec *m, co
     }
     schedule_free(&next);
     if (!same) return pb_fail("%s: the decode schedule changes shape with the context length", st->name);
-    stamp(out, 1, w->seq + 1);
     return PB_OK;
 }
 
@@ -76,8 +83,7 @@ int program_plan(const struct strategy *st, const struct model_spec *m, const st
     out->tokens = tokens > 0 ? tokens : 0;
     out->greedy = out->tokens > 0;
     out->n_passes = 1 + out->tokens;
-    PB_TRY(st->plan(m, p, w, &out->prompt));
-    stamp(&out->prompt, w->seq, w->context);
+    PB_TRY(schedule_plan(st, m, p, w, &out->prompt));
     int rc = PB_OK;
     if (out->tokens) {
         rc = plan_decode(st, m, p, w, &out->decode);

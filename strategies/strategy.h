@@ -168,6 +168,10 @@ struct program {
     int n_feed[2];
 };
 
+/* A strategy's plan for w with every step's seq and context set from w (the cost
+ * model reads them): what callers use instead of st->plan. */
+int schedule_plan(const struct strategy *st, const struct model_spec *m, const struct placement *p,
+                  const struct workload *w, struct schedule *out);
 /* Place nothing: plan p for w (the prompt) and, with tokens > 0, the decode template
  * and its passes; every step gets its seq and context. Returns PB_ERR with the
  * strategy's message when it cannot plan. */
