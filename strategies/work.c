@@ -27,8 +27,7 @@ double placement_device_work(const struct model_spec *m, const struct placement 
                 per_device[d * p->tp_degree + r] += module_work(m, &p->modules[i], w) / p->tp_degree;
             continue;
         }
-        /* cpu-offloaded modules run on the first GPU */
-        per_device[d < 0 ? 0 : d] += module_work(m, &p->modules[i], w);
+        per_device[placement_exec_device(d)] += module_work(m, &p->modules[i], w);
     }
     for (int d = 0; d < p->n_devices; d++)
         if (per_device[d] > worst) worst = per_device[d];

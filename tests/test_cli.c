@@ -194,3 +194,16 @@ TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
     CHECK_EQ_INT(run_bench("-m llama-2-7b -s hybrid --tp 3 --gpus 4 --plan", out, sizeof out), 1);
     CHECK(strstr(out, "--tp 3 does not divide --gpus 4") != NULL);
 }
+
+TEST(test_simulated_run_records_the_devices_it_was_given)
+{
+    char dir[64], args[256], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --strategy naive --gpus 2 --devices 0,0 --simulate "
+             "--gpu-profile h100 --batch 2 --seq 16 --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -q '^naive,prefill,2,16,0,1,0;0,ok' %s", path);
+    CHECK(system(cmd) == 0);   /* logical devices 0 and 1 both on GPU 0, as a measured run records them */
+}

@@ -21,7 +21,6 @@ int cuda_config_from(const struct exec_config *c, struct cuda_config *out)
 struct cuda_state {
     struct cuda_config c;
     struct executor *e;
-    struct trace scratch;   /* activity nobody asked for (set-up, warm-up): collected, dropped */
 };
 
 static int cuda_create(const struct exec_config *c, void **state)
@@ -29,7 +28,6 @@ static int cuda_create(const struct exec_config *c, void **state)
     struct cuda_state *x = calloc(1, sizeof *x);
     *state = x;
     if (!x) return pb_fail("out of host memory for the executor");
-    trace_init(&x->scratch, c->map->n);
     PB_TRY(cuda_config_from(c, &x->c));
     return executor_create(&x->c, &x->e);
 }
@@ -37,20 +35,6 @@ static int cuda_create(const struct exec_config *c, void **state)
 static int cuda_run(void *state, int iteration, struct trace *t, double *ms)
 {
     return executor_run(((struct cuda_state *)state)->e, iteration, t, ms);
-}
-
-static int cuda_profiling(void *state, int on)
-{
-    (void)state;
-    return cupti_set_collecting(on);
-}
-
-static int cuda_collect(void *state, struct trace *t, int iteration)
-{
-    struct cuda_state *x = state;
-    if (t) return cupti_collect(t, iteration);
-    int rc = cupti_collect(&x->scratch, -1);
-    return rc;
 }
 
 static int cuda_outputs(void *state, struct exec_outputs *out)
@@ -69,8 +53,7 @@ static void cuda_destroy(void *state)
     if (!x) return;
     cupti_set_collecting(1);   /* the next executor's graphs are instantiated with CUPTI on */
     executor_destroy(x->e);
-    cupti_collect(&x->scratch, -1);
-    trace_free(&x->scratch);
+    cupti_exec_collect(NULL, NULL, -1);
     free(x);
 }
 
@@ -78,8 +61,8 @@ const struct executor_ops cuda_executor_ops = {
     .name = "cuda",
     .create = cuda_create,
     .run = cuda_run,
-    .profiling = cuda_profiling,
-    .collect = cuda_collect,
+    .profiling = cupti_exec_profiling,
+    .collect = cupti_exec_collect,
     .outputs = cuda_outputs,
     .destroy = cuda_destroy,
 };

@@ -430,23 +430,6 @@ static int mpi_run(void *state, int iteration, struct trace *t, double *ms)
     return mpi_executor_run(state, iteration, t, ms);
 }
 
-static int mpi_profiling(void *state, int on)
-{
-    (void)state;
-    return cupti_set_collecting(on);
-}
-
-static int mpi_collect(void *state, struct trace *t, int iteration)
-{
-    (void)state;
-    if (t) return cupti_collect(t, iteration);
-    struct trace scratch;
-    trace_init(&scratch, 1);
-    int rc = cupti_collect(&scratch, -1);
-    trace_free(&scratch);
-    return rc;
-}
-
 static int mpi_outputs(void *state, struct exec_outputs *out)
 {
     struct mpi_executor *e = state;
@@ -459,7 +442,7 @@ static int mpi_outputs(void *state, struct exec_outputs *out)
 static void mpi_destroy(void *state)
 {
     mpi_executor_destroy(state);
-    mpi_collect(NULL, NULL, -1);
+    cupti_exec_collect(NULL, NULL, -1);
 }
 
 const struct executor_ops mpi_executor_ops = {
@@ -467,8 +450,8 @@ const struct executor_ops mpi_executor_ops = {
     .copies_are_kernels = 1,
     .create = mpi_create,
     .run = mpi_run,
-    .profiling = mpi_profiling,
-    .collect = mpi_collect,
+    .profiling = cupti_exec_profiling,
+    .collect = cupti_exec_collect,
     .outputs = mpi_outputs,
     .destroy = mpi_destroy,
 };
