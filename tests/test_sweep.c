@@ -181,6 +181,7 @@ TEST(test_plan_simulate_and_predict_agree_on_placement_and_steps)
     CHECK_EQ_INT(device_profile_load("h100", &prof), PB_OK);
     static struct sweep plan, sim, meas;
     sweep_for(&plan, &o, &m);
+    plan.profile = &prof;   /* --plan prices each GPU's work at its roofline */
     sweep_for(&sim, &o, &m);
     sim.ex = &model_executor_ops;
     sim.profile = &prof;

@@ -55,6 +55,7 @@ static void fill_env(struct run_env *env, const struct options *o, const struct 
     env->iters = o->iters;
     env->warmup = o->warmup;
     env->profile_iters = o->no_cupti ? 0 : o->profile_iters;
+    run_env_weights(env, o);
 }
 
 /* Budgets for placement: free memory per GPU, split among logical devices sharing one. */
@@ -119,6 +120,9 @@ int run_measured(const struct options *o, const struct model_spec *m)
     s.cupti_on = env.cupti_enabled;
     static struct device_profile prof;   /* large; read-only once loaded */
     s.predict = o->predict && load_prediction_profile(o, &env, &prof) == PB_OK ? &prof : NULL;
+    char weights[1100];
+    run_weights_describe(o, weights, sizeof weights);
+    s.weights = weights;
     struct sweep_out out;
     int rc = sweep_run(&s, &out);
     cupti_stop();
@@ -127,7 +131,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     for (int i = 0; tptr && i < out.n; i++) tptr[i] = &out.traces[i];
     rc = tptr ? run_write_reports(o->out_dir, &env, out.res, tptr, out.n) : pb_fail("out of host memory");
     if (rc == PB_OK) rc = run_outputs_write(o, &env, out.res, out.n, tptr, o->out_dir);
-    if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json)\n", o->out_dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, o, o->out_dir, NULL, 0);
     free(tptr);
     int failed = out.failed;
     sweep_out_free(&out);

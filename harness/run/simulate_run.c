@@ -101,13 +101,14 @@ static void fill_env(const struct options *o, const struct model_spec *m,
     gmtime_r(&now, &tm);
     strftime(env->started, sizeof env->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     env->iters = 1;
+    snprintf(env->weights, sizeof env->weights, "none");   /* the cost model runs no kernels */
 }
 
 static int write_reports(const char *dir, const struct run_env *env, const struct device_profile *prof,
                          struct point_result *r, const struct trace *const *t, int n)
 {
     char path[4200];
-    PB_TRY(summary_write_csv(dir, r, n));
+    PB_TRY(summary_write_csv(dir, env, r, n));
     PB_TRY(summary_write_json(dir, env, r, n));
     PB_TRY(path_join(path, sizeof path, dir, "trace.json"));
     PB_TRY(trace_json_write(path, env, r, t, n));
@@ -144,7 +145,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
     int rc = tptr ? results_dir_create(o->out_dir, m->name, "-simulate", dir, sizeof dir) : pb_fail("out of host memory");
     if (rc == PB_OK) rc = write_reports(dir, &env, &prof, out.res, tptr, out.n);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, out.res, out.n, tptr, dir);
-    if (rc == PB_OK) printf("wrote %s/summary.csv, summary.json, trace.json, profile.json (predicted)\n", dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, o, dir, "profile.json", 1);
     int failed = out.failed, n = out.n;
     free(tptr);
     sweep_out_free(&out);

@@ -249,7 +249,8 @@ static int run_point(const struct sweep *s, struct point_result *r, struct trace
     if (rc == PB_OK) rc = plan_program(s, st, r, &g);
     rc = w->agree(w, rc, "placing and planning");
     if (plan) {
-        plan_entry_fill(plan, s->m, st, &r->w, rc == PB_OK ? r->placement : NULL, rc == PB_OK ? &g.prompt : NULL);
+        plan_entry_fill(plan, s->m, st, &r->w, rc == PB_OK ? r->placement : NULL, rc == PB_OK ? &g.prompt : NULL,
+                        s->profile);
         program_free(&g);
         return rc;
     }
@@ -263,7 +264,9 @@ static int run_point(const struct sweep *s, struct point_result *r, struct trace
 void sweep_print_header(const struct sweep *s, const struct point_result *r)
 {
     if (s->banner) printf("\n%s", s->banner);
-    printf("\n%s, batch %d x seq %d", s->m->name, r->w.batch, r->w.seq);
+    printf("\n%s", s->m->name);
+    if (s->weights) printf(" (weights: %s)", s->weights);
+    printf(", batch %d x seq %d", r->w.batch, r->w.seq);
     if (r->w.microbatches > 0) printf(", %d microbatches (pipeline)", r->w.microbatches);
     if (r->decode_tokens) printf(", generate (%d greedy tokens after the prefill)", r->decode_tokens);
     if (s->world->size > 1) printf(", %d ranks", s->world->size);
@@ -304,6 +307,7 @@ void sweep_print_row(const struct sweep *s, const struct point_result *r)
 int sweep_run(const struct sweep *s, struct sweep_out *out)
 {
     memset(out, 0, sizeof *out);
+    if (!s->ex && !s->profile) return pb_fail("internal: --plan prices work at a device profile, and none was given");
     int cap = sweep_points_cap(s->o);
     struct sweep_point *pts = calloc((size_t)cap, sizeof *pts);
     out->res = calloc((size_t)cap, sizeof *out->res);

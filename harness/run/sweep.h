@@ -30,11 +30,12 @@ struct sweep {
     struct machine mc;                      /* budgets to place with */
     struct device_map map;                  /* logical device -> GPU ordinal */
     const struct executor_ops *ex;          /* NULL: --plan, place and plan only */
-    const struct device_profile *profile;   /* the cost model's, when ex predicts */
+    const struct device_profile *profile;   /* the cost model's when ex predicts; --plan's roofline */
     const struct device_profile *predict;   /* --predict: the cost model beside every point */
     const struct exec_world *world;         /* exec_world_single() for one process */
     int cupti_on;                           /* profiled iterations possible */
     const char *banner;                     /* printed above each table (NULL: none) */
+    const char *weights;                    /* where the weights come from, for the table (NULL: not said) */
 };
 
 struct sweep_out {

@@ -18,6 +18,7 @@
 #include "../../report/placement_view.h"
 #include "../../run/run.h"
 #include "../../run/run_common.h"
+#include "../../run/run_outputs.h"
 #include "cuda_mpi_exec.h"
 #include "../../run/sweep.h"
 #include "mpi_jobs.h"
@@ -126,6 +127,7 @@ static void fill_env(const struct mpi_run *run, struct run_env *env)
     env->iters = run->o->iters;
     env->warmup = run->o->warmup;
     env->profile_iters = run->cupti_on ? run->o->profile_iters : 0;
+    run_env_weights(env, run->o);
 }
 
 /* ranks.csv: one row per GPU of every point, with its rank, host and clock offset. */
@@ -162,7 +164,8 @@ static int write_reports(const struct mpi_run *run, const struct run_env *env, s
     char path[4200];
     snprintf(path, sizeof path, "%s/ranks.csv", dir);
     if (rc == PB_OK) rc = atomic_write_text(path, ranks_csv);
-    if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json, ranks.csv)\n", dir);
+    if (rc == PB_OK) rc = run_outputs_write(run->o, env, res, k, tptr, dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, run->o, dir, "ranks.csv", 0);
     return rc;
 }
 
@@ -229,6 +232,9 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
     static struct sweep s;
     s = (struct sweep){.o = o, .m = m, .mc = run.mc, .ex = &mpi_executor_ops, .world = &run.world,
                        .cupti_on = run.cupti_on};
+    char weights[1100];
+    run_weights_describe(o, weights, sizeof weights);
+    s.weights = weights;
     s.map.n = w->size < PB_MAX_DEVICES ? w->size : PB_MAX_DEVICES;
     for (int d = 0; d < s.map.n; d++) s.map.ordinal[d] = run.ranks[d].ordinal;
     struct sweep_out out;
