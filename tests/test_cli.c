@@ -284,13 +284,9 @@ TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
 
 TEST(test_simulated_run_records_the_devices_it_was_given)
 {
-    char dir[64], args[256], path[128];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-tiny --strategy naive --gpus 2 --devices 0,0 --simulate "
-             "--gpu-profile h100 --batch 2 --seq 16 --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
-    char cmd[300];
+    char path[128], cmd[300];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy naive --gpus 2 --devices 0,0 --simulate --gpu-profile h100 "
+                            "--batch 2 --seq 16", "summary.csv", path, sizeof path), 0);
     snprintf(cmd, sizeof cmd, "grep -q '^naive,prefill,2,16,0,1,0;0,ok' %s", path);
     CHECK(system(cmd) == 0);   /* logical devices 0 and 1 both on GPU 0, as a measured run records them */
 }
