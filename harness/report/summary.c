@@ -40,9 +40,12 @@ const char *point_status(const struct point_result *r)
 void point_result_interrupted(struct point_result *r, const char *strategy, const struct workload *w,
                               int decode_tokens)
 {
+    char name[sizeof r->strategy];   /* the arguments may point into *r */
+    snprintf(name, sizeof name, "%s", strategy);
+    struct workload work = *w;
     memset(r, 0, sizeof *r);
-    snprintf(r->strategy, sizeof r->strategy, "%s", strategy);
-    r->w = *w;
+    snprintf(r->strategy, sizeof r->strategy, "%s", name);
+    r->w = work;
     r->decode_tokens = decode_tokens;
     r->interrupted = 1;
     r->speedup = r->gpipe_bound = r->p50_ms = r->p90_ms = r->p99_ms = r->mean_ms = r->tokens_per_s = NAN;
