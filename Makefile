@@ -22,7 +22,10 @@ CPU_SRC   := $(wildcard models/*.c strategies/*.c) \
              $(filter-out harness/main.c harness/cuda_%.c,$(wildcard harness/*.c))
 GPU_C_SRC := $(wildcard harness/cuda_*.c)
 CU_SRC    := $(wildcard kernels/*.cu)
-TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
+# The peer test's criterion and reference reader are plain C in tests/gpu/: the
+# CPU suite tests them too.
+TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c \
+             tests/gpu/peer_criterion.c tests/gpu/peer_reference.c tests/gpu/cpu_reference.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 
 CPU_OBJ   := $(CPU_SRC:%.c=$(BUILD)/%.o)
@@ -47,8 +50,11 @@ $(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(CPU_OBJ) $(GPU_OBJ)
 test: $(BUILD)/run_tests $(BUILD)/bench $(if $(filter 1,$(MPI)),$(BUILD)/run_mpi_tests $(BUILD)/bench-mpi)
 	tests/run_suites.sh "$(BUILD)/run_tests" $(if $(filter 1,$(MPI)),"$(MPIRUN) -np 2 $(BUILD)/run_mpi_tests")
 
+# The peer test needs transformers' references: scripts/with_peer_reference.sh
+# writes them into $(BUILD)/peer where python3 has torch and transformers (or
+# takes PB_PEER_DIR), and says so when it cannot.
 test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
-	$(BUILD)/test_gpu
+	scripts/with_peer_reference.sh $(BUILD)/peer $(BUILD)/test_gpu
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
 KERNEL_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/harness/safetensors.o $(BUILD)/harness/check.o $(BUILD)/harness/text_file.o \
