@@ -37,6 +37,7 @@ own bf16 error and greedy agreement against fp32 for each case.
 import argparse
 import copy
 import hashlib
+import inspect
 import json
 import os
 
@@ -45,11 +46,14 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 SHAPES = {
     "llama2": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8,
-                   num_key_value_heads=8, vocab_size=4096, rope_theta=10000.0, tie_word_embeddings=False),
+                   num_key_value_heads=8, vocab_size=4096, tie_word_embeddings=False),
     "llama3": dict(hidden_size=512, intermediate_size=1792, num_hidden_layers=4, num_attention_heads=4,
-                   num_key_value_heads=1, vocab_size=4096, rope_theta=500000.0, tie_word_embeddings=True,
-                   rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
-                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+                   num_key_value_heads=1, vocab_size=4096, tie_word_embeddings=True),
+}
+ROPE = {
+    "llama2": {"rope_type": "default", "rope_theta": 10000.0},
+    "llama3": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
 }
 STDS = (0.006, 0.02)
 SEEDS = (0, 1)
@@ -97,10 +101,29 @@ def main():
     write_json(index, {"cases": names, "script_sha256": script_sha})
 
 
+def rope_kwargs(shape):
+    """transformers 5 takes rope_parameters; 4.x took rope_theta and rope_scaling."""
+    rope = dict(ROPE[shape])
+    if "rope_parameters" in inspect.signature(LlamaConfig.__init__).parameters:
+        return {"rope_parameters": rope}
+    theta = rope.pop("rope_theta")
+    return {"rope_theta": theta, "rope_scaling": rope if rope["rope_type"] != "default" else None}
+
+
+def check_rope(path, shape):
+    """The written config.json must carry the rope we asked for: our side reads it from there."""
+    with open(path) as f:
+        cfg = json.load(f)
+    got = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {}, rope_theta=cfg.get("rope_theta"))
+    want = ROPE[shape]
+    if any(got.get(k, "default" if k == "rope_type" else None) != v for k, v in want.items()):
+        raise SystemExit(f"make_peer_reference.py: {path}: rope settings {got} are not the requested {want}")
+
+
 def build(shape, std, seed, device):
     config = LlamaConfig(max_position_embeddings=1024, rms_norm_eps=1e-5, hidden_act="silu",
                          initializer_range=std, bos_token_id=None, eos_token_id=None, pad_token_id=None,
-                         **SHAPES[shape])
+                         **SHAPES[shape], **rope_kwargs(shape))
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
     with device:
@@ -116,6 +139,7 @@ def write_case(out, name, device):
     config, bf16, fp32 = build(shape, std, seed, device)
     os.makedirs(out, exist_ok=True)
     bf16.save_pretrained(out, safe_serialization=True)
+    check_rope(os.path.join(out, "config.json"), shape)
     V = config.vocab_size
     g = torch.Generator().manual_seed(1000 + seed)
     tokens = torch.randint(0, V, (PREFILL_BATCH, PREFILL_SEQ), generator=g)
@@ -156,7 +180,7 @@ def write_case(out, name, device):
 def generate(model, prompt, device):
     """Greedy generate, DECODE_STEPS new tokens: (tokens [batch, steps], raw logits [batch, steps, vocab])."""
     out = model.generate(prompt.to(device), attention_mask=torch.ones_like(prompt).to(device), do_sample=False,
-                         num_beams=1, max_new_tokens=DECODE_STEPS, min_new_tokens=DECODE_STEPS,
+                         num_beams=1, max_new_tokens=DECODE_STEPS,
                          output_logits=True, return_dict_in_generate=True)
     tokens = out.sequences[:, PROMPT_LEN:].cpu()
     logits = torch.stack(out.logits, dim=1).float().cpu()

@@ -10,11 +10,12 @@
  * transformers' bf16 logits minus the fp32 logits at that position. The gap
  * between the two tokens moves by more than the noise itself (the largest logits
  * carry the largest rounding): measured on the CPU with transformers' bf16 forward
- * and a second bf16 forward with other rounding points, on 16384 positions of
- * the test's eight models, the error of the top-2 gap exceeded 4x the noise at
- * 5% of positions, 8x at 0.07%, 10x at 0.006% and 12x never. At 12x (the default)
- * a wrong token outside a near-tie is an arithmetic error, not rounding; about a
- * fifth of the positions are near-ties at init std 0.02, almost none at 0.006. */
+ * and a second bf16 forward with other rounding points, on 16384 prefill positions
+ * of eight models of the test's shapes and init stds (seeds 2 and 3, not the
+ * test's), the error of the top-2 gap exceeded 4x the noise at 5% of positions,
+ * 8x at 0.07%, 10x at 0.006% and 12x never. At 12x (the default) a wrong token
+ * outside a near-tie is an arithmetic error, not rounding; about a fifth of the
+ * positions are near-ties at init std 0.02, few at 0.006. */
 #ifndef PB_PEER_CRITERION_H
 #define PB_PEER_CRITERION_H
 
