@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "gpu/peer_criterion.h"
 #include "gpu/peer_reference.h"
 #include "test.h"

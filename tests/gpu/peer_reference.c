@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../harness/check.h"
-#include "../../harness/text_file.h"
+#include "../../base/check.h"
+#include "../../base/text_file.h"
 
 static cJSON *read_json(const char *path)
 {

@@ -1,7 +1,7 @@
 /* Real weights: a safetensors folder written from the reference weights loads
  * into the same model as the random initialiser; broken folders are refused
  * naming the tensor. (transformers' own folders: test_peer_transformers.cu.) */
-#include "../../harness/check.h"
+#include "../../base/check.h"
 #include <sys/stat.h>
 #include "../safetensors_write.h"
 #include "model_test_util.h"
