@@ -76,44 +76,35 @@ int peer_judge_prefill(const struct peer_prefill *p, const struct peer_limits *l
     return why[0] != 0;
 }
 
-static void decode_start(struct peer_decode *d, const unsigned char *tie, int seqs, int steps)
+/* Both decode measures: with free_running, a sequence ends at its first differing token. */
+static void measure_decode(const int *ours, const int *fp32, const unsigned char *tie, int seqs, int steps,
+                           int free_running, struct peer_decode *d)
 {
     memset(d, 0, sizeof *d);
     d->positions = seqs * steps;
     d->first_seq = d->first_step = -1;
     for (int i = 0; i < seqs * steps; i++) d->near_ties += tie[i] != 0;
-}
-
-static void mismatch(struct peer_decode *d, int seq, int step)
-{
-    if (!d->mismatches++) d->first_seq = seq, d->first_step = step;
+    for (int b = 0; b < seqs; b++)
+        for (int t = 0; t < steps; t++) {
+            int i = b * steps + t, same = ours[i] == fp32[i];
+            if (!tie[i]) {
+                d->compared++;
+                if (!same && !d->mismatches++) d->first_seq = b, d->first_step = t;
+            }
+            if (!same && free_running) break;
+        }
 }
 
 void peer_measure_forced(const int *ours, const int *fp32, const unsigned char *tie, int seqs, int steps,
                          struct peer_decode *out)
 {
-    decode_start(out, tie, seqs, steps);
-    for (int b = 0; b < seqs; b++)
-        for (int t = 0; t < steps; t++) {
-            int i = b * steps + t;
-            if (tie[i]) continue;
-            out->compared++;
-            if (ours[i] != fp32[i]) mismatch(out, b, t);
-        }
+    measure_decode(ours, fp32, tie, seqs, steps, 0, out);
 }
 
 void peer_measure_generated(const int *ours, const int *fp32, const unsigned char *tie, int seqs, int steps,
                             struct peer_decode *out)
 {
-    decode_start(out, tie, seqs, steps);
-    for (int b = 0; b < seqs; b++)
-        for (int t = 0; t < steps; t++) {
-            int i = b * steps + t;
-            if (!tie[i]) out->compared++;
-            if (ours[i] == fp32[i]) continue;
-            if (!tie[i]) mismatch(out, b, t);
-            break;
-        }
+    measure_decode(ours, fp32, tie, seqs, steps, 1, out);
 }
 
 int peer_judge_decode(const struct peer_decode *d, char *why, int why_len)

@@ -96,6 +96,8 @@ static int get_logits(const char *path, const char *dir, const cJSON *obj, const
     return PB_OK;
 }
 
+#define MAX_LOGITS ((size_t)1 << 30)  /* 4 GiB of float32: far beyond any small reference */
+
 static int load(const char *path, const cJSON *j, struct peer_case *c)
 {
     PB_TRY(get_int(path, j, "", "vocab", &c->vocab));
@@ -106,12 +108,15 @@ static int load(const char *path, const cJSON *j, struct peer_case *c)
     PB_TRY(get_int(path, pre, "prefill", "batch", &c->prefill_batch));
     PB_TRY(get_int(path, pre, "prefill", "seq", &c->prefill_seq));
     size_t rows = (size_t)c->prefill_batch * c->prefill_seq;
+    if (rows * c->vocab > MAX_LOGITS) return pb_fail("%s: prefill: batch x seq x vocab exceeds 2^30 logits", path);
     PB_TRY(get_tokens(path, pre, "prefill", "tokens", (int)rows, c->vocab, &c->prefill_tokens));
     PB_TRY(get_logits(path, c->dir, pre, "prefill", "logits_bf16", rows, c->vocab, &c->prefill_bf16));
     PB_TRY(get_logits(path, c->dir, pre, "prefill", "logits_fp32", rows, c->vocab, &c->prefill_fp32));
     PB_TRY(get_int(path, dec, "decode", "batch", &c->decode_batch));
     PB_TRY(get_int(path, dec, "decode", "prompt_len", &c->prompt_len));
     PB_TRY(get_int(path, dec, "decode", "steps", &c->steps));
+    if ((size_t)c->decode_batch * (c->prompt_len + c->steps) * c->vocab > MAX_LOGITS)
+        return pb_fail("%s: decode: batch x (prompt_len + steps) x vocab exceeds 2^30 logits", path);
     int out = c->decode_batch * c->steps;
     PB_TRY(get_tokens(path, dec, "decode", "prompt", c->decode_batch * c->prompt_len, c->vocab, &c->prompt));
     PB_TRY(get_tokens(path, dec, "decode", "tokens_fp32", out, c->vocab, &c->tokens_fp32));

@@ -10,29 +10,11 @@
 #include "peer_criterion.h"
 #include "peer_reference.h"
 
-/* Every case of PB_PEER_DIR, loaded with its model spec; 0 if the test cannot start. */
-struct peer_run {
-    const char *root;
-    char names[PEER_MAX_CASES][PEER_NAME_LEN];
-    int count;
-};
-
-static int peer_open(int *failures_, struct peer_run *r)
+/* Case `name` of root and its model spec (config.json); 0 if either is wrong. */
+static int peer_case_model(int *failures_, const char *root, const char *name, struct peer_case *c,
+                           struct model_spec *m)
 {
-    r->root = getenv("PB_PEER_DIR");
-    if (!r->root || !r->root[0]) {
-        test_skip("PB_PEER_DIR is not set: no references from transformers (make test-gpu and "
-                  "scripts/gpu_check.sh write them when python3 can import torch and transformers)");
-        return 0;
-    }
-    int ok = peer_case_names(r->root, r->names, PEER_MAX_CASES, &r->count) == 0;
-    CHECK(ok);
-    return ok;
-}
-
-static int peer_case_model(int *failures_, const struct peer_run *r, int i, struct peer_case *c, struct model_spec *m)
-{
-    if (peer_case_load(r->root, r->names[i], c) != 0) {
+    if (peer_case_load(root, name, c) != 0) {
         CHECK(!"peer reference loads");
         return 0;
     }
@@ -59,38 +41,53 @@ static struct llama_part *load_part(int *failures_, const struct model_spec *m, 
     return p;
 }
 
-TEST(test_peer_prefill_is_as_close_to_fp32_as_transformers_bf16)
+static void prefill_case(int *failures_, const struct peer_case *c, const struct model_spec *m)
 {
-    struct peer_run run;
-    if (!peer_open(failures_, &run)) return;
-    for (int i = 0; i < run.count; i++) {
+    struct llama_part *p = load_part(failures_, m, c, c->prefill_batch, c->prefill_seq);
+    if (!p || forward(p, m, c->prefill_tokens, 0, c->prefill_batch, c->prefill_seq, 0, 0) != 0) {
+        CHECK(!"prefill runs");
+        llama_part_destroy(p);
+        return;
+    }
+    int rows = c->prefill_batch * c->prefill_seq;
+    float *ours = download(llama_part_logits(p), (size_t)rows * c->vocab);
+    struct peer_prefill r;
+    peer_measure_prefill(ours, c->prefill_bf16, c->prefill_fp32, rows, c->vocab, peer_limits_default.tie_factor, &r);
+    char why[512];
+    int failed = peer_judge_prefill(&r, &peer_limits_default, why, sizeof why);
+    fprintf(stderr,
+            "  %s prefill %dx%d: rel error vs fp32 ours %.4g, transformers' bf16 %.4g (ratio %.3f); "
+            "greedy agreement ours %.4f, transformers' %.4f (%d near-ties); vs transformers' bf16 %.4g: %s\n",
+            c->name, c->prefill_batch, c->prefill_seq, r.ours_error, r.theirs_error, r.ours_error / r.theirs_error,
+            r.ours_agreement, r.theirs_agreement, r.near_ties, r.direct_error, failed ? why : "ok");
+    CHECK(!failed);
+    free(ours);
+    llama_part_destroy(p);
+}
+
+/* Every case of PB_PEER_DIR through fn; skipped when PB_PEER_DIR is not set. */
+static void for_each_case(int *failures_,
+                          void (*fn)(int *failures_, const struct peer_case *c, const struct model_spec *m))
+{
+    const char *root = getenv("PB_PEER_DIR");
+    if (!root || !root[0]) {
+        test_skip("PB_PEER_DIR is not set: no references from transformers (make test-gpu and "
+                  "scripts/gpu_check.sh write them when python3 can import torch and transformers)");
+        return;
+    }
+    static char names[PEER_MAX_CASES][PEER_NAME_LEN];
+    int count = 0;
+    CHECK(peer_case_names(root, names, PEER_MAX_CASES, &count) == 0);
+    for (int i = 0; i < count; i++) {
         struct peer_case c;
         struct model_spec m;
-        if (!peer_case_model(failures_, &run, i, &c, &m)) continue;
-        struct llama_part *p = load_part(failures_, &m, &c, c.prefill_batch, c.prefill_seq);
-        if (p && forward(p, &m, c.prefill_tokens, 0, c.prefill_batch, c.prefill_seq, 0, 0) == 0) {
-            int rows = c.prefill_batch * c.prefill_seq;
-            float *ours = download(llama_part_logits(p), (size_t)rows * c.vocab);
-            struct peer_prefill r;
-            peer_measure_prefill(ours, c.prefill_bf16, c.prefill_fp32, rows, c.vocab,
-                                 peer_limits_default.tie_factor, &r);
-            char why[512];
-            int failed = peer_judge_prefill(&r, &peer_limits_default, why, sizeof why);
-            fprintf(stderr,
-                    "  %s prefill %dx%d: rel error vs fp32 ours %.4g, transformers' bf16 %.4g (ratio %.3f); "
-                    "greedy agreement ours %.4f, transformers' %.4f (%d near-ties); vs transformers' bf16 %.4g: %s\n",
-                    c.name, c.prefill_batch, c.prefill_seq, r.ours_error, r.theirs_error,
-                    r.ours_error / r.theirs_error, r.ours_agreement, r.theirs_agreement, r.near_ties, r.direct_error,
-                    failed ? why : "ok");
-            CHECK(!failed);
-            free(ours);
-        } else {
-            CHECK(!"prefill runs");
-        }
-        llama_part_destroy(p);
+        if (!peer_case_model(failures_, root, names[i], &c, &m)) continue;
+        fn(failures_, &c, &m);
         peer_case_free(&c);
     }
 }
+
+TEST(test_peer_prefill_is_as_close_to_fp32_as_transformers_bf16) { for_each_case(failures_, prefill_case); }
 
 /* One forward pass of the first `batch` sequences, `seq` tokens from position
  * pos, its tokens already on the device; then greedy next tokens into the
@@ -148,9 +145,8 @@ static void judge_decode(int *failures_, const struct peer_case *c, const char *
 {
     char why[256];
     int failed = peer_judge_decode(d, why, sizeof why);
-    fprintf(stderr, "    %s: %d of %d tokens compared, %d differ%s%s\n", what, d->compared, d->positions,
-            d->mismatches, failed ? ": " : "", failed ? why : "");
-    if (failed) fprintf(stderr, "  %s decode, %s: %s\n", c->name, what, why);
+    fprintf(stderr, "    %s %s: %d of %d tokens compared (not near-ties), %s\n", c->name, what, d->compared,
+            d->positions, failed ? why : "all equal to fp32's");
     CHECK(!failed);
 }
 
@@ -214,15 +210,4 @@ static void decode_case(int *failures_, const struct peer_case *c, const struct 
     free(tie), free(ours), free(theirs), free(logits);
 }
 
-TEST(test_peer_decode_picks_fp32_tokens_outside_near_ties)
-{
-    struct peer_run run;
-    if (!peer_open(failures_, &run)) return;
-    for (int i = 0; i < run.count; i++) {
-        struct peer_case c;
-        struct model_spec m;
-        if (!peer_case_model(failures_, &run, i, &c, &m)) continue;
-        decode_case(failures_, &c, &m);
-        peer_case_free(&c);
-    }
-}
+TEST(test_peer_decode_picks_fp32_tokens_outside_near_ties) { for_each_case(failures_, decode_case); }
