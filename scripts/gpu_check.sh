@@ -17,7 +17,7 @@ git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true
 run test_gpu build/test_gpu
 # The peer test against transformers (tests/gpu/test_peer_transformers.cu): its
 # references written whenever python3 has torch and transformers, into build/peer
-# (about 0.5 GB, kept while the script is unchanged), not under OUT.
+# (about 0.8 GB, kept while the script is unchanged), not under OUT.
 run peer_test scripts/with_peer_reference.sh build/peer build/test_gpu peer
 [ -x build/bench_kernels ] && run bench_kernels build/bench_kernels "$model"
 run calibrate build/bench --calibrate --out "$out/calibrate"
