@@ -59,6 +59,10 @@ $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(KERNEL_OBJ)
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
 
+# Every version of the decode linear layers, checked and timed side by side.
+$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(KERNEL_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
 # GPU under mpirun, and `make MPI=1 test-mpi` runs its CPU tests on 2 ranks. Its
 # sources live in harness/mpi/ and tests/mpi/, outside the wildcards above, so the

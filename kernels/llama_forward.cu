@@ -23,19 +23,34 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
 }
 
 /* One-token steps use the part's decode path (llama.h: the GEMV when max_batch is 1,
- * else the tensor-core skinny kernel; the folded norms need the GEMV), everything
- * else cuBLASLt (algorithm class by prompt length, tuned at the part's max_rows).
- * The choice depends only on seq and the part's settings, never on the call's
- * rows, so a microbatch gets the bits the whole batch gets. */
-static int decode_gemv(const struct llama_part *p) { return p->decode_gemv || p->fold_norm; }
+ * else the tensor-core kernel streamed through shared memory; the folded norms need
+ * the GEMV), everything else cuBLASLt (algorithm class by prompt length, tuned at
+ * the part's max_rows). The choice depends only on seq and the part's settings,
+ * never on the call's rows, so a microbatch gets the bits the whole batch gets. */
+static int decode_path(const struct llama_part *p) { return p->fold_norm ? DECODE_GEMV : p->decode_path; }
 
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
                   int n, int k, int accumulate, cudaStream_t s)
 {
     int pdl = p->d.programmatic_launch;
-    if (c->seq == 1 && decode_gemv(p)) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
-    if (c->seq == 1) return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
-    return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
+    if (c->seq != 1) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
+    switch (decode_path(p)) {
+    case DECODE_GEMV: return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
+    case DECODE_SKINNY: return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
+    default: return gemm_stream(x, w, y, m, n, k, accumulate, s, pdl);
+    }
+}
+
+/* act = SwiGLU(x W_gu^T) of a one-token step in one launch, on the decode path. */
+static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf16 *act, int m, int inter, int k,
+                         cudaStream_t s)
+{
+    int pdl = p->d.programmatic_launch;
+    switch (decode_path(p)) {
+    case DECODE_GEMV: return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
+    case DECODE_SKINNY: return gemm_skinny_swiglu(x, w, act, m, inter, k, s, pdl);
+    default: return gemm_stream_swiglu(x, w, act, m, inter, k, s, pdl);
+    }
 }
 
 /* One-token steps can fold each RMSNorm into the GEMV after it (gemm_rows_norm):
@@ -152,8 +167,7 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
-        if (decode_gemv(p)) PB_TRY(gemm_rows_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
-        else PB_TRY(gemm_skinny_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
+        PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
     } else {
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
