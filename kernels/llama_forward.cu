@@ -37,7 +37,9 @@ static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *
     switch (decode_path(p)) {
     case DECODE_GEMV: return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
     case DECODE_SKINNY: return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
-    default: return gemm_stream(x, w, y, m, n, k, accumulate, s, pdl);
+    default:
+        return gemm_stream_cfg(x, w, y, m, n, k, accumulate, 0, gemm_stream_splits(n, k, 0), 0, p->decode_prefetch, s,
+                               pdl);
     }
 }
 
@@ -49,7 +51,9 @@ static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf1
     switch (decode_path(p)) {
     case DECODE_GEMV: return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
     case DECODE_SKINNY: return gemm_skinny_swiglu(x, w, act, m, inter, k, s, pdl);
-    default: return gemm_stream_swiglu(x, w, act, m, inter, k, s, pdl);
+    default:
+        return gemm_stream_cfg(x, w, act, m, inter, k, 0, 1, gemm_stream_splits(inter, k, 1), 0, p->decode_prefetch, s,
+                               pdl);
     }
 }
 

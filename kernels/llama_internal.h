@@ -70,6 +70,8 @@ struct llama_part {
     int decode_path;                   /* the kernel of one-token steps' linears (enum decode_path), set
                                         * at creation (llama.h says why); the benchmark switches it to
                                         * time every path on one part */
+    int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
+                                        * before pdl_wait (gemm_stream_cfg); same bits for any value */
 };
 
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)
