@@ -14,7 +14,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#define ATTN_DECODE_CHUNK 256  /* keys per block of the decode kernel, a warp per 32 keys */
+#define ATTN_DECODE_CHUNK 256      /* keys per block of the decode kernel by default, a warp per 32 keys */
+#define ATTN_DECODE_CHUNK_MIN 128  /* the other size it takes (attn_args.keys_per_block) */
 
 struct attn_args {
     const __nv_bfloat16 *q;                  /* prefill */
@@ -29,6 +30,8 @@ struct attn_args {
     const float *inv_freq;     /* decode: [hd / 2], as k_rope_qkv takes it */
     int *counters;             /* decode: attn_decode_counters() ints, zero before the first call;
                                 * each call leaves them zero again */
+    int keys_per_block;        /* decode: 128 or 256 keys a block (0: ATTN_DECODE_CHUNK). It sets
+                                * the splits, and so the bits: fixed for a part, never per call */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */

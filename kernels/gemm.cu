@@ -106,12 +106,22 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
  * the one kept only if it is more than TUNE_MARGIN faster: a near tie always goes
  * to the same candidate, so processes that time separately (MPI ranks) agree
  * unless two candidates differ by about the margin. Nothing is timed if the
- * temporary buffers do not fit: then the heuristic's order decides. */
+ * temporary buffers do not fit, or for products under GEMM_TUNE_MIN_MACS, which
+ * run for a few microseconds, bound by their launch: the heuristic's order decides
+ * there. (Timing them measured launch noise, and under compute-sanitizer's
+ * racecheck the thousands of timed cuBLAS launches of one tiny test model took
+ * minutes: issue 14.) */
 #define TUNE_MARGIN 0.05f
+#define GEMM_TUNE_MIN_MACS (1ull << 30)
+int gemm_short_is_timed(int n, int k, int tune_rows)
+{
+    return (unsigned long long)n * (unsigned long long)k * (unsigned long long)tune_rows >= GEMM_TUNE_MIN_MACS;
+}
+
 static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
 {
     sh->algo = cand[0];
-    if (count < 2) return PB_OK;
+    if (count < 2 || !gemm_short_is_timed(sh->n, sh->k, g->tune_rows)) return PB_OK;
     const int m = g->tune_rows;
     int dev;
     cudaDeviceProp prop;
@@ -276,13 +286,16 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p)
 
 enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
 
-/* ROWS rows per block, U weight vectors in flight per lane and weight row. A row's
- * sum runs over k in the same order whatever ROWS, U and the mode are
- * (lane-strided vectors in ascending order, then a fixed shuffle tree), so the
- * bits depend neither on the row count nor on how columns are spread over warps.
- * The first U vectors of each weight row are loaded before pdl_wait: no kernel
- * writes weights, so under programmatic launch that stream starts while the
- * previous kernel (a norm, rope, attention) is still finishing.
+/* ROWS rows per block, weights in groups of U vectors per lane and weight row, two
+ * groups in flight: the next one streams while the current one is multiplied (with
+ * one buffer each warp stalled once a group: o, N = K = 4096, streamed 63-69% of
+ * the copy rate on an H200). A row's sum runs over k in the same order whatever
+ * ROWS, U, the buffering and the mode are (lane-strided vectors in ascending
+ * order, then a fixed shuffle tree), so the bits depend neither on the row count
+ * nor on how columns are spread over warps. The first two groups of each weight
+ * row are loaded before pdl_wait: no kernel writes weights, so under programmatic
+ * launch that stream starts while the previous kernel (a norm, rope, attention) is
+ * still finishing.
  * GEMV_PAIR: a warp takes two adjacent columns. For N = 4096 one column a warp is
  * a single short wave of blocks; two give each warp twice the bytes to stream.
  * GEMV_SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
@@ -307,6 +320,32 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
+/* acc[q][r] += w[q] . x[r] over one group: the U vectors base, base + 32, ... (those
+ * before K), each normalised first under NORM. */
+template <int P, int U, int ROWS, bool NORM>
+__device__ __forceinline__ void gemv_group_fma(float acc[P][ROWS], const uint4 wv[P][U], int base, int kv,
+                                               const uint4 *const xr[ROWS], const uint4 *nw, const float inv[ROWS])
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        if (base + u * 32 >= kv) break;
+        float wf[P][8];
+#pragma unroll
+        for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            float xf[8];
+            uint4 xv = __ldg(xr[r] + base + u * 32);
+            if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
+            norm_unpack8(xv, xf);
+#pragma unroll
+            for (int q = 0; q < P; q++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
+        }
+    }
+}
+
 template <int ROWS, int U, int MODE, bool NORM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
@@ -324,8 +363,10 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
         int row = MODE == GEMV_SWIGLU ? q * n + min(col, n - 1) : min(col + q, n - 1);
         wr[q] = (const uint4 *)(w + (size_t)row * k);
     }
-    uint4 wv[P][U];
-    gemv_load_group<P, U>(wv, wr, lane, kv);
+    /* two groups of U vectors a weight row: one streams while the other is used */
+    uint4 wa[P][U], wb[P][U];
+    gemv_load_group<P, U>(wa, wr, lane, kv);
+    gemv_load_group<P, U>(wb, wr, lane + 32 * U, kv);
     pdl_wait();
     pdl_trigger();
     const uint4 *xr[ROWS];
@@ -347,26 +388,13 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     for (int q = 0; q < P; q++)
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
-    for (int base = lane; base < kv; base += 32 * U) {
-        if (base != lane) gemv_load_group<P, U>(wv, wr, base, kv);
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            if (base + u * 32 >= kv) break;
-            float wf[P][8];
-#pragma unroll
-            for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
-#pragma unroll
-            for (int r = 0; r < ROWS; r++) {
-                float xf[8];
-                uint4 xv = __ldg(xr[r] + base + u * 32);
-                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
-                norm_unpack8(xv, xf);
-#pragma unroll
-                for (int q = 0; q < P; q++)
-#pragma unroll
-                    for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
-            }
-        }
+    /* the groups in ascending order: the sums run as with one buffer */
+    for (int base = lane; base < kv; base += 64 * U) {
+        gemv_group_fma<P, U, ROWS, NORM>(acc, wa, base, kv, xr, nw, inv);
+        if (base + 32 * U >= kv) break;
+        gemv_load_group<P, U>(wa, wr, base + 64 * U, kv);
+        gemv_group_fma<P, U, ROWS, NORM>(acc, wb, base + 32 * U, kv, xr, nw, inv);
+        gemv_load_group<P, U>(wb, wr, base + 96 * U, kv);
     }
 #pragma unroll
     for (int q = 0; q < P; q++)

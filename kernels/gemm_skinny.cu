@@ -30,7 +30,7 @@ typedef __nv_bfloat16 bf16;
 
 #define SK_WARPS 8        /* K split over the warps of a block: fixed, it sets the order of the sums */
 #define SK_MAX_NT 8       /* row tiles of 8 a block: 64 rows; more rows take more blocks (grid y) */
-#define SK_U 4            /* chunks in flight per warp and weight row: 4 x 16 B x 2 rows x MT per lane */
+#define SK_U 4            /* chunks a buffer per warp and weight row: 4 x 16 B x 2 rows x MT per lane */
 
 __device__ __forceinline__ uint4 sk_load_stream(const uint4 *p)
 {
@@ -51,19 +51,43 @@ __device__ __forceinline__ void sk_mma(float d[4], uint32_t a0, uint32_t a1, uin
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-/* A warp's SK_U chunks from chunk c0 on (chunks c0, c0 + SK_WARPS, ...) of its
+/* A warp's UB chunks from chunk c0 on (chunks c0, c0 + SK_WARPS, ...) of its
  * weight rows: lane t's 16 bytes of each, zero past K. */
-template <int MT>
-__device__ __forceinline__ void sk_load_chunks(uint4 a[SK_U][MT][2], const uint4 *const wp[MT][2], int c0, int t,
+template <int UB, int MT>
+__device__ __forceinline__ void sk_load_chunks(uint4 a[UB][MT][2], const uint4 *const wp[MT][2], int c0, int t,
                                                int kv)
 {
 #pragma unroll
-    for (int u = 0; u < SK_U; u++) {
+    for (int u = 0; u < UB; u++) {
         int idx = (c0 + SK_WARPS * u) * 4 + t;
 #pragma unroll
         for (int q = 0; q < MT; q++)
 #pragma unroll
             for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* acc += the UB chunks from c0 on (those before the last chunk) against the rows of X. */
+template <int UB, int NT, int MT>
+__device__ __forceinline__ void sk_chunks_mma(float acc[MT][NT][4], const uint4 a[UB][MT][2], const uint4 *const xp[NT],
+                                              int c0, int chunks, int t, int kv)
+{
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < UB; u++) {
+        if (c0 + SK_WARPS * u >= chunks) break;  /* uniform over the warp: mma needs every lane */
+        int idx = (c0 + SK_WARPS * u) * 4 + t;
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            /* past K (k not a multiple of 32) A and B are zero: adds +0 */
+            uint4 b = idx < kv ? __ldg(xp[i] + idx) : zero;
+#pragma unroll
+            for (int q = 0; q < MT; q++) {
+                const uint4 lo = a[u][q][0], hi = a[u][q][1];
+                sk_mma(acc[q][i], lo.x, hi.x, lo.y, hi.y, b.x, b.y);
+                sk_mma(acc[q][i], lo.z, hi.z, lo.w, hi.w, b.z, b.w);
+            }
+        }
     }
 }
 
@@ -88,9 +112,13 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
             int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
             wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
         }
-    uint4 a[SK_U][MT][2];
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-    sk_load_chunks<MT>(a, wp, warp, t, kv);  /* the first weights stream before pdl_wait: no kernel writes them */
+    /* two buffers of UB chunks: one streams while the other is multiplied. Few rows
+     * (NT <= 2) take SK_U chunks a buffer; more rows, whose sums need more
+     * registers, SK_U / 2 (as many in flight as one buffer of SK_U) */
+    constexpr int UB = NT <= 2 ? SK_U : SK_U / 2;
+    uint4 a0[UB][MT][2], a1[UB][MT][2];
+    sk_load_chunks<UB, MT>(a0, wp, warp, t, kv);  /* weights stream before pdl_wait: no kernel writes them */
+    sk_load_chunks<UB, MT>(a1, wp, warp + SK_WARPS * UB, t, kv);
     pdl_wait();
     pdl_trigger();
     const uint4 *xp[NT];
@@ -103,24 +131,13 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         for (int i = 0; i < NT; i++)
 #pragma unroll
             for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
-    for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * SK_U) {
-        if (c0 != warp) sk_load_chunks<MT>(a, wp, c0, t, kv);
-#pragma unroll
-        for (int u = 0; u < SK_U; u++) {
-            if (c0 + SK_WARPS * u >= chunks) break;  /* uniform over the warp: mma needs every lane */
-            int idx = (c0 + SK_WARPS * u) * 4 + t;
-#pragma unroll
-            for (int i = 0; i < NT; i++) {
-                /* past K (k not a multiple of 32) A and B are zero: adds +0 */
-                uint4 b = idx < kv ? __ldg(xp[i] + idx) : zero;
-#pragma unroll
-                for (int q = 0; q < MT; q++) {
-                    const uint4 lo = a[u][q][0], hi = a[u][q][1];
-                    sk_mma(acc[q][i], lo.x, hi.x, lo.y, hi.y, b.x, b.y);
-                    sk_mma(acc[q][i], lo.z, hi.z, lo.w, hi.w, b.z, b.w);
-                }
-            }
-        }
+    /* the chunks in ascending order, as with one buffer: the same sums */
+    for (int c0 = warp; c0 < chunks; c0 += 2 * SK_WARPS * UB) {
+        sk_chunks_mma<UB, NT, MT>(acc, a0, xp, c0, chunks, t, kv);
+        if (c0 + SK_WARPS * UB >= chunks) break;
+        sk_load_chunks<UB, MT>(a0, wp, c0 + 2 * SK_WARPS * UB, t, kv);
+        sk_chunks_mma<UB, NT, MT>(acc, a1, xp, c0 + SK_WARPS * UB, chunks, t, kv);
+        sk_load_chunks<UB, MT>(a1, wp, c0 + 3 * SK_WARPS * UB, t, kv);
     }
     /* warp 0 adds the other warps' sums in a fixed order, one column tile at a time */
 #pragma unroll

@@ -39,8 +39,9 @@ struct arena_layout {
 };
 
 /* The kernels a one-token step's linear layers can run on (gemm.h): each gives its
- * own bits, the same for any row count. */
-enum decode_path { DECODE_GEMV, DECODE_SKINNY, DECODE_STREAM };
+ * own bits, the same for any row count. DECODE_TENSOR takes, per shape (never per
+ * row count), the faster of the two tensor-core kernels. */
+enum decode_path { DECODE_GEMV, DECODE_SKINNY, DECODE_STREAM, DECODE_TENSOR };
 
 struct layer_w {
     bf16 *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
@@ -70,6 +71,8 @@ struct llama_part {
     int decode_path;                   /* the kernel of one-token steps' linears (enum decode_path), set
                                         * at creation (llama.h says why); the benchmark switches it to
                                         * time every path on one part */
+    int decode_attn_keys;              /* keys a block of the decode attention (attn_args.keys_per_block;
+                                        * 0: its default); the benchmark times both sizes */
     int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
                                         * before pdl_wait (gemm_stream_cfg); same bits for any value */
 };

@@ -32,25 +32,29 @@ nvidia-smi -L > "$out/gpu.txt" 2>&1
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv >> "$out/gpu.txt" 2>&1
 git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true
 
-step bench_decode_gemm 100 build/bench_decode_gemm "$model"
-step bench_kernels 120 build/bench_kernels "$model"
-step test_gpu 100 build/test_gpu
-step memcheck_stream 40 "$sanitizer" --tool memcheck build/test_gpu gemm_stream
-step racecheck_stream 40 "$sanitizer" --tool racecheck build/test_gpu stream_matches
+step bench_decode_gemm 60 build/bench_decode_gemm "$model"
+step bench_kernels 80 build/bench_kernels "$model"
+step test_gpu 60 build/test_gpu
+# the kernels issue 16 added or changed: the decode linears and the decode attention
+step memcheck_kernels 50 "$sanitizer" --tool memcheck build/test_gpu gemm_
+step memcheck_attention 30 "$sanitizer" --tool memcheck build/test_gpu attention_decode
+step racecheck_stream 30 "$sanitizer" --tool racecheck build/test_gpu stream_matches
+step racecheck_skinny 30 "$sanitizer" --tool racecheck build/test_gpu skinny_matches
+step synccheck_stream 30 "$sanitizer" --tool synccheck build/test_gpu stream_matches
 # issue 14: this command exited non-zero with "0 hazards" and no summary line
-step attention_plain 30 build/test_gpu attention
-step racecheck_attention 75 "$sanitizer" --tool racecheck build/test_gpu attention
+step racecheck_attention 100 "$sanitizer" --tool racecheck build/test_gpu attention
 if python3 -c "import torch, transformers" 2>/dev/null; then
     for b in $peer_batches; do
-        step "peer_decode_b$b" 200 python3 scripts/peer_hf.py --model "$model" --gpus 1 --strategies hf-compiled \
+        step "peer_decode_b$b" 160 python3 scripts/peer_hf.py --model "$model" --gpus 1 --strategies hf-compiled \
             --batch "$b" --seq 128 --decode 128 --iters 3 --warmup 2 --no-profile --out "$out/peer"
     done
 fi
 
 echo "== table"
 cat "$out/steps.log"
-grep -h "passed, \|RACECHECK SUMMARY\|ERROR SUMMARY" "$out"/test_gpu.log "$out"/memcheck_stream.log \
-    "$out"/racecheck_*.log 2>/dev/null
+for f in "$out"/test_gpu.log "$out"/memcheck_*.log "$out"/racecheck_*.log "$out"/synccheck_*.log; do
+    [ -f "$f" ] && echo "$(basename "$f"): $(grep -h "passed, \|SUMMARY" "$f" | tr '\n' ' ')"
+done
 grep -h "^best \|version(s) failed" "$out/bench_decode_gemm.log" 2>/dev/null
 grep -h "^ceilings\|^prefill\|^decode\|rows, all weights\|all weights:" "$out/bench_kernels.log" 2>/dev/null
 grep -h "decode step\|failed" "$out"/peer_decode_b*.log 2>/dev/null

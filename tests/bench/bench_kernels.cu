@@ -45,21 +45,31 @@ static void fill_tokens(struct llama_part *p, int n, int vocab)
 
 static const char *path_name(int path)
 {
-    return path == DECODE_GEMV ? "GEMV" : path == DECODE_SKINNY ? "skinny tensor-core" : "stream tensor-core";
+    return path == DECODE_GEMV     ? "GEMV"
+           : path == DECODE_SKINNY ? "skinny tensor-core"
+           : path == DECODE_STREAM ? "stream tensor-core"
+                                   : "tensor-core (stream N>=8192, skinny N=4096)";
 }
+
+/* One decode configuration of a part: its linears' path and knobs. */
+struct decode_setup {
+    int batch, path, fold, prefetch, attn_keys;
+};
 
 /* Greedy decode of `batch` sequences after a `prompt`-token prefill: `steps` steps
  * replayed from one captured graph, timed together. The floor reads every weight
  * and, per sequence, the keys and values of the mean context once a step, at the
  * copy rate. */
-static void decode_figure(struct llama_part *p, int batch, int prompt, int steps, int path, int fold, int prefetch,
-                          double copy_gbs, cudaStream_t s)
+static void decode_figure(struct llama_part *p, struct decode_setup ds, int prompt, int steps, double copy_gbs,
+                          cudaStream_t s)
 {
     const struct model_spec *m = &p->m;
+    const int batch = ds.batch, path = ds.path, fold = ds.fold, prefetch = ds.prefetch;
     p->d.programmatic_launch = 1;
     p->decode_path = path;
     p->fold_norm = fold;
     p->decode_prefetch = prefetch;
+    p->decode_attn_keys = ds.attn_keys;
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
     TRY(llama_embed(p, &pre, s));
@@ -97,13 +107,14 @@ static void decode_figure(struct llama_part *p, int batch, int prompt, int steps
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor %.3f ms/step (%.2f GB of "
-           "weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), fold ? " (norms folded)" : "", prefetch ? " (L2 prefetch)" : "", prompt + 2,
+    printf("decode batch %2d %s%s%s, attention %d keys a block (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+           "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
+           batch, path_name(path), fold ? " (norms folded)" : "", prefetch ? " (L2 prefetch)" : "",
+           ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
-    if (path == DECODE_STREAM && !prefetch) {
+    if (!fold && !prefetch) {
         int pos = prompt + steps - 1;
         double attn_ms = time_ms([&] {
             for (int l = 0; l < m->layers; l++) {
@@ -113,12 +124,14 @@ static void decode_figure(struct llama_part *p, int batch, int prompt, int steps
                 aa.qkv = p->qkv;
                 aa.inv_freq = p->inv_freq;
                 aa.counters = p->counters;
+                aa.keys_per_block = ds.attn_keys;
                 TRY(attn_decode(&aa, s));
             }
         }, 2, 10, s);
         double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
-        printf("    decode attention alone, batch %d, context %d, %d layers: %.3f ms = %.1f%% of copy over the KV bytes\n",
-               batch, pos + 1, m->layers, attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
+        printf("    decode attention alone, batch %d, context %d, %d keys a block, %d layers: %.3f ms = %.1f%% of copy "
+               "over the KV bytes\n", batch, pos + 1, ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, m->layers,
+               attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
     }
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
@@ -293,11 +306,12 @@ int main(int argc, char **argv)
     /* decode under programmatic launch, 128 graph-replayed steps after a 128-token
      * prompt: every batch on every path, the path a part of that max_batch takes first */
     TRY(part_gemm_setup(p, d.max_rows));
-    struct { int batch, path, fold, prefetch; } cases[] = {
-        {1, DECODE_GEMV, 0, 0},    {1, DECODE_STREAM, 0, 0},  {1, DECODE_STREAM, 0, 4},  {1, DECODE_SKINNY, 0, 0},
-        {1, DECODE_GEMV, 1, 0},    {16, DECODE_STREAM, 0, 0}, {16, DECODE_STREAM, 0, 4}, {16, DECODE_SKINNY, 0, 0},
-        {64, DECODE_STREAM, 0, 0}, {64, DECODE_STREAM, 0, 4}, {64, DECODE_SKINNY, 0, 0}};
-    for (auto &c : cases) decode_figure(p, c.batch, 128, 128, c.path, c.fold, c.prefetch, copy_gbs, s);
+    const struct decode_setup cases[] = {
+        {1, DECODE_GEMV, 0, 0, 0},     {1, DECODE_TENSOR, 0, 0, 0},  {1, DECODE_GEMV, 1, 0, 0},
+        {16, DECODE_TENSOR, 0, 0, 0},  {16, DECODE_TENSOR, 0, 0, 128}, {16, DECODE_SKINNY, 0, 0, 0},
+        {16, DECODE_STREAM, 0, 0, 0},  {64, DECODE_TENSOR, 0, 0, 0},  {64, DECODE_TENSOR, 0, 0, 128},
+        {64, DECODE_STREAM, 0, 0, 128}, {64, DECODE_SKINNY, 0, 0, 0}};
+    for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
     llama_part_destroy(p);
 
     /* one sequence at a 4096-token context: the KV cache is read every step too */
@@ -307,9 +321,9 @@ int main(int argc, char **argv)
     d.max_rows = long_prompt;
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    decode_figure(p, 1, long_prompt, 128, DECODE_GEMV, 0, 0, copy_gbs, s);
-    decode_figure(p, 1, long_prompt, 128, DECODE_STREAM, 0, 0, copy_gbs, s);
-    decode_figure(p, 1, long_prompt, 128, DECODE_STREAM, 0, 4, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 128}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_TENSOR, 0, 0, 128}, long_prompt, 128, copy_gbs, s);
     llama_part_destroy(p);
     return 0;
 }
