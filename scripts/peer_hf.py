@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The peer stack beside bench: the same model config, shapes and GPUs run in
 PyTorch + transformers, timed the way bench times its strategies, appended as
-rows of summary.csv (the same columns, harness/summary.c) so tables, plots and
+rows of summary.csv (the same columns, harness/report/summary.c) so tables, plots and
 report.html show the peer next to ours.
 
 Strategies (--strategies, default hf-naive,hf-auto):
@@ -55,7 +55,7 @@ import sys
 import tempfile
 import time
 
-# The columns of summary.csv, in order (harness/summary.c: summary_csv_columns;
+# The columns of summary.csv, in order (harness/report/summary.c: summary_csv_columns;
 # tests/test_peer_script.c checks that the two lists agree).
 COLUMNS = [
     "strategy", "mode", "batch", "seq", "decode_tokens", "microbatches", "devices", "status",
@@ -65,7 +65,7 @@ COLUMNS = [
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct",
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto", "hf-compiled")
 PROFILED_PASSES = 5
@@ -170,7 +170,7 @@ def busy_metrics(trace_events, n_gpus):
     out = {"window": window, "gpu": [], "transfer_bytes": ptop_bytes, "transfer_ms": union_ms(ptop)}
     for d in range(n_gpus):
         p = per[d]
-        # As harness/metrics.c: idle = window - union of all activity; utilisation =
+        # As harness/measure/metrics.c: idle = window - union of all activity; utilisation =
         # union of kernel intervals (compute and NCCL) / window; own span over kernels.
         busy = union_ms(p["all"])
         k = p["kernels"]
@@ -467,7 +467,8 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
     row = {c: "" for c in COLUMNS}
     row.update(strategy=strategy, mode="generate" if a.decode else "prefill", batch=a.batch, seq=a.seq,
                decode_tokens=a.decode, microbatches=1, iters=a.iters, busy_known=0, dropped_records=0,
-               logits_checked=0, logits_match=0, cuda_graph=0, predicted=0)
+               logits_checked=0, logits_match=0, cuda_graph=0, predicted=0,
+               weights="random")   # make_checkpoint's seeded random checkpoint
     model = None
     try:
         model, forward, devices, placement, dmap = load(strategy, ckpt, n_gpus)
@@ -502,7 +503,7 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
             row.update(busy_known=1, window_ms=m["window"], utilisation_per_gpu=fmt("util"),
                        compute_ms_per_gpu=fmt("compute"), comm_ms_per_gpu=fmt("comm"), copy_ms_per_gpu=fmt("copy"),
                        idle_ms_per_gpu=fmt("idle"), own_span_ms_per_gpu=fmt("own"),
-                       transfer_bytes=m["transfer_bytes"], transfer_ms=m["transfer_ms"],
+                       transfer_bytes=round(m["transfer_bytes"]), transfer_ms=m["transfer_ms"],
                        transfer_gbps=m["transfer_bytes"] / m["transfer_ms"] / 1e6 if m["transfer_ms"] > 0 else "")
         return row, logits.float().cpu(), dmap
     except Exception as e:   # a failed point is recorded with its reason; the others go on

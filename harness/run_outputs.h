@@ -1,9 +1,0 @@
-/* What every run (measured or simulated) writes after its summary and trace:
- * report.html always, the account in words with --explain, pictures with --plot. */
-#ifndef PB_RUN_OUTPUTS_H
-#define PB_RUN_OUTPUTS_H
-#include "run.h"
-
-int run_outputs_write(const struct options *o, const struct run_env *env, const struct point_result *r,
-                      int n, const struct trace *const *traces, const char *dir);
-#endif
