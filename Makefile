@@ -123,7 +123,7 @@ bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
 
 # Every version of the decode linear layers, checked and timed side by side.
-$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(KERNEL_OBJ)
+$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
