@@ -14,8 +14,13 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#define ATTN_DECODE_CHUNK 256      /* keys per block of the decode kernel by default, a warp per 32 keys */
-#define ATTN_DECODE_CHUNK_MIN 128  /* the other size it takes (attn_args.keys_per_block) */
+/* Keys per block of the decode kernel, a warp per 32 keys: 128 by default, 256 on
+ * request (attn_args.keys_per_block). With 128 (four warps, ~158 registers a
+ * thread) three blocks share an SM, so one block's loads overlap another's math:
+ * on an H200 decode at 16 x 256 keys took 6.54 against 6.72 ms a step, 64 x 256
+ * 13.98 against 14.96, 1 x 4224 4.95 against 5.19 (docs/PERF.md). */
+#define ATTN_DECODE_CHUNK 128
+#define ATTN_DECODE_CHUNK_MIN 128  /* the smallest size: partials are laid out for it */
 
 struct attn_args {
     const __nv_bfloat16 *q;                  /* prefill */

@@ -286,16 +286,13 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p)
 
 enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
 
-/* ROWS rows per block, weights in groups of U vectors per lane and weight row, two
- * groups in flight: the next one streams while the current one is multiplied (with
- * one buffer each warp stalled once a group: o, N = K = 4096, streamed 63-69% of
- * the copy rate on an H200). A row's sum runs over k in the same order whatever
- * ROWS, U, the buffering and the mode are (lane-strided vectors in ascending
- * order, then a fixed shuffle tree), so the bits depend neither on the row count
- * nor on how columns are spread over warps. The first two groups of each weight
- * row are loaded before pdl_wait: no kernel writes weights, so under programmatic
- * launch that stream starts while the previous kernel (a norm, rope, attention) is
- * still finishing.
+/* ROWS rows per block, U weight vectors in flight per lane and weight row. A row's
+ * sum runs over k in the same order whatever ROWS, U and the mode are
+ * (lane-strided vectors in ascending order, then a fixed shuffle tree), so the
+ * bits depend neither on the row count nor on how columns are spread over warps.
+ * The first U vectors of each weight row are loaded before pdl_wait: no kernel
+ * writes weights, so under programmatic launch that stream starts while the
+ * previous kernel (a norm, rope, attention) is still finishing.
  * GEMV_PAIR: a warp takes two adjacent columns. For N = 4096 one column a warp is
  * a single short wave of blocks; two give each warp twice the bytes to stream.
  * GEMV_SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
@@ -320,32 +317,6 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
-/* acc[q][r] += w[q] . x[r] over one group: the U vectors base, base + 32, ... (those
- * before K), each normalised first under NORM. */
-template <int P, int U, int ROWS, bool NORM>
-__device__ __forceinline__ void gemv_group_fma(float acc[P][ROWS], const uint4 wv[P][U], int base, int kv,
-                                               const uint4 *const xr[ROWS], const uint4 *nw, const float inv[ROWS])
-{
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-        if (base + u * 32 >= kv) break;
-        float wf[P][8];
-#pragma unroll
-        for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            float xf[8];
-            uint4 xv = __ldg(xr[r] + base + u * 32);
-            if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
-            norm_unpack8(xv, xf);
-#pragma unroll
-            for (int q = 0; q < P; q++)
-#pragma unroll
-                for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
-        }
-    }
-}
-
 template <int ROWS, int U, int MODE, bool NORM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
@@ -363,10 +334,8 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
         int row = MODE == GEMV_SWIGLU ? q * n + min(col, n - 1) : min(col + q, n - 1);
         wr[q] = (const uint4 *)(w + (size_t)row * k);
     }
-    /* two groups of U vectors a weight row: one streams while the other is used */
-    uint4 wa[P][U], wb[P][U];
-    gemv_load_group<P, U>(wa, wr, lane, kv);
-    gemv_load_group<P, U>(wb, wr, lane + 32 * U, kv);
+    uint4 wv[P][U];
+    gemv_load_group<P, U>(wv, wr, lane, kv);
     pdl_wait();
     pdl_trigger();
     const uint4 *xr[ROWS];
@@ -388,13 +357,26 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     for (int q = 0; q < P; q++)
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
-    /* the groups in ascending order: the sums run as with one buffer */
-    for (int base = lane; base < kv; base += 64 * U) {
-        gemv_group_fma<P, U, ROWS, NORM>(acc, wa, base, kv, xr, nw, inv);
-        if (base + 32 * U >= kv) break;
-        gemv_load_group<P, U>(wa, wr, base + 64 * U, kv);
-        gemv_group_fma<P, U, ROWS, NORM>(acc, wb, base + 32 * U, kv, xr, nw, inv);
-        gemv_load_group<P, U>(wb, wr, base + 96 * U, kv);
+    for (int base = lane; base < kv; base += 32 * U) {
+        if (base != lane) gemv_load_group<P, U>(wv, wr, base, kv);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (base + u * 32 >= kv) break;
+            float wf[P][8];
+#pragma unroll
+            for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                float xf[8];
+                uint4 xv = __ldg(xr[r] + base + u * 32);
+                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
+                norm_unpack8(xv, xf);
+#pragma unroll
+                for (int q = 0; q < P; q++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
+            }
+        }
     }
 #pragma unroll
     for (int q = 0; q < P; q++)

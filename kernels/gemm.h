@@ -82,7 +82,7 @@ int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float ep
                    __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
 /* Tensor-core path for one-token steps (gemm_skinny.cu): the weights streamed once
  * for all rows (up to 64 rows a block, more rows take more blocks), mma.sync bf16
- * with fp32 sums. A row's bits depend on (N, K) alone, never on the row count, but
+ * with fp32 sums. A row's bits depend on K alone, never on the row count, but
  * they are not gemm_rows' bits: a decode step uses one path for all its linears.
  * K a multiple of 8, pointers 16-byte aligned. */
 int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
@@ -90,12 +90,6 @@ int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y
 /* The same with a fixed number of 16-column tiles a block (1 or 2; gemm_skinny
  * takes gemm_skinny_col_tiles(m)): the same bits, for the benchmark to compare. */
 int gemm_skinny_col_tiles(int m);
-/* K split over a cluster of this many blocks (by (N, K): they change the bits), the
- * partial sums added in rank order; n_cols is 2 inter for the SwiGLU form. */
-int gemm_skinny_splits(int n_cols, int k);
-/* Every knob, for tests and benchmarks (swiglu: y is [m, n] of act, w [2n, K]). */
-int gemm_skinny_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
-                    int accumulate, int swiglu, int mt, int splits, cudaStream_t s, int pdl = 0);
 int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int mt, cudaStream_t s, int pdl = 0);
 /* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 weight rows

@@ -17,26 +17,20 @@
  *
  * Bits. The 8 warps of a block split K by chunks (warp w takes chunks w, w + 8,
  * ...), each accumulating in fp32 in ascending order; warp 0 then adds the others'
- * sums in the order 1..7. Where gemm_skinny_splits(N, K) > 1, K is first cut into
- * that many contiguous ranges, one a block of a thread-block cluster, and block 0
- * adds the other blocks' sums in rank order (distributed shared memory). A tensor core computes each output element from its own
- * row and column alone. So an element's arithmetic depends on (N, K) only: not on how
+ * sums in the order 1..7. A tensor core computes each output element from its own
+ * row and column alone. So an element's arithmetic depends on K only: not on how
  * many rows share the call, where a row sits in its tile, how many column tiles a
  * block takes, or on the rows being chunked over blocks. It is not the GEMV's
  * arithmetic: the decode path uses one or the other for all its row counts. */
-#include <cooperative_groups.h>
 #include "gemm.h"
 #include "cuda_check.h"
 #include "pdl.h"
-
-namespace cg = cooperative_groups;
 
 typedef __nv_bfloat16 bf16;
 
 #define SK_WARPS 8        /* K split over the warps of a block: fixed, it sets the order of the sums */
 #define SK_MAX_NT 8       /* row tiles of 8 a block: 64 rows; more rows take more blocks (grid y) */
-#define SK_U 4            /* chunks a buffer per warp and weight row: 4 x 16 B x 2 rows x MT per lane */
-#define SK_MAX_SPLITS 4   /* blocks of a cluster that split K */
+#define SK_U 4            /* chunks in flight per warp and weight row: 4 x 16 B x 2 rows x MT per lane */
 
 __device__ __forceinline__ uint4 sk_load_stream(const uint4 *p)
 {
@@ -58,20 +52,18 @@ __device__ __forceinline__ void sk_mma(float d[4], uint32_t a0, uint32_t a1, uin
 }
 
 /* A warp's UB chunks from chunk c0 on (chunks c0, c0 + SK_WARPS, ...) of its
- * weight rows: lane t's 16 bytes of each, zero past K or past the block's chunks
- * (c_end: the next block of a K-split cluster reads those). */
+ * weight rows: lane t's 16 bytes of each, zero past K. */
 template <int UB, int MT>
-__device__ __forceinline__ void sk_load_chunks(uint4 a[UB][MT][2], const uint4 *const wp[MT][2], int c0, int c_end,
-                                               int t, int kv)
+__device__ __forceinline__ void sk_load_chunks(uint4 a[UB][MT][2], const uint4 *const wp[MT][2], int c0, int t,
+                                               int kv)
 {
 #pragma unroll
     for (int u = 0; u < UB; u++) {
-        int c = c0 + SK_WARPS * u, idx = c * 4 + t;
-        bool ok = c < c_end && idx < kv;
+        int idx = (c0 + SK_WARPS * u) * 4 + t;
 #pragma unroll
         for (int q = 0; q < MT; q++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) a[u][q][h] = ok ? sk_load_stream(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
+            for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
     }
 }
 
@@ -105,17 +97,13 @@ __device__ __forceinline__ void sk_chunks_mma(float acc[MT][NT][4], const uint4 
 template <int NT, int MT, bool SWIGLU>
 __global__ void __launch_bounds__(SK_WARPS * 32)
 skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-              int accumulate, int splits)
+              int accumulate)
 {
     __shared__ float red[SK_WARPS - 1][NT * 4][32];
-    static_assert(SK_WARPS - 1 >= MT, "red holds warp 0's sums of every column tile for the cluster");
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int col0 = blockIdx.x * 16 * (SWIGLU ? 1 : MT);
     int row0 = blockIdx.y * 8 * NT;
-    /* block blockIdx.z of a cluster of `splits` takes chunks [c_lo, chunks) */
-    int kv = k / 8, all_chunks = (kv + 3) / 4, split = blockIdx.z;
-    int c_lo = (int)((long long)split * all_chunks / splits);
-    int chunks = (int)((long long)(split + 1) * all_chunks / splits);
+    int kv = k / 8, chunks = (kv + 3) / 4;
     const uint4 *wp[MT][2];
 #pragma unroll
     for (int q = 0; q < MT; q++)
@@ -124,14 +112,17 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
             int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
             wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
         }
-    /* two buffers of UB chunks: one streams while the other is multiplied. Few rows
-     * (NT <= 2) take SK_U chunks a buffer; more rows, whose sums need more
-     * registers, SK_U / 2 (as many in flight as one buffer of SK_U) */
-    constexpr int UB = NT <= 2 ? SK_U : SK_U / 2;
-    uint4 a0[UB][MT][2], a1[UB][MT][2];
-    const int first = c_lo + warp;
-    sk_load_chunks<UB, MT>(a0, wp, first, chunks, t, kv);  /* weights stream before pdl_wait: no kernel writes them */
-    sk_load_chunks<UB, MT>(a1, wp, first + SK_WARPS * UB, chunks, t, kv);
+    /* Few rows (NT <= 2): one buffer of SK_U chunks, loaded whole, then multiplied.
+     * More rows: two buffers of SK_U / 2 (the same registers), one streaming while
+     * the other is multiplied; with one buffer their larger sums left the warp
+     * waiting on every load (H200, 64 rows: 2.54 against 2.12 ms for down), while
+     * at 1 and 16 rows two full buffers were slower (qkv at 1 row 1.15 against 0.98 ms;
+     * likely their 166-190 registers a thread, against 102-128, cost blocks an SM). */
+    constexpr bool TWO = NT > 2;
+    constexpr int UB = TWO ? SK_U / 2 : SK_U;
+    uint4 a0[UB][MT][2], a1[TWO ? UB : 1][MT][2];
+    sk_load_chunks<UB, MT>(a0, wp, warp, t, kv);  /* weights stream before pdl_wait: no kernel writes them */
+    if constexpr (TWO) sk_load_chunks<UB, MT>(a1, wp, warp + SK_WARPS * UB, t, kv);
     pdl_wait();
     pdl_trigger();
     const uint4 *xp[NT];
@@ -144,13 +135,20 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         for (int i = 0; i < NT; i++)
 #pragma unroll
             for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
-    /* the chunks in ascending order, as with one buffer: the same sums */
-    for (int c0 = first; c0 < chunks; c0 += 2 * SK_WARPS * UB) {
-        sk_chunks_mma<UB, NT, MT>(acc, a0, xp, c0, chunks, t, kv);
-        if (c0 + SK_WARPS * UB >= chunks) break;
-        sk_load_chunks<UB, MT>(a0, wp, c0 + 2 * SK_WARPS * UB, chunks, t, kv);
-        sk_chunks_mma<UB, NT, MT>(acc, a1, xp, c0 + SK_WARPS * UB, chunks, t, kv);
-        sk_load_chunks<UB, MT>(a1, wp, c0 + 3 * SK_WARPS * UB, chunks, t, kv);
+    /* the chunks in ascending order either way: the same sums */
+    if constexpr (!TWO) {
+        for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * UB) {
+            if (c0 != warp) sk_load_chunks<UB, MT>(a0, wp, c0, t, kv);
+            sk_chunks_mma<UB, NT, MT>(acc, a0, xp, c0, chunks, t, kv);
+        }
+    } else {
+        for (int c0 = warp; c0 < chunks; c0 += 2 * SK_WARPS * UB) {
+            sk_chunks_mma<UB, NT, MT>(acc, a0, xp, c0, chunks, t, kv);
+            if (c0 + SK_WARPS * UB >= chunks) break;
+            sk_load_chunks<UB, MT>(a0, wp, c0 + 2 * SK_WARPS * UB, t, kv);
+            sk_chunks_mma<UB, NT, MT>(acc, a1, xp, c0 + SK_WARPS * UB, chunks, t, kv);
+            sk_load_chunks<UB, MT>(a1, wp, c0 + 3 * SK_WARPS * UB, t, kv);
+        }
     }
     /* warp 0 adds the other warps' sums in a fixed order, one column tile at a time */
 #pragma unroll
@@ -168,31 +166,6 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
 #pragma unroll
                     for (int j = 0; j < 4; j++) acc[q][i][j] += red[v][i * 4 + j][lane];
         __syncthreads();
-    }
-    if (splits > 1) {
-        /* split K: block 0 of the cluster adds the others' sums in rank order */
-        cg::cluster_group cluster = cg::this_cluster();
-        float *mine = &red[0][0][0];
-        if (!warp)
-#pragma unroll
-            for (int q = 0; q < MT; q++)
-#pragma unroll
-                for (int i = 0; i < NT; i++)
-#pragma unroll
-                    for (int j = 0; j < 4; j++) mine[((q * NT + i) * 4 + j) * 32 + lane] = acc[q][i][j];
-        cluster.sync();
-        if (!warp && !split)
-            for (int r = 1; r < splits; r++) {
-                const float *other = cluster.map_shared_rank(mine, r);
-#pragma unroll
-                for (int q = 0; q < MT; q++)
-#pragma unroll
-                    for (int i = 0; i < NT; i++)
-#pragma unroll
-                        for (int j = 0; j < 4; j++) acc[q][i][j] += other[((q * NT + i) * 4 + j) * 32 + lane];
-            }
-        cluster.sync();  /* no block leaves while block 0 reads its sums */
-        if (split) return;
     }
     if (warp) return;
     /* acc[q][i][j]: weight row (tile q) g + 8 (j / 2), X row i * 8 + 2 t + (j % 2) */
@@ -225,46 +198,27 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
 }
 
 template <int NT, int MT, bool SWIGLU>
-static int skinny_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int splits,
-                         cudaStream_t s, int pdl)
+static int skinny_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
+                         int pdl)
 {
     int cols = 16 * (SWIGLU ? 1 : MT);
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((n + cols - 1) / cols, (m + 8 * NT - 1) / (8 * NT), splits);
-    cfg.blockDim = dim3(SK_WARPS * 32);
-    cfg.stream = s;
-    cudaLaunchAttribute attr[2];
-    int na = 0;
-    if (splits > 1) {
-        attr[na].id = cudaLaunchAttributeClusterDimension;
-        attr[na].val.clusterDim.x = 1;
-        attr[na].val.clusterDim.y = 1;
-        attr[na].val.clusterDim.z = splits;
-        na++;
-    }
-    if (pdl) {
-        attr[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[na].val.programmaticStreamSerializationAllowed = 1;
-        na++;
-    }
-    cfg.attrs = attr;
-    cfg.numAttrs = na;
-    cudaCheck(cudaLaunchKernelEx(&cfg, skinny_kernel<NT, MT, SWIGLU>, x, w, y, m, n, k, accumulate, splits));
+    dim3 grid((n + cols - 1) / cols, (m + 8 * NT - 1) / (8 * NT));
+    cudaCheck(pdl_launch(skinny_kernel<NT, MT, SWIGLU>, grid, dim3(SK_WARPS * 32), 0, s, pdl, x, w, y, m, n, k,
+                         accumulate));
     return PB_OK;
 }
 
 /* Row tiles by the row count: fewer tiles, less X traffic per weight byte. */
 template <int MT, bool SWIGLU>
-static int skinny_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int splits,
-                       cudaStream_t s, int pdl)
+static int skinny_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
+                       int pdl)
 {
     if (k % 8) return pb_fail("gemm_skinny: K=%d is not a multiple of 8", k);
-    if (splits < 1 || splits > SK_MAX_SPLITS) return pb_fail("gemm_skinny: %d K-splits (1 to %d)", splits, SK_MAX_SPLITS);
     if (m <= 0 || n <= 0) return PB_OK;
-    if (m <= 8) return skinny_launch<1, MT, SWIGLU>(x, w, y, m, n, k, accumulate, splits, s, pdl);
-    if (m <= 16) return skinny_launch<2, MT, SWIGLU>(x, w, y, m, n, k, accumulate, splits, s, pdl);
-    if (m <= 32) return skinny_launch<4, MT, SWIGLU>(x, w, y, m, n, k, accumulate, splits, s, pdl);
-    return skinny_launch<SK_MAX_NT, MT, SWIGLU>(x, w, y, m, n, k, accumulate, splits, s, pdl);
+    if (m <= 8) return skinny_launch<1, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+    if (m <= 16) return skinny_launch<2, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+    if (m <= 32) return skinny_launch<4, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
+    return skinny_launch<SK_MAX_NT, MT, SWIGLU>(x, w, y, m, n, k, accumulate, s, pdl);
 }
 
 /* Column tiles a block: two halve the X traffic per weight byte (it comes from L2,
@@ -273,31 +227,11 @@ static int skinny_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
  * 64 rows for all of them (docs/PERF.md). The bits are the same either way. */
 int gemm_skinny_col_tiles(int m) { return m <= 8 ? 1 : 2; }
 
-/* K-splits from the product's output columns (2 inter for the SwiGLU form, so both
- * forms split alike) and K, never the rows: N = 4096 gives 128 blocks of two
- * column tiles, one an SM at ~170 registers a thread, so two blocks share K; at
- * least 8 chunks of 32 a block. */
-int gemm_skinny_splits(int n_cols, int k)
-{
-    int blocks = (n_cols + 31) / 32, chunks = (k / 8 + 3) / 4;
-    int s = 256 / blocks;
-    if (s > SK_MAX_SPLITS) s = SK_MAX_SPLITS;
-    if (s > chunks / 8) s = chunks / 8;
-    return s < 1 ? 1 : s;
-}
-
-int gemm_skinny_cfg(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int swiglu, int mt,
-                    int splits, cudaStream_t s, int pdl)
-{
-    if (swiglu) return skinny_rows<2, true>(x, w, y, m, n, k, 0, splits, s, pdl);
-    if (mt == 2) return skinny_rows<2, false>(x, w, y, m, n, k, accumulate, splits, s, pdl);
-    return skinny_rows<1, false>(x, w, y, m, n, k, accumulate, splits, s, pdl);
-}
-
 int gemm_skinny_mt(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int mt,
                    cudaStream_t s, int pdl)
 {
-    return gemm_skinny_cfg(x, w, y, m, n, k, accumulate, 0, mt, gemm_skinny_splits(n, k), s, pdl);
+    if (mt == 2) return skinny_rows<2, false>(x, w, y, m, n, k, accumulate, s, pdl);
+    return skinny_rows<1, false>(x, w, y, m, n, k, accumulate, s, pdl);
 }
 
 int gemm_skinny(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
@@ -308,5 +242,5 @@ int gemm_skinny(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int 
 int gemm_skinny_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                        int pdl)
 {
-    return gemm_skinny_cfg(x, w_gate_up, act, m, inter, k, 0, 1, 2, gemm_skinny_splits(2 * inter, k), s, pdl);
+    return skinny_rows<2, true>(x, w_gate_up, act, m, inter, k, 0, s, pdl);
 }

@@ -216,10 +216,8 @@ int main(int argc, char **argv)
 
     /* version: 0 GEMV, 1 skinny, 2 stream; for stream: splits, row tile, prefetch */
     struct version { const char *name; int kind, splits, row_tile, prefetch, pdl; };
-    std::vector<version> vs = {{"gemv", 0, 0, 0, 0, 0},          {"gemv pdl", 0, 0, 0, 0, 1},
-                               {"skinny auto", 1, -1, 0, 0, 0},   {"skinny auto pdl", 1, -1, 0, 0, 1},
-                               {"skinny S1 pdl", 1, 1, 0, 0, 1},  {"skinny S2 pdl", 1, 2, 0, 0, 1},
-                               {"skinny S4 pdl", 1, 4, 0, 0, 1}};
+    std::vector<version> vs = {{"gemv", 0, 0, 0, 0, 0}, {"gemv pdl", 0, 0, 0, 0, 1}, {"skinny", 1, 0, 0, 0, 0},
+                               {"skinny pdl", 1, 0, 0, 0, 1}};
     const int splits[5] = {1, 2, 3, 4, 8};
     for (int s = 0; s < 5; s++) {
         char *nm = (char *)malloc(48);
@@ -235,7 +233,6 @@ int main(int argc, char **argv)
         for (int i = 0; i < 5; i++) {
             const shape &s = sh[i];
             int auto_s = gemm_stream_splits(s.n, s.k, s.swiglu);
-            int auto_sk = gemm_skinny_splits((int)s.wrows(), s.k);
             double best = 1e30;
             const char *best_name = "";
             std::vector<double> ref = reference(s, x, rows);
@@ -243,13 +240,14 @@ int main(int argc, char **argv)
                 if (v.kind == 0 && rows > 8) continue;   /* the GEMV is for one-row parts */
                 if (v.kind == 1 && rows > 64) continue;
                 if (v.kind == 2 && v.row_tile == 128 && rows < 128) continue;
-                int sp = v.splits < 0 ? (v.kind == 1 ? auto_sk : auto_s) : v.splits;
+                int sp = v.splits < 0 ? auto_s : v.splits;
                 auto launch = [&](const bf16 *w, bf16 *out, int mr, int pdl) {
                     if (v.kind == 0)
                         OK(s.swiglu ? gemm_rows_swiglu(x, w, out, mr, s.n, s.k, 0, pdl)
                                     : gemm_rows(x, w, out, mr, s.n, s.k, 0, 0, pdl));
                     else if (v.kind == 1)
-                        OK(gemm_skinny_cfg(x, w, out, mr, s.n, s.k, 0, s.swiglu, gemm_skinny_col_tiles(mr), sp, 0, pdl));
+                        OK(s.swiglu ? gemm_skinny_swiglu(x, w, out, mr, s.n, s.k, 0, pdl)
+                                    : gemm_skinny(x, w, out, mr, s.n, s.k, 0, 0, pdl));
                     else
                         OK(gemm_stream_cfg(x, w, out, mr, s.n, s.k, 0, s.swiglu, sp, v.row_tile, v.prefetch, 0, pdl));
                 };
@@ -273,7 +271,7 @@ int main(int argc, char **argv)
                 bool bad = !(err <= 1e-2) || !strcmp(bits, "DIFFER");
                 failures += bad;
                 printf("%-7s N=%5d K=%5d rows %3d %-22s S=%d: %8.3f ms = %5.1f%% of copy | rel err %.2e | bits vs %d rows: %s%s\n",
-                       s.name, (int)s.wrows(), s.k, rows, v.name, v.kind ? sp : 0, ms,
+                       s.name, (int)s.wrows(), s.k, rows, v.name, v.kind == 2 ? sp : 0, ms,
                        100 * bytes / (ms * 1e6) / copy_gbs, err, big, bits, bad ? "  <-- FAIL" : "");
                 if (!bad && ms < best) best = ms, best_name = v.name;
             }

@@ -8,13 +8,11 @@
 
 typedef __nv_bfloat16 bf16;
 
-static int skinny_case(int m, int n, int k, int accumulate, int pdl, uint64_t seed, int splits = 0)
+static int skinny_case(int m, int n, int k, int accumulate, int pdl, uint64_t seed)
 {
     struct linear_case c;
     linear_case_setup(&c, m, n, k, accumulate, seed);
-    int bad = splits ? gemm_skinny_cfg(c.x, c.w, c.y, m, n, k, accumulate, 0, gemm_skinny_col_tiles(m), splits, 0,
-                                       pdl) != 0
-                     : gemm_skinny(c.x, c.w, c.y, m, n, k, accumulate, 0, pdl) != 0;
+    int bad = gemm_skinny(c.x, c.w, c.y, m, n, k, accumulate, 0, pdl) != 0;
     bad |= cudaDeviceSynchronize() != cudaSuccess;
     return linear_case_finish(&c, "gemm_skinny", bad);
 }
@@ -31,12 +29,6 @@ TEST(test_gemm_skinny_matches_cpu)
     CHECK(!skinny_case(64, 200, 256, 0, 0, 76));
     CHECK(!skinny_case(70, 130, 136, 1, 1, 77));
     CHECK(!skinny_case(5, 9000, 128, 0, 0, 78));  /* many column tiles, a partial last one */
-    /* K split over a cluster of 2 to 4 blocks, also the default at N = 4096 */
-    CHECK(gemm_skinny_splits(4096, 4096) > 1 && gemm_skinny_splits(4096, 11008) > 1);
-    CHECK(!skinny_case(16, 4096, 4096, 1, 1, 79));
-    CHECK(!skinny_case(3, 300, 1000, 0, 0, 80, 3));
-    CHECK(!skinny_case(64, 130, 2056, 1, 1, 81, 4));
-    CHECK(!skinny_case(1, 100, 520, 0, 1, 82, 2));
 }
 
 /* A row computed alone, among few rows, among many and past 64 gives the same
@@ -57,15 +49,6 @@ TEST(test_gemm_skinny_does_not_depend_on_row_count)
         CHECK(cudaDeviceSynchronize() == cudaSuccess);
         CHECK(bits_equal(all + (size_t)lo[i] * N, part, (size_t)cnt[i] * N));
     }
-    /* with K split over a cluster too */
-    poison(all, (size_t)M * N);
-    CHECK(gemm_skinny_cfg(x, w, all, M, N, K, 0, 0, 2, 3, 0) == 0);
-    for (int i = 0; i < 6; i++) {
-        poison(part, (size_t)M * N);
-        CHECK(gemm_skinny_cfg(x + (size_t)lo[i] * K, w, part, cnt[i], N, K, 0, 0, 1 + (i & 1), 3, 0, i & 1) == 0);
-        CHECK(cudaDeviceSynchronize() == cudaSuccess);
-        CHECK(bits_equal(all + (size_t)lo[i] * N, part, (size_t)cnt[i] * N));
-    }
     const int ms[4] = {1, 8, 16, 40};
     bf16 *one = dev_random((size_t)M * N, 1.0f, 83, NULL);
     for (int i = 0; i < 4; i++)
@@ -83,26 +66,21 @@ TEST(test_gemm_skinny_does_not_depend_on_row_count)
  * k_swiglu, at every row-tile variant, and under programmatic launch. */
 TEST(test_gemm_skinny_swiglu_equals_skinny_then_swiglu)
 {
-    const int I = 344, M = 70;
-    const int ks[2] = {264, 1024};  /* one block a column tile; a cluster of four splitting K */
-    CHECK(gemm_skinny_splits(2 * I, 264) == 1 && gemm_skinny_splits(2 * I, 1024) == 4);
-    for (int v = 0; v < 2; v++) {
-        const int K = ks[v];
-        bf16 *x = dev_random((size_t)M * K, 1.0f, 91 + v, NULL), *w = dev_random((size_t)2 * I * K, 0.1f, 93 + v, NULL);
-        bf16 *gu, *want, *got;
-        cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
-        cudaMalloc((void **)&want, (size_t)M * I * 2);
-        cudaMalloc((void **)&got, (size_t)M * I * 2);
-        const int ms[6] = {1, 2, 13, 16, 33, 70};
-        for (int i = 0; i < 6; i++) {
-            int m = ms[i];
-            poison(got, (size_t)M * I);
-            CHECK(gemm_skinny(x, w, gu, m, 2 * I, K, 0, 0) == 0);
-            CHECK(k_swiglu(gu, want, m, I, 0) == 0);
-            CHECK(gemm_skinny_swiglu(x, w, got, m, I, K, 0, i & 1) == 0);
-            CHECK(cudaDeviceSynchronize() == cudaSuccess);
-            CHECK(bits_equal(want, got, (size_t)m * I));
-        }
-        cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
+    const int I = 344, K = 264, M = 70;
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 91, NULL), *w = dev_random((size_t)2 * I * K, 0.1f, 92, NULL);
+    bf16 *gu, *want, *got;
+    cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
+    cudaMalloc((void **)&want, (size_t)M * I * 2);
+    cudaMalloc((void **)&got, (size_t)M * I * 2);
+    const int ms[6] = {1, 2, 13, 16, 33, 70};
+    for (int i = 0; i < 6; i++) {
+        int m = ms[i];
+        poison(got, (size_t)M * I);
+        CHECK(gemm_skinny(x, w, gu, m, 2 * I, K, 0, 0) == 0);
+        CHECK(k_swiglu(gu, want, m, I, 0) == 0);
+        CHECK(gemm_skinny_swiglu(x, w, got, m, I, K, 0, i & 1) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(want, got, (size_t)m * I));
     }
+    cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
 }
