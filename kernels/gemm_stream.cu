@@ -239,15 +239,16 @@ static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, in
     return PB_OK;
 }
 
-/* K-splits for (N, K): enough blocks for the SMs (ST_SPLIT_TARGET), at most a
- * cluster of 8, and at least 4 K tiles a block so the pipeline fills. From the
+/* K-splits for (N, K): enough blocks for the SMs (ST_SPLIT_TARGET), at most 4
+ * (on an H200 8 were slower than 3 or 4 at N = 4096 for 1, 16 and 64 rows:
+ * docs/PERF.md), and at least 4 K tiles a block so the pipeline fills. From the
  * shape alone, never the row count or the device: the split sets the bits. */
 int gemm_stream_splits(int n, int k, int swiglu)
 {
     int cols = swiglu ? ST_BN / 2 : ST_BN;
     int blocks = (n + cols - 1) / cols, ktiles = (k + ST_BK - 1) / ST_BK;
     int s = ST_SPLIT_TARGET / blocks;
-    if (s > ST_MAX_SPLITS) s = ST_MAX_SPLITS;
+    if (s > 4) s = 4;
     if (s > ktiles / 4) s = ktiles / 4;
     return s < 1 ? 1 : s;
 }
