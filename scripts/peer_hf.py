@@ -365,6 +365,18 @@ def profiled_pass(forward, ids, decode, devices, n_gpus):
     return busy_metrics(events, n_gpus)
 
 
+def failed(row, e):
+    """A failed point is recorded with its reason; the others go on."""
+    row.update(status="failed", reason="%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
+    return row, None, None
+
+
+def release_gpu_memory():
+    import torch
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def static_cache(model, batch, max_len):
     """A StaticCache on GPU 0 for batch x max_len tokens (transformers 5 sizes it
     lazily from the first update; 4.x takes the sizes and device up front)."""
@@ -454,12 +466,10 @@ def run_compiled(a, ckpt, tokens):
             row.update(decode_step_ms=step_ms, decode_tokens_per_s=a.batch * 1e3 / step_ms if step_ms > 0 else "")
         return row, logits.float().cpu(), dmap
     except Exception as e:
-        row.update(status="failed", reason="%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
-        return row, None, None
+        return failed(row, e)
     finally:
         del model
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()
 
 
 def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
@@ -506,13 +516,11 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
                        transfer_bytes=round(m["transfer_bytes"]), transfer_ms=m["transfer_ms"],
                        transfer_gbps=m["transfer_bytes"] / m["transfer_ms"] / 1e6 if m["transfer_ms"] > 0 else "")
         return row, logits.float().cpu(), dmap
-    except Exception as e:   # a failed point is recorded with its reason; the others go on
-        row.update(status="failed", reason="%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
-        return row, None, None
+    except Exception as e:
+        return failed(row, e)
     finally:
         del model
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()
 
 
 def fmt_value(v):
