@@ -132,6 +132,10 @@ $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LI
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
 
+# Every version of the decode linear layers, checked and timed side by side.
+$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
+	$(CC) -o $@ $^ $(LDLIBS)
+
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
 # GPU under mpirun, and `make MPI=1 test-mpi` runs its CPU tests on 2 ranks. Its
 # sources live in harness/exec/mpi/ and tests/mpi/, outside the wildcards above, so the
