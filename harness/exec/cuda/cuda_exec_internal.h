@@ -9,6 +9,7 @@
 #include "../../../base/check.h"
 #include "../../measure/cupti.h"
 #include "../executor.h"
+#include "../step_place.h"
 
 /* What the CUDA executors (this one and exec/mpi/'s rank executor) take from
  * exec_config, unpacked: the program's two schedules and the device map. */
@@ -76,13 +77,37 @@ struct plan_exec {
     int *part;                 /* per step: part slot used, -1 for none */
     int *pre_from;             /* per step: part holding the rows, to copy from first (same device) */
     int *src_part, *dst_part;  /* STEP_COPY: parts of the two ends */
-    cudaEvent_t *ev;           /* per step, recorded after it */
+    struct step_here *here;    /* per step: what this process does with it (exec_prepare_plan) */
+    cudaEvent_t *ev;           /* per step, recorded after it; NULL where it is not here */
 };
+
+struct executor;
+
+/* How rows cross devices, the one thing that differs between the single process
+ * (every device: peer copies, cuda_exec_issue.c) and an MPI rank (one device:
+ * NCCL send/receive, exec/mpi/cuda_mpi_exec.c). The issue loop, the collectives,
+ * the token feed and the logits read-back are the same code for both. */
+struct exec_transport {
+    /* What this process does with step i of s, filled once per plan. */
+    void (*place)(const struct executor *e, const struct schedule *s, int i, struct step_here *out);
+    /* n bytes from src on logical device src_dev to dst on dst_dev, issued on s;
+     * where one end lies in another process its pointer is NULL and this call
+     * is this process's half of the move. */
+    int (*move)(struct executor *e, void *dst, int dst_dev, const void *src, int src_dev, size_t n,
+                cudaStream_t s);
+    /* 1 when a kernel on logical device a can write b's buffers directly (then
+     * the head's argmax writes the embedding's token rows in place). */
+    int (*same_memory)(const struct executor *e, int a, int b);
+};
+
+/* cuda_exec_issue.c: every logical device in this process, peer copies between GPUs. */
+extern const struct exec_transport exec_peer_transport;
 
 struct capture_nodes;   /* cuda_exec_graph.c: nodes captured so far, and their streams */
 
 struct executor {
     struct cuda_config c;
+    const struct exec_transport *transport;  /* exec_peer_transport, or an MPI rank's */
     struct part_layout l;
     int n_streams;                           /* per logical device */
     cudaStream_t stream[PB_MAX_DEVICES][EXEC_MAX_STREAMS];
@@ -134,8 +159,6 @@ static inline int pe_microbatch(const struct step *st, const struct schedule *s)
 int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct part_layout *l);
 /* The part a compute step runs on, -1 for none. */
 int exec_part_for(const struct part_layout *l, const struct step *st);
-/* The first later step that consumes step i's output, -1 if none. */
-int exec_consumer(const struct schedule *s, int i);
 /* Issue order and the parts along each microbatch's way; pe->ev is allocated
  * (all NULL): the caller creates the events of the steps it issues. */
 int exec_layout_plan(const struct part_layout *l, const struct schedule *s, int seq, struct plan_exec *pe);
@@ -148,12 +171,19 @@ int exec_compute(const struct part_layout *l, const struct plan_exec *pe, int i,
                  const struct llama_call *call, cudaStream_t s);
 
 /* cuda_exec_issue.c */
+/* The plan of s, with e->transport's place for every step and events for the
+ * steps this process has a role in. */
 int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *out);
 /* Issue one pass. prev: the pass before, whose steps feed[0..n_feed) (the greedy
  * tokens) this pass's embeds wait for; NULL for the first pass. */
 int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev,
                     const struct token_feed *feed, int n_feed, int pos, int use_pos_device, int last_only,
                     int argmax, int capturing, struct trace *t, int iteration);
+
+/* cuda_executor.c: every pass of the program (prompt, then the decode template
+ * at each pass's position, fed the tokens of the pass before), from graphs where
+ * captured; between the caller's fork and join of the streams. */
+int exec_issue_passes(struct executor *e, struct trace *t, int iteration);
 
 /* cuda_executor.c: the entry points cuda_exec_ops.c puts behind executor.h. */
 int executor_create(const struct cuda_config *c, struct executor **out);
@@ -162,7 +192,8 @@ void executor_destroy(struct executor *e);
  * (tagged `iteration`) go to t when t is not NULL. */
 int executor_run(struct executor *e, int iteration, struct trace *t, double *ms);
 /* Logits of the last pass, gathered to the host as bf16 bits [rows][vocab];
- * *out is malloc'ed. Generated tokens [batch] likewise (NULL without generation). */
+ * *out is malloc'ed. Generated tokens [batch] likewise (NULL without generation).
+ * An MPI rank calls them on the rank that holds the head (tp: rank 0) or the embedding. */
 int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab);
 int executor_tokens(struct executor *e, int **out, int *count);
 /* 1 when prefill or decode passes ran from a CUDA graph. */

@@ -1,7 +1,9 @@
 /* Issuing a schedule: steps in an order that respects their dependencies, each
  * on its (device, stream) after cudaStreamWaitEvent on the steps it waits for,
  * an event recorded after it; collectives of one id issued together inside one
- * NCCL group; NVTX ranges per step. */
+ * NCCL group; NVTX ranges per step. The one issue loop of both CUDA executors:
+ * an MPI rank (exec/mpi/cuda_mpi_exec.c) runs it with its own transport, which
+ * places only its device's steps here and moves rows with NCCL send/receive. */
 #include <stdlib.h>
 #include <string.h>
 #include "../../measure/cupti.h"
@@ -10,12 +12,34 @@
 int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *pe)
 {
     PB_TRY(exec_layout_plan(&e->l, s, seq, pe));
+    if (!(pe->here = calloc((size_t)s->n_steps + 1, sizeof *pe->here)))
+        return pb_fail("out of host memory preparing a schedule");
     for (int i = 0; i < s->n_steps; i++) {
-        CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
+        e->transport->place(e, s, i, &pe->here[i]);
+        if (pe->here[i].role == STEP_NOT_HERE) continue;
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[pe->here[i].device]));
         CUDA_TRY(cudaEventCreateWithFlags(&pe->ev[i], cudaEventDisableTiming));
     }
     return PB_OK;
 }
+
+/* ---- the single process: every device here, peer copies between GPUs ---- */
+
+static void peer_place(const struct executor *e, const struct schedule *s, int i, struct step_here *out)
+{
+    (void)e;
+    *out = step_place_all(s, i);
+}
+
+static int peer_same_memory(const struct executor *e, int a, int b) { return e->c.ordinal[a] == e->c.ordinal[b]; }
+
+const struct exec_transport exec_peer_transport = {
+    .place = peer_place,
+    .move = exec_copy,
+    .same_memory = peer_same_memory,
+};
+
+/* ---- issuing ---- */
 
 static int host_range(struct trace *t, const char *label, uint64_t t0, int iteration)
 {
@@ -31,19 +55,39 @@ static size_t hidden_offset(const struct executor *e, const struct plan_exec *pe
     return (size_t)st->batch_offset * pe->seq * e->c.m->hidden;
 }
 
+/* Rows of part k at byte offset off; NULL where the part lives in another process. */
+static void *part_rows(const struct executor *e, int k, size_t off)
+{
+    struct llama_part *p = e->l.parts[k].p;
+    return p ? (char *)llama_part_hidden(p) + off : NULL;
+}
+
+/* The embedding's token rows of a head step's sequences; NULL in another process. */
+static int *embed_tokens(const struct executor *e, const struct step *st)
+{
+    struct llama_part *p = e->l.parts[e->l.embed_part].p;
+    return p ? llama_part_tokens(p) + st->batch_offset : NULL;
+}
+
 /* Greedy tokens of the sequences of a head step, delivered to the embed part's
  * token rows (decode passes read rows [batch_offset, batch_offset + batch)). */
 static int argmax_step(struct executor *e, struct llama_part *head, const struct llama_call *call,
                        const struct step *st, cudaStream_t s)
 {
-    /* llama_argmax writes d_next[batch_offset + i]: pass the base pointers. */
+    /* llama_argmax writes tokens[batch_offset + i]: pass the base pointers. */
     const struct part_slot *emb = &e->l.parts[e->l.embed_part];
-    int *tokens = llama_part_tokens(emb->p);
-    int same_gpu = e->c.ordinal[emb->logical] == e->c.ordinal[st->device];
-    if (same_gpu) return llama_argmax(head, call, tokens, s);
+    if (e->transport->same_memory(e, emb->logical, st->device))
+        return llama_argmax(head, call, llama_part_tokens(emb->p), s);
     PB_TRY(llama_argmax(head, call, e->d_next, s));
-    return exec_copy(e, tokens + st->batch_offset, emb->logical, e->d_next + st->batch_offset, st->device,
-                     (size_t)st->batch * sizeof(int), s);
+    return e->transport->move(e, embed_tokens(e, st), emb->logical, e->d_next + st->batch_offset, st->device,
+                              (size_t)st->batch * sizeof(int), s);
+}
+
+/* The other end of argmax_step, where the head is another process's. */
+static int receive_tokens(struct executor *e, const struct step *st, cudaStream_t s)
+{
+    return e->transport->move(e, embed_tokens(e, st), e->l.parts[e->l.embed_part].logical, NULL, st->device,
+                              (size_t)st->batch * sizeof(int), s);
 }
 
 static int compute_step(struct executor *e, struct plan_exec *pe, int i, const struct llama_call *call,
@@ -59,27 +103,43 @@ static int copy_step(struct executor *e, struct plan_exec *pe, int i, cudaStream
 {
     const struct step *st = &pe->s->steps[i];
     size_t off = hidden_offset(e, pe, st) * 2, n = (size_t)st->batch * pe->seq * e->c.m->hidden * 2;
-    char *dst = (char *)llama_part_hidden(e->l.parts[pe->dst_part[i]].p) + off;
-    const char *src = (const char *)llama_part_hidden(e->l.parts[pe->src_part[i]].p) + off;
-    return exec_copy(e, dst, st->dst, src, st->src, n, s);
+    return e->transport->move(e, part_rows(e, pe->dst_part[i], off), st->dst, part_rows(e, pe->src_part[i], off),
+                              st->src, n, s);
 }
 
-/* All ranks of one collective in one NCCL group, each on its own stream. */
+/* Step st waits for the steps it depends on that this process has events of
+ * (another process's data arrives through the transport, in issue order). */
+static int wait_deps(const struct plan_exec *pe, const struct step *st, cudaStream_t s)
+{
+    for (int d = 0; d < st->n_deps; d++)
+        if (pe->ev[st->deps[d]]) CUDA_TRY(cudaStreamWaitEvent(s, pe->ev[st->deps[d]], 0));
+    return PB_OK;
+}
+
+static cudaStream_t stream_here(const struct executor *e, const struct plan_exec *pe, int i)
+{
+    return e->stream[pe->here[i].device][pe->here[i].stream];
+}
+
+/* The members of one collective this process issues (every rank in one process,
+ * its own on an MPI rank) in one NCCL group, each on its own stream. */
 static int collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int argmax)
 {
     const struct schedule *s = pe->s;
     for (int k = first; k <= last; k++) {
-        const struct step *st = &s->steps[pe->order[k]];
-        CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
-        for (int d = 0; d < st->n_deps; d++)
-            CUDA_TRY(cudaStreamWaitEvent(e->stream[st->device][st->stream], pe->ev[st->deps[d]], 0));
+        int i = pe->order[k];
+        if (pe->here[i].role != STEP_ISSUED) continue;
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
+        PB_TRY(wait_deps(pe, &s->steps[i], stream_here(e, pe, i)));
     }
     if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
     NCCL_TRY(ncclGroupStart());
     for (int k = first; k <= last; k++) {
-        const struct step *st = &s->steps[pe->order[k]];
+        int i = pe->order[k];
+        if (pe->here[i].role != STEP_ISSUED) continue;
+        const struct step *st = &s->steps[i];
         struct llama_part *p = e->l.parts[st->device].p;
-        cudaStream_t stream = e->stream[st->device][st->stream];
+        cudaStream_t stream = stream_here(e, pe, i);
         if (st->kind == STEP_ALLREDUCE) {
             void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
             size_t count = (size_t)st->batch * pe->seq * e->c.m->hidden;
@@ -95,7 +155,10 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
     }
     NCCL_TRY(ncclGroupEnd());
     for (int k = first; k <= last; k++) {
-        const struct step *st = &s->steps[pe->order[k]];
+        int i = pe->order[k];
+        if (pe->here[i].role != STEP_ISSUED) continue;
+        const struct step *st = &s->steps[i];
+        cudaStream_t stream = stream_here(e, pe, i);
         CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
         if (argmax && st->kind == STEP_ALLGATHER) {
             /* Every rank holds all slices now: each picks the next tokens for its own embedding. */
@@ -103,10 +166,9 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
             struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
                                       .last_only = last_only};
             PB_TRY(llama_argmax_gathered(e->gather[st->device], e->c.n_devices, (size_t)rows * vl, vl, &call,
-                                         llama_part_tokens(e->l.parts[st->device].p),
-                                         e->stream[st->device][st->stream]));
+                                         llama_part_tokens(e->l.parts[st->device].p), stream));
         }
-        CUDA_TRY(cudaEventRecord(pe->ev[pe->order[k]], e->stream[st->device][st->stream]));
+        CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
     }
     return PB_OK;
 }
@@ -117,8 +179,8 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
 static int wait_feed(const struct plan_exec *prev, const struct token_feed *feed, int n_feed, int i,
                      cudaStream_t s)
 {
-    for (int k = 0; k < n_feed; k++)
-        if (feed[k].embed == i) CUDA_TRY(cudaStreamWaitEvent(s, prev->ev[feed[k].from], 0));
+    for (int k = 0; k < n_feed; k++)   /* another rank's tokens arrive through the transport */
+        if (feed[k].embed == i && prev->ev[feed[k].from]) CUDA_TRY(cudaStreamWaitEvent(s, prev->ev[feed[k].from], 0));
     return PB_OK;
 }
 
@@ -131,6 +193,8 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
     for (int oi = 0; oi < s->n_steps; oi++) {
         int i = pe->order[oi];
         const struct step *st = &s->steps[i];
+        const struct step_here *here = &pe->here[i];
+        if (here->role == STEP_NOT_HERE) continue;
         char label[PB_LABEL_LEN];
         step_label(s, st, label, sizeof label);
         uint64_t t0 = t ? cupti_now_ns() : 0;
@@ -147,20 +211,23 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
             oi = last;
             continue;
         }
-        int ord = e->c.ordinal[st->device];
+        int ord = e->c.ordinal[here->device];
         if (ord != current) {
             CUDA_TRY(cudaSetDevice(ord));
             current = ord;
         }
-        cudaStream_t stream = e->stream[st->device][st->stream];
-        for (int d = 0; d < st->n_deps; d++) CUDA_TRY(cudaStreamWaitEvent(stream, pe->ev[st->deps[d]], 0));
-        if (prev && !capturing) PB_TRY(wait_feed(prev, feed, n_feed, i, stream));
+        cudaStream_t stream = e->stream[here->device][here->stream];
+        if (here->role == STEP_ISSUED) {
+            PB_TRY(wait_deps(pe, st, stream));
+            if (prev && !capturing) PB_TRY(wait_feed(prev, feed, n_feed, i, stream));
+        }
         struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
                                   .pos = pos, .pos_device = use_pos_device ? e->d_pos : NULL,
                                   .last_only = last_only};
         int rc = PB_OK;
         cupti_push_step(i, pe_microbatch(st, pe->s));
         if (st->kind == STEP_COPY) rc = copy_step(e, pe, i, stream);
+        else if (here->role == STEP_RECEIVED) rc = receive_tokens(e, st, stream);
         /* offloaded weights stream inside their compute step (llama part with weights_on_host) */
         else rc = compute_step(e, pe, i, &call, argmax, stream);
         cupti_pop_step();

@@ -159,14 +159,6 @@ static int issue_order(const struct schedule *s, int *order, int *group_last)
     return PB_OK;
 }
 
-int exec_consumer(const struct schedule *s, int i)
-{
-    for (int k = i + 1; k < s->n_steps; k++)
-        for (int d = 0; d < s->steps[k].n_deps; d++)
-            if (s->steps[k].deps[d] == i) return k;
-    return -1;
-}
-
 /* One step's effect on where microbatch rows are: a copy moves them between
  * devices; two parts on one device (GPU layers then cpu-offloaded ones) need a
  * local copy the schedule does not show, done before the compute step. */
@@ -231,6 +223,7 @@ void exec_free_plan(struct plan_exec *pe)
     free(pe->pre_from);
     free(pe->src_part);
     free(pe->dst_part);
+    free(pe->here);
     free(pe->ev);
     memset(pe, 0, sizeof *pe);
 }

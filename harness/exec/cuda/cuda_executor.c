@@ -155,6 +155,7 @@ int executor_create(const struct cuda_config *c, struct executor **out)
     struct executor *e = calloc(1, sizeof *e);
     if (!e) return pb_fail("out of host memory for the executor");
     e->c = *c;
+    e->transport = &exec_peer_transport;
     *out = e;
     if (c->n_devices != c->prefill->n_devices)
         return pb_fail("internal: schedule has %d devices, executor %d", c->prefill->n_devices, c->n_devices);
@@ -244,6 +245,19 @@ static int decode_pass(struct executor *e, int k, const struct plan_exec *prev, 
     return exec_issue_pass(e, &e->dec, prev, feed, n_feed, pos, 0, 1, 1, 0, tr, it);
 }
 
+int exec_issue_passes(struct executor *e, struct trace *t, int iteration)
+{
+    int generate = e->c.decode != NULL;
+    if (e->pre_graph_state == 1) PB_TRY(exec_graph_replay(e, e->pre_graph));
+    else PB_TRY(exec_issue_pass(e, &e->pre, NULL, NULL, 0, 0, 0, generate, generate, 0, t, iteration));
+    const struct plan_exec *prev = &e->pre;
+    for (int k = 1; generate && k < e->c.g->n_passes; k++) {
+        PB_TRY(decode_pass(e, k, prev, t, iteration));
+        prev = &e->dec;
+    }
+    return PB_OK;
+}
+
 int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
 {
     char label[64];
@@ -265,13 +279,7 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
                                      e->stream[ps->logical][0]));
         }
     }
-    if (e->pre_graph_state == 1) PB_TRY(exec_graph_replay(e, e->pre_graph));
-    else PB_TRY(exec_issue_pass(e, &e->pre, NULL, NULL, 0, 0, 0, generate, generate, 0, t, iteration));
-    const struct plan_exec *prev = &e->pre;
-    for (int k = 1; generate && k < e->c.g->n_passes; k++) {
-        PB_TRY(decode_pass(e, k, prev, t, iteration));
-        prev = &e->dec;
-    }
+    PB_TRY(exec_issue_passes(e, t, iteration));
     PB_TRY(exec_join_streams(e));
     CUDA_TRY(cudaEventRecord(e->stop, origin(e)));
     CUDA_TRY(cudaEventSynchronize(e->stop));

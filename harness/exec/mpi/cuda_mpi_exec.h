@@ -30,7 +30,4 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
 /* The rank that holds the logits (head, or tp rank 0) and the generated tokens (embed). */
 int mpi_executor_logits_rank(const struct mpi_executor *e);
 int mpi_executor_tokens_rank(const struct mpi_executor *e);
-/* As executor_logits/executor_tokens; only on the ranks above. */
-int mpi_executor_logits(struct mpi_executor *e, uint16_t **out, int *rows, int *vocab);
-int mpi_executor_tokens(struct mpi_executor *e, int **out, int *count);
 #endif
