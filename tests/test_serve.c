@@ -8,6 +8,7 @@
 #include "../base/csv_read.h"
 #include "../base/text_file.h"
 #include "../harness/exec/model/device_profile.h"
+#include "../harness/exec/model/simulate.h"
 #include "../harness/measure/metrics.h"
 #include "../harness/serve/serve_cli.h"
 #include "../harness/serve/serve_cost.h"
@@ -420,6 +421,54 @@ TEST(test_serve_bucketed_step_cost_is_within_the_stated_error)
     CHECK(worst_decode <= 0.03);
     CHECK(worst_prefill <= 0.05);
     CHECK(never_faster);
+}
+
+/* Serving prices a step through the cost-model executor (executor.h): the same
+ * latency and per-GPU busy time as replaying the strategy's schedule of that shape
+ * directly, with --devices 0,0 sharing one simulated GPU. */
+TEST(test_serve_step_cost_through_the_executor_is_the_schedule_replay)
+{
+    struct model_spec m;
+    CHECK_EQ_INT(load_7b(&m), PB_OK);
+    static struct device_profile prof;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    struct machine mc = {.gpus = 2, .gpu_memory = {prof.memory_bytes, prof.memory_bytes}};
+    struct workload w = {.batch = 8, .seq = 512, .context = 512, .dtype = DTYPE_BF16};
+    const char *names[] = {"naive", "tp"};
+    int one_gpu[2] = {0, 0};
+    for (int s = 0; s < 2; s++)
+        for (int shared_gpu = 0; shared_gpu < 2; shared_gpu++) {
+            static struct placement p;
+            const struct strategy *st = strategy_find(names[s]);
+            CHECK_EQ_INT(st->place(&m, &w, &mc, &p), PB_OK);
+            struct serve_cost_model c;
+            serve_cost_model_init(&c, &prof, &m, st, &p, DTYPE_BF16, shared_gpu ? one_gpu : NULL);
+            struct serve_step_shape shapes[2] = {{.mode = MODE_DECODE, .batch = 4, .seq = 1, .context = 700},
+                                                 {.mode = MODE_PREFILL, .batch = 2, .seq = 300, .context = 300}};
+            for (int k = 0; k < 2; k++) {
+                struct serve_step_cost cost;
+                CHECK_EQ_INT(serve_cost_model_step_exact(&c, &shapes[k], &cost), PB_OK);
+                struct workload sw = {.batch = shapes[k].batch, .seq = shapes[k].seq, .context = shapes[k].context,
+                                      .microbatches = 1, .mode = shapes[k].mode, .dtype = DTYPE_BF16};
+                struct schedule sch;
+                struct trace t;
+                double ms = 0;
+                CHECK_EQ_INT(schedule_plan(st, &m, &p, &sw, &sch), PB_OK);
+                CHECK_EQ_INT(simulate_schedule_on(&prof, &m, &sch, shared_gpu ? one_gpu : NULL, 1, &t, &ms), PB_OK);
+                struct iteration_metrics im;
+                CHECK_EQ_INT(metrics_iteration(&t, -1, &im), PB_OK);
+                CHECK(ms > 0 && cost.latency_ms == ms);
+                CHECK_EQ_INT(cost.n_devices, 2);
+                for (int d = 0; d < 2; d++) {
+                    CHECK(cost.compute_ms[d] == im.gpu[d].compute_ms);
+                    CHECK(cost.busy_ms[d] == im.gpu[d].window_ms - im.gpu[d].idle_ms);
+                }
+                trace_free(&t);
+                schedule_free(&sch);
+            }
+            CHECK_EQ_INT(c.evaluations, 2);
+            serve_cost_model_free(&c);
+        }
 }
 
 static int file_in(const char *dir, const char *name, char *path, size_t len)

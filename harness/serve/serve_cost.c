@@ -4,7 +4,7 @@
 #include <string.h>
 #include "../../base/check.h"
 #include "../measure/metrics.h"
-#include "../exec/model/simulate.h"
+#include "../exec/executor.h"
 
 struct serve_cost_entry {
     int full;
@@ -62,22 +62,37 @@ static int cost_from_trace(const struct trace *t, double latency_ms, struct serv
     return PB_OK;
 }
 
+/* One prompt pass of g through the cost-model executor (executor.h), as --simulate
+ * runs a point: the step's cost is that replay's trace. */
+static int cost_of_program(const struct serve_cost_model *c, const struct program *g, struct serve_step_cost *out)
+{
+    struct device_map map = {.n = g->prompt.n_devices};
+    for (int d = 0; d < map.n; d++) map.ordinal[d] = c->ordinal ? c->ordinal[d] : d;
+    struct exec_config x = {.m = c->m, .p = c->p, .g = g, .map = &map, .world = exec_world_single(),
+                            .label = c->st->name, .profile = c->prof};
+    void *state = NULL;
+    int rc = model_executor_ops.create(&x, &state);
+    struct trace t;
+    trace_init(&t, g->prompt.n_devices);
+    double ms = 0;
+    if (rc == PB_OK) rc = model_executor_ops.run(state, 0, &t, &ms);
+    if (state) model_executor_ops.destroy(state);
+    if (rc == PB_OK) rc = cost_from_trace(&t, ms, out);
+    trace_free(&t);
+    return rc;
+}
+
 int serve_cost_model_step_exact(struct serve_cost_model *c, const struct serve_step_shape *shape,
                                 struct serve_step_cost *out)
 {
     /* One group is one microbatch: the pipeline's groups are the engine's, not the plan's. */
     struct workload w = {.batch = shape->batch, .seq = shape->seq, .context = shape->context,
                          .microbatches = 1, .mode = shape->mode, .dtype = c->dtype};
-    struct schedule s;
-    PB_TRY(schedule_plan(c->st, c->m, c->p, &w, &s));
-    struct trace t;
-    double ms;
-    int rc = simulate_schedule_on(c->prof, c->m, &s, c->ordinal, 1, &t, &ms);
-    schedule_free(&s);
-    if (rc != PB_OK) return rc;
-    rc = cost_from_trace(&t, ms, out);
-    trace_free(&t);
-    c->evaluations++;
+    struct program g;
+    PB_TRY(program_plan(c->st, c->m, c->p, &w, 0, &g));
+    int rc = cost_of_program(c, &g, out);
+    program_free(&g);
+    if (rc == PB_OK) c->evaluations++;
     return rc;
 }
 
