@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "cupti.h"
 #include "executor.h"
+#include "memory_report.h"
 #include "placement_view.h"
 #include "predict.h"
 #include "run.h"
@@ -111,6 +112,7 @@ static int plan_point(const struct options *o, const struct model_spec *m, const
 {
     PB_TRY(st->place(m, &r->w, mc, r->placement));
     placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
+    PB_TRY(memory_fill_point(m, mc, r));
     PB_TRY(st->plan(m, r->placement, &r->w, pre));
     if (o->decode_tokens > 0) {
         struct workload wd = r->w;
@@ -126,6 +128,33 @@ static int plan_point(const struct options *o, const struct model_spec *m, const
     if (pre->n_devices > n_dev)
         return pb_fail("%s uses %d devices but only %d are given", r->strategy, pre->n_devices, n_dev);
     return PB_OK;
+}
+
+/* GPU memory in use (total - free) on each logical device's GPU. */
+static int gpu_used(const int *ordinal, int n, uint64_t *used)
+{
+    for (int d = 0; d < n; d++) {
+        size_t free_b = 0, total = 0;
+        cudaError_t err = cudaSetDevice(ordinal[d]);
+        if (err == cudaSuccess) err = cudaMemGetInfo(&free_b, &total);
+        if (err != cudaSuccess) return pb_fail("cudaMemGetInfo on GPU %d failed: %s", ordinal[d], cudaGetErrorString(err));
+        used[d] = total - free_b;
+    }
+    return PB_OK;
+}
+
+/* What the executor holds beyond `before`, at its fullest of the moments sampled (after
+ * setup, after the iterations): every buffer is allocated at setup and kept, and the
+ * CUDA context, cuBLAS, NCCL and graphs count too, unlike in the prediction. */
+static void measured_peak(struct point_result *r, const int *ordinal, int n, const uint64_t *before)
+{
+    uint64_t now[PB_MAX_DEVICES];
+    if (gpu_used(ordinal, n, now) != PB_OK) return;
+    for (int d = 0; d < n; d++) {
+        uint64_t grew = now[d] > before[d] ? now[d] - before[d] : 0;
+        if (!r->memory_measured || grew > r->measured_peak[d]) r->measured_peak[d] = grew;
+    }
+    r->memory_measured = 1;
 }
 
 /* Everything for one strategy at one workload; a failure is recorded, not fatal. */
@@ -148,10 +177,14 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
                             .decode_tokens = o->decode_tokens, .seed = o->seed, .weights = o->weights,
                             .use_graph = o->use_graph, .label = r->strategy};
     for (int d = 0; d < pre.n_devices && d < PB_MAX_DEVICES; d++) c.ordinal[d] = r->ordinal[d] = ordinal[d];
+    uint64_t before[PB_MAX_DEVICES];
+    if (rc == PB_OK) rc = gpu_used(c.ordinal, pre.n_devices, before);
     if (rc == PB_OK) rc = executor_create(&c, &e);
+    if (rc == PB_OK) measured_peak(r, c.ordinal, pre.n_devices, before);
     struct trace scratch;
     trace_init(&scratch, pre.n_devices);
     if (rc == PB_OK) rc = measure(o, e, r, t, &scratch, cupti_on);
+    if (rc == PB_OK) measured_peak(r, c.ordinal, pre.n_devices, before);
     cupti_set_collecting(1);   /* the next executor's graphs are instantiated with CUPTI on */
     uint16_t *logits = NULL;
     int *tokens = NULL, rows = 0, vocab = 0, nt = 0;
@@ -320,6 +353,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
             run_reference_free(&ref);
         }
     cupti_stop();
+    memory_print(stdout, res, k);
     int rc = run_write_reports(o->out_dir, &env, res, tptr, k);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, res, k, tptr, o->out_dir);
     if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json)\n", o->out_dir);

@@ -42,6 +42,36 @@ void plan_compute(const struct model_spec *m, const struct strategy *s, const st
     }
 }
 
+/* Memory at the workload with --decode tokens, checked against the budgets: a plan
+ * that cannot hold its KV cache and activations is not possible either. */
+static void plan_memory(const struct model_spec *m, const struct options *o, struct plan_entry *e)
+{
+    if (!e->ok) return;
+    struct memory_shape s = {.batch = e->workload.batch, .seq = e->workload.seq, .decode_tokens = o->decode_tokens};
+    if (memory_check_point(m, &e->placement, e->workload.dtype, &s, &o->machine, e->strategy->name, &e->memory,
+                           &e->capacity) != PB_OK) {
+        e->ok = 0;
+        snprintf(e->error, sizeof e->error, "%s", pb_last_error());
+    }
+}
+
+static void print_memory(FILE *f, const struct plan_entry *e, int decode)
+{
+    const struct memory_plan *mp = &e->memory;
+    if (!mp->n_devices) return;
+    fprintf(f, "  memory at %d x (%d + %d) positions:", e->workload.batch, e->workload.seq, decode);
+    for (int d = 0; d < mp->n_devices; d++) {
+        const struct device_memory *g = &mp->gpu[d];
+        fprintf(f, "%s GPU %d %.2f GiB (%.2f weights + %.2f KV + %.2f activations/workspace)", d ? ";" : "", d,
+                g->peak / GIB, g->weights / GIB, g->kv / GIB, (g->activations + g->workspace + g->comm) / GIB);
+        if (g->budget) fprintf(f, " of %.2f", g->budget / GIB);
+    }
+    fprintf(f, "\n  KV capacity: context %d%s at batch %d (%llu tokens), batch %d at context %d\n",
+            e->capacity.max_context, e->capacity.context_capped ? " (max_position_embeddings)" : "",
+            e->workload.batch, (unsigned long long)e->capacity.max_tokens, e->capacity.max_batch,
+            e->workload.seq + decode);
+}
+
 void plan_entry_free(struct plan_entry *e)
 {
     schedule_free(&e->schedule);
@@ -69,9 +99,11 @@ void plan_print(FILE *f, const struct plan_entry *e)
         placement_describe(p, PB_DEVICE_CPU, what, sizeof what);
         fprintf(f, "  cpu    %7.2f GiB  (offloaded, streamed to GPU 0)  %s\n", e->cpu_params / GIB, what);
     }
-    fprintf(f, "  schedule: %d steps on %d device(s), %d copies (%.1f MiB), %d collectives\n\n",
+    fprintf(f, "  schedule: %d steps on %d device(s), %d copies (%.1f MiB), %d collectives\n",
             e->schedule.n_steps, e->schedule.n_devices, e->copies, e->copy_bytes / 1048576.0,
             e->collectives);
+    print_memory(f, e, e->decode_tokens);
+    fprintf(f, "\n");
 }
 
 static cJSON *step_json(const struct step *st)
@@ -125,9 +157,25 @@ static cJSON *entry_json(const struct plan_entry *e)
         cJSON_AddNumberToObject(g, "param_gib", e->params[d] / GIB);
         cJSON_AddNumberToObject(g, "flops", e->flops[d]);
         cJSON_AddNumberToObject(g, "work_ms_nominal", e->work_ms[d]);
+        if (d < e->memory.n_devices) {
+            const struct device_memory *mem = &e->memory.gpu[d];
+            cJSON_AddNumberToObject(g, "weights_bytes", (double)mem->weights);
+            cJSON_AddNumberToObject(g, "kv_bytes", (double)mem->kv);
+            cJSON_AddNumberToObject(g, "activation_bytes", (double)(mem->activations + mem->workspace + mem->comm));
+            cJSON_AddNumberToObject(g, "peak_bytes", (double)mem->peak);
+            cJSON_AddNumberToObject(g, "free_bytes", (double)memory_free_bytes(mem));
+        }
         cJSON_AddItemToArray(devs, g);
     }
     cJSON_AddNumberToObject(j, "cpu_param_bytes", (double)e->cpu_params);
+    if (e->memory.n_devices) {
+        cJSON *cap = cJSON_AddObjectToObject(j, "kv_capacity");
+        cJSON_AddNumberToObject(cap, "decode_tokens", e->decode_tokens);
+        cJSON_AddNumberToObject(cap, "max_context", e->capacity.max_context);
+        cJSON_AddNumberToObject(cap, "max_tokens", (double)e->capacity.max_tokens);
+        cJSON_AddBoolToObject(cap, "capped_by_max_position_embeddings", e->capacity.context_capped);
+        cJSON_AddNumberToObject(cap, "max_batch", e->capacity.max_batch);
+    }
     cJSON *s = cJSON_AddObjectToObject(j, "schedule");
     cJSON_AddNumberToObject(s, "n_steps", e->schedule.n_steps);
     cJSON_AddNumberToObject(s, "microbatches", e->schedule.microbatches);
@@ -225,6 +273,8 @@ int plan_run(const struct options *o, const struct model_spec *m, const char *di
                     if (mb > 0 && !st->takes_microbatches) continue;
                     struct workload w = workload_make(o, o->batches[b], o->seqs[q], o->microbatches[mb]);
                     plan_compute(m, st, &w, &o->machine, &e[n]);
+                    e[n].decode_tokens = o->decode_tokens;
+                    plan_memory(m, o, &e[n]);
                     plan_print(stdout, &e[n]);
                     failed += !e[n].ok;
                     n++;

@@ -4,6 +4,7 @@
 #define PB_PLAN_H
 #include <stdio.h>
 #include "options.h"
+#include "../strategies/memory_model.h"
 
 struct plan_entry {
     const struct strategy *strategy;
@@ -17,6 +18,9 @@ struct plan_entry {
     uint64_t params[PB_MAX_DEVICES], cpu_params;
     int copies, collectives;
     uint64_t copy_bytes;
+    struct memory_plan memory;           /* per device at the workload and --decode; n_devices 0: none */
+    struct kv_capacity capacity;
+    int decode_tokens;                   /* --decode: the memory is sized for them too */
 };
 
 /* Place and plan one strategy; a failure is recorded in e->error, not fatal. */

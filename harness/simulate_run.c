@@ -12,6 +12,7 @@
 
 #include "atomic_file.h"
 #include "check.h"
+#include "memory_report.h"
 #include "metrics.h"
 #include "placement_view.h"
 #include "results_dir.h"
@@ -248,9 +249,15 @@ static void run_point(const struct device_profile *prof, const struct model_spec
     struct placement *p = malloc(sizeof *p);
     *t = malloc(sizeof **t);
     int rc = p && *t ? PB_OK : pb_fail("out of host memory placing %s", st->name);
+    struct memory_shape shape = {.batch = w->batch, .seq = w->seq, .decode_tokens = decode_tokens};
+    struct memory_plan mem = {0};
+    struct kv_capacity cap = {0};
     if (rc == PB_OK) rc = st->place(m, w, mc, p);
+    if (rc == PB_OK) rc = memory_check_point(m, p, w->dtype, &shape, mc, st->name, &mem, &cap);
     if (rc == PB_OK) rc = simulate_point_on(prof, m, st, p, w, decode_tokens, ordinal, r, *t);
     free(p);
+    r->memory = mem;
+    r->capacity = cap;
     if (rc == PB_OK) return;
     free(*t);
     *t = NULL;
@@ -261,6 +268,10 @@ static void run_point(const struct device_profile *prof, const struct model_spec
     r->speedup = r->gpipe_bound = NAN;
     r->predicted = 1;
     snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
+    r->memory = mem;   /* a point refused for memory says how much */
+    r->capacity = cap;
+    r->n_devices = mem.n_devices;
+    for (int d = 0; d < mem.n_devices; d++) r->ordinal[d] = d;
 }
 
 static int write_reports(const char *dir, const struct run_env *env, const struct device_profile *prof,
@@ -317,6 +328,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
     fill_speedups(r, n);
     print_header(stdout, &prof, o, m);
     for (int i = 0; i < n; i++) print_point(stdout, &r[i]);
+    memory_print(stdout, r, n);
 
     char dir[4096];
     struct run_env env;

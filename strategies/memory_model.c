@@ -287,3 +287,13 @@ int memory_kv_capacity(const struct model_spec *m, const struct placement *p, en
     }
     return PB_OK;
 }
+
+int memory_check_point(const struct model_spec *m, const struct placement *p, enum dtype dt,
+                       const struct memory_shape *s, const struct machine *mc, const char *strategy,
+                       struct memory_plan *mp, struct kv_capacity *cap)
+{
+    memset(cap, 0, sizeof *cap);
+    PB_TRY(memory_plan_compute(m, p, dt, s, mp));
+    PB_TRY(memory_kv_capacity(m, p, dt, s, mc, cap));
+    return memory_plan_check(mp, mc, strategy, s);
+}

@@ -71,4 +71,11 @@ int memory_fullest_device(const struct memory_plan *mp);
 /* KV capacity of a placement against the budgets in mc (each device's own). */
 int memory_kv_capacity(const struct model_spec *m, const struct placement *p, enum dtype dt,
                        const struct memory_shape *s, const struct machine *mc, struct kv_capacity *out);
+
+/* One sweep point: the plan, its check against mc (the return value, with the
+ * message) and, whatever the check says, the KV capacity. Nothing is computed
+ * (mp->n_devices 0) when the shape itself is invalid. */
+int memory_check_point(const struct model_spec *m, const struct placement *p, enum dtype dt,
+                       const struct memory_shape *s, const struct machine *mc, const char *strategy,
+                       struct memory_plan *mp, struct kv_capacity *cap);
 #endif

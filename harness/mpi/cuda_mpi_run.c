@@ -12,6 +12,7 @@
 #include "../atomic_file.h"
 #include "../cupti.h"
 #include "../cuda_exec_internal.h"
+#include "../memory_report.h"
 #include "../results_dir.h"
 #include "../placement_view.h"
 #include "../run.h"
@@ -160,6 +161,7 @@ static int plan_point(const struct mpi_run *run, const struct strategy *st, stru
     if (!r->placement || !r->latency_ms || !r->profiled_ms) return pb_fail("out of host memory");
     PB_TRY(st->place(run->m, &r->w, &run->mc, r->placement));
     placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
+    PB_TRY(memory_fill_point(run->m, &run->mc, r));
     PB_TRY(st->plan(run->m, r->placement, &r->w, pre));
     if (run->o->decode_tokens > 0) {
         struct workload wd = r->w;
