@@ -191,11 +191,15 @@ static void set_budgets(struct memory_plan *mp, const struct machine *mc)
     for (int d = 0; d < mp->n_devices; d++) mp->gpu[d].budget = mc->gpu_memory[d];
 }
 
-/* The first device over its budget, -1 if all fit; -2: offloaded weights over the cpu budget. */
+/* The device furthest over its budget, -1 if all fit; -2: offloaded weights over the cpu budget. */
 static int over_budget(const struct memory_plan *mp, const struct machine *mc)
 {
+    int worst = -1;
     for (int d = 0; d < mp->n_devices; d++)
-        if (mp->gpu[d].budget && mp->gpu[d].peak > mp->gpu[d].budget) return d;
+        if (mp->gpu[d].budget && mp->gpu[d].peak > mp->gpu[d].budget &&
+            (worst < 0 || memory_free_bytes(&mp->gpu[d]) < memory_free_bytes(&mp->gpu[worst])))
+            worst = d;
+    if (worst >= 0) return worst;
     if (mp->host_weights && mc->cpu_memory && mp->host_weights > mc->cpu_memory) return -2;
     return -1;
 }

@@ -56,7 +56,7 @@ int memory_plan_compute(const struct model_spec *m, const struct placement *p, e
                         const struct memory_shape *s, struct memory_plan *out);
 
 /* Set each device's budget from mc and refuse, naming the strategy, the GPU and
- * the byte counts, the first device whose peak exceeds its budget (or offloaded
+ * the byte counts, the device furthest over its budget (or offloaded
  * weights beyond the cpu budget). A budget of 0 means none was given: not checked. */
 int memory_plan_check(struct memory_plan *mp, const struct machine *mc, const char *strategy,
                       const struct memory_shape *s);
