@@ -1,11 +1,11 @@
 /* Status-returning checks for CUDA runtime and cuBLAS calls: a failure prints the
  * call, file, line and error string through pb_fail and returns PB_ERR from the
- * enclosing function, so the caller can tidy up (harness/check.h). */
+ * enclosing function, so the caller can tidy up (base/check.h). */
 #ifndef PB_CUDA_CHECK_H
 #define PB_CUDA_CHECK_H
 #include <cuda_runtime.h>
 #include <cublasLt.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 
 #define cudaCheck(call)                                                                   \
     do {                                                                                  \

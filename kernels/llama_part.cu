@@ -17,11 +17,8 @@ int part_dims_make(const struct model_spec *m, const struct llama_part_desc *d, 
     memset(o, 0, sizeof *o);
     int w = d->world, r = d->rank;
     if (w < 1 || r < 0 || r >= w) return pb_fail("llama part: rank %d of world %d", r, w);
-    if (m->heads % w) return pb_fail("llama part: %d attention heads do not split over %d ranks", m->heads, w);
-    if (m->kv_heads >= w ? m->kv_heads % w : w % m->kv_heads)
-        return pb_fail("llama part: %d kv heads do not split (or replicate) over %d ranks", m->kv_heads, w);
-    if (m->intermediate % w) return pb_fail("llama part: intermediate size %d does not split over %d ranks", m->intermediate, w);
-    if (m->vocab % w) return pb_fail("llama part: vocabulary %d does not split over %d ranks", m->vocab, w);
+    char why[128];
+    if (model_tp_split_check(m, w, why, sizeof why)) return pb_fail("llama part: %d ranks do not divide %s", w, why);
     if (m->head_dim != 64 && m->head_dim != 128)
         return pb_fail("llama part: head_dim %d is not supported (64 or 128)", m->head_dim);
     if (m->hidden % 8 || (m->intermediate / w) % 8)

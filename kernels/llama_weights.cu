@@ -3,7 +3,7 @@
  * same pieces (part_pieces), so a shard gets exactly its slice of each tensor. */
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/safetensors.h"
+#include "../models/safetensors.h"
 #include "cuda_check.h"
 #include "llama_internal.h"
 #include "weight_hash.h"

@@ -23,13 +23,33 @@ int dtype_parse(const char *s, enum dtype *out)
     return 0;
 }
 
-uint64_t model_layer_params(const struct model_spec *m)
+uint64_t model_attention_params(const struct model_spec *m)
 {
     uint64_t h = (uint64_t)m->hidden, q = (uint64_t)m->heads * m->head_dim,
              kv = (uint64_t)m->kv_heads * m->head_dim;
-    uint64_t attention = h * q + 2 * h * kv + q * h;
-    uint64_t mlp = 3 * h * (uint64_t)m->intermediate;
-    return attention + mlp + 2 * h;  /* two RMSNorm weights */
+    return h * q + 2 * h * kv + q * h;
+}
+
+uint64_t model_mlp_params(const struct model_spec *m)
+{
+    return 3 * (uint64_t)m->hidden * (uint64_t)m->intermediate;
+}
+
+uint64_t model_layer_params(const struct model_spec *m)
+{
+    return model_attention_params(m) + model_mlp_params(m) + 2 * (uint64_t)m->hidden;
+}
+
+int model_tp_split_check(const struct model_spec *m, int world, char *why, size_t len)
+{
+    if (world < 1) snprintf(why, len, "anything (a world of %d ranks)", world);
+    else if (m->heads % world) snprintf(why, len, "the %d attention heads", m->heads);
+    else if (m->kv_heads >= world ? m->kv_heads % world : world % m->kv_heads)
+        snprintf(why, len, "the %d kv heads, nor are they a multiple of them (to replicate)", m->kv_heads);
+    else if (m->intermediate % world) snprintf(why, len, "intermediate_size %d", m->intermediate);
+    else if (m->vocab % world) snprintf(why, len, "vocab_size %d (lm_head is split by vocabulary)", m->vocab);
+    else return 0;
+    return -1;
 }
 
 uint64_t model_embed_params(const struct model_spec *m)
@@ -53,7 +73,7 @@ int model_modules(const struct model_spec *m, enum dtype dt, struct module *out)
     int n = 0;
     add(out, &n, "model.embed_tokens", MODULE_EMBED, -1, model_embed_params(m) * size);
     for (int i = 0; i < m->layers; i++) {
-        char name[48];
+        char name[PB_MODULE_NAME_LEN];
         snprintf(name, sizeof name, "model.layers.%d", i);
         add(out, &n, name, MODULE_LAYER, i, model_layer_params(m) * size);
     }

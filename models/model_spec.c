@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "../harness/check.h"
-#include "../harness/text_file.h"
+#include "../base/check.h"
+#include "../base/text_file.h"
 
 static char *read_file(const char *path)
 {
@@ -126,7 +126,8 @@ static int parse_spec(const char *path, const cJSON *root, struct model_spec *m)
     m->head_dim = m->hidden / m->heads;
     PB_TRY(get_size_opt(path, root, "head_dim", &m->head_dim));
     if (m->head_dim % 2) return pb_fail("%s: head_dim: %d must be even for rotary embeddings", path, m->head_dim);
-    if (m->layers > 1024) return pb_fail("%s: num_hidden_layers: %d exceeds 1024", path, m->layers);
+    if (m->layers > PB_MAX_LAYERS)
+        return pb_fail("%s: num_hidden_layers: %d exceeds %d", path, m->layers, PB_MAX_LAYERS);
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie)) return pb_fail("%s: tie_word_embeddings: must be true or false", path);
     m->tie_embeddings = cJSON_IsTrue(tie);

@@ -4,6 +4,7 @@
 #define PB_MODEL_SPEC_H
 #include <stddef.h>
 #include <stdint.h>
+#include "../base/limits.h"
 
 enum dtype { DTYPE_BF16, DTYPE_FP16, DTYPE_FP32 };
 
@@ -18,7 +19,7 @@ struct rope_scaling {
 };
 
 struct model_spec {
-    char name[128];          /* file name without directory and .json */
+    char name[PB_MODEL_NAME_LEN];        /* file name without directory and .json */
     char architecture[64];   /* LlamaForCausalLM or MistralForCausalLM */
     int hidden;              /* hidden_size */
     int intermediate;        /* intermediate_size */
@@ -37,7 +38,7 @@ struct model_spec {
 enum module_kind { MODULE_EMBED, MODULE_LAYER, MODULE_NORM, MODULE_ROTARY, MODULE_HEAD };
 
 struct module {
-    char name[48];           /* e.g. "model.layers.3" as in hf_device_map */
+    char name[PB_MODULE_NAME_LEN];         /* e.g. "model.layers.3" as in hf_device_map */
     enum module_kind kind;
     int layer;               /* layer index for MODULE_LAYER, else -1 */
     uint64_t param_bytes;    /* counted as accelerate's compute_module_sizes does */
@@ -49,7 +50,7 @@ int model_spec_load(const char *path, struct model_spec *out);
 /* "llama-2-7b" means models/llama-2-7b.json when no file of that name exists. */
 const char *model_resolve_path(const char *arg, char *buf, size_t len);
 
-/* Fill out[] (capacity layers + 4) with the modules in execution order; returns the count. */
+/* Fill out[] (capacity PB_MAX_MODULES) with the modules in execution order; returns the count. */
 int model_modules(const struct model_spec *m, enum dtype dt, struct module *out);
 
 int dtype_size(enum dtype dt);
@@ -57,9 +58,18 @@ const char *dtype_name(enum dtype dt);
 /* Parse "bf16"/"bfloat16", "fp16"/"float16", "fp32"/"float32"; -1 if unknown. */
 int dtype_parse(const char *s, enum dtype *out);
 
-/* Parameter counts of the pieces (elements, not bytes). */
+/* Parameter counts of the pieces (elements, not bytes): a layer is its attention
+ * projections (q, k, v, o), its MLP (gate, up, down) and two RMSNorm weights. */
+uint64_t model_attention_params(const struct model_spec *m);
+uint64_t model_mlp_params(const struct model_spec *m);
 uint64_t model_layer_params(const struct model_spec *m);
 uint64_t model_embed_params(const struct model_spec *m);
+
+/* Whether tensor parallelism over `world` ranks splits the model evenly: attention
+ * heads, kv heads (split, or replicated when there are fewer than ranks),
+ * intermediate columns and vocabulary. Returns 0, or -1 with what does not split
+ * ("the 32 attention heads") in why, for the caller to name the ranks. */
+int model_tp_split_check(const struct model_spec *m, int world, char *why, size_t len);
 
 /* Work of one decoder layer for `rows` new tokens attending to `context` positions
  * in total per sequence (prefill: context == seq; decode: kv length + 1), batch sequences. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The peer stack beside bench: the same model config, shapes and GPUs run in
 PyTorch + transformers, timed the way bench times its strategies, appended as
-rows of summary.csv (the same columns, harness/summary.c) so tables, plots and
+rows of summary.csv (the same columns, harness/report/summary.c) so tables, plots and
 report.html show the peer next to ours.
 
 Strategies (--strategies, default hf-naive,hf-auto):
@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 
-# The columns of summary.csv, in order (harness/summary.c: summary_csv_columns;
+# The columns of summary.csv, in order (harness/report/summary.c: summary_csv_columns;
 # tests/test_peer_script.c checks that the two lists agree).
 COLUMNS = [
     "strategy", "mode", "batch", "seq", "decode_tokens", "microbatches", "devices", "status",
@@ -163,7 +163,7 @@ def busy_metrics(trace_events, n_gpus):
     out = {"window": window, "gpu": [], "transfer_bytes": ptop_bytes, "transfer_ms": union_ms(ptop)}
     for d in range(n_gpus):
         p = per[d]
-        # As harness/metrics.c: idle = window - union of all activity; utilisation =
+        # As harness/measure/metrics.c: idle = window - union of all activity; utilisation =
         # union of kernel intervals (compute and NCCL) / window; own span over kernels.
         busy = union_ms(p["all"])
         k = p["kernels"]

@@ -45,7 +45,7 @@ if [ $stale = 1 ]; then
     fi
 fi
 
-# Colours: keep in step with plot_kind_rgb in harness/plot_data.c.
+# Colours: keep in step with plot_kind_rgb in harness/report/plot_data.c.
 common='
 set encoding utf8
 set style fill solid 1.0 noborder

@@ -23,12 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "strategy.h"
-#include "../harness/check.h"
+#include "../base/check.h"
 
 /* Tree nodes: root, model, lm_head, model's four children, then the decoder layers.
  * Children of a node are contiguous, so a node lists them as a range. */
 enum { N_ROOT, N_MODEL, N_HEAD, N_EMBED, N_LAYERS, N_NORM, N_ROTARY, N_FIRST_LAYER };
-#define AUTO_MAX_NODES (N_FIRST_LAYER + 1024)
+#define AUTO_MAX_NODES (N_FIRST_LAYER + PB_MAX_LAYERS)
 #define AUTO_MAX_SLOTS (PB_MAX_DEVICES + 2) /* GPUs, cpu, disk */
 #define AUTO_DISK (-2)
 #define AUTO_UNASSIGNED (-1)
@@ -37,7 +37,7 @@ enum { N_ROOT, N_MODEL, N_HEAD, N_EMBED, N_LAYERS, N_NORM, N_ROTARY, N_FIRST_LAY
 #define ROTARY_BUFFER_ELEMENT 4
 
 struct tree_node {
-    char name[48];
+    char name[PB_MODULE_NAME_LEN];
     int64_t bytes;           /* parameters and buffers below this node */
     int parent;
     int first_child, n_children;
@@ -73,11 +73,6 @@ struct walk {
     int assigned[AUTO_MAX_NODES];   /* slot per node, or AUTO_UNASSIGNED */
 };
 
-static int64_t layer_params(const struct model_spec *m)
-{
-    int64_t h = m->hidden, q = (int64_t)m->heads * m->head_dim, kv = (int64_t)m->kv_heads * m->head_dim;
-    return h * q + 2 * h * kv + q * h + 3 * h * m->intermediate + 2 * h;
-}
 
 static void set_node(struct module_tree *t, int i, const char *name, int64_t bytes, int parent)
 {
@@ -103,8 +98,8 @@ static int build_tree(const struct model_spec *m, enum dtype dt, struct module_t
     int64_t size = dtype_size(dt);
     int head_dim = m->head_dim > 0 ? m->head_dim : m->hidden / m->heads;
     t->tied = m->tie_embeddings;
-    t->embed_weight = (int64_t)m->vocab * m->hidden * size;
-    t->layer_bytes = layer_params(m) * size;
+    t->embed_weight = (int64_t)model_embed_params(m) * size;
+    t->layer_bytes = (int64_t)model_layer_params(m) * size;
     int64_t rotary = (int64_t)ROTARY_BUFFERS * (head_dim / 2) * ROTARY_BUFFER_ELEMENT;
     int64_t head = t->tied ? 0 : t->embed_weight;
     int64_t norm = (int64_t)m->hidden * size;
@@ -123,7 +118,7 @@ static int build_tree(const struct model_spec *m, enum dtype dt, struct module_t
     set_children(t, N_MODEL, N_EMBED, 4);
     set_children(t, N_LAYERS, N_FIRST_LAYER, m->layers);
     for (int i = 0; i < m->layers; i++) {
-        char name[48];
+        char name[PB_MODULE_NAME_LEN];
         snprintf(name, sizeof name, "model.layers.%d", i);
         set_node(t, N_FIRST_LAYER + i, name, t->layer_bytes, N_LAYERS);
         t->node[N_FIRST_LAYER + i].no_split = 1;

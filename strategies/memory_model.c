@@ -1,11 +1,11 @@
 /* See memory_model.h. The part formulas follow kernels/llama_part.cu line for
  * line (part_dims_make, part_layouts), alignment included, and the parts follow
- * harness/cuda_exec_layout.c (exec_build_parts); tests/gpu/test_memory_model.c
+ * harness/exec/cuda/cuda_exec_layout.c (exec_build_parts); tests/gpu/test_memory_model.c
  * checks both against the kernel core's own llama_part_bytes. */
 #include "memory_model.h"
 #include <stdio.h>
 #include <string.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 
 /* Constants of the kernel core (the GPU test holds them equal). */
 #define ELEM_ALIGN 128                   /* llama_part.cu: elements, 256 bytes of bf16 */
@@ -23,13 +23,9 @@ struct shard {
 
 static int shard_make(const struct model_spec *m, int world, struct shard *o)
 {
+    char why[128];
     if (world < 1) return pb_fail("memory model: world %d", world);
-    if (m->heads % world) return pb_fail("%d attention heads do not split over %d ranks", m->heads, world);
-    if (m->kv_heads >= world ? m->kv_heads % world : world % m->kv_heads)
-        return pb_fail("%d kv heads do not split (or replicate) over %d ranks", m->kv_heads, world);
-    if (m->intermediate % world || m->vocab % world)
-        return pb_fail("intermediate size %d or vocabulary %d does not split over %d ranks", m->intermediate,
-                       m->vocab, world);
+    if (model_tp_split_check(m, world, why, sizeof why)) return pb_fail("%d ranks do not divide %s", world, why);
     o->hidden = (uint64_t)m->hidden;
     o->hd = (uint64_t)m->head_dim;
     o->hq = (uint64_t)(m->heads / world);
@@ -108,16 +104,16 @@ static void part_bytes(const struct part *pt, const struct shard *x, int es, con
     g->has_head |= pt->has_head;
 }
 
-/* The parts exec_build_parts (harness/cuda_exec_layout.c) makes of a sequential
+/* The parts exec_build_parts (harness/exec/cuda/cuda_exec_layout.c) makes of a sequential
  * placement: a device's contiguous stages merge into one part (GPU layers and
  * cpu-offloaded ones apart); embed joins the first part on its device, the head
  * the last, or each gets an empty part of its own. Returns the count. */
 static int sequential_parts(const struct placement *p, struct part *out, int cap)
 {
-    int sd[1024 + 4], sf[1024 + 4], sc[1024 + 4];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int stages = placement_stages(p, sd, sf, sc), n = 0;
     for (int i = 0; i < stages; i++) {
-        int dev = sd[i] == PB_DEVICE_CPU ? 0 : sd[i], host = sd[i] == PB_DEVICE_CPU, merged = 0;
+        int dev = placement_exec_device(sd[i]), host = sd[i] == PB_DEVICE_CPU, merged = 0;
         for (int k = 0; k < n && !merged; k++)
             if (out[k].device == dev && out[k].host == host && out[k].first + out[k].layers == sf[i]) {
                 out[k].layers += sc[i];
@@ -130,7 +126,7 @@ static int sequential_parts(const struct placement *p, struct part *out, int cap
         int where = 0;
         for (int i = 0; i < p->n_modules; i++)
             if (p->modules[i].kind == kind) where = p->device[i];
-        int dev = where == PB_DEVICE_CPU ? 0 : where, host = where == PB_DEVICE_CPU, found = -1;
+        int dev = placement_exec_device(where), host = where == PB_DEVICE_CPU, found = -1;
         for (int k = 0; k < n; k++)
             if (out[k].device == dev && out[k].host == host && (found < 0 || pass)) found = k;
         if (found < 0 && n < cap) {
@@ -168,7 +164,7 @@ int memory_plan_compute(const struct model_spec *m, const struct placement *p, e
     for (int k = 0; k < n; k++)
         if (parts[k].device < out->n_devices)
             part_bytes(&parts[k], &x, es, s, &out->gpu[parts[k].device], &out->host_weights);
-    /* The executor's own buffers (harness/cuda_executor.c create_parts). */
+    /* The executor's own buffers (harness/exec/cuda/cuda_executor.c create_parts). */
     uint64_t rows = (uint64_t)s->batch * (uint64_t)s->seq;
     if (p->tensor_parallel && p->n_devices > 1)
         for (int d = 0; d < p->n_devices; d++) out->gpu[d].comm += rows * (uint64_t)m->vocab * 2;  /* gather */

@@ -1,7 +1,7 @@
 /* Device memory a placement needs at a workload: weights as placed, the KV cache,
  * activations and workspace, communication buffers. Every figure is what the
  * executors allocate (the kernel core's arena, kernels/llama_part.cu part_layouts,
- * and the executor's own buffers, harness/cuda_executor.c create_parts), so a
+ * and the executor's own buffers, harness/exec/cuda/cuda_executor.c create_parts), so a
  * point that does not fit is refused before anything runs, and a measured run
  * can put the prediction beside the allocator's figure. Plain C, no CUDA. */
 #ifndef PB_MEMORY_MODEL_H

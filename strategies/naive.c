@@ -1,7 +1,7 @@
 /* naive: the hand split from the seed script: layers_per_gpu = L // N, layer i on
  * GPU min(i // layers_per_gpu, N-1), embeddings on GPU 0, norm and lm_head on the
  * last GPU (which therefore gets the remainder of the layers). */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 static int naive_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,

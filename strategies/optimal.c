@@ -4,7 +4,7 @@
  * optimum over all contiguous splits is never worse than either. */
 #include <float.h>
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 struct split_problem {
@@ -67,8 +67,8 @@ static int optimal_place(const struct model_spec *m, const struct workload *w, c
     if (mc->gpus < 1) return pb_fail("optimal needs at least one GPU");
     placement_init(out, m, w->dtype, mc->gpus);
     int n = out->n_modules;
-    double work[1024 + 5];
-    uint64_t bytes[1024 + 5];
+    double work[PB_MAX_MODULES + 1];
+    uint64_t bytes[PB_MAX_MODULES + 1];
     struct split_problem sp = {.n = n, .prefix_work = work, .prefix_bytes = bytes, .head = n - 1};
     work[0] = 0;
     bytes[0] = 0;

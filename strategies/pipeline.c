@@ -1,6 +1,6 @@
 /* pipeline: optimal's stages, with the batch cut into m microbatches that flow
  * through them GPipe-style (forward only: inference has no backward wave). */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 extern const struct strategy optimal_strategy;
@@ -15,7 +15,7 @@ static int pipeline_place(const struct model_spec *m, const struct workload *w, 
 int pipeline_microbatches(const struct placement *p, const struct workload *w)
 {
     if (w->microbatches > 0) return w->microbatches;
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int stages = placement_stages(p, sd, sf, sc);
     int m = 2 * (stages > 0 ? stages : 1);
     while (m > 1 && (m > w->batch || w->batch % m)) m--;

@@ -2,7 +2,7 @@
  * placement shares (naive, auto, optimal, single; pipeline with microbatches). */
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 void schedule_init(struct schedule *s, int n_devices)
@@ -53,11 +53,40 @@ int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int 
     return schedule_add(s, &st);
 }
 
+/* The one table of step names: plan.json, traces and NVTX ranges all read it. */
+static const char *const step_kind_names[] = {
+    [STEP_EMBED] = "embed", [STEP_LAYERS] = "layers", [STEP_ATTENTION] = "attention", [STEP_MLP] = "mlp",
+    [STEP_HEAD] = "head",   [STEP_COPY] = "copy",     [STEP_ALLREDUCE] = "allreduce", [STEP_ALLGATHER] = "allgather",
+};
+
+int step_is_collective(const struct step *st)
+{
+    return st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER;
+}
+
 const char *step_kind_name(enum step_kind k)
 {
-    static const char *names[] = {"embed", "layers", "attention", "mlp", "head",
-                                  "copy", "allreduce", "allgather"};
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "unknown";
+    return (unsigned)k < sizeof step_kind_names / sizeof step_kind_names[0] ? step_kind_names[k] : "unknown";
+}
+
+void step_label(const struct schedule *s, const struct step *st, char *buf, size_t len)
+{
+    const char *kind = step_kind_name(st->kind);
+    int n;
+    switch (st->kind) {
+    case STEP_LAYERS:
+        n = st->count > 1 ? snprintf(buf, len, "%s %d-%d", kind, st->layer, st->layer + st->count - 1)
+                          : snprintf(buf, len, "layer %d", st->layer);
+        break;
+    case STEP_ATTENTION:
+    case STEP_MLP: n = snprintf(buf, len, "%s %d", kind, st->layer); break;
+    case STEP_COPY: n = snprintf(buf, len, "%s %d->%d", kind, st->src, st->dst); break;
+    case STEP_ALLREDUCE:
+    case STEP_ALLGATHER: n = snprintf(buf, len, "%s %d", kind, st->collective); break;
+    default: n = snprintf(buf, len, "%s", kind); break;
+    }
+    if (s->microbatches > 1 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " mb%d", st->microbatch);
 }
 
 void schedule_device_flops(const struct schedule *s, double *out)
@@ -73,9 +102,7 @@ void placement_init(struct placement *p, const struct model_spec *m, enum dtype 
     p->n_devices = n_devices;
 }
 
-/* Where a module runs: cpu-offloaded modules execute on the first GPU, as
- * accelerate's hooks move their weights to the main device. */
-static int exec_device(int device)
+int placement_exec_device(int device)
 {
     return device == PB_DEVICE_CPU ? 0 : device;
 }
@@ -148,19 +175,19 @@ static int move_to(struct schedule *s, const struct model_spec *m, const struct 
 static int plan_microbatch(const struct model_spec *m, const struct placement *p, const struct workload *w,
                            int mb, int offset, int batch, struct schedule *s)
 {
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     int stages = placement_stages(p, sd, sf, sc);
     struct workload part = *w;
     part.batch = batch;
     int e = module_index(p, MODULE_EMBED), h = module_index(p, MODULE_HEAD);
-    int at = exec_device(p->device[e]);
+    int at = placement_exec_device(p->device[e]);
     struct step st = compute_step(STEP_EMBED, at, mb, offset, batch, w);
     st.mem_bytes = module_mem_bytes(m, &p->modules[e], &part);
     st.offloaded = p->device[e] == PB_DEVICE_CPU;
     int last = schedule_add(s, &st);
     if (last < 0) return PB_ERR;
     for (int i = 0; i < stages; i++) {
-        int dev = exec_device(sd[i]);
+        int dev = placement_exec_device(sd[i]);
         int dep = move_to(s, m, w, &at, dev, last, mb);
         if (dep < 0) return PB_ERR;
         st = compute_step(STEP_LAYERS, dev, mb, offset, batch, w);
@@ -176,7 +203,7 @@ static int plan_microbatch(const struct model_spec *m, const struct placement *p
         if ((last = schedule_add(s, &st)) < 0) return PB_ERR;
     }
     /* Final norm and lm_head run together where lm_head lives. */
-    int dev = exec_device(p->device[h]);
+    int dev = placement_exec_device(p->device[h]);
     int dep = move_to(s, m, w, &at, dev, last, mb);
     if (dep < 0) return PB_ERR;
     st = compute_step(STEP_HEAD, dev, mb, offset, batch, w);
@@ -198,7 +225,7 @@ int plan_sequential(const struct model_spec *m, const struct placement *p, const
         return pb_fail("batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
                        w->batch, microbatches, w->batch);
     schedule_init(out, p->n_devices);
-    int sd[1024], sf[1024], sc[1024];
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     out->stages = placement_stages(p, sd, sf, sc);
     out->microbatches = microbatches;
     int per = w->batch / microbatches;

@@ -1,5 +1,5 @@
 /* single: the whole model on one GPU, the baseline every strategy is compared with. */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 static int single_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,

@@ -2,11 +2,10 @@
  * steps on device streams. Plain C, no CUDA: everything here is testable on a CPU. */
 #ifndef PB_STRATEGY_H
 #define PB_STRATEGY_H
+#include "../base/limits.h"
 #include "../models/model_spec.h"
 
-#define PB_MAX_DEVICES 64
 #define PB_DEVICE_CPU (-1)   /* accelerate's "cpu": weights in host memory, streamed */
-#define PB_MAX_DEPS 8
 
 enum run_mode { MODE_PREFILL, MODE_DECODE };
 
@@ -36,8 +35,8 @@ struct machine {
 /* module -> device. For tensor parallel every module lives on all N devices, sharded. */
 struct placement {
     int n_modules;
-    struct module modules[1024 + 4];
-    int device[1024 + 4];    /* per module: GPU index or PB_DEVICE_CPU; -2 = sharded over all */
+    struct module modules[PB_MAX_MODULES];
+    int device[PB_MAX_MODULES]; /* per module: GPU index or PB_DEVICE_CPU; -2 = sharded over all */
     int n_devices;           /* devices the schedule uses */
     int tensor_parallel;     /* 1: every module split over n_devices */
 };
@@ -89,8 +88,14 @@ void schedule_free(struct schedule *s);
 int schedule_add(struct schedule *s, const struct step *st);
 /* Convenience: append a copy of `bytes` from src to dst after `dep`. */
 int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int microbatch, int dep);
-/* "embed", "layers", "copy", ... for reports. */
+/* 1 for a rank's part of a collective (all-reduce, all-gather). */
+int step_is_collective(const struct step *st);
+/* "embed", "layers", "copy", "allreduce", ... for plan.json and reports. */
 const char *step_kind_name(enum step_kind k);
+/* A step's label, the same in every executor's trace and NVTX ranges: "embed",
+ * "layers 0-15" ("layer 3" for one), "attention 3", "mlp 3", "head", "copy 0->1",
+ * "allreduce 3", "allgather 3"; " mbK" follows when the schedule has microbatches. */
+void step_label(const struct schedule *s, const struct step *st, char *buf, size_t len);
 /* Per-device FLOPs of a schedule (sum over its compute steps). */
 void schedule_device_flops(const struct schedule *s, double *out);
 
@@ -115,6 +120,9 @@ const struct strategy *strategy_find(const char *name);
 
 /* Shared helpers for strategies. */
 void placement_init(struct placement *p, const struct model_spec *m, enum dtype dt, int n_devices);
+/* The device a module placed on `device` runs on: cpu-offloaded modules execute on
+ * GPU 0, as accelerate's hooks move their weights to the main device. */
+int placement_exec_device(int device);
 /* Layers [first, last) on each device: a sequential (non-tp) placement's stages in order.
  * Returns the number of stages; stage_device[i] is the device of stage i. */
 int placement_stages(const struct placement *p, int *stage_device, int *stage_first, int *stage_count);

@@ -4,7 +4,7 @@
  * all-reduces (after the attention output projection and after the MLP down
  * projection). The embedding table is replicated, so it needs no collective;
  * the lm_head slices are joined by one all-gather of the logits. */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 #define TP_SHARDED (-2)
@@ -14,17 +14,9 @@ static int tp_place(const struct model_spec *m, const struct workload *w, const 
 {
     int n = mc->gpus;
     if (n < 1) return pb_fail("tp needs at least one GPU");
-    if (m->heads % n)
-        return pb_fail("tp: %d GPUs do not divide the %d attention heads of %s; use a GPU count that "
-                       "divides %d", n, m->heads, m->name, m->heads);
-    if (m->kv_heads >= n ? m->kv_heads % n : n % m->kv_heads)
-        return pb_fail("tp: %d kv heads can be neither split nor replicated evenly over %d GPUs",
-                       m->kv_heads, n);
-    if (m->intermediate % n)
-        return pb_fail("tp: %d GPUs do not divide intermediate_size %d", n, m->intermediate);
-    if (m->vocab % n)
-        return pb_fail("tp: %d GPUs do not divide vocab_size %d (lm_head is split by vocabulary)", n,
-                       m->vocab);
+    char why[128];
+    if (model_tp_split_check(m, n, why, sizeof why))
+        return pb_fail("tp: %d GPUs do not divide %s of %s; use a GPU count that does", n, why, m->name);
     placement_init(out, m, w->dtype, n);
     out->tensor_parallel = 1;
     for (int i = 0; i < out->n_modules; i++) out->device[i] = TP_SHARDED;
@@ -59,8 +51,7 @@ static int tp_plan(const struct model_spec *m, const struct placement *p, const 
     out->tp_world = n;
     int last[PB_MAX_DEVICES];
     uint64_t hidden_bytes = (uint64_t)rows * m->hidden * size;
-    double h = m->hidden, q = (double)m->heads * m->head_dim, kv = (double)m->kv_heads * m->head_dim;
-    double attn_params = h * q + 2 * h * kv + q * h, mlp_params = 3 * h * m->intermediate;
+    double h = m->hidden, attn_params = (double)model_attention_params(m), mlp_params = (double)model_mlp_params(m);
     double layer_flops = model_layer_flops(m, w->batch, w->seq, w->context);
     double mlp_flops = 2.0 * rows * mlp_params;
     int coll = 0;

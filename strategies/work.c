@@ -2,7 +2,7 @@
  * nominal GPU by the roofline, max(FLOPs / rate, bytes / bandwidth). The nominal
  * rates only weigh FLOPs against bytes; the split they choose does not depend on
  * their scale. */
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "strategy.h"
 
 #define NOMINAL_FLOPS 800e12 /* bf16 dense, H100/H200 class (measured ~790-798 TFLOP/s) */

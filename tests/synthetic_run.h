@@ -5,7 +5,7 @@
  * the GPU boundary, NCCL kernels for tp, three timed iterations. */
 #ifndef PB_TEST_SYNTHETIC_RUN_H
 #define PB_TEST_SYNTHETIC_RUN_H
-#include "../harness/run.h"
+#include "../harness/run/run.h"
 
 #define SYN_POINTS 7
 

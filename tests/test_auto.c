@@ -3,7 +3,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include "../harness/text_file.h"
+#include "../base/text_file.h"
 #include "test.h"
 #include "../strategies/strategy.h"
 

@@ -1,7 +1,7 @@
 /* Measurements become a profile: the slowest GPU and pair count, the base profile
  * supplies datasheet peaks, and the link kind follows from the measured speed. */
-#include "../harness/calibration.h"
-#include "../harness/check.h"
+#include "../harness/exec/model/calibration.h"
+#include "../base/check.h"
 #include "test.h"
 
 static struct calibration two_h200(void)

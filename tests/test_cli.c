@@ -3,7 +3,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "test.h"
 
 static char out[65536];

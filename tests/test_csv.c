@@ -1,7 +1,7 @@
 /* RFC 4180: quoting only where needed, quotes doubled, CRLF records, unknown empty. */
 #include <math.h>
 #include <stdlib.h>
-#include "../harness/csv.h"
+#include "../base/csv.h"
 #include "test.h"
 
 static char *render(void (*write)(FILE *))

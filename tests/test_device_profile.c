@@ -1,8 +1,8 @@
 /* Device profiles: the shipped ones load, bad ones are refused with a message that
  * names the file and the field, and what calibrate writes reads back the same. */
 #include <stdlib.h>
-#include "../harness/check.h"
-#include "../harness/device_profile.h"
+#include "../base/check.h"
+#include "../harness/exec/model/device_profile.h"
 #include "test.h"
 
 static const char *const shipped[] = {"h100", "h200", "a100", "l40s", "rtx4090"};

@@ -2,7 +2,7 @@
  * careful words where data is missing or predicted. */
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/explain.h"
+#include "../harness/report/explain.h"
 #include "synthetic_run.h"
 #include "test.h"
 

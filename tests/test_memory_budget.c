@@ -1,7 +1,7 @@
 /* --max-memory means what from_pretrained(max_memory=...) means. */
 #include <stdint.h>
 #include "test.h"
-#include "../harness/memory_budget.h"
+#include "../harness/cli/memory_budget.h"
 
 static uint64_t size_of(const char *text)
 {

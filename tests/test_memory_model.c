@@ -5,9 +5,9 @@
  * kernel core's own allocation, byte for byte.) */
 #include <inttypes.h>
 #include <stdlib.h>
-#include "../harness/check.h"
-#include "../harness/csv_read.h"
-#include "../harness/memory_report.h"
+#include "../base/check.h"
+#include "../base/csv_read.h"
+#include "../harness/report/memory_report.h"
 #include "test.h"
 
 #define GIB (1ull << 30)

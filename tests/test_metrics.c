@@ -1,5 +1,5 @@
 /* Metrics on synthetic records: the definitions of DESIGN.md, checked by hand. */
-#include "../harness/metrics.h"
+#include "../harness/measure/metrics.h"
 #include "test.h"
 
 static void add(struct trace *t, enum record_kind kind, int dev, uint64_t start_us, uint64_t end_us, int it)

@@ -1,7 +1,7 @@
 /* The config reader: shipped configs, transformers' defaults, clear rejections. */
 #include <stdlib.h>
 #include <unistd.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "../models/model_spec.h"
 #include "test.h"
 
@@ -161,4 +161,29 @@ TEST(test_dtype_names_parse_and_reject_unknown)
     CHECK_EQ_INT(dtype_parse("float32", &d), 0);
     CHECK_EQ_INT(dtype_size(d), 4);
     CHECK_EQ_INT(dtype_parse("int8", &d), -1);
+}
+
+TEST(test_layer_params_are_attention_mlp_and_two_norms)
+{
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load("models/llama-3-8b.json", &m), PB_OK);
+    /* q and o: 4096 x 4096 each; k and v: 4096 x 1024 each (8 kv heads of 128). */
+    CHECK(model_attention_params(&m) == 2ull * 4096 * 4096 + 2ull * 4096 * 1024);
+    CHECK(model_mlp_params(&m) == 3ull * 4096 * 14336);
+    CHECK(model_layer_params(&m) == model_attention_params(&m) + model_mlp_params(&m) + 2 * 4096);
+}
+
+TEST(test_tp_split_check_names_what_does_not_split)
+{
+    struct model_spec m;
+    char why[128];
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    CHECK_EQ_INT(model_tp_split_check(&m, 4, why, sizeof why), 0);
+    CHECK_EQ_INT(model_tp_split_check(&m, 3, why, sizeof why), -1);
+    CHECK(strstr(why, "32 attention heads"));
+    m.kv_heads = 8;   /* 8 kv heads: split over 4, replicated over 16, neither over 32/3 */
+    CHECK_EQ_INT(model_tp_split_check(&m, 16, why, sizeof why), 0);
+    m.vocab = 32001;
+    CHECK_EQ_INT(model_tp_split_check(&m, 2, why, sizeof why), -1);
+    CHECK(strstr(why, "vocab_size 32001"));
 }

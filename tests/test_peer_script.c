@@ -3,7 +3,7 @@
  * only where torch and GPUs are). */
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/run.h"
+#include "../harness/run/run.h"
 #include "test.h"
 
 TEST(test_peer_script_columns_match_summary_csv)

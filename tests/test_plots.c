@@ -3,11 +3,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "../harness/csv_read.h"
-#include "../harness/plot_data.h"
-#include "../harness/plots.h"
-#include "../harness/timeline.h"
-#include "../harness/trace_read.h"
+#include "../base/csv_read.h"
+#include "../harness/report/plot_data.h"
+#include "../harness/report/plots.h"
+#include "../harness/report/timeline.h"
+#include "../harness/report/trace_read.h"
 #include "synthetic_run.h"
 #include "test.h"
 

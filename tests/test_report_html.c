@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "../harness/report_html.h"
+#include "../harness/report/report_html.h"
 #include "synthetic_run.h"
-#include "../harness/text_file.h"
+#include "../base/text_file.h"
 #include "test.h"
 
 

@@ -2,10 +2,10 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include "../harness/csv_read.h"
-#include "../harness/predict.h"
-#include "../harness/run.h"
-#include "../harness/text_file.h"
+#include "../base/csv_read.h"
+#include "../harness/run/predict.h"
+#include "../harness/run/run.h"
+#include "../base/text_file.h"
 #include "test.h"
 
 

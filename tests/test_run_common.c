@@ -1,8 +1,8 @@
-/* What the single-process and MPI runs share (harness/run_common.c): latency
+/* What the single-process and MPI runs share (harness/run/run_common.c): latency
  * from the timed iterations, busy time from the profiled ones, the CUPTI
  * overhead between them, and single's output as the reference. */
 #include <stdlib.h>
-#include "../harness/run_common.h"
+#include "../harness/run/run_common.h"
 #include "test.h"
 
 static void kernel(struct trace *t, uint64_t start_us, uint64_t end_us, int it)

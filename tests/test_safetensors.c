@@ -1,7 +1,7 @@
 /* The safetensors reader on the CPU: single files, sharded folders, dtype
  * conversion to bf16, and clear errors on broken files. */
 #include <stdlib.h>
-#include "../harness/safetensors.h"
+#include "../models/safetensors.h"
 #include "safetensors_write.h"
 #include "test.h"
 

@@ -2,7 +2,7 @@
  * dependencies point backwards and follow the data, copies sit exactly where the
  * activations change device and carry microbatch x seq x hidden x dtype bytes. */
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "../strategies/strategy.h"
 #include "test.h"
 
@@ -186,4 +186,33 @@ TEST(test_auto_offloaded_layers_run_on_gpu_0_streaming_weights)
         }
     CHECK(offloaded > 0);
     schedule_free(&s);
+}
+
+TEST(test_step_labels_come_from_one_table_and_name_microbatches)
+{
+    struct schedule s = {.microbatches = 1};
+    char b[PB_LABEL_LEN];
+    struct step layers = {.kind = STEP_LAYERS, .layer = 0, .count = 16};
+    step_label(&s, &layers, b, sizeof b);
+    CHECK(!strcmp(b, "layers 0-15"));
+    struct step one = {.kind = STEP_LAYERS, .layer = 3, .count = 1};
+    step_label(&s, &one, b, sizeof b);
+    CHECK(!strcmp(b, "layer 3"));
+    struct step ar = {.kind = STEP_ALLREDUCE, .collective = 7};
+    step_label(&s, &ar, b, sizeof b);
+    CHECK(!strcmp(b, "allreduce 7") && !strcmp(step_kind_name(STEP_ALLREDUCE), "allreduce"));
+    struct step copy = {.kind = STEP_COPY, .src = 0, .dst = 1, .microbatch = 2};
+    s.microbatches = 4;
+    step_label(&s, &copy, b, sizeof b);
+    CHECK(!strcmp(b, "copy 0->1 mb2"));
+    struct step head = {.kind = STEP_HEAD};
+    step_label(&s, &head, b, sizeof b);
+    CHECK(!strcmp(b, "head mb0"));
+    CHECK(!strcmp(step_kind_name((enum step_kind)99), "unknown"));
+}
+
+TEST(test_cpu_offloaded_modules_run_on_gpu_0)
+{
+    CHECK_EQ_INT(placement_exec_device(PB_DEVICE_CPU), 0);
+    CHECK_EQ_INT(placement_exec_device(3), 3);
 }

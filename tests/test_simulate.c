@@ -1,10 +1,10 @@
 /* The simulator on hand-built and planned schedules: the GPipe bubble, the ring
  * all-reduce, naive's 1/N utilisation, dependencies, streams and records. */
 #include <stdlib.h>
-#include "../harness/check.h"
-#include "../harness/device_profile.h"
-#include "../harness/metrics.h"
-#include "../harness/simulate.h"
+#include "../base/check.h"
+#include "../harness/exec/model/device_profile.h"
+#include "../harness/measure/metrics.h"
+#include "../harness/exec/model/simulate.h"
 #include "test.h"
 
 /* A profile with round numbers: 100 TFLOP/s (1e5 FLOP/ns), 1000 GB/s (1000 B/ns),

@@ -1,9 +1,9 @@
 /* Per-kernel pricing against the H100 figures of docs/PERF.md: each kernel by its
  * own roofline, decode bound by the weights, prompts by the GEMM rate at their M. */
 #include <stdlib.h>
-#include "../harness/check.h"
-#include "../harness/sim_kernels.h"
-#include "../harness/simulate.h"
+#include "../base/check.h"
+#include "../harness/exec/model/sim_kernels.h"
+#include "../harness/exec/model/simulate.h"
 #include "test.h"
 
 static int load(struct device_profile *p, struct model_spec *m)

@@ -2,8 +2,8 @@
  * the report files written. */
 #include <stdlib.h>
 #include <unistd.h>
-#include "../harness/check.h"
-#include "../harness/simulate_run.h"
+#include "../base/check.h"
+#include "../harness/run/simulate_run.h"
 #include "test.h"
 
 static void base_options(struct options *o)

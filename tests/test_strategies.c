@@ -1,6 +1,6 @@
 /* Placements and schedules of every strategy, checked on the CPU. */
 #include <stdlib.h>
-#include "../harness/check.h"
+#include "../base/check.h"
 #include "../strategies/strategy.h"
 #include "test.h"
 

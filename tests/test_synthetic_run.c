@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../harness/placement_view.h"
+#include "../harness/report/placement_view.h"
 #include "synthetic_run.h"
 #include "test.h"
 

@@ -3,7 +3,7 @@
  * naming the tensor; and, when scripts/make_peer_reference.py has run (folder in
  * PB_PEER_DIR), transformers' own logits are matched. */
 #include <cjson/cJSON.h>
-#include "../../harness/check.h"
+#include "../../base/check.h"
 #include <sys/stat.h>
 #include "../safetensors_write.h"
 #include "model_test_util.h"

@@ -5,11 +5,11 @@
  * CUDA function, but links the kernel core, so it lives with the GPU tests. */
 #include <stdlib.h>
 #include <string.h>
-#include "../../harness/cuda_exec_internal.h"
+#include "../../harness/exec/cuda/cuda_exec_internal.h"
 #include "../../strategies/memory_model.h"
 #include "../test.h"
 
-/* Bytes create_parts (harness/cuda_executor.c) allocates beside the parts on logical device d. */
+/* Bytes create_parts (harness/exec/cuda/cuda_executor.c) allocates beside the parts on logical device d. */
 static uint64_t executor_extra(const struct exec_config *c, const struct part_layout *l, int d)
 {
     uint64_t extra = 0;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cuda_runtime.h>
-#include "../../harness/executor.h"
+#include "../../harness/exec/executor.h"
 #include "../test.h"
 
 /* A tiny model the kernel core supports (head_dim 64; models/llama-tiny.json has 32). */

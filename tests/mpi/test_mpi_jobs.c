@@ -2,9 +2,9 @@
  * other ranks write nothing, and every rank ends with rank 0's status. */
 #include <stdlib.h>
 #include <sys/stat.h>
-#include "../../harness/check.h"
-#include "../../harness/cli.h"
-#include "../../harness/mpi/mpi_jobs.h"
+#include "../../base/check.h"
+#include "../../harness/cli/cli.h"
+#include "../../harness/exec/mpi/mpi_jobs.h"
 #include "../test.h"
 
 static struct mpi_world world(void)

@@ -1,6 +1,6 @@
 /* The MPI plumbing: ranks, agreement on failure with the failing rank's message. */
-#include "../../harness/check.h"
-#include "../../harness/mpi/mpi_world.h"
+#include "../../base/check.h"
+#include "../../harness/exec/mpi/mpi_world.h"
 #include "../test.h"
 
 static struct mpi_world world(void)

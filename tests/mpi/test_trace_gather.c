@@ -3,9 +3,9 @@
  * the records gathered, rank 0 sees one timeline on its own clock. */
 #include <stdlib.h>
 #include <time.h>
-#include "../../harness/check.h"
-#include "../../harness/metrics.h"
-#include "../../harness/mpi/trace_gather.h"
+#include "../../base/check.h"
+#include "../../harness/measure/metrics.h"
+#include "../../harness/exec/mpi/trace_gather.h"
 #include "../test.h"
 
 #define SKEW_NS 5000000ll

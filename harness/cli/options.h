@@ -1,0 +1,34 @@
+/* Everything the command line decides, parsed once by main. */
+#ifndef PB_OPTIONS_H
+#define PB_OPTIONS_H
+#include "../../strategies/strategy.h"
+
+
+struct options {
+    const char *model_path;
+    const char *strategies[PB_MAX_LIST];
+    int n_strategies;
+    int gpus;                        /* N; 0 = all visible */
+    int devices[PB_MAX_DEVICES];     /* --devices 0,0: logical device -> CUDA ordinal */
+    int n_devices_listed;
+    int batches[PB_MAX_LIST], n_batches;
+    int seqs[PB_MAX_LIST], n_seqs;
+    int microbatches[PB_MAX_LIST], n_microbatches;   /* 0 entry = default */
+    int decode_tokens;               /* --decode T: generate T greedy tokens */
+    enum dtype dtype;
+    struct machine machine;          /* memory budgets and --device-map policy */
+    int max_memory_given;
+    int plan_only;                   /* --plan */
+    int simulate;                    /* --simulate */
+    const char *gpu_profile;         /* --gpu-profile NAME or path */
+    int predict, calibrate, plot, explain;
+    int iters, warmup;
+    int profile_iters;               /* --profile-iters: CUPTI-traced iterations after the timed ones */
+    int no_cupti;
+    int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
+    const char *weights;             /* --weights DIR of safetensors; default random */
+    uint64_t seed;
+    const char *out_dir;             /* --out DIR; default results/<timestamp>-<model> */
+    char command[2048];              /* the command line, for reports */
+};
+#endif

@@ -1,0 +1,137 @@
+/* What a CUDA executor holds, shared by cuda_executor.c (setup) and
+ * cuda_exec_issue.c (issuing passes). Not for other callers: they use executor.h. */
+#ifndef PB_CUDA_EXEC_INTERNAL_H
+#define PB_CUDA_EXEC_INTERNAL_H
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <nvtx3/nvToolsExt.h>
+#include "../../../kernels/llama.h"
+#include "../../../base/check.h"
+#include "../../measure/cupti.h"
+#include "../executor.h"
+
+#define EXEC_MAX_PARTS (2 * PB_MAX_DEVICES + 2)
+#define EXEC_MAX_STREAMS 4
+
+#define CUDA_TRY(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return pb_fail("%s:%d: %s failed: %s (check the GPU with nvidia-smi; --devices picks " \
+                           "others)", __FILE__, __LINE__, #call, cudaGetErrorString(e_));          \
+    } while (0)
+
+#define NCCL_TRY(call)                                                                             \
+    do {                                                                                           \
+        ncclResult_t r_ = (call);                                                                  \
+        if (r_ != ncclSuccess)                                                                     \
+            return pb_fail("%s:%d: %s failed: %s (NCCL_DEBUG=WARN says more; set "                 \
+                           "NCCL_NVLS_ENABLE=0 where NVLink multicast is off)", __FILE__, __LINE__, \
+                           #call, ncclGetErrorString(r_));                                         \
+    } while (0)
+
+/* One llama part: a device's layers (or its tensor-parallel shard), and whether
+ * its weights live in host memory (accelerate's cpu offload). */
+struct part_slot {
+    struct llama_part_desc d;
+    int logical;               /* logical device it runs on */
+    int host;                  /* weights on host, streamed per call */
+    struct llama_part *p;
+};
+
+/* The parts of a placement: the same layout in both executors (and on every MPI
+ * rank, which allocates only its own device's). */
+struct part_layout {
+    int n_parts;
+    struct part_slot parts[EXEC_MAX_PARTS];
+    int embed_part, head_part;   /* non-tp: the parts holding them */
+    int tp;                      /* tensor parallel: part d is device d's shard */
+};
+
+/* A schedule prepared for issuing: issue order, part of every step, events. */
+struct plan_exec {
+    const struct schedule *s;
+    int seq;                   /* tokens per sequence in this pass */
+    int *order;                /* issue order; the members of a collective are adjacent */
+    int *group_last;           /* per order position: last position of its collective, else itself */
+    int *part;                 /* per step: part slot used, -1 for none */
+    int *pre_from;             /* per step: part holding the rows, to copy from first (same device) */
+    int *src_part, *dst_part;  /* STEP_COPY: parts of the two ends */
+    cudaEvent_t *ev;           /* per step, recorded after it */
+};
+
+struct capture_nodes;   /* cuda_exec_graph.c: nodes captured so far, and their streams */
+
+struct executor {
+    struct exec_config c;
+    struct part_layout l;
+    int n_streams;                           /* per logical device */
+    cudaStream_t stream[PB_MAX_DEVICES][EXEC_MAX_STREAMS];
+    cudaEvent_t join[PB_MAX_DEVICES][EXEC_MAX_STREAMS];
+    cudaEvent_t start, stop, fork;
+    ncclComm_t comm[PB_MAX_DEVICES];
+    int have_comms;
+    void *gather[PB_MAX_DEVICES];            /* tp: all-gathered logits [world][rows][vocab/world] */
+    int *d_next;                             /* argmax output where head and embed sit apart */
+    int *d_pos, *h_pos;                      /* decode position for graph replays (pinned slots) */
+    int *h_prompt;                           /* pinned prompt tokens [batch * seq] */
+    struct plan_exec pre, dec;
+    int last_rows, last_only;                /* what the last pass left in the logits */
+    nvtxDomainHandle_t nvtx;
+    cudaGraphExec_t graph;                   /* one decode pass */
+    int graph_state;                         /* 0 untried, 1 captured, -1 not possible */
+    cudaGraphExec_t pre_graph;               /* the prefill pass */
+    int pre_graph_state;
+    unsigned char peer[PB_MAX_DEVICES][PB_MAX_DEVICES];   /* logical a can access b's memory */
+    struct capture_nodes *capture;           /* non-NULL while a pass is being captured */
+};
+
+/* cuda_executor.c: every stream waits for the origin stream (fork), or the origin for every stream (join). */
+int exec_fork_streams(struct executor *e, cudaEvent_t ev);
+int exec_join_streams(struct executor *e);
+
+/* cuda_exec_graph.c */
+/* Capture the prefill (and decode) pass into CUDA graphs where the schedule allows:
+ * no collectives, and peer access between every pair of GPUs; otherwise (or when a
+ * capture fails) passes are launched directly. */
+int exec_capture_graphs(struct executor *e);
+/* Replay a captured pass on the origin stream, between a join and a fork. */
+int exec_graph_replay(struct executor *e, cudaGraphExec_t g);
+/* While capturing: the nodes the step just issued on s belong to `where`. */
+int exec_capture_attribute(struct executor *e, cudaStream_t s, const struct cupti_place *where);
+/* A copy between logical devices; same GPU: device to device; while capturing,
+ * a plain copy through unified addressing (a peer copy cannot be captured). */
+int exec_copy(struct executor *e, void *dst, int dst_logical, const void *src, int src_logical, size_t n,
+              cudaStream_t s);
+
+/* The microbatch a trace labels a step with: none where the schedule has one. */
+static inline int pe_microbatch(const struct step *st, const struct schedule *s)
+{
+    return s->microbatches > 1 ? st->microbatch : -1;
+}
+
+/* cuda_exec_layout.c: shared with the MPI executor (exec/mpi/cuda_mpi_exec.c). */
+/* Parts of c->p; part devices are ordinal[logical]. */
+int exec_build_parts(const struct exec_config *c, const int *ordinal, struct part_layout *l);
+/* The part a compute step runs on, -1 for none. */
+int exec_part_for(const struct part_layout *l, const struct step *st);
+/* The first later step that consumes step i's output, -1 if none. */
+int exec_consumer(const struct schedule *s, int i);
+/* Issue order and the parts along each microbatch's way; pe->ev is allocated
+ * (all NULL): the caller creates the events of the steps it issues. */
+int exec_layout_plan(const struct part_layout *l, const struct schedule *s, int seq, struct plan_exec *pe);
+/* Frees a plan and destroys its events. */
+void exec_free_plan(struct plan_exec *pe);
+/* An NVTX range in the placebench domain, so nsys shows the schedule. */
+void exec_nvtx_push(nvtxDomainHandle_t domain, const char *label);
+/* Compute step i of pe on its part (the head without the greedy argmax). */
+int exec_compute(const struct part_layout *l, const struct plan_exec *pe, int i, int hidden,
+                 const struct llama_call *call, cudaStream_t s);
+
+/* cuda_exec_issue.c */
+int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *out);
+/* Issue one pass. prev: the pass before (decode: its argmax feeds this embed), or NULL. */
+int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev, int pos,
+                    int use_pos_device, int last_only, int argmax, int capturing, struct trace *t,
+                    int iteration);
+#endif

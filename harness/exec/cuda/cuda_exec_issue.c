@@ -1,0 +1,179 @@
+/* Issuing a schedule: steps in an order that respects their dependencies, each
+ * on its (device, stream) after cudaStreamWaitEvent on the steps it waits for,
+ * an event recorded after it; collectives of one id issued together inside one
+ * NCCL group; NVTX ranges per step. */
+#include <stdlib.h>
+#include <string.h>
+#include "../../measure/cupti.h"
+#include "cuda_exec_internal.h"
+
+int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *pe)
+{
+    PB_TRY(exec_layout_plan(&e->l, s, seq, pe));
+    for (int i = 0; i < s->n_steps; i++) {
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
+        CUDA_TRY(cudaEventCreateWithFlags(&pe->ev[i], cudaEventDisableTiming));
+    }
+    return PB_OK;
+}
+
+static int host_range(struct trace *t, const char *label, uint64_t t0, int iteration)
+{
+    if (!t) return PB_OK;
+    struct record r = {.kind = REC_RANGE, .device = -1, .stream = 0, .start_ns = t0, .end_ns = cupti_now_ns(),
+                       .iteration = iteration, .src_device = -1, .dst_device = -1};
+    snprintf(r.name, sizeof r.name, "%s", label);
+    return trace_add(t, &r);
+}
+
+static size_t hidden_offset(const struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    return (size_t)st->batch_offset * pe->seq * e->c.m->hidden;
+}
+
+/* Greedy tokens of the sequences of a head step, delivered to the embed part's
+ * token rows (decode passes read rows [batch_offset, batch_offset + batch)). */
+static int argmax_step(struct executor *e, struct llama_part *head, const struct llama_call *call,
+                       const struct step *st, cudaStream_t s)
+{
+    /* llama_argmax writes d_next[batch_offset + i]: pass the base pointers. */
+    const struct part_slot *emb = &e->l.parts[e->l.embed_part];
+    int *tokens = llama_part_tokens(emb->p);
+    int same_gpu = e->c.ordinal[emb->logical] == e->c.ordinal[st->device];
+    if (same_gpu) return llama_argmax(head, call, tokens, s);
+    PB_TRY(llama_argmax(head, call, e->d_next, s));
+    return exec_copy(e, tokens + st->batch_offset, emb->logical, e->d_next + st->batch_offset, st->device,
+                     (size_t)st->batch * sizeof(int), s);
+}
+
+static int compute_step(struct executor *e, struct plan_exec *pe, int i, const struct llama_call *call,
+                        int argmax, cudaStream_t s)
+{
+    const struct step *st = &pe->s->steps[i];
+    PB_TRY(exec_compute(&e->l, pe, i, e->c.m->hidden, call, s));
+    if (st->kind != STEP_HEAD || !argmax || (e->l.tp && e->c.n_devices > 1)) return PB_OK;
+    return argmax_step(e, e->l.parts[pe->part[i]].p, call, st, s);
+}
+
+static int copy_step(struct executor *e, struct plan_exec *pe, int i, cudaStream_t s)
+{
+    const struct step *st = &pe->s->steps[i];
+    size_t off = hidden_offset(e, pe, st) * 2, n = (size_t)st->batch * pe->seq * e->c.m->hidden * 2;
+    char *dst = (char *)llama_part_hidden(e->l.parts[pe->dst_part[i]].p) + off;
+    const char *src = (const char *)llama_part_hidden(e->l.parts[pe->src_part[i]].p) + off;
+    return exec_copy(e, dst, st->dst, src, st->src, n, s);
+}
+
+/* All ranks of one collective in one NCCL group, each on its own stream. */
+static int collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int argmax)
+{
+    const struct schedule *s = pe->s;
+    for (int k = first; k <= last; k++) {
+        const struct step *st = &s->steps[pe->order[k]];
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
+        for (int d = 0; d < st->n_deps; d++)
+            CUDA_TRY(cudaStreamWaitEvent(e->stream[st->device][st->stream], pe->ev[st->deps[d]], 0));
+    }
+    if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
+    NCCL_TRY(ncclGroupStart());
+    for (int k = first; k <= last; k++) {
+        const struct step *st = &s->steps[pe->order[k]];
+        struct llama_part *p = e->l.parts[st->device].p;
+        cudaStream_t stream = e->stream[st->device][st->stream];
+        if (st->kind == STEP_ALLREDUCE) {
+            void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
+            size_t count = (size_t)st->batch * pe->seq * e->c.m->hidden;
+            NCCL_TRY(ncclAllReduce(h, h, count, ncclBfloat16, ncclSum, e->comm[st->device], stream));
+        } else {
+            int vocab_l = e->c.m->vocab / e->c.n_devices;
+            int rows = last_only ? st->batch : st->batch * pe->seq;
+            size_t row0 = last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
+            const char *send = (const char *)llama_part_logits(p) + row0 * vocab_l * 2;
+            NCCL_TRY(ncclAllGather(send, e->gather[st->device], (size_t)rows * vocab_l, ncclBfloat16,
+                                   e->comm[st->device], stream));
+        }
+    }
+    NCCL_TRY(ncclGroupEnd());
+    for (int k = first; k <= last; k++) {
+        const struct step *st = &s->steps[pe->order[k]];
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
+        if (argmax && st->kind == STEP_ALLGATHER) {
+            /* Every rank holds all slices now: each picks the next tokens for its own embedding. */
+            int vl = e->c.m->vocab / e->c.n_devices, rows = last_only ? st->batch : st->batch * pe->seq;
+            struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
+                                      .last_only = last_only};
+            PB_TRY(llama_argmax_gathered(e->gather[st->device], e->c.n_devices, (size_t)rows * vl, vl, &call,
+                                         llama_part_tokens(e->l.parts[st->device].p),
+                                         e->stream[st->device][st->stream]));
+        }
+        CUDA_TRY(cudaEventRecord(pe->ev[pe->order[k]], e->stream[st->device][st->stream]));
+    }
+    return PB_OK;
+}
+
+/* Decode: the embed of sequences [off, off + n) waits for the argmax of the
+ * previous pass's head steps that produced their tokens, and nothing else, so
+ * groups of sequences stay in flight through the pipeline. */
+static int wait_previous_tokens(const struct plan_exec *prev, const struct step *st, cudaStream_t s)
+{
+    for (int k = 0; k < prev->s->n_steps; k++) {
+        const struct step *h = &prev->s->steps[k];
+        if (h->kind != STEP_HEAD && h->kind != STEP_ALLGATHER) continue;
+        if (h->batch_offset < st->batch_offset + st->batch && st->batch_offset < h->batch_offset + h->batch)
+            CUDA_TRY(cudaStreamWaitEvent(s, prev->ev[k], 0));
+    }
+    return PB_OK;
+}
+
+int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev, int pos,
+                    int use_pos_device, int last_only, int argmax, int capturing, struct trace *t,
+                    int iteration)
+{
+    const struct schedule *s = pe->s;
+    int current = -1;
+    for (int oi = 0; oi < s->n_steps; oi++) {
+        int i = pe->order[oi];
+        const struct step *st = &s->steps[i];
+        char label[PB_LABEL_LEN];
+        step_label(s, st, label, sizeof label);
+        uint64_t t0 = t ? cupti_now_ns() : 0;
+        exec_nvtx_push(e->nvtx, label);
+        if (step_is_collective(st)) {
+            int last = pe->group_last[oi];
+            cupti_push_step(i, pe_microbatch(st, pe->s));
+            int rc = collective(e, pe, oi, last, last_only, argmax);
+            cupti_pop_step();
+            nvtxDomainRangePop(e->nvtx);
+            PB_TRY(rc);
+            PB_TRY(host_range(t, label, t0, iteration));
+            current = -1;
+            oi = last;
+            continue;
+        }
+        int ord = e->c.ordinal[st->device];
+        if (ord != current) {
+            CUDA_TRY(cudaSetDevice(ord));
+            current = ord;
+        }
+        cudaStream_t stream = e->stream[st->device][st->stream];
+        for (int d = 0; d < st->n_deps; d++) CUDA_TRY(cudaStreamWaitEvent(stream, pe->ev[st->deps[d]], 0));
+        if (st->kind == STEP_EMBED && prev && !capturing) PB_TRY(wait_previous_tokens(prev, st, stream));
+        struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
+                                  .pos = pos, .pos_device = use_pos_device ? e->d_pos : NULL,
+                                  .last_only = last_only};
+        int rc = PB_OK;
+        cupti_push_step(i, pe_microbatch(st, pe->s));
+        if (st->kind == STEP_COPY) rc = copy_step(e, pe, i, stream);
+        /* offloaded weights stream inside their compute step (llama part with weights_on_host) */
+        else rc = compute_step(e, pe, i, &call, argmax, stream);
+        cupti_pop_step();
+        nvtxDomainRangePop(e->nvtx);
+        PB_TRY(rc);
+        struct cupti_place where = {st->device, st->stream, st->kind == STEP_COPY ? st->dst : -1, i,
+                                     pe_microbatch(st, s)};
+        if (capturing) PB_TRY(exec_capture_attribute(e, stream, &where));
+        CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
+        PB_TRY(host_range(t, label, t0, iteration));
+    }
+    return PB_OK;
+}

@@ -1,0 +1,242 @@
+/* Measurements -> device profile. Per-GPU numbers take the slowest GPU, as a
+ * schedule waits for its slowest member; links take the slowest pair. */
+#include "calibration.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../../base/check.h"
+
+const int calibration_shape_rows[CALIBRATION_SHAPES] = {1, 16, 128, 512, 4096};
+
+const char *calibration_base_name(const char *gpu_name)
+{
+    static const struct { const char *needle, *name; } known[] = {
+        {"H200", "h200"}, {"H100", "h100"}, {"A100", "a100"}, {"L40S", "l40s"}, {"4090", "rtx4090"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (gpu_name && strstr(gpu_name, known[i].needle)) return known[i].name;
+    return NULL;
+}
+
+static double slowest(const double *v, int n)
+{
+    double m = 0;
+    for (int i = 0; i < n; i++)
+        if (v[i] > 0 && (m == 0 || v[i] < m)) m = v[i];
+    return m;
+}
+
+/* A peak no lower than what was measured: a datasheet peak can sit under a
+ * boosted card's measurement, and validation refuses achievable > peak. */
+static double peak_of(double base_peak, double measured) { return fmax(base_peak, measured); }
+
+static void link_from_peers(const struct calibration *c, struct device_profile *p, const char *gpus)
+{
+    double slow = 0;
+    int si = 0, sj = 0;
+    for (int i = 0; i < c->n_gpus; i++)
+        for (int j = 0; j < c->n_gpus; j++)
+            if (i != j && c->peer_gbps[i][j] > 0 && (slow == 0 || c->peer_gbps[i][j] < slow)) {
+                slow = c->peer_gbps[i][j];
+                si = i;
+                sj = j;
+            }
+    if (slow <= 0) return;
+    enum link_kind k = slow >= CALIBRATION_NVLINK_GBPS ? LINK_NVLINK : LINK_PCIE;
+    struct link_profile *l = &p->link[k];
+    p->peer_link = k;
+    if (k == LINK_PCIE) {
+        /* The host link's own figures stay; peer copies get theirs. */
+        l->peer_gbps = slow;
+        l->peak_gbps = peak_of(l->peak_gbps, slow);
+        size_t n = strlen(l->source);
+        snprintf(l->source + n, sizeof l->source - n, "; peer_gbps: bench --calibrate %s, slowest pair "
+                 "%d->%d of %s, cudaMemcpyPeerAsync one way%s", c->date, si, sj, gpus,
+                 c->peer_access ? "" : " (no P2P access: staged through the host)");
+        return;
+    }
+    double base_peak = l->present ? l->peak_gbps : 0;
+    l->present = 1;
+    l->gbps = l->peer_gbps = slow;
+    l->peak_gbps = peak_of(base_peak, slow);
+    l->latency_us = c->peer_latency_us;
+    snprintf(l->source, sizeof l->source, "bench --calibrate %s: cudaMemcpyPeerAsync one way, slowest "
+             "pair %d->%d of %s; latency: median small copy; peak: %s", c->date, si, sj, gpus,
+             base_peak > 0 ? "datasheet (base profile)" : "not known, set to the measurement");
+}
+
+/* An efficiency as the simulator may use it: positive and, within validation's
+ * margin, not above the ceiling it is a fraction of. */
+static double fraction(double achieved, double ceiling) { return fmin(1.2, fmax(1e-4, achieved / ceiling)); }
+
+static int binds_memory(const struct efficiency_point *p) { return p->memory >= p->compute; }
+
+/* Lift each point's non-binding fraction to the nearest binding one of that kind. */
+static void lift_table(struct efficiency_point *t, int n)
+{
+    struct efficiency_point raw[PB_EFFICIENCY_POINTS];
+    memcpy(raw, t, (size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++) {
+        int mem = binds_memory(&raw[i]);
+        for (int d = 1; d < n; d++) {
+            int near = -1;
+            if (i - d >= 0 && binds_memory(&raw[i - d]) != mem) near = i - d;
+            else if (i + d < n && binds_memory(&raw[i + d]) != mem) near = i + d;
+            if (near < 0) continue;
+            if (mem) t[i].compute = fmax(raw[i].compute, raw[near].compute);
+            else t[i].memory = fmax(raw[i].memory, raw[near].memory);
+            break;
+        }
+    }
+}
+
+int calibration_gemm_table(const struct calibration *c, double tflops, double gbps, double launch_us,
+                           struct efficiency_point *out)
+{
+    int n = 0;
+    double nn = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
+    for (int i = 0; i < CALIBRATION_SHAPES && n < PB_EFFICIENCY_POINTS; i++) {
+        if (!(c->shape_us[i] > 0) || !(tflops > 0) || !(gbps > 0)) continue;
+        double m = calibration_shape_rows[i];
+        /* The kernel's own time; never less than half the call, should launch_us be off. */
+        double s = fmax(c->shape_us[i] - launch_us, 0.5 * c->shape_us[i]) * 1e-6;
+        double flops = 2.0 * m * nn * k, bytes = (nn * k + m * k + m * nn) * 2.0;
+        out[n++] = (struct efficiency_point){.rows = (int)m, .compute = fraction(flops / s, tflops * 1e12),
+                                             .memory = fraction(bytes / s, gbps * 1e9)};
+    }
+    lift_table(out, n);
+    return n;
+}
+
+/* What a calibrated profile keeps when its base has no kernel efficiencies: plain
+ * estimates, said so in the source. */
+static void default_kernels(struct kernel_profile *k, double tflops)
+{
+    memset(k, 0, sizeof *k);
+    k->n_gemv = 1;
+    k->gemv[0] = (struct efficiency_point){.rows = 1, .compute = 1, .memory = 0.85};
+    k->attention_tflops = 0.13 * tflops;   /* the H100's flash attention: 105 of 798 TFLOP/s */
+    k->memory_efficiency = 1.0;
+    snprintf(k->source, sizeof k->source, "gemv 0.85 of the copy rate, attention at 0.13 x the GEMM rate "
+             "and small kernels at the copy rate: estimates from the H100's figures (docs/PERF.md)");
+}
+
+static void kernels_from_shapes(const struct calibration *c, const struct device_profile *base,
+                                struct device_profile *out)
+{
+    struct efficiency_point table[PB_EFFICIENCY_POINTS];
+    int n = calibration_gemm_table(c, out->bf16_tflops, out->hbm_gbps, out->launch_us, table);
+    if (n == 0) return;
+    struct kernel_profile *k = &out->kernels;
+    if (!base || !base->kernels.present) default_kernels(k, out->bf16_tflops);
+    char kept[PB_KERNELS_SOURCE / 2];
+    snprintf(kept, sizeof kept, "%.1000s", k->source);
+    k->present = 1;
+    k->n_gemm = n;
+    memcpy(k->gemm, table, (size_t)n * sizeof *table);
+    snprintf(k->source, sizeof k->source, "gemm: bench --calibrate %s, cuBLASLt bf16 [M, %d] x [%d, %d]^T at "
+             "M = 1, 16, 128, 512, 4096 back to back in a CUDA graph, weights rotated past L2, GPU 0 of %d x "
+             "%.40s, less one launch, over the measured GEMM and copy rates, non-binding fractions lifted; "
+             "gemv, attention_tflops, memory_efficiency: not measured, kept: %s", c->date,
+             CALIBRATION_SHAPE_K, CALIBRATION_SHAPE_N, CALIBRATION_SHAPE_K, c->n_gpus, c->gpu, kept);
+}
+
+static void launch_from(const struct calibration *c, struct device_profile *out)
+{
+    if (c->graph_launch_us > 0) {
+        out->launch_us = c->graph_launch_us;
+        snprintf(out->launch_source, sizeof out->launch_source, "bench --calibrate %s: median time per "
+                 "kernel of 1000 one-thread kernels (llama_advance_pos) back to back in a CUDA graph, GPU 0",
+                 c->date);
+    } else if (c->launch_us > 0) {
+        out->launch_us = c->launch_us;
+        snprintf(out->launch_source, sizeof out->launch_source, "bench --calibrate %s: median time per "
+                 "4-byte cudaMemsetAsync, 2000 back to back on one stream, GPU 0", c->date);
+    }
+}
+
+int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
+                           struct device_profile *out)
+{
+    if (c->n_gpus < 1) return pb_fail("calibration: no GPU was measured");
+    if (base) *out = *base;
+    else memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%.40s-calibrated", base ? base->name : "gpu");
+    snprintf(out->gpu, sizeof out->gpu, "%s", c->gpu);
+    out->path[0] = 0;
+    out->measured = 1;
+    char gpus[64];
+    snprintf(gpus, sizeof gpus, "%d x %.40s", c->n_gpus, c->gpu);
+    const char *peak_note = base ? "datasheet (base profile)" : "not known, set to the measurement";
+
+    out->memory_bytes = c->memory_bytes;
+    snprintf(out->memory_source, sizeof out->memory_source, "bench --calibrate %s: cudaMemGetInfo "
+             "total, smallest of %s", c->date, gpus);
+
+    double gemm = slowest(c->gemm_tflops, c->n_gpus), copy = slowest(c->copy_gbps, c->n_gpus);
+    if (gemm <= 0 || copy <= 0) return pb_fail("calibration: GEMM rate or copy bandwidth was not measured");
+    out->bf16_tflops = gemm;
+    out->bf16_peak_tflops = peak_of(base ? base->bf16_peak_tflops : 0, gemm);
+    snprintf(out->gemm_source, sizeof out->gemm_source, "bench --calibrate %s: cuBLAS bf16 GEMM "
+             "8192^3, fp32 accumulate, random data, median, slowest of %s; peak: %s", c->date, gpus,
+             peak_note);
+    out->hbm_gbps = copy;
+    out->hbm_peak_gbps = peak_of(base ? base->hbm_peak_gbps : 0, copy);
+    snprintf(out->hbm_source, sizeof out->hbm_source, "bench --calibrate %s: cudaMemcpyAsync "
+             "device-to-device of 1 GiB, bytes read + written, median, slowest of %s; peak: %s",
+             c->date, gpus, peak_note);
+    launch_from(c, out);
+    kernels_from_shapes(c, base, out);
+
+    struct link_profile *pcie = &out->link[LINK_PCIE];
+    if (c->h2d_gbps > 0) {
+        double base_peak = pcie->present ? pcie->peak_gbps : 0;
+        pcie->present = 1;
+        pcie->gbps = pcie->peer_gbps = c->h2d_gbps;
+        pcie->peak_gbps = peak_of(base_peak, c->h2d_gbps);
+        pcie->latency_us = c->h2d_latency_us;
+        snprintf(pcie->source, sizeof pcie->source, "bench --calibrate %s: pinned host -> GPU 0 "
+                 "cudaMemcpyAsync of 256 MiB, median; latency: median small copy; peak: %s", c->date,
+                 base_peak > 0 ? "datasheet (base profile)" : "not known, set to the measurement");
+    }
+    if (!base) out->peer_link = LINK_PCIE;
+    link_from_peers(c, out, gpus);
+
+    if (c->allreduce_bus_gbps > 0 && c->n_gpus > 1) {
+        out->allreduce.bus_gbps = c->allreduce_bus_gbps;
+        double steps = 2.0 * (c->n_gpus - 1);
+        out->allreduce.step_latency_us = fmax(0, (c->allreduce_small_us - out->launch_us) / steps);
+        snprintf(out->allreduce.source, sizeof out->allreduce.source, "bench --calibrate %s: NCCL "
+                 "all-reduce of %.0f MiB on %s, bus bandwidth (nccl-tests definition); step latency "
+                 "from an 8 KiB all-reduce of %.1f us less one launch, over 2(N-1) steps", c->date,
+                 (double)c->allreduce_bytes / (1 << 20), gpus, c->allreduce_small_us);
+    } else if (!base) {
+        /* One GPU and nothing to start from: a placeholder the user should replace. */
+        out->allreduce.bus_gbps = pcie->present ? pcie->gbps * 0.8 : 1;
+        out->allreduce.step_latency_us = 10;
+        snprintf(out->allreduce.source, sizeof out->allreduce.source, "not measured (one GPU): "
+                 "guessed as 80%% of the host link; calibrate on 2 or more GPUs");
+    }
+    /* Loading requires a source for everything; say plainly what nobody measured. */
+    for (int k = 0; k < LINK_KINDS; k++)
+        if (!out->link[k].source[0])
+            snprintf(out->link[k].source, sizeof out->link[k].source, "not measured here");
+    if (!out->launch_source[0]) snprintf(out->launch_source, sizeof out->launch_source, "not measured");
+    return device_profile_validate(out, "calibrated profile");
+}
+
+void calibration_fill_random_bf16(uint16_t *h, size_t n, uint64_t seed)
+{
+    uint64_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        float f = (float)((x >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        h[i] = (uint16_t)(bits >> 16);
+    }
+}

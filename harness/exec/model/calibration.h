@@ -1,0 +1,62 @@
+/* What bench --calibrate measured, and how it becomes a device profile. The
+ * measuring is GPU code (cuda_calibrate.c); turning numbers into a profile is
+ * plain C so that it is tested on the CPU. */
+#ifndef PB_CALIBRATION_H
+#define PB_CALIBRATION_H
+#include "../../../strategies/strategy.h"
+#include "device_profile.h"
+
+/* Peer copies faster than this (GB/s, one way) cannot be PCIe Gen5 x16 (64 GB/s). */
+#define CALIBRATION_NVLINK_GBPS 70.0
+
+/* Linear-layer shapes timed for the kernel efficiencies: [M, K] x [N, K]^T for a
+ * 4096 x 4096 weight (Llama-2-7B's q/o projections; its other weights differ by
+ * at most 2.7x in one dimension) at the row counts prompts and batches give. */
+#define CALIBRATION_SHAPES 5
+#define CALIBRATION_SHAPE_N 4096
+#define CALIBRATION_SHAPE_K 4096
+extern const int calibration_shape_rows[CALIBRATION_SHAPES];   /* 1, 16, 128, 512, 4096 */
+
+struct calibration {
+    int n_gpus;
+    char gpu[PB_GPU_NAME_LEN];                   /* cudaDeviceProp.name of GPU 0 */
+    uint64_t memory_bytes;             /* smallest total memory of the GPUs */
+    double gemm_tflops[PB_MAX_DEVICES];    /* cuBLAS bf16 8192^3 per GPU */
+    double copy_gbps[PB_MAX_DEVICES];      /* device-to-device copy, bytes read + written */
+    double launch_us;                  /* per small operation, back to back on one stream */
+    double peer_gbps[PB_MAX_DEVICES][PB_MAX_DEVICES];  /* one way i -> j; 0 if not measured */
+    double peer_latency_us;            /* median small peer copy */
+    int peer_access;                   /* 1: every pair could enable P2P access */
+    double h2d_gbps, h2d_latency_us;   /* pinned host -> GPU 0 */
+    double allreduce_bus_gbps;         /* NCCL, large message, nccl-tests bus bandwidth */
+    double allreduce_small_us;         /* NCCL, small message: latency dominated */
+    uint64_t allreduce_bytes;          /* the large message's size */
+    double shape_us[CALIBRATION_SHAPES];   /* cuBLASLt bf16 GEMM per call, back to back in a CUDA
+                                            * graph, weights rotated past L2, GPU 0; 0: not measured */
+    double graph_launch_us;            /* per tiny kernel back to back inside a CUDA graph, GPU 0 */
+    char date[32];                     /* ISO 8601 UTC, for the sources */
+};
+
+/* The shipped profile whose GPU this is ("NVIDIA H200" -> "h200"), or NULL. */
+const char *calibration_base_name(const char *gpu_name);
+
+/* Build a profile from measurements: measured numbers replace the base profile's
+ * (the slowest GPU's for per-GPU numbers), the base supplies what cannot be measured
+ * (datasheet peaks, links not present here); with no base, peaks are set to the
+ * measurements and say so. Every source field says which it is. */
+/* The GEMM efficiency table from the timed shapes at the measured GEMM and copy
+ * rates (per point: achieved TFLOP/s over rate, achieved GB/s over bandwidth, after
+ * one launch is taken off, since the simulator adds it back), then lifted: a point's
+ * non-binding fraction only bounds it from below, so it takes the nearest point's
+ * binding value where that is higher, which leaves the time at every measured point
+ * unchanged and keeps interpolation between a memory-bound and a compute-bound point
+ * from being slow on both counts. Returns the number of points (0: none measured). */
+int calibration_gemm_table(const struct calibration *c, double tflops, double gbps, double launch_us,
+                           struct efficiency_point *out);
+
+int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
+                           struct device_profile *out);
+/* Random bf16 bits in [-1, 1) (xorshift, seeded): calibration never times a GEMM on
+ * zeros, which runs faster than real data. */
+void calibration_fill_random_bf16(uint16_t *h, size_t n, uint64_t seed);
+#endif

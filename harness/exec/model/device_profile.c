@@ -1,0 +1,468 @@
+/* Device profiles: find, parse, validate and write profiles/<name>.json.
+ * Every problem is reported as "<file>: <field>: <problem>" so a user can fix the
+ * file without reading this code. */
+#include "device_profile.h"
+#include "../../../base/text_file.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../../base/check.h"
+
+static const char *const link_names[LINK_KINDS] = {"nvlink", "pcie"};
+
+const char *link_kind_name(enum link_kind k)
+{
+    return (k >= 0 && k < LINK_KINDS) ? link_names[k] : "?";
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+static char *read_file(const char *path, int *missing)
+{
+    char *text = text_file_read(path);
+    *missing = !text && errno == ENOENT;
+    return text;
+}
+
+/* A required number field inside `obj` (whose dotted name is `where`). */
+static int get_number(const cJSON *obj, const char *where, const char *key, const char *origin,
+                      double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return pb_fail("%s: %s.%s: missing", origin, where, key);
+    if (!cJSON_IsNumber(v)) return pb_fail("%s: %s.%s: must be a number", origin, where, key);
+    *out = v->valuedouble;
+    return PB_OK;
+}
+
+/* A required string; `where` may be "" for a top-level key. */
+static int get_string(const cJSON *obj, const char *where, const char *key, const char *origin,
+                      char *out, size_t outlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const char *dot = where[0] ? "." : "";
+    if (!v) return pb_fail("%s: %s%s%s: missing", origin, where, dot, key);
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return pb_fail("%s: %s%s%s: must be a non-empty string", origin, where, dot, key);
+    snprintf(out, outlen, "%s", v->valuestring);
+    return PB_OK;
+}
+
+static int get_object(const cJSON *obj, const char *key, const char *origin, const cJSON **out)
+{
+    *out = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!*out) return pb_fail("%s: %s: missing", origin, key);
+    if (!cJSON_IsObject(*out)) return pb_fail("%s: %s: must be an object", origin, key);
+    return PB_OK;
+}
+
+/* A link object; "present": false marks a link the GPU does not have. */
+static int parse_link(const cJSON *links, enum link_kind k, const char *origin,
+                      struct link_profile *out)
+{
+    char where[32];
+    snprintf(where, sizeof where, "links.%s", link_names[k]);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(links, link_names[k]);
+    if (!o) return pb_fail("%s: %s: missing (write {\"present\": false, \"source\": ...} if the GPU "
+                           "has none)", origin, where);
+    if (!cJSON_IsObject(o)) return pb_fail("%s: %s: must be an object", origin, where);
+    const cJSON *present = cJSON_GetObjectItemCaseSensitive(o, "present");
+    if (present && !cJSON_IsBool(present))
+        return pb_fail("%s: %s.present: must be true or false", origin, where);
+    out->present = present ? cJSON_IsTrue(present) : 1;
+    PB_TRY(get_string(o, where, "source", origin, out->source, sizeof out->source));
+    if (!out->present) return PB_OK;
+    PB_TRY(get_number(o, where, "gbps", origin, &out->gbps));
+    out->peer_gbps = out->gbps;
+    if (cJSON_GetObjectItemCaseSensitive(o, "peer_gbps"))
+        PB_TRY(get_number(o, where, "peer_gbps", origin, &out->peer_gbps));
+    PB_TRY(get_number(o, where, "peak_gbps", origin, &out->peak_gbps));
+    PB_TRY(get_number(o, where, "latency_us", origin, &out->latency_us));
+    return PB_OK;
+}
+
+/* One efficiency table: [{"rows": M, "compute": c, "memory": m}, ...], rows rising;
+ * "compute" may be left out (1: only bandwidth was measured, as for the GEMV). */
+static int parse_table(const cJSON *arr, const char *where, const char *origin,
+                       struct efficiency_point *out, int *n)
+{
+    if (!cJSON_IsArray(arr)) return pb_fail("%s: %s: must be an array of {rows, compute, memory}", origin, where);
+    *n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (*n == PB_EFFICIENCY_POINTS)
+            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        struct efficiency_point *pt = &out[*n];
+        double rows;
+        PB_TRY(get_number(e, at, "rows", origin, &rows));
+        PB_TRY(get_number(e, at, "memory", origin, &pt->memory));
+        pt->compute = 1;
+        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
+            PB_TRY(get_number(e, at, "compute", origin, &pt->compute));
+        if (rows < 1 || rows > 1e9) return pb_fail("%s: %s.rows: must be at least 1", origin, at);
+        pt->rows = (int)rows;
+        if (*n > 0 && pt->rows <= out[*n - 1].rows)
+            return pb_fail("%s: %s.rows: must rise from point to point", origin, at);
+        (*n)++;
+    }
+    if (*n == 0) return pb_fail("%s: %s: needs at least one point", origin, where);
+    return PB_OK;
+}
+
+static int parse_kernels(const cJSON *root, const char *origin, struct kernel_profile *k)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "kernels");
+    k->present = o != NULL;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: kernels: must be an object", origin);
+    PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemm"), "kernels.gemm", origin, k->gemm, &k->n_gemm));
+    PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemv"), "kernels.gemv", origin, k->gemv, &k->n_gemv));
+    PB_TRY(get_number(o, "kernels", "attention_tflops", origin, &k->attention_tflops));
+    PB_TRY(get_number(o, "kernels", "memory_efficiency", origin, &k->memory_efficiency));
+    return get_string(o, "kernels", "source", origin, k->source, sizeof k->source);
+}
+
+static int parse_fields(const cJSON *root, const char *origin, struct device_profile *p)
+{
+    const cJSON *o;
+    double v;
+    PB_TRY(get_string(root, "", "name", origin, p->name, sizeof p->name));
+    PB_TRY(get_string(root, "", "gpu", origin, p->gpu, sizeof p->gpu));
+    const cJSON *measured = cJSON_GetObjectItemCaseSensitive(root, "measured");
+    if (measured && !cJSON_IsBool(measured))
+        return pb_fail("%s: measured: must be true or false", origin);
+    p->measured = measured && cJSON_IsTrue(measured);
+
+    PB_TRY(get_object(root, "memory", origin, &o));
+    PB_TRY(get_number(o, "memory", "bytes", origin, &v));
+    if (v <= 0 || v > 1e15) return pb_fail("%s: memory.bytes: must be positive (got %g)", origin, v);
+    p->memory_bytes = (uint64_t)v;
+    PB_TRY(get_string(o, "memory", "source", origin, p->memory_source, sizeof p->memory_source));
+
+    PB_TRY(get_object(root, "bf16_gemm_tflops", origin, &o));
+    PB_TRY(get_number(o, "bf16_gemm_tflops", "achievable", origin, &p->bf16_tflops));
+    PB_TRY(get_number(o, "bf16_gemm_tflops", "peak", origin, &p->bf16_peak_tflops));
+    PB_TRY(get_string(o, "bf16_gemm_tflops", "source", origin, p->gemm_source, sizeof p->gemm_source));
+
+    PB_TRY(get_object(root, "memory_bandwidth_gbps", origin, &o));
+    PB_TRY(get_number(o, "memory_bandwidth_gbps", "achievable", origin, &p->hbm_gbps));
+    PB_TRY(get_number(o, "memory_bandwidth_gbps", "peak", origin, &p->hbm_peak_gbps));
+    PB_TRY(get_string(o, "memory_bandwidth_gbps", "source", origin, p->hbm_source,
+                      sizeof p->hbm_source));
+
+    PB_TRY(get_object(root, "launch_overhead_us", origin, &o));
+    PB_TRY(get_number(o, "launch_overhead_us", "value", origin, &p->launch_us));
+    PB_TRY(get_string(o, "launch_overhead_us", "source", origin, p->launch_source,
+                      sizeof p->launch_source));
+
+    char peer[16];
+    PB_TRY(get_string(root, "", "peer_link", origin, peer, sizeof peer));
+    int found = -1;
+    for (int k = 0; k < LINK_KINDS; k++)
+        if (!strcmp(peer, link_names[k])) found = k;
+    if (found < 0) return pb_fail("%s: peer_link: \"%s\" is not one of nvlink, pcie", origin, peer);
+    p->peer_link = (enum link_kind)found;
+
+    PB_TRY(get_object(root, "links", origin, &o));
+    for (int k = 0; k < LINK_KINDS; k++) PB_TRY(parse_link(o, (enum link_kind)k, origin, &p->link[k]));
+
+    PB_TRY(get_object(root, "allreduce", origin, &o));
+    char algo[16];
+    PB_TRY(get_string(o, "allreduce", "algorithm", origin, algo, sizeof algo));
+    if (strcmp(algo, "ring")) return pb_fail("%s: allreduce.algorithm: \"%s\" is not supported "
+                                             "(only \"ring\")", origin, algo);
+    PB_TRY(get_number(o, "allreduce", "bus_gbps", origin, &p->allreduce.bus_gbps));
+    PB_TRY(get_number(o, "allreduce", "step_latency_us", origin, &p->allreduce.step_latency_us));
+    PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
+                      sizeof p->allreduce.source));
+    return parse_kernels(root, origin, &p->kernels);
+}
+
+/* An efficiency is a fraction of a measured ceiling: above 1 means the ceiling or
+ * the table is wrong (a kernel cannot beat the large GEMM or the copy by much). */
+static int validate_table(const struct efficiency_point *t, int n, const char *where, const char *origin)
+{
+    for (int i = 0; i < n; i++) {
+        if (!(t[i].compute > 0 && t[i].compute <= 1.2) || !(t[i].memory > 0 && t[i].memory <= 1.2))
+            return pb_fail("%s: %s[%d]: compute and memory must be fractions in (0, 1.2]", origin, where, i);
+        if (i > 0 && t[i].rows <= t[i - 1].rows)
+            return pb_fail("%s: %s[%d].rows: must rise from point to point", origin, where, i);
+    }
+    return n > 0 ? PB_OK : pb_fail("%s: %s: needs at least one point", origin, where);
+}
+
+static int validate_kernels(const struct kernel_profile *k, const char *origin)
+{
+    if (!k->present) return PB_OK;
+    PB_TRY(validate_table(k->gemm, k->n_gemm, "kernels.gemm", origin));
+    PB_TRY(validate_table(k->gemv, k->n_gemv, "kernels.gemv", origin));
+    if (!(k->attention_tflops > 0)) return pb_fail("%s: kernels.attention_tflops: must be positive", origin);
+    if (!(k->memory_efficiency > 0 && k->memory_efficiency <= 1.2))
+        return pb_fail("%s: kernels.memory_efficiency: must be a fraction in (0, 1.2]", origin);
+    return PB_OK;
+}
+
+double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory)
+{
+    if (n <= 0) return 1;
+    if (rows <= t[0].rows) return memory ? t[0].memory : t[0].compute;
+    for (int i = 1; i < n; i++) {
+        if (rows > t[i].rows) continue;
+        double a = memory ? t[i - 1].memory : t[i - 1].compute, b = memory ? t[i].memory : t[i].compute;
+        double f = log(rows / t[i - 1].rows) / log((double)t[i].rows / t[i - 1].rows);
+        return a + f * (b - a);
+    }
+    return memory ? t[n - 1].memory : t[n - 1].compute;
+}
+
+int device_profile_validate(const struct device_profile *p, const char *origin)
+{
+    /* Rates must be positive and achievable can't beat the datasheet; a typo such as
+     * GB/s written as TB/s would otherwise silently skew every prediction. */
+    struct { const char *field; double achievable, peak; } pairs[] = {
+        {"bf16_gemm_tflops", p->bf16_tflops, p->bf16_peak_tflops},
+        {"memory_bandwidth_gbps", p->hbm_gbps, p->hbm_peak_gbps},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        if (!(pairs[i].achievable > 0)) return pb_fail("%s: %s.achievable: must be positive", origin, pairs[i].field);
+        if (!(pairs[i].peak > 0)) return pb_fail("%s: %s.peak: must be positive", origin, pairs[i].field);
+        if (pairs[i].achievable > pairs[i].peak * 1.001)
+            return pb_fail("%s: %s.achievable: %g exceeds peak %g", origin, pairs[i].field,
+                           pairs[i].achievable, pairs[i].peak);
+    }
+    if (p->memory_bytes == 0) return pb_fail("%s: memory.bytes: must be positive", origin);
+    if (!(p->launch_us >= 0)) return pb_fail("%s: launch_overhead_us.value: must be >= 0", origin);
+    for (int k = 0; k < LINK_KINDS; k++) {
+        const struct link_profile *l = &p->link[k];
+        if (!l->present) continue;
+        if (!(l->gbps > 0)) return pb_fail("%s: links.%s.gbps: must be positive", origin, link_names[k]);
+        if (!(l->peak_gbps > 0))
+            return pb_fail("%s: links.%s.peak_gbps: must be positive", origin, link_names[k]);
+        if (l->gbps > l->peak_gbps * 1.001)
+            return pb_fail("%s: links.%s.gbps: %g exceeds peak_gbps %g", origin, link_names[k],
+                           l->gbps, l->peak_gbps);
+        if (!(l->peer_gbps > 0) || l->peer_gbps > l->peak_gbps * 1.001)
+            return pb_fail("%s: links.%s.peer_gbps: must be positive and at most peak_gbps",
+                           origin, link_names[k]);
+        if (!(l->latency_us >= 0))
+            return pb_fail("%s: links.%s.latency_us: must be >= 0", origin, link_names[k]);
+    }
+    if (!p->link[LINK_PCIE].present)
+        return pb_fail("%s: links.pcie: every GPU needs its host link (weights stream over it)", origin);
+    if (!p->link[p->peer_link].present)
+        return pb_fail("%s: peer_link: \"%s\" but links.%s.present is false", origin,
+                       link_names[p->peer_link], link_names[p->peer_link]);
+    if (!(p->allreduce.bus_gbps > 0)) return pb_fail("%s: allreduce.bus_gbps: must be positive", origin);
+    if (!(p->allreduce.step_latency_us >= 0))
+        return pb_fail("%s: allreduce.step_latency_us: must be >= 0", origin);
+    return validate_kernels(&p->kernels, origin);
+}
+
+int device_profile_parse(const char *json, const char *origin, struct device_profile *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", origin);
+    cJSON *root = cJSON_Parse(json);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        return pb_fail("%s: malformed JSON near \"%.20s\"", origin, at ? at : "?");
+    }
+    int rc = cJSON_IsObject(root) ? parse_fields(root, origin, out)
+                                  : pb_fail("%s: the top level must be an object", origin);
+    cJSON_Delete(root);
+    if (rc != PB_OK) return rc;
+    return device_profile_validate(out, origin);
+}
+
+/* Directories that may hold profiles/: the current one, then the executable's
+ * folder and its parent (build/bench run from elsewhere finds ../profiles). */
+static int candidate_dirs(char dirs[3][PATH_MAX])
+{
+    int n = 0;
+    snprintf(dirs[n++], PATH_MAX, "profiles");
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(dirs[n++], PATH_MAX, "%.*s/profiles", PATH_MAX - 16, exe);
+            snprintf(dirs[n++], PATH_MAX, "%.*s/../profiles", PATH_MAX - 16, exe);
+        }
+    }
+    return n;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* The profile names in `dir`, sorted, as "a100, h100, ...". */
+static void list_known(const char *dir, char *buf, size_t len)
+{
+    buf[0] = 0;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char names[64][64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && l < 64 && !strcmp(e->d_name + l - 5, ".json"))
+            snprintf(names[n++], sizeof names[0], "%.*s", (int)(l - 5), e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], name_cmp);
+    size_t used = 0;
+    for (int i = 0; i < n && used + strlen(names[i]) + 3 < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
+}
+
+int device_profile_load(const char *name_or_path, struct device_profile *out)
+{
+    if (!name_or_path || !name_or_path[0]) return pb_fail("no device profile named (--gpu-profile NAME)");
+    size_t n = strlen(name_or_path);
+    int is_path = strchr(name_or_path, '/') || (n > 5 && !strcmp(name_or_path + n - 5, ".json"));
+    int missing;
+    if (is_path) {
+        char *text = read_file(name_or_path, &missing);
+        if (!text) return pb_fail("%s: cannot read device profile: %s", name_or_path, strerror(errno));
+        int rc = device_profile_parse(text, name_or_path, out);
+        free(text);
+        return rc;
+    }
+    for (const char *c = name_or_path; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+            return pb_fail("device profile name \"%s\": use lower-case letters, digits, - and _ "
+                           "(or give a path to a .json file)", name_or_path);
+    char dirs[3][PATH_MAX];
+    int nd = candidate_dirs(dirs);
+    for (int i = 0; i < nd; i++) {
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%.4000s/%.64s.json", dirs[i], name_or_path);
+        char *text = read_file(path, &missing);
+        if (!text) {
+            if (missing) continue;
+            return pb_fail("%s: cannot read device profile: %s", path, strerror(errno));
+        }
+        /* Messages name the profile as the user knows it, not our search path. */
+        char origin[128];
+        snprintf(origin, sizeof origin, "profiles/%.64s.json", name_or_path);
+        int rc = device_profile_parse(text, origin, out);
+        free(text);
+        return rc;
+    }
+    char known[512] = "";
+    for (int i = 0; i < nd && !known[0]; i++) list_known(dirs[i], known, sizeof known);
+    return pb_fail("no device profile \"%s\" (looked for profiles/%s.json in the current folder and "
+                   "beside the program); known profiles: %s", name_or_path, name_or_path,
+                   known[0] ? known : "none found");
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static cJSON *quantity(double achievable, double peak, const char *source)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "achievable", achievable);
+    cJSON_AddNumberToObject(o, "peak", peak);
+    cJSON_AddStringToObject(o, "source", source);
+    return o;
+}
+
+static cJSON *table_to_json(const struct efficiency_point *t, int n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "rows", t[i].rows);
+        if (t[i].compute != 1) cJSON_AddNumberToObject(o, "compute", t[i].compute);
+        cJSON_AddNumberToObject(o, "memory", t[i].memory);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static void kernels_to_json(cJSON *root, const struct kernel_profile *k)
+{
+    if (!k->present) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "kernels");
+    cJSON_AddItemToObject(o, "gemm", table_to_json(k->gemm, k->n_gemm));
+    cJSON_AddItemToObject(o, "gemv", table_to_json(k->gemv, k->n_gemv));
+    cJSON_AddNumberToObject(o, "attention_tflops", k->attention_tflops);
+    cJSON_AddNumberToObject(o, "memory_efficiency", k->memory_efficiency);
+    cJSON_AddStringToObject(o, "source", k->source);
+}
+
+static cJSON *profile_to_json(const struct device_profile *p)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "name", p->name);
+    cJSON_AddStringToObject(root, "gpu", p->gpu);
+    cJSON_AddBoolToObject(root, "measured", p->measured);
+    cJSON *mem = cJSON_AddObjectToObject(root, "memory");
+    cJSON_AddNumberToObject(mem, "bytes", (double)p->memory_bytes);
+    cJSON_AddStringToObject(mem, "source", p->memory_source);
+    cJSON_AddItemToObject(root, "bf16_gemm_tflops",
+                          quantity(p->bf16_tflops, p->bf16_peak_tflops, p->gemm_source));
+    cJSON_AddItemToObject(root, "memory_bandwidth_gbps",
+                          quantity(p->hbm_gbps, p->hbm_peak_gbps, p->hbm_source));
+    cJSON *launch = cJSON_AddObjectToObject(root, "launch_overhead_us");
+    cJSON_AddNumberToObject(launch, "value", p->launch_us);
+    cJSON_AddStringToObject(launch, "source", p->launch_source);
+    cJSON_AddStringToObject(root, "peer_link", link_names[p->peer_link]);
+    cJSON *links = cJSON_AddObjectToObject(root, "links");
+    for (int k = 0; k < LINK_KINDS; k++) {
+        const struct link_profile *l = &p->link[k];
+        cJSON *o = cJSON_AddObjectToObject(links, link_names[k]);
+        if (!l->present) {
+            cJSON_AddBoolToObject(o, "present", 0);
+        } else {
+            cJSON_AddNumberToObject(o, "gbps", l->gbps);
+            if (l->peer_gbps != l->gbps) cJSON_AddNumberToObject(o, "peer_gbps", l->peer_gbps);
+            cJSON_AddNumberToObject(o, "peak_gbps", l->peak_gbps);
+            cJSON_AddNumberToObject(o, "latency_us", l->latency_us);
+        }
+        cJSON_AddStringToObject(o, "source", l->source);
+    }
+    cJSON *ar = cJSON_AddObjectToObject(root, "allreduce");
+    cJSON_AddStringToObject(ar, "algorithm", "ring");
+    cJSON_AddNumberToObject(ar, "bus_gbps", p->allreduce.bus_gbps);
+    cJSON_AddNumberToObject(ar, "step_latency_us", p->allreduce.step_latency_us);
+    cJSON_AddStringToObject(ar, "source", p->allreduce.source);
+    kernels_to_json(root, &p->kernels);
+    return root;
+}
+
+int device_profile_write(const struct device_profile *p, const char *path)
+{
+    PB_TRY(device_profile_validate(p, path));
+    cJSON *root = profile_to_json(p);
+    char *text = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return pb_fail("%s: out of memory writing the device profile", path);
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%.*s.tmp%d", PATH_MAX - 24, path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(text);
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
+        remove(tmp);
+        return pb_fail("%s: cannot write the device profile: %s", path, strerror(err));
+    }
+    return PB_OK;
+}

@@ -1,0 +1,105 @@
+/* A device profile: what the cost model knows about one GPU kind and the links
+ * between GPUs of one machine. Profiles live in profiles/<name>.json; every
+ * number carries its source (a datasheet or a measurement), see docs/COST_MODEL.md.
+ * Units: GB/s = 10^9 bytes/s, TFLOP/s = 10^12 FLOP/s, times in microseconds. */
+#ifndef PB_DEVICE_PROFILE_H
+#define PB_DEVICE_PROFILE_H
+#include <stdint.h>
+#include "../../../base/limits.h"
+
+#define PB_PROFILE_SOURCE 320
+
+enum link_kind { LINK_NVLINK, LINK_PCIE, LINK_KINDS };
+
+struct link_profile {
+    int present;                  /* 0: the GPU has no such link (e.g. no NVLink on L40S) */
+    double gbps;                  /* achievable bandwidth of one copy, per direction */
+    double peer_gbps;             /* GPU-to-GPU copies over this link (optional in JSON: gbps);
+                                   * lower where P2P is off and copies bounce through the host */
+    double peak_gbps;             /* datasheet bandwidth per direction */
+    double latency_us;            /* fixed cost of one copy before bytes flow */
+    char source[PB_PROFILE_SOURCE];
+};
+
+/* Ring all-reduce: t = 2(N-1)/N * bytes / bus_gbps + 2(N-1) * step_latency_us,
+ * plus one kernel launch. bus_gbps is nccl-tests' "busbw", so a measured busbw
+ * drops in unchanged. */
+struct allreduce_profile {
+    double bus_gbps;
+    double step_latency_us;
+    char source[PB_PROFILE_SOURCE];
+};
+
+/* Kernel efficiency at one row count M (tokens of one call): the fraction of the
+ * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.
+ * Both come from one timing, so max(flops / (rate x compute), bytes / (bw x memory))
+ * gives back the measured time at that M; between points they are interpolated. */
+struct efficiency_point {
+    int rows;
+    double compute;               /* of bf16_tflops; 1 where only bandwidth was measured */
+    double memory;                /* of hbm_gbps, counting weights plus activations in and out */
+};
+
+#define PB_EFFICIENCY_POINTS 8
+#define PB_KERNELS_SOURCE 2048
+
+/* What the simulator needs to price each kernel of a layer by its own roofline
+ * (docs/COST_MODEL.md). Absent in a profile: the whole step is one roofline at the
+ * profile's rates, as before per-kernel pricing. */
+struct kernel_profile {
+    int present;
+    int n_gemm;                   /* cuBLASLt GEMMs of prompts (prefill), by M */
+    struct efficiency_point gemm[PB_EFFICIENCY_POINTS];
+    int n_gemv;                   /* the kernel core's GEMV of one-token steps (decode), by rows */
+    struct efficiency_point gemv[PB_EFFICIENCY_POINTS];
+    double attention_tflops;      /* prefill flash attention, causal FLOPs per second */
+    double memory_efficiency;     /* small kernels and decode attention, of hbm_gbps */
+    char source[PB_KERNELS_SOURCE];
+};
+
+struct device_profile {
+    char name[64];                /* short name, e.g. "h200" */
+    char gpu[PB_GPU_NAME_LEN];               /* product name, e.g. "NVIDIA H200 SXM 141GB" */
+    char path[512];               /* file it was loaded from (for messages) */
+    int measured;                 /* 1: written by bench --calibrate on real GPUs */
+
+    uint64_t memory_bytes;        /* device memory as nvidia-smi reports it */
+    char memory_source[PB_PROFILE_SOURCE];
+
+    double bf16_tflops;           /* achievable dense bf16 GEMM rate (cuBLAS, large square) */
+    double bf16_peak_tflops;      /* datasheet dense rate (no sparsity) */
+    char gemm_source[PB_PROFILE_SOURCE];
+
+    double hbm_gbps;              /* achievable, counting bytes read plus bytes written */
+    double hbm_peak_gbps;         /* datasheet */
+    char hbm_source[PB_PROFILE_SOURCE];
+
+    double launch_us;             /* per kernel on the GPU timeline, back to back inside a CUDA graph */
+    char launch_source[PB_PROFILE_SOURCE];
+
+    enum link_kind peer_link;     /* what carries GPU-to-GPU copies in this machine */
+    struct link_profile link[LINK_KINDS];  /* host-to-device always uses LINK_PCIE */
+    struct allreduce_profile allreduce;
+    struct kernel_profile kernels;  /* per-kernel efficiencies ("kernels" in JSON, optional) */
+};
+
+/* Efficiency at `rows` from a table sorted by rows: linear in log(rows) between
+ * points, the end point's value beyond them. */
+double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory);
+
+const char *link_kind_name(enum link_kind k);
+
+/* Load a profile: a name ("h200" -> profiles/h200.json, looked up in the current
+ * directory, then beside the executable and its parent) or a path to a .json file.
+ * On failure prints "<file>: <field>: <problem>" and returns -1. */
+int device_profile_load(const char *name_or_path, struct device_profile *out);
+
+/* Parse a profile from JSON text; `origin` names the text in messages. */
+int device_profile_parse(const char *json, const char *origin, struct device_profile *out);
+
+/* Check the values of a filled profile (positive rates, achievable <= peak...). */
+int device_profile_validate(const struct device_profile *p, const char *origin);
+
+/* Write a profile as JSON (to a temporary name, then renamed). */
+int device_profile_write(const struct device_profile *p, const char *path);
+#endif

@@ -1,0 +1,153 @@
+/* Each kernel of a step by its own roofline. Prompts and decode steps run
+ * different kernels (cuBLASLt tiles vs the GEMV, flash vs split-KV attention), and
+ * a kernel far from both of the large-GEMM and copy ceilings (small GEMMs, the
+ * attention kernel, ~300 short launches a pass) is what one roofline for the whole
+ * step got wrong: docs/PERF.md, the cost model section. */
+#include "sim_kernels.h"
+
+#include <math.h>
+
+/* The kernel core is bf16 throughout. */
+#define ELEM 2.0
+
+/* Per-rank widths of one layer, as llama_part shards it (kv heads replicated when
+ * there are fewer than ranks). */
+struct dims {
+    double h, q, kv, inter, vocab, hd;
+    double heads;   /* query heads on this rank */
+};
+
+static struct dims dims_of(const struct model_spec *m, int tp)
+{
+    int t = tp > 0 ? tp : 1;
+    int kv_heads = m->kv_heads >= t ? m->kv_heads / t : 1;
+    struct dims d = {.h = m->hidden, .hd = m->head_dim, .heads = (double)m->heads / t,
+                     .inter = (double)m->intermediate / t, .vocab = (double)m->vocab / t};
+    d.q = d.heads * m->head_dim;
+    d.kv = (double)kv_heads * m->head_dim;
+    return d;
+}
+
+static double launch_ns(const struct device_profile *p) { return p->launch_us * 1e3; }
+static double flop_per_ns(double tflops) { return tflops * 1e3; }
+
+double sim_linear_ns(const struct device_profile *p, int rows, int n, int k, int accumulate, int decode)
+{
+    const struct kernel_profile *kp = &p->kernels;
+    const struct efficiency_point *t = decode ? kp->gemv : kp->gemm;
+    int nt = decode ? kp->n_gemv : kp->n_gemm;
+    double m = rows, flops = 2.0 * m * n * k;
+    double bytes = ((double)n * k + m * k + (accumulate ? 2.0 : 1.0) * m * n) * ELEM;
+    double t_math = flops / (flop_per_ns(p->bf16_tflops) * efficiency_at(t, nt, m, 0));
+    double t_mem = bytes / (p->hbm_gbps * efficiency_at(t, nt, m, 1));
+    return fmax(t_math, t_mem) + launch_ns(p);
+}
+
+double sim_memory_kernel_ns(const struct device_profile *p, double bytes)
+{
+    return bytes / (p->hbm_gbps * p->kernels.memory_efficiency) + launch_ns(p);
+}
+
+/* RMSNorm of `rows` rows: read and write each row, read the weight. */
+static double rmsnorm_ns(const struct device_profile *p, const struct dims *d, double rows)
+{
+    return sim_memory_kernel_ns(p, (2.0 * rows + 1.0) * d->h * ELEM);
+}
+
+/* Sum over the seq new positions of the positions each attends to (causal). */
+static double attended(const struct sim_call *c)
+{
+    return (double)c->seq * (c->context - c->seq) + (double)c->seq * (c->seq + 1) / 2.0;
+}
+
+/* Prompts: the flash kernel at its own rate (or its bytes, for a long cache and a
+ * short prompt). Decode: one kernel ropes, reads the cache split over blocks and
+ * combines the splits. */
+static double attention_kernel_ns(const struct device_profile *p, const struct dims *d, const struct sim_call *c)
+{
+    double rows = (double)c->batch * c->seq;
+    double bytes = (2.0 * rows * d->q + 2.0 * c->batch * (double)c->context * d->kv) * ELEM;
+    double t_mem = bytes / (p->hbm_gbps * p->kernels.memory_efficiency);
+    if (c->seq == 1) return t_mem + launch_ns(p);
+    double flops = 4.0 * c->batch * d->heads * d->hd * attended(c);
+    return fmax(flops / flop_per_ns(p->kernels.attention_tflops), t_mem) + launch_ns(p);
+}
+
+double sim_attention_half_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c)
+{
+    struct dims d = dims_of(m, c->tp);
+    int rows = c->batch * c->seq, decode = c->seq == 1;
+    double qkv = d.q + 2 * d.kv;
+    /* prompts rope in a kernel of their own (qkv in, q and the cache out); decode ropes in attention */
+    double rope = decode ? 0.0 : sim_memory_kernel_ns(p, 2.0 * rows * qkv * ELEM);
+    return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)qkv, (int)d.h, 0, decode) + rope +
+           attention_kernel_ns(p, &d, c) + sim_linear_ns(p, rows, (int)d.h, (int)d.q, 1, decode);
+}
+
+double sim_mlp_half_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c)
+{
+    struct dims d = dims_of(m, c->tp);
+    int rows = c->batch * c->seq, decode = c->seq == 1;
+    double t = rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)(2 * d.inter), (int)d.h, 0, decode);
+    /* Prompts run SwiGLU as its own pass; the decode GEMV applies it in its epilogue. */
+    if (!decode) t += sim_memory_kernel_ns(p, 3.0 * rows * d.inter * ELEM);
+    return t + sim_linear_ns(p, rows, (int)d.h, (int)d.inter, 1, decode);
+}
+
+double sim_embed_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c)
+{
+    return sim_memory_kernel_ns(p, 2.0 * c->batch * c->seq * (double)m->hidden * ELEM);
+}
+
+/* Final norm and lm_head on every row, as the strategies count the head's work. */
+double sim_head_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c)
+{
+    struct dims d = dims_of(m, c->tp);
+    int rows = c->batch * c->seq;
+    return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)d.vocab, (int)d.h, 0, c->seq == 1);
+}
+
+/* Attention FLOPs per layer the step's own FLOPs imply (model_layer_flops and the
+ * tp split of strategies/tp.c), or -1 when the step does not say. */
+static double step_attention_flops(const struct model_spec *m, const struct step *st, int tp, double rows)
+{
+    double attn_params = (double)model_attention_params(m), mlp_params = (double)model_mlp_params(m);
+    if (st->flops <= 0) return -1;
+    if (st->kind == STEP_LAYERS)
+        return st->flops / (st->count > 0 ? st->count : 1) - 2.0 * rows * (attn_params + mlp_params);
+    if (st->kind == STEP_ATTENTION) return st->flops * (tp > 0 ? tp : 1) - 2.0 * rows * attn_params;
+    return -1;
+}
+
+struct sim_call sim_step_call(const struct model_spec *m, const struct step *st, int tp_world)
+{
+    struct sim_call c = {.batch = st->batch > 0 ? st->batch : 1, .tp = tp_world > 0 ? tp_world : 1};
+    if (st->kind == STEP_LAYERS) c.tp = 1;   /* whole layers: the executor refuses tp here */
+    c.seq = st->rows > 0 ? st->rows / c.batch : 1;
+    if (c.seq < 1) c.seq = 1;
+    c.context = c.seq;
+    double rows = (double)c.batch * c.seq;
+    double attn = step_attention_flops(m, st, tp_world, rows);
+    if (attn > 0) {
+        /* attn = 4 batch heads hd (seq (context - seq) + seq (seq + 1) / 2) */
+        double pos = attn / (4.0 * c.batch * m->heads * m->head_dim);
+        double ctx = c.seq + (pos - c.seq * (c.seq + 1.0) / 2.0) / c.seq;
+        if (ctx > c.seq && ctx < 1e9) c.context = (int)llround(ctx);
+    }
+    return c;
+}
+
+double sim_step_kernels_ns(const struct device_profile *p, const struct model_spec *m, const struct step *st,
+                           int tp_world)
+{
+    struct sim_call c = sim_step_call(m, st, tp_world);
+    switch (st->kind) {
+    case STEP_EMBED: return sim_embed_ns(p, m, &c);
+    case STEP_LAYERS:
+        return (st->count > 0 ? st->count : 1) * (sim_attention_half_ns(p, m, &c) + sim_mlp_half_ns(p, m, &c));
+    case STEP_ATTENTION: return sim_attention_half_ns(p, m, &c);
+    case STEP_MLP: return sim_mlp_half_ns(p, m, &c);
+    case STEP_HEAD: return sim_head_ns(p, m, &c);
+    default: return 0;
+    }
+}

@@ -1,0 +1,427 @@
+/* Discrete-event replay of a schedule on a device profile. The rules are the
+ * GPU executor's: a stream runs its steps in schedule order; a step waits for its
+ * dependencies; compute kernels of one device share its SMs; copies share the
+ * copy engines of their source and destination; a collective ends when its last
+ * rank has arrived plus the collective's time, each rank's NCCL kernel spinning
+ * from its own arrival (which is what CUPTI records on the GPU). */
+#include "simulate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../../base/check.h"
+#include "sim_kernels.h"
+
+/* Fallback dtype when a step carries no work and we derive it from the model. */
+#define SIM_FALLBACK_DTYPE DTYPE_BF16
+
+static double launch_ns(const struct device_profile *p) { return p->launch_us * 1e3; }
+
+static int step_kernels(const struct step *st)
+{
+    switch (st->kind) {
+    case STEP_EMBED: return SIM_KERNELS_EMBED;
+    case STEP_LAYERS: return SIM_KERNELS_LAYER * (st->count > 0 ? st->count : 1);
+    case STEP_ATTENTION: return SIM_KERNELS_ATTENTION;
+    case STEP_MLP: return SIM_KERNELS_MLP;
+    case STEP_HEAD: return SIM_KERNELS_HEAD;
+    default: return 0;
+    }
+}
+
+static int is_compute(enum step_kind k)
+{
+    return k == STEP_EMBED || k == STEP_LAYERS || k == STEP_ATTENTION || k == STEP_MLP ||
+           k == STEP_HEAD;
+}
+
+
+/* Work of a step the strategy left empty, from the model (prefill assumed: the step
+ * does not say how long the KV cache is). Tensor-parallel halves split as tp.c does. */
+static void fallback_work(const struct model_spec *m, const struct step *st, int tp_world,
+                          double *flops, double *bytes)
+{
+    *flops = *bytes = 0;
+    if (!m) return;
+    int batch = st->batch > 0 ? st->batch : 1;
+    int seq = st->rows > 0 ? st->rows / batch : 1;
+    if (seq < 1) seq = 1;
+    double rows = (double)batch * seq, size = dtype_size(SIM_FALLBACK_DTYPE), h = m->hidden;
+    double tp = tp_world > 0 ? tp_world : 1;
+    double mlp_params = (double)model_mlp_params(m), mlp_flops = 2.0 * rows * mlp_params;
+    double layer_flops = model_layer_flops(m, batch, seq, seq);
+    double layer_bytes = model_layer_bytes(m, SIM_FALLBACK_DTYPE, batch, seq, seq);
+    switch (st->kind) {
+    case STEP_EMBED: *bytes = 2 * rows * h * size; break;
+    case STEP_LAYERS:
+        *flops = (st->count > 0 ? st->count : 1) * layer_flops;
+        *bytes = (st->count > 0 ? st->count : 1) * layer_bytes;
+        break;
+    case STEP_ATTENTION:
+        *flops = (layer_flops - mlp_flops) / tp;
+        *bytes = (layer_bytes - mlp_params * size) / tp;
+        break;
+    case STEP_MLP:
+        *flops = mlp_flops / tp;
+        *bytes = mlp_params * size / tp + 2 * rows * h * size;
+        break;
+    case STEP_HEAD:
+        *flops = model_head_flops(m, (int)rows) / tp;
+        *bytes = ((double)m->vocab * h + rows * m->vocab) * size / tp;
+        break;
+    default: break;
+    }
+}
+
+double sim_compute_ns(const struct device_profile *p, const struct model_spec *m,
+                      const struct step *st, int tp_world)
+{
+    /* With the model and the profile's kernel efficiencies, each kernel is priced
+     * on its own (sim_kernels.c); otherwise the step is one roofline. */
+    if (m && p->kernels.present && st->rows > 0) return sim_step_kernels_ns(p, m, st, tp_world);
+    double flops = st->flops, bytes = st->mem_bytes;
+    if (flops <= 0 && bytes <= 0) fallback_work(m, st, tp_world, &flops, &bytes);
+    /* TFLOP/s -> FLOP/ns is x1e3; GB/s -> bytes/ns is x1. */
+    double t_math = flops / (p->bf16_tflops * 1e3);
+    double t_mem = bytes / p->hbm_gbps;
+    return fmax(t_math, t_mem) + step_kernels(st) * launch_ns(p);
+}
+
+double sim_copy_ns(const struct device_profile *p, uint64_t bytes)
+{
+    const struct link_profile *l = &p->link[p->peer_link];
+    return l->latency_us * 1e3 + (double)bytes / l->peer_gbps;
+}
+
+double sim_h2d_ns(const struct device_profile *p, uint64_t bytes)
+{
+    const struct link_profile *l = &p->link[LINK_PCIE];
+    return l->latency_us * 1e3 + (double)bytes / l->gbps;
+}
+
+double sim_allreduce_ns(const struct device_profile *p, uint64_t bytes, int n)
+{
+    if (n <= 1) return 0;
+    double steps = 2.0 * (n - 1);
+    return launch_ns(p) + steps * p->allreduce.step_latency_us * 1e3 +
+           steps / n * (double)bytes / p->allreduce.bus_gbps;
+}
+
+double sim_allgather_ns(const struct device_profile *p, uint64_t bytes, int n)
+{
+    if (n <= 1) return 0;
+    double steps = n - 1.0;
+    return launch_ns(p) + steps * p->allreduce.step_latency_us * 1e3 +
+           steps * (double)bytes / p->allreduce.bus_gbps;
+}
+
+/* ---- the event loop ------------------------------------------------------------ */
+
+enum sim_state { PENDING, ARRIVED, DONE };
+
+struct sim {
+    const struct device_profile *prof;
+    const struct model_spec *m;
+    const struct schedule *s;
+    int n;
+    enum sim_state *state;
+    double *start, *end;       /* ns from the iteration's start */
+    double *h2d_start;         /* offloaded steps: the weight transfer before compute starts */
+    double *h2d_end;
+    int *prev_on_stream;       /* previous step on the same (device, stream), or -1 */
+    int *group;                /* collectives: first member of the call, else -1 */
+    int *group_size;           /* at the first member: ranks in the call */
+    double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per GPU (gpu[] below) */
+    int gpu[PB_MAX_DEVICES];   /* logical device -> the GPU whose SMs and engines it uses */
+};
+
+/* Logical devices on one CUDA ordinal (--devices 0,0) share that GPU: the first
+ * logical device of each ordinal stands for it. NULL: every device its own GPU. */
+static void sim_map_gpus(struct sim *x, const int *ordinal)
+{
+    for (int d = 0; d < PB_MAX_DEVICES; d++) {
+        x->gpu[d] = d;
+        for (int k = 0; ordinal && k < d && k < x->s->n_devices && d < x->s->n_devices; k++)
+            if (ordinal[k] == ordinal[d]) {
+                x->gpu[d] = x->gpu[k];
+                break;
+            }
+    }
+}
+
+static int same_call(const struct step *a, const struct step *b)
+{
+    return a->kind == b->kind && a->collective == b->collective;
+}
+
+static int sim_alloc(struct sim *x)
+{
+    int n = x->n, nd = x->s->n_devices > 0 ? x->s->n_devices : 1;
+    x->state = calloc((size_t)n + 1, sizeof *x->state);
+    x->start = calloc((size_t)n + 1, sizeof *x->start);
+    x->end = calloc((size_t)n + 1, sizeof *x->end);
+    x->h2d_start = calloc((size_t)n + 1, sizeof *x->h2d_start);
+    x->h2d_end = calloc((size_t)n + 1, sizeof *x->h2d_end);
+    x->prev_on_stream = calloc((size_t)n + 1, sizeof *x->prev_on_stream);
+    x->group = calloc((size_t)n + 1, sizeof *x->group);
+    x->group_size = calloc((size_t)n + 1, sizeof *x->group_size);
+    x->compute_free = calloc((size_t)nd * 4, sizeof *x->compute_free);
+    if (!x->state || !x->start || !x->end || !x->h2d_start || !x->h2d_end || !x->prev_on_stream ||
+        !x->group || !x->group_size || !x->compute_free)
+        return pb_fail("out of host memory simulating a schedule of %d steps", n);
+    x->copy_out_free = x->compute_free + nd;
+    x->copy_in_free = x->compute_free + 2 * nd;
+    x->h2d_free = x->compute_free + 3 * nd;
+    return PB_OK;
+}
+
+static void sim_release(struct sim *x)
+{
+    free(x->state);
+    free(x->start);
+    free(x->end);
+    free(x->h2d_start);
+    free(x->h2d_end);
+    free(x->prev_on_stream);
+    free(x->group);
+    free(x->group_size);
+    free(x->compute_free);
+}
+
+/* Stream predecessors and collective groups, and a check that every step names a
+ * device the schedule has. */
+static int sim_index(struct sim *x)
+{
+    const struct schedule *s = x->s;
+    int nd = s->n_devices, ns = s->streams_per_device > 0 ? s->streams_per_device : 1;
+    int *last = malloc((size_t)nd * ns * sizeof *last);
+    if (!last) return pb_fail("out of host memory simulating a schedule");
+    for (int i = 0; i < nd * ns; i++) last[i] = -1;
+    for (int i = 0; i < x->n; i++) {
+        const struct step *st = &s->steps[i];
+        if (st->device < 0 || st->device >= nd || st->stream < 0 || st->stream >= ns) {
+            free(last);
+            return pb_fail("schedule: step %d runs on device %d stream %d, outside the schedule's "
+                           "%d devices x %d streams", i, st->device, st->stream, nd, ns);
+        }
+        if (st->kind == STEP_COPY && (st->src < 0 || st->src >= nd || st->dst < 0 || st->dst >= nd)) {
+            free(last);
+            return pb_fail("schedule: copy step %d goes from device %d to %d, outside the schedule's "
+                           "%d devices", i, st->src, st->dst, nd);
+        }
+        int slot = st->device * ns + st->stream;
+        x->prev_on_stream[i] = last[slot];
+        last[slot] = i;
+        x->group[i] = -1;
+        if (!step_is_collective(st)) continue;
+        /* The first member of a call is the lowest index with the same kind and id;
+         * schedules are small enough that a backward scan per call is cheap. */
+        for (int j = i - 1; j >= 0 && x->group[i] < 0; j--)
+            if (step_is_collective(&s->steps[j]) && same_call(&s->steps[j], st)) x->group[i] = x->group[j];
+        if (x->group[i] < 0) x->group[i] = i;
+        x->group_size[x->group[i]]++;
+    }
+    free(last);
+    return PB_OK;
+}
+
+/* The earliest time step i may start on its stream: its stream predecessor and its
+ * dependencies done. Returns 0 if one of them is not done yet. */
+static int ready_time(const struct sim *x, int i, double *t)
+{
+    const struct step *st = &x->s->steps[i];
+    double r = 0;
+    int p = x->prev_on_stream[i];
+    if (p >= 0) {
+        if (x->state[p] != DONE) return 0;
+        r = fmax(r, x->end[p]);
+    }
+    for (int k = 0; k < st->n_deps; k++) {
+        int d = st->deps[k];
+        if (d < 0 || d >= i) continue;   /* schedule_add refuses these; ignore defensively */
+        if (x->state[d] != DONE) return 0;
+        r = fmax(r, x->end[d]);
+    }
+    *t = r;
+    return 1;
+}
+
+/* Run a step whose inputs are ready at `t`; collectives only arrive here. */
+static void sim_run_step(struct sim *x, int i, double t)
+{
+    const struct step *st = &x->s->steps[i];
+    const struct device_profile *p = x->prof;
+    int d = x->gpu[st->device];
+    if (step_is_collective(st)) {
+        x->start[i] = t;
+        x->state[i] = ARRIVED;
+        return;
+    }
+    if (st->kind == STEP_COPY && x->gpu[st->src] == x->gpu[st->dst]) {
+        /* Between logical devices of one GPU: a device-to-device copy in its own
+         * memory (read and write), on its copy engine. */
+        int g = x->gpu[st->src];
+        double b = fmax(t, x->copy_out_free[g]);
+        x->start[i] = b;
+        x->end[i] = b + p->launch_us * 1e3 + 2.0 * (double)st->bytes / p->hbm_gbps;
+        x->copy_out_free[g] = x->end[i];
+    } else if (st->kind == STEP_COPY) {
+        int gs = x->gpu[st->src], gd = x->gpu[st->dst];
+        double b = fmax(t, fmax(x->copy_out_free[gs], x->copy_in_free[gd]));
+        x->start[i] = b;
+        x->end[i] = b + sim_copy_ns(p, st->bytes);
+        x->copy_out_free[gs] = x->copy_in_free[gd] = x->end[i];
+    } else {
+        double b = t;
+        if (st->offloaded && st->bytes) {
+            /* accelerate's offload hook copies the weights in before the module runs. */
+            x->h2d_start[i] = fmax(b, x->h2d_free[d]);
+            b = x->h2d_end[i] = x->h2d_free[d] = x->h2d_start[i] + sim_h2d_ns(p, st->bytes);
+        }
+        b = fmax(b, x->compute_free[d]);
+        x->start[i] = b;
+        x->end[i] = b + sim_compute_ns(p, x->m, st, x->s->tp_world);
+        x->compute_free[d] = x->end[i];
+    }
+    x->state[i] = DONE;
+}
+
+/* When every rank of step i's call has arrived, all of them end together. */
+static void sim_try_finish_call(struct sim *x, int i)
+{
+    const struct step *st = &x->s->steps[i];
+    int g = x->group[i], size = x->group_size[g], arrived = 0;
+    double last = 0;
+    uint64_t bytes = 0;
+    for (int j = g; j < x->n && arrived < size; j++) {
+        if (x->group[j] != g) continue;
+        if (x->state[j] != ARRIVED) return;
+        arrived++;
+        last = fmax(last, x->start[j]);
+        if (x->s->steps[j].bytes > bytes) bytes = x->s->steps[j].bytes;
+    }
+    double t = st->kind == STEP_ALLREDUCE ? sim_allreduce_ns(x->prof, bytes, size)
+                                          : sim_allgather_ns(x->prof, bytes, size);
+    for (int j = g; j < x->n; j++) {
+        if (x->group[j] != g) continue;
+        x->end[j] = last + t;
+        x->state[j] = DONE;
+    }
+}
+
+/* Resolve steps in passes over the schedule until all are done. A pass resolves a
+ * step once its stream predecessor and dependencies are; schedules in issue order
+ * finish in one or two passes. No progress in a pass means the schedule deadlocks. */
+static int sim_iterate(struct sim *x)
+{
+    int done = 0;
+    while (done < x->n) {
+        int progress = 0;
+        for (int i = 0; i < x->n; i++) {
+            if (x->state[i] != PENDING) continue;
+            double t;
+            if (!ready_time(x, i, &t)) continue;
+            sim_run_step(x, i, t);
+            progress = 1;
+            if (x->state[i] == ARRIVED) sim_try_finish_call(x, i);
+        }
+        int now = 0;
+        for (int i = 0; i < x->n; i++) now += x->state[i] == DONE;
+        if (!progress) {
+            for (int i = 0; i < x->n; i++)
+                if (x->state[i] != DONE)
+                    return pb_fail("schedule cannot finish: step %d (device %d, stream %d) waits "
+                                   "forever (a dependency cycle, or a collective that not every "
+                                   "rank reaches)", i, x->s->steps[i].device, x->s->steps[i].stream);
+        }
+        done = now;
+    }
+    return PB_OK;
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+static uint64_t ns_at(double base, double t) { return (uint64_t)llround(base + t); }
+
+static int emit_step(const struct sim *x, int i, int iteration, double base, struct trace *out)
+{
+    const struct step *st = &x->s->steps[i];
+    struct record r = {.device = st->device, .stream = st->stream, .iteration = iteration,
+                       .src_device = -1, .dst_device = -1, .correlation = (uint32_t)i};
+    r.has_step = 1;   /* as the CUDA executor tags its records */
+    r.step = i;
+    r.microbatch = x->s->microbatches > 1 ? st->microbatch : -1;
+    step_label(x->s, st, r.name, sizeof r.name);
+    r.start_ns = ns_at(base, x->start[i]);
+    r.end_ns = ns_at(base, x->end[i]);
+    if (is_compute(st->kind)) {
+        if (st->offloaded && st->bytes) {
+            struct record h = r;
+            h.kind = REC_MEMCPY;
+            h.copy = COPY_HTOD;
+            h.dst_device = st->device;
+            h.bytes = st->bytes;
+            h.start_ns = ns_at(base, x->h2d_start[i]);
+            h.end_ns = ns_at(base, x->h2d_end[i]);
+            snprintf(h.name, sizeof h.name, "h2d weights (%.70s)", r.name);
+            PB_TRY(trace_add(out, &h));
+        }
+        r.kind = REC_KERNEL;
+    } else if (step_is_collective(st)) {
+        r.kind = REC_COMM;
+        r.bytes = st->bytes;
+    } else {   /* STEP_COPY: every other kind is compute or a collective */
+        r.kind = REC_MEMCPY;
+        r.copy = COPY_PTOP;
+        r.src_device = st->src;
+        r.dst_device = st->dst;
+        r.bytes = st->bytes;
+    }
+    return trace_add(out, &r);
+}
+
+int simulate_schedule(const struct device_profile *prof, const struct model_spec *m,
+                      const struct schedule *s, int iterations, struct trace *out,
+                      double *latency_ms)
+{
+    return simulate_schedule_on(prof, m, s, NULL, iterations, out, latency_ms);
+}
+
+int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
+                         const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
+                         double *latency_ms)
+{
+    trace_init(out, s->n_devices);
+    out->predicted = 1;
+    out->busy_known = 1;
+    *latency_ms = 0;
+    if (iterations < 1) iterations = 1;
+    if (s->n_steps == 0) return PB_OK;
+    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps};
+    sim_map_gpus(&x, ordinal);
+    int rc = sim_alloc(&x);
+    if (rc == PB_OK) rc = sim_index(&x);
+    if (rc == PB_OK) rc = sim_iterate(&x);
+    double length = 0;
+    for (int i = 0; rc == PB_OK && i < x.n; i++) length = fmax(length, x.end[i]);
+    /* Every iteration is the same replay: the executor waits for one to end before
+     * it launches the next, and the model has no state that carries over. */
+    for (int it = 0; rc == PB_OK && it < iterations; it++) {
+        double base = it * length;
+        struct record range = {.kind = REC_RANGE, .device = -1, .iteration = it,
+                               .src_device = -1, .dst_device = -1,
+                               .start_ns = ns_at(base, 0), .end_ns = ns_at(base, length)};
+        snprintf(range.name, sizeof range.name, "iteration %d", it);
+        rc = trace_add(out, &range);
+        for (int i = 0; rc == PB_OK && i < x.n; i++) rc = emit_step(&x, i, it, base, out);
+    }
+    sim_release(&x);
+    if (rc != PB_OK) {
+        trace_free(out);
+        return rc;
+    }
+    *latency_ms = length / 1e6;
+    return PB_OK;
+}

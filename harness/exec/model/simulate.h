@@ -1,0 +1,55 @@
+/* The second executor: replays a schedule against a device profile as a
+ * discrete-event simulation and writes the same activity records the GPU run
+ * writes (marked predicted), so metrics and reports work unchanged.
+ * The model and its formulas: docs/COST_MODEL.md. */
+#ifndef PB_SIMULATE_H
+#define PB_SIMULATE_H
+#include "../../../models/model_spec.h"
+#include "../../../strategies/strategy.h"
+#include "device_profile.h"
+#include "../../measure/trace.h"
+
+/* Kernels the kernel core launches per prompt step, for the launch term of the
+ * one-roofline model (profiles without "kernels"; kernels/llama_forward.cu):
+ * attention = RMSNorm, QKV GEMM, rope, attention, output GEMM with the residual
+ * fused; MLP = RMSNorm, gate/up GEMM, SwiGLU, down GEMM. */
+#define SIM_KERNELS_EMBED 1
+#define SIM_KERNELS_ATTENTION 5
+#define SIM_KERNELS_MLP 4
+#define SIM_KERNELS_LAYER (SIM_KERNELS_ATTENTION + SIM_KERNELS_MLP)
+#define SIM_KERNELS_HEAD 2
+
+/* Cost of single steps in nanoseconds (exported for tests and reports). */
+/* Compute: with a model and a profile that has "kernels", the sum of the step's
+ * kernels, each by its own roofline (sim_kernels.h). Otherwise one roofline:
+ * max(flops / rate, mem_bytes / bandwidth) + kernels x launch overhead, flops and
+ * mem_bytes from the step, or from model_spec.h when the step leaves them 0.
+ * Offloaded steps add the host-to-device weight transfer (sim_h2d_ns) separately. */
+double sim_compute_ns(const struct device_profile *p, const struct model_spec *m,
+                      const struct step *st, int tp_world);
+/* GPU-to-GPU copy over the profile's peer link: latency + bytes / peer bandwidth. */
+double sim_copy_ns(const struct device_profile *p, uint64_t bytes);
+/* Host-to-device over PCIe: latency + bytes / bandwidth. */
+double sim_h2d_ns(const struct device_profile *p, uint64_t bytes);
+/* Ring all-reduce of `bytes` (each rank's buffer) over n ranks, once all have arrived:
+ * launch + 2(n-1) x step latency + 2(n-1)/n x bytes / bus bandwidth. 0 for n == 1. */
+double sim_allreduce_ns(const struct device_profile *p, uint64_t bytes, int n);
+/* Ring all-gather of `bytes` per rank: launch + (n-1) x step latency + (n-1) x bytes / bus bw. */
+double sim_allgather_ns(const struct device_profile *p, uint64_t bytes, int n);
+
+/* Simulate `iterations` back-to-back forward passes of `s` (each starts when the
+ * previous one has ended, as the executor synchronises between them). Initialises
+ * *out (the caller frees it with trace_free) with REC_KERNEL / REC_COMM / REC_MEMCPY
+ * records per step and a REC_RANGE per iteration; out->predicted = 1. *latency_ms
+ * gets the time of one iteration. Returns -1 with a message if the schedule cannot
+ * finish (a dependency cycle, a collective missing a rank). */
+int simulate_schedule(const struct device_profile *prof, const struct model_spec *m,
+                      const struct schedule *s, int iterations, struct trace *out,
+                      double *latency_ms);
+/* The same where logical device d runs on CUDA ordinal ordinal[d]: devices on one
+ * ordinal share its compute and copy engines, and copies between them are
+ * device-to-device in its memory (a measured --devices 0,0 run). */
+int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
+                         const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
+                         double *latency_ms);
+#endif

@@ -1,0 +1,218 @@
+/* bench --calibrate, the per-kernel part: cuBLASLt bf16 GEMMs at the row counts a
+ * model's prompts and batches give, and the cost of one kernel inside a CUDA graph.
+ * Both are timed the way the executor runs a pass: captured into a graph and
+ * replayed, so the time per call includes the gap between kernels that the cost
+ * model prices as launch overhead. Weights rotate over more memory than L2 holds,
+ * as a forward pass never finds a layer's weights in L2. */
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/llama.h"
+#include "../exec/model/calibration.h"
+#include "../../base/check.h"
+#include "cuda_calibrate.h"
+#include "cuda_calibrate_check.h"
+
+#define WEIGHT_COPIES 8             /* 8 x 32 MiB: past the 50 MiB L2 of an H100 */
+#define CALLS_PER_GRAPH 64
+#define GRAPH_REPS 7
+#define LAUNCH_KERNELS 1000
+#define LT_WORKSPACE (32u << 20)
+
+
+/* Buffers and descriptors of the shape being timed. */
+struct lt_bench {
+    cublasLtHandle_t lt;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulHeuristicResult_t algo;
+    void *w[WEIGHT_COPIES], *x, *y, *workspace;
+    cudaStream_t s;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Median ms of one replay of `g`, after one untimed replay. */
+static int time_graph(cudaGraphExec_t g, cudaStream_t s, double *ms)
+{
+    int rc = PB_OK;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double v[GRAPH_REPS];
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    CK(cudaGraphLaunch(g, s));
+    for (int r = 0; r < GRAPH_REPS; r++) {
+        float t;
+        CK(cudaEventRecord(e0, s));
+        CK(cudaGraphLaunch(g, s));
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        v[r] = t;
+    }
+    *ms = median_of(v, GRAPH_REPS);
+done:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    return rc;
+}
+
+/* Y[M, N] = X[M, K] W[N, K]^T in column-major terms: C (N x M) = op_T(A: K x N) B (K x M). */
+static int lt_setup(struct lt_bench *b, int m)
+{
+    int rc = PB_OK, found = 0;
+    const int n = CALIBRATION_SHAPE_N, k = CALIBRATION_SHAPE_K;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    size_t ws = LT_WORKSPACE;
+    CKB(cublasLtMatmulDescCreate(&b->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CKB(cublasLtMatmulDescSetAttribute(b->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CKB(cublasLtMatmulDescSetAttribute(b->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    CKB(cublasLtMatrixLayoutCreate(&b->a, CUDA_R_16BF, k, n, k));
+    CKB(cublasLtMatrixLayoutCreate(&b->b, CUDA_R_16BF, k, m, k));
+    CKB(cublasLtMatrixLayoutCreate(&b->c, CUDA_R_16BF, n, m, n));
+    CKB(cublasLtMatmulPreferenceCreate(&b->pref));
+    CKB(cublasLtMatmulPreferenceSetAttribute(b->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    CKB(cublasLtMatmulAlgoGetHeuristic(b->lt, b->desc, b->a, b->b, b->c, b->c, b->pref, 1, &b->algo, &found));
+    if (found < 1) rc = pb_fail("cuBLASLt has no bf16 algorithm for M=%d N=%d K=%d", m, n, k);
+done:
+    return rc;
+}
+
+static void lt_teardown(struct lt_bench *b)
+{
+    if (b->pref) cublasLtMatmulPreferenceDestroy(b->pref);
+    if (b->a) cublasLtMatrixLayoutDestroy(b->a);
+    if (b->b) cublasLtMatrixLayoutDestroy(b->b);
+    if (b->c) cublasLtMatrixLayoutDestroy(b->c);
+    if (b->desc) cublasLtMatmulDescDestroy(b->desc);
+    b->pref = NULL;
+    b->a = b->b = b->c = NULL;
+    b->desc = NULL;
+}
+
+/* Capture CALLS_PER_GRAPH GEMMs of M rows, each on the next weight copy; *us per call. */
+static int time_shape(struct lt_bench *b, int m, double *us)
+{
+    int rc = PB_OK;
+    const float alpha = 1.0f, beta = 0.0f;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    double ms = 0;
+    if ((rc = lt_setup(b, m)) != PB_OK) goto done;
+    CK(cudaStreamBeginCapture(b->s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < CALLS_PER_GRAPH; i++) {
+        cublasStatus_t st = cublasLtMatmul(b->lt, b->desc, &alpha, b->w[i % WEIGHT_COPIES], b->a, b->x, b->b,
+                                           &beta, b->y, b->c, b->y, b->c, &b->algo.algo, b->workspace,
+                                           LT_WORKSPACE, b->s);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            cudaStreamEndCapture(b->s, &graph);
+            rc = pb_fail("cublasLtMatmul (M=%d) failed while capturing: cuBLAS status %d", m, (int)st);
+            goto done;
+        }
+    }
+    CK(cudaStreamEndCapture(b->s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    if ((rc = time_graph(exec, b->s, &ms)) != PB_OK) goto done;
+    *us = ms * 1e3 / CALLS_PER_GRAPH;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    lt_teardown(b);
+    return rc;
+}
+
+static int lt_alloc(struct lt_bench *b, uint16_t *host)
+{
+    int rc = PB_OK;
+    const int max_m = calibration_shape_rows[CALIBRATION_SHAPES - 1];
+    const size_t wbytes = (size_t)CALIBRATION_SHAPE_N * CALIBRATION_SHAPE_K * 2;
+    const size_t xbytes = (size_t)max_m * CALIBRATION_SHAPE_K * 2, ybytes = (size_t)max_m * CALIBRATION_SHAPE_N * 2;
+    calibration_fill_random_bf16(host, wbytes / 2, 4321);
+    for (int i = 0; i < WEIGHT_COPIES; i++) {
+        CK(cudaMalloc(&b->w[i], wbytes));
+        CK(cudaMemcpy(b->w[i], host, wbytes, cudaMemcpyHostToDevice));
+    }
+    calibration_fill_random_bf16(host, xbytes / 2, 8765);
+    CK(cudaMalloc(&b->x, xbytes));
+    CK(cudaMemcpy(b->x, host, xbytes, cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&b->y, ybytes));
+    CK(cudaMalloc(&b->workspace, LT_WORKSPACE));
+    CK(cudaStreamCreateWithFlags(&b->s, cudaStreamNonBlocking));
+done:
+    return rc;
+}
+
+int calibrate_gemm_shapes(int dev, struct calibration *c)
+{
+    int rc = PB_OK;
+    struct lt_bench b;
+    memset(&b, 0, sizeof b);
+    const int max_m = calibration_shape_rows[CALIBRATION_SHAPES - 1];
+    size_t host_elems = (size_t)CALIBRATION_SHAPE_N * CALIBRATION_SHAPE_K;
+    if ((size_t)max_m * CALIBRATION_SHAPE_K > host_elems) host_elems = (size_t)max_m * CALIBRATION_SHAPE_K;
+    uint16_t *host = malloc(host_elems * 2);
+    if (!host) return pb_fail("out of host memory for the GEMM shapes' inputs");
+    CK(cudaSetDevice(dev));
+    CKB(cublasLtCreate(&b.lt));
+    if ((rc = lt_alloc(&b, host)) != PB_OK) goto done;
+    for (int i = 0; i < CALIBRATION_SHAPES; i++)
+        if ((rc = time_shape(&b, calibration_shape_rows[i], &c->shape_us[i])) != PB_OK) goto done;
+done:
+    for (int i = 0; i < WEIGHT_COPIES; i++) cudaFree(b.w[i]);
+    cudaFree(b.x);
+    cudaFree(b.y);
+    cudaFree(b.workspace);
+    if (b.s) cudaStreamDestroy(b.s);
+    if (b.lt) cublasLtDestroy(b.lt);
+    free(host);
+    return rc;
+}
+
+/* The kernel core's smallest kernel (one thread adding to a counter), LAUNCH_KERNELS
+ * times in one graph: what each kernel of a replayed pass costs beyond its work. */
+int calibrate_graph_launch(int dev, double *us)
+{
+    int rc = PB_OK;
+    int *pos = NULL;
+    cudaStream_t s = NULL;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    double ms = 0;
+    CK(cudaSetDevice(dev));
+    CK(cudaMalloc((void **)&pos, sizeof *pos));
+    CK(cudaMemset(pos, 0, sizeof *pos));
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < LAUNCH_KERNELS; i++) {
+        if (llama_advance_pos(pos, 1, s) != PB_OK) {
+            cudaStreamEndCapture(s, &graph);
+            rc = pb_fail("llama_advance_pos failed while capturing the launch graph");
+            goto done;
+        }
+    }
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
+    *us = ms * 1e3 / LAUNCH_KERNELS;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    if (s) cudaStreamDestroy(s);
+    cudaFree(pos);
+    return rc;
+}

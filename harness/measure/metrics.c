@@ -1,0 +1,247 @@
+/* The metrics of DESIGN.md from activity records. One window for all GPUs
+ * (first device activity to last, across every GPU), so a GPU that waits for
+ * another shows as idle; the HTA-style own span is reported beside it. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../base/check.h"
+#include "metrics.h"
+
+struct span {
+    uint64_t start, end;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Length of the union of intervals; sorts them in place. */
+static uint64_t union_ns(struct span *s, int n)
+{
+    if (n == 0) return 0;
+    qsort(s, (size_t)n, sizeof *s, span_cmp);
+    uint64_t total = 0, cur_start = s[0].start, cur_end = s[0].end;
+    for (int i = 1; i < n; i++) {
+        if (s[i].start <= cur_end) {
+            if (s[i].end > cur_end) cur_end = s[i].end;
+        } else {
+            total += cur_end - cur_start;
+            cur_start = s[i].start;
+            cur_end = s[i].end;
+        }
+    }
+    return total + (cur_end - cur_start);
+}
+
+static int in_iteration(const struct record *r, int iteration)
+{
+    return iteration < 0 || r->iteration == iteration;
+}
+
+static int is_device_activity(const struct record *r)
+{
+    return r->kind != REC_RANGE && r->device >= 0 && r->end_ns >= r->start_ns;
+}
+
+static int is_kernel(const struct record *r)
+{
+    return r->kind == REC_KERNEL || r->kind == REC_COMM;
+}
+
+/* Collect intervals of records on `device` (any device if < 0) that `want` accepts. */
+static int collect(const struct trace *t, int iteration, int device, int (*want)(const struct record *),
+                   struct span *out)
+{
+    int n = 0;
+    for (int i = 0; i < t->n; i++) {
+        const struct record *r = &t->rec[i];
+        if (!in_iteration(r, iteration) || !is_device_activity(r)) continue;
+        if (device >= 0 && r->device != device) continue;
+        if (!want(r)) continue;
+        out[n++] = (struct span){r->start_ns, r->end_ns};
+    }
+    return n;
+}
+
+static int want_compute(const struct record *r) { return r->kind == REC_KERNEL; }
+static int want_comm(const struct record *r) { return r->kind == REC_COMM; }
+static int want_copy(const struct record *r) { return r->kind == REC_MEMCPY; }
+static int want_any(const struct record *r) { (void)r; return 1; }
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+/* Peer copies per ordered device pair: bytes and the union of their intervals. */
+static int link_metrics(const struct trace *t, int iteration, struct span *scratch,
+                        struct iteration_metrics *out)
+{
+    out->n_links = 0;
+    for (int i = 0; i < t->n; i++) {
+        const struct record *r = &t->rec[i];
+        if (!in_iteration(r, iteration) || r->kind != REC_MEMCPY) continue;
+        if (r->src_device < 0 || r->dst_device < 0 || r->src_device == r->dst_device) continue;
+        int found = -1;
+        for (int k = 0; k < out->n_links; k++)
+            if (out->link[k].src == r->src_device && out->link[k].dst == r->dst_device) found = k;
+        if (found >= 0) continue;
+        if (out->n_links == (int)(sizeof out->link / sizeof out->link[0]))
+            return pb_fail("more than %d device pairs exchange data; metrics keep the first ones",
+                           out->n_links);
+        struct link_metrics *l = &out->link[out->n_links++];
+        memset(l, 0, sizeof *l);
+        l->src = r->src_device;
+        l->dst = r->dst_device;
+        int n = 0;
+        for (int j = 0; j < t->n; j++) {
+            const struct record *q = &t->rec[j];
+            if (!in_iteration(q, iteration) || q->kind != REC_MEMCPY) continue;
+            if (q->src_device != l->src || q->dst_device != l->dst) continue;
+            l->bytes += q->bytes;
+            scratch[n++] = (struct span){q->start_ns, q->end_ns};
+        }
+        l->ms = ms(union_ns(scratch, n));
+        /* bytes per ms / 1e6 = GB/s (10^9 bytes per second). */
+        l->gbps = l->ms > 0 ? (double)l->bytes / l->ms / 1e6 : 0;
+    }
+    return PB_OK;
+}
+
+int metrics_iteration(const struct trace *t, int iteration, struct iteration_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    int nd = t->n_devices < PB_MAX_DEVICES ? t->n_devices : PB_MAX_DEVICES;
+    out->n_devices = nd;
+    struct span *s = malloc(((size_t)t->n + 1) * sizeof *s);
+    if (!s) return pb_fail("out of host memory computing metrics of %d records", t->n);
+
+    /* The window spans device activity on all GPUs; host ranges only stand in
+     * when no device activity was recorded (no CUPTI). */
+    uint64_t w0 = UINT64_MAX, w1 = 0, r0 = UINT64_MAX, r1 = 0;
+    int n_device_records = 0;
+    for (int i = 0; i < t->n; i++) {
+        const struct record *r = &t->rec[i];
+        if (!in_iteration(r, iteration)) continue;
+        if (is_device_activity(r)) {
+            n_device_records++;
+            if (r->start_ns < w0) w0 = r->start_ns;
+            if (r->end_ns > w1) w1 = r->end_ns;
+        } else if (r->kind == REC_RANGE) {
+            if (r->start_ns < r0) r0 = r->start_ns;
+            if (r->end_ns > r1) r1 = r->end_ns;
+        }
+    }
+    double window = n_device_records ? ms(w1 - w0) : (r1 > r0 ? ms(r1 - r0) : 0);
+    int known = t->busy_known && n_device_records > 0;
+
+    for (int d = 0; d < nd; d++) {
+        struct gpu_metrics *g = &out->gpu[d];
+        g->window_ms = window;
+        g->known = known;
+        if (!known) {
+            /* Unknown, never zero: NAN propagates into reports as "unknown". */
+            g->compute_ms = g->comm_ms = g->copy_ms = g->idle_ms = NAN;
+            g->utilisation = g->own_span_ms = NAN;
+            continue;
+        }
+        g->compute_ms = ms(union_ns(s, collect(t, iteration, d, want_compute, s)));
+        g->comm_ms = ms(union_ns(s, collect(t, iteration, d, want_comm, s)));
+        g->copy_ms = ms(union_ns(s, collect(t, iteration, d, want_copy, s)));
+        double busy = ms(union_ns(s, collect(t, iteration, d, want_any, s)));
+        g->idle_ms = window - busy;
+        int nk = collect(t, iteration, d, is_kernel, s);
+        double kernels = ms(union_ns(s, nk));
+        g->utilisation = window > 0 ? kernels / window : 0;
+        uint64_t k0 = UINT64_MAX, k1 = 0;
+        for (int i = 0; i < nk; i++) {
+            if (s[i].start < k0) k0 = s[i].start;
+            if (s[i].end > k1) k1 = s[i].end;
+        }
+        g->own_span_ms = nk ? ms(k1 - k0) : 0;
+    }
+    out->allreduce_ms = known ? ms(union_ns(s, collect(t, iteration, -1, want_comm, s))) : NAN;
+    int rc = link_metrics(t, iteration, s, out);
+    free(s);
+    return rc;
+}
+
+int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    if (iters <= 0) return metrics_iteration(t, -1, out);
+    struct iteration_metrics it;
+    for (int i = 0; i < iters; i++) {
+        PB_TRY(metrics_iteration(t, i, &it));
+        out->n_devices = it.n_devices;
+        for (int d = 0; d < it.n_devices; d++) {
+            struct gpu_metrics *a = &out->gpu[d];
+            const struct gpu_metrics *b = &it.gpu[d];
+            a->window_ms += b->window_ms / iters;
+            a->compute_ms += b->compute_ms / iters;
+            a->comm_ms += b->comm_ms / iters;
+            a->copy_ms += b->copy_ms / iters;
+            a->idle_ms += b->idle_ms / iters;
+            a->utilisation += b->utilisation / iters;
+            a->own_span_ms += b->own_span_ms / iters;
+            a->known = i == 0 ? b->known : (a->known && b->known);
+        }
+        out->allreduce_ms += it.allreduce_ms / iters;
+        for (int k = 0; k < it.n_links; k++) {
+            int found = -1;
+            for (int j = 0; j < out->n_links; j++)
+                if (out->link[j].src == it.link[k].src && out->link[j].dst == it.link[k].dst) found = j;
+            if (found < 0) {
+                found = out->n_links++;
+                out->link[found] = (struct link_metrics){.src = it.link[k].src, .dst = it.link[k].dst};
+            }
+            out->link[found].bytes += it.link[k].bytes;
+            out->link[found].ms += it.link[k].ms;
+        }
+    }
+    /* Links: mean bytes and time per iteration; GB/s from the totals. */
+    for (int j = 0; j < out->n_links; j++) {
+        struct link_metrics *l = &out->link[j];
+        l->gbps = l->ms > 0 ? (double)l->bytes / l->ms / 1e6 : 0;
+        l->bytes /= (uint64_t)iters;
+        l->ms /= iters;
+    }
+    return PB_OK;
+}
+
+static int double_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double metrics_percentile(const double *values, int n, double p)
+{
+    if (n <= 0) return NAN;
+    double *v = malloc((size_t)n * sizeof *v);
+    if (!v) return NAN;
+    memcpy(v, values, (size_t)n * sizeof *v);
+    qsort(v, (size_t)n, sizeof *v, double_cmp);
+    if (p < 0) p = 0;
+    if (p > 100) p = 100;
+    /* Linear interpolation between closest ranks, as numpy's default. */
+    double rank = p / 100.0 * (n - 1);
+    int lo = (int)floor(rank);
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    double res = v[lo] + (v[hi] - v[lo]) * (rank - lo);
+    free(v);
+    return res;
+}
+
+double metrics_bubble(const struct iteration_metrics *m, int device)
+{
+    if (device < 0 || device >= m->n_devices) return NAN;
+    const struct gpu_metrics *g = &m->gpu[device];
+    if (!g->known || g->window_ms <= 0) return NAN;
+    return g->idle_ms / g->window_ms;
+}
+
+double metrics_gpipe_bound(int stages, int microbatches)
+{
+    if (stages <= 0 || microbatches <= 0) return NAN;
+    return (double)(stages - 1) / (double)(microbatches + stages - 1);
+}

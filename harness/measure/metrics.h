@@ -1,0 +1,44 @@
+/* The metrics of DESIGN.md, computed from trace records of one timed iteration
+ * (or averaged over iterations). Definitions are fixed; reports and tests rely on them. */
+#ifndef PB_METRICS_H
+#define PB_METRICS_H
+#include "trace.h"
+#include "../../strategies/strategy.h"
+
+struct gpu_metrics {
+    double window_ms;        /* first step start to last step end, all GPUs (same for all) */
+    double compute_ms;       /* union of compute-kernel intervals */
+    double comm_ms;          /* union of NCCL kernel intervals */
+    double copy_ms;          /* union of memcpy intervals */
+    double idle_ms;          /* window - union of all */
+    double utilisation;      /* union of all kernel intervals / window */
+    double own_span_ms;      /* HTA-style: this GPU's first to last kernel */
+    int known;               /* 0 when busy time could not be measured (no CUPTI) */
+};
+
+struct link_metrics {
+    int src, dst;
+    uint64_t bytes;
+    double ms;               /* union of copy intervals on this pair */
+    double gbps;             /* bytes / ms */
+};
+
+struct iteration_metrics {
+    int n_devices;
+    struct gpu_metrics gpu[PB_MAX_DEVICES];
+    int n_links;
+    struct link_metrics link[PB_MAX_DEVICES * 2];
+    double allreduce_ms;     /* union of NCCL intervals over all GPUs */
+};
+
+/* Metrics of iteration `iteration` of a trace (all records if iteration < 0). */
+int metrics_iteration(const struct trace *t, int iteration, struct iteration_metrics *out);
+/* Mean of per-iteration metrics over iterations [0, iters). */
+int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out);
+/* p-th percentile (0..100) of values, linear interpolation; sorts a copy. */
+double metrics_percentile(const double *values, int n, double p);
+/* Bubble of a pipeline stage: idle / window for the stage's device. */
+double metrics_bubble(const struct iteration_metrics *m, int device);
+/* GPipe bound (p-1)/(m+p-1). */
+double metrics_gpipe_bound(int stages, int microbatches);
+#endif

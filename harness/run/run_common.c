@@ -1,0 +1,142 @@
+/* See run_common.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "run_common.h"
+
+void run_prompt_tokens(int *out, int n, int vocab, uint64_t seed)
+{
+    /* splitmix64: cheap, well spread, and the same on every platform. */
+    uint64_t x = seed ^ 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < n; i++) {
+        x += 0x9e3779b97f4a7c15ull;
+        uint64_t z = x;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        out[i] = (int)((z ^ (z >> 31)) % (uint64_t)vocab);
+    }
+}
+
+static double bf16_to_float(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void check_logits(struct point_result *r, const struct reference *ref, const uint16_t *got, int rows,
+                         int vocab, const int *tokens)
+{
+    if (!ref->logits || rows != ref->rows || vocab != ref->vocab) return;
+    size_t n = (size_t)rows * vocab;
+    double diff = 0, top = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = bf16_to_float(ref->logits[i]), d = fabs(a - bf16_to_float(got[i]));
+        if (!(d <= diff)) diff = d;   /* NAN sticks */
+        if (fabs(a) > top) top = fabs(a);
+    }
+    r->logits_checked = 1;
+    r->max_abs_diff = diff;
+    /* Tensor parallel: a few bf16 steps at the largest logit (2^-6 relative). */
+    r->tolerance = strcmp(r->strategy, "tp") == 0 ? top / 64 : 0;
+    int same = r->tolerance == 0 ? memcmp(ref->logits, got, n * sizeof *got) == 0 : diff <= r->tolerance;
+    if (same && tokens && ref->tokens && r->tolerance == 0)
+        same = memcmp(tokens, ref->tokens, (size_t)r->w.batch * sizeof(int)) == 0;
+    r->logits_match = same;
+}
+
+/* A fingerprint of a run's output, so two jobs' results can be compared from
+ * their summary.json files alone. */
+static void fingerprint(struct point_result *r, const uint16_t *logits, size_t n, const int *tokens, int n_tokens)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *b = (const unsigned char *)logits;
+    for (size_t i = 0; i < n * sizeof *logits; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    b = (const unsigned char *)tokens;
+    for (size_t i = 0; tokens && i < (size_t)n_tokens * sizeof *tokens; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    snprintf(r->logits_fnv1a, sizeof r->logits_fnv1a, "%016llx", (unsigned long long)h);
+}
+
+void run_reference_or_check(struct point_result *r, struct reference *ref, uint16_t **logits, int rows,
+                            int vocab, int **tokens)
+{
+    if (!*logits) return;
+    fingerprint(r, *logits, (size_t)rows * vocab, *tokens, r->decode_tokens ? r->w.batch : 0);
+    if (strcmp(r->strategy, "single") || ref->logits) {
+        check_logits(r, ref, *logits, rows, vocab, *tokens);
+        return;
+    }
+    /* The reference itself: nothing to compare it with. */
+    *ref = (struct reference){*logits, rows, vocab, *tokens, r->p50_ms};
+    *logits = NULL;
+    *tokens = NULL;
+}
+
+void run_reference_free(struct reference *ref)
+{
+    free(ref->logits);
+    free(ref->tokens);
+    memset(ref, 0, sizeof *ref);
+}
+
+static void latencies(struct point_result *r)
+{
+    r->p50_ms = metrics_percentile(r->latency_ms, r->iters, 50);
+    r->p90_ms = metrics_percentile(r->latency_ms, r->iters, 90);
+    r->p99_ms = metrics_percentile(r->latency_ms, r->iters, 99);
+    double sum = 0;
+    for (int i = 0; i < r->iters; i++) sum += r->latency_ms[i];
+    r->mean_ms = r->iters ? sum / r->iters : NAN;
+    double tokens = r->decode_tokens ? (double)r->w.batch * r->decode_tokens : (double)r->w.batch * r->w.seq;
+    r->tokens_per_s = tokens / (r->p50_ms / 1e3);
+    r->profiled_p50_ms = r->cupti_overhead_pct = NAN;
+    if (r->profile_iters > 0 && r->profiled_ms) {
+        r->profiled_p50_ms = metrics_percentile(r->profiled_ms, r->profile_iters, 50);
+        r->cupti_overhead_pct = (r->profiled_p50_ms - r->p50_ms) / r->p50_ms * 100;
+    }
+}
+
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p)
+{
+    latencies(r);
+    metrics_mean(t, r->profile_iters, &r->metrics);
+    r->busy_known = t->busy_known && r->profile_iters > 0 && r->metrics.gpu[0].known;
+    /* Without CUPTI the window is the event-timed latency; busy time stays unknown. */
+    if (!r->busy_known)
+        for (int d = 0; d < r->n_devices; d++) r->metrics.gpu[d].window_ms = r->mean_ms;
+    r->dropped = t->dropped;
+    r->transfer_bytes = r->transfer_ms = 0;
+    for (int k = 0; k < r->metrics.n_links; k++) {
+        r->transfer_bytes += (double)r->metrics.link[k].bytes;
+        r->transfer_ms += r->metrics.link[k].ms;
+    }
+    r->gpipe_bound = NAN;
+    if (r->microbatches > 1 && !p->tensor_parallel) {
+        int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
+        int stages = placement_stages(p, sd, sf, sc);
+        for (int s = 0; s < stages && s < PB_MAX_DEVICES; s++)
+            r->bubble[s] = metrics_bubble(&r->metrics, placement_exec_device(sd[s]));
+        r->gpipe_bound = metrics_gpipe_bound(stages, r->microbatches);
+    }
+}
+
+int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
+                      const struct trace *const *traces, int n)
+{
+    PB_TRY(summary_write_csv(dir, res, n));
+    PB_TRY(summary_write_json(dir, env, res, n));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    return trace_json_write(path, env, res, traces, n);
+}
+
+void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n)
+{
+    for (int i = 0; res && i < n; i++) point_result_free(&res[i]);
+    for (int i = 0; traces && i < n; i++) trace_free(&traces[i]);
+    free(res);
+    free(traces);
+    free(tptr);
+}
