@@ -37,4 +37,7 @@ int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab);
 int executor_tokens(struct executor *e, int **out, int *count);
 /* 1 when prefill or decode passes ran from a CUDA graph. */
 int executor_used_graph(const struct executor *e);
+/* GPU memory in use (total - free) on each of n CUDA ordinals: what a measured run
+ * compares before and after an executor with the memory model's prediction. */
+int executor_gpu_used(const int *ordinal, int n, uint64_t *used);
 #endif

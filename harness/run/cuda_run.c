@@ -130,26 +130,13 @@ static int plan_point(const struct options *o, const struct model_spec *m, const
     return PB_OK;
 }
 
-/* GPU memory in use (total - free) on each logical device's GPU. */
-static int gpu_used(const int *ordinal, int n, uint64_t *used)
-{
-    for (int d = 0; d < n; d++) {
-        size_t free_b = 0, total = 0;
-        cudaError_t err = cudaSetDevice(ordinal[d]);
-        if (err == cudaSuccess) err = cudaMemGetInfo(&free_b, &total);
-        if (err != cudaSuccess) return pb_fail("cudaMemGetInfo on GPU %d failed: %s", ordinal[d], cudaGetErrorString(err));
-        used[d] = total - free_b;
-    }
-    return PB_OK;
-}
-
 /* What the executor holds beyond `before`, at its fullest of the moments sampled (after
  * setup, after the iterations): every buffer is allocated at setup and kept, and the
  * CUDA context, cuBLAS, NCCL and graphs count too, unlike in the prediction. */
 static void measured_peak(struct point_result *r, const int *ordinal, int n, const uint64_t *before)
 {
     uint64_t now[PB_MAX_DEVICES];
-    if (gpu_used(ordinal, n, now) != PB_OK) return;
+    if (executor_gpu_used(ordinal, n, now) != PB_OK) return;
     for (int d = 0; d < n; d++) {
         uint64_t grew = now[d] > before[d] ? now[d] - before[d] : 0;
         if (!r->memory_measured || grew > r->measured_peak[d]) r->measured_peak[d] = grew;
@@ -178,7 +165,7 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
                             .use_graph = o->use_graph, .label = r->strategy};
     for (int d = 0; d < pre.n_devices && d < PB_MAX_DEVICES; d++) c.ordinal[d] = r->ordinal[d] = ordinal[d];
     uint64_t before[PB_MAX_DEVICES];
-    if (rc == PB_OK) rc = gpu_used(c.ordinal, pre.n_devices, before);
+    if (rc == PB_OK) rc = executor_gpu_used(c.ordinal, pre.n_devices, before);
     if (rc == PB_OK) rc = executor_create(&c, &e);
     if (rc == PB_OK) measured_peak(r, c.ordinal, pre.n_devices, before);
     struct trace scratch;

@@ -152,6 +152,24 @@ static int to_rank0(const struct mpi_run *run, int from, void *buf, size_t n, co
     return PB_OK;
 }
 
+/* This rank's GPU memory in use grew by the most since `before` (rank d is logical device d). */
+static int sample_peak(const struct mpi_run *run, uint64_t before, uint64_t *peak)
+{
+    uint64_t now = 0;
+    PB_TRY(executor_gpu_used(&run->ordinal, 1, &now));
+    if (now > before && now - before > *peak) *peak = now - before;
+    return PB_OK;
+}
+
+/* Every rank's measured peak into rank 0's point. */
+static int gather_peaks(const struct mpi_run *run, struct point_result *r, int n, uint64_t mine)
+{
+    if (run->w->rank < n) r->measured_peak[run->w->rank] = mine;
+    for (int d = 1; d < n; d++) PB_TRY(to_rank0(run, d, &r->measured_peak[d], sizeof r->measured_peak[d], "memory peak"));
+    r->memory_measured = 1;
+    return PB_OK;
+}
+
 static int plan_point(const struct mpi_run *run, const struct strategy *st, struct point_result *r,
                       struct schedule *pre, struct schedule *dec)
 {
@@ -266,7 +284,10 @@ static int run_point(struct mpi_run *run, struct point_result *r, struct trace *
               .n_devices = pre.n_devices, .batch = r->w.batch, .seq = r->w.seq, .decode_tokens = run->o->decode_tokens,
               .seed = run->o->seed, .weights = run->o->weights, .label = r->strategy},
         .device = run->w->rank, .ordinal = run->ordinal, .comm = run->comm};
-    int rc = mpi_executor_create(&x, &e);
+    uint64_t before = 0, peak = 0;
+    int rc = executor_gpu_used(&run->ordinal, 1, &before);
+    if (rc == PB_OK) rc = mpi_executor_create(&x, &e);
+    if (rc == PB_OK) rc = sample_peak(run, before, &peak);
     if (rc == PB_OK) rc = cupti_collect(&scratch, -1);   /* weight init and uploads are not measured */
     AGREE(rc, "setting up the executor");
     for (int i = 0; i < run->o->warmup; i++) {
@@ -277,6 +298,8 @@ static int run_point(struct mpi_run *run, struct point_result *r, struct trace *
     }
     local.busy_known = run->cupti_on;
     if (timed(run, e, r, &local, &scratch) != PB_OK || outputs(run, e, r, ref) != PB_OK) goto out;
+    AGREE(sample_peak(run, before, &peak), "reading GPU memory");
+    AGREE(gather_peaks(run, r, pre.n_devices, peak), "gathering memory peaks");
     /* Offsets measured right after the iterations they correct, so drift between hosts stays small. */
     AGREE(clock_offsets_measure(run->w, cupti_now_ns, 32, run->offsets), "measuring clock offsets");
     AGREE(trace_gather(run->w, &local, run->offsets, merged), "gathering traces");
