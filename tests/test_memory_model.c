@@ -165,13 +165,27 @@ TEST(test_kv_capacity_is_the_edge_of_what_fits)
     CHECK(cap.context_capped);
 }
 
+/* build/bench ARGS --out DIR in a fresh temporary DIR (left in dir); its exit status. */
+static int bench_in_temp(const char *args, char *dir, size_t dir_len, char *out, size_t out_len)
+{
+    char line[1400];
+    make_temp_dir(dir, dir_len);
+    snprintf(line, sizeof line, "%s --out %s", args, dir);
+    return run_bench(line, out, out_len);
+}
+
+static int remove_dir(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
 TEST(test_seventy_b_at_batch_64_x_4096_is_refused_on_one_h200)
 {
-    char dir[256], args[1400], out[16384];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-2-70b --simulate --gpu-profile h200 --gpus 1 --strategy single "
-                                "--batch 64 --seq 4096 --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 1);
+    char dir[256], out[16384];
+    CHECK_EQ_INT(bench_in_temp("--model llama-2-70b --simulate --gpu-profile h200 --gpus 1 --strategy single "
+                                "--batch 64 --seq 4096", dir, sizeof dir, out, sizeof out), 1);
     CHECK(strstr(out, "not possible: single: GPU 0 needs") != NULL);
     CHECK(strstr(out, "but its budget is 150754820096 bytes") != NULL);   /* the profile's memory.bytes */
     char path[512];
@@ -186,29 +200,23 @@ TEST(test_seventy_b_at_batch_64_x_4096_is_refused_on_one_h200)
     }
     CHECK_EQ_INT(t.n_rows, 1);
     csv_table_free(&t);
-    snprintf(args, sizeof args, "rm -rf %s", dir);
-    CHECK(system(args) == 0);
+    CHECK(remove_dir(dir) == 0);
 }
 
 TEST(test_batch_4096_x_4096_is_refused_on_one_gpu)
 {
-    char dir[256], args[1400], out[16384];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-2-7b --simulate --gpu-profile h200 --gpus 1 --strategy single "
-                                "--batch 4096 --seq 4096 --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 1);
+    char dir[256], out[16384];
+    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --simulate --gpu-profile h200 --gpus 1 --strategy single "
+                                "--batch 4096 --seq 4096", dir, sizeof dir, out, sizeof out), 1);
     CHECK(strstr(out, "not possible: single: GPU 0 needs") != NULL);
-    snprintf(args, sizeof args, "rm -rf %s", dir);
-    CHECK(system(args) == 0);
+    CHECK(remove_dir(dir) == 0);
 }
 
 TEST(test_summary_csv_writes_memory_as_integers_at_the_end)
 {
-    char dir[256], args[1400], out[16384];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-2-7b --simulate --gpu-profile h200 --gpus 2 --strategy naive,tp "
-                                "--batch 4 --seq 256 --decode 4 --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    char dir[256], out[16384];
+    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --simulate --gpu-profile h200 --gpus 2 --strategy naive,tp "
+                                "--batch 4 --seq 256 --decode 4", dir, sizeof dir, out, sizeof out), 0);
     CHECK(strstr(out, "memory per GPU") != NULL);
     char path[512];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
@@ -228,40 +236,39 @@ TEST(test_summary_csv_writes_memory_as_integers_at_the_end)
     }
     CHECK_EQ_INT(t.n_rows, 2);
     csv_table_free(&t);
-    snprintf(args, sizeof args, "grep -q '\"kv_capacity\"' %s/summary.json && grep -q '\"peak_bytes_per_gpu\"' "
-                                "%s/summary.json && rm -rf %s", dir, dir, dir);
-    CHECK(system(args) == 0);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "grep -q '\"kv_capacity\"' %s/summary.json && grep -q '\"peak_bytes_per_gpu\"' "
+                              "%s/summary.json", dir, dir);
+    CHECK(system(cmd) == 0);
+    CHECK(remove_dir(dir) == 0);
 }
 
 TEST(test_explain_says_which_gpu_fills_first_under_naive_and_auto)
 {
-    char dir[256], args[1400], out[32768];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-2-7b --simulate --gpu-profile h200 --gpus 3 --strategy naive,auto "
-                                "--batch 16 --seq 512 --decode 4 --explain --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    char dir[256], out[32768];
+    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --simulate --gpu-profile h200 --gpus 3 --strategy naive,auto "
+                                "--batch 16 --seq 512 --decode 4 --explain", dir, sizeof dir, out, sizeof out), 0);
     /* naive gives the last GPU 12 layers and lm_head; auto's fullest is GPU 1, 12 layers without it */
     CHECK(strstr(out, "naive fills GPU 2 first") != NULL);
     CHECK(strstr(out, "auto fills GPU 1 first") != NULL);
     CHECK(strstr(out, "the most layers (12 of 32") != NULL);
-    snprintf(args, sizeof args, "rm -rf %s", dir);
-    CHECK(system(args) == 0);
+    CHECK(remove_dir(dir) == 0);
 }
 
 TEST(test_plan_refuses_a_kv_cache_beyond_the_budget)
 {
-    char dir[256], args[1400], out[16384];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-2-7b --plan --gpus 2 --strategy naive --batch 32 --seq 2048 "
-                                "--decode 2048 --max-memory 0=20GiB,1=20GiB --out %s", dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 1);
+    char dir[256], out[16384];
+    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --plan --gpus 2 --strategy naive --batch 32 --seq 2048 "
+                                "--decode 2048 --max-memory 0=20GiB,1=20GiB", dir, sizeof dir, out, sizeof out), 1);
     CHECK(strstr(out, "not possible: naive: GPU 1 needs") != NULL);
-    snprintf(args, sizeof args, "--model llama-2-7b --plan --gpus 2 --strategy naive --batch 1 --seq 128 --out %s",
-             dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    CHECK(remove_dir(dir) == 0);
+    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --plan --gpus 2 --strategy naive --batch 1 --seq 128", dir,
+                               sizeof dir, out, sizeof out), 0);
     CHECK(strstr(out, "KV capacity: context 4096 (max_position_embeddings) at batch 1") != NULL);
-    snprintf(args, sizeof args, "grep -q '\"kv_capacity\"' %s/plan.json && rm -rf %s", dir, dir);
-    CHECK(system(args) == 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q '\"kv_capacity\"' %s/plan.json", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(remove_dir(dir) == 0);
 }
 
 TEST(test_memory_sentence_is_empty_without_memory_figures)
