@@ -3,11 +3,11 @@
 #include "strategy.h"
 
 extern const struct strategy single_strategy, naive_strategy, auto_strategy, optimal_strategy,
-    pipeline_strategy, tp_strategy;
+    pipeline_strategy, tp_strategy, hybrid_strategy;
 
 const struct strategy *const strategies[] = {
     &single_strategy, &naive_strategy, &auto_strategy, &optimal_strategy, &pipeline_strategy,
-    &tp_strategy, NULL,
+    &tp_strategy, &hybrid_strategy, NULL,
 };
 
 const struct strategy *strategy_find(const char *name)

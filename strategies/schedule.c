@@ -12,7 +12,31 @@ void schedule_init(struct schedule *s, int n_devices)
     s->streams_per_device = 1;
     s->microbatches = 1;
     s->stages = 1;
+    s->virtual_stages = 1;
     s->tp_world = 1;
+    s->n_groups = 1;   /* group_of all 0: a collective spans every device */
+}
+
+void schedule_set_groups(struct schedule *s, int degree)
+{
+    if (degree < 1) degree = 1;
+    s->tp_world = degree;
+    s->n_groups = (s->n_devices + degree - 1) / degree;
+    for (int d = 0; d < PB_MAX_DEVICES; d++) s->group_of[d] = d < s->n_devices ? d / degree : 0;
+}
+
+int schedule_group_size(const struct schedule *s, int group)
+{
+    int n = 0;
+    for (int d = 0; d < s->n_devices; d++) n += s->group_of[d] == group;
+    return n;
+}
+
+int schedule_group_rank(const struct schedule *s, int device)
+{
+    int r = 0;
+    for (int d = 0; d < device; d++) r += s->group_of[d] == s->group_of[device];
+    return r;
 }
 
 void schedule_free(struct schedule *s)
@@ -100,6 +124,7 @@ void placement_init(struct placement *p, const struct model_spec *m, enum dtype 
     memset(p, 0, sizeof *p);
     p->n_modules = model_modules(m, dt, p->modules);
     p->n_devices = n_devices;
+    p->virtual_stages = 1;
 }
 
 int placement_exec_device(int device)
@@ -122,6 +147,20 @@ int placement_stages(const struct placement *p, int *stage_device, int *stage_fi
         }
         stage_count[n - 1]++;
     }
+    return n;
+}
+
+int placement_stage_devices(const struct placement *p, int *stage_device)
+{
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES], n = 0;
+    int runs = placement_stages(p, sd, sf, sc);
+    /* Interleaved placements revisit their stages: each owner counts once, in order. */
+    for (int i = 0; i < runs; i++) {
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++) seen = sd[k] == sd[i];
+        if (!seen && n < PB_MAX_DEVICES) sd[n++] = sd[i];
+    }
+    for (int k = 0; k < n; k++) stage_device[k] = p->tensor_parallel ? sd[k] * p->tp_degree : sd[k];
     return n;
 }
 
@@ -172,58 +211,91 @@ static int move_to(struct schedule *s, const struct model_spec *m, const struct 
     return c;
 }
 
-static int plan_microbatch(const struct model_spec *m, const struct placement *p, const struct workload *w,
-                           int mb, int offset, int batch, struct schedule *s)
+/* Where one microbatch is on its way through a sequential placement: the device
+ * holding its activations and the step that produced them. */
+struct walk {
+    int mb, offset, batch;
+    int at, last;
+};
+
+static int walk_embed(struct schedule *s, const struct model_spec *m, const struct placement *p,
+                      const struct workload *w, struct walk *k)
 {
-    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
-    int stages = placement_stages(p, sd, sf, sc);
     struct workload part = *w;
-    part.batch = batch;
-    int e = module_index(p, MODULE_EMBED), h = module_index(p, MODULE_HEAD);
-    int at = placement_exec_device(p->device[e]);
-    struct step st = compute_step(STEP_EMBED, at, mb, offset, batch, w);
+    part.batch = k->batch;
+    int e = module_index(p, MODULE_EMBED);
+    k->at = placement_exec_device(p->device[e]);
+    struct step st = compute_step(STEP_EMBED, k->at, k->mb, k->offset, k->batch, w);
     st.mem_bytes = module_mem_bytes(m, &p->modules[e], &part);
     st.offloaded = p->device[e] == PB_DEVICE_CPU;
-    int last = schedule_add(s, &st);
-    if (last < 0) return PB_ERR;
-    for (int i = 0; i < stages; i++) {
-        int dev = placement_exec_device(sd[i]);
-        int dep = move_to(s, m, w, &at, dev, last, mb);
-        if (dep < 0) return PB_ERR;
-        st = compute_step(STEP_LAYERS, dev, mb, offset, batch, w);
-        st.stage = i;
-        st.layer = sf[i];
-        st.count = sc[i];
-        st.offloaded = sd[i] == PB_DEVICE_CPU;
-        if (st.offloaded) st.bytes = (uint64_t)sc[i] * model_layer_params(m) * dtype_size(w->dtype);
-        st.flops = sc[i] * model_layer_flops(m, batch, w->seq, w->context);
-        st.mem_bytes = sc[i] * model_layer_bytes(m, w->dtype, batch, w->seq, w->context);
-        st.n_deps = 1;
-        st.deps[0] = dep;
-        if ((last = schedule_add(s, &st)) < 0) return PB_ERR;
-    }
-    /* Final norm and lm_head run together where lm_head lives. */
-    int dev = placement_exec_device(p->device[h]);
-    int dep = move_to(s, m, w, &at, dev, last, mb);
+    return (k->last = schedule_add(s, &st)) < 0 ? PB_ERR : PB_OK;
+}
+
+/* Layers [first, first + count) on `device` (GPU or PB_DEVICE_CPU) as pipeline stage `stage`. */
+static int walk_layers(struct schedule *s, const struct model_spec *m, const struct workload *w, struct walk *k,
+                       int device, int first, int count, int stage)
+{
+    int dev = placement_exec_device(device);
+    int dep = move_to(s, m, w, &k->at, dev, k->last, k->mb);
     if (dep < 0) return PB_ERR;
-    st = compute_step(STEP_HEAD, dev, mb, offset, batch, w);
-    st.stage = stages ? stages - 1 : 0;
+    struct step st = compute_step(STEP_LAYERS, dev, k->mb, k->offset, k->batch, w);
+    st.stage = stage;
+    st.layer = first;
+    st.count = count;
+    st.offloaded = device == PB_DEVICE_CPU;
+    if (st.offloaded) st.bytes = (uint64_t)count * model_layer_params(m) * dtype_size(w->dtype);
+    st.flops = count * model_layer_flops(m, k->batch, w->seq, w->context);
+    st.mem_bytes = count * model_layer_bytes(m, w->dtype, k->batch, w->seq, w->context);
+    st.n_deps = 1;
+    st.deps[0] = dep;
+    return (k->last = schedule_add(s, &st)) < 0 ? PB_ERR : PB_OK;
+}
+
+/* Final norm and lm_head run together where lm_head lives. */
+static int walk_head(struct schedule *s, const struct model_spec *m, const struct placement *p,
+                     const struct workload *w, struct walk *k, int stage)
+{
+    struct workload part = *w;
+    part.batch = k->batch;
+    int h = module_index(p, MODULE_HEAD);
+    int dev = placement_exec_device(p->device[h]);
+    int dep = move_to(s, m, w, &k->at, dev, k->last, k->mb);
+    if (dep < 0) return PB_ERR;
+    struct step st = compute_step(STEP_HEAD, dev, k->mb, k->offset, k->batch, w);
+    st.stage = stage;
     st.offloaded = p->device[h] == PB_DEVICE_CPU;
     if (st.offloaded) st.bytes = p->modules[h].param_bytes;
     st.flops = module_flops(m, &p->modules[h], &part);
     st.mem_bytes = module_mem_bytes(m, &p->modules[h], &part);
     st.n_deps = 1;
     st.deps[0] = dep;
-    return schedule_add(s, &st) < 0 ? PB_ERR : PB_OK;
+    return (k->last = schedule_add(s, &st)) < 0 ? PB_ERR : PB_OK;
+}
+
+static int plan_microbatch(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                           int mb, int offset, int batch, struct schedule *s)
+{
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
+    int stages = placement_stages(p, sd, sf, sc);
+    struct walk k = {.mb = mb, .offset = offset, .batch = batch};
+    PB_TRY(walk_embed(s, m, p, w, &k));
+    for (int i = 0; i < stages; i++) PB_TRY(walk_layers(s, m, w, &k, sd[i], sf[i], sc[i], i));
+    return walk_head(s, m, p, w, &k, stages ? stages - 1 : 0);
+}
+
+int plan_check_microbatches(const struct workload *w, int microbatches)
+{
+    if (w->batch % microbatches)
+        return pb_fail("batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
+                       w->batch, microbatches, w->batch);
+    return PB_OK;
 }
 
 int plan_sequential(const struct model_spec *m, const struct placement *p, const struct workload *w,
                     int microbatches, struct schedule *out)
 {
     if (microbatches < 1) microbatches = 1;
-    if (w->batch % microbatches)
-        return pb_fail("batch %d cannot be split into %d equal microbatches; choose a divisor of %d",
-                       w->batch, microbatches, w->batch);
+    PB_TRY(plan_check_microbatches(w, microbatches));
     schedule_init(out, p->n_devices);
     int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
     out->stages = placement_stages(p, sd, sf, sc);
@@ -237,6 +309,44 @@ int plan_sequential(const struct model_spec *m, const struct placement *p, const
             return PB_ERR;
         }
     return PB_OK;
+}
+
+int plan_interleaved(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                     int microbatches, struct schedule *out)
+{
+    if (microbatches < 1) microbatches = 1;
+    PB_TRY(plan_check_microbatches(w, microbatches));
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES], stage_dev[PB_MAX_DEVICES];
+    int chunks = placement_stages(p, sd, sf, sc), stages = placement_stage_devices(p, stage_dev);
+    int v = p->virtual_stages;
+    if (chunks != v * stages)
+        return pb_fail("internal: an interleaved placement of %d chunks over %d stages x %d virtual stages",
+                       chunks, stages, v);
+    size_t n_units = (size_t)microbatches * chunks;
+    struct pipeline_unit *order = malloc(n_units * sizeof *order);
+    struct walk *k = malloc((size_t)microbatches * sizeof *k);
+    if (!order || !k) {
+        free(order);
+        free(k);
+        return pb_fail("out of host memory planning %d microbatches x %d chunks", microbatches, chunks);
+    }
+    schedule_init(out, p->n_devices);
+    out->stages = stages;
+    out->virtual_stages = v;
+    out->microbatches = microbatches;
+    int per = w->batch / microbatches, rc = pipeline_order(stages, v, microbatches, order);
+    for (int mb = 0; mb < microbatches; mb++) k[mb] = (struct walk){.mb = mb, .offset = mb * per, .batch = per};
+    for (size_t u = 0; rc == PB_OK && u < n_units; u++) {
+        struct walk *wk = &k[order[u].microbatch];
+        int run = order[u].chunk * stages + order[u].stage;   /* runs are in layer order */
+        if (run == 0) rc = walk_embed(out, m, p, w, wk);
+        if (rc == PB_OK) rc = walk_layers(out, m, w, wk, sd[run], sf[run], sc[run], order[u].stage);
+        if (rc == PB_OK && run == chunks - 1) rc = walk_head(out, m, p, w, wk, order[u].stage);
+    }
+    free(order);
+    free(k);
+    if (rc != PB_OK) schedule_free(out);
+    return rc;
 }
 
 int plan_one_pass(const struct model_spec *m, const struct placement *p, const struct workload *w,

@@ -30,15 +30,23 @@ struct machine {
     enum device_map_policy policy;
     int budgets_from_user;               /* 1: from --max-memory; 0: read from the GPUs, and
                                             transformers keeps 10% back on a single GPU */
+    int tp;                              /* hybrid: GPUs per pipeline stage (--tp D); 0: default */
+    int virtual_stages;                  /* pipeline, hybrid: layer chunks per stage
+                                            (--virtual-stages V); 0 or 1: one contiguous run */
 };
 
-/* module -> device. For tensor parallel every module lives on all N devices, sharded. */
+/* module -> device. For tensor parallel a module lives on a group of tp_degree
+ * devices, sharded: group g is devices g * tp_degree .. (g + 1) * tp_degree - 1
+ * (tp: one group of all n_devices; hybrid: one group per pipeline stage). */
 struct placement {
     int n_modules;
     struct module modules[PB_MAX_MODULES];
-    int device[PB_MAX_MODULES]; /* per module: GPU index or PB_DEVICE_CPU; -2 = sharded over all */
+    int device[PB_MAX_MODULES]; /* per module: GPU index or PB_DEVICE_CPU; tensor parallel: its group */
     int n_devices;           /* devices the schedule uses */
-    int tensor_parallel;     /* 1: every module split over n_devices */
+    int tensor_parallel;     /* 1: modules split over groups of tp_degree devices */
+    int tp_degree;           /* tensor parallel: devices per group */
+    int virtual_stages;      /* layer chunks per pipeline stage; >1: interleaved (chunk c of
+                                stage s holds the layers of virtual stage c * stages + s) */
 };
 
 enum step_kind {
@@ -48,8 +56,8 @@ enum step_kind {
     STEP_MLP,         /* tp: MLP half of one layer on this rank's columns */
     STEP_HEAD,        /* final norm + lm_head (tp: this rank's vocabulary slice) */
     STEP_COPY,        /* activations src -> dst device */
-    STEP_ALLREDUCE,   /* one rank's part of a collective sum over all tp ranks */
-    STEP_ALLGATHER    /* one rank's part of gathering lm_head vocabulary slices */
+    STEP_ALLREDUCE,   /* one rank's part of a collective sum over its tp group's ranks */
+    STEP_ALLGATHER    /* one rank's part of gathering its group's lm_head vocabulary slices */
 };
 
 struct step {
@@ -61,6 +69,8 @@ struct step {
     int layer, count;        /* layers covered: [layer, layer + count) */
     int src, dst;            /* STEP_COPY: devices */
     int collective;          /* STEP_ALLREDUCE/ALLGATHER: id shared by the ranks of one call */
+    int group;               /* STEP_ALLREDUCE/ALLGATHER: the tp group the call spans
+                                (schedule.group_of); its ranks are that group's devices */
     int rows;                /* tokens this step processes (microbatch sequences x seq) */
     int batch_offset;        /* first sequence of the microbatch within the batch */
     int batch;               /* sequences in the microbatch */
@@ -78,8 +88,11 @@ struct schedule {
     int n_devices;
     int streams_per_device;
     int microbatches;
-    int stages;
-    int tp_world;            /* >1 for tensor parallel */
+    int stages;              /* pipeline stages (GPUs, or tp groups for hybrid) */
+    int virtual_stages;      /* layer chunks per stage (interleaved: > 1) */
+    int tp_world;            /* >1 for tensor parallel: ranks per group */
+    int n_groups;            /* tp groups collectives span; 1: all devices (tp) */
+    int group_of[PB_MAX_DEVICES];   /* device -> its group */
 };
 
 void schedule_init(struct schedule *s, int n_devices);
@@ -88,6 +101,12 @@ void schedule_free(struct schedule *s);
 int schedule_add(struct schedule *s, const struct step *st);
 /* Convenience: append a copy of `bytes` from src to dst after `dep`. */
 int schedule_add_copy(struct schedule *s, int src, int dst, uint64_t bytes, int microbatch, int dep);
+/* Devices in tp group g, and a device's rank (position) within its group. */
+int schedule_group_size(const struct schedule *s, int group);
+int schedule_group_rank(const struct schedule *s, int device);
+/* Groups of `degree` consecutive devices (device d in group d / degree). */
+void schedule_set_groups(struct schedule *s, int degree);
+/* "embed", "layers", "copy", ... for reports. */
 /* 1 for a rank's part of a collective (all-reduce, all-gather). */
 int step_is_collective(const struct step *st);
 /* "embed", "layers", "copy", "allreduce", ... for plan.json and reports. */
@@ -142,8 +161,50 @@ double module_work(const struct model_spec *m, const struct module *mod, const s
 /* Work per device of a placement; returns the largest (the slowest GPU). */
 double placement_device_work(const struct model_spec *m, const struct placement *p,
                              const struct workload *w, double *per_device);
-/* Microbatches the pipeline uses for a placement and workload (default 2 x stages). */
+/* Physical pipeline stages of a placement in order (GPUs, or tp groups), each holding
+ * virtual_stages chunks of layers; stage_device[s] is stage s's first device
+ * (PB_DEVICE_CPU for accelerate's offload). Returns the count. */
+int placement_stage_devices(const struct placement *p, int *stage_device);
+/* Cut the layers into `chunks` contiguous non-empty runs minimising the largest run's
+ * work (module_work), the embedding counted in the first run and norm + lm_head in the
+ * last; first[k] is run k's first layer. Refuses more chunks than layers. */
+int layer_chunks(const struct model_spec *m, const struct workload *w, int chunks, int *first,
+                 const char *strategy);
+/* Chunk k of `chunks` belongs to stage k % stages: modules of an interleaved (or, with
+ * stages == chunks, contiguous) placement; embed on stage 0, norm and lm_head with the
+ * last chunk. p must be placement_init'ed. */
+void placement_assign_chunks(struct placement *p, const int *first, int chunks, int stages);
+/* Microbatches a pipeline uses for a placement and workload (default 2 x stages). */
 int pipeline_microbatches(const struct placement *p, const struct workload *w);
+/* Refuse a batch that `microbatches` equal microbatches cannot split. */
+int plan_check_microbatches(const struct workload *w, int microbatches);
+/* The schedule of an interleaved sequential placement (pipeline --virtual-stages):
+ * microbatches issued in Megatron's interleaved order (pipeline_order). */
+int plan_interleaved(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                     int microbatches, struct schedule *out);
+/* One unit of pipelined work: a microbatch through one chunk of one stage. */
+struct pipeline_unit {
+    int microbatch, chunk, stage;
+};
+/* Every (microbatch, chunk, stage) in an order the executors can issue: each stage runs
+ * Megatron's interleaved forward order (chunk 0 of `stages` microbatches, then chunk 1
+ * of the same ones, ...), and a unit comes after the unit it takes its input from.
+ * out holds microbatches x virtual_stages x stages units. */
+int pipeline_order(int stages, int virtual_stages, int microbatches, struct pipeline_unit *out);
+/* One tensor-parallel group's share of a microbatch: its ranks are devices first ..
+ * first + degree - 1. The tp_add_* functions append every rank's steps; last[r] is
+ * rank r's latest step (-1: none), updated; *collective numbers calls schedule-wide. */
+struct tp_group {
+    int first, degree, group, stage;
+    int microbatch, batch_offset, batch;
+    int collectives;   /* 0: a one-GPU group needs no all-reduce */
+};
+int tp_add_embed(struct schedule *s, const struct model_spec *m, const struct workload *w, const struct tp_group *g,
+                 int *last);
+int tp_add_layer(struct schedule *s, const struct model_spec *m, const struct workload *w, const struct tp_group *g,
+                 int layer, int *collective, int *last);
+int tp_add_head(struct schedule *s, const struct model_spec *m, const struct workload *w, const struct tp_group *g,
+                int *collective, int *last);
 /* Refuse, naming the GPU and the numbers, a placement whose parameters exceed a budget. */
 int placement_check_memory(const struct placement *p, const struct machine *mc, const char *strategy);
 /* Parameter bytes per device and offloaded to cpu. */

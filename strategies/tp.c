@@ -3,11 +3,10 @@
  * the MLP by intermediate columns, lm_head by vocabulary. Each layer needs two
  * all-reduces (after the attention output projection and after the MLP down
  * projection). The embedding table is replicated, so it needs no collective;
- * the lm_head slices are joined by one all-gather of the logits. */
+ * the lm_head slices are joined by one all-gather of the logits. The steps of one
+ * group are written once here and used by hybrid too (a group per pipeline stage). */
 #include "../base/check.h"
 #include "strategy.h"
-
-#define TP_SHARDED (-2)
 
 static int tp_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
                     struct placement *out)
@@ -19,11 +18,11 @@ static int tp_place(const struct model_spec *m, const struct workload *w, const 
         return pb_fail("tp: %d GPUs do not divide %s of %s; use a GPU count that does", n, why, m->name);
     placement_init(out, m, w->dtype, n);
     out->tensor_parallel = 1;
-    for (int i = 0; i < out->n_modules; i++) out->device[i] = TP_SHARDED;
+    out->tp_degree = n;   /* one group of every GPU: device[] stays 0 */
     return placement_check_memory(out, mc, "tp");
 }
 
-/* One rank's step of a layer half, waiting on that rank's previous step. */
+/* One rank's step, waiting on that rank's previous step. */
 static int add_rank_step(struct schedule *s, struct step st, int dep)
 {
     st.n_deps = dep >= 0 ? 1 : 0;
@@ -31,60 +30,98 @@ static int add_rank_step(struct schedule *s, struct step st, int dep)
     return schedule_add(s, &st);
 }
 
-/* All ranks' parts of one collective, each after its own rank's previous step. */
-static int add_collective(struct schedule *s, enum step_kind kind, int id, uint64_t bytes, int rows,
-                          int batch, int *last)
+/* A step of microbatch g's shape on rank r of the group. */
+static struct step group_step(const struct tp_group *g, enum step_kind kind, int r, int rows)
 {
-    for (int d = 0; d < s->n_devices; d++) {
-        struct step st = {.kind = kind, .device = d, .collective = id, .bytes = bytes, .rows = rows,
-                          .batch = batch};
-        if ((last[d] = add_rank_step(s, st, last[d])) < 0) return PB_ERR;
+    struct step st = {.kind = kind, .device = g->first + r, .microbatch = g->microbatch, .stage = g->stage,
+                      .rows = rows, .batch = g->batch, .batch_offset = g->batch_offset, .group = g->group};
+    return st;
+}
+
+/* All ranks' parts of one collective, each after its own rank's previous step. */
+static int add_collective(struct schedule *s, const struct tp_group *g, enum step_kind kind, uint64_t bytes,
+                          int rows, int *collective, int *last)
+{
+    int id = (*collective)++;
+    for (int r = 0; r < g->degree; r++) {
+        struct step st = group_step(g, kind, r, rows);
+        st.collective = id;
+        st.bytes = bytes;
+        if ((last[r] = add_rank_step(s, st, last[r])) < 0) return PB_ERR;
     }
     return PB_OK;
+}
+
+int tp_add_embed(struct schedule *s, const struct model_spec *m, const struct workload *w, const struct tp_group *g,
+                 int *last)
+{
+    int rows = g->batch * w->seq;
+    for (int r = 0; r < g->degree; r++) {
+        struct step st = group_step(g, STEP_EMBED, r, rows);
+        st.mem_bytes = 2.0 * rows * m->hidden * dtype_size(w->dtype);
+        if ((last[r] = add_rank_step(s, st, -1)) < 0) return PB_ERR;
+    }
+    return PB_OK;
+}
+
+/* Attention on this rank's heads, all-reduce, MLP on its columns, all-reduce (no
+ * collective when the group is one GPU). */
+int tp_add_layer(struct schedule *s, const struct model_spec *m, const struct workload *w, const struct tp_group *g,
+                 int layer, int *collective, int *last)
+{
+    int n = g->degree, rows = g->batch * w->seq, size = dtype_size(w->dtype);
+    uint64_t hidden_bytes = (uint64_t)rows * m->hidden * size;
+    double attn_params = (double)model_attention_params(m), mlp_params = (double)model_mlp_params(m);
+    double layer_flops = model_layer_flops(m, g->batch, w->seq, w->context);
+    double mlp_flops = 2.0 * rows * mlp_params;
+    for (int r = 0; r < n; r++) {
+        struct step st = group_step(g, STEP_ATTENTION, r, rows);
+        st.layer = layer;
+        st.count = 1;
+        st.flops = (layer_flops - mlp_flops) / n;
+        st.mem_bytes = attn_params * size / n + 2.0 * hidden_bytes;
+        if ((last[r] = add_rank_step(s, st, last[r])) < 0) return PB_ERR;
+    }
+    if (g->collectives && add_collective(s, g, STEP_ALLREDUCE, hidden_bytes, rows, collective, last)) return PB_ERR;
+    for (int r = 0; r < n; r++) {
+        struct step st = group_step(g, STEP_MLP, r, rows);
+        st.layer = layer;
+        st.count = 1;
+        st.flops = mlp_flops / n;
+        st.mem_bytes = mlp_params * size / n + 2.0 * hidden_bytes;
+        if ((last[r] = add_rank_step(s, st, last[r])) < 0) return PB_ERR;
+    }
+    if (g->collectives && add_collective(s, g, STEP_ALLREDUCE, hidden_bytes, rows, collective, last)) return PB_ERR;
+    return PB_OK;
+}
+
+/* Final norm and this rank's vocabulary slice of lm_head, then the slices gathered. */
+int tp_add_head(struct schedule *s, const struct model_spec *m, const struct workload *w, const struct tp_group *g,
+                int *collective, int *last)
+{
+    int n = g->degree, rows = g->batch * w->seq, size = dtype_size(w->dtype);
+    for (int r = 0; r < n; r++) {
+        struct step st = group_step(g, STEP_HEAD, r, rows);
+        st.flops = model_head_flops(m, rows) / n;
+        st.mem_bytes = ((double)m->vocab * m->hidden / n + (double)rows * m->vocab / n) * size;
+        if ((last[r] = add_rank_step(s, st, last[r])) < 0) return PB_ERR;
+    }
+    if (n == 1) return PB_OK;
+    return add_collective(s, g, STEP_ALLGATHER, (uint64_t)rows * (m->vocab / n) * size, rows, collective, last);
 }
 
 static int tp_plan(const struct model_spec *m, const struct placement *p, const struct workload *w,
                    struct schedule *out)
 {
-    int n = p->n_devices, rows = w->batch * w->seq, size = dtype_size(w->dtype);
+    int n = p->n_devices, last[PB_MAX_DEVICES], coll = 0;
     schedule_init(out, n);
-    out->tp_world = n;
-    int last[PB_MAX_DEVICES];
-    uint64_t hidden_bytes = (uint64_t)rows * m->hidden * size;
-    double h = m->hidden, attn_params = (double)model_attention_params(m), mlp_params = (double)model_mlp_params(m);
-    double layer_flops = model_layer_flops(m, w->batch, w->seq, w->context);
-    double mlp_flops = 2.0 * rows * mlp_params;
-    int coll = 0;
-    for (int d = 0; d < n; d++) {
-        struct step st = {.kind = STEP_EMBED, .device = d, .rows = rows, .batch = w->batch,
-                          .mem_bytes = 2.0 * hidden_bytes};
-        if ((last[d] = schedule_add(out, &st)) < 0) goto fail;
-    }
-    for (int l = 0; l < m->layers; l++) {
-        for (int d = 0; d < n; d++) {
-            struct step st = {.kind = STEP_ATTENTION, .device = d, .layer = l, .count = 1, .rows = rows,
-                              .batch = w->batch, .flops = (layer_flops - mlp_flops) / n,
-                              .mem_bytes = attn_params * size / n + 2.0 * hidden_bytes};
-            if ((last[d] = add_rank_step(out, st, last[d])) < 0) goto fail;
-        }
-        if (add_collective(out, STEP_ALLREDUCE, coll++, hidden_bytes, rows, w->batch, last)) goto fail;
-        for (int d = 0; d < n; d++) {
-            struct step st = {.kind = STEP_MLP, .device = d, .layer = l, .count = 1, .rows = rows,
-                              .batch = w->batch, .flops = mlp_flops / n,
-                              .mem_bytes = mlp_params * size / n + 2.0 * hidden_bytes};
-            if ((last[d] = add_rank_step(out, st, last[d])) < 0) goto fail;
-        }
-        if (add_collective(out, STEP_ALLREDUCE, coll++, hidden_bytes, rows, w->batch, last)) goto fail;
-    }
-    for (int d = 0; d < n; d++) {
-        struct step st = {.kind = STEP_HEAD, .device = d, .rows = rows, .batch = w->batch,
-                          .flops = model_head_flops(m, rows) / n,
-                          .mem_bytes = ((double)m->vocab * h / n + (double)rows * m->vocab / n) * size};
-        if ((last[d] = add_rank_step(out, st, last[d])) < 0) goto fail;
-    }
-    if (n > 1 && add_collective(out, STEP_ALLGATHER, coll++, (uint64_t)rows * (m->vocab / n) * size, rows,
-                                w->batch, last))
-        goto fail;
+    schedule_set_groups(out, n);
+    /* tp on one GPU keeps its (one-rank) all-reduces, as it always ran. */
+    struct tp_group g = {.first = 0, .degree = n, .batch = w->batch, .collectives = 1};
+    if (tp_add_embed(out, m, w, &g, last)) goto fail;
+    for (int l = 0; l < m->layers; l++)
+        if (tp_add_layer(out, m, w, &g, l, &coll, last)) goto fail;
+    if (tp_add_head(out, m, w, &g, &coll, last)) goto fail;
     return PB_OK;
 fail:
     schedule_free(out);

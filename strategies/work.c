@@ -23,8 +23,8 @@ double placement_device_work(const struct model_spec *m, const struct placement 
     for (int i = 0; i < p->n_modules; i++) {
         int d = p->device[i];
         if (p->tensor_parallel) {
-            for (int r = 0; r < p->n_devices; r++)
-                per_device[r] += module_work(m, &p->modules[i], w) / p->n_devices;
+            for (int r = 0; r < p->tp_degree; r++)
+                per_device[d * p->tp_degree + r] += module_work(m, &p->modules[i], w) / p->tp_degree;
             continue;
         }
         /* cpu-offloaded modules run on the first GPU */
@@ -39,13 +39,21 @@ void placement_device_params(const struct placement *p, uint64_t *per_device, ui
 {
     for (int d = 0; d < p->n_devices; d++) per_device[d] = 0;
     *cpu = 0;
+    int embed = -1;
+    for (int i = 0; i < p->n_modules; i++)
+        if (p->modules[i].kind == MODULE_EMBED) embed = i;
     for (int i = 0; i < p->n_modules; i++) {
         int d = p->device[i];
         if (p->tensor_parallel) {
             /* tp replicates the embedding table (see tp.c); everything else is split */
-            uint64_t share = p->modules[i].kind == MODULE_EMBED ? p->modules[i].param_bytes
-                                                                : p->modules[i].param_bytes / p->n_devices;
-            for (int r = 0; r < p->n_devices; r++) per_device[r] += share;
+            const struct module *mod = &p->modules[i];
+            uint64_t bytes = mod->param_bytes;
+            /* A tied lm_head (no bytes of its own) on another group than the embedding
+             * needs its own slice of the shared matrix. */
+            if (mod->kind == MODULE_HEAD && !bytes && embed >= 0 && p->device[embed] != d)
+                bytes = p->modules[embed].param_bytes;
+            uint64_t share = mod->kind == MODULE_EMBED ? bytes : bytes / p->tp_degree;
+            for (int r = 0; r < p->tp_degree; r++) per_device[d * p->tp_degree + r] += share;
         } else if (d == PB_DEVICE_CPU) {
             *cpu += p->modules[i].param_bytes;
         } else {

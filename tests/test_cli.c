@@ -172,3 +172,25 @@ TEST(test_microbatches_zero_means_the_default)
     CHECK(strstr(out, "4 microbatches") != NULL);
     CHECK_EQ_INT(run_bench("--model llama-tiny --microbatches -1 --plan", out, sizeof out), 2);
 }
+
+TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
+{
+    char dir[64], args[300], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "-m models/llama-2-7b.json -s hybrid --tp 2 --gpus 4 --simulate --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    CHECK_EQ_INT(count_lines(path), 1 + 1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -q 'hybrid,prefill,8,512,0,4,.*tp x2 | 0-1: embed, layers 0-15' %s", path);
+    CHECK(system(cmd) == 0);
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "-m llama-2-7b -s pipeline,hybrid --virtual-stages 2 --gpus 4 --plan --out %s", dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    CHECK(strstr(out, "GPU 0 ") && strstr(out, "embed, layers 0-3, layers 16-19"));
+    CHECK(strstr(out, "1/2 of embed, layers 0-7, layers 16-23"));
+    CHECK_EQ_INT(run_bench("-m llama-2-7b -s hybrid --tp 0 --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--tp") != NULL);
+    CHECK_EQ_INT(run_bench("-m llama-2-7b -s hybrid --tp 3 --gpus 4 --plan", out, sizeof out), 1);
+    CHECK(strstr(out, "--tp 3 does not divide --gpus 4") != NULL);
+}

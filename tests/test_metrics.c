@@ -166,9 +166,11 @@ TEST(test_percentiles_interpolate_linearly)
 
 TEST(test_gpipe_bound)
 {
-    CHECK_NEAR(metrics_gpipe_bound(2, 4), 1.0 / 5.0, 1e-12);
-    CHECK_NEAR(metrics_gpipe_bound(4, 8), 3.0 / 11.0, 1e-12);
-    CHECK_NEAR(metrics_gpipe_bound(1, 1), 0.0, 1e-12);
+    CHECK_NEAR(metrics_gpipe_bound(2, 4, 1), 1.0 / 5.0, 1e-12);
+    CHECK_NEAR(metrics_gpipe_bound(4, 8, 1), 3.0 / 11.0, 1e-12);
+    CHECK_NEAR(metrics_gpipe_bound(1, 1, 1), 0.0, 1e-12);
+    /* V interleaved chunks per stage: (p-1)/(V*m+p-1) */
+    CHECK_NEAR(metrics_gpipe_bound(4, 8, 2), 3.0 / 19.0, 1e-12);
 }
 
 TEST(test_links_are_per_ordered_pair)

@@ -10,15 +10,22 @@
 
 static struct placement shared_placement;
 
-static int make_schedule(const char *strategy, const char *model, int gpus, struct workload w,
-                         struct model_spec *m, struct schedule *s)
+/* virtual_stages: --virtual-stages (0: one chunk per GPU). */
+static int make_schedule_v(const char *strategy, const char *model, int gpus, int virtual_stages, struct workload w,
+                           struct model_spec *m, struct schedule *s)
 {
-    struct machine mc = {.gpus = gpus, .cpu_memory = 512 * GIB};
+    struct machine mc = {.gpus = gpus, .cpu_memory = 512 * GIB, .virtual_stages = virtual_stages};
     for (int d = 0; d < gpus; d++) mc.gpu_memory[d] = 80 * GIB;
     if (model_spec_load(model, m) != PB_OK) return PB_ERR;
     const struct strategy *st = strategy_find(strategy);
     if (st->place(m, &w, &mc, &shared_placement) != PB_OK) return PB_ERR;
     return st->plan(m, &shared_placement, &w, s);
+}
+
+static int make_schedule(const char *strategy, const char *model, int gpus, struct workload w,
+                         struct model_spec *m, struct schedule *s)
+{
+    return make_schedule_v(strategy, model, gpus, 0, w, m, s);
 }
 
 /* Sequential schedules: follow each microbatch from embed to head. */
@@ -28,7 +35,7 @@ static void check_sequential(int *failures_, const struct model_spec *m, const s
     int per = w->batch / s->microbatches;
     for (int mb = 0; mb < s->microbatches; mb++) {
         int *ran = calloc((size_t)m->layers, sizeof *ran);
-        int prev = -1, at = -1, heads = 0;
+        int prev = -1, at = -1, heads = 0, next_layer = 0;
         for (int i = 0; i < s->n_steps; i++) {
             const struct step *st = &s->steps[i];
             for (int d = 0; d < st->n_deps; d++) CHECK(st->deps[d] < i && st->deps[d] >= 0);
@@ -48,8 +55,11 @@ static void check_sequential(int *failures_, const struct model_spec *m, const s
             } else if (st->kind != STEP_EMBED) {
                 CHECK_EQ_INT(st->device, at);      /* no compute without its input on its device */
             }
-            if (st->kind == STEP_LAYERS)
+            if (st->kind == STEP_LAYERS) {
+                CHECK_EQ_INT(st->layer, next_layer);   /* layers in order */
+                next_layer = st->layer + st->count;
                 for (int l = st->layer; l < st->layer + st->count; l++) ran[l]++;
+            }
             if (st->kind == STEP_HEAD) heads++;
             CHECK_EQ_INT(st->batch, per);
             CHECK_EQ_INT(st->batch_offset, mb * per);
@@ -163,6 +173,85 @@ TEST(test_tp_has_two_allreduces_per_layer_and_one_logit_gather)
         if (st->kind == STEP_ALLREDUCE) CHECK(s.steps[st->deps[0]].kind == STEP_ATTENTION ||
                                               s.steps[st->deps[0]].kind == STEP_MLP);
     }
+    schedule_free(&s);
+}
+
+TEST(test_interleaved_pipeline_puts_virtual_stage_c_times_p_plus_g_on_gpu_g)
+{
+    struct model_spec m;
+    struct schedule s;
+    struct workload w = {.batch = 8, .seq = 64, .context = 64, .dtype = DTYPE_BF16};
+    CHECK_EQ_INT(make_schedule_v("pipeline", "models/llama-2-7b.json", 4, 2, w, &m, &s), PB_OK);
+    const struct placement *p = &shared_placement;
+    CHECK_EQ_INT(p->virtual_stages, 2);
+    /* 32 layers in 8 chunks of 4: chunk k on GPU k % 4 (GPU 0 holds layers 0-3 and 16-19) */
+    for (int i = 0; i < p->n_modules; i++) {
+        const struct module *mod = &p->modules[i];
+        if (mod->kind == MODULE_LAYER) CHECK_EQ_INT(p->device[i], (mod->layer / 4) % 4);
+        if (mod->kind == MODULE_EMBED) CHECK_EQ_INT(p->device[i], 0);
+        if (mod->kind == MODULE_HEAD || mod->kind == MODULE_NORM) CHECK_EQ_INT(p->device[i], 3);
+    }
+    CHECK_EQ_INT(s.stages, 4);
+    CHECK_EQ_INT(s.virtual_stages, 2);
+    schedule_free(&s);
+}
+
+TEST(test_interleaved_schedules_run_every_layer_once_in_order_with_copies_at_device_changes)
+{
+    int gpus[] = {2, 2, 4, 3}, vs[] = {2, 4, 2, 3}, mbs[] = {0, 8, 4, 2};
+    for (int c = 0; c < 4; c++) {
+        struct model_spec m;
+        struct schedule s;
+        struct workload w = {.batch = 8, .seq = 64, .context = 64, .microbatches = mbs[c], .dtype = DTYPE_BF16};
+        if (make_schedule_v("pipeline", "models/llama-2-7b.json", gpus[c], vs[c], w, &m, &s) != PB_OK) {
+            CHECK(!"interleaved pipeline failed");
+            continue;
+        }
+        check_sequential(failures_, &m, &w, &s);
+        for (int mb = 0; mb < s.microbatches; mb++) {
+            CHECK_EQ_INT(count_kind(&s, STEP_COPY, mb), device_changes(&s, mb));
+            /* the microbatch visits GPU 0, 1, ..., p-1, then GPU 0 again: V x p - 1 moves */
+            CHECK_EQ_INT(device_changes(&s, mb), vs[c] * gpus[c] - 1);
+        }
+        schedule_free(&s);
+    }
+}
+
+TEST(test_interleaved_order_is_megatrons_on_every_gpu)
+{
+    /* 2 stages, 2 chunks, 4 microbatches: a GPU runs chunk 0 of microbatches 0 and 1,
+     * chunk 1 of the same two, then the next two. */
+    struct pipeline_unit u[4 * 2 * 2];
+    CHECK_EQ_INT(pipeline_order(2, 2, 4, u), PB_OK);
+    int want_mb[] = {0, 1, 0, 1, 2, 3, 2, 3}, want_chunk[] = {0, 0, 1, 1, 0, 0, 1, 1};
+    for (int g = 0; g < 2; g++) {
+        int k = 0;
+        for (int i = 0; i < 16; i++) {
+            if (u[i].stage != g) continue;
+            CHECK_EQ_INT(u[i].microbatch, want_mb[k]);
+            CHECK_EQ_INT(u[i].chunk, want_chunk[k]);
+            k++;
+        }
+        CHECK_EQ_INT(k, 8);
+    }
+    /* every unit after the one it takes its input from */
+    for (int i = 0; i < 16; i++)
+        for (int j = i + 1; j < 16; j++)
+            CHECK(!(u[j].microbatch == u[i].microbatch &&
+                    u[j].chunk * 2 + u[j].stage == u[i].chunk * 2 + u[i].stage - 1));
+}
+
+TEST(test_interleaving_refuses_a_chunk_left_empty)
+{
+    struct model_spec m;
+    struct schedule s;
+    struct workload w = {.batch = 8, .seq = 64, .context = 64, .dtype = DTYPE_BF16};
+    /* llama-tiny has 6 layers: 4 GPUs x 2 chunks = 8 */
+    CHECK_EQ_INT(make_schedule_v("pipeline", "models/llama-tiny.json", 4, 2, w, &m, &s), PB_ERR);
+    CHECK(strstr(pb_last_error(), "8 chunks of layers but llama-tiny has 6 layers") != NULL);
+    CHECK_EQ_INT(make_schedule_v("pipeline", "models/llama-tiny.json", 1, 2, w, &m, &s), PB_ERR);
+    CHECK(strstr(pb_last_error(), "needs at least 2 GPUs") != NULL);
+    CHECK_EQ_INT(make_schedule_v("pipeline", "models/llama-tiny.json", 3, 2, w, &m, &s), PB_OK);
     schedule_free(&s);
 }
 

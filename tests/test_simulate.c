@@ -68,7 +68,7 @@ TEST(test_simulated_pipeline_has_the_gpipe_bubble)
         struct iteration_metrics im;
         CHECK_EQ_INT(metrics_iteration(&t, 0, &im), PB_OK);
         for (int d = 0; d < p; d++)
-            CHECK_NEAR(metrics_bubble(&im, d), metrics_gpipe_bound(p, m), 1e-9);
+            CHECK_NEAR(metrics_bubble(&im, d), metrics_gpipe_bound(p, m, 1), 1e-9);
         trace_free(&t);
         schedule_free(&s);
     }
@@ -271,8 +271,8 @@ TEST(test_planned_pipeline_and_tp_respect_dependencies)
 {
     struct device_profile prof;
     CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
-    const char *names[] = {"pipeline", "tp", "single", "optimal"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"pipeline", "tp", "single", "optimal", "hybrid"};
+    for (int i = 0; i < 5; i++) {
         struct model_spec m;
         struct schedule s;
         CHECK_EQ_INT(plan(names[i], "models/llama-2-7b.json", 4, 8, 128, &m, &s), PB_OK);
@@ -374,5 +374,53 @@ TEST(test_collective_missing_a_rank_is_reported)
     double latency;
     CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_ERR);
     CHECK(strstr(pb_last_error(), "cannot finish"));
+    schedule_free(&s);
+}
+
+TEST(test_collective_of_a_group_takes_the_ring_time_of_its_group_alone)
+{
+    struct device_profile prof = round_profile();
+    prof.allreduce.step_latency_us = 3;
+    uint64_t bytes = 1000000000;
+    /* 4 devices in 2 groups of 2 (hybrid's stages): each group all-reduces on its own. */
+    struct schedule s;
+    schedule_init(&s, 4);
+    schedule_set_groups(&s, 2);
+    CHECK_EQ_INT(s.n_groups, 2);
+    CHECK_EQ_INT(schedule_group_size(&s, 1), 2);
+    CHECK_EQ_INT(schedule_group_rank(&s, 3), 1);
+    int coll[4];
+    for (int r = 0; r < 4; r++) {
+        int c = add_compute(&s, r, 0, (r / 2) * 1e11, -1);   /* group 1 arrives 1 ms later */
+        struct step ar = {.kind = STEP_ALLREDUCE, .device = r, .collective = r / 2, .group = r / 2,
+                          .bytes = bytes, .n_deps = 1, .deps = {c}};
+        coll[r] = schedule_add(&s, &ar);
+    }
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_OK);
+    double ring2 = sim_allreduce_ns(&prof, bytes, 2);
+    CHECK(ring2 < sim_allreduce_ns(&prof, bytes, 4));
+    for (int r = 0; r < 4; r++) {
+        const struct record *rec = find_step(&t, coll[r], 0, REC_COMM);
+        CHECK(rec != NULL);
+        if (rec) CHECK_NEAR((double)rec->end_ns, (r / 2) * 1e6 + ring2, 1);
+    }
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+TEST(test_collective_on_a_device_outside_its_group_is_refused)
+{
+    struct device_profile prof = round_profile();
+    struct schedule s;
+    schedule_init(&s, 4);
+    schedule_set_groups(&s, 2);
+    struct step ar = {.kind = STEP_ALLREDUCE, .device = 2, .collective = 0, .group = 0, .bytes = 8};
+    schedule_add(&s, &ar);
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule(&prof, NULL, &s, 1, &t, &latency), PB_ERR);
+    CHECK(strstr(pb_last_error(), "device 2, which is not in its group 0") != NULL);
     schedule_free(&s);
 }

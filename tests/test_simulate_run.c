@@ -117,3 +117,60 @@ TEST(test_simulate_refuses_an_unknown_profile)
     CHECK_EQ_INT(run_simulated(&o, &m), PB_ERR);
     CHECK(strstr(pb_last_error(), "tpu-v5"));
 }
+
+/* A simulated point of strategy on 4 H200s, batch 8 x 512. */
+static int simulate_4(const char *strategy, int tp, int virtual_stages, struct point_result *r)
+{
+    struct device_profile prof;
+    struct model_spec m;
+    PB_TRY(device_profile_load("h200", &prof));
+    PB_TRY(model_spec_load("models/llama-2-7b.json", &m));
+    struct workload w = {.batch = 8, .seq = 512, .context = 512, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    struct machine mc = {.gpus = 4, .cpu_memory = (uint64_t)512 << 30, .budgets_from_user = 1, .tp = tp,
+                         .virtual_stages = virtual_stages};
+    for (int d = 0; d < 4; d++) mc.gpu_memory[d] = prof.memory_bytes;
+    const struct strategy *st = strategy_find(strategy);
+    static struct placement p;
+    PB_TRY(st->place(&m, &w, &mc, &p));
+    struct trace t;
+    int rc = simulate_point(&prof, &m, st, &p, &w, 0, r, &t);
+    if (rc == PB_OK) trace_free(&t);
+    return rc;
+}
+
+TEST(test_simulated_hybrid_pipelines_two_tp_stages)
+{
+    struct point_result h, single;
+    CHECK_EQ_INT(simulate_4("hybrid", 2, 0, &h), PB_OK);
+    CHECK_EQ_INT(simulate_4("single", 0, 0, &single), PB_OK);
+    CHECK(h.ok);
+    CHECK_EQ_INT(h.stages, 2);
+    CHECK_EQ_INT(h.microbatches, 4);   /* the default: 2 x stages */
+    CHECK(strstr(h.placement_summary, "tp x2 | 0-1: embed, layers 0-15") != NULL);
+    /* Faster than one GPU but not 4x: each stage's GPUs pay all-reduces and the pipeline a bubble. */
+    CHECK(h.p50_ms > single.p50_ms / 4 && h.p50_ms < single.p50_ms / 2);
+    CHECK(h.metrics.allreduce_ms > 0);
+    CHECK(h.transfer_bytes > 0);   /* the copies between the stages */
+    CHECK_NEAR(h.gpipe_bound, 1.0 / 5.0, 1e-12);
+    for (int s = 0; s < h.stages; s++) CHECK(h.bubble[s] >= h.gpipe_bound - 0.05);
+    point_result_free(&h);
+    point_result_free(&single);
+}
+
+TEST(test_simulated_interleaving_shrinks_the_bubble_toward_its_bound)
+{
+    struct point_result one, two;
+    CHECK_EQ_INT(simulate_4("pipeline", 0, 0, &one), PB_OK);
+    CHECK_EQ_INT(simulate_4("pipeline", 0, 2, &two), PB_OK);
+    CHECK_EQ_INT(two.stages, 4);
+    CHECK_EQ_INT(two.microbatches, 8);
+    CHECK_NEAR(one.gpipe_bound, 3.0 / 11.0, 1e-12);
+    CHECK_NEAR(two.gpipe_bound, 3.0 / 19.0, 1e-12);   /* (p-1)/(V*m+p-1) */
+    CHECK(two.p50_ms < one.p50_ms);
+    for (int s = 0; s < 4; s++) {
+        CHECK(two.bubble[s] < one.bubble[s]);
+        CHECK(two.bubble[s] >= two.gpipe_bound - 0.05);
+    }
+    point_result_free(&one);
+    point_result_free(&two);
+}

@@ -137,7 +137,7 @@ static int finish(struct point_result *r, const struct trace *t, double single_p
         r->transfer_ms += r->metrics.link[k].ms;
     }
     if (r->microbatches > 1) {
-        r->gpipe_bound = metrics_gpipe_bound(r->stages, r->microbatches);
+        r->gpipe_bound = metrics_gpipe_bound(r->stages, r->microbatches, 1);
         for (int d = 0; d < r->stages; d++) r->bubble[d] = metrics_bubble(&r->metrics, d);
     }
     return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../../base/check.h"
 #include "memory_budget.h"
+#include "../serve/serve_cli.h"
 
 void cli_usage(FILE *f)
 {
@@ -19,12 +20,15 @@ void cli_usage(FILE *f)
         "\n"
         "What to run:\n"
         "  -m, --model PATH          Hugging Face config.json (or a name under models/, e.g. llama-2-7b)\n"
-        "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp (default: all)\n"
+        "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp,hybrid (default: all)\n"
         "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan: 2)\n"
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
         "  -b, --batch LIST          sequences per batch (default 8); a list makes a sweep\n"
         "  -q, --seq LIST            prompt tokens per sequence (default 512)\n"
         "      --microbatches LIST   pipeline microbatches; 0 = the default, 2 x stages\n"
+        "      --tp D                hybrid: tensor parallel over D GPUs in each of N/D pipeline stages\n"
+        "                            (default 2 where N is even, else 1)\n"
+        "      --virtual-stages V    pipeline, hybrid: V interleaved chunks of layers per stage (default 1)\n"
         "      --decode T            generate: prefill, then T greedy tokens with the KV cache\n"
         "      --dtype NAME          bf16 (default), fp16, fp32: weight bytes for placement\n"
         "      --weights DIR         real weights (.safetensors folder); default random, seeded\n"
@@ -43,7 +47,10 @@ void cli_usage(FILE *f)
         "      --gpu-profile NAME    device profile for --simulate: h100, h200, a100, l40s, rtx4090, or a path\n"
         "      --predict             add the cost model's prediction beside each measured row\n"
         "      --calibrate           measure the present GPUs and write a device profile\n"
-        "\n"
+        "\n",
+        f);
+    serve_cli_usage(f);
+    fputs(
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
@@ -154,7 +161,7 @@ static void record_command(int argc, char **argv, struct options *o)
 enum long_only {
     OPT_DEVICES = 256, OPT_MICROBATCHES, OPT_DECODE, OPT_DTYPE, OPT_WEIGHTS, OPT_SEED, OPT_DEVICE_MAP,
     OPT_MAX_MEMORY, OPT_PLAN, OPT_SIMULATE, OPT_GPU_PROFILE, OPT_PREDICT, OPT_CALIBRATE, OPT_NO_CUPTI,
-    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS,
+    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS, OPT_TP, OPT_VIRTUAL_STAGES,
 };
 
 static const struct option long_options[] = {
@@ -162,6 +169,7 @@ static const struct option long_options[] = {
     {"gpus", required_argument, 0, 'g'},        {"devices", required_argument, 0, OPT_DEVICES},
     {"batch", required_argument, 0, 'b'},       {"seq", required_argument, 0, 'q'},
     {"microbatches", required_argument, 0, OPT_MICROBATCHES},
+    {"tp", required_argument, 0, OPT_TP},       {"virtual-stages", required_argument, 0, OPT_VIRTUAL_STAGES},
     {"decode", required_argument, 0, OPT_DECODE}, {"dtype", required_argument, 0, OPT_DTYPE},
     {"weights", required_argument, 0, OPT_WEIGHTS}, {"seed", required_argument, 0, OPT_SEED},
     {"device-map", required_argument, 0, OPT_DEVICE_MAP},
@@ -173,6 +181,7 @@ static const struct option long_options[] = {
     {"profile-iters", required_argument, 0, OPT_PROFILE_ITERS},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
+    SERVE_CLI_LONG_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -193,6 +202,8 @@ static int apply_option(int c, const char *arg, struct options *o)
     case OPT_MICROBATCHES:
         return (o->n_microbatches = cli_int_list("--microbatches", arg, o->microbatches, PB_MAX_LIST, 1)) < 0
                    ? PB_ERR : PB_OK;
+    case OPT_TP: return parse_count("--tp", arg, &o->machine.tp, 0);
+    case OPT_VIRTUAL_STAGES: return parse_count("--virtual-stages", arg, &o->machine.virtual_stages, 0);
     case OPT_DECODE: return parse_count("--decode", arg, &o->decode_tokens, 0);
     case OPT_DTYPE:
         if (dtype_parse(arg, &o->dtype))
@@ -222,7 +233,9 @@ static int apply_option(int c, const char *arg, struct options *o)
     case OPT_PLOT: o->plot = 1; return PB_OK;
     case OPT_EXPLAIN: o->explain = 1; return PB_OK;
     case 'o': o->out_dir = arg; return PB_OK;
-    default: return pb_fail("unknown option; see bench --help");
+    default:
+        if (serve_cli_owns(c)) return serve_cli_apply(c, arg, &o->serve);
+        return pb_fail("unknown option; see bench --help");
     }
 }
 
@@ -239,7 +252,7 @@ static int check_combination(struct options *o)
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
     if (o->gpu_profile && !o->simulate && !o->predict)
         return pb_fail("--gpu-profile is used with --simulate or --predict");
-    return PB_OK;
+    return serve_cli_check(o);
 }
 
 int cli_parse(int argc, char **argv, struct options *o)

@@ -12,6 +12,7 @@
 #include "../run/results_dir.h"
 #include "../run/run.h"
 #include "../run/simulate_run.h"
+#include "../serve/serve_run.h"
 #include "../measure/cuda_calibrate.h"
 
 #define GIB (1ull << 30)
@@ -83,6 +84,8 @@ int main(int argc, char **argv)
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;
         status = plan_job(&o, &m);
+    } else if (o.serve.enabled) {
+        status = serve_run(&o, &m);
     } else if (o.simulate) {
         status = run_simulated(&o, &m);
     } else {

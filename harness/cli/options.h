@@ -2,6 +2,7 @@
 #ifndef PB_OPTIONS_H
 #define PB_OPTIONS_H
 #include "../../strategies/strategy.h"
+#include "../serve/serve_options.h"
 
 
 struct options {
@@ -28,6 +29,7 @@ struct options {
     int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
     const char *weights;             /* --weights DIR of safetensors; default random */
     uint64_t seed;
+    struct serve_options serve;      /* --serve and its flags (harness/serve/) */
     const char *out_dir;             /* --out DIR; default results/<timestamp>-<model> */
     char command[2048];              /* the command line, for reports */
 };

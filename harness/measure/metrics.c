@@ -240,8 +240,9 @@ double metrics_bubble(const struct iteration_metrics *m, int device)
     return g->idle_ms / g->window_ms;
 }
 
-double metrics_gpipe_bound(int stages, int microbatches)
+double metrics_gpipe_bound(int stages, int microbatches, int virtual_stages)
 {
     if (stages <= 0 || microbatches <= 0) return NAN;
-    return (double)(stages - 1) / (double)(microbatches + stages - 1);
+    if (virtual_stages < 1) virtual_stages = 1;
+    return (double)(stages - 1) / ((double)virtual_stages * microbatches + stages - 1);
 }

@@ -39,6 +39,6 @@ int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out
 double metrics_percentile(const double *values, int n, double p);
 /* Bubble of a pipeline stage: idle / window for the stage's device. */
 double metrics_bubble(const struct iteration_metrics *m, int device);
-/* GPipe bound (p-1)/(m+p-1). */
-double metrics_gpipe_bound(int stages, int microbatches);
+/* GPipe bound (p-1)/(m+p-1); with V interleaved chunks per stage (p-1)/(V*m+p-1). */
+double metrics_gpipe_bound(int stages, int microbatches, int virtual_stages);
 #endif

@@ -19,20 +19,20 @@ static const char *short_name(const struct module *m)
     }
 }
 
-void placement_describe(const struct placement *p, int device, char *buf, size_t len)
+/* Tensor parallel with several groups (hybrid): a GPU holds 1/D of its group's modules. */
+static int grouped(const struct placement *p) { return p->tensor_parallel && p->tp_degree < p->n_devices; }
+
+/* The modules whose device[] entry is `owner` (a device, or a tp group). */
+static void describe_owner(const struct placement *p, int owner, char *buf, size_t len)
 {
     buf[0] = 0;
-    if (p->tensor_parallel) {
-        snprintf(buf, len, "1/%d of every module", p->n_devices);
-        return;
-    }
     for (int i = 0; i < p->n_modules; i++) {
-        if (p->device[i] != device) continue;
+        if (p->device[i] != owner) continue;
         const struct module *m = &p->modules[i];
         char item[64];
         if (m->kind == MODULE_LAYER) {
             int j = i;
-            while (j + 1 < p->n_modules && p->modules[j + 1].kind == MODULE_LAYER && p->device[j + 1] == device) j++;
+            while (j + 1 < p->n_modules && p->modules[j + 1].kind == MODULE_LAYER && p->device[j + 1] == owner) j++;
             if (j > i) snprintf(item, sizeof item, "layers %d-%d", m->layer, p->modules[j].layer);
             else snprintf(item, sizeof item, "layer %d", m->layer);
             i = j;
@@ -45,11 +45,36 @@ void placement_describe(const struct placement *p, int device, char *buf, size_t
     if (!buf[0]) snprintf(buf, len, "(nothing)");
 }
 
+void placement_describe(const struct placement *p, int device, char *buf, size_t len)
+{
+    buf[0] = 0;
+    if (p->tensor_parallel && !grouped(p)) {
+        snprintf(buf, len, "1/%d of every module", p->n_devices);
+    } else if (grouped(p)) {
+        char part[480];
+        describe_owner(p, device / p->tp_degree, part, sizeof part);
+        if (device >= 0) snprintf(buf, len, "1/%d of %s", p->tp_degree, part);
+    } else {
+        describe_owner(p, device, buf, len);
+    }
+}
+
 void placement_summary(const struct placement *p, char *buf, size_t len)
 {
     buf[0] = 0;
-    if (p->tensor_parallel) {
+    if (p->tensor_parallel && !grouped(p)) {
         snprintf(buf, len, "tp x%d", p->n_devices);
+        return;
+    }
+    if (grouped(p)) {
+        /* "tp x2 | 0-1: embed, layers 0-15 | 2-3: layers 16-31, norm, head" */
+        snprintf(buf, len, "tp x%d", p->tp_degree);
+        for (int g = 0; g * p->tp_degree < p->n_devices; g++) {
+            char part[480], item[560];
+            describe_owner(p, g, part, sizeof part);
+            snprintf(item, sizeof item, " | %d-%d: %s", g * p->tp_degree, (g + 1) * p->tp_degree - 1, part);
+            append(buf, len, item);
+        }
         return;
     }
     int has_cpu = 0;
@@ -70,8 +95,10 @@ cJSON *placement_device_map(const struct placement *p)
     for (int i = 0; map && i < p->n_modules; i++) {
         cJSON *v;
         if (p->tensor_parallel) {
+            /* the GPUs of the module's group */
             v = cJSON_CreateArray();
-            for (int d = 0; d < p->n_devices; d++) cJSON_AddItemToArray(v, cJSON_CreateNumber(d));
+            for (int r = 0; r < p->tp_degree; r++)
+                cJSON_AddItemToArray(v, cJSON_CreateNumber(p->device[i] * p->tp_degree + r));
         } else if (p->device[i] == PB_DEVICE_CPU) {
             v = cJSON_CreateString("cpu");
         } else {

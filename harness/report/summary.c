@@ -246,7 +246,7 @@ static cJSON *point_json(const struct point_result *r)
         for (int i = 0; i < r->placement->n_modules; i++) {
             int d = r->placement->device[i];
             if (d == PB_DEVICE_CPU) cJSON_AddStringToObject(map, r->placement->modules[i].name, "cpu");
-            else if (d < 0) cJSON_AddStringToObject(map, r->placement->modules[i].name, "sharded");
+            else if (d < 0 || r->placement->tensor_parallel) cJSON_AddStringToObject(map, r->placement->modules[i].name, "sharded");
             else cJSON_AddNumberToObject(map, r->placement->modules[i].name, d);
         }
     }

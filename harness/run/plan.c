@@ -38,7 +38,10 @@ void plan_compute(const struct model_spec *m, const struct strategy *s, const st
             e->copies++;
             e->copy_bytes += st->bytes;
         }
-        if ((st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER) && st->device == 0) e->collectives++;
+        /* one per call: its group's first rank counts it */
+        if ((st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER) &&
+            schedule_group_rank(&e->schedule, st->device) == 0)
+            e->collectives++;
     }
 }
 
@@ -121,8 +124,10 @@ static cJSON *step_json(const struct step *st)
         cJSON_AddNumberToObject(j, "src", st->src);
         cJSON_AddNumberToObject(j, "dst", st->dst);
     }
-    if (st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER)
+    if (st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER) {
         cJSON_AddNumberToObject(j, "collective", st->collective);
+        cJSON_AddNumberToObject(j, "group", st->group);
+    }
     if (st->bytes) cJSON_AddNumberToObject(j, "bytes", (double)st->bytes);
     if (st->offloaded) cJSON_AddBoolToObject(j, "offloaded", 1);
     cJSON_AddNumberToObject(j, "rows", st->rows);
@@ -180,7 +185,9 @@ static cJSON *entry_json(const struct plan_entry *e)
     cJSON_AddNumberToObject(s, "n_steps", e->schedule.n_steps);
     cJSON_AddNumberToObject(s, "microbatches", e->schedule.microbatches);
     cJSON_AddNumberToObject(s, "stages", e->schedule.stages);
+    cJSON_AddNumberToObject(s, "virtual_stages", e->schedule.virtual_stages);
     cJSON_AddNumberToObject(s, "tp_world", e->schedule.tp_world);
+    cJSON_AddNumberToObject(s, "tp_groups", e->schedule.n_groups);
     cJSON_AddNumberToObject(s, "copies", e->copies);
     cJSON_AddNumberToObject(s, "copy_bytes", (double)e->copy_bytes);
     cJSON_AddNumberToObject(s, "collectives", e->collectives);

@@ -113,12 +113,12 @@ void run_summarise(struct point_result *r, const struct trace *t, const struct p
         r->transfer_ms += r->metrics.link[k].ms;
     }
     r->gpipe_bound = NAN;
-    if (r->microbatches > 1 && !p->tensor_parallel) {
-        int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
-        int stages = placement_stages(p, sd, sf, sc);
-        for (int s = 0; s < stages && s < PB_MAX_DEVICES; s++)
+    if (r->microbatches > 1) {
+        int sd[PB_MAX_DEVICES];
+        int stages = placement_stage_devices(p, sd);
+        for (int s = 0; s < stages; s++)
             r->bubble[s] = metrics_bubble(&r->metrics, placement_exec_device(sd[s]));
-        r->gpipe_bound = metrics_gpipe_bound(stages, r->microbatches);
+        r->gpipe_bound = metrics_gpipe_bound(stages, r->microbatches, p->virtual_stages);
     }
 }
 

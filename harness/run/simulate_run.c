@@ -82,12 +82,11 @@ static void fill_metrics(const struct trace *t, const struct schedule *s, const 
     }
     /* Bubbles per stage where microbatches flow through stages; GPipe's bound beside. */
     r->gpipe_bound = NAN;
-    if (!p->tensor_parallel && s->microbatches > 1) {
-        int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
-        int stages = placement_stages(p, sd, sf, sc);
-        for (int i = 0; i < stages && i < PB_MAX_DEVICES; i++)
-            r->bubble[i] = metrics_bubble(&r->metrics, placement_exec_device(sd[i]));
-        r->gpipe_bound = metrics_gpipe_bound(stages, s->microbatches);
+    if (s->microbatches > 1) {
+        int sd[PB_MAX_DEVICES];
+        int stages = placement_stage_devices(p, sd);
+        for (int i = 0; i < stages; i++) r->bubble[i] = metrics_bubble(&r->metrics, placement_exec_device(sd[i]));
+        r->gpipe_bound = metrics_gpipe_bound(stages, s->microbatches, s->virtual_stages);
     }
 }
 
@@ -156,8 +155,7 @@ int simulate_point_on(const struct device_profile *prof, const struct model_spec
 
 /* Budgets for placement: --max-memory if given, else every GPU's full memory as the
  * profile states it (what a fresh GPU reports free, less its CUDA context). */
-static int simulated_machine(const struct options *o, const struct device_profile *prof,
-                             struct machine *mc)
+int simulated_machine(const struct options *o, const struct device_profile *prof, struct machine *mc)
 {
     *mc = o->machine;
     mc->gpus = o->gpus;

@@ -22,6 +22,10 @@ int simulate_point_on(const struct device_profile *prof, const struct model_spec
                       const struct strategy *st, const struct placement *p, const struct workload *w,
                       int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t);
 
+/* Budgets for placing on simulated GPUs: --max-memory if given, else each GPU's
+ * memory as the profile states it (bench --simulate and --serve). */
+int simulated_machine(const struct options *o, const struct device_profile *prof, struct machine *mc);
+
 /* The whole --simulate job: profile o->gpu_profile (default h200) on o->gpus GPUs
  * with the profile's memory as each GPU's budget unless --max-memory was given;
  * table on stdout "predicted"; summary.csv, summary.json, trace.json and the

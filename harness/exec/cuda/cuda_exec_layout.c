@@ -38,6 +38,16 @@ static int part_on(struct part_layout *l, const struct exec_config *c, const int
 
 static int tp_parts(struct part_layout *l, const struct exec_config *c, const int *ordinal)
 {
+    /* The parts below, the replicated embedding's tokens, the gathered logits and the
+     * greedy tokens' way back all assume one group of every device. */
+    if (c->p->tp_degree != c->n_devices)
+        return pb_fail("%s: %d tensor-parallel groups of %d GPUs (pipeline stages of tp) do not run on GPUs "
+                       "yet: the executors lay out one group of all devices; --simulate runs this placement",
+                       c->label, c->n_devices / c->p->tp_degree, c->p->tp_degree);
+    if (c->prefill->microbatches > 1)
+        return pb_fail("%s: tensor-parallel steps in %d microbatches do not run on GPUs yet (the all-gathered "
+                       "logits hold one call at a time); use --microbatches 1, or --simulate", c->label,
+                       c->prefill->microbatches);
     l->tp = 1;
     for (int d = 0; d < c->n_devices; d++) {
         if (add_part(l, c, ordinal, d, 0, 0, c->m->layers) < 0) return PB_ERR;

@@ -91,13 +91,25 @@ static int create_comms(struct executor *e)
         for (int i = 0; sch[k] && i < sch[k]->n_steps; i++)
             needs |= sch[k]->steps[i].kind == STEP_ALLREDUCE || sch[k]->steps[i].kind == STEP_ALLGATHER;
     if (!needs) return PB_OK;
-    for (int a = 0; a < e->c.n_devices; a++)
-        for (int b = 0; b < a; b++)
-            if (e->c.ordinal[a] == e->c.ordinal[b])
-                return pb_fail("%s needs %d distinct GPUs for NCCL, but logical devices %d and %d are both "
-                               "GPU %d (--devices); run it on %d GPUs", e->c.label, e->c.n_devices, b, a,
-                               e->c.ordinal[a], e->c.n_devices);
-    NCCL_TRY(ncclCommInitAll(e->comm, e->c.n_devices, e->c.ordinal));
+    /* One communicator per tp group (tp: one group of every device; hybrid: one per
+     * stage): a collective step runs on e->comm[its device], its group's. */
+    const struct schedule *s = e->c.prefill;
+    for (int g = 0; g < s->n_groups; g++) {
+        int dev[PB_MAX_DEVICES], ord[PB_MAX_DEVICES], n = 0;
+        for (int d = 0; d < e->c.n_devices; d++)
+            if (s->group_of[d] == g) {
+                for (int k = 0; k < n; k++)
+                    if (ord[k] == e->c.ordinal[d])
+                        return pb_fail("%s needs %d distinct GPUs for NCCL, but logical devices %d and %d are "
+                                       "both GPU %d (--devices); run it on %d GPUs", e->c.label,
+                                       e->c.n_devices, dev[k], d, ord[k], e->c.n_devices);
+                dev[n] = d;
+                ord[n++] = e->c.ordinal[d];
+            }
+        ncclComm_t comm[PB_MAX_DEVICES];
+        NCCL_TRY(ncclCommInitAll(comm, n, ord));
+        for (int k = 0; k < n; k++) e->comm[dev[k]] = comm[k];
+    }
     e->have_comms = 1;
     return PB_OK;
 }
@@ -177,7 +189,7 @@ void executor_destroy(struct executor *e)
             if (e->join[d][s]) cudaEventDestroy(e->join[d][s]);
         }
         if (e->gather[d]) cudaFree(e->gather[d]);
-        if (e->have_comms) ncclCommDestroy(e->comm[d]);
+        if (e->comm[d]) ncclCommDestroy(e->comm[d]);
     }
     if (e->start) cudaEventDestroy(e->start);
     if (e->stop) cudaEventDestroy(e->stop);

@@ -132,7 +132,7 @@ struct sim {
     double *h2d_end;
     int *prev_on_stream;       /* previous step on the same (device, stream), or -1 */
     int *group;                /* collectives: first member of the call, else -1 */
-    int *group_size;           /* at the first member: ranks in the call */
+    int *group_size;           /* at the first member: ranks of the tp group the call spans */
     double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per GPU (gpu[] below) */
     int gpu[PB_MAX_DEVICES];   /* logical device -> the GPU whose SMs and engines it uses */
 };
@@ -216,12 +216,18 @@ static int sim_index(struct sim *x)
         last[slot] = i;
         x->group[i] = -1;
         if (!step_is_collective(st)) continue;
+        if (st->group < 0 || st->group >= s->n_groups || s->group_of[st->device] != st->group) {
+            free(last);
+            return pb_fail("schedule: collective step %d runs on device %d, which is not in its group %d",
+                           i, st->device, st->group);
+        }
         /* The first member of a call is the lowest index with the same kind and id;
          * schedules are small enough that a backward scan per call is cheap. */
         for (int j = i - 1; j >= 0 && x->group[i] < 0; j--)
             if (step_is_collective(&s->steps[j]) && same_call(&s->steps[j], st)) x->group[i] = x->group[j];
         if (x->group[i] < 0) x->group[i] = i;
-        x->group_size[x->group[i]]++;
+        /* A call ends once every rank of its group has arrived. */
+        x->group_size[x->group[i]] = schedule_group_size(s, st->group);
     }
     free(last);
     return PB_OK;
