@@ -141,6 +141,27 @@ static int sequential_parts(const struct placement *p, struct part *out, int cap
     return n;
 }
 
+/* Tensor parallel: every rank of group g (GPUs g*world .. g*world + world - 1) holds
+ * its shard of the group's layers; the embedding is whole on the ranks of its group,
+ * lm_head split over the ranks of its. One group of every GPU is tp as
+ * exec_build_parts lays it out; more are hybrid's pipeline stages. */
+static int group_parts(const struct placement *p, int world, struct part *out, int *head_group)
+{
+    int groups = p->n_devices / world, layers[PB_MAX_DEVICES] = {0}, embed_group = 0, n = 0;
+    *head_group = 0;
+    for (int i = 0; i < p->n_modules; i++) {
+        int g = p->device[i] >= 0 && p->device[i] < groups ? p->device[i] : 0;
+        if (p->modules[i].kind == MODULE_LAYER) layers[g]++;
+        if (p->modules[i].kind == MODULE_EMBED) embed_group = g;
+        if (p->modules[i].kind == MODULE_HEAD) *head_group = g;
+    }
+    for (int g = 0; g < groups; g++)
+        for (int r = 0; r < world; r++)
+            out[n++] = (struct part){.device = g * world + r, .layers = layers[g], .has_embed = g == embed_group,
+                                     .has_head = g == *head_group};
+    return n;
+}
+
 int memory_plan_compute(const struct model_spec *m, const struct placement *p, enum dtype dt,
                         const struct memory_shape *s, struct memory_plan *out)
 {
@@ -149,14 +170,13 @@ int memory_plan_compute(const struct model_spec *m, const struct placement *p, e
         return pb_fail("memory model: batch %d, seq %d, decode %d", s->batch, s->seq, s->decode_tokens);
     if (p->n_devices < 1 || p->n_devices > PB_MAX_DEVICES)
         return pb_fail("memory model: placement on %d devices", p->n_devices);
-    int world = p->tensor_parallel ? p->n_devices : 1, es = dtype_size(dt);
+    int world = p->tensor_parallel ? (p->tp_degree > 0 ? p->tp_degree : p->n_devices) : 1, es = dtype_size(dt);
     struct shard x;
     PB_TRY(shard_make(m, world, &x));
     struct part parts[2 * PB_MAX_DEVICES + 2];
-    int n = 0;
+    int n = 0, head_group = 0;
     if (p->tensor_parallel) {
-        for (int d = 0; d < p->n_devices; d++)
-            parts[n++] = (struct part){.device = d, .layers = m->layers, .has_embed = 1, .has_head = 1};
+        n = group_parts(p, world, parts, &head_group);
     } else {
         n = sequential_parts(p, parts, (int)(sizeof parts / sizeof parts[0]));
     }
@@ -166,8 +186,9 @@ int memory_plan_compute(const struct model_spec *m, const struct placement *p, e
             part_bytes(&parts[k], &x, es, s, &out->gpu[parts[k].device], &out->host_weights);
     /* The executor's own buffers (harness/exec/cuda/cuda_executor.c create_parts). */
     uint64_t rows = (uint64_t)s->batch * (uint64_t)s->seq;
-    if (p->tensor_parallel && p->n_devices > 1)
-        for (int d = 0; d < p->n_devices; d++) out->gpu[d].comm += rows * (uint64_t)m->vocab * 2;  /* gather */
+    if (p->tensor_parallel && world > 1)   /* the head's group all-gathers the logits */
+        for (int d = head_group * world; d < (head_group + 1) * world && d < out->n_devices; d++)
+            out->gpu[d].comm += rows * (uint64_t)m->vocab * 2;
     if (!p->tensor_parallel && s->decode_tokens > 0) {
         for (int k = 0; k < n; k++)
             if (parts[k].has_head) out->gpu[parts[k].device].activations += (uint64_t)s->batch * 4;  /* d_next */
@@ -178,6 +199,15 @@ int memory_plan_compute(const struct model_spec *m, const struct placement *p, e
         g->peak = g->weights + g->kv + g->activations + g->workspace + g->comm;
     }
     return PB_OK;
+}
+
+uint64_t memory_kv_bytes_per_position(const struct model_spec *m, const struct placement *p, enum dtype dt, int d)
+{
+    struct memory_shape one = {.batch = 1, .seq = 1, .decode_tokens = 0};
+    struct memory_plan mp;
+    if (d < 0 || memory_plan_compute(m, p, dt, &one, &mp) != PB_OK || d >= mp.n_devices) return 0;
+    int world = p->tensor_parallel ? (p->tp_degree > 0 ? p->tp_degree : p->n_devices) : 1;
+    return (uint64_t)mp.gpu[d].layers * memory_kv_bytes_per_token(m, dt, world);
 }
 
 int64_t memory_free_bytes(const struct device_memory *g) { return (int64_t)g->budget - (int64_t)g->peak; }

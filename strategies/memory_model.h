@@ -50,6 +50,10 @@ struct kv_capacity {
  * rank's kv heads (kv heads replicated when there are fewer than ranks). */
 uint64_t memory_kv_bytes_per_token(const struct model_spec *m, enum dtype dt, int world);
 
+/* KV-cache bytes per position of one sequence on device d of a placement: the K and V
+ * of the layers whose cache lives there (tp and hybrid: its group's, this rank's heads). */
+uint64_t memory_kv_bytes_per_position(const struct model_spec *m, const struct placement *p, enum dtype dt, int d);
+
 /* Per-device bytes of a placement at a shape. Fails (message printed) on a shape
  * or tensor-parallel split the kernel core cannot hold. */
 int memory_plan_compute(const struct model_spec *m, const struct placement *p, enum dtype dt,
