@@ -280,3 +280,22 @@ TEST(test_memory_sentence_is_empty_without_memory_figures)
     memory_sentence(&a, NULL, "", buf, sizeof buf);
     CHECK_EQ_INT(buf[0], 0);
 }
+
+TEST(test_hybrid_stage_holds_its_layers_sharded_and_only_the_last_gathers_logits)
+{
+    struct model_spec m = load("llama-2-7b");
+    struct machine mc = machine(4, 80 * GIB);
+    mc.tp = 2;   /* two stages of two GPUs */
+    static struct placement p;
+    CHECK_EQ_INT(place(&m, "hybrid", 4, 256, &mc, &p), PB_OK);
+    struct memory_shape s = {.batch = 4, .seq = 256, .decode_tokens = 0};
+    static struct memory_plan mp;
+    CHECK_EQ_INT(memory_plan_compute(&m, &p, DTYPE_BF16, &s, &mp), PB_OK);
+    CHECK_EQ_INT(mp.gpu[0].layers + mp.gpu[2].layers, 32);
+    CHECK_EQ_INT(mp.gpu[0].layers, mp.gpu[1].layers);
+    /* a rank holds half the kv heads of its stage's layers */
+    CHECK_EQ_INT(mp.gpu[2].kv, 2ull * mp.gpu[2].layers * 16 * 128 * 2 * (4 * 256));
+    CHECK_EQ_INT(memory_kv_bytes_per_position(&m, &p, DTYPE_BF16, 3), 2ull * mp.gpu[3].layers * 16 * 128 * 2);
+    CHECK(!mp.gpu[0].has_head && mp.gpu[3].has_head);
+    CHECK(mp.gpu[0].comm == 0 && mp.gpu[2].comm == 4ull * 256 * 32000 * 2);
+}
