@@ -277,8 +277,28 @@ TEST(test_memory_sentence_is_empty_without_memory_figures)
     memset(&a, 0, sizeof a);
     snprintf(a.strategy, sizeof a.strategy, "naive");
     char buf[512] = "x";
-    memory_sentence(&a, NULL, "", buf, sizeof buf);
+    memory_sentence(&a, NULL, buf, sizeof buf);
     CHECK_EQ_INT(buf[0], 0);
+}
+
+TEST(test_memory_sentence_puts_the_measured_peak_beside_the_prediction)
+{
+    struct model_spec m = load("llama-2-7b");
+    struct machine mc = machine(2, 80 * GIB);
+    static struct placement p;
+    static struct point_result a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.strategy, sizeof a.strategy, "naive");
+    a.w = (struct workload){.batch = 8, .seq = 512, .context = 512, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    CHECK_EQ_INT(place(&m, "naive", 8, 512, &mc, &p), PB_OK);
+    a.placement = &p;
+    CHECK_EQ_INT(memory_fill_point(&m, &mc, &a), PB_OK);
+    a.memory_measured = 1;
+    a.measured_peak[1] = 9 * GIB;
+    char buf[2048];
+    memory_sentence(&a, NULL, buf, sizeof buf);
+    CHECK(strstr(buf, "naive fills GPU 1 first (predicted ") != NULL);   /* it holds lm_head's logits */
+    CHECK(strstr(buf, "of 80.00 GiB, measured 9.00 GiB") != NULL);
 }
 
 TEST(test_hybrid_stage_holds_its_layers_sharded_and_only_the_last_gathers_logits)

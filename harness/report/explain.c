@@ -352,7 +352,7 @@ void explain_text(const struct options *o, const struct run_env *env, const stru
                     "(%s p50).", fabs(autop->p50_ms - naive->p50_ms),
                 autop->p50_ms > naive->p50_ms ? "slower" : "faster", t.pred[0] ? "predicted" : "measured");
         char memory[1536];
-        memory_sentence(naive, autop, t.pred, memory, sizeof memory);
+        memory_sentence(naive, autop, memory, sizeof memory);
         if (memory[0]) say(&t, " %s", memory);
         end_paragraph(&t);
         pipeline(&t, r, n, g, naive, single);

@@ -133,7 +133,7 @@ void memory_print(FILE *f, const struct point_result *r, int n)
 }
 
 /* "naive fills GPU 1 first (...)" for one point. */
-static size_t fills_first(const struct point_result *r, const char *pred, char *buf, size_t len)
+static size_t fills_first(const struct point_result *r, char *buf, size_t len)
 {
     const struct memory_plan *mp = &r->memory;
     int d = memory_fullest_device(mp), most = 0, layers = 0;
@@ -142,8 +142,10 @@ static size_t fills_first(const struct point_result *r, const char *pred, char *
         layers += mp->gpu[k].layers;
         if (k != d && mp->gpu[k].layers >= g->layers) most = 1;
     }
-    int n = snprintf(buf, len, "%s fills GPU %d first (%s%.2f GiB", r->strategy, d, pred, g->peak / GIB);
+    /* the figures are the memory model's, also in a measured run, where the GPU's own follows */
+    int n = snprintf(buf, len, "%s fills GPU %d first (predicted %.2f GiB", r->strategy, d, g->peak / GIB);
     if (g->budget) n += snprintf(buf + n, len - (size_t)n, " of %.2f GiB", g->budget / GIB);
+    if (r->memory_measured) n += snprintf(buf + n, len - (size_t)n, ", measured %.2f GiB", r->measured_peak[d] / GIB);
     n += snprintf(buf + n, len - (size_t)n, ": %.2f GiB weights, %.2f GiB KV cache, %.2f GiB activations and "
                                             "workspace), as it holds ", g->weights / GIB, g->kv / GIB,
                   activation_bytes(g) / GIB);
@@ -161,8 +163,7 @@ static size_t fills_first(const struct point_result *r, const char *pred, char *
     return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
-void memory_sentence(const struct point_result *naive, const struct point_result *autop, const char *pred,
-                     char *buf, size_t len)
+void memory_sentence(const struct point_result *naive, const struct point_result *autop, char *buf, size_t len)
 {
     if (!len) return;
     buf[0] = 0;
@@ -171,7 +172,7 @@ void memory_sentence(const struct point_result *naive, const struct point_result
     for (int i = 0; i < 2 && used + 2 < len; i++) {
         if (!pts[i] || !pts[i]->memory.n_devices) continue;
         used += (size_t)snprintf(buf + used, len - used, "%s", used ? "; " : "Memory at this workload: ");
-        if (used < len) used += fills_first(pts[i], pred, buf + used, len - used);
+        if (used < len) used += fills_first(pts[i], buf + used, len - used);
     }
     int both = naive && autop && naive->memory.n_devices && autop->memory.n_devices;
     const struct kv_capacity *a = both ? &naive->capacity : NULL, *b = both ? &autop->capacity : NULL;

@@ -27,6 +27,5 @@ void memory_print(FILE *f, const struct point_result *r, int n);
 
 /* --explain: which GPU fills first under naive and under auto at this workload,
  * and why, and how much KV each holds; "" when neither has memory figures. */
-void memory_sentence(const struct point_result *naive, const struct point_result *autop, const char *pred,
-                     char *buf, size_t len);
+void memory_sentence(const struct point_result *naive, const struct point_result *autop, char *buf, size_t len);
 #endif
