@@ -433,6 +433,7 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
     rc = PB_OK;
     if (w->rank == 0) {
         fill_env(&run, &env);
+        memory_print(stdout, res, k);
         for (int i = 0; i < k; i++) tptr[i] = &traces[i];
         rc = write_reports(&run, &env, res, tptr, k, text);
     }
