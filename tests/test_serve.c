@@ -436,6 +436,7 @@ TEST(test_serve_simulate_writes_serve_requests_picture_and_explain)
     make_temp_dir(dir, sizeof dir);
     snprintf(args, sizeof args,
              "--model models/llama-tiny.json --serve --simulate --gpus 2 --requests 12 --rate 50,inf "
+             "--strategy single,naive,auto,optimal,pipeline,tp "
              "--prompt-len uniform:8-64 --output-len uniform:1-16 --max-batch 4 --slo ttft=50ms,tpot=5ms "
              "--explain --out %s", dir);
     CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
