@@ -32,16 +32,21 @@ static int compare(const char *model, const char *strategy, int gpus, uint64_t b
     for (int d = 0; d < gpus; d++) mc.gpu_memory[d] = budget;
     struct workload w = {.batch = batch, .seq = seq, .context = seq, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
     static struct placement p;
-    if (strategy_find(strategy)->place(&m, &w, &mc, &p)) return 1;
+    const struct strategy *st = strategy_find(strategy);
+    if (st->place(&m, &w, &mc, &p)) return 1;
+    struct schedule pre = {0};   /* the layout reads its microbatches */
+    if (st->plan(&m, &p, &w, &pre)) return 1;
     struct memory_shape s = {.batch = batch, .seq = seq, .decode_tokens = decode};
     static struct memory_plan mp;
     if (memory_plan_compute(&m, &p, DTYPE_BF16, &s, &mp)) return 1;
-    struct exec_config c = {.m = &m, .p = &p, .n_devices = p.n_devices, .batch = batch, .seq = seq,
-                            .decode_tokens = decode};
+    struct exec_config c = {.m = &m, .p = &p, .prefill = &pre, .n_devices = p.n_devices, .batch = batch,
+                            .seq = seq, .decode_tokens = decode};
     int ordinal[PB_MAX_DEVICES];
     for (int d = 0; d < p.n_devices; d++) ordinal[d] = c.ordinal[d] = d;
     static struct part_layout l;
-    if (exec_build_parts(&c, ordinal, &l)) return 1;
+    int built = exec_build_parts(&c, ordinal, &l);
+    schedule_free(&pre);
+    if (built) return 1;
     int bad = 0;
     for (int d = 0; d < p.n_devices; d++) {
         uint64_t kernel = executor_extra(&c, &l, d);
