@@ -107,7 +107,8 @@ static void part_bytes(const struct part *pt, const struct shard *x, int es, con
 /* The parts exec_build_parts (harness/exec/cuda/cuda_exec_layout.c) makes of a sequential
  * placement: a device's contiguous stages merge into one part (GPU layers and
  * cpu-offloaded ones apart); embed joins the first part on its device, the head
- * the last, or each gets an empty part of its own. Returns the count. */
+ * the last, or each gets an empty part of its own. Returns the count, or -1 (message)
+ * beyond cap, the executor's own limit on parts. */
 static int sequential_parts(const struct placement *p, struct part *out, int cap)
 {
     int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
@@ -119,7 +120,8 @@ static int sequential_parts(const struct placement *p, struct part *out, int cap
                 out[k].layers += sc[i];
                 merged = 1;
             }
-        if (!merged && n < cap) out[n++] = (struct part){.device = dev, .host = host, .first = sf[i], .layers = sc[i]};
+        if (!merged && n == cap) return pb_fail("placement has more than %d parts", cap);
+        if (!merged) out[n++] = (struct part){.device = dev, .host = host, .first = sf[i], .layers = sc[i]};
     }
     for (int pass = 0; pass < 2; pass++) {   /* embed, then head */
         enum module_kind kind = pass ? MODULE_HEAD : MODULE_EMBED;
@@ -129,14 +131,13 @@ static int sequential_parts(const struct placement *p, struct part *out, int cap
         int dev = placement_exec_device(where), host = where == PB_DEVICE_CPU, found = -1;
         for (int k = 0; k < n; k++)
             if (out[k].device == dev && out[k].host == host && (found < 0 || pass)) found = k;
-        if (found < 0 && n < cap) {
+        if (found < 0 && n == cap) return pb_fail("placement has more than %d parts", cap);
+        if (found < 0) {
             out[n] = (struct part){.device = dev, .host = host};
             found = n++;
         }
-        if (found >= 0) {
-            if (pass) out[found].has_head = 1;
-            else out[found].has_embed = 1;
-        }
+        if (pass) out[found].has_head = 1;
+        else out[found].has_embed = 1;
     }
     return n;
 }
@@ -177,8 +178,8 @@ int memory_plan_compute(const struct model_spec *m, const struct placement *p, e
     int n = 0, head_group = 0;
     if (p->tensor_parallel) {
         n = group_parts(p, world, parts, &head_group);
-    } else {
-        n = sequential_parts(p, parts, (int)(sizeof parts / sizeof parts[0]));
+    } else if ((n = sequential_parts(p, parts, (int)(sizeof parts / sizeof parts[0]))) < 0) {
+        return PB_ERR;
     }
     out->n_devices = p->n_devices;
     for (int k = 0; k < n; k++)
