@@ -186,7 +186,7 @@ TEST(test_seventy_b_at_batch_64_x_4096_is_refused_on_one_h200)
     char dir[256], out[16384];
     CHECK_EQ_INT(bench_in_temp("--model llama-2-70b --simulate --gpu-profile h200 --gpus 1 --strategy single "
                                 "--batch 64 --seq 4096", dir, sizeof dir, out, sizeof out), 1);
-    CHECK(strstr(out, "not possible: single: GPU 0 needs") != NULL);
+    CHECK(strstr(out, "failed: single: GPU 0 needs") != NULL);
     CHECK(strstr(out, "but its budget is 150754820096 bytes") != NULL);   /* the profile's memory.bytes */
     char path[512];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
@@ -208,7 +208,7 @@ TEST(test_batch_4096_x_4096_is_refused_on_one_gpu)
     char dir[256], out[16384];
     CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --simulate --gpu-profile h200 --gpus 1 --strategy single "
                                 "--batch 4096 --seq 4096", dir, sizeof dir, out, sizeof out), 1);
-    CHECK(strstr(out, "not possible: single: GPU 0 needs") != NULL);
+    CHECK(strstr(out, "failed: single: GPU 0 needs") != NULL);
     CHECK(remove_dir(dir) == 0);
 }
 

@@ -10,7 +10,7 @@
 #include "../test.h"
 
 /* Bytes create_parts (harness/exec/cuda/cuda_executor.c) allocates beside the parts on logical device d. */
-static uint64_t executor_extra(const struct exec_config *c, const struct part_layout *l, int d)
+static uint64_t executor_extra(const struct cuda_config *c, const struct part_layout *l, int d)
 {
     uint64_t extra = 0;
     if (l->tp && c->n_devices > 1) extra += (uint64_t)c->batch * c->seq * (uint64_t)c->m->vocab * 2;
@@ -39,7 +39,7 @@ static int compare(const char *model, const char *strategy, int gpus, uint64_t b
     struct memory_shape s = {.batch = batch, .seq = seq, .decode_tokens = decode};
     static struct memory_plan mp;
     if (memory_plan_compute(&m, &p, DTYPE_BF16, &s, &mp)) return 1;
-    struct exec_config c = {.m = &m, .p = &p, .prefill = &pre, .n_devices = p.n_devices, .batch = batch,
+    struct cuda_config c = {.m = &m, .p = &p, .prefill = &pre, .n_devices = p.n_devices, .batch = batch,
                             .seq = seq, .decode_tokens = decode};
     int ordinal[PB_MAX_DEVICES];
     for (int d = 0; d < p.n_devices; d++) ordinal[d] = c.ordinal[d] = d;
