@@ -11,7 +11,7 @@
 #define ELEM_ALIGN 128                   /* llama_part.cu: elements, 256 bytes of bf16 */
 #define BYTE_ALIGN 256                   /* llama_part.cu: every arena buffer */
 #define GEMM_WORKSPACE (32ull << 20)     /* gemm.h GEMM_WORKSPACE_BYTES */
-#define ATTN_DECODE_CHUNK 256            /* attention.h: keys per block of the decode kernel */
+#define ATTN_DECODE_CHUNK_MIN 128        /* attention.h: the decode partials are laid out for its smallest block */
 #define GIB 1073741824.0
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
@@ -85,7 +85,7 @@ static void part_bytes(const struct part *pt, const struct shard *x, int es, con
     uint64_t cache = (uint64_t)pt->layers * batch * x->hkv * ctx * x->hd * b;
     g->kv += take(cache) + take(cache);                      /* k_cache, v_cache */
     int layers = pt->layers > 0, work = layers || pt->has_head;
-    uint64_t splits = (ctx + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
+    uint64_t splits = (ctx + ATTN_DECODE_CHUNK_MIN - 1) / ATTN_DECODE_CHUNK_MIN;
     g->activations += take(rows * H * b)                                   /* hidden */
                     + take(rows * 4)                                       /* tokens */
                     + take(pt->has_head ? rows * x->vocab_l * b : 0)       /* logits */
