@@ -181,6 +181,16 @@ static int remove_dir(const char *dir)
     return system(cmd);
 }
 
+/* bench ARGS exits 1 and says `expect`. */
+static int refused_with(const char *args, const char *expect)
+{
+    char dir[256], out[16384];
+    int refused = bench_in_temp(args, dir, sizeof dir, out, sizeof out) == 1 && strstr(out, expect) != NULL;
+    if (!refused) fprintf(stderr, "  bench %s: not refused with \"%s\":\n%s\n", args, expect, out);
+    remove_dir(dir);
+    return refused;
+}
+
 TEST(test_seventy_b_at_batch_64_x_4096_is_refused_on_one_h200)
 {
     char dir[256], out[16384];
@@ -205,11 +215,8 @@ TEST(test_seventy_b_at_batch_64_x_4096_is_refused_on_one_h200)
 
 TEST(test_batch_4096_x_4096_is_refused_on_one_gpu)
 {
-    char dir[256], out[16384];
-    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --simulate --gpu-profile h200 --gpus 1 --strategy single "
-                                "--batch 4096 --seq 4096", dir, sizeof dir, out, sizeof out), 1);
-    CHECK(strstr(out, "failed: single: GPU 0 needs") != NULL);
-    CHECK(remove_dir(dir) == 0);
+    CHECK(refused_with("--model llama-2-7b --simulate --gpu-profile h200 --gpus 1 --strategy single --batch 4096 "
+                       "--seq 4096", "failed: single: GPU 0 needs"));
 }
 
 TEST(test_summary_csv_writes_memory_as_integers_at_the_end)
@@ -258,11 +265,9 @@ TEST(test_explain_says_which_gpu_fills_first_under_naive_and_auto)
 
 TEST(test_plan_refuses_a_kv_cache_beyond_the_budget)
 {
+    CHECK(refused_with("--model llama-2-7b --plan --gpus 2 --strategy naive --batch 32 --seq 2048 --decode 2048 "
+                       "--max-memory 0=20GiB,1=20GiB", "not possible: naive: GPU 1 needs"));
     char dir[256], out[16384];
-    CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --plan --gpus 2 --strategy naive --batch 32 --seq 2048 "
-                                "--decode 2048 --max-memory 0=20GiB,1=20GiB", dir, sizeof dir, out, sizeof out), 1);
-    CHECK(strstr(out, "not possible: naive: GPU 1 needs") != NULL);
-    CHECK(remove_dir(dir) == 0);
     CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --plan --gpus 2 --strategy naive --batch 1 --seq 128", dir,
                                sizeof dir, out, sizeof out), 0);
     CHECK(strstr(out, "KV capacity: context 4096 (max_position_embeddings) at batch 1") != NULL);
