@@ -379,16 +379,25 @@ TEST(test_serve_kv_bytes_per_token_follow_the_placement)
     CHECK_EQ_INT(serve_kv_capacity(&m, &single, &mc, DTYPE_BF16, &cap_single), PB_ERR);
 }
 
+/* Llama-2-7B on two simulated H200s, placed for batch 8 x seq 512. */
+static int h200_pair_for_7b(struct model_spec *m, struct device_profile *prof, struct machine *mc, struct workload *w)
+{
+    PB_TRY(load_7b(m));
+    PB_TRY(device_profile_load("h200", prof));
+    *mc = (struct machine){.gpus = 2, .gpu_memory = {prof->memory_bytes, prof->memory_bytes}};
+    *w = (struct workload){.batch = 8, .seq = 512, .context = 512, .dtype = DTYPE_BF16};
+    return PB_OK;
+}
+
 /* The bucketing error stated in docs/METRICS.md: a bucketed step against the exact
  * shape, over decode contexts and prefill lengths, single and tp on an H200. */
 TEST(test_serve_bucketed_step_cost_is_within_the_stated_error)
 {
     struct model_spec m;
-    CHECK_EQ_INT(load_7b(&m), PB_OK);
     static struct device_profile prof;
-    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
-    struct machine mc = {.gpus = 2, .gpu_memory = {prof.memory_bytes, prof.memory_bytes}};
-    struct workload w = {.batch = 8, .seq = 512, .context = 512, .dtype = DTYPE_BF16};
+    struct machine mc;
+    struct workload w;
+    CHECK_EQ_INT(h200_pair_for_7b(&m, &prof, &mc, &w), PB_OK);
     const char *names[] = {"single", "tp"};
     double worst_decode = 0, worst_prefill = 0;
     int never_faster = 1;
@@ -429,11 +438,10 @@ TEST(test_serve_bucketed_step_cost_is_within_the_stated_error)
 TEST(test_serve_step_cost_through_the_executor_is_the_schedule_replay)
 {
     struct model_spec m;
-    CHECK_EQ_INT(load_7b(&m), PB_OK);
     static struct device_profile prof;
-    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
-    struct machine mc = {.gpus = 2, .gpu_memory = {prof.memory_bytes, prof.memory_bytes}};
-    struct workload w = {.batch = 8, .seq = 512, .context = 512, .dtype = DTYPE_BF16};
+    struct machine mc;
+    struct workload w;
+    CHECK_EQ_INT(h200_pair_for_7b(&m, &prof, &mc, &w), PB_OK);
     const char *names[] = {"naive", "tp"};
     int one_gpu[2] = {0, 0};
     for (int s = 0; s < 2; s++)
