@@ -8,6 +8,7 @@
 #include "../../base/check.h"
 #include "memory_budget.h"
 #include "../serve/serve_cli.h"
+#include "../search/search_cli.h"
 
 void cli_usage(FILE *f)
 {
@@ -49,6 +50,7 @@ void cli_usage(FILE *f)
         "\n",
         f);
     serve_cli_usage(f);
+    search_cli_usage(f);
     fputs(
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
@@ -68,6 +70,7 @@ void cli_usage(FILE *f)
         "  bench --model llama-2-7b --strategy naive,pipeline --devices 0,0 --batch 8 --seq 128\n"
         "  bench --model llama-2-7b --decode 64 --batch 1,16\n"
         "  bench --model llama-2-70b --simulate --gpu-profile h200 --gpus 8 --batch 8 --seq 512\n"
+        "  bench --model llama-2-7b --search --gpus 4 --batch 8 --seq 512 --decode 64 --objective latency\n"
         "\n"
         "Exit status: 0 done, 1 a run failed (reason printed and recorded), 2 bad usage.\n",
         f);
@@ -181,6 +184,7 @@ static const struct option long_options[] = {
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
     SERVE_CLI_LONG_OPTIONS,
+    SEARCH_CLI_LONG_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -234,6 +238,7 @@ static int apply_option(int c, const char *arg, struct options *o)
     case 'o': o->out_dir = arg; return PB_OK;
     default:
         if (serve_cli_owns(c)) return serve_cli_apply(c, arg, &o->serve);
+        if (search_cli_owns(c)) return search_cli_apply(c, arg, &o->search);
         return pb_fail("unknown option; see bench --help");
     }
 }
@@ -246,11 +251,12 @@ static int check_combination(struct options *o)
         return pb_fail("--gpus %d disagrees with --devices, which lists %d devices", o->gpus,
                        o->n_devices_listed);
     if (o->n_devices_listed) o->gpus = o->n_devices_listed;
-    if ((o->plan_only || o->simulate) && !o->gpus) o->gpus = 2;
+    if ((o->plan_only || o->simulate || o->search.enabled) && !o->gpus) o->gpus = 2;
     if (o->gpus > PB_MAX_DEVICES) return pb_fail("--gpus: at most %d", PB_MAX_DEVICES);
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
-    if (o->gpu_profile && !o->simulate && !o->predict)
-        return pb_fail("--gpu-profile is used with --simulate or --predict");
+    if (o->gpu_profile && !o->simulate && !o->predict && !o->search.enabled)
+        return pb_fail("--gpu-profile is used with --simulate, --predict or --search");
+    PB_TRY(search_cli_check(o));
     return serve_cli_check(o);
 }
 

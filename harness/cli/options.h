@@ -3,6 +3,7 @@
 #define PB_OPTIONS_H
 #include "../../strategies/strategy.h"
 #include "../serve/serve_options.h"
+#include "../search/search_options.h"
 
 
 struct options {
@@ -30,6 +31,7 @@ struct options {
     const char *weights;             /* --weights DIR of safetensors; default random */
     uint64_t seed;
     struct serve_options serve;      /* --serve and its flags (harness/serve/) */
+    struct search_options search;    /* --search and its flags (harness/search/) */
     const char *out_dir;             /* --out DIR; default results/<timestamp>-<model> */
     char command[2048];              /* the command line, for reports */
 };
