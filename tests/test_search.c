@@ -288,13 +288,19 @@ TEST(test_search_rank_correlation_is_minus_one_for_the_reverse_order)
     CHECK(isnan(search_rank_correlation(r, 3)));
 }
 
+/* bench --model llama-tiny --search ARGS --out DIR (a fresh folder, into dir). */
+static int search_into(const char *args, char *dir, size_t dir_len, char *out, size_t out_len)
+{
+    char cmd[1024];
+    make_temp_dir(dir, dir_len);
+    snprintf(cmd, sizeof cmd, "--model llama-tiny --search %s --out %s", args, dir);
+    return run_bench(cmd, out, out_len);
+}
+
 TEST(test_search_csv_has_fixed_columns_documented_in_metrics_and_readme)
 {
-    char out[65536], dir[256], args[512], path[600];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-tiny --gpus 4 --batch 8 --seq 64 --search --gpu-profile h200 --out %s",
-             dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    char out[65536], dir[256], path[600];
+    CHECK_EQ_INT(search_into("--gpus 4 --batch 8 --seq 64 --gpu-profile h200", dir, sizeof dir, out, sizeof out), 0);
     CHECK(strstr(out, "ranked by latency") && strstr(out, " less time than ") && strstr(out, "23 configurations"));
     snprintf(path, sizeof path, "%s/search.csv", dir);
     struct csv_table t;
@@ -326,11 +332,8 @@ TEST(test_search_csv_has_fixed_columns_documented_in_metrics_and_readme)
 
 TEST(test_search_measure_top_without_gpus_writes_search_csv_and_fails)
 {
-    char out[65536], dir[256], args[512], path[600];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(args, sizeof args, "--model llama-tiny --gpus 2 --batch 4 --seq 32 --search --measure-top 2 --out %s",
-             dir);
-    CHECK_EQ_INT(run_bench(args, out, sizeof out), 1);
+    char out[65536], dir[256], path[600];
+    CHECK_EQ_INT(search_into("--gpus 2 --batch 4 --seq 32 --measure-top 2", dir, sizeof dir, out, sizeof out), 1);
     CHECK(strstr(out, "no GPU found") && strstr(out, "2 of 2 configurations could not be measured"));
     snprintf(path, sizeof path, "%s/search.csv", dir);
     CHECK(access(path, R_OK) == 0);

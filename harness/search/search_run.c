@@ -27,6 +27,9 @@ int search_configurations(const struct search_problem *pb, const char *const *na
         return pb_fail("--search: out of host memory for %d configurations", count);
     }
     search_enumerate(pb->m, pb->gpus, pb->batch, names, n_names, configs, count);
+    /* The strategies print each refusal as they make it (pb_fail); say what those lines are. */
+    fprintf(stderr, "bench: --search: pricing %d configurations; the refusals printed below are rows of "
+                    "search.csv, not failures of the run\n", count);
     for (int i = 0; i < count; i++) search_price(pb, &configs[i], i, &r[i]);
     free(configs);
     search_rank(r, count, objective);
