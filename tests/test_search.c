@@ -372,3 +372,62 @@ TEST(test_search_bad_command_lines_exit_2_naming_the_flag)
         CHECK(strstr(out, bad[i].says) != NULL);
     }
 }
+
+static struct search_row made_row(const char *strategy, int tp, int gpus, int mb, double ms, double compute,
+                                  double moved, double idle)
+{
+    struct search_row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.c.strategy, sizeof r.c.strategy, "%s", strategy);
+    r.c.tp = tp;
+    r.c.gpus = gpus;
+    r.c.stages = 1;
+    r.c.microbatches = mb;
+    r.c.virtual_stages = 1;
+    r.fits = 1;
+    r.latency_ms = ms;
+    r.tokens_per_s = 1000 / ms;
+    r.replicas = 1;
+    r.machine_tokens_per_s = r.tokens_per_s;
+    r.compute_ms_max = compute;
+    r.moved_ms_max = moved;
+    r.idle_ms_mean = idle;
+    r.bubble_max = r.gpipe_bound = NAN;
+    return r;
+}
+
+TEST(test_search_winner_sentence_names_the_rival_the_margin_and_the_term_that_differs)
+{
+    char why[1024];
+    /* compute differs most: tp 2 halves every GPU's weights */
+    struct search_row a[3] = {made_row("tp", 2, 2, 1, 80, 70, 9, 1), made_row("tp", 2, 2, 1, 80, 70, 9, 1),
+                              made_row("naive", 1, 2, 1, 100, 100, 1, 20)};
+    snprintf(a[1].c.strategy, sizeof a[1].c.strategy, "hybrid");
+    search_rank(a, 3, OBJECTIVE_LATENCY);
+    search_explain_winner(a, 3, OBJECTIVE_LATENCY, why, sizeof why);
+    CHECK(strstr(why, "tp 2 (tied with hybrid tp 2 x 1 stage m=1"));
+    CHECK(strstr(why, "takes 20.0% less time than naive, the best other strategy (80 ms against 100 ms)"));
+    CHECK(strstr(why, "its busiest GPU computes for 70 ms against 100 (each GPU reads and multiplies 1/2"));
+    /* waiting differs most: the hand split's GPUs take turns */
+    a[2].idle_ms_mean = 50;
+    search_explain_winner(a, 3, OBJECTIVE_LATENCY, why, sizeof why);
+    CHECK(strstr(why, "its GPUs wait 1 ms on average against 50; the other's 2 GPUs take turns"));
+    /* all-reduces and copies differ most */
+    struct search_row b[2] = {made_row("pipeline", 1, 2, 4, 50, 40, 1, 5), made_row("tp", 2, 2, 1, 60, 40, 20, 5)};
+    search_rank(b, 2, OBJECTIVE_LATENCY);
+    search_explain_winner(b, 2, OBJECTIVE_LATENCY, why, sizeof why);
+    CHECK(strstr(why, "it spends 1 ms on all-reduces and copies on its busiest GPU against 20"));
+    /* throughput: a one-GPU configuration twice over */
+    struct search_row c[2] = {made_row("single", 1, 1, 1, 90, 90, 0, 0), made_row("pipeline", 1, 2, 2, 50, 45, 1, 3)};
+    c[0].replicas = 2;
+    c[0].machine_tokens_per_s = 2 * c[0].tokens_per_s;
+    search_rank(c, 2, OBJECTIVE_THROUGHPUT);
+    search_explain_winner(c, 2, OBJECTIVE_THROUGHPUT, why, sizeof why);
+    CHECK(!strcmp(c[0].c.strategy, "single"));
+    CHECK(strstr(why, "delivers 11.1% more tokens/s than pipeline m=2") && strstr(why, "runs 2 copies side by side"));
+    /* nothing else fits */
+    c[1].fits = 0;
+    search_rank(c, 2, OBJECTIVE_THROUGHPUT);
+    search_explain_winner(c, 2, OBJECTIVE_THROUGHPUT, why, sizeof why);
+    CHECK(strstr(why, "single wins: nothing else that fits does as well"));
+}

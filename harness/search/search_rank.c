@@ -97,12 +97,15 @@ static void mechanism(const struct search_row *w, const struct search_row *r, ch
     double compute = r->compute_ms_max - w->compute_ms_max, moved = r->moved_ms_max - w->moved_ms_max;
     double idle = r->idle_ms_mean - w->idle_ms_mean;
     if (compute >= moved && compute >= idle && compute > 0) {
-        char how[96] = "more GPUs share the work";
+        char how[128] = "";
         if (w->c.tp > r->c.tp)
-            snprintf(how, sizeof how, "each GPU reads and multiplies 1/%d of every weight it holds", w->c.tp);
-        else if (w->c.gpus < r->c.gpus)
-            snprintf(how, sizeof how, "fewer, larger GEMMs on %d GPU%s", w->c.gpus, w->c.gpus == 1 ? "" : "s");
-        snprintf(buf, len, "its busiest GPU computes for %.3g ms against %.3g (%s)", w->compute_ms_max,
+            snprintf(how, sizeof how, " (each GPU reads and multiplies 1/%d of every weight it holds)", w->c.tp);
+        else if (w->c.gpus > r->c.gpus)
+            snprintf(how, sizeof how, " (the layers are spread over %d GPUs against %d)", w->c.gpus, r->c.gpus);
+        else if (w->c.microbatches < r->c.microbatches)
+            snprintf(how, sizeof how, " (each stage reads its weights once per microbatch: %d time%s against %d)",
+                     w->c.microbatches, w->c.microbatches == 1 ? "" : "s", r->c.microbatches);
+        snprintf(buf, len, "its busiest GPU computes for %.3g ms against %.3g%s", w->compute_ms_max,
                  r->compute_ms_max, how);
     } else if (moved >= idle && moved > 0) {
         snprintf(buf, len, "it spends %.3g ms on all-reduces and copies on its busiest GPU against %.3g",
