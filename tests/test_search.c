@@ -9,6 +9,7 @@
 #include "../base/csv_read.h"
 #include "../base/text_file.h"
 #include "../harness/run/simulate_run.h"
+#include "../harness/search/search_measured.h"
 #include "../harness/search/search_rank.h"
 #include "../harness/search/search_report.h"
 #include "../harness/search/search_run.h"
@@ -430,4 +431,55 @@ TEST(test_search_winner_sentence_names_the_rival_the_margin_and_the_term_that_di
     search_rank(c, 2, OBJECTIVE_THROUGHPUT);
     search_explain_winner(c, 2, OBJECTIVE_THROUGHPUT, why, sizeof why);
     CHECK(strstr(why, "single wins: nothing else that fits does as well"));
+}
+
+TEST(test_search_hands_the_measured_run_one_configuration)
+{
+    static struct options o, narrowed;
+    memset(&o, 0, sizeof o);
+    o.strategies[0] = "single";
+    o.strategies[1] = "hybrid";
+    o.n_strategies = 2;
+    o.gpus = 8;
+    o.n_microbatches = 1;
+    o.batches[0] = 8;
+    o.n_batches = 1;
+    o.search.enabled = 1;
+    o.search.measure_top = 3;
+    struct search_row hybrid = made_row("hybrid", 2, 8, 4, 10, 1, 1, 1), tp = made_row("tp", 4, 4, 1, 10, 1, 1, 1);
+    hybrid.c.virtual_stages = 2;
+    search_measured_options(&o, &hybrid, "DIR", &narrowed);
+    CHECK_EQ_INT(narrowed.n_strategies, 1);
+    CHECK(!strcmp(narrowed.strategies[0], "hybrid"));
+    CHECK_EQ_INT(narrowed.gpus, 8);
+    CHECK_EQ_INT(narrowed.machine.tp, 2);
+    CHECK_EQ_INT(narrowed.n_microbatches, 1);
+    CHECK_EQ_INT(narrowed.microbatches[0], 4);
+    CHECK_EQ_INT(narrowed.machine.virtual_stages, 2);
+    CHECK(!narrowed.search.enabled && !narrowed.search.measure_top && !strcmp(narrowed.out_dir, "DIR"));
+    /* tp takes its degree as its GPU count, and no --tp or --microbatches */
+    search_measured_options(&o, &tp, "DIR", &narrowed);
+    CHECK_EQ_INT(narrowed.gpus, 4);
+    CHECK_EQ_INT(narrowed.machine.tp, 0);
+    CHECK_EQ_INT(narrowed.microbatches[0], 0);
+}
+
+TEST(test_search_reads_back_the_measured_p50_or_why_it_failed)
+{
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("strategy,status,reason,latency_p50_ms\r\ntp,ok,,54.25\r\npipeline,failed,\"out of memory, GPU 1\",\r\n", f);
+    fclose(f);
+    double ms = NAN;
+    CHECK_EQ_INT(search_read_measured_p50(dir, "tp", &ms), PB_OK);
+    CHECK_NEAR(ms, 54.25, 0);
+    CHECK_EQ_INT(search_read_measured_p50(dir, "pipeline", &ms), PB_ERR);
+    CHECK(strstr(pb_last_error(), "pipeline failed: out of memory, GPU 1"));
+    CHECK_EQ_INT(search_read_measured_p50(dir, "naive", &ms), PB_ERR);
+    CHECK(strstr(pb_last_error(), "no row of naive"));
+    CHECK_EQ_INT(search_read_measured_p50("/nonexistent-placebench", "tp", &ms), PB_ERR);
 }
