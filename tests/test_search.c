@@ -292,7 +292,7 @@ TEST(test_search_rank_correlation_is_minus_one_for_the_reverse_order)
 /* bench --model llama-tiny --search ARGS --out DIR (a fresh folder, into dir). */
 static int search_into(const char *args, char *dir, size_t dir_len, char *out, size_t out_len)
 {
-    char cmd[1024];
+    char cmd[2048];
     make_temp_dir(dir, dir_len);
     snprintf(cmd, sizeof cmd, "--model llama-tiny --search %s --out %s", args, dir);
     return run_bench(cmd, out, out_len);
@@ -349,10 +349,15 @@ TEST(test_search_bad_command_lines_exit_2_naming_the_flag)
     struct {
         const char *args, *says;
     } bad[] = {
-        {"--search --objective foo", "--objective: unknown objective \"foo\""},
-        {"--search --objective goodput", "goodput is not searched yet"},
+        {"--search --objective foo", "--objective: unknown objective \"foo\"; valid: latency, throughput, goodput"},
+        {"--search --objective goodput", "--objective goodput needs a request stream"},
+        {"--search --objective goodput --serve --simulate --slo ttft=1s", "give one --rate (0 given"},
+        {"--search --objective goodput --serve --simulate --rate 1,2 --slo ttft=1s", "give one --rate (2 given"},
+        {"--search --objective goodput --serve --simulate --rate 4", "give --slo"},
+        {"--search --objective goodput --serve --rate 4 --slo ttft=1s --measure-top 2", "cannot be measured yet"},
+        {"--search --objective goodput --serve --rate 4 --slo ttft=1s", "add --simulate"},
         {"--search --plan", "--search and --plan"},
-        {"--search --serve --simulate", "--search and --serve"},
+        {"--search --serve --simulate", "add --objective goodput"},
         {"--objective latency", "belong to --search"},
         {"--measure-top 3", "belong to --search"},
         {"--search --measure-top 0", "--measure-top: \"0\""},
@@ -482,4 +487,45 @@ TEST(test_search_reads_back_the_measured_p50_or_why_it_failed)
     CHECK_EQ_INT(search_read_measured_p50(dir, "naive", &ms), PB_ERR);
     CHECK(strstr(pb_last_error(), "no row of naive"));
     CHECK_EQ_INT(search_read_measured_p50("/nonexistent-placebench", "tp", &ms), PB_ERR);
+}
+
+static double number_in(const char *path, const char *strategy, const char *column)
+{
+    struct csv_table t;
+    if (csv_read_file(path, &t) != PB_OK) return NAN;
+    double v = NAN;
+    for (int i = 0; i < t.n_rows && isnan(v); i++)
+        if (!strcmp(csv_get(&t, i, "strategy"), strategy) && strcmp(csv_get(&t, i, "status"), "refused"))
+            v = csv_get_num(&t, i, column);
+    csv_table_free(&t);
+    return v;
+}
+
+TEST(test_search_goodput_ranks_a_served_stream_as_bench_serve_serves_it)
+{
+    char out[65536], dir[256], serve_dir[256], path[600], args[1024];
+    const char *stream = "--serve --simulate --requests 48 --rate 400 --prompt-len 64 --output-len 16 --max-batch 8 "
+                         "--slo ttft=2ms,tpot=0.25ms --gpus 2";
+    snprintf(args, sizeof args, "%s --objective goodput", stream);
+    CHECK_EQ_INT(search_into(args, dir, sizeof dir, out, sizeof out), 0);
+    CHECK(strstr(out, "ranked by goodput") && strstr(out, "more requests/s within the SLO than"));
+    snprintf(path, sizeof path, "%s/search.csv", dir);
+    struct csv_table t;
+    CHECK_EQ_INT(csv_read_file(path, &t), PB_OK);
+    int sorted = 1;
+    for (int i = 1; i < t.n_rows; i++)
+        if (!strcmp(csv_get(&t, i, "status"), "fits"))
+            sorted &= csv_get_num(&t, i - 1, "goodput_requests_per_s") >= csv_get_num(&t, i, "goodput_requests_per_s");
+    CHECK(sorted && t.n_rows > 0);
+    csv_table_free(&t);
+    /* bench --serve on the same stream: tp's goodput is the search's tp row's */
+    make_temp_dir(serve_dir, sizeof serve_dir);
+    snprintf(args, sizeof args, "--model llama-tiny %s --strategy tp --out %s", stream, serve_dir);
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    char serve_csv[600];
+    snprintf(serve_csv, sizeof serve_csv, "%s/serve.csv", serve_dir);
+    double served = number_in(serve_csv, "tp", "goodput_requests_per_s");
+    double searched = number_in(path, "tp", "goodput_requests_per_s");
+    CHECK(served > 0);
+    CHECK_NEAR(searched, served, 1e-5 * served);
 }

@@ -15,8 +15,10 @@ void search_cli_usage(FILE *f)
           "      --search              price every strategy x tp degree x microbatches x virtual stages\n"
           "                            that fits, on the cost model (--gpu-profile); writes search.csv\n"
           "                            and prints the ten best (one --batch, one --seq; --strategy limits it)\n"
-          "      --objective NAME      latency (default: the workload's wall time) or throughput (tokens/s\n"
-          "                            of all --gpus, a configuration on fewer GPUs running side by side)\n"
+          "      --objective NAME      latency (default: the workload's wall time), throughput (tokens/s\n"
+          "                            of all --gpus, a configuration on fewer GPUs running side by side), or\n"
+          "                            goodput (requests/s within --slo of a --serve --simulate stream at one\n"
+          "                            --rate; m is then the groups in flight, every divisor of --max-batch)\n"
           "      --measure-top K       then measure the best K on the GPUs (the measured run) and put\n"
           "                            measured rank beside predicted rank (search_measured.csv)\n"
           "\n",
@@ -25,18 +27,15 @@ void search_cli_usage(FILE *f)
 
 const char *search_objective_name(enum search_objective o)
 {
-    return o == OBJECTIVE_THROUGHPUT ? "throughput" : "latency";
+    return o == OBJECTIVE_THROUGHPUT ? "throughput" : o == OBJECTIVE_GOODPUT ? "goodput" : "latency";
 }
 
 static int parse_objective(const char *arg, enum search_objective *out)
 {
     if (!strcmp(arg, "latency")) *out = OBJECTIVE_LATENCY;
     else if (!strcmp(arg, "throughput")) *out = OBJECTIVE_THROUGHPUT;
-    else if (!strcmp(arg, "goodput"))
-        return pb_fail("--objective: goodput is not searched yet (it needs a request stream per "
-                       "configuration; bench --serve --simulate ranks strategies by goodput); valid: "
-                       "latency, throughput");
-    else return pb_fail("--objective: unknown objective \"%s\"; valid: latency, throughput", arg);
+    else if (!strcmp(arg, "goodput")) *out = OBJECTIVE_GOODPUT;
+    else return pb_fail("--objective: unknown objective \"%s\"; valid: latency, throughput, goodput", arg);
     return PB_OK;
 }
 
@@ -66,7 +65,6 @@ int search_cli_apply(int c, const char *arg, struct search_options *s)
 static int refuse_other_jobs(const struct options *o)
 {
     if (o->plan_only) return pb_fail("--search and --plan: choose one");
-    if (o->serve.enabled) return pb_fail("--search and --serve: choose one");
     if (o->calibrate) return pb_fail("--search and --calibrate: choose one");
     if (o->predict)
         return pb_fail("--search already ranks on the cost model; --measure-top K puts prediction beside "
@@ -75,6 +73,27 @@ static int refuse_other_jobs(const struct options *o)
         return pb_fail("--measure-top measures on the GPUs, --simulate asks for none: choose one");
     if (o->n_devices_listed)
         return pb_fail("--search places on --gpus N distinct GPUs; --devices is not searched");
+    return PB_OK;
+}
+
+/* Goodput is a request stream's: --serve's flags give it, at one rate, within an SLO. */
+static int check_goodput(const struct options *o)
+{
+    int goodput = o->search.objective == OBJECTIVE_GOODPUT;
+    if (!goodput && o->serve.enabled)
+        return pb_fail("--search with --serve ranks by goodput: add --objective goodput (or drop --serve)");
+    if (!goodput) return PB_OK;
+    if (!o->serve.enabled)
+        return pb_fail("--objective goodput needs a request stream: add --serve --simulate --rate R "
+                       "--slo ttft=MS,tpot=MS");
+    if (o->search.measure_top)
+        return pb_fail("--measure-top measures fixed batches; served streams run on the cost model only "
+                       "(--serve needs --simulate), so --objective goodput cannot be measured yet");
+    if (o->serve.n_rates != 1)
+        return pb_fail("--objective goodput ranks at one offered rate: give one --rate (%d given%s)",
+                       o->serve.n_rates, o->serve.n_rates ? "" : "; the default is a sweep of 4");
+    if (!o->serve.slo_given)
+        return pb_fail("--objective goodput counts requests within an SLO: give --slo ttft=MS,tpot=MS");
     return PB_OK;
 }
 
@@ -97,5 +116,6 @@ int search_cli_check(struct options *o)
     if (!o->search.enabled)
         return o->search.any_flag ? pb_fail("--objective and --measure-top belong to --search") : PB_OK;
     PB_TRY(refuse_other_jobs(o));
+    PB_TRY(check_goodput(o));
     return refuse_fixed_axes(o);
 }

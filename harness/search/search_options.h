@@ -1,11 +1,13 @@
 /* What the command line decides for bench --search: which objective ranks the
- * configurations and how many of the best to measure. Parsed by search_cli.c. */
+ * configurations and how many of the best to measure. Parsed by search_cli.c; the
+ * goodput objective's request stream is --serve's (serve_options.h). */
 #ifndef PB_SEARCH_OPTIONS_H
 #define PB_SEARCH_OPTIONS_H
 
 enum search_objective {
     OBJECTIVE_LATENCY,       /* the workload's predicted wall time, lowest first */
     OBJECTIVE_THROUGHPUT,    /* tokens/s of all N GPUs (replicas side by side), highest first */
+    OBJECTIVE_GOODPUT,       /* requests/s within --slo of a --serve stream at one --rate, highest first */
 };
 
 struct search_options {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../run/run.h"
 #include "../run/simulate_run.h"
+#include "search_serve.h"
 
 const char *const search_memory_counted = "parameters";
 
@@ -59,7 +60,7 @@ int search_price(const struct search_problem *pb, const struct search_config *c,
     memset(row, 0, sizeof *row);
     row->c = *c;
     row->index = index;
-    row->latency_ms = row->tokens_per_s = row->machine_tokens_per_s = NAN;
+    row->latency_ms = row->tokens_per_s = row->machine_tokens_per_s = row->goodput_rps = NAN;
     row->idle_ms_mean = row->bubble_max = row->gpipe_bound = row->measured_ms = NAN;
     const struct strategy *st = strategy_find(c->strategy);
     if (!st) return refuse(row, "no such strategy in the registry");
@@ -79,6 +80,14 @@ int search_price(const struct search_problem *pb, const struct search_config *c,
     }
     int rc = st->place(pb->m, &w, &mc, p);
     if (rc == PB_OK) fill_memory(p, row);
+    if (rc == PB_OK && pb->serve) {
+        rc = search_price_serving(pb, st, p, &mc, row);
+        free(p);
+        free(t);
+        if (rc != PB_OK) return refuse(row, pb_last_error());
+        row->fits = 1;
+        return PB_OK;
+    }
     struct point_result r;
     if (rc == PB_OK) rc = simulate_point(pb->prof, pb->m, st, p, &w, pb->decode_tokens, &r, t);
     free(p);
@@ -97,5 +106,6 @@ int search_price(const struct search_problem *pb, const struct search_config *c,
 
 double search_objective_key(const struct search_row *row, enum search_objective objective)
 {
+    if (objective == OBJECTIVE_GOODPUT) return -row->goodput_rps;
     return objective == OBJECTIVE_THROUGHPUT ? -row->machine_tokens_per_s : row->latency_ms;
 }

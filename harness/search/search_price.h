@@ -9,6 +9,8 @@
 #include "../../base/check.h"
 #include "../../strategies/strategy.h"
 #include "../exec/model/device_profile.h"
+#include "../serve/serve_options.h"
+#include "../serve/serve_stream.h"
 #include "search_options.h"
 #include "search_space.h"
 
@@ -21,6 +23,10 @@ struct search_problem {
     int batch, seq;          /* sequences, prompt tokens each */
     int decode_tokens;       /* greedy tokens after the prefill (0: prefill only) */
     enum dtype dtype;
+    /* --objective goodput: the stream every configuration serves (NULL: the fixed
+     * batch above). batch is then --max-batch, seq the mean prompt. */
+    const struct serve_options *serve;
+    const struct serve_request *requests;   /* serve->requests of them, sorted by arrival */
 };
 
 /* One configuration as priced (and, with --measure-top, measured). */
@@ -29,8 +35,11 @@ struct search_row {
     int index;               /* position in the enumeration: ties rank in this order */
     int fits;                /* 1: placed within the budgets and priced; 0: refused, see reason */
     char reason[PB_ERROR_LEN];
-    double latency_ms;       /* predicted wall time of the workload on one copy of the configuration */
-    double tokens_per_s;     /* batch x (decode tokens, or prompt tokens) / latency */
+    double latency_ms;       /* predicted wall time of the workload on one copy of the configuration
+                                (goodput: the stream's E2E p99) */
+    double tokens_per_s;     /* batch x (decode tokens, or prompt tokens) / latency (goodput: output
+                                tokens per second over the stream's span) */
+    double goodput_rps;      /* goodput: requests within the SLO per second; NAN otherwise */
     int replicas;            /* copies side by side on the N GPUs: N / gpus */
     double machine_tokens_per_s;   /* replicas x tokens_per_s: the throughput objective */
     int n_memory;            /* GPUs in memory[] */
@@ -56,6 +65,6 @@ extern const char *const search_memory_counted;
 int search_price(const struct search_problem *pb, const struct search_config *c, int index,
                  struct search_row *row);
 /* The objective's key of a row that fits: lower is better (latency in ms, or
- * minus the machine's tokens/s). */
+ * minus the machine's tokens/s, or minus goodput). */
 double search_objective_key(const struct search_row *row, enum search_objective objective);
 #endif

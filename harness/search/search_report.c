@@ -13,7 +13,8 @@
 
 const char *const search_csv_columns[] = {
     "rank", "strategy", "tp_degree", "gpus", "stages", "microbatches", "virtual_stages", "status", "reason",
-    "latency_ms", "tokens_per_s", "replicas", "machine_tokens_per_s", "memory_max_gpu_bytes",
+    "latency_ms", "tokens_per_s", "replicas", "machine_tokens_per_s", "goodput_requests_per_s",
+    "memory_max_gpu_bytes",
     "memory_per_gpu_bytes", "memory_counted", "compute_ms_max_gpu", "moved_ms_max_gpu", "idle_ms_mean_gpu",
     "bubble_max", "gpipe_bound", NULL};
 
@@ -57,6 +58,7 @@ static void write_row(FILE *f, const struct search_row *r)
     if (r->fits) int_field(f, r->replicas, 0);
     else csv_field(f, "", 0);
     csv_number(f, ok * r->machine_tokens_per_s, 0);
+    csv_number(f, ok * r->goodput_rps, 0);
     char list[PB_MAX_DEVICES * 24] = "";
     size_t used = 0;
     for (int d = 0; d < r->n_memory && used < sizeof list; d++)
@@ -115,18 +117,32 @@ void search_print_top(FILE *f, const struct search_problem *pb, const struct sea
 {
     int fits = 0;
     for (int i = 0; i < n; i++) fits += rows[i].fits;
-    fprintf(f, "PREDICTED by the cost model (not measured): %s on %d x %s (profile %s), batch %d x seq %d%s; "
-               "ranked by %s\n", pb->m->name, pb->gpus, pb->prof->gpu, pb->prof->name, pb->batch, pb->seq,
-            pb->decode_tokens ? ", then greedy decode" : "", search_objective_name(objective));
+    fprintf(f, "PREDICTED by the cost model (not measured): %s on %d x %s (profile %s), ", pb->m->name, pb->gpus,
+            pb->prof->gpu, pb->prof->name);
+    if (pb->serve)
+        fprintf(f, "%d requests at %.4g/s, max batch %d, SLO ttft %.4g ms tpot %.4g ms; ranked by goodput\n",
+                pb->serve->requests, pb->serve->rates[0], pb->serve->max_batch, pb->serve->slo_ttft_ms,
+                pb->serve->slo_tpot_ms);
+    else
+        fprintf(f, "batch %d x seq %d%s; ranked by %s\n", pb->batch, pb->seq,
+                pb->decode_tokens ? ", then greedy decode" : "", search_objective_name(objective));
     if (pb->decode_tokens) fprintf(f, "decode: %d tokens after the prefill\n", pb->decode_tokens);
-    fprintf(f, "%4s  %-32s %4s %12s %12s %8s %14s %9s\n", "rank", "configuration", "gpus", "latency_ms", "tokens/s",
-            "replicas", "all-GPU tok/s", "mem GiB");
+    if (pb->serve)
+        fprintf(f, "%4s  %-32s %4s %12s %12s %12s %9s\n", "rank", "configuration", "gpus", "goodput req/s",
+                "e2e_p99_ms", "out tok/s", "mem GiB");
+    else
+        fprintf(f, "%4s  %-32s %4s %12s %12s %8s %14s %9s\n", "rank", "configuration", "gpus", "latency_ms",
+                "tokens/s", "replicas", "all-GPU tok/s", "mem GiB");
     for (int i = 0; i < n && i < TOP && rows[i].fits; i++) {
         char label[96];
         search_config_label(&rows[i].c, label, sizeof label);
-        fprintf(f, "%4d  %-32s %4d %12.3f %12.0f %8d %14.0f %9.2f\n", rows[i].rank, label, rows[i].c.gpus,
-                rows[i].latency_ms, rows[i].tokens_per_s, rows[i].replicas, rows[i].machine_tokens_per_s,
-                rows[i].memory_max / GIB);
+        if (pb->serve)
+            fprintf(f, "%4d  %-32s %4d %13.3f %12.1f %12.0f %9.2f\n", rows[i].rank, label, rows[i].c.gpus,
+                    rows[i].goodput_rps, rows[i].latency_ms, rows[i].tokens_per_s, rows[i].memory_max / GIB);
+        else
+            fprintf(f, "%4d  %-32s %4d %12.3f %12.0f %8d %14.0f %9.2f\n", rows[i].rank, label, rows[i].c.gpus,
+                    rows[i].latency_ms, rows[i].tokens_per_s, rows[i].replicas, rows[i].machine_tokens_per_s,
+                    rows[i].memory_max / GIB);
     }
     fprintf(f, "%d of %d configurations fit; %d refused (reasons in search.csv)\n", fits, n, n - fits);
     char why[1024];

@@ -65,10 +65,30 @@ int search_measure_top(const struct options *o, const struct model_spec *m, stru
     return PB_OK;
 }
 
+/* --objective goodput: the one stream every configuration serves, made from the
+ * seed as bench --serve makes it; the placements are sized for --max-batch
+ * sequences of the mean prompt, as serve places its strategies. */
+static int serving_problem(const struct options *o, struct search_problem *pb, struct serve_request **stream)
+{
+    const struct serve_options *so = &o->serve;
+    if (!(*stream = malloc((size_t)so->requests * sizeof **stream)))
+        return pb_fail("out of host memory for %d requests", so->requests);
+    serve_stream_make(so, so->rates[0], o->seed, *stream, so->requests);
+    double sum = 0;
+    for (int i = 0; i < so->requests; i++) sum += (*stream)[i].prompt_tokens;
+    pb->serve = so;
+    pb->requests = *stream;
+    pb->batch = so->max_batch;
+    pb->seq = (int)ceil(sum / so->requests);
+    pb->decode_tokens = 0;
+    return PB_OK;
+}
+
 static int problem_of(const struct options *o, const struct model_spec *m, const struct device_profile *prof,
-                      struct search_problem *pb)
+                      struct search_problem *pb, struct serve_request **stream)
 {
     memset(pb, 0, sizeof *pb);
+    *stream = NULL;
     pb->prof = prof;
     pb->m = m;
     pb->gpus = o->gpus;
@@ -76,7 +96,8 @@ static int problem_of(const struct options *o, const struct model_spec *m, const
     pb->seq = o->seqs[0];
     pb->decode_tokens = o->decode_tokens;
     pb->dtype = o->dtype;
-    return simulated_machine(o, prof, &pb->mc);
+    PB_TRY(simulated_machine(o, prof, &pb->mc));
+    return o->search.objective == OBJECTIVE_GOODPUT ? serving_problem(o, pb, stream) : PB_OK;
 }
 
 static int report(const struct options *o, const struct model_spec *m, const struct search_problem *pb,
@@ -110,11 +131,13 @@ int search_run(const struct options *o, const struct model_spec *m, search_measu
     if (!o->gpu_profile) fprintf(stderr, "bench: --search without --gpu-profile: using %s\n", DEFAULT_PROFILE);
     PB_TRY(device_profile_load(name, &prof));
     struct search_problem pb;
-    PB_TRY(problem_of(o, m, &prof, &pb));
-    struct search_row *rows;
-    int n;
-    PB_TRY(search_configurations(&pb, o->strategies, o->n_strategies, o->search.objective, &rows, &n));
-    int rc = report(o, m, &pb, rows, n, measure);
+    struct serve_request *stream;
+    struct search_row *rows = NULL;
+    int n = 0;
+    int rc = problem_of(o, m, &prof, &pb, &stream);
+    if (rc == PB_OK) rc = search_configurations(&pb, o->strategies, o->n_strategies, o->search.objective, &rows, &n);
+    if (rc == PB_OK) rc = report(o, m, &pb, rows, n, measure);
     free(rows);
+    free(stream);
     return rc;
 }
