@@ -161,6 +161,12 @@ double module_work(const struct model_spec *m, const struct module *mod, const s
 /* Work per device of a placement; returns the largest (the slowest GPU). */
 double placement_device_work(const struct model_spec *m, const struct placement *p,
                              const struct workload *w, double *per_device);
+/* The same roofline, max(FLOPs / flops_per_s, bytes / bytes_per_s), at a named GPU's rates
+ * (seconds): what --plan prints for the device profile it names. */
+double module_roofline(const struct model_spec *m, const struct module *mod, const struct workload *w,
+                       double flops_per_s, double bytes_per_s);
+double placement_device_roofline(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                                 double flops_per_s, double bytes_per_s, double *per_device);
 /* Physical pipeline stages of a placement in order (GPUs, or tp groups), each holding
  * virtual_stages chunks of layers; stage_device[s] is stage s's first device
  * (PB_DEVICE_CPU for accelerate's offload). Returns the count. */

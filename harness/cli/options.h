@@ -28,7 +28,8 @@ struct options {
     int profile_iters;               /* --profile-iters: CUPTI-traced iterations after the timed ones */
     int no_cupti;
     int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
-    const char *weights;             /* --weights DIR of safetensors; default random */
+    const char *weights;             /* safetensors folder (--weights DIR, or the --model folder's); NULL: random */
+    int weights_random;              /* --weights random: random weights even for a model folder */
     uint64_t seed;
     struct serve_options serve;      /* --serve and its flags (harness/serve/) */
     struct search_options search;    /* --search and its flags (harness/search/) */

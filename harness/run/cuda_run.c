@@ -55,6 +55,7 @@ static void fill_env(struct run_env *env, const struct options *o, const struct 
     env->iters = o->iters;
     env->warmup = o->warmup;
     env->profile_iters = o->no_cupti ? 0 : o->profile_iters;
+    run_env_weights(env, o);
 }
 
 /* A progress line for long points: a log file gets one every few seconds, a terminal a carriage return. */
@@ -283,13 +284,15 @@ int run_measured(const struct options *o, const struct model_spec *m)
         for (int i = 0; i < no; i++) points += mi == 0 || strategy_takes_microbatches(order[i]);
     points *= nb * ns;
     int k = 0, failed = 0;
+    char weights[1100];
+    run_weights_describe(o, weights, sizeof weights);
     for (int bi = 0; bi < nb; bi++)
         for (int si = 0; si < ns; si++) {
             struct reference ref = {0};   /* one single run per batch x seq serves every microbatch count */
             int b = o->n_batches ? o->batches[bi] : 1, s = o->n_seqs ? o->seqs[si] : 128;
             for (int mi = 0; mi < nm; mi++) {
                 int mb = o->n_microbatches ? o->microbatches[mi] : 0;
-                printf("\n%s, batch %d x seq %d", m->name, b, s);
+                printf("\n%s (weights: %s), batch %d x seq %d", m->name, weights, b, s);
                 if (mb > 0) printf(", %d microbatches (pipeline)", mb);
                 if (o->decode_tokens) printf(", generate (%d greedy tokens after the prefill)", o->decode_tokens);
                 printf("\n");
@@ -322,7 +325,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     cupti_stop();
     int rc = run_write_reports(o->out_dir, &env, res, tptr, k);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, res, k, tptr, o->out_dir);
-    if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json)\n", o->out_dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, o, o->out_dir, NULL, 0);
     run_results_free(res, traces, tptr, k);
     return rc == PB_OK && !failed ? PB_OK : 1;
 }

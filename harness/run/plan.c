@@ -7,6 +7,7 @@
 #include "../../base/check.h"
 #include "../../base/csv.h"
 #include "../report/placement_view.h"
+#include "predict.h"
 
 #define GIB 1073741824.0
 
@@ -18,7 +19,7 @@ struct workload workload_make(const struct options *o, int batch, int seq, int m
 }
 
 void plan_compute(const struct model_spec *m, const struct strategy *s, const struct workload *w,
-                  const struct machine *mc, struct plan_entry *e)
+                  const struct machine *mc, const struct device_profile *prof, struct plan_entry *e)
 {
     memset(e, 0, sizeof *e);
     e->strategy = s;
@@ -28,7 +29,7 @@ void plan_compute(const struct model_spec *m, const struct strategy *s, const st
         return;
     }
     e->ok = 1;
-    placement_device_work(m, &e->placement, w, e->work_ms);
+    placement_device_roofline(m, &e->placement, w, prof->bf16_tflops * 1e12, prof->hbm_gbps * 1e9, e->work_ms);
     for (int d = 0; d < e->placement.n_devices; d++) e->work_ms[d] *= 1e3;
     placement_device_params(&e->placement, e->params, &e->cpu_params);
     schedule_device_flops(&e->schedule, e->flops);
@@ -118,7 +119,7 @@ static cJSON *entry_json(const struct plan_entry *e)
         cJSON_AddStringToObject(j, "error", e->error);
         return j;
     }
-    cJSON_AddItemToObject(j, "device_map", placement_device_map(&e->placement));
+    placement_add_transformers_maps(j, &e->placement);
     cJSON *devs = cJSON_AddArrayToObject(j, "devices");
     for (int d = 0; d < e->placement.n_devices; d++) {
         char what[512];
@@ -149,10 +150,16 @@ static cJSON *entry_json(const struct plan_entry *e)
 }
 
 int plan_write_json(const char *path, const struct options *o, const struct model_spec *m,
-                    const struct plan_entry *e, int n)
+                    const struct device_profile *prof, const struct plan_entry *e, int n)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "command", o->command);
+    /* the rates work_ms_nominal is priced at */
+    cJSON *pj = cJSON_AddObjectToObject(root, "device_profile");
+    cJSON_AddStringToObject(pj, "name", prof->name);
+    cJSON_AddStringToObject(pj, "gpu", prof->gpu);
+    cJSON_AddNumberToObject(pj, "bf16_tflops", prof->bf16_tflops);
+    cJSON_AddNumberToObject(pj, "hbm_gbps", prof->hbm_gbps);
     cJSON *model = cJSON_AddObjectToObject(root, "model");
     cJSON_AddStringToObject(model, "name", m->name);
     cJSON_AddStringToObject(model, "architecture", m->architecture);
@@ -195,34 +202,47 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             if (e[i].ok) snprintf(gpu, sizeof gpu, d < 0 ? "cpu" : "%d", d);
             csv_field(a.f, m->name, 1);
             csv_field(a.f, e[i].strategy->name, 0);
-            csv_number(a.f, e[i].workload.batch, 0);
-            csv_number(a.f, e[i].workload.seq, 0);
+            csv_integer(a.f, e[i].workload.batch, 0);
+            csv_integer(a.f, e[i].workload.seq, 0);
             csv_field(a.f, e[i].ok ? "ok" : "failed", 0);
             csv_field(a.f, e[i].ok ? "" : e[i].error, 0);
             csv_field(a.f, gpu, 0);
             csv_field(a.f, what, 0);
-            csv_number(a.f, !e[i].ok ? NAN : d < 0 ? (double)e[i].cpu_params : (double)e[i].params[d], 0);
-            csv_number(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
+            csv_integer(a.f, !e[i].ok ? NAN : d < 0 ? (double)e[i].cpu_params : (double)e[i].params[d], 0);
+            csv_integer(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
             csv_number(a.f, e[i].ok && d >= 0 ? e[i].work_ms[d] : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].copies : NAN, 0);
-            csv_number(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].collectives : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].copies : NAN, 0);
+            csv_integer(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].collectives : NAN, 0);
             csv_end(a.f);
         }
     }
     return atomic_file_commit(&a);
 }
 
-int plan_run(const struct options *o, const struct model_spec *m, const char *dir)
+const char *plan_profile_name(const struct options *o, const char *detected_gpu, const char **why)
 {
+    const char *shipped = predict_profile_for_gpu(detected_gpu);
+    if (o->gpu_profile) *why = "--gpu-profile";
+    else if (shipped) *why = "the GPU found here";
+    else *why = detected_gpu ? "no shipped profile for the GPU found here" : "no GPU found here";
+    return o->gpu_profile ? o->gpu_profile : shipped ? shipped : PLAN_DEFAULT_PROFILE;
+}
+
+int plan_run(const struct options *o, const struct model_spec *m, const char *dir, const char *detected_gpu)
+{
+    static struct device_profile prof;   /* large; read-only once loaded */
+    const char *why;
+    PB_TRY(device_profile_load(plan_profile_name(o, detected_gpu, &why), &prof));
     int n_points = o->n_strategies * o->n_batches * o->n_seqs * o->n_microbatches;
     struct plan_entry *e = calloc((size_t)n_points, sizeof *e);
     if (!e) return pb_fail("out of host memory for %d plans", n_points);
     int n = 0, failed = 0;
-    printf("plan: %s on %d GPU(s), %s; *nominal roofline time of each GPU's modules\n\n", m->name,
-           o->machine.gpus, dtype_name(o->dtype));
+    printf("plan: %s on %d GPU(s), %s\n*ms: roofline time of each GPU's modules, max(FLOPs / %.0f TFLOP/s, "
+           "bytes / %.0f GB/s): device profile %s (%s; %s)\n\n", m->name, o->machine.gpus, dtype_name(o->dtype),
+           prof.bf16_tflops, prof.hbm_gbps, prof.name, prof.gpu, why);
     for (int b = 0; b < o->n_batches; b++)
         for (int q = 0; q < o->n_seqs; q++)
             for (int mb = 0; mb < o->n_microbatches; mb++)
@@ -231,14 +251,14 @@ int plan_run(const struct options *o, const struct model_spec *m, const char *di
                     /* only the pipeline takes a microbatch count; others plan once per point */
                     if (mb > 0 && !st->takes_microbatches) continue;
                     struct workload w = workload_make(o, o->batches[b], o->seqs[q], o->microbatches[mb]);
-                    plan_compute(m, st, &w, &o->machine, &e[n]);
+                    plan_compute(m, st, &w, &o->machine, &prof, &e[n]);
                     plan_print(stdout, &e[n]);
                     failed += !e[n].ok;
                     n++;
                 }
     char path[4200];
     int status = path_join(path, sizeof path, dir, "plan.json");
-    if (status == PB_OK) status = plan_write_json(path, o, m, e, n);
+    if (status == PB_OK) status = plan_write_json(path, o, m, &prof, e, n);
     if (status == PB_OK) status = path_join(path, sizeof path, dir, "plan.csv");
     if (status == PB_OK) status = plan_write_csv(path, m, e, n);
     if (status == PB_OK) printf("wrote %s/plan.json and plan.csv\n", dir);

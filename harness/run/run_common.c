@@ -122,10 +122,23 @@ void run_summarise(struct point_result *r, const struct trace *t, const struct p
     }
 }
 
+void run_env_weights(struct run_env *env, const struct options *o)
+{
+    snprintf(env->weights, sizeof env->weights, "%s", o->weights ? "safetensors" : "random");
+    snprintf(env->weights_dir, sizeof env->weights_dir, "%s", o->weights ? o->weights : "");
+    env->seed = o->seed;
+}
+
+void run_weights_describe(const struct options *o, char *buf, size_t len)
+{
+    if (o->weights) snprintf(buf, len, "safetensors from %s", o->weights);
+    else snprintf(buf, len, "random (seed %llu)", (unsigned long long)o->seed);
+}
+
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
                       const struct trace *const *traces, int n)
 {
-    PB_TRY(summary_write_csv(dir, res, n));
+    PB_TRY(summary_write_csv(dir, env, res, n));
     PB_TRY(summary_write_json(dir, env, res, n));
     char path[4200];
     snprintf(path, sizeof path, "%s/trace.json", dir);

@@ -31,6 +31,11 @@ void run_reference_free(struct reference *ref);
  * the CUPTI overhead: profiled p50 over timed p50. */
 void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p);
 
+/* Which weights the kernels run on, for summary.json and summary.csv's weights column. */
+void run_env_weights(struct run_env *env, const struct options *o);
+/* The same for people: "safetensors from DIR" or "random (seed 1234)". */
+void run_weights_describe(const struct options *o, char *buf, size_t len);
+
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
                       const struct trace *const *traces, int n);

@@ -191,6 +191,7 @@ static void fill_env(const struct options *o, const struct model_spec *m,
     gmtime_r(&now, &tm);
     strftime(env->started, sizeof env->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     env->iters = 1;
+    snprintf(env->weights, sizeof env->weights, "none");   /* the cost model runs no kernels */
 }
 
 static void print_header(FILE *f, const struct device_profile *prof, const struct options *o,
@@ -265,7 +266,7 @@ static int write_reports(const char *dir, const struct run_env *env, const struc
                          struct point_result *r, struct trace **t, int n)
 {
     char path[4200];
-    PB_TRY(summary_write_csv(dir, r, n));
+    PB_TRY(summary_write_csv(dir, env, r, n));
     PB_TRY(summary_write_json(dir, env, r, n));
     PB_TRY(path_join(path, sizeof path, dir, "trace.json"));
     PB_TRY(trace_json_write(path, env, r, (const struct trace *const *)t, n));
@@ -322,7 +323,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
     int rc = results_dir_create(o->out_dir, m->name, "-simulate", dir, sizeof dir);
     if (rc == PB_OK) rc = write_reports(dir, &env, &prof, r, t, n);
     if (rc == PB_OK) rc = run_outputs_write(o, &env, r, n, (const struct trace *const *)t, dir);
-    if (rc == PB_OK) printf("wrote %s/summary.csv, summary.json, trace.json, profile.json (predicted)\n", dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, o, dir, "profile.json", 1);
     for (int i = 0; i < n; i++) {
         point_result_free(&r[i]);
         if (t[i]) trace_free(t[i]);

@@ -66,18 +66,21 @@ static void csv_point(FILE *f, const struct serve_point *p)
     csv_field(f, p->ok ? "ok" : "failed", 0);
     csv_field(f, p->ok ? "" : p->reason, 0);
     csv_field(f, p->placement_summary, 0);
-    csv_number(f, p->ok ? p->groups : NAN, 0);
-    csv_number(f, p->max_batch, 0);
-    csv_number(f, p->ok ? (double)p->kv_capacity_tokens : NAN, 0);
+    csv_integer(f, p->ok ? p->groups : NAN, 0);
+    csv_integer(f, p->max_batch, 0);
+    csv_integer(f, p->ok ? (double)p->kv_capacity_tokens : NAN, 0);
     double v[] = {m->requests, m->completed, m->refused, m->met_slo, limit_or_nan(p->slo.ttft_ms),
                   limit_or_nan(p->slo.tpot_ms), m->ttft_p50_ms, m->ttft_p90_ms, m->ttft_p99_ms, m->tpot_p50_ms,
                   m->tpot_p99_ms, m->itl_p50_ms, m->itl_p99_ms, m->e2e_p50_ms, m->e2e_p99_ms, m->span_ms,
                   m->requests_per_s, m->output_tokens_per_s, m->goodput_requests_per_s, p->tot.prefill_steps,
                   p->tot.decode_steps, mean_batch(p), p->tot.max_in_flight, p->tot.kv_waits};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) csv_number(f, p->ok ? v[i] : NAN, 0);
+    /* counts in full (csv_integer), the rest to six digits */
+    static const char count[sizeof v / sizeof v[0]] = {1, 1, 1, 1, [19] = 1, [20] = 1, [22] = 1, [23] = 1};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        (count[i] ? csv_integer : csv_number)(f, p->ok ? v[i] : NAN, 0);
     for (enum per_gpu g = GPU_COMPUTE; g <= GPU_UTIL; g++) per_gpu_field(f, p, g);
-    csv_number(f, p->ok ? (double)p->cost_evaluations : NAN, 0);
-    csv_number(f, 1, 0);
+    csv_integer(f, p->ok ? (double)p->cost_evaluations : NAN, 0);
+    csv_integer(f, 1, 0);
     csv_end(f);
 }
 
@@ -108,17 +111,17 @@ int serve_write_requests_csv(const char *path, const struct options *o, const st
             int done = q->status == SERVE_DONE;
             csv_field(a.f, p[i].strategy, 1);
             csv_field(a.f, rate, 0);
-            csv_number(a.f, q->req.id, 0);
+            csv_integer(a.f, q->req.id, 0);
             csv_field(a.f, done ? "done" : "refused", 0);
             csv_number(a.f, q->req.arrival_ms, 0);
-            csv_number(a.f, q->req.prompt_tokens, 0);
-            csv_number(a.f, q->req.output_tokens, 0);
+            csv_integer(a.f, q->req.prompt_tokens, 0);
+            csv_integer(a.f, q->req.output_tokens, 0);
             csv_number(a.f, q->first_token_ms, 0);
             csv_number(a.f, q->finish_ms, 0);
             csv_number(a.f, serve_ttft_ms(q), 0);
             csv_number(a.f, serve_tpot_ms(q), 0);
             csv_number(a.f, serve_e2e_ms(q), 0);
-            csv_number(a.f, o->serve.slo_given ? serve_meets_slo(q, &p[i].slo) : NAN, 0);
+            csv_integer(a.f, o->serve.slo_given ? serve_meets_slo(q, &p[i].slo) : NAN, 0);
             csv_field(a.f, done ? "" : q->reason, 0);
             csv_end(a.f);
         }

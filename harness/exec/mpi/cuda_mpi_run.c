@@ -16,6 +16,7 @@
 #include "../../report/placement_view.h"
 #include "../../run/run.h"
 #include "../../run/run_common.h"
+#include "../../run/run_outputs.h"
 #include "cuda_mpi_exec.h"
 #include "mpi_jobs.h"
 #include "trace_gather.h"
@@ -120,6 +121,7 @@ static void fill_env(const struct mpi_run *run, struct run_env *env)
     env->iters = run->o->iters;
     env->warmup = run->o->warmup;
     env->profile_iters = run->cupti_on ? run->o->profile_iters : 0;
+    run_env_weights(env, run->o);
 }
 
 /* run_summarise, then transfers as this run sees them: copies between ranks are
@@ -340,7 +342,8 @@ static int write_reports(const struct mpi_run *run, const struct run_env *env, s
     char path[4200];
     snprintf(path, sizeof path, "%s/ranks.csv", dir);
     if (rc == PB_OK) rc = atomic_write_text(path, ranks_csv);
-    if (rc == PB_OK) printf("\nresults: %s (summary.csv, summary.json, trace.json, ranks.csv)\n", dir);
+    if (rc == PB_OK) rc = run_outputs_write(run->o, env, res, k, tptr, dir);
+    if (rc == PB_OK) run_outputs_announce(stdout, run->o, dir, "ranks.csv", 0);
     return rc;
 }
 
@@ -352,11 +355,14 @@ static int sweep(struct mpi_run *run, struct point_result *res, struct trace *tr
     int no = 0;
     for (int i = 0; i < o->n_strategies; i++) if (!strcmp(o->strategies[i], "single")) order[no++] = o->strategies[i];
     for (int i = 0; i < o->n_strategies; i++) if (strcmp(o->strategies[i], "single")) order[no++] = o->strategies[i];
+    char weights[1100];
+    run_weights_describe(o, weights, sizeof weights);
     for (int bi = 0; bi < nb; bi++)
         for (int si = 0; si < ns; si++) {
             struct reference ref = {0};
             int b = o->n_batches ? o->batches[bi] : 1, s = o->n_seqs ? o->seqs[si] : 128;
-            printf("\n%s, batch %d x seq %d, %d ranks%s\n", run->m->name, b, s, run->w->size, o->decode_tokens ? ", generate" : "");
+            printf("\n%s (weights: %s), batch %d x seq %d, %d ranks%s\n", run->m->name, weights, b, s, run->w->size,
+                   o->decode_tokens ? ", generate" : "");
             for (int j = 0; j < no; j++, k++) {
                 struct point_result *r = &res[k];
                 snprintf(r->strategy, sizeof r->strategy, "%s", order[j]);
