@@ -37,6 +37,9 @@ NVCCFLAGS += -std=c++17 $(CUDA_ARCH) $(NCCL_CFLAGS) -I$(CUDA)/include -Xcompiler
 LDLIBS    += $(NCCL_LIBS) -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lcudart \
              $(CJSON_LIBS) -lm -lpthread -ldl -lstdc++
 
+# The first target is the default: build/bench (and build/bench-mpi with MPI=1).
+all:
+
 # Each layer is its own static library, linked in layer order (DESIGN.md, "Layers"):
 # base < models < strategies < kernels < harness. tests/check_layers.sh fails the
 # build when a layer includes a header of, or calls a symbol defined in, a layer
@@ -48,8 +51,9 @@ STRATEGIES_SRC := $(wildcard strategies/*.c)
 KERNELS_SRC    := $(wildcard kernels/*.cu)
 HARNESS_ALL    := $(wildcard harness/*.c harness/*/*.c harness/*/*/*.c)
 HARNESS_ALL    := $(filter-out harness/cli/main.c harness/exec/mpi/%,$(HARNESS_ALL))
-HARNESS_SRC    := $(filter-out %/cuda_%.c,$(HARNESS_ALL))
-HARNESS_CUDA_SRC := $(filter %/cuda_%.c,$(HARNESS_ALL))
+# exec/registry.c names the CUDA executor, so it goes with the CUDA code.
+HARNESS_CUDA_SRC := $(filter %/cuda_%.c harness/exec/registry.c,$(HARNESS_ALL))
+HARNESS_SRC    := $(filter-out $(HARNESS_CUDA_SRC),$(HARNESS_ALL))
 TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 

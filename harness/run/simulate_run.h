@@ -6,6 +6,7 @@
 #include "../cli/options.h"
 #include "run.h"
 #include "../measure/trace.h"
+#include "../exec/executor.h"
 
 /* Predict one point for a placement already made: plan the prefill (and, with
  * decode_tokens > 0, one greedy pass per generated token with a growing KV cache),
