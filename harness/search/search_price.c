@@ -1,7 +1,7 @@
 /* Prices one configuration: placement and fit through the strategy, the time
- * through simulate_point (harness/run/simulate_run.h), the cost model's entry that
- * --simulate uses too, so a search row and a --simulate row of the same
- * configuration agree. */
+ * through simulate_point (harness/run/simulate_run.h): the sweep's one point
+ * (sweep_point_run) driven through the cost model's executor, as --simulate drives
+ * every point, so a search row and a --simulate row of the same configuration agree. */
 #include "search_price.h"
 #include <math.h>
 #include <stdlib.h>
