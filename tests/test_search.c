@@ -342,6 +342,20 @@ TEST(test_search_measure_top_without_gpus_writes_search_csv_and_fails)
     CHECK(access(path, R_OK) == 0);
 }
 
+TEST(test_search_where_nothing_fits_writes_every_refusal_and_exits_1)
+{
+    char out[65536], dir[256], path[600];
+    CHECK_EQ_INT(search_into("--gpus 2 --batch 2 --seq 16 --max-memory 0=1MiB,1=1MiB", dir, sizeof dir, out,
+                             sizeof out), 1);
+    CHECK(strstr(out, "No configuration fits") && strstr(out, "none of the"));
+    snprintf(path, sizeof path, "%s/search.csv", dir);
+    struct csv_table t;
+    CHECK_EQ_INT(csv_read_file(path, &t), PB_OK);
+    CHECK(t.n_rows > 0);
+    for (int i = 0; i < t.n_rows; i++) CHECK(!strcmp(csv_get(&t, i, "status"), "refused") && csv_get(&t, i, "reason")[0]);
+    csv_table_free(&t);
+}
+
 TEST(test_search_bad_command_lines_exit_2_naming_the_flag)
 {
     char out[8192];

@@ -110,6 +110,8 @@ static int report(const struct options *o, const struct model_spec *m, const str
     PB_TRY(path_join(path, sizeof path, dir, "profile.json"));
     PB_TRY(device_profile_write(pb->prof, path));
     printf("wrote %s/search.csv, profile.json (predicted)\n", dir);
+    if (n == 0 || !rows[0].fits)
+        return pb_fail("--search: none of the %d configurations fits (reasons in %s/search.csv)", n, dir);
     if (!o->search.measure_top) return PB_OK;
     if (!measure) return pb_fail("--measure-top: this build cannot measure");
     int measured = 0, asked = 0;

@@ -24,7 +24,8 @@ int search_configurations(const struct search_problem *pb, const char *const *na
 int search_measure_top(const struct options *o, const struct model_spec *m, struct search_row *rows, int n,
                        int k, enum search_objective objective, search_measure_fn measure, const char *dir,
                        int *measured, int *asked);
-/* The whole job. measure: what --measure-top uses (NULL: refused). 0 when every
- * asked-for measurement was made; -1 otherwise (search.csv is written either way). */
+/* The whole job. measure: what --measure-top uses (NULL: refused). 0 when some
+ * configuration fits and every asked-for measurement was made; -1 otherwise
+ * (search.csv is written either way). */
 int search_run(const struct options *o, const struct model_spec *m, search_measure_fn measure);
 #endif
