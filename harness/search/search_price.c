@@ -20,9 +20,11 @@ static int refuse(struct search_row *row, const char *why)
     return PB_ERR;
 }
 
-/* Bytes per GPU of a placement: what placement_check_memory (called by every
- * strategy's place) held against the budgets, parameters as placed. */
-static void fill_memory(const struct placement *p, struct search_row *row)
+/* The fit check, per GPU: parameters as placed against the budgets (what every
+ * strategy's place already held them to, placement_check_memory), and the bytes
+ * counted into row. */
+static int fit_check(const struct placement *p, const struct machine *mc, const char *strategy,
+                     struct search_row *row)
 {
     uint64_t cpu;
     placement_device_params(p, row->memory, &cpu);
@@ -30,6 +32,7 @@ static void fill_memory(const struct placement *p, struct search_row *row)
     row->memory_max = 0;
     for (int d = 0; d < p->n_devices; d++)
         if (row->memory[d] > row->memory_max) row->memory_max = row->memory[d];
+    return placement_check_memory(p, mc, strategy);
 }
 
 static void fill_time(const struct search_problem *pb, const struct point_result *r, struct search_row *row)
@@ -54,6 +57,24 @@ static void fill_time(const struct search_problem *pb, const struct point_result
         if (isnan(row->bubble_max) || r->bubble[s] > row->bubble_max) row->bubble_max = r->bubble[s];
 }
 
+/* The fixed batch: its prefill and every decode pass on the cost model. */
+static int price_fixed(const struct search_problem *pb, const struct strategy *st, const struct placement *p,
+                       const struct workload *w, struct search_row *row)
+{
+    struct trace *t = malloc(sizeof *t);
+    if (!t) return pb_fail("out of host memory pricing it");
+    struct point_result r;
+    int rc = simulate_point(pb->prof, pb->m, st, p, w, pb->decode_tokens, &r, t);
+    if (rc == PB_OK) {
+        fill_time(pb, &r, row);
+        point_result_free(&r);
+        trace_free(t);
+        if (!(row->latency_ms > 0)) rc = pb_fail("the cost model predicted no time for it");
+    }
+    free(t);
+    return rc;
+}
+
 int search_price(const struct search_problem *pb, const struct search_config *c, int index,
                  struct search_row *row)
 {
@@ -72,34 +93,11 @@ int search_price(const struct search_problem *pb, const struct search_config *c,
                          .microbatches = st->takes_microbatches ? c->microbatches : 0,
                          .mode = MODE_PREFILL, .dtype = pb->dtype};
     struct placement *p = malloc(sizeof *p);
-    struct trace *t = malloc(sizeof *t);
-    if (!p || !t) {
-        free(p);
-        free(t);
-        return refuse(row, "out of host memory placing it");
-    }
-    int rc = st->place(pb->m, &w, &mc, p);
-    if (rc == PB_OK) fill_memory(p, row);
-    if (rc == PB_OK && pb->serve) {
-        rc = search_price_serving(pb, st, p, &mc, row);
-        free(p);
-        free(t);
-        if (rc != PB_OK) return refuse(row, pb_last_error());
-        row->fits = 1;
-        return PB_OK;
-    }
-    struct point_result r;
-    if (rc == PB_OK) rc = simulate_point(pb->prof, pb->m, st, p, &w, pb->decode_tokens, &r, t);
+    int rc = p ? st->place(pb->m, &w, &mc, p) : pb_fail("out of host memory placing it");
+    if (rc == PB_OK) rc = fit_check(p, &mc, st->name, row);
+    if (rc == PB_OK) rc = pb->serve ? search_price_serving(pb, st, p, &mc, row) : price_fixed(pb, st, p, &w, row);
     free(p);
-    if (rc != PB_OK) {
-        free(t);
-        return refuse(row, pb_last_error());
-    }
-    fill_time(pb, &r, row);
-    point_result_free(&r);
-    trace_free(t);
-    free(t);
-    if (!(row->latency_ms > 0)) return refuse(row, "the cost model predicted no time for it");
+    if (rc != PB_OK) return refuse(row, pb_last_error());
     row->fits = 1;
     return PB_OK;
 }
