@@ -54,7 +54,10 @@ HARNESS_ALL    := $(filter-out harness/cli/main.c harness/exec/mpi/%,$(HARNESS_A
 # exec/registry.c names the CUDA executor, so it goes with the CUDA code.
 HARNESS_CUDA_SRC := $(filter %/cuda_%.c harness/exec/registry.c,$(HARNESS_ALL))
 HARNESS_SRC    := $(filter-out $(HARNESS_CUDA_SRC),$(HARNESS_ALL))
-TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
+# The peer test's criterion and reference reader are plain C in tests/gpu/: the
+# CPU suite tests them too.
+TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c \
+             tests/gpu/peer_criterion.c tests/gpu/peer_reference.c tests/gpu/cpu_reference.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 
 obj = $(patsubst %.cu,$(BUILD)/%.o,$(patsubst %.c,$(BUILD)/%.o,$(1)))
@@ -116,8 +119,11 @@ $(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(GPU_LIBS)
 test: $(BUILD)/run_tests $(BUILD)/bench $(if $(filter 1,$(MPI)),$(BUILD)/run_mpi_tests $(BUILD)/bench-mpi)
 	tests/run_suites.sh "$(BUILD)/run_tests" "tests/test_check_layers.sh" $(if $(filter 1,$(MPI)),"$(MPIRUN) -np 2 $(BUILD)/run_mpi_tests")
 
+# The peer test needs transformers' references: scripts/with_peer_reference.sh
+# writes them into $(BUILD)/peer where python3 has torch and transformers (or
+# takes PB_PEER_DIR), and says so when it cannot.
 test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
-	$(BUILD)/test_gpu
+	scripts/with_peer_reference.sh $(BUILD)/peer $(BUILD)/test_gpu
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
 $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
@@ -125,6 +131,10 @@ $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LI
 
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
+
+# Every version of the decode linear layers, checked and timed side by side.
+$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
+	$(CC) -o $@ $^ $(LDLIBS)
 
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
 # GPU under mpirun, and `make MPI=1 test-mpi` runs its CPU tests on 2 ranks. Its
