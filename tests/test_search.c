@@ -104,9 +104,10 @@ TEST(test_search_lists_refused_configurations_with_their_reasons)
 {
     struct model_spec m;
     CHECK_EQ_INT(model_spec_load("models/llama-tiny.json", &m), PB_OK);
-    /* llama-tiny holds about 9 MiB of bf16 parameters: 4 MiB per GPU refuses one GPU
-     * and the hand split (3 layers and lm_head on the last GPU), not tp on 4. */
-    struct search_problem pb = problem(&m, 4, 8, 16, 0, 4 * MIB);
+    /* The memory model's peaks at batch 8 x 16 (32 MiB of cuBLASLt workspace each, then
+     * weights, KV, activations): one GPU 42 MiB, the hand split's last GPU 37.6 MiB (3
+     * layers and lm_head), tp on 4 35.3 MiB each: 37 MiB per GPU refuses the first two. */
+    struct search_problem pb = problem(&m, 4, 8, 16, 0, 37 * MIB);
     struct search_row *r;
     int n;
     CHECK_EQ_INT(search_configurations(&pb, all_names, N_ALL, OBJECTIVE_LATENCY, &r, &n), PB_OK);
@@ -116,12 +117,12 @@ TEST(test_search_lists_refused_configurations_with_their_reasons)
     CHECK(single && !single->fits && strstr(single->reason, "budget"));
     CHECK(naive && !naive->fits && strstr(naive->reason, "budget"));
     CHECK(tp3 && !tp3->fits && strstr(tp3->reason, "tp: 3 GPUs do not divide"));
-    CHECK(tp4 && tp4->fits && tp4->memory_max <= 4 * MIB && tp4->n_memory == 4);
+    CHECK(tp4 && tp4->fits && tp4->memory_max <= 37 * MIB && tp4->n_memory == 4);
     int fits = 0;
     for (int i = 0; i < n; i++) {
         fits += r[i].fits;
         if (!r[i].fits) CHECK(r[i].reason[0] && r[i].rank == 0 && isnan(r[i].latency_ms));
-        else CHECK(r[i].memory_max <= 4 * MIB && r[i].latency_ms > 0 && !r[i].reason[0]);
+        else CHECK(r[i].memory_max <= 37 * MIB && r[i].latency_ms > 0 && !r[i].reason[0]);
     }
     CHECK(fits > 0 && fits < n);
     free(r);

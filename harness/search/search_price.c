@@ -8,9 +8,10 @@
 #include <string.h>
 #include "../run/run.h"
 #include "../run/simulate_run.h"
+#include "../../strategies/memory_model.h"
 #include "search_serve.h"
 
-const char *const search_memory_counted = "parameters";
+const char *const search_memory_counted = "peak";
 
 static int refuse(struct search_row *row, const char *why)
 {
@@ -20,19 +21,23 @@ static int refuse(struct search_row *row, const char *why)
     return PB_ERR;
 }
 
-/* The fit check, per GPU: parameters as placed against the budgets (what every
- * strategy's place already held them to, placement_check_memory), and the bytes
- * counted into row. */
-static int fit_check(const struct placement *p, const struct machine *mc, const char *strategy,
-                     struct search_row *row)
+/* The fit check: the memory model's peak per GPU (weights, the KV cache of the prompt
+ * and every generated token, activations, workspace, communication buffers) against
+ * the budgets, as --simulate checks a point. */
+static int fit_check(const struct search_problem *pb, const struct placement *p, const struct machine *mc,
+                     const char *strategy, struct search_row *row)
 {
-    uint64_t cpu;
-    placement_device_params(p, row->memory, &cpu);
-    row->n_memory = p->n_devices;
+    struct memory_shape shape = {.batch = pb->batch, .seq = pb->seq, .decode_tokens = pb->decode_tokens};
+    struct memory_plan mp = {0};
+    struct kv_capacity cap;
+    int rc = memory_check_point(pb->m, p, pb->dtype, &shape, mc, strategy, &mp, &cap);
+    row->n_memory = mp.n_devices;
     row->memory_max = 0;
-    for (int d = 0; d < p->n_devices; d++)
+    for (int d = 0; d < mp.n_devices; d++) {
+        row->memory[d] = mp.gpu[d].peak;
         if (row->memory[d] > row->memory_max) row->memory_max = row->memory[d];
-    return placement_check_memory(p, mc, strategy);
+    }
+    return rc;
 }
 
 static void fill_time(const struct search_problem *pb, const struct point_result *r, struct search_row *row)
@@ -94,7 +99,7 @@ int search_price(const struct search_problem *pb, const struct search_config *c,
                          .mode = MODE_PREFILL, .dtype = pb->dtype};
     struct placement *p = malloc(sizeof *p);
     int rc = p ? st->place(pb->m, &w, &mc, p) : pb_fail("out of host memory placing it");
-    if (rc == PB_OK) rc = fit_check(p, &mc, st->name, row);
+    if (rc == PB_OK) rc = fit_check(pb, p, &mc, st->name, row);
     if (rc == PB_OK) rc = pb->serve ? search_price_serving(pb, st, p, &mc, row) : price_fixed(pb, st, p, &w, row);
     free(p);
     if (rc != PB_OK) return refuse(row, pb_last_error());

@@ -43,7 +43,7 @@ struct search_row {
     int replicas;            /* copies side by side on the N GPUs: N / gpus */
     double machine_tokens_per_s;   /* replicas x tokens_per_s: the throughput objective */
     int n_memory;            /* GPUs in memory[] */
-    uint64_t memory[PB_MAX_DEVICES];   /* bytes per GPU the fit check counted */
+    uint64_t memory[PB_MAX_DEVICES];   /* peak bytes per GPU by the memory model */
     uint64_t memory_max;     /* the fullest GPU's */
     double compute_ms_max;   /* the busiest GPU's compute time */
     double moved_ms_max;     /* the largest per-GPU all-reduce + copy time */
@@ -56,7 +56,7 @@ struct search_row {
     char measure_reason[PB_ERROR_LEN];   /* why a measurement failed ("" when it did not) */
 };
 
-/* What the fit check counts per GPU (docs/METRICS.md, "Search"). */
+/* What the fit check counts per GPU (docs/METRICS.md, "Search"): "peak". */
 extern const char *const search_memory_counted;
 
 /* Fill *row for configuration c. Returns PB_OK when it fits and was priced, PB_ERR
