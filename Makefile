@@ -132,7 +132,7 @@ MPI_CFLAGS  := $(shell mpicc --showme:compile)
 MPI_LIBS    := $(shell mpicc --showme:link)
 MPIRUN      ?= mpirun --allow-run-as-root --oversubscribe
 MPI_CPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/mpi_world.c harness/exec/mpi/trace_gather.c harness/exec/mpi/mpi_jobs.c)
-MPI_GPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/cuda_mpi_exec.c harness/exec/mpi/cuda_mpi_run.c harness/exec/mpi/mpi_main.c)
+MPI_GPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/cuda_mpi_exec.c harness/exec/mpi/cuda_mpi_peer.c harness/exec/mpi/cuda_mpi_run.c harness/exec/mpi/mpi_main.c)
 MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c))
 all: $(BUILD)/bench-mpi
 

@@ -7,6 +7,7 @@
 #include "../../models/model_spec.h"
 #include "../../strategies/strategy.h"
 #include "../measure/trace.h"
+#include "../../kernels/allreduce_algo.h"
 
 struct exec_config {
     const struct model_spec *m;
@@ -20,6 +21,8 @@ struct exec_config {
     const char *weights;              /* safetensors folder, or NULL for random weights */
     int use_graph;                    /* replay prefill and decode passes from CUDA graphs where possible */
     const char *label;                /* strategy name, for NVTX ranges */
+    enum allreduce_algo allreduce;    /* tp sums: --allreduce (auto picks by size from the table) */
+    struct allreduce_table allreduce_table;
 };
 
 struct executor;

@@ -131,8 +131,8 @@ static int plan_point(const struct options *o, const struct model_spec *m, const
 
 /* Everything for one strategy at one workload; a failure is recorded, not fatal. */
 static int run_point(const struct options *o, const struct model_spec *m, const struct machine *mc,
-                     const int *ordinal, int n_dev, struct point_result *r, struct trace *t,
-                     struct reference *ref, int cupti_on)
+                     const int *ordinal, int n_dev, const struct allreduce_table *allreduce_table,
+                     struct point_result *r, struct trace *t, struct reference *ref, int cupti_on)
 {
     const struct strategy *st = strategy_find(r->strategy);
     if (!st) return pb_fail("unknown strategy \"%s\"", r->strategy);
@@ -147,7 +147,8 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
     struct exec_config c = {.m = m, .p = r->placement, .prefill = &pre, .decode = o->decode_tokens ? &dec : NULL,
                             .n_devices = pre.n_devices, .batch = r->w.batch, .seq = r->w.seq,
                             .decode_tokens = o->decode_tokens, .seed = o->seed, .weights = o->weights,
-                            .use_graph = o->use_graph, .label = r->strategy};
+                            .use_graph = o->use_graph, .label = r->strategy, .allreduce = o->allreduce,
+                            .allreduce_table = *allreduce_table};
     for (int d = 0; d < pre.n_devices && d < PB_MAX_DEVICES; d++) c.ordinal[d] = r->ordinal[d] = ordinal[d];
     if (rc == PB_OK) rc = executor_create(&c, &e);
     struct trace scratch;
@@ -268,6 +269,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     else if (!env.cupti_enabled) fprintf(stderr, "bench: warning: %s; timing with CUDA events only, per-GPU busy time unknown\n", env.cupti_note);
     static struct device_profile prof;   /* large; read-only once loaded */
     const struct device_profile *pp = o->predict && load_prediction_profile(o, &env, &prof) == PB_OK ? &prof : NULL;
+    struct allreduce_table allreduce_table = predict_allreduce_table(o->allreduce, env.gpu_name[0]);
     int nb = o->n_batches ? o->n_batches : 1, ns = o->n_seqs ? o->n_seqs : 1;
     int nm = o->n_microbatches ? o->n_microbatches : 1, total = nb * ns * nm * o->n_strategies;
     struct point_result *res = calloc((size_t)total, sizeof *res);
@@ -304,13 +306,14 @@ int run_measured(const struct options *o, const struct model_spec *m)
                     r->w = (struct workload){.batch = b, .seq = s, .context = s, .microbatches = mb,
                                              .mode = MODE_PREFILL, .dtype = o->dtype};
                     r->decode_tokens = o->decode_tokens;
+                    r->allreduce = o->allreduce;
                     r->speedup = r->predicted_ms = r->prediction_error_pct = NAN;
                     trace_init(&traces[k], n);
                     tptr[k] = &traces[k];
                     if (points > 1)
                         fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, points,
                                 r->strategy, b, s, strategy_takes_microbatches(r->strategy) ? mb : 1);
-                    r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
+                    r->ok = run_point(o, m, &mc, ordinal, n, &allreduce_table, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
                     if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
                     if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;
                     if (pp) predict_point(pp, m, r);

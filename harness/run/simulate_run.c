@@ -38,11 +38,12 @@ static int trace_append(struct trace *dst, const struct trace *src, uint64_t off
 
 /* Replay one schedule and append it at `*clock`, which moves to its end. */
 static int replay(const struct device_profile *prof, const struct model_spec *m,
-                  const struct schedule *s, const int *ordinal, struct trace *t, double *clock_ms)
+                  const struct schedule *s, const int *ordinal, enum allreduce_algo allreduce, struct trace *t,
+                  double *clock_ms)
 {
     struct trace piece;
     double ms;
-    PB_TRY(simulate_schedule_on(prof, m, s, ordinal, 1, &piece, &ms));
+    PB_TRY(simulate_schedule_allreduce(prof, m, s, ordinal, allreduce, 1, &piece, &ms));
     int rc = trace_append(t, &piece, (uint64_t)llround(*clock_ms * 1e6));
     trace_free(&piece);
     *clock_ms += ms;
@@ -53,8 +54,8 @@ static int replay(const struct device_profile *prof, const struct model_spec *m,
  * tokens before it, as the executor's decode loop does. */
 static int replay_decode(const struct device_profile *prof, const struct model_spec *m,
                          const struct strategy *st, const struct placement *p,
-                         const struct workload *w, int tokens, const int *ordinal, struct trace *t,
-                         double *clock_ms)
+                         const struct workload *w, int tokens, const int *ordinal,
+                         enum allreduce_algo allreduce, struct trace *t, double *clock_ms)
 {
     for (int k = 0; k < tokens; k++) {
         struct workload d = *w;
@@ -63,7 +64,7 @@ static int replay_decode(const struct device_profile *prof, const struct model_s
         d.context = w->seq + k + 1;
         struct schedule s;
         PB_TRY(st->plan(m, p, &d, &s));
-        int rc = replay(prof, m, &s, ordinal, t, clock_ms);
+        int rc = replay(prof, m, &s, ordinal, allreduce, t, clock_ms);
         schedule_free(&s);
         PB_TRY(rc);
     }
@@ -93,14 +94,16 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
                    const struct strategy *st, const struct placement *p, const struct workload *w,
                    int decode_tokens, struct point_result *r, struct trace *t)
 {
-    return simulate_point_on(prof, m, st, p, w, decode_tokens, NULL, r, t);
+    return simulate_point_on(prof, m, st, p, w, decode_tokens, NULL, ALLREDUCE_NCCL, r, t);
 }
 
 int simulate_point_on(const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct placement *p, const struct workload *w,
-                      int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t)
+                      int decode_tokens, const int *ordinal, enum allreduce_algo allreduce,
+                      struct point_result *r, struct trace *t)
 {
     memset(r, 0, sizeof *r);
+    r->allreduce = allreduce;
     snprintf(r->strategy, sizeof r->strategy, "%s", st->name);
     r->w = *w;
     r->decode_tokens = decode_tokens;
@@ -118,8 +121,9 @@ int simulate_point_on(const struct device_profile *prof, const struct model_spec
     r->w.microbatches = s.microbatches;
     r->steps = s.n_steps;
     double clock = 0;
-    int rc = replay(prof, m, &s, ordinal, t, &clock);
-    if (rc == PB_OK && decode_tokens > 0) rc = replay_decode(prof, m, st, p, w, decode_tokens, ordinal, t, &clock);
+    int rc = replay(prof, m, &s, ordinal, allreduce, t, &clock);
+    if (rc == PB_OK && decode_tokens > 0)
+        rc = replay_decode(prof, m, st, p, w, decode_tokens, ordinal, allreduce, t, &clock);
     struct record range = {.kind = REC_RANGE, .device = -1, .src_device = -1, .dst_device = -1,
                            .end_ns = (uint64_t)llround(clock * 1e6)};
     snprintf(range.name, sizeof range.name, "iteration 0 (predicted)");
@@ -241,14 +245,14 @@ static void fill_speedups(struct point_result *r, int n)
  * `ordinal` (--devices, or NULL) maps logical devices onto simulated GPUs. */
 static void run_point(const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct workload *w, int decode_tokens,
-                      const struct machine *mc, const int *ordinal, struct point_result *r,
-                      struct trace **t)
+                      const struct machine *mc, const int *ordinal, enum allreduce_algo allreduce,
+                      struct point_result *r, struct trace **t)
 {
     struct placement *p = malloc(sizeof *p);
     *t = malloc(sizeof **t);
     int rc = p && *t ? PB_OK : pb_fail("out of host memory placing %s", st->name);
     if (rc == PB_OK) rc = st->place(m, w, mc, p);
-    if (rc == PB_OK) rc = simulate_point_on(prof, m, st, p, w, decode_tokens, ordinal, r, *t);
+    if (rc == PB_OK) rc = simulate_point_on(prof, m, st, p, w, decode_tokens, ordinal, allreduce, r, *t);
     free(p);
     if (rc == PB_OK) return;
     free(*t);
@@ -257,6 +261,7 @@ static void run_point(const struct device_profile *prof, const struct model_spec
     snprintf(r->strategy, sizeof r->strategy, "%s", st->name);
     r->w = *w;
     r->decode_tokens = decode_tokens;
+    r->allreduce = allreduce;
     r->speedup = r->gpipe_bound = NAN;
     r->predicted = 1;
     snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
@@ -308,7 +313,7 @@ int run_simulated(const struct options *o, const struct model_spec *m)
                     struct workload w = {.batch = o->batches[b], .seq = o->seqs[q], .context = o->seqs[q],
                                          .microbatches = o->n_microbatches ? o->microbatches[k] : 0,
                                          .mode = MODE_PREFILL, .dtype = o->dtype};
-                    run_point(&prof, m, st, &w, o->decode_tokens, &mc, ordinal, &r[n], &t[n]);
+                    run_point(&prof, m, st, &w, o->decode_tokens, &mc, ordinal, o->allreduce, &r[n], &t[n]);
                     failed += !r[n].ok;
                     n++;
                 }

@@ -18,9 +18,11 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
                    int decode_tokens, struct point_result *r, struct trace *t);
 /* The same with logical device d on CUDA ordinal ordinal[d] (NULL: one GPU each);
  * --predict passes the measured run's ordinals. */
+/* tp sums priced as `allreduce` runs them (simulate_point: NCCL's ring). */
 int simulate_point_on(const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct placement *p, const struct workload *w,
-                      int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t);
+                      int decode_tokens, const int *ordinal, enum allreduce_algo allreduce,
+                      struct point_result *r, struct trace *t);
 
 /* Budgets for placing on simulated GPUs: --max-memory if given, else each GPU's
  * memory as the profile states it (bench --simulate and --serve). */

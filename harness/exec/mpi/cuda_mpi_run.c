@@ -17,6 +17,7 @@
 #include "../../run/run.h"
 #include "../../run/run_common.h"
 #include "../../run/run_outputs.h"
+#include "../../run/predict.h"
 #include "cuda_mpi_exec.h"
 #include "mpi_jobs.h"
 #include "trace_gather.h"
@@ -39,6 +40,7 @@ struct mpi_run {
     struct rank_info *ranks;        /* rank 0: [size] */
     struct clock_offset *offsets;   /* rank 0: [size], per point */
     int cupti_on;
+    struct allreduce_table allreduce_table;   /* --allreduce auto: rank 0's GPU kind's profile */
 };
 
 static int pick_gpu(struct mpi_run *run)
@@ -98,6 +100,7 @@ static int share_machine(struct mpi_run *run)
     if (!run->o->max_memory_given)
         for (int d = 0; d < w->size && d < PB_MAX_DEVICES; d++) run->mc.gpu_memory[d] = run->ranks[d].free_memory;
     if (!run->mc.cpu_memory) run->mc.cpu_memory = 512ull << 30;
+    run->allreduce_table = predict_allreduce_table(run->o->allreduce, run->ranks[0].gpu);
     for (int d = 0; d < w->size; d++) run->cupti_on &= run->ranks[d].cupti_on;
     return PB_OK;
 }
@@ -264,8 +267,9 @@ static int run_point(struct mpi_run *run, struct point_result *r, struct trace *
     struct mpi_exec_config x = {
         .c = {.m = run->m, .p = r->placement, .prefill = &pre, .decode = run->o->decode_tokens ? &dec : NULL,
               .n_devices = pre.n_devices, .batch = r->w.batch, .seq = r->w.seq, .decode_tokens = run->o->decode_tokens,
-              .seed = run->o->seed, .weights = run->o->weights, .label = r->strategy},
-        .device = run->w->rank, .ordinal = run->ordinal, .comm = run->comm};
+              .seed = run->o->seed, .weights = run->o->weights, .label = r->strategy,
+              .allreduce = run->o->allreduce, .allreduce_table = run->allreduce_table},
+        .device = run->w->rank, .ordinal = run->ordinal, .comm = run->comm, .world = run->w};
     int rc = mpi_executor_create(&x, &e);
     if (rc == PB_OK) rc = cupti_collect(&scratch, -1);   /* weight init and uploads are not measured */
     AGREE(rc, "setting up the executor");
