@@ -184,6 +184,21 @@ static int grid_for(size_t chunk)
     return blocks < 1 ? 1 : blocks > PEER_MAX_BLOCKS ? PEER_MAX_BLOCKS : (int)blocks;
 }
 
+int peer_allreduce_blocks(size_t count, int n, enum allreduce_algo algo)
+{
+    return grid_for(chunk_packs(count, n, algo));
+}
+
+int peer_allreduce_resident_blocks(int *out)
+{
+    int dev = 0, sms = 0, per_sm = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, peer_allreduce_kernel, PEER_THREADS, 0));
+    *out = sms * per_sm;
+    return PB_OK;
+}
+
 static int check_call(const struct peer_comm *c, size_t count, enum allreduce_algo algo)
 {
     if (algo != ALLREDUCE_ONESHOT && algo != ALLREDUCE_TWOSHOT)

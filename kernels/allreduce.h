@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define PEER_MAX_RANKS 8
-#define PEER_MAX_BLOCKS 64      /* blocks per rank and call; one arrival flag per (peer, block) */
+#define PEER_MAX_BLOCKS 32      /* blocks per rank and call; one arrival flag per (peer, block) */
 #define PEER_WAIT_TIMEOUT_S 10
 
 /* One rank's peer-visible memory, on its GPU (one cudaMalloc, so one IPC handle). */
@@ -64,6 +64,11 @@ void peer_comm_init(struct peer_comm *c, int rank, int n, size_t capacity, void 
 /* One rank's part of a flag-synchronised all-reduce of `count` bf16 in `data`
  * (in place, on stream s). Every rank calls it with the same count and algo. */
 int peer_allreduce(struct peer_comm *c, void *data, size_t count, enum allreduce_algo algo, cudaStream_t s);
+/* Blocks of one rank's kernel for a call: the same on every rank. Flag-synchronised
+ * ranks that share a GPU (tests) need all ranks' blocks resident at once. */
+int peer_allreduce_blocks(size_t count, int n, enum allreduce_algo algo);
+/* Blocks of the kernel the current GPU holds at once (occupancy x SMs). */
+int peer_allreduce_resident_blocks(int *out);
 /* PB_ERR with a message when a wait of this rank timed out (synchronises). */
 int peer_comm_check(const struct peer_comm *c);
 
