@@ -83,7 +83,7 @@ $(BUILD)/layers.ok: tests/check_layers.sh $(GPU_LIBS) $(shell find base models s
 	tests/check_layers.sh $(LAYERS)
 	@touch $@
 
-.PHONY: all test test-gpu bench-kernels check-layers clean nccl-where FORCE
+.PHONY: all test test-gpu bench-kernels bench-allreduce check-layers clean nccl-where FORCE
 all: $(BUILD)/bench
 check-layers: $(BUILD)/layers.ok
 
@@ -121,6 +121,13 @@ $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LI
 
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
+
+# All-reduce latency by size, peer memory against NCCL (docs/PERF.md).
+$(BUILD)/bench_allreduce: $(BUILD)/tests/bench/bench_allreduce.o $(LIB_KERNELS) $(LIB_BASE)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench-allreduce: $(BUILD)/bench_allreduce
+	$(BUILD)/bench_allreduce
 
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
 # GPU under mpirun, and `make MPI=1 test-mpi` runs its CPU tests on 2 ranks. Its
