@@ -66,6 +66,16 @@ __device__ void block_barrier(const struct peer_args *a, uint32_t value)
     __syncthreads();
 }
 
+/* Loads of staged data bypass L1 (ld.global.cg): a peer rewrote those bytes since any
+ * earlier call of this GPU read them, and L1 does not see a peer's stores. */
+__device__ __forceinline__ uint4 load_pack(const __nv_bfloat16 *p) { return __ldcg((const uint4 *)p); }
+
+__device__ __forceinline__ float load_one(const __nv_bfloat16 *p)
+{
+    unsigned short bits = __ldcg((const unsigned short *)p);
+    return __uint_as_float((unsigned)bits << 16);
+}
+
 /* Pack p (elements [8p, 8p + 8) clipped to count) of out = sum over ranks in rank order. */
 __device__ void sum_pack(const struct peer_args *a, size_t p, __nv_bfloat16 *out)
 {
@@ -76,11 +86,11 @@ __device__ void sum_pack(const struct peer_args *a, size_t p, __nv_bfloat16 *out
     for (int k = 0; k < a->n_ranks; k++) {
         const __nv_bfloat16 *src = a->stage[k] + e0;
         if (whole) {
-            uint4 v = *(const uint4 *)src;
+            uint4 v = load_pack(src);
             const __nv_bfloat16 *h = (const __nv_bfloat16 *)&v;
             for (int j = 0; j < PACK; j++) acc[j] += __bfloat162float(h[j]);
         } else {
-            for (int j = 0; e0 + j < a->count; j++) acc[j] += __bfloat162float(src[j]);
+            for (int j = 0; e0 + j < a->count; j++) acc[j] += load_one(src + j);
         }
     }
     if (whole && ((uintptr_t)(out + e0) & 15) == 0) {
@@ -97,10 +107,11 @@ __device__ void copy_pack(const struct peer_args *a, size_t p, const __nv_bfloat
 {
     size_t e0 = p * PACK;
     if (e0 + PACK <= a->count && (((uintptr_t)(dst + e0) | (uintptr_t)(src + e0)) & 15) == 0) {
-        *(uint4 *)(dst + e0) = *(const uint4 *)(src + e0);
+        *(uint4 *)(dst + e0) = load_pack(src + e0);
         return;
     }
-    for (int j = 0; j < PACK && e0 + j < a->count; j++) dst[e0 + j] = src[e0 + j];
+    for (int j = 0; j < PACK && e0 + j < a->count; j++)
+        ((unsigned short *)dst)[e0 + j] = __ldcg((const unsigned short *)(src + e0 + j));
 }
 
 /* Every pass over the elements maps pack k * chunk_packs + q to the block that owns
