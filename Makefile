@@ -37,6 +37,9 @@ NVCCFLAGS += -std=c++17 $(CUDA_ARCH) $(NCCL_CFLAGS) -I$(CUDA)/include -Xcompiler
 LDLIBS    += $(NCCL_LIBS) -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lcudart \
              $(CJSON_LIBS) -lm -lpthread -ldl -lstdc++
 
+# The first target is the default: build/bench (and build/bench-mpi with MPI=1).
+all:
+
 # Each layer is its own static library, linked in layer order (DESIGN.md, "Layers"):
 # base < models < strategies < kernels < harness. tests/check_layers.sh fails the
 # build when a layer includes a header of, or calls a symbol defined in, a layer
@@ -48,9 +51,13 @@ STRATEGIES_SRC := $(wildcard strategies/*.c)
 KERNELS_SRC    := $(wildcard kernels/*.cu)
 HARNESS_ALL    := $(wildcard harness/*.c harness/*/*.c harness/*/*/*.c)
 HARNESS_ALL    := $(filter-out harness/cli/main.c harness/exec/mpi/%,$(HARNESS_ALL))
-HARNESS_SRC    := $(filter-out %/cuda_%.c,$(HARNESS_ALL))
-HARNESS_CUDA_SRC := $(filter %/cuda_%.c,$(HARNESS_ALL))
-TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
+# exec/registry.c names the CUDA executor, so it goes with the CUDA code.
+HARNESS_CUDA_SRC := $(filter %/cuda_%.c harness/exec/registry.c,$(HARNESS_ALL))
+HARNESS_SRC    := $(filter-out $(HARNESS_CUDA_SRC),$(HARNESS_ALL))
+# The peer test's criterion and reference reader are plain C in tests/gpu/: the
+# CPU suite tests them too.
+TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c \
+             tests/gpu/peer_criterion.c tests/gpu/peer_reference.c tests/gpu/cpu_reference.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 
 obj = $(patsubst %.cu,$(BUILD)/%.o,$(patsubst %.c,$(BUILD)/%.o,$(1)))
@@ -112,8 +119,11 @@ $(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(GPU_LIBS)
 test: $(BUILD)/run_tests $(BUILD)/bench $(if $(filter 1,$(MPI)),$(BUILD)/run_mpi_tests $(BUILD)/bench-mpi)
 	tests/run_suites.sh "$(BUILD)/run_tests" "tests/test_check_layers.sh" $(if $(filter 1,$(MPI)),"$(MPIRUN) -np 2 $(BUILD)/run_mpi_tests")
 
+# The peer test needs transformers' references: scripts/with_peer_reference.sh
+# writes them into $(BUILD)/peer where python3 has torch and transformers (or
+# takes PB_PEER_DIR), and says so when it cannot.
 test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
-	$(BUILD)/test_gpu
+	scripts/with_peer_reference.sh $(BUILD)/peer $(BUILD)/test_gpu
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
 $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)

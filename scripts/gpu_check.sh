@@ -15,6 +15,10 @@ run() { local name=$1; shift; step "$name: $*"; "$@" > "$out/$name.log" 2>&1; ec
 nvidia-smi -L > "$out/gpu.txt" 2>&1
 git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true
 run test_gpu build/test_gpu
+# The peer test against transformers (tests/gpu/test_peer_transformers.cu): its
+# references written whenever python3 has torch and transformers, into build/peer
+# (about 0.8 GB, kept while the script is unchanged), not under OUT.
+run peer_test scripts/with_peer_reference.sh build/peer build/test_gpu peer
 [ -x build/bench_kernels ] && run bench_kernels build/bench_kernels "$model"
 run calibrate build/bench --calibrate --out "$out/calibrate"
 profile=$(ls "$out"/calibrate/*.json 2>/dev/null | head -1)

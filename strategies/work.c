@@ -40,8 +40,7 @@ double placement_device_roofline(const struct model_spec *m, const struct placem
                     module_roofline(m, &p->modules[i], w, flops_per_s, bytes_per_s) / p->tp_degree;
             continue;
         }
-        /* cpu-offloaded modules run on the first GPU */
-        per_device[d < 0 ? 0 : d] += module_roofline(m, &p->modules[i], w, flops_per_s, bytes_per_s);
+        per_device[placement_exec_device(d)] += module_roofline(m, &p->modules[i], w, flops_per_s, bytes_per_s);
     }
     for (int d = 0; d < p->n_devices; d++)
         if (per_device[d] > worst) worst = per_device[d];

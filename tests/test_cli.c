@@ -282,6 +282,15 @@ TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
     CHECK(strstr(out, "--tp 3 does not divide --gpus 4") != NULL);
 }
 
+TEST(test_simulated_run_records_the_devices_it_was_given)
+{
+    char path[128], cmd[300];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy naive --gpus 2 --devices 0,0 --simulate --gpu-profile h100 "
+                            "--batch 2 --seq 16", "summary.csv", path, sizeof path), 0);
+    snprintf(cmd, sizeof cmd, "grep -q '^naive,prefill,2,16,0,1,0;0,ok' %s", path);
+    CHECK(system(cmd) == 0);   /* logical devices 0 and 1 both on GPU 0, as a measured run records them */
+}
+
 TEST(test_hybrid_plan_has_no_device_map_and_names_each_modules_tp_group)
 {
     cJSON *root = plan_json_of("-m llama-2-7b -s hybrid --tp 2 --gpus 4");

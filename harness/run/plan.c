@@ -11,24 +11,21 @@
 
 #define GIB 1073741824.0
 
-struct workload workload_make(const struct options *o, int batch, int seq, int microbatches)
-{
-    struct workload w = {.batch = batch, .seq = seq, .context = seq, .microbatches = microbatches,
-                         .mode = MODE_PREFILL, .dtype = o->dtype};
-    return w;
-}
-
-void plan_compute(const struct model_spec *m, const struct strategy *s, const struct workload *w,
-                  const struct machine *mc, const struct device_profile *prof, struct plan_entry *e)
+void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const struct strategy *s,
+                     const struct workload *w, const struct placement *p, struct schedule *sched,
+                     const struct device_profile *prof)
 {
     memset(e, 0, sizeof *e);
     e->strategy = s;
     e->workload = *w;
-    if (s->place(m, w, mc, &e->placement) != PB_OK || s->plan(m, &e->placement, w, &e->schedule) != PB_OK) {
+    if (!p || !sched) {
         snprintf(e->error, sizeof e->error, "%s", pb_last_error());
         return;
     }
     e->ok = 1;
+    e->placement = *p;
+    e->schedule = *sched;
+    memset(sched, 0, sizeof *sched);   /* taken */
     placement_device_roofline(m, &e->placement, w, prof->bf16_tflops * 1e12, prof->hbm_gbps * 1e9, e->work_ms);
     for (int d = 0; d < e->placement.n_devices; d++) e->work_ms[d] *= 1e3;
     placement_device_params(&e->placement, e->params, &e->cpu_params);
@@ -40,9 +37,7 @@ void plan_compute(const struct model_spec *m, const struct strategy *s, const st
             e->copy_bytes += st->bytes;
         }
         /* one per call: its group's first rank counts it */
-        if ((st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER) &&
-            schedule_group_rank(&e->schedule, st->device) == 0)
-            e->collectives++;
+        if (step_is_collective(st) && schedule_group_rank(&e->schedule, st->device) == 0) e->collectives++;
     }
 }
 
@@ -231,40 +226,14 @@ const char *plan_profile_name(const struct options *o, const char *detected_gpu,
     return o->gpu_profile ? o->gpu_profile : shipped ? shipped : PLAN_DEFAULT_PROFILE;
 }
 
-int plan_run(const struct options *o, const struct model_spec *m, const char *dir, const char *detected_gpu)
+int plan_write(const char *dir, const struct options *o, const struct model_spec *m,
+               const struct device_profile *prof, const struct plan_entry *e, int n)
 {
-    static struct device_profile prof;   /* large; read-only once loaded */
-    const char *why;
-    PB_TRY(device_profile_load(plan_profile_name(o, detected_gpu, &why), &prof));
-    int n_points = o->n_strategies * o->n_batches * o->n_seqs * o->n_microbatches;
-    struct plan_entry *e = calloc((size_t)n_points, sizeof *e);
-    if (!e) return pb_fail("out of host memory for %d plans", n_points);
-    int n = 0, failed = 0;
-    printf("plan: %s on %d GPU(s), %s\n*ms: roofline time of each GPU's modules, max(FLOPs / %.0f TFLOP/s, "
-           "bytes / %.0f GB/s): device profile %s (%s; %s)\n\n", m->name, o->machine.gpus, dtype_name(o->dtype),
-           prof.bf16_tflops, prof.hbm_gbps, prof.name, prof.gpu, why);
-    for (int b = 0; b < o->n_batches; b++)
-        for (int q = 0; q < o->n_seqs; q++)
-            for (int mb = 0; mb < o->n_microbatches; mb++)
-                for (int s = 0; s < o->n_strategies; s++) {
-                    const struct strategy *st = strategy_find(o->strategies[s]);
-                    /* only the pipeline takes a microbatch count; others plan once per point */
-                    if (mb > 0 && !st->takes_microbatches) continue;
-                    struct workload w = workload_make(o, o->batches[b], o->seqs[q], o->microbatches[mb]);
-                    plan_compute(m, st, &w, &o->machine, &prof, &e[n]);
-                    plan_print(stdout, &e[n]);
-                    failed += !e[n].ok;
-                    n++;
-                }
     char path[4200];
     int status = path_join(path, sizeof path, dir, "plan.json");
-    if (status == PB_OK) status = plan_write_json(path, o, m, &prof, e, n);
+    if (status == PB_OK) status = plan_write_json(path, o, m, prof, e, n);
     if (status == PB_OK) status = path_join(path, sizeof path, dir, "plan.csv");
     if (status == PB_OK) status = plan_write_csv(path, m, e, n);
     if (status == PB_OK) printf("wrote %s/plan.json and plan.csv\n", dir);
-    for (int i = 0; i < n; i++) plan_entry_free(&e[i]);
-    free(e);
-    if (status == PB_OK && failed)
-        return pb_fail("%d of %d plans were not possible (reasons above and in plan.json)", failed, n);
     return status;
 }

@@ -22,19 +22,24 @@ struct plan_entry {
     uint64_t copy_bytes;
 };
 
-/* Place and plan one strategy; a failure is recorded in e->error, not fatal. */
-void plan_compute(const struct model_spec *m, const struct strategy *s, const struct workload *w,
-                  const struct machine *mc, const struct device_profile *prof, struct plan_entry *e);
+/* One point of the sweep (run/sweep.c) without an executor: placement p and the
+ * prompt schedule (taken: *sched is left empty), its work priced at prof's roofline,
+ * or, with p NULL, the failure pb_last_error() holds, recorded in e->error. */
+void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const struct strategy *s,
+                     const struct workload *w, const struct placement *p, struct schedule *sched,
+                     const struct device_profile *prof);
 void plan_entry_free(struct plan_entry *e);
 void plan_print(FILE *f, const struct plan_entry *e);
 int plan_write_json(const char *path, const struct options *o, const struct model_spec *m,
                     const struct device_profile *prof, const struct plan_entry *e, int n);
 int plan_write_csv(const char *path, const struct model_spec *m, const struct plan_entry *e, int n);
+/* plan.json and plan.csv into dir. */
+int plan_write(const char *dir, const struct options *o, const struct model_spec *m,
+               const struct device_profile *prof, const struct plan_entry *e, int n);
 /* The profile --plan prices work at: --gpu-profile, else the shipped profile of
  * detected_gpu (GPU 0's name, or NULL), else PLAN_DEFAULT_PROFILE; *why says which. */
 const char *plan_profile_name(const struct options *o, const char *detected_gpu, const char **why);
-/* The whole --plan job: every strategy x workload, table on stdout, files in dir. */
+/* The whole --plan job: the sweep with no executor, table on stdout, files in dir
+ * (run/plan_job.c). */
 int plan_run(const struct options *o, const struct model_spec *m, const char *dir, const char *detected_gpu);
-/* Workload for one sweep point. */
-struct workload workload_make(const struct options *o, int batch, int seq, int microbatches);
 #endif

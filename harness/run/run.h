@@ -13,7 +13,6 @@ struct point_result {
     char strategy[PB_STRATEGY_NAME_LEN];
     struct workload w;             /* batch, seq, mode; microbatches as resolved by the strategy */
     int decode_tokens;             /* generate mode: greedy tokens after the prefill (0: prefill only) */
-    enum allreduce_algo allreduce; /* --allreduce: how tp sums ran (or were priced) */
     int ok;                        /* 0: failed, see reason */
     char reason[PB_ERROR_LEN];
     int n_devices;                 /* logical devices of the schedule */

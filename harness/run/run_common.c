@@ -98,11 +98,11 @@ static void latencies(struct point_result *r)
     }
 }
 
-void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p)
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters)
 {
     latencies(r);
-    metrics_mean(t, r->profile_iters, &r->metrics);
-    r->busy_known = t->busy_known && r->profile_iters > 0 && r->metrics.gpu[0].known;
+    metrics_mean(t, trace_iters, &r->metrics);
+    r->busy_known = t->busy_known && trace_iters > 0 && r->metrics.gpu[0].known;
     /* Without CUPTI the window is the event-timed latency; busy time stays unknown. */
     if (!r->busy_known)
         for (int d = 0; d < r->n_devices; d++) r->metrics.gpu[d].window_ms = r->mean_ms;
@@ -143,13 +143,4 @@ int run_write_reports(const char *dir, const struct run_env *env, const struct p
     char path[4200];
     snprintf(path, sizeof path, "%s/trace.json", dir);
     return trace_json_write(path, env, res, traces, n);
-}
-
-void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n)
-{
-    for (int i = 0; res && i < n; i++) point_result_free(&res[i]);
-    for (int i = 0; traces && i < n; i++) trace_free(&traces[i]);
-    free(res);
-    free(traces);
-    free(tptr);
 }

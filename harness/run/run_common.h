@@ -27,9 +27,9 @@ void run_reference_or_check(struct point_result *r, struct reference *ref, uint1
 void run_reference_free(struct reference *ref);
 
 /* Latency percentiles from the timed iterations, busy time and transfers from
- * the profiled ones (t holds records of iterations [0, r->profile_iters)), and
- * the CUPTI overhead: profiled p50 over timed p50. */
-void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p);
+ * the trace (t holds records of iterations [0, trace_iters): the profiled ones, or
+ * a model's one), and the CUPTI overhead: profiled p50 over timed p50. */
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters);
 
 /* Which weights the kernels run on, for summary.json and summary.csv's weights column. */
 void run_env_weights(struct run_env *env, const struct options *o);
@@ -39,6 +39,4 @@ void run_weights_describe(const struct options *o, char *buf, size_t len);
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
                       const struct trace *const *traces, int n);
-/* Free n results and their traces, and the three arrays. */
-void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n);
 #endif

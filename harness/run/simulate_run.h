@@ -6,6 +6,7 @@
 #include "../cli/options.h"
 #include "run.h"
 #include "../measure/trace.h"
+#include "../exec/executor.h"
 
 /* Predict one point for a placement already made: plan the prefill (and, with
  * decode_tokens > 0, one greedy pass per generated token with a growing KV cache),
@@ -18,11 +19,9 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
                    int decode_tokens, struct point_result *r, struct trace *t);
 /* The same with logical device d on CUDA ordinal ordinal[d] (NULL: one GPU each);
  * --predict passes the measured run's ordinals. */
-/* tp sums priced as `allreduce` runs them (simulate_point: NCCL's ring). */
 int simulate_point_on(const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct placement *p, const struct workload *w,
-                      int decode_tokens, const int *ordinal, enum allreduce_algo allreduce,
-                      struct point_result *r, struct trace *t);
+                      int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t);
 
 /* Budgets for placing on simulated GPUs: --max-memory if given, else each GPU's
  * memory as the profile states it (bench --simulate and --serve). */

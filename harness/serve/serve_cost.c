@@ -69,7 +69,7 @@ int serve_cost_model_step_exact(struct serve_cost_model *c, const struct serve_s
     struct workload w = {.batch = shape->batch, .seq = shape->seq, .context = shape->context,
                          .microbatches = 1, .mode = shape->mode, .dtype = c->dtype};
     struct schedule s;
-    PB_TRY(c->st->plan(c->m, c->p, &w, &s));
+    PB_TRY(schedule_plan(c->st, c->m, c->p, &w, &s));
     struct trace t;
     double ms;
     int rc = simulate_schedule_on(c->prof, c->m, &s, c->ordinal, 1, &t, &ms);
