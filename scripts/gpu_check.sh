@@ -43,5 +43,12 @@ if python3 -c "import torch, transformers, accelerate" 2>/dev/null; then
         --strategies hf-single,hf-naive,hf-auto --batch 4 --seq 64 --iters 5 --warmup 2 --out "$out/mpi_ref"
     run peer_1x128 python3 scripts/peer_hf.py --model "$model" --gpus 1 --strategies hf-single,hf-auto \
         --batch 1 --seq 128 --iters 10 --warmup 3 --out "$out/prefill_1x128"
+    # the strongest single-GPU peer without a serving engine (static cache + torch.compile)
+    # beside our decode rows: its per-step figure is printed in the log and peer_hf.json
+    for b in 1 16; do
+        run "peer_compiled_decode_b$b" python3 scripts/peer_hf.py --model "$model" --gpus 1 \
+            --strategies hf-compiled --batch "$b" --seq 128 --decode 128 --iters 3 --warmup 2 --no-profile \
+            --out "$out/decode"
+    done
 fi
 step done

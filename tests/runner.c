@@ -2,6 +2,7 @@
  * and prints "N passed, N failed" as its last line, after a line naming any
  * skipped tests. */
 #include <stdarg.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,16 @@ int run_capture(const char *cmd, char *buf, size_t buflen)
     while (fread(sink, 1, sizeof sink, p) > 0) {}
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int leftover_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
+    closedir(d);
+    return n;
 }
 
 void make_temp_dir(char *buf, size_t buflen)

@@ -63,6 +63,8 @@ int run_bench(const char *args, char *buf, size_t buflen);
 int run_capture(const char *cmd, char *buf, size_t buflen);
 /* A fresh temporary directory under /tmp, created; returns its path in buf. */
 void make_temp_dir(char *buf, size_t buflen);
+/* Files in dir whose name holds ".tmp": a report left half-written. */
+int leftover_temporaries(const char *dir);
 #ifdef __cplusplus
 }
 #endif
