@@ -155,6 +155,9 @@ int peer_memory_alloc(size_t capacity, struct peer_rank_memory *m)
     m->bytes = STAGE_OFFSET + 2 * m->capacity * sizeof(__nv_bfloat16);
     cudaCheck(cudaMalloc(&m->base, m->bytes));
     cudaCheck(cudaMemset(m->base, 0, STAGE_OFFSET));
+    /* The memset runs on the legacy stream, which the ranks' non-blocking streams do
+     * not wait for: a first barrier must never see this memory's old contents. */
+    cudaCheck(cudaDeviceSynchronize());
     m->flags = (uint32_t *)m->base;
     m->error = (uint32_t *)((char *)m->base + FLAGS_BYTES);
     m->stage = (char *)m->base + STAGE_OFFSET;

@@ -77,6 +77,7 @@ int calibrate_peer_allreduce(int n, struct calibration *c)
         CK(cudaMalloc(&b.buf[d], AR_MAX_BYTES));
         /* The sums run at the same speed on any values; zeros keep them finite. */
         CK(cudaMemset(b.buf[d], 0, AR_MAX_BYTES));
+        CK(cudaDeviceSynchronize());   /* the streams below are non-blocking */
         CK(cudaStreamCreateWithFlags(&b.stream[d], cudaStreamNonBlocking));
     }
     if (peer_group_create(n, ordinal, AR_MAX_BYTES / 2, &b.g) != PB_OK) {

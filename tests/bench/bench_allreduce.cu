@@ -54,6 +54,7 @@ static void upload(struct bench *b, size_t count)
     for (int k = 0; k < b->n; k++) {
         CU(cudaSetDevice(b->ordinal[k]));
         CU(cudaMemcpy(b->buf[k], b->input[k].data(), count * 2, cudaMemcpyHostToDevice));
+        CU(cudaDeviceSynchronize());   /* the ranks' streams are non-blocking */
     }
 }
 

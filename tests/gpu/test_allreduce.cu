@@ -46,6 +46,7 @@ static void ranks_setup(struct ranks *r, int n, uint64_t seed)
 static void ranks_upload(struct ranks *r, size_t count)
 {
     for (int k = 0; k < r->n; k++) cudaMemcpy(r->dev[k], r->host[k], count * 2, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();   /* the ranks' streams are non-blocking: they do not wait for the copy */
 }
 
 static void ranks_free(struct ranks *r)
@@ -182,6 +183,7 @@ TEST(test_peer_allgather_places_every_rank_slice)
         cudaMemset(recv[k], 0, bytes * n);
         cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking);
     }
+    cudaDeviceSynchronize();
     CHECK_EQ_INT(peer_group_allgather(&g, (const void *const *)send, recv, bytes, s), 0);
     cudaDeviceSynchronize();
     unsigned char *h = (unsigned char *)malloc(bytes * n);

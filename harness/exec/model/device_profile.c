@@ -152,12 +152,10 @@ static int parse_peer_allreduce(const cJSON *root, const char *origin, struct pe
     if (!o) return PB_OK;
     if (!cJSON_IsObject(o)) return pb_fail("%s: peer_allreduce: must be an object", origin);
     double one = 0, two = 0;
-    PB_TRY(get_number(o, "peer_allreduce", "read_gbps", origin, &a->read_gbps));
-    PB_TRY(get_number(o, "peer_allreduce", "latency_us", origin, &a->latency_us));
-    PB_TRY(get_number(o, "peer_allreduce", "oneshot_max_bytes", origin, &one));
-    PB_TRY(get_number(o, "peer_allreduce", "twoshot_max_bytes", origin, &two));
-    if (!(one >= 0 && one <= 1e15 && two >= 0 && two <= 1e15))
-        return pb_fail("%s: peer_allreduce: oneshot_max_bytes and twoshot_max_bytes must be byte counts >= 0", origin);
+    PB_TRY(get_number(o, "peer_allreduce", "read_gbps", origin, GBPS, &a->read_gbps));
+    PB_TRY(get_number(o, "peer_allreduce", "latency_us", origin, MICROSECONDS, &a->latency_us));
+    PB_TRY(get_number(o, "peer_allreduce", "oneshot_max_bytes", origin, 0, 1e15, &one));
+    PB_TRY(get_number(o, "peer_allreduce", "twoshot_max_bytes", origin, 0, 1e15, &two));
     a->oneshot_max_bytes = (uint64_t)one;
     a->twoshot_max_bytes = (uint64_t)two;
     return get_string(o, "peer_allreduce", "source", origin, a->source, sizeof a->source);
