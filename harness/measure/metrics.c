@@ -138,6 +138,7 @@ int metrics_iteration(const struct trace *t, int iteration, struct iteration_met
         struct gpu_metrics *g = &out->gpu[d];
         g->window_ms = window;
         g->known = known;
+        g->idle_peer_wait_ms = g->idle_host_ms = g->idle_other_ms = g->mbu = g->mfu = NAN;
         if (!known) {
             /* Unknown, never zero: NAN propagates into reports as "unknown". */
             g->compute_ms = g->comm_ms = g->copy_ms = g->idle_ms = NAN;
@@ -184,6 +185,8 @@ int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out
             a->utilisation += b->utilisation / iters;
             a->own_span_ms += b->own_span_ms / iters;
             a->known = i == 0 ? b->known : (a->known && b->known);
+            /* Filled afterwards from the schedule (idle_cause.h, hw_use.h). */
+            a->idle_peer_wait_ms = a->idle_host_ms = a->idle_other_ms = a->mbu = a->mfu = NAN;
         }
         out->allreduce_ms += it.allreduce_ms / iters;
         for (int k = 0; k < it.n_links; k++) {

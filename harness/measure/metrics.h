@@ -13,6 +13,13 @@ struct gpu_metrics {
     double idle_ms;          /* window - union of all */
     double utilisation;      /* union of all kernel intervals / window */
     double own_span_ms;      /* HTA-style: this GPU's first to last kernel */
+    /* idle_ms by cause (idle_cause.h); NAN until the schedule is joined with the trace. */
+    double idle_peer_wait_ms;   /* waiting on a step of another device */
+    double idle_host_ms;        /* dependencies satisfied, nothing launched yet */
+    double idle_other_ms;       /* the rest: before untagged work, after this GPU's last */
+    /* Bytes / FLOPs of this GPU's steps over the window against the profile's measured
+     * copy rate / GEMM rate (hw_use.h); NAN without a profile. */
+    double mbu, mfu;
     int known;               /* 0 when busy time could not be measured (no CUPTI) */
 };
 

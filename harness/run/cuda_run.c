@@ -131,7 +131,7 @@ static int plan_point(const struct options *o, const struct model_spec *m, const
 /* Everything for one strategy at one workload; a failure is recorded, not fatal. */
 static int run_point(const struct options *o, const struct model_spec *m, const struct machine *mc,
                      const int *ordinal, int n_dev, struct point_result *r, struct trace *t,
-                     struct reference *ref, int cupti_on)
+                     struct reference *ref, int cupti_on, const struct device_profile *ceilings)
 {
     const struct strategy *st = strategy_find(r->strategy);
     if (!st) return pb_fail("unknown strategy \"%s\"", r->strategy);
@@ -161,12 +161,13 @@ static int run_point(const struct options *o, const struct model_spec *m, const 
     executor_destroy(e);
     cupti_collect(&scratch, -1);
     trace_free(&scratch);
-    schedule_free(&pre);
-    schedule_free(&dec);
     if (rc == PB_OK) {
         run_summarise(r, t, r->placement);
+        run_attribute(r, t, m, &pre, o->decode_tokens ? &dec : NULL, r->profile_iters, ceilings);
         run_reference_or_check(r, ref, &logits, rows, vocab, &tokens);
     }
+    schedule_free(&pre);
+    schedule_free(&dec);
     free(logits);
     free(tokens);
     return rc;
@@ -267,6 +268,8 @@ int run_measured(const struct options *o, const struct model_spec *m)
     else if (!env.cupti_enabled) fprintf(stderr, "bench: warning: %s; timing with CUDA events only, per-GPU busy time unknown\n", env.cupti_note);
     static struct device_profile prof;   /* large; read-only once loaded */
     const struct device_profile *pp = o->predict && load_prediction_profile(o, &env, &prof) == PB_OK ? &prof : NULL;
+    static struct device_profile ceiling_storage;
+    const struct device_profile *ceilings = pp ? pp : run_ceilings_profile(o->gpu_profile, env.gpu_name[0], &ceiling_storage);
     int nb = o->n_batches ? o->n_batches : 1, ns = o->n_seqs ? o->n_seqs : 1;
     int nm = o->n_microbatches ? o->n_microbatches : 1, total = nb * ns * nm * o->n_strategies;
     struct point_result *res = calloc((size_t)total, sizeof *res);
@@ -307,7 +310,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
                     if (points > 1)
                         fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, points,
                                 r->strategy, b, s, strategy_takes_microbatches(r->strategy) ? mb : 1);
-                    r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled) == PB_OK;
+                    r->ok = run_point(o, m, &mc, ordinal, n, r, &traces[k], &ref, env.cupti_enabled, ceilings) == PB_OK;
                     if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
                     if (r->ok && ref.p50_ms > 0) r->speedup = ref.p50_ms / r->p50_ms;
                     if (pp) predict_point(pp, m, r);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "run_common.h"
+#include "predict.h"
+#include "../measure/hw_use.h"
+#include "../measure/idle_cause.h"
 
 void run_prompt_tokens(int *out, int n, int vocab, uint64_t seed)
 {
@@ -120,6 +123,32 @@ void run_summarise(struct point_result *r, const struct trace *t, const struct p
             r->bubble[s] = metrics_bubble(&r->metrics, placement_exec_device(sd[s]));
         r->gpipe_bound = metrics_gpipe_bound(stages, r->microbatches, p->virtual_stages);
     }
+}
+
+void run_attribute(struct point_result *r, const struct trace *t, const struct model_spec *m,
+                   const struct schedule *pre, const struct schedule *dec, int iters,
+                   const struct device_profile *prof)
+{
+    if (!r->ok || !r->busy_known) return;
+    const struct schedule *s = !dec || idle_causes_same_structure(pre, dec) ? pre : NULL;
+    if (idle_causes_mean(t, iters, s, &r->metrics) != PB_OK)
+        fprintf(stderr, "bench: note: %s: idle time not split by cause (%s)\n", r->strategy, pb_last_error());
+    const struct strategy *st = strategy_find(r->strategy);
+    struct step_work w;
+    if (!prof || !st || !r->placement ||
+        step_work_of_point(m, st, r->placement, &r->w, r->decode_tokens, &w) != PB_OK)
+        return;
+    hw_use_fill(&r->metrics, &w, prof->hbm_gbps, prof->bf16_tflops);
+}
+
+const struct device_profile *run_ceilings_profile(const char *gpu_profile, const char *gpu_name,
+                                                  struct device_profile *storage)
+{
+    const char *name = gpu_profile ? gpu_profile : predict_profile_for_gpu(gpu_name);
+    if (name && device_profile_load(name, storage) == PB_OK) return storage;
+    fprintf(stderr, "bench: note: no device profile for \"%s\" (--gpu-profile names one): MBU and MFU "
+                    "unknown\n", gpu_name);
+    return NULL;
 }
 
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,

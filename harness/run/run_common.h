@@ -6,6 +6,7 @@
 #define PB_RUN_COMMON_H
 #include <stdint.h>
 #include "run.h"
+#include "../exec/model/device_profile.h"
 
 /* single's output at one workload: what every other strategy is checked against. */
 struct reference {
@@ -30,6 +31,19 @@ void run_reference_free(struct reference *ref);
  * the profiled ones (t holds records of iterations [0, r->profile_iters)), and
  * the CUPTI overhead: profiled p50 over timed p50. */
 void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p);
+
+/* After run_summarise (or the cost model's fill): idle time by cause from the
+ * schedules the point ran (pre, and dec for generate mode, else NULL) joined with
+ * the trace's `iters` iterations, and MBU / MFU against prof's measured copy and
+ * GEMM rates (prof NULL: unknown). Causes stay unknown when dec's dependencies are
+ * not pre's (one schedule must explain every pass). Never fails the point. */
+void run_attribute(struct point_result *r, const struct trace *t, const struct model_spec *m,
+                   const struct schedule *pre, const struct schedule *dec, int iters,
+                   const struct device_profile *prof);
+/* The profile whose ceilings MBU / MFU use in a measured run: --gpu-profile, else the
+ * shipped one for the GPU's name. NULL (with a note on stderr) when there is none. */
+const struct device_profile *run_ceilings_profile(const char *gpu_profile, const char *gpu_name,
+                                                  struct device_profile *storage);
 
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,

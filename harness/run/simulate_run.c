@@ -15,6 +15,7 @@
 #include "../measure/metrics.h"
 #include "../report/placement_view.h"
 #include "results_dir.h"
+#include "run_common.h"
 #include "run_outputs.h"
 #include "../exec/model/simulate.h"
 
@@ -138,7 +139,6 @@ int simulate_point_on(const struct device_profile *prof, const struct model_spec
     *r->placement = *p;
     placement_summary(p, r->placement_summary, sizeof r->placement_summary);
     fill_metrics(t, &s, p, r);
-    schedule_free(&s);
     /* The model is deterministic: one iteration stands for all of them. */
     r->iters = 1;
     r->latency_ms[0] = r->p50_ms = r->p90_ms = r->p99_ms = r->mean_ms = clock;
@@ -149,6 +149,19 @@ int simulate_point_on(const struct device_profile *prof, const struct model_spec
     r->predicted = 1;
     r->predicted_ms = clock;
     r->prediction_error_pct = NAN;   /* nothing measured to compare with */
+    /* One decode pass stands for all: they differ in context only. */
+    struct schedule dec = {0};
+    int have_dec = 0;
+    if (decode_tokens > 0) {
+        struct workload d = *w;
+        d.mode = MODE_DECODE;
+        d.seq = 1;
+        d.context = w->seq + 1;
+        have_dec = st->plan(m, p, &d, &dec) == PB_OK;
+    }
+    run_attribute(r, t, m, &s, have_dec ? &dec : NULL, 1, prof);
+    if (have_dec) schedule_free(&dec);
+    schedule_free(&s);
     return PB_OK;
 }
 

@@ -38,6 +38,7 @@ struct mpi_run {
     struct rank_info *ranks;        /* rank 0: [size] */
     struct clock_offset *offsets;   /* rank 0: [size], per point */
     int cupti_on;
+    const struct device_profile *ceilings;   /* rank 0: MBU / MFU ceilings, NULL if none */
 };
 
 static int pick_gpu(struct mpi_run *run)
@@ -125,10 +126,12 @@ static void fill_env(const struct mpi_run *run, struct run_env *env)
 /* run_summarise, then transfers as this run sees them: copies between ranks are
  * NCCL kernels (comm busy), not memcpy records, so the bytes come from the
  * schedule and their time is not split out. */
-static void summarise(struct point_result *r, const struct trace *t, const struct schedule *pre,
-                      const struct schedule *dec, int decode_tokens)
+static void summarise(struct point_result *r, const struct trace *t, const struct model_spec *m,
+                      const struct schedule *pre, const struct schedule *dec, int decode_tokens,
+                      const struct device_profile *ceilings)
 {
     run_summarise(r, t, r->placement);
+    run_attribute(r, t, m, pre, dec, r->profile_iters, ceilings);
     r->transfer_bytes = 0;
     for (int i = 0; i < pre->n_steps; i++)
         if (pre->steps[i].kind == STEP_COPY) r->transfer_bytes += (double)pre->steps[i].bytes;
@@ -278,7 +281,8 @@ static int run_point(struct mpi_run *run, struct point_result *r, struct trace *
     /* Offsets measured right after the iterations they correct, so drift between hosts stays small. */
     AGREE(clock_offsets_measure(run->w, cupti_now_ns, 32, run->offsets), "measuring clock offsets");
     AGREE(trace_gather(run->w, &local, run->offsets, merged), "gathering traces");
-    if (run->w->rank == 0) summarise(r, merged, &pre, run->o->decode_tokens ? &dec : NULL, run->o->decode_tokens);
+    if (run->w->rank == 0) summarise(r, merged, run->m, &pre, run->o->decode_tokens ? &dec : NULL, run->o->decode_tokens,
+                                        run->ceilings);
     ok = 1;
 out:
     mpi_executor_destroy(e);
@@ -401,6 +405,8 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
     if (!res || !traces || !tptr || !ranks) return pb_fail("out of host memory");
     fprintf(ranks, "strategy,batch,seq,device,rank,host,gpu_ordinal,gpu,clock_offset_us,clock_rtt_us,window_ms,"
                    "compute_ms,comm_ms,copy_ms,idle_ms,utilisation\n");
+    static struct device_profile ceiling_storage;
+    if (w->rank == 0) run.ceilings = run_ceilings_profile(o->gpu_profile, run.ranks[0].gpu, &ceiling_storage);
     int k = sweep(&run, res, traces, ranks, &failed);
     fclose(ranks);
     cupti_stop();
