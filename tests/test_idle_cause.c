@@ -5,6 +5,7 @@
 #include "../harness/exec/model/simulate.h"
 #include "../harness/measure/hw_use.h"
 #include "../harness/measure/idle_cause.h"
+#include "../harness/run/simulate_run.h"
 #include "test.h"
 
 /* A step on `device` waiting for dep (-1: none). */
@@ -269,4 +270,55 @@ TEST(test_predicted_decode_is_bandwidth_bound)
     /* 16 decode passes read the weights 16 times; the prefill once more. */
     CHECK(work.bytes[0] > 16.0 * 2 * 6.5e9 && work.bytes[0] < 18.0 * 2 * 7e9);
     schedule_free(&s);
+}
+
+TEST(test_busy_time_splits_by_the_kind_of_step)
+{
+    struct schedule s;
+    schedule_init(&s, 1);
+    add_step(&s, STEP_EMBED, 0, -1);
+    add_step(&s, STEP_LAYERS, 0, 0);
+    struct trace t;
+    trace_init(&t, 1);
+    add_rec(&t, REC_KERNEL, 0, 0, 0, 10, 0);
+    add_rec(&t, REC_KERNEL, 0, 1, 10, 50, 0);
+    add_rec(&t, REC_KERNEL, 0, 1, 40, 60, 0);    /* overlaps: counted once */
+    add_rec(&t, REC_MEMCPY, 0, -1, 60, 65, 0);
+    struct iteration_metrics m;
+    metrics_mean(&t, 1, &m);
+    CHECK_EQ_INT(work_kinds_mean(&t, 1, &s, &m), PB_OK);
+    CHECK_NEAR(m.gpu[0].work_ms[STEP_EMBED], 0.010, 1e-12);
+    CHECK_NEAR(m.gpu[0].work_ms[STEP_LAYERS], 0.050, 1e-12);
+    CHECK_NEAR(m.gpu[0].work_ms[PB_WORK_UNTAGGED], 0.005, 1e-12);
+    CHECK_NEAR(m.gpu[0].work_ms[STEP_HEAD], 0, 1e-12);
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+/* --simulate fills the new columns through run_attribute, as a measured run does. */
+TEST(test_simulated_point_has_idle_causes_and_mbu)
+{
+    struct device_profile prof;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    struct workload w = {.batch = 1, .seq = 128, .context = 128, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    struct model_spec m;
+    static struct placement p;
+    struct schedule s;
+    CHECK_EQ_INT(plan_point("naive", 2, &w, &m, &p, &s), PB_OK);
+    schedule_free(&s);
+    struct point_result r;
+    struct trace t;
+    CHECK_EQ_INT(simulate_point(&prof, &m, strategy_find("naive"), &p, &w, 4, &r, &t), PB_OK);
+    check_adds_up(failures_, &r.metrics);
+    for (int d = 0; d < 2; d++) {
+        CHECK(!isnan(r.metrics.gpu[d].idle_peer_wait_ms));
+        CHECK(r.metrics.gpu[d].mbu > 0 && r.metrics.gpu[d].mbu < 1);
+        CHECK(r.metrics.gpu[d].mfu > 0 && r.metrics.gpu[d].mfu < r.metrics.gpu[d].mbu);
+        CHECK(r.metrics.gpu[d].work_ms[STEP_LAYERS] > 0);
+    }
+    /* Decode on two GPUs: each waits for the other between tokens. */
+    CHECK(r.metrics.gpu[0].idle_peer_wait_ms > 0.5 * r.metrics.gpu[0].idle_ms);
+    CHECK(r.metrics.gpu[1].idle_peer_wait_ms > 0.5 * r.metrics.gpu[1].idle_ms);
+    point_result_free(&r);
+    trace_free(&t);
 }

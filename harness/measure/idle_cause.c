@@ -197,6 +197,44 @@ int idle_causes_mean(const struct trace *t, int iters, const struct schedule *s,
     return PB_OK;
 }
 
+static int work_kinds_iteration(const struct trace *t, int iteration, const struct schedule *s,
+                                struct metrics_span *scratch, double out[][PB_WORK_KINDS], int nd)
+{
+    for (int d = 0; d < nd; d++)
+        for (int k = 0; k < PB_WORK_KINDS; k++) {
+            int n = 0;
+            for (int i = 0; i < t->n; i++) {
+                const struct record *r = &t->rec[i];
+                if ((iteration >= 0 && r->iteration != iteration) || r->kind == REC_RANGE || r->device != d ||
+                    r->end_ns < r->start_ns)
+                    continue;
+                int tagged = s && r->has_step && r->step >= 0 && r->step < s->n_steps;
+                int kind = tagged ? (int)s->steps[r->step].kind : PB_WORK_UNTAGGED;
+                if (kind == k) scratch[n++] = (struct metrics_span){r->start_ns, r->end_ns};
+            }
+            out[d][k] = (double)metrics_union_ns(scratch, n) / 1e6;
+        }
+    return PB_OK;
+}
+
+int work_kinds_mean(const struct trace *t, int iters, const struct schedule *s, struct iteration_metrics *m)
+{
+    int nd = m->n_devices;
+    if (!t->busy_known) return PB_OK;
+    struct metrics_span *scratch = malloc(((size_t)t->n + 1) * sizeof *scratch);
+    if (!scratch) return pb_fail("out of host memory splitting busy time of %d records", t->n);
+    double one[PB_MAX_DEVICES][PB_WORK_KINDS], sum[PB_MAX_DEVICES][PB_WORK_KINDS] = {{0}};
+    int runs = iters > 0 ? iters : 1;
+    for (int i = 0; i < runs; i++) {
+        work_kinds_iteration(t, iters > 0 ? i : -1, s, scratch, one, nd);
+        for (int d = 0; d < nd; d++)
+            for (int k = 0; k < PB_WORK_KINDS; k++) sum[d][k] += one[d][k] / runs;
+    }
+    for (int d = 0; d < nd; d++) memcpy(m->gpu[d].work_ms, sum[d], sizeof sum[d]);
+    free(scratch);
+    return PB_OK;
+}
+
 int idle_causes_same_structure(const struct schedule *a, const struct schedule *b)
 {
     if (!a || !b || a->n_steps != b->n_steps) return 0;

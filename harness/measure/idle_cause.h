@@ -23,6 +23,10 @@ int idle_causes_iteration(const struct trace *t, int iteration, const struct sch
                           struct iteration_metrics *m);
 /* The mean over iterations [0, iters) (all records if iters <= 0), into m->gpu[d]. */
 int idle_causes_mean(const struct trace *t, int iters, const struct schedule *s, struct iteration_metrics *m);
+/* Busy time of each GPU by the kind of step that issued it (gpu_metrics.work_ms):
+ * the union of its records' intervals per kind, mean over iterations [0, iters)
+ * (all records if iters <= 0); work no step of s claims counts as untagged. */
+int work_kinds_mean(const struct trace *t, int iters, const struct schedule *s, struct iteration_metrics *m);
 /* 1 when two schedules have the same steps on the same devices with the same
  * dependencies (a prefill and its decode passes do), so one explains both. */
 int idle_causes_same_structure(const struct schedule *a, const struct schedule *b);

@@ -17,7 +17,9 @@ const char *const summary_csv_columns[] = {
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", NULL};
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct",
+    "idle_peer_wait_ms_per_gpu", "idle_host_ms_per_gpu", "idle_other_ms_per_gpu", "mbu_per_gpu", "mfu_per_gpu",
+    NULL};
 
 void point_result_free(struct point_result *r)
 {
@@ -72,7 +74,7 @@ static const char *mode_name(const struct point_result *r)
 
 static int write_row(FILE *f, const struct point_result *r)
 {
-    char b[48][1024];
+    char b[56][1024];
     int k = 0;
     snprintf(b[k++], sizeof b[0], "%s", r->strategy);
     snprintf(b[k++], sizeof b[0], "%s", mode_name(r));
@@ -129,6 +131,12 @@ static int write_row(FILE *f, const struct point_result *r)
     int profiled = r->ok && r->profile_iters > 0;   /* a zero-filled row was not profiled */
     fmt_num(b[k++], sizeof b[0], profiled ? r->profiled_p50_ms : NAN);
     fmt_num(b[k++], sizeof b[0], profiled ? r->cupti_overhead_pct : NAN);
+    int nd = r->ok ? r->n_devices : 0;
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_peer_wait_ms), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_host_ms), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_other_ms), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, mbu), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, mfu), nd);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
     return k;
 }
@@ -278,6 +286,16 @@ static cJSON *point_json(const struct point_result *r)
         add_num(j, "idle_ms", g->known ? g->idle_ms : NAN);
         add_num(j, "utilisation", g->known ? g->utilisation : NAN);
         add_num(j, "own_span_ms", g->known ? g->own_span_ms : NAN);
+        add_num(j, "idle_peer_wait_ms", g->known ? g->idle_peer_wait_ms : NAN);
+        add_num(j, "idle_host_ms", g->known ? g->idle_host_ms : NAN);
+        add_num(j, "idle_other_ms", g->known ? g->idle_other_ms : NAN);
+        add_num(j, "mbu", g->known ? g->mbu : NAN);
+        add_num(j, "mfu", g->known ? g->mfu : NAN);
+        /* Busy time by the kind of step that issued it (bench diff reads this). */
+        cJSON *work = cJSON_AddObjectToObject(j, "work_ms");
+        for (int k = 0; g->known && k < PB_WORK_KINDS; k++)
+            if (!isnan(g->work_ms[k]) && g->work_ms[k] > 0)
+                add_num(work, k == PB_WORK_UNTAGGED ? "untagged" : step_kind_name((enum step_kind)k), g->work_ms[k]);
         cJSON_AddItemToArray(gpus, j);
     }
     cJSON *links = cJSON_AddArrayToObject(o, "links");

@@ -133,6 +133,8 @@ void run_attribute(struct point_result *r, const struct trace *t, const struct m
     const struct schedule *s = !dec || idle_causes_same_structure(pre, dec) ? pre : NULL;
     if (idle_causes_mean(t, iters, s, &r->metrics) != PB_OK)
         fprintf(stderr, "bench: note: %s: idle time not split by cause (%s)\n", r->strategy, pb_last_error());
+    if (work_kinds_mean(t, iters, s, &r->metrics) != PB_OK)
+        fprintf(stderr, "bench: note: %s: busy time not split by step kind (%s)\n", r->strategy, pb_last_error());
     const struct strategy *st = strategy_find(r->strategy);
     struct step_work w;
     if (!prof || !st || !r->placement ||
