@@ -51,6 +51,10 @@ void cli_usage(FILE *f)
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
         "      --profile-iters N     iterations traced with CUPTI after the timed ones, for busy time\n"
         "                            and trace.json (default 3); latency comes from untraced ones\n"
+        "      --profile-detail D    kernel (default): a CUPTI record per kernel, busy time exact;\n"
+        "                            step: a record per replayed CUDA graph and per copy, so the profiled\n"
+        "                            iterations run nearly untraced (one GPU's graph span is its busy time;\n"
+        "                            busy time unknown where a graph spans GPUs or a pass was not a graph)\n"
         "      --no-cupti            event timing only (for use under nsys or ncu); busy time unknown\n"
         "      --no-graph            launch every pass directly (no CUDA graph replay)\n"
         "      --plot                write gnuplot pictures (PNG, SVG) beside the data\n"
@@ -163,6 +167,7 @@ enum long_only {
     OPT_DEVICES = 256, OPT_MICROBATCHES, OPT_DECODE, OPT_DTYPE, OPT_WEIGHTS, OPT_SEED, OPT_DEVICE_MAP,
     OPT_MAX_MEMORY, OPT_PLAN, OPT_SIMULATE, OPT_GPU_PROFILE, OPT_PREDICT, OPT_CALIBRATE, OPT_NO_CUPTI,
     OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS, OPT_TP, OPT_VIRTUAL_STAGES,
+    OPT_PROFILE_DETAIL,
 };
 
 static const struct option long_options[] = {
@@ -180,6 +185,7 @@ static const struct option long_options[] = {
     {"iters", required_argument, 0, 'n'},        {"warmup", required_argument, 0, 'w'},
     {"no-cupti", no_argument, 0, OPT_NO_CUPTI},  {"no-graph", no_argument, 0, OPT_NO_GRAPH},
     {"profile-iters", required_argument, 0, OPT_PROFILE_ITERS},
+    {"profile-detail", required_argument, 0, OPT_PROFILE_DETAIL},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -229,6 +235,11 @@ static int apply_option(int c, const char *arg, struct options *o)
     case 'w': return parse_count("--warmup", arg, &o->warmup, 1);
     case OPT_NO_CUPTI: o->no_cupti = 1; return PB_OK;
     case OPT_PROFILE_ITERS: return parse_count("--profile-iters", arg, &o->profile_iters, 1);
+    case OPT_PROFILE_DETAIL:
+        if (strcmp(arg, "kernel") && strcmp(arg, "step"))
+            return pb_fail("--profile-detail: \"%s\" is not kernel or step", arg);
+        o->profile_steps = !strcmp(arg, "step");
+        return PB_OK;
     case OPT_NO_GRAPH: o->use_graph = 0; return PB_OK;
     case OPT_PLOT: o->plot = 1; return PB_OK;
     case OPT_EXPLAIN: o->explain = 1; return PB_OK;

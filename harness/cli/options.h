@@ -25,6 +25,7 @@ struct options {
     int iters, warmup;
     int profile_iters;               /* --profile-iters: CUPTI-traced iterations after the timed ones */
     int no_cupti;
+    int profile_steps;               /* --profile-detail step: one record per replayed graph, not per kernel */
     int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
     const char *weights;             /* --weights DIR of safetensors; default random */
     uint64_t seed;

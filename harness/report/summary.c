@@ -216,6 +216,7 @@ static cJSON *env_json(const struct run_env *e)
     cJSON_AddStringToObject(o, "cublas", v);
     cJSON_AddNumberToObject(o, "cupti_api_version", e->cupti_version);
     cJSON_AddBoolToObject(o, "cupti_enabled", e->cupti_enabled);
+    cJSON_AddStringToObject(o, "profile_detail", e->profile_steps ? "step" : "kernel");
     if (!e->cupti_enabled) cJSON_AddStringToObject(o, "cupti_note", e->cupti_note);
     cJSON *peer = cJSON_AddArrayToObject(o, "peer_access");
     for (int i = 0; i < e->n_gpus; i++) {

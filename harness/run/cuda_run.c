@@ -263,6 +263,8 @@ int run_measured(const struct options *o, const struct model_spec *m)
     if (machine_budgets(o, ordinal, n, &mc) != PB_OK) return 1;
     static struct run_env env;
     fill_env(&env, o, m, count);
+    cupti_set_detail(o->profile_steps);
+    env.profile_steps = o->profile_steps;
     env.cupti_enabled = !o->no_cupti && cupti_start(env.cupti_note, sizeof env.cupti_note) == PB_OK;
     if (o->no_cupti) snprintf(env.cupti_note, sizeof env.cupti_note, "--no-cupti: busy time not measured");
     else if (!env.cupti_enabled) fprintf(stderr, "bench: warning: %s; timing with CUDA events only, per-GPU busy time unknown\n", env.cupti_note);
