@@ -15,4 +15,8 @@ int run_calibrate(const struct options *o);
  * CUDA graph of tiny kernels. */
 int calibrate_gemm_shapes(int dev, struct calibration *c);
 int calibrate_graph_launch(int dev, double *us);
+/* One layer of model m (kernel core, CUDA graph): decode steps at calibration_decode_batch
+ * sequences into c->decode_layer_us, prompts of calibration_prompt_batch x _seq tokens into
+ * c->prompt_layer_us, and m into c->decode_model. */
+int calibrate_model_layers(int dev, const struct model_spec *m, struct calibration *c);
 #endif

@@ -22,6 +22,7 @@
 #define GRAPH_REPS 7
 #define LAUNCH_KERNELS 1000
 #define LT_WORKSPACE (32u << 20)
+#define DECODE_CALLS 16             /* decode layers a graph replays back to back */
 
 
 /* Buffers and descriptors of the shape being timed. */
@@ -215,4 +216,63 @@ done:
     if (s) cudaStreamDestroy(s);
     cudaFree(pos);
     return rc;
+}
+
+/* One layer of the model over `batch` x `seq` new tokens at position `pos`,
+ * DECODE_CALLS times in one graph: the kernel core's own kernels at the model's
+ * shapes (a 7B layer's weights are 400 MB, far past L2), with programmatic launch as
+ * the executor runs them. seq 1 is a decode step attending to pos + 1 positions.
+ * *us per layer. */
+static int time_layer(int dev, const struct model_spec *m, int batch, int seq, int pos, double *us)
+{
+    int rc = PB_OK;
+    struct llama_part *p = NULL;
+    cudaStream_t s = NULL;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    double ms = 0;
+    struct llama_part_desc d = {.device = dev, .rank = 0, .world = 1, .first_layer = 0, .n_layers = 1,
+                                .max_batch = batch, .max_context = pos + seq + 16,
+                                .max_rows = batch * seq, .programmatic_launch = 1};
+    struct llama_call call = {.batch_offset = 0, .batch = batch, .seq = seq, .pos = pos};
+    CK(cudaSetDevice(dev));
+    if (llama_part_create(m, &d, &p) != PB_OK || llama_part_init_random(p, 1) != PB_OK) {
+        rc = pb_fail("could not build one layer of %s at %d x %d tokens for the layer timing", m->name, batch, seq);
+        goto done;
+    }
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    if (llama_layers(p, 0, 1, &call, s) != PB_OK) {   /* outside the graph: first-call setup */
+        rc = pb_fail("llama_layers failed on %d x %d tokens of %s", batch, seq, m->name);
+        goto done;
+    }
+    CK(cudaStreamSynchronize(s));
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < DECODE_CALLS; i++)
+        if (llama_layers(p, 0, 1, &call, s) != PB_OK) {
+            cudaStreamEndCapture(s, &graph);
+            rc = pb_fail("llama_layers failed while capturing %d x %d tokens of %s", batch, seq, m->name);
+            goto done;
+        }
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
+    *us = ms * 1e3 / DECODE_CALLS;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    if (s) cudaStreamDestroy(s);
+    if (p) llama_part_destroy(p);
+    return rc;
+}
+
+int calibrate_model_layers(int dev, const struct model_spec *m, struct calibration *c)
+{
+    c->decode_model = *m;
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        PB_TRY(time_layer(dev, m, calibration_decode_batch[i], 1, CALIBRATION_DECODE_CONTEXT,
+                          &c->decode_layer_us[i]));
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        PB_TRY(time_layer(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0,
+                          &c->prompt_layer_us[i]));
+    return PB_OK;
 }
