@@ -7,15 +7,38 @@ BUILD     ?= build
 # Real sm_90 code for H100/H200 plus PTX so newer GPUs can JIT it.
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
+# NCCL where users have it, first found wins: NCCL_HOME (only it, when set), the
+# CUDA toolkit, the system's libnccl-dev, the nvidia-nccl-cu13 pip wheel
+# (site-packages/nvidia/nccl/{include,lib}, which ships only libnccl.so.2).
+MULTIARCH    := $(shell $(CC) -print-multiarch 2>/dev/null)
+nccl_library  = $(firstword $(wildcard $(foreach d,lib64 lib lib/$(MULTIARCH),$(1)/$(d)/libnccl.so $(1)/$(d)/libnccl.so.2)))
+nccl_at       = $(if $(1),$(if $(and $(wildcard $(1)/include/nccl.h),$(call nccl_library,$(1))),$(1)))
+NCCL_WHEEL    = $(shell python3 -c 'import importlib.util as u; s = u.find_spec("nvidia.nccl"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null)
+NCCL_ROOT    := $(if $(NCCL_HOME),$(call nccl_at,$(NCCL_HOME)),$(or $(call nccl_at,$(CUDA)),$(call nccl_at,/usr),$(call nccl_at,$(NCCL_WHEEL))))
+NCCL_LIBFILE := $(call nccl_library,$(NCCL_ROOT))
+NCCL_CFLAGS  := $(if $(filter-out /usr $(CUDA),$(NCCL_ROOT)),-I$(NCCL_ROOT)/include)
+NCCL_LIBS    := -L$(dir $(NCCL_LIBFILE)) -Wl,-rpath,$(dir $(NCCL_LIBFILE)) -l:$(notdir $(NCCL_LIBFILE))
+ifeq ($(NCCL_ROOT)$(filter clean nccl-where,$(MAKECMDGOALS)),)
+$(error NCCL not found $(if $(NCCL_HOME),in NCCL_HOME=$(NCCL_HOME) (it needs include/nccl.h and lib/libnccl.so),(looked for include/nccl.h and libnccl.so in $(CUDA), /usr and the nvidia-nccl-cu13 wheel)). Get it with one of: apt-get install libnccl-dev (NVIDIA's CUDA repository); pip install nvidia-nccl-cu13; or make NCCL_HOME=DIR, DIR holding include/nccl.h and lib/libnccl.so)
+endif
+
+# --version: the Makefile's version and the commit built (-dirty: with uncommitted changes).
+VERSION    := 0.1.0
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+GIT_COMMIT := $(GIT_COMMIT)$(if $(GIT_COMMIT),$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty))
+
 CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=c11 -Wall -Wextra -D_GNU_SOURCE -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
+CFLAGS    += -std=c11 -Wall -Wextra -D_GNU_SOURCE $(NCCL_CFLAGS) -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
 NVCCFLAGS ?= -O3 -g -lineinfo
-NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -I$(CUDA)/include -Xcompiler -Wall -MMD -MP
-LDLIBS    += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lnccl -lcudart \
+NVCCFLAGS += -std=c++17 $(CUDA_ARCH) $(NCCL_CFLAGS) -I$(CUDA)/include -Xcompiler -Wall -MMD -MP
+LDLIBS    += $(NCCL_LIBS) -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lcudart \
              $(CJSON_LIBS) -lm -lpthread -ldl -lstdc++
+
+# The first target is the default: build/bench (and build/bench-mpi with MPI=1).
+all:
 
 # Each layer is its own static library, linked in layer order (DESIGN.md, "Layers"):
 # base < models < strategies < kernels < harness. tests/check_layers.sh fails the
@@ -28,8 +51,9 @@ STRATEGIES_SRC := $(wildcard strategies/*.c)
 KERNELS_SRC    := $(wildcard kernels/*.cu)
 HARNESS_ALL    := $(wildcard harness/*.c harness/*/*.c harness/*/*/*.c)
 HARNESS_ALL    := $(filter-out harness/cli/main.c harness/exec/mpi/%,$(HARNESS_ALL))
-HARNESS_SRC    := $(filter-out %/cuda_%.c,$(HARNESS_ALL))
-HARNESS_CUDA_SRC := $(filter %/cuda_%.c,$(HARNESS_ALL))
+# exec/registry.c names the CUDA executor, so it goes with the CUDA code.
+HARNESS_CUDA_SRC := $(filter %/cuda_%.c harness/exec/registry.c,$(HARNESS_ALL))
+HARNESS_SRC    := $(filter-out $(HARNESS_CUDA_SRC),$(HARNESS_ALL))
 TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 
@@ -63,9 +87,20 @@ $(BUILD)/layers.ok: tests/check_layers.sh $(GPU_LIBS) $(shell find base models s
 	tests/check_layers.sh $(LAYERS)
 	@touch $@
 
-.PHONY: all test test-gpu bench-kernels check-layers clean
+.PHONY: all test test-gpu bench-kernels check-layers clean nccl-where FORCE
 all: $(BUILD)/bench
 check-layers: $(BUILD)/layers.ok
+
+# Which NCCL the build uses (tests/test_build.c checks the search order).
+nccl-where:
+	@echo "NCCL_ROOT=$(NCCL_ROOT) NCCL_LIBFILE=$(NCCL_LIBFILE)"
+
+# cli.o carries the version; the stamp changes (and so rebuilds it) only when the commit does.
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(VERSION) $(GIT_COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(GIT_COMMIT)' > $@
+$(BUILD)/harness/cli/cli.o: $(BUILD)/version.stamp
+$(BUILD)/harness/cli/cli.o: CFLAGS += -DPB_VERSION='"$(VERSION)"' -DPB_GIT_COMMIT='"$(GIT_COMMIT)"'
 
 $(BUILD)/bench: $(BUILD)/harness/cli/main.o $(GPU_LIBS) | $(BUILD)/layers.ok
 	$(CC) -o $@ $(BUILD)/harness/cli/main.o $(GPU_LIBS) $(LDLIBS)

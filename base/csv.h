@@ -6,5 +6,7 @@
 
 void csv_field(FILE *f, const char *s, int first);
 void csv_number(FILE *f, double v, int first);
+/* An integer-valued column (bytes, FLOPs, counts): every digit, never an exponent; empty for NaN. */
+void csv_integer(FILE *f, double v, int first);
 void csv_end(FILE *f);
 #endif

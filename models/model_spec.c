@@ -148,18 +148,50 @@ int model_spec_load(const char *path, struct model_spec *out)
     int st = parse_spec(path, root, out);
     cJSON_Delete(root);
     if (st != PB_OK) return st;
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    snprintf(out->name, sizeof out->name, "%s", base);
-    char *dot = strstr(out->name, ".json");
-    if (dot) *dot = 0;
+    model_name_from_path(path, out->name, sizeof out->name);
     return PB_OK;
+}
+
+void model_name_from_path(const char *path, char *name, size_t len)
+{
+    const char *end = path + strlen(path);
+    while (end > path && end[-1] == '/') end--;
+    const char *base = end;
+    while (base > path && base[-1] != '/') base--;
+    /* save_pretrained's folder/config.json: the folder says which model it is */
+    if ((size_t)(end - base) == strlen("config.json") && !strncmp(base, "config.json", 11) && base > path) {
+        end = base;
+        while (end > path && end[-1] == '/') end--;
+        base = end;
+        while (base > path && base[-1] != '/') base--;
+    }
+    int n = (int)(end - base);
+    if (n > 5 && !strncmp(end - 5, ".json", 5)) n -= 5;
+    snprintf(name, len, "%.*s", n, base);
+    if (!name[0]) snprintf(name, len, "model");
 }
 
 const char *model_resolve_path(const char *arg, char *buf, size_t len)
 {
     struct stat st;
-    if (stat(arg, &st) == 0) return arg;
+    if (stat(arg, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return arg;
+        snprintf(buf, len, "%s/config.json", arg);   /* missing: the loader names the file */
+        return buf;
+    }
     snprintf(buf, len, "models/%s.json", arg);
     return stat(buf, &st) == 0 ? buf : arg;
+}
+
+int model_folder_has_weights(const char *arg)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    static const char *const names[] = {"model.safetensors", "model.safetensors.index.json"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", arg, names[i]);
+        if (stat(path, &st) == 0) return 1;
+    }
+    return 0;
 }

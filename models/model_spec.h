@@ -19,7 +19,7 @@ struct rope_scaling {
 };
 
 struct model_spec {
-    char name[PB_MODEL_NAME_LEN];        /* file name without directory and .json */
+    char name[PB_MODEL_NAME_LEN];        /* file name without directory and .json; a model folder's name */
     char architecture[64];   /* LlamaForCausalLM or MistralForCausalLM */
     int hidden;              /* hidden_size */
     int intermediate;        /* intermediate_size */
@@ -47,8 +47,13 @@ struct module {
 /* Read and validate a config.json; on failure print "<path>: <field>: <problem>". */
 int model_spec_load(const char *path, struct model_spec *out);
 
-/* "llama-2-7b" means models/llama-2-7b.json when no file of that name exists. */
+/* "llama-2-7b" means models/llama-2-7b.json when no file of that name exists; a
+ * folder (what save_pretrained writes) means its config.json. */
 const char *model_resolve_path(const char *arg, char *buf, size_t len);
+/* "models/llama-2-7b.json" -> "llama-2-7b"; "ckpt/Llama-2-7b-hf/config.json" -> "Llama-2-7b-hf". */
+void model_name_from_path(const char *path, char *name, size_t len);
+/* 1 if arg is a folder holding model.safetensors or model.safetensors.index.json. */
+int model_folder_has_weights(const char *arg);
 
 /* Fill out[] (capacity PB_MAX_MODULES) with the modules in execution order; returns the count. */
 int model_modules(const struct model_spec *m, enum dtype dt, struct module *out);

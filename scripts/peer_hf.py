@@ -56,7 +56,7 @@ COLUMNS = [
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct",
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
     "idle_peer_wait_ms_per_gpu", "idle_host_ms_per_gpu", "idle_other_ms_per_gpu", "mbu_per_gpu", "mfu_per_gpu",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto")
@@ -362,7 +362,8 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
     row = {c: "" for c in COLUMNS}
     row.update(strategy=strategy, mode="generate" if a.decode else "prefill", batch=a.batch, seq=a.seq,
                decode_tokens=a.decode, microbatches=1, iters=a.iters, busy_known=0, dropped_records=0,
-               logits_checked=0, logits_match=0, cuda_graph=0, predicted=0)
+               logits_checked=0, logits_match=0, cuda_graph=0, predicted=0,
+               weights="random")   # make_checkpoint's seeded random checkpoint
     model = None
     try:
         model, forward, devices, placement, dmap = load(strategy, ckpt, n_gpus)
@@ -397,7 +398,7 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
             row.update(busy_known=1, window_ms=m["window"], utilisation_per_gpu=fmt("util"),
                        compute_ms_per_gpu=fmt("compute"), comm_ms_per_gpu=fmt("comm"), copy_ms_per_gpu=fmt("copy"),
                        idle_ms_per_gpu=fmt("idle"), own_span_ms_per_gpu=fmt("own"),
-                       transfer_bytes=m["transfer_bytes"], transfer_ms=m["transfer_ms"],
+                       transfer_bytes=round(m["transfer_bytes"]), transfer_ms=m["transfer_ms"],
                        transfer_gbps=m["transfer_bytes"] / m["transfer_ms"] / 1e6 if m["transfer_ms"] > 0 else "")
         return row, logits.float().cpu(), dmap
     except Exception as e:   # a failed point is recorded with its reason; the others go on

@@ -8,18 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CUDA_HOME:-/usr/local/cuda}/bin:$PATH"
 
-missing=()
-for pkg in make gcc pkg-config libcjson-dev gnuplot-nox; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}" >&2
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install_deps.sh   # the packages README's test command needs too (MPI, gnuplot, ...)
 command -v nvcc >/dev/null || { echo "nvcc not found: install the CUDA toolkit (13.0) or set CUDA_HOME" >&2; exit 1; }
 
-make -j"$(nproc)"
+make -j"$(nproc)" CUDA="${CUDA_HOME:-/usr/local/cuda}"
 has_model=0
 for a in "$@"; do [ "$a" = "--model" ] || [ "$a" = "-m" ] && has_model=1; done
 if [ $has_model = 0 ]; then set -- --model models/llama-2-7b.json --batch 8 --seq 512 "$@"; fi

@@ -72,12 +72,16 @@ struct step {
     int group;               /* STEP_ALLREDUCE/ALLGATHER: the tp group the call spans
                                 (schedule.group_of); its ranks are that group's devices */
     int rows;                /* tokens this step processes (microbatch sequences x seq) */
+    int seq;                 /* new tokens per sequence (a decode pass: 1) */
+    int context;             /* positions each sequence attends to once this step's tokens are in */
     int batch_offset;        /* first sequence of the microbatch within the batch */
     int batch;               /* sequences in the microbatch */
     uint64_t bytes;          /* COPY/ALLREDUCE/ALLGATHER/H2D: bytes per rank moved */
     int offloaded;           /* STEP_LAYERS/HEAD of cpu modules: weights streamed host->device */
     double flops;            /* compute steps: arithmetic for the cost model */
     double mem_bytes;        /* compute steps: memory traffic for the cost model */
+    double flops_per_position, bytes_per_position;   /* decode template: growth of flops and
+                                                        mem_bytes per extra context position */
     int n_deps;
     int deps[PB_MAX_DEPS];   /* indices of earlier steps this one waits for */
 };
@@ -133,6 +137,56 @@ struct strategy {
 /* Whether a sweep point with microbatch index k > 0 applies to the named strategy. */
 int strategy_takes_microbatches(const char *name);
 
+/* One iteration as data: the prompt pass, then `tokens` greedy decode passes.
+ * Every decode pass runs the same steps, so they are one template schedule (seq 1)
+ * and a table of passes, each with its own position and context: a 512-token
+ * generation of a 70B model on 8 GPUs holds two schedules and 513 small entries,
+ * not 513 schedules. The template's steps carry pass 1's context; pass k adds k - 1
+ * positions, and with them flops_per_position and bytes_per_position of work.
+ * Between passes each sequence's greedy token travels from the head (or tp's
+ * all-gather) that produced it to the embed that reads it: `feed` lists those
+ * dependencies, so executors wait on data, not on what "decode" means. */
+struct pass {
+    int decode;              /* 0: the prompt schedule; 1: the decode template */
+    int pos;                 /* position of the pass's first new token in every sequence */
+    int context;             /* positions each sequence attends to at the pass's end */
+};
+
+/* A decode-template embed step waits for step `from` of the pass before it. */
+struct token_feed {
+    int embed, from;
+};
+
+struct program {
+    struct schedule prompt;        /* the pass over the prompt (prefill) */
+    struct schedule decode;        /* one greedy token; n_steps 0 without generation */
+    int n_passes;                  /* 1 + tokens */
+    struct pass *passes;           /* [n_passes]; passes[0] is the prompt */
+    int batch, seq, tokens;        /* sequences, prompt tokens each, greedy tokens after it */
+    int greedy;                    /* 1: each pass's heads end in the greedy argmax feeding the next */
+    struct token_feed *feed[2];    /* embed waits of a decode pass after [0] the prompt, [1] a decode pass */
+    int n_feed[2];
+};
+
+/* A strategy's plan for w with every step's seq and context set from w (the cost
+ * model reads them): what callers use instead of st->plan. */
+int schedule_plan(const struct strategy *st, const struct model_spec *m, const struct placement *p,
+                  const struct workload *w, struct schedule *out);
+/* Place nothing: plan p for w (the prompt) and, with tokens > 0, the decode template
+ * and its passes; every step gets its seq and context. Returns PB_ERR with the
+ * strategy's message when it cannot plan. */
+int program_plan(const struct strategy *st, const struct model_spec *m, const struct placement *p,
+                 const struct workload *w, int tokens, struct program *out);
+void program_free(struct program *g);
+/* The schedule pass k runs, and the feed its embed steps wait on (none for k = 0). */
+const struct schedule *program_pass_schedule(const struct program *g, int k);
+const struct token_feed *program_pass_feed(const struct program *g, int k, int *n);
+/* Context of a step in pass k (its template context plus the pass's growth). */
+int program_step_context(const struct program *g, int k, const struct step *st);
+/* Streams per device over both schedules, and whether any step is a collective. */
+int program_streams_per_device(const struct program *g);
+int program_has_collectives(const struct program *g);
+
 /* Registry: NULL-terminated list, and lookup by name. */
 extern const struct strategy *const strategies[];
 const struct strategy *strategy_find(const char *name);
@@ -161,6 +215,12 @@ double module_work(const struct model_spec *m, const struct module *mod, const s
 /* Work per device of a placement; returns the largest (the slowest GPU). */
 double placement_device_work(const struct model_spec *m, const struct placement *p,
                              const struct workload *w, double *per_device);
+/* The same roofline, max(FLOPs / flops_per_s, bytes / bytes_per_s), at a named GPU's rates
+ * (seconds): what --plan prints for the device profile it names. */
+double module_roofline(const struct model_spec *m, const struct module *mod, const struct workload *w,
+                       double flops_per_s, double bytes_per_s);
+double placement_device_roofline(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                                 double flops_per_s, double bytes_per_s, double *per_device);
 /* Physical pipeline stages of a placement in order (GPUs, or tp groups), each holding
  * virtual_stages chunks of layers; stage_device[s] is stage s's first device
  * (PB_DEVICE_CPU for accelerate's offload). Returns the count. */

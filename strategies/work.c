@@ -8,15 +8,27 @@
 #define NOMINAL_FLOPS 800e12 /* bf16 dense, H100/H200 class (measured ~790-798 TFLOP/s) */
 #define NOMINAL_BYTES 3.0e12 /* HBM bytes/s, H100 class */
 
+double module_roofline(const struct model_spec *m, const struct module *mod, const struct workload *w,
+                       double flops_per_s, double bytes_per_s)
+{
+    double f = module_flops(m, mod, w) / flops_per_s;
+    double b = module_mem_bytes(m, mod, w) / bytes_per_s;
+    return f > b ? f : b;
+}
+
 double module_work(const struct model_spec *m, const struct module *mod, const struct workload *w)
 {
-    double f = module_flops(m, mod, w) / NOMINAL_FLOPS;
-    double b = module_mem_bytes(m, mod, w) / NOMINAL_BYTES;
-    return f > b ? f : b;
+    return module_roofline(m, mod, w, NOMINAL_FLOPS, NOMINAL_BYTES);
 }
 
 double placement_device_work(const struct model_spec *m, const struct placement *p,
                              const struct workload *w, double *per_device)
+{
+    return placement_device_roofline(m, p, w, NOMINAL_FLOPS, NOMINAL_BYTES, per_device);
+}
+
+double placement_device_roofline(const struct model_spec *m, const struct placement *p, const struct workload *w,
+                                 double flops_per_s, double bytes_per_s, double *per_device)
 {
     for (int d = 0; d < p->n_devices; d++) per_device[d] = 0;
     double worst = 0;
@@ -24,11 +36,11 @@ double placement_device_work(const struct model_spec *m, const struct placement 
         int d = p->device[i];
         if (p->tensor_parallel) {
             for (int r = 0; r < p->tp_degree; r++)
-                per_device[d * p->tp_degree + r] += module_work(m, &p->modules[i], w) / p->tp_degree;
+                per_device[d * p->tp_degree + r] +=
+                    module_roofline(m, &p->modules[i], w, flops_per_s, bytes_per_s) / p->tp_degree;
             continue;
         }
-        /* cpu-offloaded modules run on the first GPU */
-        per_device[d < 0 ? 0 : d] += module_work(m, &p->modules[i], w);
+        per_device[placement_exec_device(d)] += module_roofline(m, &p->modules[i], w, flops_per_s, bytes_per_s);
     }
     for (int d = 0; d < p->n_devices; d++)
         if (per_device[d] > worst) worst = per_device[d];

@@ -18,8 +18,15 @@ int run_bench(const char *args, char *buf, size_t buflen)
 {
     char cmd[4096];
     const char *bin = getenv("BENCH") ? getenv("BENCH") : "build/bench";
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
+    snprintf(cmd, sizeof cmd, "%s %s", bin, args);
+    return run_capture(cmd, buf, buflen);
+}
+
+int run_capture(const char *cmd, char *buf, size_t buflen)
+{
+    char full[4200];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
     if (!p) return -1;
     size_t n = fread(buf, 1, buflen - 1, p);
     buf[n] = 0;

@@ -55,6 +55,8 @@ void test_register(const char *name, void (*fn)(int *));
 /* Helpers shared by tests: run build/bench with arguments, capture its exit status
  * and output (stdout+stderr) into buf. */
 int run_bench(const char *args, char *buf, size_t buflen);
+/* The same for any shell command line. */
+int run_capture(const char *cmd, char *buf, size_t buflen);
 /* A fresh temporary directory under /tmp, created; returns its path in buf. */
 void make_temp_dir(char *buf, size_t buflen);
 #ifdef __cplusplus

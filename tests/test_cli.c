@@ -4,6 +4,9 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include "../base/check.h"
+#include "../base/csv_read.h"
+#include "../base/text_file.h"
+#include "../harness/run/plan.h"
 #include "test.h"
 
 static char out[65536];
@@ -89,6 +92,25 @@ TEST(test_plan_writes_json_and_csv_with_hf_device_maps)
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.15")->valueint, 0);
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "model.layers.16")->valueint, 1);
     CHECK_EQ_INT(cJSON_GetObjectItem(map, "lm_head")->valueint, 1);
+    /* every device_map is one from_pretrained(device_map=...) takes: a GPU index or "cpu" */
+    for (int i = 0; i < 5; i++) {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "device_map"))
+            CHECK(cJSON_IsNumber(v) || (cJSON_IsString(v) && !strcmp(v->valuestring, "cpu")));
+    }
+    /* tp: no device_map (transformers refuses it beside tp_plan), the plan in transformers' form */
+    cJSON *tp = cJSON_GetArrayItem(arr, 5);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(tp, "device_map")));
+    cJSON *tp_plan = cJSON_GetObjectItem(tp, "tp_plan");
+    const cJSON *q = cJSON_GetObjectItem(tp_plan, "model.layers.*.self_attn.q_proj");
+    const cJSON *down = cJSON_GetObjectItem(tp_plan, "model.layers.*.mlp.down_proj");
+    const cJSON *head = cJSON_GetObjectItem(tp_plan, "lm_head");
+    CHECK(cJSON_IsString(q) && !strcmp(q->valuestring, "colwise"));
+    CHECK(cJSON_IsString(down) && !strcmp(down->valuestring, "rowwise"));
+    CHECK(cJSON_IsString(head) && !strcmp(head->valuestring, "colwise_gather_output"));
+    CHECK_EQ_INT(cJSON_GetArraySize(tp_plan), 8);
+    CHECK_EQ_INT(cJSON_GetObjectItem(tp, "tp_size")->valueint, 2);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "tp_plan") == NULL);
     cJSON *sched = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 4), "schedule");
     CHECK_EQ_INT(cJSON_GetObjectItem(sched, "microbatches")->valueint, 4);
     cJSON_Delete(root);
@@ -101,6 +123,10 @@ TEST(test_plan_writes_json_and_csv_with_hf_device_maps)
         CHECK(strstr(line, "\r\n") != NULL);
         fclose(f);
     }
+    /* byte and FLOP counts in full: 13476831232 never becomes 1.34768e+10 */
+    char *csv = text_file_read(path);
+    CHECK(csv && !strstr(csv, "e+") && strstr(csv, ",13476831232,"));
+    free(csv);
     CHECK_EQ_INT(leftover_temporaries(dir), 0);
 }
 
@@ -173,6 +199,67 @@ TEST(test_microbatches_zero_means_the_default)
     CHECK_EQ_INT(run_bench("--model llama-tiny --microbatches -1 --plan", out, sizeof out), 2);
 }
 
+/* bench ARGS --out DIR, DIR a fresh folder; its exit status, and path = DIR/file. */
+static int bench_into(const char *args, const char *file, char *path, size_t len)
+{
+    char dir[64], cmd[700];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s --out %s", args, dir);
+    snprintf(path, len, "%s/%s", dir, file);
+    return run_bench(cmd, out, sizeof out);
+}
+
+/* bench ARGS --plan into a fresh folder: its plan.json, or NULL if bench failed. */
+static cJSON *plan_json_of(const char *args)
+{
+    char cmd[600], path[128];
+    snprintf(cmd, sizeof cmd, "%s --plan", args);
+    return bench_into(cmd, "plan.json", path, sizeof path) == 0 ? read_json(path) : NULL;
+}
+
+/* --plan's ms* are priced on a named device profile, and the table says which. */
+static double plan_gpu0_ms(const char *profile, char *name, size_t len)
+{
+    char args[300];
+    snprintf(args, sizeof args, "--model llama-2-7b --strategy single --gpus 1 %s%s",
+             profile ? "--gpu-profile " : "", profile ? profile : "");
+    cJSON *root = plan_json_of(args);
+    const cJSON *n = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "device_profile"), "name");
+    snprintf(name, len, "%s", cJSON_IsString(n) ? n->valuestring : "");
+    const cJSON *gpu0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0), "devices"), 0);
+    double ms = cJSON_GetObjectItem(gpu0, "work_ms_nominal") ? cJSON_GetObjectItem(gpu0, "work_ms_nominal")->valuedouble : -1;
+    cJSON_Delete(root);
+    return ms;
+}
+
+TEST(test_plan_prices_work_on_a_named_device_profile)
+{
+    char name[64];
+    double h100 = plan_gpu0_ms("h100", name, sizeof name);
+    CHECK(strstr(out, "device profile h100 (") && strstr(out, "--gpu-profile"));
+    CHECK(!strcmp(name, "h100"));
+    double l40s = plan_gpu0_ms("l40s", name, sizeof name);
+    CHECK(!strcmp(name, "l40s"));
+    CHECK(h100 > 0 && l40s > 1.5 * h100);   /* an L40S has well under half an H100's bf16 rate */
+    plan_gpu0_ms(NULL, name, sizeof name);
+    CHECK(strstr(out, "*ms: roofline time") && strstr(out, "device profile "));
+}
+
+TEST(test_plan_profile_is_the_gpus_own_else_h200)
+{
+    struct options o;
+    memset(&o, 0, sizeof o);
+    const char *why;
+    CHECK(!strcmp(plan_profile_name(&o, "NVIDIA H100 80GB HBM3", &why), "h100"));
+    CHECK(!strcmp(why, "the GPU found here"));
+    CHECK(!strcmp(plan_profile_name(&o, NULL, &why), "h200"));
+    CHECK(!strcmp(why, "no GPU found here"));
+    CHECK(!strcmp(plan_profile_name(&o, "Tesla V100-SXM2-32GB", &why), "h200"));
+    o.gpu_profile = "a100";
+    CHECK(!strcmp(plan_profile_name(&o, "NVIDIA H100 80GB HBM3", &why), "a100"));
+    CHECK(!strcmp(why, "--gpu-profile"));
+}
+
 TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
 {
     char dir[64], args[300], path[128];
@@ -205,4 +292,40 @@ TEST(test_profile_detail_takes_kernel_or_step_and_help_and_diff_say_so)
     CHECK(strstr(out, "nonexistent-placebench-a/summary.json"));
     CHECK_EQ_INT(run_bench("diff", out, sizeof out), 2);
     CHECK(strstr(out, "usage: bench diff"));
+}
+
+TEST(test_simulated_run_records_the_devices_it_was_given)
+{
+    char path[128], cmd[300];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy naive --gpus 2 --devices 0,0 --simulate --gpu-profile h100 "
+                            "--batch 2 --seq 16", "summary.csv", path, sizeof path), 0);
+    snprintf(cmd, sizeof cmd, "grep -q '^naive,prefill,2,16,0,1,0;0,ok' %s", path);
+    CHECK(system(cmd) == 0);   /* logical devices 0 and 1 both on GPU 0, as a measured run records them */
+}
+
+TEST(test_hybrid_plan_has_no_device_map_and_names_each_modules_tp_group)
+{
+    cJSON *root = plan_json_of("-m llama-2-7b -s hybrid --tp 2 --gpus 4");
+    CHECK(root != NULL);
+    cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "strategies"), 0);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(h, "device_map")));
+    CHECK(cJSON_GetObjectItem(h, "tp_size") && cJSON_GetObjectItem(h, "tp_size")->valueint == 2);
+    const cJSON *head = cJSON_GetObjectItem(cJSON_GetObjectItem(h, "tp_group_devices"), "lm_head");
+    CHECK(cJSON_GetArraySize(head) == 2 && cJSON_GetArrayItem(head, 0)->valueint == 2 &&
+          cJSON_GetArrayItem(head, 1)->valueint == 3);
+    cJSON_Delete(root);
+}
+
+/* Counts in every CSV with all their digits: llama-tiny's KV cache holds tens of
+ * millions of tokens on an H200, which "%.6g" wrote as 4.90708e+07. */
+TEST(test_serve_csv_writes_counts_as_integers)
+{
+    char path[128];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --serve --simulate --rate inf --strategy single --gpus 1", "serve.csv",
+                            path, sizeof path), 0);
+    struct csv_table t;
+    CHECK_EQ_INT(csv_read_file(path, &t), 0);
+    const char *kv = csv_get(&t, 0, "kv_capacity_tokens");
+    CHECK(kv && strlen(kv) >= 7 && strspn(kv, "0123456789") == strlen(kv));
+    csv_table_free(&t);
 }

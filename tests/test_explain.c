@@ -124,3 +124,45 @@ TEST(test_explain_says_why_each_gpu_was_idle_and_how_far_from_its_roofline)
     CHECK(strstr(text, "memory bandwidth used (MBU) GPU 0 40%, GPU 1 50%; FLOPs (MFU) GPU 0 5%, GPU 1 5%"));
     synthetic_run_free(&s);
 }
+
+TEST(test_explain_says_equal_latencies_are_the_same)
+{
+    struct synthetic_run s;
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    s.r[2].p50_ms = s.r[1].p50_ms * 1.003;   /* auto within 0.5% of naive */
+    explain_n(&s, s.n);
+    CHECK(strstr(text, "auto and naive take the same time") && strstr(text, "within 0.5%"));
+    CHECK(!strstr(text, "ms faster than naive") && !strstr(text, "ms slower than naive"));
+    s.r[2].p50_ms = s.r[1].p50_ms * 1.02;    /* 2%: a difference worth a number */
+    explain_n(&s, s.n);
+    CHECK(strstr(text, "auto is ") && strstr(text, "ms slower than naive"));
+    synthetic_run_free(&s);
+}
+
+TEST(test_explain_says_a_decode_pipeline_reads_its_weights_once_per_microbatch)
+{
+    struct synthetic_run s;
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    for (int i = 0; i < s.n; i++) s.r[i].decode_tokens = 16;
+    s.r[3].p50_ms = s.r[4].p50_ms = s.r[1].p50_ms * 1.3;   /* generating, the pipeline loses */
+    s.r[3].tokens_per_s = 1;
+    s.r[4].tokens_per_s = 2;                               /* m=4 is the one explained */
+    explain_n(&s, s.n);
+    CHECK(strstr(text, "generating a token reads all of a stage's weights"));
+    CHECK(strstr(text, "once per microbatch, 4 times per token, where naive reads them once"));
+    CHECK(!strstr(text, "too small"));
+    synthetic_run_free(&s);
+}
+
+TEST(test_explain_names_a_prefill_pipelines_smaller_kernels_when_it_loses)
+{
+    struct synthetic_run s;
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    s.r[3].p50_ms = s.r[4].p50_ms = s.r[1].p50_ms * 1.1;
+    s.r[3].tokens_per_s = 1;
+    s.r[4].tokens_per_s = 2;
+    explain_n(&s, s.n);
+    CHECK(strstr(text, "each of the 4 microbatches has 1/4 of the rows"));
+    CHECK(!strstr(text, "reads all of a stage's weights"));
+    synthetic_run_free(&s);
+}

@@ -265,10 +265,18 @@ TEST(test_predicted_decode_is_bandwidth_bound)
     static struct placement p;
     struct schedule s;
     CHECK_EQ_INT(plan_point("single", 1, &w, &m, &p, &s), PB_OK);
+    struct program g;
+    CHECK_EQ_INT(program_plan(strategy_find("single"), &m, &p, &w, 16, &g), PB_OK);
     struct step_work work;
-    CHECK_EQ_INT(step_work_of_point(&m, strategy_find("single"), &p, &w, 16, &work), PB_OK);
+    step_work_of_program(&g, &work);
     /* 16 decode passes read the weights 16 times; the prefill once more. */
     CHECK(work.bytes[0] > 16.0 * 2 * 6.5e9 && work.bytes[0] < 18.0 * 2 * 7e9);
+    /* Later passes attend to more positions: more bytes than 16 copies of the first. */
+    struct step_work first = {0};
+    step_work_add(&first, &g.prompt, 1);
+    step_work_add(&first, &g.decode, 16);
+    CHECK(work.bytes[0] > first.bytes[0]);
+    program_free(&g);
     schedule_free(&s);
 }
 

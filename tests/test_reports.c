@@ -41,7 +41,8 @@ TEST(test_summary_csv_quotes_fields_and_keeps_columns)
     struct point_result r[2];
     fill(&r[0], "naive", 1);
     fill(&r[1], "tp", 0);
-    CHECK_EQ_INT(summary_write_csv(dir, r, 2), 0);
+    struct run_env env = {.weights = "random"};
+    CHECK_EQ_INT(summary_write_csv(dir, &env, r, 2), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
     char *s = text_file_read(path);
@@ -153,20 +154,27 @@ TEST(test_trace_json_reads_back_as_profiler_events)
     point_result_free(&r);
 }
 
-TEST(test_summary_csv_puts_prediction_beside_measured_row)
+/* summary.csv of n points, written into a fresh folder and read back. */
+static int write_and_read_summary(const struct run_env *env, const struct point_result *r, int n, struct csv_table *t)
 {
     char dir[256], path[512];
     make_temp_dir(dir, sizeof dir);
+    PB_TRY(summary_write_csv(dir, env, r, n));
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    return csv_read_file(path, t);
+}
+
+TEST(test_summary_csv_puts_prediction_beside_measured_row)
+{
     struct point_result r[2];
     fill(&r[0], "single", 1);
     r[0].predicted_ms = 12.1;
     r[0].prediction_error_pct = 10;
     fill(&r[1], "naive", 0);   /* failed: no prediction, never a zero */
     r[1].predicted_ms = NAN;
-    CHECK_EQ_INT(summary_write_csv(dir, r, 2), 0);
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    struct run_env env = {.weights = "random"};
     struct csv_table t;
-    CHECK_EQ_INT(csv_read_file(path, &t), 0);
+    CHECK_EQ_INT(write_and_read_summary(&env, r, 2, &t), 0);
     CHECK(csv_column(&t, "predicted") >= 0);
     CHECK(strcmp(csv_get(&t, 0, "predicted"), "0") == 0);
     CHECK(strcmp(csv_get(&t, 0, "predicted_ms"), "12.1") == 0);
@@ -176,6 +184,47 @@ TEST(test_summary_csv_puts_prediction_beside_measured_row)
     csv_table_free(&t);
     point_result_free(&r[0]);
     point_result_free(&r[1]);
+}
+
+TEST(test_summary_csv_writes_byte_counts_as_integers_and_names_the_weights)
+{
+    struct point_result r[2];
+    fill(&r[0], "naive", 1);
+    r[0].transfer_bytes = 33554432;   /* 32 MiB: "%.6g" wrote 3.35544e+07 */
+    fill(&r[1], "tp", 1);
+    r[1].transfer_bytes = 6738149376.0;
+    r[1].predicted = 1;
+    struct run_env env = {.weights = "safetensors"};
+    struct csv_table t;
+    CHECK_EQ_INT(write_and_read_summary(&env, r, 2, &t), 0);
+    CHECK(strcmp(csv_get(&t, 0, "transfer_bytes"), "33554432") == 0);
+    CHECK(strcmp(csv_get(&t, 1, "transfer_bytes"), "6738149376") == 0);
+    CHECK(strcmp(csv_get(&t, 0, "weights"), "safetensors") == 0);
+    CHECK(strcmp(csv_get(&t, 1, "weights"), "none") == 0);   /* a predicted row ran no kernels */
+    csv_table_free(&t);
+    point_result_free(&r[0]);
+    point_result_free(&r[1]);
+}
+
+TEST(test_summary_json_says_which_weights_the_run_used)
+{
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    struct point_result r;
+    fill(&r, "naive", 1);
+    struct run_env env = {.n_gpus = 1, .weights = "safetensors", .weights_dir = "ckpt/Llama-2-7b-hf"};
+    CHECK_EQ_INT(summary_write_json(dir, &env, &r, 1), 0);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *s = text_file_read(path);
+    cJSON *root = s ? cJSON_Parse(s) : NULL;
+    const cJSON *w = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "environment"), "weights");
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(w, "kind")) &&
+          !strcmp(cJSON_GetObjectItem(w, "kind")->valuestring, "safetensors"));
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(w, "folder")) &&
+          !strcmp(cJSON_GetObjectItem(w, "folder")->valuestring, "ckpt/Llama-2-7b-hf"));
+    cJSON_Delete(root);
+    free(s);
+    point_result_free(&r);
 }
 
 TEST(test_summary_json_marks_simulated_rows_predicted)

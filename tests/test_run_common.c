@@ -25,7 +25,7 @@ TEST(test_latency_comes_from_timed_iterations_and_busy_time_from_profiled_ones)
     kernel(&t, 0, 1000, 0);   /* profiled iteration 0: 1 ms busy of a 2 ms window */
     kernel(&t, 1500, 2000, 0);
     kernel(&t, 5000, 7000, 1);   /* iteration 1: busy the whole 2 ms */
-    run_summarise(&r, &t, &one_gpu);
+    run_summarise(&r, &t, &one_gpu, r.profile_iters);
     CHECK_NEAR(r.p50_ms, 10, 1e-12);
     CHECK_NEAR(r.tokens_per_s, 100 / 0.010, 1e-6);
     CHECK_NEAR(r.profiled_p50_ms, 11, 1e-12);
@@ -44,7 +44,7 @@ TEST(test_without_profiled_iterations_busy_time_and_overhead_are_unknown)
     struct trace t;
     trace_init(&t, 1);
     t.busy_known = 1;   /* CUPTI on, but --profile-iters 0 */
-    run_summarise(&r, &t, &one_gpu);
+    run_summarise(&r, &t, &one_gpu, r.profile_iters);
     CHECK(!r.busy_known);
     CHECK(isnan(r.cupti_overhead_pct));
     CHECK_NEAR(r.metrics.gpu[0].window_ms, 6, 1e-12);   /* the event-timed mean stands in */

@@ -95,25 +95,25 @@ TEST(test_prompt_gemms_run_at_the_rate_of_their_m)
                             efficiency_at(p.kernels.gemv, p.kernels.n_gemv, 16, 1) * 0.99);
 }
 
-TEST(test_decode_step_gives_back_its_kv_length)
+TEST(test_decode_step_carries_its_kv_length)
 {
     struct model_spec m;
     CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
-    struct step st = {.kind = STEP_LAYERS, .count = 4, .rows = 4, .batch = 4,
+    struct step st = {.kind = STEP_LAYERS, .count = 4, .rows = 4, .batch = 4, .seq = 1, .context = 200,
                       .flops = 4 * model_layer_flops(&m, 4, 1, 200)};
     struct sim_call c = sim_step_call(&m, &st, 1);
     CHECK_EQ_INT(c.seq, 1);
     CHECK_EQ_INT(c.context, 200);
     /* tp attention halves carry 1/n of the layer's attention-side FLOPs. */
     double h = m.hidden, rows = 8 * 512;
-    struct step half = {.kind = STEP_ATTENTION, .count = 1, .rows = 8 * 512, .batch = 8,
+    struct step half = {.kind = STEP_ATTENTION, .count = 1, .rows = 8 * 512, .batch = 8, .seq = 512, .context = 700,
                         .flops = (model_layer_flops(&m, 8, 512, 700) - 2 * rows * 3 * h * m.intermediate) / 2};
     c = sim_step_call(&m, &half, 2);
     CHECK_EQ_INT(c.seq, 512);
     CHECK_EQ_INT(c.context, 700);
     CHECK_EQ_INT(c.tp, 2);
     struct step empty = {.kind = STEP_LAYERS, .count = 1, .rows = 128, .batch = 1};
-    CHECK_EQ_INT(sim_step_call(&m, &empty, 1).context, 128);   /* no FLOPs: a prefill */
+    CHECK_EQ_INT(sim_step_call(&m, &empty, 1).context, 128);   /* no seq given: a prefill */
 }
 
 TEST(test_tensor_parallel_halves_shrink_with_the_world)

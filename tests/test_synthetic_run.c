@@ -166,6 +166,7 @@ int synthetic_run_make(struct synthetic_run *s)
     snprintf(s->r[6].reason, sizeof s->r[6].reason, "out of memory on GPU 1 (synthetic)");
     s->traces[6] = NULL;
     s->env.n_gpus = 2;
+    snprintf(s->env.weights, sizeof s->env.weights, "random");
     for (int d = 0; d < 2; d++) {
         snprintf(s->env.gpu_name[d], sizeof s->env.gpu_name[d], "NVIDIA H200 <test & \"quotes\">");
         s->env.gpu_memory[d] = 150ull << 30;
@@ -196,7 +197,7 @@ int synthetic_run_write(const struct synthetic_run *s, const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/trace.json", dir);
-    PB_TRY(summary_write_csv(dir, s->r, s->n));
+    PB_TRY(summary_write_csv(dir, &s->env, s->r, s->n));
     PB_TRY(summary_write_json(dir, &s->env, s->r, s->n));
     return trace_json_write(path, &s->env, s->r, s->traces, s->n);
 }

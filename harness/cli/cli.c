@@ -7,18 +7,23 @@
 #include <string.h>
 #include "../../base/check.h"
 #include "memory_budget.h"
+#include "../../models/safetensors.h"
+#include "../serve/serve_cli.h"
 
 void cli_usage(FILE *f)
 {
     fputs(
-        "usage: bench --model CONFIG.json [options]\n"
+        "usage: bench --model CONFIG.json|MODEL_DIR [options]\n"
+        "       bench plot RESULTS_DIR        draw a results folder's pictures (gnuplot)\n"
+        "       bench plot-data RESULTS_DIR   write only the data gnuplot draws (plot-data/)\n"
         "\n"
         "Runs one Llama-family model under several placement strategies across GPUs and\n"
         "measures how they differ (latency, throughput, per-GPU busy/idle time with CUPTI,\n"
         "bytes and time moved between GPUs). Results go to a new folder under results/.\n"
         "\n"
         "What to run:\n"
-        "  -m, --model PATH          Hugging Face config.json (or a name under models/, e.g. llama-2-7b)\n"
+        "  -m, --model PATH          Hugging Face config.json, a model folder (what save_pretrained writes:\n"
+        "                            config.json + *.safetensors), or a name under models/, e.g. llama-2-7b\n"
         "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp,hybrid (default: all)\n"
         "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan: 2)\n"
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
@@ -30,7 +35,8 @@ void cli_usage(FILE *f)
         "      --virtual-stages V    pipeline, hybrid: V interleaved chunks of layers per stage (default 1)\n"
         "      --decode T            generate: prefill, then T greedy tokens with the KV cache\n"
         "      --dtype NAME          bf16 (default), fp16, fp32: weight bytes for placement\n"
-        "      --weights DIR         real weights (.safetensors folder); default random, seeded\n"
+        "      --weights DIR|random  real weights (.safetensors folder) or random, seeded; default: the\n"
+        "                            --model folder's safetensors if it has them, else random\n"
         "      --seed N              seed of the random weights and inputs (default 1234)\n"
         "\n"
         "Placement (auto, as transformers + accelerate choose it):\n"
@@ -42,10 +48,14 @@ void cli_usage(FILE *f)
         "Modes:\n"
         "      --plan                placements and schedules only, no GPU needed (plan.json, plan.csv)\n"
         "      --simulate            run the schedules on the cost model instead of GPUs\n"
-        "      --gpu-profile NAME    device profile for --simulate: h100, h200, a100, l40s, rtx4090, or a path\n"
+        "      --gpu-profile NAME    device profile for --simulate and --plan's ms: h100, h200, a100, l40s,\n"
+        "                            rtx4090, or a path (--plan: default the GPU found, else h200)\n"
         "      --predict             add the cost model's prediction beside each measured row\n"
         "      --calibrate           measure the present GPUs and write a device profile\n"
-        "\n"
+        "\n",
+        f);
+    serve_cli_usage(f);
+    fputs(
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
@@ -61,6 +71,7 @@ void cli_usage(FILE *f)
         "      --explain             end with a plain-language account of the numbers\n"
         "  -o, --out DIR             results folder (default results/<date>-<time>-<model>)\n"
         "  -h, --help                this text\n"
+        "  -V, --version             name, version and the git commit it was built from\n"
         "\n"
         "Other commands:\n"
         "  bench plot DIR            gnuplot pictures of a results folder\n"
@@ -77,6 +88,19 @@ void cli_usage(FILE *f)
         "\n"
         "Exit status: 0 done, 1 a run failed (reason printed and recorded), 2 bad usage.\n",
         f);
+}
+
+/* The Makefile passes both; a build outside it (or outside git) says so. */
+#ifndef PB_VERSION
+#define PB_VERSION "unknown"
+#endif
+#ifndef PB_GIT_COMMIT
+#define PB_GIT_COMMIT ""
+#endif
+
+void cli_version(FILE *f)
+{
+    fprintf(f, "placebench %s (git commit %s)\n", PB_VERSION, PB_GIT_COMMIT[0] ? PB_GIT_COMMIT : "unknown");
 }
 
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero)
@@ -188,6 +212,8 @@ static const struct option long_options[] = {
     {"profile-detail", required_argument, 0, OPT_PROFILE_DETAIL},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    SERVE_CLI_LONG_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -215,7 +241,10 @@ static int apply_option(int c, const char *arg, struct options *o)
         if (dtype_parse(arg, &o->dtype))
             return pb_fail("--dtype: unknown dtype \"%s\"; valid: bf16, fp16, fp32", arg);
         return PB_OK;
-    case OPT_WEIGHTS: o->weights = arg; return PB_OK;
+    case OPT_WEIGHTS:
+        o->weights_random = !strcmp(arg, "random");
+        o->weights = o->weights_random ? NULL : arg;
+        return PB_OK;
     case OPT_SEED: {
         int v;
         PB_TRY(parse_count("--seed", arg, &v, 1));
@@ -244,7 +273,9 @@ static int apply_option(int c, const char *arg, struct options *o)
     case OPT_PLOT: o->plot = 1; return PB_OK;
     case OPT_EXPLAIN: o->explain = 1; return PB_OK;
     case 'o': o->out_dir = arg; return PB_OK;
-    default: return pb_fail("unknown option; see bench --help");
+    default:
+        if (serve_cli_owns(c)) return serve_cli_apply(c, arg, &o->serve);
+        return pb_fail("unknown option; see bench --help");
     }
 }
 
@@ -259,9 +290,9 @@ static int check_combination(struct options *o)
     if ((o->plan_only || o->simulate) && !o->gpus) o->gpus = 2;
     if (o->gpus > PB_MAX_DEVICES) return pb_fail("--gpus: at most %d", PB_MAX_DEVICES);
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
-    if (o->gpu_profile && !o->simulate && !o->predict)
-        return pb_fail("--gpu-profile is used with --simulate or --predict");
-    return PB_OK;
+    if (o->gpu_profile && !o->simulate && !o->predict && !o->plan_only)
+        return pb_fail("--gpu-profile is used with --simulate, --predict or --plan");
+    return serve_cli_check(o);
 }
 
 int cli_parse(int argc, char **argv, struct options *o)
@@ -271,9 +302,13 @@ int cli_parse(int argc, char **argv, struct options *o)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "m:s:g:b:q:n:w:o:h", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:s:g:b:q:n:w:o:hV", long_options, NULL)) != -1) {
         if (c == 'h') {
             cli_usage(stdout);
+            return CLI_EXIT_HELP;
+        }
+        if (c == 'V') {
+            cli_version(stdout);
             return CLI_EXIT_HELP;
         }
         if (c == '?' || c == ':') {
@@ -289,4 +324,21 @@ int cli_parse(int argc, char **argv, struct options *o)
         return CLI_USAGE;
     }
     return check_combination(o) == PB_OK ? CLI_OK : CLI_USAGE;
+}
+
+int cli_load_model(struct options *o, struct model_spec *m)
+{
+    char path[4096];
+    PB_TRY(model_spec_load(model_resolve_path(o->model_path, path, sizeof path), m));
+    if (!o->weights && !o->weights_random && model_folder_has_weights(o->model_path)) o->weights = o->model_path;
+    if (!o->weights || o->plan_only || o->simulate) return PB_OK;
+    /* The GPUs read the tensors much later: a folder that is not safetensors is bad input now. */
+    struct st_files f;
+    if (st_open(o->weights, &f) != PB_OK) {
+        char why[PB_ERROR_LEN];
+        snprintf(why, sizeof why, "%s", pb_last_error());
+        return pb_fail("weights %s: %s; --weights random runs without them", o->weights, why);
+    }
+    st_close(&f);
+    return PB_OK;
 }

@@ -9,7 +9,13 @@
 #define CLI_USAGE 2       /* bad usage: message printed, exit 2 */
 
 int cli_parse(int argc, char **argv, struct options *o);
+/* Load --model (a config, a model folder or a shipped name) and settle the weights:
+ * a folder's own safetensors unless --weights says otherwise; a measured run's
+ * safetensors headers are checked here, before any GPU work. */
+int cli_load_model(struct options *o, struct model_spec *m);
 void cli_usage(FILE *f);
+/* "placebench 0.1.0 (git commit 93424a1)": the commit is the build's, when known. */
+void cli_version(FILE *f);
 /* Parse "1,8,32" into at most max positive integers; -1 with a message if malformed. */
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero);
 #endif

@@ -13,7 +13,9 @@
 #include "../run/results_dir.h"
 #include "../run/run.h"
 #include "../run/simulate_run.h"
+#include "../serve/serve_run.h"
 #include "../measure/cuda_calibrate.h"
+#include "../run/run_common.h"
 
 #define GIB (1ull << 30)
 
@@ -38,7 +40,10 @@ static int plan_job(struct options *o, const struct model_spec *m)
 {
     char dir[4096];
     PB_TRY(results_dir_create(o->out_dir, m->name, "-plan", dir, sizeof dir));
-    return plan_run(o, m, dir);
+    /* --plan prices work on the GPU that is here, when there is one */
+    struct cudaDeviceProp prop;
+    int here = visible_gpus() > 0 && cudaGetDeviceProperties(&prop, 0) == cudaSuccess;
+    return plan_run(o, m, dir, here ? prop.name : NULL);
 }
 
 static int measured_job(struct options *o, const struct model_spec *m)
@@ -47,7 +52,10 @@ static int measured_job(struct options *o, const struct model_spec *m)
     if (present == 0) {
         fprintf(stderr, "bench: no GPU found (cudaGetDeviceCount reports none), so nothing can be "
                         "measured here.\nbench: showing the plan instead; add --simulate --gpu-profile "
-                        "h100 (or h200, a100, l40s, rtx4090) for the cost model's prediction.\n\n");
+                        "h100 (or h200, a100, l40s, rtx4090) for the cost model's prediction.\n");
+        char weights[1100];
+        run_weights_describe(o, weights, sizeof weights);
+        fprintf(stderr, "bench: a measured run would use weights: %s\n\n", weights);
         if (!o->gpus) o->gpus = 2;
         PB_TRY(default_budgets(o));
         return plan_job(o, m);
@@ -79,13 +87,14 @@ int main(int argc, char **argv)
     if (c == CLI_EXIT_HELP) return 0;
     if (c != CLI_OK) return 2;
     if (o.calibrate) return run_calibrate(&o) == PB_OK ? 0 : 1;
-    char path[4096];
     struct model_spec m;
-    if (model_spec_load(model_resolve_path(o.model_path, path, sizeof path), &m) != PB_OK) return 2;
+    if (cli_load_model(&o, &m) != PB_OK) return 2;
     int status;
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;
         status = plan_job(&o, &m);
+    } else if (o.serve.enabled) {
+        status = serve_run(&o, &m);
     } else if (o.simulate) {
         status = run_simulated(&o, &m);
     } else {

@@ -2,6 +2,7 @@
 #ifndef PB_OPTIONS_H
 #define PB_OPTIONS_H
 #include "../../strategies/strategy.h"
+#include "../serve/serve_options.h"
 
 
 struct options {
@@ -27,8 +28,10 @@ struct options {
     int no_cupti;
     int profile_steps;               /* --profile-detail step: one record per replayed graph, not per kernel */
     int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
-    const char *weights;             /* --weights DIR of safetensors; default random */
+    const char *weights;             /* safetensors folder (--weights DIR, or the --model folder's); NULL: random */
+    int weights_random;              /* --weights random: random weights even for a model folder */
     uint64_t seed;
+    struct serve_options serve;      /* --serve and its flags (harness/serve/) */
     const char *out_dir;             /* --out DIR; default results/<timestamp>-<model> */
     char command[2048];              /* the command line, for reports */
 };

@@ -534,3 +534,20 @@ void cupti_stop(void)
     g.collecting = 0;
     pthread_mutex_unlock(&g.lock);
 }
+
+int cupti_exec_profiling(void *state, int on)
+{
+    (void)state;
+    return cupti_set_collecting(on);
+}
+
+int cupti_exec_collect(void *state, struct trace *t, int iteration)
+{
+    (void)state;
+    if (t) return cupti_collect(t, iteration);
+    struct trace scratch;
+    trace_init(&scratch, 1);
+    int rc = cupti_collect(&scratch, -1);
+    trace_free(&scratch);
+    return rc;
+}

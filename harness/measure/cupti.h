@@ -54,4 +54,8 @@ uint64_t cupti_now_ns(void);
 int cupti_set_collecting(int on);
 /* Disable collection and flush what is left (discarded). */
 void cupti_stop(void);
+/* executor.h's `profiling` and `collect` for the executors CUPTI measures (CUDA,
+ * MPI): cupti_set_collecting, and cupti_collect into t (t NULL: discarded). */
+int cupti_exec_profiling(void *state, int on);
+int cupti_exec_collect(void *state, struct trace *t, int iteration);
 #endif

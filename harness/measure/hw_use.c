@@ -20,24 +20,23 @@ void step_work_add(struct step_work *w, const struct schedule *s, double times)
     }
 }
 
-int step_work_of_point(const struct model_spec *m, const struct strategy *st, const struct placement *p,
-                       const struct workload *w, int decode_tokens, struct step_work *out)
+void step_work_of_program(const struct program *g, struct step_work *out)
 {
     memset(out, 0, sizeof *out);
-    struct schedule s;
-    PB_TRY(st->plan(m, p, w, &s));
-    step_work_add(out, &s, 1);
-    schedule_free(&s);
-    for (int k = 0; k < decode_tokens; k++) {
-        struct workload d = *w;
-        d.mode = MODE_DECODE;
-        d.seq = 1;
-        d.context = w->seq + k + 1;
-        PB_TRY(st->plan(m, p, &d, &s));
-        step_work_add(out, &s, 1);
-        schedule_free(&s);
+    step_work_add(out, &g->prompt, 1);
+    int first = -1;   /* the template carries the first decode pass's context */
+    for (int k = 0; k < g->n_passes; k++) {
+        if (!g->passes[k].decode) continue;
+        if (first < 0) first = g->passes[k].context;
+        step_work_add(out, &g->decode, 1);
+        double extra = g->passes[k].context - first;
+        for (int i = 0; extra > 0 && i < g->decode.n_steps; i++) {
+            const struct step *st = &g->decode.steps[i];
+            if (!is_compute(st->kind) || st->device < 0 || st->device >= PB_MAX_DEVICES) continue;
+            out->flops[st->device] += st->flops_per_position * extra;
+            out->bytes[st->device] += st->bytes_per_position * extra;
+        }
     }
-    return PB_OK;
 }
 
 void hw_use_fill(struct iteration_metrics *m, const struct step_work *w, double copy_gbps, double gemm_tflops)

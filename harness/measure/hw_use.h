@@ -16,10 +16,9 @@ struct step_work {
 /* Add `times` passes of schedule s: its compute steps' flops and mem_bytes per device
  * (copies and collectives move bytes over links, not through the GPU's memory roofline). */
 void step_work_add(struct step_work *w, const struct schedule *s, double times);
-/* The work of one iteration of a point: the prefill schedule, then with decode_tokens
- * > 0 one decode pass per token at its own context (seq + k + 1), planned by st. */
-int step_work_of_point(const struct model_spec *m, const struct strategy *st, const struct placement *p,
-                       const struct workload *w, int decode_tokens, struct step_work *out);
+/* The work of one iteration of a program: its prompt pass, then every decode pass as
+ * the template plus the work its extra positions add (flops_ and bytes_per_position). */
+void step_work_of_program(const struct program *g, struct step_work *out);
 /* mbu = bytes / (window x copy_gbps), mfu = flops / (window x gemm_tflops) per GPU of m;
  * NAN where the window, a ceiling or busy time is unknown. */
 void hw_use_fill(struct iteration_metrics *m, const struct step_work *w, double copy_gbps, double gemm_tflops);

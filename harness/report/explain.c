@@ -13,6 +13,10 @@
 #define GIB (1024.0 * 1024 * 1024)
 #define MAX_WORKLOADS 8   /* paragraph groups; a bigger sweep points to summary.csv */
 #define WRAP 90
+/* Two latencies are "the same" when they differ by at most this fraction of the
+ * larger: p50s of repeated runs move by about that much, and it is a thousand
+ * times a CUDA event's 0.5 us resolution at the millisecond scale of a pass. */
+#define SAME_FRACTION 0.005
 
 /* Text under construction: a paragraph is gathered, then wrapped into the output. */
 struct text {
@@ -68,6 +72,11 @@ static void end_paragraph(struct text *t)
     if (t->para_used) out(t, "\n", 1);
     t->para_used = 0;
     t->para[0] = 0;
+}
+
+static int same_time(double a, double b)
+{
+    return fabs(a - b) <= SAME_FRACTION * fmax(a, b);
 }
 
 static int same_workload(const struct point_result *a, const struct point_result *b)
@@ -249,6 +258,20 @@ static int physical_gpus(const struct point_result *p)
     return n;
 }
 
+/* Generation is bound by reading weights: a stage reads all of its weights for
+ * every microbatch of every token, m times what one pass of the whole batch reads. */
+static void weights_read_again(struct text *t, const struct point_result *p, const struct point_result *base)
+{
+    uint64_t params[PB_MAX_DEVICES] = {0}, cpu = 0, most = 0;
+    placement_device_params(p->placement, params, &cpu);
+    for (int d = 0; d < p->placement->n_devices; d++) most = params[d] > most ? params[d] : most;
+    say(t, " Here it does not beat %s: generating a token reads all of a stage's weights (up to ", base->strategy);
+    say_bytes(t, most);
+    say(t, ") once per microbatch, %d times per token, where %s reads them once for the whole batch; decoding "
+           "is bound by those reads, so splitting the batch multiplies them faster than the overlap saves.",
+        p->microbatches, base->strategy);
+}
+
 static void pipeline(struct text *t, const struct point_result *r, int n, int g, const struct point_result *naive,
                      const struct point_result *single)
 {
@@ -259,20 +282,24 @@ static void pipeline(struct text *t, const struct point_result *r, int n, int g,
         end_paragraph(t);
         return;
     }
-    say(t, "pipeline (%d stages, %d microbatches): %sp50 %.2f ms", p->stages, p->microbatches, t->pred, p->p50_ms);
+    say(t, "pipeline (%d stages, %d microbatch%s): %sp50 %.2f ms", p->stages, p->microbatches,
+        p->microbatches == 1 ? "" : "es", t->pred, p->p50_ms);
     const struct point_result *base = naive && naive->ok ? naive : single && single->ok ? single : NULL;
     if (base) say(t, ", %.2fx %s", base->p50_ms / p->p50_ms, base->strategy);
     if (single && single->ok && base != single) say(t, " and %.2fx single", single->p50_ms / p->p50_ms);
-    say(t, ". Its stages work on different microbatches at the same time");
-    if (p->busy_known && !isnan(p->gpipe_bound)) {
-        double sum = 0;
-        for (int s = 0; s < p->stages; s++) sum += p->bubble[s];
-        say(t, "; the %sbubble (idle fraction, mean over stages) is %.0f%% against the GPipe bound "
-               "(p-1)/(m+p-1) = %.0f%%", t->pred, 100 * sum / p->stages, 100 * p->gpipe_bound);
-    } else if (!p->busy_known) {
-        say(t, "; its bubble is unknown (no busy time), the GPipe bound is %.0f%%", 100 * p->gpipe_bound);
-    }
     say(t, ".");
+    if (p->microbatches > 1) {
+        say(t, " Its stages work on different microbatches at the same time");
+        if (p->busy_known && !isnan(p->gpipe_bound)) {
+            double sum = 0;
+            for (int s = 0; s < p->stages; s++) sum += p->bubble[s];
+            say(t, "; the %sbubble (idle fraction, mean over stages) is %.0f%% against the GPipe bound "
+                   "(p-1)/(m+p-1) = %.0f%%", t->pred, 100 * sum / p->stages, 100 * p->gpipe_bound);
+        } else if (!p->busy_known) {
+            say(t, "; its bubble is unknown (no busy time), the GPipe bound is %.0f%%", 100 * p->gpipe_bound);
+        }
+        say(t, ".");
+    }
     int others = 0;
     for (int i = 0; i < n; i++) others += same_workload(&r[i], &r[g]) && !strcmp(r[i].strategy, "pipeline") && r[i].ok;
     if (others > 1) {
@@ -286,9 +313,15 @@ static void pipeline(struct text *t, const struct point_result *r, int n, int g,
         say(t, " Here it does not beat %s: its %d stages share %d GPU%s (--devices), so overlapping them "
                "cannot add compute; on separate GPUs the same schedule overlaps.", base->strategy,
             p->n_devices, physical_gpus(p), physical_gpus(p) == 1 ? "" : "s");
+    else if (base && p->microbatches <= 1)
+        say(t, " With one microbatch (a batch of %d sequence%s is not split) nothing overlaps: it runs as the "
+               "sequential split does.", p->w.batch, p->w.batch == 1 ? "" : "s");
+    else if (base && p->p50_ms >= base->p50_ms && p->decode_tokens > 0 && p->placement)
+        weights_read_again(t, p, base);
     else if (base && p->p50_ms >= base->p50_ms)
-        say(t, " Here it does not beat %s: the microbatches are too small for the GPUs to stay efficient, or "
-               "the copies and waits cost more than the overlap saves.", base->strategy);
+        say(t, " Here it does not beat %s: each of the %d microbatches has 1/%d of the rows, so every kernel "
+               "is smaller and less efficient, and the copies and waits between stages cost more than the "
+               "overlap saves.", base->strategy, p->microbatches, p->microbatches);
     end_paragraph(t);
 }
 
@@ -331,6 +364,10 @@ static void best(struct text *t, const struct point_result *r, int n, int g, con
     if (b->microbatches > 1) say(t, " with %d microbatches", b->microbatches);
     say(t, ", %s%.0f tokens/s", t->pred, b->tokens_per_s);
     if (single && single->ok && b != single) say(t, " (%.2fx single)", single->p50_ms / b->p50_ms);
+    for (int i = 0, k = 0; i < n; i++)
+        if (&r[i] != b && same_workload(&r[i], &r[g]) && r[i].ok && strcmp(r[i].strategy, b->strategy) &&
+            same_time(r[i].p50_ms, b->p50_ms))
+            say(t, "%s%s", k++ ? ", " : "; the same time as ", r[i].strategy);
     say(t, ".");
     int failed = 0;
     for (int i = 0; i < n; i++) failed += same_workload(&r[i], &r[g]) && !r[i].ok;
@@ -378,7 +415,11 @@ void explain_text(const struct options *o, const struct run_env *env, const stru
         placements(&t, naive, autop);
         one_at_a_time(&t, naive, single);
         one_at_a_time(&t, autop, single);
-        if (naive && autop && naive->ok && autop->ok)
+        if (naive && autop && naive->ok && autop->ok && same_time(autop->p50_ms, naive->p50_ms))
+            say(&t, "Both are sequential: the activations walk from GPU to GPU. auto and naive take the same "
+                    "time (%s p50 %.2f and %.2f ms, within %.1f%%).", t.pred[0] ? "predicted" : "measured",
+                autop->p50_ms, naive->p50_ms, 100 * SAME_FRACTION);
+        else if (naive && autop && naive->ok && autop->ok)
             say(&t, "Both are sequential: the activations walk from GPU to GPU. auto is %.2f ms %s than naive "
                     "(%s p50).", fabs(autop->p50_ms - naive->p50_ms),
                 autop->p50_ms > naive->p50_ms ? "slower" : "faster", t.pred[0] ? "predicted" : "measured");

@@ -91,15 +91,12 @@ void placement_summary(const struct placement *p, char *buf, size_t len)
 
 cJSON *placement_device_map(const struct placement *p)
 {
+    /* transformers refuses device_map beside tp_plan: each rank loads onto its own GPU */
+    if (p->tensor_parallel) return cJSON_CreateNull();
     cJSON *map = cJSON_CreateObject();
     for (int i = 0; map && i < p->n_modules; i++) {
         cJSON *v;
-        if (p->tensor_parallel) {
-            /* the GPUs of the module's group */
-            v = cJSON_CreateArray();
-            for (int r = 0; r < p->tp_degree; r++)
-                cJSON_AddItemToArray(v, cJSON_CreateNumber(p->device[i] * p->tp_degree + r));
-        } else if (p->device[i] == PB_DEVICE_CPU) {
+        if (p->device[i] == PB_DEVICE_CPU) {
             v = cJSON_CreateString("cpu");
         } else {
             v = cJSON_CreateNumber(p->device[i]);
@@ -107,4 +104,41 @@ cJSON *placement_device_map(const struct placement *p)
         cJSON_AddItemToObject(map, p->modules[i].name, v);
     }
     return map;
+}
+
+/* strategies/tp.c splits exactly as transformers' Llama plan does: q/k/v and
+ * gate/up by output columns, o and down by input rows (an all-reduce after each),
+ * lm_head by vocabulary with the logits gathered; the embedding is replicated. */
+static const char *const tp_plan_entries[][2] = {
+    {"model.layers.*.self_attn.q_proj", "colwise"}, {"model.layers.*.self_attn.k_proj", "colwise"},
+    {"model.layers.*.self_attn.v_proj", "colwise"}, {"model.layers.*.self_attn.o_proj", "rowwise"},
+    {"model.layers.*.mlp.gate_proj", "colwise"},    {"model.layers.*.mlp.up_proj", "colwise"},
+    {"model.layers.*.mlp.down_proj", "rowwise"},    {"lm_head", "colwise_gather_output"},
+};
+
+cJSON *placement_tp_plan(const struct placement *p)
+{
+    if (!p->tensor_parallel) return NULL;
+    cJSON *plan = cJSON_CreateObject();
+    for (size_t i = 0; plan && i < sizeof tp_plan_entries / sizeof tp_plan_entries[0]; i++)
+        cJSON_AddStringToObject(plan, tp_plan_entries[i][0], tp_plan_entries[i][1]);
+    return plan;
+}
+
+void placement_add_transformers_maps(cJSON *o, const struct placement *p)
+{
+    cJSON_AddItemToObject(o, "device_map", placement_device_map(p));
+    cJSON *tp = placement_tp_plan(p);
+    if (!tp) return;
+    cJSON_AddItemToObject(o, "tp_plan", tp);
+    cJSON_AddNumberToObject(o, "tp_size", p->tp_degree);
+    if (p->n_devices == p->tp_degree) return;
+    /* hybrid: pipeline stages of tp groups, which from_pretrained cannot express; say
+     * which group's GPUs hold each module */
+    cJSON *groups = cJSON_AddObjectToObject(o, "tp_group_devices");
+    for (int i = 0; groups && i < p->n_modules; i++) {
+        cJSON *v = cJSON_CreateArray();
+        for (int r = 0; r < p->tp_degree; r++) cJSON_AddItemToArray(v, cJSON_CreateNumber(p->device[i] * p->tp_degree + r));
+        cJSON_AddItemToObject(groups, p->modules[i].name, v);
+    }
 }

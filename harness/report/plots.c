@@ -85,12 +85,13 @@ int plots_write(const char *dir)
 
 int plots_main(int argc, char **argv)
 {
+    int help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: bench %s RESULTS_DIR\n  %s\n", argv[0],
+        fprintf(help ? stdout : stderr, "usage: bench %s RESULTS_DIR\n  %s\n", argv[0],
                 strcmp(argv[0], "plot-data") ? "draws the timeline, utilisation and sweep pictures (PNG, SVG) "
                                                "into RESULTS_DIR (gnuplot)"
                                              : "writes the gnuplot data for scripts/plot.sh into RESULTS_DIR/plot-data");
-        return 2;
+        return help ? 0 : 2;
     }
     if (strcmp(argv[0], "plot-data")) return plots_write(argv[1]) == PB_OK ? 0 : 1;
     int n;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "placement_view.h"
 #include "../run/run.h"
 
 const char *const summary_csv_columns[] = {
@@ -17,7 +18,7 @@ const char *const summary_csv_columns[] = {
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct",
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
     "idle_peer_wait_ms_per_gpu", "idle_host_ms_per_gpu", "idle_other_ms_per_gpu", "mbu_per_gpu", "mfu_per_gpu",
     NULL};
 
@@ -54,6 +55,13 @@ static void fmt_num(char *buf, size_t len, double v)
     else snprintf(buf, len, "%.6g", v);
 }
 
+/* Counts (bytes) in full: "%.6g" would write 33554432 as 3.35544e+07. */
+static void fmt_count(char *buf, size_t len, double v)
+{
+    if (isnan(v) || isinf(v)) buf[0] = 0;
+    else snprintf(buf, len, "%.0f", v);
+}
+
 /* Per-GPU values joined by ';' (one field, however many GPUs). */
 static void fmt_list(char *buf, size_t len, const struct point_result *r, size_t offset, int n)
 {
@@ -72,7 +80,7 @@ static const char *mode_name(const struct point_result *r)
     return r->w.mode == MODE_DECODE || r->decode_tokens > 0 ? "generate" : "prefill";
 }
 
-static int write_row(FILE *f, const struct point_result *r)
+static int write_row(FILE *f, const struct run_env *env, const struct point_result *r)
 {
     char b[56][1024];
     int k = 0;
@@ -104,7 +112,7 @@ static int write_row(FILE *f, const struct point_result *r)
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, copy_ms), r->ok ? r->n_devices : 0);
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_ms), r->ok ? r->n_devices : 0);
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, own_span_ms), r->ok ? r->n_devices : 0);
-    fmt_num(b[k++], sizeof b[0], known ? r->transfer_bytes : NAN);
+    fmt_count(b[k++], sizeof b[0], known ? r->transfer_bytes : NAN);
     fmt_num(b[k++], sizeof b[0], known ? r->transfer_ms : NAN);
     fmt_num(b[k++], sizeof b[0], known && r->transfer_ms > 0 ? r->transfer_bytes / r->transfer_ms / 1e6 : NAN);
     fmt_num(b[k++], sizeof b[0], known ? r->metrics.allreduce_ms : NAN);
@@ -131,6 +139,7 @@ static int write_row(FILE *f, const struct point_result *r)
     int profiled = r->ok && r->profile_iters > 0;   /* a zero-filled row was not profiled */
     fmt_num(b[k++], sizeof b[0], profiled ? r->profiled_p50_ms : NAN);
     fmt_num(b[k++], sizeof b[0], profiled ? r->cupti_overhead_pct : NAN);
+    snprintf(b[k++], sizeof b[0], "%s", r->predicted ? "none" : env->weights);
     int nd = r->ok ? r->n_devices : 0;
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_peer_wait_ms), nd);
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_host_ms), nd);
@@ -166,7 +175,7 @@ static int finish(FILE *f, const char *tmp, const char *final)
     return PB_OK;
 }
 
-int summary_write_csv(const char *dir, const struct point_result *r, int n)
+int summary_write_csv(const char *dir, const struct run_env *env, const struct point_result *r, int n)
 {
     char tmp[4096], final[4096];
     FILE *f = open_tmp(dir, "summary.csv", tmp, final, sizeof tmp);
@@ -174,7 +183,7 @@ int summary_write_csv(const char *dir, const struct point_result *r, int n)
     int cols = 0;
     for (; summary_csv_columns[cols]; cols++) csv_field(f, summary_csv_columns[cols], !summary_csv_columns[cols + 1]);
     for (int i = 0; i < n; i++)
-        if (write_row(f, &r[i]) != cols) {
+        if (write_row(f, env, &r[i]) != cols) {
             fclose(f);
             remove(tmp);
             return pb_fail("internal: summary.csv row has the wrong number of fields");
@@ -227,6 +236,10 @@ static cJSON *env_json(const struct run_env *e)
     cJSON_AddNumberToObject(o, "iters", e->iters);
     cJSON_AddNumberToObject(o, "profile_iters", e->profile_iters);
     cJSON_AddNumberToObject(o, "warmup", e->warmup);
+    cJSON *w = cJSON_AddObjectToObject(o, "weights");
+    cJSON_AddStringToObject(w, "kind", e->weights);
+    if (!strcmp(e->weights, "safetensors")) cJSON_AddStringToObject(w, "folder", e->weights_dir);
+    if (!strcmp(e->weights, "random")) cJSON_AddNumberToObject(w, "seed", (double)e->seed);
     return o;
 }
 
@@ -244,16 +257,8 @@ static cJSON *point_json(const struct point_result *r)
     cJSON *dev = cJSON_AddArrayToObject(o, "devices");
     for (int d = 0; d < r->n_devices; d++) cJSON_AddItemToArray(dev, cJSON_CreateNumber(r->ordinal[d]));
     cJSON_AddStringToObject(o, "placement_summary", r->placement_summary);
-    if (r->placement) {
-        /* hf_device_map form: module -> logical device index or "cpu" ("sharded" for tp). */
-        cJSON *map = cJSON_AddObjectToObject(o, "device_map");
-        for (int i = 0; i < r->placement->n_modules; i++) {
-            int d = r->placement->device[i];
-            if (d == PB_DEVICE_CPU) cJSON_AddStringToObject(map, r->placement->modules[i].name, "cpu");
-            else if (d < 0 || r->placement->tensor_parallel) cJSON_AddStringToObject(map, r->placement->modules[i].name, "sharded");
-            else cJSON_AddNumberToObject(map, r->placement->modules[i].name, d);
-        }
-    }
+    /* hf_device_map form (module -> logical device or "cpu"); tp: tp_plan instead */
+    if (r->placement) placement_add_transformers_maps(o, r->placement);
     cJSON_AddNumberToObject(o, "stages", r->stages);
     cJSON_AddNumberToObject(o, "steps", r->steps);
     cJSON *lat = cJSON_AddArrayToObject(o, "latency_ms");

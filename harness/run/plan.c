@@ -7,28 +7,26 @@
 #include "../../base/check.h"
 #include "../../base/csv.h"
 #include "../report/placement_view.h"
+#include "predict.h"
 
 #define GIB 1073741824.0
 
-struct workload workload_make(const struct options *o, int batch, int seq, int microbatches)
-{
-    struct workload w = {.batch = batch, .seq = seq, .context = seq, .microbatches = microbatches,
-                         .mode = MODE_PREFILL, .dtype = o->dtype};
-    return w;
-}
-
-void plan_compute(const struct model_spec *m, const struct strategy *s, const struct workload *w,
-                  const struct machine *mc, struct plan_entry *e)
+void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const struct strategy *s,
+                     const struct workload *w, const struct placement *p, struct schedule *sched,
+                     const struct device_profile *prof)
 {
     memset(e, 0, sizeof *e);
     e->strategy = s;
     e->workload = *w;
-    if (s->place(m, w, mc, &e->placement) != PB_OK || s->plan(m, &e->placement, w, &e->schedule) != PB_OK) {
+    if (!p || !sched) {
         snprintf(e->error, sizeof e->error, "%s", pb_last_error());
         return;
     }
     e->ok = 1;
-    placement_device_work(m, &e->placement, w, e->work_ms);
+    e->placement = *p;
+    e->schedule = *sched;
+    memset(sched, 0, sizeof *sched);   /* taken */
+    placement_device_roofline(m, &e->placement, w, prof->bf16_tflops * 1e12, prof->hbm_gbps * 1e9, e->work_ms);
     for (int d = 0; d < e->placement.n_devices; d++) e->work_ms[d] *= 1e3;
     placement_device_params(&e->placement, e->params, &e->cpu_params);
     schedule_device_flops(&e->schedule, e->flops);
@@ -39,9 +37,7 @@ void plan_compute(const struct model_spec *m, const struct strategy *s, const st
             e->copy_bytes += st->bytes;
         }
         /* one per call: its group's first rank counts it */
-        if ((st->kind == STEP_ALLREDUCE || st->kind == STEP_ALLGATHER) &&
-            schedule_group_rank(&e->schedule, st->device) == 0)
-            e->collectives++;
+        if (step_is_collective(st) && schedule_group_rank(&e->schedule, st->device) == 0) e->collectives++;
     }
 }
 
@@ -118,7 +114,7 @@ static cJSON *entry_json(const struct plan_entry *e)
         cJSON_AddStringToObject(j, "error", e->error);
         return j;
     }
-    cJSON_AddItemToObject(j, "device_map", placement_device_map(&e->placement));
+    placement_add_transformers_maps(j, &e->placement);
     cJSON *devs = cJSON_AddArrayToObject(j, "devices");
     for (int d = 0; d < e->placement.n_devices; d++) {
         char what[512];
@@ -149,10 +145,16 @@ static cJSON *entry_json(const struct plan_entry *e)
 }
 
 int plan_write_json(const char *path, const struct options *o, const struct model_spec *m,
-                    const struct plan_entry *e, int n)
+                    const struct device_profile *prof, const struct plan_entry *e, int n)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "command", o->command);
+    /* the rates work_ms_nominal is priced at */
+    cJSON *pj = cJSON_AddObjectToObject(root, "device_profile");
+    cJSON_AddStringToObject(pj, "name", prof->name);
+    cJSON_AddStringToObject(pj, "gpu", prof->gpu);
+    cJSON_AddNumberToObject(pj, "bf16_tflops", prof->bf16_tflops);
+    cJSON_AddNumberToObject(pj, "hbm_gbps", prof->hbm_gbps);
     cJSON *model = cJSON_AddObjectToObject(root, "model");
     cJSON_AddStringToObject(model, "name", m->name);
     cJSON_AddStringToObject(model, "architecture", m->architecture);
@@ -195,56 +197,43 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             if (e[i].ok) snprintf(gpu, sizeof gpu, d < 0 ? "cpu" : "%d", d);
             csv_field(a.f, m->name, 1);
             csv_field(a.f, e[i].strategy->name, 0);
-            csv_number(a.f, e[i].workload.batch, 0);
-            csv_number(a.f, e[i].workload.seq, 0);
+            csv_integer(a.f, e[i].workload.batch, 0);
+            csv_integer(a.f, e[i].workload.seq, 0);
             csv_field(a.f, e[i].ok ? "ok" : "failed", 0);
             csv_field(a.f, e[i].ok ? "" : e[i].error, 0);
             csv_field(a.f, gpu, 0);
             csv_field(a.f, what, 0);
-            csv_number(a.f, !e[i].ok ? NAN : d < 0 ? (double)e[i].cpu_params : (double)e[i].params[d], 0);
-            csv_number(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
+            csv_integer(a.f, !e[i].ok ? NAN : d < 0 ? (double)e[i].cpu_params : (double)e[i].params[d], 0);
+            csv_integer(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
             csv_number(a.f, e[i].ok && d >= 0 ? e[i].work_ms[d] : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].copies : NAN, 0);
-            csv_number(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
-            csv_number(a.f, e[i].ok ? e[i].collectives : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].copies : NAN, 0);
+            csv_integer(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].collectives : NAN, 0);
             csv_end(a.f);
         }
     }
     return atomic_file_commit(&a);
 }
 
-int plan_run(const struct options *o, const struct model_spec *m, const char *dir)
+const char *plan_profile_name(const struct options *o, const char *detected_gpu, const char **why)
 {
-    int n_points = o->n_strategies * o->n_batches * o->n_seqs * o->n_microbatches;
-    struct plan_entry *e = calloc((size_t)n_points, sizeof *e);
-    if (!e) return pb_fail("out of host memory for %d plans", n_points);
-    int n = 0, failed = 0;
-    printf("plan: %s on %d GPU(s), %s; *nominal roofline time of each GPU's modules\n\n", m->name,
-           o->machine.gpus, dtype_name(o->dtype));
-    for (int b = 0; b < o->n_batches; b++)
-        for (int q = 0; q < o->n_seqs; q++)
-            for (int mb = 0; mb < o->n_microbatches; mb++)
-                for (int s = 0; s < o->n_strategies; s++) {
-                    const struct strategy *st = strategy_find(o->strategies[s]);
-                    /* only the pipeline takes a microbatch count; others plan once per point */
-                    if (mb > 0 && !st->takes_microbatches) continue;
-                    struct workload w = workload_make(o, o->batches[b], o->seqs[q], o->microbatches[mb]);
-                    plan_compute(m, st, &w, &o->machine, &e[n]);
-                    plan_print(stdout, &e[n]);
-                    failed += !e[n].ok;
-                    n++;
-                }
+    const char *shipped = predict_profile_for_gpu(detected_gpu);
+    if (o->gpu_profile) *why = "--gpu-profile";
+    else if (shipped) *why = "the GPU found here";
+    else *why = detected_gpu ? "no shipped profile for the GPU found here" : "no GPU found here";
+    return o->gpu_profile ? o->gpu_profile : shipped ? shipped : PLAN_DEFAULT_PROFILE;
+}
+
+int plan_write(const char *dir, const struct options *o, const struct model_spec *m,
+               const struct device_profile *prof, const struct plan_entry *e, int n)
+{
     char path[4200];
     int status = path_join(path, sizeof path, dir, "plan.json");
-    if (status == PB_OK) status = plan_write_json(path, o, m, e, n);
+    if (status == PB_OK) status = plan_write_json(path, o, m, prof, e, n);
     if (status == PB_OK) status = path_join(path, sizeof path, dir, "plan.csv");
     if (status == PB_OK) status = plan_write_csv(path, m, e, n);
     if (status == PB_OK) printf("wrote %s/plan.json and plan.csv\n", dir);
-    for (int i = 0; i < n; i++) plan_entry_free(&e[i]);
-    free(e);
-    if (status == PB_OK && failed)
-        return pb_fail("%d of %d plans were not possible (reasons above and in plan.json)", failed, n);
     return status;
 }

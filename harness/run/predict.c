@@ -1,9 +1,8 @@
-/* --predict: every measured point replayed on the cost model with the same
- * placement and workload, so the table shows predicted beside measured. */
-#include <math.h>
+/* --predict: which shipped profile the cost model uses beside a measured run. The
+ * prediction itself is the cost-model executor run on each point's very program
+ * (sweep.c). */
 #include <string.h>
 #include "predict.h"
-#include "simulate_run.h"
 
 const char *predict_profile_for_gpu(const char *gpu_name)
 {
@@ -13,22 +12,4 @@ const char *predict_profile_for_gpu(const char *gpu_name)
     for (size_t i = 0; gpu_name && i < sizeof known / sizeof known[0]; i++)
         if (strstr(gpu_name, known[i].marker)) return known[i].profile;
     return NULL;
-}
-
-void predict_point(const struct device_profile *prof, const struct model_spec *m, struct point_result *r)
-{
-    r->predicted_ms = r->prediction_error_pct = NAN;
-    const struct strategy *st = strategy_find(r->strategy);
-    if (!r->ok || !r->placement || !st) return;
-    struct point_result pred;
-    struct trace t;
-    /* The measured run's ordinals: logical devices on one GPU share it (--devices 0,0). */
-    if (simulate_point_on(prof, m, st, r->placement, &r->w, r->decode_tokens, r->ordinal, &pred, &t) != PB_OK) {
-        fprintf(stderr, "bench: note: %s: no prediction (%s)\n", r->strategy, pb_last_error());
-        return;
-    }
-    r->predicted_ms = pred.p50_ms;
-    if (r->p50_ms > 0) r->prediction_error_pct = (pred.p50_ms - r->p50_ms) / r->p50_ms * 100;
-    point_result_free(&pred);
-    trace_free(&t);
 }

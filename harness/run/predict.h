@@ -1,4 +1,5 @@
-/* --predict: the cost model's latency beside each measured point, and its error. */
+/* --predict: the cost model's latency beside each measured point, and its error
+ * (the cost-model executor on the point's program, run/sweep.c). */
 #ifndef PB_PREDICT_H
 #define PB_PREDICT_H
 #include "../exec/model/device_profile.h"
@@ -7,7 +8,4 @@
 /* The shipped profile for a GPU's product name ("NVIDIA H100 80GB HBM3" -> "h100"),
  * or NULL when none fits (then --gpu-profile must name one). */
 const char *predict_profile_for_gpu(const char *gpu_name);
-/* Predict r's point (its placement and workload) and fill r->predicted_ms and
- * r->prediction_error_pct; both stay NAN when r failed or the model cannot run it. */
-void predict_point(const struct device_profile *prof, const struct model_spec *m, struct point_result *r);
 #endif

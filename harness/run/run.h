@@ -61,6 +61,9 @@ struct run_env {
     char command[2048];
     char started[32];              /* ISO 8601 UTC */
     int iters, warmup, profile_iters;
+    char weights[16];              /* "random" (seeded), "safetensors", or "none" (predicted: no kernels ran) */
+    char weights_dir[1024];        /* the safetensors folder, when weights is "safetensors" */
+    uint64_t seed;                 /* of the random weights and the prompt */
 };
 
 void point_result_free(struct point_result *r);
@@ -69,7 +72,7 @@ void point_result_free(struct point_result *r);
 void run_env_versions(struct run_env *env);
 
 /* Reports: written under dir to a temporary name, then renamed. */
-int summary_write_csv(const char *dir, const struct point_result *r, int n);
+int summary_write_csv(const char *dir, const struct run_env *env, const struct point_result *r, int n);
 int summary_write_json(const char *dir, const struct run_env *env, const struct point_result *r, int n);
 /* The CSV columns in order, for docs and tests. */
 extern const char *const summary_csv_columns[];

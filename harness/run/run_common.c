@@ -101,11 +101,11 @@ static void latencies(struct point_result *r)
     }
 }
 
-void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p)
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters)
 {
     latencies(r);
-    metrics_mean(t, r->profile_iters, &r->metrics);
-    r->busy_known = t->busy_known && r->profile_iters > 0 && r->metrics.gpu[0].known;
+    metrics_mean(t, trace_iters, &r->metrics);
+    r->busy_known = t->busy_known && trace_iters > 0 && r->metrics.gpu[0].known;
     /* Without CUPTI the window is the event-timed latency; busy time stays unknown. */
     if (!r->busy_known)
         for (int d = 0; d < r->n_devices; d++) r->metrics.gpu[d].window_ms = r->mean_ms;
@@ -125,21 +125,32 @@ void run_summarise(struct point_result *r, const struct trace *t, const struct p
     }
 }
 
-void run_attribute(struct point_result *r, const struct trace *t, const struct model_spec *m,
-                   const struct schedule *pre, const struct schedule *dec, int iters,
+void run_env_weights(struct run_env *env, const struct options *o)
+{
+    snprintf(env->weights, sizeof env->weights, "%s", o->weights ? "safetensors" : "random");
+    snprintf(env->weights_dir, sizeof env->weights_dir, "%s", o->weights ? o->weights : "");
+    env->seed = o->seed;
+}
+
+void run_weights_describe(const struct options *o, char *buf, size_t len)
+{
+    if (o->weights) snprintf(buf, len, "safetensors from %s", o->weights);
+    else snprintf(buf, len, "random (seed %llu)", (unsigned long long)o->seed);
+}
+
+void run_attribute(struct point_result *r, const struct trace *t, const struct program *g, int iters,
                    const struct device_profile *prof)
 {
-    if (!r->ok || !r->busy_known) return;
-    const struct schedule *s = !dec || idle_causes_same_structure(pre, dec) ? pre : NULL;
+    if (!r->busy_known) return;
+    const struct schedule *dec = g->decode.n_steps ? &g->decode : NULL;
+    const struct schedule *s = !dec || idle_causes_same_structure(&g->prompt, dec) ? &g->prompt : NULL;
     if (idle_causes_mean(t, iters, s, &r->metrics) != PB_OK)
         fprintf(stderr, "bench: note: %s: idle time not split by cause (%s)\n", r->strategy, pb_last_error());
     if (work_kinds_mean(t, iters, s, &r->metrics) != PB_OK)
         fprintf(stderr, "bench: note: %s: busy time not split by step kind (%s)\n", r->strategy, pb_last_error());
-    const struct strategy *st = strategy_find(r->strategy);
+    if (!prof) return;
     struct step_work w;
-    if (!prof || !st || !r->placement ||
-        step_work_of_point(m, st, r->placement, &r->w, r->decode_tokens, &w) != PB_OK)
-        return;
+    step_work_of_program(g, &w);
     hw_use_fill(&r->metrics, &w, prof->hbm_gbps, prof->bf16_tflops);
 }
 
@@ -156,18 +167,9 @@ const struct device_profile *run_ceilings_profile(const char *gpu_profile, const
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
                       const struct trace *const *traces, int n)
 {
-    PB_TRY(summary_write_csv(dir, res, n));
+    PB_TRY(summary_write_csv(dir, env, res, n));
     PB_TRY(summary_write_json(dir, env, res, n));
     char path[4200];
     snprintf(path, sizeof path, "%s/trace.json", dir);
     return trace_json_write(path, env, res, traces, n);
-}
-
-void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n)
-{
-    for (int i = 0; res && i < n; i++) point_result_free(&res[i]);
-    for (int i = 0; traces && i < n; i++) trace_free(&traces[i]);
-    free(res);
-    free(traces);
-    free(tptr);
 }

@@ -28,17 +28,21 @@ void run_reference_or_check(struct point_result *r, struct reference *ref, uint1
 void run_reference_free(struct reference *ref);
 
 /* Latency percentiles from the timed iterations, busy time and transfers from
- * the profiled ones (t holds records of iterations [0, r->profile_iters)), and
- * the CUPTI overhead: profiled p50 over timed p50. */
-void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p);
+ * the trace (t holds records of iterations [0, trace_iters): the profiled ones, or
+ * a model's one), and the CUPTI overhead: profiled p50 over timed p50. */
+void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters);
 
-/* After run_summarise (or the cost model's fill): idle time by cause from the
- * schedules the point ran (pre, and dec for generate mode, else NULL) joined with
- * the trace's `iters` iterations, and MBU / MFU against prof's measured copy and
- * GEMM rates (prof NULL: unknown). Causes stay unknown when dec's dependencies are
- * not pre's (one schedule must explain every pass). Never fails the point. */
-void run_attribute(struct point_result *r, const struct trace *t, const struct model_spec *m,
-                   const struct schedule *pre, const struct schedule *dec, int iters,
+/* Which weights the kernels run on, for summary.json and summary.csv's weights column. */
+void run_env_weights(struct run_env *env, const struct options *o);
+/* The same for people: "safetensors from DIR" or "random (seed 1234)". */
+void run_weights_describe(const struct options *o, char *buf, size_t len);
+
+/* After run_summarise: idle time by cause and busy time by step kind from the program
+ * the point ran (its prompt and decode schedules) joined with the trace's `iters`
+ * iterations, and MBU / MFU against prof's measured copy and GEMM rates (prof NULL:
+ * unknown). Causes stay unknown when the decode template's dependencies are not the
+ * prompt's (one schedule must explain every pass). Never fails the point. */
+void run_attribute(struct point_result *r, const struct trace *t, const struct program *g, int iters,
                    const struct device_profile *prof);
 /* The profile whose ceilings MBU / MFU use in a measured run: --gpu-profile, else the
  * shipped one for the GPU's name. NULL (with a note on stderr) when there is none. */
@@ -48,6 +52,4 @@ const struct device_profile *run_ceilings_profile(const char *gpu_profile, const
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,
                       const struct trace *const *traces, int n);
-/* Free n results and their traces, and the three arrays. */
-void run_results_free(struct point_result *res, struct trace *traces, const struct trace **tptr, int n);
 #endif

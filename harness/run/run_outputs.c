@@ -12,3 +12,10 @@ int run_outputs_write(const struct options *o, const struct run_env *env, const 
     if (o->plot) PB_TRY(plots_write(dir));
     return PB_OK;
 }
+
+void run_outputs_announce(FILE *f, const struct options *o, const char *dir, const char *extra, int predicted)
+{
+    fprintf(f, "wrote %s: summary.csv, summary.json, trace.json, %s%sreport.html%s%s%s\n", dir, extra ? extra : "",
+            extra ? ", " : "", o->explain ? ", explain.txt" : "", o->plot ? ", pictures (*.png, *.svg)" : "",
+            predicted ? " (predicted)" : "");
+}

@@ -6,6 +6,7 @@
 #include "../cli/options.h"
 #include "run.h"
 #include "../measure/trace.h"
+#include "../exec/executor.h"
 
 /* Predict one point for a placement already made: plan the prefill (and, with
  * decode_tokens > 0, one greedy pass per generated token with a growing KV cache),
@@ -21,6 +22,10 @@ int simulate_point(const struct device_profile *prof, const struct model_spec *m
 int simulate_point_on(const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct placement *p, const struct workload *w,
                       int decode_tokens, const int *ordinal, struct point_result *r, struct trace *t);
+
+/* Budgets for placing on simulated GPUs: --max-memory if given, else each GPU's
+ * memory as the profile states it (bench --simulate and --serve). */
+int simulated_machine(const struct options *o, const struct device_profile *prof, struct machine *mc);
 
 /* The whole --simulate job: profile o->gpu_profile (default h200) on o->gpus GPUs
  * with the profile's memory as each GPU's budget unless --max-memory was given;

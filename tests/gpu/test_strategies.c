@@ -47,25 +47,20 @@ static int run_strategy(const char *name, int n_dev, const int *ordinal, int bat
                          .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
     static struct placement p;
     if (st->place(&m, &w, &mc, &p)) return 1;
-    struct schedule pre = {0}, dec = {0};
-    if (st->plan(&m, &p, &w, &pre)) return 1;
-    struct workload wd = w;
-    wd.seq = 1;
-    wd.context = seq + decode;
-    wd.mode = MODE_DECODE;
-    if (decode && st->plan(&m, &p, &wd, &dec)) return 1;
-    struct exec_config c = {.m = &m, .p = &p, .prefill = &pre, .decode = decode ? &dec : NULL,
-                            .n_devices = pre.n_devices, .batch = batch, .seq = seq, .decode_tokens = decode,
-                            .seed = 7, .use_graph = 1, .label = name};
-    for (int d = 0; d < pre.n_devices; d++) c.ordinal[d] = ordinal[d];
-    struct executor *e = NULL;
+    struct program g;
+    if (program_plan(st, &m, &p, &w, decode, &g)) return 1;
+    struct device_map map = {.n = g.prompt.n_devices};
+    for (int d = 0; d < map.n; d++) map.ordinal[d] = ordinal[d];
+    struct exec_config c = {.m = &m, .p = &p, .g = &g, .map = &map, .world = exec_world_single(), .seed = 7,
+                            .use_graph = 1, .label = name};
+    const struct executor_ops *x = &cuda_executor_ops;
+    void *e = NULL;
     double ms;
-    int rc = executor_create(&c, &e) || executor_run(e, -1, NULL, &ms) || executor_run(e, 0, NULL, &ms) ||
-             executor_logits(e, &out->logits, &out->rows, &out->vocab) ||
-             executor_tokens(e, &out->tokens, &out->n_tokens);
-    executor_destroy(e);
-    schedule_free(&pre);
-    schedule_free(&dec);
+    struct exec_outputs got = {0};
+    int rc = x->create(&c, &e) || x->run(e, -1, NULL, &ms) || x->run(e, 0, NULL, &ms) || x->outputs(e, &got);
+    if (e) x->destroy(e);
+    program_free(&g);
+    *out = (struct output){got.logits, got.rows, got.vocab, got.tokens, got.count};
     return rc;
 }
 

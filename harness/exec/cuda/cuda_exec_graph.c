@@ -134,8 +134,8 @@ static int capture_pass(struct executor *e, struct plan_exec *pe, int decode, cu
     CUDA_TRY(cudaStreamBeginCapture(origin(e), cudaStreamCaptureModeThreadLocal));
     e->capture = &c;
     int rc = exec_fork_streams(e, e->fork);
-    if (rc == PB_OK && decode) rc = exec_issue_pass(e, pe, NULL, 0, 1, 1, 1, 1, NULL, -1);
-    else if (rc == PB_OK) rc = exec_issue_pass(e, pe, NULL, 0, 0, generate, generate, 1, NULL, -1);
+    if (rc == PB_OK && decode) rc = exec_issue_pass(e, pe, NULL, NULL, 0, 0, 1, 1, 1, 1, NULL, -1);
+    else if (rc == PB_OK) rc = exec_issue_pass(e, pe, NULL, NULL, 0, 0, 0, generate, generate, 1, NULL, -1);
     if (rc == PB_OK) rc = exec_join_streams(e);
     e->capture = NULL;
     cudaSetDevice(e->c.ordinal[0]);

@@ -10,6 +10,25 @@
 #include "../../measure/cupti.h"
 #include "../executor.h"
 
+/* What the CUDA executors (this one and exec/mpi/'s rank executor) take from
+ * exec_config, unpacked: the program's two schedules and the device map. */
+struct cuda_config {
+    const struct model_spec *m;
+    const struct placement *p;
+    const struct program *g;          /* the passes; prefill and decode are its schedules */
+    const struct schedule *prefill;   /* the prompt pass */
+    const struct schedule *decode;    /* the decode template, NULL for prefill-only runs */
+    int n_devices;
+    int ordinal[PB_MAX_DEVICES];      /* logical device -> CUDA ordinal */
+    int batch, seq, decode_tokens;
+    uint64_t seed;                    /* weights and prompt tokens */
+    const char *weights;              /* safetensors folder, or NULL for random weights */
+    int use_graph;                    /* replay prefill and decode passes from CUDA graphs where possible */
+    const char *label;                /* strategy name, for NVTX ranges */
+};
+/* Unpack c; PB_ERR when the program's devices outnumber the map's. */
+int cuda_config_from(const struct exec_config *c, struct cuda_config *out);
+
 #define EXEC_MAX_PARTS (2 * PB_MAX_DEVICES + 2)
 #define EXEC_MAX_STREAMS 4
 
@@ -63,7 +82,7 @@ struct plan_exec {
 struct capture_nodes;   /* cuda_exec_graph.c: nodes captured so far, and their streams */
 
 struct executor {
-    struct exec_config c;
+    struct cuda_config c;
     struct part_layout l;
     int n_streams;                           /* per logical device */
     cudaStream_t stream[PB_MAX_DEVICES][EXEC_MAX_STREAMS];
@@ -112,7 +131,7 @@ static inline int pe_microbatch(const struct step *st, const struct schedule *s)
 
 /* cuda_exec_layout.c: shared with the MPI executor (exec/mpi/cuda_mpi_exec.c). */
 /* Parts of c->p; part devices are ordinal[logical]. */
-int exec_build_parts(const struct exec_config *c, const int *ordinal, struct part_layout *l);
+int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct part_layout *l);
 /* The part a compute step runs on, -1 for none. */
 int exec_part_for(const struct part_layout *l, const struct step *st);
 /* The first later step that consumes step i's output, -1 if none. */
@@ -130,8 +149,22 @@ int exec_compute(const struct part_layout *l, const struct plan_exec *pe, int i,
 
 /* cuda_exec_issue.c */
 int exec_prepare_plan(struct executor *e, const struct schedule *s, int seq, struct plan_exec *out);
-/* Issue one pass. prev: the pass before (decode: its argmax feeds this embed), or NULL. */
-int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev, int pos,
-                    int use_pos_device, int last_only, int argmax, int capturing, struct trace *t,
-                    int iteration);
+/* Issue one pass. prev: the pass before, whose steps feed[0..n_feed) (the greedy
+ * tokens) this pass's embeds wait for; NULL for the first pass. */
+int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev,
+                    const struct token_feed *feed, int n_feed, int pos, int use_pos_device, int last_only,
+                    int argmax, int capturing, struct trace *t, int iteration);
+
+/* cuda_executor.c: the entry points cuda_exec_ops.c puts behind executor.h. */
+int executor_create(const struct cuda_config *c, struct executor **out);
+void executor_destroy(struct executor *e);
+/* One iteration (every pass of the program), timed with CUDA events; host ranges
+ * (tagged `iteration`) go to t when t is not NULL. */
+int executor_run(struct executor *e, int iteration, struct trace *t, double *ms);
+/* Logits of the last pass, gathered to the host as bf16 bits [rows][vocab];
+ * *out is malloc'ed. Generated tokens [batch] likewise (NULL without generation). */
+int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab);
+int executor_tokens(struct executor *e, int **out, int *count);
+/* 1 when prefill or decode passes ran from a CUDA graph. */
+int executor_used_graph(const struct executor *e);
 #endif

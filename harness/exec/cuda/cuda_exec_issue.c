@@ -111,23 +111,20 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
     return PB_OK;
 }
 
-/* Decode: the embed of sequences [off, off + n) waits for the argmax of the
- * previous pass's head steps that produced their tokens, and nothing else, so
- * groups of sequences stay in flight through the pipeline. */
-static int wait_previous_tokens(const struct plan_exec *prev, const struct step *st, cudaStream_t s)
+/* The greedy tokens a step reads: it waits for the previous pass's steps that
+ * produced its sequences' tokens (the program's feed, strategies/program.c), and
+ * nothing else, so groups of sequences stay in flight through the pipeline. */
+static int wait_feed(const struct plan_exec *prev, const struct token_feed *feed, int n_feed, int i,
+                     cudaStream_t s)
 {
-    for (int k = 0; k < prev->s->n_steps; k++) {
-        const struct step *h = &prev->s->steps[k];
-        if (h->kind != STEP_HEAD && h->kind != STEP_ALLGATHER) continue;
-        if (h->batch_offset < st->batch_offset + st->batch && st->batch_offset < h->batch_offset + h->batch)
-            CUDA_TRY(cudaStreamWaitEvent(s, prev->ev[k], 0));
-    }
+    for (int k = 0; k < n_feed; k++)
+        if (feed[k].embed == i) CUDA_TRY(cudaStreamWaitEvent(s, prev->ev[feed[k].from], 0));
     return PB_OK;
 }
 
-int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev, int pos,
-                    int use_pos_device, int last_only, int argmax, int capturing, struct trace *t,
-                    int iteration)
+int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_exec *prev,
+                    const struct token_feed *feed, int n_feed, int pos, int use_pos_device, int last_only,
+                    int argmax, int capturing, struct trace *t, int iteration)
 {
     const struct schedule *s = pe->s;
     int current = -1;
@@ -157,7 +154,7 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
         }
         cudaStream_t stream = e->stream[st->device][st->stream];
         for (int d = 0; d < st->n_deps; d++) CUDA_TRY(cudaStreamWaitEvent(stream, pe->ev[st->deps[d]], 0));
-        if (st->kind == STEP_EMBED && prev && !capturing) PB_TRY(wait_previous_tokens(prev, st, stream));
+        if (prev && !capturing) PB_TRY(wait_feed(prev, feed, n_feed, i, stream));
         struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
                                   .pos = pos, .pos_device = use_pos_device ? e->d_pos : NULL,
                                   .last_only = last_only};

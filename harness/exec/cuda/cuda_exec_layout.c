@@ -9,7 +9,7 @@
 #include "cuda_exec_internal.h"
 
 
-static int add_part(struct part_layout *l, const struct exec_config *c, const int *ordinal, int logical, int host,
+static int add_part(struct part_layout *l, const struct cuda_config *c, const int *ordinal, int logical, int host,
                     int first, int count)
 {
     if (l->n_parts == EXEC_MAX_PARTS) return pb_fail("placement has more than %d parts", EXEC_MAX_PARTS);
@@ -28,7 +28,7 @@ static int add_part(struct part_layout *l, const struct exec_config *c, const in
 }
 
 /* A part on (logical, host) for embed or head, made empty if none holds layers there. */
-static int part_on(struct part_layout *l, const struct exec_config *c, const int *ordinal, int device, int last)
+static int part_on(struct part_layout *l, const struct cuda_config *c, const int *ordinal, int device, int last)
 {
     int logical = placement_exec_device(device), host = device == PB_DEVICE_CPU, found = -1;
     for (int k = 0; k < l->n_parts; k++)
@@ -36,7 +36,7 @@ static int part_on(struct part_layout *l, const struct exec_config *c, const int
     return found >= 0 ? found : add_part(l, c, ordinal, logical, host, 0, 0);
 }
 
-static int tp_parts(struct part_layout *l, const struct exec_config *c, const int *ordinal)
+static int tp_parts(struct part_layout *l, const struct cuda_config *c, const int *ordinal)
 {
     /* The parts below, the replicated embedding's tokens, the gathered logits and the
      * greedy tokens' way back all assume one group of every device. */
@@ -59,7 +59,7 @@ static int tp_parts(struct part_layout *l, const struct exec_config *c, const in
     return PB_OK;
 }
 
-int exec_build_parts(const struct exec_config *c, const int *ordinal, struct part_layout *l)
+int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct part_layout *l)
 {
     memset(l, 0, sizeof *l);
     l->embed_part = l->head_part = -1;

@@ -149,7 +149,7 @@ static int create_parts(struct executor *e)
     return PB_OK;
 }
 
-int executor_create(const struct exec_config *c, struct executor **out)
+int executor_create(const struct cuda_config *c, struct executor **out)
 {
     *out = NULL;
     struct executor *e = calloc(1, sizeof *e);
@@ -228,9 +228,11 @@ int exec_join_streams(struct executor *e)
     return PB_OK;
 }
 
-static int decode_pass(struct executor *e, int t, const struct plan_exec *prev, struct trace *tr, int it)
+/* Pass k >= 1 of the program: the decode template at the pass's position. */
+static int decode_pass(struct executor *e, int k, const struct plan_exec *prev, struct trace *tr, int it)
 {
-    int pos = e->c.seq + t;
+    int t = k - 1, pos = e->c.g->passes[k].pos, n_feed;
+    const struct token_feed *feed = program_pass_feed(e->c.g, k, &n_feed);
     if (e->graph_state == 1) {
         /* Each token has its own pinned slot: the copy reads it when the stream gets there. */
         e->h_pos[t] = pos;
@@ -239,7 +241,7 @@ static int decode_pass(struct executor *e, int t, const struct plan_exec *prev, 
         CUDA_TRY(cudaMemcpyAsync(e->d_pos, &e->h_pos[t], sizeof(int), cudaMemcpyHostToDevice, origin(e)));
         return exec_graph_replay(e, e->graph);
     }
-    return exec_issue_pass(e, &e->dec, prev, pos, 0, 1, 1, 0, tr, it);
+    return exec_issue_pass(e, &e->dec, prev, feed, n_feed, pos, 0, 1, 1, 0, tr, it);
 }
 
 int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
@@ -264,9 +266,9 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
         }
     }
     if (e->pre_graph_state == 1) PB_TRY(exec_graph_replay(e, e->pre_graph));
-    else PB_TRY(exec_issue_pass(e, &e->pre, NULL, 0, 0, generate, generate, 0, t, iteration));
+    else PB_TRY(exec_issue_pass(e, &e->pre, NULL, NULL, 0, 0, 0, generate, generate, 0, t, iteration));
     const struct plan_exec *prev = &e->pre;
-    for (int k = 0; generate && k < e->c.decode_tokens; k++) {
+    for (int k = 1; generate && k < e->c.g->n_passes; k++) {
         PB_TRY(decode_pass(e, k, prev, t, iteration));
         prev = &e->dec;
     }

@@ -107,33 +107,16 @@ double sim_head_ns(const struct device_profile *p, const struct model_spec *m, c
     return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)d.vocab, (int)d.h, 0, c->seq == 1);
 }
 
-/* Attention FLOPs per layer the step's own FLOPs imply (model_layer_flops and the
- * tp split of strategies/tp.c), or -1 when the step does not say. */
-static double step_attention_flops(const struct model_spec *m, const struct step *st, int tp, double rows)
-{
-    double attn_params = (double)model_attention_params(m), mlp_params = (double)model_mlp_params(m);
-    if (st->flops <= 0) return -1;
-    if (st->kind == STEP_LAYERS)
-        return st->flops / (st->count > 0 ? st->count : 1) - 2.0 * rows * (attn_params + mlp_params);
-    if (st->kind == STEP_ATTENTION) return st->flops * (tp > 0 ? tp : 1) - 2.0 * rows * attn_params;
-    return -1;
-}
-
 struct sim_call sim_step_call(const struct model_spec *m, const struct step *st, int tp_world)
 {
+    (void)m;
     struct sim_call c = {.batch = st->batch > 0 ? st->batch : 1, .tp = tp_world > 0 ? tp_world : 1};
     if (st->kind == STEP_LAYERS) c.tp = 1;   /* whole layers: the executor refuses tp here */
-    c.seq = st->rows > 0 ? st->rows / c.batch : 1;
+    /* The step says its seq and context (strategies/program.c); a step built without
+     * them is a prompt of rows / batch tokens. */
+    c.seq = st->seq > 0 ? st->seq : st->rows > 0 ? st->rows / c.batch : 1;
     if (c.seq < 1) c.seq = 1;
-    c.context = c.seq;
-    double rows = (double)c.batch * c.seq;
-    double attn = step_attention_flops(m, st, tp_world, rows);
-    if (attn > 0) {
-        /* attn = 4 batch heads hd (seq (context - seq) + seq (seq + 1) / 2) */
-        double pos = attn / (4.0 * c.batch * m->heads * m->head_dim);
-        double ctx = c.seq + (pos - c.seq * (c.seq + 1.0) / 2.0) / c.seq;
-        if (ctx > c.seq && ctx < 1e9) c.context = (int)llround(ctx);
-    }
+    c.context = st->context >= c.seq ? st->context : c.seq;
     return c;
 }
 

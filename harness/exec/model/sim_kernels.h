@@ -27,9 +27,8 @@ double sim_mlp_half_ns(const struct device_profile *p, const struct model_spec *
 double sim_embed_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c);
 double sim_head_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c);
 
-/* The call a compute step stands for: batch and rows from the step; the KV length
- * recovered from the step's FLOPs (the attention share grows with it), or equal to
- * seq when the step carries none (a prefill). */
+/* The call a compute step stands for: batch, seq and context from the step (a step
+ * without seq is a prompt of rows / batch tokens, context = seq). */
 struct sim_call sim_step_call(const struct model_spec *m, const struct step *st, int tp_world);
 /* Sum of the step's kernels; 0 for steps that are not compute. */
 double sim_step_kernels_ns(const struct device_profile *p, const struct model_spec *m, const struct step *st,

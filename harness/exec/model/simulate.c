@@ -135,6 +135,7 @@ struct sim {
     int *group_size;           /* at the first member: ranks of the tp group the call spans */
     double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per GPU (gpu[] below) */
     int gpu[PB_MAX_DEVICES];   /* logical device -> the GPU whose SMs and engines it uses */
+    int shift;                 /* positions every step's context is past its template's */
 };
 
 /* Logical devices on one CUDA ordinal (--devices 0,0) share that GPU: the first
@@ -288,7 +289,11 @@ static void sim_run_step(struct sim *x, int i, double t)
         }
         b = fmax(b, x->compute_free[d]);
         x->start[i] = b;
-        x->end[i] = b + sim_compute_ns(p, x->m, st, x->s->tp_world);
+        struct step at = *st;   /* the step at this pass's context */
+        at.context += x->shift;
+        at.flops += x->shift * st->flops_per_position;
+        at.mem_bytes += x->shift * st->bytes_per_position;
+        x->end[i] = b + sim_compute_ns(p, x->m, &at, x->s->tp_world);
         x->compute_free[d] = x->end[i];
     }
     x->state[i] = DONE;
@@ -395,9 +400,28 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
     return simulate_schedule_on(prof, m, s, NULL, iterations, out, latency_ms);
 }
 
+static int simulate_shifted(const struct device_profile *prof, const struct model_spec *m,
+                            const struct schedule *s, const int *ordinal, int shift, int iterations,
+                            struct trace *out, double *latency_ms);
+
 int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
                          const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
                          double *latency_ms)
+{
+    return simulate_shifted(prof, m, s, ordinal, 0, iterations, out, latency_ms);
+}
+
+int simulate_pass(const struct device_profile *prof, const struct model_spec *m, const struct program *g,
+                  int k, const int *ordinal, struct trace *out, double *latency_ms)
+{
+    const struct schedule *s = program_pass_schedule(g, k);
+    int shift = g->passes[k].decode ? g->passes[k].context - g->passes[1].context : 0;
+    return simulate_shifted(prof, m, s, ordinal, shift, 1, out, latency_ms);
+}
+
+static int simulate_shifted(const struct device_profile *prof, const struct model_spec *m,
+                            const struct schedule *s, const int *ordinal, int shift, int iterations,
+                            struct trace *out, double *latency_ms)
 {
     trace_init(out, s->n_devices);
     out->predicted = 1;
@@ -405,7 +429,7 @@ int simulate_schedule_on(const struct device_profile *prof, const struct model_s
     *latency_ms = 0;
     if (iterations < 1) iterations = 1;
     if (s->n_steps == 0) return PB_OK;
-    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps};
+    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps, .shift = shift};
     sim_map_gpus(&x, ordinal);
     int rc = sim_alloc(&x);
     if (rc == PB_OK) rc = sim_index(&x);

@@ -52,4 +52,8 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
 int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
                          const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
                          double *latency_ms);
+/* Pass k of a program, once: its schedule with every step at the pass's context
+ * (the decode template's work grown by the positions past pass 1). */
+int simulate_pass(const struct device_profile *prof, const struct model_spec *m, const struct program *g,
+                  int k, const int *ordinal, struct trace *out, double *latency_ms);
 #endif

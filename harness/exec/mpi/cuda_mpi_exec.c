@@ -32,7 +32,7 @@ struct mpi_executor {
 
 static int create_parts(struct mpi_executor *e)
 {
-    const struct exec_config *c = &e->x.c;
+    const struct cuda_config *c = &e->x.c;
     uint64_t need = 64u << 20;
     for (int k = 0; k < e->l.n_parts; k++)
         if (MINE(e, e->l.parts[k].logical)) need += llama_part_bytes(c->m, &e->l.parts[k].d);
@@ -63,7 +63,7 @@ static int create_parts(struct mpi_executor *e)
 
 static int create_streams(struct mpi_executor *e)
 {
-    const struct exec_config *c = &e->x.c;
+    const struct cuda_config *c = &e->x.c;
     e->n_streams = c->prefill->streams_per_device;
     if (c->decode && c->decode->streams_per_device > e->n_streams) e->n_streams = c->decode->streams_per_device;
     if (e->n_streams > EXEC_MAX_STREAMS)
@@ -206,19 +206,17 @@ static int collective(struct mpi_executor *e, struct mpi_plan *pe, int i, int la
     return llama_argmax_gathered(e->gather, w, (size_t)rows * vl, vl, &call, llama_part_tokens(p), s);
 }
 
-static int wait_previous_tokens(const struct mpi_plan *prev, const struct step *st, cudaStream_t s)
+/* The program's token feed (strategies/program.c): this rank waits only for the
+ * producing steps it has events of; the others' tokens arrive through NCCL. */
+static int wait_feed(const struct mpi_plan *prev, const struct token_feed *feed, int n_feed, int i, cudaStream_t s)
 {
-    for (int k = 0; k < prev->p.s->n_steps; k++) {
-        const struct step *h = &prev->p.s->steps[k];
-        if ((h->kind != STEP_HEAD && h->kind != STEP_ALLGATHER) || !prev->p.ev[k]) continue;
-        if (h->batch_offset < st->batch_offset + st->batch && st->batch_offset < h->batch_offset + h->batch)
-            CUDA_TRY(cudaStreamWaitEvent(s, prev->p.ev[k], 0));
-    }
+    for (int k = 0; k < n_feed; k++)
+        if (feed[k].embed == i && prev->p.ev[feed[k].from]) CUDA_TRY(cudaStreamWaitEvent(s, prev->p.ev[feed[k].from], 0));
     return PB_OK;
 }
 
-
-static int issue_step(struct mpi_executor *e, struct mpi_plan *pe, const struct mpi_plan *prev, int i, int pos,
+static int issue_step(struct mpi_executor *e, struct mpi_plan *pe, const struct mpi_plan *prev,
+                      const struct token_feed *feed, int n_feed, int i, int pos,
                       int last_only, int argmax)
 {
     const struct step *st = &pe->p.s->steps[i];
@@ -227,13 +225,14 @@ static int issue_step(struct mpi_executor *e, struct mpi_plan *pe, const struct 
     if (st->kind == STEP_COPY) return copy_part(e, pe, i, s);
     if (!MINE(e, st->device)) return receive_tokens(e, st, s);
     PB_TRY(wait_deps(pe, st, s));
-    if (st->kind == STEP_EMBED && prev) PB_TRY(wait_previous_tokens(prev, st, s));
+    if (prev) PB_TRY(wait_feed(prev, feed, n_feed, i, s));
     struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->p.seq, .pos = pos,
                               .last_only = last_only};
     return compute(e, pe, i, &call, argmax, s);
 }
 
-static int issue_pass(struct mpi_executor *e, struct mpi_plan *pe, const struct mpi_plan *prev, int pos, int last_only,
+static int issue_pass(struct mpi_executor *e, struct mpi_plan *pe, const struct mpi_plan *prev,
+                      const struct token_feed *feed, int n_feed, int pos, int last_only,
                       int argmax, struct trace *t, int iteration)
 {
     for (int oi = 0; oi < pe->p.s->n_steps; oi++) {
@@ -245,7 +244,7 @@ static int issue_pass(struct mpi_executor *e, struct mpi_plan *pe, const struct 
         step_label(pe->p.s, st, label, sizeof label);
         exec_nvtx_push(e->nvtx, label);
         cupti_push_step(i, pe_microbatch(st, pe->p.s));
-        int rc = issue_step(e, pe, prev, i, pos, last_only, argmax);
+        int rc = issue_step(e, pe, prev, feed, n_feed, i, pos, last_only, argmax);
         cupti_pop_step();
         nvtxDomainRangePop(e->nvtx);
         PB_TRY(rc);
@@ -324,7 +323,7 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
 {
     *ms = 0;
     if (e->idle) return PB_OK;
-    const struct exec_config *c = &e->x.c;
+    const struct cuda_config *c = &e->x.c;
     int generate = c->decode != NULL;
     uint64_t t0 = cupti_now_ns();
     CUDA_TRY(cudaSetDevice(e->x.ordinal));
@@ -334,10 +333,12 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
     if (generate && MINE(e, e->l.parts[embed].logical))   /* decode overwrote the prompt's token rows */
         CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(e->l.parts[embed].p), e->h_prompt,
                                  (size_t)c->batch * c->seq * sizeof(int), cudaMemcpyHostToDevice, e->stream[0]));
-    PB_TRY(issue_pass(e, &e->pre, NULL, 0, generate, generate, t, iteration));
+    PB_TRY(issue_pass(e, &e->pre, NULL, NULL, 0, 0, generate, generate, t, iteration));
     const struct mpi_plan *prev = &e->pre;
-    for (int k = 0; generate && k < c->decode_tokens; k++) {
-        PB_TRY(issue_pass(e, &e->dec, prev, c->seq + k, 1, 1, t, iteration));
+    for (int k = 1; generate && k < c->g->n_passes; k++) {   /* the decode template at each pass's position */
+        int n_feed;
+        const struct token_feed *feed = program_pass_feed(c->g, k, &n_feed);
+        PB_TRY(issue_pass(e, &e->dec, prev, feed, n_feed, c->g->passes[k].pos, 1, 1, t, iteration));
         prev = &e->dec;
     }
     PB_TRY(fork_join(e, 1));
@@ -402,3 +403,55 @@ int mpi_executor_tokens(struct mpi_executor *e, int **out, int *count)
     *count = e->x.c.batch;
     return PB_OK;
 }
+
+/* ---- behind executor.h ---- */
+
+/* What exec/mpi/cuda_mpi_run.c's world carries for its executors. */
+static int mpi_create(const struct exec_config *c, void **state)
+{
+    const struct mpi_exec_world *mw = c->world->impl;
+    const struct program *g = c->g;
+    *state = NULL;
+    if (g->prompt.n_devices > c->world->size)
+        return pb_fail("%s uses %d devices but only %d ranks run", c->label, g->prompt.n_devices, c->world->size);
+    if (g->prompt.tp_world > 1 && g->prompt.tp_world != c->world->size)
+        return pb_fail("%s: tensor parallel over %d of %d ranks needs a sub-communicator (not built); run "
+                       "-np %d", c->label, g->prompt.tp_world, c->world->size, g->prompt.tp_world);
+    struct mpi_exec_config x = {.device = c->world->rank, .ordinal = c->map->ordinal[c->world->rank], .comm = mw->comm};
+    PB_TRY(cuda_config_from(c, &x.c));
+    struct mpi_executor *e = NULL;
+    int rc = mpi_executor_create(&x, &e);
+    *state = e;
+    return rc;
+}
+
+static int mpi_run(void *state, int iteration, struct trace *t, double *ms)
+{
+    return mpi_executor_run(state, iteration, t, ms);
+}
+
+static int mpi_outputs(void *state, struct exec_outputs *out)
+{
+    struct mpi_executor *e = state;
+    *out = (struct exec_outputs){.logits_rank = mpi_executor_logits_rank(e), .tokens_rank = mpi_executor_tokens_rank(e)};
+    if (e->dev == out->logits_rank) PB_TRY(mpi_executor_logits(e, &out->logits, &out->rows, &out->vocab));
+    if (e->dev == out->tokens_rank) PB_TRY(mpi_executor_tokens(e, &out->tokens, &out->count));
+    return PB_OK;
+}
+
+static void mpi_destroy(void *state)
+{
+    mpi_executor_destroy(state);
+    cupti_exec_collect(NULL, NULL, -1);
+}
+
+const struct executor_ops mpi_executor_ops = {
+    .name = "mpi",
+    .copies_are_kernels = 1,
+    .create = mpi_create,
+    .run = mpi_run,
+    .profiling = cupti_exec_profiling,
+    .collect = cupti_exec_collect,
+    .outputs = mpi_outputs,
+    .destroy = mpi_destroy,
+};

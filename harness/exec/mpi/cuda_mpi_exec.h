@@ -10,13 +10,18 @@
 #include "../executor.h"
 
 struct mpi_exec_config {
-    struct exec_config c;   /* c.n_devices: the schedule's; c.ordinal and c.use_graph are ignored */
+    struct cuda_config c;   /* c.n_devices: the schedule's; c.ordinal and c.use_graph are ignored */
     int device;             /* schedule device this rank runs (= its rank); >= n_devices: idle */
     int ordinal;            /* its CUDA ordinal */
     ncclComm_t comm;        /* all ranks, rank r = schedule device r */
 };
 
 struct mpi_executor;
+
+/* The world's impl for executor.h's mpi_executor_ops: the communicator of all ranks. */
+struct mpi_exec_world {
+    ncclComm_t comm;
+};
 
 int mpi_executor_create(const struct mpi_exec_config *x, struct mpi_executor **out);
 void mpi_executor_destroy(struct mpi_executor *e);

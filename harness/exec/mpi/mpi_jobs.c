@@ -32,7 +32,7 @@ int mpi_plan_job(const struct mpi_world *w, struct options *o, const struct mode
         char dir[4096];
         rc = plan_budgets(w, o);
         if (rc == PB_OK) rc = results_dir_create(o->out_dir, m->name, "-plan", dir, sizeof dir);
-        if (rc == PB_OK) rc = plan_run(o, m, dir);
+        if (rc == PB_OK) rc = plan_run(o, m, dir, NULL);   /* rank 0 needs no GPU to plan */
     }
     return mpi_world_agree(w, rc, "planning on rank 0");
 }
@@ -50,9 +50,8 @@ static int dispatch(const struct mpi_world *w, struct options *o, mpi_measured_f
         int rc = w->rank == 0 ? pb_fail("--calibrate measures one machine: run it without mpirun") : PB_OK;
         return mpi_world_agree(w, rc, "calibrating");
     }
-    char path[4096];
     static struct model_spec m;
-    int rc = model_spec_load(model_resolve_path(o->model_path, path, sizeof path), &m);
+    int rc = cli_load_model(o, &m);
     if (mpi_world_agree(w, rc, "loading the model") != PB_OK) return 2;
     if (o->plan_only) return mpi_plan_job(w, o, &m) == PB_OK ? 0 : 1;
     if (o->simulate) return mpi_simulate_job(w, o, &m) == PB_OK ? 0 : 1;

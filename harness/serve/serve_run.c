@@ -1,0 +1,208 @@
+/* The --serve job on the cost model. The stream is made once per rate from the
+ * seed and handed unchanged to every strategy; each strategy places once and
+ * keeps one cost cache across its rates (a step's cost does not depend on the
+ * rate, only on its shape). */
+#include "serve_run.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../base/atomic_file.h"
+#include "../report/placement_view.h"
+#include "../run/results_dir.h"
+#include "../run/simulate_run.h"
+#include "serve_cost.h"
+#include "serve_report.h"
+
+#define DEFAULT_PROFILE "h200"
+
+void serve_point_free(struct serve_point *p)
+{
+    serve_results_free(p->res, p->n_res);
+    free(p->res);
+    p->res = NULL;
+}
+
+double serve_point_utilisation(const struct serve_point *p, int device)
+{
+    if (!p->ok || device >= p->tot.n_devices || !(p->met.span_ms > 0)) return NAN;
+    return p->tot.busy_ms[device] / p->met.span_ms;
+}
+
+/* The pipeline keeps one group per microbatch in flight: --microbatches, or one per
+ * stage (what fills every stage once). Everything else serves one batch at a time. */
+static int serve_groups(const struct options *o, const struct strategy *st, const struct placement *p)
+{
+    if (!st->takes_microbatches) return 1;
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
+    int groups = o->n_microbatches && o->microbatches[0] > 0 ? o->microbatches[0] : placement_stages(p, sd, sf, sc);
+    if (groups > o->serve.max_batch) groups = o->serve.max_batch;
+    return groups < 1 ? 1 : groups;
+}
+
+static int mean_prompt(const struct serve_request *req, int n)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += req[i].prompt_tokens;
+    return n ? (int)ceil(sum / n) : 1;
+}
+
+/* Reference step costs for --explain: what one decode step and one prefill cost. */
+static void reference_steps(struct serve_cost_model *c, int prompt, struct serve_point *pt)
+{
+    struct serve_step_cost cost;
+    pt->decode_step_ms = pt->prefill_step_ms = NAN;
+    if (pt->tot.decode_steps > 0) {
+        struct serve_step_shape d = {.mode = MODE_DECODE, .seq = 1,
+                                     .batch = (int)lround(pt->tot.decode_batch_sum / pt->tot.decode_steps),
+                                     .context = (int)lround(pt->tot.decode_context_sum / pt->tot.decode_steps)};
+        if (d.batch < 1) d.batch = 1;
+        if (serve_cost_model_step(c, &d, &cost) == PB_OK) pt->decode_step_ms = cost.latency_ms;
+    }
+    struct serve_step_shape f = {.mode = MODE_PREFILL, .batch = 1, .seq = prompt, .context = prompt};
+    if (serve_cost_model_step(c, &f, &cost) == PB_OK) pt->prefill_step_ms = cost.latency_ms;
+}
+
+static void mark_failed(struct serve_point *pt, const char *why)
+{
+    pt->ok = 0;
+    snprintf(pt->reason, sizeof pt->reason, "%s", why);
+}
+
+/* One strategy at every rate: place, size the KV cache, serve each stream. */
+static void serve_strategy(const struct options *o, const struct model_spec *m, const struct device_profile *prof,
+                           const struct machine *mc, const struct strategy *st, struct serve_request *const *streams,
+                           struct serve_point *pts)
+{
+    const struct serve_options *so = &o->serve;
+    int n_req = so->requests, prompt = mean_prompt(streams[0], n_req);
+    for (int r = 0; r < so->n_rates; r++) {
+        memset(&pts[r], 0, sizeof pts[r]);
+        snprintf(pts[r].strategy, sizeof pts[r].strategy, "%s", st->name);
+        pts[r].rate = so->rates[r];
+        pts[r].max_batch = so->max_batch;
+        pts[r].slo = (struct serve_slo){so->slo_ttft_ms, so->slo_tpot_ms};
+    }
+    struct placement *p = malloc(sizeof *p);
+    struct workload w = {.batch = so->max_batch, .seq = prompt, .context = prompt, .mode = MODE_PREFILL,
+                         .dtype = o->dtype};
+    int64_t kv = 0;
+    int rc = p ? st->place(m, &w, mc, p) : pb_fail("out of host memory placing %s", st->name);
+    if (rc == PB_OK) rc = serve_kv_capacity(m, p, mc, o->dtype, &kv);
+    if (rc != PB_OK) {
+        for (int r = 0; r < so->n_rates; r++) mark_failed(&pts[r], pb_last_error());
+        free(p);
+        return;
+    }
+    struct serve_cost_model cost;
+    serve_cost_model_init(&cost, prof, m, st, p, o->dtype, o->n_devices_listed > 0 ? o->devices : NULL);
+    struct serve_executor ex = serve_cost_model_executor(&cost);
+    struct serve_policy pol = {.max_batch = so->max_batch, .groups = serve_groups(o, st, p),
+                               .kv_capacity_tokens = kv, .max_context = m->max_position};
+    for (int r = 0; r < so->n_rates; r++) {
+        struct serve_point *pt = &pts[r];
+        placement_summary(p, pt->placement_summary, sizeof pt->placement_summary);
+        pt->n_devices = p->n_devices;
+        pt->groups = pol.groups;
+        pt->kv_capacity_tokens = kv;
+        long lookups = cost.lookups, evals = cost.evaluations;
+        pt->res = calloc((size_t)n_req, sizeof *pt->res);
+        rc = pt->res ? PB_OK : pb_fail("out of host memory for %d request results", n_req);
+        if (rc == PB_OK) rc = serve_engine_run(&ex, &pol, streams[r], n_req, pt->res, &pt->tot);
+        if (rc == PB_OK) pt->n_res = n_req;
+        if (rc == PB_OK)
+            rc = serve_metrics_compute(pt->res, n_req, &pt->slo, so->slo_given, &pt->met);
+        pt->cost_lookups = cost.lookups - lookups;
+        pt->cost_evaluations = cost.evaluations - evals;
+        if (rc != PB_OK) {
+            mark_failed(pt, pb_last_error());
+            serve_point_free(pt);
+            continue;
+        }
+        pt->ok = 1;
+        reference_steps(&cost, prompt, pt);
+    }
+    serve_cost_model_free(&cost);
+    free(p);
+}
+
+static void print_table(FILE *f, const struct options *o, const struct model_spec *m,
+                        const struct device_profile *prof, const struct serve_point *pts, int n)
+{
+    const struct serve_options *so = &o->serve;
+    fprintf(f, "PREDICTED serving by the cost model (not measured): %s on %d x %s (profile %s), %d requests, "
+               "max batch %d\n", m->name, o->gpus, prof->gpu, prof->name, so->requests, so->max_batch);
+    fprintf(f, "%-9s %7s %8s %10s %10s %9s %9s %9s %9s  %s\n", "strategy", "rate", "req/s", "ttft_p50", "ttft_p99",
+            "tpot_p50", "tpot_p99", "tok/s", "goodput", "utilisation per GPU");
+    for (int i = 0; i < n; i++) {
+        const struct serve_point *p = &pts[i];
+        char rate[16];
+        snprintf(rate, sizeof rate, isinf(p->rate) ? "inf" : "%.3g", p->rate);
+        if (!p->ok) {
+            fprintf(f, "%-9s %7s  not served: %s\n", p->strategy, rate, p->reason);
+            continue;
+        }
+        char util[256] = "";
+        size_t used = 0;
+        for (int d = 0; d < p->tot.n_devices && used + 8 < sizeof util; d++)
+            used += (size_t)snprintf(util + used, sizeof util - used, "%s%.2f", d ? " " : "",
+                                     serve_point_utilisation(p, d));
+        char goodput[16] = "-";   /* unknown without --slo */
+        if (!isnan(p->met.goodput_requests_per_s)) snprintf(goodput, sizeof goodput, "%.2f", p->met.goodput_requests_per_s);
+        fprintf(f, "%-9s %7s %8.2f %10.1f %10.1f %9.2f %9.2f %9.0f %9s  %s%s\n", p->strategy, rate,
+                p->met.requests_per_s, p->met.ttft_p50_ms, p->met.ttft_p99_ms, p->met.tpot_p50_ms,
+                p->met.tpot_p99_ms, p->met.output_tokens_per_s, goodput, util,
+                p->met.refused ? "  (some refused)" : "");
+    }
+}
+
+static int make_streams(const struct options *o, struct serve_request ***out)
+{
+    const struct serve_options *so = &o->serve;
+    struct serve_request **s = calloc((size_t)so->n_rates, sizeof *s);
+    if (!s) return pb_fail("out of host memory for %d request streams", so->n_rates);
+    for (int r = 0; r < so->n_rates; r++) {
+        if (!(s[r] = malloc((size_t)so->requests * sizeof *s[r]))) {
+            for (int k = 0; k < r; k++) free(s[k]);
+            free(s);
+            return pb_fail("out of host memory for %d requests", so->requests);
+        }
+        serve_stream_make(so, so->rates[r], o->seed, s[r], so->requests);
+    }
+    *out = s;
+    return PB_OK;
+}
+
+int serve_run(const struct options *o, const struct model_spec *m)
+{
+    static struct device_profile prof;   /* large; one per run */
+    const char *name = o->gpu_profile ? o->gpu_profile : DEFAULT_PROFILE;
+    if (!o->gpu_profile) fprintf(stderr, "bench: --serve without --gpu-profile: using %s\n", DEFAULT_PROFILE);
+    PB_TRY(device_profile_load(name, &prof));
+    struct machine mc;
+    PB_TRY(simulated_machine(o, &prof, &mc));
+    struct serve_request **streams = NULL;
+    PB_TRY(make_streams(o, &streams));
+    int n_rates = o->serve.n_rates, n = o->n_strategies * n_rates;
+    struct serve_point *pts = calloc((size_t)n, sizeof *pts);
+    int rc = pts ? PB_OK : pb_fail("out of host memory for %d serving points", n);
+    int failed = 0;
+    for (int s = 0; rc == PB_OK && s < o->n_strategies; s++) {
+        serve_strategy(o, m, &prof, &mc, strategy_find(o->strategies[s]), streams, &pts[s * n_rates]);
+        for (int r = 0; r < n_rates; r++) failed += !pts[s * n_rates + r].ok;
+    }
+    char dir[4096];
+    if (rc == PB_OK) {
+        print_table(stdout, o, m, &prof, pts, n);
+        rc = results_dir_create(o->out_dir, m->name, "-serve", dir, sizeof dir);
+    }
+    if (rc == PB_OK) rc = serve_write_reports(dir, o, m, &prof, pts, n);
+    if (rc == PB_OK && o->explain) rc = serve_explain_print(o, pts, n, dir);
+    if (rc == PB_OK) printf("wrote %s/serve.csv, serve.json, requests.csv, serve.svg (predicted)\n", dir);
+    for (int i = 0; pts && i < n; i++) serve_point_free(&pts[i]);
+    free(pts);
+    for (int r = 0; r < n_rates; r++) free(streams[r]);
+    free(streams);
+    if (rc == PB_OK && failed)
+        return pb_fail("%d of %d serving points could not be served (reasons above and in serve.json)", failed, n);
+    return rc;
+}
