@@ -330,3 +330,26 @@ TEST(test_simulated_point_has_idle_causes_and_mbu)
     point_result_free(&r);
     trace_free(&t);
 }
+
+/* Clocks round: a dependency that "ends" a few ns after its dependant starts is still
+ * what the dependant waited for. */
+TEST(test_dependency_ending_just_after_the_gap_is_still_the_one_waited_for)
+{
+    struct schedule s;
+    schedule_init(&s, 2);
+    add_step(&s, STEP_LAYERS, 0, -1);
+    add_step(&s, STEP_HEAD, 1, 0);
+    struct trace t;
+    trace_init(&t, 2);
+    add_rec(&t, REC_KERNEL, 0, 0, 0, 10, 0);
+    add_rec(&t, REC_KERNEL, 1, 1, 10, 30, 0);
+    struct record r = {.kind = REC_KERNEL, .device = 0, .start_ns = 29998, .end_ns = 40000, .src_device = -1,
+                       .dst_device = -1, .has_step = 1, .step = 0};
+    trace_add(&t, &r);   /* the next pass's first step, 2 ns "before" the head ends */
+    struct iteration_metrics m;
+    split(&t, &s, 1, &m);
+    CHECK_NEAR(m.gpu[0].idle_peer_wait_ms, 0.019998, 1e-12);
+    CHECK_NEAR(m.gpu[0].idle_host_ms, 0, 1e-12);
+    trace_free(&t);
+    schedule_free(&s);
+}

@@ -7,6 +7,11 @@
 #include "../../base/check.h"
 #include "idle_cause.h"
 
+/* A dependency may end this far after the work that waited for it starts: records
+ * of the two come from separately rounded clocks (the cost model's per-pass offsets,
+ * CUPTI's per-device timestamps). Far shorter than any step of the next pass. */
+#define DEP_SLACK_NS 1000
+
 struct ev {
     uint64_t start, end;
     int device, step;   /* step -1: no step claims it */
@@ -67,10 +72,10 @@ static const struct end_mark *latest_dependency(const struct index *x, const str
                                                 uint64_t at)
 {
     const struct step *st = &s->steps[step];
-    if (st->n_deps == 0) return latest_before(x->final, x->n_final, 0, at);
+    if (st->n_deps == 0) return latest_before(x->final, x->n_final, 0, at + DEP_SLACK_NS);
     const struct end_mark *best = NULL;
     for (int k = 0; k < st->n_deps; k++) {
-        const struct end_mark *d = latest_before(x->marks, x->n_marks, st->deps[k], at);
+        const struct end_mark *d = latest_before(x->marks, x->n_marks, st->deps[k], at + DEP_SLACK_NS);
         if (d && (!best || d->end > best->end)) best = d;
     }
     return best;

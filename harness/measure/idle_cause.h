@@ -14,7 +14,7 @@
  * - other: gaps ended by work no step claims, and the gap after this GPU's last work.
  * A step without dependencies depends on the previous pass's final steps (the
  * executors join every stream between a prefill and each decode pass). A
- * dependency's time is its latest record ending at or before the gap's end, so a
+ * dependency's time is its latest record ending by the gap's end (within 1 us: clocks round), so a
  * trace of several passes of one schedule needs no pass numbers.
  * Fills idle_peer_wait_ms, idle_host_ms and idle_other_ms of m->gpu[0..n_devices)
  * for iteration `iteration` (all records if < 0); the three add up to idle_ms.
