@@ -26,6 +26,15 @@ static void add_rec(struct trace *t, enum record_kind kind, int device, int step
     trace_add(t, &r);
 }
 
+/* Step 0 on GPU 0, then step 1 (`second`) on GPU 1 waiting for it; an empty trace. */
+static void two_gpu_chain(struct schedule *s, struct trace *t, enum step_kind second)
+{
+    schedule_init(s, 2);
+    add_step(s, STEP_LAYERS, 0, -1);
+    add_step(s, second, 1, 0);
+    trace_init(t, 2);
+}
+
 static void split(const struct trace *t, const struct schedule *s, int iters, struct iteration_metrics *m)
 {
     metrics_mean(t, iters, m);
@@ -112,11 +121,8 @@ TEST(test_gap_before_work_no_step_claims_is_other)
 TEST(test_next_pass_waits_for_the_last_pass_on_another_gpu)
 {
     struct schedule s;
-    schedule_init(&s, 2);
-    add_step(&s, STEP_LAYERS, 0, -1);
-    add_step(&s, STEP_HEAD, 1, 0);
     struct trace t;
-    trace_init(&t, 2);
+    two_gpu_chain(&s, &t, STEP_HEAD);
     add_rec(&t, REC_KERNEL, 0, 0, 0, 10, 0);
     add_rec(&t, REC_KERNEL, 1, 1, 12, 30, 0);
     add_rec(&t, REC_KERNEL, 0, 0, 32, 40, 0);
@@ -138,11 +144,8 @@ TEST(test_next_pass_waits_for_the_last_pass_on_another_gpu)
 TEST(test_idle_causes_are_the_mean_over_iterations)
 {
     struct schedule s;
-    schedule_init(&s, 2);
-    add_step(&s, STEP_LAYERS, 0, -1);
-    add_step(&s, STEP_LAYERS, 1, 0);
     struct trace t;
-    trace_init(&t, 2);
+    two_gpu_chain(&s, &t, STEP_LAYERS);
     add_rec(&t, REC_KERNEL, 0, 0, 0, 10, 0);
     add_rec(&t, REC_KERNEL, 1, 1, 10, 20, 0);
     add_rec(&t, REC_KERNEL, 0, 0, 100, 130, 1);
@@ -336,11 +339,8 @@ TEST(test_simulated_point_has_idle_causes_and_mbu)
 TEST(test_dependency_ending_just_after_the_gap_is_still_the_one_waited_for)
 {
     struct schedule s;
-    schedule_init(&s, 2);
-    add_step(&s, STEP_LAYERS, 0, -1);
-    add_step(&s, STEP_HEAD, 1, 0);
     struct trace t;
-    trace_init(&t, 2);
+    two_gpu_chain(&s, &t, STEP_HEAD);
     add_rec(&t, REC_KERNEL, 0, 0, 0, 10, 0);
     add_rec(&t, REC_KERNEL, 1, 1, 10, 30, 0);
     struct record r = {.kind = REC_KERNEL, .device = 0, .start_ns = 29998, .end_ns = 40000, .src_device = -1,

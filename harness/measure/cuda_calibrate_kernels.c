@@ -73,6 +73,32 @@ done:
     return rc;
 }
 
+/* `calls` calls of issue(ctx, s) captured into one graph on s, replayed (time_graph):
+ * *us per call. `what` names the calls in messages. */
+static int time_captured(cudaStream_t s, int calls, int (*issue)(void *ctx, cudaStream_t s), void *ctx,
+                         const char *what, double *us)
+{
+    int rc = PB_OK;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    double ms = 0;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < calls; i++)
+        if (issue(ctx, s) != PB_OK) {
+            cudaStreamEndCapture(s, &graph);
+            rc = pb_fail("%s failed while capturing", what);
+            goto done;
+        }
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
+    *us = ms * 1e3 / calls;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    return rc;
+}
+
 /* Y[M, N] = X[M, K] W[N, K]^T in column-major terms: C (N x M) = op_T(A: K x N) B (K x M). */
 static int lt_setup(struct lt_bench *b, int m)
 {
@@ -186,36 +212,33 @@ done:
 
 /* The kernel core's smallest kernel (one thread adding to a counter), LAUNCH_KERNELS
  * times in one graph: what each kernel of a replayed pass costs beyond its work. */
+static int issue_advance(void *pos, cudaStream_t s) { return llama_advance_pos(pos, 1, s); }
+
 int calibrate_graph_launch(int dev, double *us)
 {
     int rc = PB_OK;
     int *pos = NULL;
     cudaStream_t s = NULL;
-    cudaGraph_t graph = NULL;
-    cudaGraphExec_t exec = NULL;
-    double ms = 0;
     CK(cudaSetDevice(dev));
     CK(cudaMalloc((void **)&pos, sizeof *pos));
     CK(cudaMemset(pos, 0, sizeof *pos));
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < LAUNCH_KERNELS; i++) {
-        if (llama_advance_pos(pos, 1, s) != PB_OK) {
-            cudaStreamEndCapture(s, &graph);
-            rc = pb_fail("llama_advance_pos failed while capturing the launch graph");
-            goto done;
-        }
-    }
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
-    *us = ms * 1e3 / LAUNCH_KERNELS;
+    rc = time_captured(s, LAUNCH_KERNELS, issue_advance, pos, "llama_advance_pos (the launch graph)", us);
 done:
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
     if (s) cudaStreamDestroy(s);
     cudaFree(pos);
     return rc;
+}
+
+struct layer_call {
+    struct llama_part *p;
+    const struct llama_call *call;
+};
+
+static int issue_layer(void *ctx, cudaStream_t s)
+{
+    const struct layer_call *lc = ctx;
+    return llama_layers(lc->p, 0, 1, lc->call, s);
 }
 
 /* One layer of the model over `batch` x `seq` new tokens at position `pos`,
@@ -229,9 +252,6 @@ static int time_layer(int dev, const struct model_spec *m, int batch, int seq, i
     struct llama_part *p = NULL;
     uint16_t *host = NULL;
     cudaStream_t s = NULL;
-    cudaGraph_t graph = NULL;
-    cudaGraphExec_t exec = NULL;
-    double ms = 0;
     struct llama_part_desc d = {.device = dev, .rank = 0, .world = 1, .first_layer = 0, .n_layers = 1,
                                 .max_batch = batch, .max_context = pos + seq + 16,
                                 .max_rows = batch * seq, .programmatic_launch = 1};
@@ -256,20 +276,9 @@ static int time_layer(int dev, const struct model_spec *m, int batch, int seq, i
         goto done;
     }
     CK(cudaStreamSynchronize(s));
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < DECODE_CALLS; i++)
-        if (llama_layers(p, 0, 1, &call, s) != PB_OK) {
-            cudaStreamEndCapture(s, &graph);
-            rc = pb_fail("llama_layers failed while capturing %d x %d tokens of %s", batch, seq, m->name);
-            goto done;
-        }
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
-    *us = ms * 1e3 / DECODE_CALLS;
+    struct layer_call lc = {p, &call};
+    rc = time_captured(s, DECODE_CALLS, issue_layer, &lc, "llama_layers (one layer of the model)", us);
 done:
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
     if (s) cudaStreamDestroy(s);
     if (p) llama_part_destroy(p);
     free(host);
