@@ -162,7 +162,9 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->m = *m;
     p->d = *d;
     p->fold_norm = 0;
-    p->decode_gemv = d->max_batch == 1;  /* the decode path of the part (llama.h) */
+    p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_TENSOR;  /* llama.h */
+    p->decode_prefetch = 0;
+    p->decode_attn_keys = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
         free(p);
         return PB_ERR;

@@ -112,7 +112,7 @@ TEST(test_plot_data_lists_every_picture)
     char *bubble = slurp(dir, "plot-data/bubble.dat");
     CHECK(bubble && strstr(bubble, "\n4 ") && strstr(bubble, " 0.2\n"));   /* m = 4: bound 0.2 */
     char *meta = slurp(dir, "plot-data/timeline-04-pipeline.gp");
-    CHECK(meta && strstr(meta, "batch 8 x seq 128, 4 microbatches") && strstr(meta, "\"GPU 1 stream 1\" 2"));
+    CHECK(meta && strstr(meta, "batch 8 x seq 128, 4 microbatches") && strstr(meta, "'GPU 1 stream 1' 2"));
     char *util = slurp(dir, "plot-data/util-00.gp");
     CHECK(util && strstr(util, "BARS = 11"));   /* 1 + 2 x 5 GPUs; the failed point has none */
     free(manifest);

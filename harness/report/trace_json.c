@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../run/run.h"
+#include "../../base/atomic_file.h"
 
 #define HOST_PID 1000   /* the host's process id in the trace, clear of GPU indices */
 
@@ -117,19 +118,7 @@ int trace_json_write(const char *path, const struct run_env *env, const struct p
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) return pb_fail("out of host memory printing %s", path);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        free(text);
-        return pb_fail("cannot write %s: %s", tmp, strerror(errno));
-    }
-    fputs(text, f);
+    int rc = atomic_write_text(path, text);
     free(text);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return pb_fail("writing %s failed: %s", path, strerror(errno));
-    }
-    return PB_OK;
+    return rc;
 }

@@ -13,7 +13,8 @@ struct point_result {
     char strategy[PB_STRATEGY_NAME_LEN];
     struct workload w;             /* batch, seq, mode; microbatches as resolved by the strategy */
     int decode_tokens;             /* generate mode: greedy tokens after the prefill (0: prefill only) */
-    int ok;                        /* 0: failed, see reason */
+    int ok;                        /* 0: failed or interrupted, see reason */
+    int interrupted;               /* 1: not run, a signal stopped the sweep first */
     char reason[PB_ERROR_LEN];
     int n_devices;                 /* logical devices of the schedule */
     int ordinal[PB_MAX_DEVICES];   /* logical device -> CUDA ordinal */
@@ -67,6 +68,11 @@ struct run_env {
 };
 
 void point_result_free(struct point_result *r);
+/* A point the sweep did not run because of SIGINT/SIGTERM: status "interrupted". */
+void point_result_interrupted(struct point_result *r, const char *strategy, const struct workload *w,
+                              int decode_tokens);
+/* "ok", "failed" or "interrupted", as summary.csv and summary.json write it. */
+const char *point_status(const struct point_result *r);
 /* Driver, runtime, NCCL, cuBLAS and CUPTI versions and the start time (cuda_run.c:
  * it needs the CUDA libraries, so it is not in the CPU build's tests). */
 void run_env_versions(struct run_env *env);
