@@ -19,7 +19,7 @@ extern const int calibration_shape_rows[CALIBRATION_SHAPES];   /* 1, 16, 128, 51
 
 /* Decode steps timed for the GEMV efficiencies: one layer of the model through the
  * kernel core (llama_layers: its own decode kernels at the model's own GEMV shapes,
- * the GEMV at one sequence, the skinny tensor-core kernel above), at these batches,
+ * the GEMV at one sequence, its tensor-core decode path above), at these batches,
  * attending to CALIBRATION_DECODE_CONTEXT positions. */
 #define CALIBRATION_DECODE_POINTS 3
 #define CALIBRATION_DECODE_CONTEXT 192
