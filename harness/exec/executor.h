@@ -82,9 +82,15 @@ struct executor_ops {
     /* The last iteration's outputs. */
     int (*outputs)(void *state, struct exec_outputs *out);
     void (*destroy)(void *state);
+    /* GPU memory in use (total - free) on the GPU of each logical device this process
+     * runs (0 for the others), read before create and after: the measured peak beside
+     * the memory model's prediction. NULL: nothing to measure (the cost model). */
+    int (*memory_in_use)(const struct exec_config *c, uint64_t *used);
 };
 
 /* The registry: "cuda" and "model" in every build, "mpi" in bench-mpi. */
 extern const struct executor_ops cuda_executor_ops, model_executor_ops, mpi_executor_ops;
 const struct executor_ops *executor_find(const char *name);
+/* exec/cuda: GPU memory in use (total - free) on each of n CUDA ordinals. */
+int executor_gpu_used(const int *ordinal, int n, uint64_t *used);
 #endif

@@ -57,6 +57,12 @@ static void cuda_destroy(void *state)
     free(x);
 }
 
+/* Every logical device is this process's. */
+static int cuda_memory_in_use(const struct exec_config *c, uint64_t *used)
+{
+    return executor_gpu_used(c->map->ordinal, c->g->prompt.n_devices, used);
+}
+
 const struct executor_ops cuda_executor_ops = {
     .name = "cuda",
     .create = cuda_create,
@@ -65,4 +71,5 @@ const struct executor_ops cuda_executor_ops = {
     .collect = cupti_exec_collect,
     .outputs = cuda_outputs,
     .destroy = cuda_destroy,
+    .memory_in_use = cuda_memory_in_use,
 };

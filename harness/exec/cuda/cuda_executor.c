@@ -334,3 +334,14 @@ int executor_tokens(struct executor *e, int **out, int *count)
 }
 
 int executor_used_graph(const struct executor *e) { return e->graph_state == 1 || e->pre_graph_state == 1; }
+
+int executor_gpu_used(const int *ordinal, int n, uint64_t *used)
+{
+    for (int d = 0; d < n; d++) {
+        size_t free_b = 0, total = 0;
+        CUDA_TRY(cudaSetDevice(ordinal[d]));
+        CUDA_TRY(cudaMemGetInfo(&free_b, &total));
+        used[d] = total - free_b;
+    }
+    return PB_OK;
+}

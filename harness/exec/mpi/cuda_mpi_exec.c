@@ -445,6 +445,14 @@ static void mpi_destroy(void *state)
     cupti_exec_collect(NULL, NULL, -1);
 }
 
+/* A rank runs logical device `rank` alone. */
+static int mpi_memory_in_use(const struct exec_config *c, uint64_t *used)
+{
+    int me = c->world->rank;
+    for (int d = 0; d < c->g->prompt.n_devices; d++) used[d] = 0;
+    return me < c->g->prompt.n_devices ? executor_gpu_used(&c->map->ordinal[me], 1, &used[me]) : PB_OK;
+}
+
 const struct executor_ops mpi_executor_ops = {
     .name = "mpi",
     .copies_are_kernels = 1,
@@ -454,4 +462,5 @@ const struct executor_ops mpi_executor_ops = {
     .collect = cupti_exec_collect,
     .outputs = mpi_outputs,
     .destroy = mpi_destroy,
+    .memory_in_use = mpi_memory_in_use,
 };
