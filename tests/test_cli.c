@@ -271,6 +271,18 @@ TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
     CHECK(strstr(out, "--tp 3 does not divide --gpus 4") != NULL);
 }
 
+TEST(test_profile_detail_takes_kernel_or_step_and_help_and_diff_say_so)
+{
+    CHECK_EQ_INT(run_bench("--model models/llama-2-7b.json --profile-detail frame --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--profile-detail") && strstr(out, "\"frame\" is not kernel or step"));
+    CHECK_EQ_INT(run_bench("--help", out, sizeof out), 0);
+    CHECK(strstr(out, "--profile-detail D") && strstr(out, "bench diff A B"));
+    CHECK_EQ_INT(run_bench("diff /nonexistent-placebench-a /nonexistent-placebench-b", out, sizeof out), 2);
+    CHECK(strstr(out, "nonexistent-placebench-a/summary.json"));
+    CHECK_EQ_INT(run_bench("diff", out, sizeof out), 2);
+    CHECK(strstr(out, "usage: bench diff"));
+}
+
 TEST(test_simulated_run_records_the_devices_it_was_given)
 {
     char path[128], cmd[300];

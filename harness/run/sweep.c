@@ -230,6 +230,7 @@ static int drive(const struct sweep *s, const struct program *g, struct point_re
     if (rc == PB_OK && gathered) rc = w->agree(w, w->gather(w, &local, t), "gathering traces");
     if (rc == PB_OK && w->rank == 0) {
         run_summarise(r, t, r->placement, trace_iters);
+        run_attribute(r, t, g, trace_iters, s->ceilings ? s->ceilings : x->predicts ? s->profile : NULL);
         if (x->copies_are_kernels) transfers_from_program(r, g);
         r->graph = out.graph;
         r->predicted = x->predicts;
