@@ -219,7 +219,7 @@ TEST(test_batch_4096_x_4096_is_refused_on_one_gpu)
                        "--seq 4096", "failed: single: GPU 0 needs"));
 }
 
-TEST(test_summary_csv_writes_memory_as_integers_at_the_end)
+TEST(test_summary_csv_writes_memory_as_integers_after_the_weights_column)
 {
     char dir[256], out[16384];
     CHECK_EQ_INT(bench_in_temp("--model llama-2-7b --simulate --gpu-profile h200 --gpus 2 --strategy naive,tp "
@@ -229,9 +229,9 @@ TEST(test_summary_csv_writes_memory_as_integers_at_the_end)
     snprintf(path, sizeof path, "%s/summary.csv", dir);
     struct csv_table t;
     CHECK_EQ_INT(csv_read_file(path, &t), PB_OK);
-    int n = 0;
-    while (summary_csv_columns[n]) n++;
-    CHECK_EQ_INT(csv_column(&t, "max_batch_at_context"), n - 1);
+    /* Appended after `weights` (issue 18); issue 19's idle and roofline columns follow them. */
+    CHECK_EQ_INT(csv_column(&t, "weights_bytes_per_gpu"), csv_column(&t, "weights") + 1);
+    CHECK_EQ_INT(csv_column(&t, "max_batch_at_context"), csv_column(&t, "weights") + 8);
     for (int r = 0; r < t.n_rows; r++) {
         const char *peak = csv_get(&t, r, "peak_bytes_per_gpu");
         CHECK(strchr(peak, ';') && !strpbrk(peak, ".e"));   /* two GPUs, integers */

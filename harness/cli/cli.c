@@ -13,6 +13,7 @@
 #include "../../models/safetensors.h"
 #include "../run/simulate_run.h"
 #include "../serve/serve_cli.h"
+#include "../search/search_cli.h"
 
 void cli_usage(FILE *f)
 {
@@ -29,7 +30,8 @@ void cli_usage(FILE *f)
         "  -m, --model PATH          Hugging Face config.json, a model folder (what save_pretrained writes:\n"
         "                            config.json + *.safetensors), or a name under models/, e.g. llama-2-7b\n"
         "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp,hybrid (default: all)\n"
-        "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan: 2)\n"
+        "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan, --simulate,\n"
+        "                            --search: 2)\n"
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
         "  -b, --batch LIST          sequences per batch (default 8); a list makes a sweep\n"
         "  -q, --seq LIST            prompt tokens per sequence (default 512)\n"
@@ -60,19 +62,34 @@ void cli_usage(FILE *f)
         "\n",
         f);
     serve_cli_usage(f);
+    search_cli_usage(f);
     fputs(
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
         "  -w, --warmup N            warm-up iterations, not measured (default 5)\n"
         "      --profile-iters N     iterations traced with CUPTI after the timed ones, for busy time\n"
         "                            and trace.json (default 3); latency comes from untraced ones\n"
+        "      --profile-detail D    kernel (default): a CUPTI record per kernel, busy time exact;\n"
+        "                            step: a record per replayed CUDA graph and per copy, so the profiled\n"
+        "                            iterations run nearly untraced (one GPU's graph span is its busy time;\n"
+        "                            busy time unknown where a graph spans GPUs or a pass was not a graph)\n"
         "      --no-cupti            event timing only (for use under nsys or ncu); busy time unknown\n"
         "      --no-graph            launch every pass directly (no CUDA graph replay)\n"
+        "      --allreduce ALGO      tp sums: auto (default: by size from the device profile's table;\n"
+        "                            peer memory where logical devices share a GPU), nccl, oneshot\n"
+        "                            (every GPU reads every peer's buffer), twoshot (reduce-scatter +\n"
+        "                            all-gather over peer memory); --simulate prices the same choice\n"
         "      --plot                write gnuplot pictures (PNG, SVG) beside the data\n"
         "      --explain             end with a plain-language account of the numbers\n"
         "  -o, --out DIR             results folder (default results/<date>-<time>-<model>)\n"
         "  -h, --help                this text\n"
         "  -V, --version             name, version and the git commit it was built from\n"
+        "\n"
+        "Other commands:\n"
+        "  bench plot DIR            gnuplot pictures of a results folder\n"
+        "  bench diff A B            two results folders side by side: latency, per GPU busy time by\n"
+        "                            step kind, idle time by cause, MBU and MFU\n"
+        "  bench diff DIR --strategies naive,auto   the same for two strategies of one folder\n"
         "\n"
         "Examples:\n"
         "  bench --model models/llama-2-7b.json --gpus 2 --batch 8 --seq 512 --plan\n"
@@ -80,6 +97,7 @@ void cli_usage(FILE *f)
         "  bench --model llama-2-7b --strategy naive,pipeline --devices 0,0 --batch 8 --seq 128\n"
         "  bench --model llama-2-7b --decode 64 --batch 1,16\n"
         "  bench --model llama-2-70b --simulate --gpu-profile h200 --gpus 8 --batch 8 --seq 512\n"
+        "  bench --model llama-2-7b --search --gpus 4 --batch 8 --seq 512 --decode 64 --objective latency\n"
         "\n"
         "Exit status: 0 done, 1 a run failed (reason printed and recorded), 2 bad usage.\n",
         f);
@@ -143,6 +161,16 @@ static int parse_count(const char *opt, const char *s, int *out, int allow_zero)
     return PB_OK;
 }
 
+int cli_allreduce_parse(const char *s, enum allreduce_algo *out)
+{
+    for (int a = 0; a < ALLREDUCE_ALGOS; a++)
+        if (!strcmp(s, allreduce_algo_name((enum allreduce_algo)a))) {
+            *out = (enum allreduce_algo)a;
+            return PB_OK;
+        }
+    return PB_ERR;
+}
+
 static void set_defaults(struct options *o)
 {
     memset(o, 0, sizeof *o);
@@ -171,7 +199,8 @@ static void record_command(int argc, char **argv, struct options *o)
 enum long_only {
     OPT_DEVICES = 256, OPT_MICROBATCHES, OPT_DECODE, OPT_DTYPE, OPT_WEIGHTS, OPT_SEED, OPT_DEVICE_MAP,
     OPT_MAX_MEMORY, OPT_PLAN, OPT_SIMULATE, OPT_GPU_PROFILE, OPT_PREDICT, OPT_CALIBRATE, OPT_NO_CUPTI,
-    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS, OPT_TP, OPT_VIRTUAL_STAGES,
+    OPT_NO_GRAPH, OPT_PLOT, OPT_EXPLAIN, OPT_PROFILE_ITERS, OPT_TP, OPT_VIRTUAL_STAGES, OPT_ALLREDUCE,
+    OPT_PROFILE_DETAIL,
 };
 
 static const struct option long_options[] = {
@@ -188,11 +217,14 @@ static const struct option long_options[] = {
     {"predict", no_argument, 0, OPT_PREDICT},    {"calibrate", no_argument, 0, OPT_CALIBRATE},
     {"iters", required_argument, 0, 'n'},        {"warmup", required_argument, 0, 'w'},
     {"no-cupti", no_argument, 0, OPT_NO_CUPTI},  {"no-graph", no_argument, 0, OPT_NO_GRAPH},
+    {"allreduce", required_argument, 0, OPT_ALLREDUCE},
     {"profile-iters", required_argument, 0, OPT_PROFILE_ITERS},
+    {"profile-detail", required_argument, 0, OPT_PROFILE_DETAIL},
     {"plot", no_argument, 0, OPT_PLOT},          {"explain", no_argument, 0, OPT_EXPLAIN},
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
     SERVE_CLI_LONG_OPTIONS,
+    SEARCH_CLI_LONG_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -243,12 +275,22 @@ static int apply_option(int c, const char *arg, struct options *o)
     case 'w': return parse_count("--warmup", arg, &o->warmup, 1);
     case OPT_NO_CUPTI: o->no_cupti = 1; return PB_OK;
     case OPT_PROFILE_ITERS: return parse_count("--profile-iters", arg, &o->profile_iters, 1);
+    case OPT_PROFILE_DETAIL:
+        if (strcmp(arg, "kernel") && strcmp(arg, "step"))
+            return pb_fail("--profile-detail: \"%s\" is not kernel or step", arg);
+        o->profile_steps = !strcmp(arg, "step");
+        return PB_OK;
     case OPT_NO_GRAPH: o->use_graph = 0; return PB_OK;
+    case OPT_ALLREDUCE:
+        if (cli_allreduce_parse(arg, &o->allreduce) != PB_OK)
+            return pb_fail("--allreduce: unknown algorithm \"%s\"; valid: auto, nccl, oneshot, twoshot", arg);
+        return PB_OK;
     case OPT_PLOT: o->plot = 1; return PB_OK;
     case OPT_EXPLAIN: o->explain = 1; return PB_OK;
     case 'o': o->out_dir = arg; return PB_OK;
     default:
         if (serve_cli_owns(c)) return serve_cli_apply(c, arg, &o->serve);
+        if (search_cli_owns(c)) return search_cli_apply(c, arg, &o->search);
         return pb_fail("unknown option; see bench --help");
     }
 }
@@ -261,11 +303,12 @@ static int check_combination(struct options *o)
         return pb_fail("--gpus %d disagrees with --devices, which lists %d devices", o->gpus,
                        o->n_devices_listed);
     if (o->n_devices_listed) o->gpus = o->n_devices_listed;
-    if ((o->plan_only || o->simulate) && !o->gpus) o->gpus = 2;
+    if ((o->plan_only || o->simulate || o->search.enabled) && !o->gpus) o->gpus = 2;
     if (o->gpus > PB_MAX_DEVICES) return pb_fail("--gpus: at most %d", PB_MAX_DEVICES);
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
-    if (o->gpu_profile && !o->simulate && !o->predict && !o->plan_only)
-        return pb_fail("--gpu-profile is used with --simulate, --predict or --plan");
+    if (o->gpu_profile && !o->simulate && !o->predict && !o->plan_only && !o->search.enabled)
+        return pb_fail("--gpu-profile is used with --simulate, --predict, --plan or --search");
+    PB_TRY(search_cli_check(o));
     return serve_cli_check(o);
 }
 

@@ -1,5 +1,5 @@
 /* bench: the command line. Parses options, loads the model, then runs the job the
- * options ask for: --plan, --simulate, --calibrate, or the measured run. Only main
+ * options ask for: --plan, --simulate, --search, --serve, --calibrate, or the measured run. Only main
  * decides the exit status: 0 done, 1 a run failed, 2 bad usage. */
 #include <signal.h>
 #include <stdio.h>
@@ -9,11 +9,13 @@
 #include "cli.h"
 #include "memory_budget.h"
 #include "../run/plan.h"
+#include "../report/diff.h"
 #include "../report/plots.h"
 #include "../run/results_dir.h"
 #include "../run/run.h"
 #include "../run/simulate_run.h"
 #include "../serve/serve_run.h"
+#include "../search/cuda_search_measure.h"
 #include "../measure/cuda_calibrate.h"
 #include "../../base/interrupt.h"
 #include "../run/run_common.h"
@@ -82,6 +84,8 @@ int main(int argc, char **argv)
     /* bench plot DIR / bench plot-data DIR: pictures from an existing results folder */
     if (argc >= 2 && (!strcmp(argv[1], "plot") || !strcmp(argv[1], "plot-data")))
         return plots_main(argc - 1, argv + 1);
+    /* bench diff A B / bench diff DIR --strategies X,Y: two runs side by side */
+    if (argc >= 2 && !strcmp(argv[1], "diff")) return diff_main(argc - 1, argv + 1, stdout);
     int c = cli_parse(argc, argv, &o);
     if (c == CLI_EXIT_HELP) return 0;
     if (c != CLI_OK) return 2;
@@ -94,6 +98,8 @@ int main(int argc, char **argv)
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;
         status = plan_job(&o, &m);
+    } else if (o.search.enabled) {
+        status = search_run(&o, &m, search_measure_on_gpus);
     } else if (o.serve.enabled) {
         status = serve_run(&o, &m);
     } else if (o.simulate) {

@@ -13,6 +13,7 @@
 #include "../../models/model_spec.h"
 #include "../../strategies/strategy.h"
 #include "../measure/trace.h"
+#include "../../kernels/allreduce_algo.h"
 
 struct point_result;
 
@@ -54,6 +55,8 @@ struct exec_config {
     int use_graph;                       /* CUDA: replay passes from CUDA graphs where possible */
     const char *label;                   /* strategy name, for NVTX ranges and messages */
     const struct device_profile *profile;   /* the cost model's device profile */
+    enum allreduce_algo allreduce;       /* tp sums: --allreduce (auto picks by size from the table) */
+    struct allreduce_table allreduce_table;
 };
 
 /* An iteration's outputs, as this process holds them (malloc'ed; NULL where it holds none). */

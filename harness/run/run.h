@@ -62,6 +62,7 @@ struct run_env {
     int driver_version, runtime_version, nccl_version, cublas_version, cupti_version;
     int peer[PB_MAX_DEVICES][PB_MAX_DEVICES];   /* 1: ordinal i can access j */
     int cupti_enabled;
+    int profile_steps;             /* --profile-detail step: CUPTI timed whole graphs, not kernels */
     char cupti_note[256];          /* why CUPTI is off, when it is */
     char model[PB_MODEL_NAME_LEN];
     char command[2048];

@@ -164,7 +164,7 @@ static void transfers_from_program(struct point_result *r, const struct program 
 static void predict(const struct sweep *s, const struct program *g, struct point_result *r)
 {
     struct exec_config c = {.m = s->m, .p = r->placement, .g = g, .map = &s->map, .world = exec_world_single(),
-                            .label = r->strategy, .profile = s->predict};
+                            .label = r->strategy, .profile = s->predict, .allreduce = s->o->allreduce};
     void *e = NULL;
     double ms = 0;
     int rc = model_executor_ops.create(&c, &e);
@@ -208,7 +208,7 @@ static int drive(const struct sweep *s, const struct program *g, struct point_re
     const struct options *o = s->o;
     struct exec_config c = {.m = s->m, .p = r->placement, .g = g, .map = &s->map, .world = w, .seed = o->seed,
                             .weights = o->weights, .use_graph = o->use_graph, .label = r->strategy,
-                            .profile = s->profile};
+                            .profile = s->profile, .allreduce = o->allreduce, .allreduce_table = s->allreduce_table};
     struct trace local;
     int gathered = w->size > 1, trace_iters = 0;
     struct trace *rec = gathered ? &local : t;
@@ -230,6 +230,7 @@ static int drive(const struct sweep *s, const struct program *g, struct point_re
     if (rc == PB_OK && gathered) rc = w->agree(w, w->gather(w, &local, t), "gathering traces");
     if (rc == PB_OK && w->rank == 0) {
         run_summarise(r, t, r->placement, trace_iters);
+        run_attribute(r, t, g, trace_iters, s->ceilings ? s->ceilings : x->predicts ? s->profile : NULL);
         if (x->copies_are_kernels) transfers_from_program(r, g);
         r->graph = out.graph;
         r->predicted = x->predicts;

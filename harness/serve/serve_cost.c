@@ -69,7 +69,8 @@ static int cost_of_program(const struct serve_cost_model *c, const struct progra
     struct device_map map = {.n = g->prompt.n_devices};
     for (int d = 0; d < map.n; d++) map.ordinal[d] = c->ordinal ? c->ordinal[d] : d;
     struct exec_config x = {.m = c->m, .p = c->p, .g = g, .map = &map, .world = exec_world_single(),
-                            .label = c->st->name, .profile = c->prof};
+                            .label = c->st->name, .profile = c->prof,
+                            .allreduce = ALLREDUCE_NCCL};   /* serving has no --allreduce: NCCL's sums */
     void *state = NULL;
     int rc = model_executor_ops.create(&x, &state);
     struct trace t;

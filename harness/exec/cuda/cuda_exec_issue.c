@@ -33,10 +33,13 @@ static void peer_place(const struct executor *e, const struct schedule *s, int i
 
 static int peer_same_memory(const struct executor *e, int a, int b) { return e->c.ordinal[a] == e->c.ordinal[b]; }
 
+static int peer_group_path(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int *taken);
+
 const struct exec_transport exec_peer_transport = {
     .place = peer_place,
     .move = exec_copy,
     .same_memory = peer_same_memory,
+    .peer_collective = peer_group_path,
 };
 
 /* ---- issuing ---- */
@@ -121,17 +124,81 @@ static cudaStream_t stream_here(const struct executor *e, const struct plan_exec
     return e->stream[pe->here[i].device][pe->here[i].stream];
 }
 
+/* Where rank k's logits slice goes and comes from in a tp all-gather. */
+static const void *gather_send(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
+{
+    int vocab_l = e->c.m->vocab / e->c.n_devices;
+    size_t row0 = last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
+    return (const char *)llama_part_logits(e->l.parts[st->device].p) + row0 * vocab_l * 2;
+}
+
+static size_t gather_count(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
+{
+    int rows = last_only ? st->batch : st->batch * pe->seq;
+    return (size_t)rows * (e->c.m->vocab / e->c.n_devices);
+}
+
+static size_t allreduce_count(struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    return (size_t)st->batch * pe->seq * e->c.m->hidden;
+}
+
+static enum allreduce_algo allreduce_algo_for(struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    return allreduce_choose(e->c.allreduce, &e->c.allreduce_table, allreduce_count(e, pe, st) * 2, e->have_comms);
+}
+
+/* The call takes the peer-memory path: an all-reduce that --allreduce (or auto, by
+ * size) gives to it, or an all-gather where there are no NCCL communicators. */
+static int takes_peer_path(struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    if (!e->peer_ar[st->group]) return 0;
+    if (st->kind == STEP_ALLGATHER) return !e->have_comms;
+    return allreduce_algo_for(e, pe, st) != ALLREDUCE_NCCL;
+}
+
+/* All ranks of one call through the group's peer memory, in rank order. */
+static int peer_collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only)
+{
+    const struct step *st0 = &pe->s->steps[pe->order[first]];
+    struct peer_group *g = e->peer_ar[st0->group];
+    void *data[PEER_MAX_RANKS];
+    const void *send[PEER_MAX_RANKS];
+    cudaStream_t streams[PEER_MAX_RANKS];
+    int n = 0;
+    for (int d = 0; d < e->c.n_devices; d++) {
+        if (pe->s->group_of[d] != st0->group) continue;
+        const struct step *st = NULL;
+        for (int k = first; k <= last && !st; k++)
+            if (pe->s->steps[pe->order[k]].device == d) st = &pe->s->steps[pe->order[k]];
+        if (!st || n >= g->n) return pb_fail("internal: collective %d misses device %d of its group", st0->collective, d);
+        streams[n] = e->stream[d][st->stream];
+        if (st->kind == STEP_ALLGATHER) {
+            send[n] = gather_send(e, pe, st, last_only);
+            data[n] = e->gather[d];
+        } else {
+            data[n] = (char *)llama_part_hidden(e->l.parts[d].p) + hidden_offset(e, pe, st) * 2;
+        }
+        n++;
+    }
+    if (n != g->n) return pb_fail("internal: collective %d has %d ranks, its group %d", st0->collective, n, g->n);
+    if (st0->kind == STEP_ALLGATHER)
+        return peer_group_allgather(g, send, data, gather_count(e, pe, st0, last_only) * 2, streams);
+    return peer_group_allreduce(g, data, allreduce_count(e, pe, st0), allreduce_algo_for(e, pe, st0), streams);
+}
+
+/* The single process's peer path: every rank of the call is here. */
+static int peer_group_path(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int *taken)
+{
+    *taken = takes_peer_path(e, pe, &pe->s->steps[pe->order[first]]);
+    return *taken ? peer_collective(e, pe, first, last, last_only) : PB_OK;
+}
+
 /* The members of one collective this process issues (every rank in one process,
  * its own on an MPI rank) in one NCCL group, each on its own stream. */
-static int collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int argmax)
+static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only)
 {
     const struct schedule *s = pe->s;
-    for (int k = first; k <= last; k++) {
-        int i = pe->order[k];
-        if (pe->here[i].role != STEP_ISSUED) continue;
-        CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
-        PB_TRY(wait_deps(pe, &s->steps[i], stream_here(e, pe, i)));
-    }
     if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
     NCCL_TRY(ncclGroupStart());
     for (int k = first; k <= last; k++) {
@@ -142,18 +209,32 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
         cudaStream_t stream = stream_here(e, pe, i);
         if (st->kind == STEP_ALLREDUCE) {
             void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
-            size_t count = (size_t)st->batch * pe->seq * e->c.m->hidden;
-            NCCL_TRY(ncclAllReduce(h, h, count, ncclBfloat16, ncclSum, e->comm[st->device], stream));
+            NCCL_TRY(ncclAllReduce(h, h, allreduce_count(e, pe, st), ncclBfloat16, ncclSum, e->comm[st->device],
+                                   stream));
         } else {
-            int vocab_l = e->c.m->vocab / e->c.n_devices;
-            int rows = last_only ? st->batch : st->batch * pe->seq;
-            size_t row0 = last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
-            const char *send = (const char *)llama_part_logits(p) + row0 * vocab_l * 2;
-            NCCL_TRY(ncclAllGather(send, e->gather[st->device], (size_t)rows * vocab_l, ncclBfloat16,
-                                   e->comm[st->device], stream));
+            NCCL_TRY(ncclAllGather(gather_send(e, pe, st, last_only), e->gather[st->device],
+                                   gather_count(e, pe, st, last_only), ncclBfloat16, e->comm[st->device], stream));
         }
     }
     NCCL_TRY(ncclGroupEnd());
+    return PB_OK;
+}
+
+/* Every member issued here waits for its inputs, the call runs on the
+ * transport's peer path or NCCL, then the gathered logits give each rank its
+ * next tokens. */
+static int collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int argmax)
+{
+    const struct schedule *s = pe->s;
+    for (int k = first; k <= last; k++) {
+        int i = pe->order[k];
+        if (pe->here[i].role != STEP_ISSUED) continue;
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
+        PB_TRY(wait_deps(pe, &s->steps[i], stream_here(e, pe, i)));
+    }
+    int taken = 0;
+    PB_TRY(e->transport->peer_collective(e, pe, first, last, last_only, &taken));
+    if (!taken) PB_TRY(nccl_collective(e, pe, first, last, last_only));
     for (int k = first; k <= last; k++) {
         int i = pe->order[k];
         if (pe->here[i].role != STEP_ISSUED) continue;

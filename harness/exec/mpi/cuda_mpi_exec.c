@@ -10,6 +10,7 @@
 #include "../cuda/cuda_exec_internal.h"
 #include "../../run/run_common.h"
 #include "cuda_mpi_exec.h"
+#include "cuda_mpi_peer.h"
 
 /* The rank's part of the CUDA executor (cuda_exec_internal.h): the same layout,
  * plans and issue loop, with every device's parts laid out but only this rank's
@@ -18,6 +19,7 @@ struct mpi_executor {
     struct executor x;         /* first: the transport's hooks get &x */
     struct mpi_exec_config cfg;
     int dev, idle;
+    struct mpi_peer peer;      /* tp sums on peer memory (--allreduce), when active */
 };
 
 #define MINE(e, logical) ((logical) == (e)->dev)
@@ -54,10 +56,32 @@ static int mpi_same_memory(const struct executor *x, int a, int b)
     return a == b;
 }
 
+/* This rank's member of a tp sum through the ranks' peer memory (CUDA IPC), when
+ * --allreduce gives it the call; all-gathers stay on NCCL. */
+static int mpi_peer_path(struct executor *x, struct plan_exec *pe, int first, int last, int last_only, int *taken)
+{
+    struct mpi_executor *e = (struct mpi_executor *)x;
+    (void)last_only;
+    *taken = 0;
+    for (int k = first; k <= last; k++) {
+        int i = pe->order[k];
+        const struct step *st = &pe->s->steps[i];
+        if (pe->here[i].role != STEP_ISSUED || st->kind != STEP_ALLREDUCE || !e->peer.active) continue;
+        size_t count = (size_t)st->batch * pe->seq * x->c.m->hidden;
+        enum allreduce_algo algo = allreduce_choose(x->c.allreduce, &x->c.allreduce_table, count * 2, 1);
+        if (algo == ALLREDUCE_NCCL) continue;
+        void *h = (char *)llama_part_hidden(x->l.parts[st->device].p) + (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
+        *taken = 1;
+        return peer_allreduce(&e->peer.comm, h, count, algo, x->stream[pe->here[i].device][pe->here[i].stream]);
+    }
+    return PB_OK;
+}
+
 static const struct exec_transport mpi_transport = {
     .place = mpi_place,
     .move = mpi_move,
     .same_memory = mpi_same_memory,
+    .peer_collective = mpi_peer_path,
 };
 
 /* ---- setup ---- */
@@ -116,6 +140,16 @@ static int create_streams(struct mpi_executor *e)
 
 /* ---- the executor ---- */
 
+/* tp (one group of every device) with sums --allreduce may give to peer memory:
+ * the same answer on every rank, as the handle exchange is collective. */
+static int wants_peer(const struct cuda_config *c)
+{
+    if (c->allreduce == ALLREDUCE_NCCL || c->prefill->n_groups != 1 || c->n_devices < 2) return 0;
+    for (int i = 0; i < c->prefill->n_steps; i++)
+        if (c->prefill->steps[i].kind == STEP_ALLREDUCE) return 1;
+    return 0;
+}
+
 int mpi_executor_create(const struct mpi_exec_config *cfg, struct mpi_executor **out)
 {
     *out = NULL;
@@ -134,8 +168,10 @@ int mpi_executor_create(const struct mpi_exec_config *cfg, struct mpi_executor *
     for (int d = 0; d < PB_MAX_DEVICES; d++) x->c.ordinal[d] = cfg->ordinal;
     PB_TRY(exec_build_parts(&x->c, x->c.ordinal, &x->l));
     e->idle = cfg->device >= x->c.prefill->n_devices;   /* e.g. rank 1 while `single` runs */
-    if (e->idle) return PB_OK;
     CUDA_TRY(cudaSetDevice(cfg->ordinal));
+    if (wants_peer(&x->c))
+        PB_TRY(mpi_peer_create(cfg->world, x->c.n_devices, (size_t)x->c.batch * x->c.seq * x->c.m->hidden, &e->peer));
+    if (e->idle) return PB_OK;
     x->nvtx = nvtxDomainCreateA("placebench");
     /* Collectives run on the communicator of all ranks (tp needs -np = its GPUs). */
     x->comm[e->dev] = cfg->comm;
@@ -162,6 +198,7 @@ void mpi_executor_destroy(struct mpi_executor *e)
     }
     if (x->start) cudaEventDestroy(x->start);
     if (x->stop) cudaEventDestroy(x->stop);
+    mpi_peer_destroy(&e->peer);
     if (!e->idle) cudaFree(x->gather[e->dev]);
     cudaFree(x->d_next);
     cudaFreeHost(x->h_prompt);
@@ -201,6 +238,7 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
     PB_TRY(fork_join(e, 1));
     CUDA_TRY(cudaEventRecord(x->stop, origin));
     CUDA_TRY(cudaEventSynchronize(x->stop));
+    if (e->peer.active) PB_TRY(peer_comm_check(&e->peer.comm));
     float elapsed = 0;
     CUDA_TRY(cudaEventElapsedTime(&elapsed, x->start, x->stop));
     *ms = elapsed;
@@ -238,7 +276,8 @@ static int mpi_create(const struct exec_config *c, void **state)
     if (g->prompt.tp_world > 1 && g->prompt.tp_world != c->world->size)
         return pb_fail("%s: tensor parallel over %d of %d ranks needs a sub-communicator (not built); run "
                        "-np %d", c->label, g->prompt.tp_world, c->world->size, g->prompt.tp_world);
-    struct mpi_exec_config x = {.device = c->world->rank, .ordinal = c->map->ordinal[c->world->rank], .comm = mw->comm};
+    struct mpi_exec_config x = {.device = c->world->rank, .ordinal = c->map->ordinal[c->world->rank], .comm = mw->comm,
+                                .world = mw->world};
     PB_TRY(cuda_config_from(c, &x.c));
     struct mpi_executor *e = NULL;
     int rc = mpi_executor_create(&x, &e);
