@@ -66,6 +66,8 @@ COLUMNS = [
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
     "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
+    "weights_bytes_per_gpu", "kv_bytes_per_gpu", "activation_bytes_per_gpu", "peak_bytes_per_gpu",
+    "free_bytes_per_gpu", "measured_peak_bytes_per_gpu", "max_context_at_batch", "max_batch_at_context",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto", "hf-compiled")
 PROFILED_PASSES = 5

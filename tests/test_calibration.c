@@ -151,3 +151,36 @@ TEST(test_calibrated_profile_prices_kernels_and_launches_from_the_graph)
     CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_OK);
     CHECK_EQ_INT(p.kernels.present, 0);
 }
+
+TEST(test_calibrated_peer_allreduce_finds_the_crossovers)
+{
+    struct calibration c = two_h200();
+    /* sizes 8 KiB, 64 KiB, 512 KiB, 4 MiB, 16 MiB, 32 MiB */
+    double one[] = {4.5, 5, 8, 40, 150, 300}, two[] = {6, 6, 8.5, 30, 100, 190}, nccl[] = {12, 13, 15, 35, 90, 150};
+    for (int s = 0; s < CALIBRATION_AR_SIZES; s++) {
+        c.ar_us[CALIBRATION_AR_ONESHOT][s] = one[s];
+        c.ar_us[CALIBRATION_AR_TWOSHOT][s] = two[s];
+        c.ar_us[CALIBRATION_AR_NCCL][s] = nccl[s];
+    }
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.peer_allreduce.present, 1);
+    /* one-shot wins up to 512 KiB; a peer sum (two-shot at 4 MiB: 30 < 35) up to 4 MiB */
+    CHECK(p.peer_allreduce.oneshot_max_bytes == 524288);
+    CHECK(p.peer_allreduce.twoshot_max_bytes == 4194304);
+    /* latency: the 8 KiB one-shot less a 2.5 us launch; read: 32 MiB over the rest of its time */
+    CHECK_NEAR(p.peer_allreduce.latency_us, 2.0, 1e-9);
+    CHECK_NEAR(p.peer_allreduce.read_gbps, 33554432.0 / ((300 - 2.5 - 2.0) * 1e3), 1e-9);
+    CHECK(strstr(p.peer_allreduce.source, "bench --calibrate 2026-11-20") != NULL);
+}
+
+TEST(test_calibration_without_peer_allreduce_times_keeps_the_base_table)
+{
+    struct calibration c = two_h200();
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK(p.peer_allreduce.oneshot_max_bytes == base.peer_allreduce.oneshot_max_bytes);
+    CHECK(!strcmp(p.peer_allreduce.source, base.peer_allreduce.source));
+}

@@ -306,3 +306,29 @@ TEST(test_serve_csv_writes_counts_as_integers)
     CHECK(kv && strlen(kv) >= 7 && strspn(kv, "0123456789") == strlen(kv));
     csv_table_free(&t);
 }
+
+TEST(test_allreduce_flag_takes_four_algorithms_and_refuses_others)
+{
+    CHECK_EQ_INT(run_bench("--model llama-tiny --strategy tp --allreduce ring --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--allreduce") && strstr(out, "\"ring\"") && strstr(out, "auto, nccl, oneshot, twoshot"));
+    CHECK_EQ_INT(run_bench("--help", out, sizeof out), 0);
+    CHECK(strstr(out, "--allreduce ALGO") != NULL);
+}
+
+TEST(test_simulated_tp_decode_is_faster_with_the_oneshot_allreduce)
+{
+    char dir[64], args[512], path[128];
+    double ms[2];
+    const char *algo[2] = {"nccl", "oneshot"};
+    for (int k = 0; k < 2; k++) {
+        make_temp_dir(dir, sizeof dir);
+        snprintf(args, sizeof args, "--model llama-tiny --strategy tp --simulate --gpu-profile h200 --gpus 2 "
+                 "--batch 1 --seq 16 --decode 4 --allreduce %s --out %s", algo[k], dir);
+        CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+        snprintf(path, sizeof path, "%s/summary.csv", dir);
+        struct csv_table t;
+        ms[k] = csv_read_file(path, &t) == 0 ? csv_get_num(&t, 0, "latency_p50_ms") : -1;
+        csv_table_free(&t);
+    }
+    CHECK(ms[0] > 0 && ms[1] > 0 && ms[1] < ms[0]);
+}

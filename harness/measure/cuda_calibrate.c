@@ -383,6 +383,7 @@ static int measure_all(int n, struct calibration *c)
         PB_TRY(measure_allreduce(n, c));
         printf("NCCL all-reduce %d GPUs: %.0f MiB at %.0f GB/s bus bandwidth; 8 KiB in %.1f us\n", n,
                (double)c->allreduce_bytes / (1 << 20), c->allreduce_bus_gbps, c->allreduce_small_us);
+        PB_TRY(calibrate_peer_allreduce(n, c));
     }
 done:
     return rc;

@@ -15,4 +15,7 @@ int run_calibrate(const struct options *o);
  * CUDA graph of tiny kernels. */
 int calibrate_gemm_shapes(int dev, struct calibration *c);
 int calibrate_graph_launch(int dev, double *us);
+/* The peer-memory all-reduce (one-shot, two-shot) and NCCL's, bf16 on GPUs 0..n-1
+ * at calibration_ar_bytes, into c->ar_us (cuda_calibrate_allreduce.c). */
+int calibrate_peer_allreduce(int n, struct calibration *c);
 #endif

@@ -214,8 +214,10 @@ static void decode(const CUpti_Activity *a)
     case CUPTI_ACTIVITY_KIND_KERNEL: {
         const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)a;
         kernel_name(k->name, r.name, sizeof r.name);
-        /* NCCL's kernels are ncclDevKernel_* / ncclKernel_*: communication, not compute. */
-        r.kind = strstr(r.name, "nccl") || strstr(r.name, "Nccl") ? REC_COMM : REC_KERNEL;
+        /* NCCL's kernels are ncclDevKernel_* / ncclKernel_*, the peer all-reduce's
+         * peer_allreduce_kernel (kernels/allreduce.cu): communication, not compute. */
+        r.kind = strstr(r.name, "nccl") || strstr(r.name, "Nccl") || strstr(r.name, "peer_allreduce") ? REC_COMM
+                                                                                                  : REC_KERNEL;
         r.start_ns = k->start;
         r.end_ns = k->end;
         r.correlation = k->correlationId;

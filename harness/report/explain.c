@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../base/atomic_file.h"
+#include "memory_report.h"
 #include "placement_view.h"
 
 #define GIB (1024.0 * 1024 * 1024)
@@ -391,6 +392,9 @@ void explain_text(const struct options *o, const struct run_env *env, const stru
             say(&t, "Both are sequential: the activations walk from GPU to GPU. auto is %.2f ms %s than naive "
                     "(%s p50).", fabs(autop->p50_ms - naive->p50_ms),
                 autop->p50_ms > naive->p50_ms ? "slower" : "faster", t.pred[0] ? "predicted" : "measured");
+        char memory[1536];
+        memory_sentence(naive, autop, memory, sizeof memory);
+        if (memory[0]) say(&t, " %s", memory);
         end_paragraph(&t);
         pipeline(&t, r, n, g, naive, single);
         tensor_parallel(&t, find(r, n, g, "tp", 0), single);

@@ -11,6 +11,7 @@
 #include "../run/run.h"
 #include "../../base/atomic_file.h"
 #include "../../base/interrupt.h"
+#include "memory_report.h"
 
 const char *const summary_csv_columns[] = {
     "strategy", "mode", "batch", "seq", "decode_tokens", "microbatches", "devices", "status",
@@ -20,7 +21,10 @@ const char *const summary_csv_columns[] = {
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights", NULL};
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
+    /* memory (memory_report.c writes them in this order) */
+    "weights_bytes_per_gpu", "kv_bytes_per_gpu", "activation_bytes_per_gpu", "peak_bytes_per_gpu",
+    "free_bytes_per_gpu", "measured_peak_bytes_per_gpu", "max_context_at_batch", "max_batch_at_context", NULL};
 
 void point_result_free(struct point_result *r)
 {
@@ -103,7 +107,7 @@ static const char *mode_name(const struct point_result *r)
 
 static int write_row(FILE *f, const struct run_env *env, const struct point_result *r)
 {
-    char b[48][1024];
+    char b[48 + MEMORY_CSV_FIELDS][1024];
     int k = 0;
     snprintf(b[k++], sizeof b[0], "%s", r->strategy);
     snprintf(b[k++], sizeof b[0], "%s", mode_name(r));
@@ -161,6 +165,7 @@ static int write_row(FILE *f, const struct run_env *env, const struct point_resu
     fmt_num(b[k++], sizeof b[0], profiled ? r->profiled_p50_ms : NAN);
     fmt_num(b[k++], sizeof b[0], profiled ? r->cupti_overhead_pct : NAN);
     snprintf(b[k++], sizeof b[0], "%s", r->predicted ? "none" : env->weights);
+    k = memory_csv_fields(r, b, k);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
     return k;
 }
@@ -319,6 +324,7 @@ static cJSON *point_json(const struct point_result *r)
     int have_pred = r->ok && r->predicted_ms > 0;
     add_num(o, "predicted_ms", have_pred ? r->predicted_ms : NAN);
     add_num(o, "prediction_error_pct", have_pred ? r->prediction_error_pct : NAN);
+    cJSON_AddItemToObject(o, "memory", memory_json(r));
     return o;
 }
 

@@ -120,6 +120,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
     s.cupti_on = env.cupti_enabled;
     static struct device_profile prof;   /* large; read-only once loaded */
     s.predict = o->predict && load_prediction_profile(o, &env, &prof) == PB_OK ? &prof : NULL;
+    s.allreduce_table = predict_allreduce_table(o->allreduce, env.gpu_name[0]);
     char weights[1100];
     run_weights_describe(o, weights, sizeof weights);
     s.weights = weights;

@@ -36,6 +36,7 @@ struct sweep {
     int cupti_on;                           /* profiled iterations possible */
     const char *banner;                     /* printed above each table (NULL: none) */
     const char *weights;                    /* where the weights come from, for the table (NULL: not said) */
+    struct allreduce_table allreduce_table; /* --allreduce auto's crossovers for the GPUs measured */
 };
 
 struct sweep_out {

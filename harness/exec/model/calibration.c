@@ -157,6 +157,40 @@ static void launch_from(const struct calibration *c, struct device_profile *out)
     }
 }
 
+const uint64_t calibration_ar_bytes[CALIBRATION_AR_SIZES] = {8192, 65536, 524288, 4194304, 16777216, 33554432};
+
+/* The largest size up to which algorithm `a` is never slower than the faster of
+ * `b` and `c` (c < 0: b alone); 0 when it loses at the smallest size. */
+static uint64_t wins_up_to(const struct calibration *cal, int a, int b, int c)
+{
+    uint64_t bound = 0;
+    for (int s = 0; s < CALIBRATION_AR_SIZES; s++) {
+        double mine = cal->ar_us[a][s];
+        if (c >= 0) mine = fmin(mine, cal->ar_us[c][s]);
+        if (mine > cal->ar_us[b][s]) break;
+        bound = calibration_ar_bytes[s];
+    }
+    return bound;
+}
+
+int calibration_peer_allreduce(const struct calibration *c, double launch_us, struct peer_allreduce_profile *out)
+{
+    for (int a = 0; a < CALIBRATION_AR_ALGOS; a++)
+        for (int s = 0; s < CALIBRATION_AR_SIZES; s++)
+            if (!(c->ar_us[a][s] > 0)) return PB_ERR;
+    int last = CALIBRATION_AR_SIZES - 1;
+    double latency = fmax(0, c->ar_us[CALIBRATION_AR_ONESHOT][0] - launch_us);
+    double transfer_us = c->ar_us[CALIBRATION_AR_ONESHOT][last] - launch_us - latency;
+    if (!(transfer_us > 0)) return PB_ERR;
+    out->present = 1;
+    out->latency_us = latency;
+    out->read_gbps = (c->n_gpus - 1.0) * (double)calibration_ar_bytes[last] / (transfer_us * 1e3);
+    out->oneshot_max_bytes = wins_up_to(c, CALIBRATION_AR_ONESHOT, CALIBRATION_AR_TWOSHOT, -1);
+    uint64_t peer = wins_up_to(c, CALIBRATION_AR_ONESHOT, CALIBRATION_AR_NCCL, CALIBRATION_AR_TWOSHOT);
+    out->twoshot_max_bytes = peer > out->oneshot_max_bytes ? peer : out->oneshot_max_bytes;
+    return PB_OK;
+}
+
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out)
 {
@@ -219,6 +253,10 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
         snprintf(out->allreduce.source, sizeof out->allreduce.source, "not measured (one GPU): "
                  "guessed as 80%% of the host link; calibrate on 2 or more GPUs");
     }
+    if (c->n_gpus > 1 && calibration_peer_allreduce(c, out->launch_us, &out->peer_allreduce) == PB_OK)
+        snprintf(out->peer_allreduce.source, sizeof out->peer_allreduce.source, "bench --calibrate %s: peer "
+                 "all-reduce of bf16 on %s, 8 KiB to 32 MiB against NCCL; one-shot 8 KiB %.1f us", c->date, gpus,
+                 c->ar_us[CALIBRATION_AR_ONESHOT][0]);
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)
         if (!out->link[k].source[0])

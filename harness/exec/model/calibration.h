@@ -17,6 +17,11 @@
 #define CALIBRATION_SHAPE_K 4096
 extern const int calibration_shape_rows[CALIBRATION_SHAPES];   /* 1, 16, 128, 512, 4096 */
 
+/* Message sizes the peer all-reduce is timed at, against NCCL (2 or more GPUs). */
+#define CALIBRATION_AR_SIZES 6
+extern const uint64_t calibration_ar_bytes[CALIBRATION_AR_SIZES];   /* 8 KiB .. 32 MiB */
+enum { CALIBRATION_AR_ONESHOT, CALIBRATION_AR_TWOSHOT, CALIBRATION_AR_NCCL, CALIBRATION_AR_ALGOS };
+
 struct calibration {
     int n_gpus;
     char gpu[PB_GPU_NAME_LEN];                   /* cudaDeviceProp.name of GPU 0 */
@@ -34,6 +39,8 @@ struct calibration {
     double shape_us[CALIBRATION_SHAPES];   /* cuBLASLt bf16 GEMM per call, back to back in a CUDA
                                             * graph, weights rotated past L2, GPU 0; 0: not measured */
     double graph_launch_us;            /* per tiny kernel back to back inside a CUDA graph, GPU 0 */
+    double ar_us[CALIBRATION_AR_ALGOS][CALIBRATION_AR_SIZES];   /* bf16 all-reduce per call, host wall
+                                                                 * time; 0: not measured */
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -53,6 +60,13 @@ const char *calibration_base_name(const char *gpu_name);
  * from being slow on both counts. Returns the number of points (0: none measured). */
 int calibration_gemm_table(const struct calibration *c, double tflops, double gbps, double launch_us,
                            struct efficiency_point *out);
+
+/* The peer_allreduce section from ar_us: latency = the 8 KiB one-shot less one
+ * launch; read_gbps = (N-1) x the largest size / (its one-shot less launch and
+ * latency); oneshot_max_bytes = the largest size up to which one-shot is never slower
+ * than two-shot, twoshot_max_bytes the largest up to which a peer one is never slower
+ * than NCCL (at least oneshot_max_bytes). PB_ERR (no message) when not measured. */
+int calibration_peer_allreduce(const struct calibration *c, double launch_us, struct peer_allreduce_profile *out);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);

@@ -19,6 +19,7 @@
 #include "../../run/run.h"
 #include "../../run/run_common.h"
 #include "../../run/run_outputs.h"
+#include "../../run/predict.h"
 #include "cuda_mpi_exec.h"
 #include "../../run/sweep.h"
 #include "mpi_jobs.h"
@@ -226,6 +227,7 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
     fprintf(run.ranks_csv, "strategy,batch,seq,device,rank,host,gpu_ordinal,gpu,clock_offset_us,clock_rtt_us,"
                            "window_ms,compute_ms,comm_ms,copy_ms,idle_ms,utilisation\n");
     run.exec.comm = run.comm;
+    run.exec.world = w;
     run.world = (struct exec_world){.rank = w->rank, .size = w->size, .agree = world_agree, .max = world_max,
                                     .to_rank0 = world_to_rank0, .gather = world_gather,
                                     .point_done = world_point_done, .impl = &run.exec};
@@ -236,6 +238,7 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
     run_weights_describe(o, weights, sizeof weights);
     s.weights = weights;
     s.map.n = w->size < PB_MAX_DEVICES ? w->size : PB_MAX_DEVICES;
+    s.allreduce_table = predict_allreduce_table(o->allreduce, run.ranks[0].gpu);
     for (int d = 0; d < s.map.n; d++) s.map.ordinal[d] = run.ranks[d].ordinal;
     struct sweep_out out;
     rc = sweep_run(&s, &out);
