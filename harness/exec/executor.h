@@ -54,6 +54,7 @@ struct exec_config {
     int use_graph;                       /* CUDA: replay passes from CUDA graphs where possible */
     const char *label;                   /* strategy name, for NVTX ranges and messages */
     const struct device_profile *profile;   /* the cost model's device profile */
+    int every_pass;                      /* cost model: records of every pass, not a sample (tests) */
 };
 
 /* An iteration's outputs, as this process holds them (malloc'ed; NULL where it holds none). */
