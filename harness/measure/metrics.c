@@ -7,18 +7,14 @@
 #include "../../base/check.h"
 #include "metrics.h"
 
-struct span {
-    uint64_t start, end;
-};
 
 static int span_cmp(const void *a, const void *b)
 {
-    const struct span *x = a, *y = b;
+    const struct metrics_span *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Length of the union of intervals; sorts them in place. */
-static uint64_t union_ns(struct span *s, int n)
+uint64_t metrics_union_ns(struct metrics_span *s, int n)
 {
     if (n == 0) return 0;
     qsort(s, (size_t)n, sizeof *s, span_cmp);
@@ -52,7 +48,7 @@ static int is_kernel(const struct record *r)
 
 /* Collect intervals of records on `device` (any device if < 0) that `want` accepts. */
 static int collect(const struct trace *t, int iteration, int device, int (*want)(const struct record *),
-                   struct span *out)
+                   struct metrics_span *out)
 {
     int n = 0;
     for (int i = 0; i < t->n; i++) {
@@ -60,7 +56,7 @@ static int collect(const struct trace *t, int iteration, int device, int (*want)
         if (!in_iteration(r, iteration) || !is_device_activity(r)) continue;
         if (device >= 0 && r->device != device) continue;
         if (!want(r)) continue;
-        out[n++] = (struct span){r->start_ns, r->end_ns};
+        out[n++] = (struct metrics_span){r->start_ns, r->end_ns};
     }
     return n;
 }
@@ -74,7 +70,7 @@ static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
 /* Peer copies per ordered device pair, in order of first appearance: bytes and the
  * union of their intervals. */
-static int link_totals(const struct trace *t, int iteration, struct span *scratch, struct activity_totals *out)
+static int link_totals(const struct trace *t, int iteration, struct metrics_span *scratch, struct activity_totals *out)
 {
     out->n_links = 0;
     for (int i = 0; i < t->n; i++) {
@@ -98,9 +94,9 @@ static int link_totals(const struct trace *t, int iteration, struct span *scratc
             if (!in_iteration(q, iteration) || q->kind != REC_MEMCPY) continue;
             if (q->src_device != r->src_device || q->dst_device != r->dst_device) continue;
             out->link[l].bytes += q->bytes;
-            scratch[n++] = (struct span){q->start_ns, q->end_ns};
+            scratch[n++] = (struct metrics_span){q->start_ns, q->end_ns};
         }
-        out->link[l].ns = union_ns(scratch, n);
+        out->link[l].ns = metrics_union_ns(scratch, n);
     }
     return PB_OK;
 }
@@ -111,7 +107,7 @@ int metrics_totals(const struct trace *t, int iteration, struct activity_totals 
     out->iteration = iteration;
     out->first_ns = UINT64_MAX;
     int nd = t->n_devices < PB_MAX_DEVICES ? t->n_devices : PB_MAX_DEVICES;
-    struct span *s = malloc(((size_t)t->n + 1) * sizeof *s);
+    struct metrics_span *s = malloc(((size_t)t->n + 1) * sizeof *s);
     if (!s) return pb_fail("out of host memory computing metrics of %d records", t->n);
     for (int i = 0; i < t->n; i++) {
         const struct record *r = &t->rec[i];
@@ -121,10 +117,10 @@ int metrics_totals(const struct trace *t, int iteration, struct activity_totals 
         if (r->end_ns > out->last_ns) out->last_ns = r->end_ns;
     }
     for (int d = 0; d < nd; d++) {
-        out->compute_ns[d] = union_ns(s, collect(t, iteration, d, want_compute, s));
-        out->comm_ns[d] = union_ns(s, collect(t, iteration, d, want_comm, s));
-        out->copy_ns[d] = union_ns(s, collect(t, iteration, d, want_copy, s));
-        out->busy_ns[d] = union_ns(s, collect(t, iteration, d, want_any, s));
+        out->compute_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_compute, s));
+        out->comm_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_comm, s));
+        out->copy_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_copy, s));
+        out->busy_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_any, s));
         int nk = collect(t, iteration, d, is_kernel, s);
         uint64_t k0 = UINT64_MAX, k1 = 0;
         for (int i = 0; i < nk; i++) {
@@ -134,9 +130,9 @@ int metrics_totals(const struct trace *t, int iteration, struct activity_totals 
         out->n_kernels[d] = nk;
         out->kernel_first_ns[d] = nk ? k0 : 0;
         out->kernel_last_ns[d] = k1;
-        out->kernel_ns[d] = union_ns(s, nk);
+        out->kernel_ns[d] = metrics_union_ns(s, nk);
     }
-    out->comm_all_ns = union_ns(s, collect(t, iteration, -1, want_comm, s));
+    out->comm_all_ns = metrics_union_ns(s, collect(t, iteration, -1, want_comm, s));
     int rc = link_totals(t, iteration, s, out);
     free(s);
     return rc;
@@ -204,6 +200,8 @@ static void metrics_of_totals(const struct trace *t, const struct activity_total
         struct gpu_metrics *g = &out->gpu[d];
         g->window_ms = window;
         g->known = known;
+        g->idle_peer_wait_ms = g->idle_host_ms = g->idle_other_ms = g->mbu = g->mfu = NAN;
+        for (int k = 0; k < PB_WORK_KINDS; k++) g->work_ms[k] = NAN;
         if (!known) {
             /* Unknown, never zero: NAN propagates into reports as "unknown". */
             g->compute_ms = g->comm_ms = g->copy_ms = g->idle_ms = NAN;
@@ -262,6 +260,9 @@ int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out
             a->utilisation += b->utilisation / iters;
             a->own_span_ms += b->own_span_ms / iters;
             a->known = i == 0 ? b->known : (a->known && b->known);
+            /* Filled afterwards from the schedule (idle_cause.h, hw_use.h). */
+            a->idle_peer_wait_ms = a->idle_host_ms = a->idle_other_ms = a->mbu = a->mfu = NAN;
+            for (int k = 0; k < PB_WORK_KINDS; k++) a->work_ms[k] = NAN;
         }
         out->allreduce_ms += it.allreduce_ms / iters;
         for (int k = 0; k < it.n_links; k++) {

@@ -124,7 +124,7 @@ static int model_run(void *state, int iteration, struct trace *t, double *ms)
     for (int k = 0; k < c->g->n_passes; k++) {
         struct trace piece;
         double pass_ms;
-        PB_TRY(simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, &piece, &pass_ms));
+        PB_TRY(simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, c->allreduce, &piece, &pass_ms));
         int rc = t ? record_pass(t, &piece, k, offset, iteration, &acc) : PB_OK;
         offset += pass_end_ns(&piece);
         trace_free(&piece);
