@@ -6,13 +6,16 @@
 #include "../harness/exec/executor.h"
 #include "../harness/exec/model/device_profile.h"
 #include "../harness/measure/metrics.h"
+#include "../harness/run/run_common.h"
 #include "test.h"
 
 #define GIB (1ull << 30)
 
 static struct placement placed;
 
-static int predict(const char *strategy, int tokens, int every_pass, struct trace *t, double *ms)
+/* The cost model's trace of one llama-tiny point on 2 GPUs; *keep (if given) gets the program. */
+static int predict_keeping(const char *strategy, int tokens, int every_pass, struct trace *t, double *ms,
+                           struct program *keep)
 {
     static struct device_profile prof;
     struct model_spec m;
@@ -33,8 +36,14 @@ static int predict(const char *strategy, int tokens, int every_pass, struct trac
     int rc = model_executor_ops.create(&c, &e);
     if (rc == PB_OK) rc = model_executor_ops.run(e, 0, t, ms);
     if (e) model_executor_ops.destroy(e);
-    program_free(&g);
+    if (keep) *keep = g;
+    else program_free(&g);
     return rc;
+}
+
+static int predict(const char *strategy, int tokens, int every_pass, struct trace *t, double *ms)
+{
+    return predict_keeping(strategy, tokens, every_pass, t, ms, NULL);
 }
 
 static void check_same_metrics(int *failures_, const struct iteration_metrics *a, const struct iteration_metrics *b)
@@ -110,4 +119,24 @@ TEST(test_long_decode_keeps_a_trace_no_larger_than_a_short_ones)
     CHECK_EQ_INT(long_run.sample.passes, 1001);
     trace_free(&short_run);
     trace_free(&long_run);
+}
+
+TEST(test_sampled_trace_leaves_idle_causes_unknown_not_guessed)
+{
+    /* The causes need every gap; a sample has only some, so they stay NAN (full: known). */
+    for (int every_pass = 0; every_pass < 2; every_pass++) {
+        struct trace t;
+        struct program g;
+        double ms;
+        CHECK_EQ_INT(predict_keeping("pipeline", 64, every_pass, &t, &ms, &g), PB_OK);
+        static struct point_result r;
+        memset(&r, 0, sizeof r);
+        r.busy_known = 1;
+        CHECK_EQ_INT(metrics_mean(&t, 1, &r.metrics), PB_OK);
+        run_attribute(&r, &t, &g, 1, NULL);
+        CHECK(every_pass ? !isnan(r.metrics.gpu[1].idle_peer_wait_ms) : isnan(r.metrics.gpu[1].idle_peer_wait_ms));
+        CHECK(every_pass ? !isnan(r.metrics.gpu[1].work_ms[STEP_LAYERS]) : isnan(r.metrics.gpu[1].work_ms[STEP_LAYERS]));
+        program_free(&g);
+        trace_free(&t);
+    }
 }
