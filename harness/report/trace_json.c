@@ -70,6 +70,26 @@ static cJSON *event(const struct record *r, uint64_t t0, const char *strategy, i
     return e;
 }
 
+/* Points whose trace keeps only some passes: which, and that the summaries count all. */
+static void sampled_passes(cJSON *meta, const struct point_result *r, const struct trace *const *traces, int n)
+{
+    cJSON *list = NULL;
+    for (int i = 0; i < n; i++) {
+        char note[512];
+        if (!traces[i] || !trace_sample_describe(traces[i], note, sizeof note)) continue;
+        if (!list) list = cJSON_AddArrayToObject(meta, "sampled_passes");
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "point", i);
+        cJSON_AddStringToObject(p, "strategy", r[i].strategy);
+        cJSON_AddNumberToObject(p, "passes", traces[i]->sample.passes);
+        cJSON *shown = cJSON_AddArrayToObject(p, "passes_shown");
+        for (int k = 0; k < traces[i]->sample.n_shown; k++)
+            cJSON_AddItemToArray(shown, cJSON_CreateNumber(traces[i]->sample.shown[k]));
+        cJSON_AddStringToObject(p, "note", note);
+        cJSON_AddItemToArray(list, p);
+    }
+}
+
 int trace_json_write(const char *path, const struct run_env *env, const struct point_result *r,
                      const struct trace *const *traces, int n)
 {
@@ -115,6 +135,7 @@ int trace_json_write(const char *path, const struct run_env *env, const struct p
     cJSON *meta = cJSON_AddObjectToObject(root, "placebench");
     cJSON_AddStringToObject(meta, "command", env ? env->command : "");
     cJSON_AddBoolToObject(meta, "predicted", predicted);
+    sampled_passes(meta, r, traces, n);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) return pb_fail("out of host memory printing %s", path);
