@@ -57,6 +57,7 @@ COLUMNS = [
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
     "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
+    "collective_bytes", "collective_busbw_gbps",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto")
 PROFILED_PASSES = 5

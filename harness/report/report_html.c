@@ -38,7 +38,7 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
     static const char *const head[] = {
         "strategy", "mode", "batch", "seq", "decode", "m", "devices", "status", "placement",
         "p50 ms", "p90 ms", "p99 ms", "tokens/s", "speed-up", "utilisation per GPU", "transfer MiB",
-        "transfer ms", "all-reduce ms", "bubble / GPipe bound", "logits"};
+        "transfer ms", "all-reduce ms", "collective MiB", "bus GB/s", "bubble / GPipe bound", "logits"};
     fputs("<table id=\"summary\"><thead><tr>", f);
     for (size_t c = 0; c < sizeof head / sizeof head[0]; c++)
         fprintf(f, "<th%s>%s%s</th>", c == 0 || c == 8 || c == 7 ? " class=\"l\"" : "",
@@ -59,7 +59,7 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
         text_cell(f, buf, 0);
         if (p->ok) text_cell(f, "ok", 1);
         else {
-            snprintf(buf, sizeof buf, "failed: %s", p->reason);
+            snprintf(buf, sizeof buf, "%s: %s", point_status(p), p->reason);
             text_cell(f, buf, 1);
         }
         text_cell(f, p->placement_summary, 1);
@@ -78,6 +78,8 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
         num_cell(f, known ? p->transfer_bytes / (1024.0 * 1024) : NAN, "%.2f");
         num_cell(f, known ? p->transfer_ms : NAN, "%.3f");
         num_cell(f, known && p->metrics.allreduce_ms > 0 ? p->metrics.allreduce_ms : NAN, "%.3f");
+        num_cell(f, ok && p->collective_bytes > 0 ? p->collective_bytes / (1024.0 * 1024) : NAN, "%.2f");
+        num_cell(f, ok ? p->collective_busbw_gbps : NAN, "%.1f");
         buf[0] = 0;
         if (ok && !isnan(p->gpipe_bound)) {
             double sum = 0;

@@ -18,7 +18,8 @@ const char *const summary_csv_columns[] = {
     "idle_ms_per_gpu", "own_span_ms_per_gpu", "transfer_bytes", "transfer_ms", "transfer_gbps",
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
-    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights", NULL};
+    "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
+    "collective_bytes", "collective_busbw_gbps", NULL};
 
 void point_result_free(struct point_result *r)
 {
@@ -28,6 +29,11 @@ void point_result_free(struct point_result *r)
     r->placement = NULL;
     r->latency_ms = NULL;
     r->profiled_ms = NULL;
+}
+
+const char *point_status(const struct point_result *r)
+{
+    return r->ok ? "ok" : r->skipped ? "skipped" : "failed";
 }
 
 /* RFC 4180: quote a field when it holds a comma, quote or line break; double quotes. */
@@ -80,7 +86,7 @@ static const char *mode_name(const struct point_result *r)
 
 static int write_row(FILE *f, const struct run_env *env, const struct point_result *r)
 {
-    char b[48][1024];
+    char b[64][1024];
     int k = 0;
     snprintf(b[k++], sizeof b[0], "%s", r->strategy);
     snprintf(b[k++], sizeof b[0], "%s", mode_name(r));
@@ -93,7 +99,7 @@ static int write_row(FILE *f, const struct run_env *env, const struct point_resu
     for (int d = 0; d < r->n_devices; d++)
         used += (size_t)snprintf(b[k] + used, sizeof b[0] - used, "%s%d", d ? ";" : "", r->ordinal[d]);
     k++;
-    snprintf(b[k++], sizeof b[0], "%s", r->ok ? "ok" : "failed");
+    snprintf(b[k++], sizeof b[0], "%s", point_status(r));
     snprintf(b[k++], sizeof b[0], "%s", r->ok ? "" : r->reason);
     snprintf(b[k++], sizeof b[0], "%s", r->placement_summary);
     snprintf(b[k++], sizeof b[0], "%d", r->stages);
@@ -138,6 +144,8 @@ static int write_row(FILE *f, const struct run_env *env, const struct point_resu
     fmt_num(b[k++], sizeof b[0], profiled ? r->profiled_p50_ms : NAN);
     fmt_num(b[k++], sizeof b[0], profiled ? r->cupti_overhead_pct : NAN);
     snprintf(b[k++], sizeof b[0], "%s", r->predicted ? "none" : env->weights);
+    fmt_count(b[k++], sizeof b[0], r->ok ? r->collective_bytes : NAN);
+    fmt_num(b[k++], sizeof b[0], r->ok ? r->collective_busbw_gbps : NAN);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
     return k;
 }
@@ -243,7 +251,7 @@ static cJSON *point_json(const struct point_result *r)
     cJSON_AddNumberToObject(o, "seq", r->w.seq);
     cJSON_AddNumberToObject(o, "decode_tokens", r->decode_tokens);
     cJSON_AddNumberToObject(o, "microbatches", r->microbatches);
-    cJSON_AddStringToObject(o, "status", r->ok ? "ok" : "failed");
+    cJSON_AddStringToObject(o, "status", point_status(r));
     if (!r->ok) cJSON_AddStringToObject(o, "reason", r->reason);
     cJSON *dev = cJSON_AddArrayToObject(o, "devices");
     for (int d = 0; d < r->n_devices; d++) cJSON_AddItemToArray(dev, cJSON_CreateNumber(r->ordinal[d]));
@@ -297,6 +305,8 @@ static cJSON *point_json(const struct point_result *r)
         cJSON_AddItemToArray(links, j);
     }
     add_num(o, "allreduce_ms", r->ok && r->busy_known ? r->metrics.allreduce_ms : NAN);
+    add_num(o, "collective_bytes", r->ok ? r->collective_bytes : NAN);
+    add_num(o, "collective_busbw_gbps", r->ok ? r->collective_busbw_gbps : NAN);
     if (!isnan(r->gpipe_bound)) {
         cJSON *b = cJSON_AddArrayToObject(o, "bubble_per_stage");
         for (int s = 0; s < r->stages; s++) {

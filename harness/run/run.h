@@ -13,7 +13,9 @@ struct point_result {
     char strategy[PB_STRATEGY_NAME_LEN];
     struct workload w;             /* batch, seq, mode; microbatches as resolved by the strategy */
     int decode_tokens;             /* generate mode: greedy tokens after the prefill (0: prefill only) */
-    int ok;                        /* 0: failed, see reason */
+    int ok;                        /* 0: failed or skipped, see reason */
+    int skipped;                   /* 1: the combination cannot run (microbatches that do not divide
+                                    * the batch): not run, not a failure; reason says why */
     char reason[PB_ERROR_LEN];
     int n_devices;                 /* logical devices of the schedule */
     int ordinal[PB_MAX_DEVICES];   /* logical device -> CUDA ordinal */
@@ -33,6 +35,9 @@ struct point_result {
     double bubble[PB_MAX_DEVICES];      /* pipeline: idle fraction per stage device */
     double gpipe_bound;                 /* (p-1)/(m+p-1); NAN for non-pipelines */
     double transfer_bytes, transfer_ms; /* all peer links, per iteration */
+    double collective_bytes;       /* all-reduces and all-gathers per iteration, each call once, at
+                                    * nccl-tests' size (all-gather: the gathered output) */
+    double collective_busbw_gbps;  /* nccl-tests' bus bandwidth over every rank's NCCL time; NAN if none */
     int busy_known;
     uint64_t dropped;
     int logits_checked;            /* 1: compared with single's logits */
@@ -66,6 +71,8 @@ struct run_env {
 };
 
 void point_result_free(struct point_result *r);
+/* "ok", "skipped" or "failed": the status column. */
+const char *point_status(const struct point_result *r);
 /* Driver, runtime, NCCL, cuBLAS and CUPTI versions and the start time (cuda_run.c:
  * it needs the CUDA libraries, so it is not in the CPU build's tests). */
 void run_env_versions(struct run_env *env);

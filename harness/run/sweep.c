@@ -199,6 +199,7 @@ static int drive(const struct sweep *s, const struct program *g, struct point_re
     if (rc == PB_OK && w->rank == 0) {
         run_summarise(r, t, r->placement, trace_iters);
         if (x->copies_are_kernels) transfers_from_program(r, g);
+        run_collectives(r, g, x->copies_are_kernels);
         r->graph = out.graph;
         r->predicted = x->predicts;
         if (x->predicts) r->predicted_ms = r->p50_ms;
@@ -232,6 +233,16 @@ int sweep_point_run(const struct sweep *s, const struct strategy *st, struct poi
     run_reference_free(&ref);
     r->ok = rc == PB_OK;
     return rc;
+}
+
+/* A combination that cannot run (asked microbatches that do not split the batch) is
+ * skipped, not failed: every rank decides the same from the options alone. */
+static int point_cannot_run(const struct sweep_point *pt, char *reason, size_t len)
+{
+    if (!strategy_takes_microbatches(pt->strategy) || pt->w.microbatches <= 0) return 0;
+    if (plan_check_microbatches(&pt->w, pt->w.microbatches) == PB_OK) return 0;
+    snprintf(reason, len, "%s", pb_last_error());
+    return 1;
 }
 
 /* Place, plan, drive; a failure anywhere fails the point on every rank with one message. */
@@ -279,7 +290,7 @@ void sweep_print_header(const struct sweep *s, const struct point_result *r)
 void sweep_print_row(const struct sweep *s, const struct point_result *r)
 {
     if (!r->ok) {
-        printf("%-9s failed: %s\n", r->strategy, r->reason);
+        printf("%-9s %s: %s\n", r->strategy, point_status(r), r->reason);
         return;
     }
     char util[64] = "unknown";
@@ -339,6 +350,17 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
         if (s->ex && !s->ex->predicts && n > 1 && w->rank == 0)
             fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, n, r->strategy,
                     r->w.batch, r->w.seq, strategy_takes_microbatches(r->strategy) ? r->w.microbatches : 1);
+        if (s->ex && point_cannot_run(&pts[k], r->reason, sizeof r->reason)) {
+            r->skipped = 1;
+            r->microbatches = r->w.microbatches;   /* the value asked */
+            out->n = k + 1;
+            out->skipped++;
+            if (w->rank == 0) {
+                sweep_print_row(s, r);
+                if (w->point_done) w->point_done(w, r);
+            }
+            continue;
+        }
         r->ok = run_point(s, r, &out->traces[k], out->plans ? &out->plans[k] : NULL, &ref) == PB_OK;
         out->n = k + 1;
         if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
@@ -360,6 +382,8 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
     }
     run_reference_free(&ref);
     free(pts);
+    /* Nothing ran at all is a failed job, though no point failed. */
+    if (out->n > 0 && out->skipped == out->n) out->failed++;
     return PB_OK;
 }
 
