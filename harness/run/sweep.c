@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "../report/placement_view.h"
 #include "run_common.h"
+#include "split_pricing.h"
 
 int sweep_points_cap(const struct options *o)
 {
@@ -235,6 +236,22 @@ int sweep_point_run(const struct sweep *s, const struct strategy *st, struct poi
     return rc;
 }
 
+/* Place with splits priced by the cost model at the run's device profile (--simulate,
+ * --plan; a measured run's --predict profile), which optimal minimises. */
+static int place_priced(const struct sweep *s, const struct strategy *st, const struct workload *w,
+                        struct placement *out)
+{
+    const struct device_profile *prof = s->profile ? s->profile : s->predict;
+    if (!prof) return st->place(s->m, w, &s->mc, out);
+    struct split_pricer pricer;
+    PB_TRY(split_pricer_init(&pricer, prof, s->m, st, w, s->map.ordinal, s->map.n));
+    struct machine mc = s->mc;
+    mc.pricing = &pricer.ops;
+    int rc = st->place(s->m, w, &mc, out);
+    split_pricer_free(&pricer);
+    return rc;
+}
+
 /* A combination that cannot run (asked microbatches that do not split the batch) is
  * skipped, not failed: every rank decides the same from the options alone. */
 static int point_cannot_run(const struct sweep_point *pt, char *reason, size_t len)
@@ -254,7 +271,7 @@ static int run_point(const struct sweep *s, struct point_result *r, struct trace
     r->microbatches = r->w.microbatches;   /* what was asked, for a row that fails before planning */
     r->placement = calloc(1, sizeof *r->placement);
     int rc = r->placement ? alloc_point(s, r) : pb_fail("out of host memory");
-    if (rc == PB_OK) rc = st ? st->place(s->m, &r->w, &s->mc, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
+    if (rc == PB_OK) rc = st ? place_priced(s, st, &r->w, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
     if (rc == PB_OK) placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
     struct program g = {0};
     if (rc == PB_OK) rc = plan_program(s, st, r, &g);
