@@ -36,6 +36,18 @@ const char *point_status(const struct point_result *r)
     return r->ok ? "ok" : r->skipped ? "skipped" : "failed";
 }
 
+void point_tag(const struct point_result *r, char *buf, size_t len)
+{
+    size_t k = 0;
+    for (const char *s = r->strategy; *s && k + 1 < len; s++)
+        buf[k++] = (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' ? *s : '-';
+    buf[k] = 0;
+    k += (size_t)snprintf(buf + k, len - k, "-b%d-s%d", r->w.batch, r->w.seq);
+    if (k < len && r->decode_tokens > 0) k += (size_t)snprintf(buf + k, len - k, "-g%d", r->decode_tokens);
+    if (k < len && strategy_takes_microbatches(r->strategy) && r->microbatches > 0)
+        snprintf(buf + k, len - k, "-m%d", r->microbatches);
+}
+
 /* RFC 4180: quote a field when it holds a comma, quote or line break; double quotes. */
 static void csv_field(FILE *f, const char *s, int last)
 {

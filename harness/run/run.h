@@ -73,6 +73,9 @@ struct run_env {
 void point_result_free(struct point_result *r);
 /* "ok", "skipped" or "failed": the status column. */
 const char *point_status(const struct point_result *r);
+/* The point's strategy and workload in a file name: "pipeline-b8-s512-m8" (-gN: N
+ * generated tokens; -mM: M microbatches, for strategies that take them). */
+void point_tag(const struct point_result *r, char *buf, size_t len);
 /* Driver, runtime, NCCL, cuBLAS and CUPTI versions and the start time (cuda_run.c:
  * it needs the CUDA libraries, so it is not in the CPU build's tests). */
 void run_env_versions(struct run_env *env);
@@ -86,6 +89,10 @@ extern const char *const summary_csv_columns[];
 /* trace.json: Chrome trace events from every point's trace (traces[i] may be NULL). */
 int trace_json_write(const char *path, const struct run_env *env, const struct point_result *r,
                      const struct trace *const *traces, int n);
+/* dir/hta/<NN>-<point_tag>/rank-<d>.json: each point's activity on GPU d alone, the
+ * trace of rank d as Holistic Trace Analysis reads a job (TraceAnalysis(trace_dir=...)). */
+int trace_hta_write(const char *dir, const struct run_env *env, const struct point_result *r,
+                    const struct trace *const *traces, int n);
 
 /* The main job: run every strategy x workload on the GPUs, print the table,
  * write summary.csv, summary.json and trace.json into o->out_dir (created by the

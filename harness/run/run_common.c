@@ -142,7 +142,8 @@ int run_write_reports(const char *dir, const struct run_env *env, const struct p
     PB_TRY(summary_write_json(dir, env, res, n));
     char path[4200];
     snprintf(path, sizeof path, "%s/trace.json", dir);
-    return trace_json_write(path, env, res, traces, n);
+    PB_TRY(trace_json_write(path, env, res, traces, n));
+    return trace_hta_write(dir, env, res, traces, n);
 }
 
 /* One schedule's collectives, `times` passes of it: each step is one rank's part of a
