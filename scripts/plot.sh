@@ -67,7 +67,11 @@ load "$data/$1.gp"
 set title TITLE noenhanced
 set xlabel "ms from the start of the iteration (one window for all GPUs)"
 set style fill solid 1.0 border rgb "#ffffff"
+# Short all-reduces and copies (a tp layer's 0.1 ms in 50) would vanish under the white
+# borders that separate compute steps: they are drawn again on top, borderless.
 plot "$data/$1.dat" index 0 using ((\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 with boxxyerror lc rgb variable notitle, \\
+     "$data/$1.dat" index 0 using (strcol(6) eq "compute" ? NaN : (\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 \\
+         with boxxyerror fs solid 1.0 noborder lc rgb variable notitle, \\
      NaN with boxes fs solid lc rgb C_COMPUTE title "compute", \\
      NaN with boxes fs solid lc rgb C_COMM title "communication (NCCL)", \\
      NaN with boxes fs solid lc rgb C_COPY title "copy (GPU to GPU, host)", \\
