@@ -30,8 +30,12 @@ GIT_COMMIT := $(GIT_COMMIT)$(if $(GIT_COMMIT),$(shell git status --porcelain --u
 CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
+# CFLAGS/LDFLAGS (and EXTRA_CFLAGS/EXTRA_LDFLAGS) from the command line add to the
+# flags the build needs (PB_CFLAGS), e.g. `make CFLAGS="-O1 -g -fsanitize=address"`.
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=c11 -Wall -Wextra -D_GNU_SOURCE $(NCCL_CFLAGS) -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
+PB_CFLAGS := -std=c11 -Wall -Wextra -D_GNU_SOURCE $(NCCL_CFLAGS) -I$(CUDA)/include $(CJSON_CFLAGS) -MMD -MP
+override CFLAGS += $(PB_CFLAGS) $(EXTRA_CFLAGS)
+override LDFLAGS += $(EXTRA_LDFLAGS)
 NVCCFLAGS ?= -O3 -g -lineinfo
 NVCCFLAGS += -std=c++17 $(CUDA_ARCH) $(NCCL_CFLAGS) -I$(CUDA)/include -Xcompiler -Wall -MMD -MP
 LDLIBS    += $(NCCL_LIBS) -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcublas -lcupti -lcudart \
@@ -54,7 +58,10 @@ HARNESS_ALL    := $(filter-out harness/cli/main.c harness/exec/mpi/%,$(HARNESS_A
 # exec/registry.c names the CUDA executor, so it goes with the CUDA code.
 HARNESS_CUDA_SRC := $(filter %/cuda_%.c harness/exec/registry.c,$(HARNESS_ALL))
 HARNESS_SRC    := $(filter-out $(HARNESS_CUDA_SRC),$(HARNESS_ALL))
-TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c
+# The peer test's criterion and reference reader are plain C in tests/gpu/: the
+# CPU suite tests them too.
+TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c \
+             tests/gpu/peer_criterion.c tests/gpu/peer_reference.c tests/gpu/cpu_reference.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 
 obj = $(patsubst %.cu,$(BUILD)/%.o,$(patsubst %.c,$(BUILD)/%.o,$(1)))
@@ -103,28 +110,35 @@ $(BUILD)/harness/cli/cli.o: $(BUILD)/version.stamp
 $(BUILD)/harness/cli/cli.o: CFLAGS += -DPB_VERSION='"$(VERSION)"' -DPB_GIT_COMMIT='"$(GIT_COMMIT)"'
 
 $(BUILD)/bench: $(BUILD)/harness/cli/main.o $(GPU_LIBS) | $(BUILD)/layers.ok
-	$(CC) -o $@ $(BUILD)/harness/cli/main.o $(GPU_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/harness/cli/main.o $(GPU_LIBS) $(LDLIBS)
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(CPU_LIBS)
-	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
 
 $(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(GPU_LIBS)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The CPU suite; it also drives build/bench for command-line behaviour.
 # With MPI=1 the MPI build's tests (2 ranks) run too; one total line ends it.
 test: $(BUILD)/run_tests $(BUILD)/bench $(if $(filter 1,$(MPI)),$(BUILD)/run_mpi_tests $(BUILD)/bench-mpi)
 	tests/run_suites.sh "$(BUILD)/run_tests" "tests/test_check_layers.sh" $(if $(filter 1,$(MPI)),"$(MPIRUN) -np 2 $(BUILD)/run_mpi_tests")
 
+# The peer test needs transformers' references: scripts/with_peer_reference.sh
+# writes them into $(BUILD)/peer where python3 has torch and transformers (or
+# takes PB_PEER_DIR), and says so when it cannot.
 test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
-	$(BUILD)/test_gpu
+	scripts/with_peer_reference.sh $(BUILD)/peer $(BUILD)/test_gpu
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
 $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
+
+# Every version of the decode linear layers, checked and timed side by side.
+$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
+	$(CC) -o $@ $^ $(LDLIBS)
 
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per
 # GPU under mpirun, and `make MPI=1 test-mpi` runs its CPU tests on 2 ranks. Its
@@ -141,10 +155,10 @@ MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c))
 all: $(BUILD)/bench-mpi
 
 $(BUILD)/bench-mpi: $(MPI_GPU_OBJ) $(MPI_CPU_OBJ) $(GPU_LIBS) | $(BUILD)/layers.ok
-	$(CC) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/run_mpi_tests: $(MPI_TEST_OBJ) $(MPI_CPU_OBJ) $(CPU_LIBS)
-	$(CC) -o $@ $^ $(CJSON_LIBS) -lm -lpthread $(MPI_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm -lpthread $(MPI_LIBS)
 
 $(BUILD)/harness/exec/mpi/%.o: harness/exec/mpi/%.c
 	@mkdir -p $(dir $@)
@@ -166,6 +180,39 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# --- Sanitizers and fuzzing (CI runs both before the test command). ---------
+# sanitize-test: the CPU suite built with ASan + UBSan, its build/bench included.
+# fuzz: clang libFuzzer targets for the readers of outside input; fuzz-run runs
+# each on its seed corpus (tests/fuzz/corpus/<target>/) for FUZZ_SECONDS.
+SANITIZE_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS   := config safetensors_header safetensors_index device_profile csv trace
+FUZZ_SECONDS   ?= 10
+FUZZ_OBJ       := $(BUILD)/tests/fuzz/fuzz_input.o $(CPU_LIBS)
+.PHONY: sanitize-test fuzz fuzz-run
+sanitize-test:
+	@$(MAKE) -s --no-print-directory BUILD=$(BUILD)/sanitize CFLAGS="$(SANITIZE_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \
+	    $(BUILD)/sanitize/run_tests $(BUILD)/sanitize/bench
+	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    BENCH=$(BUILD)/sanitize/bench $(BUILD)/sanitize/run_tests > $(BUILD)/sanitize/tests.log 2>&1; \
+	    rc=$$?; sed 's/^\([0-9]* passed, [0-9]* failed\)$$/sanitize-test: \1/' $(BUILD)/sanitize/tests.log; exit $$rc
+
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(CJSON_LIBS) -lm -lpthread
+
+fuzz:
+	@$(MAKE) -s --no-print-directory BUILD=$(BUILD)/fuzz CC=clang CFLAGS="$(SANITIZE_FLAGS) -fsanitize=fuzzer-no-link" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz-run: fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; mkdir -p $(BUILD)/fuzz/corpus/$$t; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=2 -max_len=65536 \
+	        -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	        > $(BUILD)/fuzz/$$t.log 2>&1; rc=$$?; \
+	    grep -E '^(#[0-9]+.*DONE|Done [0-9]+ runs)' $(BUILD)/fuzz/$$t.log | tail -1; \
+	    if [ $$rc != 0 ]; then tail -40 $(BUILD)/fuzz/$$t.log; exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(BUILD)

@@ -7,8 +7,13 @@
 struct atomic_file {
     FILE *f;
     char path[4096];
-    char tmp[4096 + 16];
+    char tmp[4096 + 32];
+    int slot;                 /* in interrupt.c's table of temporaries to remove */
 };
+
+/* The one temporary name for path: "path.tmp.PID" (same folder, so rename is
+ * atomic; the process id keeps two runs writing one folder apart). */
+int atomic_temp_name(char *buf, size_t len, const char *path);
 
 int atomic_file_open(struct atomic_file *a, const char *path);
 /* Flush, close and rename into place; on any write error remove the temporary. */

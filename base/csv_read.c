@@ -111,7 +111,7 @@ int csv_read_file(const char *path, struct csv_table *t)
 {
     memset(t, 0, sizeof *t);
     char *text = text_file_read(path);
-    if (!text) return pb_fail("cannot read %s: %s", path, strerror(errno));
+    if (!text) return pb_fail("%s: cannot read: %s", path, text_file_strerror(errno));
     int rc = csv_read_text(text, t);
     free(text);
     if (rc != PB_OK) return pb_fail("%s: not a CSV file with a header line", path);

@@ -6,6 +6,7 @@
 #include "attention.h"
 #include "cuda_check.h"
 #include "pdl.h"
+#include "mma.cuh"
 #include "rope.cuh"
 
 typedef __nv_bfloat16 bf16;
@@ -19,39 +20,6 @@ typedef __nv_bfloat16 bf16;
  * until the fragments of Q are in registers. Four tiles instead of five let three
  * blocks (12 warps) share an SM at head_dim 128 instead of two. */
 static size_t fa_smem_bytes(int d) { return (size_t)4 * 64 * (d + 8) * sizeof(bf16); }
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    int n = valid ? 16 : 0;  /* 0 bytes read: the 16 are zero-filled */
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *smem)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *smem)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
 {
@@ -271,15 +239,13 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
 }
 
 /* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
-/* Blocks of the decode kernel over `keys` keys. */
-__host__ __device__ static inline int decode_splits(int keys)
-{
-    return (keys + ATTN_DECODE_CHUNK - 1) / ATTN_DECODE_CHUNK;
-}
+/* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
+__host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
 
+/* laid out for the smallest chunk, so any chunk size fits */
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
 {
-    return (size_t)max_batch * hq * decode_splits(max_ctx) * (hd + 2);
+    return (size_t)max_batch * hq * decode_splits(max_ctx, ATTN_DECODE_CHUNK_MIN) * (hd + 2);
 }
 
 size_t attn_decode_counters(int max_batch, int hq) { return (size_t)max_batch * hq; }
@@ -313,10 +279,10 @@ __device__ __forceinline__ void unpack_dims(typename dims_t<DPL>::type r, float 
  * and weighted values in the partials; the last of the sequence-head's blocks to
  * finish (a ticket counter) combines the splits in split order, so the result does
  * not depend on which block finished last. */
-#define DEC_WARPS (ATTN_DECODE_CHUNK / 32)
-template <int D>
-__global__ void __launch_bounds__(ATTN_DECODE_CHUNK) decode_kernel(struct attn_args a, float scale, int splits)
+template <int D, int CHUNK>
+__global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float scale, int splits)
 {
+    constexpr int DEC_WARPS = CHUNK / 32;
     constexpr int DPL = D / 32;  /* value dims per lane */
     typedef typename dims_t<DPL>::type vdims;
     __shared__ float qsh[D];
@@ -327,7 +293,7 @@ __global__ void __launch_bounds__(ATTN_DECODE_CHUNK) decode_kernel(struct attn_a
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int pos = a.pos_dev ? *a.pos_dev : a.pos;  /* written by a kernel of the previous step */
     const int kv_len = pos + 1;
-    const int key0 = split * ATTN_DECODE_CHUNK;
+    const int key0 = split * CHUNK;
     /* the host checks pos; a graph replay past the cache does nothing */
     const bool active = pos < a.max_ctx && key0 < kv_len;
     const int group = a.hq / a.hkv, kvh = h / group;
@@ -349,7 +315,7 @@ __global__ void __launch_bounds__(ATTN_DECODE_CHUNK) decode_kernel(struct attn_a
     pdl_wait();  /* before anything this step's kernels wrote is read: see pdl.h */
     pdl_trigger();
     if (!active) return;
-    const bool holds_new = pos < key0 + ATTN_DECODE_CHUNK;
+    const bool holds_new = pos < key0 + CHUNK;
     const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
     const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
     if (threadIdx.x < D && (threadIdx.x < D / 2 || holds_new)) {  /* pair i % (D/2) of q (i < D/2) or of the new k */
@@ -431,7 +397,7 @@ __global__ void __launch_bounds__(ATTN_DECODE_CHUNK) decode_kernel(struct attn_a
     for (int w = 0; w < DEC_WARPS; w++) L += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - M);
     /* with one split the block writes the output itself: what the combine below
      * would give for one split (it scales by 1) */
-    const int n = min(decode_splits(kv_len), (int)gridDim.x);
+    const int n = min(decode_splits(kv_len, CHUNK), (int)gridDim.x);
     float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
     float *part = all + (size_t)split * (D + 2);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
@@ -479,14 +445,16 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     if (!a->qkv || !a->inv_freq || !a->counters || !a->partials)
         return pb_fail("attn_decode: qkv, inv_freq, partials and counters are all needed");
     if (a->batch <= 0) return PB_OK;
+    const int chunk = a->keys_per_block ? a->keys_per_block : ATTN_DECODE_CHUNK;
+    if (chunk != 128 && chunk != 256) return pb_fail("attn_decode: %d keys a block (128 or 256)", chunk);
     /* the partials are laid out for the largest split count so both cases agree */
-    int stride_splits = decode_splits(a->max_ctx);
-    int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1);
+    int stride_splits = decode_splits(a->max_ctx, chunk);
+    int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1, chunk);
     dim3 grid(splits, a->hq, a->batch);
     float scale = 1.0f / sqrtf((float)a->hd);
-    if (a->hd == 64)
-        cudaCheck(pdl_launch(decode_kernel<64>, grid, dim3(ATTN_DECODE_CHUNK), 0, s, a->pdl, *a, scale, stride_splits));
-    else
-        cudaCheck(pdl_launch(decode_kernel<128>, grid, dim3(ATTN_DECODE_CHUNK), 0, s, a->pdl, *a, scale, stride_splits));
+    void (*kernel)(struct attn_args, float, int) =
+        a->hd == 64 ? (chunk == 128 ? decode_kernel<64, 128> : decode_kernel<64, 256>)
+                    : (chunk == 128 ? decode_kernel<128, 128> : decode_kernel<128, 256>);
+    cudaCheck(pdl_launch(kernel, grid, dim3(chunk), 0, s, a->pdl, *a, scale, stride_splits));
     return PB_OK;
 }

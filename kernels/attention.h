@@ -14,7 +14,13 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#define ATTN_DECODE_CHUNK 256  /* keys per block of the decode kernel, a warp per 32 keys */
+/* Keys per block of the decode kernel, a warp per 32 keys: 128 by default, 256 on
+ * request (attn_args.keys_per_block). With 128 (four warps, ~158 registers a
+ * thread) three blocks share an SM, so one block's loads overlap another's math:
+ * on an H200 decode at 16 x 256 keys took 6.54 against 6.72 ms a step, 64 x 256
+ * 13.98 against 14.96, 1 x 4224 4.95 against 5.19 (docs/PERF.md). */
+#define ATTN_DECODE_CHUNK 128
+#define ATTN_DECODE_CHUNK_MIN 128  /* the smallest size: partials are laid out for it */
 
 struct attn_args {
     const __nv_bfloat16 *q;                  /* prefill */
@@ -29,6 +35,8 @@ struct attn_args {
     const float *inv_freq;     /* decode: [hd / 2], as k_rope_qkv takes it */
     int *counters;             /* decode: attn_decode_counters() ints, zero before the first call;
                                 * each call leaves them zero again */
+    int keys_per_block;        /* decode: 128 or 256 keys a block (0: ATTN_DECODE_CHUNK). It sets
+                                * the splits, and so the bits: fixed for a part, never per call */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */

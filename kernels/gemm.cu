@@ -106,12 +106,22 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
  * the one kept only if it is more than TUNE_MARGIN faster: a near tie always goes
  * to the same candidate, so processes that time separately (MPI ranks) agree
  * unless two candidates differ by about the margin. Nothing is timed if the
- * temporary buffers do not fit: then the heuristic's order decides. */
+ * temporary buffers do not fit, or for products under GEMM_TUNE_MIN_MACS, which
+ * run for a few microseconds, bound by their launch: the heuristic's order decides
+ * there. (Timing them measured launch noise, and under compute-sanitizer's
+ * racecheck the thousands of timed cuBLAS launches of one tiny test model took
+ * minutes: issue 14.) */
 #define TUNE_MARGIN 0.05f
+#define GEMM_TUNE_MIN_MACS (1ull << 30)
+int gemm_short_is_timed(int n, int k, int tune_rows)
+{
+    return (unsigned long long)n * (unsigned long long)k * (unsigned long long)tune_rows >= GEMM_TUNE_MIN_MACS;
+}
+
 static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
 {
     sh->algo = cand[0];
-    if (count < 2) return PB_OK;
+    if (count < 2 || !gemm_short_is_timed(sh->n, sh->k, g->tune_rows)) return PB_OK;
     const int m = g->tune_rows;
     int dev;
     cudaDeviceProp prop;

@@ -56,6 +56,10 @@ int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows);
  * short-prompt candidates on temporary device buffers (freed before it returns). */
 int gemm_prepare(struct gemm_ctx *g, int n, int k);
 void gemm_destroy(struct gemm_ctx *g);
+/* Whether gemm_prepare times the short-prompt candidates of (N, K) at tune_rows:
+ * only products of at least 2^30 multiply-adds (smaller ones are launch-bound and
+ * take the heuristic's first choice). */
+int gemm_short_is_timed(int n, int k, int tune_rows);
 
 /* cuBLASLt path; the (N, K) must have been prepared; cls from gemm_class_for_seq. */
 int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y,
@@ -88,6 +92,25 @@ int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y
 int gemm_skinny_col_tiles(int m);
 int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int mt, cudaStream_t s, int pdl = 0);
+/* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 weight rows
+ * a block, all its rows of X (up to 64 a block, or 128 with row_tile 128), K split
+ * over a thread-block cluster of gemm_stream_splits(n, k, swiglu) blocks and summed
+ * in rank order. A row's bits depend on (N, K) alone, never on the row count; they
+ * are neither gemm_rows' nor gemm_skinny's. K a multiple of 8, pointers 16-byte aligned. */
+int gemm_stream_splits(int n, int k, int swiglu);
+int gemm_stream(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                int accumulate, cudaStream_t s, int pdl = 0);
+/* act = silu(x W_gate^T) * (x W_up^T) (w_gate_up = [gate; up]): bit for bit
+ * gemm_stream into [m, 2 inter] (the same splits), then k_swiglu. */
+int gemm_stream_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,
+                       int k, cudaStream_t s, int pdl = 0);
+/* Every knob, for tests and benchmarks: swiglu (y is then [m, n] of act and w
+ * [2n, K]), splits (1 to 8; they change the bits), row_tile (0: by m; 8 to 128:
+ * rows of X a block, the same bits) and prefetch_tiles (K tiles of each block's
+ * weights prefetched into L2 before pdl_wait, past the three it loads). */
+int gemm_stream_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                    int accumulate, int swiglu, int splits, int row_tile, int prefetch_tiles, cudaStream_t s,
+                    int pdl = 0);
 /* act = silu(x W_gate^T) * (x W_up^T), bit for bit gemm_skinny into [m, 2 inter]
  * then k_swiglu, in one launch (w_gate_up = [gate; up]). */
 int gemm_skinny_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,

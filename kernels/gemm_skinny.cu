@@ -51,19 +51,43 @@ __device__ __forceinline__ void sk_mma(float d[4], uint32_t a0, uint32_t a1, uin
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-/* A warp's SK_U chunks from chunk c0 on (chunks c0, c0 + SK_WARPS, ...) of its
+/* A warp's UB chunks from chunk c0 on (chunks c0, c0 + SK_WARPS, ...) of its
  * weight rows: lane t's 16 bytes of each, zero past K. */
-template <int MT>
-__device__ __forceinline__ void sk_load_chunks(uint4 a[SK_U][MT][2], const uint4 *const wp[MT][2], int c0, int t,
+template <int UB, int MT>
+__device__ __forceinline__ void sk_load_chunks(uint4 a[UB][MT][2], const uint4 *const wp[MT][2], int c0, int t,
                                                int kv)
 {
 #pragma unroll
-    for (int u = 0; u < SK_U; u++) {
+    for (int u = 0; u < UB; u++) {
         int idx = (c0 + SK_WARPS * u) * 4 + t;
 #pragma unroll
         for (int q = 0; q < MT; q++)
 #pragma unroll
             for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* acc += the UB chunks from c0 on (those before the last chunk) against the rows of X. */
+template <int UB, int NT, int MT>
+__device__ __forceinline__ void sk_chunks_mma(float acc[MT][NT][4], const uint4 a[UB][MT][2], const uint4 *const xp[NT],
+                                              int c0, int chunks, int t, int kv)
+{
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < UB; u++) {
+        if (c0 + SK_WARPS * u >= chunks) break;  /* uniform over the warp: mma needs every lane */
+        int idx = (c0 + SK_WARPS * u) * 4 + t;
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            /* past K (k not a multiple of 32) A and B are zero: adds +0 */
+            uint4 b = idx < kv ? __ldg(xp[i] + idx) : zero;
+#pragma unroll
+            for (int q = 0; q < MT; q++) {
+                const uint4 lo = a[u][q][0], hi = a[u][q][1];
+                sk_mma(acc[q][i], lo.x, hi.x, lo.y, hi.y, b.x, b.y);
+                sk_mma(acc[q][i], lo.z, hi.z, lo.w, hi.w, b.z, b.w);
+            }
+        }
     }
 }
 
@@ -88,9 +112,17 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
             int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
             wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
         }
-    uint4 a[SK_U][MT][2];
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-    sk_load_chunks<MT>(a, wp, warp, t, kv);  /* the first weights stream before pdl_wait: no kernel writes them */
+    /* Few rows (NT <= 2): one buffer of SK_U chunks, loaded whole, then multiplied.
+     * More rows: two buffers of SK_U / 2 (the same registers), one streaming while
+     * the other is multiplied; with one buffer their larger sums left the warp
+     * waiting on every load (H200, 64 rows: 2.54 against 2.12 ms for down), while
+     * at 1 and 16 rows two full buffers were slower (qkv at 1 row 1.15 against 0.98 ms;
+     * likely their 166-190 registers a thread, against 102-128, cost blocks an SM). */
+    constexpr bool TWO = NT > 2;
+    constexpr int UB = TWO ? SK_U / 2 : SK_U;
+    uint4 a0[UB][MT][2], a1[TWO ? UB : 1][MT][2];
+    sk_load_chunks<UB, MT>(a0, wp, warp, t, kv);  /* weights stream before pdl_wait: no kernel writes them */
+    if constexpr (TWO) sk_load_chunks<UB, MT>(a1, wp, warp + SK_WARPS * UB, t, kv);
     pdl_wait();
     pdl_trigger();
     const uint4 *xp[NT];
@@ -103,23 +135,19 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         for (int i = 0; i < NT; i++)
 #pragma unroll
             for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
-    for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * SK_U) {
-        if (c0 != warp) sk_load_chunks<MT>(a, wp, c0, t, kv);
-#pragma unroll
-        for (int u = 0; u < SK_U; u++) {
-            if (c0 + SK_WARPS * u >= chunks) break;  /* uniform over the warp: mma needs every lane */
-            int idx = (c0 + SK_WARPS * u) * 4 + t;
-#pragma unroll
-            for (int i = 0; i < NT; i++) {
-                /* past K (k not a multiple of 32) A and B are zero: adds +0 */
-                uint4 b = idx < kv ? __ldg(xp[i] + idx) : zero;
-#pragma unroll
-                for (int q = 0; q < MT; q++) {
-                    const uint4 lo = a[u][q][0], hi = a[u][q][1];
-                    sk_mma(acc[q][i], lo.x, hi.x, lo.y, hi.y, b.x, b.y);
-                    sk_mma(acc[q][i], lo.z, hi.z, lo.w, hi.w, b.z, b.w);
-                }
-            }
+    /* the chunks in ascending order either way: the same sums */
+    if constexpr (!TWO) {
+        for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * UB) {
+            if (c0 != warp) sk_load_chunks<UB, MT>(a0, wp, c0, t, kv);
+            sk_chunks_mma<UB, NT, MT>(acc, a0, xp, c0, chunks, t, kv);
+        }
+    } else {
+        for (int c0 = warp; c0 < chunks; c0 += 2 * SK_WARPS * UB) {
+            sk_chunks_mma<UB, NT, MT>(acc, a0, xp, c0, chunks, t, kv);
+            if (c0 + SK_WARPS * UB >= chunks) break;
+            sk_load_chunks<UB, MT>(a0, wp, c0 + 2 * SK_WARPS * UB, t, kv);
+            sk_chunks_mma<UB, NT, MT>(acc, a1, xp, c0 + SK_WARPS * UB, chunks, t, kv);
+            sk_load_chunks<UB, MT>(a1, wp, c0 + 3 * SK_WARPS * UB, t, kv);
         }
     }
     /* warp 0 adds the other warps' sums in a fixed order, one column tile at a time */

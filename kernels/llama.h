@@ -38,8 +38,8 @@ struct llama_part_desc {
  * the bits the whole batch gives for the same rows (both depend on the part alone):
  *  - decode (one-token steps): max_batch == 1 runs every linear on the CUDA-core
  *    GEMV, the fastest at one row; any larger max_batch runs them on the
- *    tensor-core skinny kernel, whatever rows a call has, so a 1-row microbatch of
- *    a 16-sequence pipeline uses the skinny kernel as the single run does. The two
+ *    tensor cores (the shared-memory stream kernel for every product), whatever rows a call has, so a 1-row microbatch
+ *    of a 16-sequence pipeline takes the kernels the single run does. The two
  *    paths give different bits, so parts of one run must share max_batch;
  *  - prefill of prompts up to 256 tokens: one cuBLASLt algorithm per shape, timed
  *    at the part's max_rows (capped at 512) and shared by every part of the process

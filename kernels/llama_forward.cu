@@ -23,19 +23,44 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
 }
 
 /* One-token steps use the part's decode path (llama.h: the GEMV when max_batch is 1,
- * else the tensor-core skinny kernel; the folded norms need the GEMV), everything
- * else cuBLASLt (algorithm class by prompt length, tuned at the part's max_rows).
- * The choice depends only on seq and the part's settings, never on the call's
- * rows, so a microbatch gets the bits the whole batch gets. */
-static int decode_gemv(const struct llama_part *p) { return p->decode_gemv || p->fold_norm; }
+ * else the tensor-core kernels (decode_streams); the folded norms need
+ * the GEMV), everything else cuBLASLt (algorithm class by prompt length, tuned at
+ * the part's max_rows). The choice depends only on seq and the part's settings,
+ * never on the call's rows, so a microbatch gets the bits the whole batch gets. */
+static int decode_path(const struct llama_part *p) { return p->fold_norm ? DECODE_GEMV : p->decode_path; }
+
+/* DECODE_TENSOR's choice, by the output columns of the product: wide products
+ * (qkv, gate-up, lm_head of Llama-2-7B) have blocks enough for the shared-memory
+ * stream and gain from its staged rows; at N = 4096 (o, down) the register
+ * kernel was faster at 1, 16 and 64 rows on an H200 (docs/PERF.md). */
+static int decode_streams(const struct llama_part *p, int n_cols)
+{
+    int path = decode_path(p);
+    return path == DECODE_STREAM || (path == DECODE_TENSOR && n_cols >= 8192);
+}
 
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
                   int n, int k, int accumulate, cudaStream_t s)
 {
     int pdl = p->d.programmatic_launch;
-    if (c->seq == 1 && decode_gemv(p)) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
-    if (c->seq == 1) return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
-    return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
+    if (c->seq != 1) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
+    if (decode_path(p) == DECODE_GEMV) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
+    if (decode_streams(p, n))
+        return gemm_stream_cfg(x, w, y, m, n, k, accumulate, 0, gemm_stream_splits(n, k, 0), 0, p->decode_prefetch, s,
+                               pdl);
+    return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
+}
+
+/* act = SwiGLU(x W_gu^T) of a one-token step in one launch, on the decode path. */
+static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf16 *act, int m, int inter, int k,
+                         cudaStream_t s)
+{
+    int pdl = p->d.programmatic_launch;
+    if (decode_path(p) == DECODE_GEMV) return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
+    if (decode_streams(p, 2 * inter))
+        return gemm_stream_cfg(x, w, act, m, inter, k, 0, 1, gemm_stream_splits(inter, k, 1), 0, p->decode_prefetch, s,
+                               pdl);
+    return gemm_skinny_swiglu(x, w, act, m, inter, k, s, pdl);
 }
 
 /* One-token steps can fold each RMSNorm into the GEMV after it (gemm_rows_norm):
@@ -124,6 +149,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         aa.qkv = p->qkv;
         aa.inv_freq = p->inv_freq;
         aa.counters = p->counters;
+        aa.keys_per_block = p->decode_attn_keys;
         PB_TRY(attn_decode(&aa, s));
     } else {
         struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,
@@ -152,8 +178,7 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
-        if (decode_gemv(p)) PB_TRY(gemm_rows_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
-        else PB_TRY(gemm_skinny_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
+        PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
     } else {
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));

@@ -38,6 +38,11 @@ struct arena_layout {
     size_t cache_layer_elems;          /* max_batch * hkv * max_ctx * hd */
 };
 
+/* The kernels a one-token step's linear layers can run on (gemm.h): each gives its
+ * own bits, the same for any row count. DECODE_TENSOR takes, per shape (never per
+ * row count), the faster of the two tensor-core kernels. */
+enum decode_path { DECODE_GEMV, DECODE_SKINNY, DECODE_STREAM, DECODE_TENSOR };
+
 struct layer_w {
     bf16 *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
 };
@@ -62,10 +67,14 @@ struct llama_part {
     int gemm_ready;
     int fold_norm;                     /* one-token steps fold RMSNorm into the GEMV: 0 from creation,
                                         * as it measured slower (docs/PERF.md); the benchmark times it.
-                                        * It implies decode_gemv (the fold is a GEMV prologue) */
-    int decode_gemv;                   /* one-token steps on the CUDA-core GEMV instead of the tensor-core
-                                        * kernel: set at creation from max_batch == 1 (llama.h says why);
-                                        * the benchmark flips it to time both paths on one part */
+                                        * It implies the GEMV path (the fold is a GEMV prologue) */
+    int decode_path;                   /* the kernel of one-token steps' linears (enum decode_path), set
+                                        * at creation (llama.h says why); the benchmark switches it to
+                                        * time every path on one part */
+    int decode_attn_keys;              /* keys a block of the decode attention (attn_args.keys_per_block;
+                                        * 0: its default); the benchmark times both sizes */
+    int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
+                                        * before pdl_wait (gemm_stream_cfg); same bits for any value */
 };
 
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)

@@ -162,7 +162,13 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->m = *m;
     p->d = *d;
     p->fold_norm = 0;
-    p->decode_gemv = d->max_batch == 1;  /* the decode path of the part (llama.h) */
+    /* Batched steps stream every linear through shared memory: a whole step measured
+     * faster that way than with the per-shape mix DECODE_TENSOR picks from single-kernel
+     * timings (H200, 16 rows 5.99 against 6.21 ms a step, 64 rows 12.29 against 12.78;
+     * docs/PERF.md). */
+    p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_STREAM;
+    p->decode_prefetch = 0;
+    p->decode_attn_keys = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
         free(p);
         return PB_ERR;

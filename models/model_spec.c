@@ -4,30 +4,31 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "../base/check.h"
 #include "../base/text_file.h"
+#include "../base/json_load.h"
+#include "../base/parse_number.h"
 
-static char *read_file(const char *path)
-{
-    char *text = text_file_read(path);
-    if (!text) pb_fail("%s: cannot read: %s", path, strerror(errno));
-    return text;
-}
+/* Every size product the model's code forms stays below this (2^48 parameters),
+ * so none wraps in uint64_t or loses exactness as a double. */
+#define MODEL_MAX_PARAMS ((uint64_t)1 << 48)
 
 /* A required positive integer field. */
 static int get_size(const char *path, const cJSON *root, const char *field, int *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
     if (!v) return pb_fail("%s: %s: missing", path, field);
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return pb_fail("%s: %s: must be an integer", path, field);
-    if (v->valuedouble <= 0 || v->valuedouble > 1e9)
-        return pb_fail("%s: %s: must be positive (got %g)", path, field, v->valuedouble);
-    *out = (int)v->valuedouble;
+    if (!cJSON_IsNumber(v)) return pb_fail("%s: %s: must be an integer", path, field);
+    char what[256];
+    snprintf(what, sizeof what, "%s: %s", path, field);
+    int64_t n;
+    PB_TRY(number_to_integer(what, v->valuedouble, 1, 1e9, &n));
+    *out = (int)n;
     return PB_OK;
 }
 
@@ -45,6 +46,9 @@ static int get_number_opt(const char *path, const cJSON *root, const char *field
     if (!v || cJSON_IsNull(v)) return PB_OK;
     if (!cJSON_IsNumber(v)) return pb_fail("%s: %s: must be a number", path, field);
     if (!(v->valuedouble > 0)) return pb_fail("%s: %s: must be positive", path, field);
+    char what[256];
+    snprintf(what, sizeof what, "%s: %s", path, field);
+    PB_TRY(number_in_range(what, v->valuedouble, 1e-300, 1e300));
     *out = v->valuedouble;
     return PB_OK;
 }
@@ -103,6 +107,39 @@ static void set_defaults(struct model_spec *m, int mistral)
     m->tie_embeddings = 0;
 }
 
+/* a x b, refused (naming `what`) when it passes `limit`. */
+static int checked_product(const char *path, const char *what, uint64_t a, uint64_t b, uint64_t limit,
+                           uint64_t *out)
+{
+    if (__builtin_mul_overflow(a, b, out) || *out > limit)
+        return pb_fail("%s: %s = %llu x %llu is too large (at most %llu)", path, what, (unsigned long long)a,
+                       (unsigned long long)b, (unsigned long long)limit);
+    return PB_OK;
+}
+
+/* The sizes model_modules.c and the executors multiply, checked once here. */
+static int check_sizes(const char *path, const struct model_spec *m)
+{
+    uint64_t q, kv, attn, mlp, embed, layer, layers;
+    PB_TRY(checked_product(path, "num_attention_heads x head_dim", (uint64_t)m->heads, (uint64_t)m->head_dim,
+                           INT32_MAX, &q));
+    PB_TRY(checked_product(path, "num_key_value_heads x head_dim", (uint64_t)m->kv_heads, (uint64_t)m->head_dim,
+                           INT32_MAX, &kv));
+    PB_TRY(checked_product(path, "hidden_size x (2 x heads + 2 x kv_heads) x head_dim", (uint64_t)m->hidden,
+                           2 * q + 2 * kv, MODEL_MAX_PARAMS, &attn));
+    PB_TRY(checked_product(path, "3 x hidden_size x intermediate_size", 3 * (uint64_t)m->hidden,
+                           (uint64_t)m->intermediate, MODEL_MAX_PARAMS, &mlp));
+    PB_TRY(checked_product(path, "vocab_size x hidden_size", (uint64_t)m->vocab, (uint64_t)m->hidden,
+                           MODEL_MAX_PARAMS, &embed));
+    layer = attn + mlp + 2 * (uint64_t)m->hidden;
+    PB_TRY(checked_product(path, "num_hidden_layers x parameters per layer", (uint64_t)m->layers, layer,
+                           MODEL_MAX_PARAMS, &layers));
+    if (layers + 2 * embed > MODEL_MAX_PARAMS)
+        return pb_fail("%s: the model's %llu parameters are too many (at most %llu)", path,
+                       (unsigned long long)(layers + 2 * embed), (unsigned long long)MODEL_MAX_PARAMS);
+    return PB_OK;
+}
+
 static int parse_spec(const char *path, const cJSON *root, struct model_spec *m)
 {
     if (!cJSON_IsObject(root)) return pb_fail("%s: not a JSON object", path);
@@ -131,25 +168,43 @@ static int parse_spec(const char *path, const cJSON *root, struct model_spec *m)
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie)) return pb_fail("%s: tie_word_embeddings: must be true or false", path);
     m->tie_embeddings = cJSON_IsTrue(tie);
+    PB_TRY(check_sizes(path, m));
     return read_rope(path, root, m);
+}
+
+static int spec_from_json(const char *path, cJSON *root, struct model_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    int st = parse_spec(path, root, out);
+    cJSON_Delete(root);
+    return st;
+}
+
+int model_spec_parse_text(const char *origin, const char *text, size_t len, struct model_spec *out)
+{
+    cJSON *root;
+    PB_TRY(json_parse_text(origin, text, len, &root));
+    return spec_from_json(origin, root, out);
 }
 
 int model_spec_load(const char *path, struct model_spec *out)
 {
+    cJSON *root;
     memset(out, 0, sizeof *out);
-    char *text = read_file(path);
-    if (!text) return PB_ERR;
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        return pb_fail("%s: malformed JSON near \"%.20s\"", path, at ? at : "");
-    }
-    int st = parse_spec(path, root, out);
-    cJSON_Delete(root);
-    if (st != PB_OK) return st;
+    PB_TRY(json_load_file(path, &root));
+    PB_TRY(spec_from_json(path, root, out));
     model_name_from_path(path, out->name, sizeof out->name);
     return PB_OK;
+}
+
+int model_check_positions(const struct model_spec *m, int seq, int decode_tokens)
+{
+    long long positions = (long long)seq + decode_tokens;
+    if (positions <= m->max_position) return PB_OK;
+    if (decode_tokens)
+        return pb_fail("--seq %d + --decode %d = %lld positions: more than %s's max_position_embeddings (%d)",
+                       seq, decode_tokens, positions, m->name, m->max_position);
+    return pb_fail("--seq %d: more than %s's max_position_embeddings (%d)", seq, m->name, m->max_position);
 }
 
 void model_name_from_path(const char *path, char *name, size_t len)

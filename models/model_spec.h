@@ -46,6 +46,12 @@ struct module {
 
 /* Read and validate a config.json; on failure print "<path>: <field>: <problem>". */
 int model_spec_load(const char *path, struct model_spec *out);
+/* The same from text (len bytes; text[len] readable); `origin` names it in messages. */
+int model_spec_parse_text(const char *origin, const char *text, size_t len, struct model_spec *out);
+
+/* A prompt of seq tokens plus decode_tokens generated must fit the model's
+ * positions (max_position_embeddings); a message names the flags otherwise. */
+int model_check_positions(const struct model_spec *m, int seq, int decode_tokens);
 
 /* "llama-2-7b" means models/llama-2-7b.json when no file of that name exists; a
  * folder (what save_pretrained writes) means its config.json. */

@@ -6,8 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include "../base/check.h"
+#include <unistd.h>
+#include "../base/json_load.h"
+#include "../base/parse_number.h"
+
+/* Shapes and offsets are JSON numbers, exact as doubles only up to 2^53. */
+#define ST_MAX_INTEGER 9007199254740992.0
 
 #define ST_MAX_HEADER (256u << 20)  /* far above any real header; guards a corrupt length */
 
@@ -47,16 +54,25 @@ static int parse_entry(const char *path, const cJSON *e, struct st_tensor *t, ui
     t->dtype = parse_dtype(dt->valuestring);
     t->ndim = cJSON_GetArraySize(shape);
     if (t->ndim > ST_MAX_DIMS) return pb_fail("%s: tensor %s: %d dimensions", path, e->string, t->ndim);
+    char what[512];
+    uint64_t numel = 1;
     for (int i = 0; i < t->ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0) return pb_fail("%s: tensor %s: bad shape", path, e->string);
-        t->shape[i] = (int64_t)d->valuedouble;
+        snprintf(what, sizeof what, "%s: tensor %s: shape[%d]", path, e->string, i);
+        if (!cJSON_IsNumber(d)) return pb_fail("%s: must be a number", what);
+        PB_TRY(number_to_integer(what, d->valuedouble, 0, ST_MAX_INTEGER, &t->shape[i]));
+        if (__builtin_mul_overflow(numel, (uint64_t)t->shape[i], &numel) || numel > (uint64_t)ST_MAX_INTEGER)
+            return pb_fail("%s: tensor %s: the shape holds more than 2^53 elements", path, e->string);
     }
     const cJSON *b = cJSON_GetArrayItem(offs, 0), *en = cJSON_GetArrayItem(offs, 1);
-    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(en) || b->valuedouble < 0 || en->valuedouble < b->valuedouble)
-        return pb_fail("%s: tensor %s: bad data_offsets", path, e->string);
-    t->begin = (uint64_t)b->valuedouble;
-    t->end = (uint64_t)en->valuedouble;
+    int64_t begin, end;
+    snprintf(what, sizeof what, "%s: tensor %s: data_offsets", path, e->string);
+    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(en)) return pb_fail("%s: must be two numbers", what);
+    PB_TRY(number_to_integer(what, b->valuedouble, 0, ST_MAX_INTEGER, &begin));
+    PB_TRY(number_to_integer(what, en->valuedouble, 0, ST_MAX_INTEGER, &end));
+    if (end < begin) return pb_fail("%s: end %lld before begin %lld", what, (long long)end, (long long)begin);
+    t->begin = (uint64_t)begin;
+    t->end = (uint64_t)end;
     if (t->end > data_bytes)
         return pb_fail("%s: tensor %s: data_offsets end %llu past the file's %llu data bytes", path, e->string,
                        (unsigned long long)t->end, (unsigned long long)data_bytes);
@@ -70,11 +86,22 @@ static int parse_entry(const char *path, const cJSON *e, struct st_tensor *t, ui
 
 int st_add_file(struct st_files *f, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return pb_fail("%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO named as a shard must not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int err = fd < 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : TEXT_FILE_NOT_REGULAR;
+        if (fd >= 0) close(fd);
+        return pb_fail("%s: cannot open: %s", path, text_file_strerror(err));
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
+        return pb_fail("%s: cannot open: %s", path, strerror(errno));
+    }
     unsigned char len8[8];
-    if (fstat(fileno(fp), &sb) != 0 || fread(len8, 1, 8, fp) != 8) {
+    if (fread(len8, 1, 8, fp) != 8) {
         fclose(fp);
         return pb_fail("%s: too short for a safetensors header", path);
     }
@@ -93,8 +120,10 @@ int st_add_file(struct st_files *f, const char *path)
     }
     fclose(fp);
     json[hlen] = 0;
-    cJSON *root = cJSON_Parse(json);
+    cJSON *root;
+    int parsed = json_parse_text(path, json, hlen, &root);
     free(json);
+    if (parsed != PB_OK) return PB_ERR;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return pb_fail("%s: the header is not a JSON object", path);
@@ -135,10 +164,8 @@ int st_add_file(struct st_files *f, const char *path)
 
 static int open_index(const char *folder, const char *index_path, struct st_files *f)
 {
-    char *text = text_file_read(index_path);
-    if (!text) return pb_fail("%s: cannot read: %s", index_path, strerror(errno));
-    cJSON *root = cJSON_Parse(text);
-    free(text);
+    cJSON *root;
+    PB_TRY(json_load_file(index_path, &root));
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(map)) {
         cJSON_Delete(root);

@@ -15,6 +15,10 @@ run() { local name=$1; shift; step "$name: $*"; "$@" > "$out/$name.log" 2>&1; ec
 nvidia-smi -L > "$out/gpu.txt" 2>&1
 git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true
 run test_gpu build/test_gpu
+# The peer test against transformers (tests/gpu/test_peer_transformers.cu): its
+# references written whenever python3 has torch and transformers, into build/peer
+# (about 0.8 GB, kept while the script is unchanged), not under OUT.
+run peer_test scripts/with_peer_reference.sh build/peer build/test_gpu peer
 [ -x build/bench_kernels ] && run bench_kernels build/bench_kernels "$model"
 run calibrate build/bench --calibrate --out "$out/calibrate"
 profile=$(ls "$out"/calibrate/*.json 2>/dev/null | head -1)
@@ -39,5 +43,12 @@ if python3 -c "import torch, transformers, accelerate" 2>/dev/null; then
         --strategies hf-single,hf-naive,hf-auto --batch 4 --seq 64 --iters 5 --warmup 2 --out "$out/mpi_ref"
     run peer_1x128 python3 scripts/peer_hf.py --model "$model" --gpus 1 --strategies hf-single,hf-auto \
         --batch 1 --seq 128 --iters 10 --warmup 3 --out "$out/prefill_1x128"
+    # the strongest single-GPU peer without a serving engine (static cache + torch.compile)
+    # beside our decode rows: its per-step figure is printed in the log and peer_hf.json
+    for b in 1 16; do
+        run "peer_compiled_decode_b$b" python3 scripts/peer_hf.py --model "$model" --gpus 1 \
+            --strategies hf-compiled --batch "$b" --seq 128 --decode 128 --iters 3 --warmup 2 --no-profile \
+            --out "$out/decode"
+    done
 fi
 step done

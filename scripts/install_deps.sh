@@ -10,6 +10,7 @@ set -euo pipefail
 
 packages=(
     make gcc pkg-config   # the build
+    clang                 # make fuzz: libFuzzer targets (CI runs them)
     libcjson-dev          # config.json, safetensors headers, summary.json
     gnuplot-nox           # --plot and bench plot
     openmpi-bin libopenmpi-dev   # make MPI=1: bench-mpi and the 2-rank tests (mpi.h)

@@ -1,107 +1,205 @@
 #!/usr/bin/env python3
-"""The peer reference for the kernel core's test: a random TinyLlama-shape
-LlamaForCausalLM built by transformers on the GPU (bf16, seed fixed, eager
-attention), saved with save_pretrained(safe_serialization=True), and its logits
-for fixed token ids written as raw little-endian float32 [batch, seq, vocab] plus
-reference.json (batch, seq, vocab, tokens, logits_file).
+"""The references of the peer test (tests/gpu/test_peer_transformers.cu): small
+random LlamaForCausalLM models built by transformers, and what transformers
+computes with them in bf16 and in fp32 (the same bf16 weights, upcast), so that
+the test can judge our bf16 arithmetic against the exact forward, next to
+transformers' own bf16 arithmetic.
 
-usage: make_peer_reference.py OUT_DIR [--batch 2] [--seq 64] [--seed 0] [--init-std S]
-       make_peer_reference.py --sweep 0.02,0.05,0.1   (prints, writes nothing)
-Then: PB_PEER_DIR=OUT_DIR build/test_gpu peer
+usage: make_peer_reference.py OUT_DIR [--device cuda] [--cases NAME,...] [--reuse]
+  --reuse  write nothing if OUT_DIR/cases.json already lists these cases, written
+           by this script as it is now (cases.json records the script's sha256)
 
---init-std sets transformers' initializer_range (the std of every Linear and of
-the embedding); 0.006 by default, not transformers' 0.02. At 0.02 this random
-22-layer model amplifies rounding noise: transformers' own bf16 forward lands
-0.022 (rel error) from the fp32 forward of the same weights and picks another top
-token at 2.3% of positions, with a median top-2 gap of 0.19 logit std. So no bf16
-forward could meet the test's bars (2e-2, 99%): the check would measure tie-breaking
-and amplified noise, not our arithmetic. At 0.006 the same comparison gives 0.010,
-98.4% and a gap of 0.35 std; at 0.05 it gives 0.127 and 78% (larger weights make
-attention and SwiGLU more nonlinear, which amplifies more, so a larger init, or a
-scaled lm_head, which scales logits and their noise alike, does not help).
-Measured on an H100, 2026-11-25. --sweep prints these figures for any list of stds:
-the floor any bf16 implementation can reach on that model.
+Cases: two shapes, each at init std 0.006 and 0.02 (transformers'
+initializer_range: the std of every Linear and of the embedding) and seeds 0 and 1:
+  llama2  hidden 512, 8 heads of 64, no GQA, untied lm_head, rope theta 1e4
+  llama3  hidden 512, 4 heads of 128, 1 kv head (GQA), tied embeddings,
+          rope theta 5e5 with llama3 scaling (original 64 positions, so all
+          three frequency bands occur in 288 positions)
+named SHAPE-stdSTD-seedSEED (llama2-std0.02-seed1).
+
+OUT_DIR/cases.json lists the cases; OUT_DIR/CASE/ holds config.json and
+model.safetensors (save_pretrained), reference.json, and raw little-endian float32
+logits, row-major [rows, vocab]:
+  prefill_bf16.f32, prefill_fp32.f32  the forward of `prefill.tokens` ([batch, seq]),
+                                      transformers in bf16 and in fp32
+  decode_fp32.f32    generate() in fp32, greedy, 32 new tokens after each prompt
+                     of `decode.prompt` ([batch, prompt_len]): the raw logits that
+                     chose each token, [batch, steps] rows
+  decode_bf16.f32    transformers' bf16 logits at those same positions, computed by
+                     one bf16 forward of prompt + fp32 tokens (the same contexts)
+and in reference.json decode.tokens_fp32 (the fp32 generate's tokens) and
+decode.tokens_bf16 (transformers' own bf16 generate, free running).
+
+Attention is eager; fp32 matmuls use full precision (no TF32). The test's verdict
+(tests/gpu/peer_criterion.h) is made in C; this script only prints transformers'
+own bf16 error and greedy agreement against fp32 for each case.
 """
 import argparse
+import copy
+import hashlib
+import inspect
 import json
 import os
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-INIT_STD = 0.006  # see the docstring: why not transformers' 0.02
+SHAPES = {
+    "llama2": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8,
+                   num_key_value_heads=8, vocab_size=4096, tie_word_embeddings=False),
+    "llama3": dict(hidden_size=512, intermediate_size=1792, num_hidden_layers=4, num_attention_heads=4,
+                   num_key_value_heads=1, vocab_size=4096, tie_word_embeddings=True),
+}
+ROPE = {
+    "llama2": {"rope_type": "default", "rope_theta": 10000.0},
+    "llama3": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+}
+STDS = (0.006, 0.02)
+SEEDS = (0, 1)
+PREFILL_BATCH, PREFILL_SEQ = 8, 256
+DECODE_BATCH, PROMPT_LEN, DECODE_STEPS = 4, 16, 32
+
+
+def case_names():
+    return [f"{shape}-std{std}-seed{seed}" for shape in SHAPES for std in STDS for seed in SEEDS]
+
+
+def parse_case(name):
+    shape, std, seed = name.split("-")
+    return shape, float(std[len("std"):]), int(seed[len("seed"):])
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out", nargs="?")
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init-std", type=float, default=INIT_STD)
-    ap.add_argument("--sweep", default="")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--cases", default=",".join(case_names()), help="comma-separated case names")
+    ap.add_argument("--reuse", action="store_true", help="keep OUT_DIR if it holds these cases from this script")
     a = ap.parse_args()
-    if a.sweep:
-        for std in [float(v) for v in a.sweep.split(",")]:
-            sweep_one(a, std)
-        return
-    if not a.out:
-        ap.error("OUT_DIR is required unless --sweep")
-    config, model, tokens = build(a, a.init_std)
+    names = a.cases.split(",")
+    for n in names:
+        if n not in case_names():
+            ap.error(f"--cases: unknown case {n!r} (known: {', '.join(case_names())})")
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no GPU (use --device cpu)")
+    with open(__file__, "rb") as f:
+        script_sha = hashlib.sha256(f.read()).hexdigest()
+    index = os.path.join(a.out, "cases.json")
+    if a.reuse and os.path.exists(index):
+        with open(index) as f:
+            old = json.load(f)
+        if old.get("cases") == names and old.get("script_sha256") == script_sha:
+            print(f"{a.out}: already holds these {len(names)} cases from this script; kept")
+            return
+    torch.set_float32_matmul_precision("highest")
     os.makedirs(a.out, exist_ok=True)
-    model.save_pretrained(a.out, safe_serialization=True)
-    with torch.no_grad():
-        logits = model(tokens.cuda()).logits.float().cpu()
-    logits.numpy().astype("<f4").tofile(os.path.join(a.out, "logits.f32"))
-    # The same weights in fp32: how far bf16 arithmetic (the peer's and ours) lands from exact.
-    with torch.no_grad():
-        logits32 = model.float()(tokens.cuda()).logits.float().cpu()
-    logits32.numpy().astype("<f4").tofile(os.path.join(a.out, "logits_fp32.f32"))
-    meta = {"batch": a.batch, "seq": a.seq, "vocab": config.vocab_size, "tokens": tokens.flatten().tolist(),
-            "logits_file": "logits.f32", "logits_fp32_file": "logits_fp32.f32", "dtype": "float32", "seed": a.seed,
-            "initializer_range": a.init_std,
-            "torch": torch.__version__, "transformers": __import__("transformers").__version__}
-    with open(os.path.join(a.out, "reference.json"), "w") as f:
-        json.dump(meta, f)
-    e, agree = compare(logits, logits32)
-    print(f"wrote {a.out}: logits {tuple(logits.shape)}, init std {a.init_std}; "
-          f"transformers bf16 vs fp32: rel error {e:.4g}, greedy agreement {agree:.4f}")
+    if os.path.exists(index):
+        os.remove(index)  # written last: present only when every case is complete
+    for n in names:
+        write_case(os.path.join(a.out, n), n, torch.device(a.device))
+    write_json(index, {"cases": names, "script_sha256": script_sha})
 
 
-def compare(got, ref):
-    e = (torch.linalg.vector_norm(got - ref) / torch.linalg.vector_norm(ref)).item()
-    agree = (got.argmax(-1) == ref.argmax(-1)).float().mean().item()
-    return e, agree
+def rope_kwargs(shape):
+    """transformers 5 takes rope_parameters; 4.x took rope_theta and rope_scaling."""
+    rope = dict(ROPE[shape])
+    if "rope_parameters" in inspect.signature(LlamaConfig.__init__).parameters:
+        return {"rope_parameters": rope}
+    theta = rope.pop("rope_theta")
+    return {"rope_theta": theta, "rope_scaling": rope if rope["rope_type"] != "default" else None}
 
 
-def sweep_one(a, std):
-    config, model, tokens = build(a, std)
-    with torch.no_grad():
-        l16 = model(tokens.cuda()).logits.float().cpu()
-        l32 = model.float()(tokens.cuda()).logits.float().cpu()
-    e, agree = compare(l16, l32)
-    top2 = l32.topk(2, dim=-1).values
-    gap = (top2[..., 0] - top2[..., 1]).median().item() / l32.std().item()
-    print(f"sweep init std {std}: bf16 vs fp32 rel error {e:.4g}, greedy agreement {agree:.4f}, "
-          f"median top-2 gap {gap:.3f} logit std", flush=True)
-    del model
-    torch.cuda.empty_cache()
+def check_rope(path, shape):
+    """The written config.json must carry the rope we asked for: our side reads it from there."""
+    with open(path) as f:
+        cfg = json.load(f)
+    got = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {}, rope_theta=cfg.get("rope_theta"))
+    want = ROPE[shape]
+    if any(got.get(k, "default" if k == "rope_type" else None) != v for k, v in want.items()):
+        raise SystemExit(f"make_peer_reference.py: {path}: rope settings {got} are not the requested {want}")
 
 
-def build(a, std):
-    torch.manual_seed(a.seed)
-    config = LlamaConfig(
-        hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-        num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-5,
-        rope_theta=10000.0, hidden_act="silu", tie_word_embeddings=False, initializer_range=std,
-    )
+def build(shape, std, seed, device):
+    config = LlamaConfig(max_position_embeddings=1024, rms_norm_eps=1e-5, hidden_act="silu",
+                         initializer_range=std, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+                         **SHAPES[shape], **rope_kwargs(shape))
     config._attn_implementation = "eager"
-    with torch.device("cuda"):  # initialised on the GPU: a CPU init of 1.1B weights takes a while
+    torch.manual_seed(seed)
+    with device:
         model = LlamaForCausalLM(config)
-    model = model.to(dtype=torch.bfloat16).eval()
-    g = torch.Generator().manual_seed(a.seed + 1)
-    tokens = torch.randint(0, config.vocab_size, (a.batch, a.seq), generator=g)
-    return config, model, tokens
+    bf16 = model.to(dtype=torch.bfloat16).eval()
+    fp32 = copy.deepcopy(bf16).float()  # the same bf16 values, computed in fp32
+    return config, bf16, fp32
+
+
+@torch.no_grad()
+def write_case(out, name, device):
+    shape, std, seed = parse_case(name)
+    config, bf16, fp32 = build(shape, std, seed, device)
+    os.makedirs(out, exist_ok=True)
+    bf16.save_pretrained(out, safe_serialization=True)
+    check_rope(os.path.join(out, "config.json"), shape)
+    V = config.vocab_size
+    g = torch.Generator().manual_seed(1000 + seed)
+    tokens = torch.randint(0, V, (PREFILL_BATCH, PREFILL_SEQ), generator=g)
+    prompt = torch.randint(0, V, (DECODE_BATCH, PROMPT_LEN), generator=g)
+
+    p16 = bf16(tokens.to(device)).logits.float().cpu()
+    p32 = fp32(tokens.to(device)).logits.float().cpu()
+    save_f32(os.path.join(out, "prefill_bf16.f32"), p16)
+    save_f32(os.path.join(out, "prefill_fp32.f32"), p32)
+
+    tok32, d32 = generate(fp32, prompt, device)
+    tok16, _ = generate(bf16, prompt, device)
+    # transformers' bf16 logits in the fp32 run's contexts: position PROMPT_LEN - 1 + t chooses token t
+    context = torch.cat([prompt, tok32[:, :-1]], dim=1).to(device)
+    d16 = bf16(context).logits.float().cpu()[:, PROMPT_LEN - 1:]
+    save_f32(os.path.join(out, "decode_fp32.f32"), d32)
+    save_f32(os.path.join(out, "decode_bf16.f32"), d16)
+
+    write_json(os.path.join(out, "reference.json"), {
+        "case": name, "shape": shape, "initializer_range": std, "seed": seed, "vocab": V,
+        "prefill": {"batch": PREFILL_BATCH, "seq": PREFILL_SEQ, "tokens": tokens.flatten().tolist(),
+                    "logits_bf16": "prefill_bf16.f32", "logits_fp32": "prefill_fp32.f32"},
+        "decode": {"batch": DECODE_BATCH, "prompt_len": PROMPT_LEN, "steps": DECODE_STEPS,
+                   "prompt": prompt.flatten().tolist(), "tokens_fp32": tok32.flatten().tolist(),
+                   "tokens_bf16": tok16.flatten().tolist(),
+                   "logits_fp32": "decode_fp32.f32", "logits_bf16": "decode_bf16.f32"},
+        "attention": "eager", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+    })
+    e = (torch.linalg.vector_norm(p16 - p32) / torch.linalg.vector_norm(p32)).item()
+    agree = (p16.argmax(-1) == p32.argmax(-1)).float().mean().item()
+    same = (tok16 == tok32).all(dim=1).sum().item()
+    print(f"{name}: transformers bf16 vs fp32 prefill rel error {e:.4g}, greedy agreement {agree:.4f} "
+          f"over {p16.shape[0] * p16.shape[1]} positions; bf16 generate equals fp32 in {same} of "
+          f"{DECODE_BATCH} sequences", flush=True)
+
+
+def generate(model, prompt, device):
+    """Greedy generate, DECODE_STEPS new tokens: (tokens [batch, steps], raw logits [batch, steps, vocab])."""
+    out = model.generate(prompt.to(device), attention_mask=torch.ones_like(prompt).to(device), do_sample=False,
+                         num_beams=1, max_new_tokens=DECODE_STEPS,
+                         output_logits=True, return_dict_in_generate=True)
+    tokens = out.sequences[:, PROMPT_LEN:].cpu()
+    logits = torch.stack(out.logits, dim=1).float().cpu()
+    # no logits processor may have changed a choice: each token is the argmax of its raw logits
+    if tokens.shape != (prompt.shape[0], DECODE_STEPS) or not torch.equal(tokens, logits.argmax(-1)):
+        raise SystemExit("make_peer_reference.py: generate() did not pick the argmax of its raw logits "
+                         "for every one of the %d steps (a generation_config default changed?)" % DECODE_STEPS)
+    return tokens, logits
+
+
+def save_f32(path, t):
+    t.contiguous().numpy().astype("<f4").tofile(path)
+
+
+def write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

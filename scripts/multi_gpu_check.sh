@@ -21,6 +21,10 @@ run() { local name=$1; shift; step "$name: $*"; "$@" > "$out/$name.log" 2>&1; ec
 nvidia-smi -L > "$out/gpu.txt" 2>&1
 nvidia-smi topo -m > "$out/topology.txt" 2>&1
 run test_gpu build/test_gpu
+# The peer test against transformers (tests/gpu/test_peer_transformers.cu): its
+# references written whenever python3 has torch and transformers, into build/peer
+# (about 0.8 GB, kept while the script is unchanged), not under OUT.
+run peer_test scripts/with_peer_reference.sh build/peer build/test_gpu peer
 run calibrate build/bench --calibrate --gpus "$n" --out "$out/calibrate"
 profile=$(ls "$out"/calibrate/*.json 2>/dev/null | head -1)
 pred=(--predict)

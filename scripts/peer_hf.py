@@ -12,6 +12,15 @@ Strategies (--strategies, default hf-naive,hf-auto):
              once by model.model.rotary_emb and moved to the layer's GPU.
   hf-auto    from_pretrained(device_map="auto") (accelerate's hooks move inputs).
   hf-single  the whole model on GPU 0: the peer's baseline.
+  hf-compiled  the whole model on GPU 0 as a user who wants speed without a
+             serving engine runs it: a static KV cache and torch.compile
+             (mode "reduce-overhead": CUDA graphs) of the one-token step; in
+             prefill mode of the prompt's forward (in generate mode the prompt
+             runs eagerly into the cache). In generate mode each pass is timed at
+             --decode tokens and at a quarter of them; the difference over the
+             tokens between gives the time of one decode step, without the
+             prefill or the compilation (printed, and in peer_hf.json as
+             decode_step_ms and decode_tokens_per_s).
 
 Random weights: a model built from the config (seeded) is saved once with
 save_pretrained into --checkpoint (default: a folder under the temp dir, reused on
@@ -59,7 +68,7 @@ COLUMNS = [
     "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
     "collective_bytes", "collective_busbw_gbps",
 ]
-STRATEGIES = ("hf-single", "hf-naive", "hf-auto")
+STRATEGIES = ("hf-single", "hf-naive", "hf-auto", "hf-compiled")
 PROFILED_PASSES = 5
 LOGITS_TOLERANCE = 0.0   # the same weights, kernels and rows: expect identical logits
 
@@ -236,7 +245,7 @@ def load(strategy, path, n_gpus):
             dmap = {"": dev.index if dev.type == "cuda" else str(dev)}
         dmap = dict(dmap)
         return model, hf_forward(model), used_devices(dmap), describe(dmap), dmap
-    if strategy == "hf-single":
+    if strategy in ("hf-single", "hf-compiled"):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map={"": 0}).eval()
         dmap = {"": 0}
         return model, hf_forward(model), [0], "0: everything", dmap
@@ -357,6 +366,113 @@ def profiled_pass(forward, ids, decode, devices, n_gpus):
     return busy_metrics(events, n_gpus)
 
 
+def failed(row, e):
+    """A failed point is recorded with its reason; the others go on."""
+    row.update(status="failed", reason="%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
+    return row, None, None
+
+
+def release_gpu_memory():
+    import torch
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def static_cache(model, batch, max_len):
+    """A StaticCache on GPU 0 for batch x max_len tokens (transformers 5 sizes it
+    lazily from the first update; 4.x takes the sizes and device up front)."""
+    import torch
+    from transformers import StaticCache
+    try:
+        return StaticCache(config=model.config, max_cache_len=max_len)
+    except TypeError:
+        return StaticCache(config=model.config, max_batch_size=batch, max_cache_len=max_len,
+                           device="cuda:0", dtype=torch.bfloat16)
+
+
+class CompiledRunner:
+    """hf-compiled: the prompt's forward and the one-token step under torch.compile,
+    with a static KV cache sized for the prompt and --decode tokens."""
+
+    def __init__(self, model, batch, seq, decode):
+        import torch
+        self.model, self.seq = model, seq
+        self.cache = static_cache(model, batch, seq + decode + 1) if decode else None
+
+        def prefill(ids, cache, pos):
+            out = model(input_ids=ids, past_key_values=cache, use_cache=cache is not None, cache_position=pos,
+                        logits_to_keep=1)
+            return out.logits[:, -1, :]
+
+        def step(ids, cache, pos):
+            return model(input_ids=ids, past_key_values=cache, use_cache=True, cache_position=pos).logits[:, -1, :]
+        # one compilation only: for the prompt in prefill mode, for the step in
+        # generate mode (the prefill drops out of the per-step figure anyway)
+        self.prefill = prefill if decode else torch.compile(prefill, mode="reduce-overhead", fullgraph=True)
+        self.step = torch.compile(step, mode="reduce-overhead", fullgraph=True)
+
+    def one_pass(self, ids, decode):
+        """Prefill, then `decode` greedy tokens. Returns the prefill's last logits."""
+        import torch
+        if self.cache is not None:
+            self.cache.reset()
+        pos = torch.arange(self.seq, device=ids.device)
+        logits = self.prefill(ids, self.cache, pos).clone()
+        first = logits
+        for i in range(decode):
+            nxt = logits.argmax(dim=-1, keepdim=True)
+            logits = self.step(nxt, self.cache, torch.tensor([self.seq + i], device=ids.device))
+        return first
+
+
+def run_compiled(a, ckpt, tokens):
+    """The hf-compiled row: passes timed as run_strategy times them; in generate
+    mode also passes of a quarter of the tokens, for the per-step figure."""
+    import torch
+    row = {c: "" for c in COLUMNS}
+    row.update(strategy="hf-compiled", mode="generate" if a.decode else "prefill", batch=a.batch, seq=a.seq,
+               decode_tokens=a.decode, microbatches=1, iters=a.iters, busy_known=0, dropped_records=0,
+               logits_checked=0, logits_match=0, cuda_graph=1, predicted=0, devices="0", stages=1,
+               placement="0: everything (static KV cache, torch.compile reduce-overhead)")
+    model = None
+    try:
+        model, _, _, _, dmap = load("hf-compiled", ckpt, 1)
+        runner = CompiledRunner(model, a.batch, a.seq, a.decode)
+        ids = tokens.to("cuda:0")
+        short = max(1, a.decode // 4)
+
+        def timed(decode):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            logits = runner.one_pass(ids, decode)
+            torch.cuda.synchronize()
+            return (time.perf_counter() - t0) * 1e3, logits
+        with torch.inference_mode():
+            for _ in range(max(a.warmup, 2)):   # the first passes compile and record the graphs
+                runner.one_pass(ids, a.decode)
+            torch.cuda.synchronize()
+            lat, lat_short = [], []
+            for _ in range(a.iters):
+                ms, logits = timed(a.decode)
+                lat.append(ms)
+                if a.decode:
+                    lat_short.append(timed(short)[0])
+        p50 = percentile(lat, 50)
+        tokens_done = a.batch * (a.decode if a.decode else a.seq)
+        row.update(status="ok", latency_p50_ms=p50, latency_p90_ms=percentile(lat, 90),
+                   latency_p99_ms=percentile(lat, 99), latency_mean_ms=sum(lat) / len(lat),
+                   tokens_per_s=tokens_done / (p50 / 1e3))
+        if a.decode and a.decode > short:
+            step_ms = (p50 - percentile(lat_short, 50)) / (a.decode - short)
+            row.update(decode_step_ms=step_ms, decode_tokens_per_s=a.batch * 1e3 / step_ms if step_ms > 0 else "")
+        return row, logits.float().cpu(), dmap
+    except Exception as e:
+        return failed(row, e)
+    finally:
+        del model
+        release_gpu_memory()
+
+
 def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
     import torch
     row = {c: "" for c in COLUMNS}
@@ -401,13 +517,11 @@ def run_strategy(strategy, a, ckpt, config, n_gpus, tokens):
                        transfer_bytes=round(m["transfer_bytes"]), transfer_ms=m["transfer_ms"],
                        transfer_gbps=m["transfer_bytes"] / m["transfer_ms"] / 1e6 if m["transfer_ms"] > 0 else "")
         return row, logits.float().cpu(), dmap
-    except Exception as e:   # a failed point is recorded with its reason; the others go on
-        row.update(status="failed", reason="%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
-        return row, None, None
+    except Exception as e:
+        return failed(row, e)
     finally:
         del model
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()
 
 
 def fmt_value(v):
@@ -462,7 +576,10 @@ def main():
     for s in a.strategies.split(","):
         print("peer_hf.py: %s on %d GPU(s), batch %d x seq %d%s" % (s, n_gpus, a.batch, a.seq,
               ", %d decode tokens" % a.decode if a.decode else ""), file=sys.stderr)
-        row, logits, dmap = run_strategy(s, a, ckpt, config, n_gpus, tokens)
+        if s == "hf-compiled":
+            row, logits, dmap = run_compiled(a, ckpt, tokens)
+        else:
+            row, logits, dmap = run_strategy(s, a, ckpt, config, n_gpus, tokens)
         if logits is not None:
             # Outputs checked against the first strategy that ran (hf-single when asked for).
             if ref is None:
@@ -493,6 +610,10 @@ def main():
         print("%-10s %-7s p50 %s ms  %s tokens/s  util %s  %s" % (
             r["strategy"], r["status"], fmt_value(r["latency_p50_ms"]), fmt_value(r["tokens_per_s"]),
             r["utilisation_per_gpu"] or "unknown", r["reason"] or r["placement"]))
+        if r.get("decode_step_ms", "") != "":
+            print("%-10s decode step %s ms = %s tokens/s (batch %d, context %d..%d, by differencing %d and %d tokens)"
+                  % (r["strategy"], fmt_value(r["decode_step_ms"]), fmt_value(r["decode_tokens_per_s"]), a.batch,
+                     a.seq + 1, a.seq + a.decode, max(1, a.decode // 4), a.decode))
     print("appended %d row(s) to %s" % (len(rows), path))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 

@@ -63,26 +63,26 @@ set linetype cycle 20
 
 draw_timeline() {   # $1 = name
     cat <<GP
-load "$data/$1.gp"
+load "$1.gp"
 set title TITLE noenhanced
 set xlabel "ms from the start of the iteration (one window for all GPUs)"
 set style fill solid 1.0 border rgb "#ffffff"
 # Short all-reduces and copies (a tp layer's 0.1 ms in 50) would vanish under the white
 # borders that separate compute steps: they are drawn again on top, borderless.
-plot "$data/$1.dat" index 0 using ((\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 with boxxyerror lc rgb variable notitle, \\
-     "$data/$1.dat" index 0 using (strcol(6) eq "compute" ? NaN : (\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 \\
+plot "$1.dat" index 0 using ((\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 with boxxyerror lc rgb variable notitle, \\
+     "$1.dat" index 0 using (strcol(6) eq "compute" ? NaN : (\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 \\
          with boxxyerror fs solid 1.0 noborder lc rgb variable notitle, \\
      NaN with boxes fs solid lc rgb C_COMPUTE title "compute", \\
      NaN with boxes fs solid lc rgb C_COMM title "communication (NCCL)", \\
      NaN with boxes fs solid lc rgb C_COPY title "copy (GPU to GPU, host)", \\
      NaN with boxes fs solid lc rgb C_MEMSET title "memset", \\
-     "$data/$1.dat" index 1 using 1:2:3 with labels font ",8" tc rgb "#000000" notitle
+     "$1.dat" index 1 using 1:2:3 with labels font ",8" tc rgb "#000000" notitle
 GP
 }
 
 draw_util() {
     cat <<GP
-load "$data/$1.gp"
+load "$1.gp"
 set title TITLE noenhanced
 set style data histograms
 set style histogram rowstacked
@@ -91,7 +91,7 @@ set boxwidth 0.75
 set ylabel "% of the shared window"
 set yrange [0:*]
 set xtics rotate by -30 noenhanced
-plot "$data/$1.dat" using 2:xtic(1) title "compute" lc rgb C_COMPUTE, \\
+plot "$1.dat" using 2:xtic(1) title "compute" lc rgb C_COMPUTE, \\
      "" using 3 title "communication" lc rgb C_COMM, \\
      "" using 4 title "copy" lc rgb C_COPY, \\
      "" using 5 title "idle" lc rgb C_IDLE
@@ -100,29 +100,29 @@ GP
 
 draw_sweep() {
     cat <<GP
-load "$data/$1.gp"
+load "$1.gp"
 set multiplot layout 1,2 title TITLE noenhanced
 set key below
 set offsets graph 0.05, graph 0.05, 0, 0
 set yrange [0:*]
 set ylabel "tokens/s"
-plot for [i=1:CURVES] "$data/$1.dat" index (i-1) using 1:2 with linespoints lt i title T[i]
+plot for [i=1:CURVES] "$1.dat" index (i-1) using 1:2 with linespoints lt i title T[i]
 set ylabel "latency p50 (ms)"
-plot for [i=1:CURVES] "$data/$1.dat" index (i-1) using 1:3 with linespoints lt i title T[i]
+plot for [i=1:CURVES] "$1.dat" index (i-1) using 1:3 with linespoints lt i title T[i]
 unset multiplot
 GP
 }
 
 draw_bubble() {
     cat <<GP
-load "$data/$1.gp"
+load "$1.gp"
 set title TITLE noenhanced
 set xlabel "microbatches m"
 set ylabel "bubble: idle fraction of the window"
 set xrange [0.5:MMAX+0.5]
 set yrange [0:1]
 set samples 200
-plot "$data/$1.dat" using 1:2 with linespoints pt 7 lc rgb C_COMPUTE title sprintf("pipeline, %s (mean over stages)", KIND), \\
+plot "$1.dat" using 1:2 with linespoints pt 7 lc rgb C_COMPUTE title sprintf("pipeline, %s (mean over stages)", KIND), \\
      "" using 1:3 with points pt 6 ps 1.8 lc rgb C_COMM title "GPipe bound at these m", \\
      (P-1)/(x+P-1) with lines dt 2 lc rgb C_COMM title sprintf("(p-1)/(m+p-1), p = %d", P)
 GP
@@ -130,15 +130,15 @@ GP
 
 draw_plan() {
     cat <<GP
-load "$data/$1.gp"
+load "$1.gp"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 1.0 border rgb "#ffffff"
 set multiplot layout 1,2 title TITLE noenhanced
 set ylabel "parameters (GiB)"
-plot for [c=2:COLS+1] "$data/$1.dat" index 0 using c:xtic(1) title columnheader(c)
+plot for [c=2:COLS+1] "$1.dat" index 0 using c:xtic(1) title columnheader(c)
 set ylabel "nominal work (ms)"
-plot for [c=2:COLS+1] "$data/$1.dat" index 1 using c:xtic(1) title columnheader(c)
+plot for [c=2:COLS+1] "$1.dat" index 1 using c:xtic(1) title columnheader(c)
 unset multiplot
 GP
 }
@@ -146,35 +146,43 @@ GP
 # Size: timelines grow with their lanes; the rest are fixed.
 size_of() {   # $1 = type, $2 = name
     case $1 in
-        timeline) lanes=$(sed -n 's/^LANES = //p' "$data/$2.gp"); echo "1400,$((160 + 46 * lanes))" ;;
+        timeline) lanes=$(sed -n 's/^LANES = //p' "$data/$2.gp")
+                  case "$lanes" in ''|*[!0-9]*) lanes=1 ;; esac   # digits only reach $(( ))
+                  echo "1400,$((160 + 46 * lanes))" ;;
         sweep|plan) echo "1400,560" ;;
         *) echo "1100,600" ;;
     esac
 }
 
 wrote=()
+# gnuplot runs inside $data and sees only names bench made of letters, digits, - and _:
+# no path (which may hold a model's file name) ever reaches its command line.
 while read -r type name; do
     [ -n "$type" ] || continue
+    case "$type$name" in
+        *[!A-Za-z0-9_-]*) echo "plot.sh: skipping \"$type $name\" in plots.txt: not a name bench writes" >&2; continue ;;
+    esac
     body=$(draw_"$type" "$name")
     size=$(size_of "$type" "$name")
     for fmt in png svg; do
         if [ $fmt = png ]; then term="pngcairo size $size font \"sans,10\""; else term="svg size $size dynamic font \"sans,10\""; fi
         out="$dir/$name.$fmt"
         # Draw to a temporary name, then rename: no half picture under the final name.
-        if ! gnuplot 2>"$data/$name.$fmt.log" <<GP
+        tmp="$name.$fmt.tmp.$$"
+        if ! (cd "$data" && gnuplot) 2>"$data/$name.$fmt.log" <<GP
 set terminal $term
-set output "$out.tmp"
+set output "../$tmp"
 $common
 $body
 set output
 GP
         then
-            rm -f "$out.tmp"
+            rm -f "$dir/$tmp"
             echo "plot.sh: gnuplot failed on $name ($fmt):" >&2
             cat "$data/$name.$fmt.log" >&2
             exit 1
         fi
-        mv -f "$out.tmp" "$out"
+        mv -f "$dir/$tmp" "$out"
         rm -f "$data/$name.$fmt.log"
         wrote+=("$out")
     done

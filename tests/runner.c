@@ -1,5 +1,8 @@
 /* Runs every registered test (optionally only those whose name contains argv[1])
- * and prints "N passed, N failed" as its last line. */
+ * and prints "N passed, N failed" as its last line, after a line naming any
+ * skipped tests. */
+#include <stdarg.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +11,16 @@
 #define MAX_TESTS 1024
 static struct test_case registered[MAX_TESTS];
 static int n_registered;
+static char skip_reason[512];  /* set by test_skip during the running test */
+
+void test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(skip_reason, sizeof skip_reason, fmt, ap);
+    va_end(ap);
+    if (!skip_reason[0]) snprintf(skip_reason, sizeof skip_reason, "(no reason given)");
+}
 
 void test_register(const char *name, void (*fn)(int *))
 {
@@ -37,6 +50,16 @@ int run_capture(const char *cmd, char *buf, size_t buflen)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+int leftover_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
+    closedir(d);
+    return n;
+}
+
 void make_temp_dir(char *buf, size_t buflen)
 {
     snprintf(buf, buflen, "/tmp/placebench-test-XXXXXX");
@@ -45,20 +68,28 @@ void make_temp_dir(char *buf, size_t buflen)
 
 int main(int argc, char **argv)
 {
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
+    char skipped_names[2048] = "";
     for (int i = 0; i < n_registered; i++) {
         if (argc > 1 && !strstr(registered[i].name, argv[1])) continue;
         int failures = 0;
+        skip_reason[0] = 0;
         registered[i].fn(&failures);
         if (failures) {
             printf("FAIL %s\n", registered[i].name);
             failed++;
+        } else if (skip_reason[0]) {
+            printf("SKIP %s: %s\n", registered[i].name, skip_reason);
+            size_t used = strlen(skipped_names);
+            snprintf(skipped_names + used, sizeof skipped_names - used, "%s%s", skipped++ ? ", " : "",
+                     registered[i].name);
         } else {
             printf("ok   %s\n", registered[i].name);
             passed++;
         }
         fflush(stdout);
     }
+    if (skipped) printf("%d skipped (not run, not counted as passed): %s\n", skipped, skipped_names);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

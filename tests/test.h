@@ -52,6 +52,10 @@ void test_register(const char *name, void (*fn)(int *));
         }                                                                            \
     } while (0)
 
+/* A test that cannot run here (a missing input, not a failure) calls this and
+ * returns: the runner reports it as skipped with the reason, not as passed. */
+__attribute__((format(printf, 1, 2))) void test_skip(const char *fmt, ...);
+
 /* Helpers shared by tests: run build/bench with arguments, capture its exit status
  * and output (stdout+stderr) into buf. */
 int run_bench(const char *args, char *buf, size_t buflen);
@@ -59,6 +63,8 @@ int run_bench(const char *args, char *buf, size_t buflen);
 int run_capture(const char *cmd, char *buf, size_t buflen);
 /* A fresh temporary directory under /tmp, created; returns its path in buf. */
 void make_temp_dir(char *buf, size_t buflen);
+/* Files in dir whose name holds ".tmp": a report left half-written. */
+int leftover_temporaries(const char *dir);
 #ifdef __cplusplus
 }
 #endif

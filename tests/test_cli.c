@@ -22,17 +22,6 @@ static cJSON *read_json(const char *path)
     return cJSON_Parse(buf);
 }
 
-/* No temporary report files may be left behind. */
-static int leftover_temporaries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
-    closedir(d);
-    return n;
-}
-
 TEST(test_help_lists_options_and_examples)
 {
     CHECK_EQ_INT(run_bench("--help", out, sizeof out), 0);

@@ -112,7 +112,7 @@ TEST(test_plot_data_lists_every_picture)
     char *bubble = slurp(dir, "plot-data/bubble.dat");
     CHECK(bubble && strstr(bubble, "\n4 ") && strstr(bubble, " 0.2\n"));   /* m = 4: bound 0.2 */
     char *meta = slurp(dir, "plot-data/timeline-pipeline-b8-s128-m4.gp");
-    CHECK(meta && strstr(meta, "batch 8 x seq 128, 4 microbatches") && strstr(meta, "\"GPU 1 stream 1\" 2"));
+    CHECK(meta && strstr(meta, "batch 8 x seq 128, 4 microbatches") && strstr(meta, "'GPU 1 stream 1' 2"));
     char *util = slurp(dir, "plot-data/util-b8-s128.gp");
     CHECK(util && strstr(util, "BARS = 11"));   /* 1 + 2 x 5 GPUs; the failed point has none */
     free(manifest);
@@ -228,7 +228,7 @@ TEST(test_plots_of_a_predicted_run_without_a_sweep)
     CHECK(manifest && !strstr(manifest, "sweep-microbatches"));
     CHECK(manifest && strstr(manifest, "timeline timeline-pipeline-b8-s64-m4\n"));
     char *bubble = slurp(dir, "plot-data/bubble.gp");
-    CHECK(bubble && strstr(bubble, "KIND = \"predicted\"") && !strstr(bubble, "measured"));
+    CHECK(bubble && strstr(bubble, "KIND = 'predicted'") && !strstr(bubble, "measured"));
     /* tp's all-reduces are NCCL kernels in the timeline's data, drawn in the comm colour. */
     char *tp = slurp(dir, "plot-data/timeline-tp-b8-s64.dat");
     CHECK(tp && strstr(tp, " communication\n"));

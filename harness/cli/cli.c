@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../base/check.h"
+#include "../../base/parse_number.h"
+#include "../exec/model/device_profile.h"
 #include "memory_budget.h"
+#include "../run/results_dir.h"
 #include "../../models/safetensors.h"
+#include "../run/simulate_run.h"
 #include "../serve/serve_cli.h"
 
 void cli_usage(FILE *f)
@@ -95,21 +99,7 @@ void cli_version(FILE *f)
 
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero)
 {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < (allow_zero ? 0 : 1) || v > 1 << 24 || (*end && *end != ','))
-            return pb_fail("%s: \"%s\" is not a comma list of %s integers", opt, s,
-                           allow_zero ? "non-negative" : "positive");
-        if (n == max) return pb_fail("%s: at most %d values", opt, max);
-        out[n++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    if (!n) return pb_fail("%s: empty list", opt);
-    return n;
+    return parse_int_list(opt, s, allow_zero ? 0 : 1, 1 << 24, out, max);
 }
 
 static int parse_strategies(const char *s, struct options *o)
@@ -307,6 +297,26 @@ int cli_parse(int argc, char **argv, struct options *o)
         return CLI_USAGE;
     }
     return check_combination(o) == PB_OK ? CLI_OK : CLI_USAGE;
+}
+
+/* What the command line names, checked before any work so that a bad flag is a
+ * usage error (exit 2) with no folder left half-written. */
+int cli_check_inputs(const struct options *o, const struct model_spec *m)
+{
+    for (int q = 0; q < o->n_seqs; q++) PB_TRY(model_check_positions(m, o->seqs[q], o->decode_tokens));
+    if (o->simulate && o->decode_tokens > SIMULATE_MAX_DECODE)
+        return pb_fail("--decode %d: --simulate traces every step of every token (about 0.1 MB a token per "
+                       "strategy); at most %d tokens", o->decode_tokens, SIMULATE_MAX_DECODE);
+    if (o->gpu_profile) {
+        static struct device_profile prof;
+        PB_TRY(device_profile_load(o->gpu_profile, &prof));
+    }
+    if (o->weights) {
+        struct st_files f;
+        PB_TRY(st_open(o->weights, &f));
+        st_close(&f);
+    }
+    return o->out_dir ? results_dir_check(o->out_dir) : PB_OK;
 }
 
 int cli_load_model(struct options *o, struct model_spec *m)

@@ -18,4 +18,9 @@ void cli_usage(FILE *f);
 void cli_version(FILE *f);
 /* Parse "1,8,32" into at most max positive integers; -1 with a message if malformed. */
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero);
+/* What the options name, checked once the model is known and before any work, so
+ * a bad flag is a usage error (exit 2) with no folder half-written: positions
+ * against max_position_embeddings, --decode under --simulate, --gpu-profile,
+ * --weights (also under --simulate and --plan) and --out. */
+int cli_check_inputs(const struct options *o, const struct model_spec *m);
 #endif

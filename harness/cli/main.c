@@ -1,6 +1,7 @@
 /* bench: the command line. Parses options, loads the model, then runs the job the
  * options ask for: --plan, --simulate, --calibrate, or the measured run. Only main
  * decides the exit status: 0 done, 1 a run failed, 2 bad usage. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <cuda_runtime.h>
@@ -14,6 +15,7 @@
 #include "../run/simulate_run.h"
 #include "../serve/serve_run.h"
 #include "../measure/cuda_calibrate.h"
+#include "../../base/interrupt.h"
 #include "../run/run_common.h"
 
 #define GIB (1ull << 30)
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
     if (o.calibrate) return run_calibrate(&o) == PB_OK ? 0 : 1;
     struct model_spec m;
     if (cli_load_model(&o, &m) != PB_OK) return 2;
+    if (cli_check_inputs(&o, &m) != PB_OK) return 2;
+    interrupt_install();
     int status;
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;
@@ -96,6 +100,12 @@ int main(int argc, char **argv)
         status = run_simulated(&o, &m);
     } else {
         status = measured_job(&o, &m);
+    }
+    if (interrupt_signal()) {
+        fprintf(stderr, "bench: %s; the reports written are complete, and sweep points not run are marked "
+                        "\"interrupted\"\n",
+                interrupt_signal() == SIGTERM ? "stopped by SIGTERM" : "stopped by SIGINT");
+        return interrupt_exit_status();
     }
     return status == PB_OK ? 0 : 1;
 }

@@ -38,15 +38,20 @@ static void safe_name(char *buf, size_t len, const char *s)
     buf[k] = 0;
 }
 
-/* gnuplot string literal in double quotes; its escapes are C's. */
+/* Every string that reaches a .gp file goes through here: data (a model's file
+ * name, a strategy, a CSV field) must never run as gnuplot code. A single-quoted
+ * gnuplot string has no escapes but '' and no `command` or @macro substitution
+ * (a double-quoted one runs backquotes); line breaks and control bytes, which
+ * would end the command, become spaces. */
 static void gp_string(FILE *f, const char *s)
 {
-    fputc('"', f);
+    fputc('\'', f);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+        unsigned char c = (unsigned char)*s;
+        if (c == '\'') fputc('\'', f);
+        fputc(c < 0x20 || c == 0x7f ? ' ' : c, f);
     }
-    fputc('"', f);
+    fputc('\'', f);
 }
 
 /* A picture's name that says its workload, from its summary row:
@@ -62,7 +67,8 @@ static void picture_name(struct out *o, char *buf, size_t len, const char *prefi
     if (row < 0 && strategy) {
         snprintf(buf, len, "%s-%02d-%s", prefix, index, safe);
     } else if (row >= 0 && n < (int)len) {
-        n += snprintf(buf + n, len - (size_t)n, "-b%s-s%s", csv_get(s, row, "batch"), csv_get(s, row, "seq"));
+        /* Numbers, never the file's text: a name is a path. */
+        n += snprintf(buf + n, len - (size_t)n, "-b%g-s%g", csv_get_num(s, row, "batch"), csv_get_num(s, row, "seq"));
         double dec = csv_get_num(s, row, "decode_tokens"), mb = csv_get_num(s, row, "microbatches");
         if (dec > 0 && n < (int)len) n += snprintf(buf + n, len - (size_t)n, "-g%g", dec);
         if (strategy && mb > 1 && n < (int)len) snprintf(buf + n, len - (size_t)n, "-m%g", mb);
@@ -181,7 +187,13 @@ static int write_timeline(struct out *o, const struct trace_point *p, int index,
     fprintf(gp.f, "\nLANES = %d\nSPAN = %.6f\nset yrange [%d.5:-0.5]\nset xrange [0:%.6f]\nset ytics (",
             tl.n_lanes, tl.span_ms, tl.n_lanes - 1, tl.span_ms * 1.01);
     for (int l = 0; l < tl.n_lanes; l++)
-        fprintf(gp.f, "%s\"GPU %d stream %d\" %d", l ? ", " : "", tl.lane_device[l], tl.lane_stream[l], l);
+    {
+        char lane[48];
+        snprintf(lane, sizeof lane, "GPU %d stream %d", tl.lane_device[l], tl.lane_stream[l]);
+        fputs(l ? ", " : "", gp.f);
+        gp_string(gp.f, lane);
+        fprintf(gp.f, " %d", l);
+    }
     fprintf(gp.f, ")\n");
     timeline_free(&tl);
     return close_pair(o, "timeline", name, &dat, &gp);
@@ -328,7 +340,9 @@ static int sweep(struct out *o, const struct csv_table *s, const char *axis)
     }
     int curves = 0, longest = 0;
     double xmin = INFINITY, xmax = 0;
-    fprintf(gp.f, "set xlabel \"%s\"\narray T[%d]\n", axis, s->n_rows);
+    fprintf(gp.f, "set xlabel ");
+    gp_string(gp.f, axis);
+    fprintf(gp.f, "\narray T[%d]\n", s->n_rows);
     for (int r = 0; r < s->n_rows; r++) {
         if (done[r] || !is_ok(s, r)) continue;
         int n = 0;
@@ -368,7 +382,11 @@ static int sweep(struct out *o, const struct csv_table *s, const char *axis)
     }
     /* Powers of two read best on a log2 axis when the knob spans a factor of 4 or more. */
     fprintf(gp.f, "CURVES = %d\n%s", curves, xmin > 0 && xmax >= 4 * xmin ? "set logscale x 2\n" : "");
-    fprintf(gp.f, "TITLE = \"Throughput and latency against %s\"\n", axis);
+    char heading[128];
+    snprintf(heading, sizeof heading, "Throughput and latency against %s", axis);
+    fprintf(gp.f, "TITLE = ");
+    gp_string(gp.f, heading);
+    fputc('\n', gp.f);
     return close_pair(o, "sweep", name, &dat, &gp);
 }
 
@@ -421,7 +439,11 @@ static int bubble(struct out *o, const struct csv_table *s)
     const char *kind = csv_get_num(s, first, "predicted") == 1 ? "predicted" : "measured";
     snprintf(title, sizeof title, "Pipeline bubble, %s stages, batch %s x seq %s: %s vs GPipe bound (p-1)/(m+p-1)",
              csv_get(s, first, "stages"), csv_get(s, first, "batch"), csv_get(s, first, "seq"), kind);
-    fprintf(gp.f, "P = %s\nMMAX = %g\nKIND = \"%s\"\nTITLE = ", csv_get(s, first, "stages"), mmax < 2 ? 2 : mmax, kind);
+    /* Numbers are written as numbers, never pasted from the file's text. */
+    double stages = csv_get_num(s, first, "stages");
+    fprintf(gp.f, "P = %.0f\nMMAX = %g\nKIND = ", isfinite(stages) ? stages : 0, mmax < 2 ? 2 : mmax);
+    gp_string(gp.f, kind);
+    fprintf(gp.f, "\nTITLE = ");
     gp_string(gp.f, title);
     fputc('\n', gp.f);
     return close_pair(o, "bubble", "bubble", &dat, &gp);
@@ -483,8 +505,12 @@ static int plan(struct out *o, const char *dir)
             fputc('\n', dat.f);
         }
     }
-    fprintf(gp.f, "COLS = %d\nTITLE = \"Plan: %s, batch %s x seq %s (no GPU run; work is the nominal roofline)\"\n",
-            n_gpus, csv_get(&p, first, "model"), csv_get(&p, first, "batch"), csv_get(&p, first, "seq"));
+    char title[512];
+    snprintf(title, sizeof title, "Plan: %s, batch %s x seq %s (no GPU run; work is the nominal roofline)",
+             csv_get(&p, first, "model"), csv_get(&p, first, "batch"), csv_get(&p, first, "seq"));
+    fprintf(gp.f, "COLS = %d\nTITLE = ", n_gpus);
+    gp_string(gp.f, title);
+    fputc('\n', gp.f);
     csv_table_free(&p);
     return close_pair(o, "plan", "plan", &dat, &gp);
 }

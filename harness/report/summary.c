@@ -9,6 +9,8 @@
 #include <string.h>
 #include "placement_view.h"
 #include "../run/run.h"
+#include "../../base/atomic_file.h"
+#include "../../base/interrupt.h"
 
 const char *const summary_csv_columns[] = {
     "strategy", "mode", "batch", "seq", "decode_tokens", "microbatches", "devices", "status",
@@ -33,7 +35,7 @@ void point_result_free(struct point_result *r)
 
 const char *point_status(const struct point_result *r)
 {
-    return r->ok ? "ok" : r->skipped ? "skipped" : "failed";
+    return r->ok ? "ok" : r->interrupted ? "interrupted" : r->skipped ? "skipped" : "failed";
 }
 
 void point_tag(const struct point_result *r, char *buf, size_t len)
@@ -46,6 +48,22 @@ void point_tag(const struct point_result *r, char *buf, size_t len)
     if (k < len && r->decode_tokens > 0) k += (size_t)snprintf(buf + k, len - k, "-g%d", r->decode_tokens);
     if (k < len && strategy_takes_microbatches(r->strategy) && r->microbatches > 0)
         snprintf(buf + k, len - k, "-m%d", r->microbatches);
+}
+
+void point_result_interrupted(struct point_result *r, const char *strategy, const struct workload *w,
+                              int decode_tokens)
+{
+    char name[sizeof r->strategy];   /* the arguments may point into *r */
+    snprintf(name, sizeof name, "%s", strategy);
+    struct workload work = *w;
+    memset(r, 0, sizeof *r);
+    snprintf(r->strategy, sizeof r->strategy, "%s", name);
+    r->w = work;
+    r->decode_tokens = decode_tokens;
+    r->interrupted = 1;
+    r->speedup = r->gpipe_bound = r->p50_ms = r->p90_ms = r->p99_ms = r->mean_ms = r->tokens_per_s = NAN;
+    r->predicted_ms = r->prediction_error_pct = r->profiled_p50_ms = r->cupti_overhead_pct = NAN;
+    snprintf(r->reason, sizeof r->reason, "%s", interrupt_reason());
 }
 
 /* RFC 4180: quote a field when it holds a comma, quote or line break; double quotes. */
@@ -162,45 +180,26 @@ static int write_row(FILE *f, const struct run_env *env, const struct point_resu
     return k;
 }
 
-/* Open dir/name.tmp; the caller writes, then finish() closes and renames. */
-static FILE *open_tmp(const char *dir, const char *name, char *tmp, char *final, size_t len)
+/* dir/name, written through atomic_file. */
+static int open_report(const char *dir, const char *name, struct atomic_file *a)
 {
-    snprintf(final, len, "%s/%s", dir, name);
-    snprintf(tmp, len, "%s/.%s.tmp", dir, name);
-    FILE *f = fopen(tmp, "w");
-    if (!f) pb_fail("cannot write %s: %s; check that the results folder exists and is writable", tmp,
-                    strerror(errno));
-    return f;
-}
-
-static int finish(FILE *f, const char *tmp, const char *final)
-{
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        remove(tmp);
-        return pb_fail("writing %s failed (disk full?)", tmp);
-    }
-    if (rename(tmp, final) != 0) {
-        remove(tmp);
-        return pb_fail("cannot rename %s to %s: %s", tmp, final, strerror(errno));
-    }
-    return PB_OK;
+    char final[4200];
+    PB_TRY(path_join(final, sizeof final, dir, name));
+    return atomic_file_open(a, final);
 }
 
 int summary_write_csv(const char *dir, const struct run_env *env, const struct point_result *r, int n)
 {
-    char tmp[4096], final[4096];
-    FILE *f = open_tmp(dir, "summary.csv", tmp, final, sizeof tmp);
-    if (!f) return PB_ERR;
+    struct atomic_file a;
+    PB_TRY(open_report(dir, "summary.csv", &a));
     int cols = 0;
-    for (; summary_csv_columns[cols]; cols++) csv_field(f, summary_csv_columns[cols], !summary_csv_columns[cols + 1]);
+    for (; summary_csv_columns[cols]; cols++) csv_field(a.f, summary_csv_columns[cols], !summary_csv_columns[cols + 1]);
     for (int i = 0; i < n; i++)
-        if (write_row(f, env, &r[i]) != cols) {
-            fclose(f);
-            remove(tmp);
+        if (write_row(a.f, env, &r[i]) != cols) {
+            atomic_file_abort(&a);
             return pb_fail("internal: summary.csv row has the wrong number of fields");
         }
-    return finish(f, tmp, final);
+    return atomic_file_commit(&a);
 }
 
 /* A number, or null where it is unknown. */
@@ -351,14 +350,13 @@ int summary_write_json(const char *dir, const struct run_env *env, const struct 
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return pb_fail("out of host memory printing summary.json");
-    char tmp[4096], final[4096];
-    FILE *f = open_tmp(dir, "summary.json", tmp, final, sizeof tmp);
-    if (!f) {
+    struct atomic_file a;
+    if (open_report(dir, "summary.json", &a) != PB_OK) {
         free(text);
         return PB_ERR;
     }
-    fputs(text, f);
-    fputc('\n', f);
+    fputs(text, a.f);
+    fputc('\n', a.f);
     free(text);
-    return finish(f, tmp, final);
+    return atomic_file_commit(&a);
 }

@@ -9,14 +9,30 @@
 #include <string.h>
 #include "../../base/check.h"
 #include "../../base/text_file.h"
+#include "../../base/json_load.h"
+#include "../../base/parse_number.h"
+#include "../../strategies/strategy.h"
 
-static double num(const cJSON *o, const char *key, double dflt)
+/* A number field, or dflt when absent; *bad is set (with a message) when it is
+ * present but outside [lo, hi], so no cast below meets a value it cannot hold. */
+static double num(const cJSON *o, const char *key, double dflt, double lo, double hi, int *bad)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+    if (!cJSON_IsNumber(v)) return dflt;
+    char what[64];
+    snprintf(what, sizeof what, "trace event: %s", key);
+    if (number_in_range(what, v->valuedouble, lo, hi) != PB_OK) {
+        *bad = 1;
+        return dflt;
+    }
+    return v->valuedouble;
 }
 
-/* One device event as a record; 0 if the event is not device activity. */
+#define TRACE_MAX_US 1e15      /* 30 years in microseconds */
+#define TRACE_MAX_COUNT 1e9    /* iterations, steps, streams, microbatches */
+
+/* One device event as a record: 1, 0 if the event is not device activity, -1
+ * (with a message) if a field is out of range. */
 static int to_record(const cJSON *e, struct record *r)
 {
     const cJSON *ph = cJSON_GetObjectItemCaseSensitive(e, "ph");
@@ -35,20 +51,23 @@ static int to_record(const cJSON *e, struct record *r)
     const cJSON *label = cJSON_GetObjectItemCaseSensitive(args, "label");
     if (!cJSON_IsString(label)) label = name;
     snprintf(r->name, sizeof r->name, "%s", cJSON_IsString(label) ? label->valuestring : "");
-    r->device = (int)num(args, "device", num(e, "pid", 0));
-    r->stream = (int)num(e, "tid", 0);
-    double ts = num(e, "ts", NAN), dur = num(e, "dur", 0);
-    if (isnan(ts) || ts < 0 || dur < 0) return 0;
+    int bad = 0;
+    const double last_device = PB_MAX_DEVICES - 1;
+    r->device = (int)num(args, "device", num(e, "pid", 0, 0, last_device, &bad), 0, last_device, &bad);
+    r->stream = (int)num(e, "tid", 0, 0, TRACE_MAX_COUNT, &bad);
+    double ts = num(e, "ts", NAN, 0, TRACE_MAX_US, &bad), dur = num(e, "dur", 0, 0, TRACE_MAX_US, &bad);
+    r->iteration = (int)num(args, "iteration", 0, -1, TRACE_MAX_COUNT, &bad);
+    r->bytes = (uint64_t)num(args, "bytes", 0, 0, 9007199254740992.0, &bad);
+    r->src_device = (int)num(args, "src_device", -1, -1, last_device, &bad);
+    r->dst_device = (int)num(args, "dst_device", -1, -1, last_device, &bad);
+    r->microbatch = (int)num(args, "microbatch", -1, -1, TRACE_MAX_COUNT, &bad);
+    r->step = (int)num(args, "step", -1, -1, TRACE_MAX_COUNT, &bad);
+    if (bad) return -1;
+    if (isnan(ts)) return 0;
     /* Nanoseconds from microseconds, rounded: the writer divided by 1e3. */
     r->start_ns = (uint64_t)llround(ts * 1e3);
     r->end_ns = (uint64_t)llround((ts + dur) * 1e3);
-    r->iteration = (int)num(args, "iteration", 0);
-    r->bytes = (uint64_t)num(args, "bytes", 0);
-    r->src_device = (int)num(args, "src_device", -1);
-    r->dst_device = (int)num(args, "dst_device", -1);
     r->copy = r->src_device >= 0 && r->src_device != r->dst_device ? COPY_PTOP : COPY_NONE;
-    r->microbatch = (int)num(args, "microbatch", -1);
-    r->step = (int)num(args, "step", -1);
     r->has_step = r->step >= 0;
     return 1;
 }
@@ -72,10 +91,8 @@ int trace_json_read(const char *path, struct trace_point **pts, int *n, int *pre
     *pts = NULL;
     *n = 0;
     *predicted = 0;
-    char *text = text_file_read(path);
-    if (!text) return pb_fail("cannot read %s: %s", path, strerror(errno));
-    cJSON *root = cJSON_Parse(text);
-    free(text);
+    cJSON *root;
+    PB_TRY(json_load_file(path, &root));
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(root, "traceEvents");
     if (!cJSON_IsArray(events)) {
         cJSON_Delete(root);
@@ -87,11 +104,20 @@ int trace_json_read(const char *path, struct trace_point **pts, int *n, int *pre
     const cJSON *e;
     cJSON_ArrayForEach(e, events) {
         struct record r;
-        if (!to_record(e, &r)) continue;
+        int kind = to_record(e, &r), bad = 0;
+        if (kind < 0) {
+            rc = pb_fail("%s: an event's field is out of range (above)", path);
+            break;
+        }
+        if (!kind) continue;
         const cJSON *args = cJSON_GetObjectItemCaseSensitive(e, "args");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(args, "strategy");
         const char *strategy = cJSON_IsString(s) ? s->valuestring : "?";
-        int point = (int)num(args, "point", -1);
+        int point = (int)num(args, "point", -1, -1, TRACE_MAX_COUNT, &bad);
+        if (bad) {
+            rc = pb_fail("%s: an event's args.point is out of range", path);
+            break;
+        }
         int fresh = *n == 0 || strcmp((*pts)[*n - 1].strategy, strategy) ||
                     (point >= 0 ? point != last_point : r.iteration < last_iter);
         if (fresh && (rc = start_point(pts, n, &cap, strategy)) != PB_OK) break;

@@ -1,4 +1,5 @@
 #include "plan.h"
+#include "../../base/interrupt.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -109,7 +110,7 @@ static cJSON *entry_json(const struct plan_entry *e)
     cJSON_AddNumberToObject(j, "batch", w->batch);
     cJSON_AddNumberToObject(j, "seq", w->seq);
     cJSON_AddStringToObject(j, "mode", w->mode == MODE_DECODE ? "decode" : "prefill");
-    cJSON_AddStringToObject(j, "status", e->ok ? "ok" : "failed");
+    cJSON_AddStringToObject(j, "status", e->ok ? "ok" : e->interrupted ? "interrupted" : "failed");
     if (!e->ok) {
         cJSON_AddStringToObject(j, "error", e->error);
         return j;
@@ -199,7 +200,7 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             csv_field(a.f, e[i].strategy->name, 0);
             csv_integer(a.f, e[i].workload.batch, 0);
             csv_integer(a.f, e[i].workload.seq, 0);
-            csv_field(a.f, e[i].ok ? "ok" : "failed", 0);
+            csv_field(a.f, e[i].ok ? "ok" : e[i].interrupted ? "interrupted" : "failed", 0);
             csv_field(a.f, e[i].ok ? "" : e[i].error, 0);
             csv_field(a.f, gpu, 0);
             csv_field(a.f, what, 0);
@@ -215,6 +216,16 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
         }
     }
     return atomic_file_commit(&a);
+}
+
+void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e)
+{
+    struct workload work = *w;
+    memset(e, 0, sizeof *e);
+    e->strategy = s;
+    e->workload = work;
+    e->interrupted = 1;
+    snprintf(e->error, sizeof e->error, "%s", interrupt_reason());
 }
 
 const char *plan_profile_name(const struct options *o, const char *detected_gpu, const char **why)

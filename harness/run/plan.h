@@ -12,6 +12,7 @@ struct plan_entry {
     const struct strategy *strategy;
     struct workload workload;
     int ok;
+    int interrupted;                     /* not planned: a signal stopped the sweep first */
     char error[512];                     /* why place or plan failed */
     struct placement placement;
     struct schedule schedule;
@@ -25,6 +26,8 @@ struct plan_entry {
 /* One point of the sweep (run/sweep.c) without an executor: placement p and the
  * prompt schedule (taken: *sched is left empty), its work priced at prof's roofline,
  * or, with p NULL, the failure pb_last_error() holds, recorded in e->error. */
+/* A point not planned because of SIGINT/SIGTERM: status "interrupted". */
+void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e);
 void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const struct strategy *s,
                      const struct workload *w, const struct placement *p, struct schedule *sched,
                      const struct device_profile *prof);

@@ -6,6 +6,18 @@
 #include <time.h>
 #include "../../base/atomic_file.h"
 #include "../../base/check.h"
+#include <unistd.h>
+
+int results_dir_check(const char *out_dir)
+{
+    struct stat st;
+    if (!out_dir[0]) return pb_fail("--out: empty folder name");
+    if (stat(out_dir, &st) == 0 && !S_ISDIR(st.st_mode)) return pb_fail("--out %s: exists and is not a folder", out_dir);
+    if (make_dirs(out_dir) != PB_OK) return pb_fail("--out %s: cannot create the results folder", out_dir);
+    if (access(out_dir, W_OK | X_OK) != 0)
+        return pb_fail("--out %s: the folder is not writable: %s", out_dir, strerror(errno));
+    return PB_OK;
+}
 
 int results_dir_create(const char *out_dir, const char *model, const char *suffix, char *buf, size_t len)
 {

@@ -13,9 +13,10 @@ struct point_result {
     char strategy[PB_STRATEGY_NAME_LEN];
     struct workload w;             /* batch, seq, mode; microbatches as resolved by the strategy */
     int decode_tokens;             /* generate mode: greedy tokens after the prefill (0: prefill only) */
-    int ok;                        /* 0: failed or skipped, see reason */
+    int ok;                        /* 0: failed, skipped or interrupted, see reason */
     int skipped;                   /* 1: the combination cannot run (microbatches that do not divide
                                     * the batch): not run, not a failure; reason says why */
+    int interrupted;               /* 1: not run, a signal stopped the sweep first */
     char reason[PB_ERROR_LEN];
     int n_devices;                 /* logical devices of the schedule */
     int ordinal[PB_MAX_DEVICES];   /* logical device -> CUDA ordinal */
@@ -71,7 +72,10 @@ struct run_env {
 };
 
 void point_result_free(struct point_result *r);
-/* "ok", "skipped" or "failed": the status column. */
+/* A point the sweep did not run because of SIGINT/SIGTERM: status "interrupted". */
+void point_result_interrupted(struct point_result *r, const char *strategy, const struct workload *w,
+                              int decode_tokens);
+/* "ok", "failed", "skipped" or "interrupted", as summary.csv and summary.json write it. */
 const char *point_status(const struct point_result *r);
 /* The point's strategy and workload in a file name: "pipeline-b8-s512-m8" (-gN: N
  * generated tokens; -mM: M microbatches, for strategies that take them). */

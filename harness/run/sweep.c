@@ -1,6 +1,7 @@
 /* See sweep.h. The loop nccl-tests' common.cu owns once: every executor plugs in
  * through executor_ops, every job (--plan, --simulate, measured, MPI) is this loop. */
 #include "sweep.h"
+#include "../../base/interrupt.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -367,6 +368,13 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
         if (s->ex && !s->ex->predicts && n > 1 && w->rank == 0)
             fprintf(stderr, "bench: point %d/%d: %s, batch %d x seq %d, microbatches %d\n", k + 1, n, r->strategy,
                     r->w.batch, r->w.seq, strategy_takes_microbatches(r->strategy) ? r->w.microbatches : 1);
+        double stop = interrupt_signal();   /* every rank skips the same points */
+        if (w->max(w, &stop, "checking for an interrupt") == PB_OK && stop > 0) {
+            point_result_interrupted(r, r->strategy, &r->w, r->decode_tokens);
+            if (out->plans) plan_entry_interrupted(strategy_find(r->strategy), &r->w, &out->plans[k]);
+            out->n = k + 1;
+            continue;
+        }
         if (s->ex && point_cannot_run(&pts[k], r->reason, sizeof r->reason)) {
             r->skipped = 1;
             r->microbatches = r->w.microbatches;   /* the value asked */

@@ -99,7 +99,7 @@ int serve_parse_rates(const char *arg, double *rates, int max)
             return pb_fail("--rate: \"%s\" is not a positive number of requests per second or inf", tok);
         rates[n++] = v;
     }
-    if (!n || arg[strlen(arg) - 1] == ',' || arg[0] == ',') return pb_fail("--rate: \"%s\" is not a comma list", arg);
+    if (!n || arg[strlen(arg) - 1] == ',' || arg[0] == ',' || strstr(arg, ",,")) return pb_fail("--rate: \"%s\" is not a comma list", arg);
     return n;
 }
 

@@ -43,6 +43,103 @@ static void fill_tokens(struct llama_part *p, int n, int vocab)
     CU(cudaMemcpy(llama_part_tokens(p), t.data(), n * sizeof(int), cudaMemcpyHostToDevice));
 }
 
+static const char *path_name(int path)
+{
+    return path == DECODE_GEMV     ? "GEMV"
+           : path == DECODE_SKINNY ? "skinny tensor-core"
+           : path == DECODE_STREAM ? "stream tensor-core"
+                                   : "tensor-core (stream N>=8192, skinny N=4096)";
+}
+
+/* One decode configuration of a part: its linears' path and knobs. */
+struct decode_setup {
+    int batch, path, fold, prefetch, attn_keys;
+};
+
+/* Greedy decode of `batch` sequences after a `prompt`-token prefill: `steps` steps
+ * replayed from one captured graph, timed together. The floor reads every weight
+ * and, per sequence, the keys and values of the mean context once a step, at the
+ * copy rate. */
+static void decode_figure(struct llama_part *p, struct decode_setup ds, int prompt, int steps, double copy_gbs,
+                          cudaStream_t s)
+{
+    const struct model_spec *m = &p->m;
+    const int batch = ds.batch, path = ds.path, fold = ds.fold, prefetch = ds.prefetch;
+    p->d.programmatic_launch = 1;
+    p->decode_path = path;
+    p->fold_norm = fold;
+    p->decode_prefetch = prefetch;
+    p->decode_attn_keys = ds.attn_keys;
+    fill_tokens(p, batch * prompt, m->vocab);
+    struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
+    TRY(llama_embed(p, &pre, s));
+    TRY(llama_layers(p, 0, m->layers, &pre, s));
+    TRY(llama_head(p, &pre, s));
+    TRY(llama_argmax(p, &pre, llama_part_tokens(p), s));
+    int *dpos;
+    CU(cudaMalloc((void **)&dpos, sizeof(int)));
+    CU(cudaMemcpy(dpos, &prompt, sizeof(int), cudaMemcpyHostToDevice));
+    struct llama_call dc = {0, batch, 1, 0, dpos, 0};
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    TRY(llama_embed(p, &dc, s));
+    TRY(llama_layers(p, 0, m->layers, &dc, s));
+    TRY(llama_head(p, &dc, s));
+    TRY(llama_argmax(p, &dc, llama_part_tokens(p), s));
+    TRY(llama_advance_pos(dpos, 1, s));
+    CU(cudaStreamEndCapture(s, &graph));
+    CU(cudaGraphInstantiate(&exec, graph, 0));
+    CU(cudaGraphLaunch(exec, s));  /* warm-up step */
+    CU(cudaStreamSynchronize(s));
+    cudaEvent_t a, b;
+    CU(cudaEventCreate(&a));
+    CU(cudaEventCreate(&b));
+    CU(cudaEventRecord(a, s));
+    for (int i = 1; i < steps; i++) CU(cudaGraphLaunch(exec, s));
+    CU(cudaEventRecord(b, s));
+    CU(cudaEventSynchronize(b));
+    float ms;
+    CU(cudaEventElapsedTime(&ms, a, b));
+    double step_ms = ms / (steps - 1), tps = batch * 1000.0 / step_ms;
+    const struct part_dims *x = &p->dims;
+    double weight_bytes = (double)m->layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
+    double mean_ctx = prompt + 1 + steps / 2.0;
+    double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
+    double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
+    printf("decode batch %2d %s%s%s, attention %d keys a block (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+           "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
+           batch, path_name(path), fold ? " (norms folded)" : "", prefetch ? " (L2 prefetch)" : "",
+           ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, prompt + 2,
+           prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
+           step_ms / floor_ms);
+    /* the decode attention alone, every layer, at the last step's context */
+    if (!fold && !prefetch) {
+        int pos = prompt + steps - 1;
+        double attn_ms = time_ms([&] {
+            for (int l = 0; l < m->layers; l++) {
+                size_t off = (size_t)l * p->al.cache_layer_elems;
+                struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, NULL,
+                                       x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+                aa.qkv = p->qkv;
+                aa.inv_freq = p->inv_freq;
+                aa.counters = p->counters;
+                aa.keys_per_block = ds.attn_keys;
+                TRY(attn_decode(&aa, s));
+            }
+        }, 2, 10, s);
+        double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
+        printf("    decode attention alone, batch %d, context %d, %d keys a block, %d layers: %.3f ms = %.1f%% of copy "
+               "over the KV bytes\n", batch, pos + 1, ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, m->layers,
+               attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
+    }
+    CU(cudaEventDestroy(a));
+    CU(cudaEventDestroy(b));
+    CU(cudaGraphExecDestroy(exec));
+    CU(cudaGraphDestroy(graph));
+    CU(cudaFree(dpos));
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -70,9 +167,9 @@ int main(int argc, char **argv)
     d.world = 1;
     d.n_layers = m.layers;
     d.has_embed = d.has_head = 1;
-    d.max_batch = 16;
+    d.max_batch = 64;
     d.max_context = 640;
-    d.max_rows = 4096;
+    d.max_rows = 8192;  /* 64 prompts of 128 tokens before the batch-64 decode */
     d.programmatic_launch = 1;  /* the decode loop below also runs with it off */
     struct llama_part *p;
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
@@ -181,89 +278,52 @@ int main(int argc, char **argv)
         }
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
-        /* the tensor-core decode kernel, at 1, 16 and 64 rows, with the column tiles
-         * gemm_skinny picks and with the other count (same bits) */
+        /* the tensor-core decode kernels at 1, 16 and 64 rows: registers (skinny)
+         * against the shared-memory stream with its K-split clusters */
         const int rows_list[3] = {1, 16, 64};
         for (int r = 0; r < 3; r++) {
-            double pick_ms = 0, other_ms = 0;
+            double tot[2] = {0, 0};
             for (int i = 0; i < 5; i++) {
-                int mt = gemm_skinny_col_tiles(rows_list[r]);
+                double bytes = (double)sh[i].n * sh[i].k * 2 * sh[i].layers;
                 for (int v = 0; v < 2; v++) {
-                    int use = v ? 3 - mt : mt;
                     double ms = time_ms([&] {
                         for (int l = 0; l < sh[i].layers; l++) {
                             const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
-                            TRY(gemm_skinny_mt(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, use, s));
+                            if (v) TRY(gemm_stream(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, s));
+                            else TRY(gemm_skinny(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, s));
                         }
                     }, 2, 10, s);
-                    double bytes = (double)sh[i].n * sh[i].k * 2 * sh[i].layers;
-                    (v ? other_ms : pick_ms) += ms;
-                    printf("skinny %2d rows %-7s %d col tile%s: %.3f ms = %.1f%% of copy%s\n", rows_list[r], sh[i].name,
-                           use, use > 1 ? "s" : " ", ms, 100.0 * bytes / (ms * 1e6) / copy_gbs, v ? " (other)" : "");
+                    tot[v] += ms;
+                    printf("%s %2d rows %-7s: %.3f ms = %.1f%% of copy\n", v ? "stream" : "skinny", rows_list[r],
+                           sh[i].name, ms, 100.0 * bytes / (ms * 1e6) / copy_gbs);
                 }
             }
-            printf("skinny %d rows, all weights: %.3f ms = %.1f%% of copy (other column tiles %.3f ms = %.1f%%)\n",
-                   rows_list[r], pick_ms, 100.0 * all_bytes / (pick_ms * 1e6) / copy_gbs, other_ms,
-                   100.0 * all_bytes / (other_ms * 1e6) / copy_gbs);
+            printf("%d rows, all weights: skinny %.3f ms = %.1f%% of copy, stream %.3f ms = %.1f%%\n", rows_list[r],
+                   tot[0], 100.0 * all_bytes / (tot[0] * 1e6) / copy_gbs, tot[1],
+                   100.0 * all_bytes / (tot[1] * 1e6) / copy_gbs);
         }
     }
-    /* programmatic launch throughout: batch 1 on the GEMV (the path of a part with
-     * max_batch 1), on the tensor-core kernel (a 1-row microbatch of a larger part),
-     * on the GEMV with the norms folded; batch 16 on each path (tensor-core first:
-     * the path of a part with max_batch 16) */
+    /* decode under programmatic launch, 128 graph-replayed steps after a 128-token
+     * prompt: every batch on every path, the path a part of that max_batch takes first */
     TRY(part_gemm_setup(p, d.max_rows));
-    const int batches[5] = {1, 1, 1, 16, 16}, gemv[5] = {1, 0, 1, 0, 1};
-    const int prompt = 128, steps = 128;
-    double weight_bytes = (double)m.layers * p->ll.elems * 2 + (double)p->hl.elems * 2;
-    for (int c = 0; c < 5; c++) {
-        int batch = batches[c];
-        p->d.programmatic_launch = 1;
-        p->decode_gemv = gemv[c];
-        p->fold_norm = c == 2;
-        int own_path = p->decode_gemv == (batch == 1) && !p->fold_norm;
-        fill_tokens(p, batch * prompt, m.vocab);
-        struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
-        TRY(llama_embed(p, &pre, s));
-        TRY(llama_layers(p, 0, m.layers, &pre, s));
-        TRY(llama_head(p, &pre, s));
-        TRY(llama_argmax(p, &pre, llama_part_tokens(p), s));
-        int *dpos;
-        CU(cudaMalloc((void **)&dpos, sizeof(int)));
-        CU(cudaMemcpy(dpos, &prompt, sizeof(int), cudaMemcpyHostToDevice));
-        struct llama_call dc = {0, batch, 1, 0, dpos, 0};
-        cudaGraph_t graph;
-        cudaGraphExec_t exec;
-        CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        TRY(llama_embed(p, &dc, s));
-        TRY(llama_layers(p, 0, m.layers, &dc, s));
-        TRY(llama_head(p, &dc, s));
-        TRY(llama_argmax(p, &dc, llama_part_tokens(p), s));
-        TRY(llama_advance_pos(dpos, 1, s));
-        CU(cudaStreamEndCapture(s, &graph));
-        CU(cudaGraphInstantiate(&exec, graph, 0));
-        CU(cudaGraphLaunch(exec, s));  /* warm-up step */
-        CU(cudaStreamSynchronize(s));
-        cudaEvent_t a, b;
-        CU(cudaEventCreate(&a));
-        CU(cudaEventCreate(&b));
-        CU(cudaEventRecord(a, s));
-        for (int i = 0; i < steps; i++) CU(cudaGraphLaunch(exec, s));
-        CU(cudaEventRecord(b, s));
-        CU(cudaEventSynchronize(b));
-        float ms;
-        CU(cudaEventElapsedTime(&ms, a, b));
-        double step_ms = ms / steps, tps = batch * 1000.0 / step_ms;
-        double floor_ms = weight_bytes / (copy_gbs * 1e6);
-        printf("decode batch %d %s%s%s (context %d..%d): %.3f ms/step, %.0f tokens/s | bytes floor %.3f ms/step "
-               "(%.2f GB of weights at the copy rate) = %.0f steps/s | ratio %.2f\n",
-               batch, p->decode_gemv ? "GEMV" : "tensor-core", p->fold_norm ? " (norms folded)" : "",
-               !own_path ? "" : batch == 1 ? " [the path of a max_batch 1 part]" : " [the path of a max_batch 16 part]",
-               prompt + 1,
-               prompt + 1 + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, 1000.0 / floor_ms, step_ms / floor_ms);
-        CU(cudaGraphExecDestroy(exec));
-        CU(cudaGraphDestroy(graph));
-        CU(cudaFree(dpos));
-    }
+    const struct decode_setup cases[] = {
+        {1, DECODE_GEMV, 0, 0, 0},     {1, DECODE_TENSOR, 0, 0, 0},  {1, DECODE_GEMV, 1, 0, 0},
+        {16, DECODE_TENSOR, 0, 0, 0},  {16, DECODE_TENSOR, 0, 0, 128}, {16, DECODE_SKINNY, 0, 0, 0},
+        {16, DECODE_STREAM, 0, 0, 0},  {64, DECODE_TENSOR, 0, 0, 0},  {64, DECODE_TENSOR, 0, 0, 128},
+        {64, DECODE_STREAM, 0, 0, 128}, {64, DECODE_SKINNY, 0, 0, 0}};
+    for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
+    llama_part_destroy(p);
+
+    /* one sequence at a 4096-token context: the KV cache is read every step too */
+    const int long_prompt = 4096;
+    d.max_batch = 1;
+    d.max_context = long_prompt + 128 + 8;
+    d.max_rows = long_prompt;
+    TRY(llama_part_create(&m, &d, &p));
+    TRY(llama_part_init_random(p, 1));
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 128}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_TENSOR, 0, 0, 128}, long_prompt, 128, copy_gbs, s);
     llama_part_destroy(p);
     return 0;
 }

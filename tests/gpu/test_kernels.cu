@@ -81,19 +81,30 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
 }
 
+/* Launch-bound short-prompt GEMMs (a tiny test model's) take the heuristic's first
+ * choice untimed; Llama-2-7B's at 128 rows are timed. */
+TEST(test_launch_bound_short_prompt_gemms_are_not_timed)
+{
+    CHECK(!gemm_short_is_timed(512, 256, 64));
+    CHECK(!gemm_short_is_timed(1376, 256, 256));
+    CHECK(gemm_short_is_timed(4096, 4096, 128));
+    CHECK(gemm_short_is_timed(32000, 4096, 128));
+}
+
 /* Two contexts for the same rows (two parts of one run) keep one short-prompt
  * algorithm per shape, whatever the timing noise: their rows' bits agree. The
  * tuning rows follow max_rows up to the cap. */
 TEST(test_short_prompt_algorithm_is_shared_by_parts_with_the_same_rows)
 {
-    const int N = 768, K = 256;
+    const int N = 4096, K = 2048;  /* at 128 rows just big enough to be timed */
+    CHECK(gemm_short_is_timed(N, K, 128) && !gemm_short_is_timed(N, K, 96));
     void *ws;
     cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
     struct gemm_ctx a, b, big;
-    CHECK(gemm_init(&a, ws, 96) == 0 && gemm_prepare(&a, N, K) == 0);
-    CHECK(gemm_init(&b, ws, 96) == 0 && gemm_prepare(&b, N, K) == 0);
+    CHECK(gemm_init(&a, ws, 128) == 0 && gemm_prepare(&a, N, K) == 0);
+    CHECK(gemm_init(&b, ws, 128) == 0 && gemm_prepare(&b, N, K) == 0);
     CHECK(gemm_init(&big, ws, 100000) == 0 && gemm_prepare(&big, N, K) == 0);
-    CHECK(a.tune_rows == 96 && big.tune_rows == GEMM_TUNE_ROWS_MAX);
+    CHECK(a.tune_rows == 128 && big.tune_rows == GEMM_TUNE_ROWS_MAX);
     for (int i = 0; i < a.n_shapes && i < b.n_shapes; i++)
         CHECK(a.shapes[i].cls == b.shapes[i].cls &&
               !memcmp(&a.shapes[i].algo, &b.shapes[i].algo, sizeof a.shapes[i].algo));
@@ -411,7 +422,7 @@ TEST(test_attention_prefill_matches_cpu)
  * attention over that cache with k_rope_qkv's query. Called twice (host and device
  * position), it must give the same bits and leave its counters at zero. */
 static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int pos, int extra_ctx, int dev_pos,
-                        uint64_t seed)
+                        uint64_t seed, int keys_per_block = 0)
 {
     int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1;
     int qkv_n = (hq + 2 * hkv) * hd;
@@ -449,6 +460,7 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     a.qkv = qkv;
     a.inv_freq = dinv;
     a.counters = counters;
+    a.keys_per_block = keys_per_block;
     CHECK(attn_decode(&a, 0) == 0);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     CHECK(bits_equal(kc, kc_ref, cache));
@@ -472,7 +484,8 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     ref_attention_over_cache(rq, rk, rv, ref, batch, 1, pos, bo, hq, hkv, hd, max_ctx);
     double e = ref_rel_error(got, ref, qn);
     if (!(e <= REL_TOL_KERNEL)) {
-        fprintf(stderr, "  decode hd=%d hq=%d hkv=%d batch=%d pos=%d: rel error %g\n", hd, hq, hkv, batch, pos, e);
+        fprintf(stderr, "  decode hd=%d hq=%d hkv=%d batch=%d pos=%d keys a block %d: rel error %g\n", hd, hq, hkv,
+                batch, pos, keys_per_block, e);
         (*failures_)++;
     }
     free(hqkv), free(hk), free(hv), free(got), free(ref), free(hc), free(rq), free(rk), free(rv);
@@ -488,4 +501,10 @@ TEST(test_attention_decode_matches_cpu)
     decode_case(failures_, 128, 8, 8, 1, 555, 1, 1, 93);
     decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 94);  /* the new key is the last of its split */
     decode_case(failures_, 128, 4, 1, 1, 256, 0, 0, 95);   /* ... and the first of a new one */
+    decode_case(failures_, 64, 2, 2, 2, 127, 130, 1, 97);    /* the last key of the first block of 128 */
+    /* 256 keys a block, the other size: fewer splits, the same boundary cases */
+    decode_case(failures_, 128, 4, 2, 3, 300, 3, 0, 96, 256);
+    decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 98, 256);
+    decode_case(failures_, 128, 4, 1, 1, 256, 0, 1, 99, 256);
+    decode_case(failures_, 128, 8, 8, 1, 555, 1, 0, 100, 256);
 }

@@ -15,6 +15,16 @@
 #include <unistd.h>
 
 #include "../../../base/check.h"
+#include "../../../base/atomic_file.h"
+#include "../../../base/json_load.h"
+#include "../../../base/parse_number.h"
+
+/* What a field may hold: a rate too small or too large to be a GPU's is a typo
+ * (1e-300 TFLOP/s would give every point an infinite latency). */
+#define TFLOPS 1e-3, 1e5
+#define GBPS 1e-3, 1e6
+#define MICROSECONDS 0, 1e6
+#define FRACTION 0, 1.2
 
 static const char *const link_names[LINK_KINDS] = {"nvlink", "pcie"};
 
@@ -34,11 +44,14 @@ static char *read_file(const char *path, int *missing)
 
 /* A required number field inside `obj` (whose dotted name is `where`). */
 static int get_number(const cJSON *obj, const char *where, const char *key, const char *origin,
-                      double *out)
+                      double lo, double hi, double *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) return pb_fail("%s: %s.%s: missing", origin, where, key);
     if (!cJSON_IsNumber(v)) return pb_fail("%s: %s.%s: must be a number", origin, where, key);
+    char what[256];
+    snprintf(what, sizeof what, "%s: %s.%s", origin, where, key);
+    PB_TRY(number_in_range(what, v->valuedouble, lo, hi));
     *out = v->valuedouble;
     return PB_OK;
 }
@@ -80,12 +93,12 @@ static int parse_link(const cJSON *links, enum link_kind k, const char *origin,
     out->present = present ? cJSON_IsTrue(present) : 1;
     PB_TRY(get_string(o, where, "source", origin, out->source, sizeof out->source));
     if (!out->present) return PB_OK;
-    PB_TRY(get_number(o, where, "gbps", origin, &out->gbps));
+    PB_TRY(get_number(o, where, "gbps", origin, GBPS, &out->gbps));
     out->peer_gbps = out->gbps;
     if (cJSON_GetObjectItemCaseSensitive(o, "peer_gbps"))
-        PB_TRY(get_number(o, where, "peer_gbps", origin, &out->peer_gbps));
-    PB_TRY(get_number(o, where, "peak_gbps", origin, &out->peak_gbps));
-    PB_TRY(get_number(o, where, "latency_us", origin, &out->latency_us));
+        PB_TRY(get_number(o, where, "peer_gbps", origin, GBPS, &out->peer_gbps));
+    PB_TRY(get_number(o, where, "peak_gbps", origin, GBPS, &out->peak_gbps));
+    PB_TRY(get_number(o, where, "latency_us", origin, MICROSECONDS, &out->latency_us));
     return PB_OK;
 }
 
@@ -104,11 +117,11 @@ static int parse_table(const cJSON *arr, const char *where, const char *origin,
         snprintf(at, sizeof at, "%s[%d]", where, *n);
         struct efficiency_point *pt = &out[*n];
         double rows;
-        PB_TRY(get_number(e, at, "rows", origin, &rows));
-        PB_TRY(get_number(e, at, "memory", origin, &pt->memory));
+        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
+        PB_TRY(get_number(e, at, "memory", origin, FRACTION, &pt->memory));
         pt->compute = 1;
         if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
-            PB_TRY(get_number(e, at, "compute", origin, &pt->compute));
+            PB_TRY(get_number(e, at, "compute", origin, FRACTION, &pt->compute));
         if (rows < 1 || rows > 1e9) return pb_fail("%s: %s.rows: must be at least 1", origin, at);
         pt->rows = (int)rows;
         if (*n > 0 && pt->rows <= out[*n - 1].rows)
@@ -127,8 +140,8 @@ static int parse_kernels(const cJSON *root, const char *origin, struct kernel_pr
     if (!cJSON_IsObject(o)) return pb_fail("%s: kernels: must be an object", origin);
     PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemm"), "kernels.gemm", origin, k->gemm, &k->n_gemm));
     PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemv"), "kernels.gemv", origin, k->gemv, &k->n_gemv));
-    PB_TRY(get_number(o, "kernels", "attention_tflops", origin, &k->attention_tflops));
-    PB_TRY(get_number(o, "kernels", "memory_efficiency", origin, &k->memory_efficiency));
+    PB_TRY(get_number(o, "kernels", "attention_tflops", origin, TFLOPS, &k->attention_tflops));
+    PB_TRY(get_number(o, "kernels", "memory_efficiency", origin, FRACTION, &k->memory_efficiency));
     return get_string(o, "kernels", "source", origin, k->source, sizeof k->source);
 }
 
@@ -144,24 +157,24 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     p->measured = measured && cJSON_IsTrue(measured);
 
     PB_TRY(get_object(root, "memory", origin, &o));
-    PB_TRY(get_number(o, "memory", "bytes", origin, &v));
+    PB_TRY(get_number(o, "memory", "bytes", origin, 1, 1e15, &v));
     if (v <= 0 || v > 1e15) return pb_fail("%s: memory.bytes: must be positive (got %g)", origin, v);
     p->memory_bytes = (uint64_t)v;
     PB_TRY(get_string(o, "memory", "source", origin, p->memory_source, sizeof p->memory_source));
 
     PB_TRY(get_object(root, "bf16_gemm_tflops", origin, &o));
-    PB_TRY(get_number(o, "bf16_gemm_tflops", "achievable", origin, &p->bf16_tflops));
-    PB_TRY(get_number(o, "bf16_gemm_tflops", "peak", origin, &p->bf16_peak_tflops));
+    PB_TRY(get_number(o, "bf16_gemm_tflops", "achievable", origin, TFLOPS, &p->bf16_tflops));
+    PB_TRY(get_number(o, "bf16_gemm_tflops", "peak", origin, TFLOPS, &p->bf16_peak_tflops));
     PB_TRY(get_string(o, "bf16_gemm_tflops", "source", origin, p->gemm_source, sizeof p->gemm_source));
 
     PB_TRY(get_object(root, "memory_bandwidth_gbps", origin, &o));
-    PB_TRY(get_number(o, "memory_bandwidth_gbps", "achievable", origin, &p->hbm_gbps));
-    PB_TRY(get_number(o, "memory_bandwidth_gbps", "peak", origin, &p->hbm_peak_gbps));
+    PB_TRY(get_number(o, "memory_bandwidth_gbps", "achievable", origin, GBPS, &p->hbm_gbps));
+    PB_TRY(get_number(o, "memory_bandwidth_gbps", "peak", origin, GBPS, &p->hbm_peak_gbps));
     PB_TRY(get_string(o, "memory_bandwidth_gbps", "source", origin, p->hbm_source,
                       sizeof p->hbm_source));
 
     PB_TRY(get_object(root, "launch_overhead_us", origin, &o));
-    PB_TRY(get_number(o, "launch_overhead_us", "value", origin, &p->launch_us));
+    PB_TRY(get_number(o, "launch_overhead_us", "value", origin, MICROSECONDS, &p->launch_us));
     PB_TRY(get_string(o, "launch_overhead_us", "source", origin, p->launch_source,
                       sizeof p->launch_source));
 
@@ -181,8 +194,8 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     PB_TRY(get_string(o, "allreduce", "algorithm", origin, algo, sizeof algo));
     if (strcmp(algo, "ring")) return pb_fail("%s: allreduce.algorithm: \"%s\" is not supported "
                                              "(only \"ring\")", origin, algo);
-    PB_TRY(get_number(o, "allreduce", "bus_gbps", origin, &p->allreduce.bus_gbps));
-    PB_TRY(get_number(o, "allreduce", "step_latency_us", origin, &p->allreduce.step_latency_us));
+    PB_TRY(get_number(o, "allreduce", "bus_gbps", origin, GBPS, &p->allreduce.bus_gbps));
+    PB_TRY(get_number(o, "allreduce", "step_latency_us", origin, MICROSECONDS, &p->allreduce.step_latency_us));
     PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
                       sizeof p->allreduce.source));
     return parse_kernels(root, origin, &p->kernels);
@@ -272,11 +285,8 @@ int device_profile_parse(const char *json, const char *origin, struct device_pro
 {
     memset(out, 0, sizeof *out);
     snprintf(out->path, sizeof out->path, "%s", origin);
-    cJSON *root = cJSON_Parse(json);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        return pb_fail("%s: malformed JSON near \"%.20s\"", origin, at ? at : "?");
-    }
+    cJSON *root;
+    PB_TRY(json_parse_text(origin, json, strlen(json), &root));
     int rc = cJSON_IsObject(root) ? parse_fields(root, origin, out)
                                   : pb_fail("%s: the top level must be an object", origin);
     cJSON_Delete(root);
@@ -338,7 +348,7 @@ int device_profile_load(const char *name_or_path, struct device_profile *out)
     int missing;
     if (is_path) {
         char *text = read_file(name_or_path, &missing);
-        if (!text) return pb_fail("%s: cannot read device profile: %s", name_or_path, strerror(errno));
+        if (!text) return pb_fail("%s: cannot read device profile: %s", name_or_path, text_file_strerror(errno));
         int rc = device_profile_parse(text, name_or_path, out);
         free(text);
         return rc;
@@ -355,7 +365,7 @@ int device_profile_load(const char *name_or_path, struct device_profile *out)
         char *text = read_file(path, &missing);
         if (!text) {
             if (missing) continue;
-            return pb_fail("%s: cannot read device profile: %s", path, strerror(errno));
+            return pb_fail("%s: cannot read device profile: %s", path, text_file_strerror(errno));
         }
         /* Messages name the profile as the user knows it, not our search path. */
         char origin[128];
@@ -453,16 +463,13 @@ int device_profile_write(const struct device_profile *p, const char *path)
     char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) return pb_fail("%s: out of memory writing the device profile", path);
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%.*s.tmp%d", PATH_MAX - 24, path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = 0;
-    free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        remove(tmp);
-        return pb_fail("%s: cannot write the device profile: %s", path, strerror(err));
+    struct atomic_file a;
+    int rc = atomic_file_open(&a, path);
+    if (rc == PB_OK) {
+        fputs(text, a.f);
+        fputc('\n', a.f);
+        rc = atomic_file_commit(&a);
     }
-    return PB_OK;
+    free(text);
+    return rc;
 }

@@ -9,6 +9,7 @@
 #include "../../run/plan.h"
 #include "../../run/results_dir.h"
 #include "../../run/simulate_run.h"
+#include "../../../base/interrupt.h"
 #include "mpi_jobs.h"
 
 #define GIB (1ull << 30)
@@ -53,6 +54,8 @@ static int dispatch(const struct mpi_world *w, struct options *o, mpi_measured_f
     static struct model_spec m;
     int rc = cli_load_model(o, &m);
     if (mpi_world_agree(w, rc, "loading the model") != PB_OK) return 2;
+    if (mpi_world_agree(w, cli_check_inputs(o, &m), "checking the options") != PB_OK) return 2;
+    interrupt_install();
     if (o->plan_only) return mpi_plan_job(w, o, &m) == PB_OK ? 0 : 1;
     if (o->simulate) return mpi_simulate_job(w, o, &m) == PB_OK ? 0 : 1;
     return measured(w, o, &m) == PB_OK ? 0 : 1;
@@ -70,6 +73,7 @@ int mpi_bench_main(int argc, char **argv, mpi_measured_fn measured)
     if (c == CLI_EXIT_HELP) status = 0;
     else if (c != CLI_OK) status = 2;   /* every rank parsed the same arguments */
     else status = dispatch(&w, &o, measured);
+    if (interrupt_signal()) status = interrupt_exit_status();
     mpi_world_finalize();
     return status;
 }
