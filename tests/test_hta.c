@@ -79,6 +79,19 @@ static void check_against_ours(int *failures_, const struct trace *t, const stru
     }
 }
 
+/* Point r's trace t as trace_hta_write lays it out (hta/00-<tag>/rank-<d>.json), read by
+ * HTA into h[2] and checked against our metrics of t. */
+static void hta_check_point(int *failures_, const struct point_result *r, const struct trace *t, const char *tag,
+                            struct hta_rank *h)
+{
+    char dir[256], folder[400];
+    make_temp_dir(dir, sizeof dir);
+    CHECK_EQ_INT(trace_hta_write(dir, NULL, r, &t, 1), PB_OK);
+    snprintf(folder, sizeof folder, "%s/hta/00-%s", dir, tag);
+    CHECK_EQ_INT(hta_read(folder, h, 2), 2);
+    check_against_ours(failures_, t, h, 2);
+}
+
 TEST(test_hta_reads_a_simulated_tp_point_as_we_do)
 {
     if (!hta_available()) return;
@@ -95,14 +108,8 @@ TEST(test_hta_reads_a_simulated_tp_point_as_we_do)
     struct point_result r;
     struct trace t;
     CHECK_EQ_INT(simulate_point(&prof, &m, tp, &p, &w, 0, &r, &t), PB_OK);
-    char dir[256], folder[400];
-    make_temp_dir(dir, sizeof dir);
-    const struct trace *tr = &t;
-    CHECK_EQ_INT(trace_hta_write(dir, NULL, &r, &tr, 1), PB_OK);
-    snprintf(folder, sizeof folder, "%s/hta/00-tp-b8-s128", dir);
     struct hta_rank h[2];
-    CHECK_EQ_INT(hta_read(folder, h, 2), 2);
-    check_against_ours(failures_, &t, h, 2);
+    hta_check_point(failures_, &r, &t, "tp-b8-s128", h);
     point_result_free(&r);
     trace_free(&t);
 }
@@ -144,14 +151,8 @@ TEST(test_hta_reads_a_measured_trace_as_we_do)
     snprintf(r.strategy, sizeof r.strategy, "tp");
     r.w.batch = 1;
     r.w.seq = 16;
-    char dir[256], folder[400];
-    make_temp_dir(dir, sizeof dir);
-    const struct trace *tr = &t;
-    CHECK_EQ_INT(trace_hta_write(dir, NULL, &r, &tr, 1), PB_OK);
-    snprintf(folder, sizeof folder, "%s/hta/00-tp-b1-s16", dir);
     struct hta_rank h[2];
-    CHECK_EQ_INT(hta_read(folder, h, 2), 2);
-    check_against_ours(failures_, &t, h, 2);
+    hta_check_point(failures_, &r, &t, "tp-b1-s16", h);
     CHECK(within_2pct(h[0].overlap, 100.0 / 300));   /* the GEMM runs 100 of the all-reduce's 300 us */
     trace_free(&t);
 }

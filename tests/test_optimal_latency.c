@@ -46,12 +46,18 @@ static int optimal_ms(const struct device_profile *prof, const struct model_spec
     return rc == PB_OK ? predicted_ms(prof, m, st, &placed, w, ms) : rc;
 }
 
+/* The h200 profile and a shipped model. */
+static int h200_and(const char *model, struct device_profile *prof, struct model_spec *m)
+{
+    PB_TRY(device_profile_load("h200", prof));
+    return model_spec_load(model, m);
+}
+
 TEST(test_optimal_has_the_least_predicted_latency_of_every_contiguous_split)
 {
     struct device_profile prof;
     struct model_spec m;
-    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
-    CHECK_EQ_INT(model_spec_load("models/tinyllama-1.1b.json", &m), PB_OK);
+    CHECK_EQ_INT(h200_and("models/tinyllama-1.1b.json", &prof, &m), PB_OK);
     struct workload w = {.batch = 4, .seq = 256, .context = 256, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
     struct machine mc;
     machine_of(&mc, 3, GIB * 9 / 10);   /* 2.2 GB of weights: no two GPUs hold them all */
@@ -83,8 +89,7 @@ TEST(test_optimal_keeps_a_model_that_fits_on_one_gpu_there)
 {
     struct device_profile prof;
     struct model_spec m;
-    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
-    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    CHECK_EQ_INT(h200_and("models/llama-2-7b.json", &prof, &m), PB_OK);
     struct workload w = {.batch = 8, .seq = 512, .context = 512, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
     struct machine mc;
     machine_of(&mc, 8, prof.memory_bytes);
