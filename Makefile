@@ -94,7 +94,7 @@ $(BUILD)/layers.ok: tests/check_layers.sh $(GPU_LIBS) $(shell find base models s
 	tests/check_layers.sh $(LAYERS)
 	@touch $@
 
-.PHONY: all test test-gpu bench-kernels check-layers clean nccl-where FORCE
+.PHONY: all test test-gpu bench-kernels bench-allreduce check-layers clean nccl-where FORCE
 all: $(BUILD)/bench
 check-layers: $(BUILD)/layers.ok
 
@@ -136,6 +136,13 @@ $(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LI
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
 
+# All-reduce latency by size, peer memory against NCCL (docs/PERF.md).
+$(BUILD)/bench_allreduce: $(BUILD)/tests/bench/bench_allreduce.o $(LIB_KERNELS) $(LIB_BASE)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench-allreduce: $(BUILD)/bench_allreduce
+	$(BUILD)/bench_allreduce
+
 # Every version of the decode linear layers, checked and timed side by side.
 $(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
 	$(CC) -o $@ $^ $(LDLIBS)
@@ -150,7 +157,7 @@ MPI_CFLAGS  := $(shell mpicc --showme:compile)
 MPI_LIBS    := $(shell mpicc --showme:link)
 MPIRUN      ?= mpirun --allow-run-as-root --oversubscribe
 MPI_CPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/mpi_world.c harness/exec/mpi/trace_gather.c harness/exec/mpi/mpi_jobs.c)
-MPI_GPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/cuda_mpi_exec.c harness/exec/mpi/cuda_mpi_run.c harness/exec/mpi/mpi_main.c)
+MPI_GPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/cuda_mpi_exec.c harness/exec/mpi/cuda_mpi_peer.c harness/exec/mpi/cuda_mpi_run.c harness/exec/mpi/mpi_main.c)
 MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c))
 all: $(BUILD)/bench-mpi
 

@@ -20,7 +20,7 @@ run test_gpu build/test_gpu
 # (about 0.8 GB, kept while the script is unchanged), not under OUT.
 run peer_test scripts/with_peer_reference.sh build/peer build/test_gpu peer
 [ -x build/bench_kernels ] && run bench_kernels build/bench_kernels "$model"
-run calibrate build/bench --calibrate --out "$out/calibrate"
+run calibrate build/bench --calibrate -m "$model" --out "$out/calibrate"
 profile=$(ls "$out"/calibrate/*.json 2>/dev/null | head -1)
 pred=(--predict)
 [ -n "$profile" ] && pred=(--predict --gpu-profile "$profile")
@@ -30,6 +30,11 @@ run prefill_1x128 build/bench -m "$model" -s single,naive,pipeline --devices 0,0
     -b 1,4 -q 128 -n 30 -w 5 "${pred[@]}" --out "$out/prefill_1x128"
 run nocupti_1x128 build/bench -m "$model" -s single -b 1 -q 128 -n 50 -w 5 --no-cupti --out "$out/nocupti_1x128"
 run cupti_1x128 build/bench -m "$model" -s single -b 1 -q 128 -n 50 -w 5 --out "$out/cupti_1x128"
+# CUPTI's perturbation with one record per replayed graph instead of one per kernel.
+run cupti_step_1x128 build/bench -m "$model" -s single -b 1 -q 128 -n 50 -w 5 --profile-detail step \
+    --out "$out/cupti_step_1x128"
+run decode_step build/bench -m "$model" -s single -b 1 -q 128 --decode 32 -n 5 -w 1 --profile-detail step \
+    --out "$out/decode_step"
 run decode build/bench -m "$model" -s single -b 1,16 -q 128 --decode 128 -n 3 -w 1 "${pred[@]}" --out "$out/decode"
 if [ -x build/bench-mpi ] && command -v mpirun >/dev/null; then
     run mpi_np1 mpirun --allow-run-as-root -np 1 build/bench-mpi -m models/llama-tiny.json \
@@ -51,4 +56,6 @@ if python3 -c "import torch, transformers, accelerate" 2>/dev/null; then
             --out "$out/decode"
     done
 fi
+python3 scripts/prediction_table.py "$out" > "$out/prediction_table.md" 2>&1
+step "predicted against measured: $out/prediction_table.md"
 step done

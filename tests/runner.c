@@ -27,11 +27,16 @@ void test_register(const char *name, void (*fn)(int *))
     if (n_registered < MAX_TESTS) registered[n_registered++] = (struct test_case){name, fn};
 }
 
+/* The bench under test: $BENCH (the sanitizer build sets it), else build/bench. */
+const char *bench_binary(void)
+{
+    return getenv("BENCH") ? getenv("BENCH") : "build/bench";
+}
+
 int run_bench(const char *args, char *buf, size_t buflen)
 {
     char cmd[4096];
-    const char *bin = getenv("BENCH") ? getenv("BENCH") : "build/bench";
-    snprintf(cmd, sizeof cmd, "%s %s", bin, args);
+    snprintf(cmd, sizeof cmd, "%s %s", bench_binary(), args);
     return run_capture(cmd, buf, buflen);
 }
 

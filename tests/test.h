@@ -58,6 +58,7 @@ __attribute__((format(printf, 1, 2))) void test_skip(const char *fmt, ...);
 
 /* Helpers shared by tests: run build/bench with arguments, capture its exit status
  * and output (stdout+stderr) into buf. */
+const char *bench_binary(void);
 int run_bench(const char *args, char *buf, size_t buflen);
 /* The same for any shell command line. */
 int run_capture(const char *cmd, char *buf, size_t buflen);

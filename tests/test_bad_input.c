@@ -293,7 +293,7 @@ static int interrupted_run(const char *dir, int sig, int delay_ms, int again_ms)
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         dup2(null, 2);
-        const char *bench = getenv("BENCH") ? getenv("BENCH") : "build/bench";
+        const char *bench = bench_binary();
         execl(bench, "bench", "--model", "llama-2-7b", "--simulate", "--gpu-profile", "h100", "--gpus",
               "2", "--batch", "1,2,4,8", "--seq", "16", "--decode", "2048", "--out", dir, (char *)NULL);
         _exit(127);

@@ -1,6 +1,7 @@
 /* Measurements become a profile: the slowest GPU and pair count, the base profile
  * supplies datasheet peaks, and the link kind follows from the measured speed. */
 #include "../harness/exec/model/calibration.h"
+#include "../harness/exec/model/sim_kernels.h"
 #include "../base/check.h"
 #include "test.h"
 
@@ -150,4 +151,116 @@ TEST(test_calibrated_profile_prices_kernels_and_launches_from_the_graph)
     memset(c.shape_us, 0, sizeof c.shape_us);
     CHECK_EQ_INT(calibration_to_profile(&c, NULL, &p), PB_OK);
     CHECK_EQ_INT(p.kernels.present, 0);
+}
+
+TEST(test_calibrated_peer_allreduce_finds_the_crossovers)
+{
+    struct calibration c = two_h200();
+    /* sizes 8 KiB, 64 KiB, 512 KiB, 4 MiB, 16 MiB, 32 MiB */
+    double one[] = {4.5, 5, 8, 40, 150, 300}, two[] = {6, 6, 8.5, 30, 100, 190}, nccl[] = {12, 13, 15, 35, 90, 150};
+    for (int s = 0; s < CALIBRATION_AR_SIZES; s++) {
+        c.ar_us[CALIBRATION_AR_ONESHOT][s] = one[s];
+        c.ar_us[CALIBRATION_AR_TWOSHOT][s] = two[s];
+        c.ar_us[CALIBRATION_AR_NCCL][s] = nccl[s];
+    }
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.peer_allreduce.present, 1);
+    /* one-shot wins up to 512 KiB; a peer sum (two-shot at 4 MiB: 30 < 35) up to 4 MiB */
+    CHECK(p.peer_allreduce.oneshot_max_bytes == 524288);
+    CHECK(p.peer_allreduce.twoshot_max_bytes == 4194304);
+    /* latency: the 8 KiB one-shot less a 2.5 us launch; read: 32 MiB over the rest of its time */
+    CHECK_NEAR(p.peer_allreduce.latency_us, 2.0, 1e-9);
+    CHECK_NEAR(p.peer_allreduce.read_gbps, 33554432.0 / ((300 - 2.5 - 2.0) * 1e3), 1e-9);
+    CHECK(strstr(p.peer_allreduce.source, "bench --calibrate 2026-11-20") != NULL);
+}
+
+TEST(test_calibration_without_peer_allreduce_times_keeps_the_base_table)
+{
+    struct calibration c = two_h200();
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK(p.peer_allreduce.oneshot_max_bytes == base.peer_allreduce.oneshot_max_bytes);
+    CHECK(!strcmp(p.peer_allreduce.source, base.peer_allreduce.source));
+}
+
+/* A decode layer timed at known GEMV fractions: calibrate recovers them, and the
+ * simulator then prices that layer at the measured time (the fit is to the layer
+ * microbenchmark, nothing end to end). */
+TEST(test_decode_layers_give_the_gemv_table_that_reproduces_them)
+{
+    static struct calibration c;
+    c = two_h200();
+    static struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &c.decode_model), PB_OK);
+    /* The measured rates the profile will carry, so the layers are timed "on" it. */
+    static struct device_profile at;
+    at = base;
+    at.bf16_tflops = 770;
+    at.hbm_gbps = 4250;
+    at.launch_us = 2.5;
+    const double truth[CALIBRATION_DECODE_POINTS] = {0.72, 0.55, 0.31};
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
+        at.kernels.n_gemv = 1;
+        at.kernels.gemv[0] = (struct efficiency_point){.rows = calibration_decode_batch[i], .compute = 1,
+                                                       .memory = truth[i]};
+        struct sim_call call = {.batch = calibration_decode_batch[i], .seq = 1,
+                                .context = CALIBRATION_DECODE_CONTEXT, .tp = 1};
+        c.decode_layer_us[i] = (sim_attention_half_ns(&at, &c.decode_model, &call) +
+                                sim_mlp_half_ns(&at, &c.decode_model, &call)) / 1e3;
+    }
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.n_gemv, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(p.kernels.gemv[i].rows, calibration_decode_batch[i]);
+        CHECK_NEAR(p.kernels.gemv[i].memory, truth[i], 1e-9);
+        struct sim_call call = {.batch = calibration_decode_batch[i], .seq = 1,
+                                .context = CALIBRATION_DECODE_CONTEXT, .tp = 1};
+        double ns = sim_attention_half_ns(&p, &c.decode_model, &call) + sim_mlp_half_ns(&p, &c.decode_model, &call);
+        CHECK_NEAR(ns / 1e3, c.decode_layer_us[i], 1e-6);
+    }
+    CHECK(strstr(p.kernels.source, "one decode layer of llama-2-7b"));
+    /* A layer faster than its other kernels alone cannot be explained: left out. */
+    c.decode_layer_us[0] = 1;
+    c.decode_layer_us[1] = c.decode_layer_us[2] = 0;   /* not measured */
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.n_gemv, base.kernels.n_gemv);
+    CHECK(!strstr(p.kernels.source, "one decode layer"));
+}
+
+/* Prompt layers timed at known GEMM fractions: the table's points at their rows are
+ * scaled until the simulator prices each layer at its measured time. */
+TEST(test_prompt_layers_scale_the_gemm_points_at_their_rows)
+{
+    static struct calibration c;
+    c = two_h200();
+    static struct device_profile base, at, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &c.decode_model), PB_OK);
+    c.graph_launch_us = 2.5;
+    for (int i = 0; i < CALIBRATION_SHAPES; i++) c.shape_us[i] = 100 + 50.0 * i;   /* any table */
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &at), PB_OK);
+    /* "Measure" each prompt layer on that table with its point at 0.9 x its fractions. */
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
+        static struct device_profile q;
+        q = at;
+        int rows = calibration_prompt_batch[i] * calibration_prompt_seq[i];
+        for (int j = 0; j < q.kernels.n_gemm; j++)
+            if (q.kernels.gemm[j].rows == rows) q.kernels.gemm[j].compute *= 0.9, q.kernels.gemm[j].memory *= 0.9;
+        struct sim_call call = {.batch = calibration_prompt_batch[i], .seq = calibration_prompt_seq[i],
+                                .context = calibration_prompt_seq[i], .tp = 1};
+        c.prompt_layer_us[i] = (sim_attention_half_ns(&q, &c.decode_model, &call) +
+                                sim_mlp_half_ns(&q, &c.decode_model, &call)) / 1e3;
+    }
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    for (int j = 0; j < p.kernels.n_gemm; j++) {
+        int prompt_row = p.kernels.gemm[j].rows == 128 || p.kernels.gemm[j].rows == 512 ||
+                         p.kernels.gemm[j].rows == 4096;
+        CHECK_NEAR(p.kernels.gemm[j].memory, at.kernels.gemm[j].memory * (prompt_row ? 0.9 : 1), 1e-9);
+        CHECK_NEAR(p.kernels.gemm[j].compute, at.kernels.gemm[j].compute * (prompt_row ? 0.9 : 1), 1e-9);
+    }
+    CHECK(strstr(p.kernels.source, "(3 of 3 points)"));
 }

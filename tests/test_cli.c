@@ -271,6 +271,18 @@ TEST(test_tp_and_virtual_stages_reach_hybrid_and_pipeline)
     CHECK(strstr(out, "--tp 3 does not divide --gpus 4") != NULL);
 }
 
+TEST(test_profile_detail_takes_kernel_or_step_and_help_and_diff_say_so)
+{
+    CHECK_EQ_INT(run_bench("--model models/llama-2-7b.json --profile-detail frame --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--profile-detail") && strstr(out, "\"frame\" is not kernel or step"));
+    CHECK_EQ_INT(run_bench("--help", out, sizeof out), 0);
+    CHECK(strstr(out, "--profile-detail D") && strstr(out, "bench diff A B"));
+    CHECK_EQ_INT(run_bench("diff /nonexistent-placebench-a /nonexistent-placebench-b", out, sizeof out), 2);
+    CHECK(strstr(out, "nonexistent-placebench-a/summary.json"));
+    CHECK_EQ_INT(run_bench("diff", out, sizeof out), 2);
+    CHECK(strstr(out, "usage: bench diff"));
+}
+
 TEST(test_simulated_run_records_the_devices_it_was_given)
 {
     char path[128], cmd[300];
@@ -336,4 +348,30 @@ TEST(test_microbatches_that_do_not_divide_the_batch_are_skipped_not_failed)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "grep -q ',skipped,' %s", path);
     CHECK(system(cmd) == 0);
+}
+
+TEST(test_allreduce_flag_takes_four_algorithms_and_refuses_others)
+{
+    CHECK_EQ_INT(run_bench("--model llama-tiny --strategy tp --allreduce ring --plan", out, sizeof out), 2);
+    CHECK(strstr(out, "--allreduce") && strstr(out, "\"ring\"") && strstr(out, "auto, nccl, oneshot, twoshot"));
+    CHECK_EQ_INT(run_bench("--help", out, sizeof out), 0);
+    CHECK(strstr(out, "--allreduce ALGO") != NULL);
+}
+
+TEST(test_simulated_tp_decode_is_faster_with_the_oneshot_allreduce)
+{
+    char dir[64], args[512], path[128];
+    double ms[2];
+    const char *algo[2] = {"nccl", "oneshot"};
+    for (int k = 0; k < 2; k++) {
+        make_temp_dir(dir, sizeof dir);
+        snprintf(args, sizeof args, "--model llama-tiny --strategy tp --simulate --gpu-profile h200 --gpus 2 "
+                 "--batch 1 --seq 16 --decode 4 --allreduce %s --out %s", algo[k], dir);
+        CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+        snprintf(path, sizeof path, "%s/summary.csv", dir);
+        struct csv_table t;
+        ms[k] = csv_read_file(path, &t) == 0 ? csv_get_num(&t, 0, "latency_p50_ms") : -1;
+        csv_table_free(&t);
+    }
+    CHECK(ms[0] > 0 && ms[1] > 0 && ms[1] < ms[0]);
 }

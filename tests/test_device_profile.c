@@ -216,3 +216,56 @@ TEST(test_efficiency_is_interpolated_in_log_rows_and_held_at_the_ends)
     CHECK_NEAR(efficiency_at(t, 2, 8192, 1), 0.4, 1e-12);
     CHECK_NEAR(efficiency_at(t, 0, 64, 1), 1, 0);
 }
+
+TEST(test_peer_allreduce_table_is_optional_and_checked)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_parse(valid_json, "t.json", &p), PB_OK);
+    CHECK(!p.peer_allreduce.present && !device_profile_allreduce_table(&p).known);
+    const char *peer = ", \"peer_allreduce\": {\"read_gbps\": 350, \"latency_us\": 2, \"oneshot_max_bytes\": 524288,"
+                       " \"twoshot_max_bytes\": 8388608, \"source\": \"s\"}}";
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s%s", (int)strlen(valid_json) - 1, valid_json, peer);
+    CHECK_EQ_INT(device_profile_parse(buf, "t.json", &p), PB_OK);
+    struct allreduce_table t = device_profile_allreduce_table(&p);
+    CHECK(t.known && t.oneshot_max_bytes == 524288 && t.twoshot_max_bytes == 8388608);
+    CHECK(p.peer_allreduce.read_gbps == 350 && p.peer_allreduce.latency_us == 2);
+    /* two-shot takes over from one-shot: a smaller two-shot bound is refused, naming the field */
+    snprintf(buf, sizeof buf, "%.*s%s", (int)strlen(valid_json) - 1, valid_json,
+             ", \"peer_allreduce\": {\"read_gbps\": 350, \"latency_us\": 2, \"oneshot_max_bytes\": 524288,"
+             " \"twoshot_max_bytes\": 1000, \"source\": \"s\"}}");
+    CHECK_EQ_INT(device_profile_parse(buf, "t.json", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "t.json: peer_allreduce.twoshot_max_bytes") != NULL);
+    snprintf(buf, sizeof buf, "%.*s%s", (int)strlen(valid_json) - 1, valid_json,
+             ", \"peer_allreduce\": {\"latency_us\": 2, \"oneshot_max_bytes\": 1, \"twoshot_max_bytes\": 2,"
+             " \"source\": \"s\"}}");
+    CHECK_EQ_INT(device_profile_parse(buf, "t.json", &p), PB_ERR);
+    CHECK(strstr(pb_last_error(), "peer_allreduce.read_gbps: missing") != NULL);
+}
+
+TEST(test_h200_profile_states_its_allreduce_crossovers_as_predicted)
+{
+    struct device_profile p;
+    CHECK_EQ_INT(device_profile_load("h200", &p), PB_OK);
+    CHECK(p.peer_allreduce.present && p.peer_allreduce.oneshot_max_bytes >= 8192);
+    CHECK(strstr(p.peer_allreduce.source, "predicted") != NULL);
+}
+
+TEST(test_written_peer_allreduce_table_reads_back_the_same)
+{
+    struct device_profile a, b;
+    CHECK_EQ_INT(device_profile_load("h200", &a), PB_OK);
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/calibrated.json", dir);
+    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
+    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(b.peer_allreduce.present, 1);
+    CHECK_NEAR(b.peer_allreduce.read_gbps, a.peer_allreduce.read_gbps, 1e-9);
+    CHECK_NEAR(b.peer_allreduce.latency_us, a.peer_allreduce.latency_us, 1e-9);
+    CHECK(b.peer_allreduce.oneshot_max_bytes == a.peer_allreduce.oneshot_max_bytes);
+    CHECK(b.peer_allreduce.twoshot_max_bytes == a.peer_allreduce.twoshot_max_bytes);
+    CHECK(!strcmp(a.peer_allreduce.source, b.peer_allreduce.source));
+    remove(path);
+    remove(dir);
+}

@@ -109,6 +109,22 @@ TEST(test_explain_says_when_logical_devices_share_one_gpu)
     synthetic_run_free(&s);
 }
 
+TEST(test_explain_says_why_each_gpu_was_idle_and_how_far_from_its_roofline)
+{
+    struct synthetic_run s;
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    struct gpu_metrics *g = s.r[1].metrics.gpu;   /* naive */
+    g[1].idle_ms = 5.0;
+    g[1].idle_peer_wait_ms = 4.5;
+    g[1].idle_host_ms = 0.25;
+    g[1].idle_other_ms = 0.25;
+    for (int d = 0; d < 2; d++) g[d].mbu = 0.4 + 0.1 * d, g[d].mfu = 0.05;
+    explain_n(&s, 2);
+    CHECK(strstr(text, "GPU 1 5.00 ms = 4.50 waiting on another GPU + 0.25 on the host (launch gaps) + 0.25 other"));
+    CHECK(strstr(text, "memory bandwidth used (MBU) GPU 0 40%, GPU 1 50%; FLOPs (MFU) GPU 0 5%, GPU 1 5%"));
+    synthetic_run_free(&s);
+}
+
 TEST(test_explain_says_equal_latencies_are_the_same)
 {
     struct synthetic_run s;

@@ -73,8 +73,10 @@ TEST(test_model_folder_names_the_default_results_folder)
     make_model_folder(folder, sizeof folder, "Tiny-Results-hf", 0);
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
     /* run from the folder's parent, so results/ lands there and not in the checkout */
-    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/build/bench' --model Tiny-Results-hf --strategy single --gpus 1 "
-             "--plan && ls results", folder, cwd);
+    const char *bench = bench_binary();
+    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s%s%s' --model Tiny-Results-hf --strategy single --gpus 1 "
+             "--gpu-profile '%s/profiles/h200.json' --plan && ls results", folder, bench[0] == '/' ? "" : cwd,
+             bench[0] == '/' ? "" : "/", bench, cwd);
     CHECK_EQ_INT(run_capture(cmd, out, sizeof out), 0);
     CHECK(strstr(out, "-Tiny-Results-hf-plan\n") != NULL);   /* results/<date>-<time>-<model>-plan */
 }

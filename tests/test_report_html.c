@@ -131,3 +131,27 @@ TEST(test_report_html_renders_in_chromium)
     CHECK(blank > 0 && page > 4 * blank && page > 30000);
     if (!(page > 4 * blank)) fprintf(stderr, "  screenshot %ld bytes, blank page %ld bytes\n", page, blank);
 }
+
+TEST(test_report_html_lists_idle_by_cause_and_mbu_per_gpu)
+{
+    struct synthetic_run s;
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    CHECK_EQ_INT(synthetic_run_make(&s), 0);
+    struct gpu_metrics *g = &s.r[1].metrics.gpu[1];   /* naive, GPU 1 */
+    g->idle_peer_wait_ms = 4.125;
+    g->idle_host_ms = 0.25;
+    g->idle_other_ms = 0.5;
+    g->mbu = 0.42;
+    CHECK_EQ_INT(report_write(&s.o, &s.env, s.r, s.n, s.traces, dir), 0);
+    synthetic_run_free(&s);
+    char path[512];
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    char *html = text_file_read(path);
+    CHECK(html && strstr(html, "<table id=\"idle\">"));
+    CHECK(html && strstr(html, "<td>4.125</td><td>0.250</td><td>0.500</td><td>42%</td>"));
+    CHECK(html && strstr(html, "waiting on another GPU ms"));
+    free(html);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    CHECK(system(path) == 0);
+}

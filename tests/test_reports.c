@@ -73,9 +73,11 @@ TEST(test_summary_json_holds_latencies_and_unknowns_as_null)
     fill(&r, "single", 1);
     r.metrics.gpu[1].known = 0;
     r.metrics.gpu[1].utilisation = NAN;
-    struct run_env env = {.n_gpus = 1, .nccl_version = 22805, .runtime_version = 13000};
+    struct run_env env = {.n_gpus = 1, .nccl_version = 22805, .runtime_version = 13000, .profile_steps = 1};
     snprintf(env.gpu_name[0], sizeof env.gpu_name[0], "NVIDIA H100 80GB HBM3");
     snprintf(env.command, sizeof env.command, "bench --strategy single");
+    r.metrics.gpu[0].idle_peer_wait_ms = 1.5;
+    r.metrics.gpu[0].work_ms[STEP_LAYERS] = 7.25;
     CHECK_EQ_INT(summary_write_json(dir, &env, &r, 1), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/summary.json", dir);
@@ -86,7 +88,11 @@ TEST(test_summary_json_holds_latencies_and_unknowns_as_null)
         cJSON *e = cJSON_GetObjectItem(root, "environment");
         CHECK(strcmp(cJSON_GetObjectItem(e, "nccl")->valuestring, "2.28.5") == 0);
         CHECK(strcmp(cJSON_GetObjectItem(e, "cuda_runtime")->valuestring, "13.0") == 0);
+        CHECK(strcmp(cJSON_GetObjectItem(e, "profile_detail")->valuestring, "step") == 0);
         cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
+        cJSON *g0 = cJSON_GetArrayItem(cJSON_GetObjectItem(p, "per_gpu"), 0);
+        CHECK(cJSON_GetObjectItem(g0, "idle_peer_wait_ms")->valuedouble == 1.5);
+        CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(g0, "work_ms"), "layers")->valuedouble == 7.25);
         CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(p, "latency_ms")), 3);
         cJSON *g1 = cJSON_GetArrayItem(cJSON_GetObjectItem(p, "per_gpu"), 1);
         CHECK(cJSON_IsNull(cJSON_GetObjectItem(g1, "utilisation")));

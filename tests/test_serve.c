@@ -363,10 +363,10 @@ TEST(test_serve_kv_bytes_per_token_follow_the_placement)
     CHECK_EQ_INT(strategy_find("naive")->place(&m, &w, &mc, &naive), PB_OK);
     CHECK_EQ_INT(strategy_find("tp")->place(&m, &w, &mc, &tp), PB_OK);
     /* 2 x 32 layers x 32 kv heads x 128 x 2 bytes */
-    CHECK_EQ_INT(serve_kv_bytes_per_token(&m, &single, DTYPE_BF16, 0), 524288);
-    CHECK_EQ_INT(serve_kv_bytes_per_token(&m, &naive, DTYPE_BF16, 0), 262144);   /* 16 layers each */
-    CHECK_EQ_INT(serve_kv_bytes_per_token(&m, &naive, DTYPE_BF16, 1), 262144);
-    CHECK_EQ_INT(serve_kv_bytes_per_token(&m, &tp, DTYPE_BF16, 1), 262144);      /* 16 kv heads a rank */
+    CHECK_EQ_INT(memory_kv_bytes_per_position(&m, &single, DTYPE_BF16, 0), 524288);
+    CHECK_EQ_INT(memory_kv_bytes_per_position(&m, &naive, DTYPE_BF16, 0), 262144);   /* 16 layers each */
+    CHECK_EQ_INT(memory_kv_bytes_per_position(&m, &naive, DTYPE_BF16, 1), 262144);
+    CHECK_EQ_INT(memory_kv_bytes_per_position(&m, &tp, DTYPE_BF16, 1), 262144);      /* 16 kv heads a rank */
     int64_t cap_single, cap_tp;
     CHECK_EQ_INT(serve_kv_capacity(&m, &single, &mc, DTYPE_BF16, &cap_single), PB_OK);
     CHECK_EQ_INT(serve_kv_capacity(&m, &tp, &mc, DTYPE_BF16, &cap_tp), PB_OK);

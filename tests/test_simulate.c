@@ -424,3 +424,80 @@ TEST(test_collective_on_a_device_outside_its_group_is_refused)
     CHECK(strstr(pb_last_error(), "device 2, which is not in its group 0") != NULL);
     schedule_free(&s);
 }
+
+/* n ranks that arrive together at one all-reduce of `bytes`; its end in ns. */
+static double one_allreduce_ns(const struct device_profile *prof, int n, uint64_t bytes, const int *ordinal,
+                               enum allreduce_algo algo)
+{
+    struct schedule s;
+    schedule_init(&s, n);
+    int coll = -1;
+    for (int r = 0; r < n; r++) {
+        struct step ar = {.kind = STEP_ALLREDUCE, .device = r, .collective = 0, .bytes = bytes};
+        coll = schedule_add(&s, &ar);
+    }
+    struct trace t;
+    double latency = -1;
+    if (simulate_schedule_allreduce(prof, NULL, &s, ordinal, algo, 1, &t, &latency) != PB_OK) return -1;
+    const struct record *rec = find_step(&t, coll, 0, REC_COMM);
+    double end = rec ? (double)rec->end_ns : -1;
+    trace_free(&t);
+    schedule_free(&s);
+    return end;
+}
+
+TEST(test_peer_allreduce_takes_its_own_formulas)
+{
+    struct device_profile prof = round_profile();
+    prof.launch_us = 2;
+    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
+                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    uint64_t bytes = 1 << 20;
+    /* one-shot: launch + latency + (n-1) x bytes / read; two-shot: launch + 2 latencies + 2(n-1)/n x bytes / read */
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 4, 0), 2e3 + 1.5e3 + 3.0 * bytes / 400, 1e-6);
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_TWOSHOT, bytes, 4, 0), 2e3 + 3e3 + 1.5 * bytes / 400, 1e-6);
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 1, 0), 0, 0);
+    /* ranks on one GPU read their own memory */
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 1), 2e3 + 1.5e3 + 1.0 * bytes / 1000, 1e-6);
+    /* without a peer_allreduce table: the peer link's copy rate and latency */
+    struct device_profile bare = round_profile();
+    bare.link[LINK_NVLINK].latency_us = 4;
+    CHECK_NEAR(sim_peer_allreduce_ns(&bare, ALLREDUCE_ONESHOT, bytes, 2, 0), 4e3 + 1.0 * bytes / 100, 1e-6);
+}
+
+TEST(test_simulated_allreduce_follows_the_asked_algorithm_and_autos_table)
+{
+    struct device_profile prof = round_profile();
+    prof.launch_us = 2;
+    prof.allreduce.step_latency_us = 3;
+    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
+                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    uint64_t small = 8192, mid = 1 << 20, large = 1 << 26;
+    CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_NCCL), sim_allreduce_ns(&prof, small, 2), 1);
+    CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_TWOSHOT),
+               sim_peer_allreduce_ns(&prof, ALLREDUCE_TWOSHOT, small, 2, 0), 1);
+    /* auto: one-shot, two-shot, then NCCL by size */
+    CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_AUTO),
+               sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, small, 2, 0), 1);
+    CHECK_NEAR(one_allreduce_ns(&prof, 2, mid, NULL, ALLREDUCE_AUTO),
+               sim_peer_allreduce_ns(&prof, ALLREDUCE_TWOSHOT, mid, 2, 0), 1);
+    CHECK_NEAR(one_allreduce_ns(&prof, 2, large, NULL, ALLREDUCE_AUTO), sim_allreduce_ns(&prof, large, 2), 1);
+    /* logical devices on one GPU: no NCCL, so auto stays on peer memory (two-shot above the one-shot bound) */
+    int shared[2] = {0, 0};
+    CHECK_NEAR(one_allreduce_ns(&prof, 2, large, shared, ALLREDUCE_AUTO),
+               sim_peer_allreduce_ns(&prof, ALLREDUCE_TWOSHOT, large, 2, 1), 1);
+    /* the one-shot 8 KiB sum is cheaper than NCCL's ring on the same profile */
+    CHECK(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, small, 2, 0) < sim_allreduce_ns(&prof, small, 2));
+}
+
+TEST(test_auto_without_a_table_takes_nccl_where_it_can)
+{
+    struct allreduce_table none = {0}, t = {.known = 1, .oneshot_max_bytes = 100, .twoshot_max_bytes = 1000};
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &none, 10, 1), ALLREDUCE_NCCL);
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &none, 10, 0), ALLREDUCE_ONESHOT);
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &t, 100, 1), ALLREDUCE_ONESHOT);
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &t, 101, 1), ALLREDUCE_TWOSHOT);
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &t, 1001, 1), ALLREDUCE_NCCL);
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &t, 1001, 0), ALLREDUCE_TWOSHOT);
+    CHECK_EQ_INT(allreduce_choose(ALLREDUCE_TWOSHOT, &t, 1, 1), ALLREDUCE_TWOSHOT);
+}

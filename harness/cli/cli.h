@@ -17,6 +17,8 @@ void cli_usage(FILE *f);
 /* "placebench 0.1.0 (git commit 93424a1)": the commit is the build's, when known. */
 void cli_version(FILE *f);
 /* Parse "1,8,32" into at most max positive integers; -1 with a message if malformed. */
+/* An --allreduce value (auto, nccl, oneshot, twoshot); PB_ERR, no message, if unknown. */
+int cli_allreduce_parse(const char *s, enum allreduce_algo *out);
 int cli_int_list(const char *opt, const char *s, int *out, int max, int allow_zero);
 /* What the options name, checked once the model is known and before any work, so
  * a bad flag is a usage error (exit 2) with no folder half-written: positions

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "memory_budget.h"
 #include "../run/plan.h"
+#include "../report/diff.h"
 #include "../report/plots.h"
 #include "../run/results_dir.h"
 #include "../run/run.h"
@@ -82,6 +83,8 @@ int main(int argc, char **argv)
     /* bench plot DIR / bench plot-data DIR: pictures from an existing results folder */
     if (argc >= 2 && (!strcmp(argv[1], "plot") || !strcmp(argv[1], "plot-data")))
         return plots_main(argc - 1, argv + 1);
+    /* bench diff A B / bench diff DIR --strategies X,Y: two runs side by side */
+    if (argc >= 2 && !strcmp(argv[1], "diff")) return diff_main(argc - 1, argv + 1, stdout);
     int c = cli_parse(argc, argv, &o);
     if (c == CLI_EXIT_HELP) return 0;
     if (c != CLI_OK) return 2;

@@ -3,6 +3,7 @@
 #define PB_OPTIONS_H
 #include "../../strategies/strategy.h"
 #include "../serve/serve_options.h"
+#include "../../kernels/allreduce_algo.h"
 
 
 struct options {
@@ -26,7 +27,9 @@ struct options {
     int iters, warmup;
     int profile_iters;               /* --profile-iters: CUPTI-traced iterations after the timed ones */
     int no_cupti;
+    int profile_steps;               /* --profile-detail step: one record per replayed graph, not per kernel */
     int use_graph;                   /* replay prefill and decode passes from CUDA graphs */
+    enum allreduce_algo allreduce;   /* --allreduce: tp sums by NCCL, peer memory, or auto by size */
     const char *weights;             /* safetensors folder (--weights DIR, or the --model folder's); NULL: random */
     int weights_random;              /* --weights random: random weights even for a model folder */
     uint64_t seed;

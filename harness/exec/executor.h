@@ -13,6 +13,7 @@
 #include "../../models/model_spec.h"
 #include "../../strategies/strategy.h"
 #include "../measure/trace.h"
+#include "../../kernels/allreduce_algo.h"
 
 struct point_result;
 
@@ -54,6 +55,8 @@ struct exec_config {
     int use_graph;                       /* CUDA: replay passes from CUDA graphs where possible */
     const char *label;                   /* strategy name, for NVTX ranges and messages */
     const struct device_profile *profile;   /* the cost model's device profile */
+    enum allreduce_algo allreduce;       /* tp sums: --allreduce (auto picks by size from the table) */
+    struct allreduce_table allreduce_table;
 };
 
 /* An iteration's outputs, as this process holds them (malloc'ed; NULL where it holds none). */
@@ -82,9 +85,15 @@ struct executor_ops {
     /* The last iteration's outputs. */
     int (*outputs)(void *state, struct exec_outputs *out);
     void (*destroy)(void *state);
+    /* GPU memory in use (total - free) on the GPU of each logical device this process
+     * runs (0 for the others), read before create and after: the measured peak beside
+     * the memory model's prediction. NULL: nothing to measure (the cost model). */
+    int (*memory_in_use)(const struct exec_config *c, uint64_t *used);
 };
 
 /* The registry: "cuda" and "model" in every build, "mpi" in bench-mpi. */
 extern const struct executor_ops cuda_executor_ops, model_executor_ops, mpi_executor_ops;
 const struct executor_ops *executor_find(const char *name);
+/* exec/cuda: GPU memory in use (total - free) on each of n CUDA ordinals. */
+int executor_gpu_used(const int *ordinal, int n, uint64_t *used);
 #endif

@@ -337,6 +337,29 @@ static int measure_shapes(struct calibration *c)
     return PB_OK;
 }
 
+/* Decode layers of the model on GPU 0; a failure costs the GEMV table only (the base's stays). */
+static void measure_decode(const struct options *o, struct calibration *c)
+{
+    char path[4096];
+    struct model_spec m;
+    const char *name = o->model_path ? o->model_path : "llama-2-7b";
+    if (model_spec_load(model_resolve_path(name, path, sizeof path), &m) != PB_OK ||
+        calibrate_model_layers(0, &m, c) != PB_OK) {
+        fprintf(stderr, "bench: warning: model layers not timed (%s); the GEMV table and the GEMM "
+                        "points at prompt rows stay as the microbenchmarks above give them\n", pb_last_error());
+        memset(c->decode_layer_us, 0, sizeof c->decode_layer_us);
+        memset(c->prompt_layer_us, 0, sizeof c->prompt_layer_us);
+        return;
+    }
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        printf("decode layer of %s, batch %2d at %d positions, in a graph: %8.2f us\n", m.name,
+               calibration_decode_batch[i], CALIBRATION_DECODE_CONTEXT, c->decode_layer_us[i]);
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        printf("prompt layer of %s, %d x %d tokens, in a graph: %8.2f us\n", m.name, calibration_prompt_batch[i],
+               calibration_prompt_seq[i], c->prompt_layer_us[i]);
+    fflush(stdout);
+}
+
 static int measure_all(int n, struct calibration *c)
 {
     int rc = PB_OK;
@@ -383,6 +406,7 @@ static int measure_all(int n, struct calibration *c)
         PB_TRY(measure_allreduce(n, c));
         printf("NCCL all-reduce %d GPUs: %.0f MiB at %.0f GB/s bus bandwidth; 8 KiB in %.1f us\n", n,
                (double)c->allreduce_bytes / (1 << 20), c->allreduce_bus_gbps, c->allreduce_small_us);
+        PB_TRY(calibrate_peer_allreduce(n, c));
     }
 done:
     return rc;
@@ -399,8 +423,9 @@ int run_calibrate(const struct options *o)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(c.date, sizeof c.date, "%Y-%m-%d", &tm);
-    printf("calibrating %d GPU(s): GEMM, copies, launch, GEMM shapes, links%s\n", n, n > 1 ? ", NCCL all-reduce" : "");
+    printf("calibrating %d GPU(s): GEMM, copies, launch, GEMM shapes, links%s, decode layers\n", n, n > 1 ? ", NCCL all-reduce" : "");
     PB_TRY(measure_all(n, &c));
+    measure_decode(o, &c);
 
     const char *base_name = calibration_base_name(c.gpu);
     int have_base = base_name && device_profile_load(base_name, &base) == PB_OK;

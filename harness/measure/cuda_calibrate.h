@@ -15,4 +15,11 @@ int run_calibrate(const struct options *o);
  * CUDA graph of tiny kernels. */
 int calibrate_gemm_shapes(int dev, struct calibration *c);
 int calibrate_graph_launch(int dev, double *us);
+/* The peer-memory all-reduce (one-shot, two-shot) and NCCL's, bf16 on GPUs 0..n-1
+ * at calibration_ar_bytes, into c->ar_us (cuda_calibrate_allreduce.c). */
+int calibrate_peer_allreduce(int n, struct calibration *c);
+/* One layer of model m (kernel core, CUDA graph): decode steps at calibration_decode_batch
+ * sequences into c->decode_layer_us, prompts of calibration_prompt_batch x _seq tokens into
+ * c->prompt_layer_us, and m into c->decode_model. */
+int calibrate_model_layers(int dev, const struct model_spec *m, struct calibration *c);
 #endif

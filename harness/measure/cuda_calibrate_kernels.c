@@ -22,6 +22,7 @@
 #define GRAPH_REPS 7
 #define LAUNCH_KERNELS 1000
 #define LT_WORKSPACE (32u << 20)
+#define DECODE_CALLS 16             /* decode layers a graph replays back to back */
 
 
 /* Buffers and descriptors of the shape being timed. */
@@ -69,6 +70,32 @@ static int time_graph(cudaGraphExec_t g, cudaStream_t s, double *ms)
 done:
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
+    return rc;
+}
+
+/* `calls` calls of issue(ctx, s) captured into one graph on s, replayed (time_graph):
+ * *us per call. `what` names the calls in messages. */
+static int time_captured(cudaStream_t s, int calls, int (*issue)(void *ctx, cudaStream_t s), void *ctx,
+                         const char *what, double *us)
+{
+    int rc = PB_OK;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    double ms = 0;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < calls; i++)
+        if (issue(ctx, s) != PB_OK) {
+            cudaStreamEndCapture(s, &graph);
+            rc = pb_fail("%s failed while capturing", what);
+            goto done;
+        }
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
+    *us = ms * 1e3 / calls;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
     return rc;
 }
 
@@ -185,34 +212,87 @@ done:
 
 /* The kernel core's smallest kernel (one thread adding to a counter), LAUNCH_KERNELS
  * times in one graph: what each kernel of a replayed pass costs beyond its work. */
+static int issue_advance(void *pos, cudaStream_t s) { return llama_advance_pos(pos, 1, s); }
+
 int calibrate_graph_launch(int dev, double *us)
 {
     int rc = PB_OK;
     int *pos = NULL;
     cudaStream_t s = NULL;
-    cudaGraph_t graph = NULL;
-    cudaGraphExec_t exec = NULL;
-    double ms = 0;
     CK(cudaSetDevice(dev));
     CK(cudaMalloc((void **)&pos, sizeof *pos));
     CK(cudaMemset(pos, 0, sizeof *pos));
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < LAUNCH_KERNELS; i++) {
-        if (llama_advance_pos(pos, 1, s) != PB_OK) {
-            cudaStreamEndCapture(s, &graph);
-            rc = pb_fail("llama_advance_pos failed while capturing the launch graph");
-            goto done;
-        }
-    }
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    if ((rc = time_graph(exec, s, &ms)) != PB_OK) goto done;
-    *us = ms * 1e3 / LAUNCH_KERNELS;
+    rc = time_captured(s, LAUNCH_KERNELS, issue_advance, pos, "llama_advance_pos (the launch graph)", us);
 done:
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
     if (s) cudaStreamDestroy(s);
     cudaFree(pos);
     return rc;
+}
+
+struct layer_call {
+    struct llama_part *p;
+    const struct llama_call *call;
+};
+
+static int issue_layer(void *ctx, cudaStream_t s)
+{
+    const struct layer_call *lc = ctx;
+    return llama_layers(lc->p, 0, 1, lc->call, s);
+}
+
+/* One layer of the model over `batch` x `seq` new tokens at position `pos`,
+ * DECODE_CALLS times in one graph: the kernel core's own kernels at the model's
+ * shapes (a 7B layer's weights are 400 MB, far past L2), with programmatic launch as
+ * the executor runs them. seq 1 is a decode step attending to pos + 1 positions.
+ * *us per layer. */
+static int time_layer(int dev, const struct model_spec *m, int batch, int seq, int pos, double *us)
+{
+    int rc = PB_OK;
+    struct llama_part *p = NULL;
+    uint16_t *host = NULL;
+    cudaStream_t s = NULL;
+    struct llama_part_desc d = {.device = dev, .rank = 0, .world = 1, .first_layer = 0, .n_layers = 1,
+                                .max_batch = batch, .max_context = pos + seq + 16,
+                                .max_rows = batch * seq, .programmatic_launch = 1};
+    struct llama_call call = {.batch_offset = 0, .batch = batch, .seq = seq, .pos = pos};
+    CK(cudaSetDevice(dev));
+    if (llama_part_create(m, &d, &p) != PB_OK || llama_part_init_random(p, 1) != PB_OK) {
+        rc = pb_fail("could not build one layer of %s at %d x %d tokens for the layer timing", m->name, batch, seq);
+        goto done;
+    }
+    /* Random activations: tensor cores run faster on zeros than on real data. */
+    size_t elems = (size_t)batch * seq * m->hidden;
+    host = malloc(elems * sizeof *host);
+    if (!host) {
+        rc = pb_fail("out of host memory for a layer's activations");
+        goto done;
+    }
+    calibration_fill_random_bf16(host, elems, 2468);
+    CK(cudaMemcpy(llama_part_hidden(p), host, elems * sizeof *host, cudaMemcpyHostToDevice));
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    if (llama_layers(p, 0, 1, &call, s) != PB_OK) {   /* outside the graph: first-call setup */
+        rc = pb_fail("llama_layers failed on %d x %d tokens of %s", batch, seq, m->name);
+        goto done;
+    }
+    CK(cudaStreamSynchronize(s));
+    struct layer_call lc = {p, &call};
+    rc = time_captured(s, DECODE_CALLS, issue_layer, &lc, "llama_layers (one layer of the model)", us);
+done:
+    if (s) cudaStreamDestroy(s);
+    if (p) llama_part_destroy(p);
+    free(host);
+    return rc;
+}
+
+int calibrate_model_layers(int dev, const struct model_spec *m, struct calibration *c)
+{
+    c->decode_model = *m;
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        PB_TRY(time_layer(dev, m, calibration_decode_batch[i], 1, CALIBRATION_DECODE_CONTEXT,
+                          &c->decode_layer_us[i]));
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        PB_TRY(time_layer(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0,
+                          &c->prompt_layer_us[i]));
+    return PB_OK;
 }

@@ -9,7 +9,9 @@
 #include "../../base/check.h"
 #include "cupti.h"
 
-#define BUFFER_BYTES (8u << 20)
+/* Host buffers CUPTI fills; a 128-token generate pass of ~40k records fits in one,
+ * so no buffer is requested in the middle of a profiled iteration. */
+#define BUFFER_BYTES (32u << 20)
 #define ALIGN 8
 #define MAX_STREAMS 1024
 #define PB_MAX_DEVICES_CUPTI 64   /* CUDA ordinals the collector maps */
@@ -50,6 +52,8 @@ static struct {
     int n_pending, cap_pending;
     uint64_t dropped;
     int oom;                  /* records lost to host allocation failure */
+    int steps_only;           /* --profile-detail step: graph records, no kernel records */
+    int n_graphs;             /* graph records since the last collect */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* __cxa_demangle from libstdc++, declared here because this is C. */
@@ -214,8 +218,10 @@ static void decode(const CUpti_Activity *a)
     case CUPTI_ACTIVITY_KIND_KERNEL: {
         const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)a;
         kernel_name(k->name, r.name, sizeof r.name);
-        /* NCCL's kernels are ncclDevKernel_* / ncclKernel_*: communication, not compute. */
-        r.kind = strstr(r.name, "nccl") || strstr(r.name, "Nccl") ? REC_COMM : REC_KERNEL;
+        /* NCCL's kernels are ncclDevKernel_* / ncclKernel_*, the peer all-reduce's
+         * peer_allreduce_kernel (kernels/allreduce.cu): communication, not compute. */
+        r.kind = strstr(r.name, "nccl") || strstr(r.name, "Nccl") || strstr(r.name, "peer_allreduce") ? REC_COMM
+                                                                                                  : REC_KERNEL;
         r.start_ns = k->start;
         r.end_ns = k->end;
         r.correlation = k->correlationId;
@@ -260,6 +266,20 @@ static void decode(const CUpti_Activity *a)
     case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
         add_correlation((const CUpti_ActivityExternalCorrelation *)a);
         return;
+    case CUPTI_ACTIVITY_KIND_GRAPH_TRACE: {
+        /* One record per replayed graph (a whole pass), instead of one per kernel. */
+        const CUpti_ActivityGraphTrace2 *gt = (const CUpti_ActivityGraphTrace2 *)a;
+        if (gt->start == 0 && gt->end == 0) return;   /* CUPTI could not time it */
+        r.kind = REC_KERNEL;
+        r.start_ns = gt->start;
+        r.end_ns = gt->end;
+        r.correlation = gt->correlationId;
+        place(&r, gt->deviceId, gt->streamId, 0);
+        r.dst_device = -1;
+        snprintf(r.name, sizeof r.name, "graph %u (a whole pass: --profile-detail step)", gt->graphId);
+        g.n_graphs++;
+        break;
+    }
     case CUPTI_ACTIVITY_KIND_MEMSET: {
         const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)a;
         r.kind = REC_MEMSET;
@@ -291,7 +311,10 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
     free(buffer);
 }
 
-static const CUpti_ActivityKind all_kinds[] = {
+/* The first entry is what times the GPUs' work: every kernel (kernel detail), or
+ * every replayed graph (step detail: CUPTI then writes no per-kernel timestamps,
+ * which cost about 5 us a kernel on Hopper; the two cannot be enabled together). */
+static CUpti_ActivityKind all_kinds[] = {
     CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
     CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION,   /* step of directly launched work */
     CUPTI_ACTIVITY_KIND_MEMCPY,
@@ -306,7 +329,13 @@ static size_t n_kinds = sizeof all_kinds / sizeof all_kinds[0];
 static void choose_kinds(void)
 {
     const char *v = getenv("PB_CUPTI_KERNELS_ONLY");
+    all_kinds[0] = g.steps_only ? CUPTI_ACTIVITY_KIND_GRAPH_TRACE : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
     n_kinds = v && *v == '1' ? 2 : sizeof all_kinds / sizeof all_kinds[0];
+}
+
+void cupti_set_detail(int steps_only)
+{
+    if (!g.active) g.steps_only = steps_only;
 }
 
 /* Instantiating a graph clones its nodes; records carry the clone's id. */
@@ -440,6 +469,17 @@ void cupti_clear_maps(void)
     pthread_mutex_unlock(&g.lock);
 }
 
+/* Logical devices with a registered stream (the lock is held). */
+static int registered_devices(void)
+{
+    int seen[PB_MAX_DEVICES_CUPTI] = {0}, n = 0;
+    for (int i = 0; i < g.n_streams; i++) {
+        int d = g.streams[i].device;
+        if (d >= 0 && d < PB_MAX_DEVICES_CUPTI && !seen[d]) seen[d] = 1, n++;
+    }
+    return n;
+}
+
 int cupti_collect(struct trace *t, int iteration)
 {
     if (!g.active) return PB_OK;
@@ -455,6 +495,10 @@ int cupti_collect(struct trace *t, int iteration)
     }
     g.n_pending = 0;
     t->dropped += g.dropped + (uint64_t)g.oom;
+    /* Step detail times whole graphs: a GPU's busy time is its graph's span only when
+     * one logical device ran the point and every pass was a graph. */
+    if (g.steps_only && iteration >= 0 && (g.n_graphs == 0 || registered_devices() > 1)) t->busy_known = 0;
+    g.n_graphs = 0;
     g.dropped = 0;
     g.oom = 0;
     pthread_mutex_unlock(&g.lock);

@@ -12,6 +12,13 @@
  * (another profiler attached, profiling restricted): the caller then falls back
  * to event timing with busy time unknown. */
 int cupti_start(char *why, size_t why_len);
+/* Before cupti_start: 1 records one interval per replayed CUDA graph (and every
+ * copy and memset) instead of one per kernel (--profile-detail step), so profiled
+ * iterations run close to untraced ones. A one-device point's busy time is then
+ * its graphs' span; where several logical devices ran, or a pass was launched
+ * without a graph, cupti_collect marks busy time unknown. 0 (the default): a
+ * record per kernel, busy time exact. */
+void cupti_set_detail(int steps_only);
 /* Map a CUDA stream to the run's logical device and stream index; `dst` is the
  * destination logical device of copies issued on it (-1 if none). */
 int cupti_register_stream(void *cuda_stream, int device, int stream, int dst);

@@ -7,18 +7,14 @@
 #include "../../base/check.h"
 #include "metrics.h"
 
-struct span {
-    uint64_t start, end;
-};
 
 static int span_cmp(const void *a, const void *b)
 {
-    const struct span *x = a, *y = b;
+    const struct metrics_span *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Length of the union of intervals; sorts them in place. */
-static uint64_t union_ns(struct span *s, int n)
+uint64_t metrics_union_ns(struct metrics_span *s, int n)
 {
     if (n == 0) return 0;
     qsort(s, (size_t)n, sizeof *s, span_cmp);
@@ -52,7 +48,7 @@ static int is_kernel(const struct record *r)
 
 /* Collect intervals of records on `device` (any device if < 0) that `want` accepts. */
 static int collect(const struct trace *t, int iteration, int device, int (*want)(const struct record *),
-                   struct span *out)
+                   struct metrics_span *out)
 {
     int n = 0;
     for (int i = 0; i < t->n; i++) {
@@ -60,7 +56,7 @@ static int collect(const struct trace *t, int iteration, int device, int (*want)
         if (!in_iteration(r, iteration) || !is_device_activity(r)) continue;
         if (device >= 0 && r->device != device) continue;
         if (!want(r)) continue;
-        out[n++] = (struct span){r->start_ns, r->end_ns};
+        out[n++] = (struct metrics_span){r->start_ns, r->end_ns};
     }
     return n;
 }
@@ -73,7 +69,7 @@ static int want_any(const struct record *r) { (void)r; return 1; }
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
 /* Peer copies per ordered device pair: bytes and the union of their intervals. */
-static int link_metrics(const struct trace *t, int iteration, struct span *scratch,
+static int link_metrics(const struct trace *t, int iteration, struct metrics_span *scratch,
                         struct iteration_metrics *out)
 {
     out->n_links = 0;
@@ -98,9 +94,9 @@ static int link_metrics(const struct trace *t, int iteration, struct span *scrat
             if (!in_iteration(q, iteration) || q->kind != REC_MEMCPY) continue;
             if (q->src_device != l->src || q->dst_device != l->dst) continue;
             l->bytes += q->bytes;
-            scratch[n++] = (struct span){q->start_ns, q->end_ns};
+            scratch[n++] = (struct metrics_span){q->start_ns, q->end_ns};
         }
-        l->ms = ms(union_ns(scratch, n));
+        l->ms = ms(metrics_union_ns(scratch, n));
         /* bytes per ms / 1e6 = GB/s (10^9 bytes per second). */
         l->gbps = l->ms > 0 ? (double)l->bytes / l->ms / 1e6 : 0;
     }
@@ -112,7 +108,7 @@ int metrics_iteration(const struct trace *t, int iteration, struct iteration_met
     memset(out, 0, sizeof *out);
     int nd = t->n_devices < PB_MAX_DEVICES ? t->n_devices : PB_MAX_DEVICES;
     out->n_devices = nd;
-    struct span *s = malloc(((size_t)t->n + 1) * sizeof *s);
+    struct metrics_span *s = malloc(((size_t)t->n + 1) * sizeof *s);
     if (!s) return pb_fail("out of host memory computing metrics of %d records", t->n);
 
     /* The window spans device activity on all GPUs; host ranges only stand in
@@ -138,19 +134,21 @@ int metrics_iteration(const struct trace *t, int iteration, struct iteration_met
         struct gpu_metrics *g = &out->gpu[d];
         g->window_ms = window;
         g->known = known;
+        g->idle_peer_wait_ms = g->idle_host_ms = g->idle_other_ms = g->mbu = g->mfu = NAN;
+        for (int k = 0; k < PB_WORK_KINDS; k++) g->work_ms[k] = NAN;
         if (!known) {
             /* Unknown, never zero: NAN propagates into reports as "unknown". */
             g->compute_ms = g->comm_ms = g->copy_ms = g->idle_ms = NAN;
             g->utilisation = g->own_span_ms = NAN;
             continue;
         }
-        g->compute_ms = ms(union_ns(s, collect(t, iteration, d, want_compute, s)));
-        g->comm_ms = ms(union_ns(s, collect(t, iteration, d, want_comm, s)));
-        g->copy_ms = ms(union_ns(s, collect(t, iteration, d, want_copy, s)));
-        double busy = ms(union_ns(s, collect(t, iteration, d, want_any, s)));
+        g->compute_ms = ms(metrics_union_ns(s, collect(t, iteration, d, want_compute, s)));
+        g->comm_ms = ms(metrics_union_ns(s, collect(t, iteration, d, want_comm, s)));
+        g->copy_ms = ms(metrics_union_ns(s, collect(t, iteration, d, want_copy, s)));
+        double busy = ms(metrics_union_ns(s, collect(t, iteration, d, want_any, s)));
         g->idle_ms = window - busy;
         int nk = collect(t, iteration, d, is_kernel, s);
-        double kernels = ms(union_ns(s, nk));
+        double kernels = ms(metrics_union_ns(s, nk));
         g->utilisation = window > 0 ? kernels / window : 0;
         uint64_t k0 = UINT64_MAX, k1 = 0;
         for (int i = 0; i < nk; i++) {
@@ -159,7 +157,7 @@ int metrics_iteration(const struct trace *t, int iteration, struct iteration_met
         }
         g->own_span_ms = nk ? ms(k1 - k0) : 0;
     }
-    out->allreduce_ms = known ? ms(union_ns(s, collect(t, iteration, -1, want_comm, s))) : NAN;
+    out->allreduce_ms = known ? ms(metrics_union_ns(s, collect(t, iteration, -1, want_comm, s))) : NAN;
     int rc = link_metrics(t, iteration, s, out);
     free(s);
     return rc;
@@ -184,6 +182,9 @@ int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out
             a->utilisation += b->utilisation / iters;
             a->own_span_ms += b->own_span_ms / iters;
             a->known = i == 0 ? b->known : (a->known && b->known);
+            /* Filled afterwards from the schedule (idle_cause.h, hw_use.h). */
+            a->idle_peer_wait_ms = a->idle_host_ms = a->idle_other_ms = a->mbu = a->mfu = NAN;
+            for (int k = 0; k < PB_WORK_KINDS; k++) a->work_ms[k] = NAN;
         }
         out->allreduce_ms += it.allreduce_ms / iters;
         for (int k = 0; k < it.n_links; k++) {

@@ -5,6 +5,10 @@
 #include "trace.h"
 #include "../../strategies/strategy.h"
 
+/* Kinds of work a GPU's busy time is split into: the step kinds, then work no step claims. */
+#define PB_WORK_KINDS (STEP_ALLGATHER + 2)
+#define PB_WORK_UNTAGGED (STEP_ALLGATHER + 1)
+
 struct gpu_metrics {
     double window_ms;        /* first step start to last step end, all GPUs (same for all) */
     double compute_ms;       /* union of compute-kernel intervals */
@@ -13,6 +17,16 @@ struct gpu_metrics {
     double idle_ms;          /* window - union of all */
     double utilisation;      /* union of all kernel intervals / window */
     double own_span_ms;      /* HTA-style: this GPU's first to last kernel */
+    /* idle_ms by cause (idle_cause.h); NAN until the schedule is joined with the trace. */
+    double idle_peer_wait_ms;   /* waiting on a step of another device */
+    double idle_host_ms;        /* dependencies satisfied, nothing launched yet */
+    double idle_other_ms;       /* the rest: before untagged work, after this GPU's last */
+    /* Bytes / FLOPs of this GPU's steps over the window against the profile's measured
+     * copy rate / GEMM rate (hw_use.h); NAN without a profile. */
+    double mbu, mfu;
+    /* Busy time by the kind of step that issued the work (union per kind; index
+     * enum step_kind, PB_WORK_UNTAGGED last); NAN until joined with the schedule. */
+    double work_ms[PB_WORK_KINDS];
     int known;               /* 0 when busy time could not be measured (no CUPTI) */
 };
 
@@ -30,6 +44,12 @@ struct iteration_metrics {
     struct link_metrics link[PB_MAX_DEVICES * 2];
     double allreduce_ms;     /* union of NCCL intervals over all GPUs */
 };
+
+/* Length of the union of intervals [start, end) in ns; sorts them in place. */
+struct metrics_span {
+    uint64_t start, end;
+};
+uint64_t metrics_union_ns(struct metrics_span *s, int n);
 
 /* Metrics of iteration `iteration` of a trace (all records if iteration < 0). */
 int metrics_iteration(const struct trace *t, int iteration, struct iteration_metrics *out);

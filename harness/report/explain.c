@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../base/atomic_file.h"
+#include "memory_report.h"
 #include "placement_view.h"
 
 #define GIB (1024.0 * 1024 * 1024)
@@ -177,6 +178,37 @@ static void placements(struct text *t, const struct point_result *naive, const s
 }
 
 /* Per-GPU utilisation of a sequential point, and whether more than one GPU worked at once. */
+/* Why each GPU was idle (idle_cause.h) and how far it is from its roofline
+ * (hw_use.h); silent where the run could not tell. */
+static void idle_and_roofline(struct text *t, const struct point_result *p)
+{
+    const struct iteration_metrics *m = &p->metrics;
+    int causes = 0, rates = 0;
+    for (int d = 0; d < m->n_devices; d++) {
+        causes += !isnan(m->gpu[d].idle_peer_wait_ms) && m->gpu[d].idle_ms > 0;
+        rates += !isnan(m->gpu[d].mbu) && !isnan(m->gpu[d].mfu);
+    }
+    if (causes) {
+        say(t, " Idle time by cause:");
+        for (int d = 0, k = 0; d < m->n_devices; d++) {
+            const struct gpu_metrics *g = &m->gpu[d];
+            if (isnan(g->idle_peer_wait_ms) || g->idle_ms <= 0) continue;
+            say(t, "%s GPU %d %.2f ms = %.2f waiting on another GPU + %.2f on the host (launch gaps) + %.2f "
+                   "other", k++ ? ";" : "", d, g->idle_ms, g->idle_peer_wait_ms, g->idle_host_ms, g->idle_other_ms);
+        }
+        say(t, ".");
+    }
+    if (rates) {
+        say(t, " Against the profile's measured ceilings, %smemory bandwidth used (MBU)", t->pred);
+        for (int d = 0; d < m->n_devices; d++)
+            if (!isnan(m->gpu[d].mbu)) say(t, "%s GPU %d %.0f%%", d ? "," : "", d, 100 * m->gpu[d].mbu);
+        say(t, "; FLOPs (MFU)");
+        for (int d = 0; d < m->n_devices; d++)
+            if (!isnan(m->gpu[d].mfu)) say(t, "%s GPU %d %.0f%%", d ? "," : "", d, 100 * m->gpu[d].mfu);
+        say(t, ".");
+    }
+}
+
 static void one_at_a_time(struct text *t, const struct point_result *p, const struct point_result *single)
 {
     if (!p) return;
@@ -211,6 +243,7 @@ static void one_at_a_time(struct text *t, const struct point_result *p, const st
         say(t, " Copies between GPUs: %.2f MiB per pass in %.3f ms (%.1f GB/s), %.1f%% of the latency.",
             p->transfer_bytes / (1024.0 * 1024), p->transfer_ms, p->transfer_bytes / p->transfer_ms / 1e6,
             100 * p->transfer_ms / p->p50_ms);
+    idle_and_roofline(t, p);
     end_paragraph(t);
 }
 
@@ -391,6 +424,9 @@ void explain_text(const struct options *o, const struct run_env *env, const stru
             say(&t, "Both are sequential: the activations walk from GPU to GPU. auto is %.2f ms %s than naive "
                     "(%s p50).", fabs(autop->p50_ms - naive->p50_ms),
                 autop->p50_ms > naive->p50_ms ? "slower" : "faster", t.pred[0] ? "predicted" : "measured");
+        char memory[1536];
+        memory_sentence(naive, autop, memory, sizeof memory);
+        if (memory[0]) say(&t, " %s", memory);
         end_paragraph(&t);
         pipeline(&t, r, n, g, naive, single);
         tensor_parallel(&t, find(r, n, g, "tp", 0), single);

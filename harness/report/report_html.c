@@ -104,6 +104,41 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
     fputs("</tbody></table></div>\n", f);
 }
 
+/* Per GPU of every point: why it was idle and how far from its roofline. */
+static int idle_table(FILE *f, const struct point_result *r, int n, const char *pred)
+{
+    static const char *const head[] = {"strategy", "batch", "seq", "decode", "m", "GPU", "idle ms",
+                                       "waiting on another GPU ms", "host (launch gaps) ms", "other ms",
+                                       "MBU", "MFU"};
+    int rows = 0;
+    for (int i = 0; i < n; i++) {
+        const struct point_result *p = &r[i];
+        if (!p->ok || !p->busy_known) continue;
+        if (!rows++) {
+            fputs("<table id=\"idle\"><thead><tr>", f);
+            for (size_t c = 0; c < sizeof head / sizeof head[0]; c++)
+                fprintf(f, "<th%s>%s%s</th>", c == 0 ? " class=\"l\"" : "", c >= 6 ? pred : "", head[c]);
+            fputs("</tr></thead><tbody>\n", f);
+        }
+        for (int d = 0; d < p->metrics.n_devices; d++) {
+            const struct gpu_metrics *g = &p->metrics.gpu[d];
+            fputs("<tr>", f);
+            text_cell(f, p->strategy, 1);
+            fprintf(f, "<td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td>", p->w.batch, p->w.seq,
+                    p->decode_tokens, p->microbatches, d);
+            num_cell(f, g->idle_ms, "%.3f");
+            num_cell(f, g->idle_peer_wait_ms, "%.3f");
+            num_cell(f, g->idle_host_ms, "%.3f");
+            num_cell(f, g->idle_other_ms, "%.3f");
+            num_cell(f, 100 * g->mbu, "%.0f%%");
+            num_cell(f, 100 * g->mfu, "%.0f%%");
+            fputs("</tr>\n", f);
+        }
+    }
+    if (rows) fputs("</tbody></table>\n", f);
+    return rows;
+}
+
 static void environment(FILE *f, const struct run_env *e)
 {
     fputs("<table id=\"environment\"><tbody>\n", f);
@@ -192,6 +227,13 @@ int report_write(const struct options *o, const struct run_env *env, const struc
     timelines(f, r, n, traces);
     fputs("<h2>Utilisation per GPU</h2>\n", f);
     if (!svg_utilisation(f, r, n)) fputs("<p class=\"muted\">Busy time unknown for every point.</p>\n", f);
+    fputs("<h2>Idle time by cause, and distance from the roofline</h2>\n", f);
+    if (idle_table(f, r, n, pred))
+        fputs("<p class=\"muted\">A gap is charged to the step whose work ends it: waiting on another GPU until "
+              "its latest dependency there ended, host after every dependency had ended, other where no step "
+              "claims the work or nothing follows. MBU / MFU: bytes / FLOPs of the GPU's steps over the window "
+              "against the device profile's measured copy and GEMM rates (docs/METRICS.md).</p>\n", f);
+    else fputs("<p class=\"muted\">Busy time unknown for every point.</p>\n", f);
     fputs("<h2>Environment</h2>\n", f);
     environment(f, env);
     fputs("</body></html>\n", f);

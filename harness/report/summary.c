@@ -11,6 +11,7 @@
 #include "../run/run.h"
 #include "../../base/atomic_file.h"
 #include "../../base/interrupt.h"
+#include "memory_report.h"
 
 const char *const summary_csv_columns[] = {
     "strategy", "mode", "batch", "seq", "decode_tokens", "microbatches", "devices", "status",
@@ -21,7 +22,12 @@ const char *const summary_csv_columns[] = {
     "allreduce_ms", "bubble_per_stage", "gpipe_bound", "busy_known", "dropped_records",
     "logits_checked", "logits_match", "logits_max_abs_diff", "cuda_graph", "predicted", "predicted_ms",
     "prediction_error_pct", "profile_iters", "profiled_p50_ms", "cupti_overhead_pct", "weights",
+    /* memory (memory_report.c writes them in this order) */
+    "weights_bytes_per_gpu", "kv_bytes_per_gpu", "activation_bytes_per_gpu", "peak_bytes_per_gpu",
+    "free_bytes_per_gpu", "measured_peak_bytes_per_gpu", "max_context_at_batch", "max_batch_at_context",
+    "idle_peer_wait_ms_per_gpu", "idle_host_ms_per_gpu", "idle_other_ms_per_gpu", "mbu_per_gpu", "mfu_per_gpu",
     "collective_bytes", "collective_busbw_gbps", NULL};
+
 
 void point_result_free(struct point_result *r)
 {
@@ -116,7 +122,7 @@ static const char *mode_name(const struct point_result *r)
 
 static int write_row(FILE *f, const struct run_env *env, const struct point_result *r)
 {
-    char b[64][1024];
+    char b[48 + MEMORY_CSV_FIELDS + 16][1024];
     int k = 0;
     snprintf(b[k++], sizeof b[0], "%s", r->strategy);
     snprintf(b[k++], sizeof b[0], "%s", mode_name(r));
@@ -174,6 +180,13 @@ static int write_row(FILE *f, const struct run_env *env, const struct point_resu
     fmt_num(b[k++], sizeof b[0], profiled ? r->profiled_p50_ms : NAN);
     fmt_num(b[k++], sizeof b[0], profiled ? r->cupti_overhead_pct : NAN);
     snprintf(b[k++], sizeof b[0], "%s", r->predicted ? "none" : env->weights);
+    k = memory_csv_fields(r, b, k);
+    int nd = r->ok ? r->n_devices : 0;
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_peer_wait_ms), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_host_ms), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_other_ms), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, mbu), nd);
+    fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, mfu), nd);
     fmt_count(b[k++], sizeof b[0], r->ok ? r->collective_bytes : NAN);
     fmt_num(b[k++], sizeof b[0], r->ok ? r->collective_busbw_gbps : NAN);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
@@ -236,6 +249,7 @@ static cJSON *env_json(const struct run_env *e)
     cJSON_AddStringToObject(o, "cublas", v);
     cJSON_AddNumberToObject(o, "cupti_api_version", e->cupti_version);
     cJSON_AddBoolToObject(o, "cupti_enabled", e->cupti_enabled);
+    cJSON_AddStringToObject(o, "profile_detail", e->profile_steps ? "step" : "kernel");
     if (!e->cupti_enabled) cJSON_AddStringToObject(o, "cupti_note", e->cupti_note);
     cJSON *peer = cJSON_AddArrayToObject(o, "peer_access");
     for (int i = 0; i < e->n_gpus; i++) {
@@ -302,6 +316,16 @@ static cJSON *point_json(const struct point_result *r)
         add_num(j, "idle_ms", g->known ? g->idle_ms : NAN);
         add_num(j, "utilisation", g->known ? g->utilisation : NAN);
         add_num(j, "own_span_ms", g->known ? g->own_span_ms : NAN);
+        add_num(j, "idle_peer_wait_ms", g->known ? g->idle_peer_wait_ms : NAN);
+        add_num(j, "idle_host_ms", g->known ? g->idle_host_ms : NAN);
+        add_num(j, "idle_other_ms", g->known ? g->idle_other_ms : NAN);
+        add_num(j, "mbu", g->known ? g->mbu : NAN);
+        add_num(j, "mfu", g->known ? g->mfu : NAN);
+        /* Busy time by the kind of step that issued it (bench diff reads this). */
+        cJSON *work = cJSON_AddObjectToObject(j, "work_ms");
+        for (int k = 0; g->known && k < PB_WORK_KINDS; k++)
+            if (!isnan(g->work_ms[k]) && g->work_ms[k] > 0)
+                add_num(work, k == PB_WORK_UNTAGGED ? "untagged" : step_kind_name((enum step_kind)k), g->work_ms[k]);
         cJSON_AddItemToArray(gpus, j);
     }
     cJSON *links = cJSON_AddArrayToObject(o, "links");
@@ -336,6 +360,7 @@ static cJSON *point_json(const struct point_result *r)
     int have_pred = r->ok && r->predicted_ms > 0;
     add_num(o, "predicted_ms", have_pred ? r->predicted_ms : NAN);
     add_num(o, "prediction_error_pct", have_pred ? r->prediction_error_pct : NAN);
+    cJSON_AddItemToObject(o, "memory", memory_json(r));
     return o;
 }
 

@@ -39,9 +39,11 @@ static const char *device_name(const struct record *r)
 {
     switch (r->kind) {
     case REC_COMM:
-        if (!strncmp(r->name, "nccl", 4)) return r->name;
-        return !strncmp(r->name, "allgather", 9) ? "ncclDevKernel_AllGather_RING_LL"
-                                                 : "ncclDevKernel_AllReduce_Sum_bf16_RING_LL";
+        /* Only the cost model's step labels are renamed; a measured kernel (NCCL's, or the
+         * peer all-reduce's peer_allreduce_kernel) keeps the name CUPTI gave it. */
+        if (!strncmp(r->name, "allgather ", 10)) return "ncclDevKernel_AllGather_RING_LL";
+        if (!strncmp(r->name, "allreduce ", 10)) return "ncclDevKernel_AllReduce_Sum_bf16_RING_LL";
+        return r->name;
     case REC_MEMCPY:
         switch (r->copy) {
         case COPY_HTOD: return "Memcpy HtoD (Pinned -> Device)";

@@ -114,12 +114,17 @@ int run_measured(const struct options *o, const struct model_spec *m)
     if (machine_budgets(o, s.map.ordinal, s.map.n, &s.mc) != PB_OK) return 1;
     static struct run_env env;
     fill_env(&env, o, m, count);
+    cupti_set_detail(o->profile_steps);
+    env.profile_steps = o->profile_steps;
     env.cupti_enabled = !o->no_cupti && cupti_start(env.cupti_note, sizeof env.cupti_note) == PB_OK;
     if (o->no_cupti) snprintf(env.cupti_note, sizeof env.cupti_note, "--no-cupti: busy time not measured");
     else if (!env.cupti_enabled) fprintf(stderr, "bench: warning: %s; timing with CUDA events only, per-GPU busy time unknown\n", env.cupti_note);
     s.cupti_on = env.cupti_enabled;
     static struct device_profile prof;   /* large; read-only once loaded */
     s.predict = o->predict && load_prediction_profile(o, &env, &prof) == PB_OK ? &prof : NULL;
+    s.allreduce_table = predict_allreduce_table(o->allreduce, env.gpu_name[0]);
+    static struct device_profile ceilings;
+    s.ceilings = s.predict ? s.predict : run_ceilings_profile(o->gpu_profile, env.gpu_name[0], &ceilings);
     char weights[1100];
     run_weights_describe(o, weights, sizeof weights);
     s.weights = weights;

@@ -42,6 +42,23 @@ void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const str
     }
 }
 
+static void print_memory(FILE *f, const struct plan_entry *e, int decode)
+{
+    const struct memory_plan *mp = &e->memory;
+    if (!mp->n_devices) return;
+    fprintf(f, "  memory at %d x (%d + %d) positions:", e->workload.batch, e->workload.seq, decode);
+    for (int d = 0; d < mp->n_devices; d++) {
+        const struct device_memory *g = &mp->gpu[d];
+        fprintf(f, "%s GPU %d %.2f GiB (%.2f weights + %.2f KV + %.2f activations/workspace)", d ? ";" : "", d,
+                g->peak / GIB, g->weights / GIB, g->kv / GIB, (g->activations + g->workspace + g->comm) / GIB);
+        if (g->budget) fprintf(f, " of %.2f", g->budget / GIB);
+    }
+    fprintf(f, "\n  KV capacity: context %d%s at batch %d (%llu tokens), batch %d at context %d\n",
+            e->capacity.max_context, e->capacity.context_capped ? " (max_position_embeddings)" : "",
+            e->workload.batch, (unsigned long long)e->capacity.max_tokens, e->capacity.max_batch,
+            e->workload.seq + decode);
+}
+
 void plan_entry_free(struct plan_entry *e)
 {
     schedule_free(&e->schedule);
@@ -69,9 +86,11 @@ void plan_print(FILE *f, const struct plan_entry *e)
         placement_describe(p, PB_DEVICE_CPU, what, sizeof what);
         fprintf(f, "  cpu    %7.2f GiB  (offloaded, streamed to GPU 0)  %s\n", e->cpu_params / GIB, what);
     }
-    fprintf(f, "  schedule: %d steps on %d device(s), %d copies (%.1f MiB), %d collectives\n\n",
+    fprintf(f, "  schedule: %d steps on %d device(s), %d copies (%.1f MiB), %d collectives\n",
             e->schedule.n_steps, e->schedule.n_devices, e->copies, e->copy_bytes / 1048576.0,
             e->collectives);
+    print_memory(f, e, e->decode_tokens);
+    fprintf(f, "\n");
 }
 
 static cJSON *step_json(const struct step *st)
@@ -127,9 +146,25 @@ static cJSON *entry_json(const struct plan_entry *e)
         cJSON_AddNumberToObject(g, "param_gib", e->params[d] / GIB);
         cJSON_AddNumberToObject(g, "flops", e->flops[d]);
         cJSON_AddNumberToObject(g, "work_ms_nominal", e->work_ms[d]);
+        if (d < e->memory.n_devices) {
+            const struct device_memory *mem = &e->memory.gpu[d];
+            cJSON_AddNumberToObject(g, "weights_bytes", (double)mem->weights);
+            cJSON_AddNumberToObject(g, "kv_bytes", (double)mem->kv);
+            cJSON_AddNumberToObject(g, "activation_bytes", (double)(mem->activations + mem->workspace + mem->comm));
+            cJSON_AddNumberToObject(g, "peak_bytes", (double)mem->peak);
+            cJSON_AddNumberToObject(g, "free_bytes", (double)memory_free_bytes(mem));
+        }
         cJSON_AddItemToArray(devs, g);
     }
     cJSON_AddNumberToObject(j, "cpu_param_bytes", (double)e->cpu_params);
+    if (e->memory.n_devices) {
+        cJSON *cap = cJSON_AddObjectToObject(j, "kv_capacity");
+        cJSON_AddNumberToObject(cap, "decode_tokens", e->decode_tokens);
+        cJSON_AddNumberToObject(cap, "max_context", e->capacity.max_context);
+        cJSON_AddNumberToObject(cap, "max_tokens", (double)e->capacity.max_tokens);
+        cJSON_AddBoolToObject(cap, "capped_by_max_position_embeddings", e->capacity.context_capped);
+        cJSON_AddNumberToObject(cap, "max_batch", e->capacity.max_batch);
+    }
     cJSON *s = cJSON_AddObjectToObject(j, "schedule");
     cJSON_AddNumberToObject(s, "n_steps", e->schedule.n_steps);
     cJSON_AddNumberToObject(s, "microbatches", e->schedule.microbatches);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "../exec/model/device_profile.h"
 #include "../cli/options.h"
+#include "../../strategies/memory_model.h"
 
 #define PLAN_DEFAULT_PROFILE "h200"   /* without a GPU or --gpu-profile: the GPUs this project targets */
 
@@ -21,6 +22,9 @@ struct plan_entry {
     uint64_t params[PB_MAX_DEVICES], cpu_params;
     int copies, collectives;
     uint64_t copy_bytes;
+    struct memory_plan memory;           /* per device at the workload and --decode; n_devices 0: none */
+    struct kv_capacity capacity;
+    int decode_tokens;                   /* --decode: the memory is sized for them too */
 };
 
 /* One point of the sweep (run/sweep.c) without an executor: placement p and the

@@ -7,6 +7,7 @@
 #include "../measure/metrics.h"
 #include "../cli/options.h"
 #include "../measure/trace.h"
+#include "../../strategies/memory_model.h"
 
 /* What one strategy x workload point measured, or why it failed. */
 struct point_result {
@@ -51,6 +52,11 @@ struct point_result {
     int predicted;                 /* 1: this row is the cost model's (bench --simulate), not measured */
     double predicted_ms;           /* --predict: the cost model's latency for this point; NAN if none */
     double prediction_error_pct;   /* (predicted - measured) / measured x 100; NAN if none */
+    struct memory_plan memory;     /* predicted bytes per logical device; n_devices 0: not computed */
+    struct kv_capacity capacity;   /* the largest batch x context the placement holds in its budgets */
+    int memory_measured;           /* 1: measured_peak holds what the GPUs gave the executor */
+    uint64_t measured_peak[PB_MAX_DEVICES];   /* per logical device: its GPU's memory in use at the
+                                               * fullest moment sampled, less before the executor */
 };
 
 /* Where the run happened, for summary.json. */
@@ -61,6 +67,7 @@ struct run_env {
     int driver_version, runtime_version, nccl_version, cublas_version, cupti_version;
     int peer[PB_MAX_DEVICES][PB_MAX_DEVICES];   /* 1: ordinal i can access j */
     int cupti_enabled;
+    int profile_steps;             /* --profile-detail step: CUPTI timed whole graphs, not kernels */
     char cupti_note[256];          /* why CUPTI is off, when it is */
     char model[PB_MODEL_NAME_LEN];
     char command[2048];

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "run_common.h"
+#include "predict.h"
+#include "../measure/hw_use.h"
+#include "../measure/idle_cause.h"
 
 void run_prompt_tokens(int *out, int n, int vocab, uint64_t seed)
 {
@@ -133,6 +136,32 @@ void run_weights_describe(const struct options *o, char *buf, size_t len)
 {
     if (o->weights) snprintf(buf, len, "safetensors from %s", o->weights);
     else snprintf(buf, len, "random (seed %llu)", (unsigned long long)o->seed);
+}
+
+void run_attribute(struct point_result *r, const struct trace *t, const struct program *g, int iters,
+                   const struct device_profile *prof)
+{
+    if (!r->busy_known) return;
+    const struct schedule *dec = g->decode.n_steps ? &g->decode : NULL;
+    const struct schedule *s = !dec || idle_causes_same_structure(&g->prompt, dec) ? &g->prompt : NULL;
+    if (idle_causes_mean(t, iters, s, &r->metrics) != PB_OK)
+        fprintf(stderr, "bench: note: %s: idle time not split by cause (%s)\n", r->strategy, pb_last_error());
+    if (work_kinds_mean(t, iters, s, &r->metrics) != PB_OK)
+        fprintf(stderr, "bench: note: %s: busy time not split by step kind (%s)\n", r->strategy, pb_last_error());
+    if (!prof) return;
+    struct step_work w;
+    step_work_of_program(g, &w);
+    hw_use_fill(&r->metrics, &w, prof->hbm_gbps, prof->bf16_tflops);
+}
+
+const struct device_profile *run_ceilings_profile(const char *gpu_profile, const char *gpu_name,
+                                                  struct device_profile *storage)
+{
+    const char *name = gpu_profile ? gpu_profile : predict_profile_for_gpu(gpu_name);
+    if (name && device_profile_load(name, storage) == PB_OK) return storage;
+    fprintf(stderr, "bench: note: no device profile for \"%s\" (--gpu-profile names one): MBU and MFU "
+                    "unknown\n", gpu_name);
+    return NULL;
 }
 
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,

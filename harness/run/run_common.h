@@ -6,6 +6,7 @@
 #define PB_RUN_COMMON_H
 #include <stdint.h>
 #include "run.h"
+#include "../exec/model/device_profile.h"
 
 /* single's output at one workload: what every other strategy is checked against. */
 struct reference {
@@ -41,6 +42,18 @@ void run_collectives(struct point_result *r, const struct program *g, int copies
 void run_env_weights(struct run_env *env, const struct options *o);
 /* The same for people: "safetensors from DIR" or "random (seed 1234)". */
 void run_weights_describe(const struct options *o, char *buf, size_t len);
+
+/* After run_summarise: idle time by cause and busy time by step kind from the program
+ * the point ran (its prompt and decode schedules) joined with the trace's `iters`
+ * iterations, and MBU / MFU against prof's measured copy and GEMM rates (prof NULL:
+ * unknown). Causes stay unknown when the decode template's dependencies are not the
+ * prompt's (one schedule must explain every pass). Never fails the point. */
+void run_attribute(struct point_result *r, const struct trace *t, const struct program *g, int iters,
+                   const struct device_profile *prof);
+/* The profile whose ceilings MBU / MFU use in a measured run: --gpu-profile, else the
+ * shipped one for the GPU's name. NULL (with a note on stderr) when there is none. */
+const struct device_profile *run_ceilings_profile(const char *gpu_profile, const char *gpu_name,
+                                                  struct device_profile *storage);
 
 /* summary.csv, summary.json and trace.json into dir. */
 int run_write_reports(const char *dir, const struct run_env *env, const struct point_result *res,

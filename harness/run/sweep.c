@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "../report/memory_report.h"
 #include "../report/placement_view.h"
 #include "run_common.h"
 #include "split_pricing.h"
@@ -164,7 +165,7 @@ static void transfers_from_program(struct point_result *r, const struct program 
 static void predict(const struct sweep *s, const struct program *g, struct point_result *r)
 {
     struct exec_config c = {.m = s->m, .p = r->placement, .g = g, .map = &s->map, .world = exec_world_single(),
-                            .label = r->strategy, .profile = s->predict};
+                            .label = r->strategy, .profile = s->predict, .allreduce = s->o->allreduce};
     void *e = NULL;
     double ms = 0;
     int rc = model_executor_ops.create(&c, &e);
@@ -172,6 +173,31 @@ static void predict(const struct sweep *s, const struct program *g, struct point
     if (e) model_executor_ops.destroy(e);
     if (rc == PB_OK) r->predicted_ms = ms;
     else fprintf(stderr, "bench: note: %s: no prediction (%s)\n", r->strategy, pb_last_error());
+}
+
+/* What the executor holds beyond `before` on each logical device's GPU, at the fullest
+ * of the moments sampled (after setup, after the iterations): every buffer is allocated
+ * at setup and kept, so that is its peak; cuBLAS, NCCL and graphs count too, unlike in
+ * the prediction. A rank samples its own device; rank 0 gathers them. */
+static int sample_memory(const struct sweep *s, const struct exec_config *c, const uint64_t *before,
+                         struct point_result *r)
+{
+    uint64_t now[PB_MAX_DEVICES] = {0};
+    PB_TRY(s->ex->memory_in_use(c, now));
+    for (int d = 0; d < c->g->prompt.n_devices; d++) {
+        uint64_t grew = now[d] > before[d] ? now[d] - before[d] : 0;
+        if (grew > r->measured_peak[d]) r->measured_peak[d] = grew;
+    }
+    return PB_OK;
+}
+
+static int gather_memory(const struct sweep *s, const struct program *g, struct point_result *r)
+{
+    const struct exec_world *w = s->world;
+    for (int d = 1; w->size > 1 && d < g->prompt.n_devices; d++)
+        PB_TRY(w->to_rank0(w, d, &r->measured_peak[d], sizeof r->measured_peak[d], "gathering memory peaks"));
+    r->memory_measured = 1;
+    return PB_OK;
 }
 
 /* Drive the executor through one point; t gets the point's trace (rank 0: every rank's). */
@@ -183,23 +209,29 @@ static int drive(const struct sweep *s, const struct program *g, struct point_re
     const struct options *o = s->o;
     struct exec_config c = {.m = s->m, .p = r->placement, .g = g, .map = &s->map, .world = w, .seed = o->seed,
                             .weights = o->weights, .use_graph = o->use_graph, .label = r->strategy,
-                            .profile = s->profile};
+                            .profile = s->profile, .allreduce = o->allreduce, .allreduce_table = s->allreduce_table};
     struct trace local;
     int gathered = w->size > 1, trace_iters = 0;
     struct trace *rec = gathered ? &local : t;
     if (gathered) trace_init(&local, s->map.n);
     void *e = NULL;
     struct exec_outputs out = {0};
-    int rc = x->create(&c, &e);
+    uint64_t before[PB_MAX_DEVICES] = {0};
+    int rc = x->memory_in_use ? x->memory_in_use(&c, before) : PB_OK;
+    if (rc == PB_OK) rc = x->create(&c, &e);
+    if (rc == PB_OK && x->memory_in_use) rc = sample_memory(s, &c, before, r);
     if (rc == PB_OK && x->collect) rc = x->collect(e, NULL, -1);   /* weight init and uploads are not measured */
     rc = w->agree(w, rc, "setting up the executor");
     if (rc == PB_OK) rc = iterate(s, e, r, rec, &trace_iters);
+    if (rc == PB_OK && x->memory_in_use) rc = w->agree(w, sample_memory(s, &c, before, r), "reading GPU memory");
+    if (rc == PB_OK && x->memory_in_use) rc = w->agree(w, gather_memory(s, g, r), "gathering memory peaks");
     if (rc == PB_OK) rc = w->agree(w, x->outputs(e, &out), "reading outputs");
     if (rc == PB_OK) rc = outputs_to_rank0(s, g, &out);
     if (e) x->destroy(e);
     if (rc == PB_OK && gathered) rc = w->agree(w, w->gather(w, &local, t), "gathering traces");
     if (rc == PB_OK && w->rank == 0) {
         run_summarise(r, t, r->placement, trace_iters);
+        run_attribute(r, t, g, trace_iters, s->ceilings ? s->ceilings : x->predicts ? s->profile : NULL);
         if (x->copies_are_kernels) transfers_from_program(r, g);
         run_collectives(r, g, x->copies_are_kernels);
         r->graph = out.graph;
@@ -274,12 +306,16 @@ static int run_point(const struct sweep *s, struct point_result *r, struct trace
     int rc = r->placement ? alloc_point(s, r) : pb_fail("out of host memory");
     if (rc == PB_OK) rc = st ? place_priced(s, st, &r->w, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
     if (rc == PB_OK) placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
+    if (rc == PB_OK) rc = memory_fill_point(s->m, &s->mc, r);   /* refuses what does not fit */
     struct program g = {0};
     if (rc == PB_OK) rc = plan_program(s, st, r, &g);
     rc = w->agree(w, rc, "placing and planning");
     if (plan) {
         plan_entry_fill(plan, s->m, st, &r->w, rc == PB_OK ? r->placement : NULL, rc == PB_OK ? &g.prompt : NULL,
                         s->profile);
+        plan->memory = r->memory;
+        plan->capacity = r->capacity;
+        plan->decode_tokens = r->decode_tokens;
         program_free(&g);
         return rc;
     }
@@ -405,6 +441,7 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
         }
         fflush(stdout);
     }
+    if (s->ex && w->rank == 0) memory_print(stdout, out->res, out->n);
     run_reference_free(&ref);
     free(pts);
     /* Nothing ran at all is a failed job, though no point failed. */

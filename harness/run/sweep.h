@@ -32,10 +32,13 @@ struct sweep {
     const struct executor_ops *ex;          /* NULL: --plan, place and plan only */
     const struct device_profile *profile;   /* the cost model's when ex predicts; --plan's roofline */
     const struct device_profile *predict;   /* --predict: the cost model beside every point */
+    const struct device_profile *ceilings;  /* MBU / MFU's copy and GEMM rates (NULL: the cost model's
+                                               profile when ex predicts, else unknown) */
     const struct exec_world *world;         /* exec_world_single() for one process */
     int cupti_on;                           /* profiled iterations possible */
     const char *banner;                     /* printed above each table (NULL: none) */
     const char *weights;                    /* where the weights come from, for the table (NULL: not said) */
+    struct allreduce_table allreduce_table; /* --allreduce auto's crossovers for the GPUs measured */
 };
 
 struct sweep_out {

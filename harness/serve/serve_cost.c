@@ -136,25 +136,6 @@ struct serve_executor serve_cost_model_executor(struct serve_cost_model *c)
     return (struct serve_executor){.ctx = c, .ordinal = c->ordinal, .step_cost = serve_cost_model_step};
 }
 
-/* Decoder layers whose KV cache lives on device d. */
-static int layers_on(const struct placement *p, int d)
-{
-    int n = 0;
-    for (int i = 0; i < p->n_modules; i++) {
-        if (p->modules[i].kind != MODULE_LAYER) continue;
-        n += p->tensor_parallel || placement_exec_device(p->device[i]) == d;
-    }
-    return n;
-}
-
-uint64_t serve_kv_bytes_per_token(const struct model_spec *m, const struct placement *p, enum dtype dt, int d)
-{
-    int world = p->tensor_parallel ? p->n_devices : 1;
-    /* tp splits kv heads over ranks, or replicates them when there are fewer than ranks */
-    int kv_heads = m->kv_heads >= world ? m->kv_heads / world : 1;
-    return 2ull * (uint64_t)layers_on(p, d) * (uint64_t)kv_heads * (uint64_t)m->head_dim * (uint64_t)dtype_size(dt);
-}
-
 int serve_kv_capacity(const struct model_spec *m, const struct placement *p, const struct machine *mc,
                       enum dtype dt, int64_t *tokens)
 {
@@ -162,7 +143,7 @@ int serve_kv_capacity(const struct model_spec *m, const struct placement *p, con
     placement_device_params(p, params, &cpu);
     int64_t best = -1;
     for (int d = 0; d < p->n_devices; d++) {
-        uint64_t per_token = serve_kv_bytes_per_token(m, p, dt, d);
+        uint64_t per_token = memory_kv_bytes_per_position(m, p, dt, d);
         if (!per_token) continue;
         if (params[d] >= mc->gpu_memory[d])
             return pb_fail("GPU %d: its %.2f GiB of weights leave no room for a KV cache in its %.2f GiB budget",

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "../exec/model/device_profile.h"
 #include "serve_engine.h"
+#include "../../strategies/memory_model.h"
 
 struct serve_cost_entry;
 
@@ -39,15 +40,10 @@ int serve_cost_model_step_exact(struct serve_cost_model *c, const struct serve_s
                                 struct serve_step_cost *out);
 struct serve_executor serve_cost_model_executor(struct serve_cost_model *c);
 
-/* KV cache bytes per token position on device d as placed: 2 (K and V) x layers
- * on d x kv heads on d x head_dim x dtype bytes (tp: this rank's kv heads; layers
- * offloaded to the cpu keep their cache on GPU 0, where they run).
- * TODO(memory model): a small local function until strategies/memory_model.{c,h}
- * (branch i18) lands; the lead folds this into it. */
-uint64_t serve_kv_bytes_per_token(const struct model_spec *m, const struct placement *p, enum dtype dt, int d);
 /* Positions of KV cache the placement holds: the smallest, over devices with
- * layers, of (budget - parameters) / bytes per token. Activations are not held
- * back (the memory model will). -1 with a message if weights leave no room. */
+ * layers, of (budget - parameters) / memory_kv_bytes_per_position (the memory
+ * model's KV bytes per position). Activations are not held back. -1 with a
+ * message if weights leave no room. */
 int serve_kv_capacity(const struct model_spec *m, const struct placement *p, const struct machine *mc,
                       enum dtype dt, int64_t *tokens);
 #endif

@@ -1,7 +1,10 @@
 /* Every sequential strategy and the pipeline, run by the CUDA executor on
  * logical devices that share one GPU (--devices 0,0 and 0,0,0,0), give logits
- * bit-identical to `single` on the tiny model, in prefill and in generate mode;
- * tp needs two distinct GPUs and is skipped with a message on one. */
+ * bit-identical to `single` on the tiny model, in prefill and in generate mode.
+ * tp runs on logical devices too, through the peer-memory all-reduce: its logits
+ * are within bf16 tolerance of single's, and one-shot and two-shot give the same
+ * bits (the same fp32 sums in rank order); tp over NCCL needs two distinct GPUs
+ * and is skipped with a message on one. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,9 +35,9 @@ struct output {
     int n_tokens;
 };
 
-/* Place, plan and execute `name` once (plus one warm-up); 0 on success. */
-static int run_strategy(const char *name, int n_dev, const int *ordinal, int batch, int seq, int decode,
-                        int microbatches, struct output *out)
+/* Place, plan and execute `name` once (plus one warm-up), tp sums by `allreduce`; 0 on success. */
+static int run_strategy_with(const char *name, int n_dev, const int *ordinal, int batch, int seq, int decode,
+                             int microbatches, enum allreduce_algo allreduce, struct output *out)
 {
     memset(out, 0, sizeof *out);
     struct model_spec m;
@@ -52,7 +55,7 @@ static int run_strategy(const char *name, int n_dev, const int *ordinal, int bat
     struct device_map map = {.n = g.prompt.n_devices};
     for (int d = 0; d < map.n; d++) map.ordinal[d] = ordinal[d];
     struct exec_config c = {.m = &m, .p = &p, .g = &g, .map = &map, .world = exec_world_single(), .seed = 7,
-                            .use_graph = 1, .label = name};
+                            .use_graph = 1, .label = name, .allreduce = allreduce};
     const struct executor_ops *x = &cuda_executor_ops;
     void *e = NULL;
     double ms;
@@ -62,6 +65,12 @@ static int run_strategy(const char *name, int n_dev, const int *ordinal, int bat
     program_free(&g);
     *out = (struct output){got.logits, got.rows, got.vocab, got.tokens, got.count};
     return rc;
+}
+
+static int run_strategy(const char *name, int n_dev, const int *ordinal, int batch, int seq, int decode,
+                        int microbatches, struct output *out)
+{
+    return run_strategy_with(name, n_dev, ordinal, batch, seq, decode, microbatches, ALLREDUCE_AUTO, out);
 }
 
 static int same(const struct output *a, const struct output *b)
@@ -120,29 +129,88 @@ TEST(test_pipeline_with_four_microbatches_matches_single)
     release(&got);
 }
 
-TEST(test_tp_within_bf16_tolerance_of_single)
+/* Largest |difference| of b's logits from a's, against a's largest |logit|. */
+static int within_bf16_tolerance(const struct output *a, const struct output *b)
+{
+    if (!a->logits || !b->logits || a->rows != b->rows || a->vocab != b->vocab) return 0;
+    double diff = 0, top = 0;
+    for (size_t i = 0; i < (size_t)a->rows * a->vocab; i++) {
+        uint32_t x = (uint32_t)a->logits[i] << 16, y = (uint32_t)b->logits[i] << 16;
+        float fa, fb;
+        memcpy(&fa, &x, 4);
+        memcpy(&fb, &y, 4);
+        if (fabs(fa - fb) > diff) diff = fabs(fa - fb);
+        if (fabs(fa) > top) top = fabs(fa);
+    }
+    if (diff > top / 64) fprintf(stderr, "  tp differs from single by %g (largest logit %g)\n", diff, top);
+    return diff <= top / 64;
+}
+
+static void check_tp_on_logical_devices(int *failures_, int n_dev, enum allreduce_algo algo)
+{
+    int ordinal[4] = {0, 0, 0, 0}, one = 0;
+    struct output ref, got;
+    CHECK_EQ_INT(run_strategy("single", 1, &one, 4, 16, 0, 0, &ref), 0);
+    int rc = run_strategy_with("tp", n_dev, ordinal, 4, 16, 0, 0, algo, &got);
+    if (rc) fprintf(stderr, "  tp on %d logical devices, --allreduce %s failed\n", n_dev, allreduce_algo_name(algo));
+    CHECK_EQ_INT(rc, 0);
+    CHECK(within_bf16_tolerance(&ref, &got));
+    release(&ref);
+    release(&got);
+}
+
+TEST(test_tp_on_two_logical_devices_within_bf16_tolerance_of_single)
+{
+    check_tp_on_logical_devices(failures_, 2, ALLREDUCE_ONESHOT);
+    check_tp_on_logical_devices(failures_, 2, ALLREDUCE_TWOSHOT);
+    check_tp_on_logical_devices(failures_, 2, ALLREDUCE_AUTO);
+}
+
+TEST(test_tp_on_four_logical_devices_within_bf16_tolerance_of_single)
+{
+    check_tp_on_logical_devices(failures_, 4, ALLREDUCE_ONESHOT);
+}
+
+TEST(test_tp_nccl_on_logical_devices_is_refused_with_a_message)
+{
+    int ordinal[2] = {0, 0};
+    struct output got;
+    CHECK(run_strategy_with("tp", 2, ordinal, 4, 16, 0, 0, ALLREDUCE_NCCL, &got) != 0);
+    release(&got);
+}
+
+TEST(test_tp_oneshot_and_twoshot_give_the_same_bits_in_generate_mode)
+{
+    int ordinal[2] = {0, 0};
+    struct output a, b, again;
+    CHECK_EQ_INT(run_strategy_with("tp", 2, ordinal, 4, 16, 3, 0, ALLREDUCE_ONESHOT, &a), 0);
+    CHECK_EQ_INT(run_strategy_with("tp", 2, ordinal, 4, 16, 3, 0, ALLREDUCE_TWOSHOT, &b), 0);
+    CHECK_EQ_INT(run_strategy_with("tp", 2, ordinal, 4, 16, 3, 0, ALLREDUCE_ONESHOT, &again), 0);
+    CHECK(a.n_tokens > 0);
+    CHECK(same(&a, &b));
+    CHECK(same(&a, &again));
+    release(&a);
+    release(&b);
+    release(&again);
+}
+
+TEST(test_tp_over_nccl_within_bf16_tolerance_of_single)
 {
     int n = 0;
     cudaGetDeviceCount(&n);
     if (n < 2) {
-        fprintf(stderr, "  skipped: tp needs 2 distinct GPUs (NCCL), %d visible\n", n);
+        fprintf(stderr, "  skipped: tp over NCCL needs 2 distinct GPUs, %d visible\n", n);
         return;
     }
     int ordinal[2] = {0, 1}, one = 0;
-    struct output ref, got;
+    struct output ref, got, peer;
     CHECK_EQ_INT(run_strategy("single", 1, &one, 4, 16, 0, 0, &ref), 0);
-    CHECK_EQ_INT(run_strategy("tp", 2, ordinal, 4, 16, 0, 0, &got), 0);
-    double diff = 0, top = 0;
-    for (size_t i = 0; got.logits && ref.logits && i < (size_t)ref.rows * ref.vocab; i++) {
-        uint32_t a = (uint32_t)ref.logits[i] << 16, b = (uint32_t)got.logits[i] << 16;
-        float fa, fb;
-        memcpy(&fa, &a, 4);
-        memcpy(&fb, &b, 4);
-        if (fabs(fa - fb) > diff) diff = fabs(fa - fb);
-        if (fabs(fa) > top) top = fabs(fa);
-    }
-    CHECK(got.logits != NULL);
-    CHECK(diff <= top / 64);
+    CHECK_EQ_INT(run_strategy_with("tp", 2, ordinal, 4, 16, 0, 0, ALLREDUCE_NCCL, &got), 0);
+    CHECK(within_bf16_tolerance(&ref, &got));
+    /* the flag-synchronised peer path between two GPUs */
+    CHECK_EQ_INT(run_strategy_with("tp", 2, ordinal, 4, 16, 0, 0, ALLREDUCE_ONESHOT, &peer), 0);
+    CHECK(within_bf16_tolerance(&ref, &peer));
     release(&ref);
     release(&got);
+    release(&peer);
 }

@@ -6,6 +6,7 @@
 #include <nccl.h>
 #include <nvtx3/nvToolsExt.h>
 #include "../../../kernels/llama.h"
+#include "../../../kernels/allreduce.h"
 #include "../../../base/check.h"
 #include "../../measure/cupti.h"
 #include "../executor.h"
@@ -25,6 +26,8 @@ struct cuda_config {
     const char *weights;              /* safetensors folder, or NULL for random weights */
     int use_graph;                    /* replay prefill and decode passes from CUDA graphs where possible */
     const char *label;                /* strategy name, for NVTX ranges */
+    enum allreduce_algo allreduce;    /* tp sums: --allreduce */
+    struct allreduce_table allreduce_table;
 };
 /* Unpack c; PB_ERR when the program's devices outnumber the map's. */
 int cuda_config_from(const struct exec_config *c, struct cuda_config *out);
@@ -90,6 +93,7 @@ struct executor {
     cudaEvent_t start, stop, fork;
     ncclComm_t comm[PB_MAX_DEVICES];
     int have_comms;
+    struct peer_group *peer_ar[PB_MAX_DEVICES]; /* per tp group: the peer-memory all-reduce, or NULL */
     void *gather[PB_MAX_DEVICES];            /* tp: all-gathered logits [world][rows][vocab/world] */
     int *d_next;                             /* argmax output where head and embed sit apart */
     int *d_pos, *h_pos;                      /* decode position for graph replays (pinned slots) */

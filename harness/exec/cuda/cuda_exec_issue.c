@@ -64,7 +64,94 @@ static int copy_step(struct executor *e, struct plan_exec *pe, int i, cudaStream
     return exec_copy(e, dst, st->dst, src, st->src, n, s);
 }
 
+/* Where rank k's logits slice goes and comes from in a tp all-gather. */
+static const void *gather_send(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
+{
+    int vocab_l = e->c.m->vocab / e->c.n_devices;
+    size_t row0 = last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
+    return (const char *)llama_part_logits(e->l.parts[st->device].p) + row0 * vocab_l * 2;
+}
+
+static size_t gather_count(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
+{
+    int rows = last_only ? st->batch : st->batch * pe->seq;
+    return (size_t)rows * (e->c.m->vocab / e->c.n_devices);
+}
+
+static size_t allreduce_count(struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    return (size_t)st->batch * pe->seq * e->c.m->hidden;
+}
+
+static enum allreduce_algo allreduce_algo_for(struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    return allreduce_choose(e->c.allreduce, &e->c.allreduce_table, allreduce_count(e, pe, st) * 2, e->have_comms);
+}
+
+/* The call takes the peer-memory path: an all-reduce that --allreduce (or auto, by
+ * size) gives to it, or an all-gather where there are no NCCL communicators. */
+static int takes_peer_path(struct executor *e, const struct plan_exec *pe, const struct step *st)
+{
+    if (!e->peer_ar[st->group]) return 0;
+    if (st->kind == STEP_ALLGATHER) return !e->have_comms;
+    return allreduce_algo_for(e, pe, st) != ALLREDUCE_NCCL;
+}
+
+/* All ranks of one call through the group's peer memory, in rank order. */
+static int peer_collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only)
+{
+    const struct step *st0 = &pe->s->steps[pe->order[first]];
+    struct peer_group *g = e->peer_ar[st0->group];
+    void *data[PEER_MAX_RANKS];
+    const void *send[PEER_MAX_RANKS];
+    cudaStream_t streams[PEER_MAX_RANKS];
+    int n = 0;
+    for (int d = 0; d < e->c.n_devices; d++) {
+        if (pe->s->group_of[d] != st0->group) continue;
+        const struct step *st = NULL;
+        for (int k = first; k <= last && !st; k++)
+            if (pe->s->steps[pe->order[k]].device == d) st = &pe->s->steps[pe->order[k]];
+        if (!st || n >= g->n) return pb_fail("internal: collective %d misses device %d of its group", st0->collective, d);
+        streams[n] = e->stream[d][st->stream];
+        if (st->kind == STEP_ALLGATHER) {
+            send[n] = gather_send(e, pe, st, last_only);
+            data[n] = e->gather[d];
+        } else {
+            data[n] = (char *)llama_part_hidden(e->l.parts[d].p) + hidden_offset(e, pe, st) * 2;
+        }
+        n++;
+    }
+    if (n != g->n) return pb_fail("internal: collective %d has %d ranks, its group %d", st0->collective, n, g->n);
+    if (st0->kind == STEP_ALLGATHER)
+        return peer_group_allgather(g, send, data, gather_count(e, pe, st0, last_only) * 2, streams);
+    return peer_group_allreduce(g, data, allreduce_count(e, pe, st0), allreduce_algo_for(e, pe, st0), streams);
+}
+
 /* All ranks of one collective in one NCCL group, each on its own stream. */
+static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only)
+{
+    const struct schedule *s = pe->s;
+    if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
+    NCCL_TRY(ncclGroupStart());
+    for (int k = first; k <= last; k++) {
+        const struct step *st = &s->steps[pe->order[k]];
+        struct llama_part *p = e->l.parts[st->device].p;
+        cudaStream_t stream = e->stream[st->device][st->stream];
+        if (st->kind == STEP_ALLREDUCE) {
+            void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
+            NCCL_TRY(ncclAllReduce(h, h, allreduce_count(e, pe, st), ncclBfloat16, ncclSum, e->comm[st->device],
+                                   stream));
+        } else {
+            NCCL_TRY(ncclAllGather(gather_send(e, pe, st, last_only), e->gather[st->device],
+                                   gather_count(e, pe, st, last_only), ncclBfloat16, e->comm[st->device], stream));
+        }
+    }
+    NCCL_TRY(ncclGroupEnd());
+    return PB_OK;
+}
+
+/* Every rank waits for its inputs, the call runs on the peer or NCCL path, then
+ * the gathered logits give each rank its next tokens. */
 static int collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only, int argmax)
 {
     const struct schedule *s = pe->s;
@@ -74,26 +161,8 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
         for (int d = 0; d < st->n_deps; d++)
             CUDA_TRY(cudaStreamWaitEvent(e->stream[st->device][st->stream], pe->ev[st->deps[d]], 0));
     }
-    if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
-    NCCL_TRY(ncclGroupStart());
-    for (int k = first; k <= last; k++) {
-        const struct step *st = &s->steps[pe->order[k]];
-        struct llama_part *p = e->l.parts[st->device].p;
-        cudaStream_t stream = e->stream[st->device][st->stream];
-        if (st->kind == STEP_ALLREDUCE) {
-            void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
-            size_t count = (size_t)st->batch * pe->seq * e->c.m->hidden;
-            NCCL_TRY(ncclAllReduce(h, h, count, ncclBfloat16, ncclSum, e->comm[st->device], stream));
-        } else {
-            int vocab_l = e->c.m->vocab / e->c.n_devices;
-            int rows = last_only ? st->batch : st->batch * pe->seq;
-            size_t row0 = last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
-            const char *send = (const char *)llama_part_logits(p) + row0 * vocab_l * 2;
-            NCCL_TRY(ncclAllGather(send, e->gather[st->device], (size_t)rows * vocab_l, ncclBfloat16,
-                                   e->comm[st->device], stream));
-        }
-    }
-    NCCL_TRY(ncclGroupEnd());
+    if (takes_peer_path(e, pe, &s->steps[pe->order[first]])) PB_TRY(peer_collective(e, pe, first, last, last_only));
+    else PB_TRY(nccl_collective(e, pe, first, last, last_only));
     for (int k = first; k <= last; k++) {
         const struct step *st = &s->steps[pe->order[k]];
         CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));

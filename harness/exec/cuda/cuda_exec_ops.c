@@ -13,7 +13,8 @@ int cuda_config_from(const struct exec_config *c, struct cuda_config *out)
     *out = (struct cuda_config){.m = c->m, .p = c->p, .g = g, .prefill = &g->prompt,
                                 .decode = g->tokens ? &g->decode : NULL, .n_devices = g->prompt.n_devices,
                                 .batch = g->batch, .seq = g->seq, .decode_tokens = g->tokens, .seed = c->seed,
-                                .weights = c->weights, .use_graph = c->use_graph, .label = c->label};
+                                .weights = c->weights, .use_graph = c->use_graph, .label = c->label,
+                                .allreduce = c->allreduce, .allreduce_table = c->allreduce_table};
     for (int d = 0; d < out->n_devices; d++) out->ordinal[d] = c->map->ordinal[d];
     return PB_OK;
 }
@@ -57,6 +58,12 @@ static void cuda_destroy(void *state)
     free(x);
 }
 
+/* Every logical device is this process's. */
+static int cuda_memory_in_use(const struct exec_config *c, uint64_t *used)
+{
+    return executor_gpu_used(c->map->ordinal, c->g->prompt.n_devices, used);
+}
+
 const struct executor_ops cuda_executor_ops = {
     .name = "cuda",
     .create = cuda_create,
@@ -65,4 +72,5 @@ const struct executor_ops cuda_executor_ops = {
     .collect = cupti_exec_collect,
     .outputs = cuda_outputs,
     .destroy = cuda_destroy,
+    .memory_in_use = cuda_memory_in_use,
 };

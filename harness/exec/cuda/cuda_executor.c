@@ -83,14 +83,55 @@ static int create_streams(struct executor *e)
     return PB_OK;
 }
 
+/* Group g's devices in rank order (ascending logical device, as NCCL's ranks), and
+ * whether two of them share a GPU. */
+static int group_devices(const struct executor *e, int g, int *dev, int *shared)
+{
+    int n = 0;
+    *shared = 0;
+    for (int d = 0; d < e->c.n_devices; d++)
+        if (e->c.prefill->group_of[d] == g) {
+            for (int k = 0; k < n; k++) *shared |= e->c.ordinal[dev[k]] == e->c.ordinal[d];
+            dev[n++] = d;
+        }
+    return n;
+}
+
+/* One peer-memory group per tp group, its buffers as large as the largest sum (the prompt pass's). */
+static int create_peer_groups(struct executor *e)
+{
+    size_t capacity = (size_t)e->c.batch * e->c.seq * e->c.m->hidden;
+    for (int g = 0; g < e->c.prefill->n_groups; g++) {
+        int dev[PB_MAX_DEVICES], ord[PB_MAX_DEVICES], shared;
+        int n = group_devices(e, g, dev, &shared);
+        if (n > PEER_MAX_RANKS)
+            return pb_fail("%s: --allreduce %s supports tp groups of up to %d GPUs, this one has %d; use "
+                           "--allreduce nccl", e->c.label, allreduce_algo_name(e->c.allreduce),
+                           PEER_MAX_RANKS, n);
+        for (int k = 0; k < n; k++) ord[k] = e->c.ordinal[dev[k]];
+        e->peer_ar[g] = calloc(1, sizeof *e->peer_ar[g]);
+        if (!e->peer_ar[g]) return pb_fail("out of host memory for the peer all-reduce");
+        PB_TRY(peer_group_create(n, ord, capacity, e->peer_ar[g]));
+    }
+    return PB_OK;
+}
+
 static int create_comms(struct executor *e)
 {
-    int needs = 0;
+    int needs = 0, shared = 0;
     const struct schedule *sch[2] = {e->c.prefill, e->c.decode};
     for (int k = 0; k < 2; k++)
         for (int i = 0; sch[k] && i < sch[k]->n_steps; i++)
             needs |= sch[k]->steps[i].kind == STEP_ALLREDUCE || sch[k]->steps[i].kind == STEP_ALLGATHER;
     if (!needs) return PB_OK;
+    for (int g = 0; g < e->c.prefill->n_groups; g++) {
+        int dev[PB_MAX_DEVICES], one;
+        group_devices(e, g, dev, &one);
+        shared |= one;
+    }
+    /* NCCL needs distinct GPUs: auto on logical devices takes the peer path for every size. */
+    if (e->c.allreduce != ALLREDUCE_NCCL) PB_TRY(create_peer_groups(e));
+    if (e->c.allreduce != ALLREDUCE_NCCL && (e->c.allreduce != ALLREDUCE_AUTO || shared)) return PB_OK;
     /* One communicator per tp group (tp: one group of every device; hybrid: one per
      * stage): a collective step runs on e->comm[its device], its group's. */
     const struct schedule *s = e->c.prefill;
@@ -101,7 +142,8 @@ static int create_comms(struct executor *e)
                 for (int k = 0; k < n; k++)
                     if (ord[k] == e->c.ordinal[d])
                         return pb_fail("%s needs %d distinct GPUs for NCCL, but logical devices %d and %d are "
-                                       "both GPU %d (--devices); run it on %d GPUs", e->c.label,
+                                       "both GPU %d (--devices); run it on %d GPUs, or with --allreduce "
+                                       "oneshot|twoshot|auto (peer memory)", e->c.label,
                                        e->c.n_devices, dev[k], d, ord[k], e->c.n_devices);
                 dev[n] = d;
                 ord[n++] = e->c.ordinal[d];
@@ -160,6 +202,8 @@ int executor_create(const struct cuda_config *c, struct executor **out)
         return pb_fail("internal: schedule has %d devices, executor %d", c->prefill->n_devices, c->n_devices);
     PB_TRY(exec_build_parts(c, c->ordinal, &e->l));
     size_t extra = e->l.tp ? (size_t)c->batch * c->seq * (size_t)c->m->vocab * 2 : 0;
+    /* the peer all-reduce's staging: two halves of the largest sum */
+    if (e->l.tp && c->allreduce != ALLREDUCE_NCCL) extra += (size_t)c->batch * c->seq * c->m->hidden * 4;
     PB_TRY(check_memory(e, extra + (64u << 20)));
     e->nvtx = nvtxDomainCreateA("placebench");
     PB_TRY(enable_peers(e));
@@ -190,6 +234,8 @@ void executor_destroy(struct executor *e)
         }
         if (e->gather[d]) cudaFree(e->gather[d]);
         if (e->comm[d]) ncclCommDestroy(e->comm[d]);
+        if (e->peer_ar[d]) peer_group_destroy(e->peer_ar[d]);
+        free(e->peer_ar[d]);
     }
     if (e->start) cudaEventDestroy(e->start);
     if (e->stop) cudaEventDestroy(e->stop);
@@ -275,6 +321,8 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
     PB_TRY(exec_join_streams(e));
     CUDA_TRY(cudaEventRecord(e->stop, origin(e)));
     CUDA_TRY(cudaEventSynchronize(e->stop));
+    for (int g = 0; g < PB_MAX_DEVICES; g++)
+        if (e->peer_ar[g]) PB_TRY(peer_group_check(e->peer_ar[g]));
     float elapsed = 0;
     CUDA_TRY(cudaEventElapsedTime(&elapsed, e->start, e->stop));
     *ms = elapsed;
@@ -334,3 +382,14 @@ int executor_tokens(struct executor *e, int **out, int *count)
 }
 
 int executor_used_graph(const struct executor *e) { return e->graph_state == 1 || e->pre_graph_state == 1; }
+
+int executor_gpu_used(const int *ordinal, int n, uint64_t *used)
+{
+    for (int d = 0; d < n; d++) {
+        size_t free_b = 0, total = 0;
+        CUDA_TRY(cudaSetDevice(ordinal[d]));
+        CUDA_TRY(cudaMemGetInfo(&free_b, &total));
+        used[d] = total - free_b;
+    }
+    return PB_OK;
+}

@@ -7,8 +7,12 @@
 #include <string.h>
 
 #include "../../../base/check.h"
+#include "sim_kernels.h"
 
 const int calibration_shape_rows[CALIBRATION_SHAPES] = {1, 16, 128, 512, 4096};
+const int calibration_decode_batch[CALIBRATION_DECODE_POINTS] = {1, 4, 16};
+const int calibration_prompt_batch[CALIBRATION_PROMPT_POINTS] = {1, 4, 8};
+const int calibration_prompt_seq[CALIBRATION_PROMPT_POINTS] = {128, 128, 512};
 
 const char *calibration_base_name(const char *gpu_name)
 {
@@ -143,6 +147,106 @@ static void kernels_from_shapes(const struct calibration *c, const struct device
              CALIBRATION_SHAPE_K, CALIBRATION_SHAPE_N, CALIBRATION_SHAPE_K, c->n_gpus, c->gpu, kept);
 }
 
+/* The simulator's decode layer (ns) on p with a one-point GEMV table of memory fraction m. */
+static double decode_layer_ns(const struct device_profile *p, const struct model_spec *m, int batch, double mem)
+{
+    static struct device_profile q;   /* large; CPU code, one caller at a time */
+    q = *p;
+    q.kernels.n_gemv = 1;
+    q.kernels.gemv[0] = (struct efficiency_point){.rows = batch, .compute = 1, .memory = mem};
+    struct sim_call call = {.batch = batch, .seq = 1, .context = CALIBRATION_DECODE_CONTEXT, .tp = 1};
+    return sim_attention_half_ns(&q, m, &call) + sim_mlp_half_ns(&q, m, &call);
+}
+
+int calibration_gemv_table(const struct calibration *c, const struct device_profile *p,
+                           struct efficiency_point *out)
+{
+    int n = 0;
+    if (!p->kernels.present || c->decode_model.layers <= 0) return 0;
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
+        if (!(c->decode_layer_us[i] > 0)) continue;
+        int b = calibration_decode_batch[i];
+        double at_one = decode_layer_ns(p, &c->decode_model, b, 1.0);
+        double linears = decode_layer_ns(p, &c->decode_model, b, 0.5) - at_one;   /* their bytes / bw */
+        double inverse = 1.0 + (c->decode_layer_us[i] * 1e3 - at_one) / linears;
+        if (!(linears > 0) || !(inverse > 0)) continue;
+        double mem = 1.0 / inverse;
+        if (mem < 1e-4 || mem > 1.2) continue;
+        out[n++] = (struct efficiency_point){.rows = b, .compute = 1, .memory = mem};
+    }
+    return n;
+}
+
+/* The simulator's prompt layer (ns) on p with table t, point k's fractions times scale. */
+static double prompt_layer_ns(const struct device_profile *p, const struct model_spec *m, int i,
+                              const struct efficiency_point *t, int n, int k, double scale)
+{
+    static struct device_profile q;   /* large; CPU code, one caller at a time */
+    q = *p;
+    q.kernels.n_gemm = n;
+    memcpy(q.kernels.gemm, t, (size_t)n * sizeof *t);
+    q.kernels.gemm[k].compute *= scale;
+    q.kernels.gemm[k].memory *= scale;
+    struct sim_call call = {.batch = calibration_prompt_batch[i], .seq = calibration_prompt_seq[i],
+                            .context = calibration_prompt_seq[i], .tp = 1};
+    return sim_attention_half_ns(&q, m, &call) + sim_mlp_half_ns(&q, m, &call);
+}
+
+int calibration_scale_gemm_table(const struct calibration *c, const struct device_profile *p,
+                                 struct efficiency_point *t, int n)
+{
+    int scaled = 0;
+    if (c->decode_model.layers <= 0) return 0;
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
+        int rows = calibration_prompt_batch[i] * calibration_prompt_seq[i], k = -1;
+        for (int j = 0; j < n; j++)
+            if (t[j].rows == rows) k = j;
+        if (!(c->prompt_layer_us[i] > 0) || k < 0) continue;
+        double at_one = prompt_layer_ns(p, &c->decode_model, i, t, n, k, 1.0);
+        double linears = prompt_layer_ns(p, &c->decode_model, i, t, n, k, 0.5) - at_one;
+        double inverse = 1.0 + (c->prompt_layer_us[i] * 1e3 - at_one) / linears;
+        if (!(linears > 0) || !(inverse > 0)) continue;
+        double compute = t[k].compute / inverse, memory = t[k].memory / inverse;
+        if (compute < 1e-4 || memory < 1e-4 || compute > 1.2 || memory > 1.2) continue;
+        t[k].compute = compute;
+        t[k].memory = memory;
+        scaled++;
+    }
+    return scaled;
+}
+
+static void kernels_from_prompts(const struct calibration *c, struct device_profile *out)
+{
+    struct kernel_profile *k = &out->kernels;
+    if (!k->present) return;
+    int scaled = calibration_scale_gemm_table(c, out, k->gemm, k->n_gemm);
+    if (!scaled) return;
+    size_t used = strlen(k->source);
+    snprintf(k->source + used, sizeof k->source - used, "; gemm at the prompt layers' rows scaled: bench "
+             "--calibrate %s, one prompt layer of %.60s (llama_layers: the kernel core's own GEMM algorithms "
+             "at the model's shapes) at 1 x 128, 4 x 128, 8 x 512 tokens back to back in a CUDA graph, GPU 0; "
+             "both fractions scaled until the modelled layer takes the measured time (%d of 3 points)",
+             c->date, c->decode_model.name, scaled);
+}
+
+static void kernels_from_decode(const struct calibration *c, struct device_profile *out)
+{
+    struct kernel_profile *k = &out->kernels;
+    /* Per-kernel pricing needs the prompt GEMM table too: only with it is there a gemv to replace. */
+    if (!k->present) return;
+    struct efficiency_point table[PB_EFFICIENCY_POINTS];
+    int n = calibration_gemv_table(c, out, table);
+    if (n == 0) return;
+    k->n_gemv = n;
+    memcpy(k->gemv, table, (size_t)n * sizeof *table);
+    size_t used = strlen(k->source);
+    snprintf(k->source + used, sizeof k->source - used, "; gemv (replacing what was kept): bench --calibrate %s, one decode layer of %.60s "
+             "(llama_layers: the kernel core's GEMV shapes) at batch 1, 4, 16 attending to %d positions, back to "
+             "back in a CUDA graph, GPU 0; memory fraction at which the modelled layer (its other kernels at "
+             "their own pricing) takes the measured time", c->date, c->decode_model.name,
+             CALIBRATION_DECODE_CONTEXT);
+}
+
 static void launch_from(const struct calibration *c, struct device_profile *out)
 {
     if (c->graph_launch_us > 0) {
@@ -155,6 +259,40 @@ static void launch_from(const struct calibration *c, struct device_profile *out)
         snprintf(out->launch_source, sizeof out->launch_source, "bench --calibrate %s: median time per "
                  "4-byte cudaMemsetAsync, 2000 back to back on one stream, GPU 0", c->date);
     }
+}
+
+const uint64_t calibration_ar_bytes[CALIBRATION_AR_SIZES] = {8192, 65536, 524288, 4194304, 16777216, 33554432};
+
+/* The largest size up to which algorithm `a` is never slower than the faster of
+ * `b` and `c` (c < 0: b alone); 0 when it loses at the smallest size. */
+static uint64_t wins_up_to(const struct calibration *cal, int a, int b, int c)
+{
+    uint64_t bound = 0;
+    for (int s = 0; s < CALIBRATION_AR_SIZES; s++) {
+        double mine = cal->ar_us[a][s];
+        if (c >= 0) mine = fmin(mine, cal->ar_us[c][s]);
+        if (mine > cal->ar_us[b][s]) break;
+        bound = calibration_ar_bytes[s];
+    }
+    return bound;
+}
+
+int calibration_peer_allreduce(const struct calibration *c, double launch_us, struct peer_allreduce_profile *out)
+{
+    for (int a = 0; a < CALIBRATION_AR_ALGOS; a++)
+        for (int s = 0; s < CALIBRATION_AR_SIZES; s++)
+            if (!(c->ar_us[a][s] > 0)) return PB_ERR;
+    int last = CALIBRATION_AR_SIZES - 1;
+    double latency = fmax(0, c->ar_us[CALIBRATION_AR_ONESHOT][0] - launch_us);
+    double transfer_us = c->ar_us[CALIBRATION_AR_ONESHOT][last] - launch_us - latency;
+    if (!(transfer_us > 0)) return PB_ERR;
+    out->present = 1;
+    out->latency_us = latency;
+    out->read_gbps = (c->n_gpus - 1.0) * (double)calibration_ar_bytes[last] / (transfer_us * 1e3);
+    out->oneshot_max_bytes = wins_up_to(c, CALIBRATION_AR_ONESHOT, CALIBRATION_AR_TWOSHOT, -1);
+    uint64_t peer = wins_up_to(c, CALIBRATION_AR_ONESHOT, CALIBRATION_AR_NCCL, CALIBRATION_AR_TWOSHOT);
+    out->twoshot_max_bytes = peer > out->oneshot_max_bytes ? peer : out->oneshot_max_bytes;
+    return PB_OK;
 }
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
@@ -189,6 +327,8 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
              c->date, gpus, peak_note);
     launch_from(c, out);
     kernels_from_shapes(c, base, out);
+    kernels_from_prompts(c, out);
+    kernels_from_decode(c, out);
 
     struct link_profile *pcie = &out->link[LINK_PCIE];
     if (c->h2d_gbps > 0) {
@@ -219,6 +359,10 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
         snprintf(out->allreduce.source, sizeof out->allreduce.source, "not measured (one GPU): "
                  "guessed as 80%% of the host link; calibrate on 2 or more GPUs");
     }
+    if (c->n_gpus > 1 && calibration_peer_allreduce(c, out->launch_us, &out->peer_allreduce) == PB_OK)
+        snprintf(out->peer_allreduce.source, sizeof out->peer_allreduce.source, "bench --calibrate %s: peer "
+                 "all-reduce of bf16 on %s, 8 KiB to 32 MiB against NCCL; one-shot 8 KiB %.1f us", c->date, gpus,
+                 c->ar_us[CALIBRATION_AR_ONESHOT][0]);
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)
         if (!out->link[k].source[0])

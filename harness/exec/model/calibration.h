@@ -17,6 +17,24 @@
 #define CALIBRATION_SHAPE_K 4096
 extern const int calibration_shape_rows[CALIBRATION_SHAPES];   /* 1, 16, 128, 512, 4096 */
 
+/* Message sizes the peer all-reduce is timed at, against NCCL (2 or more GPUs). */
+#define CALIBRATION_AR_SIZES 6
+extern const uint64_t calibration_ar_bytes[CALIBRATION_AR_SIZES];   /* 8 KiB .. 32 MiB */
+enum { CALIBRATION_AR_ONESHOT, CALIBRATION_AR_TWOSHOT, CALIBRATION_AR_NCCL, CALIBRATION_AR_ALGOS };
+/* Decode steps timed for the GEMV efficiencies: one layer of the model through the
+ * kernel core (llama_layers: its own decode kernels at the model's own GEMV shapes,
+ * the GEMV at one sequence, its tensor-core decode path above), at these batches,
+ * attending to CALIBRATION_DECODE_CONTEXT positions. */
+#define CALIBRATION_DECODE_POINTS 3
+#define CALIBRATION_DECODE_CONTEXT 192
+extern const int calibration_decode_batch[CALIBRATION_DECODE_POINTS];   /* 1, 4, 16 */
+
+/* Prompt layers timed the same way, for the GEMM table at the row counts the
+ * kernel core's own algorithm choice serves (batch x seq: 1 x 128, 4 x 128, 8 x 512). */
+#define CALIBRATION_PROMPT_POINTS 3
+extern const int calibration_prompt_batch[CALIBRATION_PROMPT_POINTS];   /* 1, 4, 8 */
+extern const int calibration_prompt_seq[CALIBRATION_PROMPT_POINTS];     /* 128, 128, 512 */
+
 struct calibration {
     int n_gpus;
     char gpu[PB_GPU_NAME_LEN];                   /* cudaDeviceProp.name of GPU 0 */
@@ -34,6 +52,12 @@ struct calibration {
     double shape_us[CALIBRATION_SHAPES];   /* cuBLASLt bf16 GEMM per call, back to back in a CUDA
                                             * graph, weights rotated past L2, GPU 0; 0: not measured */
     double graph_launch_us;            /* per tiny kernel back to back inside a CUDA graph, GPU 0 */
+    double ar_us[CALIBRATION_AR_ALGOS][CALIBRATION_AR_SIZES];   /* bf16 all-reduce per call, host wall
+                                                                 * time; 0: not measured */
+    struct model_spec decode_model;    /* the model whose decode layer was timed */
+    double decode_layer_us[CALIBRATION_DECODE_POINTS];   /* one layer, one token per sequence, back to
+                                                          * back in a CUDA graph, GPU 0; 0: not measured */
+    double prompt_layer_us[CALIBRATION_PROMPT_POINTS];   /* one layer over a prompt, likewise */
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -53,6 +77,29 @@ const char *calibration_base_name(const char *gpu_name);
  * from being slow on both counts. Returns the number of points (0: none measured). */
 int calibration_gemm_table(const struct calibration *c, double tflops, double gbps, double launch_us,
                            struct efficiency_point *out);
+
+/* The peer_allreduce section from ar_us: latency = the 8 KiB one-shot less one
+ * launch; read_gbps = (N-1) x the largest size / (its one-shot less launch and
+ * latency); oneshot_max_bytes = the largest size up to which one-shot is never slower
+ * than two-shot, twoshot_max_bytes the largest up to which a peer one is never slower
+ * than NCCL (at least oneshot_max_bytes). PB_ERR (no message) when not measured. */
+int calibration_peer_allreduce(const struct calibration *c, double launch_us, struct peer_allreduce_profile *out);
+/* The GEMV efficiency table from the timed decode layers: per batch B, the memory
+ * fraction m at which the simulator's layer (sim_attention_half_ns + sim_mlp_half_ns
+ * of profile p, whose other kernels keep their own pricing) takes the measured time.
+ * The linears are memory-bound at these rows, so the layer's time is affine in 1/m
+ * and m follows from two evaluations. A point whose other kernels alone already
+ * exceed the measurement is left out. Returns the number of points (0: none). */
+int calibration_gemv_table(const struct calibration *c, const struct device_profile *p,
+                           struct efficiency_point *out);
+
+/* The GEMM table's points at the prompt layers' rows, scaled (compute and memory
+ * fractions alike) so the simulator's prompt layer takes the measured time: the time
+ * is affine in 1 / scale, as for the GEMV. Points of other rows stay; a layer whose
+ * rows have no point in the table, or that needs a fraction outside (0, 1.2], is left
+ * out. Updates t (n points) in place; returns how many points were scaled. */
+int calibration_scale_gemm_table(const struct calibration *c, const struct device_profile *p,
+                                 struct efficiency_point *t, int n);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);

@@ -145,6 +145,53 @@ static int parse_kernels(const cJSON *root, const char *origin, struct kernel_pr
     return get_string(o, "kernels", "source", origin, k->source, sizeof k->source);
 }
 
+static int parse_peer_allreduce(const cJSON *root, const char *origin, struct peer_allreduce_profile *a)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "peer_allreduce");
+    a->present = o != NULL;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: peer_allreduce: must be an object", origin);
+    double one = 0, two = 0;
+    PB_TRY(get_number(o, "peer_allreduce", "read_gbps", origin, GBPS, &a->read_gbps));
+    PB_TRY(get_number(o, "peer_allreduce", "latency_us", origin, MICROSECONDS, &a->latency_us));
+    PB_TRY(get_number(o, "peer_allreduce", "oneshot_max_bytes", origin, 0, 1e15, &one));
+    PB_TRY(get_number(o, "peer_allreduce", "twoshot_max_bytes", origin, 0, 1e15, &two));
+    a->oneshot_max_bytes = (uint64_t)one;
+    a->twoshot_max_bytes = (uint64_t)two;
+    return get_string(o, "peer_allreduce", "source", origin, a->source, sizeof a->source);
+}
+
+static int validate_peer_allreduce(const struct peer_allreduce_profile *a, const char *origin)
+{
+    if (!a->present) return PB_OK;
+    if (!(a->read_gbps > 0)) return pb_fail("%s: peer_allreduce.read_gbps: must be positive", origin);
+    if (!(a->latency_us >= 0)) return pb_fail("%s: peer_allreduce.latency_us: must be >= 0", origin);
+    if (a->twoshot_max_bytes < a->oneshot_max_bytes)
+        return pb_fail("%s: peer_allreduce.twoshot_max_bytes: %llu is below oneshot_max_bytes %llu (two-shot "
+                       "takes over from one-shot)", origin, (unsigned long long)a->twoshot_max_bytes,
+                       (unsigned long long)a->oneshot_max_bytes);
+    return PB_OK;
+}
+
+static void peer_allreduce_to_json(cJSON *root, const struct peer_allreduce_profile *a)
+{
+    if (!a->present) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "peer_allreduce");
+    cJSON_AddNumberToObject(o, "read_gbps", a->read_gbps);
+    cJSON_AddNumberToObject(o, "latency_us", a->latency_us);
+    cJSON_AddNumberToObject(o, "oneshot_max_bytes", (double)a->oneshot_max_bytes);
+    cJSON_AddNumberToObject(o, "twoshot_max_bytes", (double)a->twoshot_max_bytes);
+    cJSON_AddStringToObject(o, "source", a->source);
+}
+
+struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)
+{
+    const struct peer_allreduce_profile *a = &p->peer_allreduce;
+    struct allreduce_table t = {.known = a->present, .oneshot_max_bytes = a->oneshot_max_bytes,
+                                .twoshot_max_bytes = a->twoshot_max_bytes};
+    return t;
+}
+
 static int parse_fields(const cJSON *root, const char *origin, struct device_profile *p)
 {
     const cJSON *o;
@@ -198,6 +245,7 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     PB_TRY(get_number(o, "allreduce", "step_latency_us", origin, MICROSECONDS, &p->allreduce.step_latency_us));
     PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
                       sizeof p->allreduce.source));
+    PB_TRY(parse_peer_allreduce(root, origin, &p->peer_allreduce));
     return parse_kernels(root, origin, &p->kernels);
 }
 
@@ -278,6 +326,7 @@ int device_profile_validate(const struct device_profile *p, const char *origin)
     if (!(p->allreduce.bus_gbps > 0)) return pb_fail("%s: allreduce.bus_gbps: must be positive", origin);
     if (!(p->allreduce.step_latency_us >= 0))
         return pb_fail("%s: allreduce.step_latency_us: must be >= 0", origin);
+    PB_TRY(validate_peer_allreduce(&p->peer_allreduce, origin));
     return validate_kernels(&p->kernels, origin);
 }
 
@@ -452,6 +501,7 @@ static cJSON *profile_to_json(const struct device_profile *p)
     cJSON_AddNumberToObject(ar, "bus_gbps", p->allreduce.bus_gbps);
     cJSON_AddNumberToObject(ar, "step_latency_us", p->allreduce.step_latency_us);
     cJSON_AddStringToObject(ar, "source", p->allreduce.source);
+    peer_allreduce_to_json(root, &p->peer_allreduce);
     kernels_to_json(root, &p->kernels);
     return root;
 }

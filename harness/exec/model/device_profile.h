@@ -6,6 +6,7 @@
 #define PB_DEVICE_PROFILE_H
 #include <stdint.h>
 #include "../../../base/limits.h"
+#include "../../../kernels/allreduce_algo.h"
 
 #define PB_PROFILE_SOURCE 320
 
@@ -27,6 +28,19 @@ struct link_profile {
 struct allreduce_profile {
     double bus_gbps;
     double step_latency_us;
+    char source[PB_PROFILE_SOURCE];
+};
+
+/* The peer-memory all-reduce (kernels/allreduce.h), optional in JSON ("peer_allreduce"):
+ * one-shot t = launch + latency_us + (n-1) x bytes / read_gbps; two-shot
+ * t = launch + 2 x latency_us + 2(n-1)/n x bytes / read_gbps (docs/COST_MODEL.md).
+ * The crossovers are what --allreduce auto picks by: one-shot up to
+ * oneshot_max_bytes, two-shot up to twoshot_max_bytes, NCCL above. */
+struct peer_allreduce_profile {
+    int present;
+    double read_gbps;             /* a kernel's loads from peer memory, per GPU */
+    double latency_us;            /* one flag barrier: a store to every peer and the wait for theirs */
+    uint64_t oneshot_max_bytes, twoshot_max_bytes;
     char source[PB_PROFILE_SOURCE];
 };
 
@@ -80,6 +94,7 @@ struct device_profile {
     enum link_kind peer_link;     /* what carries GPU-to-GPU copies in this machine */
     struct link_profile link[LINK_KINDS];  /* host-to-device always uses LINK_PCIE */
     struct allreduce_profile allreduce;
+    struct peer_allreduce_profile peer_allreduce;
     struct kernel_profile kernels;  /* per-kernel efficiencies ("kernels" in JSON, optional) */
 };
 
@@ -88,6 +103,9 @@ struct device_profile {
 double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory);
 
 const char *link_kind_name(enum link_kind k);
+
+/* The crossovers --allreduce auto picks by (known = 0 where the profile has no peer_allreduce). */
+struct allreduce_table device_profile_allreduce_table(const struct device_profile *p);
 
 /* Load a profile: a name ("h200" -> profiles/h200.json, looked up in the current
  * directory, then beside the executable and its parent) or a path to a .json file.

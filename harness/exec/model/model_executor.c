@@ -47,7 +47,7 @@ static int model_run(void *state, int iteration, struct trace *t, double *ms)
     for (int k = 0; k < c->g->n_passes; k++) {
         struct trace piece;
         double pass_ms;
-        PB_TRY(simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, &piece, &pass_ms));
+        PB_TRY(simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, c->allreduce, &piece, &pass_ms));
         int rc = t ? append(t, &piece, (uint64_t)llround(clock * 1e6), iteration) : PB_OK;
         trace_free(&piece);
         PB_TRY(rc);

@@ -109,6 +109,31 @@ double sim_allreduce_ns(const struct device_profile *p, uint64_t bytes, int n)
            steps / n * (double)bytes / p->allreduce.bus_gbps;
 }
 
+/* Read bandwidth (bytes/ns) and barrier latency (ns) of the peer path. */
+static void peer_rates(const struct device_profile *p, int one_gpu, double *read, double *latency)
+{
+    const struct link_profile *l = &p->link[p->peer_link];
+    *read = one_gpu ? p->hbm_gbps : p->peer_allreduce.present ? p->peer_allreduce.read_gbps : l->peer_gbps;
+    *latency = (p->peer_allreduce.present ? p->peer_allreduce.latency_us : l->latency_us) * 1e3;
+}
+
+double sim_peer_allreduce_ns(const struct device_profile *p, enum allreduce_algo algo, uint64_t bytes, int n,
+                             int one_gpu)
+{
+    if (n <= 1) return 0;
+    double read, latency;
+    peer_rates(p, one_gpu, &read, &latency);
+    if (algo == ALLREDUCE_TWOSHOT) return launch_ns(p) + 2 * latency + 2.0 * (n - 1) / n * (double)bytes / read;
+    return launch_ns(p) + latency + (n - 1.0) * (double)bytes / read;
+}
+
+double sim_peer_allgather_ns(const struct device_profile *p, uint64_t bytes, int n, int one_gpu)
+{
+    if (n <= 1) return 0;
+    if (one_gpu) return n * (launch_ns(p) + 2.0 * (double)bytes / p->hbm_gbps);
+    return n * sim_copy_ns(p, bytes);
+}
+
 double sim_allgather_ns(const struct device_profile *p, uint64_t bytes, int n)
 {
     if (n <= 1) return 0;
@@ -136,6 +161,8 @@ struct sim {
     double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per GPU (gpu[] below) */
     int gpu[PB_MAX_DEVICES];   /* logical device -> the GPU whose SMs and engines it uses */
     int shift;                 /* positions every step's context is past its template's */
+    enum allreduce_algo allreduce;   /* how tp sums run (--allreduce) */
+    int nccl;                  /* NCCL communicators exist: the executor's rule, cuda_executor.c */
 };
 
 /* Logical devices on one CUDA ordinal (--devices 0,0) share that GPU: the first
@@ -299,6 +326,29 @@ static void sim_run_step(struct sim *x, int i, double t)
     x->state[i] = DONE;
 }
 
+/* Ranks of step st's group on one GPU (--devices 0,0): peer reads are its own memory. */
+static int call_on_one_gpu(const struct sim *x, const struct step *st)
+{
+    for (int a = 0; a < x->s->n_devices; a++)
+        for (int b = 0; b < a; b++)
+            if (x->s->group_of[a] == st->group && x->s->group_of[b] == st->group && x->gpu[a] == x->gpu[b])
+                return 1;
+    return 0;
+}
+
+/* A call's time once all ranks are in, by the path the CUDA executor takes for it. */
+static double sim_call_ns(const struct sim *x, const struct step *st, uint64_t bytes, int size)
+{
+    int one_gpu = call_on_one_gpu(x, st);
+    struct allreduce_table table = device_profile_allreduce_table(x->prof);
+    if (st->kind == STEP_ALLGATHER)
+        return x->nccl && !one_gpu ? sim_allgather_ns(x->prof, bytes, size)
+                                   : sim_peer_allgather_ns(x->prof, bytes, size, one_gpu);
+    enum allreduce_algo algo = allreduce_choose(x->allreduce, &table, bytes, x->nccl && !one_gpu);
+    return algo == ALLREDUCE_NCCL ? sim_allreduce_ns(x->prof, bytes, size)
+                                  : sim_peer_allreduce_ns(x->prof, algo, bytes, size, one_gpu);
+}
+
 /* When every rank of step i's call has arrived, all of them end together. */
 static void sim_try_finish_call(struct sim *x, int i)
 {
@@ -313,8 +363,7 @@ static void sim_try_finish_call(struct sim *x, int i)
         last = fmax(last, x->start[j]);
         if (x->s->steps[j].bytes > bytes) bytes = x->s->steps[j].bytes;
     }
-    double t = st->kind == STEP_ALLREDUCE ? sim_allreduce_ns(x->prof, bytes, size)
-                                          : sim_allgather_ns(x->prof, bytes, size);
+    double t = sim_call_ns(x, st, bytes, size);
     for (int j = g; j < x->n; j++) {
         if (x->group[j] != g) continue;
         x->end[j] = last + t;
@@ -401,27 +450,34 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
 }
 
 static int simulate_shifted(const struct device_profile *prof, const struct model_spec *m,
-                            const struct schedule *s, const int *ordinal, int shift, int iterations,
-                            struct trace *out, double *latency_ms);
+                            const struct schedule *s, const int *ordinal, int shift, enum allreduce_algo algo,
+                            int iterations, struct trace *out, double *latency_ms);
 
 int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
                          const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
                          double *latency_ms)
 {
-    return simulate_shifted(prof, m, s, ordinal, 0, iterations, out, latency_ms);
+    return simulate_shifted(prof, m, s, ordinal, 0, ALLREDUCE_NCCL, iterations, out, latency_ms);
+}
+
+int simulate_schedule_allreduce(const struct device_profile *prof, const struct model_spec *m,
+                                const struct schedule *s, const int *ordinal, enum allreduce_algo algo,
+                                int iterations, struct trace *out, double *latency_ms)
+{
+    return simulate_shifted(prof, m, s, ordinal, 0, algo, iterations, out, latency_ms);
 }
 
 int simulate_pass(const struct device_profile *prof, const struct model_spec *m, const struct program *g,
-                  int k, const int *ordinal, struct trace *out, double *latency_ms)
+                  int k, const int *ordinal, enum allreduce_algo algo, struct trace *out, double *latency_ms)
 {
     const struct schedule *s = program_pass_schedule(g, k);
     int shift = g->passes[k].decode ? g->passes[k].context - g->passes[1].context : 0;
-    return simulate_shifted(prof, m, s, ordinal, shift, 1, out, latency_ms);
+    return simulate_shifted(prof, m, s, ordinal, shift, algo, 1, out, latency_ms);
 }
 
 static int simulate_shifted(const struct device_profile *prof, const struct model_spec *m,
-                            const struct schedule *s, const int *ordinal, int shift, int iterations,
-                            struct trace *out, double *latency_ms)
+                            const struct schedule *s, const int *ordinal, int shift, enum allreduce_algo algo,
+                            int iterations, struct trace *out, double *latency_ms)
 {
     trace_init(out, s->n_devices);
     out->predicted = 1;
@@ -429,8 +485,13 @@ static int simulate_shifted(const struct device_profile *prof, const struct mode
     *latency_ms = 0;
     if (iterations < 1) iterations = 1;
     if (s->n_steps == 0) return PB_OK;
-    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps, .shift = shift};
+    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps, .shift = shift, .allreduce = algo};
     sim_map_gpus(&x, ordinal);
+    /* NCCL runs only where no two ranks share a GPU: auto's communicators, or nccl's. */
+    int shared = 0;
+    for (int a = 0; a < s->n_devices; a++)
+        for (int b = 0; b < a; b++) shared |= s->group_of[a] == s->group_of[b] && x.gpu[a] == x.gpu[b];
+    x.nccl = algo == ALLREDUCE_NCCL || (algo == ALLREDUCE_AUTO && !shared);
     int rc = sim_alloc(&x);
     if (rc == PB_OK) rc = sim_index(&x);
     if (rc == PB_OK) rc = sim_iterate(&x);

@@ -34,6 +34,15 @@ double sim_h2d_ns(const struct device_profile *p, uint64_t bytes);
 /* Ring all-reduce of `bytes` (each rank's buffer) over n ranks, once all have arrived:
  * launch + 2(n-1) x step latency + 2(n-1)/n x bytes / bus bandwidth. 0 for n == 1. */
 double sim_allreduce_ns(const struct device_profile *p, uint64_t bytes, int n);
+/* Peer-memory all-reduce (kernels/allreduce.h) of `bytes` per rank over n ranks, read
+ * at the profile's peer_allreduce.read_gbps (where it has none: the peer link's
+ * copy bandwidth and latency; ranks on one GPU: its memory bandwidth):
+ * one-shot launch + latency + (n-1) x bytes / read; two-shot launch + 2 latencies +
+ * 2(n-1)/n x bytes / read. 0 for n == 1. */
+double sim_peer_allreduce_ns(const struct device_profile *p, enum allreduce_algo algo, uint64_t bytes, int n,
+                             int one_gpu);
+/* Peer all-gather: every rank copies the n slices into place, one copy each. */
+double sim_peer_allgather_ns(const struct device_profile *p, uint64_t bytes, int n, int one_gpu);
 /* Ring all-gather of `bytes` per rank: launch + (n-1) x step latency + (n-1) x bytes / bus bw. */
 double sim_allgather_ns(const struct device_profile *p, uint64_t bytes, int n);
 
@@ -52,8 +61,13 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
 int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
                          const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
                          double *latency_ms);
+/* The same with tp sums priced as --allreduce `algo` runs them (auto: by size from the
+ * profile's table, as the CUDA executor picks; the two above price NCCL's ring). */
+int simulate_schedule_allreduce(const struct device_profile *prof, const struct model_spec *m,
+                                const struct schedule *s, const int *ordinal, enum allreduce_algo algo,
+                                int iterations, struct trace *out, double *latency_ms);
 /* Pass k of a program, once: its schedule with every step at the pass's context
- * (the decode template's work grown by the positions past pass 1). */
+ * (the decode template's work grown by the positions past pass 1); tp sums as `algo`. */
 int simulate_pass(const struct device_profile *prof, const struct model_spec *m, const struct program *g,
-                  int k, const int *ordinal, struct trace *out, double *latency_ms);
+                  int k, const int *ordinal, enum allreduce_algo algo, struct trace *out, double *latency_ms);
 #endif

@@ -8,6 +8,7 @@
 #include "../cuda/cuda_exec_internal.h"
 #include "../../run/run_common.h"
 #include "cuda_mpi_exec.h"
+#include "cuda_mpi_peer.h"
 
 struct mpi_plan {
     struct plan_exec p;        /* the single-process layout; events only for this rank's steps */
@@ -26,6 +27,7 @@ struct mpi_executor {
     struct mpi_plan pre, dec;
     int last_rows;
     nvtxDomainHandle_t nvtx;
+    struct mpi_peer peer;      /* tp sums on peer memory (--allreduce), when active */
 };
 
 #define MINE(e, logical) ((logical) == (e)->dev)
@@ -194,7 +196,10 @@ static int collective(struct mpi_executor *e, struct mpi_plan *pe, int i, int la
     PB_TRY(wait_deps(pe, st, s));
     if (st->kind == STEP_ALLREDUCE) {
         void *h = (char *)llama_part_hidden(p) + rows_offset(e, pe, st);
-        NCCL_TRY(ncclAllReduce(h, h, rows_count(e, pe, st), ncclBfloat16, ncclSum, e->x.comm, s));
+        size_t count = rows_count(e, pe, st);
+        enum allreduce_algo algo = allreduce_choose(e->x.c.allreduce, &e->x.c.allreduce_table, count * 2, 1);
+        if (e->peer.active && algo != ALLREDUCE_NCCL) return peer_allreduce(&e->peer.comm, h, count, algo, s);
+        NCCL_TRY(ncclAllReduce(h, h, count, ncclBfloat16, ncclSum, e->x.comm, s));
         return PB_OK;
     }
     int w = e->x.c.n_devices, vl = e->x.c.m->vocab / w, rows = last_only ? st->batch : st->batch * pe->p.seq;
@@ -261,6 +266,16 @@ static int issue_pass(struct mpi_executor *e, struct mpi_plan *pe, const struct 
 
 /* ---- the executor ---- */
 
+/* tp (one group of every device) with sums --allreduce may give to peer memory:
+ * the same answer on every rank, as the handle exchange is collective. */
+static int wants_peer(const struct cuda_config *c)
+{
+    if (c->allreduce == ALLREDUCE_NCCL || c->prefill->n_groups != 1 || c->n_devices < 2) return 0;
+    for (int i = 0; i < c->prefill->n_steps; i++)
+        if (c->prefill->steps[i].kind == STEP_ALLREDUCE) return 1;
+    return 0;
+}
+
 int mpi_executor_create(const struct mpi_exec_config *x, struct mpi_executor **out)
 {
     *out = NULL;
@@ -277,8 +292,10 @@ int mpi_executor_create(const struct mpi_exec_config *x, struct mpi_executor **o
     for (int d = 0; d < PB_MAX_DEVICES; d++) ordinal[d] = x->ordinal;
     PB_TRY(exec_build_parts(&x->c, ordinal, &e->l));
     e->idle = x->device >= x->c.prefill->n_devices;   /* e.g. rank 1 while `single` runs */
-    if (e->idle) return PB_OK;
     CUDA_TRY(cudaSetDevice(x->ordinal));
+    if (wants_peer(&x->c))
+        PB_TRY(mpi_peer_create(x->world, x->c.n_devices, (size_t)x->c.batch * x->c.seq * x->c.m->hidden, &e->peer));
+    if (e->idle) return PB_OK;
     e->nvtx = nvtxDomainCreateA("placebench");
     PB_TRY(create_streams(e));
     PB_TRY(create_parts(e));
@@ -301,6 +318,7 @@ void mpi_executor_destroy(struct mpi_executor *e)
     }
     if (e->start) cudaEventDestroy(e->start);
     if (e->stop) cudaEventDestroy(e->stop);
+    mpi_peer_destroy(&e->peer);
     cudaFree(e->gather);
     cudaFree(e->d_next);
     cudaFreeHost(e->h_prompt);
@@ -344,6 +362,7 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
     PB_TRY(fork_join(e, 1));
     CUDA_TRY(cudaEventRecord(e->stop, e->stream[0]));
     CUDA_TRY(cudaEventSynchronize(e->stop));
+    if (e->peer.active) PB_TRY(peer_comm_check(&e->peer.comm));
     float elapsed = 0;
     CUDA_TRY(cudaEventElapsedTime(&elapsed, e->start, e->stop));
     *ms = elapsed;
@@ -417,7 +436,8 @@ static int mpi_create(const struct exec_config *c, void **state)
     if (g->prompt.tp_world > 1 && g->prompt.tp_world != c->world->size)
         return pb_fail("%s: tensor parallel over %d of %d ranks needs a sub-communicator (not built); run "
                        "-np %d", c->label, g->prompt.tp_world, c->world->size, g->prompt.tp_world);
-    struct mpi_exec_config x = {.device = c->world->rank, .ordinal = c->map->ordinal[c->world->rank], .comm = mw->comm};
+    struct mpi_exec_config x = {.device = c->world->rank, .ordinal = c->map->ordinal[c->world->rank], .comm = mw->comm,
+                                .world = mw->world};
     PB_TRY(cuda_config_from(c, &x.c));
     struct mpi_executor *e = NULL;
     int rc = mpi_executor_create(&x, &e);
@@ -445,6 +465,14 @@ static void mpi_destroy(void *state)
     cupti_exec_collect(NULL, NULL, -1);
 }
 
+/* A rank runs logical device `rank` alone. */
+static int mpi_memory_in_use(const struct exec_config *c, uint64_t *used)
+{
+    int me = c->world->rank;
+    for (int d = 0; d < c->g->prompt.n_devices; d++) used[d] = 0;
+    return me < c->g->prompt.n_devices ? executor_gpu_used(&c->map->ordinal[me], 1, &used[me]) : PB_OK;
+}
+
 const struct executor_ops mpi_executor_ops = {
     .name = "mpi",
     .copies_are_kernels = 1,
@@ -454,4 +482,5 @@ const struct executor_ops mpi_executor_ops = {
     .collect = cupti_exec_collect,
     .outputs = mpi_outputs,
     .destroy = mpi_destroy,
+    .memory_in_use = mpi_memory_in_use,
 };

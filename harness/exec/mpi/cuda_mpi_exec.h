@@ -3,17 +3,20 @@
  * device (its rank) on one GPU. It issues only that device's steps; a STEP_COPY
  * becomes ncclSend on the source rank and ncclRecv on the destination rank, the
  * greedy tokens of a decode go back to the embedding's rank the same way, and
- * tensor-parallel collectives run on the one communicator of all ranks. */
+ * tensor-parallel collectives run on the one communicator of all ranks, or (tp
+ * sums that --allreduce gives to peer memory) on memory opened by CUDA IPC. */
 #ifndef PB_CUDA_MPI_EXEC_H
 #define PB_CUDA_MPI_EXEC_H
 #include <nccl.h>
 #include "../executor.h"
+#include "mpi_world.h"
 
 struct mpi_exec_config {
     struct cuda_config c;   /* c.n_devices: the schedule's; c.ordinal and c.use_graph are ignored */
     int device;             /* schedule device this rank runs (= its rank); >= n_devices: idle */
     int ordinal;            /* its CUDA ordinal */
     ncclComm_t comm;        /* all ranks, rank r = schedule device r */
+    const struct mpi_world *world;   /* exchanges the peer all-reduce's IPC handles */
 };
 
 struct mpi_executor;
@@ -21,6 +24,7 @@ struct mpi_executor;
 /* The world's impl for executor.h's mpi_executor_ops: the communicator of all ranks. */
 struct mpi_exec_world {
     ncclComm_t comm;
+    const struct mpi_world *world;   /* for the peer all-reduce's handle exchange */
 };
 
 int mpi_executor_create(const struct mpi_exec_config *x, struct mpi_executor **out);

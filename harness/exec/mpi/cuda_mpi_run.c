@@ -19,6 +19,7 @@
 #include "../../run/run.h"
 #include "../../run/run_common.h"
 #include "../../run/run_outputs.h"
+#include "../../run/predict.h"
 #include "cuda_mpi_exec.h"
 #include "../../run/sweep.h"
 #include "mpi_jobs.h"
@@ -120,6 +121,7 @@ static void fill_env(const struct mpi_run *run, struct run_env *env)
     }
     run_env_versions(env);
     env->cupti_enabled = run->cupti_on;
+    env->profile_steps = run->o->profile_steps;
     snprintf(env->cupti_note, sizeof env->cupti_note, "%s", run->cupti_on ? "mpi: one CUPTI per rank, gathered"
              : "CUPTI off on at least one rank: busy time unknown");
     snprintf(env->model, sizeof env->model, "%s", run->m->name);
@@ -149,6 +151,7 @@ static int setup(struct mpi_run *run)
     PB_TRY(mpi_world_agree(run->w, rc, "choosing GPUs"));
     PB_TRY(nccl_init(run));
     char why[256] = "";
+    cupti_set_detail(run->o->profile_steps);
     run->cupti_on = !run->o->no_cupti && cupti_start(why, sizeof why) == PB_OK;
     if (!run->o->no_cupti && !run->cupti_on)
         fprintf(stderr, "bench: warning: rank %d: %s; busy time unknown\n", run->w->rank, why);
@@ -226,16 +229,20 @@ int run_measured_mpi(const struct mpi_world *w, struct options *o, const struct 
     fprintf(run.ranks_csv, "strategy,batch,seq,device,rank,host,gpu_ordinal,gpu,clock_offset_us,clock_rtt_us,"
                            "window_ms,compute_ms,comm_ms,copy_ms,idle_ms,utilisation\n");
     run.exec.comm = run.comm;
+    run.exec.world = w;
     run.world = (struct exec_world){.rank = w->rank, .size = w->size, .agree = world_agree, .max = world_max,
                                     .to_rank0 = world_to_rank0, .gather = world_gather,
                                     .point_done = world_point_done, .impl = &run.exec};
     static struct sweep s;
     s = (struct sweep){.o = o, .m = m, .mc = run.mc, .ex = &mpi_executor_ops, .world = &run.world,
                        .cupti_on = run.cupti_on};
+    static struct device_profile ceilings;
+    if (w->rank == 0) s.ceilings = run_ceilings_profile(o->gpu_profile, run.ranks[0].gpu, &ceilings);
     char weights[1100];
     run_weights_describe(o, weights, sizeof weights);
     s.weights = weights;
     s.map.n = w->size < PB_MAX_DEVICES ? w->size : PB_MAX_DEVICES;
+    s.allreduce_table = predict_allreduce_table(o->allreduce, run.ranks[0].gpu);
     for (int d = 0; d < s.map.n; d++) s.map.ordinal[d] = run.ranks[d].ordinal;
     struct sweep_out out;
     rc = sweep_run(&s, &out);

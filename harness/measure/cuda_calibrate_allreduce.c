@@ -1,0 +1,105 @@
+/* bench --calibrate on 2 or more GPUs: the peer-memory all-reduce (kernels/allreduce.h)
+ * one-shot and two-shot against NCCL's, bf16 in place, at each calibration_ar_bytes,
+ * host wall time per call over back-to-back calls, as nccl-tests times them. The
+ * crossovers --allreduce auto uses come from these (calibration_peer_allreduce). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "../../kernels/allreduce.h"
+#include "cuda_calibrate.h"
+#include "cuda_calibrate_check.h"
+
+#define AR_ITERS 50
+#define AR_MAX_BYTES (32ull << 20)
+
+static double wall_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+struct ar_bench {
+    int n;
+    void *buf[PEER_MAX_RANKS];
+    cudaStream_t stream[PEER_MAX_RANKS];
+    ncclComm_t comm[PEER_MAX_RANKS];
+    struct peer_group g;
+};
+
+static int one_call(struct ar_bench *b, int algo, size_t count)
+{
+    int rc = PB_OK;
+    if (algo != CALIBRATION_AR_NCCL)
+        return peer_group_allreduce(&b->g, b->buf, count,
+                                    algo == CALIBRATION_AR_ONESHOT ? ALLREDUCE_ONESHOT : ALLREDUCE_TWOSHOT, b->stream);
+    CKN(ncclGroupStart());
+    for (int d = 0; d < b->n; d++)
+        CKN(ncclAllReduce(b->buf[d], b->buf[d], count, ncclBfloat16, ncclSum, b->comm[d], b->stream[d]));
+    CKN(ncclGroupEnd());
+done:
+    return rc;
+}
+
+static int sync_all(struct ar_bench *b)
+{
+    int rc = PB_OK;
+    for (int d = 0; d < b->n; d++) {
+        CK(cudaSetDevice(d));
+        CK(cudaStreamSynchronize(b->stream[d]));
+    }
+done:
+    return rc;
+}
+
+static int time_calls(struct ar_bench *b, int algo, size_t count, double *us)
+{
+    for (int i = 0; i < 5; i++) PB_TRY(one_call(b, algo, count));
+    PB_TRY(sync_all(b));
+    double t0 = wall_s();
+    for (int i = 0; i < AR_ITERS; i++) PB_TRY(one_call(b, algo, count));
+    PB_TRY(sync_all(b));
+    *us = (wall_s() - t0) / AR_ITERS * 1e6;
+    return PB_OK;
+}
+
+int calibrate_peer_allreduce(int n, struct calibration *c)
+{
+    int rc = PB_OK, ordinal[PEER_MAX_RANKS] = {0};
+    if (n > PEER_MAX_RANKS) {
+        printf("peer all-reduce: not measured on %d GPUs (it supports %d)\n", n, PEER_MAX_RANKS);
+        return PB_OK;
+    }
+    struct ar_bench b = {.n = n};
+    for (int d = 0; d < n; d++) ordinal[d] = d;
+    for (int d = 0; d < n; d++) {
+        CK(cudaSetDevice(d));
+        CK(cudaMalloc(&b.buf[d], AR_MAX_BYTES));
+        /* The sums run at the same speed on any values; zeros keep them finite. */
+        CK(cudaMemset(b.buf[d], 0, AR_MAX_BYTES));
+        CK(cudaDeviceSynchronize());   /* the streams below are non-blocking */
+        CK(cudaStreamCreateWithFlags(&b.stream[d], cudaStreamNonBlocking));
+    }
+    if (peer_group_create(n, ordinal, AR_MAX_BYTES / 2, &b.g) != PB_OK) {
+        /* GPUs without P2P between them: the profile keeps its base's table. */
+        printf("peer all-reduce: not measured (%s)\n", pb_last_error());
+        goto done;
+    }
+    CKN(ncclCommInitAll(b.comm, n, ordinal));
+    for (int s = 0; s < CALIBRATION_AR_SIZES; s++) {
+        for (int a = 0; a < CALIBRATION_AR_ALGOS; a++)
+            if ((rc = time_calls(&b, a, calibration_ar_bytes[s] / 2, &c->ar_us[a][s])) != PB_OK) goto done;
+        printf("all-reduce %d GPUs, %8llu B: one-shot %.1f us, two-shot %.1f us, NCCL %.1f us\n", n,
+               (unsigned long long)calibration_ar_bytes[s], c->ar_us[0][s], c->ar_us[1][s], c->ar_us[2][s]);
+    }
+    rc = peer_group_check(&b.g);
+done:
+    for (int d = 0; d < n; d++) {
+        if (b.comm[d]) ncclCommDestroy(b.comm[d]);
+        cudaSetDevice(d);
+        if (b.stream[d]) cudaStreamDestroy(b.stream[d]);
+        cudaFree(b.buf[d]);
+    }
+    if (b.g.n) peer_group_destroy(&b.g);
+    return rc;
+}

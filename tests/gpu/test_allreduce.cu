@@ -1,0 +1,219 @@
+/* The peer-memory all-reduce (kernels/allreduce.h) against a CPU sum on 2 and 4
+ * logical ranks of one GPU: the fp32 sum in rank order rounded once to bf16, bit
+ * for bit, on every rank, for sizes from one element to 2 MiB (8 KiB, a decode
+ * step's, and odd ones that end mid-pack), and the same bits again on a second
+ * call (the other staging half). Both ways ranks meet are checked: events (what
+ * logical devices use) and flags spun on in the kernel (what distinct GPUs and MPI
+ * ranks use; the kernels of all ranks fit on the GPU at once here). */
+#include "kernel_test_util.h"
+#include "../../kernels/allreduce.h"
+
+static const size_t sizes[] = {1, 7, 8, 4096, 4099, 12345, 65536 + 3, 1 << 20};
+#define N_SIZES (sizeof sizes / sizeof sizes[0])
+#define MAX_COUNT ((size_t)1 << 20)
+
+/* What every rank must hold: sum over ranks in order 0..n-1 in fp32, rounded once. */
+static uint16_t *cpu_sum(uint16_t *const *in, int n, size_t count)
+{
+    uint16_t *out = (uint16_t *)malloc(count * 2);
+    for (size_t i = 0; i < count; i++) {
+        float acc = 0.f;
+        for (int k = 0; k < n; k++) acc += ref_from_bits(in[k][i]);
+        out[i] = ref_bf16_bits(acc);
+    }
+    return out;
+}
+
+struct ranks {
+    int n;
+    uint16_t *host[PEER_MAX_RANKS];   /* inputs */
+    void *dev[PEER_MAX_RANKS];
+    cudaStream_t stream[PEER_MAX_RANKS];
+};
+
+static void ranks_setup(struct ranks *r, int n, uint64_t seed)
+{
+    r->n = n;
+    for (int k = 0; k < n; k++) {
+        r->host[k] = (uint16_t *)malloc(MAX_COUNT * 2);
+        uint64_t s = seed * 7919 + k + 1;
+        for (size_t i = 0; i < MAX_COUNT; i++) r->host[k][i] = ref_bf16_bits(rnd_uniform(&s) * 4.0f);
+        cudaMalloc(&r->dev[k], MAX_COUNT * 2);
+        cudaStreamCreateWithFlags(&r->stream[k], cudaStreamNonBlocking);
+    }
+}
+
+static void ranks_upload(struct ranks *r, size_t count)
+{
+    for (int k = 0; k < r->n; k++) cudaMemcpy(r->dev[k], r->host[k], count * 2, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();   /* the ranks' streams are non-blocking: they do not wait for the copy */
+}
+
+static void ranks_free(struct ranks *r)
+{
+    for (int k = 0; k < r->n; k++) {
+        free(r->host[k]);
+        cudaFree(r->dev[k]);
+        cudaStreamDestroy(r->stream[k]);
+    }
+}
+
+/* Every rank's result equals `want` bit for bit; prints the first difference. */
+static int ranks_match(const struct ranks *r, const uint16_t *want, size_t count, const char *what)
+{
+    uint16_t *got = (uint16_t *)malloc(count * 2);
+    int bad = 0;
+    cudaDeviceSynchronize();
+    for (int k = 0; k < r->n && !bad; k++) {
+        cudaMemcpy(got, r->dev[k], count * 2, cudaMemcpyDeviceToHost);
+        for (size_t i = 0; i < count && !bad; i++)
+            if (got[i] != want[i]) {
+                fprintf(stderr, "  %s, %d ranks, %zu elements: rank %d element %zu is %g, CPU sum %g\n", what, r->n,
+                        count, k, i, ref_from_bits(got[i]), ref_from_bits(want[i]));
+                bad = 1;
+            }
+    }
+    free(got);
+    return bad;
+}
+
+/* Two calls per size through a group of n logical ranks on GPU 0 (events). */
+static int group_case(int n, enum allreduce_algo algo)
+{
+    struct ranks r;
+    ranks_setup(&r, n, (uint64_t)n * 10 + algo);
+    int ordinal[PEER_MAX_RANKS] = {0};
+    struct peer_group g;
+    int bad = peer_group_create(n, ordinal, MAX_COUNT, &g) != 0 || !g.use_events;
+    for (size_t si = 0; si < N_SIZES && !bad; si++) {
+        size_t count = sizes[si];
+        uint16_t *want = cpu_sum(r.host, n, count);
+        for (int call = 0; call < 2 && !bad; call++) {
+            ranks_upload(&r, count);
+            bad |= peer_group_allreduce(&g, r.dev, count, algo, r.stream) != 0;
+            bad |= !bad && ranks_match(&r, want, count, allreduce_algo_name(algo));
+        }
+        free(want);
+    }
+    bad |= peer_group_check(&g) != 0;
+    peer_group_destroy(&g);
+    ranks_free(&r);
+    return bad;
+}
+
+/* The same through flags: n communicators on GPU 0, each rank's kernel on its stream. */
+static int flags_case(int n, enum allreduce_algo algo)
+{
+    struct ranks r;
+    ranks_setup(&r, n, (uint64_t)n * 100 + algo);
+    struct peer_rank_memory mem[PEER_MAX_RANKS];
+    struct peer_comm comm[PEER_MAX_RANKS];
+    void *base[PEER_MAX_RANKS];
+    int bad = 0;
+    for (int k = 0; k < n; k++) {
+        bad |= peer_memory_alloc(MAX_COUNT, &mem[k]) != 0;
+        base[k] = mem[k].base;
+    }
+    for (int k = 0; k < n; k++) peer_comm_init(&comm[k], k, n, MAX_COUNT, base, 1);
+    int resident = 0;
+    bad |= peer_allreduce_resident_blocks(&resident) != 0;
+    for (size_t si = 0; si < N_SIZES && !bad; si++) {
+        size_t count = sizes[si];
+        if (n * peer_allreduce_blocks(count, n, algo) > resident) {
+            fprintf(stderr, "  skipped: %s of %zu on %d flag-synchronised ranks: %d blocks, the GPU holds %d\n",
+                    allreduce_algo_name(algo), count, n, n * peer_allreduce_blocks(count, n, algo), resident);
+            continue;
+        }
+        uint16_t *want = cpu_sum(r.host, n, count);
+        for (int call = 0; call < 2 && !bad; call++) {
+            ranks_upload(&r, count);
+            for (int k = 0; k < n; k++) bad |= peer_allreduce(&comm[k], r.dev[k], count, algo, r.stream[k]) != 0;
+            bad |= !bad && ranks_match(&r, want, count, allreduce_algo_name(algo));
+        }
+        free(want);
+    }
+    for (int k = 0; k < n; k++) {
+        bad |= peer_comm_check(&comm[k]) != 0;
+        peer_memory_free(&mem[k]);
+    }
+    ranks_free(&r);
+    return bad;
+}
+
+TEST(test_oneshot_matches_cpu_sum_on_two_logical_ranks)
+{
+    CHECK(!group_case(2, ALLREDUCE_ONESHOT));
+}
+
+TEST(test_twoshot_matches_cpu_sum_on_two_logical_ranks)
+{
+    CHECK(!group_case(2, ALLREDUCE_TWOSHOT));
+}
+
+TEST(test_oneshot_matches_cpu_sum_on_four_logical_ranks)
+{
+    CHECK(!group_case(4, ALLREDUCE_ONESHOT));
+}
+
+TEST(test_twoshot_matches_cpu_sum_on_four_logical_ranks)
+{
+    CHECK(!group_case(4, ALLREDUCE_TWOSHOT));
+}
+
+TEST(test_flag_synchronised_oneshot_and_twoshot_match_cpu_sum)
+{
+    CHECK(!flags_case(2, ALLREDUCE_ONESHOT));
+    CHECK(!flags_case(2, ALLREDUCE_TWOSHOT));
+    CHECK(!flags_case(4, ALLREDUCE_ONESHOT));
+    CHECK(!flags_case(4, ALLREDUCE_TWOSHOT));
+}
+
+TEST(test_peer_allgather_places_every_rank_slice)
+{
+    int n = 3, ordinal[PEER_MAX_RANKS] = {0};
+    size_t bytes = 1000;   /* not a multiple of 16 */
+    struct peer_group g;
+    CHECK_EQ_INT(peer_group_create(n, ordinal, 64, &g), 0);
+    void *send[3], *recv[3];
+    cudaStream_t s[3];
+    for (int k = 0; k < n; k++) {
+        cudaMalloc(&send[k], bytes);
+        cudaMemset(send[k], 0x10 + k, bytes);
+        cudaMalloc(&recv[k], bytes * n);
+        cudaMemset(recv[k], 0, bytes * n);
+        cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking);
+    }
+    cudaDeviceSynchronize();
+    CHECK_EQ_INT(peer_group_allgather(&g, (const void *const *)send, recv, bytes, s), 0);
+    cudaDeviceSynchronize();
+    unsigned char *h = (unsigned char *)malloc(bytes * n);
+    for (int k = 0; k < n; k++) {
+        cudaMemcpy(h, recv[k], bytes * n, cudaMemcpyDeviceToHost);
+        for (int j = 0; j < n; j++) CHECK(h[j * bytes] == 0x10 + j && h[j * bytes + bytes - 1] == 0x10 + j);
+        cudaFree(send[k]);
+        cudaFree(recv[k]);
+        cudaStreamDestroy(s[k]);
+    }
+    free(h);
+    peer_group_destroy(&g);
+}
+
+TEST(test_peer_allreduce_refuses_more_than_its_buffers_hold)
+{
+    int ordinal[2] = {0, 0};
+    struct peer_group g;
+    CHECK_EQ_INT(peer_group_create(2, ordinal, 16, &g), 0);
+    void *d[2];
+    cudaStream_t s[2];
+    for (int k = 0; k < 2; k++) {
+        cudaMalloc(&d[k], 64 * 2);
+        cudaStreamCreate(&s[k]);
+    }
+    CHECK(peer_group_allreduce(&g, d, 64, ALLREDUCE_ONESHOT, s) != 0);
+    CHECK(peer_group_allreduce(&g, d, 16, ALLREDUCE_NCCL, s) != 0);
+    for (int k = 0; k < 2; k++) {
+        cudaFree(d[k]);
+        cudaStreamDestroy(s[k]);
+    }
+    peer_group_destroy(&g);
+}
