@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The references of the peer test (tests/gpu/test_peer_transformers.cu): small
 random LlamaForCausalLM models built by transformers, and what transformers
-computes with them in bf16 and in fp32 (the same bf16 weights, upcast), so that
-the test can judge our bf16 arithmetic against the exact forward, next to
-transformers' own bf16 arithmetic.
+computes with them, loaded back from the saved checkpoint in bf16 and in fp32
+(the same bf16 weights, upcast), so that the test can judge our bf16 arithmetic
+against the exact forward, next to transformers' own bf16 arithmetic.
 
 usage: make_peer_reference.py OUT_DIR [--device cuda] [--cases NAME,...] [--reuse]
   --reuse  write nothing if OUT_DIR/cases.json already lists these cases, written
@@ -28,14 +28,15 @@ logits, row-major [rows, vocab]:
   decode_bf16.f32    transformers' bf16 logits at those same positions, computed by
                      one bf16 forward of prompt + fp32 tokens (the same contexts)
 and in reference.json decode.tokens_fp32 (the fp32 generate's tokens) and
-decode.tokens_bf16 (transformers' own bf16 generate, free running).
+decode.tokens_bf16 (transformers' own bf16 generate, free running), and
+rope_inv_freq, the rotary frequencies both of transformers' forwards used (fp32,
+from config.json: the CPU test checks them against the project's own).
 
 Attention is eager; fp32 matmuls use full precision (no TF32). The test's verdict
 (tests/gpu/peer_criterion.h) is made in C; this script only prints transformers'
 own bf16 error and greedy agreement against fp32 for each case.
 """
 import argparse
-import copy
 import hashlib
 import inspect
 import json
@@ -120,25 +121,45 @@ def check_rope(path, shape):
         raise SystemExit(f"make_peer_reference.py: {path}: rope settings {got} are not the requested {want}")
 
 
-def build(shape, std, seed, device):
+def build(shape, std, seed, device, out):
+    """A random model (seeded) saved into OUT in bf16, then loaded back twice, as a
+    user loads a checkpoint: in bf16, and in fp32 (the same bf16 values, upcast).
+    Loaded rather than cast with model.to(dtype): .to casts every floating buffer,
+    the rotary inv_freq among them, so both forwards would rotate by frequencies
+    rounded to bf16 that neither config.json nor a loaded model has, and a forward
+    with the true frequencies (ours) would be judged against the wrong fp32 truth
+    (issue 25: 7% of the error bar on the llama3 shape at init std 0.02)."""
     config = LlamaConfig(max_position_embeddings=1024, rms_norm_eps=1e-5, hidden_act="silu",
                          initializer_range=std, bos_token_id=None, eos_token_id=None, pad_token_id=None,
                          **SHAPES[shape], **rope_kwargs(shape))
-    config._attn_implementation = "eager"
     torch.manual_seed(seed)
     with device:
         model = LlamaForCausalLM(config)
-    bf16 = model.to(dtype=torch.bfloat16).eval()
-    fp32 = copy.deepcopy(bf16).float()  # the same bf16 values, computed in fp32
-    return config, bf16, fp32
+    model.to(dtype=torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    del model
+    bf16, fp32 = (load(out, dtype, device) for dtype in (torch.bfloat16, torch.float32))
+    for m in (bf16, fp32):
+        inv_freq = m.model.rotary_emb.inv_freq
+        if inv_freq.dtype != torch.float32 or not torch.equal(inv_freq, bf16.model.rotary_emb.inv_freq):
+            raise SystemExit(f"make_peer_reference.py: {out}: the loaded models' rotary inv_freq is not the "
+                             f"same fp32 tensor (got {inv_freq.dtype})")
+    return bf16.config, bf16, fp32
+
+
+def load(path, dtype, device):
+    """from_pretrained in `dtype`, eager attention; transformers 4.x named the argument torch_dtype."""
+    key = "dtype" if int(__import__("transformers").__version__.split(".")[0]) >= 5 else "torch_dtype"
+    model = LlamaForCausalLM.from_pretrained(path, attn_implementation="eager", **{key: dtype}).to(device).eval()
+    if any(p.dtype != dtype for p in model.parameters()):
+        raise SystemExit(f"make_peer_reference.py: {path}: from_pretrained did not load every weight in {dtype}")
+    return model
 
 
 @torch.no_grad()
 def write_case(out, name, device):
     shape, std, seed = parse_case(name)
-    config, bf16, fp32 = build(shape, std, seed, device)
     os.makedirs(out, exist_ok=True)
-    bf16.save_pretrained(out, safe_serialization=True)
+    config, bf16, fp32 = build(shape, std, seed, device, out)
     check_rope(os.path.join(out, "config.json"), shape)
     V = config.vocab_size
     g = torch.Generator().manual_seed(1000 + seed)
@@ -166,6 +187,7 @@ def write_case(out, name, device):
                    "prompt": prompt.flatten().tolist(), "tokens_fp32": tok32.flatten().tolist(),
                    "tokens_bf16": tok16.flatten().tolist(),
                    "logits_fp32": "decode_fp32.f32", "logits_bf16": "decode_bf16.f32"},
+        "rope_inv_freq": bf16.model.rotary_emb.inv_freq.float().cpu().tolist(),
         "attention": "eager", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
     })

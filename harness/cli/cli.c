@@ -13,6 +13,7 @@
 #include "../../models/safetensors.h"
 #include "../run/simulate_run.h"
 #include "../serve/serve_cli.h"
+#include "../search/search_cli.h"
 
 void cli_usage(FILE *f)
 {
@@ -29,7 +30,8 @@ void cli_usage(FILE *f)
         "  -m, --model PATH          Hugging Face config.json, a model folder (what save_pretrained writes:\n"
         "                            config.json + *.safetensors), or a name under models/, e.g. llama-2-7b\n"
         "  -s, --strategy LIST       comma list of: single,naive,auto,optimal,pipeline,tp,hybrid (default: all)\n"
-        "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan: 2)\n"
+        "  -g, --gpus N              use the first N visible GPUs (default: all; with --plan, --simulate,\n"
+        "                            --search: 2)\n"
         "      --devices LIST        logical devices -> CUDA ordinals, e.g. 0,0 runs 2 devices on GPU 0\n"
         "  -b, --batch LIST          sequences per batch (default 8); a list makes a sweep\n"
         "  -q, --seq LIST            prompt tokens per sequence (default 512)\n"
@@ -60,6 +62,7 @@ void cli_usage(FILE *f)
         "\n",
         f);
     serve_cli_usage(f);
+    search_cli_usage(f);
     fputs(
         "Measurement and output:\n"
         "  -n, --iters N             timed iterations (default 20)\n"
@@ -94,6 +97,7 @@ void cli_usage(FILE *f)
         "  bench --model llama-2-7b --strategy naive,pipeline --devices 0,0 --batch 8 --seq 128\n"
         "  bench --model llama-2-7b --decode 64 --batch 1,16\n"
         "  bench --model llama-2-70b --simulate --gpu-profile h200 --gpus 8 --batch 8 --seq 512\n"
+        "  bench --model llama-2-7b --search --gpus 4 --batch 8 --seq 512 --decode 64 --objective latency\n"
         "\n"
         "Exit status: 0 done, 1 a run failed (reason printed and recorded), 2 bad usage.\n",
         f);
@@ -220,6 +224,7 @@ static const struct option long_options[] = {
     {"out", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
     SERVE_CLI_LONG_OPTIONS,
+    SEARCH_CLI_LONG_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -285,6 +290,7 @@ static int apply_option(int c, const char *arg, struct options *o)
     case 'o': o->out_dir = arg; return PB_OK;
     default:
         if (serve_cli_owns(c)) return serve_cli_apply(c, arg, &o->serve);
+        if (search_cli_owns(c)) return search_cli_apply(c, arg, &o->search);
         return pb_fail("unknown option; see bench --help");
     }
 }
@@ -297,11 +303,12 @@ static int check_combination(struct options *o)
         return pb_fail("--gpus %d disagrees with --devices, which lists %d devices", o->gpus,
                        o->n_devices_listed);
     if (o->n_devices_listed) o->gpus = o->n_devices_listed;
-    if ((o->plan_only || o->simulate) && !o->gpus) o->gpus = 2;
+    if ((o->plan_only || o->simulate || o->search.enabled) && !o->gpus) o->gpus = 2;
     if (o->gpus > PB_MAX_DEVICES) return pb_fail("--gpus: at most %d", PB_MAX_DEVICES);
     if (o->plan_only && o->simulate) return pb_fail("--plan and --simulate: choose one");
-    if (o->gpu_profile && !o->simulate && !o->predict && !o->plan_only)
-        return pb_fail("--gpu-profile is used with --simulate, --predict or --plan");
+    if (o->gpu_profile && !o->simulate && !o->predict && !o->plan_only && !o->search.enabled)
+        return pb_fail("--gpu-profile is used with --simulate, --predict, --plan or --search");
+    PB_TRY(search_cli_check(o));
     return serve_cli_check(o);
 }
 

@@ -1,5 +1,5 @@
 /* bench: the command line. Parses options, loads the model, then runs the job the
- * options ask for: --plan, --simulate, --calibrate, or the measured run. Only main
+ * options ask for: --plan, --simulate, --search, --serve, --calibrate, or the measured run. Only main
  * decides the exit status: 0 done, 1 a run failed, 2 bad usage. */
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include "../run/run.h"
 #include "../run/simulate_run.h"
 #include "../serve/serve_run.h"
+#include "../search/cuda_search_measure.h"
 #include "../measure/cuda_calibrate.h"
 #include "../../base/interrupt.h"
 #include "../run/run_common.h"
@@ -97,6 +98,8 @@ int main(int argc, char **argv)
     if (o.plan_only) {
         if (default_budgets(&o) != PB_OK) return 2;
         status = plan_job(&o, &m);
+    } else if (o.search.enabled) {
+        status = search_run(&o, &m, search_measure_on_gpus);
     } else if (o.serve.enabled) {
         status = serve_run(&o, &m);
     } else if (o.simulate) {

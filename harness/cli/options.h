@@ -3,6 +3,7 @@
 #define PB_OPTIONS_H
 #include "../../strategies/strategy.h"
 #include "../serve/serve_options.h"
+#include "../search/search_options.h"
 #include "../../kernels/allreduce_algo.h"
 
 
@@ -34,6 +35,7 @@ struct options {
     int weights_random;              /* --weights random: random weights even for a model folder */
     uint64_t seed;
     struct serve_options serve;      /* --serve and its flags (harness/serve/) */
+    struct search_options search;    /* --search and its flags (harness/search/) */
     const char *out_dir;             /* --out DIR; default results/<timestamp>-<model> */
     char command[2048];              /* the command line, for reports */
 };
