@@ -348,9 +348,6 @@ int cli_parse(int argc, char **argv, struct options *o)
 int cli_check_inputs(const struct options *o, const struct model_spec *m)
 {
     for (int q = 0; q < o->n_seqs; q++) PB_TRY(model_check_positions(m, o->seqs[q], o->decode_tokens));
-    if (o->simulate && o->decode_tokens > SIMULATE_MAX_DECODE)
-        return pb_fail("--decode %d: --simulate traces every step of every token (about 0.1 MB a token per "
-                       "strategy); at most %d tokens", o->decode_tokens, SIMULATE_MAX_DECODE);
     if (o->gpu_profile) {
         static struct device_profile prof;
         PB_TRY(device_profile_load(o->gpu_profile, &prof));

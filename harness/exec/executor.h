@@ -57,6 +57,7 @@ struct exec_config {
     const struct device_profile *profile;   /* the cost model's device profile */
     enum allreduce_algo allreduce;       /* tp sums: --allreduce (auto picks by size from the table) */
     struct allreduce_table allreduce_table;
+    int every_pass;                      /* cost model: records of every pass, not a sample (tests) */
 };
 
 /* An iteration's outputs, as this process holds them (malloc'ed; NULL where it holds none). */

@@ -68,9 +68,9 @@ static int want_any(const struct record *r) { (void)r; return 1; }
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
-/* Peer copies per ordered device pair: bytes and the union of their intervals. */
-static int link_metrics(const struct trace *t, int iteration, struct metrics_span *scratch,
-                        struct iteration_metrics *out)
+/* Peer copies per ordered device pair, in order of first appearance: bytes and the
+ * union of their intervals. */
+static int link_totals(const struct trace *t, int iteration, struct metrics_span *scratch, struct activity_totals *out)
 {
     out->n_links = 0;
     for (int i = 0; i < t->n; i++) {
@@ -84,52 +84,118 @@ static int link_metrics(const struct trace *t, int iteration, struct metrics_spa
         if (out->n_links == (int)(sizeof out->link / sizeof out->link[0]))
             return pb_fail("more than %d device pairs exchange data; metrics keep the first ones",
                            out->n_links);
-        struct link_metrics *l = &out->link[out->n_links++];
-        memset(l, 0, sizeof *l);
-        l->src = r->src_device;
-        l->dst = r->dst_device;
+        int l = out->n_links++;
+        out->link[l].src = r->src_device;
+        out->link[l].dst = r->dst_device;
+        out->link[l].bytes = 0;
         int n = 0;
         for (int j = 0; j < t->n; j++) {
             const struct record *q = &t->rec[j];
             if (!in_iteration(q, iteration) || q->kind != REC_MEMCPY) continue;
-            if (q->src_device != l->src || q->dst_device != l->dst) continue;
-            l->bytes += q->bytes;
+            if (q->src_device != r->src_device || q->dst_device != r->dst_device) continue;
+            out->link[l].bytes += q->bytes;
             scratch[n++] = (struct metrics_span){q->start_ns, q->end_ns};
         }
-        l->ms = ms(metrics_union_ns(scratch, n));
-        /* bytes per ms / 1e6 = GB/s (10^9 bytes per second). */
-        l->gbps = l->ms > 0 ? (double)l->bytes / l->ms / 1e6 : 0;
+        out->link[l].ns = metrics_union_ns(scratch, n);
     }
     return PB_OK;
 }
 
-int metrics_iteration(const struct trace *t, int iteration, struct iteration_metrics *out)
+int metrics_totals(const struct trace *t, int iteration, struct activity_totals *out)
+{
+    memset(out, 0, sizeof *out);
+    out->iteration = iteration;
+    out->first_ns = UINT64_MAX;
+    int nd = t->n_devices < PB_MAX_DEVICES ? t->n_devices : PB_MAX_DEVICES;
+    struct metrics_span *s = malloc(((size_t)t->n + 1) * sizeof *s);
+    if (!s) return pb_fail("out of host memory computing metrics of %d records", t->n);
+    for (int i = 0; i < t->n; i++) {
+        const struct record *r = &t->rec[i];
+        if (!in_iteration(r, iteration) || !is_device_activity(r)) continue;
+        out->n_device_records++;
+        if (r->start_ns < out->first_ns) out->first_ns = r->start_ns;
+        if (r->end_ns > out->last_ns) out->last_ns = r->end_ns;
+    }
+    for (int d = 0; d < nd; d++) {
+        out->compute_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_compute, s));
+        out->comm_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_comm, s));
+        out->copy_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_copy, s));
+        out->busy_ns[d] = metrics_union_ns(s, collect(t, iteration, d, want_any, s));
+        int nk = collect(t, iteration, d, is_kernel, s);
+        uint64_t k0 = UINT64_MAX, k1 = 0;
+        for (int i = 0; i < nk; i++) {
+            if (s[i].start < k0) k0 = s[i].start;
+            if (s[i].end > k1) k1 = s[i].end;
+        }
+        out->n_kernels[d] = nk;
+        out->kernel_first_ns[d] = nk ? k0 : 0;
+        out->kernel_last_ns[d] = k1;
+        out->kernel_ns[d] = metrics_union_ns(s, nk);
+    }
+    out->comm_all_ns = metrics_union_ns(s, collect(t, iteration, -1, want_comm, s));
+    int rc = link_totals(t, iteration, s, out);
+    free(s);
+    return rc;
+}
+
+int metrics_totals_append(struct activity_totals *acc, const struct activity_totals *pass, uint64_t offset)
+{
+    if (!pass->n_device_records) return PB_OK;
+    if (!acc->n_device_records || pass->first_ns + offset < acc->first_ns) acc->first_ns = pass->first_ns + offset;
+    if (pass->last_ns + offset > acc->last_ns) acc->last_ns = pass->last_ns + offset;
+    acc->n_device_records += pass->n_device_records;
+    for (int d = 0; d < PB_MAX_DEVICES; d++) {
+        acc->compute_ns[d] += pass->compute_ns[d];
+        acc->comm_ns[d] += pass->comm_ns[d];
+        acc->copy_ns[d] += pass->copy_ns[d];
+        acc->busy_ns[d] += pass->busy_ns[d];
+        acc->kernel_ns[d] += pass->kernel_ns[d];
+        if (!pass->n_kernels[d]) continue;
+        if (!acc->n_kernels[d] || pass->kernel_first_ns[d] + offset < acc->kernel_first_ns[d])
+            acc->kernel_first_ns[d] = pass->kernel_first_ns[d] + offset;
+        if (pass->kernel_last_ns[d] + offset > acc->kernel_last_ns[d])
+            acc->kernel_last_ns[d] = pass->kernel_last_ns[d] + offset;
+        acc->n_kernels[d] += pass->n_kernels[d];
+    }
+    acc->comm_all_ns += pass->comm_all_ns;
+    for (int k = 0; k < pass->n_links; k++) {
+        int found = -1;
+        for (int j = 0; j < acc->n_links; j++)
+            if (acc->link[j].src == pass->link[k].src && acc->link[j].dst == pass->link[k].dst) found = j;
+        if (found < 0) {
+            if (acc->n_links == (int)(sizeof acc->link / sizeof acc->link[0]))
+                return pb_fail("more than %d device pairs exchange data; metrics keep the first ones",
+                               acc->n_links);
+            found = acc->n_links++;
+            acc->link[found].src = pass->link[k].src;
+            acc->link[found].dst = pass->link[k].dst;
+            acc->link[found].bytes = acc->link[found].ns = 0;
+        }
+        acc->link[found].bytes += pass->link[k].bytes;
+        acc->link[found].ns += pass->link[k].ns;
+    }
+    return PB_OK;
+}
+
+/* The metrics of an iteration from its totals: one conversion, whether the totals
+ * came from every record or were summed pass by pass. */
+static void metrics_of_totals(const struct trace *t, const struct activity_totals *a, int iteration,
+                              struct iteration_metrics *out)
 {
     memset(out, 0, sizeof *out);
     int nd = t->n_devices < PB_MAX_DEVICES ? t->n_devices : PB_MAX_DEVICES;
     out->n_devices = nd;
-    struct metrics_span *s = malloc(((size_t)t->n + 1) * sizeof *s);
-    if (!s) return pb_fail("out of host memory computing metrics of %d records", t->n);
-
     /* The window spans device activity on all GPUs; host ranges only stand in
      * when no device activity was recorded (no CUPTI). */
-    uint64_t w0 = UINT64_MAX, w1 = 0, r0 = UINT64_MAX, r1 = 0;
-    int n_device_records = 0;
-    for (int i = 0; i < t->n; i++) {
+    uint64_t r0 = UINT64_MAX, r1 = 0;
+    for (int i = 0; !a->n_device_records && i < t->n; i++) {
         const struct record *r = &t->rec[i];
-        if (!in_iteration(r, iteration)) continue;
-        if (is_device_activity(r)) {
-            n_device_records++;
-            if (r->start_ns < w0) w0 = r->start_ns;
-            if (r->end_ns > w1) w1 = r->end_ns;
-        } else if (r->kind == REC_RANGE) {
-            if (r->start_ns < r0) r0 = r->start_ns;
-            if (r->end_ns > r1) r1 = r->end_ns;
-        }
+        if (!in_iteration(r, iteration) || r->kind != REC_RANGE) continue;
+        if (r->start_ns < r0) r0 = r->start_ns;
+        if (r->end_ns > r1) r1 = r->end_ns;
     }
-    double window = n_device_records ? ms(w1 - w0) : (r1 > r0 ? ms(r1 - r0) : 0);
-    int known = t->busy_known && n_device_records > 0;
-
+    double window = a->n_device_records ? ms(a->last_ns - a->first_ns) : (r1 > r0 ? ms(r1 - r0) : 0);
+    int known = t->busy_known && a->n_device_records > 0;
     for (int d = 0; d < nd; d++) {
         struct gpu_metrics *g = &out->gpu[d];
         g->window_ms = window;
@@ -142,24 +208,36 @@ int metrics_iteration(const struct trace *t, int iteration, struct iteration_met
             g->utilisation = g->own_span_ms = NAN;
             continue;
         }
-        g->compute_ms = ms(metrics_union_ns(s, collect(t, iteration, d, want_compute, s)));
-        g->comm_ms = ms(metrics_union_ns(s, collect(t, iteration, d, want_comm, s)));
-        g->copy_ms = ms(metrics_union_ns(s, collect(t, iteration, d, want_copy, s)));
-        double busy = ms(metrics_union_ns(s, collect(t, iteration, d, want_any, s)));
-        g->idle_ms = window - busy;
-        int nk = collect(t, iteration, d, is_kernel, s);
-        double kernels = ms(metrics_union_ns(s, nk));
-        g->utilisation = window > 0 ? kernels / window : 0;
-        uint64_t k0 = UINT64_MAX, k1 = 0;
-        for (int i = 0; i < nk; i++) {
-            if (s[i].start < k0) k0 = s[i].start;
-            if (s[i].end > k1) k1 = s[i].end;
-        }
-        g->own_span_ms = nk ? ms(k1 - k0) : 0;
+        g->compute_ms = ms(a->compute_ns[d]);
+        g->comm_ms = ms(a->comm_ns[d]);
+        g->copy_ms = ms(a->copy_ns[d]);
+        g->idle_ms = window - ms(a->busy_ns[d]);
+        g->utilisation = window > 0 ? ms(a->kernel_ns[d]) / window : 0;
+        g->own_span_ms = a->n_kernels[d] ? ms(a->kernel_last_ns[d] - a->kernel_first_ns[d]) : 0;
     }
-    out->allreduce_ms = known ? ms(metrics_union_ns(s, collect(t, iteration, -1, want_comm, s))) : NAN;
-    int rc = link_metrics(t, iteration, s, out);
-    free(s);
+    out->allreduce_ms = known ? ms(a->comm_all_ns) : NAN;
+    out->n_links = a->n_links;
+    for (int k = 0; k < a->n_links; k++) {
+        struct link_metrics *l = &out->link[k];
+        l->src = a->link[k].src;
+        l->dst = a->link[k].dst;
+        l->bytes = a->link[k].bytes;
+        l->ms = ms(a->link[k].ns);
+        /* bytes per ms / 1e6 = GB/s (10^9 bytes per second). */
+        l->gbps = l->ms > 0 ? (double)l->bytes / l->ms / 1e6 : 0;
+    }
+}
+
+int metrics_iteration(const struct trace *t, int iteration, struct iteration_metrics *out)
+{
+    const struct activity_totals *kept = trace_totals_of(t, iteration);
+    if (kept) {
+        metrics_of_totals(t, kept, iteration, out);
+        return PB_OK;
+    }
+    struct activity_totals a;
+    int rc = metrics_totals(t, iteration, &a);
+    metrics_of_totals(t, &a, iteration, out);
     return rc;
 }
 

@@ -53,6 +53,11 @@ uint64_t metrics_union_ns(struct metrics_span *s, int n);
 
 /* Metrics of iteration `iteration` of a trace (all records if iteration < 0). */
 int metrics_iteration(const struct trace *t, int iteration, struct iteration_metrics *out);
+/* Exact totals of iteration `iteration` (all records if < 0) from the records. */
+int metrics_totals(const struct trace *t, int iteration, struct activity_totals *out);
+/* Adds a pass's totals, its clock shifted by `offset` ns, to acc (zeroed to start). The
+ * pass must not overlap what acc holds: then unions add up exactly. */
+int metrics_totals_append(struct activity_totals *acc, const struct activity_totals *pass, uint64_t offset);
 /* Mean of per-iteration metrics over iterations [0, iters). */
 int metrics_mean(const struct trace *t, int iters, struct iteration_metrics *out);
 /* p-th percentile (0..100) of values, linear interpolation; sorts a copy. */

@@ -183,6 +183,12 @@ static void timelines(FILE *f, const struct point_result *r, int n, const struct
         if (r[i].microbatches > 1) fprintf(f, ", %d microbatches", r[i].microbatches);
         fprintf(f, " &mdash; iteration %d of %d, %.2f ms%s</h3>\n", tl.iteration, tl.n_iterations, tl.span_ms,
                 tl.predicted ? " (predicted)" : "");
+        char sample[512];
+        if (trace_sample_describe(traces[i], sample, sizeof sample)) {
+            fputs("<p class=\"muted sample\">", f);
+            html_escape(f, sample);
+            fputs(" (the gaps are the passes not drawn; every number above counts them).</p>\n", f);
+        }
         svg_timeline(f, &tl);
         timeline_free(&tl);
         drawn++;

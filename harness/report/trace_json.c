@@ -177,10 +177,30 @@ static void add_lanes(cJSON *events, const struct trace *const *traces, int n, i
     add_meta(events, "process_name", HOST_PID, 0, "host");
 }
 
+/* Points whose trace keeps only some passes: which, and that the summaries count all. */
+static void sampled_passes(cJSON *meta, const struct point_result *r, const struct trace *const *traces, int n)
+{
+    cJSON *list = NULL;
+    for (int i = 0; i < n; i++) {
+        char note[512];
+        if (!traces[i] || !trace_sample_describe(traces[i], note, sizeof note)) continue;
+        if (!list) list = cJSON_AddArrayToObject(meta, "sampled_passes");
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "point", i);
+        cJSON_AddStringToObject(p, "strategy", r[i].strategy);
+        cJSON_AddNumberToObject(p, "passes", traces[i]->sample.passes);
+        cJSON *shown = cJSON_AddArrayToObject(p, "passes_shown");
+        for (int k = 0; k < traces[i]->sample.n_shown; k++)
+            cJSON_AddItemToArray(shown, cJSON_CreateNumber(traces[i]->sample.shown[k]));
+        cJSON_AddStringToObject(p, "note", note);
+        cJSON_AddItemToArray(list, p);
+    }
+}
+
 /* formatted: HTA finds a file's rank with the pattern "rank":\s+N, which needs the
  * space (a tab here) that a formatted print puts after the colon. */
 static int write_root(const char *path, cJSON *root, int rank, int world, const struct run_env *env, int predicted,
-                      int formatted)
+                      int formatted, const struct point_result *r, const struct trace *const *traces, int n)
 {
     /* HTA reads the rank and world size here. */
     cJSON *dist = cJSON_AddObjectToObject(root, "distributedInfo");
@@ -191,6 +211,7 @@ static int write_root(const char *path, cJSON *root, int rank, int world, const 
     cJSON *meta = cJSON_AddObjectToObject(root, "placebench");
     cJSON_AddStringToObject(meta, "command", env ? env->command : "");
     cJSON_AddBoolToObject(meta, "predicted", predicted);
+    sampled_passes(meta, r, traces, n);
     char *text = formatted ? cJSON_Print(root) : cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) return pb_fail("out of host memory printing %s", path);
@@ -228,7 +249,7 @@ int trace_json_write(const char *path, const struct run_env *env, const struct p
         if (span > 0) base += span + POINT_GAP_US;
     }
     /* One process drives all GPUs here: trace.json is rank 0's; hta/ has one file per GPU. */
-    return write_root(path, root, 0, max_dev, env, predicted, 0);
+    return write_root(path, root, 0, max_dev, env, predicted, 0, r, traces, n);
 }
 
 int trace_hta_write(const char *dir, const struct run_env *env, const struct point_result *r,
@@ -250,7 +271,7 @@ int trace_hta_write(const char *dir, const struct run_env *env, const struct poi
             uint32_t correlation = 0;
             add_point(events, traces[i], r[i].strategy, i, d, 0, &correlation);
             snprintf(path, sizeof path, "%s/rank-%d.json", folder, d);
-            PB_TRY(write_root(path, root, d, world, env, predicted, 1));
+            PB_TRY(write_root(path, root, d, world, env, predicted, 1, &r[i], &traces[i], 1));
         }
     }
     return PB_OK;

@@ -4,9 +4,9 @@
 #define PB_SIMULATE_RUN_H
 #include "../exec/model/device_profile.h"
 #include "../cli/options.h"
-/* The simulator keeps every step of every generated token in the trace; past this
- * many tokens a run would need gigabytes (measured: 0.63 MB a token, six strategies). */
-#define SIMULATE_MAX_DECODE 2048
+/* No cap of its own on --decode: the trace keeps a bounded sample of passes and
+ * totals of all (exec/model/model_executor.c), so memory does not grow with the
+ * tokens; max_position_embeddings bounds them (model_check_positions). */
 #include "run.h"
 #include "../measure/trace.h"
 #include "../exec/executor.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "../executor.h"
 #include "simulate.h"
+#include "../../measure/metrics.h"
 
 struct model_exec {
     struct exec_config c;
@@ -24,6 +25,56 @@ static int model_create(const struct exec_config *c, void **state)
     return PB_OK;
 }
 
+/* Passes whose records a trace keeps: all of a short program; of a long one the prompt
+ * and the first and last decode passes always, then the second, the last but one and
+ * passes evenly between while the sample stays within SAMPLE_RECORDS records (a 70B tp
+ * pass over 8 GPUs is ~2600 records, ~0.5 MB of trace.json and report.html). Every pass
+ * is still simulated and counted in the totals: the sample bounds memory and files only. */
+#define SAMPLE_DECODE_PASSES 8
+#define SAMPLE_RECORDS 4096
+
+/* Records a pass of s writes: one per step, one more per offloaded weight transfer. */
+static long pass_records(const struct schedule *s)
+{
+    long n = s->n_steps;
+    for (int i = 0; i < s->n_steps; i++) n += s->steps[i].offloaded && s->steps[i].bytes;
+    return n;
+}
+
+static int int_cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static void choose_sample(const struct program *g, int every_pass, struct trace_sample *s)
+{
+    int decode = g->n_passes - 1;
+    *s = (struct trace_sample){.passes = g->n_passes};
+    if (every_pass || decode <= SAMPLE_DECODE_PASSES) {
+        s->passes = 0;   /* nothing left out */
+        return;
+    }
+    int want[SAMPLE_DECODE_PASSES + 1] = {0, 1, decode, 2, decode - 1}, n_want = 5;
+    int between = SAMPLE_DECODE_PASSES - 4;
+    for (int i = 1; i <= between; i++) want[n_want++] = 2 + (int)((long long)i * (decode - 3) / (between + 1));
+    long records = 0, prompt = pass_records(&g->prompt), each = pass_records(&g->decode);
+    for (int i = 0; i < n_want; i++) {
+        long more = want[i] == 0 ? prompt : each;
+        if (i >= 3 && records + more > SAMPLE_RECORDS) break;
+        int dup = 0;
+        for (int j = 0; j < s->n_shown; j++) dup |= s->shown[j] == want[i];
+        if (dup) continue;
+        s->shown[s->n_shown++] = want[i];
+        records += more;
+    }
+    qsort(s->shown, (size_t)s->n_shown, sizeof s->shown[0], int_cmp);
+}
+
+static int shown(const struct trace_sample *s, int k)
+{
+    if (s->passes == 0) return 1;
+    for (int i = 0; i < s->n_shown; i++)
+        if (s->shown[i] == k) return 1;
+    return 0;
+}
+
 /* src's device records shifted by `offset` ns into dst as `iteration`; its ranges are
  * dropped (one range covers the whole iteration). */
 static int append(struct trace *dst, const struct trace *src, uint64_t offset, int iteration)
@@ -39,16 +90,43 @@ static int append(struct trace *dst, const struct trace *src, uint64_t offset, i
     return PB_OK;
 }
 
+/* Where a pass's clock ends: its last record (the pass's range ends at its length). */
+static uint64_t pass_end_ns(const struct trace *piece)
+{
+    uint64_t end = 0;
+    for (int i = 0; i < piece->n; i++)
+        if (piece->rec[i].end_ns > end) end = piece->rec[i].end_ns;
+    return end;
+}
+
+/* One pass into t at `offset`: its records where the sample shows it, its totals
+ * always (with a sample). */
+static int record_pass(struct trace *t, const struct trace *piece, int k, uint64_t offset, int iteration,
+                       struct activity_totals *acc)
+{
+    if (shown(&t->sample, k)) PB_TRY(append(t, piece, offset, iteration));
+    if (t->sample.passes == 0) return PB_OK;
+    struct activity_totals pass;
+    PB_TRY(metrics_totals(piece, -1, &pass));
+    return metrics_totals_append(acc, &pass, offset);
+}
+
 static int model_run(void *state, int iteration, struct trace *t, double *ms)
 {
     const struct model_exec *x = state;
     const struct exec_config *c = &x->c;
     double clock = 0;
+    /* Trace time is whole nanoseconds, each pass from where the last one's records end,
+     * so passes never overlap and per-pass totals add up to the iteration's exactly. */
+    uint64_t offset = 0;
+    struct activity_totals acc = {.iteration = iteration};
+    if (t) choose_sample(c->g, c->every_pass, &t->sample);
     for (int k = 0; k < c->g->n_passes; k++) {
         struct trace piece;
         double pass_ms;
         PB_TRY(simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, c->allreduce, &piece, &pass_ms));
-        int rc = t ? append(t, &piece, (uint64_t)llround(clock * 1e6), iteration) : PB_OK;
+        int rc = t ? record_pass(t, &piece, k, offset, iteration, &acc) : PB_OK;
+        offset += pass_end_ns(&piece);
         trace_free(&piece);
         PB_TRY(rc);
         clock += pass_ms;
@@ -57,8 +135,9 @@ static int model_run(void *state, int iteration, struct trace *t, double *ms)
     if (!t) return PB_OK;
     t->predicted = 1;
     t->busy_known = 1;
+    if (t->sample.passes) PB_TRY(trace_add_totals(t, &acc));
     struct record range = {.kind = REC_RANGE, .device = -1, .src_device = -1, .dst_device = -1,
-                           .iteration = iteration, .end_ns = (uint64_t)llround(clock * 1e6)};
+                           .iteration = iteration, .end_ns = offset};
     snprintf(range.name, sizeof range.name, "iteration %d (predicted)", iteration);
     return trace_add(t, &range);
 }

@@ -224,9 +224,16 @@ static int sim_index(struct sim *x)
 {
     const struct schedule *s = x->s;
     int nd = s->n_devices, ns = s->streams_per_device > 0 ? s->streams_per_device : 1;
-    int *last = malloc((size_t)nd * ns * sizeof *last);
+    /* The first member of each call by (kind, id): ids number calls schedule-wide, so a
+     * table indexed by id finds it at once (a backward scan per call was quadratic in
+     * the steps of a tp schedule: 70B over 8 GPUs has 1280 calls a pass). */
+    int max_id = -1;
+    for (int i = 0; i < x->n; i++)
+        if (step_is_collective(&s->steps[i]) && s->steps[i].collective > max_id) max_id = s->steps[i].collective;
+    int *last = malloc(((size_t)nd * ns + 2 * ((size_t)max_id + 1)) * sizeof *last);
     if (!last) return pb_fail("out of host memory simulating a schedule");
-    for (int i = 0; i < nd * ns; i++) last[i] = -1;
+    int *first = last + nd * ns;   /* [kind is all-gather][id] */
+    for (int i = 0; i < nd * ns + 2 * (max_id + 1); i++) last[i] = -1;
     for (int i = 0; i < x->n; i++) {
         const struct step *st = &s->steps[i];
         if (st->device < 0 || st->device >= nd || st->stream < 0 || st->stream >= ns) {
@@ -249,9 +256,13 @@ static int sim_index(struct sim *x)
             return pb_fail("schedule: collective step %d runs on device %d, which is not in its group %d",
                            i, st->device, st->group);
         }
-        /* The first member of a call is the lowest index with the same kind and id;
-         * schedules are small enough that a backward scan per call is cheap. */
-        for (int j = i - 1; j >= 0 && x->group[i] < 0; j--)
+        /* The first member of a call is the lowest index with the same kind and id. */
+        if (st->collective >= 0) {
+            int *f = &first[(st->kind == STEP_ALLGATHER) * (max_id + 1) + st->collective];
+            if (*f < 0) *f = i;
+            x->group[i] = *f;
+        }
+        for (int j = i - 1; st->collective < 0 && j >= 0 && x->group[i] < 0; j--)
             if (step_is_collective(&s->steps[j]) && same_call(&s->steps[j], st)) x->group[i] = x->group[j];
         if (x->group[i] < 0) x->group[i] = i;
         /* A call ends once every rank of its group has arrived. */
@@ -364,10 +375,12 @@ static void sim_try_finish_call(struct sim *x, int i)
         if (x->s->steps[j].bytes > bytes) bytes = x->s->steps[j].bytes;
     }
     double t = sim_call_ns(x, st, bytes, size);
-    for (int j = g; j < x->n; j++) {
+    /* Stop at the last member: scanning on to the schedule's end made this quadratic. */
+    for (int j = g, marked = 0; j < x->n && marked < size; j++) {
         if (x->group[j] != g) continue;
         x->end[j] = last + t;
         x->state[j] = DONE;
+        marked++;
     }
 }
 
