@@ -224,4 +224,5 @@ fuzz-run: fuzz
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Dependency files of our objects (not the HTA test's Python venv under build/).
+-include $(shell find $(BUILD) -path $(BUILD)/hta-venv -prune -o -name '*.d' -type f -print 2>/dev/null)

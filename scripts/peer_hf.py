@@ -69,6 +69,7 @@ COLUMNS = [
     "weights_bytes_per_gpu", "kv_bytes_per_gpu", "activation_bytes_per_gpu", "peak_bytes_per_gpu",
     "free_bytes_per_gpu", "measured_peak_bytes_per_gpu", "max_context_at_batch", "max_batch_at_context",
     "idle_peer_wait_ms_per_gpu", "idle_host_ms_per_gpu", "idle_other_ms_per_gpu", "mbu_per_gpu", "mfu_per_gpu",
+    "collective_bytes", "collective_busbw_gbps",
 ]
 STRATEGIES = ("hf-single", "hf-naive", "hf-auto", "hf-compiled")
 PROFILED_PASSES = 5

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Pictures of a results folder, as PNG and SVG beside its data:
-#   timeline-NN-<strategy>  one lane per GPU and stream; compute, communication and
+#   timeline-<strategy>-b<batch>-s<seq>[-m<M>]  one lane per GPU and stream; compute, communication and
 #                           copies in distinct colours; microbatches labelled
-#   util-NN                 utilisation per GPU per strategy, stacked: compute / comm / copy / idle
+#   util-b<batch>-s<seq>    utilisation per GPU per strategy, stacked: compute / comm / copy / idle
 #   sweep-<knob>            throughput and latency against microbatches, batch or seq
 #   bubble                  the pipeline's measured bubble beside the GPipe bound (p-1)/(m+p-1)
 #   plan                    (a --plan folder) parameters and nominal work per GPU
@@ -52,6 +52,13 @@ set style fill solid 1.0 noborder
 set key outside top center horizontal noenhanced
 set grid xtics ytics lc rgb "#dddddd"
 C_COMPUTE = "#4C72B0"; C_COMM = "#DD8452"; C_COPY = "#55A868"; C_MEMSET = "#8C8C8C"; C_IDLE = "#E8E8E8"
+# Curves: 20 distinct colours (tab20: ten hues, then their light tints) and 5 point shapes, so
+# up to 20 series (a sweep over many strategies and settings) never share a look.
+array LT[20] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", \
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", \
+    "#c7c7c7", "#dbdb8d", "#9edae5"]
+do for [i=1:20] { set linetype i lc rgb LT[i] lw 2 pt (i - 1) % 5 * 2 + 5 }
+set linetype cycle 20
 '
 
 draw_timeline() {   # $1 = name
@@ -60,7 +67,11 @@ load "$1.gp"
 set title TITLE noenhanced
 set xlabel "ms from the start of the iteration (one window for all GPUs)"
 set style fill solid 1.0 border rgb "#ffffff"
+# Short all-reduces and copies (a tp layer's 0.1 ms in 50) would vanish under the white
+# borders that separate compute steps: they are drawn again on top, borderless.
 plot "$1.dat" index 0 using ((\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 with boxxyerror lc rgb variable notitle, \\
+     "$1.dat" index 0 using (strcol(6) eq "compute" ? NaN : (\$1+\$2)/2):((\$3+\$4)/2):1:2:3:4:5 \\
+         with boxxyerror fs solid 1.0 noborder lc rgb variable notitle, \\
      NaN with boxes fs solid lc rgb C_COMPUTE title "compute", \\
      NaN with boxes fs solid lc rgb C_COMM title "communication (NCCL)", \\
      NaN with boxes fs solid lc rgb C_COPY title "copy (GPU to GPU, host)", \\
@@ -95,9 +106,9 @@ set key below
 set offsets graph 0.05, graph 0.05, 0, 0
 set yrange [0:*]
 set ylabel "tokens/s"
-plot for [i=1:CURVES] "$1.dat" index (i-1) using 1:2 with linespoints pt 7 title T[i]
+plot for [i=1:CURVES] "$1.dat" index (i-1) using 1:2 with linespoints lt i title T[i]
 set ylabel "latency p50 (ms)"
-plot for [i=1:CURVES] "$1.dat" index (i-1) using 1:3 with linespoints pt 7 title T[i]
+plot for [i=1:CURVES] "$1.dat" index (i-1) using 1:3 with linespoints lt i title T[i]
 unset multiplot
 GP
 }
@@ -111,7 +122,7 @@ set ylabel "bubble: idle fraction of the window"
 set xrange [0.5:MMAX+0.5]
 set yrange [0:1]
 set samples 200
-plot "$1.dat" using 1:2 with linespoints pt 7 lc rgb C_COMPUTE title "pipeline, measured (mean over stages)", \\
+plot "$1.dat" using 1:2 with linespoints pt 7 lc rgb C_COMPUTE title sprintf("pipeline, %s (mean over stages)", KIND), \\
      "" using 1:3 with points pt 6 ps 1.8 lc rgb C_COMM title "GPipe bound at these m", \\
      (P-1)/(x+P-1) with lines dt 2 lc rgb C_COMM title sprintf("(p-1)/(m+p-1), p = %d", P)
 GP

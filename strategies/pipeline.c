@@ -1,12 +1,10 @@
-/* pipeline: optimal's stages, with the batch cut into m microbatches that flow
+/* pipeline: the balanced split's stages (place_balanced_split), with the batch cut into m microbatches that flow
  * through them GPipe-style (forward only: inference has no backward wave). With
  * --virtual-stages V each GPU holds V chunks of layers instead of one run, chunk c
  * of GPU g being virtual stage c * N + g (Megatron-LM's interleaved schedule): the
  * pipeline fills V times faster, for V times as many copies. */
 #include "../base/check.h"
 #include "strategy.h"
-
-extern const struct strategy optimal_strategy;
 
 static int interleaved_place(const struct model_spec *m, const struct workload *w, const struct machine *mc,
                              struct placement *out)
@@ -26,7 +24,7 @@ static int pipeline_place(const struct model_spec *m, const struct workload *w, 
                           struct placement *out)
 {
     if (mc->virtual_stages > 1) return interleaved_place(m, w, mc, out);
-    return optimal_strategy.place(m, w, mc, out);
+    return place_balanced_split(m, w, mc, "pipeline", out);
 }
 
 /* The default keeps every stage busy twice over: m = 2 x stages, capped by the batch. */

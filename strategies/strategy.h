@@ -23,6 +23,18 @@ struct workload {
 enum device_map_policy { MAP_AUTO, MAP_BALANCED, MAP_BALANCED_LOW_0, MAP_SEQUENTIAL };
 
 /* Inputs a strategy may use to place modules. */
+/* Predicted times of a sequential split, priced by the harness's cost model at the
+ * run's device profile for one model and workload (strategies never see the model
+ * of a GPU): optimal minimises their sum. Each returns PB_OK with *ms set, or PB_ERR
+ * with a message. */
+struct split_pricing {
+    /* Modules [first, end) run as one stage on GPU `device`. */
+    int (*stage_ms)(const struct split_pricing *sp, int first, int end, int device, double *ms);
+    /* The activations' copy into module `at` from GPU `from` to GPU `to`. */
+    int (*copy_ms)(const struct split_pricing *sp, int at, int from, int to, double *ms);
+    void *ctx;                           /* the harness's: its model, workload, profile, cache */
+};
+
 struct machine {
     int gpus;                            /* N */
     uint64_t gpu_memory[PB_MAX_DEVICES]; /* budget per GPU in bytes */
@@ -33,6 +45,8 @@ struct machine {
     int tp;                              /* hybrid: GPUs per pipeline stage (--tp D); 0: default */
     int virtual_stages;                  /* pipeline, hybrid: layer chunks per stage
                                             (--virtual-stages V); 0 or 1: one contiguous run */
+    const struct split_pricing *pricing; /* optimal's measure; NULL: nominal work (module_work),
+                                            copies free */
 };
 
 /* module -> device. For tensor parallel a module lives on a group of tp_degree
@@ -236,6 +250,12 @@ int layer_chunks(const struct model_spec *m, const struct workload *w, int chunk
 void placement_assign_chunks(struct placement *p, const int *first, int chunks, int stages);
 /* Microbatches a pipeline uses for a placement and workload (default 2 x stages). */
 int pipeline_microbatches(const struct placement *p, const struct workload *w);
+/* Contiguous modules per GPU in execution order, within each GPU's memory, by an exact
+ * dynamic program: the split whose slowest GPU has the least nominal work
+ * (module_work): the balance a pipeline's throughput needs. `who` names the strategy
+ * in messages. */
+int place_balanced_split(const struct model_spec *m, const struct workload *w, const struct machine *mc,
+                         const char *who, struct placement *out);
 /* Refuse a batch that `microbatches` equal microbatches cannot split. */
 int plan_check_microbatches(const struct workload *w, int microbatches);
 /* The schedule of an interleaved sequential placement (pipeline --virtual-stages):

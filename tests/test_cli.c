@@ -319,6 +319,37 @@ TEST(test_serve_csv_writes_counts_as_integers)
     csv_table_free(&t);
 }
 
+/* A pipeline point whose microbatches do not split the batch is skipped with the count asked
+ * and why; the sweep still succeeds while another point ran, and fails when none did. */
+TEST(test_microbatches_that_do_not_divide_the_batch_are_skipped_not_failed)
+{
+    char path[128];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy single,pipeline --simulate --gpus 2 --batch 8 --seq 64 "
+                            "--microbatches 3,4", "summary.json", path, sizeof path), 0);
+    CHECK(strstr(out, "skipped: batch 8 cannot be split into 3 equal microbatches") != NULL);
+    cJSON *root = read_json(path);
+    const cJSON *pts = cJSON_GetObjectItem(root, "results");
+    int skipped = 0, ok = 0;
+    for (int i = 0; i < cJSON_GetArraySize(pts); i++) {
+        const cJSON *p = cJSON_GetArrayItem(pts, i);
+        const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(p, "status"));
+        if (!strcmp(status, "skipped")) {
+            skipped++;
+            CHECK_EQ_INT(cJSON_GetObjectItem(p, "microbatches")->valueint, 3);
+            CHECK(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(p, "reason")), "divisor of 8") != NULL);
+        }
+        ok += !strcmp(status, "ok");
+    }
+    CHECK_EQ_INT(skipped, 1);
+    CHECK_EQ_INT(ok, 2);
+    cJSON_Delete(root);
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy pipeline --simulate --gpus 2 --batch 8 --seq 64 "
+                            "--microbatches 3", "summary.csv", path, sizeof path), 1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -q ',skipped,' %s", path);
+    CHECK(system(cmd) == 0);
+}
+
 TEST(test_allreduce_flag_takes_four_algorithms_and_refuses_others)
 {
     CHECK_EQ_INT(run_bench("--model llama-tiny --strategy tp --allreduce ring --plan", out, sizeof out), 2);

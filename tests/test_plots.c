@@ -105,15 +105,15 @@ TEST(test_plot_data_lists_every_picture)
     /* 6 timelines, 1 utilisation (one workload), the microbatch sweep, the bubble. */
     CHECK_EQ_INT(n, 9);
     char *manifest = slurp(dir, "plot-data/plots.txt");
-    CHECK(manifest && strstr(manifest, "timeline timeline-04-pipeline\n"));
+    CHECK(manifest && strstr(manifest, "timeline timeline-pipeline-b8-s128-m4\n"));
     CHECK(manifest && strstr(manifest, "sweep sweep-microbatches\n"));
     CHECK(manifest && !strstr(manifest, "sweep-batch"));   /* batch does not vary */
     CHECK(manifest && strstr(manifest, "bubble bubble\n"));
     char *bubble = slurp(dir, "plot-data/bubble.dat");
     CHECK(bubble && strstr(bubble, "\n4 ") && strstr(bubble, " 0.2\n"));   /* m = 4: bound 0.2 */
-    char *meta = slurp(dir, "plot-data/timeline-04-pipeline.gp");
+    char *meta = slurp(dir, "plot-data/timeline-pipeline-b8-s128-m4.gp");
     CHECK(meta && strstr(meta, "batch 8 x seq 128, 4 microbatches") && strstr(meta, "'GPU 1 stream 1' 2"));
-    char *util = slurp(dir, "plot-data/util-00.gp");
+    char *util = slurp(dir, "plot-data/util-b8-s128.gp");
     CHECK(util && strstr(util, "BARS = 11"));   /* 1 + 2 x 5 GPUs; the failed point has none */
     free(manifest);
     free(bubble);
@@ -146,7 +146,7 @@ TEST(test_plot_sh_draws_png_and_svg_when_gnuplot_is_installed)
     CHECK_EQ_INT(plot_data_write(dir, &n), 0);
     snprintf(cmd, sizeof cmd, "PLACEBENCH_PLOT_DATA_READY=1 bash scripts/plot.sh %s >/dev/null", dir);
     CHECK_EQ_INT(system(cmd), 0);
-    static const char *const names[] = {"timeline-01-naive", "timeline-04-pipeline", "timeline-05-tp", "util-00",
+    static const char *const names[] = {"timeline-naive-b8-s128", "timeline-pipeline-b8-s128-m4", "timeline-tp-b8-s128", "util-b8-s128",
                                         "sweep-microbatches", "bubble"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char png[128], svg[128];
@@ -157,7 +157,7 @@ TEST(test_plot_sh_draws_png_and_svg_when_gnuplot_is_installed)
         CHECK(file_size(dir, svg) > 2000);
         if (file_size(dir, png) <= 5000) fprintf(stderr, "  %s/%s missing or empty\n", dir, png);
     }
-    char *svg = slurp(dir, "timeline-04-pipeline.svg");
+    char *svg = slurp(dir, "timeline-pipeline-b8-s128-m4.svg");
     CHECK(svg && strstr(svg, "<svg") && strstr(svg, "mb3"));
     free(svg);
     synthetic_run_free(&s);
@@ -178,14 +178,14 @@ TEST(test_plots_write_runs_the_script_or_says_how_to_install_gnuplot)
     setenv("PATH", saved, 1);
     free(saved);
     CHECK(file_size(dir, "plot-data/plots.txt") > 0);
-    CHECK_EQ_INT(file_size(dir, "timeline-01-naive.png"), -1);
+    CHECK_EQ_INT(file_size(dir, "timeline-naive-b8-s128.png"), -1);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) return;
     char script[4096];
     CHECK_EQ_INT(plots_find_script(script, sizeof script), 0);   /* beside build/, i.e. scripts/ */
     fflush(stdout);
     CHECK_EQ_INT(plots_write(dir), 0);
-    CHECK(file_size(dir, "timeline-01-naive.png") > 5000);
-    CHECK(file_size(dir, "util-00.svg") > 2000);
+    CHECK(file_size(dir, "timeline-naive-b8-s128.png") > 5000);
+    CHECK(file_size(dir, "util-b8-s128.svg") > 2000);
 }
 
 TEST(test_plot_of_a_plan_folder_draws_parameters_per_gpu)
@@ -210,4 +210,29 @@ TEST(test_plot_of_a_plan_folder_draws_parameters_per_gpu)
     snprintf(cmd, sizeof cmd, "PLACEBENCH_PLOT_DATA_READY=1 bash scripts/plot.sh %s >/dev/null", dir);
     CHECK_EQ_INT(system(cmd), 0);
     CHECK(file_size(dir, "plan.png") > 5000);
+}
+
+/* A predicted run's pictures say "predicted"; a knob that differs only between
+ * strategies (single's 1 microbatch, pipeline's 4) is no sweep and gets no picture. */
+TEST(test_plots_of_a_predicted_run_without_a_sweep)
+{
+    char dir[256], args[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "--model llama-tiny --strategy single,pipeline,tp --simulate --gpus 2 --batch 8 "
+             "--seq 64 --microbatches 4 --out %s", dir);
+    static char out[65536];
+    CHECK_EQ_INT(run_bench(args, out, sizeof out), 0);
+    int n = 0;
+    CHECK_EQ_INT(plot_data_write(dir, &n), 0);
+    char *manifest = slurp(dir, "plot-data/plots.txt");
+    CHECK(manifest && !strstr(manifest, "sweep-microbatches"));
+    CHECK(manifest && strstr(manifest, "timeline timeline-pipeline-b8-s64-m4\n"));
+    char *bubble = slurp(dir, "plot-data/bubble.gp");
+    CHECK(bubble && strstr(bubble, "KIND = 'predicted'") && !strstr(bubble, "measured"));
+    /* tp's all-reduces are NCCL kernels in the timeline's data, drawn in the comm colour. */
+    char *tp = slurp(dir, "plot-data/timeline-tp-b8-s64.dat");
+    CHECK(tp && strstr(tp, " communication\n"));
+    free(manifest);
+    free(bubble);
+    free(tp);
 }

@@ -103,6 +103,8 @@ TEST(test_summary_json_holds_latencies_and_unknowns_as_null)
     point_result_free(&r);
 }
 
+/* Kernels and copies named as CUPTI names them (our label in args.label), each with its
+ * launch on the host sharing its correlation, each iteration a ProfilerStep#N range. */
 TEST(test_trace_json_reads_back_as_profiler_events)
 {
     char dir[256], path[512];
@@ -116,8 +118,13 @@ TEST(test_trace_json_reads_back_as_profiler_events)
     trace_add(&t, &k);
     struct record c = {.kind = REC_MEMCPY, .device = 0, .stream = 1, .start_ns = 9000, .end_ns = 10000,
                        .copy = COPY_PTOP, .src_device = 0, .dst_device = 1, .bytes = 1 << 20};
+    snprintf(c.name, sizeof c.name, "copy 0->1");
     trace_add(&t, &c);
-    struct record h = {.kind = REC_RANGE, .device = -1, .start_ns = 1000, .end_ns = 11000};
+    struct record a = {.kind = REC_COMM, .device = 1, .stream = 0, .start_ns = 10000, .end_ns = 12000,
+                       .src_device = -1, .dst_device = -1};
+    snprintf(a.name, sizeof a.name, "allreduce 3");
+    trace_add(&t, &a);
+    struct record h = {.kind = REC_RANGE, .device = -1, .start_ns = 1000, .end_ns = 12000};
     snprintf(h.name, sizeof h.name, "iteration 0");
     trace_add(&t, &h);
     struct point_result r;
@@ -129,35 +136,94 @@ TEST(test_trace_json_reads_back_as_profiler_events)
     CHECK(root != NULL);
     if (root) {
         CHECK(cJSON_GetObjectItem(root, "distributedInfo") != NULL);
-        int kernels = 0, copies = 0, ranges = 0;
+        int kernels = 0, copies = 0, steps = 0, launches = 0, nccl = 0;
+        double kernel_correlation = -1, launch_correlation = -2;
         cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "traceEvents"))
         {
             const char *cat = cJSON_GetStringValue(cJSON_GetObjectItem(e, "cat"));
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
             if (!cat) continue;
             cJSON *args = cJSON_GetObjectItem(e, "args");
-            if (!strcmp(cat, "kernel")) {
+            const char *label = cJSON_GetStringValue(cJSON_GetObjectItem(args, "label"));
+            if (!strcmp(cat, "kernel") && !strcmp(name, "gemm")) {
                 kernels++;
-                CHECK_EQ_INT(cJSON_GetObjectItem(args, "correlation")->valueint, 42);
+                kernel_correlation = cJSON_GetObjectItem(args, "correlation")->valuedouble;
                 CHECK_EQ_INT(cJSON_GetObjectItem(args, "device")->valueint, 0);
                 CHECK_NEAR(cJSON_GetObjectItem(e, "ts")->valuedouble, 4.0, 1e-9);
                 CHECK_NEAR(cJSON_GetObjectItem(e, "dur")->valuedouble, 4.0, 1e-9);
             }
+            if (!strcmp(cat, "kernel") && !strcmp(name, "ncclDevKernel_AllReduce_Sum_bf16_RING_LL")) {
+                nccl++;
+                CHECK(label && !strcmp(label, "allreduce 3"));
+            }
             if (!strcmp(cat, "gpu_memcpy")) {
                 copies++;
+                CHECK(!strcmp(name, "Memcpy PtoP (Device -> Device)"));
+                CHECK(label && !strcmp(label, "copy 0->1"));
                 CHECK_EQ_INT(cJSON_GetObjectItem(args, "stream")->valueint, 1);
                 CHECK_EQ_INT(cJSON_GetObjectItem(args, "dst_device")->valueint, 1);
             }
-            ranges += !strcmp(cat, "user_annotation");
+            if (!strcmp(cat, "cuda_runtime")) {
+                launches++;
+                if (!strcmp(name, "cudaLaunchKernel") && cJSON_GetObjectItem(e, "ts")->valuedouble == 4.0)
+                    launch_correlation = cJSON_GetObjectItem(args, "correlation")->valuedouble;
+            }
+            if (!strcmp(cat, "user_annotation") && !strcmp(name, "ProfilerStep#0")) {
+                steps++;
+                CHECK_NEAR(cJSON_GetObjectItem(e, "ts")->valuedouble, 0.0, 1e-9);
+                CHECK_NEAR(cJSON_GetObjectItem(e, "dur")->valuedouble, 11.0, 1e-9);
+            }
         }
         CHECK_EQ_INT(kernels, 1);
+        CHECK_EQ_INT(nccl, 1);
         CHECK_EQ_INT(copies, 1);
-        CHECK_EQ_INT(ranges, 1);
+        CHECK_EQ_INT(steps, 1);
+        CHECK_EQ_INT(launches, 3);
+        CHECK_NEAR(kernel_correlation, launch_correlation, 0);
         cJSON_Delete(root);
     }
     free(s);
     trace_free(&t);
     point_result_free(&r);
+}
+
+/* Simulated points all start at 0; trace.json lays them one after another. */
+TEST(test_trace_json_gives_each_point_its_own_stretch_of_time)
+{
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    struct trace t[2];
+    struct point_result r[2];
+    const struct trace *tp[2] = {&t[0], &t[1]};
+    for (int i = 0; i < 2; i++) {
+        trace_init(&t[i], 1);
+        struct record k = {.kind = REC_KERNEL, .start_ns = 0, .end_ns = 2000000, .src_device = -1, .dst_device = -1};
+        snprintf(k.name, sizeof k.name, "layers 0-1");
+        trace_add(&t[i], &k);
+        fill(&r[i], i ? "naive" : "single", 1);
+    }
+    CHECK_EQ_INT(trace_json_write(path, NULL, r, tp, 2), 0);
+    char *s = text_file_read(path);
+    cJSON *root = s ? cJSON_Parse(s) : NULL;
+    double ts[2] = {-1, -1};
+    cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "traceEvents"))
+    {
+        const char *cat = cJSON_GetStringValue(cJSON_GetObjectItem(e, "cat"));
+        if (!cat || strcmp(cat, "kernel")) continue;
+        int point = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "args"), "point")->valueint;
+        ts[point] = cJSON_GetObjectItem(e, "ts")->valuedouble;
+    }
+    CHECK_NEAR(ts[0], 0, 0);
+    CHECK_NEAR(ts[1], 2000 + 1000, 1e-9);   /* 2 ms of point 0, then a 1 ms gap */
+    cJSON_Delete(root);
+    free(s);
+    for (int i = 0; i < 2; i++) {
+        trace_free(&t[i]);
+        point_result_free(&r[i]);
+    }
 }
 
 /* summary.csv of n points, written into a fresh folder and read back. */

@@ -1,5 +1,6 @@
 /* bench --simulate end to end on the CPU: points filled like measured ones and
  * the report files written. */
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "../base/check.h"
@@ -173,4 +174,42 @@ TEST(test_simulated_interleaving_shrinks_the_bubble_toward_its_bound)
     }
     point_result_free(&one);
     point_result_free(&two);
+}
+
+/* Llama-2-7B, 8 x 512 on 2 GPUs: 64 all-reduces of 8 x 512 x 4096 bf16 (32 MiB) and the
+ * head's all-gather of 8 x 512 x 32000 bf16 logits; the bus bandwidth, nccl-tests'
+ * factor x bytes / time, just under the profile's rate (each call also pays its launch
+ * and step latencies). */
+TEST(test_tp_counts_its_all_reduce_bytes_and_bus_bandwidth)
+{
+    struct device_profile prof;
+    struct model_spec m;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    struct workload w = {.batch = 8, .seq = 512, .context = 512, .mode = MODE_PREFILL, .dtype = DTYPE_BF16};
+    struct machine mc = {.gpus = 2, .cpu_memory = (uint64_t)512 << 30, .budgets_from_user = 1};
+    for (int d = 0; d < 2; d++) mc.gpu_memory[d] = prof.memory_bytes;
+    static struct placement p;
+    const struct strategy *tp = strategy_find("tp"), *naive = strategy_find("naive");
+    CHECK_EQ_INT(tp->place(&m, &w, &mc, &p), PB_OK);
+    struct point_result r;
+    struct trace t;
+    CHECK_EQ_INT(simulate_point(&prof, &m, tp, &p, &w, 0, &r, &t), PB_OK);
+    double all_reduce = 8.0 * 512 * 4096 * 2, all_gather = 8.0 * 512 * 32000 * 2;
+    CHECK_NEAR(r.collective_bytes, 64 * all_reduce + all_gather, 0.5);
+    CHECK(r.collective_busbw_gbps > 0.8 * prof.allreduce.bus_gbps);
+    CHECK(r.collective_busbw_gbps <= prof.allreduce.bus_gbps);
+    /* The same figure from the trace by hand: bus bytes over the ranks' NCCL time. */
+    double comm = r.metrics.gpu[0].comm_ms + r.metrics.gpu[1].comm_ms;
+    double bus_per_rank = 64 * all_reduce * (2.0 * 1 / 2) + all_gather * (1.0 / 2);
+    CHECK_NEAR(r.collective_busbw_gbps, 2 * bus_per_rank / comm / 1e6, 1e-6);
+    point_result_free(&r);
+    trace_free(&t);
+
+    CHECK_EQ_INT(naive->place(&m, &w, &mc, &p), PB_OK);
+    CHECK_EQ_INT(simulate_point(&prof, &m, naive, &p, &w, 0, &r, &t), PB_OK);
+    CHECK_NEAR(r.collective_bytes, 0, 0);
+    CHECK(isnan(r.collective_busbw_gbps));
+    point_result_free(&r);
+    trace_free(&t);
 }

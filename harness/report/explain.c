@@ -213,7 +213,7 @@ static void one_at_a_time(struct text *t, const struct point_result *p, const st
 {
     if (!p) return;
     if (!p->ok) {
-        say(t, "%s failed: %s.", p->strategy, p->reason);
+        say(t, "%s %s: %s.", p->strategy, point_status(p), p->reason);
         end_paragraph(t);
         return;
     }
@@ -279,7 +279,7 @@ static void pipeline(struct text *t, const struct point_result *r, int n, int g,
     const struct point_result *p = find(r, n, g, "pipeline", 0);
     if (!p) return;
     if (!p->ok) {
-        say(t, "pipeline failed: %s.", p->reason);
+        say(t, "pipeline %s: %s.", point_status(p), p->reason);
         end_paragraph(t);
         return;
     }
@@ -330,7 +330,7 @@ static void tensor_parallel(struct text *t, const struct point_result *p, const 
 {
     if (!p) return;
     if (!p->ok) {
-        say(t, "tp failed: %s.", p->reason);
+        say(t, "tp %s: %s.", point_status(p), p->reason);
         end_paragraph(t);
         return;
     }

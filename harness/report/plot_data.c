@@ -20,6 +20,8 @@ struct out {
     char dir[4096];
     FILE *manifest;
     int n_plots;
+    char names[256][128];   /* picture names given so far: a repeated one gets -2, -3, ... */
+    int n_names;
 };
 
 static int exists(const char *path)
@@ -50,6 +52,38 @@ static void gp_string(FILE *f, const char *s)
         fputc(c < 0x20 || c == 0x7f ? ' ' : c, f);
     }
     fputc('\'', f);
+}
+
+/* A picture's name that says its workload, from its summary row:
+ * "<prefix>-pipeline-b8-s512-m8" (-gN: N generated tokens; no strategy: the workload
+ * alone, "util-b8-s512"), or, without a row, "<prefix>-NN-<strategy>"; unique within
+ * the folder. */
+static void picture_name(struct out *o, char *buf, size_t len, const char *prefix, const char *strategy,
+                         const struct csv_table *s, int row, int index)
+{
+    char safe[64];
+    safe_name(safe, sizeof safe, strategy ? strategy : "");
+    int n = strategy ? snprintf(buf, len, "%s-%s", prefix, safe) : snprintf(buf, len, "%s", prefix);
+    if (row < 0 && strategy) {
+        snprintf(buf, len, "%s-%02d-%s", prefix, index, safe);
+    } else if (row >= 0 && n < (int)len) {
+        /* Numbers, never the file's text: a name is a path. */
+        n += snprintf(buf + n, len - (size_t)n, "-b%g-s%g", csv_get_num(s, row, "batch"), csv_get_num(s, row, "seq"));
+        double dec = csv_get_num(s, row, "decode_tokens"), mb = csv_get_num(s, row, "microbatches");
+        if (dec > 0 && n < (int)len) n += snprintf(buf + n, len - (size_t)n, "-g%g", dec);
+        if (strategy && mb > 1 && n < (int)len) snprintf(buf + n, len - (size_t)n, "-m%g", mb);
+    }
+    int seen = 0;
+    for (int i = 0; i < o->n_names; i++) {
+        const char *nm = o->names[i];
+        size_t k = strlen(buf);
+        seen += !strncmp(nm, buf, k) && (nm[k] == 0 || (nm[k] == '-' && isdigit((unsigned char)nm[k + 1]) &&
+                                                        strspn(nm + k + 1, "0123456789") == strlen(nm + k + 1)));
+    }
+    size_t k = strlen(buf);
+    if (seen && k + 8 < len) snprintf(buf + k, len - k, "-%d", seen + 1);
+    if (o->n_names < (int)(sizeof o->names / sizeof o->names[0]))
+        snprintf(o->names[o->n_names++], sizeof o->names[0], "%s", buf);
 }
 
 static int open_pair(struct out *o, const char *name, struct atomic_file *dat, struct atomic_file *gp)
@@ -109,10 +143,10 @@ static int write_timeline(struct out *o, const struct trace_point *p, int index,
         timeline_free(&tl);
         return PB_OK;
     }
-    char name[96], safe[40], wl[160];
-    safe_name(safe, sizeof safe, p->strategy);
-    snprintf(name, sizeof name, "timeline-%02d-%s", index, safe);
-    workload_text(wl, sizeof wl, s, summary_row_of(s, p->strategy, occurrence));
+    char name[128], wl[160];
+    int row = summary_row_of(s, p->strategy, occurrence);
+    picture_name(o, name, sizeof name, "timeline", p->strategy, s, row, index);
+    workload_text(wl, sizeof wl, s, row);
     struct atomic_file dat, gp;
     if (open_pair(o, name, &dat, &gp) != PB_OK) {
         timeline_free(&tl);
@@ -206,8 +240,8 @@ static int utilisation(struct out *o, const struct csv_table *s)
         int first = 1;
         for (int q = 0; q < r && first; q++) first = !(is_ok(s, q) && same_workload(s, q, r));
         if (!first) continue;
-        char name[64], body[160];
-        snprintf(name, sizeof name, "util-%02d", groups++);
+        char name[128], body[160];
+        picture_name(o, name, sizeof name, "util", NULL, s, r, groups++);
         struct atomic_file dat, gp;
         PB_TRY(open_pair(o, name, &dat, &gp));
         fprintf(dat.f, "# label compute_pct comm_pct copy_pct idle_pct\n");
@@ -304,7 +338,7 @@ static int sweep(struct out *o, const struct csv_table *s, const char *axis)
         atomic_file_abort(&gp);
         return pb_fail("out of host memory building the %s sweep", axis);
     }
-    int curves = 0;
+    int curves = 0, longest = 0;
     double xmin = INFINITY, xmax = 0;
     fprintf(gp.f, "set xlabel ");
     gp_string(gp.f, axis);
@@ -319,6 +353,7 @@ static int sweep(struct out *o, const struct csv_table *s, const char *axis)
                                             csv_get_num(s, q, "latency_p50_ms")};
         }
         qsort(pts, (size_t)n, sizeof *pts, cmp_point);
+        if (n > longest) longest = n;
         fprintf(dat.f, "%s# %s\n", curves ? "\n\n" : "", csv_get(s, r, "strategy"));
         for (int i = 0; i < n; i++) {
             fprintf(dat.f, "%g %.6g %.6g\n", pts[i].x, pts[i].tokens_per_s, pts[i].p50);
@@ -338,6 +373,13 @@ static int sweep(struct out *o, const struct csv_table *s, const char *axis)
     }
     free(pts);
     free(done);
+    /* The knob varies across strategies (single's 1 against pipeline's 4) but no curve
+     * has two points: nothing was swept. */
+    if (longest < 2) {
+        atomic_file_abort(&dat);
+        atomic_file_abort(&gp);
+        return PB_OK;
+    }
     /* Powers of two read best on a log2 axis when the knob spans a factor of 4 or more. */
     fprintf(gp.f, "CURVES = %d\n%s", curves, xmin > 0 && xmax >= 4 * xmin ? "set logscale x 2\n" : "");
     char heading[128];
@@ -394,11 +436,14 @@ static int bubble(struct out *o, const struct csv_table *s)
     double mmax = n ? pts[n - 1].x : 1;
     free(pts);
     char title[256];
-    snprintf(title, sizeof title, "Pipeline bubble, %s stages, batch %s x seq %s: measured vs GPipe bound (p-1)/(m+p-1)",
-             csv_get(s, first, "stages"), csv_get(s, first, "batch"), csv_get(s, first, "seq"));
+    const char *kind = csv_get_num(s, first, "predicted") == 1 ? "predicted" : "measured";
+    snprintf(title, sizeof title, "Pipeline bubble, %s stages, batch %s x seq %s: %s vs GPipe bound (p-1)/(m+p-1)",
+             csv_get(s, first, "stages"), csv_get(s, first, "batch"), csv_get(s, first, "seq"), kind);
     /* Numbers are written as numbers, never pasted from the file's text. */
     double stages = csv_get_num(s, first, "stages");
-    fprintf(gp.f, "P = %.0f\nMMAX = %g\nTITLE = ", isfinite(stages) ? stages : 0, mmax < 2 ? 2 : mmax);
+    fprintf(gp.f, "P = %.0f\nMMAX = %g\nKIND = ", isfinite(stages) ? stages : 0, mmax < 2 ? 2 : mmax);
+    gp_string(gp.f, kind);
+    fprintf(gp.f, "\nTITLE = ");
     gp_string(gp.f, title);
     fputc('\n', gp.f);
     return close_pair(o, "bubble", "bubble", &dat, &gp);

@@ -12,6 +12,7 @@ static const char *const css =
     "h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}"
     "h3{font-size:14px;margin:16px 0 4px}"
     "table{border-collapse:collapse;font-size:12px;margin:8px 0}"
+    ".wide{overflow-x:auto;max-width:100%}"
     "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}"
     "th{background:#f0f0f0}td.l,th.l{text-align:left}tr.failed td{background:#fdeaea}"
     "pre{background:#f7f7f7;padding:8px;white-space:pre-wrap;font-size:13px}"
@@ -33,16 +34,20 @@ static void text_cell(FILE *f, const char *s, int left)
     fputs("</td>", f);
 }
 
+/* A predicted run is one deterministic iteration: one latency, not three equal percentiles. */
 static void summary_table(FILE *f, const struct point_result *r, int n, const char *pred)
 {
     static const char *const head[] = {
         "strategy", "mode", "batch", "seq", "decode", "m", "devices", "status", "placement",
         "p50 ms", "p90 ms", "p99 ms", "tokens/s", "speed-up", "utilisation per GPU", "transfer MiB",
-        "transfer ms", "all-reduce ms", "bubble / GPipe bound", "logits"};
-    fputs("<table id=\"summary\"><thead><tr>", f);
-    for (size_t c = 0; c < sizeof head / sizeof head[0]; c++)
+        "transfer ms", "all-reduce ms", "collective MiB", "bus GB/s", "bubble / GPipe bound", "logits"};
+    int one_latency = pred[0] != 0;
+    fputs("<div class=\"wide\"><table id=\"summary\"><thead><tr>", f);
+    for (size_t c = 0; c < sizeof head / sizeof head[0]; c++) {
+        if (one_latency && (c == 10 || c == 11)) continue;
         fprintf(f, "<th%s>%s%s</th>", c == 0 || c == 8 || c == 7 ? " class=\"l\"" : "",
-                pred[0] && (c >= 9 && c <= 13) ? "predicted " : "", head[c]);
+                pred[0] && (c >= 9 && c <= 13) ? "predicted " : "", one_latency && c == 9 ? "latency ms" : head[c]);
+    }
     fputs("</tr></thead><tbody>\n", f);
     for (int i = 0; i < n; i++) {
         const struct point_result *p = &r[i];
@@ -59,14 +64,16 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
         text_cell(f, buf, 0);
         if (p->ok) text_cell(f, "ok", 1);
         else {
-            snprintf(buf, sizeof buf, "failed: %s", p->reason);
+            snprintf(buf, sizeof buf, "%s: %s", point_status(p), p->reason);
             text_cell(f, buf, 1);
         }
         text_cell(f, p->placement_summary, 1);
         int ok = p->ok;
         num_cell(f, ok ? p->p50_ms : NAN, "%.2f");
-        num_cell(f, ok ? p->p90_ms : NAN, "%.2f");
-        num_cell(f, ok ? p->p99_ms : NAN, "%.2f");
+        if (!one_latency) {
+            num_cell(f, ok ? p->p90_ms : NAN, "%.2f");
+            num_cell(f, ok ? p->p99_ms : NAN, "%.2f");
+        }
         num_cell(f, ok ? p->tokens_per_s : NAN, "%.0f");
         num_cell(f, ok ? p->speedup : NAN, "%.2fx");
         k = 0;
@@ -78,6 +85,8 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
         num_cell(f, known ? p->transfer_bytes / (1024.0 * 1024) : NAN, "%.2f");
         num_cell(f, known ? p->transfer_ms : NAN, "%.3f");
         num_cell(f, known && p->metrics.allreduce_ms > 0 ? p->metrics.allreduce_ms : NAN, "%.3f");
+        num_cell(f, ok && p->collective_bytes > 0 ? p->collective_bytes / (1024.0 * 1024) : NAN, "%.2f");
+        num_cell(f, ok ? p->collective_busbw_gbps : NAN, "%.1f");
         buf[0] = 0;
         if (ok && !isnan(p->gpipe_bound)) {
             double sum = 0;
@@ -92,7 +101,7 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
         text_cell(f, buf, 0);
         fputs("</tr>\n", f);
     }
-    fputs("</tbody></table>\n", f);
+    fputs("</tbody></table></div>\n", f);
 }
 
 /* Per GPU of every point: why it was idle and how far from its roofline. */

@@ -26,7 +26,7 @@ const char *const summary_csv_columns[] = {
     "weights_bytes_per_gpu", "kv_bytes_per_gpu", "activation_bytes_per_gpu", "peak_bytes_per_gpu",
     "free_bytes_per_gpu", "measured_peak_bytes_per_gpu", "max_context_at_batch", "max_batch_at_context",
     "idle_peer_wait_ms_per_gpu", "idle_host_ms_per_gpu", "idle_other_ms_per_gpu", "mbu_per_gpu", "mfu_per_gpu",
-    NULL};
+    "collective_bytes", "collective_busbw_gbps", NULL};
 
 
 void point_result_free(struct point_result *r)
@@ -41,7 +41,19 @@ void point_result_free(struct point_result *r)
 
 const char *point_status(const struct point_result *r)
 {
-    return r->ok ? "ok" : r->interrupted ? "interrupted" : "failed";
+    return r->ok ? "ok" : r->interrupted ? "interrupted" : r->skipped ? "skipped" : "failed";
+}
+
+void point_tag(const struct point_result *r, char *buf, size_t len)
+{
+    size_t k = 0;
+    for (const char *s = r->strategy; *s && k + 1 < len; s++)
+        buf[k++] = (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' ? *s : '-';
+    buf[k] = 0;
+    k += (size_t)snprintf(buf + k, len - k, "-b%d-s%d", r->w.batch, r->w.seq);
+    if (k < len && r->decode_tokens > 0) k += (size_t)snprintf(buf + k, len - k, "-g%d", r->decode_tokens);
+    if (k < len && strategy_takes_microbatches(r->strategy) && r->microbatches > 0)
+        snprintf(buf + k, len - k, "-m%d", r->microbatches);
 }
 
 void point_result_interrupted(struct point_result *r, const char *strategy, const struct workload *w,
@@ -110,7 +122,7 @@ static const char *mode_name(const struct point_result *r)
 
 static int write_row(FILE *f, const struct run_env *env, const struct point_result *r)
 {
-    char b[48 + MEMORY_CSV_FIELDS + 8][1024];
+    char b[48 + MEMORY_CSV_FIELDS + 16][1024];
     int k = 0;
     snprintf(b[k++], sizeof b[0], "%s", r->strategy);
     snprintf(b[k++], sizeof b[0], "%s", mode_name(r));
@@ -175,6 +187,8 @@ static int write_row(FILE *f, const struct run_env *env, const struct point_resu
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, idle_other_ms), nd);
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, mbu), nd);
     fmt_list(b[k++], sizeof b[0], r, offsetof(struct gpu_metrics, mfu), nd);
+    fmt_count(b[k++], sizeof b[0], r->ok ? r->collective_bytes : NAN);
+    fmt_num(b[k++], sizeof b[0], r->ok ? r->collective_busbw_gbps : NAN);
     for (int i = 0; i < k; i++) csv_field(f, b[i], i == k - 1);
     return k;
 }
@@ -326,6 +340,8 @@ static cJSON *point_json(const struct point_result *r)
         cJSON_AddItemToArray(links, j);
     }
     add_num(o, "allreduce_ms", r->ok && r->busy_known ? r->metrics.allreduce_ms : NAN);
+    add_num(o, "collective_bytes", r->ok ? r->collective_bytes : NAN);
+    add_num(o, "collective_busbw_gbps", r->ok ? r->collective_busbw_gbps : NAN);
     if (!isnan(r->gpipe_bound)) {
         cJSON *b = cJSON_AddArrayToObject(o, "bubble_per_stage");
         for (int s = 0; s < r->stages; s++) {

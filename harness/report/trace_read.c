@@ -46,8 +46,11 @@ static int to_record(const cJSON *e, struct record *r)
     else if (!strcmp(cat->valuestring, "gpu_memset")) r->kind = REC_MEMSET;
     else return 0;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
-    snprintf(r->name, sizeof r->name, "%s", cJSON_IsString(name) ? name->valuestring : "");
-    if (r->kind == REC_KERNEL && strstr(r->name, "nccl")) r->kind = REC_COMM;
+    if (r->kind == REC_KERNEL && cJSON_IsString(name) && strstr(name->valuestring, "nccl")) r->kind = REC_COMM;
+    /* Our step label (args.label) over the CUPTI/NCCL name the event shows. */
+    const cJSON *label = cJSON_GetObjectItemCaseSensitive(args, "label");
+    if (!cJSON_IsString(label)) label = name;
+    snprintf(r->name, sizeof r->name, "%s", cJSON_IsString(label) ? label->valuestring : "");
     int bad = 0;
     const double last_device = PB_MAX_DEVICES - 1;
     r->device = (int)num(args, "device", num(e, "pid", 0, 0, last_device, &bad), 0, last_device, &bad);

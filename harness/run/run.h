@@ -14,7 +14,9 @@ struct point_result {
     char strategy[PB_STRATEGY_NAME_LEN];
     struct workload w;             /* batch, seq, mode; microbatches as resolved by the strategy */
     int decode_tokens;             /* generate mode: greedy tokens after the prefill (0: prefill only) */
-    int ok;                        /* 0: failed or interrupted, see reason */
+    int ok;                        /* 0: failed, skipped or interrupted, see reason */
+    int skipped;                   /* 1: the combination cannot run (microbatches that do not divide
+                                    * the batch): not run, not a failure; reason says why */
     int interrupted;               /* 1: not run, a signal stopped the sweep first */
     char reason[PB_ERROR_LEN];
     int n_devices;                 /* logical devices of the schedule */
@@ -35,6 +37,9 @@ struct point_result {
     double bubble[PB_MAX_DEVICES];      /* pipeline: idle fraction per stage device */
     double gpipe_bound;                 /* (p-1)/(m+p-1); NAN for non-pipelines */
     double transfer_bytes, transfer_ms; /* all peer links, per iteration */
+    double collective_bytes;       /* all-reduces and all-gathers per iteration, each call once, at
+                                    * nccl-tests' size (all-gather: the gathered output) */
+    double collective_busbw_gbps;  /* nccl-tests' bus bandwidth over every rank's NCCL time; NAN if none */
     int busy_known;
     uint64_t dropped;
     int logits_checked;            /* 1: compared with single's logits */
@@ -77,8 +82,11 @@ void point_result_free(struct point_result *r);
 /* A point the sweep did not run because of SIGINT/SIGTERM: status "interrupted". */
 void point_result_interrupted(struct point_result *r, const char *strategy, const struct workload *w,
                               int decode_tokens);
-/* "ok", "failed" or "interrupted", as summary.csv and summary.json write it. */
+/* "ok", "failed", "skipped" or "interrupted", as summary.csv and summary.json write it. */
 const char *point_status(const struct point_result *r);
+/* The point's strategy and workload in a file name: "pipeline-b8-s512-m8" (-gN: N
+ * generated tokens; -mM: M microbatches, for strategies that take them). */
+void point_tag(const struct point_result *r, char *buf, size_t len);
 /* Driver, runtime, NCCL, cuBLAS and CUPTI versions and the start time (cuda_run.c:
  * it needs the CUDA libraries, so it is not in the CPU build's tests). */
 void run_env_versions(struct run_env *env);
@@ -92,6 +100,10 @@ extern const char *const summary_csv_columns[];
 /* trace.json: Chrome trace events from every point's trace (traces[i] may be NULL). */
 int trace_json_write(const char *path, const struct run_env *env, const struct point_result *r,
                      const struct trace *const *traces, int n);
+/* dir/hta/<NN>-<point_tag>/rank-<d>.json: each point's activity on GPU d alone, the
+ * trace of rank d as Holistic Trace Analysis reads a job (TraceAnalysis(trace_dir=...)). */
+int trace_hta_write(const char *dir, const struct run_env *env, const struct point_result *r,
+                    const struct trace *const *traces, int n);
 
 /* The main job: run every strategy x workload on the GPUs, print the table,
  * write summary.csv, summary.json and trace.json into o->out_dir (created by the

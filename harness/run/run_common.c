@@ -174,5 +174,37 @@ int run_write_reports(const char *dir, const struct run_env *env, const struct p
     PB_TRY(summary_write_json(dir, env, res, n));
     char path[4200];
     snprintf(path, sizeof path, "%s/trace.json", dir);
-    return trace_json_write(path, env, res, traces, n);
+    PB_TRY(trace_json_write(path, env, res, traces, n));
+    return trace_hta_write(dir, env, res, traces, n);
+}
+
+/* One schedule's collectives, `times` passes of it: each step is one rank's part of a
+ * call over tp_world ranks, so a call's size is counted once over its ranks' steps. */
+static void schedule_collectives(const struct schedule *s, double times, double *size, double *bus)
+{
+    int n = s->tp_world > 1 ? s->tp_world : 1;
+    for (int i = 0; i < s->n_steps; i++) {
+        const struct step *st = &s->steps[i];
+        if (!step_is_collective(st) || n < 2) continue;
+        /* nccl-tests' size: an all-reduce's buffer; an all-gather's gathered output. */
+        double call = st->kind == STEP_ALLGATHER ? (double)st->bytes * n : (double)st->bytes;
+        double factor = st->kind == STEP_ALLGATHER ? (n - 1.0) / n : 2.0 * (n - 1) / n;
+        *size += times * call / n;
+        *bus += times * call * factor;
+    }
+}
+
+void run_collectives(struct point_result *r, const struct program *g, int copies_are_kernels)
+{
+    double size = 0, bus = 0, comm_ms = 0;
+    int copies = 0;
+    schedule_collectives(&g->prompt, 1, &size, &bus);
+    schedule_collectives(&g->decode, g->tokens, &size, &bus);
+    for (int i = 0; i < g->prompt.n_steps; i++) copies += g->prompt.steps[i].kind == STEP_COPY;
+    for (int d = 0; d < r->n_devices; d++) comm_ms += r->metrics.gpu[d].comm_ms;
+    r->collective_bytes = size;
+    /* bus is summed over the ranks' parts and comm_ms over the ranks: the rank-mean
+     * busbw, bytes per ms / 1e6 = GB/s. */
+    int known = r->busy_known && comm_ms > 0 && size > 0 && !(copies_are_kernels && copies);
+    r->collective_busbw_gbps = known ? bus / comm_ms / 1e6 : NAN;
 }

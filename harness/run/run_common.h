@@ -32,6 +32,12 @@ void run_reference_free(struct reference *ref);
  * a model's one), and the CUPTI overhead: profiled p50 over timed p50. */
 void run_summarise(struct point_result *r, const struct trace *t, const struct placement *p, int trace_iters);
 
+/* Collective bytes from the program and their bus bandwidth over the ranks' NCCL time
+ * (r->metrics must be summarised): nccl-tests' formulas, algbw = bytes / time and busbw =
+ * algbw x 2(n-1)/n for an all-reduce, x (n-1)/n for an all-gather. With copies_are_kernels
+ * (copies run as NCCL kernels too) NCCL time is not the collectives' alone: busbw unknown. */
+void run_collectives(struct point_result *r, const struct program *g, int copies_are_kernels);
+
 /* Which weights the kernels run on, for summary.json and summary.csv's weights column. */
 void run_env_weights(struct run_env *env, const struct options *o);
 /* The same for people: "safetensors from DIR" or "random (seed 1234)". */

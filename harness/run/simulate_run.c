@@ -112,6 +112,7 @@ static int write_reports(const char *dir, const struct run_env *env, const struc
     PB_TRY(summary_write_json(dir, env, r, n));
     PB_TRY(path_join(path, sizeof path, dir, "trace.json"));
     PB_TRY(trace_json_write(path, env, r, t, n));
+    PB_TRY(trace_hta_write(dir, env, r, t, n));
     /* The profile beside the numbers it produced, sources included. */
     PB_TRY(path_join(path, sizeof path, dir, "profile.json"));
     return device_profile_write(prof, path);

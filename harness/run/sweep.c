@@ -12,6 +12,7 @@
 #include "../report/memory_report.h"
 #include "../report/placement_view.h"
 #include "run_common.h"
+#include "split_pricing.h"
 
 int sweep_points_cap(const struct options *o)
 {
@@ -232,6 +233,7 @@ static int drive(const struct sweep *s, const struct program *g, struct point_re
         run_summarise(r, t, r->placement, trace_iters);
         run_attribute(r, t, g, trace_iters, s->ceilings ? s->ceilings : x->predicts ? s->profile : NULL);
         if (x->copies_are_kernels) transfers_from_program(r, g);
+        run_collectives(r, g, x->copies_are_kernels);
         r->graph = out.graph;
         r->predicted = x->predicts;
         if (x->predicts) r->predicted_ms = r->p50_ms;
@@ -267,6 +269,32 @@ int sweep_point_run(const struct sweep *s, const struct strategy *st, struct poi
     return rc;
 }
 
+/* Place with splits priced by the cost model at the run's device profile (--simulate,
+ * --plan; a measured run's --predict profile), which optimal minimises. */
+static int place_priced(const struct sweep *s, const struct strategy *st, const struct workload *w,
+                        struct placement *out)
+{
+    const struct device_profile *prof = s->profile ? s->profile : s->predict;
+    if (!prof) return st->place(s->m, w, &s->mc, out);
+    struct split_pricer pricer;
+    PB_TRY(split_pricer_init(&pricer, prof, s->m, st, w, s->map.ordinal, s->map.n));
+    struct machine mc = s->mc;
+    mc.pricing = &pricer.ops;
+    int rc = st->place(s->m, w, &mc, out);
+    split_pricer_free(&pricer);
+    return rc;
+}
+
+/* A combination that cannot run (asked microbatches that do not split the batch) is
+ * skipped, not failed: every rank decides the same from the options alone. */
+static int point_cannot_run(const struct sweep_point *pt, char *reason, size_t len)
+{
+    if (!strategy_takes_microbatches(pt->strategy) || pt->w.microbatches <= 0) return 0;
+    if (plan_check_microbatches(&pt->w, pt->w.microbatches) == PB_OK) return 0;
+    snprintf(reason, len, "%s", pb_last_error());
+    return 1;
+}
+
 /* Place, plan, drive; a failure anywhere fails the point on every rank with one message. */
 static int run_point(const struct sweep *s, struct point_result *r, struct trace *t, struct plan_entry *plan,
                      struct reference *ref)
@@ -276,7 +304,7 @@ static int run_point(const struct sweep *s, struct point_result *r, struct trace
     r->microbatches = r->w.microbatches;   /* what was asked, for a row that fails before planning */
     r->placement = calloc(1, sizeof *r->placement);
     int rc = r->placement ? alloc_point(s, r) : pb_fail("out of host memory");
-    if (rc == PB_OK) rc = st ? st->place(s->m, &r->w, &s->mc, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
+    if (rc == PB_OK) rc = st ? place_priced(s, st, &r->w, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
     if (rc == PB_OK) placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
     if (rc == PB_OK) rc = memory_fill_point(s->m, &s->mc, r);   /* refuses what does not fit */
     struct program g = {0};
@@ -316,7 +344,7 @@ void sweep_print_header(const struct sweep *s, const struct point_result *r)
 void sweep_print_row(const struct sweep *s, const struct point_result *r)
 {
     if (!r->ok) {
-        printf("%-9s failed: %s\n", r->strategy, r->reason);
+        printf("%-9s %s: %s\n", r->strategy, point_status(r), r->reason);
         return;
     }
     char util[64] = "unknown";
@@ -383,6 +411,17 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
             out->n = k + 1;
             continue;
         }
+        if (s->ex && point_cannot_run(&pts[k], r->reason, sizeof r->reason)) {
+            r->skipped = 1;
+            r->microbatches = r->w.microbatches;   /* the value asked */
+            out->n = k + 1;
+            out->skipped++;
+            if (w->rank == 0) {
+                sweep_print_row(s, r);
+                if (w->point_done) w->point_done(w, r);
+            }
+            continue;
+        }
         r->ok = run_point(s, r, &out->traces[k], out->plans ? &out->plans[k] : NULL, &ref) == PB_OK;
         out->n = k + 1;
         if (!r->ok) snprintf(r->reason, sizeof r->reason, "%s", pb_last_error());
@@ -405,6 +444,8 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
     if (s->ex && w->rank == 0) memory_print(stdout, out->res, out->n);
     run_reference_free(&ref);
     free(pts);
+    /* Nothing ran at all is a failed job, though no point failed. */
+    if (out->n > 0 && out->skipped == out->n) out->failed++;
     return PB_OK;
 }
 

@@ -46,7 +46,9 @@ struct sweep_out {
     struct point_result *res;               /* [n], filled on rank 0 */
     struct trace *traces;                   /* [n] */
     struct plan_entry *plans;               /* --plan: [n] */
-    int failed;                             /* points that failed or whose outputs differ */
+    int failed;                             /* points that failed or whose outputs differ; 1 when
+                                             * every point was skipped (nothing ran) */
+    int skipped;                            /* points that cannot run (point_result.skipped) */
 };
 
 /* Run every point; a point's failure is recorded in its row, not fatal. */
