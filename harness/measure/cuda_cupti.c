@@ -9,9 +9,12 @@
 #include "../../base/check.h"
 #include "cupti.h"
 
-/* Host buffers CUPTI fills; a 128-token generate pass of ~40k records fits in one,
- * so no buffer is requested in the middle of a profiled iteration. */
-#define BUFFER_BYTES (32u << 20)
+/* Host buffers CUPTI fills, kept in a pool once CUPTI hands them back: a fresh
+ * buffer asked for in the middle of a profiled iteration cost that iteration time
+ * in proportion to its size (an H200 at 1x128: 32 MiB fresh buffers made the
+ * profiled iterations 3-4x slower than untraced ones, docs/PERF.md). */
+#define BUFFER_BYTES (8u << 20)
+#define BUFFER_POOL 16
 #define ALIGN 8
 #define MAX_STREAMS 1024
 #define PB_MAX_DEVICES_CUPTI 64   /* CUDA ordinals the collector maps */
@@ -54,6 +57,8 @@ static struct {
     int oom;                  /* records lost to host allocation failure */
     int steps_only;           /* --profile-detail step: graph records, no kernel records */
     int n_graphs;             /* graph records since the last collect */
+    uint8_t *pool[BUFFER_POOL];   /* buffers CUPTI has handed back, for its next requests */
+    int n_pool;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* __cxa_demangle from libstdc++, declared here because this is C. */
@@ -72,7 +77,10 @@ extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *st
 
 static void CUPTIAPI buffer_requested(uint8_t **buffer, size_t *size, size_t *max_records)
 {
-    *buffer = aligned_alloc(ALIGN, BUFFER_BYTES);
+    pthread_mutex_lock(&g.lock);
+    *buffer = g.n_pool > 0 ? g.pool[--g.n_pool] : NULL;
+    pthread_mutex_unlock(&g.lock);
+    if (!*buffer) *buffer = aligned_alloc(ALIGN, BUFFER_BYTES);
     *size = *buffer ? BUFFER_BYTES : 0;
     *max_records = 0;
 }
@@ -306,9 +314,10 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
     while (valid > 0 && cuptiActivityGetNextRecord(buffer, valid, &a) == CUPTI_SUCCESS) decode(a);
     size_t dropped = 0;
     if (cuptiActivityGetNumDroppedRecords(ctx, stream_id, &dropped) == CUPTI_SUCCESS) g.dropped += dropped;
+    int kept = size == BUFFER_BYTES && g.n_pool < BUFFER_POOL;
+    if (kept) g.pool[g.n_pool++] = buffer;
     pthread_mutex_unlock(&g.lock);
-    (void)size;
-    free(buffer);
+    if (!kept) free(buffer);
 }
 
 /* The first entry is what times the GPUs' work: every kernel (kernel detail), or
@@ -532,6 +541,7 @@ void cupti_stop(void)
     g.pending = NULL;
     g.n_pending = g.cap_pending = 0;
     g.n_streams = 0;
+    while (g.n_pool > 0) free(g.pool[--g.n_pool]);
     g.active = 0;
     g.collecting = 0;
     pthread_mutex_unlock(&g.lock);
