@@ -12,7 +12,8 @@
 #include "../../harness/exec/executor.h"
 #include "../test.h"
 
-/* A tiny model the kernel core supports (head_dim 64; models/llama-tiny.json has 32). */
+/* A tiny model the kernel core supports (head_dim 64; models/llama-tiny.json has 32), with an
+ * intermediate size whose quarter is a multiple of 8, so tp runs on 4 logical devices. */
 static const char *tiny_config(void)
 {
     static char path[256];
@@ -20,7 +21,7 @@ static const char *tiny_config(void)
     snprintf(path, sizeof path, "/tmp/placebench-test-tiny-%d.json", (int)getpid());
     FILE *f = fopen(path, "w");
     if (!f) return "models/llama-tiny.json";
-    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256, \"intermediate_size\": 688,"
+    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256, \"intermediate_size\": 704,"
           " \"num_hidden_layers\": 6, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
           " \"vocab_size\": 512, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-05,"
           " \"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", f);
