@@ -350,6 +350,36 @@ TEST(test_microbatches_that_do_not_divide_the_batch_are_skipped_not_failed)
     CHECK(system(cmd) == 0);
 }
 
+/* --plan is the same sweep: the combination is skipped there too, with the count asked. */
+TEST(test_plan_records_microbatches_that_do_not_divide_the_batch_as_skipped)
+{
+    char path[128];
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy single,pipeline --gpus 2 --batch 8 --seq 64 "
+                            "--microbatches 3,4 --plan", "plan.json", path, sizeof path), 0);
+    CHECK(strstr(out, "skipped: batch 8 cannot be split into 3 equal microbatches") != NULL);
+    cJSON *root = read_json(path);
+    const cJSON *plans = cJSON_GetObjectItem(root, "strategies");
+    int skipped = 0, ok = 0;
+    for (int i = 0; i < cJSON_GetArraySize(plans); i++) {
+        const cJSON *p = cJSON_GetArrayItem(plans, i);
+        const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(p, "status"));
+        if (!strcmp(status, "skipped")) {
+            skipped++;
+            CHECK_EQ_INT(cJSON_GetObjectItem(p, "microbatches")->valueint, 3);
+            CHECK(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(p, "error")), "divisor of 8") != NULL);
+        }
+        ok += !strcmp(status, "ok");
+    }
+    CHECK_EQ_INT(skipped, 1);
+    CHECK_EQ_INT(ok, 2);
+    cJSON_Delete(root);
+    CHECK_EQ_INT(bench_into("--model llama-tiny --strategy pipeline --gpus 2 --batch 8 --seq 64 --microbatches 3 "
+                            "--plan", "plan.csv", path, sizeof path), 1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -q ',skipped,' %s", path);
+    CHECK(system(cmd) == 0);
+}
+
 TEST(test_allreduce_flag_takes_four_algorithms_and_refuses_others)
 {
     CHECK_EQ_INT(run_bench("--model llama-tiny --strategy tp --allreduce ring --plan", out, sizeof out), 2);

@@ -71,7 +71,7 @@ void plan_print(FILE *f, const struct plan_entry *e)
     if (e->ok && e->schedule.microbatches > 1) fprintf(f, ", %d microbatches", e->schedule.microbatches);
     fprintf(f, ")\n");
     if (!e->ok) {
-        fprintf(f, "  not possible: %s\n\n", e->error);
+        fprintf(f, "  %s: %s\n\n", e->skipped ? "skipped" : "not possible", e->error);
         return;
     }
     const struct placement *p = &e->placement;
@@ -129,9 +129,10 @@ static cJSON *entry_json(const struct plan_entry *e)
     cJSON_AddNumberToObject(j, "batch", w->batch);
     cJSON_AddNumberToObject(j, "seq", w->seq);
     cJSON_AddStringToObject(j, "mode", w->mode == MODE_DECODE ? "decode" : "prefill");
-    cJSON_AddStringToObject(j, "status", e->ok ? "ok" : e->interrupted ? "interrupted" : "failed");
+    cJSON_AddStringToObject(j, "status", plan_entry_status(e));
     if (!e->ok) {
         cJSON_AddStringToObject(j, "error", e->error);
+        if (e->skipped) cJSON_AddNumberToObject(j, "microbatches", w->microbatches);
         return j;
     }
     placement_add_transformers_maps(j, &e->placement);
@@ -235,7 +236,7 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             csv_field(a.f, e[i].strategy->name, 0);
             csv_integer(a.f, e[i].workload.batch, 0);
             csv_integer(a.f, e[i].workload.seq, 0);
-            csv_field(a.f, e[i].ok ? "ok" : e[i].interrupted ? "interrupted" : "failed", 0);
+            csv_field(a.f, plan_entry_status(&e[i]), 0);
             csv_field(a.f, e[i].ok ? "" : e[i].error, 0);
             csv_field(a.f, gpu, 0);
             csv_field(a.f, what, 0);
@@ -243,7 +244,7 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
             csv_integer(a.f, e[i].ok && d >= 0 ? e[i].flops[d] : NAN, 0);
             csv_number(a.f, e[i].ok && d >= 0 ? e[i].work_ms[d] : NAN, 0);
             csv_integer(a.f, e[i].ok ? e[i].schedule.n_steps : NAN, 0);
-            csv_integer(a.f, e[i].ok ? e[i].schedule.microbatches : NAN, 0);
+            csv_integer(a.f, e[i].ok ? e[i].schedule.microbatches : e[i].skipped ? e[i].workload.microbatches : NAN, 0);
             csv_integer(a.f, e[i].ok ? e[i].copies : NAN, 0);
             csv_integer(a.f, e[i].ok ? (double)e[i].copy_bytes : NAN, 0);
             csv_integer(a.f, e[i].ok ? e[i].collectives : NAN, 0);
@@ -253,14 +254,31 @@ int plan_write_csv(const char *path, const struct model_spec *m, const struct pl
     return atomic_file_commit(&a);
 }
 
-void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e)
+static void plan_entry_not_run(const struct strategy *s, const struct workload *w, const char *reason,
+                               struct plan_entry *e)
 {
     struct workload work = *w;
     memset(e, 0, sizeof *e);
     e->strategy = s;
     e->workload = work;
+    snprintf(e->error, sizeof e->error, "%s", reason);
+}
+
+void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e)
+{
+    plan_entry_not_run(s, w, interrupt_reason(), e);
     e->interrupted = 1;
-    snprintf(e->error, sizeof e->error, "%s", interrupt_reason());
+}
+
+void plan_entry_skipped(const struct strategy *s, const struct workload *w, const char *reason, struct plan_entry *e)
+{
+    plan_entry_not_run(s, w, reason, e);
+    e->skipped = 1;
+}
+
+const char *plan_entry_status(const struct plan_entry *e)
+{
+    return e->ok ? "ok" : e->interrupted ? "interrupted" : e->skipped ? "skipped" : "failed";
 }
 
 const char *plan_profile_name(const struct options *o, const char *detected_gpu, const char **why)

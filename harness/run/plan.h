@@ -14,6 +14,8 @@ struct plan_entry {
     struct workload workload;
     int ok;
     int interrupted;                     /* not planned: a signal stopped the sweep first */
+    int skipped;                         /* not planned: the combination cannot run (microbatches
+                                            that do not split the batch); workload keeps the asked m */
     char error[512];                     /* why place or plan failed */
     struct placement placement;
     struct schedule schedule;
@@ -32,6 +34,10 @@ struct plan_entry {
  * or, with p NULL, the failure pb_last_error() holds, recorded in e->error. */
 /* A point not planned because of SIGINT/SIGTERM: status "interrupted". */
 void plan_entry_interrupted(const struct strategy *s, const struct workload *w, struct plan_entry *e);
+/* A combination that cannot run: status "skipped", the reason, the microbatches asked. */
+void plan_entry_skipped(const struct strategy *s, const struct workload *w, const char *reason, struct plan_entry *e);
+/* "ok", "interrupted", "skipped" or "failed", as plan.json and plan.csv write it. */
+const char *plan_entry_status(const struct plan_entry *e);
 void plan_entry_fill(struct plan_entry *e, const struct model_spec *m, const struct strategy *s,
                      const struct workload *w, const struct placement *p, struct schedule *sched,
                      const struct device_profile *prof);

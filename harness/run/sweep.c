@@ -411,11 +411,16 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
             out->n = k + 1;
             continue;
         }
-        if (s->ex && point_cannot_run(&pts[k], r->reason, sizeof r->reason)) {
+        if ((s->ex || out->plans) && point_cannot_run(&pts[k], r->reason, sizeof r->reason)) {
             r->skipped = 1;
             r->microbatches = r->w.microbatches;   /* the value asked */
             out->n = k + 1;
             out->skipped++;
+            if (out->plans) {
+                plan_entry_skipped(strategy_find(r->strategy), &r->w, r->reason, &out->plans[k]);
+                if (w->rank == 0) plan_print(stdout, &out->plans[k]);
+                continue;
+            }
             if (w->rank == 0) {
                 sweep_print_row(s, r);
                 if (w->point_done) w->point_done(w, r);
