@@ -200,6 +200,30 @@ TEST(test_search_winner_never_loses_to_naive_or_auto_on_the_cost_model)
     }
 }
 
+/* optimal is placed on the cost model's latency in the search as in the sweep, so its
+ * row never loses to naive's or auto's (Llama-2-7B on 8 GPUs: auto's split is faster than
+ * the balanced one there). */
+TEST(test_search_prices_optimal_on_predicted_latency)
+{
+    struct model_spec m;
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    const int gpus[] = {2, 4, 8};
+    for (int k = 0; k < 3; k++) {
+        struct search_problem pb = problem(&m, gpus[k], 8, 512, 0, 0);
+        struct search_row *r;
+        int n;
+        CHECK_EQ_INT(search_configurations(&pb, all_names, N_ALL, OBJECTIVE_LATENCY, &r, &n), PB_OK);
+        const struct search_row *opt = find_row(r, n, "optimal", 1, 1, 1), *naive = find_row(r, n, "naive", 1, 1, 1),
+                                *aut = find_row(r, n, "auto", 1, 1, 1);
+        CHECK(opt && opt->fits && naive && naive->fits && aut && aut->fits);
+        if (opt && naive && aut) {
+            CHECK(opt->latency_ms <= naive->latency_ms);
+            CHECK(opt->latency_ms <= aut->latency_ms);
+        }
+        free(r);
+    }
+}
+
 /* The GPUs' stand-in: the H100 profile prices what the search priced on the H200's. */
 static int measure_on_h100(const struct options *o, const struct model_spec *m, const struct search_row *row,
                            const char *dir, double *ms)

@@ -94,3 +94,17 @@ void split_pricer_free(struct split_pricer *x)
     free(x->copy);
     x->stage = x->copy = NULL;
 }
+
+int place_priced(const struct device_profile *prof, const struct model_spec *m, const struct strategy *st,
+                 const struct workload *w, const struct machine *mc, const int *ordinal, int n_devices,
+                 struct placement *out)
+{
+    if (!prof) return st->place(m, w, mc, out);
+    struct split_pricer pricer;
+    PB_TRY(split_pricer_init(&pricer, prof, m, st, w, ordinal, n_devices));
+    struct machine priced = *mc;
+    priced.pricing = &pricer.ops;
+    int rc = st->place(m, w, &priced, out);
+    split_pricer_free(&pricer);
+    return rc;
+}

@@ -24,4 +24,10 @@ struct split_pricer {
 int split_pricer_init(struct split_pricer *x, const struct device_profile *prof, const struct model_spec *m,
                       const struct strategy *st, const struct workload *w, const int *ordinal, int n_devices);
 void split_pricer_free(struct split_pricer *x);
+
+/* st->place with splits priced at prof (optimal's measure; NULL prof: unpriced, the
+ * balanced split), for the sweep and the search alike. */
+int place_priced(const struct device_profile *prof, const struct model_spec *m, const struct strategy *st,
+                 const struct workload *w, const struct machine *mc, const int *ordinal, int n_devices,
+                 struct placement *out);
 #endif

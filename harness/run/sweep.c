@@ -271,18 +271,11 @@ int sweep_point_run(const struct sweep *s, const struct strategy *st, struct poi
 
 /* Place with splits priced by the cost model at the run's device profile (--simulate,
  * --plan; a measured run's --predict profile), which optimal minimises. */
-static int place_priced(const struct sweep *s, const struct strategy *st, const struct workload *w,
-                        struct placement *out)
+static int sweep_place(const struct sweep *s, const struct strategy *st, const struct workload *w,
+                       struct placement *out)
 {
     const struct device_profile *prof = s->profile ? s->profile : s->predict;
-    if (!prof) return st->place(s->m, w, &s->mc, out);
-    struct split_pricer pricer;
-    PB_TRY(split_pricer_init(&pricer, prof, s->m, st, w, s->map.ordinal, s->map.n));
-    struct machine mc = s->mc;
-    mc.pricing = &pricer.ops;
-    int rc = st->place(s->m, w, &mc, out);
-    split_pricer_free(&pricer);
-    return rc;
+    return place_priced(prof, s->m, st, w, &s->mc, s->map.ordinal, s->map.n, out);
 }
 
 /* A combination that cannot run (asked microbatches that do not split the batch) is
@@ -304,7 +297,7 @@ static int run_point(const struct sweep *s, struct point_result *r, struct trace
     r->microbatches = r->w.microbatches;   /* what was asked, for a row that fails before planning */
     r->placement = calloc(1, sizeof *r->placement);
     int rc = r->placement ? alloc_point(s, r) : pb_fail("out of host memory");
-    if (rc == PB_OK) rc = st ? place_priced(s, st, &r->w, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
+    if (rc == PB_OK) rc = st ? sweep_place(s, st, &r->w, r->placement) : pb_fail("unknown strategy \"%s\"", r->strategy);
     if (rc == PB_OK) placement_summary(r->placement, r->placement_summary, sizeof r->placement_summary);
     if (rc == PB_OK) rc = memory_fill_point(s->m, &s->mc, r);   /* refuses what does not fit */
     struct program g = {0};

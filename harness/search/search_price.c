@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../run/run.h"
 #include "../run/simulate_run.h"
+#include "../run/split_pricing.h"
 #include "../../strategies/memory_model.h"
 #include "search_serve.h"
 
@@ -98,7 +99,8 @@ int search_price(const struct search_problem *pb, const struct search_config *c,
                          .microbatches = st->takes_microbatches ? c->microbatches : 0,
                          .mode = MODE_PREFILL, .dtype = pb->dtype};
     struct placement *p = malloc(sizeof *p);
-    int rc = p ? st->place(pb->m, &w, &mc, p) : pb_fail("out of host memory placing it");
+    /* optimal's split priced at the search's profile, as the sweep prices it */
+    int rc = p ? place_priced(pb->prof, pb->m, st, &w, &mc, NULL, mc.gpus, p) : pb_fail("out of host memory placing it");
     if (rc == PB_OK) rc = fit_check(pb, p, &mc, st->name, row);
     if (rc == PB_OK) rc = pb->serve ? search_price_serving(pb, st, p, &mc, row) : price_fixed(pb, st, p, &w, row);
     free(p);
