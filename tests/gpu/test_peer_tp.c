@@ -2,23 +2,27 @@
  * verdict as test_peer_transformers.cu (peer_criterion.h), but our side is `tp`
  * run by the CUDA executor on two logical devices of one GPU, its sums through
  * the peer-memory all-reduce (one-shot and two-shot), weights loaded from the
- * reference's model.safetensors and the reference's own prompts. tp sums the
+ * reference's model.safetensors and the reference's own prompts (and, where two
+ * GPUs are visible, on GPUs 0 and 1 through NCCL). tp sums the
  * shards' partial products in fp32 in rank order, so it rounds at other points
  * than single; the question is whether it stays as close to the fp32 forward as
  * transformers' bf16 does. The llama3 shape has one kv head: tp replicates it. */
 #include <stdlib.h>
 #include <string.h>
+#include <cuda_runtime.h>
 #include "../../harness/exec/executor.h"
 #include "../test.h"
 #include "cpu_reference.h"
 #include "peer_criterion.h"
 #include "peer_cases.h"
 
-/* One tp run of `batch` prompts of `seq` tokens on two logical devices of GPU 0,
- * `tokens` greedy decode passes after them (0: prefill only); outputs in *out. */
+/* One tp run of `batch` prompts of `seq` tokens on two devices (two logical
+ * devices of GPU 0, or GPUs 0 and 1 for NCCL), `tokens` greedy decode passes
+ * after them (0: prefill only); outputs in *out. */
 static int run_tp(const struct peer_case *c, const struct model_spec *m, enum allreduce_algo algo,
                   const int *prompt, int batch, int seq, int tokens, struct exec_outputs *out)
 {
+    int two_gpus = algo == ALLREDUCE_NCCL;
     memset(out, 0, sizeof *out);
     const struct strategy *st = strategy_find("tp");
     struct machine mc = {.gpus = 2, .cpu_memory = 1ull << 34, .policy = MAP_AUTO};
@@ -28,7 +32,7 @@ static int run_tp(const struct peer_case *c, const struct model_spec *m, enum al
     if (!st || st->place(m, &w, &mc, &p)) return 1;
     struct program g;
     if (program_plan(st, m, &p, &w, tokens, &g)) return 1;
-    struct device_map map = {.n = 2, .ordinal = {0, 0}};
+    struct device_map map = {.n = 2, .ordinal = {0, two_gpus}};
     struct exec_config x = {.m = m, .p = &p, .g = &g, .map = &map, .world = exec_world_single(), .seed = 7,
                             .weights = c->dir, .prompt = prompt, .use_graph = 1, .label = "tp", .allreduce = algo};
     const struct executor_ops *ops = &cuda_executor_ops;
@@ -135,6 +139,8 @@ static void prefill_both(int *failures_, const struct peer_case *c, const struct
 {
     prefill_case(failures_, c, m, ALLREDUCE_ONESHOT);
     prefill_case(failures_, c, m, ALLREDUCE_TWOSHOT);
+    int gpus = 0;
+    if (cudaGetDeviceCount(&gpus) == cudaSuccess && gpus >= 2) prefill_case(failures_, c, m, ALLREDUCE_NCCL);
 }
 
 TEST(test_peer_tp_prefill_is_as_close_to_fp32_as_transformers_bf16) { peer_for_each_case(failures_, prefill_both); }
