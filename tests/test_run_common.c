@@ -87,3 +87,13 @@ TEST(test_prompt_tokens_depend_on_the_seed_alone)
     CHECK(memcmp(x, z, sizeof x) != 0);
     for (int i = 0; i < 64; i++) CHECK(x[i] >= 0 && x[i] < 1000);
 }
+
+TEST(test_a_given_prompt_replaces_the_seeded_one)
+{
+    int given[8] = {5, 4, 3, 2, 1, 0, 9, 8}, got[8], seeded[8], drawn[8];
+    run_prompt_fill(got, given, 8, 1000, 7);
+    CHECK(memcmp(got, given, sizeof got) == 0);
+    run_prompt_fill(drawn, NULL, 8, 1000, 7);
+    run_prompt_tokens(seeded, 8, 1000, 7);
+    CHECK(memcmp(drawn, seeded, sizeof drawn) == 0);
+}

@@ -52,6 +52,7 @@ struct exec_config {
     const struct exec_world *world;      /* never NULL: exec_world_single() for one process */
     uint64_t seed;                       /* weights and prompt tokens */
     const char *weights;                 /* safetensors folder, or NULL for random weights */
+    const int *prompt;                   /* [batch * seq] prompt tokens, or NULL: drawn from seed */
     int use_graph;                       /* CUDA: replay passes from CUDA graphs where possible */
     const char *label;                   /* strategy name, for NVTX ranges and messages */
     const struct device_profile *profile;   /* the cost model's device profile */

@@ -21,6 +21,12 @@ void run_prompt_tokens(int *out, int n, int vocab, uint64_t seed)
     }
 }
 
+void run_prompt_fill(int *out, const int *given, int n, int vocab, uint64_t seed)
+{
+    if (given) memcpy(out, given, (size_t)n * sizeof *out);
+    else run_prompt_tokens(out, n, vocab, seed);
+}
+
 static double bf16_to_float(uint16_t b)
 {
     uint32_t u = (uint32_t)b << 16;

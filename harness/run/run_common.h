@@ -19,6 +19,9 @@ struct reference {
 /* Prompt tokens: a deterministic function of the seed, the same for every
  * strategy and both executors (or their outputs part ways). */
 void run_prompt_tokens(int *out, int n, int vocab, uint64_t seed);
+/* The prompt an executor runs: `given` (n tokens, the caller's) where it is set, else
+ * run_prompt_tokens' draw from the seed. */
+void run_prompt_fill(int *out, const int *given, int n, int vocab, uint64_t seed);
 
 /* single's first run at a workload becomes the reference (taking *logits and
  * *tokens, which are set to NULL); any other run is compared with it: bit for

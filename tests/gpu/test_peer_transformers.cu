@@ -4,28 +4,11 @@
  * Both bf16 forwards are judged against the fp32 forward of those weights, by
  * peer_criterion.h: prefill logits of every case, and greedy decode tokens,
  * teacher-forced on the batch and on one-sequence parts (the two decode paths,
- * llama.h) and free running. Tensor parallelism is not compared here yet: tp
- * needs distinct GPUs for NCCL, and this suite runs on one. */
+ * llama.h) and free running. Tensor parallelism has the same test on two
+ * logical devices: test_peer_tp.c. */
 #include "model_test_util.h"
 #include "peer_criterion.h"
-#include "peer_reference.h"
-
-/* Case `name` of root and its model spec (config.json); 0 if either is wrong. */
-static int peer_case_model(int *failures_, const char *root, const char *name, struct peer_case *c,
-                           struct model_spec *m)
-{
-    if (peer_case_load(root, name, c) != 0) {
-        CHECK(!"peer reference loads");
-        return 0;
-    }
-    char path[1200];
-    snprintf(path, sizeof path, "%s/config.json", c->dir);
-    int ok = model_spec_load(path, m) == 0;
-    CHECK(ok);
-    if (ok) CHECK_EQ_INT(m->vocab, c->vocab);
-    if (!ok || m->vocab != c->vocab) peer_case_free(c);
-    return ok && m->vocab == c->vocab;
-}
+#include "peer_cases.h"
 
 static struct llama_part *load_part(int *failures_, const struct model_spec *m, const struct peer_case *c,
                                     int max_batch, int max_context)
@@ -65,29 +48,7 @@ static void prefill_case(int *failures_, const struct peer_case *c, const struct
     llama_part_destroy(p);
 }
 
-/* Every case of PB_PEER_DIR through fn; skipped when PB_PEER_DIR is not set. */
-static void for_each_case(int *failures_,
-                          void (*fn)(int *failures_, const struct peer_case *c, const struct model_spec *m))
-{
-    const char *root = getenv("PB_PEER_DIR");
-    if (!root || !root[0]) {
-        test_skip("PB_PEER_DIR is not set: no references from transformers (make test-gpu and "
-                  "scripts/gpu_check.sh write them when python3 can import torch and transformers)");
-        return;
-    }
-    static char names[PEER_MAX_CASES][PEER_NAME_LEN];
-    int count = 0;
-    CHECK(peer_case_names(root, names, PEER_MAX_CASES, &count) == 0);
-    for (int i = 0; i < count; i++) {
-        struct peer_case c;
-        struct model_spec m;
-        if (!peer_case_model(failures_, root, names[i], &c, &m)) continue;
-        fn(failures_, &c, &m);
-        peer_case_free(&c);
-    }
-}
-
-TEST(test_peer_prefill_is_as_close_to_fp32_as_transformers_bf16) { for_each_case(failures_, prefill_case); }
+TEST(test_peer_prefill_is_as_close_to_fp32_as_transformers_bf16) { peer_for_each_case(failures_, prefill_case); }
 
 /* One forward pass of the first `batch` sequences, `seq` tokens from position
  * pos, its tokens already on the device; then greedy next tokens into the
@@ -210,4 +171,4 @@ static void decode_case(int *failures_, const struct peer_case *c, const struct 
     free(tie), free(ours), free(theirs), free(logits);
 }
 
-TEST(test_peer_decode_picks_fp32_tokens_outside_near_ties) { for_each_case(failures_, decode_case); }
+TEST(test_peer_decode_picks_fp32_tokens_outside_near_ties) { peer_for_each_case(failures_, decode_case); }

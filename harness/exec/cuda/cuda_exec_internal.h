@@ -25,6 +25,7 @@ struct cuda_config {
     int batch, seq, decode_tokens;
     uint64_t seed;                    /* weights and prompt tokens */
     const char *weights;              /* safetensors folder, or NULL for random weights */
+    const int *prompt;                /* [batch * seq] prompt tokens, or NULL: drawn from seed */
     int use_graph;                    /* replay prefill and decode passes from CUDA graphs where possible */
     const char *label;                /* strategy name, for NVTX ranges */
     enum allreduce_algo allreduce;    /* tp sums: --allreduce */

@@ -13,7 +13,7 @@ int cuda_config_from(const struct exec_config *c, struct cuda_config *out)
     *out = (struct cuda_config){.m = c->m, .p = c->p, .g = g, .prefill = &g->prompt,
                                 .decode = g->tokens ? &g->decode : NULL, .n_devices = g->prompt.n_devices,
                                 .batch = g->batch, .seq = g->seq, .decode_tokens = g->tokens, .seed = c->seed,
-                                .weights = c->weights, .use_graph = c->use_graph, .label = c->label,
+                                .weights = c->weights, .prompt = c->prompt, .use_graph = c->use_graph, .label = c->label,
                                 .allreduce = c->allreduce, .allreduce_table = c->allreduce_table};
     for (int d = 0; d < out->n_devices; d++) out->ordinal[d] = c->map->ordinal[d];
     return PB_OK;

@@ -167,7 +167,7 @@ static int create_parts(struct executor *e)
     }
     size_t n = (size_t)e->c.batch * e->c.seq;
     CUDA_TRY(cudaMallocHost((void **)&e->h_prompt, n * sizeof(int)));
-    run_prompt_tokens(e->h_prompt, (int)n, e->c.m->vocab, e->c.seed);
+    run_prompt_fill(e->h_prompt, e->c.prompt, (int)n, e->c.m->vocab, e->c.seed);
     int embeds = e->l.tp ? e->c.n_devices : 1;
     for (int k = 0; k < embeds; k++) {
         struct part_slot *ps = &e->l.parts[e->l.tp ? k : e->l.embed_part];

@@ -107,7 +107,7 @@ static int create_parts(struct mpi_executor *e)
     }
     size_t n = (size_t)c->batch * c->seq;
     CUDA_TRY(cudaMallocHost((void **)&x->h_prompt, n * sizeof(int)));
-    run_prompt_tokens(x->h_prompt, (int)n, c->m->vocab, c->seed);
+    run_prompt_fill(x->h_prompt, c->prompt, (int)n, c->m->vocab, c->seed);
     int embed = x->l.tp ? e->dev : x->l.embed_part;
     if (MINE(e, x->l.parts[embed].logical))
         CUDA_TRY(cudaMemcpy(llama_part_tokens(x->l.parts[embed].p), x->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
