@@ -97,3 +97,27 @@ TEST(test_a_given_prompt_replaces_the_seeded_one)
     run_prompt_tokens(seeded, 8, 1000, 7);
     CHECK(memcmp(drawn, seeded, sizeof drawn) == 0);
 }
+
+TEST(test_tp_is_judged_by_relative_error_not_its_largest_difference)
+{
+    enum { N = 1024 };
+    struct reference ref = {0};
+    struct point_result single = {.strategy = "single"}, tp = {.strategy = "tp"}, far = {.strategy = "hybrid"};
+    uint16_t *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b), *c = malloc(N * sizeof *c);
+    int *none = NULL;
+    for (int i = 0; i < N; i++) a[i] = b[i] = c[i] = 0x4100;   /* 8.0 */
+    b[7] = 0x4110;   /* 9.0: one value a whole unit off, the rest equal: rel error 1/(8*32) */
+    for (int i = 0; i < N; i++) c[i] = 0x4110;   /* every value 9.0: rel error 1/8 */
+    run_reference_or_check(&single, &ref, &a, 32, 32, &none);
+    run_reference_or_check(&tp, &ref, &b, 32, 32, &none);
+    CHECK(tp.logits_checked && tp.logits_match);
+    CHECK_NEAR(tp.max_abs_diff, 1, 0);
+    CHECK_NEAR(tp.rel_error, 1.0 / (8 * 32), 1e-12);
+    CHECK_NEAR(tp.tolerance, RUN_TP_REL_TOLERANCE, 0);
+    run_reference_or_check(&far, &ref, &c, 32, 32, &none);
+    CHECK(far.logits_checked && !far.logits_match);
+    CHECK_NEAR(far.rel_error, 1.0 / 8, 1e-12);
+    free(b);
+    free(c);
+    run_reference_free(&ref);
+}

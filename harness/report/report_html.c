@@ -97,7 +97,9 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
         text_cell(f, buf, 0);
         if (!p->logits_checked) snprintf(buf, sizeof buf, "not checked");
         else if (p->logits_match && p->tolerance == 0) snprintf(buf, sizeof buf, "bit-identical");
-        else snprintf(buf, sizeof buf, "%s (max diff %.3g)", p->logits_match ? "match" : "DIFFER", p->max_abs_diff);
+        else if (p->tolerance == 0) snprintf(buf, sizeof buf, "%s (max diff %.3g)", p->logits_match ? "match" : "DIFFER", p->max_abs_diff);
+        else snprintf(buf, sizeof buf, "%s (rel error %.2g, bar %g)", p->logits_match ? "within tolerance" : "DIFFER",
+                      p->rel_error, p->tolerance);
         text_cell(f, buf, 0);
         fputs("</tr>\n", f);
     }

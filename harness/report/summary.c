@@ -353,6 +353,7 @@ static cJSON *point_json(const struct point_result *r)
     cJSON_AddBoolToObject(chk, "checked", r->logits_checked);
     cJSON_AddBoolToObject(chk, "match", r->logits_match);
     add_num(chk, "max_abs_diff", r->logits_checked ? r->max_abs_diff : NAN);
+    add_num(chk, "rel_error", r->logits_checked ? r->rel_error : NAN);
     cJSON_AddNumberToObject(chk, "tolerance", r->tolerance);
     if (r->logits_fnv1a[0]) cJSON_AddStringToObject(chk, "fnv1a64", r->logits_fnv1a);
     cJSON_AddBoolToObject(o, "cuda_graph", r->graph);

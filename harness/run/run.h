@@ -45,7 +45,8 @@ struct point_result {
     int logits_checked;            /* 1: compared with single's logits */
     int logits_match;              /* bit-identical (sequential, pipeline) or within tolerance (tp) */
     double max_abs_diff;
-    double tolerance;              /* 0: bit for bit */
+    double rel_error;              /* ||logits - single's|| / ||single's|| */
+    double tolerance;              /* 0: bit for bit; else the bar on rel_error (tp, hybrid) */
     int graph;                     /* prefill or decode passes replayed from a CUDA graph */
     char logits_fnv1a[17];         /* FNV-1a 64 of the logits' bf16 bits (and greedy tokens), hex:
                                     * compares outputs across jobs (MPI vs one process) exactly */

@@ -40,17 +40,25 @@ static void check_logits(struct point_result *r, const struct reference *ref, co
 {
     if (!ref->logits || rows != ref->rows || vocab != ref->vocab) return;
     size_t n = (size_t)rows * vocab;
-    double diff = 0, top = 0;
+    double diff = 0, sq_diff = 0, sq_ref = 0;
     for (size_t i = 0; i < n; i++) {
         double a = bf16_to_float(ref->logits[i]), d = fabs(a - bf16_to_float(got[i]));
         if (!(d <= diff)) diff = d;   /* NAN sticks */
-        if (fabs(a) > top) top = fabs(a);
+        sq_diff += d * d;
+        sq_ref += a * a;
     }
     r->logits_checked = 1;
     r->max_abs_diff = diff;
-    /* Tensor parallel: a few bf16 steps at the largest logit (2^-6 relative). */
-    r->tolerance = strcmp(r->strategy, "tp") == 0 ? top / 64 : 0;
-    int same = r->tolerance == 0 ? memcmp(ref->logits, got, n * sizeof *got) == 0 : diff <= r->tolerance;
+    r->rel_error = sq_ref > 0 ? sqrt(sq_diff / sq_ref) : (sq_diff > 0 ? INFINITY : 0);
+    /* Tensor parallel sums each layer's shards in fp32 and rounds at other points
+     * than single, so its logits are another bf16 forward of the same weights: judged
+     * by the bar the peer test sets for two bf16 forwards (peer_criterion.h's
+     * direct_error, 2e-2 relative). The largest single difference is reported, not
+     * judged: over millions of logits of a 32-layer model one tail value is always
+     * several bf16 steps away. */
+    int sums_shards = strcmp(r->strategy, "tp") == 0 || strcmp(r->strategy, "hybrid") == 0;
+    r->tolerance = sums_shards ? RUN_TP_REL_TOLERANCE : 0;
+    int same = r->tolerance == 0 ? memcmp(ref->logits, got, n * sizeof *got) == 0 : r->rel_error <= r->tolerance;
     if (same && tokens && ref->tokens && r->tolerance == 0)
         same = memcmp(tokens, ref->tokens, (size_t)r->w.batch * sizeof(int)) == 0;
     r->logits_match = same;

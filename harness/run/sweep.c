@@ -347,11 +347,11 @@ void sweep_print_row(const struct sweep *s, const struct point_result *r)
             used += (size_t)snprintf(util + used, sizeof util - used, "%s%.0f%%", d ? "/" : "",
                                      100 * r->metrics.gpu[d].utilisation);
     }
-    char check[64];
+    char check[96];
     if (r->predicted) snprintf(check, sizeof check, "predicted");
     else if (!r->logits_checked) snprintf(check, sizeof check, "not checked");
     else if (r->tolerance == 0) snprintf(check, sizeof check, "%s (max diff %g)", r->logits_match ? "identical" : "DIFFER", r->max_abs_diff);
-    else snprintf(check, sizeof check, "%s (max diff %g, tol %g)", r->logits_match ? "within tol" : "DIFFER", r->max_abs_diff, r->tolerance);
+    else snprintf(check, sizeof check, "%s (rel error %.2g, bar %g; max diff %g)", r->logits_match ? "within tol" : "DIFFER", r->rel_error, r->tolerance, r->max_abs_diff);
     printf("%-9s %-34.34s %9.3f %10.0f %6.2fx %-15s %8.3f %8.3f %8.3f ", r->strategy, r->placement_summary,
            r->p50_ms, r->tokens_per_s, r->speedup, util, r->busy_known ? r->transfer_bytes / 1e9 : NAN,
            r->busy_known ? r->transfer_ms : NAN, r->busy_known ? r->metrics.allreduce_ms : NAN);
