@@ -33,8 +33,11 @@ static const struct mpi_executor *rank_of(const struct executor *x) { return (co
 static void mpi_place(const struct executor *x, const struct schedule *s, int i, struct step_here *out)
 {
     const struct part_layout *l = &x->l;
-    int embed = l->tp ? -1 : l->parts[l->embed_part].logical, head = l->tp ? -1 : l->parts[l->head_part].logical;
-    int tokens_to = x->c.decode && !l->tp && embed != head ? embed : -1;
+    /* tp picks every rank's tokens from the gathered logits; a head without a
+     * gather (one rank per stage) sends them to the embedding's rank. */
+    int gathers = l->tp && l->tp_degree > 1;
+    int embed = l->parts[l->embed_part].logical, head = l->parts[l->head_part].logical;
+    int tokens_to = x->c.decode && !gathers && embed != head ? embed : -1;
     *out = step_place_rank(s, i, rank_of(x)->dev, tokens_to);
 }
 
@@ -70,7 +73,7 @@ static int mpi_peer_path(struct executor *x, struct plan_exec *pe, int first, in
         size_t count = (size_t)st->batch * pe->seq * x->c.m->hidden;
         enum allreduce_algo algo = allreduce_choose(x->c.allreduce, &x->c.allreduce_table, count * 2, 1);
         if (algo == ALLREDUCE_NCCL) continue;
-        void *h = (char *)llama_part_hidden(x->l.parts[st->device].p) + (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
+        void *h = (char *)llama_part_hidden(x->l.parts[pe->part[i]].p) + (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
         *taken = 1;
         return peer_allreduce(&e->peer.comm, h, count, algo, x->stream[pe->here[i].device][pe->here[i].stream]);
     }
@@ -108,12 +111,14 @@ static int create_parts(struct mpi_executor *e)
     size_t n = (size_t)c->batch * c->seq;
     CUDA_TRY(cudaMallocHost((void **)&x->h_prompt, n * sizeof(int)));
     run_prompt_tokens(x->h_prompt, (int)n, c->m->vocab, c->seed);
-    int embed = x->l.tp ? e->dev : x->l.embed_part;
-    if (MINE(e, x->l.parts[embed].logical))
-        CUDA_TRY(cudaMemcpy(llama_part_tokens(x->l.parts[embed].p), x->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
+    for (int k = 0; k < x->l.n_parts; k++)   /* tp: every rank's replicated embedding */
+        if (x->l.parts[k].d.has_embed && MINE(e, x->l.parts[k].logical))
+            CUDA_TRY(cudaMemcpy(llama_part_tokens(x->l.parts[k].p), x->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
     if (c->decode && !x->l.tp && MINE(e, x->l.parts[x->l.head_part].logical))
         CUDA_TRY(cudaMalloc((void **)&x->d_next, (size_t)c->batch * sizeof(int)));
-    if (x->l.tp && c->n_devices > 1)
+    int heads_here = 0;   /* the last stage's ranks gather the vocabulary slices */
+    for (int k = 0; k < x->l.n_parts; k++) heads_here |= x->l.parts[k].d.has_head && MINE(e, x->l.parts[k].logical);
+    if (x->l.tp && x->l.tp_degree > 1 && heads_here)
         CUDA_TRY(cudaMalloc(&x->gather[e->dev], n * (size_t)c->m->vocab * 2));
     return PB_OK;
 }
@@ -230,10 +235,10 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
     CUDA_TRY(cudaSetDevice(e->cfg.ordinal));
     CUDA_TRY(cudaEventRecord(x->start, origin));
     PB_TRY(fork_join(e, 0));
-    int embed = x->l.tp ? e->dev : x->l.embed_part;
-    if (generate && MINE(e, x->l.parts[embed].logical))   /* decode overwrote the prompt's token rows */
-        CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(x->l.parts[embed].p), x->h_prompt,
-                                 (size_t)c->batch * c->seq * sizeof(int), cudaMemcpyHostToDevice, origin));
+    for (int k = 0; generate && k < x->l.n_parts; k++)   /* decode overwrote the prompt's token rows */
+        if (x->l.parts[k].d.has_embed && MINE(e, x->l.parts[k].logical))
+            CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(x->l.parts[k].p), x->h_prompt,
+                                     (size_t)c->batch * c->seq * sizeof(int), cudaMemcpyHostToDevice, origin));
     PB_TRY(exec_issue_passes(x, t, iteration));
     PB_TRY(fork_join(e, 1));
     CUDA_TRY(cudaEventRecord(x->stop, origin));
@@ -255,12 +260,12 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
 
 int mpi_executor_logits_rank(const struct mpi_executor *e)
 {
-    return e->x.l.tp ? 0 : e->x.l.parts[e->x.l.head_part].logical;
+    return e->x.l.parts[e->x.l.head_part].logical;   /* tp: rank 0 of the last stage */
 }
 
 int mpi_executor_tokens_rank(const struct mpi_executor *e)
 {
-    return e->x.l.tp ? 0 : e->x.l.parts[e->x.l.embed_part].logical;
+    return e->x.l.parts[e->x.l.embed_part].logical;
 }
 
 /* ---- behind executor.h ---- */
@@ -273,6 +278,10 @@ static int mpi_create(const struct exec_config *c, void **state)
     *state = NULL;
     if (g->prompt.n_devices > c->world->size)
         return pb_fail("%s uses %d devices but only %d ranks run", c->label, g->prompt.n_devices, c->world->size);
+    if (g->prompt.tp_world > 1 && g->prompt.n_groups > 1)
+        return pb_fail("%s: %d tensor-parallel groups of %d ranks under mpirun need a communicator per stage (not "
+                       "built); run it in one process (bench --strategy %s), or --simulate", c->label,
+                       g->prompt.n_groups, g->prompt.tp_world, c->label);
     if (g->prompt.tp_world > 1 && g->prompt.tp_world != c->world->size)
         return pb_fail("%s: tensor parallel over %d of %d ranks needs a sub-communicator (not built); run "
                        "-np %d", c->label, g->prompt.tp_world, c->world->size, g->prompt.tp_world);
