@@ -279,25 +279,19 @@ static int sweep_place(const struct sweep *s, const struct strategy *st, const s
 }
 
 /* hybrid in the default list (nobody asked for it, nor for a --tp) where its default
- * degree makes a shape that cannot run here: a placement refused for these GPUs
- * (one stage and --virtual-stages V, parameters over a budget), or several tp
- * groups under mpirun (one communicator per stage is not built). Every rank
- * decides the same from the options and the machine. */
+ * degree makes a placement these GPUs refuse (one stage and --virtual-stages V,
+ * parameters over a budget): skipped with the reason. Every rank decides the same
+ * from the options and the machine. */
 static int default_hybrid_cannot_run(const struct sweep *s, const struct sweep_point *pt, char *reason, size_t len)
 {
     if (s->o->strategies_named || s->mc.tp > 0 || strcmp(pt->strategy, "hybrid")) return 0;
     struct placement *p = calloc(1, sizeof *p);
     if (!p) return 0;   /* run_point reports the shortage */
     int placed = sweep_place(s, strategy_find("hybrid"), &pt->w, p) == PB_OK;
-    int groups = placed && p->tp_degree > 0 ? p->n_devices / p->tp_degree : 0;
-    int under_mpi = placed && s->world->size > 1 && groups > 1 && p->tp_degree > 1;
     if (!placed)
         snprintf(reason, len, "not run in the default list: %s (--tp D picks another degree)", pb_last_error());
-    else if (under_mpi)
-        snprintf(reason, len, "not run in the default list: %d tensor-parallel groups of %d under mpirun need a "
-                              "communicator per stage (not built); run hybrid in one process", groups, p->tp_degree);
     free(p);
-    return !placed || under_mpi;
+    return !placed;
 }
 
 /* A combination that cannot run (asked microbatches that do not split the batch) is

@@ -301,9 +301,16 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
     if (!taken) PB_TRY(nccl_collective(e, pe, first, last, last_only));
     for (int k = first; k <= last; k++) {
         int i = pe->order[k];
-        if (pe->here[i].role != STEP_ISSUED) continue;
         const struct step *st = &s->steps[i];
         cudaStream_t stream = stream_here(e, pe, i);
+        if (pe->here[i].role == STEP_RECEIVED) {
+            /* MPI: another rank's gather picked the tokens of this rank's embedding */
+            CUDA_TRY(cudaSetDevice(e->c.ordinal[pe->here[i].device]));
+            if (argmax) PB_TRY(receive_tokens(e, st, stream));
+            CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
+            continue;
+        }
+        if (pe->here[i].role != STEP_ISSUED) continue;
         CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
         if (argmax && st->kind == STEP_ALLGATHER) {
             /* Every rank holds all slices now: each picks the next tokens for the embedding
