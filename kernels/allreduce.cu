@@ -10,19 +10,24 @@
 #define PEER_THREADS 512
 #define PACK 8                              /* bf16 per 16-byte load */
 #define FLAGS_BYTES (PEER_MAX_RANKS * PEER_MAX_BLOCKS * sizeof(uint32_t))
-#define STAGE_OFFSET 4096                   /* flags, then the error word, then staging */
+#define EPOCH_OFFSET (FLAGS_BYTES + 128)    /* the calls this rank finished, then the arrival count */
+#define STAGE_OFFSET 4096                   /* flags, the error word, the epoch words, then staging */
 
 enum { PHASE_STAGE = 1, PHASE_ONESHOT = 2, PHASE_REDUCE_SCATTER = 4, PHASE_ALLGATHER = 8 };
 
+/* Nothing here changes from call to call but the data pointer and the count: the
+ * epoch (which staging half, which flag value) is read on the device, so a CUDA
+ * graph that captured a call replays it as the next call, not as the same one. */
 struct peer_args {
-    const __nv_bfloat16 *stage[PEER_MAX_RANKS];   /* this call's half of every rank's staging */
+    const __nv_bfloat16 *stage[PEER_MAX_RANKS];   /* every rank's staging (both halves) */
     uint32_t *flags[PEER_MAX_RANKS];
-    __nv_bfloat16 *mine;                          /* this rank's staging half (two-shot result) */
     __nv_bfloat16 *out;                           /* this rank's data: input, then the sum */
     uint32_t *error;
-    size_t count, chunk_packs;
+    uint32_t *epoch;                              /* this rank's calls finished (device word) */
+    uint32_t *arrived;                            /* blocks of this launch that read *epoch */
+    size_t count, chunk_packs, capacity;
     int rank, n_ranks, phases, barrier;
-    uint32_t epoch;
+    int advance;                                  /* 1: this launch ends the call (epoch + 1) */
 };
 
 __device__ __forceinline__ void store_release_sys(uint32_t *p, uint32_t v)
@@ -76,15 +81,16 @@ __device__ __forceinline__ float load_one(const __nv_bfloat16 *p)
     return __uint_as_float((unsigned)bits << 16);
 }
 
-/* Pack p (elements [8p, 8p + 8) clipped to count) of out = sum over ranks in rank order. */
-__device__ void sum_pack(const struct peer_args *a, size_t p, __nv_bfloat16 *out)
+/* Pack p (elements [8p, 8p + 8) clipped to count) of out = sum over ranks in rank order;
+ * half: this call's staging half (elements). */
+__device__ void sum_pack(const struct peer_args *a, size_t half, size_t p, __nv_bfloat16 *out)
 {
     size_t e0 = p * PACK;
     float acc[PACK];
     for (int j = 0; j < PACK; j++) acc[j] = 0.f;
     int whole = e0 + PACK <= a->count;
     for (int k = 0; k < a->n_ranks; k++) {
-        const __nv_bfloat16 *src = a->stage[k] + e0;
+        const __nv_bfloat16 *src = a->stage[k] + half + e0;
         if (whole) {
             uint4 v = load_pack(src);
             const __nv_bfloat16 *h = (const __nv_bfloat16 *)&v;
@@ -117,8 +123,33 @@ __device__ void copy_pack(const struct peer_args *a, size_t p, const __nv_bfloat
 /* Every pass over the elements maps pack k * chunk_packs + q to the block that owns
  * offset q, on every rank and in every phase: block b stages exactly the packs that
  * block b of each rank reads next, so its flag alone says they are there. */
+/* The call's epoch: one more than the calls this rank finished. Every block reads it
+ * first; the last block to have read it stores it when the launch ends the call, so
+ * no block of this launch can see the next call's value, and the next launch (stream
+ * order) sees it. */
+__device__ uint32_t call_epoch(const struct peer_args *a)
+{
+    __shared__ uint32_t epoch;
+    if (threadIdx.x == 0) {
+        epoch = *(volatile uint32_t *)a->epoch + 1;
+        if (a->advance) {
+            __threadfence();
+            if (atomicAdd(a->arrived, 1u) == gridDim.x - 1) {
+                *(volatile uint32_t *)a->arrived = 0;
+                *(volatile uint32_t *)a->epoch = epoch;
+                __threadfence();
+            }
+        }
+    }
+    __syncthreads();
+    return epoch;
+}
+
 __global__ void __launch_bounds__(PEER_THREADS) peer_allreduce_kernel(struct peer_args a)
 {
+    uint32_t epoch = call_epoch(&a);
+    size_t half = (epoch & 1) * a.capacity;
+    __nv_bfloat16 *mine = (__nv_bfloat16 *)a.stage[a.rank] + half;   /* this rank's staging half */
     size_t packs = (a.count + PACK - 1) / PACK;
     size_t stride = (size_t)gridDim.x * blockDim.x, first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t chunks = a.chunk_packs ? (packs + a.chunk_packs - 1) / a.chunk_packs : 0;
@@ -126,22 +157,22 @@ __global__ void __launch_bounds__(PEER_THREADS) peer_allreduce_kernel(struct pee
         for (size_t k = 0; k < chunks; k++)
             for (size_t q = first; q < a.chunk_packs; q += stride) {
                 size_t p = k * a.chunk_packs + q;
-                if (p < packs) copy_pack(&a, p, a.out, a.mine);
+                if (p < packs) copy_pack(&a, p, a.out, mine);
             }
-    if (a.barrier) block_barrier(&a, 2 * a.epoch);
+    if (a.barrier) block_barrier(&a, 2 * epoch);
     if (a.phases & PHASE_ONESHOT)
-        for (size_t p = first; p < packs; p += stride) sum_pack(&a, p, a.out);
+        for (size_t p = first; p < packs; p += stride) sum_pack(&a, half, p, a.out);
     if (a.phases & PHASE_REDUCE_SCATTER)
         for (size_t q = first; q < a.chunk_packs; q += stride) {
             size_t p = (size_t)a.rank * a.chunk_packs + q;
-            if (p < packs) sum_pack(&a, p, a.mine);
+            if (p < packs) sum_pack(&a, half, p, mine);
         }
-    if (a.barrier && (a.phases & PHASE_ALLGATHER)) block_barrier(&a, 2 * a.epoch + 1);
+    if (a.barrier && (a.phases & PHASE_ALLGATHER)) block_barrier(&a, 2 * epoch + 1);
     if (a.phases & PHASE_ALLGATHER)
         for (int k = 0; k < a.n_ranks; k++)
             for (size_t q = first; q < a.chunk_packs; q += stride) {
                 size_t p = (size_t)k * a.chunk_packs + q;
-                if (p < packs) copy_pack(&a, p, a.stage[k], a.out);
+                if (p < packs) copy_pack(&a, p, a.stage[k] + half, a.out);
             }
 }
 
@@ -160,6 +191,7 @@ int peer_memory_alloc(size_t capacity, struct peer_rank_memory *m)
     cudaCheck(cudaDeviceSynchronize());
     m->flags = (uint32_t *)m->base;
     m->error = (uint32_t *)((char *)m->base + FLAGS_BYTES);
+    m->epoch = (uint32_t *)((char *)m->base + EPOCH_OFFSET);
     m->stage = (char *)m->base + STAGE_OFFSET;
     return PB_OK;
 }
@@ -182,6 +214,7 @@ void peer_comm_init(struct peer_comm *c, int rank, int n, size_t capacity, void 
         c->stage[k] = (char *)base[k] + STAGE_OFFSET;
     }
     c->error = (uint32_t *)((char *)base[rank] + FLAGS_BYTES);
+    c->epoch = (uint32_t *)((char *)base[rank] + EPOCH_OFFSET);
 }
 
 static size_t packs_of(size_t count) { return (count + PACK - 1) / PACK; }
@@ -222,27 +255,28 @@ static int check_call(const struct peer_comm *c, size_t count, enum allreduce_al
     return PB_OK;
 }
 
-/* Arguments of rank c's kernel for this call (c->epoch already advanced). */
+/* Arguments of rank c's kernel for one launch of a call; `advance` on its last. */
 static struct peer_args args_for(const struct peer_comm *c, void *data, size_t count, enum allreduce_algo algo,
-                                 int phases)
+                                 int phases, int advance)
 {
     struct peer_args a;
     memset(&a, 0, sizeof a);
-    size_t half = (c->epoch & 1) * c->capacity;
     for (int k = 0; k < c->n_ranks; k++) {
-        a.stage[k] = (const __nv_bfloat16 *)c->stage[k] + half;
+        a.stage[k] = (const __nv_bfloat16 *)c->stage[k];
         a.flags[k] = c->flags[k];
     }
-    a.mine = (__nv_bfloat16 *)c->stage[c->rank] + half;
     a.out = (__nv_bfloat16 *)data;
     a.error = c->error;
+    a.epoch = c->epoch;
+    a.arrived = c->epoch + 1;
+    a.capacity = c->capacity;
+    a.advance = advance;
     a.count = count;
     a.chunk_packs = chunk_packs(count, c->n_ranks, algo);
     a.rank = c->rank;
     a.n_ranks = c->n_ranks;
     a.phases = phases;
     a.barrier = c->use_flags;
-    a.epoch = c->epoch;
     return a;
 }
 
@@ -258,9 +292,8 @@ int peer_allreduce(struct peer_comm *c, void *data, size_t count, enum allreduce
     PB_TRY(check_call(c, count, algo));
     if (!c->use_flags) return pb_fail("internal: peer_allreduce on a communicator that meets by events");
     if (count == 0) return PB_OK;
-    c->epoch++;
     int phases = PHASE_STAGE | (algo == ALLREDUCE_ONESHOT ? PHASE_ONESHOT : PHASE_REDUCE_SCATTER | PHASE_ALLGATHER);
-    struct peer_args a = args_for(c, data, count, algo, phases);
+    struct peer_args a = args_for(c, data, count, algo, phases, 1);
     return launch(&a, s);
 }
 
@@ -338,13 +371,20 @@ static int wait_all(struct peer_group *g, const cudaEvent_t *ev, const cudaStrea
     return PB_OK;
 }
 
+/* What rank k just issued on its stream is its own (g->issued: CUDA graph capture). */
+static int issued(struct peer_group *g, int k, cudaStream_t s)
+{
+    return g->issued ? g->issued(g->issued_ctx, k, s) : PB_OK;
+}
+
 static int launch_all(struct peer_group *g, void *const *data, size_t count, enum allreduce_algo algo, int phases,
-                      const cudaStream_t *streams)
+                      int advance, const cudaStream_t *streams)
 {
     for (int k = 0; k < g->n; k++) {
         cudaCheck(cudaSetDevice(g->ordinal[k]));
-        struct peer_args a = args_for(&g->comm[k], data[k], count, algo, phases);
+        struct peer_args a = args_for(&g->comm[k], data[k], count, algo, phases, advance);
         PB_TRY(launch(&a, streams[k]));
+        PB_TRY(issued(g, k, streams[k]));
     }
     return PB_OK;
 }
@@ -358,16 +398,16 @@ int peer_group_allreduce(struct peer_group *g, void *const *data, size_t count, 
         for (int k = 0; k < g->n; k++) {
             cudaCheck(cudaSetDevice(g->ordinal[k]));
             PB_TRY(peer_allreduce(&g->comm[k], data[k], count, algo, streams[k]));
+            PB_TRY(issued(g, k, streams[k]));
         }
         return PB_OK;
     }
-    for (int k = 0; k < g->n; k++) g->comm[k].epoch++;
-    PB_TRY(launch_all(g, data, count, algo, PHASE_STAGE, streams));
+    PB_TRY(launch_all(g, data, count, algo, PHASE_STAGE, 0, streams));
     PB_TRY(wait_all(g, g->staged, streams));
-    if (algo == ALLREDUCE_ONESHOT) return launch_all(g, data, count, algo, PHASE_ONESHOT, streams);
-    PB_TRY(launch_all(g, data, count, algo, PHASE_REDUCE_SCATTER, streams));
+    if (algo == ALLREDUCE_ONESHOT) return launch_all(g, data, count, algo, PHASE_ONESHOT, 1, streams);
+    PB_TRY(launch_all(g, data, count, algo, PHASE_REDUCE_SCATTER, 0, streams));
     PB_TRY(wait_all(g, g->reduced, streams));
-    return launch_all(g, data, count, algo, PHASE_ALLGATHER, streams);
+    return launch_all(g, data, count, algo, PHASE_ALLGATHER, 1, streams);
 }
 
 int peer_group_allgather(struct peer_group *g, const void *const *send, void *const *recv, size_t bytes,
@@ -379,6 +419,7 @@ int peer_group_allgather(struct peer_group *g, const void *const *send, void *co
         for (int j = 0; j < g->n; j++)
             cudaCheck(cudaMemcpyAsync((char *)recv[k] + (size_t)j * bytes, send[j], bytes, cudaMemcpyDefault,
                                       streams[k]));
+        PB_TRY(issued(g, k, streams[k]));
     }
     return PB_OK;
 }

@@ -15,6 +15,9 @@
  * that may be queued behind it on the same GPU). Staging buffers alternate by call
  * parity (the epoch): a rank can start call k+2 only after every peer has arrived
  * at call k+1, i.e. finished reading call k, so no end-of-call barrier is needed.
+ * The epoch is a word in each rank's memory that the call's last launch advances,
+ * never a launch argument: a call captured into a CUDA graph and replayed is the
+ * next call each time (its own flag values, the other half), as a direct one is.
  * A flag wait gives up after PEER_WAIT_TIMEOUT_S, sets the rank's error word and
  * lets the kernel end, so a missing peer shows up as an error (peer_comm_check),
  * never a hang. */
@@ -39,6 +42,8 @@ struct peer_rank_memory {
     void *stage;                /* 2 x capacity bf16: the staging buffers of even and odd calls */
     uint32_t *flags;            /* [PEER_MAX_RANKS][PEER_MAX_BLOCKS]: peer k's block b arrived at epoch */
     uint32_t *error;            /* nonzero once a wait timed out */
+    uint32_t *epoch;            /* [2]: calls finished (the same on every rank), and a launch's
+                                   arrival count (scratch) */
     size_t capacity;            /* elements per call */
     size_t bytes;               /* of the allocation */
 };
@@ -47,7 +52,7 @@ struct peer_rank_memory {
 struct peer_comm {
     int rank, n_ranks;
     size_t capacity;
-    uint32_t epoch;             /* calls made: the same on every rank */
+    uint32_t *epoch;            /* this rank's peer_rank_memory.epoch */
     int use_flags;              /* 1: kernels wait on flags; 0: the caller orders ranks by events */
     void *stage[PEER_MAX_RANKS];
     uint32_t *flags[PEER_MAX_RANKS];
@@ -81,6 +86,10 @@ struct peer_group {
     struct peer_rank_memory mem[PEER_MAX_RANKS];
     struct peer_comm comm[PEER_MAX_RANKS];
     cudaEvent_t staged[PEER_MAX_RANKS], reduced[PEER_MAX_RANKS];
+    /* Called after rank k's work of a call is issued on its stream (an executor
+     * capturing a CUDA graph names the nodes rank k's); NULL: nothing. */
+    int (*issued)(void *ctx, int rank, cudaStream_t s);
+    void *issued_ctx;
 };
 
 int peer_group_create(int n, const int *ordinal, size_t capacity, struct peer_group *g);

@@ -77,6 +77,34 @@ TEST(test_single_becomes_the_reference_and_others_are_compared_bit_for_bit)
     run_reference_free(&ref);
 }
 
+/* A tensor-parallel placement (tp, or hybrid's stages of tp) is compared within a few
+ * bf16 steps of the largest logit; a sequential one bit for bit. */
+TEST(test_tensor_parallel_placements_are_compared_within_tolerance)
+{
+    struct reference ref = {0};
+    static struct placement tp_inside, sequential;
+    tp_inside.tensor_parallel = 1;
+    tp_inside.tp_degree = 2;
+    struct point_result single = {.strategy = "single"}, hybrid = {.strategy = "hybrid", .placement = &tp_inside},
+                        pipeline = {.strategy = "pipeline", .placement = &sequential};
+    uint16_t *a = calloc(4, sizeof *a), *b = calloc(4, sizeof *b), *c = calloc(4, sizeof *c);
+    int *none = NULL;
+    a[0] = 0x4100;                 /* 8.0 */
+    b[0] = c[0] = 0x4100;
+    a[1] = 0x3f80;                 /* 1.0 */
+    b[1] = c[1] = 0x3f81;          /* one bf16 step above */
+    run_reference_or_check(&single, &ref, &a, 2, 2, &none);
+    run_reference_or_check(&hybrid, &ref, &b, 2, 2, &none);
+    CHECK(hybrid.logits_checked && hybrid.logits_match);
+    CHECK_NEAR(hybrid.tolerance, RUN_TP_REL_TOLERANCE, 0);
+    run_reference_or_check(&pipeline, &ref, &c, 2, 2, &none);
+    CHECK(pipeline.logits_checked && !pipeline.logits_match);
+    CHECK_NEAR(pipeline.tolerance, 0, 0);
+    free(b);
+    free(c);
+    run_reference_free(&ref);
+}
+
 TEST(test_prompt_tokens_depend_on_the_seed_alone)
 {
     int x[64], y[64], z[64];
@@ -102,7 +130,10 @@ TEST(test_tp_is_judged_by_relative_error_not_its_largest_difference)
 {
     enum { N = 1024 };
     struct reference ref = {0};
-    struct point_result single = {.strategy = "single"}, tp = {.strategy = "tp"}, far = {.strategy = "hybrid"};
+    static struct placement sharded;
+    sharded.tensor_parallel = 1;
+    struct point_result single = {.strategy = "single"}, tp = {.strategy = "tp"},
+                        far = {.strategy = "hybrid", .placement = &sharded};
     uint16_t *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b), *c = malloc(N * sizeof *c);
     int *none = NULL;
     for (int i = 0; i < N; i++) a[i] = b[i] = c[i] = 0x4100;   /* 8.0 */

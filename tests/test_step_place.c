@@ -29,13 +29,22 @@ static int count_copies(const struct schedule *s)
 
 /* Every step is issued by exactly one rank, on that step's stream; a copy's
  * destination rank receives it on the stream of the step that reads its rows. */
-static void check_ranks_share(const struct schedule *s, int tokens_to, int *failures_)
+/* Heads on any device send their tokens to tokens_to (-1: nowhere). */
+static struct token_route heads_to(int tokens_to)
+{
+    struct token_route r;
+    token_route_none(&r);
+    for (int d = 0; d < PB_MAX_DEVICES; d++) r.to[d] = tokens_to;
+    return r;
+}
+
+static void check_ranks_share(const struct schedule *s, const struct token_route *tokens, int *failures_)
 {
     for (int i = 0; i < s->n_steps; i++) {
         const struct step *st = &s->steps[i];
         int issued = 0, received = 0;
         for (int r = 0; r < s->n_devices; r++) {
-            struct step_here h = step_place_rank(s, i, r, tokens_to);
+            struct step_here h = step_place_rank(s, i, r, tokens);
             if (h.role != STEP_NOT_HERE) CHECK_EQ_INT(h.device, r);
             if (h.role == STEP_ISSUED) {
                 issued++;
@@ -50,13 +59,14 @@ static void check_ranks_share(const struct schedule *s, int tokens_to, int *fail
                     CHECK(c >= 0 && s->steps[c].device == st->dst);
                     CHECK_EQ_INT(h.stream, s->steps[c].stream);
                 } else {
-                    CHECK_EQ_INT(st->kind, STEP_HEAD);
-                    CHECK_EQ_INT(r, tokens_to);
+                    CHECK_EQ_INT(st->kind, tokens->from);
+                    CHECK_EQ_INT(r, tokens->to[st->device]);
                 }
             }
         }
+        int travels = tokens && st->kind == tokens->from && tokens->to[st->device] >= 0 && tokens->to[st->device] != st->device;
         CHECK_EQ_INT(issued, 1);
-        CHECK_EQ_INT(received, st->kind == STEP_COPY || (st->kind == STEP_HEAD && tokens_to >= 0 && tokens_to != st->device));
+        CHECK_EQ_INT(received, st->kind == STEP_COPY || travels);
     }
 }
 
@@ -82,8 +92,8 @@ TEST(test_each_rank_issues_its_own_steps_and_receives_the_copies_sent_to_it)
         struct model_spec m;
         struct program g;
         CHECK_EQ_INT(plan(strategies[k], 2, 3, &m, &g), PB_OK);
-        check_ranks_share(&g.prompt, -1, failures_);
-        check_ranks_share(&g.decode, -1, failures_);
+        check_ranks_share(&g.prompt, NULL, failures_);
+        check_ranks_share(&g.decode, NULL, failures_);
         program_free(&g);
     }
 }
@@ -98,12 +108,42 @@ TEST(test_the_embedding_rank_takes_delivery_of_the_heads_tokens_in_a_decode)
         if (g.decode.steps[i].kind != STEP_HEAD) continue;
         heads++;
         CHECK_EQ_INT(g.decode.steps[i].device, 1);
-        struct step_here h = step_place_rank(&g.decode, i, 0, 0);
+        struct token_route to0 = heads_to(0);
+        struct step_here h = step_place_rank(&g.decode, i, 0, &to0);
         CHECK_EQ_INT(h.role, STEP_RECEIVED);
         CHECK_EQ_INT(h.stream, 0);
-        CHECK_EQ_INT(step_place_rank(&g.decode, i, 1, 0).role, STEP_ISSUED);
+        CHECK_EQ_INT(step_place_rank(&g.decode, i, 1, &to0).role, STEP_ISSUED);
     }
     CHECK(heads > 0);
-    check_ranks_share(&g.decode, 0, failures_);
+    struct token_route to0 = heads_to(0);
+    check_ranks_share(&g.decode, &to0, failures_);
+    program_free(&g);
+}
+
+/* hybrid, 2 stages of 2 ranks: rank r of the last stage picks tokens from its gathered
+ * logits and hands them to rank r of the first, which receives that all-gather step. */
+TEST(test_first_stage_ranks_take_delivery_of_the_last_stage_gathers_tokens)
+{
+    struct model_spec m;
+    struct program g;
+    CHECK_EQ_INT(plan("hybrid", 4, 3, &m, &g), PB_OK);
+    CHECK_EQ_INT(g.decode.n_groups, 2);
+    struct token_route route;
+    token_route_none(&route);
+    route.from = STEP_ALLGATHER;
+    route.to[2] = 0;
+    route.to[3] = 1;
+    int gathers = 0;
+    for (int i = 0; i < g.decode.n_steps; i++) {
+        const struct step *st = &g.decode.steps[i];
+        if (st->kind != STEP_ALLGATHER) continue;
+        gathers++;
+        CHECK(st->device >= 2);
+        CHECK_EQ_INT(step_place_rank(&g.decode, i, st->device - 2, &route).role, STEP_RECEIVED);
+        CHECK_EQ_INT(step_place_rank(&g.decode, i, 1 - (st->device - 2), &route).role, STEP_NOT_HERE);
+    }
+    CHECK(gathers > 0);
+    check_ranks_share(&g.prompt, &route, failures_);
+    check_ranks_share(&g.decode, &route, failures_);
     program_free(&g);
 }

@@ -261,3 +261,41 @@ TEST(test_simulated_devices_follow_the_device_map)
     CHECK_EQ_INT(out.res[0].ordinal[1], 0);
     sweep_out_free(&out);
 }
+
+/* hybrid in the default list on 2 GPUs with --virtual-stages 2: its default degree (2)
+ * leaves one stage, which cannot interleave; the row says so and is skipped, while a
+ * hybrid the user named fails with the placement's message. */
+TEST(test_default_hybrid_that_cannot_place_is_skipped_not_failed)
+{
+    static struct options o;
+    static struct model_spec m;
+    static struct sweep s;
+    CHECK_EQ_INT(cost_model_sweep(&s, &o, &m), PB_OK);
+    options(&o, "single,hybrid", 2);
+    s.mc.virtual_stages = 2;
+    struct sweep_out out;
+    CHECK_EQ_INT(sweep_run(&s, &out), PB_OK);
+    CHECK_EQ_INT(out.n, 2);
+    CHECK(out.res[0].ok);
+    CHECK(!out.res[1].ok && out.res[1].skipped);
+    CHECK(strstr(out.res[1].reason, "default list") && strstr(out.res[1].reason, "--virtual-stages 2"));
+    CHECK_EQ_INT(out.skipped, 1);
+    CHECK_EQ_INT(out.failed, 0);
+    sweep_out_free(&out);
+    o.strategies_named = 1;
+    CHECK_EQ_INT(sweep_run(&s, &out), PB_OK);
+    CHECK(!out.res[1].ok && !out.res[1].skipped);
+    CHECK_EQ_INT(out.failed, 1);
+    sweep_out_free(&out);
+    /* on 4 GPUs the default (2 stages of 2) places and runs */
+    options(&o, "single,hybrid", 4);
+    const struct device_profile *prof = s.profile;
+    sweep_for(&s, &o, &m);
+    s.ex = &model_executor_ops;
+    s.profile = prof;
+    s.mc.virtual_stages = 2;
+    CHECK_EQ_INT(sweep_run(&s, &out), PB_OK);
+    CHECK(out.res[1].ok);
+    CHECK_EQ_INT(out.failed, 0);
+    sweep_out_free(&out);
+}

@@ -126,6 +126,7 @@ static int parse_strategies(const char *s, struct options *o)
     char buf[512];
     snprintf(buf, sizeof buf, "%s", s);
     o->n_strategies = 0;
+    o->strategies_named = 1;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         const struct strategy *st = strategy_find(tok);
         if (!st) {

@@ -11,6 +11,7 @@ struct options {
     const char *model_path;
     const char *strategies[PB_MAX_LIST];
     int n_strategies;
+    int strategies_named;            /* 1: --strategy gave the list; 0: every strategy, by default */
     int gpus;                        /* N; 0 = all visible */
     int devices[PB_MAX_DEVICES];     /* --devices 0,0: logical device -> CUDA ordinal */
     int n_devices_listed;

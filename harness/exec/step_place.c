@@ -14,7 +14,13 @@ struct step_here step_place_all(const struct schedule *s, int i)
     return (struct step_here){s->steps[i].device, s->steps[i].stream, STEP_ISSUED};
 }
 
-struct step_here step_place_rank(const struct schedule *s, int i, int rank, int tokens_to)
+void token_route_none(struct token_route *r)
+{
+    r->from = STEP_HEAD;
+    for (int d = 0; d < PB_MAX_DEVICES; d++) r->to[d] = -1;
+}
+
+struct step_here step_place_rank(const struct schedule *s, int i, int rank, const struct token_route *tokens)
 {
     const struct step *st = &s->steps[i];
     if (st->kind == STEP_COPY) {
@@ -24,6 +30,8 @@ struct step_here step_place_rank(const struct schedule *s, int i, int rank, int 
         return (struct step_here){rank, c >= 0 && s->steps[c].device == rank ? s->steps[c].stream : 0, STEP_RECEIVED};
     }
     if (st->device == rank) return (struct step_here){rank, st->stream, STEP_ISSUED};
-    if (st->kind == STEP_HEAD && tokens_to == rank) return (struct step_here){rank, 0, STEP_RECEIVED};
+    if (tokens && st->kind == tokens->from && st->device >= 0 && st->device < PB_MAX_DEVICES &&
+        tokens->to[st->device] == rank)
+        return (struct step_here){rank, 0, STEP_RECEIVED};
     return (struct step_here){rank, 0, STEP_NOT_HERE};
 }

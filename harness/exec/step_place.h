@@ -19,9 +19,18 @@ struct step_here {
 int exec_consumer(const struct schedule *s, int i);
 /* One process runs every device: each step is issued on its own (device, stream). */
 struct step_here step_place_all(const struct schedule *s, int i);
+/* Where a decode's greedy tokens travel between processes: the steps of kind `from`
+ * (the head, or tp's all-gather where heads hold vocabulary slices) on device d hand
+ * them to the embedding on device to[d]; -1, or d itself: they stay on d. */
+struct token_route {
+    enum step_kind from;
+    int to[PB_MAX_DEVICES];
+};
+/* A route on which nothing travels. */
+void token_route_none(struct token_route *r);
 /* Rank `rank`'s role in step i. A copy is issued by its source rank and received
- * by its destination rank, on the stream of the step that reads the rows;
- * tokens_to is the embedding's device when a decode's greedy tokens travel from
- * the head's device to it (it receives the head step on stream 0), else -1. */
-struct step_here step_place_rank(const struct schedule *s, int i, int rank, int tokens_to);
+ * by its destination rank, on the stream of the step that reads the rows; the
+ * embedding's rank a step of `tokens` sends greedy tokens to receives that step on
+ * stream 0 (NULL: nothing travels). */
+struct step_here step_place_rank(const struct schedule *s, int i, int rank, const struct token_route *tokens);
 #endif

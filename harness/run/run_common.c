@@ -56,7 +56,7 @@ static void check_logits(struct point_result *r, const struct reference *ref, co
      * direct_error, 2e-2 relative). The largest single difference is reported, not
      * judged: over millions of logits of a 32-layer model one tail value is always
      * several bf16 steps away. */
-    int sums_shards = strcmp(r->strategy, "tp") == 0 || strcmp(r->strategy, "hybrid") == 0;
+    int sums_shards = r->placement ? r->placement->tensor_parallel : !strcmp(r->strategy, "tp");
     r->tolerance = sums_shards ? RUN_TP_REL_TOLERANCE : 0;
     int same = r->tolerance == 0 ? memcmp(ref->logits, got, n * sizeof *got) == 0 : r->rel_error <= r->tolerance;
     if (same && tokens && ref->tokens && r->tolerance == 0)

@@ -278,10 +278,27 @@ static int sweep_place(const struct sweep *s, const struct strategy *st, const s
     return place_priced(prof, s->m, st, w, &s->mc, s->map.ordinal, s->map.n, out);
 }
 
+/* hybrid in the default list (nobody asked for it, nor for a --tp) where its default
+ * degree makes a placement these GPUs refuse (one stage and --virtual-stages V,
+ * parameters over a budget): skipped with the reason. Every rank decides the same
+ * from the options and the machine. */
+static int default_hybrid_cannot_run(const struct sweep *s, const struct sweep_point *pt, char *reason, size_t len)
+{
+    if (s->o->strategies_named || s->mc.tp > 0 || strcmp(pt->strategy, "hybrid")) return 0;
+    struct placement *p = calloc(1, sizeof *p);
+    if (!p) return 0;   /* run_point reports the shortage */
+    int placed = sweep_place(s, strategy_find("hybrid"), &pt->w, p) == PB_OK;
+    if (!placed)
+        snprintf(reason, len, "not run in the default list: %s (--tp D picks another degree)", pb_last_error());
+    free(p);
+    return !placed;
+}
+
 /* A combination that cannot run (asked microbatches that do not split the batch) is
  * skipped, not failed: every rank decides the same from the options alone. */
-static int point_cannot_run(const struct sweep_point *pt, char *reason, size_t len)
+static int point_cannot_run(const struct sweep *s, const struct sweep_point *pt, char *reason, size_t len)
 {
+    if (default_hybrid_cannot_run(s, pt, reason, len)) return 1;
     if (!strategy_takes_microbatches(pt->strategy) || pt->w.microbatches <= 0) return 0;
     if (plan_check_microbatches(&pt->w, pt->w.microbatches) == PB_OK) return 0;
     snprintf(reason, len, "%s", pb_last_error());
@@ -404,7 +421,7 @@ int sweep_run(const struct sweep *s, struct sweep_out *out)
             out->n = k + 1;
             continue;
         }
-        if ((s->ex || out->plans) && point_cannot_run(&pts[k], r->reason, sizeof r->reason)) {
+        if ((s->ex || out->plans) && point_cannot_run(s, &pts[k], r->reason, sizeof r->reason)) {
             r->skipped = 1;
             r->microbatches = r->w.microbatches;   /* the value asked */
             out->n = k + 1;

@@ -31,16 +31,24 @@ struct ranks {
     cudaStream_t stream[PEER_MAX_RANKS];
 };
 
+/* New inputs on the host (uploaded by ranks_upload). */
+static void ranks_fill(struct ranks *r, uint64_t seed)
+{
+    for (int k = 0; k < r->n; k++) {
+        uint64_t s = seed * 7919 + k + 1;
+        for (size_t i = 0; i < MAX_COUNT; i++) r->host[k][i] = ref_bf16_bits(rnd_uniform(&s) * 4.0f);
+    }
+}
+
 static void ranks_setup(struct ranks *r, int n, uint64_t seed)
 {
     r->n = n;
     for (int k = 0; k < n; k++) {
         r->host[k] = (uint16_t *)malloc(MAX_COUNT * 2);
-        uint64_t s = seed * 7919 + k + 1;
-        for (size_t i = 0; i < MAX_COUNT; i++) r->host[k][i] = ref_bf16_bits(rnd_uniform(&s) * 4.0f);
         cudaMalloc(&r->dev[k], MAX_COUNT * 2);
         cudaStreamCreateWithFlags(&r->stream[k], cudaStreamNonBlocking);
     }
+    ranks_fill(r, seed);
 }
 
 static void ranks_upload(struct ranks *r, size_t count)
@@ -138,6 +146,95 @@ static int flags_case(int n, enum allreduce_algo algo)
     }
     ranks_free(&r);
     return bad;
+}
+
+/* One call of every rank captured into a CUDA graph (the ranks' streams forked from
+ * and joined to an origin stream, as the executor captures a pass), replayed with new
+ * inputs each time and interleaved with direct calls: every result is the CPU sum.
+ * A replay is the next call only because the epoch is read on the device: with it
+ * baked into the launch, a flag-synchronised replay would pass its barrier on the
+ * flags of the capture's call and read staging its peers had not written yet. */
+static int graph_case(int n, enum allreduce_algo algo, int flags, size_t count)
+{
+    struct ranks r;
+    ranks_setup(&r, n, (uint64_t)n * 1000 + algo);
+    int ordinal[PEER_MAX_RANKS] = {0};
+    struct peer_group g;
+    struct peer_rank_memory mem[PEER_MAX_RANKS];
+    struct peer_comm comm[PEER_MAX_RANKS];
+    void *base[PEER_MAX_RANKS];
+    int bad = 0;
+    if (flags) {
+        for (int k = 0; k < n; k++) {
+            bad |= peer_memory_alloc(MAX_COUNT, &mem[k]) != 0;
+            base[k] = mem[k].base;
+        }
+        for (int k = 0; k < n; k++) peer_comm_init(&comm[k], k, n, MAX_COUNT, base, 1);
+    } else {
+        bad |= peer_group_create(n, ordinal, MAX_COUNT, &g) != 0 || !g.use_events;
+    }
+    cudaStream_t origin;
+    cudaEvent_t fork, join[PEER_MAX_RANKS];
+    cudaStreamCreateWithFlags(&origin, cudaStreamNonBlocking);
+    cudaEventCreateWithFlags(&fork, cudaEventDisableTiming);
+    for (int k = 0; k < n; k++) cudaEventCreateWithFlags(&join[k], cudaEventDisableTiming);
+    /* one call: direct, or issued under capture */
+    auto call = [&]() {
+        int rc = 0;
+        if (!flags) return peer_group_allreduce(&g, r.dev, count, algo, r.stream);
+        for (int k = 0; k < n; k++) rc |= peer_allreduce(&comm[k], r.dev[k], count, algo, r.stream[k]);
+        return rc;
+    };
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    if (!bad) {
+        bad |= cudaStreamBeginCapture(origin, cudaStreamCaptureModeThreadLocal) != cudaSuccess;
+        cudaEventRecord(fork, origin);
+        for (int k = 0; k < n; k++) cudaStreamWaitEvent(r.stream[k], fork, 0);
+        bad |= call() != 0;
+        for (int k = 0; k < n; k++) {
+            cudaEventRecord(join[k], r.stream[k]);
+            cudaStreamWaitEvent(origin, join[k], 0);
+        }
+        bad |= cudaStreamEndCapture(origin, &graph) != cudaSuccess;
+        bad |= !graph || cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess;
+    }
+    for (int round = 0; round < 6 && !bad; round++) {
+        ranks_fill(&r, 77 + round);
+        ranks_upload(&r, count);
+        uint16_t *want = cpu_sum(r.host, n, count);
+        int replay = round % 3 != 2;   /* two replays, then a direct call */
+        if (replay) bad |= cudaGraphLaunch(exec, origin) != cudaSuccess || cudaStreamSynchronize(origin) != cudaSuccess;
+        else bad |= call() != 0;
+        char what[64];
+        snprintf(what, sizeof what, "%s %s round %d", allreduce_algo_name(algo), replay ? "graph replay" : "direct", round);
+        bad |= !bad && ranks_match(&r, want, count, what);
+        free(want);
+    }
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    for (int k = 0; k < n; k++) {
+        bad |= flags ? peer_comm_check(&comm[k]) != 0 : 0;
+        if (flags) peer_memory_free(&mem[k]);
+        cudaEventDestroy(join[k]);
+    }
+    if (!flags) {
+        bad |= peer_group_check(&g) != 0;
+        peer_group_destroy(&g);
+    }
+    cudaEventDestroy(fork);
+    cudaStreamDestroy(origin);
+    ranks_free(&r);
+    return bad;
+}
+
+TEST(test_graph_replayed_calls_match_cpu_sum_each_time)
+{
+    CHECK(!graph_case(2, ALLREDUCE_ONESHOT, 0, 4096));      /* a decode step's 8 KiB, events */
+    CHECK(!graph_case(2, ALLREDUCE_TWOSHOT, 0, 12345));
+    CHECK(!graph_case(2, ALLREDUCE_ONESHOT, 1, 4096));      /* flags spun on in the kernel */
+    CHECK(!graph_case(4, ALLREDUCE_ONESHOT, 1, 4099));
+    CHECK(!graph_case(2, ALLREDUCE_TWOSHOT, 1, 65536 + 3));
 }
 
 TEST(test_oneshot_matches_cpu_sum_on_two_logical_ranks)

@@ -102,14 +102,14 @@ int exec_copy(struct executor *e, void *dst, int dst_logical, const void *src, i
     return PB_OK;
 }
 
-/* No NCCL capture (collectives launch directly), nor of the peer all-reduce (its
- * epoch is a launch argument: a replay would repeat it); copies between GPUs need
- * peer access, because only a plain copy through unified addressing can be captured. */
+/* No NCCL capture (collectives launch directly). The peer all-reduce is captured:
+ * its epoch lives in device memory and its kernels advance it, so each replay is
+ * the next call (kernels/allreduce.h), and ranks that share a GPU meet through
+ * event waits, which capture as graph edges. Copies between GPUs need peer access,
+ * because only a plain copy through unified addressing can be captured. */
 static int graph_possible(const struct executor *e)
 {
     if (!e->c.use_graph || e->have_comms) return 0;
-    for (int g = 0; g < PB_MAX_DEVICES; g++)
-        if (e->peer_ar[g]) return 0;
     for (int a = 0; a < e->c.n_devices; a++)
         for (int b = 0; b < e->c.n_devices; b++)
             if (e->c.ordinal[a] != e->c.ordinal[b] && !e->peer[a][b]) return 0;

@@ -68,8 +68,9 @@ struct part_slot {
 struct part_layout {
     int n_parts;
     struct part_slot parts[EXEC_MAX_PARTS];
-    int embed_part, head_part;   /* non-tp: the parts holding them */
-    int tp;                      /* tensor parallel: part d is device d's shard */
+    int embed_part, head_part;   /* the parts holding them (tensor parallel: rank 0's, first and last stage) */
+    int tp;                      /* tensor parallel: every chunk of layers a part on each rank of its group */
+    int tp_degree;               /* tensor parallel: ranks per group (tp: every device) */
 };
 
 /* A schedule prepared for issuing: issue order, part of every step, events. */
@@ -168,6 +169,12 @@ static inline int pe_microbatch(const struct step *st, const struct schedule *s)
 int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct part_layout *l);
 /* The part a compute step runs on, -1 for none. */
 int exec_part_for(const struct part_layout *l, const struct step *st);
+/* Tensor parallel: device's part for a step of `kind` (embed, head, or one holding
+ * `layer`), -1 for none. */
+int exec_tp_part(const struct part_layout *l, int device, enum step_kind kind, int layer);
+/* The embedding part that reads the greedy tokens picked on `device` (tensor
+ * parallel: rank r of the last stage feeds rank r of the first). */
+int exec_token_part(const struct part_layout *l, int device);
 /* Issue order and the parts along each microbatch's way; pe->ev is allocated
  * (all NULL): the caller creates the events of the steps it issues. */
 int exec_layout_plan(const struct part_layout *l, const struct schedule *s, int seq, struct plan_exec *pe);

@@ -68,8 +68,28 @@ static void *part_rows(const struct executor *e, int k, size_t off)
 /* The embedding's token rows of a head step's sequences; NULL in another process. */
 static int *embed_tokens(const struct executor *e, const struct step *st)
 {
-    struct llama_part *p = e->l.parts[e->l.embed_part].p;
+    struct llama_part *p = e->l.parts[exec_token_part(&e->l, st->device)].p;
     return p ? llama_part_tokens(p) + st->batch_offset : NULL;
+}
+
+/* Where the greedy tokens of st's sequences are written: the base of the token rows
+ * of the embedding that reads them, where a kernel on st's device can write those;
+ * else (*relay = 1) a buffer on st's device the transport moves them from: d_next,
+ * or under tensor parallelism the head part's own token rows (no embedding reads
+ * them: the head's part holds the embedding only where both share a device). */
+static int *token_target(struct executor *e, const struct step *st, int *relay)
+{
+    const struct part_slot *emb = &e->l.parts[exec_token_part(&e->l, st->device)];
+    *relay = !e->transport->same_memory(e, emb->logical, st->device);
+    if (!*relay) return llama_part_tokens(emb->p);
+    return e->l.tp ? llama_part_tokens(e->l.parts[exec_tp_part(&e->l, st->device, STEP_HEAD, 0)].p) : e->d_next;
+}
+
+/* The relay's tokens of st's sequences to the embedding that reads them. */
+static int send_tokens(struct executor *e, const int *relay, const struct step *st, cudaStream_t s)
+{
+    return e->transport->move(e, embed_tokens(e, st), e->l.parts[exec_token_part(&e->l, st->device)].logical,
+                              relay + st->batch_offset, st->device, (size_t)st->batch * sizeof(int), s);
 }
 
 /* Greedy tokens of the sequences of a head step, delivered to the embed part's
@@ -78,19 +98,17 @@ static int argmax_step(struct executor *e, struct llama_part *head, const struct
                        const struct step *st, cudaStream_t s)
 {
     /* llama_argmax writes tokens[batch_offset + i]: pass the base pointers. */
-    const struct part_slot *emb = &e->l.parts[e->l.embed_part];
-    if (e->transport->same_memory(e, emb->logical, st->device))
-        return llama_argmax(head, call, llama_part_tokens(emb->p), s);
-    PB_TRY(llama_argmax(head, call, e->d_next, s));
-    return e->transport->move(e, embed_tokens(e, st), emb->logical, e->d_next + st->batch_offset, st->device,
-                              (size_t)st->batch * sizeof(int), s);
+    int relay;
+    int *to = token_target(e, st, &relay);
+    PB_TRY(llama_argmax(head, call, to, s));
+    return relay ? send_tokens(e, to, st, s) : PB_OK;
 }
 
 /* The other end of argmax_step, where the head is another process's. */
 static int receive_tokens(struct executor *e, const struct step *st, cudaStream_t s)
 {
-    return e->transport->move(e, embed_tokens(e, st), e->l.parts[e->l.embed_part].logical, NULL, st->device,
-                              (size_t)st->batch * sizeof(int), s);
+    return e->transport->move(e, embed_tokens(e, st), e->l.parts[exec_token_part(&e->l, st->device)].logical, NULL,
+                              st->device, (size_t)st->batch * sizeof(int), s);
 }
 
 static int compute_step(struct executor *e, struct plan_exec *pe, int i, const struct llama_call *call,
@@ -98,7 +116,7 @@ static int compute_step(struct executor *e, struct plan_exec *pe, int i, const s
 {
     const struct step *st = &pe->s->steps[i];
     PB_TRY(exec_compute(&e->l, pe, i, e->c.m->hidden, call, s));
-    if (st->kind != STEP_HEAD || !argmax || (e->l.tp && e->c.n_devices > 1)) return PB_OK;
+    if (st->kind != STEP_HEAD || !argmax || (e->l.tp && e->l.tp_degree > 1)) return PB_OK;
     return argmax_step(e, e->l.parts[pe->part[i]].p, call, st, s);
 }
 
@@ -124,18 +142,33 @@ static cudaStream_t stream_here(const struct executor *e, const struct plan_exec
     return e->stream[pe->here[i].device][pe->here[i].stream];
 }
 
-/* Where rank k's logits slice goes and comes from in a tp all-gather. */
-static const void *gather_send(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
+/* First logits row of a step's sequences. */
+static size_t logits_row0(const struct plan_exec *pe, const struct step *st, int last_only)
 {
-    int vocab_l = e->c.m->vocab / e->c.n_devices;
-    size_t row0 = last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
-    return (const char *)llama_part_logits(e->l.parts[st->device].p) + row0 * vocab_l * 2;
+    return last_only ? (size_t)st->batch_offset : (size_t)st->batch_offset * pe->seq;
 }
 
+/* Where rank k's logits slice comes from in a tp all-gather (step i: its head part's rows). */
+static const void *gather_send(struct executor *e, const struct plan_exec *pe, int i, int last_only)
+{
+    int vocab_l = e->c.m->vocab / e->l.tp_degree;
+    return (const char *)llama_part_logits(e->l.parts[pe->part[i]].p) + logits_row0(pe, &pe->s->steps[i], last_only) * vocab_l * 2;
+}
+
+/* Elements of one rank's slice in a tp all-gather. */
 static size_t gather_count(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
 {
     int rows = last_only ? st->batch : st->batch * pe->seq;
-    return (size_t)rows * (e->c.m->vocab / e->c.n_devices);
+    return (size_t)rows * (e->c.m->vocab / e->l.tp_degree);
+}
+
+/* Where a microbatch's slices are gathered on a device: each microbatch has its own
+ * block [world][its rows][vocab / world] at world x its first row (executor_logits
+ * reads them back in that layout), so microbatches in flight never share one. */
+static void *gather_recv(struct executor *e, const struct plan_exec *pe, const struct step *st, int last_only)
+{
+    size_t vocab_l = (size_t)(e->c.m->vocab / e->l.tp_degree);
+    return (char *)e->gather[st->device] + logits_row0(pe, st, last_only) * e->l.tp_degree * vocab_l * 2;
 }
 
 static size_t allreduce_count(struct executor *e, const struct plan_exec *pe, const struct step *st)
@@ -157,6 +190,29 @@ static int takes_peer_path(struct executor *e, const struct plan_exec *pe, const
     return allreduce_algo_for(e, pe, st) != ALLREDUCE_NCCL;
 }
 
+/* While capturing a graph: the nodes just issued on s for collective step i are its. */
+static int capture_collective_member(struct executor *e, const struct plan_exec *pe, int i, cudaStream_t s)
+{
+    const struct step *st = &pe->s->steps[i];
+    struct cupti_place where = {st->device, st->stream, -1, i, pe_microbatch(st, pe->s)};
+    return exec_capture_attribute(e, s, &where);
+}
+
+/* The peer group's callback after rank k's part of a call: under capture, its nodes
+ * are rank k's step (ranks that share a GPU wait on each other's events, so without
+ * it one rank's step would also claim the others' staging kernels). */
+struct member_steps {
+    struct executor *e;
+    const struct plan_exec *pe;
+    int step[PEER_MAX_RANKS];
+};
+
+static int member_issued(void *ctx, int rank, cudaStream_t s)
+{
+    struct member_steps *m = ctx;
+    return capture_collective_member(m->e, m->pe, m->step[rank], s);
+}
+
 /* All ranks of one call through the group's peer memory, in rank order. */
 static int peer_collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only)
 {
@@ -165,6 +221,7 @@ static int peer_collective(struct executor *e, struct plan_exec *pe, int first, 
     void *data[PEER_MAX_RANKS];
     const void *send[PEER_MAX_RANKS];
     cudaStream_t streams[PEER_MAX_RANKS];
+    struct member_steps members = {.e = e, .pe = pe};
     int n = 0;
     for (int d = 0; d < e->c.n_devices; d++) {
         if (pe->s->group_of[d] != st0->group) continue;
@@ -173,18 +230,25 @@ static int peer_collective(struct executor *e, struct plan_exec *pe, int first, 
             if (pe->s->steps[pe->order[k]].device == d) st = &pe->s->steps[pe->order[k]];
         if (!st || n >= g->n) return pb_fail("internal: collective %d misses device %d of its group", st0->collective, d);
         streams[n] = e->stream[d][st->stream];
+        int i = (int)(st - pe->s->steps);
+        members.step[n] = i;
         if (st->kind == STEP_ALLGATHER) {
-            send[n] = gather_send(e, pe, st, last_only);
-            data[n] = e->gather[d];
+            send[n] = gather_send(e, pe, i, last_only);
+            data[n] = gather_recv(e, pe, st, last_only);
         } else {
-            data[n] = (char *)llama_part_hidden(e->l.parts[d].p) + hidden_offset(e, pe, st) * 2;
+            data[n] = (char *)llama_part_hidden(e->l.parts[pe->part[i]].p) + hidden_offset(e, pe, st) * 2;
         }
         n++;
     }
     if (n != g->n) return pb_fail("internal: collective %d has %d ranks, its group %d", st0->collective, n, g->n);
-    if (st0->kind == STEP_ALLGATHER)
-        return peer_group_allgather(g, send, data, gather_count(e, pe, st0, last_only) * 2, streams);
-    return peer_group_allreduce(g, data, allreduce_count(e, pe, st0), allreduce_algo_for(e, pe, st0), streams);
+    g->issued = e->capture ? member_issued : NULL;
+    g->issued_ctx = &members;
+    int rc = st0->kind == STEP_ALLGATHER
+                 ? peer_group_allgather(g, send, data, gather_count(e, pe, st0, last_only) * 2, streams)
+                 : peer_group_allreduce(g, data, allreduce_count(e, pe, st0), allreduce_algo_for(e, pe, st0), streams);
+    g->issued = NULL;
+    g->issued_ctx = NULL;
+    return rc;
 }
 
 /* The single process's peer path: every rank of the call is here. */
@@ -205,14 +269,14 @@ static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, 
         int i = pe->order[k];
         if (pe->here[i].role != STEP_ISSUED) continue;
         const struct step *st = &s->steps[i];
-        struct llama_part *p = e->l.parts[st->device].p;
+        struct llama_part *p = e->l.parts[pe->part[i]].p;
         cudaStream_t stream = stream_here(e, pe, i);
         if (st->kind == STEP_ALLREDUCE) {
             void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
             NCCL_TRY(ncclAllReduce(h, h, allreduce_count(e, pe, st), ncclBfloat16, ncclSum, e->comm[st->device],
                                    stream));
         } else {
-            NCCL_TRY(ncclAllGather(gather_send(e, pe, st, last_only), e->gather[st->device],
+            NCCL_TRY(ncclAllGather(gather_send(e, pe, i, last_only), gather_recv(e, pe, st, last_only),
                                    gather_count(e, pe, st, last_only), ncclBfloat16, e->comm[st->device], stream));
         }
     }
@@ -237,18 +301,29 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
     if (!taken) PB_TRY(nccl_collective(e, pe, first, last, last_only));
     for (int k = first; k <= last; k++) {
         int i = pe->order[k];
-        if (pe->here[i].role != STEP_ISSUED) continue;
         const struct step *st = &s->steps[i];
         cudaStream_t stream = stream_here(e, pe, i);
+        if (pe->here[i].role == STEP_RECEIVED) {
+            /* MPI: another rank's gather picked the tokens of this rank's embedding */
+            CUDA_TRY(cudaSetDevice(e->c.ordinal[pe->here[i].device]));
+            if (argmax) PB_TRY(receive_tokens(e, st, stream));
+            CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
+            continue;
+        }
+        if (pe->here[i].role != STEP_ISSUED) continue;
         CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
         if (argmax && st->kind == STEP_ALLGATHER) {
-            /* Every rank holds all slices now: each picks the next tokens for its own embedding. */
-            int vl = e->c.m->vocab / e->c.n_devices, rows = last_only ? st->batch : st->batch * pe->seq;
-            struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
-                                      .last_only = last_only};
-            PB_TRY(llama_argmax_gathered(e->gather[st->device], e->c.n_devices, (size_t)rows * vl, vl, &call,
-                                         llama_part_tokens(e->l.parts[st->device].p), stream));
+            /* Every rank holds all slices now: each picks the next tokens for the embedding
+             * of its rank (its own in tp; rank r of the first stage in hybrid). The block
+             * holds this microbatch alone: rows from 0, tokens at its batch_offset. */
+            int vl = e->c.m->vocab / e->l.tp_degree, rows = last_only ? st->batch : st->batch * pe->seq, relay;
+            struct llama_call call = {.batch_offset = 0, .batch = st->batch, .seq = pe->seq, .last_only = last_only};
+            int *to = token_target(e, st, &relay);
+            PB_TRY(llama_argmax_gathered(gather_recv(e, pe, st, last_only), e->l.tp_degree, (size_t)rows * vl, vl,
+                                         &call, to + st->batch_offset, stream));
+            if (relay) PB_TRY(send_tokens(e, to, st, stream));
         }
+        if (e->capture) PB_TRY(capture_collective_member(e, pe, i, stream));
         CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
     }
     return PB_OK;

@@ -36,27 +36,57 @@ static int part_on(struct part_layout *l, const struct cuda_config *c, const int
     return found >= 0 ? found : add_part(l, c, ordinal, logical, host, 0, 0);
 }
 
+/* Tensor parallel in groups of D = tp_degree devices (tp: one group of all; hybrid:
+ * one per pipeline stage, group g = devices g*D .. g*D + D - 1). Every chunk of
+ * layers (a stage's run, or each of its interleaved runs) is a part on each of its
+ * group's devices, rank r of D: the first chunk's parts hold the replicated
+ * embedding, the last chunk's their vocabulary slice of lm_head. tp's parts are
+ * one chunk of every layer, part d on device d. */
 static int tp_parts(struct part_layout *l, const struct cuda_config *c, const int *ordinal)
 {
-    /* The parts below, the replicated embedding's tokens, the gathered logits and the
-     * greedy tokens' way back all assume one group of every device. */
-    if (c->p->tp_degree != c->n_devices)
-        return pb_fail("%s: %d tensor-parallel groups of %d GPUs (pipeline stages of tp) do not run on GPUs "
-                       "yet: the executors lay out one group of all devices; --simulate runs this placement",
-                       c->label, c->n_devices / c->p->tp_degree, c->p->tp_degree);
-    if (c->prefill->microbatches > 1)
-        return pb_fail("%s: tensor-parallel steps in %d microbatches do not run on GPUs yet (the all-gathered "
-                       "logits hold one call at a time); use --microbatches 1, or --simulate", c->label,
-                       c->prefill->microbatches);
+    const struct placement *p = c->p;
+    int d_per = p->tp_degree > 0 ? p->tp_degree : c->n_devices;
+    if (c->n_devices % d_per)
+        return pb_fail("internal: %s: tensor-parallel groups of %d do not divide %d devices", c->label, d_per,
+                       c->n_devices);
+    int sd[PB_MAX_STAGES], sf[PB_MAX_STAGES], sc[PB_MAX_STAGES];
+    int chunks = placement_stages(p, sd, sf, sc);
+    if (chunks < 1) return pb_fail("internal: %s: a tensor-parallel placement without layers", c->label);
     l->tp = 1;
-    for (int d = 0; d < c->n_devices; d++) {
-        if (add_part(l, c, ordinal, d, 0, 0, c->m->layers) < 0) return PB_ERR;
-        l->parts[d].d.rank = d;
-        l->parts[d].d.world = c->n_devices;
-        l->parts[d].d.has_embed = l->parts[d].d.has_head = 1;
-    }
-    l->embed_part = l->head_part = 0;   /* rank 0 stands for all in token read-back */
+    l->tp_degree = d_per;
+    for (int i = 0; i < chunks; i++)
+        for (int r = 0; r < d_per; r++) {
+            int dev = sd[i] * d_per + r, k = add_part(l, c, ordinal, dev, 0, sf[i], sc[i]);
+            if (k < 0) return PB_ERR;
+            if (dev >= c->n_devices)
+                return pb_fail("internal: %s: chunk %d on group %d, beyond %d devices", c->label, i, sd[i],
+                               c->n_devices);
+            l->parts[k].d.rank = r;
+            l->parts[k].d.world = d_per;
+            l->parts[k].d.has_embed = i == 0;
+            l->parts[k].d.has_head = i == chunks - 1;
+            if (i == 0 && r == 0) l->embed_part = k;
+            if (i == chunks - 1 && r == 0) l->head_part = k;   /* rank 0 stands for its group in read-back */
+        }
     return PB_OK;
+}
+
+int exec_tp_part(const struct part_layout *l, int device, enum step_kind kind, int layer)
+{
+    for (int k = 0; k < l->n_parts; k++) {
+        const struct part_slot *ps = &l->parts[k];
+        if (ps->logical != device) continue;
+        if (kind == STEP_EMBED ? ps->d.has_embed
+            : kind == STEP_HEAD ? ps->d.has_head
+                                : layer >= ps->d.first_layer && layer < ps->d.first_layer + ps->d.n_layers)
+            return k;
+    }
+    return -1;
+}
+
+int exec_token_part(const struct part_layout *l, int device)
+{
+    return l->tp ? exec_tp_part(l, device % l->tp_degree, STEP_EMBED, 0) : l->embed_part;
 }
 
 int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct part_layout *l)
@@ -92,7 +122,7 @@ int exec_build_parts(const struct cuda_config *c, const int *ordinal, struct par
 
 int exec_part_for(const struct part_layout *l, const struct step *st)
 {
-    if (l->tp) return st->device;
+    if (l->tp) return step_is_collective(st) || st->kind == STEP_COPY ? -1 : exec_tp_part(l, st->device, st->kind, st->layer);
     if (st->kind == STEP_EMBED) return l->embed_part;
     if (st->kind == STEP_HEAD) return l->head_part;
     if (st->kind != STEP_LAYERS) return -1;
@@ -162,34 +192,48 @@ static int issue_order(const struct schedule *s, int *order, int *group_last)
 /* One step's effect on where microbatch rows are: a copy moves them between
  * devices; two parts on one device (GPU layers then cpu-offloaded ones) need a
  * local copy the schedule does not show, done before the compute step. */
+/* holder's slot of microbatch mb's rows on `device`: one per microbatch, or under
+ * tensor parallelism one per (microbatch, rank), each rank holding the whole rows. */
+static int holder_slot(const struct part_layout *l, const struct schedule *s, int mb, int device)
+{
+    return l->tp ? mb * s->n_devices + device : mb;
+}
+
 static int follow_step(const struct part_layout *l, struct plan_exec *pe, int i, int *holder)
 {
     const struct schedule *s = pe->s;
     const struct step *st = &s->steps[i];
     int mb = st->microbatch >= 0 && st->microbatch < s->microbatches ? st->microbatch : 0;
+    int at = holder_slot(l, s, mb, st->device);
     pe->part[i] = exec_part_for(l, st);
     pe->pre_from[i] = pe->src_part[i] = pe->dst_part[i] = -1;
-    if ((st->kind == STEP_LAYERS || st->kind == STEP_EMBED || st->kind == STEP_HEAD) && pe->part[i] < 0)
-        return pb_fail("internal: step %d (%s, device %d, layers %d+%d) has no part", i,
-                       st->kind == STEP_LAYERS ? "layers" : "embed/head", st->device, st->layer, st->count);
-    if (l->tp) return PB_OK;
-    if (st->kind == STEP_EMBED) {
-        holder[mb] = pe->part[i];
-    } else if (st->kind == STEP_LAYERS || st->kind == STEP_HEAD) {
-        int h = holder[mb];
+    int computes = st->kind == STEP_LAYERS || st->kind == STEP_EMBED || st->kind == STEP_HEAD ||
+                   st->kind == STEP_ATTENTION || st->kind == STEP_MLP;
+    if (computes && pe->part[i] < 0)
+        return pb_fail("internal: step %d (%s, device %d, layers %d+%d) has no part", i, step_kind_name(st->kind),
+                       st->device, st->layer, st->count);
+    if (step_is_collective(st)) {
+        /* A sum or gather works on the rows where the rank's last step left them. */
+        if ((pe->part[i] = holder[at]) < 0)
+            return pb_fail("internal: collective step %d on device %d has no rows to work on", i, st->device);
+    } else if (st->kind == STEP_EMBED) {
+        holder[at] = pe->part[i];
+    } else if (computes) {
+        int h = holder[at];
         if (h >= 0 && h != pe->part[i]) {
             if (l->parts[h].logical != st->device)
                 return pb_fail("schedule: step %d runs on device %d but microbatch %d's activations are on "
                                "device %d with no copy between", i, st->device, mb, l->parts[h].logical);
             pe->pre_from[i] = h;
         }
-        holder[mb] = pe->part[i];
+        holder[at] = pe->part[i];
     } else if (st->kind == STEP_COPY) {
         int c = exec_consumer(s, i), dp = c >= 0 ? exec_part_for(l, &s->steps[c]) : -1;
-        if (holder[mb] < 0 || dp < 0) return pb_fail("schedule: copy step %d has no source or destination part", i);
-        pe->src_part[i] = holder[mb];
+        int from = holder_slot(l, s, mb, st->src), to = holder_slot(l, s, mb, st->dst);
+        if (holder[from] < 0 || dp < 0) return pb_fail("schedule: copy step %d has no source or destination part", i);
+        pe->src_part[i] = holder[from];
         pe->dst_part[i] = dp;
-        holder[mb] = dp;
+        holder[to] = dp;
     }
     return PB_OK;
 }
@@ -204,10 +248,11 @@ int exec_layout_plan(const struct part_layout *l, const struct schedule *s, int 
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         if (!(*arrays[k] = calloc(n, sizeof(int)))) return pb_fail("out of host memory preparing a schedule");
     pe->ev = calloc(n, sizeof(cudaEvent_t));
-    int *holder = malloc(((size_t)s->microbatches + 1) * sizeof(int));
+    size_t slots = ((size_t)s->microbatches + 1) * (size_t)(s->n_devices > 0 ? s->n_devices : 1);
+    int *holder = malloc(slots * sizeof(int));
     int rc = pe->ev && holder ? issue_order(s, pe->order, pe->group_last)
                               : pb_fail("out of host memory preparing a schedule of %d steps", s->n_steps);
-    for (int mb = 0; rc == PB_OK && mb <= s->microbatches; mb++) holder[mb] = -1;
+    for (size_t k = 0; rc == PB_OK && k < slots; k++) holder[k] = -1;
     for (int i = 0; rc == PB_OK && i < s->n_steps; i++) rc = follow_step(l, pe, i, holder);
     free(holder);
     return rc;

@@ -168,24 +168,28 @@ static int create_parts(struct executor *e)
     size_t n = (size_t)e->c.batch * e->c.seq;
     CUDA_TRY(cudaMallocHost((void **)&e->h_prompt, n * sizeof(int)));
     run_prompt_fill(e->h_prompt, e->c.prompt, (int)n, e->c.m->vocab, e->c.seed);
-    int embeds = e->l.tp ? e->c.n_devices : 1;
-    for (int k = 0; k < embeds; k++) {
-        struct part_slot *ps = &e->l.parts[e->l.tp ? k : e->l.embed_part];
+    for (int k = 0; k < e->l.n_parts; k++) {   /* tp: every rank's replicated embedding */
+        struct part_slot *ps = &e->l.parts[k];
+        if (!ps->d.has_embed) continue;
         CUDA_TRY(cudaSetDevice(ps->d.device));
         CUDA_TRY(cudaMemcpy(llama_part_tokens(ps->p), e->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
     }
     if (e->c.decode && !e->l.tp) {
         CUDA_TRY(cudaSetDevice(e->l.parts[e->l.head_part].d.device));
         CUDA_TRY(cudaMalloc((void **)&e->d_next, (size_t)e->c.batch * sizeof(int)));
+    }
+    if (e->c.decode) {   /* a captured decode pass reads its position here */
         CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
         CUDA_TRY(cudaMalloc((void **)&e->d_pos, sizeof(int)));
         CUDA_TRY(cudaMallocHost((void **)&e->h_pos, ((size_t)e->c.decode_tokens + 1) * sizeof(int)));
     }
-    if (e->l.tp && e->c.n_devices > 1) {
+    if (e->l.tp && e->l.tp_degree > 1) {   /* the last stage's ranks gather the vocabulary slices */
         size_t bytes = (size_t)e->c.batch * e->c.seq * (size_t)e->c.m->vocab * 2;
-        for (int d = 0; d < e->c.n_devices; d++) {
-            CUDA_TRY(cudaSetDevice(e->c.ordinal[d]));
-            CUDA_TRY(cudaMalloc(&e->gather[d], bytes));
+        for (int k = 0; k < e->l.n_parts; k++) {
+            const struct part_slot *ps = &e->l.parts[k];
+            if (!ps->d.has_head || e->gather[ps->logical]) continue;
+            CUDA_TRY(cudaSetDevice(ps->d.device));
+            CUDA_TRY(cudaMalloc(&e->gather[ps->logical], bytes));
         }
     }
     return PB_OK;
@@ -316,9 +320,9 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
     PB_TRY(exec_fork_streams(e, e->fork));
     if (generate) {
         /* Decode passes overwrite the token rows: the prompt goes back in first. */
-        int embeds = e->l.tp ? e->c.n_devices : 1;
-        for (int k = 0; k < embeds; k++) {
-            struct part_slot *ps = &e->l.parts[e->l.tp ? k : e->l.embed_part];
+        for (int k = 0; k < e->l.n_parts; k++) {
+            struct part_slot *ps = &e->l.parts[k];
+            if (!ps->d.has_embed) continue;
             CUDA_TRY(cudaSetDevice(ps->d.device));
             CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(ps->p), e->h_prompt,
                                      (size_t)e->c.batch * e->c.seq * sizeof(int), cudaMemcpyHostToDevice,
@@ -353,24 +357,29 @@ int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab)
     *vocab = v;
     *out = malloc((size_t)n * v * sizeof(uint16_t));
     if (!*out) return pb_fail("out of host memory for %d x %d logits", n, v);
-    if (!e->l.tp || e->c.n_devices == 1) {
-        struct part_slot *ps = &e->l.parts[e->l.tp ? 0 : e->l.head_part];
-        CUDA_TRY(cudaSetDevice(ps->d.device));
-        CUDA_TRY(cudaMemcpy(*out, llama_part_logits(ps->p), (size_t)n * v * 2, cudaMemcpyDeviceToHost));
+    const struct part_slot *head = &e->l.parts[e->l.head_part];
+    if (!e->l.tp || e->l.tp_degree == 1) {
+        CUDA_TRY(cudaSetDevice(head->d.device));
+        CUDA_TRY(cudaMemcpy(*out, llama_part_logits(head->p), (size_t)n * v * 2, cudaMemcpyDeviceToHost));
         return PB_OK;
     }
-    /* All-gathered slices are rank-major [world][rows][vocab/world]: interleave per row. */
-    int w = e->c.n_devices, vl = v / w;
+    /* All-gathered slices on the last stage's rank 0, one block per microbatch (equal
+     * ones), each rank-major [world][its rows][vocab/world]: interleave per row. */
+    int w = e->l.tp_degree, vl = v / w, mbs = e->c.prefill->microbatches > 0 ? e->c.prefill->microbatches : 1;
+    int per = n / mbs;
     uint16_t *g = malloc((size_t)n * v * sizeof(uint16_t));
     if (!g) return pb_fail("out of host memory for gathered logits");
-    CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
-    cudaError_t r = cudaMemcpy(g, e->gather[0], (size_t)n * v * 2, cudaMemcpyDeviceToHost);
+    CUDA_TRY(cudaSetDevice(head->d.device));
+    cudaError_t r = cudaMemcpy(g, e->gather[head->logical], (size_t)n * v * 2, cudaMemcpyDeviceToHost);
     if (r != cudaSuccess) {
         free(g);
         CUDA_TRY(r);
     }
-    for (int k = 0; k < w; k++)
-        for (int i = 0; i < n; i++) memcpy(*out + (size_t)i * v + (size_t)k * vl, g + ((size_t)k * n + i) * vl, (size_t)vl * 2);
+    for (int i = 0; i < n; i++) {
+        const uint16_t *block = g + (size_t)(i / per) * per * v;
+        for (int k = 0; k < w; k++)
+            memcpy(*out + (size_t)i * v + (size_t)k * vl, block + ((size_t)k * per + i % per) * vl, (size_t)vl * 2);
+    }
     free(g);
     return PB_OK;
 }

@@ -20,6 +20,7 @@ struct mpi_executor {
     struct mpi_exec_config cfg;
     int dev, idle;
     struct mpi_peer peer;      /* tp sums on peer memory (--allreduce), when active */
+    ncclComm_t group_comm;     /* hybrid: this rank's stage (split from all ranks); NULL: all ranks */
 };
 
 #define MINE(e, logical) ((logical) == (e)->dev)
@@ -33,9 +34,13 @@ static const struct mpi_executor *rank_of(const struct executor *x) { return (co
 static void mpi_place(const struct executor *x, const struct schedule *s, int i, struct step_here *out)
 {
     const struct part_layout *l = &x->l;
-    int embed = l->tp ? -1 : l->parts[l->embed_part].logical, head = l->tp ? -1 : l->parts[l->head_part].logical;
-    int tokens_to = x->c.decode && !l->tp && embed != head ? embed : -1;
-    *out = step_place_rank(s, i, rank_of(x)->dev, tokens_to);
+    /* Each rank that picks tokens (the head; under tp every rank of the last stage,
+     * from its gathered logits) hands them to the embedding that reads them. */
+    struct token_route route;
+    token_route_none(&route);
+    route.from = l->tp && l->tp_degree > 1 ? STEP_ALLGATHER : STEP_HEAD;
+    for (int d = 0; x->c.decode && d < x->c.n_devices; d++) route.to[d] = l->parts[exec_token_part(l, d)].logical;
+    *out = step_place_rank(s, i, rank_of(x)->dev, &route);
 }
 
 /* Rank r is logical device r on the communicator of all ranks; p2p moves bytes. */
@@ -70,7 +75,7 @@ static int mpi_peer_path(struct executor *x, struct plan_exec *pe, int first, in
         size_t count = (size_t)st->batch * pe->seq * x->c.m->hidden;
         enum allreduce_algo algo = allreduce_choose(x->c.allreduce, &x->c.allreduce_table, count * 2, 1);
         if (algo == ALLREDUCE_NCCL) continue;
-        void *h = (char *)llama_part_hidden(x->l.parts[st->device].p) + (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
+        void *h = (char *)llama_part_hidden(x->l.parts[pe->part[i]].p) + (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
         *taken = 1;
         return peer_allreduce(&e->peer.comm, h, count, algo, x->stream[pe->here[i].device][pe->here[i].stream]);
     }
@@ -108,12 +113,14 @@ static int create_parts(struct mpi_executor *e)
     size_t n = (size_t)c->batch * c->seq;
     CUDA_TRY(cudaMallocHost((void **)&x->h_prompt, n * sizeof(int)));
     run_prompt_fill(x->h_prompt, c->prompt, (int)n, c->m->vocab, c->seed);
-    int embed = x->l.tp ? e->dev : x->l.embed_part;
-    if (MINE(e, x->l.parts[embed].logical))
-        CUDA_TRY(cudaMemcpy(llama_part_tokens(x->l.parts[embed].p), x->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
+    for (int k = 0; k < x->l.n_parts; k++)   /* tp: every rank's replicated embedding */
+        if (x->l.parts[k].d.has_embed && MINE(e, x->l.parts[k].logical))
+            CUDA_TRY(cudaMemcpy(llama_part_tokens(x->l.parts[k].p), x->h_prompt, n * sizeof(int), cudaMemcpyHostToDevice));
     if (c->decode && !x->l.tp && MINE(e, x->l.parts[x->l.head_part].logical))
         CUDA_TRY(cudaMalloc((void **)&x->d_next, (size_t)c->batch * sizeof(int)));
-    if (x->l.tp && c->n_devices > 1)
+    int heads_here = 0;   /* the last stage's ranks gather the vocabulary slices */
+    for (int k = 0; k < x->l.n_parts; k++) heads_here |= x->l.parts[k].d.has_head && MINE(e, x->l.parts[k].logical);
+    if (x->l.tp && x->l.tp_degree > 1 && heads_here)
         CUDA_TRY(cudaMalloc(&x->gather[e->dev], n * (size_t)c->m->vocab * 2));
     return PB_OK;
 }
@@ -140,11 +147,11 @@ static int create_streams(struct mpi_executor *e)
 
 /* ---- the executor ---- */
 
-/* tp (one group of every device) with sums --allreduce may give to peer memory:
- * the same answer on every rank, as the handle exchange is collective. */
+/* tp or hybrid with sums --allreduce may give to peer memory: the same answer on
+ * every rank, as the handle exchange is collective. */
 static int wants_peer(const struct cuda_config *c)
 {
-    if (c->allreduce == ALLREDUCE_NCCL || c->prefill->n_groups != 1 || c->n_devices < 2) return 0;
+    if (c->allreduce == ALLREDUCE_NCCL || c->prefill->tp_world < 2) return 0;
     for (int i = 0; i < c->prefill->n_steps; i++)
         if (c->prefill->steps[i].kind == STEP_ALLREDUCE) return 1;
     return 0;
@@ -169,12 +176,24 @@ int mpi_executor_create(const struct mpi_exec_config *cfg, struct mpi_executor *
     PB_TRY(exec_build_parts(&x->c, x->c.ordinal, &x->l));
     e->idle = cfg->device >= x->c.prefill->n_devices;   /* e.g. rank 1 while `single` runs */
     CUDA_TRY(cudaSetDevice(cfg->ordinal));
+    /* This rank's tp group: its stage's ranks (every device for tp); idle ranks none. */
+    const struct schedule *s = x->c.prefill;
+    int group = e->idle ? -1 : s->group_of[e->dev], first = 0, size = 0;
+    for (int d = 0; d < s->n_devices; d++)
+        if (s->group_of[d] == group) {
+            if (!size) first = d;
+            size++;
+        }
     if (wants_peer(&x->c))
-        PB_TRY(mpi_peer_create(cfg->world, x->c.n_devices, (size_t)x->c.batch * x->c.seq * x->c.m->hidden, &e->peer));
+        PB_TRY(mpi_peer_create(cfg->world, group >= 0 ? first : -1, size, (size_t)x->c.batch * x->c.seq * x->c.m->hidden,
+                               &e->peer));
+    /* Collectives run on the communicator of the rank's stage: all ranks when one
+     * group spans the world, else split from it (every rank takes part in the split). */
+    int split = s->tp_world > 1 && size != cfg->world->size;
+    if (split) NCCL_TRY(ncclCommSplit(cfg->comm, group >= 0 ? group : NCCL_SPLIT_NOCOLOR, e->dev, &e->group_comm, NULL));
     if (e->idle) return PB_OK;
     x->nvtx = nvtxDomainCreateA("placebench");
-    /* Collectives run on the communicator of all ranks (tp needs -np = its GPUs). */
-    x->comm[e->dev] = cfg->comm;
+    x->comm[e->dev] = e->group_comm ? e->group_comm : cfg->comm;
     x->have_comms = 1;
     PB_TRY(create_streams(e));
     PB_TRY(create_parts(e));
@@ -199,6 +218,7 @@ void mpi_executor_destroy(struct mpi_executor *e)
     if (x->start) cudaEventDestroy(x->start);
     if (x->stop) cudaEventDestroy(x->stop);
     mpi_peer_destroy(&e->peer);
+    if (e->group_comm) ncclCommDestroy(e->group_comm);
     if (!e->idle) cudaFree(x->gather[e->dev]);
     cudaFree(x->d_next);
     cudaFreeHost(x->h_prompt);
@@ -230,10 +250,10 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
     CUDA_TRY(cudaSetDevice(e->cfg.ordinal));
     CUDA_TRY(cudaEventRecord(x->start, origin));
     PB_TRY(fork_join(e, 0));
-    int embed = x->l.tp ? e->dev : x->l.embed_part;
-    if (generate && MINE(e, x->l.parts[embed].logical))   /* decode overwrote the prompt's token rows */
-        CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(x->l.parts[embed].p), x->h_prompt,
-                                 (size_t)c->batch * c->seq * sizeof(int), cudaMemcpyHostToDevice, origin));
+    for (int k = 0; generate && k < x->l.n_parts; k++)   /* decode overwrote the prompt's token rows */
+        if (x->l.parts[k].d.has_embed && MINE(e, x->l.parts[k].logical))
+            CUDA_TRY(cudaMemcpyAsync(llama_part_tokens(x->l.parts[k].p), x->h_prompt,
+                                     (size_t)c->batch * c->seq * sizeof(int), cudaMemcpyHostToDevice, origin));
     PB_TRY(exec_issue_passes(x, t, iteration));
     PB_TRY(fork_join(e, 1));
     CUDA_TRY(cudaEventRecord(x->stop, origin));
@@ -255,12 +275,12 @@ int mpi_executor_run(struct mpi_executor *e, int iteration, struct trace *t, dou
 
 int mpi_executor_logits_rank(const struct mpi_executor *e)
 {
-    return e->x.l.tp ? 0 : e->x.l.parts[e->x.l.head_part].logical;
+    return e->x.l.parts[e->x.l.head_part].logical;   /* tp: rank 0 of the last stage */
 }
 
 int mpi_executor_tokens_rank(const struct mpi_executor *e)
 {
-    return e->x.l.tp ? 0 : e->x.l.parts[e->x.l.embed_part].logical;
+    return e->x.l.parts[e->x.l.embed_part].logical;
 }
 
 /* ---- behind executor.h ---- */
@@ -273,9 +293,6 @@ static int mpi_create(const struct exec_config *c, void **state)
     *state = NULL;
     if (g->prompt.n_devices > c->world->size)
         return pb_fail("%s uses %d devices but only %d ranks run", c->label, g->prompt.n_devices, c->world->size);
-    if (g->prompt.tp_world > 1 && g->prompt.tp_world != c->world->size)
-        return pb_fail("%s: tensor parallel over %d of %d ranks needs a sub-communicator (not built); run "
-                       "-np %d", c->label, g->prompt.tp_world, c->world->size, g->prompt.tp_world);
     struct mpi_exec_config x = {.device = c->world->rank, .ordinal = c->map->ordinal[c->world->rank], .comm = mw->comm,
                                 .world = mw->world};
     PB_TRY(cuda_config_from(c, &x.c));

@@ -2,9 +2,11 @@
  * single-process executor (executor.h), but this process owns one schedule
  * device (its rank) on one GPU. It issues only that device's steps; a STEP_COPY
  * becomes ncclSend on the source rank and ncclRecv on the destination rank, the
- * greedy tokens of a decode go back to the embedding's rank the same way, and
- * tensor-parallel collectives run on the one communicator of all ranks, or (tp
- * sums that --allreduce gives to peer memory) on memory opened by CUDA IPC. */
+ * greedy tokens of a decode go back to the embedding's rank the same way (hybrid:
+ * from rank r of the last stage to rank r of the first), and tensor-parallel
+ * collectives run on the communicator of the rank's stage (all ranks, or split from
+ * them), or (tp sums that --allreduce gives to peer memory) on its stage's memory
+ * opened by CUDA IPC. */
 #ifndef PB_CUDA_MPI_EXEC_H
 #define PB_CUDA_MPI_EXEC_H
 #include <nccl.h>

@@ -17,15 +17,15 @@ static int exchange(const struct mpi_world *w, const struct peer_card *mine, str
     return mpi_world_bcast(w, all, (size_t)w->size * sizeof *all, 0, "peer all-reduce handles");
 }
 
-int mpi_peer_create(const struct mpi_world *w, int n, size_t capacity, struct mpi_peer *out)
+int mpi_peer_create(const struct mpi_world *w, int first, int n, size_t capacity, struct mpi_peer *out)
 {
     memset(out, 0, sizeof *out);
-    if (n > PEER_MAX_RANKS || n > w->size)
+    if (n > PEER_MAX_RANKS || first + n > w->size)
         return pb_fail("peer all-reduce: %d ranks; it supports up to %d (and the job has %d); use --allreduce nccl",
                        n, PEER_MAX_RANKS, w->size);
     struct peer_card mine = {0}, all[PB_MAX_DEVICES];
     if (w->size > PB_MAX_DEVICES) return pb_fail("peer all-reduce: %d MPI ranks, at most %d", w->size, PB_MAX_DEVICES);
-    out->active = w->rank < n;
+    out->active = first >= 0 && w->rank >= first && w->rank < first + n;
     int rc = PB_OK;
     if (out->active) {
         rc = peer_memory_alloc(capacity, &out->mem);
@@ -41,19 +41,20 @@ int mpi_peer_create(const struct mpi_world *w, int n, size_t capacity, struct mp
     PB_TRY(rc);
     if (!out->active) return PB_OK;
     void *base[PEER_MAX_RANKS];
-    for (int k = 0; k < n; k++) {
-        if (k == w->rank) {
+    for (int k = 0; k < n; k++) {   /* group rank k is world rank first + k */
+        int r = first + k;
+        if (r == w->rank) {
             base[k] = out->mem.base;
             continue;
         }
-        if (!all[k].valid) return pb_fail("peer all-reduce: rank %d could not export its memory", k);
-        if (strcmp(all[k].host, w->host))
+        if (!all[r].valid) return pb_fail("peer all-reduce: rank %d could not export its memory", r);
+        if (strcmp(all[r].host, w->host))
             return pb_fail("peer all-reduce: rank %d is on host %s, rank %d on %s; CUDA IPC works within one host "
-                           "(use --allreduce nccl)", k, all[k].host, w->rank, w->host);
-        CUDA_TRY(cudaIpcOpenMemHandle(&out->opened[k], all[k].handle, cudaIpcMemLazyEnablePeerAccess));
+                           "(use --allreduce nccl)", r, all[r].host, w->rank, w->host);
+        CUDA_TRY(cudaIpcOpenMemHandle(&out->opened[k], all[r].handle, cudaIpcMemLazyEnablePeerAccess));
         base[k] = out->opened[k];
     }
-    peer_comm_init(&out->comm, w->rank, n, capacity, base, 1);
+    peer_comm_init(&out->comm, w->rank - first, n, capacity, base, 1);
     return PB_OK;
 }
 

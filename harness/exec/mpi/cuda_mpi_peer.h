@@ -15,8 +15,9 @@ struct mpi_peer {
     struct peer_comm comm;
 };
 
-/* Every world rank calls it (collective); ranks >= n take part in the exchange
- * only. `capacity`: elements of the largest sum. */
-int mpi_peer_create(const struct mpi_world *w, int n, size_t capacity, struct mpi_peer *out);
+/* Every world rank calls it (collective) with its own tp group: world ranks first ..
+ * first + n - 1 (first = -1: none; such a rank takes part in the exchange only).
+ * `capacity`: elements of the largest sum. */
+int mpi_peer_create(const struct mpi_world *w, int first, int n, size_t capacity, struct mpi_peer *out);
 void mpi_peer_destroy(struct mpi_peer *p);
 #endif
