@@ -568,7 +568,6 @@ TEST(test_serve_bad_input_exits_2_naming_the_flag)
         {"--serve --simulate --slo ttft=3h", "unknown unit"},
         {"--serve --simulate --slo speed=3", "unknown limit"},
         {"--serve --simulate --rate 0", "--rate"},
-        {"--serve", "--simulate"},
         {"--rate 5 --simulate", "--serve"},
         {"--serve --simulate --decode 4", "--output-len"},
         {"--serve --plan", "--plan"},

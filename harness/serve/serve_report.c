@@ -80,7 +80,7 @@ static void csv_point(FILE *f, const struct serve_point *p)
         (count[i] ? csv_integer : csv_number)(f, p->ok ? v[i] : NAN, 0);
     for (enum per_gpu g = GPU_COMPUTE; g <= GPU_UTIL; g++) per_gpu_field(f, p, g);
     csv_integer(f, p->ok ? (double)p->cost_evaluations : NAN, 0);
-    csv_integer(f, 1, 0);
+    csv_integer(f, !p->measured, 0);
     csv_end(f);
 }
 
@@ -191,16 +191,17 @@ static void length_json(cJSON *root, const char *key, const struct length_spec *
 }
 
 int serve_write_json(const char *path, const struct options *o, const struct model_spec *m,
-                     const struct device_profile *prof, const struct serve_point *p, int n)
+                     const struct device_profile *prof, const char *device, const struct serve_point *p, int n)
 {
     const struct serve_options *so = &o->serve;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "command", o->command);
     cJSON_AddStringToObject(root, "model", m->name);
     cJSON_AddStringToObject(root, "dtype", dtype_name(o->dtype));
-    cJSON_AddBoolToObject(root, "predicted", 1);
-    cJSON_AddStringToObject(root, "profile", prof->name);
-    cJSON_AddStringToObject(root, "gpu", prof->gpu);
+    cJSON_AddBoolToObject(root, "predicted", prof != NULL);
+    if (prof) cJSON_AddStringToObject(root, "profile", prof->name);
+    else cJSON_AddNullToObject(root, "profile");
+    cJSON_AddStringToObject(root, "gpu", prof ? prof->gpu : device ? device : "");
     cJSON_AddNumberToObject(root, "gpus", o->gpus);
     cJSON_AddNumberToObject(root, "requests", so->requests);
     cJSON_AddNumberToObject(root, "seed", (double)o->seed);
@@ -221,13 +222,13 @@ int serve_write_json(const char *path, const struct options *o, const struct mod
 }
 
 int serve_write_reports(const char *dir, const struct options *o, const struct model_spec *m,
-                        const struct device_profile *prof, const struct serve_point *p, int n)
+                        const struct device_profile *prof, const char *device, const struct serve_point *p, int n)
 {
     char path[4200];
     PB_TRY(path_join(path, sizeof path, dir, "serve.csv"));
     PB_TRY(serve_write_csv(path, p, n));
     PB_TRY(path_join(path, sizeof path, dir, "serve.json"));
-    PB_TRY(serve_write_json(path, o, m, prof, p, n));
+    PB_TRY(serve_write_json(path, o, m, prof, device, p, n));
     PB_TRY(path_join(path, sizeof path, dir, "requests.csv"));
     PB_TRY(serve_write_requests_csv(path, o, p, n));
     PB_TRY(path_join(path, sizeof path, dir, "serve.svg"));
