@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../../base/atomic_file.h"
 #include "../report/placement_view.h"
+#include "../report/report_serve.h"
 #include "../run/results_dir.h"
 #include "../run/simulate_run.h"
 #include "serve_cost.h"
@@ -250,6 +251,15 @@ static int make_streams(const struct options *o, struct serve_request ***out)
     return PB_OK;
 }
 
+/* report.html: the answer in words and the serving section, from the files just written. */
+static int write_page(const struct options *o, const struct model_spec *m, const struct serve_point *pts, int n,
+                      const char *dir)
+{
+    static char answer[32768];
+    serve_explain_text(o, pts, n, answer, sizeof answer);
+    return report_write_serving(dir, m->name, o->command, answer);
+}
+
 const char *serve_point_kind(const struct serve_point *p) { return p->measured ? "measured" : "predicted"; }
 
 int serve_run(const struct options *o, const struct model_spec *m) { return serve_run_on(o, m, NULL); }
@@ -283,8 +293,10 @@ int serve_run_on(const struct options *o, const struct model_spec *m, const stru
     }
     if (rc == PB_OK) rc = serve_write_reports(dir, o, m, t ? NULL : &prof, t ? t->device : NULL, pts, n);
     if (rc == PB_OK && o->explain) rc = serve_explain_print(o, pts, n, dir);
+    if (rc == PB_OK) rc = write_page(o, m, pts, n, dir);
     if (rc == PB_OK)
-        printf("wrote %s/serve.csv, serve.json, requests.csv, serve.svg (%s)\n", dir, t ? "measured" : "predicted");
+        printf("wrote %s/serve.csv, serve.json, requests.csv, serve.svg, report.html (%s)\n", dir,
+               t ? "measured" : "predicted");
     for (int i = 0; pts && i < n; i++) serve_point_free(&pts[i]);
     free(pts);
     for (int r = 0; r < n_rates; r++) free(streams[r]);

@@ -242,12 +242,13 @@ static int collective(struct executor *e, struct plan_exec *pe, int first, int l
         cudaStream_t stream = stream_here(e, pe, i);
         CUDA_TRY(cudaSetDevice(e->c.ordinal[st->device]));
         if (argmax && st->kind == STEP_ALLGATHER) {
-            /* Every rank holds all slices now: each picks the next tokens for its own embedding. */
+            /* Every rank holds all slices now: each picks the next tokens for its own embedding.
+             * The gathered slabs hold this call's rows from row 0, whatever its batch offset
+             * (a serving step's KV slots): read them from 0, write the tokens at the offset. */
             int vl = e->c.m->vocab / e->c.n_devices, rows = last_only ? st->batch : st->batch * pe->seq;
-            struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
-                                      .last_only = last_only};
+            struct llama_call call = {.batch_offset = 0, .batch = st->batch, .seq = pe->seq, .last_only = last_only};
             PB_TRY(llama_argmax_gathered(e->gather[st->device], e->c.n_devices, (size_t)rows * vl, vl, &call,
-                                         llama_part_tokens(e->l.parts[st->device].p), stream));
+                                         llama_part_tokens(e->l.parts[st->device].p) + st->batch_offset, stream));
         }
         CUDA_TRY(cudaEventRecord(pe->ev[i], stream));
     }
