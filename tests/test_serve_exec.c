@@ -90,6 +90,8 @@ static int load_tiny(struct model_spec *m, struct placement *p, const char *stra
     return strategy_find(strategy)->place(m, &w, &mc, p);
 }
 
+static int64_t test_kv_positions = 1 << 20;   /* the placement's KV cache, in positions */
+
 static int serve_with(const struct executor_ops *ops, const char *strategy, const struct serve_request *req, int n,
                       int max_batch, int groups, const struct device_profile *prof, struct serve_exec *x,
                       struct serve_request_result *res, struct serve_totals *tot)
@@ -100,8 +102,8 @@ static int serve_with(const struct executor_ops *ops, const char *strategy, cons
     PB_TRY(load_tiny(&m, &p, strategy, 2));
     struct serve_exec_config c = {.ops = ops, .m = &m, .st = strategy_find(strategy), .p = &p, .map = &map,
                                   .dtype = DTYPE_BF16, .seed = 3, .profile = prof};
-    PB_TRY(serve_exec_open(x, &c, req, n, max_batch, groups));
-    struct serve_policy pol = {.max_batch = max_batch, .groups = groups, .kv_capacity_tokens = 1 << 20,
+    PB_TRY(serve_exec_open(x, &c, req, n, max_batch, groups, test_kv_positions));
+    struct serve_policy pol = {.max_batch = max_batch, .groups = groups, .kv_capacity_tokens = test_kv_positions,
                                .max_context = m.max_position};
     struct serve_executor ex = serve_exec_executor(x);
     PB_TRY(serve_exec_reset(x, req, n));
@@ -199,6 +201,27 @@ TEST(test_serve_exec_on_the_cost_model_prices_a_request_as_the_cost_model_path)
     serve_results_free(res, 1);
     serve_results_free(ref, 1);
     serve_cost_model_free(&cost);
+    serve_exec_close(&x);
+}
+
+/* A request the KV cache cannot hold even alone is refused by the engine and
+ * never sizes the executor: the others are served on a cache sized for them. */
+TEST(test_serve_exec_sizes_the_executor_without_the_requests_it_refuses)
+{
+    struct serve_request req[3] = {{0, 0, 6, 3}, {1, 0, 90, 20}, {2, 0, 4, 5}};
+    struct serve_request_result res[3];
+    struct serve_totals tot;
+    struct serve_exec x;
+    memset(&fake, 0, sizeof fake);
+    test_kv_positions = 64;
+    CHECK_EQ_INT(serve_with(&fake_ops, "single", req, 3, 2, 1, NULL, &x, res, &tot), PB_OK);
+    test_kv_positions = 1 << 20;
+    CHECK_EQ_INT(fake.seq, 6);
+    CHECK_EQ_INT(fake.seq + fake.tokens, 9);
+    CHECK_EQ_INT(res[1].status, SERVE_REFUSED);
+    CHECK(strstr(res[1].reason, "KV cache") != NULL);
+    CHECK(res[0].status == SERVE_DONE && res[2].status == SERVE_DONE);
+    serve_results_free(res, 3);
     serve_exec_close(&x);
 }
 

@@ -199,7 +199,8 @@ int serve_exec_reset(struct serve_exec *x, const struct serve_request *req, int 
     if (!x->tokens || !x->slot_of || !x->done) return pb_fail("out of host memory for %d requests' tokens", n);
     x->n_req = n;
     for (int i = 0; i < n; i++) {
-        if (req[i].prompt_tokens > x->max_prompt || req[i].prompt_tokens + req[i].output_tokens > x->max_context)
+        int fits = req[i].prompt_tokens <= x->max_prompt && req[i].prompt_tokens + req[i].output_tokens <= x->max_context;
+        if (!fits && (int64_t)req[i].prompt_tokens + req[i].output_tokens <= x->max_positions)
             return pb_fail("internal: request %d is longer than the executor was sized for", req[i].id);
         x->slot_of[i] = -1;
         if (!(x->tokens[i] = malloc((size_t)req[i].output_tokens * sizeof(int))))
@@ -209,11 +210,14 @@ int serve_exec_reset(struct serve_exec *x, const struct serve_request *req, int 
     return PB_OK;
 }
 
-/* One prefill and one decode step of request 0 in slot 0 before anything is timed
+/* One prefill and one decode step of the first request that fits, in slot 0 before anything is timed
  * (first launches, GEMM algorithm choice), their records dropped. */
-static int warm_up(struct serve_exec *x, const struct serve_request *req)
+static int warm_up(struct serve_exec *x, const struct serve_request *req, int n)
 {
-    struct serve_request one = req[0];
+    int w = 0;
+    while (w + 1 < n && req[w].prompt_tokens > x->max_prompt) w++;
+    struct serve_request one = req[w];
+    one.prompt_tokens = one.prompt_tokens < x->max_prompt ? one.prompt_tokens : x->max_prompt;
     if (one.output_tokens < 2) one.output_tokens = 2;
     if (one.prompt_tokens + one.output_tokens > x->max_context) one.output_tokens = 1;
     PB_TRY(serve_exec_reset(x, &one, 1));
@@ -240,10 +244,13 @@ static int sizes(struct serve_exec *x, const struct serve_request *req, int n, i
     x->group_cap = (max_batch + groups - 1) / groups;
     x->slots = groups * x->group_cap;
     for (int i = 0; i < n; i++) {
+        if ((int64_t)req[i].prompt_tokens + req[i].output_tokens > x->max_positions) continue;
         if (req[i].prompt_tokens > x->max_prompt) x->max_prompt = req[i].prompt_tokens;
         if (req[i].prompt_tokens + req[i].output_tokens > x->max_context)
             x->max_context = req[i].prompt_tokens + req[i].output_tokens;
     }
+    if (!x->max_prompt) return pb_fail("every request needs more than the %lld positions the placement holds",
+                                       (long long)x->max_positions);
     x->slot_used = calloc((size_t)x->slots, 1);
     /* a step's prompt, or decode's positions, tokens and next tokens of a group */
     size_t scratch = (size_t)x->max_prompt > 3 * (size_t)x->group_cap ? (size_t)x->max_prompt : 3 * (size_t)x->group_cap;
@@ -252,10 +259,11 @@ static int sizes(struct serve_exec *x, const struct serve_request *req, int n, i
 }
 
 int serve_exec_open(struct serve_exec *x, const struct serve_exec_config *c, const struct serve_request *req, int n,
-                    int max_batch, int groups)
+                    int max_batch, int groups, int64_t max_positions)
 {
     memset(x, 0, sizeof *x);
     x->c = *c;
+    x->max_positions = max_positions;
     if (!c->ops->step) return pb_fail("the %s executor cannot run serving steps", c->ops->name);
     PB_TRY(sizes(x, req, n, max_batch, groups));
     /* The program the executor is sized by: every slot, the longest prompt, and
@@ -272,7 +280,7 @@ int serve_exec_open(struct serve_exec *x, const struct serve_exec_config *c, con
                              .allreduce = c->allreduce, .allreduce_table = c->allreduce_table};
     PB_TRY(c->ops->create(&xc, &x->state));
     if (c->records && c->ops->profiling) PB_TRY(c->ops->profiling(x->state, 1));
-    PB_TRY(warm_up(x, req));
+    PB_TRY(warm_up(x, req, n));
     if (c->records && c->ops->collect) PB_TRY(c->ops->collect(x->state, NULL, -1));
     return PB_OK;
 }

@@ -35,6 +35,7 @@ struct serve_exec {
     void *state;
     int slots, groups, group_cap;         /* slots = groups x group_cap */
     int max_prompt, max_context;          /* what the executor was sized for */
+    int64_t max_positions;                /* requests needing more are refused by the engine, never run */
     const struct serve_request *req;      /* the stream being served */
     int n_req;
     int *slot_of;                         /* per request: its slot, -1 */
@@ -50,10 +51,12 @@ struct serve_exec {
 };
 
 /* Create the executor for lengths up to those of req[0..n) (the same at every
- * rate), max_batch sequences in `groups` groups, and run one warm-up prefill and
- * decode step. -1 with a message (the executor's own when it cannot run here). */
+ * rate) that need at most max_positions positions (longer ones the engine
+ * refuses: they do not size the KV cache), max_batch sequences in `groups`
+ * groups, and run one warm-up prefill and decode step. -1 with a message (the
+ * executor's own when it cannot run here). */
 int serve_exec_open(struct serve_exec *x, const struct serve_exec_config *c, const struct serve_request *req, int n,
-                    int max_batch, int groups);
+                    int max_batch, int groups, int64_t max_positions);
 /* Start serving stream req[0..n) (the lengths open saw, any arrivals): every slot free. */
 int serve_exec_reset(struct serve_exec *x, const struct serve_request *req, int n);
 void serve_exec_close(struct serve_exec *x);

@@ -144,7 +144,10 @@ static void serve_on_target(const struct options *o, const struct model_spec *m,
                                   .seed = o->seed, .weights = t->weights, .allreduce = o->allreduce,
                                   .allreduce_table = t->allreduce_table, .records = t->records};
     struct serve_exec x;
-    int rc = serve_exec_open(&x, &c, streams[0], so->requests, pol->max_batch, pol->groups);
+    /* what the engine refuses (serve_engine.c) does not size the executor's KV cache */
+    int64_t longest = pol->kv_capacity_tokens;
+    if (pol->max_context > 0 && pol->max_context < longest) longest = pol->max_context;
+    int rc = serve_exec_open(&x, &c, streams[0], so->requests, pol->max_batch, pol->groups, longest);
     for (int r = 0; r < so->n_rates; r++) {
         struct serve_point *pt = &pts[r];
         pt->measured = 1;

@@ -98,7 +98,7 @@ static int serve_stream(const char *name, int n_dev, const int *ordinal, int max
     for (int d = 0; d < n_dev; d++) map.ordinal[d] = ordinal[d];
     struct serve_exec_config c = {.ops = &cuda_executor_ops, .m = m, .st = st, .p = &p, .map = &map,
                                   .dtype = DTYPE_BF16, .seed = SEED, .allreduce = allreduce};
-    if (serve_exec_open(x, &c, req, N_REQ, max_batch, groups) || serve_exec_reset(x, req, N_REQ)) return 1;
+    if (serve_exec_open(x, &c, req, N_REQ, max_batch, groups, 1 << 20) || serve_exec_reset(x, req, N_REQ)) return 1;
     struct serve_policy pol = {.max_batch = max_batch, .groups = groups, .kv_capacity_tokens = 1 << 20,
                                .max_context = m->max_position};
     struct serve_executor ex = serve_exec_executor(x);
