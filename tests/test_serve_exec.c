@@ -6,10 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../base/check.h"
+#include "../base/csv_read.h"
+#include "../base/text_file.h"
 #include "../harness/exec/model/device_profile.h"
 #include "../harness/serve/serve_cost.h"
 #include "../harness/serve/serve_exec.h"
 #include "../harness/serve/serve_metrics.h"
+#include "../harness/serve/serve_report.h"
 #include "../harness/serve/serve_stream.h"
 #include "test.h"
 
@@ -258,4 +261,46 @@ TEST(test_serve_without_simulate_and_without_gpus_names_simulate)
     snprintf(args, sizeof args, "--model models/llama-tiny.json --serve --requests 4 --out %s", dir);
     CHECK_EQ_INT(run_bench(args, out, sizeof out), 1);
     CHECK(strstr(out, "runs on GPUs") && strstr(out, "--simulate"));
+}
+
+/* A measured point says so in every file, and busy time it could not measure
+ * (no CUPTI) is empty, never "nan" or 0. */
+TEST(test_serve_measured_points_are_marked_and_unknown_busy_is_empty)
+{
+    char dir[256], path[600];
+    make_temp_dir(dir, sizeof dir);
+    struct serve_point pt = {.strategy = "naive", .rate = INFINITY, .ok = 1, .measured = 1, .n_devices = 2,
+                             .groups = 1, .max_batch = 2};
+    pt.slo = (struct serve_slo){INFINITY, INFINITY};
+    pt.tot.n_devices = 2;
+    pt.tot.busy_ms[0] = pt.tot.busy_ms[1] = pt.tot.compute_ms[0] = pt.tot.compute_ms[1] = NAN;
+    pt.met = (struct serve_point_metrics){.requests = 1, .completed = 1, .span_ms = 10, .requests_per_s = 100,
+                                          .goodput_requests_per_s = NAN};
+    snprintf(path, sizeof path, "%s/serve.csv", dir);
+    CHECK_EQ_INT(serve_write_csv(path, &pt, 1), PB_OK);
+    struct csv_table t;
+    CHECK_EQ_INT(csv_read_file(path, &t), PB_OK);
+    CHECK(!strcmp(csv_get(&t, 0, "predicted"), "0"));
+    CHECK(!strcmp(csv_get(&t, 0, "utilisation_per_gpu"), ";"));
+    CHECK(!strcmp(csv_get(&t, 0, "busy_ms_per_gpu"), ";"));
+    csv_table_free(&t);
+    static struct options o;
+    static struct model_spec m;
+    snprintf(o.command, sizeof o.command, "bench --serve");
+    o.serve.prompt = o.serve.output = (struct length_spec){.kind = LENGTH_FIXED, .fixed = 4};
+    snprintf(m.name, sizeof m.name, "tiny");
+    snprintf(path, sizeof path, "%s/serve.json", dir);
+    CHECK_EQ_INT(serve_write_json(path, &o, &m, NULL, "2 logical devices on 1 x H200", &pt, 1), PB_OK);
+    char *json = text_file_read(path);
+    CHECK(json && strstr(json, "\"predicted\":\tfalse") && strstr(json, "\"profile\":\tnull") &&
+          strstr(json, "2 logical devices on 1 x H200"));
+    free(json);
+    char text[4096];
+    o.serve.requests = 1;
+    o.serve.max_batch = 2;
+    o.serve.n_rates = 1;
+    o.serve.rates[0] = INFINITY;
+    serve_explain_text(&o, &pt, 1, text, sizeof text);
+    CHECK(strstr(text, "through the CUDA executor") && strstr(text, "(measured)") && strstr(text, "busy unknown"));
+    CHECK(!strstr(text, "nan"));
 }

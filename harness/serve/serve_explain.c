@@ -54,8 +54,11 @@ static void mechanism(struct text *t, const struct serve_point *p)
 static void utilisation(struct text *t, const struct serve_point *p)
 {
     say(t, "busy ");
-    for (int d = 0; d < p->tot.n_devices; d++)
-        say(t, "%s%.0f%%", d ? "/" : "", 100 * serve_point_utilisation(p, d));
+    for (int d = 0; d < p->tot.n_devices; d++) {
+        double u = serve_point_utilisation(p, d);
+        if (isnan(u)) say(t, "%sunknown", d ? "/" : "");   /* no CUPTI records */
+        else say(t, "%s%.0f%%", d ? "/" : "", 100 * u);
+    }
 }
 
 static void describe(struct text *t, const struct serve_point *p, int slo_given)

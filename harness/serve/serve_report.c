@@ -47,8 +47,11 @@ static void per_gpu_field(FILE *f, const struct serve_point *p, enum per_gpu wha
 {
     char buf[2048] = "";
     size_t used = 0;
-    for (int d = 0; p->ok && d < p->tot.n_devices && used + 24 < sizeof buf; d++)
-        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%.6g", d ? ";" : "", per_gpu_value(p, d, what));
+    for (int d = 0; p->ok && d < p->tot.n_devices && used + 24 < sizeof buf; d++) {
+        double v = per_gpu_value(p, d, what);   /* unknown (no CUPTI): an empty item, never "nan" */
+        used += (size_t)(isnan(v) ? snprintf(buf + used, sizeof buf - used, "%s", d ? ";" : "")
+                                  : snprintf(buf + used, sizeof buf - used, "%s%.6g", d ? ";" : "", v));
+    }
     csv_field(f, buf, 0);
 }
 
@@ -202,7 +205,7 @@ int serve_write_json(const char *path, const struct options *o, const struct mod
     if (prof) cJSON_AddStringToObject(root, "profile", prof->name);
     else cJSON_AddNullToObject(root, "profile");
     cJSON_AddStringToObject(root, "gpu", prof ? prof->gpu : device ? device : "");
-    cJSON_AddNumberToObject(root, "gpus", o->gpus);
+    if (prof) cJSON_AddNumberToObject(root, "gpus", o->gpus);   /* measured: `gpu` names the devices */
     cJSON_AddNumberToObject(root, "requests", so->requests);
     cJSON_AddNumberToObject(root, "seed", (double)o->seed);
     length_json(root, "prompt_len", &so->prompt);

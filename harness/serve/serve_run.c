@@ -226,8 +226,11 @@ static void print_table(FILE *f, const struct options *o, const struct model_spe
         char util[256] = "";
         size_t used = 0;
         for (int d = 0; d < p->tot.n_devices && used + 8 < sizeof util; d++)
-            used += (size_t)snprintf(util + used, sizeof util - used, "%s%.2f", d ? " " : "",
-                                     serve_point_utilisation(p, d));
+        {
+            double u = serve_point_utilisation(p, d);   /* unknown without CUPTI: a dash */
+            used += (size_t)(isnan(u) ? snprintf(util + used, sizeof util - used, "%s-", d ? " " : "")
+                                      : snprintf(util + used, sizeof util - used, "%s%.2f", d ? " " : "", u));
+        }
         char goodput[16] = "-";   /* unknown without --slo */
         if (!isnan(p->met.goodput_requests_per_s)) snprintf(goodput, sizeof goodput, "%.2f", p->met.goodput_requests_per_s);
         fprintf(f, "%-9s %7s %8.2f %10.1f %10.1f %9.2f %9.2f %9.0f %9s  %s%s\n", p->strategy, rate,
