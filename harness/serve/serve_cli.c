@@ -219,6 +219,9 @@ int serve_cli_check(struct options *o)
     }
     if (o->plan_only) return pb_fail("--serve and --plan: choose one");
     if (o->decode_tokens) return pb_fail("--serve takes --output-len instead of --decode");
+    if (o->predict)
+        return pb_fail("--serve does not take --predict: run the same stream with --serve --simulate for the cost "
+                       "model's prediction (the same requests, policy and seed)");
     if (!s->n_rates) {
         const double dflt[] = {2, 8, 32, INFINITY};
         for (int i = 0; i < 4; i++) s->rates[i] = dflt[i];
