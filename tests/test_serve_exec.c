@@ -13,11 +13,21 @@
 #include "../harness/serve/serve_exec.h"
 #include "../harness/serve/serve_metrics.h"
 #include "../harness/serve/serve_report.h"
+#include "../harness/serve/serve_run.h"
+#include "../harness/cli/cli.h"
+#include "../harness/run/simulate_run.h"
 #include "../harness/serve/serve_stream.h"
 #include "test.h"
 
 #define FAKE_SLOTS 8
 #define FAKE_CALLS 64
+
+static char *read_in(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return text_file_read(path);
+}
 
 /* What the fake saw: the program it was sized by, and each step. */
 struct fake_call {
@@ -303,4 +313,48 @@ TEST(test_serve_measured_points_are_marked_and_unknown_busy_is_empty)
     serve_explain_text(&o, &pt, 1, text, sizeof text);
     CHECK(strstr(text, "through the CUDA executor") && strstr(text, "(measured)") && strstr(text, "busy unknown"));
     CHECK(!strstr(text, "nan"));
+}
+
+/* The whole measured path (serve_run_on with a target), driven on the CPU by the
+ * cost-model executor standing in for the GPUs: every point served, every file and
+ * the page written, passes counted, the table saying which executor ran it. */
+TEST(test_serve_run_on_a_target_serves_every_point_and_writes_every_file)
+{
+    char dir[256];
+    make_temp_dir(dir, sizeof dir);
+    char *argv[] = {"bench", "--model", "models/llama-tiny.json", "--serve", "--strategy", "single,naive,pipeline",
+                    "--requests", "9", "--rate", "30,inf", "--prompt-len", "uniform:4-20", "--output-len",
+                    "uniform:1-6", "--max-batch", "4", "--slo", "ttft=40ms,tpot=4ms", "--out", dir, NULL};
+    static struct options o;
+    static struct model_spec m;
+    CHECK_EQ_INT(cli_parse((int)(sizeof argv / sizeof argv[0]) - 1, argv, &o), CLI_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-tiny.json", &m), PB_OK);
+    static struct device_profile prof;
+    static struct serve_target t;
+    CHECK_EQ_INT(device_profile_load("h200", &prof), PB_OK);
+    t = (struct serve_target){.ops = &model_executor_ops, .map = {.n = 2, .ordinal = {0, 1}}, .records = 1,
+                              .profile = &prof};
+    snprintf(t.device, sizeof t.device, "2 x H200 (cost model)");
+    o.gpus = 2;
+    CHECK_EQ_INT(simulated_machine(&o, &prof, &t.mc), PB_OK);
+    CHECK_EQ_INT(serve_run_on(&o, &m, &t), PB_OK);
+    static const char *const files[] = {"serve.csv", "serve.json", "requests.csv", "serve.svg", "report.html"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *text = read_in(dir, files[i]);
+        CHECK(text != NULL);
+        free(text);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/serve.csv", dir);
+    struct csv_table c;
+    CHECK_EQ_INT(csv_read_file(path, &c), PB_OK);
+    CHECK_EQ_INT(c.n_rows, 6);
+    for (int i = 0; i < c.n_rows; i++) {
+        CHECK(!strcmp(csv_get(&c, i, "status"), "ok"));
+        CHECK(csv_get_num(&c, i, "completed") == 9);
+        CHECK(csv_get_num(&c, i, "cost_evaluations") >= 9 + 1);   /* a pass per prompt, and decode steps */
+        CHECK(csv_get_num(&c, i, "predicted") == 1);            /* the cost model stood in */
+        CHECK(csv_list_num(csv_get(&c, i, "busy_ms_per_gpu"), 0) > 0);
+    }
+    csv_table_free(&c);
 }

@@ -142,7 +142,8 @@ static void serve_on_target(const struct options *o, const struct model_spec *m,
     const struct serve_options *so = &o->serve;
     struct serve_exec_config c = {.ops = t->ops, .m = m, .st = st, .p = p, .map = &t->map, .dtype = o->dtype,
                                   .seed = o->seed, .weights = t->weights, .allreduce = o->allreduce,
-                                  .allreduce_table = t->allreduce_table, .records = t->records};
+                                  .allreduce_table = t->allreduce_table, .profile = t->profile,
+                                  .records = t->records};
     struct serve_exec x;
     /* what the engine refuses (serve_engine.c) does not size the executor's KV cache */
     int64_t longest = pol->kv_capacity_tokens;
@@ -150,7 +151,7 @@ static void serve_on_target(const struct options *o, const struct model_spec *m,
     int rc = serve_exec_open(&x, &c, streams[0], so->requests, pol->max_batch, pol->groups, longest);
     for (int r = 0; r < so->n_rates; r++) {
         struct serve_point *pt = &pts[r];
-        pt->measured = 1;
+        pt->measured = !t->ops->predicts;
         describe_point(pt, p, pol);
         if (rc != PB_OK) {
             mark_failed(pt, pb_last_error());
@@ -189,7 +190,7 @@ static void serve_strategy(const struct options *o, const struct model_spec *m, 
     if (rc == PB_OK) rc = serve_kv_capacity(m, p, mc, o->dtype, &kv);
     if (rc != PB_OK) {
         for (int r = 0; r < so->n_rates; r++) {
-            pts[r].measured = target != NULL;
+            pts[r].measured = target && !target->ops->predicts;
             mark_failed(&pts[r], pb_last_error());
         }
         free(p);
@@ -208,8 +209,9 @@ static void print_table(FILE *f, const struct options *o, const struct model_spe
 {
     const struct serve_options *so = &o->serve;
     if (t)
-        fprintf(f, "MEASURED serving through the CUDA executor: %s on %s, %d requests, max batch %d%s\n", m->name,
-                t->device, so->requests, so->max_batch, t->records ? "" : " (no CUPTI: busy time unknown)");
+        fprintf(f, "%s serving through the %s executor: %s on %s, %d requests, max batch %d%s\n",
+                t->ops->predicts ? "PREDICTED" : "MEASURED", t->ops->name, m->name, t->device, so->requests,
+                so->max_batch, t->records ? "" : " (no device records: busy time unknown)");
     else
         fprintf(f, "PREDICTED serving by the cost model (not measured): %s on %d x %s (profile %s), %d requests, "
                    "max batch %d\n", m->name, o->gpus, prof->gpu, prof->name, so->requests, so->max_batch);
@@ -297,12 +299,13 @@ int serve_run_on(const struct options *o, const struct model_spec *m, const stru
         print_table(stdout, o, m, &prof, t, pts, n);
         rc = results_dir_create(o->out_dir, m->name, "-serve", dir, sizeof dir);
     }
-    if (rc == PB_OK) rc = serve_write_reports(dir, o, m, t ? NULL : &prof, t ? t->device : NULL, pts, n);
+    const struct device_profile *shown = t ? t->profile : &prof;   /* NULL: measured */
+    if (rc == PB_OK) rc = serve_write_reports(dir, o, m, shown, t ? t->device : NULL, pts, n);
     if (rc == PB_OK && o->explain) rc = serve_explain_print(o, pts, n, dir);
     if (rc == PB_OK) rc = write_page(o, m, pts, n, dir);
     if (rc == PB_OK)
         printf("wrote %s/serve.csv, serve.json, requests.csv, serve.svg, report.html (%s)\n", dir,
-               t ? "measured" : "predicted");
+               t && !t->ops->predicts ? "measured" : "predicted");
     for (int i = 0; pts && i < n; i++) serve_point_free(&pts[i]);
     free(pts);
     for (int r = 0; r < n_rates; r++) free(streams[r]);

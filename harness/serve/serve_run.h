@@ -31,7 +31,8 @@ struct serve_point {
 };
 
 /* Where measured serving runs its steps: an executor with a step op (the CUDA
- * executor) on these logical devices and budgets. */
+ * executor; the cost model's, which CPU tests drive this path with) on these
+ * logical devices and budgets. */
 struct serve_target {
     const struct executor_ops *ops;
     struct device_map map;
@@ -39,6 +40,7 @@ struct serve_target {
     int records;                          /* CUPTI on: per-GPU busy time; 0: unknown */
     const char *weights;                  /* safetensors folder, NULL: random weights */
     struct allreduce_table allreduce_table;
+    const struct device_profile *profile; /* the cost-model executor's (tests drive the path with it); CUDA: NULL */
     char device[160];                     /* the GPUs in words, for the table and serve.json */
 };
 
