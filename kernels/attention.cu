@@ -291,11 +291,12 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     __shared__ int is_last;
     const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int pos = a.pos_dev ? *a.pos_dev : a.pos;  /* written by a kernel of the previous step */
+    /* written by a kernel of the previous step, or each sequence's own (serving) */
+    const int pos = a.pos_seq ? a.pos_seq[a.batch_offset + b] : a.pos_dev ? *a.pos_dev : a.pos;
     const int kv_len = pos + 1;
     const int key0 = split * CHUNK;
     /* the host checks pos; a graph replay past the cache does nothing */
-    const bool active = pos < a.max_ctx && key0 < kv_len;
+    const bool active = pos >= 0 && pos < a.max_ctx && key0 < kv_len;
     const int group = a.hq / a.hkv, kvh = h / group;
     const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
     bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;

@@ -37,6 +37,8 @@ struct attn_args {
                                 * each call leaves them zero again */
     int keys_per_block;        /* decode: 128 or 256 keys a block (0: ATTN_DECODE_CHUNK). It sets
                                 * the splits, and so the bits: fixed for a part, never per call */
+    const int *pos_seq;      /* decode, serving: per-sequence positions [batch_offset + b], -1 for an
+                              * empty slot (nothing read or written); pos bounds them (llama.h) */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */

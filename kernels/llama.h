@@ -81,6 +81,9 @@ struct llama_call {
     int pos;                    /* first position (0 for prefill); ignored if pos_device */
     const int *pos_device;      /* decode under a CUDA graph: position read on the device */
     int last_only;              /* head: logits of each sequence's last position only */
+    const int *pos_seq;         /* decode, serving: device int[max_batch], sequence k's position at
+                                 * [k] (-1: no sequence there, its rows are left alone in the KV
+                                 * cache); pos then bounds them all. NULL: every sequence at pos */
 };
 
 int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s);

@@ -15,7 +15,8 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
     if ((size_t)(c->batch_offset + c->batch) * c->seq > (size_t)d->max_rows)
         return pb_fail("llama call: rows up to %d exceed the part's max_rows %d", (c->batch_offset + c->batch) * c->seq,
                        d->max_rows);
-    if (c->pos_device && c->seq != 1) return pb_fail("llama call: a device position needs seq 1 (decode)");
+    if ((c->pos_device || c->pos_seq) && c->seq != 1)
+        return pb_fail("llama call: device positions need seq 1 (decode)");
     if (!c->pos_device && (c->pos < 0 || c->pos + c->seq > d->max_context))
         return pb_fail("llama call: positions [%d, %d) exceed the KV cache of %d", c->pos, c->pos + c->seq,
                        d->max_context);
@@ -145,6 +146,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
                            c->batch, c->seq, c->batch_offset, c->pos, c->pos_device,
                            x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
     aa.pdl = p->d.programmatic_launch;
+    aa.pos_seq = c->pos_seq;
     if (c->seq == 1) {  /* the decode kernel ropes q and the new key itself */
         aa.qkv = p->qkv;
         aa.inv_freq = p->inv_freq;

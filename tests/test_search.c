@@ -394,7 +394,6 @@ TEST(test_search_bad_command_lines_exit_2_naming_the_flag)
         {"--search --objective goodput --serve --simulate --rate 1,2 --slo ttft=1s", "give one --rate (2 given"},
         {"--search --objective goodput --serve --simulate --rate 4", "give --slo"},
         {"--search --objective goodput --serve --rate 4 --slo ttft=1s --measure-top 2", "cannot be measured yet"},
-        {"--search --objective goodput --serve --rate 4 --slo ttft=1s", "add --simulate"},
         {"--search --plan", "--search and --plan"},
         {"--search --serve --simulate", "add --objective goodput"},
         {"--objective latency", "belong to --search"},

@@ -568,10 +568,10 @@ TEST(test_serve_bad_input_exits_2_naming_the_flag)
         {"--serve --simulate --slo ttft=3h", "unknown unit"},
         {"--serve --simulate --slo speed=3", "unknown limit"},
         {"--serve --simulate --rate 0", "--rate"},
-        {"--serve", "--simulate"},
         {"--rate 5 --simulate", "--serve"},
         {"--serve --simulate --decode 4", "--output-len"},
         {"--serve --plan", "--plan"},
+        {"--serve --predict", "--serve --simulate"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "%s %s --out %s", model, cases[i].flags, dir);

@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     } else if (o.search.enabled) {
         status = search_run(&o, &m, search_measure_on_gpus);
     } else if (o.serve.enabled) {
-        status = serve_run(&o, &m);
+        status = o.simulate ? serve_run(&o, &m) : serve_measured_run(&o, &m);
     } else if (o.simulate) {
         status = run_simulated(&o, &m);
     } else {

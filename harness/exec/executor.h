@@ -71,6 +71,20 @@ struct exec_outputs {
     int graph;                           /* 1: passes were replayed from CUDA graphs */
 };
 
+/* One serving step (harness/serve/, continuous batching): `batch` sequences in KV
+ * slots [slot0, slot0 + batch) of a program planned for every slot, each at its own
+ * position. The schedule is the strategy's plan for the step's shape, its batch
+ * offsets moved to slot0; the KV cache persists between steps. */
+struct exec_step {
+    const struct schedule *s;
+    int slot0, batch;
+    int seq;                  /* tokens per sequence: a prompt's length (prefill, pos 0) or 1 (decode) */
+    int pos;                  /* decode: the largest position below (the cache bound checked) */
+    const int *tokens;        /* [batch * seq]: the prompts (prefill), each slot's last token (decode) */
+    const int *slot_pos;      /* decode: [batch] each slot's position, -1 for an empty one; NULL: prefill */
+    int *next;                /* out [batch]: each sequence's greedy next token; NULL: not wanted */
+};
+
 struct executor_ops {
     const char *name;                    /* "cuda", "mpi", "model" */
     int predicts;                        /* 1: a model, not a measurement: one run stands for every iteration */
@@ -91,6 +105,9 @@ struct executor_ops {
      * runs (0 for the others), read before create and after: the measured peak beside
      * the memory model's prediction. NULL: nothing to measure (the cost model). */
     int (*memory_in_use)(const struct exec_config *c, uint64_t *used);
+    /* One serving step on the state create made from a program of every slot; *ms its
+     * latency; device records (or, where collect is set, host ranges) to t. NULL: it cannot serve. */
+    int (*step)(void *state, const struct exec_step *x, struct trace *t, double *ms);
 };
 
 /* The registry: "cuda" and "model" in every build, "mpi" in bench-mpi. */

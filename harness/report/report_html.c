@@ -5,6 +5,7 @@
 #include <string.h>
 #include "../../base/atomic_file.h"
 #include "explain.h"
+#include "report_serve.h"
 #include "report_svg.h"
 
 static const char *const css =
@@ -17,6 +18,8 @@ static const char *const css =
     "th{background:#f0f0f0}td.l,th.l{text-align:left}tr.failed td{background:#fdeaea}"
     "pre{background:#f7f7f7;padding:8px;white-space:pre-wrap;font-size:13px}"
     ".note{color:#a33;font-weight:bold}.muted{color:#777}";
+
+const char *report_css(void) { return css; }
 
 /* A number cell: empty-looking dash when unknown, never a misleading zero. */
 static void num_cell(FILE *f, double v, const char *fmt)
@@ -242,6 +245,10 @@ int report_write(const struct options *o, const struct run_env *env, const struc
               "claims the work or nothing follows. MBU / MFU: bytes / FLOPs of the GPU's steps over the window "
               "against the device profile's measured copy and GEMM rates (docs/METRICS.md).</p>\n", f);
     else fputs("<p class=\"muted\">Busy time unknown for every point.</p>\n", f);
+    if (report_has_serving(dir) && report_serving_section(f, dir) != PB_OK) {
+        atomic_file_abort(&a);
+        return PB_ERR;
+    }
     fputs("<h2>Environment</h2>\n", f);
     environment(f, env);
     fputs("</body></html>\n", f);

@@ -10,4 +10,6 @@
  * o->simulate marks the page predicted. */
 int report_write(const struct options *o, const struct run_env *env, const struct point_result *r, int n,
                  const struct trace *const *traces, const char *dir);
+/* The page's style sheet, shared by the serving page (report_serve.c). */
+const char *report_css(void);
 #endif

@@ -58,8 +58,7 @@ static void fill_env(struct run_env *env, const struct options *o, const struct 
     run_env_weights(env, o);
 }
 
-/* Budgets for placement: free memory per GPU, split among logical devices sharing one. */
-static int machine_budgets(const struct options *o, const int *ordinal, int n, struct machine *mc)
+int run_gpu_budgets(const struct options *o, const int *ordinal, int n, struct machine *mc)
 {
     *mc = o->machine;
     mc->gpus = n;
@@ -111,7 +110,7 @@ int run_measured(const struct options *o, const struct model_spec *m)
         s.map.ordinal[d] = o->n_devices_listed ? o->devices[d] : d;
         if (s.map.ordinal[d] >= count) return pb_fail("GPU %d does not exist (%d visible)", s.map.ordinal[d], count), 1;
     }
-    if (machine_budgets(o, s.map.ordinal, s.map.n, &s.mc) != PB_OK) return 1;
+    if (run_gpu_budgets(o, s.map.ordinal, s.map.n, &s.mc) != PB_OK) return 1;
     static struct run_env env;
     fill_env(&env, o, m, count);
     cupti_set_detail(o->profile_steps);

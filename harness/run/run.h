@@ -110,4 +110,7 @@ int trace_hta_write(const char *dir, const struct run_env *env, const struct poi
  * write summary.csv, summary.json and trace.json into o->out_dir (created by the
  * caller). Returns 0 if every point ran and matched single, 1 otherwise. */
 int run_measured(const struct options *o, const struct model_spec *m);
+/* run/cuda_run.c: budgets for placement: free memory of each logical device's GPU,
+ * split among the logical devices sharing it (--max-memory wins). */
+int run_gpu_budgets(const struct options *o, const int *ordinal, int n, struct machine *mc);
 #endif

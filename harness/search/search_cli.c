@@ -87,8 +87,8 @@ static int check_goodput(const struct options *o)
         return pb_fail("--objective goodput needs a request stream: add --serve --simulate --rate R "
                        "--slo ttft=MS,tpot=MS");
     if (o->search.measure_top)
-        return pb_fail("--measure-top measures fixed batches; served streams run on the cost model only "
-                       "(--serve needs --simulate), so --objective goodput cannot be measured yet");
+        return pb_fail("--measure-top measures fixed batches; the search serves streams on the cost model "
+                       "only, so --objective goodput cannot be measured yet");
     if (o->serve.n_rates != 1)
         return pb_fail("--objective goodput ranks at one offered rate: give one --rate (%d given%s)",
                        o->serve.n_rates, o->serve.n_rates ? "" : "; the default is a sweep of 4");

@@ -17,7 +17,7 @@
 
 void serve_cli_usage(FILE *f)
 {
-    fputs("Serving (a stream of requests per placement; with --simulate for now):\n"
+    fputs("Serving (a stream of requests per placement; on the GPUs, or the cost model with --simulate):\n"
           "      --serve               serve requests with continuous batching instead of one fixed batch\n"
           "      --requests N          requests in the stream (default 256; a length file's rows otherwise)\n"
           "      --rate LIST           offered requests/s, Poisson arrivals seeded by --seed; inf = all at\n"
@@ -218,10 +218,10 @@ int serve_cli_check(struct options *o)
                            : PB_OK;
     }
     if (o->plan_only) return pb_fail("--serve and --plan: choose one");
-    if (!o->simulate)
-        return pb_fail("--serve runs on the cost model for now (the CUDA executor's step hook comes "
-                       "later): add --simulate");
     if (o->decode_tokens) return pb_fail("--serve takes --output-len instead of --decode");
+    if (o->predict)
+        return pb_fail("--serve does not take --predict: run the same stream with --serve --simulate for the cost "
+                       "model's prediction (the same requests, policy and seed)");
     if (!s->n_rates) {
         const double dflt[] = {2, 8, 32, INFINITY};
         for (int i = 0; i < 4; i++) s->rates[i] = dflt[i];

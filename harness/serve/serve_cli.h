@@ -27,7 +27,7 @@ static inline int serve_cli_owns(int c) { return c >= SERVE_OPT_SERVE && c <= SE
 /* One flag into s; -1 with a message naming the flag and the problem. */
 int serve_cli_apply(int c, const char *arg, struct serve_options *s);
 /* After every flag: defaults, length files read, and the flags' agreement with the
- * rest of the command line (--serve needs --simulate for now). -1 with a message. */
+ * rest of the command line (--decode, --plan and --predict are refused). -1 with a message. */
 int serve_cli_check(struct options *o);
 void serve_cli_usage(FILE *f);
 

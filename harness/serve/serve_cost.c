@@ -34,8 +34,7 @@ void serve_cost_model_free(struct serve_cost_model *c)
     c->size = c->used = 0;
 }
 
-/* Per device: first and last activity, and busy time by kind, from the replay. */
-static int cost_from_trace(const struct trace *t, double latency_ms, struct serve_step_cost *out)
+int serve_cost_from_trace(const struct trace *t, double latency_ms, uint64_t origin_ns, struct serve_step_cost *out)
 {
     memset(out, 0, sizeof *out);
     out->latency_ms = latency_ms;
@@ -44,7 +43,7 @@ static int cost_from_trace(const struct trace *t, double latency_ms, struct serv
     for (int i = 0; i < t->n; i++) {
         const struct record *r = &t->rec[i];
         if (r->kind == REC_RANGE || r->device < 0 || r->device >= out->n_devices) continue;
-        double s = r->start_ns / 1e6, e = r->end_ns / 1e6;
+        double s = ((double)r->start_ns - (double)origin_ns) / 1e6, e = ((double)r->end_ns - (double)origin_ns) / 1e6;
         int d = r->device;
         if (isnan(out->first_ms[d]) || s < out->first_ms[d]) out->first_ms[d] = s;
         if (isnan(out->last_ms[d]) || e > out->last_ms[d]) out->last_ms[d] = e;
@@ -78,7 +77,7 @@ static int cost_of_program(const struct serve_cost_model *c, const struct progra
     double ms = 0;
     if (rc == PB_OK) rc = model_executor_ops.run(state, 0, &t, &ms);
     if (state) model_executor_ops.destroy(state);
-    if (rc == PB_OK) rc = cost_from_trace(&t, ms, out);
+    if (rc == PB_OK) rc = serve_cost_from_trace(&t, ms, 0, out);
     trace_free(&t);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "../exec/model/device_profile.h"
 #include "serve_engine.h"
+#include "../measure/trace.h"
 #include "../../strategies/memory_model.h"
 
 struct serve_cost_entry;
@@ -39,6 +40,9 @@ int serve_cost_model_step(void *ctx, const struct serve_step_shape *shape, struc
 int serve_cost_model_step_exact(struct serve_cost_model *c, const struct serve_step_shape *shape,
                                 struct serve_step_cost *out);
 struct serve_executor serve_cost_model_executor(struct serve_cost_model *c);
+/* A step's cost from its trace: latency_ms, and per device its first and last
+ * activity (ms after origin_ns) and busy time by kind (metrics_iteration). */
+int serve_cost_from_trace(const struct trace *t, double latency_ms, uint64_t origin_ns, struct serve_step_cost *out);
 
 /* Positions of KV cache the placement holds: the smallest, over devices with
  * layers, of (budget - parameters) / memory_kv_bytes_per_position (the memory

@@ -151,7 +151,7 @@ static void leave(struct engine *e, struct group *g, int i, double t)
 static int prefill(struct engine *e, int gi, int k, double now, int *finished)
 {
     struct group *g = &e->g[gi];
-    struct serve_step_shape shape = {.mode = MODE_PREFILL, .batch = k};
+    struct serve_step_shape shape = {.mode = MODE_PREFILL, .batch = k, .group = gi, .req = e->admitted};
     for (int j = 0; j < k; j++)
         if (e->req[e->admitted[j]].prompt_tokens > shape.seq) shape.seq = e->req[e->admitted[j]].prompt_tokens;
     shape.context = shape.seq;
@@ -181,7 +181,8 @@ static int decode(struct engine *e, int gi, double now, int *finished)
         positions += e->req[i].prompt_tokens + e->tokens_done[i];
     }
     struct serve_step_shape shape = {.mode = MODE_DECODE, .batch = g->n_running, .seq = 1,
-                                     .context = (int)ceil(positions / g->n_running)};
+                                     .context = (int)ceil(positions / g->n_running), .group = gi,
+                                     .req = g->running};
     double end;
     PB_TRY(run_step(e, &shape, now, &end));
     e->tot->decode_steps++;

@@ -1,9 +1,9 @@
 /* Continuous batching over a placement, executor-agnostic. The engine decides, at
  * every step boundary, what the next engine step is (a prefill of newly admitted
  * requests, or one decode token for every running sequence) and asks an executor
- * one question: what does that step cost? The cost model answers it now
- * (serve_cost.h); the CUDA executor will answer it by running the step, behind the
- * same callback, once its interface settles.
+ * one question: what does that step cost? The cost model answers it from the
+ * step's shape (serve_cost.h); an executor with a step op (executor.h: the CUDA
+ * executor, measured) answers it by running the step's sequences (serve_exec.h).
  *
  * Policy (docs/METRICS.md, "Serving"): first come, first served; a prefill of the
  * waiting requests runs before the next decode step (vLLM's default without chunked
@@ -25,6 +25,9 @@
 struct serve_step_shape {
     enum run_mode mode;
     int batch, seq, context;
+    int group;                  /* the engine's group that runs it */
+    const int *req;             /* its requests, `batch` indices into the stream (an executor that
+                                 * runs the sequences themselves needs them; the cost model does not) */
 };
 
 /* What one step costs, measured from its start. Devices the step does not use have

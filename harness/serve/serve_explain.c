@@ -54,8 +54,11 @@ static void mechanism(struct text *t, const struct serve_point *p)
 static void utilisation(struct text *t, const struct serve_point *p)
 {
     say(t, "busy ");
-    for (int d = 0; d < p->tot.n_devices; d++)
-        say(t, "%s%.0f%%", d ? "/" : "", 100 * serve_point_utilisation(p, d));
+    for (int d = 0; d < p->tot.n_devices; d++) {
+        double u = serve_point_utilisation(p, d);
+        if (isnan(u)) say(t, "%sunknown", d ? "/" : "");   /* no CUPTI records */
+        else say(t, "%s%.0f%%", d ? "/" : "", 100 * u);
+    }
 }
 
 static void describe(struct text *t, const struct serve_point *p, int slo_given)
@@ -82,7 +85,7 @@ static void rate_paragraph(struct text *t, const struct serve_point *p, int n, d
         say(t, "no placement served a request.\n\n");
         return;
     }
-    say(t, "%s serves best (predicted). ", best->strategy);
+    say(t, "%s serves best (%s). ", best->strategy, serve_point_kind(best));
     describe(t, best, slo_given);
     say(t, ": ");
     mechanism(t, best);
@@ -109,8 +112,12 @@ void serve_explain_text(const struct options *o, const struct serve_point *p, in
     struct text t = {.buf = buf, .len = len};
     if (len) buf[0] = 0;
     const struct serve_options *so = &o->serve;
-    say(&t, "Serving %d requests, at most %d sequences in flight, on the cost model (every number is "
-            "predicted, none measured). ", so->requests, so->max_batch);
+    if (n > 0 && p[0].measured)
+        say(&t, "Serving %d requests, at most %d sequences in flight, through the CUDA executor (every step "
+                "timed on the GPUs). ", so->requests, so->max_batch);
+    else
+        say(&t, "Serving %d requests, at most %d sequences in flight, on the cost model (every number is "
+                "predicted, none measured). ", so->requests, so->max_batch);
     if (so->slo_given) {
         say(&t, "Best means the most goodput: requests within ");
         if (isfinite(so->slo_ttft_ms)) say(&t, "TTFT %g ms%s", so->slo_ttft_ms, isfinite(so->slo_tpot_ms) ? " and " : "");

@@ -47,8 +47,11 @@ static void per_gpu_field(FILE *f, const struct serve_point *p, enum per_gpu wha
 {
     char buf[2048] = "";
     size_t used = 0;
-    for (int d = 0; p->ok && d < p->tot.n_devices && used + 24 < sizeof buf; d++)
-        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%.6g", d ? ";" : "", per_gpu_value(p, d, what));
+    for (int d = 0; p->ok && d < p->tot.n_devices && used + 24 < sizeof buf; d++) {
+        double v = per_gpu_value(p, d, what);   /* unknown (no CUPTI): an empty item, never "nan" */
+        used += (size_t)(isnan(v) ? snprintf(buf + used, sizeof buf - used, "%s", d ? ";" : "")
+                                  : snprintf(buf + used, sizeof buf - used, "%s%.6g", d ? ";" : "", v));
+    }
     csv_field(f, buf, 0);
 }
 
@@ -80,7 +83,7 @@ static void csv_point(FILE *f, const struct serve_point *p)
         (count[i] ? csv_integer : csv_number)(f, p->ok ? v[i] : NAN, 0);
     for (enum per_gpu g = GPU_COMPUTE; g <= GPU_UTIL; g++) per_gpu_field(f, p, g);
     csv_integer(f, p->ok ? (double)p->cost_evaluations : NAN, 0);
-    csv_integer(f, 1, 0);
+    csv_integer(f, !p->measured, 0);
     csv_end(f);
 }
 
@@ -191,17 +194,18 @@ static void length_json(cJSON *root, const char *key, const struct length_spec *
 }
 
 int serve_write_json(const char *path, const struct options *o, const struct model_spec *m,
-                     const struct device_profile *prof, const struct serve_point *p, int n)
+                     const struct device_profile *prof, const char *device, const struct serve_point *p, int n)
 {
     const struct serve_options *so = &o->serve;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "command", o->command);
     cJSON_AddStringToObject(root, "model", m->name);
     cJSON_AddStringToObject(root, "dtype", dtype_name(o->dtype));
-    cJSON_AddBoolToObject(root, "predicted", 1);
-    cJSON_AddStringToObject(root, "profile", prof->name);
-    cJSON_AddStringToObject(root, "gpu", prof->gpu);
-    cJSON_AddNumberToObject(root, "gpus", o->gpus);
+    cJSON_AddBoolToObject(root, "predicted", prof != NULL);
+    if (prof) cJSON_AddStringToObject(root, "profile", prof->name);
+    else cJSON_AddNullToObject(root, "profile");
+    cJSON_AddStringToObject(root, "gpu", prof ? prof->gpu : device ? device : "");
+    if (prof) cJSON_AddNumberToObject(root, "gpus", o->gpus);   /* measured: `gpu` names the devices */
     cJSON_AddNumberToObject(root, "requests", so->requests);
     cJSON_AddNumberToObject(root, "seed", (double)o->seed);
     length_json(root, "prompt_len", &so->prompt);
@@ -221,13 +225,13 @@ int serve_write_json(const char *path, const struct options *o, const struct mod
 }
 
 int serve_write_reports(const char *dir, const struct options *o, const struct model_spec *m,
-                        const struct device_profile *prof, const struct serve_point *p, int n)
+                        const struct device_profile *prof, const char *device, const struct serve_point *p, int n)
 {
     char path[4200];
     PB_TRY(path_join(path, sizeof path, dir, "serve.csv"));
     PB_TRY(serve_write_csv(path, p, n));
     PB_TRY(path_join(path, sizeof path, dir, "serve.json"));
-    PB_TRY(serve_write_json(path, o, m, prof, p, n));
+    PB_TRY(serve_write_json(path, o, m, prof, device, p, n));
     PB_TRY(path_join(path, sizeof path, dir, "requests.csv"));
     PB_TRY(serve_write_requests_csv(path, o, p, n));
     PB_TRY(path_join(path, sizeof path, dir, "serve.svg"));

@@ -5,6 +5,7 @@
 #define ARRIVAL_STREAM 0x61727269766c0001ull
 #define PROMPT_STREAM 0x70726f6d70740002ull
 #define OUTPUT_STREAM 0x6f75747075740003ull
+#define TOKEN_STREAM 0x746f6b656e730004ull
 
 uint64_t serve_rng_next(uint64_t *state)
 {
@@ -41,4 +42,10 @@ void serve_stream_make(const struct serve_options *s, double rate, uint64_t seed
                                         .prompt_tokens = length_spec_draw(&s->prompt, i, &prompts),
                                         .output_tokens = length_spec_draw(&s->output, i, &outputs)};
     }
+}
+
+void serve_prompt_tokens(uint64_t seed, int id, int len, int vocab, int *out)
+{
+    uint64_t rng = seed ^ TOKEN_STREAM ^ ((uint64_t)(unsigned)id * 0xd1342543de82ef95ull);
+    for (int i = 0; i < len; i++) out[i] = (int)(serve_rng_next(&rng) % (uint64_t)vocab);
 }

@@ -19,6 +19,9 @@ struct serve_request {
  * are scaled by 1/rate at every rate, so a sweep varies only the pace. */
 void serve_stream_make(const struct serve_options *s, double rate, uint64_t seed, struct serve_request *out,
                        int n);
+/* Request `id`'s prompt, len token ids below vocab: a stream of its own from the
+ * seed, so a request has the same prompt at every rate and for every strategy. */
+void serve_prompt_tokens(uint64_t seed, int id, int len, int vocab, int *out);
 /* Length of request i under spec, drawing from *rng for uniform:A-B. */
 int length_spec_draw(const struct length_spec *spec, int i, uint64_t *rng);
 /* splitmix64 step and a uniform in [0, 1) from it. */

@@ -100,7 +100,11 @@ void serve_svg(FILE *f, const struct serve_point *p, int n)
     int width = LEFT + 2 * PANEL_W + GAP + 30, height = TOP + PANEL_H + 90;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", width, height);
-    const char *titles[2] = {"TTFT p99 (ms, predicted)", "TPOT p99 (ms, predicted)"};
+    const char *kind = n > 0 ? serve_point_kind(&p[0]) : "predicted";
+    char ttft[64], tpot[64];
+    snprintf(ttft, sizeof ttft, "TTFT p99 (ms, %s)", kind);
+    snprintf(tpot, sizeof tpot, "TPOT p99 (ms, %s)", kind);
+    const char *titles[2] = {ttft, tpot};
     int legend_x = LEFT, n_curves = 0;
     for (int panel = 0; panel < 2; panel++) {
         int x0 = LEFT + panel * (PANEL_W + GAP);

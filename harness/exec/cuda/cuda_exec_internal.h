@@ -138,6 +138,10 @@ struct executor {
     int pre_graph_state;
     unsigned char peer[PB_MAX_DEVICES][PB_MAX_DEVICES];   /* logical a can access b's memory */
     struct capture_nodes *capture;           /* non-NULL while a pass is being captured */
+    int *serve_pos[PB_MAX_DEVICES];          /* serving: per-slot positions on each logical device
+                                              * (cuda_exec_serve.c), allocated at the first decode step */
+    int *seq_pos[PB_MAX_DEVICES];            /* serve_pos during a serving decode step, put in every
+                                              * call; NULL otherwise */
 };
 
 /* cuda_executor.c: every stream waits for the origin stream (fork), or the origin for every stream (join). */
@@ -212,6 +216,10 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
  * An MPI rank calls them on the rank that holds the head (tp: rank 0) or the embedding. */
 int executor_logits(struct executor *e, uint16_t **out, int *rows, int *vocab);
 int executor_tokens(struct executor *e, int **out, int *count);
+/* cuda_exec_serve.c: one serving step (executor.h, struct exec_step), timed with
+ * CUDA events; host ranges to t. serve_free releases what the steps allocated. */
+int executor_serve_step(struct executor *e, const struct exec_step *x, struct trace *t, double *ms);
+void executor_serve_free(struct executor *e);
 /* 1 when prefill or decode passes ran from a CUDA graph. */
 int executor_used_graph(const struct executor *e);
 #endif

@@ -379,7 +379,7 @@ int exec_issue_pass(struct executor *e, struct plan_exec *pe, const struct plan_
         }
         struct llama_call call = {.batch_offset = st->batch_offset, .batch = st->batch, .seq = pe->seq,
                                   .pos = pos, .pos_device = use_pos_device ? e->d_pos : NULL,
-                                  .last_only = last_only};
+                                  .last_only = last_only, .pos_seq = e->seq_pos[here->device]};
         int rc = PB_OK;
         cupti_push_step(i, pe_microbatch(st, pe->s));
         if (st->kind == STEP_COPY) rc = copy_step(e, pe, i, stream);

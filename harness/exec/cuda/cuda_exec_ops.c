@@ -48,6 +48,11 @@ static int cuda_outputs(void *state, struct exec_outputs *out)
     return PB_OK;
 }
 
+static int cuda_step(void *state, const struct exec_step *x, struct trace *t, double *ms)
+{
+    return executor_serve_step(((struct cuda_state *)state)->e, x, t, ms);
+}
+
 static void cuda_destroy(void *state)
 {
     struct cuda_state *x = state;
@@ -73,4 +78,5 @@ const struct executor_ops cuda_executor_ops = {
     .outputs = cuda_outputs,
     .destroy = cuda_destroy,
     .memory_in_use = cuda_memory_in_use,
+    .step = cuda_step,
 };

@@ -223,6 +223,7 @@ int executor_create(const struct cuda_config *c, struct executor **out)
 void executor_destroy(struct executor *e)
 {
     if (!e) return;
+    executor_serve_free(e);
     exec_free_plan(&e->pre);
     exec_free_plan(&e->dec);
     if (e->graph) cudaGraphExecDestroy(e->graph);

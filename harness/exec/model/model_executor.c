@@ -149,6 +149,19 @@ static int model_outputs(void *state, struct exec_outputs *out)
     return PB_OK;
 }
 
+/* A serving step: its schedule replayed once, as the pass of a one-pass program;
+ * it computes no tokens (x->next is left as it is). */
+static int model_step(void *state, const struct exec_step *x, struct trace *t, double *ms)
+{
+    const struct exec_config *c = &((const struct model_exec *)state)->c;
+    struct trace piece;
+    int rc = simulate_schedule_allreduce(c->profile, c->m, x->s, c->map->ordinal, c->allreduce, 1, &piece, ms);
+    if (rc == PB_OK && t) rc = append(t, &piece, 0, 0);
+    trace_free(&piece);
+    if (t) t->predicted = t->busy_known = 1;
+    return rc;
+}
+
 static void model_destroy(void *state) { free(state); }
 
 const struct executor_ops model_executor_ops = {
@@ -158,4 +171,5 @@ const struct executor_ops model_executor_ops = {
     .run = model_run,
     .outputs = model_outputs,
     .destroy = model_destroy,
+    .step = model_step,
 };

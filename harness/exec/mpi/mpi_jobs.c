@@ -51,6 +51,12 @@ static int dispatch(const struct mpi_world *w, struct options *o, mpi_measured_f
         int rc = w->rank == 0 ? pb_fail("--calibrate measures one machine: run it without mpirun") : PB_OK;
         return mpi_world_agree(w, rc, "calibrating");
     }
+    if (o->serve.enabled) {   /* the step op is the single-process executor's (executor.h) */
+        int rc = w->rank == 0 ? pb_fail("--serve runs in one process: run bench --serve (GPUs) or bench --serve "
+                                        "--simulate, without mpirun") : PB_OK;
+        mpi_world_agree(w, rc, "serving");
+        return 2;
+    }
     static struct model_spec m;
     int rc = cli_load_model(o, &m);
     if (mpi_world_agree(w, rc, "loading the model") != PB_OK) return 2;
