@@ -13,8 +13,9 @@ static cudaStream_t origin(struct executor *e) { return e->stream[0][0]; }
 /* The part whose token rows an embedding reads on logical device d, or -1. */
 static int embed_part_of(const struct executor *e, int d)
 {
-    if (e->l.tp) return d;
-    return e->l.parts[e->l.embed_part].logical == d ? e->l.embed_part : -1;
+    for (int k = 0; k < e->l.n_parts; k++)   /* tp: every rank holds a replicated embedding */
+        if (e->l.parts[k].logical == d && e->l.parts[k].d.has_embed) return k;
+    return -1;
 }
 
 static int check_step(const struct executor *e, const struct exec_step *x)
