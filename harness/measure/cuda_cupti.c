@@ -59,7 +59,8 @@ static struct {
     int n_graphs;             /* graph records since the last collect */
     uint8_t *pool[BUFFER_POOL];   /* buffers CUPTI has handed back, for its next requests */
     int n_pool;
-} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct cupti_mode mode;   /* PB_CUPTI_MODE (cupti_set_mode) */
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .mode = {.gate = 1, .copies = 1}};
 
 /* __cxa_demangle from libstdc++, declared here because this is C. */
 extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
@@ -332,20 +333,26 @@ static CUpti_ActivityKind all_kinds[] = {
 };
 static size_t n_kinds = sizeof all_kinds / sizeof all_kinds[0];
 
-/* PB_CUPTI_KERNELS_ONLY=1 collects kernel records alone: a diagnostic for
- * measuring what the memcpy and memset kinds cost (docs/PERF.md); copy busy
- * time and transfers are then missing, so it is not the default. */
+/* PB_CUPTI_MODE=nocopies collects kernel (or graph) records alone: a diagnostic
+ * for what the memcpy and memset kinds cost (cupti_mode.h); copy busy time and
+ * transfers are then missing, so it is not the default. */
 static void choose_kinds(void)
 {
-    const char *v = getenv("PB_CUPTI_KERNELS_ONLY");
     all_kinds[0] = g.steps_only ? CUPTI_ACTIVITY_KIND_GRAPH_TRACE : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
-    n_kinds = v && *v == '1' ? 2 : sizeof all_kinds / sizeof all_kinds[0];
+    n_kinds = g.mode.copies ? sizeof all_kinds / sizeof all_kinds[0] : 2;
 }
 
 void cupti_set_detail(int steps_only)
 {
     if (!g.active) g.steps_only = steps_only;
 }
+
+void cupti_set_mode(const struct cupti_mode *m)
+{
+    if (!g.active) g.mode = *m;
+}
+
+int cupti_gate_wanted(void) { return g.active && g.collecting && g.mode.gate; }
 
 /* Instantiating a graph clones its nodes; records carry the clone's id. */
 static void CUPTIAPI on_resource(void *user, CUpti_CallbackDomain domain, CUpti_CallbackId id, const void *data)
