@@ -1,12 +1,14 @@
-/* The host gate of profiled iterations (PB_CUPTI_MODE=gate, cupti_mode.h). With
- * kernel records on, CUPTI's work on the host when a graph is launched grows with
- * the graph's nodes; a 1x128 prefill is one launch right after the start event, so
- * the GPU waited for it inside the timed window (+25.7% on an H200, docs/PERF.md),
- * while in a generate iteration the host runs ahead of the GPU and the same cost was
- * hidden (+1.1%). A host function on the origin stream holds the GPU before the
- * start event until the first graph has been launched; the GPU then replays it as
- * the untraced iterations do. A wait gives up after GATE_TIMEOUT_S, so an error
- * between closing and opening cannot hang the run. */
+/* The host gate of profiled iterations (PB_CUPTI_MODE=gate, cupti_mode.h). On an
+ * H200 (docs/PERF.md) a traced 1x128 prefill ran +25.7% over the untraced one, a
+ * traced generate of 32 decode passes (as many kernels a pass, as short) +1.1%, and
+ * that with its own prefill in it: a per-kernel cost on the GPU would have shown in
+ * every decode pass, so the cost is taken to be on the host around the traced graph
+ * launch, which a prefill meets right after its start event while later passes are
+ * launched ahead of the GPU. scripts/cupti_overhead.sh measures the gate against
+ * nogate. A host function on the origin stream holds the GPU before the start event
+ * until the first graph has been launched; the GPU then replays it as untraced
+ * iterations do. A wait gives up after GATE_TIMEOUT_S, so an error between closing
+ * and opening cannot hang the run. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
