@@ -264,3 +264,34 @@ TEST(test_prompt_layers_scale_the_gemm_points_at_their_rows)
     }
     CHECK(strstr(p.kernels.source, "(3 of 3 points)"));
 }
+
+/* Two logical ranks on one GPU: the one-shot's two sizes give the traffic rate (10
+ * times the message over the two ranks) and each algorithm's fixed cost is its small
+ * time less its traffic; the profile then gives back every measured time. */
+TEST(test_calibrated_shared_gpu_allreduce_gives_back_its_timings)
+{
+    const double gbps = 3500, one_us = 30, two_us = 45, small = 8 << 10, large = 32 << 20;
+    struct calibration c = two_h200();
+    c.n_gpus = 1;
+    c.shared_ar_us[0][0] = one_us + 10 * small / gbps / 1e3;
+    c.shared_ar_us[0][1] = one_us + 10 * large / gbps / 1e3;
+    c.shared_ar_us[1][0] = two_us + 9 * small / gbps / 1e3;
+    c.shared_ar_us[1][1] = two_us + 9 * large / gbps / 1e3;
+    struct shared_gpu_profile s;
+    CHECK_EQ_INT(calibration_shared_gpu(&c, &s), PB_OK);
+    CHECK_NEAR(s.gbps, gbps, 1e-6);
+    CHECK_NEAR(s.oneshot_us, one_us, 1e-9);
+    CHECK_NEAR(s.twoshot_us, two_us, 1e-9);
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.shared_gpu.present, 1);
+    CHECK(strstr(p.shared_gpu.source, "two logical ranks on GPU 0") != NULL);
+    /* not measured, or not growing with size: no section */
+    c.shared_ar_us[0][1] = c.shared_ar_us[0][0];
+    CHECK_EQ_INT(calibration_shared_gpu(&c, &s), PB_ERR);
+    c.shared_ar_us[0][1] = 0;
+    CHECK_EQ_INT(calibration_shared_gpu(&c, &s), PB_ERR);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.shared_gpu.present, 0);
+}

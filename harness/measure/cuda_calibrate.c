@@ -408,6 +408,7 @@ static int measure_all(int n, struct calibration *c)
                (double)c->allreduce_bytes / (1 << 20), c->allreduce_bus_gbps, c->allreduce_small_us);
         PB_TRY(calibrate_peer_allreduce(n, c));
     }
+    PB_TRY(calibrate_shared_allreduce(c));   /* logical devices on GPU 0 (--devices 0,0) */
 done:
     return rc;
 }

@@ -21,6 +21,7 @@ static double wall_s(void)
 
 struct ar_bench {
     int n;
+    int ordinal[PEER_MAX_RANKS];   /* rank -> GPU */
     void *buf[PEER_MAX_RANKS];
     cudaStream_t stream[PEER_MAX_RANKS];
     ncclComm_t comm[PEER_MAX_RANKS];
@@ -45,7 +46,7 @@ static int sync_all(struct ar_bench *b)
 {
     int rc = PB_OK;
     for (int d = 0; d < b->n; d++) {
-        CK(cudaSetDevice(d));
+        CK(cudaSetDevice(b->ordinal[d]));
         CK(cudaStreamSynchronize(b->stream[d]));
     }
 done:
@@ -71,7 +72,7 @@ int calibrate_peer_allreduce(int n, struct calibration *c)
         return PB_OK;
     }
     struct ar_bench b = {.n = n};
-    for (int d = 0; d < n; d++) ordinal[d] = d;
+    for (int d = 0; d < n; d++) ordinal[d] = b.ordinal[d] = d;
     for (int d = 0; d < n; d++) {
         CK(cudaSetDevice(d));
         CK(cudaMalloc(&b.buf[d], AR_MAX_BYTES));
@@ -97,6 +98,45 @@ done:
     for (int d = 0; d < n; d++) {
         if (b.comm[d]) ncclCommDestroy(b.comm[d]);
         cudaSetDevice(d);
+        if (b.stream[d]) cudaStreamDestroy(b.stream[d]);
+        cudaFree(b.buf[d]);
+    }
+    if (b.g.n) peer_group_destroy(&b.g);
+    return rc;
+}
+
+/* Two logical ranks on GPU 0 (--devices 0,0): the peer all-reduce meets through events
+ * there, each phase a launch per rank, as the executor runs tp on logical devices.
+ * One-shot and two-shot at 8 KiB and 32 MiB, timed as above (host wall time per call,
+ * back to back: the launches and event waits are the fixed cost; calibration_shared_gpu
+ * turns them into the profile's shared_gpu section). */
+int calibrate_shared_allreduce(struct calibration *c)
+{
+    int rc = PB_OK;
+    const size_t sizes[2] = {8u << 10, AR_MAX_BYTES};
+    struct ar_bench b = {.n = 2};
+    for (int d = 0; d < b.n; d++) {
+        CK(cudaSetDevice(0));
+        CK(cudaMalloc(&b.buf[d], AR_MAX_BYTES));
+        CK(cudaMemset(b.buf[d], 0, AR_MAX_BYTES));
+        CK(cudaDeviceSynchronize());
+        CK(cudaStreamCreateWithFlags(&b.stream[d], cudaStreamNonBlocking));
+    }
+    if (peer_group_create(b.n, b.ordinal, AR_MAX_BYTES / 2, &b.g) != PB_OK) {
+        printf("shared-GPU all-reduce: not measured (%s)\n", pb_last_error());
+        goto done;
+    }
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 2; k++)
+            if ((rc = time_calls(&b, a == 0 ? CALIBRATION_AR_ONESHOT : CALIBRATION_AR_TWOSHOT, sizes[k] / 2,
+                                 &c->shared_ar_us[a][k])) != PB_OK)
+                goto done;
+    printf("all-reduce of 2 logical ranks on GPU 0: one-shot %.1f us (8 KiB), %.1f us (32 MiB); two-shot %.1f us, "
+           "%.1f us\n", c->shared_ar_us[0][0], c->shared_ar_us[0][1], c->shared_ar_us[1][0], c->shared_ar_us[1][1]);
+    rc = peer_group_check(&b.g);
+done:
+    cudaSetDevice(0);
+    for (int d = 0; d < b.n; d++) {
         if (b.stream[d]) cudaStreamDestroy(b.stream[d]);
         cudaFree(b.buf[d]);
     }

@@ -295,6 +295,23 @@ int calibration_peer_allreduce(const struct calibration *c, double launch_us, st
     return PB_OK;
 }
 
+int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out)
+{
+    const double small = 8 << 10, large = 32 << 20, ranks = 2;
+    const double one = ranks * (ranks + 3), two = 5 * ranks - 1;   /* traffic, times the message */
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 2; k++)
+            if (!(c->shared_ar_us[a][k] > 0)) return PB_ERR;
+    double grow_us = c->shared_ar_us[0][1] - c->shared_ar_us[0][0];
+    if (!(grow_us > 0)) return PB_ERR;
+    memset(out, 0, sizeof *out);
+    out->present = 1;
+    out->gbps = one * (large - small) / (grow_us * 1e3);
+    out->oneshot_us = fmax(0, c->shared_ar_us[0][0] - one * small / out->gbps / 1e3);
+    out->twoshot_us = fmax(0, c->shared_ar_us[1][0] - two * small / out->gbps / 1e3);
+    return PB_OK;
+}
+
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out)
 {
@@ -363,6 +380,11 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
         snprintf(out->peer_allreduce.source, sizeof out->peer_allreduce.source, "bench --calibrate %s: peer "
                  "all-reduce of bf16 on %s, 8 KiB to 32 MiB against NCCL; one-shot 8 KiB %.1f us", c->date, gpus,
                  c->ar_us[CALIBRATION_AR_ONESHOT][0]);
+    if (calibration_shared_gpu(c, &out->shared_gpu) == PB_OK)
+        snprintf(out->shared_gpu.source, sizeof out->shared_gpu.source, "bench --calibrate %s: two logical "
+                 "ranks on GPU 0, event-synchronised peer all-reduce of bf16, host wall time per call over 50 "
+                 "back to back: one-shot 8 KiB %.1f us, 32 MiB %.1f us; two-shot 8 KiB %.1f us", c->date,
+                 c->shared_ar_us[0][0], c->shared_ar_us[0][1], c->shared_ar_us[1][0]);
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)
         if (!out->link[k].source[0])

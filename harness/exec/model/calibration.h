@@ -54,6 +54,9 @@ struct calibration {
     double graph_launch_us;            /* per tiny kernel back to back inside a CUDA graph, GPU 0 */
     double ar_us[CALIBRATION_AR_ALGOS][CALIBRATION_AR_SIZES];   /* bf16 all-reduce per call, host wall
                                                                  * time; 0: not measured */
+    double shared_ar_us[2][2];         /* [one-shot, two-shot][8 KiB, 32 MiB]: two logical ranks on
+                                        * GPU 0, event-synchronised peer all-reduce, host wall time
+                                        * per call back to back; 0: not measured */
     struct model_spec decode_model;    /* the model whose decode layer was timed */
     double decode_layer_us[CALIBRATION_DECODE_POINTS];   /* one layer, one token per sequence, back to
                                                           * back in a CUDA graph, GPU 0; 0: not measured */
@@ -100,6 +103,12 @@ int calibration_gemv_table(const struct calibration *c, const struct device_prof
  * out. Updates t (n points) in place; returns how many points were scaled. */
 int calibration_scale_gemm_table(const struct calibration *c, const struct device_profile *p,
                                  struct efficiency_point *t, int n);
+
+/* The shared_gpu section from shared_ar_us: the traffic rate from the two one-shot
+ * sizes (gbps = 10 x (32 MiB - 8 KiB) / (t(32 MiB) - t(8 KiB)), two ranks moving
+ * n(n + 3) = 10 times the message), each algorithm's fixed cost its 8 KiB time less
+ * that traffic. PB_ERR (no message) when not measured or not increasing with size. */
+int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);

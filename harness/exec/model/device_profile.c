@@ -184,6 +184,37 @@ static void peer_allreduce_to_json(cJSON *root, const struct peer_allreduce_prof
     cJSON_AddStringToObject(o, "source", a->source);
 }
 
+static int parse_shared_gpu(const cJSON *root, const char *origin, struct shared_gpu_profile *a)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu");
+    a->present = o != NULL;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu: must be an object", origin);
+    PB_TRY(get_number(o, "shared_gpu", "oneshot_us", origin, MICROSECONDS, &a->oneshot_us));
+    PB_TRY(get_number(o, "shared_gpu", "twoshot_us", origin, MICROSECONDS, &a->twoshot_us));
+    PB_TRY(get_number(o, "shared_gpu", "gbps", origin, GBPS, &a->gbps));
+    return get_string(o, "shared_gpu", "source", origin, a->source, sizeof a->source);
+}
+
+static int validate_shared_gpu(const struct shared_gpu_profile *a, const char *origin)
+{
+    if (!a->present) return PB_OK;
+    if (!(a->gbps > 0)) return pb_fail("%s: shared_gpu.gbps: must be positive", origin);
+    if (!(a->oneshot_us >= 0) || !(a->twoshot_us >= 0))
+        return pb_fail("%s: shared_gpu.oneshot_us, twoshot_us: must be >= 0", origin);
+    return PB_OK;
+}
+
+static void shared_gpu_to_json(cJSON *root, const struct shared_gpu_profile *a)
+{
+    if (!a->present) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu");
+    cJSON_AddNumberToObject(o, "oneshot_us", a->oneshot_us);
+    cJSON_AddNumberToObject(o, "twoshot_us", a->twoshot_us);
+    cJSON_AddNumberToObject(o, "gbps", a->gbps);
+    cJSON_AddStringToObject(o, "source", a->source);
+}
+
 struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)
 {
     const struct peer_allreduce_profile *a = &p->peer_allreduce;
@@ -246,6 +277,7 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
                       sizeof p->allreduce.source));
     PB_TRY(parse_peer_allreduce(root, origin, &p->peer_allreduce));
+    PB_TRY(parse_shared_gpu(root, origin, &p->shared_gpu));
     return parse_kernels(root, origin, &p->kernels);
 }
 
@@ -327,6 +359,7 @@ int device_profile_validate(const struct device_profile *p, const char *origin)
     if (!(p->allreduce.step_latency_us >= 0))
         return pb_fail("%s: allreduce.step_latency_us: must be >= 0", origin);
     PB_TRY(validate_peer_allreduce(&p->peer_allreduce, origin));
+    PB_TRY(validate_shared_gpu(&p->shared_gpu, origin));
     return validate_kernels(&p->kernels, origin);
 }
 
@@ -502,6 +535,7 @@ static cJSON *profile_to_json(const struct device_profile *p)
     cJSON_AddNumberToObject(ar, "step_latency_us", p->allreduce.step_latency_us);
     cJSON_AddStringToObject(ar, "source", p->allreduce.source);
     peer_allreduce_to_json(root, &p->peer_allreduce);
+    shared_gpu_to_json(root, &p->shared_gpu);
     kernels_to_json(root, &p->kernels);
     return root;
 }

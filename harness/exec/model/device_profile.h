@@ -44,6 +44,19 @@ struct peer_allreduce_profile {
     char source[PB_PROFILE_SOURCE];
 };
 
+/* Logical devices sharing one GPU (--devices 0,0), optional in JSON ("shared_gpu"),
+ * from bench --calibrate's two-rank peer all-reduce on GPU 0 (cuda_calibrate_allreduce.c).
+ * There the ranks meet through events, each phase is a launch per rank, and every
+ * rank's traffic is the one GPU's: one-shot t = oneshot_us + N(N+3) x bytes / gbps
+ * (each rank stages its input, read and write, then reads all N stages and writes the
+ * sum), two-shot t = twoshot_us + (5N-1) x bytes / gbps (docs/COST_MODEL.md). */
+struct shared_gpu_profile {
+    int present;
+    double oneshot_us, twoshot_us;   /* one call's fixed cost: launches and event waits, back to back */
+    double gbps;                     /* the phases' traffic, bytes read plus written, on the one GPU */
+    char source[PB_PROFILE_SOURCE];
+};
+
 /* Kernel efficiency at one row count M (tokens of one call): the fraction of the
  * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.
  * Both come from one timing, so max(flops / (rate x compute), bytes / (bw x memory))
@@ -95,6 +108,7 @@ struct device_profile {
     struct link_profile link[LINK_KINDS];  /* host-to-device always uses LINK_PCIE */
     struct allreduce_profile allreduce;
     struct peer_allreduce_profile peer_allreduce;
+    struct shared_gpu_profile shared_gpu;   /* "shared_gpu" in JSON, optional */
     struct kernel_profile kernels;  /* per-kernel efficiencies ("kernels" in JSON, optional) */
 };
 

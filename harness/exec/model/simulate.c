@@ -121,6 +121,18 @@ double sim_peer_allreduce_ns(const struct device_profile *p, enum allreduce_algo
                              int one_gpu)
 {
     if (n <= 1) return 0;
+    const struct shared_gpu_profile *sh = &p->shared_gpu;
+    if (one_gpu && sh->present) {
+        /* Every rank's phases move bytes on the one GPU (kernels/allreduce.cu, events
+         * between phases). One-shot, per rank: stage (read, write: 2), read all n stages
+         * and write the sum (n + 1): n + 3 times the message, n(n + 3) over the ranks.
+         * Two-shot, per rank: stage (2), reduce-scatter (read n slices of 1/n, write
+         * one: 1 + 1/n), all-gather (n - 1 slices read and written: 2(n - 1)/n):
+         * 3 + (2n - 1)/n, 5n - 1 over the ranks. */
+        double traffic = algo == ALLREDUCE_TWOSHOT ? 5.0 * n - 1.0 : (double)n * (n + 3.0);
+        double fixed = (algo == ALLREDUCE_TWOSHOT ? sh->twoshot_us : sh->oneshot_us) * 1e3;
+        return fixed + traffic * (double)bytes / sh->gbps;
+    }
     double read, latency;
     peer_rates(p, one_gpu, &read, &latency);
     if (algo == ALLREDUCE_TWOSHOT) return launch_ns(p) + 2 * latency + 2.0 * (n - 1) / n * (double)bytes / read;
@@ -130,7 +142,8 @@ double sim_peer_allreduce_ns(const struct device_profile *p, enum allreduce_algo
 double sim_peer_allgather_ns(const struct device_profile *p, uint64_t bytes, int n, int one_gpu)
 {
     if (n <= 1) return 0;
-    if (one_gpu) return n * (launch_ns(p) + 2.0 * (double)bytes / p->hbm_gbps);
+    /* On one GPU every rank copies all n slices (its own too) in that GPU's memory. */
+    if (one_gpu) return (double)n * n * (launch_ns(p) + 2.0 * (double)bytes / p->hbm_gbps);
     return n * sim_copy_ns(p, bytes);
 }
 
@@ -375,11 +388,15 @@ static void sim_try_finish_call(struct sim *x, int i)
         if (x->s->steps[j].bytes > bytes) bytes = x->s->steps[j].bytes;
     }
     double t = sim_call_ns(x, st, bytes, size);
+    int shared = call_on_one_gpu(x, st);
     /* Stop at the last member: scanning on to the schedule's end made this quadratic. */
     for (int j = g, marked = 0; j < x->n && marked < size; j++) {
         if (x->group[j] != g) continue;
         x->end[j] = last + t;
         x->state[j] = DONE;
+        /* Ranks sharing a GPU sum with kernels on its SMs: its compute waits for them. */
+        int gpu = x->gpu[x->s->steps[j].device];
+        if (shared && x->compute_free[gpu] < x->end[j]) x->compute_free[gpu] = x->end[j];
         marked++;
     }
 }
