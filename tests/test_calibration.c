@@ -295,3 +295,36 @@ TEST(test_calibrated_shared_gpu_allreduce_gives_back_its_timings)
     CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
     CHECK_EQ_INT(p.shared_gpu.present, 0);
 }
+
+/* The layer pairs on one GPU become a slowdown table by rows: decode batches below
+ * prompt rows, each the pair over twice the layer alone; unmeasured points left out. */
+TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
+{
+    struct calibration c = two_h200();
+    struct shared_compute_profile t;
+    CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_ERR);   /* nothing measured */
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
+        c.decode_layer_us[i] = 100 + 10 * i;
+        c.decode_pair_us[i] = 2 * c.decode_layer_us[i] * 1.05;
+    }
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
+        c.prompt_layer_us[i] = 150 * (i + 1);
+        c.prompt_pair_us[i] = i == 1 ? 0 : 2 * c.prompt_layer_us[i] * 1.2;   /* 4 x 128 not measured */
+    }
+    CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_OK);
+    CHECK_EQ_INT(t.n, 5);
+    int rows[] = {1, 4, 16, 128, 4096};
+    double slow[] = {1.05, 1.05, 1.05, 1.2, 1.2};
+    for (int i = 0; i < 5 && i < t.n; i++) {
+        CHECK_EQ_INT(t.point[i].rows, rows[i]);
+        CHECK_NEAR(t.point[i].slowdown, slow[i], 1e-12);
+    }
+    /* between points: linear in log(rows) */
+    CHECK_NEAR(shared_slowdown_at(&t, sqrt(16.0 * 128)), 1.125, 1e-12);
+    CHECK_NEAR(shared_slowdown_at(&t, 1e6), 1.2, 1e-12);
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.shared_compute.n, 5);
+    CHECK(strstr(p.shared_compute.source, "two parts of GPU 0") != NULL);
+}

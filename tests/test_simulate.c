@@ -548,3 +548,37 @@ TEST(test_shared_gpu_allreduce_sums_every_ranks_traffic_and_holds_the_gpu)
     trace_free(&t);
     schedule_free(&s);
 }
+
+/* Compute of two logical devices on one GPU: where their steps' times from ready to
+ * end overlap (the GPU interleaves them), each is priced at the measured slowdown;
+ * a step alone on the GPU, or on a GPU of its own, is not. */
+TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
+{
+    struct device_profile prof = round_profile();
+    /* two independent steps of 1 ms each (1e11 FLOP at 100 TFLOP/s) on devices 0, 1,
+     * then one more on device 0 after both */
+    struct schedule s;
+    schedule_init(&s, 2);
+    int a = add_compute(&s, 0, 0, 1e11, -1), b = add_compute(&s, 1, 0, 1e11, -1);
+    struct step last = {.kind = STEP_LAYERS, .device = 0, .stream = 0, .layer = 0, .count = 1, .flops = 1e11,
+                        .rows = 1, .batch = 1, .n_deps = 2, .deps = {a, b}};
+    int c = schedule_add(&s, &last);
+    int shared[2] = {0, 0};
+    struct trace t;
+    double plain, slowed, apart;
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &plain), PB_OK);
+    trace_free(&t);
+    CHECK_NEAR(plain, 3.0, 1e-6);   /* one GPU: the three run one after the other */
+    prof.shared_compute.n = 1;
+    prof.shared_compute.point[0].rows = 1;
+    prof.shared_compute.point[0].slowdown = 1.25;
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &slowed), PB_OK);
+    CHECK_NEAR(slowed, 2 * 1.25 + 1.0, 1e-6);   /* a and b overlap; c runs alone */
+    const struct record *rc = find_step(&t, c, 0, REC_KERNEL);
+    CHECK(rc && rc->end_ns - rc->start_ns == 1000000);
+    trace_free(&t);
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, NULL, 1, &t, &apart), PB_OK);
+    CHECK_NEAR(apart, 2.0, 1e-6);   /* two GPUs: nothing shared, nothing slowed */
+    trace_free(&t);
+    schedule_free(&s);
+}

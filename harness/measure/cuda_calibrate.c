@@ -357,6 +357,14 @@ static void measure_decode(const struct options *o, struct calibration *c)
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
         printf("prompt layer of %s, %d x %d tokens, in a graph: %8.2f us\n", m.name, calibration_prompt_batch[i],
                calibration_prompt_seq[i], c->prompt_layer_us[i]);
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        printf("two logical devices on GPU 0, a decode layer each, batch %2d: %8.2f us a pair (%.3f x twice one)\n",
+               calibration_decode_batch[i], c->decode_pair_us[i],
+               c->decode_layer_us[i] > 0 ? c->decode_pair_us[i] / (2 * c->decode_layer_us[i]) : 0);
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        printf("two logical devices on GPU 0, a prompt layer each, %d x %d: %8.2f us a pair (%.3f x twice one)\n",
+               calibration_prompt_batch[i], calibration_prompt_seq[i], c->prompt_pair_us[i],
+               c->prompt_layer_us[i] > 0 ? c->prompt_pair_us[i] / (2 * c->prompt_layer_us[i]) : 0);
     fflush(stdout);
 }
 

@@ -285,6 +285,77 @@ done:
     return rc;
 }
 
+/* Two one-layer parts on GPU `dev`, as two logical devices of --devices 0,0 are: each
+ * its own stream, both branches of one graph (forked from and joined to the first
+ * stream), DECODE_CALLS layers on each, so the GPU interleaves their kernels as it
+ * does a pipeline's stages or tp's ranks there. *us per pair of layers. */
+static int time_layer_pair(int dev, const struct model_spec *m, int batch, int seq, int pos, double *us)
+{
+    int rc = PB_OK;
+    struct llama_part *p[2] = {NULL, NULL};
+    uint16_t *host = NULL;
+    cudaStream_t s[2] = {NULL, NULL};
+    cudaEvent_t fork = NULL, join = NULL;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    struct llama_part_desc d = {.device = dev, .rank = 0, .world = 1, .first_layer = 0, .n_layers = 1,
+                                .max_batch = batch, .max_context = pos + seq + 16,
+                                .max_rows = batch * seq, .programmatic_launch = 1};
+    struct llama_call call = {.batch_offset = 0, .batch = batch, .seq = seq, .pos = pos};
+    size_t elems = (size_t)batch * seq * m->hidden;
+    CK(cudaSetDevice(dev));
+    host = malloc(elems * sizeof *host);
+    if (!host) {
+        rc = pb_fail("out of host memory for a layer's activations");
+        goto done;
+    }
+    calibration_fill_random_bf16(host, elems, 2468);
+    for (int k = 0; k < 2; k++) {
+        if (llama_part_create(m, &d, &p[k]) != PB_OK || llama_part_init_random(p[k], 1 + k) != PB_OK) {
+            rc = pb_fail("could not build two layers of %s at %d x %d tokens for the shared-GPU timing", m->name,
+                         batch, seq);
+            goto done;
+        }
+        CK(cudaMemcpy(llama_part_hidden(p[k]), host, elems * sizeof *host, cudaMemcpyHostToDevice));
+        CK(cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking));
+        if (llama_layers(p[k], 0, 1, &call, s[k]) != PB_OK) {   /* first-call setup, outside the graph */
+            rc = pb_fail("llama_layers failed on %d x %d tokens of %s", batch, seq, m->name);
+            goto done;
+        }
+        CK(cudaStreamSynchronize(s[k]));
+    }
+    CK(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+    CK(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
+    CK(cudaStreamBeginCapture(s[0], cudaStreamCaptureModeThreadLocal));
+    CK(cudaEventRecord(fork, s[0]));
+    CK(cudaStreamWaitEvent(s[1], fork, 0));
+    for (int i = 0; i < DECODE_CALLS && rc == PB_OK; i++)
+        for (int k = 0; k < 2 && rc == PB_OK; k++)
+            if (llama_layers(p[k], 0, 1, &call, s[k]) != PB_OK) rc = pb_fail("llama_layers failed while capturing");
+    if (rc == PB_OK) CK(cudaEventRecord(join, s[1]));
+    if (rc == PB_OK) CK(cudaStreamWaitEvent(s[0], join, 0));
+    {
+        cudaError_t end = cudaStreamEndCapture(s[0], &graph);
+        if (rc == PB_OK && end != cudaSuccess) rc = pb_fail("cudaStreamEndCapture: %s", cudaGetErrorString(end));
+    }
+    if (rc != PB_OK) goto done;
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    double ms = 0;
+    if ((rc = time_graph(exec, s[0], &ms)) == PB_OK) *us = ms * 1e3 / DECODE_CALLS;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    if (fork) cudaEventDestroy(fork);
+    if (join) cudaEventDestroy(join);
+    for (int k = 0; k < 2; k++) {
+        if (s[k]) cudaStreamDestroy(s[k]);
+        if (p[k]) llama_part_destroy(p[k]);
+    }
+    free(host);
+    cudaGetLastError();
+    return rc;
+}
+
 int calibrate_model_layers(int dev, const struct model_spec *m, struct calibration *c)
 {
     c->decode_model = *m;
@@ -294,5 +365,16 @@ int calibrate_model_layers(int dev, const struct model_spec *m, struct calibrati
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
         PB_TRY(time_layer(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0,
                           &c->prompt_layer_us[i]));
+    /* The same layers as two logical devices of one GPU; a failure leaves the table
+     * without that point (the simulator then prices shared compute as serial). */
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        if (time_layer_pair(dev, m, calibration_decode_batch[i], 1, CALIBRATION_DECODE_CONTEXT,
+                            &c->decode_pair_us[i]) != PB_OK)
+            printf("layer pair, decode batch %d: not measured (%s)\n", calibration_decode_batch[i], pb_last_error());
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        if (time_layer_pair(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0,
+                            &c->prompt_pair_us[i]) != PB_OK)
+            printf("layer pair, prompt %d x %d: not measured (%s)\n", calibration_prompt_batch[i],
+                   calibration_prompt_seq[i], pb_last_error());
     return PB_OK;
 }

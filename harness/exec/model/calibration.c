@@ -312,6 +312,27 @@ int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profil
     return PB_OK;
 }
 
+static void add_shared_point(struct shared_compute_profile *out, int rows, double single_us, double pair_us)
+{
+    if (!(single_us > 0) || !(pair_us > 0) || out->n == PB_SHARED_POINTS) return;
+    if (out->n > 0 && rows <= out->point[out->n - 1].rows) return;
+    out->point[out->n].rows = rows;
+    out->point[out->n].slowdown = fmin(4, fmax(0.5, pair_us / (2 * single_us)));
+    out->n++;
+}
+
+int calibration_shared_compute(const struct calibration *c, struct shared_compute_profile *out)
+{
+    memset(out, 0, sizeof *out);
+    /* decode rows (1, 4, 16) lie below every prompt's (128 and up) */
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        add_shared_point(out, calibration_decode_batch[i], c->decode_layer_us[i], c->decode_pair_us[i]);
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        add_shared_point(out, calibration_prompt_batch[i] * calibration_prompt_seq[i], c->prompt_layer_us[i],
+                         c->prompt_pair_us[i]);
+    return out->n > 0 ? PB_OK : PB_ERR;
+}
+
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out)
 {
@@ -385,6 +406,11 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
                  "ranks on GPU 0, event-synchronised peer all-reduce of bf16, host wall time per call over 50 "
                  "back to back: one-shot 8 KiB %.1f us, 32 MiB %.1f us; two-shot 8 KiB %.1f us", c->date,
                  c->shared_ar_us[0][0], c->shared_ar_us[0][1], c->shared_ar_us[1][0]);
+    if (calibration_shared_compute(c, &out->shared_compute) == PB_OK)
+        snprintf(out->shared_compute.source, sizeof out->shared_compute.source, "bench --calibrate %s: a layer "
+                 "of %.40s on each of two parts of GPU 0, a stream each, in one graph: the pair's time over twice "
+                 "the layer's alone, at decode batches 1, 4, 16 and prompts of 128, 512, 4096 rows", c->date,
+                 c->decode_model.name);
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)
         if (!out->link[k].source[0])

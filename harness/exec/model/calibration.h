@@ -61,6 +61,10 @@ struct calibration {
     double decode_layer_us[CALIBRATION_DECODE_POINTS];   /* one layer, one token per sequence, back to
                                                           * back in a CUDA graph, GPU 0; 0: not measured */
     double prompt_layer_us[CALIBRATION_PROMPT_POINTS];   /* one layer over a prompt, likewise */
+    /* The same layers on two parts of GPU 0, one per stream, interleaved in one graph:
+     * time per pair of layers (one on each part); 0: not measured. */
+    double decode_pair_us[CALIBRATION_DECODE_POINTS];
+    double prompt_pair_us[CALIBRATION_PROMPT_POINTS];
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -109,6 +113,11 @@ int calibration_scale_gemm_table(const struct calibration *c, const struct devic
  * n(n + 3) = 10 times the message), each algorithm's fixed cost its 8 KiB time less
  * that traffic. PB_ERR (no message) when not measured or not increasing with size. */
 int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out);
+
+/* The shared_gpu_compute table: at each timed layer's rows (decode: batch; prompt:
+ * batch x seq), the pair's time over twice the layer's alone, rows rising, points
+ * not measured left out. PB_ERR (no message) when no point was measured. */
+int calibration_shared_compute(const struct calibration *c, struct shared_compute_profile *out);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);

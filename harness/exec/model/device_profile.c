@@ -215,6 +215,57 @@ static void shared_gpu_to_json(cJSON *root, const struct shared_gpu_profile *a)
     cJSON_AddStringToObject(o, "source", a->source);
 }
 
+static int parse_shared_compute(const cJSON *root, const char *origin, struct shared_compute_profile *c)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu_compute");
+    c->n = 0;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu_compute: must be an object", origin);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "points"), *e;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+        return pb_fail("%s: shared_gpu_compute.points: must be a non-empty array of {rows, slowdown}", origin);
+    cJSON_ArrayForEach(e, arr) {
+        if (c->n == PB_SHARED_POINTS)
+            return pb_fail("%s: shared_gpu_compute.points: at most %d points", origin, PB_SHARED_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "shared_gpu_compute.points[%d]", c->n);
+        double rows;
+        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
+        PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &c->point[c->n].slowdown));
+        c->point[c->n].rows = (int)rows;
+        if (c->n > 0 && c->point[c->n].rows <= c->point[c->n - 1].rows)
+            return pb_fail("%s: %s.rows: must rise from point to point", origin, at);
+        c->n++;
+    }
+    return get_string(o, "shared_gpu_compute", "source", origin, c->source, sizeof c->source);
+}
+
+static void shared_compute_to_json(cJSON *root, const struct shared_compute_profile *c)
+{
+    if (c->n <= 0) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu_compute");
+    cJSON *arr = cJSON_AddArrayToObject(o, "points");
+    for (int i = 0; i < c->n; i++) {
+        cJSON *pt = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pt, "rows", c->point[i].rows);
+        cJSON_AddNumberToObject(pt, "slowdown", c->point[i].slowdown);
+        cJSON_AddItemToArray(arr, pt);
+    }
+    cJSON_AddStringToObject(o, "source", c->source);
+}
+
+double shared_slowdown_at(const struct shared_compute_profile *c, double rows)
+{
+    if (c->n <= 0) return 1;
+    if (rows <= c->point[0].rows) return c->point[0].slowdown;
+    for (int i = 1; i < c->n; i++) {
+        if (rows > c->point[i].rows) continue;
+        double f = log(rows / c->point[i - 1].rows) / log((double)c->point[i].rows / c->point[i - 1].rows);
+        return c->point[i - 1].slowdown + f * (c->point[i].slowdown - c->point[i - 1].slowdown);
+    }
+    return c->point[c->n - 1].slowdown;
+}
+
 struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)
 {
     const struct peer_allreduce_profile *a = &p->peer_allreduce;
@@ -278,6 +329,7 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
                       sizeof p->allreduce.source));
     PB_TRY(parse_peer_allreduce(root, origin, &p->peer_allreduce));
     PB_TRY(parse_shared_gpu(root, origin, &p->shared_gpu));
+    PB_TRY(parse_shared_compute(root, origin, &p->shared_compute));
     return parse_kernels(root, origin, &p->kernels);
 }
 
@@ -536,6 +588,7 @@ static cJSON *profile_to_json(const struct device_profile *p)
     cJSON_AddStringToObject(ar, "source", p->allreduce.source);
     peer_allreduce_to_json(root, &p->peer_allreduce);
     shared_gpu_to_json(root, &p->shared_gpu);
+    shared_compute_to_json(root, &p->shared_compute);
     kernels_to_json(root, &p->kernels);
     return root;
 }

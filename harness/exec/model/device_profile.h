@@ -57,6 +57,25 @@ struct shared_gpu_profile {
     char source[PB_PROFILE_SOURCE];
 };
 
+/* Compute of logical devices sharing one GPU, optional in JSON ("shared_gpu_compute"):
+ * from bench --calibrate's layer pairs (one layer of the model on each of two parts of
+ * GPU 0, two streams, in one graph) against the same layer alone, at the rows of each
+ * timed layer (decode batches, prompt batch x seq). `slowdown` = the pair's time over
+ * twice the single layer's: what interleaving two logical devices' kernels on one GPU
+ * costs beyond running them one after the other. The simulator prices a compute step
+ * that overlaps another logical device's on its GPU at slowdown x its own time. */
+#define PB_SHARED_POINTS 8
+struct shared_compute_profile {
+    int n;
+    struct {
+        int rows;
+        double slowdown;
+    } point[PB_SHARED_POINTS];    /* rows rising */
+    char source[PB_PROFILE_SOURCE];
+};
+/* slowdown at `rows`: linear in log(rows) between points, the end points beyond; 1 with no points. */
+double shared_slowdown_at(const struct shared_compute_profile *c, double rows);
+
 /* Kernel efficiency at one row count M (tokens of one call): the fraction of the
  * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.
  * Both come from one timing, so max(flops / (rate x compute), bytes / (bw x memory))
@@ -109,6 +128,7 @@ struct device_profile {
     struct allreduce_profile allreduce;
     struct peer_allreduce_profile peer_allreduce;
     struct shared_gpu_profile shared_gpu;   /* "shared_gpu" in JSON, optional */
+    struct shared_compute_profile shared_compute;   /* "shared_gpu_compute" in JSON, optional */
     struct kernel_profile kernels;  /* per-kernel efficiencies ("kernels" in JSON, optional) */
 };
 
