@@ -312,19 +312,26 @@ TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
         c.prompt_pair_us[i] = i == 1 ? 0 : 2 * c.prompt_layer_us[i] * 1.2;   /* 4 x 128 not measured */
     }
     CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_OK);
-    CHECK_EQ_INT(t.n, 5);
+    CHECK_EQ_INT(t.layers.n, 5);
+    CHECK_EQ_INT(t.tp.n, 0);   /* tp ranks not measured */
     int rows[] = {1, 4, 16, 128, 4096};
     double slow[] = {1.05, 1.05, 1.05, 1.2, 1.2};
-    for (int i = 0; i < 5 && i < t.n; i++) {
-        CHECK_EQ_INT(t.point[i].rows, rows[i]);
-        CHECK_NEAR(t.point[i].slowdown, slow[i], 1e-12);
+    for (int i = 0; i < 5 && i < t.layers.n; i++) {
+        CHECK_EQ_INT(t.layers.point[i].rows, rows[i]);
+        CHECK_NEAR(t.layers.point[i].slowdown, slow[i], 1e-12);
     }
     /* between points: linear in log(rows) */
-    CHECK_NEAR(shared_slowdown_at(&t, sqrt(16.0 * 128)), 1.125, 1e-12);
-    CHECK_NEAR(shared_slowdown_at(&t, 1e6), 1.2, 1e-12);
+    CHECK_NEAR(shared_slowdown_at(&t.layers, sqrt(16.0 * 128)), 1.125, 1e-12);
+    CHECK_NEAR(shared_slowdown_at(&t.layers, 1e6), 1.2, 1e-12);
+    /* tp ranks: their own pair over twice one rank */
+    c.prompt_tp_us[0] = 80;
+    c.prompt_tp_pair_us[0] = 160 * 1.01;
+    CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_OK);
+    CHECK_EQ_INT(t.tp.n, 1);
+    CHECK_NEAR(shared_slowdown_at(&t.tp, 128), 1.01, 1e-12);
     struct device_profile base, p;
     CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
     CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
-    CHECK_EQ_INT(p.shared_compute.n, 5);
+    CHECK_EQ_INT(p.shared_compute.layers.n, 5);
     CHECK(strstr(p.shared_compute.source, "two parts of GPU 0") != NULL);
 }

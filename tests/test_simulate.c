@@ -569,9 +569,12 @@ TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
     CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &plain), PB_OK);
     trace_free(&t);
     CHECK_NEAR(plain, 3.0, 1e-6);   /* one GPU: the three run one after the other */
-    prof.shared_compute.n = 1;
-    prof.shared_compute.point[0].rows = 1;
-    prof.shared_compute.point[0].slowdown = 1.25;
+    prof.shared_compute.layers.n = 1;
+    prof.shared_compute.layers.point[0].rows = 1;
+    prof.shared_compute.layers.point[0].slowdown = 1.25;
+    prof.shared_compute.tp.n = 1;   /* another table: not what whole layers take */
+    prof.shared_compute.tp.point[0].rows = 1;
+    prof.shared_compute.tp.point[0].slowdown = 3;
     CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &slowed), PB_OK);
     CHECK_NEAR(slowed, 2 * 1.25 + 1.0, 1e-6);   /* a and b overlap; c runs alone */
     const struct record *rc = find_step(&t, c, 0, REC_KERNEL);
@@ -579,6 +582,18 @@ TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
     trace_free(&t);
     CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, NULL, 1, &t, &apart), PB_OK);
     CHECK_NEAR(apart, 2.0, 1e-6);   /* two GPUs: nothing shared, nothing slowed */
+    trace_free(&t);
+    schedule_free(&s);
+    /* tensor-parallel halves of two ranks on one GPU take the tp table */
+    schedule_init(&s, 2);
+    s.tp_world = 2;
+    for (int r = 0; r < 2; r++) {
+        struct step half = {.kind = STEP_ATTENTION, .device = r, .flops = 1e11, .rows = 1, .batch = 1};
+        schedule_add(&s, &half);
+    }
+    double tp;
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &tp), PB_OK);
+    CHECK_NEAR(tp, 2 * 3.0, 1e-6);
     trace_free(&t);
     schedule_free(&s);
 }

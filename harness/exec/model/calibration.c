@@ -312,25 +312,29 @@ int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profil
     return PB_OK;
 }
 
-static void add_shared_point(struct shared_compute_profile *out, int rows, double single_us, double pair_us)
+static void add_shared_point(struct shared_slowdown_table *t, int rows, double single_us, double pair_us)
 {
-    if (!(single_us > 0) || !(pair_us > 0) || out->n == PB_SHARED_POINTS) return;
-    if (out->n > 0 && rows <= out->point[out->n - 1].rows) return;
-    out->point[out->n].rows = rows;
-    out->point[out->n].slowdown = fmin(4, fmax(0.5, pair_us / (2 * single_us)));
-    out->n++;
+    if (!(single_us > 0) || !(pair_us > 0) || t->n == PB_SHARED_POINTS) return;
+    if (t->n > 0 && rows <= t->point[t->n - 1].rows) return;
+    t->point[t->n].rows = rows;
+    t->point[t->n].slowdown = fmin(4, fmax(0.5, pair_us / (2 * single_us)));
+    t->n++;
 }
 
 int calibration_shared_compute(const struct calibration *c, struct shared_compute_profile *out)
 {
     memset(out, 0, sizeof *out);
     /* decode rows (1, 4, 16) lie below every prompt's (128 and up) */
-    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
-        add_shared_point(out, calibration_decode_batch[i], c->decode_layer_us[i], c->decode_pair_us[i]);
-    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
-        add_shared_point(out, calibration_prompt_batch[i] * calibration_prompt_seq[i], c->prompt_layer_us[i],
-                         c->prompt_pair_us[i]);
-    return out->n > 0 ? PB_OK : PB_ERR;
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
+        add_shared_point(&out->layers, calibration_decode_batch[i], c->decode_layer_us[i], c->decode_pair_us[i]);
+        add_shared_point(&out->tp, calibration_decode_batch[i], c->decode_tp_us[i], c->decode_tp_pair_us[i]);
+    }
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
+        int rows = calibration_prompt_batch[i] * calibration_prompt_seq[i];
+        add_shared_point(&out->layers, rows, c->prompt_layer_us[i], c->prompt_pair_us[i]);
+        add_shared_point(&out->tp, rows, c->prompt_tp_us[i], c->prompt_tp_pair_us[i]);
+    }
+    return out->layers.n > 0 || out->tp.n > 0 ? PB_OK : PB_ERR;
 }
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
@@ -409,7 +413,7 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
     if (calibration_shared_compute(c, &out->shared_compute) == PB_OK)
         snprintf(out->shared_compute.source, sizeof out->shared_compute.source, "bench --calibrate %s: a layer "
                  "of %.40s on each of two parts of GPU 0, a stream each, in one graph: the pair's time over twice "
-                 "the layer's alone, at decode batches 1, 4, 16 and prompts of 128, 512, 4096 rows", c->date,
+                 "the layer's alone (tp: ranks 0, 1 of 2), at decode batches 1, 4, 16, prompts of 128, 512, 4096 rows", c->date,
                  c->decode_model.name);
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)

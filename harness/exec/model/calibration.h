@@ -65,6 +65,10 @@ struct calibration {
      * time per pair of layers (one on each part); 0: not measured. */
     double decode_pair_us[CALIBRATION_DECODE_POINTS];
     double prompt_pair_us[CALIBRATION_PROMPT_POINTS];
+    /* Tensor-parallel rank 0 of 2 (its attention and MLP halves) alone, and ranks 0 and 1
+     * interleaved the same way (per pair); 0: not measured. */
+    double decode_tp_us[CALIBRATION_DECODE_POINTS], decode_tp_pair_us[CALIBRATION_DECODE_POINTS];
+    double prompt_tp_us[CALIBRATION_PROMPT_POINTS], prompt_tp_pair_us[CALIBRATION_PROMPT_POINTS];
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -114,9 +118,10 @@ int calibration_scale_gemm_table(const struct calibration *c, const struct devic
  * that traffic. PB_ERR (no message) when not measured or not increasing with size. */
 int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out);
 
-/* The shared_gpu_compute table: at each timed layer's rows (decode: batch; prompt:
- * batch x seq), the pair's time over twice the layer's alone, rows rising, points
- * not measured left out. PB_ERR (no message) when no point was measured. */
+/* The shared_gpu_compute tables: at each timed layer's rows (decode: batch; prompt:
+ * batch x seq), the pair's time over twice the layer's alone, for whole layers (points)
+ * and tensor-parallel ranks of 2 (tp_points), rows rising, points not measured left
+ * out. PB_ERR (no message) when no point was measured. */
 int calibration_shared_compute(const struct calibration *c, struct shared_compute_profile *out);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,

@@ -215,55 +215,72 @@ static void shared_gpu_to_json(cJSON *root, const struct shared_gpu_profile *a)
     cJSON_AddStringToObject(o, "source", a->source);
 }
 
+static int parse_slowdowns(const cJSON *o, const char *key, const char *origin, struct shared_slowdown_table *t)
+{
+    t->n = 0;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
+    if (!arr) return PB_OK;
+    if (!cJSON_IsArray(arr)) return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, slowdown}", origin, key);
+    cJSON_ArrayForEach(e, arr) {
+        if (t->n == PB_SHARED_POINTS)
+            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        double rows;
+        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
+        PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &t->point[t->n].slowdown));
+        t->point[t->n].rows = (int)rows;
+        if (t->n > 0 && t->point[t->n].rows <= t->point[t->n - 1].rows)
+            return pb_fail("%s: %s.rows: must rise from point to point", origin, at);
+        t->n++;
+    }
+    return PB_OK;
+}
+
 static int parse_shared_compute(const cJSON *root, const char *origin, struct shared_compute_profile *c)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu_compute");
-    c->n = 0;
+    c->layers.n = c->tp.n = 0;
     if (!o) return PB_OK;
     if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu_compute: must be an object", origin);
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "points"), *e;
-    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
-        return pb_fail("%s: shared_gpu_compute.points: must be a non-empty array of {rows, slowdown}", origin);
-    cJSON_ArrayForEach(e, arr) {
-        if (c->n == PB_SHARED_POINTS)
-            return pb_fail("%s: shared_gpu_compute.points: at most %d points", origin, PB_SHARED_POINTS);
-        char at[64];
-        snprintf(at, sizeof at, "shared_gpu_compute.points[%d]", c->n);
-        double rows;
-        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
-        PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &c->point[c->n].slowdown));
-        c->point[c->n].rows = (int)rows;
-        if (c->n > 0 && c->point[c->n].rows <= c->point[c->n - 1].rows)
-            return pb_fail("%s: %s.rows: must rise from point to point", origin, at);
-        c->n++;
-    }
+    PB_TRY(parse_slowdowns(o, "points", origin, &c->layers));
+    PB_TRY(parse_slowdowns(o, "tp_points", origin, &c->tp));
+    if (c->layers.n == 0 && c->tp.n == 0)
+        return pb_fail("%s: shared_gpu_compute: needs points or tp_points, each [{rows, slowdown}]", origin);
     return get_string(o, "shared_gpu_compute", "source", origin, c->source, sizeof c->source);
+}
+
+static void slowdowns_to_json(cJSON *o, const char *key, const struct shared_slowdown_table *t)
+{
+    if (t->n <= 0) return;
+    cJSON *arr = cJSON_AddArrayToObject(o, key);
+    for (int i = 0; i < t->n; i++) {
+        cJSON *pt = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pt, "rows", t->point[i].rows);
+        cJSON_AddNumberToObject(pt, "slowdown", t->point[i].slowdown);
+        cJSON_AddItemToArray(arr, pt);
+    }
 }
 
 static void shared_compute_to_json(cJSON *root, const struct shared_compute_profile *c)
 {
-    if (c->n <= 0) return;
+    if (c->layers.n <= 0 && c->tp.n <= 0) return;
     cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu_compute");
-    cJSON *arr = cJSON_AddArrayToObject(o, "points");
-    for (int i = 0; i < c->n; i++) {
-        cJSON *pt = cJSON_CreateObject();
-        cJSON_AddNumberToObject(pt, "rows", c->point[i].rows);
-        cJSON_AddNumberToObject(pt, "slowdown", c->point[i].slowdown);
-        cJSON_AddItemToArray(arr, pt);
-    }
+    slowdowns_to_json(o, "points", &c->layers);
+    slowdowns_to_json(o, "tp_points", &c->tp);
     cJSON_AddStringToObject(o, "source", c->source);
 }
 
-double shared_slowdown_at(const struct shared_compute_profile *c, double rows)
+double shared_slowdown_at(const struct shared_slowdown_table *t, double rows)
 {
-    if (c->n <= 0) return 1;
-    if (rows <= c->point[0].rows) return c->point[0].slowdown;
-    for (int i = 1; i < c->n; i++) {
-        if (rows > c->point[i].rows) continue;
-        double f = log(rows / c->point[i - 1].rows) / log((double)c->point[i].rows / c->point[i - 1].rows);
-        return c->point[i - 1].slowdown + f * (c->point[i].slowdown - c->point[i - 1].slowdown);
+    if (t->n <= 0) return 1;
+    if (rows <= t->point[0].rows) return t->point[0].slowdown;
+    for (int i = 1; i < t->n; i++) {
+        if (rows > t->point[i].rows) continue;
+        double f = log(rows / t->point[i - 1].rows) / log((double)t->point[i].rows / t->point[i - 1].rows);
+        return t->point[i - 1].slowdown + f * (t->point[i].slowdown - t->point[i - 1].slowdown);
     }
-    return c->point[c->n - 1].slowdown;
+    return t->point[t->n - 1].slowdown;
 }
 
 struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)

@@ -58,23 +58,28 @@ struct shared_gpu_profile {
 };
 
 /* Compute of logical devices sharing one GPU, optional in JSON ("shared_gpu_compute"):
- * from bench --calibrate's layer pairs (one layer of the model on each of two parts of
- * GPU 0, two streams, in one graph) against the same layer alone, at the rows of each
- * timed layer (decode batches, prompt batch x seq). `slowdown` = the pair's time over
- * twice the single layer's: what interleaving two logical devices' kernels on one GPU
- * costs beyond running them one after the other. The simulator prices a compute step
- * that overlaps another logical device's on its GPU at slowdown x its own time. */
+ * from bench --calibrate's pairs (the same layer on each of two parts of GPU 0, a
+ * stream each, in one graph) against one part alone, at the rows of each timed layer
+ * (decode batches, prompt batch x seq). `slowdown` = the pair's time over twice one
+ * part's: what interleaving two logical devices' kernels on one GPU costs beyond
+ * running them one after the other. `layers` for whole layers (pipeline, naive
+ * stages), `tp` for tensor-parallel ranks of two (half the heads and MLP columns
+ * each). The simulator prices a compute step that overlaps another logical device's
+ * on its GPU at the slowdown for its rows. */
 #define PB_SHARED_POINTS 8
-struct shared_compute_profile {
+struct shared_slowdown_table {
     int n;
     struct {
         int rows;
         double slowdown;
     } point[PB_SHARED_POINTS];    /* rows rising */
+};
+struct shared_compute_profile {
+    struct shared_slowdown_table layers, tp;   /* "points", "tp_points" */
     char source[PB_PROFILE_SOURCE];
 };
 /* slowdown at `rows`: linear in log(rows) between points, the end points beyond; 1 with no points. */
-double shared_slowdown_at(const struct shared_compute_profile *c, double rows);
+double shared_slowdown_at(const struct shared_slowdown_table *t, double rows);
 
 /* Kernel efficiency at one row count M (tokens of one call): the fraction of the
  * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.

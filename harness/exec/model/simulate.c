@@ -443,11 +443,12 @@ static int sim_iterate(struct sim *x)
  * work: a compute step whose time from ready to end overlaps that of a compute step
  * of another logical device on its GPU (in the replay just made, where the GPU ran
  * them one after the other) is priced at the profile's measured slowdown for its
- * rows. Returns 1 when any step was marked (the caller replays again). */
+ * rows (the tp table for tensor-parallel halves). Returns 1 when any step was marked
+ * (the caller replays again). */
 static int mark_shared_compute(struct sim *x)
 {
     const struct shared_compute_profile *sc = &x->prof->shared_compute;
-    if (sc->n <= 0) return 0;
+    if (sc->layers.n <= 0 && sc->tp.n <= 0) return 0;
     int marked = 0;
     for (int i = 0; i < x->n; i++) {
         const struct step *a = &x->s->steps[i];
@@ -457,7 +458,9 @@ static int mark_shared_compute(struct sim *x)
             if (j == i || !is_compute(b->kind) || b->device == a->device || x->gpu[b->device] != x->gpu[a->device])
                 continue;
             if (x->ready[i] < x->end[j] && x->ready[j] < x->end[i]) {
-                x->slow[i] = shared_slowdown_at(sc, a->rows > 0 ? a->rows : 1);
+                /* tensor-parallel halves (whole-layer steps are never sharded: sim_step_call) */
+                int tp = x->s->tp_world > 1 && a->kind != STEP_LAYERS;
+                x->slow[i] = shared_slowdown_at(tp ? &sc->tp : &sc->layers, a->rows > 0 ? a->rows : 1);
                 marked = 1;
                 break;
             }
