@@ -17,13 +17,16 @@ prefill=(-s single -b 1 -q 128 -n 50 -w 5)
 decode=(-s single -b 1 -q 128 --decode 32 -n 5 -w 1)
 
 # name, PB_CUPTI_MODE, extra flags
+# (the first is the default; the last is the tree before this script: nogate,cuptizero)
 variants=(
-    "kernel,gate|gate,copies|"
-    "kernel,nogate|nogate,copies|"
-    "kernel,gate,nocopies|gate,nocopies|"
-    "kernel,nogate,nocopies|nogate,nocopies|"
-    "step,gate|gate,copies|--profile-detail step"
-    "step,nogate|nogate,copies|--profile-detail step"
+    "kernel,default|gate,copies,ownzero|"
+    "kernel,nogate|nogate,copies,ownzero|"
+    "kernel,cuptizero|gate,copies,cuptizero|"
+    "kernel,nocopies|gate,nocopies,ownzero|"
+    "kernel,nogate,nocopies|nogate,nocopies,ownzero|"
+    "step,default|gate,copies,ownzero|--profile-detail step"
+    "step,nogate,cuptizero|nogate,copies,cuptizero|--profile-detail step"
+    "kernel,nogate,cuptizero|nogate,copies,cuptizero|"
 )
 
 # field of summary.csv's first row by column name

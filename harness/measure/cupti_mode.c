@@ -7,7 +7,7 @@
 
 int cupti_mode_parse(const char *text, struct cupti_mode *out)
 {
-    *out = (struct cupti_mode){.gate = 1, .copies = 1};
+    *out = (struct cupti_mode){.gate = 1, .copies = 1, .own_zero = 1};
     if (!text) return PB_OK;
     const char *p = text;
     while (*p) {
@@ -17,9 +17,11 @@ int cupti_mode_parse(const char *text, struct cupti_mode *out)
         else if (n == 6 && !strncmp(p, "nogate", n)) out->gate = 0;
         else if (n == 6 && !strncmp(p, "copies", n)) out->copies = 1;
         else if (n == 8 && !strncmp(p, "nocopies", n)) out->copies = 0;
+        else if (n == 7 && !strncmp(p, "ownzero", n)) out->own_zero = 1;
+        else if (n == 9 && !strncmp(p, "cuptizero", n)) out->own_zero = 0;
         else if (n > 0)
-            return pb_fail("PB_CUPTI_MODE: \"%.*s\" is not gate, nogate, copies or nocopies (in \"%s\")", (int)n, p,
-                           text);
+            return pb_fail("PB_CUPTI_MODE: \"%.*s\" is not gate, nogate, copies, nocopies, ownzero or "
+                           "cuptizero (in \"%s\")", (int)n, p, text);
         p += n;
         if (*p == ',') p++;
     }
@@ -28,5 +30,6 @@ int cupti_mode_parse(const char *text, struct cupti_mode *out)
 
 void cupti_mode_describe(const struct cupti_mode *m, char *out, size_t len)
 {
-    snprintf(out, len, "%s,%s", m->gate ? "gate" : "nogate", m->copies ? "copies" : "nocopies");
+    snprintf(out, len, "%s,%s,%s", m->gate ? "gate" : "nogate", m->copies ? "copies" : "nocopies",
+             m->own_zero ? "ownzero" : "cuptizero");
 }

@@ -10,6 +10,13 @@
  *   copies    (default) memcpy and memset records as well as kernels.
  *   nocopies  kernel (or graph) records alone: a diagnostic for what the copy
  *             kinds cost; copy busy time and transfers are then missing.
+ *   ownzero   (default) CUPTI is told its buffers come zeroed
+ *             (CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER): the collector zeroes
+ *             what CUPTI wrote when the buffer comes back, at a flush between
+ *             iterations, and keeps a few zeroed buffers ready, so no buffer is
+ *             zeroed or allocated while an iteration is being launched.
+ *   cuptizero CUPTI zeroes each 8 MiB buffer in the thread that needs it (CUPTI's
+ *             default; its header warns of stalls in the critical path).
  *
  * scripts/cupti_overhead.sh runs each combination against --no-cupti. */
 #ifndef PB_CUPTI_MODE_H
@@ -19,12 +26,13 @@
 struct cupti_mode {
     int gate;     /* 1: hold the GPU until the first graph of a profiled iteration is launched */
     int copies;   /* 1: memcpy and memset records too */
+    int own_zero; /* 1: buffers handed to CUPTI already zeroed (ownzero) */
 };
 
-/* Parse `text` (NULL or empty: the defaults, gate and copies). A later word
+/* Parse `text` (NULL or empty: the defaults, gate, copies and ownzero). A later word
  * overrides an earlier one of the same pair. PB_ERR with a message naming the
  * word on anything else. */
 int cupti_mode_parse(const char *text, struct cupti_mode *out);
-/* "gate,copies" and the like: the canonical spelling of m, for summary.json. */
+/* "gate,copies,ownzero" and the like: the canonical spelling of m, for summary.json. */
 void cupti_mode_describe(const struct cupti_mode *m, char *out, size_t len);
 #endif
