@@ -302,7 +302,7 @@ TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
 {
     struct calibration c = two_h200();
     struct shared_compute_profile t;
-    CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_ERR);   /* nothing measured */
+    CHECK_EQ_INT(calibration_shared_compute(&c, NULL, &t), PB_ERR);   /* nothing measured */
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
         c.decode_layer_us[i] = 100 + 10 * i;
         c.decode_pair_us[i] = 2 * c.decode_layer_us[i] * 1.05;
@@ -311,7 +311,7 @@ TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
         c.prompt_layer_us[i] = 150 * (i + 1);
         c.prompt_pair_us[i] = i == 1 ? 0 : 2 * c.prompt_layer_us[i] * 1.2;   /* 4 x 128 not measured */
     }
-    CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_OK);
+    CHECK_EQ_INT(calibration_shared_compute(&c, NULL, &t), PB_OK);   /* no pricing: the measured layer */
     CHECK_EQ_INT(t.layers.n, 5);
     CHECK_EQ_INT(t.tp.n, 0);   /* tp ranks not measured */
     int rows[] = {1, 4, 16, 128, 4096};
@@ -326,9 +326,19 @@ TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
     /* tp ranks: their own pair over twice one rank */
     c.prompt_tp_us[0] = 80;
     c.prompt_tp_pair_us[0] = 160 * 1.01;
-    CHECK_EQ_INT(calibration_shared_compute(&c, &t), PB_OK);
+    CHECK_EQ_INT(calibration_shared_compute(&c, NULL, &t), PB_OK);
     CHECK_EQ_INT(t.tp.n, 1);
     CHECK_NEAR(shared_slowdown_at(&t.tp, 128), 1.01, 1e-12);
+    /* with a profile and the model: over twice the simulator's own layer, so that two
+     * overlapping layers priced at the slowdown take the measured pair */
+    struct device_profile h200;
+    CHECK_EQ_INT(device_profile_load("h200", &h200), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &c.decode_model), 0);
+    struct sim_call tp_call = {.batch = 1, .seq = 128, .context = 128, .tp = 2};
+    double rank_us = (sim_attention_half_ns(&h200, &c.decode_model, &tp_call) +
+                      sim_mlp_half_ns(&h200, &c.decode_model, &tp_call)) / 1e3;
+    CHECK_EQ_INT(calibration_shared_compute(&c, &h200, &t), PB_OK);
+    CHECK_NEAR(shared_slowdown_at(&t.tp, 128) * 2 * rank_us, c.prompt_tp_pair_us[0], 1e-9);
     struct device_profile base, p;
     CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
     CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);

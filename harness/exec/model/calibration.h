@@ -55,8 +55,8 @@ struct calibration {
     double ar_us[CALIBRATION_AR_ALGOS][CALIBRATION_AR_SIZES];   /* bf16 all-reduce per call, host wall
                                                                  * time; 0: not measured */
     double shared_ar_us[2][2];         /* [one-shot, two-shot][8 KiB, 32 MiB]: two logical ranks on
-                                        * GPU 0, event-synchronised peer all-reduce, host wall time
-                                        * per call back to back; 0: not measured */
+                                        * GPU 0, event-synchronised peer all-reduce, GPU time per
+                                        * call with 50 calls queued ahead; 0: not measured */
     struct model_spec decode_model;    /* the model whose decode layer was timed */
     double decode_layer_us[CALIBRATION_DECODE_POINTS];   /* one layer, one token per sequence, back to
                                                           * back in a CUDA graph, GPU 0; 0: not measured */
@@ -119,10 +119,14 @@ int calibration_scale_gemm_table(const struct calibration *c, const struct devic
 int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out);
 
 /* The shared_gpu_compute tables: at each timed layer's rows (decode: batch; prompt:
- * batch x seq), the pair's time over twice the layer's alone, for whole layers (points)
- * and tensor-parallel ranks of 2 (tp_points), rows rising, points not measured left
- * out. PB_ERR (no message) when no point was measured. */
-int calibration_shared_compute(const struct calibration *c, struct shared_compute_profile *out);
+ * batch x seq), the pair's measured time over twice one layer as profile p's simulator
+ * prices it (sim_attention_half_ns + sim_mlp_half_ns, tp world 1 or 2: the factor that
+ * makes the simulator's two overlapping layers take the measured pair), for whole
+ * layers (points) and tensor-parallel ranks of 2 (tp_points), rows rising, points not
+ * measured left out. Where p cannot price kernels, the measured single part instead.
+ * PB_ERR (no message) when no point was measured. */
+int calibration_shared_compute(const struct calibration *c, const struct device_profile *p,
+                               struct shared_compute_profile *out);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);

@@ -52,7 +52,7 @@ struct peer_allreduce_profile {
  * sum), two-shot t = twoshot_us + (5N-1) x bytes / gbps (docs/COST_MODEL.md). */
 struct shared_gpu_profile {
     int present;
-    double oneshot_us, twoshot_us;   /* one call's fixed cost: launches and event waits, back to back */
+    double oneshot_us, twoshot_us;   /* one call's fixed cost on the GPU: launches and event waits */
     double gbps;                     /* the phases' traffic, bytes read plus written, on the one GPU */
     char source[PB_PROFILE_SOURCE];
 };
