@@ -61,7 +61,7 @@ static struct {
     uint8_t *pool[BUFFER_POOL];   /* buffers CUPTI has handed back, for its next requests */
     int n_pool;
     struct cupti_mode mode;   /* PB_CUPTI_MODE (cupti_set_mode) */
-} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .mode = {.gate = 1, .copies = 1}};
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .mode = {.gate = 1, .copies = 1, .own_zero = 1}};
 
 /* __cxa_demangle from libstdc++, declared here because this is C. */
 extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
@@ -422,6 +422,9 @@ int cupti_start(char *why, size_t why_len)
     for (size_t i = 0; r == CUPTI_SUCCESS && i < n_kinds; i++, enabled++)
         r = cuptiActivityEnable(all_kinds[i]);
     if (r != CUPTI_SUCCESS) {
+        pthread_mutex_lock(&g.lock);
+        while (g.n_pool > 0) free(g.pool[--g.n_pool]);
+        pthread_mutex_unlock(&g.lock);
         for (int i = 0; i < enabled; i++) cuptiActivityDisable(all_kinds[i]);
         const char *s = "unknown";
         cuptiGetResultString(r, &s);
