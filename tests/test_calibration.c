@@ -264,3 +264,84 @@ TEST(test_prompt_layers_scale_the_gemm_points_at_their_rows)
     }
     CHECK(strstr(p.kernels.source, "(3 of 3 points)"));
 }
+
+/* Two logical ranks on one GPU: the one-shot's two sizes give the traffic rate (10
+ * times the message over the two ranks) and each algorithm's fixed cost is its small
+ * time less its traffic; the profile then gives back every measured time. */
+TEST(test_calibrated_shared_gpu_allreduce_gives_back_its_timings)
+{
+    const double gbps = 3500, one_us = 30, two_us = 45, small = 8 << 10, large = 32 << 20;
+    struct calibration c = two_h200();
+    c.n_gpus = 1;
+    c.shared_ar_us[0][0] = one_us + 10 * small / gbps / 1e3;
+    c.shared_ar_us[0][1] = one_us + 10 * large / gbps / 1e3;
+    c.shared_ar_us[1][0] = two_us + 9 * small / gbps / 1e3;
+    c.shared_ar_us[1][1] = two_us + 9 * large / gbps / 1e3;
+    struct shared_gpu_profile s;
+    CHECK_EQ_INT(calibration_shared_gpu(&c, &s), PB_OK);
+    CHECK_NEAR(s.gbps, gbps, 1e-6);
+    CHECK_NEAR(s.oneshot_us, one_us, 1e-9);
+    CHECK_NEAR(s.twoshot_us, two_us, 1e-9);
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.shared_gpu.present, 1);
+    CHECK(strstr(p.shared_gpu.source, "two logical ranks on GPU 0") != NULL);
+    /* not measured, or not growing with size: no section */
+    c.shared_ar_us[0][1] = c.shared_ar_us[0][0];
+    CHECK_EQ_INT(calibration_shared_gpu(&c, &s), PB_ERR);
+    c.shared_ar_us[0][1] = 0;
+    CHECK_EQ_INT(calibration_shared_gpu(&c, &s), PB_ERR);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.shared_gpu.present, 0);
+}
+
+/* The layer pairs on one GPU become a slowdown table by rows: decode batches below
+ * prompt rows, each the pair over twice the layer alone; unmeasured points left out. */
+TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
+{
+    struct calibration c = two_h200();
+    struct shared_compute_profile t;
+    CHECK_EQ_INT(calibration_shared_compute(&c, NULL, &t), PB_ERR);   /* nothing measured */
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
+        c.decode_layer_us[i] = 100 + 10 * i;
+        c.decode_pair_us[i] = 2 * c.decode_layer_us[i] * 1.05;
+    }
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
+        c.prompt_layer_us[i] = 150 * (i + 1);
+        c.prompt_pair_us[i] = i == 1 ? 0 : 2 * c.prompt_layer_us[i] * 1.2;   /* 4 x 128 not measured */
+    }
+    CHECK_EQ_INT(calibration_shared_compute(&c, NULL, &t), PB_OK);   /* no pricing: the measured layer */
+    CHECK_EQ_INT(t.layers.n, 5);
+    CHECK_EQ_INT(t.tp.n, 0);   /* tp ranks not measured */
+    int rows[] = {1, 4, 16, 128, 4096};
+    double slow[] = {1.05, 1.05, 1.05, 1.2, 1.2};
+    for (int i = 0; i < 5 && i < t.layers.n; i++) {
+        CHECK_EQ_INT(t.layers.point[i].rows, rows[i]);
+        CHECK_NEAR(t.layers.point[i].slowdown, slow[i], 1e-12);
+    }
+    /* between points: linear in log(rows) */
+    CHECK_NEAR(shared_slowdown_at(&t.layers, sqrt(16.0 * 128)), 1.125, 1e-12);
+    CHECK_NEAR(shared_slowdown_at(&t.layers, 1e6), 1.2, 1e-12);
+    /* tp ranks: their own pair over twice one rank */
+    c.prompt_tp_us[0] = 80;
+    c.prompt_tp_pair_us[0] = 160 * 1.01;
+    CHECK_EQ_INT(calibration_shared_compute(&c, NULL, &t), PB_OK);
+    CHECK_EQ_INT(t.tp.n, 1);
+    CHECK_NEAR(shared_slowdown_at(&t.tp, 128), 1.01, 1e-12);
+    /* with a profile and the model: over twice the simulator's own layer, so that two
+     * overlapping layers priced at the slowdown take the measured pair */
+    struct device_profile h200;
+    CHECK_EQ_INT(device_profile_load("h200", &h200), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &c.decode_model), 0);
+    struct sim_call tp_call = {.batch = 1, .seq = 128, .context = 128, .tp = 2};
+    double rank_us = (sim_attention_half_ns(&h200, &c.decode_model, &tp_call) +
+                      sim_mlp_half_ns(&h200, &c.decode_model, &tp_call)) / 1e3;
+    CHECK_EQ_INT(calibration_shared_compute(&c, &h200, &t), PB_OK);
+    CHECK_NEAR(shared_slowdown_at(&t.tp, 128) * 2 * rank_us, c.prompt_tp_pair_us[0], 1e-9);
+    struct device_profile base, p;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.shared_compute.layers.n, 5);
+    CHECK(strstr(p.shared_compute.source, "two parts of GPU 0") != NULL);
+}

@@ -269,3 +269,47 @@ TEST(test_written_peer_allreduce_table_reads_back_the_same)
     remove(path);
     remove(dir);
 }
+
+TEST(test_shared_gpu_section_reads_back_and_is_checked)
+{
+    struct device_profile a, b;
+    CHECK_EQ_INT(device_profile_load("h200", &a), PB_OK);
+    CHECK_EQ_INT(a.shared_gpu.present, 0);   /* shipped profiles: not measured */
+    a.shared_gpu = (struct shared_gpu_profile){.present = 1, .oneshot_us = 31, .twoshot_us = 44, .gbps = 3400,
+                                               .source = "test"};
+    a.shared_compute.layers.n = 2;
+    a.shared_compute.layers.point[0].rows = 1;
+    a.shared_compute.layers.point[0].slowdown = 1.02;
+    a.shared_compute.layers.point[1].rows = 128;
+    a.shared_compute.layers.point[1].slowdown = 1.3;
+    a.shared_compute.tp.n = 1;
+    a.shared_compute.tp.point[0].rows = 512;
+    a.shared_compute.tp.point[0].slowdown = 1.01;
+    snprintf(a.shared_compute.source, sizeof a.shared_compute.source, "pairs");
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/shared.json", dir);
+    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
+    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(b.shared_gpu.present, 1);
+    CHECK_NEAR(b.shared_gpu.oneshot_us, 31, 1e-9);
+    CHECK_NEAR(b.shared_gpu.twoshot_us, 44, 1e-9);
+    CHECK_NEAR(b.shared_gpu.gbps, 3400, 1e-9);
+    CHECK(!strcmp(b.shared_gpu.source, "test"));
+    CHECK_EQ_INT(b.shared_compute.layers.n, 2);
+    CHECK_EQ_INT(b.shared_compute.layers.point[1].rows, 128);
+    CHECK_NEAR(b.shared_compute.layers.point[1].slowdown, 1.3, 1e-12);
+    CHECK_EQ_INT(b.shared_compute.tp.n, 1);
+    CHECK_NEAR(b.shared_compute.tp.point[0].slowdown, 1.01, 1e-12);
+    CHECK(!strcmp(b.shared_compute.source, "pairs"));
+    /* rows that do not rise are refused on reading, by field */
+    a.shared_compute.layers.point[1].rows = 1;
+    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
+    CHECK_EQ_INT(device_profile_load(path, &b), PB_ERR);
+    CHECK(strstr(pb_last_error(), "shared_gpu_compute.points[1].rows: must rise") != NULL);
+    a.shared_gpu.gbps = 0;
+    CHECK_EQ_INT(device_profile_validate(&a, "x.json"), PB_ERR);
+    CHECK(strstr(pb_last_error(), "x.json: shared_gpu.gbps") != NULL);
+    remove(path);
+    remove(dir);
+}

@@ -121,22 +121,42 @@ TEST(test_long_decode_keeps_a_trace_no_larger_than_a_short_ones)
     trace_free(&long_run);
 }
 
-TEST(test_sampled_trace_leaves_idle_causes_unknown_not_guessed)
+/* Idle time by cause and busy time by step kind of a sampled trace: split by the
+ * cost model from every pass's intervals, so the same numbers as a trace that keeps
+ * every record, on every GPU (pipeline: peer waits; tp: collectives). */
+static void attribute(const char *strategy, int every_pass, struct point_result *r, int *failures_)
 {
-    /* The causes need every gap; a sample has only some, so they stay NAN (full: known). */
-    for (int every_pass = 0; every_pass < 2; every_pass++) {
-        struct trace t;
-        struct program g;
-        double ms;
-        CHECK_EQ_INT(predict_keeping("pipeline", 64, every_pass, &t, &ms, &g), PB_OK);
-        static struct point_result r;
-        memset(&r, 0, sizeof r);
-        r.busy_known = 1;
-        CHECK_EQ_INT(metrics_mean(&t, 1, &r.metrics), PB_OK);
-        run_attribute(&r, &t, &g, 1, NULL);
-        CHECK(every_pass ? !isnan(r.metrics.gpu[1].idle_peer_wait_ms) : isnan(r.metrics.gpu[1].idle_peer_wait_ms));
-        CHECK(every_pass ? !isnan(r.metrics.gpu[1].work_ms[STEP_LAYERS]) : isnan(r.metrics.gpu[1].work_ms[STEP_LAYERS]));
-        program_free(&g);
-        trace_free(&t);
+    struct trace t;
+    struct program g;
+    double ms;
+    CHECK_EQ_INT(predict_keeping(strategy, 64, every_pass, &t, &ms, &g), PB_OK);
+    CHECK_EQ_INT(t.n_totals > 0, !every_pass);
+    memset(r, 0, sizeof *r);
+    r->busy_known = 1;
+    CHECK_EQ_INT(metrics_mean(&t, 1, &r->metrics), PB_OK);
+    run_attribute(r, &t, &g, 1, NULL);
+    program_free(&g);
+    trace_free(&t);
+}
+
+TEST(test_sampled_trace_splits_idle_by_cause_as_the_whole_trace_does)
+{
+    const char *strategies[] = {"pipeline", "tp", "naive"};
+    for (int k = 0; k < 3; k++) {
+        static struct point_result sampled, whole;
+        attribute(strategies[k], 0, &sampled, failures_);
+        attribute(strategies[k], 1, &whole, failures_);
+        double peer = 0;
+        for (int d = 0; d < whole.metrics.n_devices; d++) {
+            const struct gpu_metrics *a = &sampled.metrics.gpu[d], *b = &whole.metrics.gpu[d];
+            CHECK(!isnan(a->idle_peer_wait_ms) && !isnan(a->idle_host_ms) && !isnan(a->idle_other_ms));
+            CHECK_NEAR(a->idle_peer_wait_ms, b->idle_peer_wait_ms, 1e-9);
+            CHECK_NEAR(a->idle_host_ms, b->idle_host_ms, 1e-9);
+            CHECK_NEAR(a->idle_other_ms, b->idle_other_ms, 1e-9);
+            CHECK_NEAR(a->idle_peer_wait_ms + a->idle_host_ms + a->idle_other_ms, a->idle_ms, 1e-6);
+            for (int w = 0; w < PB_WORK_KINDS; w++) CHECK_NEAR(a->work_ms[w], b->work_ms[w], 1e-9);
+            peer += a->idle_peer_wait_ms;
+        }
+        if (k == 0) CHECK(peer > 0);   /* a pipeline's later stages wait on earlier ones */
     }
 }

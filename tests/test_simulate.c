@@ -501,3 +501,99 @@ TEST(test_auto_without_a_table_takes_nccl_where_it_can)
     CHECK_EQ_INT(allreduce_choose(ALLREDUCE_AUTO, &t, 1001, 0), ALLREDUCE_TWOSHOT);
     CHECK_EQ_INT(allreduce_choose(ALLREDUCE_TWOSHOT, &t, 1, 1), ALLREDUCE_TWOSHOT);
 }
+
+/* Logical devices on one GPU: the event-synchronised sum moves every rank's bytes on
+ * that GPU (one-shot n(n + 3), two-shot 5n - 1 times the message) after its measured
+ * fixed cost, and the GPU's compute waits for it. */
+TEST(test_shared_gpu_allreduce_sums_every_ranks_traffic_and_holds_the_gpu)
+{
+    struct device_profile prof = round_profile();
+    prof.launch_us = 2;
+    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
+                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    uint64_t bytes = 1 << 20;
+    double before = sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 1);
+    prof.shared_gpu = (struct shared_gpu_profile){.present = 1, .oneshot_us = 30, .twoshot_us = 45, .gbps = 500};
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 1), 30e3 + 10.0 * bytes / 500, 1e-6);
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_TWOSHOT, bytes, 2, 1), 45e3 + 9.0 * bytes / 500, 1e-6);
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 4, 1), 30e3 + 28.0 * bytes / 500, 1e-6);
+    CHECK(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 1) > before);
+    /* distinct GPUs keep the peer formulas */
+    CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 0), 2e3 + 1.5e3 + 1.0 * bytes / 400, 1e-6);
+    /* all-gather on one GPU: every rank copies every slice there */
+    CHECK_NEAR(sim_peer_allgather_ns(&prof, bytes, 2, 1), 4 * (2e3 + 2.0 * bytes / 1000), 1e-6);
+
+    /* rank 0 sums and then computes; rank 1 computes right after its arrival, on the
+     * same GPU: its compute cannot start before the sum's kernels end */
+    struct schedule s;
+    schedule_init(&s, 2);
+    int r0 = add_compute(&s, 0, 0, 1e6, -1), r1 = add_compute(&s, 1, 0, 1e6, -1);
+    struct step a0 = {.kind = STEP_ALLREDUCE, .device = 0, .collective = 0, .bytes = bytes, .n_deps = 1, .deps = {r0}};
+    struct step a1 = {.kind = STEP_ALLREDUCE, .device = 1, .collective = 0, .bytes = bytes, .n_deps = 1, .deps = {r1}};
+    int ar0 = schedule_add(&s, &a0);
+    schedule_add(&s, &a1);
+    int after = add_compute(&s, 0, 0, 1e6, ar0);
+    int shared[2] = {0, 0};
+    struct trace t;
+    double latency;
+    CHECK_EQ_INT(simulate_schedule_allreduce(&prof, NULL, &s, shared, ALLREDUCE_ONESHOT, 1, &t, &latency), PB_OK);
+    const struct record *sum = find_step(&t, ar0, 0, REC_COMM), *next = find_step(&t, after, 0, REC_KERNEL);
+    const struct record *c0 = find_step(&t, r0, 0, REC_KERNEL), *c1 = find_step(&t, r1, 0, REC_KERNEL);
+    CHECK(sum && next && c0 && c1);
+    if (sum && next && c0 && c1) {
+        CHECK(c1->start_ns >= c0->end_ns);   /* the two ranks' compute shares the GPU */
+        CHECK_NEAR((double)sum->end_ns - (double)c1->end_ns, 30e3 + 10.0 * bytes / 500, 1);
+        CHECK(next->start_ns >= sum->end_ns);
+    }
+    trace_free(&t);
+    schedule_free(&s);
+}
+
+/* Compute of two logical devices on one GPU: where their steps' times from ready to
+ * end overlap (the GPU interleaves them), each is priced at the measured slowdown;
+ * a step alone on the GPU, or on a GPU of its own, is not. */
+TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
+{
+    struct device_profile prof = round_profile();
+    /* two independent steps of 1 ms each (1e11 FLOP at 100 TFLOP/s) on devices 0, 1,
+     * then one more on device 0 after both */
+    struct schedule s;
+    schedule_init(&s, 2);
+    int a = add_compute(&s, 0, 0, 1e11, -1), b = add_compute(&s, 1, 0, 1e11, -1);
+    struct step last = {.kind = STEP_LAYERS, .device = 0, .stream = 0, .layer = 0, .count = 1, .flops = 1e11,
+                        .rows = 1, .batch = 1, .n_deps = 2, .deps = {a, b}};
+    int c = schedule_add(&s, &last);
+    int shared[2] = {0, 0};
+    struct trace t;
+    double plain, slowed, apart;
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &plain), PB_OK);
+    trace_free(&t);
+    CHECK_NEAR(plain, 3.0, 1e-6);   /* one GPU: the three run one after the other */
+    prof.shared_compute.layers.n = 1;
+    prof.shared_compute.layers.point[0].rows = 1;
+    prof.shared_compute.layers.point[0].slowdown = 1.25;
+    prof.shared_compute.tp.n = 1;   /* another table: not what whole layers take */
+    prof.shared_compute.tp.point[0].rows = 1;
+    prof.shared_compute.tp.point[0].slowdown = 3;
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &slowed), PB_OK);
+    CHECK_NEAR(slowed, 2 * 1.25 + 1.0, 1e-6);   /* a and b overlap; c runs alone */
+    const struct record *rc = find_step(&t, c, 0, REC_KERNEL);
+    CHECK(rc && rc->end_ns - rc->start_ns == 1000000);
+    trace_free(&t);
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, NULL, 1, &t, &apart), PB_OK);
+    CHECK_NEAR(apart, 2.0, 1e-6);   /* two GPUs: nothing shared, nothing slowed */
+    trace_free(&t);
+    schedule_free(&s);
+    /* tensor-parallel halves of two ranks on one GPU take the tp table */
+    schedule_init(&s, 2);
+    s.tp_world = 2;
+    for (int r = 0; r < 2; r++) {
+        struct step half = {.kind = STEP_ATTENTION, .device = r, .flops = 1e11, .rows = 1, .batch = 1};
+        schedule_add(&s, &half);
+    }
+    double tp;
+    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &tp), PB_OK);
+    CHECK_NEAR(tp, 2 * 3.0, 1e-6);
+    trace_free(&t);
+    schedule_free(&s);
+}

@@ -357,6 +357,22 @@ static void measure_decode(const struct options *o, struct calibration *c)
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
         printf("prompt layer of %s, %d x %d tokens, in a graph: %8.2f us\n", m.name, calibration_prompt_batch[i],
                calibration_prompt_seq[i], c->prompt_layer_us[i]);
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        printf("two logical devices on GPU 0, a decode layer each, batch %2d: %8.2f us a pair (%.3f x twice one)\n",
+               calibration_decode_batch[i], c->decode_pair_us[i],
+               c->decode_layer_us[i] > 0 ? c->decode_pair_us[i] / (2 * c->decode_layer_us[i]) : 0);
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        printf("two logical devices on GPU 0, a prompt layer each, %d x %d: %8.2f us a pair (%.3f x twice one)\n",
+               calibration_prompt_batch[i], calibration_prompt_seq[i], c->prompt_pair_us[i],
+               c->prompt_layer_us[i] > 0 ? c->prompt_pair_us[i] / (2 * c->prompt_layer_us[i]) : 0);
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        printf("tp ranks 0, 1 of 2 on GPU 0, decode batch %2d: rank 0 alone %8.2f us, both %8.2f us (%.3f x twice one)\n",
+               calibration_decode_batch[i], c->decode_tp_us[i], c->decode_tp_pair_us[i],
+               c->decode_tp_us[i] > 0 ? c->decode_tp_pair_us[i] / (2 * c->decode_tp_us[i]) : 0);
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        printf("tp ranks 0, 1 of 2 on GPU 0, prompt %d x %d: rank 0 alone %8.2f us, both %8.2f us (%.3f x twice one)\n",
+               calibration_prompt_batch[i], calibration_prompt_seq[i], c->prompt_tp_us[i], c->prompt_tp_pair_us[i],
+               c->prompt_tp_us[i] > 0 ? c->prompt_tp_pair_us[i] / (2 * c->prompt_tp_us[i]) : 0);
     fflush(stdout);
 }
 
@@ -408,6 +424,7 @@ static int measure_all(int n, struct calibration *c)
                (double)c->allreduce_bytes / (1 << 20), c->allreduce_bus_gbps, c->allreduce_small_us);
         PB_TRY(calibrate_peer_allreduce(n, c));
     }
+    PB_TRY(calibrate_shared_allreduce(c));   /* logical devices on GPU 0 (--devices 0,0) */
 done:
     return rc;
 }

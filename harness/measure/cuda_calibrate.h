@@ -18,6 +18,8 @@ int calibrate_graph_launch(int dev, double *us);
 /* The peer-memory all-reduce (one-shot, two-shot) and NCCL's, bf16 on GPUs 0..n-1
  * at calibration_ar_bytes, into c->ar_us (cuda_calibrate_allreduce.c). */
 int calibrate_peer_allreduce(int n, struct calibration *c);
+/* Two logical ranks on GPU 0: the event-synchronised peer all-reduce (shared_ar_us). */
+int calibrate_shared_allreduce(struct calibration *c);
 /* One layer of model m (kernel core, CUDA graph): decode steps at calibration_decode_batch
  * sequences into c->decode_layer_us, prompts of calibration_prompt_batch x _seq tokens into
  * c->prompt_layer_us, and m into c->decode_model. */

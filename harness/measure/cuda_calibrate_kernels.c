@@ -20,6 +20,7 @@
 #define WEIGHT_COPIES 8             /* 8 x 32 MiB: past the 50 MiB L2 of an H100 */
 #define CALLS_PER_GRAPH 64
 #define GRAPH_REPS 7
+#define WARM_MS 200                 /* untimed replays first, at least this long (time_graph) */
 #define LAUNCH_KERNELS 1000
 #define LT_WORKSPACE (32u << 20)
 #define DECODE_CALLS 16             /* decode layers a graph replays back to back */
@@ -48,7 +49,10 @@ static double median_of(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Median ms of one replay of `g`, after one untimed replay. */
+/* Median ms of one replay of `g`, after untimed replays of at least WARM_MS. The
+ * points --predict is judged on run their passes back to back for seconds, so the GPU
+ * is timed there at the clocks it holds under sustained load; a replay of a few ms
+ * right after idle can run at boost clocks a compute-bound pass does not keep. */
 static int time_graph(cudaGraphExec_t g, cudaStream_t s, double *ms)
 {
     int rc = PB_OK;
@@ -56,7 +60,13 @@ static int time_graph(cudaGraphExec_t g, cudaStream_t s, double *ms)
     double v[GRAPH_REPS];
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    CK(cudaGraphLaunch(g, s));
+    CK(cudaEventRecord(e0, s));
+    for (float warm = 0; warm < WARM_MS;) {
+        CK(cudaGraphLaunch(g, s));
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&warm, e0, e1));
+    }
     for (int r = 0; r < GRAPH_REPS; r++) {
         float t;
         CK(cudaEventRecord(e0, s));
@@ -285,6 +295,94 @@ done:
     return rc;
 }
 
+/* One layer on `parts` (1 or 2) one-layer parts of GPU `dev`, as logical devices of
+ * --devices 0,0 are: each part its own stream, all branches of one graph (forked from
+ * and joined to the first stream), DECODE_CALLS layers on each, so with two parts the
+ * GPU interleaves their kernels as it does a pipeline's stages or tp's ranks there.
+ * world 1: whole layers (llama_layers); world 2: tensor-parallel ranks 0 and 1 (their
+ * attention and MLP halves, without the sums between, which the shared_gpu section
+ * prices). *us per layer on each part (per pair of layers with two parts). */
+static int time_parts(int dev, const struct model_spec *m, int world, int parts, int batch, int seq, int pos,
+                      double *us)
+{
+    int rc = PB_OK;
+    struct llama_part *p[2] = {NULL, NULL};
+    uint16_t *host = NULL;
+    cudaStream_t s[2] = {NULL, NULL};
+    cudaEvent_t fork = NULL, join = NULL;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    struct llama_call call = {.batch_offset = 0, .batch = batch, .seq = seq, .pos = pos};
+    size_t elems = (size_t)batch * seq * m->hidden;
+    CK(cudaSetDevice(dev));
+    host = malloc(elems * sizeof *host);
+    if (!host) {
+        rc = pb_fail("out of host memory for a layer's activations");
+        goto done;
+    }
+    calibration_fill_random_bf16(host, elems, 2468);
+    for (int k = 0; k < parts; k++) {
+        struct llama_part_desc d = {.device = dev, .rank = world > 1 ? k : 0, .world = world, .first_layer = 0,
+                                    .n_layers = 1, .max_batch = batch, .max_context = pos + seq + 16,
+                                    .max_rows = batch * seq, .programmatic_launch = 1};
+        if (llama_part_create(m, &d, &p[k]) != PB_OK || llama_part_init_random(p[k], 1 + k) != PB_OK) {
+            rc = pb_fail("could not build a %s layer of %s at %d x %d tokens for the shared-GPU timing",
+                         world > 1 ? "tensor-parallel" : "whole", m->name, batch, seq);
+            goto done;
+        }
+        CK(cudaMemcpy(llama_part_hidden(p[k]), host, elems * sizeof *host, cudaMemcpyHostToDevice));
+        CK(cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking));
+    }
+    for (int pass = 0; pass < 1 + DECODE_CALLS && rc == PB_OK; pass++) {
+        /* pass 0: first-call setup outside the graph; then DECODE_CALLS layers captured */
+        if (pass == 1) {
+            for (int k = 0; k < parts; k++) CK(cudaStreamSynchronize(s[k]));
+            CK(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+            CK(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
+            CK(cudaStreamBeginCapture(s[0], cudaStreamCaptureModeThreadLocal));
+            CK(cudaEventRecord(fork, s[0]));
+            if (parts > 1) CK(cudaStreamWaitEvent(s[1], fork, 0));
+        }
+        for (int k = 0; k < parts && rc == PB_OK; k++) {
+            int bad = world > 1 ? llama_attention(p[k], 0, &call, s[k]) != PB_OK || llama_mlp(p[k], 0, &call, s[k]) != PB_OK
+                                : llama_layers(p[k], 0, 1, &call, s[k]) != PB_OK;
+            if (bad) rc = pb_fail("the kernel core failed on a layer of %s at %d x %d tokens", m->name, batch, seq);
+        }
+    }
+    if (parts > 1 && rc == PB_OK) CK(cudaEventRecord(join, s[1]));
+    if (parts > 1 && rc == PB_OK) CK(cudaStreamWaitEvent(s[0], join, 0));
+    if (fork) {
+        cudaError_t end = cudaStreamEndCapture(s[0], &graph);
+        if (rc == PB_OK && end != cudaSuccess) rc = pb_fail("cudaStreamEndCapture: %s", cudaGetErrorString(end));
+    }
+    if (rc != PB_OK) goto done;
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    double ms = 0;
+    if ((rc = time_graph(exec, s[0], &ms)) == PB_OK) *us = ms * 1e3 / DECODE_CALLS;
+done:
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    if (fork) cudaEventDestroy(fork);
+    if (join) cudaEventDestroy(join);
+    for (int k = 0; k < 2; k++) {
+        if (s[k]) cudaStreamDestroy(s[k]);
+        if (p[k]) llama_part_destroy(p[k]);
+    }
+    free(host);
+    cudaGetLastError();
+    return rc;
+}
+
+/* The pairs of one point: whole layers, then tp ranks alone and interleaved. */
+static void time_shared_point(int dev, const struct model_spec *m, int batch, int seq, int pos, double *pair,
+                              double *tp_one, double *tp_pair)
+{
+    if (time_parts(dev, m, 1, 2, batch, seq, pos, pair) != PB_OK ||
+        (m->heads % 2 == 0 && (time_parts(dev, m, 2, 1, batch, seq, pos, tp_one) != PB_OK ||
+                               time_parts(dev, m, 2, 2, batch, seq, pos, tp_pair) != PB_OK)))
+        printf("two logical devices on GPU %d, %d x %d tokens: not measured (%s)\n", dev, batch, seq, pb_last_error());
+}
+
 int calibrate_model_layers(int dev, const struct model_spec *m, struct calibration *c)
 {
     c->decode_model = *m;
@@ -294,5 +392,13 @@ int calibrate_model_layers(int dev, const struct model_spec *m, struct calibrati
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
         PB_TRY(time_layer(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0,
                           &c->prompt_layer_us[i]));
+    /* The same layers as two logical devices of one GPU; a failure leaves the table
+     * without that point (the simulator then prices shared compute as serial). */
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
+        time_shared_point(dev, m, calibration_decode_batch[i], 1, CALIBRATION_DECODE_CONTEXT, &c->decode_pair_us[i],
+                          &c->decode_tp_us[i], &c->decode_tp_pair_us[i]);
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
+        time_shared_point(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0, &c->prompt_pair_us[i],
+                          &c->prompt_tp_us[i], &c->prompt_tp_pair_us[i]);
     return PB_OK;
 }

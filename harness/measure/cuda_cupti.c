@@ -15,6 +15,7 @@
  * profiled iterations 3-4x slower than untraced ones, docs/PERF.md). */
 #define BUFFER_BYTES (8u << 20)
 #define BUFFER_POOL 16
+#define BUFFER_PREPARED 4   /* zeroed at cupti_start */
 #define ALIGN 8
 #define MAX_STREAMS 1024
 #define PB_MAX_DEVICES_CUPTI 64   /* CUDA ordinals the collector maps */
@@ -59,7 +60,8 @@ static struct {
     int n_graphs;             /* graph records since the last collect */
     uint8_t *pool[BUFFER_POOL];   /* buffers CUPTI has handed back, for its next requests */
     int n_pool;
-} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct cupti_mode mode;   /* PB_CUPTI_MODE (cupti_set_mode) */
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .mode = {.gate = 1, .copies = 1, .own_zero = 1}};
 
 /* __cxa_demangle from libstdc++, declared here because this is C. */
 extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
@@ -75,12 +77,20 @@ extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *st
         }                                                                                          \
     } while (0)
 
+/* A new buffer, zeroed when CUPTI is told buffers come zeroed (ownzero). */
+static uint8_t *new_buffer(void)
+{
+    uint8_t *b = aligned_alloc(ALIGN, BUFFER_BYTES);
+    if (b && g.mode.own_zero) memset(b, 0, BUFFER_BYTES);
+    return b;
+}
+
 static void CUPTIAPI buffer_requested(uint8_t **buffer, size_t *size, size_t *max_records)
 {
     pthread_mutex_lock(&g.lock);
     *buffer = g.n_pool > 0 ? g.pool[--g.n_pool] : NULL;
     pthread_mutex_unlock(&g.lock);
-    if (!*buffer) *buffer = aligned_alloc(ALIGN, BUFFER_BYTES);
+    if (!*buffer) *buffer = new_buffer();
     *size = *buffer ? BUFFER_BYTES : 0;
     *max_records = 0;
 }
@@ -315,6 +325,9 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
     size_t dropped = 0;
     if (cuptiActivityGetNumDroppedRecords(ctx, stream_id, &dropped) == CUPTI_SUCCESS) g.dropped += dropped;
     int kept = size == BUFFER_BYTES && g.n_pool < BUFFER_POOL;
+    /* ownzero: back to zero before CUPTI gets it again, here at a flush (between
+     * iterations), not when CUPTI asks for it (inside one). */
+    if (kept && g.mode.own_zero) memset(buffer, 0, valid < size ? valid : size);
     if (kept) g.pool[g.n_pool++] = buffer;
     pthread_mutex_unlock(&g.lock);
     if (!kept) free(buffer);
@@ -332,20 +345,26 @@ static CUpti_ActivityKind all_kinds[] = {
 };
 static size_t n_kinds = sizeof all_kinds / sizeof all_kinds[0];
 
-/* PB_CUPTI_KERNELS_ONLY=1 collects kernel records alone: a diagnostic for
- * measuring what the memcpy and memset kinds cost (docs/PERF.md); copy busy
- * time and transfers are then missing, so it is not the default. */
+/* PB_CUPTI_MODE=nocopies collects kernel (or graph) records alone: a diagnostic
+ * for what the memcpy and memset kinds cost (cupti_mode.h); copy busy time and
+ * transfers are then missing, so it is not the default. */
 static void choose_kinds(void)
 {
-    const char *v = getenv("PB_CUPTI_KERNELS_ONLY");
     all_kinds[0] = g.steps_only ? CUPTI_ACTIVITY_KIND_GRAPH_TRACE : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
-    n_kinds = v && *v == '1' ? 2 : sizeof all_kinds / sizeof all_kinds[0];
+    n_kinds = g.mode.copies ? sizeof all_kinds / sizeof all_kinds[0] : 2;
 }
 
 void cupti_set_detail(int steps_only)
 {
     if (!g.active) g.steps_only = steps_only;
 }
+
+void cupti_set_mode(const struct cupti_mode *m)
+{
+    if (!g.active) g.mode = *m;
+}
+
+int cupti_gate_wanted(void) { return g.active && g.collecting && g.mode.gate; }
 
 /* Instantiating a graph clones its nodes; records carry the clone's id. */
 static void CUPTIAPI on_resource(void *user, CUpti_CallbackDomain domain, CUpti_CallbackId id, const void *data)
@@ -386,11 +405,26 @@ int cupti_start(char *why, size_t why_len)
     if (g.active) return PB_OK;
     for (int i = 0; i < PB_MAX_DEVICES_CUPTI; i++) g.ordinal_device[i] = -1;
     choose_kinds();
+    /* A few buffers ready before the first profiled iteration asks for one. */
+    pthread_mutex_lock(&g.lock);
+    while (g.n_pool < BUFFER_PREPARED) {
+        uint8_t *b = new_buffer();
+        if (!b) break;
+        g.pool[g.n_pool++] = b;
+    }
+    pthread_mutex_unlock(&g.lock);
     CUptiResult r = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
+    /* Where CUPTI refuses the attribute it zeroes buffers itself, as with cuptizero. */
+    uint8_t zeroed = (uint8_t)(g.mode.own_zero != 0);
+    size_t zeroed_size = sizeof zeroed;
+    if (r == CUPTI_SUCCESS) cuptiActivitySetAttribute(CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER, &zeroed_size, &zeroed);
     int enabled = 0;
     for (size_t i = 0; r == CUPTI_SUCCESS && i < n_kinds; i++, enabled++)
         r = cuptiActivityEnable(all_kinds[i]);
     if (r != CUPTI_SUCCESS) {
+        pthread_mutex_lock(&g.lock);
+        while (g.n_pool > 0) free(g.pool[--g.n_pool]);
+        pthread_mutex_unlock(&g.lock);
         for (int i = 0; i < enabled; i++) cuptiActivityDisable(all_kinds[i]);
         const char *s = "unknown";
         cuptiGetResultString(r, &s);

@@ -6,6 +6,7 @@
 #define PB_CUPTI_H
 #include <stddef.h>
 #include <stdint.h>
+#include "cupti_mode.h"
 #include "trace.h"
 
 /* Enable activity collection. Returns PB_OK, or PB_ERR with the reason in `why`
@@ -19,6 +20,12 @@ int cupti_start(char *why, size_t why_len);
  * without a graph, cupti_collect marks busy time unknown. 0 (the default): a
  * record per kernel, busy time exact. */
 void cupti_set_detail(int steps_only);
+/* Before cupti_start: which kinds, and whether profiled iterations are gated
+ * (PB_CUPTI_MODE, cupti_mode.h). The default is gate,copies. */
+void cupti_set_mode(const struct cupti_mode *m);
+/* 1 while records are being collected and the mode gates profiled iterations: the
+ * executor then holds the GPU until an iteration's first graph is launched. */
+int cupti_gate_wanted(void);
 /* Map a CUDA stream to the run's logical device and stream index; `dst` is the
  * destination logical device of copies issued on it (-1 if none). */
 int cupti_register_stream(void *cuda_stream, int device, int stream, int dst);

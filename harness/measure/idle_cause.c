@@ -12,11 +12,6 @@
  * CUPTI's per-device timestamps). Far shorter than any step of the next pass. */
 #define DEP_SLACK_NS 1000
 
-struct ev {
-    uint64_t start, end;
-    int device, step;   /* step -1: no step claims it */
-};
-
 struct end_mark {
     int step;
     uint64_t end;
@@ -25,7 +20,7 @@ struct end_mark {
 
 static int ev_by_start(const void *a, const void *b)
 {
-    const struct ev *x = a, *y = b;
+    const struct idle_event *x = a, *y = b;
     if (x->start != y->start) return x->start < y->start ? -1 : 1;
     return (x->step < 0) - (y->step < 0);   /* at a tie, tagged work is what ends the gap */
 }
@@ -83,7 +78,7 @@ static const struct end_mark *latest_dependency(const struct index *x, const str
 
 /* Charge the gap [a, b) on `device`, ended by `next` (NULL: nothing after it). */
 static void charge(const struct index *x, const struct schedule *s, int device, uint64_t a, uint64_t b,
-                   const struct ev *next, uint64_t *peer, uint64_t *host)
+                   const struct idle_event *next, uint64_t *peer, uint64_t *host)
 {
     if (!next || next->step < 0 || b <= a) return;   /* other */
     const struct end_mark *dep = latest_dependency(x, s, next->step, b);
@@ -102,7 +97,7 @@ static void charge(const struct index *x, const struct schedule *s, int device, 
     *host += b - until;
 }
 
-static int build_index(const struct ev *e, int n, const struct schedule *s, struct index *x)
+static int build_index(const struct idle_event *e, int n, const struct schedule *s, struct index *x)
 {
     char *sink = malloc((size_t)s->n_steps + 1);
     x->marks = malloc(((size_t)n + 1) * sizeof *x->marks);
@@ -125,7 +120,7 @@ static int build_index(const struct ev *e, int n, const struct schedule *s, stru
 }
 
 /* Walk one device's work in start order; charge every gap inside [w0, w1). */
-static void split_device(const struct index *x, const struct schedule *s, const struct ev *e, int n,
+static void split_device(const struct index *x, const struct schedule *s, const struct idle_event *e, int n,
                          uint64_t w0, uint64_t w1, struct gpu_metrics *g, int device)
 {
     uint64_t gaps = 0, peer = 0, host = 0, cursor = w0;
@@ -142,31 +137,23 @@ static void split_device(const struct index *x, const struct schedule *s, const 
     g->idle_other_ms = (double)(gaps - peer - host) / 1e6;
 }
 
-int idle_causes_iteration(const struct trace *t, int iteration, const struct schedule *s,
-                          struct iteration_metrics *m)
+int idle_causes_of_events(struct idle_event *e, int n, const struct schedule *s, struct iteration_metrics *m)
 {
     int nd = m->n_devices;
     for (int d = 0; d < nd; d++)
         m->gpu[d].idle_peer_wait_ms = m->gpu[d].idle_host_ms = m->gpu[d].idle_other_ms = NAN;
-    if (!t->busy_known || !s) return PB_OK;
-    struct ev *e = malloc(((size_t)t->n + 1) * sizeof *e);
-    if (!e) return pb_fail("out of host memory splitting idle time of %d records", t->n);
-    int n = 0;
+    if (!s) return PB_OK;
     uint64_t w0 = UINT64_MAX, w1 = 0;
-    for (int i = 0; i < t->n; i++) {
-        const struct record *r = &t->rec[i];
-        if (iteration >= 0 && r->iteration != iteration) continue;
-        if (r->kind == REC_RANGE || r->device < 0 || r->end_ns < r->start_ns) continue;
-        int step = r->has_step && r->step >= 0 && r->step < s->n_steps ? r->step : -1;
-        e[n++] = (struct ev){r->start_ns, r->end_ns, r->device, step};
-        if (r->start_ns < w0) w0 = r->start_ns;
-        if (r->end_ns > w1) w1 = r->end_ns;
+    for (int i = 0; i < n; i++) {
+        if (e[i].step >= s->n_steps) e[i].step = -1;
+        if (e[i].start < w0) w0 = e[i].start;
+        if (e[i].end > w1) w1 = e[i].end;
     }
     struct index x = {0};
     int rc = n ? build_index(e, n, s, &x) : PB_OK;
     if (rc == PB_OK && n) {
         qsort(e, (size_t)n, sizeof *e, ev_by_start);
-        struct ev *mine = malloc((size_t)n * sizeof *mine);
+        struct idle_event *mine = malloc((size_t)n * sizeof *mine);
         if (!mine) rc = pb_fail("out of host memory splitting idle time of %d records", n);
         for (int d = 0; rc == PB_OK && d < nd; d++) {
             int k = 0;
@@ -178,7 +165,45 @@ int idle_causes_iteration(const struct trace *t, int iteration, const struct sch
     }
     free(x.marks);
     free(x.final);
-    free(e);
+    return rc;
+}
+
+int idle_events_add(struct idle_events *v, const struct trace *t, int iteration, uint64_t offset)
+{
+    for (int i = 0; i < t->n; i++) {
+        const struct record *r = &t->rec[i];
+        if (iteration >= 0 && r->iteration != iteration) continue;
+        if (r->kind == REC_RANGE || r->device < 0 || r->end_ns < r->start_ns) continue;
+        if (v->n == v->cap) {
+            int cap = v->cap ? 2 * v->cap : 4096;
+            struct idle_event *grown = realloc(v->e, (size_t)cap * sizeof *grown);
+            if (!grown) return pb_fail("out of host memory keeping %d records' intervals for idle time", v->n);
+            v->e = grown;
+            v->cap = cap;
+        }
+        int step = r->has_step && r->step >= 0 ? r->step : -1;
+        v->e[v->n++] = (struct idle_event){r->start_ns + offset, r->end_ns + offset, r->device, step};
+    }
+    return PB_OK;
+}
+
+void idle_events_free(struct idle_events *v)
+{
+    free(v->e);
+    *v = (struct idle_events){0};
+}
+
+int idle_causes_iteration(const struct trace *t, int iteration, const struct schedule *s,
+                          struct iteration_metrics *m)
+{
+    int nd = m->n_devices;
+    for (int d = 0; d < nd; d++)
+        m->gpu[d].idle_peer_wait_ms = m->gpu[d].idle_host_ms = m->gpu[d].idle_other_ms = NAN;
+    if (!t->busy_known || !s) return PB_OK;
+    struct idle_events v = {0};
+    int rc = idle_events_add(&v, t, iteration, 0);
+    if (rc == PB_OK) rc = idle_causes_of_events(v.e, v.n, s, m);
+    idle_events_free(&v);
     return rc;
 }
 
@@ -249,4 +274,10 @@ int idle_causes_same_structure(const struct schedule *a, const struct schedule *
         if (memcmp(x->deps, y->deps, (size_t)x->n_deps * sizeof x->deps[0])) return 0;
     }
     return 1;
+}
+
+const struct schedule *idle_causes_schedule(const struct program *g)
+{
+    const struct schedule *dec = g->decode.n_steps ? &g->decode : NULL;
+    return !dec || idle_causes_same_structure(&g->prompt, dec) ? &g->prompt : NULL;
 }

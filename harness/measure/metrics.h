@@ -5,9 +5,7 @@
 #include "trace.h"
 #include "../../strategies/strategy.h"
 
-/* Kinds of work a GPU's busy time is split into: the step kinds, then work no step claims. */
-#define PB_WORK_KINDS (STEP_ALLGATHER + 2)
-#define PB_WORK_UNTAGGED (STEP_ALLGATHER + 1)
+/* PB_WORK_KINDS, PB_WORK_UNTAGGED: trace.h. */
 
 struct gpu_metrics {
     double window_ms;        /* first step start to last step end, all GPUs (same for all) */

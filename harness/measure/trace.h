@@ -5,6 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../../base/limits.h"
+#include "../../strategies/strategy.h"
+
+/* Kinds of work a GPU's busy time is split into: the step kinds, then work no step claims. */
+#define PB_WORK_KINDS (STEP_ALLGATHER + 2)
+#define PB_WORK_UNTAGGED (STEP_ALLGATHER + 1)
 
 enum record_kind {
     REC_KERNEL,      /* compute kernel */
@@ -50,6 +55,12 @@ struct activity_totals {
         int src, dst;
         uint64_t bytes, ns;
     } link[PB_MAX_DEVICES * 2];
+    /* Idle time by cause and busy time by step kind (idle_cause.h), split by the
+     * executor from every pass's intervals where the records are a sample; 0: not
+     * split (then unknown). ms per GPU; causes: peer wait, host, other. */
+    int attributed;
+    double idle_cause_ms[PB_MAX_DEVICES][3];
+    double work_ms[PB_MAX_DEVICES][PB_WORK_KINDS];
 };
 
 /* Which passes of a program the records show, where not all of them do. */

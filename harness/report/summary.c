@@ -250,6 +250,7 @@ static cJSON *env_json(const struct run_env *e)
     cJSON_AddNumberToObject(o, "cupti_api_version", e->cupti_version);
     cJSON_AddBoolToObject(o, "cupti_enabled", e->cupti_enabled);
     cJSON_AddStringToObject(o, "profile_detail", e->profile_steps ? "step" : "kernel");
+    if (e->cupti_enabled && e->cupti_mode[0]) cJSON_AddStringToObject(o, "cupti_mode", e->cupti_mode);
     if (!e->cupti_enabled) cJSON_AddStringToObject(o, "cupti_note", e->cupti_note);
     cJSON *peer = cJSON_AddArrayToObject(o, "peer_access");
     for (int i = 0; i < e->n_gpus; i++) {

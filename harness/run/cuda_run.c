@@ -113,6 +113,10 @@ int run_measured(const struct options *o, const struct model_spec *m)
     if (run_gpu_budgets(o, s.map.ordinal, s.map.n, &s.mc) != PB_OK) return 1;
     static struct run_env env;
     fill_env(&env, o, m, count);
+    struct cupti_mode mode;
+    if (cupti_mode_parse(getenv("PB_CUPTI_MODE"), &mode) != PB_OK) return fprintf(stderr, "bench: %s\n", pb_last_error()), 1;
+    cupti_set_mode(&mode);
+    cupti_mode_describe(&mode, env.cupti_mode, sizeof env.cupti_mode);
     cupti_set_detail(o->profile_steps);
     env.profile_steps = o->profile_steps;
     env.cupti_enabled = !o->no_cupti && cupti_start(env.cupti_note, sizeof env.cupti_note) == PB_OK;

@@ -70,6 +70,7 @@ struct run_env {
     int cupti_enabled;
     int profile_steps;             /* --profile-detail step: CUPTI timed whole graphs, not kernels */
     char cupti_note[256];          /* why CUPTI is off, when it is */
+    char cupti_mode[48];           /* PB_CUPTI_MODE as applied ("gate,copies,ownzero"); empty: not a CUPTI run */
     char model[PB_MODEL_NAME_LEN];
     char command[2048];
     char started[32];              /* ISO 8601 UTC */

@@ -152,15 +152,37 @@ void run_weights_describe(const struct options *o, char *buf, size_t len)
     else snprintf(buf, len, "random (seed %llu)", (unsigned long long)o->seed);
 }
 
+/* The causes and kinds the executor split, mean over iterations [0, iters); unknown
+ * (NAN) unless every iteration has them. */
+static void attributed_mean(const struct trace *t, int iters, struct iteration_metrics *m)
+{
+    int runs = iters > 0 ? iters : 1;
+    for (int d = 0; d < m->n_devices; d++) {
+        struct gpu_metrics *gm = &m->gpu[d];
+        double cause[3] = {0}, work[PB_WORK_KINDS] = {0};
+        int all = 1;
+        for (int i = 0; i < runs && all; i++) {
+            const struct activity_totals *a = trace_totals_of(t, iters > 0 ? i : 0);
+            if (!a || !a->attributed) all = 0;
+            for (int k = 0; all && k < 3; k++) cause[k] += a->idle_cause_ms[d][k] / runs;
+            for (int k = 0; all && k < PB_WORK_KINDS; k++) work[k] += a->work_ms[d][k] / runs;
+        }
+        gm->idle_peer_wait_ms = all ? cause[0] : NAN;
+        gm->idle_host_ms = all ? cause[1] : NAN;
+        gm->idle_other_ms = all ? cause[2] : NAN;
+        for (int k = 0; k < PB_WORK_KINDS; k++) gm->work_ms[k] = all ? work[k] : NAN;
+    }
+}
+
 void run_attribute(struct point_result *r, const struct trace *t, const struct program *g, int iters,
                    const struct device_profile *prof)
 {
     if (!r->busy_known) return;
-    const struct schedule *dec = g->decode.n_steps ? &g->decode : NULL;
-    const struct schedule *s = !dec || idle_causes_same_structure(&g->prompt, dec) ? &g->prompt : NULL;
+    const struct schedule *s = idle_causes_schedule(g);
     /* A trace that keeps a sample of its passes (the cost model's long generations) has
-     * exact totals but not every gap: the causes and kinds stay unknown, not guessed. */
+     * not every gap: its executor split them from every pass (activity_totals.attributed). */
     int whole = t->n_totals == 0;
+    if (!whole) attributed_mean(t, iters, &r->metrics);
     if (whole && idle_causes_mean(t, iters, s, &r->metrics) != PB_OK)
         fprintf(stderr, "bench: note: %s: idle time not split by cause (%s)\n", r->strategy, pb_last_error());
     if (whole && work_kinds_mean(t, iters, s, &r->metrics) != PB_OK)

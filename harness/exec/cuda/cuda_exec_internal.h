@@ -113,6 +113,7 @@ struct exec_transport {
 extern const struct exec_transport exec_peer_transport;
 
 struct capture_nodes;   /* cuda_exec_graph.c: nodes captured so far, and their streams */
+struct exec_gate;       /* cuda_exec_gate.c: holds the GPU until a profiled iteration's first graph is launched */
 
 struct executor {
     struct cuda_config c;
@@ -142,11 +143,19 @@ struct executor {
                                               * (cuda_exec_serve.c), allocated at the first decode step */
     int *seq_pos[PB_MAX_DEVICES];            /* serve_pos during a serving decode step, put in every
                                               * call; NULL otherwise */
+    struct exec_gate *gate;                  /* NULL until a profiled iteration is gated */
 };
 
 /* cuda_executor.c: every stream waits for the origin stream (fork), or the origin for every stream (join). */
 int exec_fork_streams(struct executor *e, cudaEvent_t ev);
 int exec_join_streams(struct executor *e);
+
+/* cuda_exec_gate.c: a host function on s holds the GPU until exec_gate_open (or
+ * 10 s); open is idempotent and a no-op where nothing was closed. Closed only before
+ * a profiled iteration whose first pass is a graph (PB_CUPTI_MODE=gate). */
+int exec_gate_close(struct executor *e, cudaStream_t s);
+void exec_gate_open(struct executor *e);
+void exec_gate_free(struct executor *e);
 
 /* cuda_exec_graph.c */
 /* Capture the prefill (and decode) pass into CUDA graphs where the schedule allows:

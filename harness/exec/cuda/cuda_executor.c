@@ -251,6 +251,7 @@ void executor_destroy(struct executor *e)
     cudaFreeHost(e->h_pos);
     cudaFreeHost(e->h_prompt);
     cupti_clear_maps();
+    exec_gate_free(e);
     free(e);
 }
 
@@ -301,6 +302,7 @@ int exec_issue_passes(struct executor *e, struct trace *t, int iteration)
     int generate = e->c.decode != NULL;
     if (e->pre_graph_state == 1) PB_TRY(exec_graph_replay(e, e->pre_graph));
     else PB_TRY(exec_issue_pass(e, &e->pre, NULL, NULL, 0, 0, 0, generate, generate, 0, t, iteration));
+    exec_gate_open(e);   /* the first graph is launched: the GPU may start */
     const struct plan_exec *prev = &e->pre;
     for (int k = 1; generate && k < e->c.g->n_passes; k++) {
         PB_TRY(decode_pass(e, k, prev, t, iteration));
@@ -309,14 +311,14 @@ int exec_issue_passes(struct executor *e, struct trace *t, int iteration)
     return PB_OK;
 }
 
-int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
+/* Everything an iteration issues, from the start event to the stop event. */
+static int issue_iteration(struct executor *e, struct trace *t, int iteration)
 {
-    char label[64];
-    snprintf(label, sizeof label, "%s iteration %d", e->c.label, iteration);
-    exec_nvtx_push(e->nvtx, label);
-    uint64_t t0 = cupti_now_ns();
     int generate = e->c.decode != NULL;
     CUDA_TRY(cudaSetDevice(e->c.ordinal[0]));
+    /* Profiled iterations whose first pass is a graph wait, before the start event,
+     * until that graph is launched (cuda_exec_gate.c). */
+    if (e->pre_graph_state == 1 && cupti_gate_wanted()) PB_TRY(exec_gate_close(e, origin(e)));
     CUDA_TRY(cudaEventRecord(e->start, origin(e)));
     PB_TRY(exec_fork_streams(e, e->fork));
     if (generate) {
@@ -333,6 +335,19 @@ int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
     PB_TRY(exec_issue_passes(e, t, iteration));
     PB_TRY(exec_join_streams(e));
     CUDA_TRY(cudaEventRecord(e->stop, origin(e)));
+    return PB_OK;
+}
+
+int executor_run(struct executor *e, int iteration, struct trace *t, double *ms)
+{
+    char label[64];
+    snprintf(label, sizeof label, "%s iteration %d", e->c.label, iteration);
+    exec_nvtx_push(e->nvtx, label);
+    uint64_t t0 = cupti_now_ns();
+    int generate = e->c.decode != NULL;
+    int rc = issue_iteration(e, t, iteration);
+    exec_gate_open(e);   /* on every path: an error must not leave the GPU held */
+    PB_TRY(rc);
     CUDA_TRY(cudaEventSynchronize(e->stop));
     for (int g = 0; g < PB_MAX_DEVICES; g++)
         if (e->peer_ar[g]) PB_TRY(peer_group_check(e->peer_ar[g]));

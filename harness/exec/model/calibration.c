@@ -295,6 +295,64 @@ int calibration_peer_allreduce(const struct calibration *c, double launch_us, st
     return PB_OK;
 }
 
+int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out)
+{
+    const double small = 8 << 10, large = 32 << 20, ranks = 2;
+    const double one = ranks * (ranks + 3), two = 5 * ranks - 1;   /* traffic, times the message */
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 2; k++)
+            if (!(c->shared_ar_us[a][k] > 0)) return PB_ERR;
+    double grow_us = c->shared_ar_us[0][1] - c->shared_ar_us[0][0];
+    if (!(grow_us > 0)) return PB_ERR;
+    memset(out, 0, sizeof *out);
+    out->present = 1;
+    out->gbps = one * (large - small) / (grow_us * 1e3);
+    out->oneshot_us = fmax(0, c->shared_ar_us[0][0] - one * small / out->gbps / 1e3);
+    out->twoshot_us = fmax(0, c->shared_ar_us[1][0] - two * small / out->gbps / 1e3);
+    return PB_OK;
+}
+
+static void add_shared_point(struct shared_slowdown_table *t, int rows, double single_us, double pair_us)
+{
+    if (!(single_us > 0) || !(pair_us > 0) || t->n == PB_SHARED_POINTS) return;
+    if (t->n > 0 && rows <= t->point[t->n - 1].rows) return;
+    t->point[t->n].rows = rows;
+    t->point[t->n].slowdown = fmin(4, fmax(0.5, pair_us / (2 * single_us)));
+    t->n++;
+}
+
+/* One layer as the simulator prices it on p (us), tp world 1 or 2; `measured` where p
+ * cannot price kernels (no kernels table, or no model). */
+static double modelled_layer_us(const struct calibration *c, const struct device_profile *p, int batch, int seq,
+                                int context, int tp, double measured)
+{
+    if (!p || !p->kernels.present || c->decode_model.layers <= 0) return measured;
+    struct sim_call call = {.batch = batch, .seq = seq, .context = context, .tp = tp};
+    return (sim_attention_half_ns(p, &c->decode_model, &call) + sim_mlp_half_ns(p, &c->decode_model, &call)) / 1e3;
+}
+
+int calibration_shared_compute(const struct calibration *c, const struct device_profile *p,
+                               struct shared_compute_profile *out)
+{
+    memset(out, 0, sizeof *out);
+    /* decode rows (1, 4, 16) lie below every prompt's (128 and up) */
+    for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
+        int b = calibration_decode_batch[i], ctx = CALIBRATION_DECODE_CONTEXT;
+        add_shared_point(&out->layers, b, modelled_layer_us(c, p, b, 1, ctx, 1, c->decode_layer_us[i]),
+                         c->decode_pair_us[i]);
+        add_shared_point(&out->tp, b, modelled_layer_us(c, p, b, 1, ctx, 2, c->decode_tp_us[i]),
+                         c->decode_tp_pair_us[i]);
+    }
+    for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
+        int b = calibration_prompt_batch[i], q = calibration_prompt_seq[i];
+        add_shared_point(&out->layers, b * q, modelled_layer_us(c, p, b, q, q, 1, c->prompt_layer_us[i]),
+                         c->prompt_pair_us[i]);
+        add_shared_point(&out->tp, b * q, modelled_layer_us(c, p, b, q, q, 2, c->prompt_tp_us[i]),
+                         c->prompt_tp_pair_us[i]);
+    }
+    return out->layers.n > 0 || out->tp.n > 0 ? PB_OK : PB_ERR;
+}
+
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out)
 {
@@ -363,6 +421,17 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
         snprintf(out->peer_allreduce.source, sizeof out->peer_allreduce.source, "bench --calibrate %s: peer "
                  "all-reduce of bf16 on %s, 8 KiB to 32 MiB against NCCL; one-shot 8 KiB %.1f us", c->date, gpus,
                  c->ar_us[CALIBRATION_AR_ONESHOT][0]);
+    if (calibration_shared_gpu(c, &out->shared_gpu) == PB_OK)
+        snprintf(out->shared_gpu.source, sizeof out->shared_gpu.source, "bench --calibrate %s: two logical "
+                 "ranks on GPU 0, event-synchronised peer all-reduce of bf16, GPU time per call of 50 queued "
+                 "ahead: one-shot 8 KiB %.1f us, 32 MiB %.1f us; two-shot 8 KiB %.1f us", c->date,
+                 c->shared_ar_us[0][0], c->shared_ar_us[0][1], c->shared_ar_us[1][0]);
+    if (calibration_shared_compute(c, out, &out->shared_compute) == PB_OK)
+        snprintf(out->shared_compute.source, sizeof out->shared_compute.source, "bench --calibrate %s: a layer "
+                 "of %.40s on each of two parts of GPU 0, a stream each, in one graph: the pair's time over twice "
+                 "one layer as this profile prices it (tp: ranks 0, 1 of 2), at decode batches 1, 4, 16, prompts "
+                 "of 128, 512, 4096 rows", c->date,
+                 c->decode_model.name);
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)
         if (!out->link[k].source[0])

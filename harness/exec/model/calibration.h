@@ -54,10 +54,21 @@ struct calibration {
     double graph_launch_us;            /* per tiny kernel back to back inside a CUDA graph, GPU 0 */
     double ar_us[CALIBRATION_AR_ALGOS][CALIBRATION_AR_SIZES];   /* bf16 all-reduce per call, host wall
                                                                  * time; 0: not measured */
+    double shared_ar_us[2][2];         /* [one-shot, two-shot][8 KiB, 32 MiB]: two logical ranks on
+                                        * GPU 0, event-synchronised peer all-reduce, GPU time per
+                                        * call with 50 calls queued ahead; 0: not measured */
     struct model_spec decode_model;    /* the model whose decode layer was timed */
     double decode_layer_us[CALIBRATION_DECODE_POINTS];   /* one layer, one token per sequence, back to
                                                           * back in a CUDA graph, GPU 0; 0: not measured */
     double prompt_layer_us[CALIBRATION_PROMPT_POINTS];   /* one layer over a prompt, likewise */
+    /* The same layers on two parts of GPU 0, one per stream, interleaved in one graph:
+     * time per pair of layers (one on each part); 0: not measured. */
+    double decode_pair_us[CALIBRATION_DECODE_POINTS];
+    double prompt_pair_us[CALIBRATION_PROMPT_POINTS];
+    /* Tensor-parallel rank 0 of 2 (its attention and MLP halves) alone, and ranks 0 and 1
+     * interleaved the same way (per pair); 0: not measured. */
+    double decode_tp_us[CALIBRATION_DECODE_POINTS], decode_tp_pair_us[CALIBRATION_DECODE_POINTS];
+    double prompt_tp_us[CALIBRATION_PROMPT_POINTS], prompt_tp_pair_us[CALIBRATION_PROMPT_POINTS];
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -100,6 +111,22 @@ int calibration_gemv_table(const struct calibration *c, const struct device_prof
  * out. Updates t (n points) in place; returns how many points were scaled. */
 int calibration_scale_gemm_table(const struct calibration *c, const struct device_profile *p,
                                  struct efficiency_point *t, int n);
+
+/* The shared_gpu section from shared_ar_us: the traffic rate from the two one-shot
+ * sizes (gbps = 10 x (32 MiB - 8 KiB) / (t(32 MiB) - t(8 KiB)), two ranks moving
+ * n(n + 3) = 10 times the message), each algorithm's fixed cost its 8 KiB time less
+ * that traffic. PB_ERR (no message) when not measured or not increasing with size. */
+int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profile *out);
+
+/* The shared_gpu_compute tables: at each timed layer's rows (decode: batch; prompt:
+ * batch x seq), the pair's measured time over twice one layer as profile p's simulator
+ * prices it (sim_attention_half_ns + sim_mlp_half_ns, tp world 1 or 2: the factor that
+ * makes the simulator's two overlapping layers take the measured pair), for whole
+ * layers (points) and tensor-parallel ranks of 2 (tp_points), rows rising, points not
+ * measured left out. Where p cannot price kernels, the measured single part instead.
+ * PB_ERR (no message) when no point was measured. */
+int calibration_shared_compute(const struct calibration *c, const struct device_profile *p,
+                               struct shared_compute_profile *out);
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
                            struct device_profile *out);

@@ -184,6 +184,105 @@ static void peer_allreduce_to_json(cJSON *root, const struct peer_allreduce_prof
     cJSON_AddStringToObject(o, "source", a->source);
 }
 
+static int parse_shared_gpu(const cJSON *root, const char *origin, struct shared_gpu_profile *a)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu");
+    a->present = o != NULL;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu: must be an object", origin);
+    PB_TRY(get_number(o, "shared_gpu", "oneshot_us", origin, MICROSECONDS, &a->oneshot_us));
+    PB_TRY(get_number(o, "shared_gpu", "twoshot_us", origin, MICROSECONDS, &a->twoshot_us));
+    PB_TRY(get_number(o, "shared_gpu", "gbps", origin, GBPS, &a->gbps));
+    return get_string(o, "shared_gpu", "source", origin, a->source, sizeof a->source);
+}
+
+static int validate_shared_gpu(const struct shared_gpu_profile *a, const char *origin)
+{
+    if (!a->present) return PB_OK;
+    if (!(a->gbps > 0)) return pb_fail("%s: shared_gpu.gbps: must be positive", origin);
+    if (!(a->oneshot_us >= 0) || !(a->twoshot_us >= 0))
+        return pb_fail("%s: shared_gpu.oneshot_us, twoshot_us: must be >= 0", origin);
+    return PB_OK;
+}
+
+static void shared_gpu_to_json(cJSON *root, const struct shared_gpu_profile *a)
+{
+    if (!a->present) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu");
+    cJSON_AddNumberToObject(o, "oneshot_us", a->oneshot_us);
+    cJSON_AddNumberToObject(o, "twoshot_us", a->twoshot_us);
+    cJSON_AddNumberToObject(o, "gbps", a->gbps);
+    cJSON_AddStringToObject(o, "source", a->source);
+}
+
+static int parse_slowdowns(const cJSON *o, const char *key, const char *origin, struct shared_slowdown_table *t)
+{
+    t->n = 0;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
+    if (!arr) return PB_OK;
+    if (!cJSON_IsArray(arr)) return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, slowdown}", origin, key);
+    cJSON_ArrayForEach(e, arr) {
+        if (t->n == PB_SHARED_POINTS)
+            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        double rows;
+        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
+        PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &t->point[t->n].slowdown));
+        t->point[t->n].rows = (int)rows;
+        if (t->n > 0 && t->point[t->n].rows <= t->point[t->n - 1].rows)
+            return pb_fail("%s: %s.rows: must rise from point to point", origin, at);
+        t->n++;
+    }
+    return PB_OK;
+}
+
+static int parse_shared_compute(const cJSON *root, const char *origin, struct shared_compute_profile *c)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu_compute");
+    c->layers.n = c->tp.n = 0;
+    if (!o) return PB_OK;
+    if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu_compute: must be an object", origin);
+    PB_TRY(parse_slowdowns(o, "points", origin, &c->layers));
+    PB_TRY(parse_slowdowns(o, "tp_points", origin, &c->tp));
+    if (c->layers.n == 0 && c->tp.n == 0)
+        return pb_fail("%s: shared_gpu_compute: needs points or tp_points, each [{rows, slowdown}]", origin);
+    return get_string(o, "shared_gpu_compute", "source", origin, c->source, sizeof c->source);
+}
+
+static void slowdowns_to_json(cJSON *o, const char *key, const struct shared_slowdown_table *t)
+{
+    if (t->n <= 0) return;
+    cJSON *arr = cJSON_AddArrayToObject(o, key);
+    for (int i = 0; i < t->n; i++) {
+        cJSON *pt = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pt, "rows", t->point[i].rows);
+        cJSON_AddNumberToObject(pt, "slowdown", t->point[i].slowdown);
+        cJSON_AddItemToArray(arr, pt);
+    }
+}
+
+static void shared_compute_to_json(cJSON *root, const struct shared_compute_profile *c)
+{
+    if (c->layers.n <= 0 && c->tp.n <= 0) return;
+    cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu_compute");
+    slowdowns_to_json(o, "points", &c->layers);
+    slowdowns_to_json(o, "tp_points", &c->tp);
+    cJSON_AddStringToObject(o, "source", c->source);
+}
+
+double shared_slowdown_at(const struct shared_slowdown_table *t, double rows)
+{
+    if (t->n <= 0) return 1;
+    if (rows <= t->point[0].rows) return t->point[0].slowdown;
+    for (int i = 1; i < t->n; i++) {
+        if (rows > t->point[i].rows) continue;
+        double f = log(rows / t->point[i - 1].rows) / log((double)t->point[i].rows / t->point[i - 1].rows);
+        return t->point[i - 1].slowdown + f * (t->point[i].slowdown - t->point[i - 1].slowdown);
+    }
+    return t->point[t->n - 1].slowdown;
+}
+
 struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)
 {
     const struct peer_allreduce_profile *a = &p->peer_allreduce;
@@ -246,6 +345,8 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
                       sizeof p->allreduce.source));
     PB_TRY(parse_peer_allreduce(root, origin, &p->peer_allreduce));
+    PB_TRY(parse_shared_gpu(root, origin, &p->shared_gpu));
+    PB_TRY(parse_shared_compute(root, origin, &p->shared_compute));
     return parse_kernels(root, origin, &p->kernels);
 }
 
@@ -327,6 +428,7 @@ int device_profile_validate(const struct device_profile *p, const char *origin)
     if (!(p->allreduce.step_latency_us >= 0))
         return pb_fail("%s: allreduce.step_latency_us: must be >= 0", origin);
     PB_TRY(validate_peer_allreduce(&p->peer_allreduce, origin));
+    PB_TRY(validate_shared_gpu(&p->shared_gpu, origin));
     return validate_kernels(&p->kernels, origin);
 }
 
@@ -502,6 +604,8 @@ static cJSON *profile_to_json(const struct device_profile *p)
     cJSON_AddNumberToObject(ar, "step_latency_us", p->allreduce.step_latency_us);
     cJSON_AddStringToObject(ar, "source", p->allreduce.source);
     peer_allreduce_to_json(root, &p->peer_allreduce);
+    shared_gpu_to_json(root, &p->shared_gpu);
+    shared_compute_to_json(root, &p->shared_compute);
     kernels_to_json(root, &p->kernels);
     return root;
 }

@@ -44,6 +44,43 @@ struct peer_allreduce_profile {
     char source[PB_PROFILE_SOURCE];
 };
 
+/* Logical devices sharing one GPU (--devices 0,0), optional in JSON ("shared_gpu"),
+ * from bench --calibrate's two-rank peer all-reduce on GPU 0 (cuda_calibrate_allreduce.c).
+ * There the ranks meet through events, each phase is a launch per rank, and every
+ * rank's traffic is the one GPU's: one-shot t = oneshot_us + N(N+3) x bytes / gbps
+ * (each rank stages its input, read and write, then reads all N stages and writes the
+ * sum), two-shot t = twoshot_us + (5N-1) x bytes / gbps (docs/COST_MODEL.md). */
+struct shared_gpu_profile {
+    int present;
+    double oneshot_us, twoshot_us;   /* one call's fixed cost on the GPU: launches and event waits */
+    double gbps;                     /* the phases' traffic, bytes read plus written, on the one GPU */
+    char source[PB_PROFILE_SOURCE];
+};
+
+/* Compute of logical devices sharing one GPU, optional in JSON ("shared_gpu_compute"):
+ * from bench --calibrate's pairs (the same layer on each of two parts of GPU 0, a
+ * stream each, in one graph) against one part alone, at the rows of each timed layer
+ * (decode batches, prompt batch x seq). `slowdown` = the pair's time over twice one
+ * part's: what interleaving two logical devices' kernels on one GPU costs beyond
+ * running them one after the other. `layers` for whole layers (pipeline, naive
+ * stages), `tp` for tensor-parallel ranks of two (half the heads and MLP columns
+ * each). The simulator prices a compute step that overlaps another logical device's
+ * on its GPU at the slowdown for its rows. */
+#define PB_SHARED_POINTS 8
+struct shared_slowdown_table {
+    int n;
+    struct {
+        int rows;
+        double slowdown;
+    } point[PB_SHARED_POINTS];    /* rows rising */
+};
+struct shared_compute_profile {
+    struct shared_slowdown_table layers, tp;   /* "points", "tp_points" */
+    char source[PB_PROFILE_SOURCE];
+};
+/* slowdown at `rows`: linear in log(rows) between points, the end points beyond; 1 with no points. */
+double shared_slowdown_at(const struct shared_slowdown_table *t, double rows);
+
 /* Kernel efficiency at one row count M (tokens of one call): the fraction of the
  * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.
  * Both come from one timing, so max(flops / (rate x compute), bytes / (bw x memory))
@@ -95,6 +132,8 @@ struct device_profile {
     struct link_profile link[LINK_KINDS];  /* host-to-device always uses LINK_PCIE */
     struct allreduce_profile allreduce;
     struct peer_allreduce_profile peer_allreduce;
+    struct shared_gpu_profile shared_gpu;   /* "shared_gpu" in JSON, optional */
+    struct shared_compute_profile shared_compute;   /* "shared_gpu_compute" in JSON, optional */
     struct kernel_profile kernels;  /* per-kernel efficiencies ("kernels" in JSON, optional) */
 };
 

@@ -4,8 +4,10 @@
  * run stands for every iteration. No outputs: it computes no logits. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../executor.h"
 #include "simulate.h"
+#include "../../measure/idle_cause.h"
 #include "../../measure/metrics.h"
 
 struct model_exec {
@@ -99,16 +101,42 @@ static uint64_t pass_end_ns(const struct trace *piece)
     return end;
 }
 
-/* One pass into t at `offset`: its records where the sample shows it, its totals
- * always (with a sample). */
+/* One pass into t at `offset`: its records where the sample shows it; with a sample,
+ * its totals, its busy time by step kind (passes never overlap: unions add up) and
+ * its intervals for the idle split of the whole iteration (finish_attribution). */
 static int record_pass(struct trace *t, const struct trace *piece, int k, uint64_t offset, int iteration,
-                       struct activity_totals *acc)
+                       const struct schedule *explains, struct activity_totals *acc, struct idle_events *ev)
 {
     if (shown(&t->sample, k)) PB_TRY(append(t, piece, offset, iteration));
     if (t->sample.passes == 0) return PB_OK;
     struct activity_totals pass;
     PB_TRY(metrics_totals(piece, -1, &pass));
-    return metrics_totals_append(acc, &pass, offset);
+    PB_TRY(metrics_totals_append(acc, &pass, offset));
+    struct iteration_metrics kinds;
+    memset(&kinds, 0, sizeof kinds);
+    kinds.n_devices = piece->n_devices < PB_MAX_DEVICES ? piece->n_devices : PB_MAX_DEVICES;
+    PB_TRY(work_kinds_mean(piece, -1, explains, &kinds));
+    for (int d = 0; d < kinds.n_devices; d++)
+        for (int w = 0; w < PB_WORK_KINDS; w++) acc->work_ms[d][w] += kinds.gpu[d].work_ms[w];
+    return idle_events_add(ev, piece, -1, offset);
+}
+
+/* Idle time by cause over every pass's intervals: the split idle_causes_iteration
+ * makes of a trace that keeps every record, on the same intervals. */
+static int finish_attribution(struct activity_totals *acc, struct idle_events *ev, const struct schedule *explains,
+                              int n_devices)
+{
+    struct iteration_metrics causes;
+    memset(&causes, 0, sizeof causes);
+    causes.n_devices = n_devices < PB_MAX_DEVICES ? n_devices : PB_MAX_DEVICES;
+    PB_TRY(idle_causes_of_events(ev->e, ev->n, explains, &causes));
+    for (int d = 0; d < causes.n_devices; d++) {
+        acc->idle_cause_ms[d][0] = causes.gpu[d].idle_peer_wait_ms;
+        acc->idle_cause_ms[d][1] = causes.gpu[d].idle_host_ms;
+        acc->idle_cause_ms[d][2] = causes.gpu[d].idle_other_ms;
+    }
+    acc->attributed = 1;
+    return PB_OK;
 }
 
 static int model_run(void *state, int iteration, struct trace *t, double *ms)
@@ -119,18 +147,26 @@ static int model_run(void *state, int iteration, struct trace *t, double *ms)
     /* Trace time is whole nanoseconds, each pass from where the last one's records end,
      * so passes never overlap and per-pass totals add up to the iteration's exactly. */
     uint64_t offset = 0;
-    struct activity_totals acc = {.iteration = iteration};
+    struct activity_totals acc;
+    memset(&acc, 0, sizeof acc);
+    acc.iteration = iteration;
+    struct idle_events ev = {0};
+    const struct schedule *explains = idle_causes_schedule(c->g);
     if (t) choose_sample(c->g, c->every_pass, &t->sample);
-    for (int k = 0; k < c->g->n_passes; k++) {
+    int rc = PB_OK;
+    for (int k = 0; rc == PB_OK && k < c->g->n_passes; k++) {
         struct trace piece;
         double pass_ms;
-        PB_TRY(simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, c->allreduce, &piece, &pass_ms));
-        int rc = t ? record_pass(t, &piece, k, offset, iteration, &acc) : PB_OK;
+        rc = simulate_pass(c->profile, c->m, c->g, k, c->map->ordinal, c->allreduce, &piece, &pass_ms);
+        if (rc != PB_OK) break;
+        rc = t ? record_pass(t, &piece, k, offset, iteration, explains, &acc, &ev) : PB_OK;
         offset += pass_end_ns(&piece);
         trace_free(&piece);
-        PB_TRY(rc);
         clock += pass_ms;
     }
+    if (rc == PB_OK && t && t->sample.passes) rc = finish_attribution(&acc, &ev, explains, c->g->prompt.n_devices);
+    idle_events_free(&ev);
+    PB_TRY(rc);
     *ms = clock;
     if (!t) return PB_OK;
     t->predicted = 1;

@@ -121,6 +121,18 @@ double sim_peer_allreduce_ns(const struct device_profile *p, enum allreduce_algo
                              int one_gpu)
 {
     if (n <= 1) return 0;
+    const struct shared_gpu_profile *sh = &p->shared_gpu;
+    if (one_gpu && sh->present) {
+        /* Every rank's phases move bytes on the one GPU (kernels/allreduce.cu, events
+         * between phases). One-shot, per rank: stage (read, write: 2), read all n stages
+         * and write the sum (n + 1): n + 3 times the message, n(n + 3) over the ranks.
+         * Two-shot, per rank: stage (2), reduce-scatter (read n slices of 1/n, write
+         * one: 1 + 1/n), all-gather (n - 1 slices read and written: 2(n - 1)/n):
+         * 3 + (2n - 1)/n, 5n - 1 over the ranks. */
+        double traffic = algo == ALLREDUCE_TWOSHOT ? 5.0 * n - 1.0 : (double)n * (n + 3.0);
+        double fixed = (algo == ALLREDUCE_TWOSHOT ? sh->twoshot_us : sh->oneshot_us) * 1e3;
+        return fixed + traffic * (double)bytes / sh->gbps;
+    }
     double read, latency;
     peer_rates(p, one_gpu, &read, &latency);
     if (algo == ALLREDUCE_TWOSHOT) return launch_ns(p) + 2 * latency + 2.0 * (n - 1) / n * (double)bytes / read;
@@ -130,7 +142,8 @@ double sim_peer_allreduce_ns(const struct device_profile *p, enum allreduce_algo
 double sim_peer_allgather_ns(const struct device_profile *p, uint64_t bytes, int n, int one_gpu)
 {
     if (n <= 1) return 0;
-    if (one_gpu) return n * (launch_ns(p) + 2.0 * (double)bytes / p->hbm_gbps);
+    /* On one GPU every rank copies all n slices (its own too) in that GPU's memory. */
+    if (one_gpu) return (double)n * n * (launch_ns(p) + 2.0 * (double)bytes / p->hbm_gbps);
     return n * sim_copy_ns(p, bytes);
 }
 
@@ -153,6 +166,8 @@ struct sim {
     int n;
     enum sim_state *state;
     double *start, *end;       /* ns from the iteration's start */
+    double *ready;             /* when a step's stream predecessor and dependencies were done */
+    double *slow;              /* compute: x its time, where logical devices share its GPU (1 elsewhere) */
     double *h2d_start;         /* offloaded steps: the weight transfer before compute starts */
     double *h2d_end;
     int *prev_on_stream;       /* previous step on the same (device, stream), or -1 */
@@ -190,15 +205,18 @@ static int sim_alloc(struct sim *x)
     x->state = calloc((size_t)n + 1, sizeof *x->state);
     x->start = calloc((size_t)n + 1, sizeof *x->start);
     x->end = calloc((size_t)n + 1, sizeof *x->end);
+    x->ready = calloc((size_t)n + 1, sizeof *x->ready);
+    x->slow = calloc((size_t)n + 1, sizeof *x->slow);
     x->h2d_start = calloc((size_t)n + 1, sizeof *x->h2d_start);
     x->h2d_end = calloc((size_t)n + 1, sizeof *x->h2d_end);
     x->prev_on_stream = calloc((size_t)n + 1, sizeof *x->prev_on_stream);
     x->group = calloc((size_t)n + 1, sizeof *x->group);
     x->group_size = calloc((size_t)n + 1, sizeof *x->group_size);
     x->compute_free = calloc((size_t)nd * 4, sizeof *x->compute_free);
-    if (!x->state || !x->start || !x->end || !x->h2d_start || !x->h2d_end || !x->prev_on_stream ||
+    if (!x->state || !x->start || !x->end || !x->ready || !x->slow || !x->h2d_start || !x->h2d_end || !x->prev_on_stream ||
         !x->group || !x->group_size || !x->compute_free)
         return pb_fail("out of host memory simulating a schedule of %d steps", n);
+    for (int i = 0; i < n; i++) x->slow[i] = 1;
     x->copy_out_free = x->compute_free + nd;
     x->copy_in_free = x->compute_free + 2 * nd;
     x->h2d_free = x->compute_free + 3 * nd;
@@ -210,6 +228,8 @@ static void sim_release(struct sim *x)
     free(x->state);
     free(x->start);
     free(x->end);
+    free(x->ready);
+    free(x->slow);
     free(x->h2d_start);
     free(x->h2d_end);
     free(x->prev_on_stream);
@@ -299,6 +319,7 @@ static void sim_run_step(struct sim *x, int i, double t)
     const struct step *st = &x->s->steps[i];
     const struct device_profile *p = x->prof;
     int d = x->gpu[st->device];
+    x->ready[i] = t;
     if (step_is_collective(st)) {
         x->start[i] = t;
         x->state[i] = ARRIVED;
@@ -331,7 +352,7 @@ static void sim_run_step(struct sim *x, int i, double t)
         at.context += x->shift;
         at.flops += x->shift * st->flops_per_position;
         at.mem_bytes += x->shift * st->bytes_per_position;
-        x->end[i] = b + sim_compute_ns(p, x->m, &at, x->s->tp_world);
+        x->end[i] = b + x->slow[i] * sim_compute_ns(p, x->m, &at, x->s->tp_world);
         x->compute_free[d] = x->end[i];
     }
     x->state[i] = DONE;
@@ -375,11 +396,15 @@ static void sim_try_finish_call(struct sim *x, int i)
         if (x->s->steps[j].bytes > bytes) bytes = x->s->steps[j].bytes;
     }
     double t = sim_call_ns(x, st, bytes, size);
+    int shared = call_on_one_gpu(x, st);
     /* Stop at the last member: scanning on to the schedule's end made this quadratic. */
     for (int j = g, marked = 0; j < x->n && marked < size; j++) {
         if (x->group[j] != g) continue;
         x->end[j] = last + t;
         x->state[j] = DONE;
+        /* Ranks sharing a GPU sum with kernels on its SMs: its compute waits for them. */
+        int gpu = x->gpu[x->s->steps[j].device];
+        if (shared && x->compute_free[gpu] < x->end[j]) x->compute_free[gpu] = x->end[j];
         marked++;
     }
 }
@@ -412,6 +437,48 @@ static int sim_iterate(struct sim *x)
         done = now;
     }
     return PB_OK;
+}
+
+/* Logical devices sharing a GPU run their kernels interleaved wherever both have
+ * work: a compute step whose time from ready to end overlaps that of a compute step
+ * of another logical device on its GPU (in the replay just made, where the GPU ran
+ * them one after the other) is priced at the profile's measured slowdown for its
+ * rows (the tp table for tensor-parallel halves). Returns 1 when any step was marked
+ * (the caller replays again). */
+static int mark_shared_compute(struct sim *x)
+{
+    const struct shared_compute_profile *sc = &x->prof->shared_compute;
+    if (sc->layers.n <= 0 && sc->tp.n <= 0) return 0;
+    int marked = 0;
+    for (int i = 0; i < x->n; i++) {
+        const struct step *a = &x->s->steps[i];
+        if (!is_compute(a->kind)) continue;
+        for (int j = 0; j < x->n; j++) {
+            const struct step *b = &x->s->steps[j];
+            if (j == i || !is_compute(b->kind) || b->device == a->device || x->gpu[b->device] != x->gpu[a->device])
+                continue;
+            if (x->ready[i] < x->end[j] && x->ready[j] < x->end[i]) {
+                /* tensor-parallel halves (whole-layer steps are never sharded: sim_step_call) */
+                int tp = x->s->tp_world > 1 && a->kind != STEP_LAYERS;
+                x->slow[i] = shared_slowdown_at(tp ? &sc->tp : &sc->layers, a->rows > 0 ? a->rows : 1);
+                marked = 1;
+                break;
+            }
+        }
+    }
+    return marked;
+}
+
+/* Back to the start of the replay, keeping the index and the slowdowns. */
+static void sim_rewind(struct sim *x)
+{
+    int nd = x->s->n_devices > 0 ? x->s->n_devices : 1;
+    memset(x->state, 0, (size_t)x->n * sizeof *x->state);
+    memset(x->start, 0, (size_t)x->n * sizeof *x->start);
+    memset(x->end, 0, (size_t)x->n * sizeof *x->end);
+    memset(x->h2d_start, 0, (size_t)x->n * sizeof *x->h2d_start);
+    memset(x->h2d_end, 0, (size_t)x->n * sizeof *x->h2d_end);
+    memset(x->compute_free, 0, (size_t)nd * 4 * sizeof *x->compute_free);
 }
 
 /* ---- records ------------------------------------------------------------------ */
@@ -508,6 +575,13 @@ static int simulate_shifted(const struct device_profile *prof, const struct mode
     int rc = sim_alloc(&x);
     if (rc == PB_OK) rc = sim_index(&x);
     if (rc == PB_OK) rc = sim_iterate(&x);
+    int one_gpu = 0;   /* any two logical devices on one GPU, whatever their groups */
+    for (int a = 0; a < s->n_devices; a++)
+        for (int b = 0; b < a; b++) one_gpu |= x.gpu[a] == x.gpu[b];
+    if (rc == PB_OK && one_gpu && mark_shared_compute(&x)) {
+        sim_rewind(&x);
+        rc = sim_iterate(&x);
+    }
     double length = 0;
     for (int i = 0; rc == PB_OK && i < x.n; i++) length = fmax(length, x.end[i]);
     /* Every iteration is the same replay: the executor waits for one to end before

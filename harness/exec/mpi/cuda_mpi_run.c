@@ -151,6 +151,9 @@ static int setup(struct mpi_run *run)
     PB_TRY(mpi_world_agree(run->w, rc, "choosing GPUs"));
     PB_TRY(nccl_init(run));
     char why[256] = "";
+    struct cupti_mode mode;
+    PB_TRY(mpi_world_agree(run->w, cupti_mode_parse(getenv("PB_CUPTI_MODE"), &mode), "reading PB_CUPTI_MODE"));
+    cupti_set_mode(&mode);
     cupti_set_detail(run->o->profile_steps);
     run->cupti_on = !run->o->no_cupti && cupti_start(why, sizeof why) == PB_OK;
     if (!run->o->no_cupti && !run->cupti_on)
