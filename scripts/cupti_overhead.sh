@@ -7,7 +7,8 @@
 # Columns: the variant; the timed p50 (CUPTI paused) and the profiled p50 of the
 # same run, and their difference (cupti +%, summary.csv's cupti_overhead_pct);
 # the profiled p50 against the --no-cupti run's p50 (vs untraced +%). Logs and
-# results folders are kept under OUT.
+# results folders are kept under OUT. CUPTI_VARIANTS (a comma list of the names
+# below, e.g. "kernel,default step,default" separated by spaces) runs only those.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/cupti_overhead.sh OUT [MODEL]}
@@ -48,6 +49,7 @@ point() {   # name, point args...
     printf '%-10s %-24s %10.3f %12s %9s %16s\n' "$name" "--no-cupti" "$untraced" - - -
     for v in "${variants[@]}"; do
         IFS='|' read -r vname mode flags <<< "$v"
+        if [ -n "${CUPTI_VARIANTS:-}" ] && [[ " $CUPTI_VARIANTS " != *" $vname "* ]]; then continue; fi
         local dir="$out/$name-${vname//,/-}"
         # shellcheck disable=SC2086
         if ! PB_CUPTI_MODE=$mode build/bench -m "$model" "$@" $flags --out "$dir" > "$dir.log" 2>&1; then
