@@ -152,3 +152,26 @@ TEST(test_tp_is_judged_by_relative_error_not_its_largest_difference)
     free(c);
     run_reference_free(&ref);
 }
+
+TEST(test_tp_whose_greedy_tokens_part_from_singles_is_said_not_judged)
+{
+    struct reference ref = {0};
+    static struct placement sharded;
+    sharded.tensor_parallel = 1;
+    struct point_result single = {.strategy = "single", .decode_tokens = 4, .w = {.batch = 2}},
+                        tp = {.strategy = "tp", .placement = &sharded, .decode_tokens = 4, .w = {.batch = 2}},
+                        naive = {.strategy = "naive", .decode_tokens = 4, .w = {.batch = 2}};
+    uint16_t *a = calloc(4, sizeof *a), *b = calloc(4, sizeof *b), *c = calloc(4, sizeof *c);
+    int *ta = malloc(2 * sizeof *ta), *tb = malloc(2 * sizeof *tb), *tc = malloc(2 * sizeof *tc);
+    ta[0] = tb[0] = tc[0] = 3;
+    ta[1] = 5;
+    tb[1] = tc[1] = 6;   /* the second sequence's last token differs */
+    b[0] = c[0] = 0x4100;
+    run_reference_or_check(&single, &ref, &a, 2, 2, &ta);
+    run_reference_or_check(&tp, &ref, &b, 2, 2, &tb);
+    CHECK(tp.tokens_parted && !tp.logits_checked);
+    run_reference_or_check(&naive, &ref, &c, 2, 2, &tc);   /* a sequential strategy must match bit for bit */
+    CHECK(!naive.tokens_parted && naive.logits_checked && !naive.logits_match);
+    free(b), free(c), free(tb), free(tc);
+    run_reference_free(&ref);
+}

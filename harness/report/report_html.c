@@ -98,7 +98,8 @@ static void summary_table(FILE *f, const struct point_result *r, int n, const ch
             else snprintf(buf, sizeof buf, "unknown / %.0f%%", 100 * p->gpipe_bound);
         }
         text_cell(f, buf, 0);
-        if (!p->logits_checked) snprintf(buf, sizeof buf, "not checked");
+        if (p->tokens_parted) snprintf(buf, sizeof buf, "greedy tokens part from single's (not judged)");
+        else if (!p->logits_checked) snprintf(buf, sizeof buf, "not checked");
         else if (p->logits_match && p->tolerance == 0) snprintf(buf, sizeof buf, "bit-identical");
         else if (p->tolerance == 0) snprintf(buf, sizeof buf, "%s (max diff %.3g)", p->logits_match ? "match" : "DIFFER", p->max_abs_diff);
         else snprintf(buf, sizeof buf, "%s (rel error %.2g, bar %g)", p->logits_match ? "within tolerance" : "DIFFER",

@@ -353,6 +353,7 @@ static cJSON *point_json(const struct point_result *r)
     cJSON *chk = cJSON_AddObjectToObject(o, "logits_check");
     cJSON_AddBoolToObject(chk, "checked", r->logits_checked);
     cJSON_AddBoolToObject(chk, "match", r->logits_match);
+    cJSON_AddBoolToObject(chk, "tokens_parted", r->tokens_parted);
     add_num(chk, "max_abs_diff", r->logits_checked ? r->max_abs_diff : NAN);
     add_num(chk, "rel_error", r->logits_checked ? r->rel_error : NAN);
     cJSON_AddNumberToObject(chk, "tolerance", r->tolerance);

@@ -46,6 +46,8 @@ struct point_result {
     int logits_match;              /* bit-identical (sequential, pipeline) or within tolerance (tp) */
     double max_abs_diff;
     double rel_error;              /* ||logits - single's|| / ||single's|| */
+    int tokens_parted;             /* tp, hybrid in generate mode: greedy tokens other than single's
+                                    * (another rounding order; the logits are then not compared) */
     double tolerance;              /* 0: bit for bit; else the bar on rel_error (tp, hybrid) */
     int graph;                     /* prefill or decode passes replayed from a CUDA graph */
     char logits_fnv1a[17];         /* FNV-1a 64 of the logits' bf16 bits (and greedy tokens), hex:

@@ -366,6 +366,7 @@ void sweep_print_row(const struct sweep *s, const struct point_result *r)
     }
     char check[96];
     if (r->predicted) snprintf(check, sizeof check, "predicted");
+    else if (r->tokens_parted) snprintf(check, sizeof check, "tokens part from single's (not judged)");
     else if (!r->logits_checked) snprintf(check, sizeof check, "not checked");
     else if (r->tolerance == 0) snprintf(check, sizeof check, "%s (max diff %g)", r->logits_match ? "identical" : "DIFFER", r->max_abs_diff);
     else snprintf(check, sizeof check, "%s (rel error %.2g, bar %g; max diff %g)", r->logits_match ? "within tol" : "DIFFER", r->rel_error, r->tolerance, r->max_abs_diff);
