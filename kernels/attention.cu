@@ -239,6 +239,9 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
 }
 
 /* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+/* Splits the last block combines with the splits' factors in shared memory (up to
+ * 32768 keys at 128 a block); beyond, a serial loop with the same sums. */
+#define COMBINE_MAX 256
 /* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
 __host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
 
@@ -424,6 +427,39 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     __syncthreads();
     if (!is_last) return;
     __threadfence();
+    if (n <= COMBINE_MAX) {
+        /* the same sums as the serial loop below, in the same order, with the splits'
+         * max and sum loaded by all threads at once (one round trip, not n) and each
+         * split's factor computed once into shared memory */
+        __shared__ float cf[COMBINE_MAX], cl[COMBINE_MAX], cmax[DEC_WARPS];
+        float mx = -INFINITY;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            const float mi = __ldcg(all + (size_t)i * (D + 2));
+            cf[i] = mi;
+            cl[i] = __ldcg(all + (size_t)i * (D + 2) + 1);
+            mx = fmaxf(mx, mi);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        if (lane == 0) cmax[warp] = mx;
+        __syncthreads();
+        float Mx = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++) Mx = fmaxf(Mx, cmax[w]);
+        for (int i = threadIdx.x; i < n; i += blockDim.x) cf[i] = exp2f(cf[i] - Mx);
+        __syncthreads();
+        for (int d = threadIdx.x; d < D; d += blockDim.x) {
+            float num = 0.0f, den = 0.0f;
+#pragma unroll 8
+            for (int i = 0; i < n; i++) {
+                const float f = cf[i];
+                den += cl[i] * f;
+                num += __ldcg(all + (size_t)i * (D + 2) + 2 + d) * f;
+            }
+            a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
+        }
+        return;
+    }
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float Mx = -INFINITY;
         for (int i = 0; i < n; i++) Mx = fmaxf(Mx, __ldcg(all + (size_t)i * (D + 2)));

@@ -1,5 +1,6 @@
 /* Linear layers through cuBLASLt (prefill) and our GEMV (one-token steps); see gemm.h. */
 #include "gemm.h"
+#include "gemv_bulk.h"
 #include "cuda_check.h"
 #include "pdl.h"
 #include "row_norm.cuh"
@@ -408,12 +409,167 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
 }
 
+/* The same GEMV with each lane's weight vectors copied by cp.async into its own
+ * slots of a ring of S groups in shared memory (GEMV_STREAM_ASYNC): S - 1 groups
+ * of U vectors a weight row stay in flight while the lane multiplies the oldest,
+ * and the copies hold no registers, so more bytes are in flight per SM than the
+ * register kernel's one group. A lane reads back only what it copied itself, so
+ * cp.async.wait_group is the only synchronisation. The vectors, their order and
+ * the sums are gemv_kernel's: the same bits. The first S - 1 groups are requested
+ * before pdl_wait. Ring layout [S][U][P][threads] of 16 bytes: a warp's lanes hit
+ * consecutive addresses. */
+template <int ROWS, int U, int MODE, bool NORM>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
+                  int accumulate, const bf16 *__restrict__ norm_w, float eps, int S)
+{
+    constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;
+    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
+    extern __shared__ __align__(16) uint4 ring[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int col = (blockIdx.x * GEMV_WARPS + warp) * C;
+    const int m0 = blockIdx.y * ROWS;
+    const int kv = k / 8;
+    const int groups = (kv + 32 * U - 1) / (32 * U);
+    const uint4 *wr[P];
+#pragma unroll
+    for (int q = 0; q < P; q++) {
+        int row = MODE == GEMV_SWIGLU ? q * n + min(col, n - 1) : min(col + q, n - 1);
+        wr[q] = (const uint4 *)(w + (size_t)row * k);
+    }
+    auto slot = [&](int st, int u, int q) { return ring + ((size_t)(st * U + u) * P + q) * (GEMV_WARPS * 32) + threadIdx.x; };
+    auto issue = [&](int g) {  /* group g into slot g % S, one commit group either way */
+        if (g < groups) {
+            const int st = g % S;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int v = g * 32 * U + u * 32 + lane;
+                if (v < kv)
+#pragma unroll
+                    for (int q = 0; q < P; q++) {
+                        unsigned d = (unsigned)__cvta_generic_to_shared(slot(st, u, q));
+                        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(d), "l"(wr[q] + v));
+                    }
+            }
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    for (int g = 0; g < S - 1; g++) issue(g);
+    pdl_wait();
+    pdl_trigger();
+    const uint4 *xr[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+    const uint4 *nw = (const uint4 *)norm_w;
+    float inv[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
+    if (NORM) {
+        static_assert(GEMV_WARPS * 32 == NORM_THREADS, "k_rmsnorm's partition of the row");
+        __shared__ float red[32];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
+    }
+    if (col >= n) {
+        asm volatile("cp.async.wait_all;\n" ::: "memory");  /* no copy outlives its warp */
+        return;
+    }
+    float acc[P][ROWS];
+#pragma unroll
+    for (int q = 0; q < P; q++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        issue(g + S - 1);
+        /* all but the newest S - 1 commit groups done: group g has landed */
+        switch (S) {
+        case 2: asm volatile("cp.async.wait_group 1;\n" ::: "memory"); break;
+        case 3: asm volatile("cp.async.wait_group 2;\n" ::: "memory"); break;
+        case 4: asm volatile("cp.async.wait_group 3;\n" ::: "memory"); break;
+        case 5: asm volatile("cp.async.wait_group 4;\n" ::: "memory"); break;
+        case 6: asm volatile("cp.async.wait_group 5;\n" ::: "memory"); break;
+        case 7: asm volatile("cp.async.wait_group 6;\n" ::: "memory"); break;
+        default: asm volatile("cp.async.wait_group 7;\n" ::: "memory"); break;
+        }
+        const int st = g % S, base = g * 32 * U + lane;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (base + u * 32 >= kv) break;
+            float wf[P][8];
+#pragma unroll
+            for (int q = 0; q < P; q++) norm_unpack8(*slot(st, u, q), wf[q]);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                float xf[8];
+                uint4 xv = __ldg(xr[r] + base + u * 32);
+                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
+                norm_unpack8(xv, xf);
+#pragma unroll
+                for (int q = 0; q < P; q++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
+            }
+        }
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");  /* the empty groups past the end */
+#pragma unroll
+    for (int q = 0; q < P; q++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++)
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            if (m0 + r >= m) break;
+            bf16 *out = y + (size_t)(m0 + r) * n + col;
+            if (MODE == GEMV_SWIGLU) {
+                float g = __bfloat162float(__float2bfloat16(acc[0][r]));
+                float u = __bfloat162float(__float2bfloat16(acc[P - 1][r]));
+                float silu = __bfloat162float(__float2bfloat16(g / (1.0f + expf(-g))));
+                *out = __float2bfloat16(silu * u);
+            } else {
+#pragma unroll
+                for (int q = 0; q < C; q++) {
+                    if (col + q >= n) break;
+                    float v = acc[q][r];
+                    if (accumulate) v += __bfloat162float(out[q]);
+                    out[q] = __float2bfloat16(v);
+                }
+            }
+        }
+    }
+}
+
 template <int ROWS, int U, int MODE, bool NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     dim3 grid((n + GEMV_WARPS * C - 1) / (GEMV_WARPS * C), blocks_y);
+    const struct gemv_stream_cfg c = gemm_rows_stream();
+    if (c.mode == GEMV_STREAM_ASYNC) {
+        constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;
+        if (c.stages < 2 || c.stages > 8)
+            return pb_fail("gemm_rows: %d cp.async stages (2-8)", c.stages);
+        const size_t smem = (size_t)c.stages * U * P * GEMV_WARPS * 32 * 16;
+        static int raised[64];  /* per device: the dynamic shared-memory limit this kernel was raised to */
+        int dev = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        if (dev < 0 || dev >= 64) return pb_fail("gemm_rows: device %d", dev);
+        if ((int)smem > raised[dev]) {
+            cudaCheck(cudaFuncSetAttribute(gemv_async_kernel<ROWS, U, MODE, NORM>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            /* the unified memory as shared memory, or the ring leaves one block an SM */
+            cudaCheck(cudaFuncSetAttribute(gemv_async_kernel<ROWS, U, MODE, NORM>,
+                                           cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           cudaSharedmemCarveoutMaxShared));
+            raised[dev] = (int)smem;
+        }
+        cudaCheck(pdl_launch(gemv_async_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), smem, s, pdl, x, w,
+                             y, m, n, k, accumulate, norm_w, eps, c.stages));
+        return PB_OK;
+    }
     cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
                          k, accumulate, norm_w, eps));
     return PB_OK;
@@ -425,6 +581,21 @@ static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 
 
 int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0; }
 
+/* The cp.async path: U vectors a group at every row count. */
+template <int U, int MODE, bool NORM>
+static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
+                       float eps, cudaStream_t s, int pdl)
+{
+    switch (gemv_block_rows(m)) {
+    case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 4: return gemv_launch<4, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    default:
+        return gemv_launch<GEMV_ROWS, U, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+                                                      norm_w, eps, s, pdl);
+    }
+}
+
 template <int MODE, bool NORM>
 static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
                      float eps, cudaStream_t s, int pdl)
@@ -433,6 +604,14 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
         return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
+    if (gemv_bulk_fits(m, k))  /* the same bits, the weights through shared memory */
+        return gemv_bulk(x, w, y, m, n, k, accumulate, MODE == GEMV_SWIGLU, NORM ? norm_w : NULL, eps, s, pdl);
+    if (gemm_rows_stream().mode == GEMV_STREAM_ASYNC) {  /* U: the setting's vectors a group and weight row */
+        const int vecs = gemm_rows_stream().vecs;
+        if (vecs != 2 && vecs != 4) return pb_fail("gemm_rows: %d cp.async vectors a group (2 or 4)", vecs);
+        return vecs == 2 ? gemv_rows_u<2, MODE, NORM>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl)
+                         : gemv_rows_u<4, MODE, NORM>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    }
     constexpr int U = MODE == GEMV_PLAIN ? 8 : 4;  /* two weight rows per warp: as many bytes in flight */
     switch (gemv_block_rows(m)) {
     case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);

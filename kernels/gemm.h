@@ -73,6 +73,23 @@ int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, 
 int gemm_rows_cols_per_warp(int n);
 int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
+/* How the GEMV streams its weights, for the whole process (benchmarks compare the
+ * settings; the bits are the same for all of them):
+ *  - GEMV_STREAM_REGISTERS (the default): each lane's loads through registers,
+ *    one group of them in flight (gemm.cu's gemv_kernel);
+ *  - GEMV_STREAM_BULK: for 1-8 rows and K a multiple of 256, bulk copies into a
+ *    ring of `stages` shared-memory buffers a warp, each of 32 x `vecs` 16-byte
+ *    vectors a weight row, in blocks_per_sm x SMs blocks (gemv_bulk.cu);
+ *  - GEMV_STREAM_ASYNC: gemv_kernel's blocks, each lane's vectors copied by
+ *    cp.async into a ring of `stages` groups of `vecs` (2 or 4) vectors a weight row. */
+#define GEMV_STREAM_REGISTERS 0
+#define GEMV_STREAM_BULK 1
+#define GEMV_STREAM_ASYNC 2
+struct gemv_stream_cfg {
+    int mode, stages, vecs, blocks_per_sm;
+};
+void gemm_rows_set_stream(struct gemv_stream_cfg c);
+struct gemv_stream_cfg gemm_rows_stream(void);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
  * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
  * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each block
@@ -92,6 +109,20 @@ int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y
 int gemm_skinny_col_tiles(int m);
 int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int mt, cudaStream_t s, int pdl = 0);
+/* How gemm_skinny (and gemm_skinny_swiglu) streams its weights, for the whole
+ * process (benchmarks compare; the bits are the same): bulk 0 through registers,
+ * bulk 1 a block's weight rows copied a K slab at a time (8 x vecs chunks of 32
+ * columns) into a ring of `stages` slabs in shared memory (gemm_skinny_bulk.cu). */
+struct skinny_stream_cfg {
+    int bulk, stages, vecs;
+    int mt;  /* bulk: column tiles a block for gemm_skinny (0: gemm_skinny_col_tiles) */
+};
+void gemm_skinny_set_stream(struct skinny_stream_cfg c);
+struct skinny_stream_cfg gemm_skinny_stream(void);
+/* The bulk version itself, mt column tiles a block (swiglu: the gate-up product
+ * into act, as gemm_skinny_swiglu), whatever the process setting's bulk flag. */
+int gemm_skinny_bulk(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                     int accumulate, int mt, int swiglu, cudaStream_t s, int pdl = 0);
 /* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 weight rows
  * a block, all its rows of X (up to 64 a block, or 128 with row_tile 128), K split
  * over a thread-block cluster of gemm_stream_splits(n, k, swiglu) blocks and summed

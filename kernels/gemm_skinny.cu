@@ -230,17 +230,21 @@ int gemm_skinny_col_tiles(int m) { return m <= 8 ? 1 : 2; }
 int gemm_skinny_mt(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int mt,
                    cudaStream_t s, int pdl)
 {
+    if (gemm_skinny_stream().bulk) return gemm_skinny_bulk(x, w, y, m, n, k, accumulate, mt, 0, s, pdl);
     if (mt == 2) return skinny_rows<2, false>(x, w, y, m, n, k, accumulate, s, pdl);
     return skinny_rows<1, false>(x, w, y, m, n, k, accumulate, s, pdl);
 }
 
 int gemm_skinny(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
 {
-    return gemm_skinny_mt(x, w, y, m, n, k, accumulate, gemm_skinny_col_tiles(m), s, pdl);
+    const struct skinny_stream_cfg c = gemm_skinny_stream();
+    int mt = c.bulk && c.mt ? c.mt : gemm_skinny_col_tiles(m);  /* the same bits either way */
+    return gemm_skinny_mt(x, w, y, m, n, k, accumulate, mt, s, pdl);
 }
 
 int gemm_skinny_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                        int pdl)
 {
+    if (gemm_skinny_stream().bulk) return gemm_skinny_bulk(x, w_gate_up, act, m, inter, k, 0, 2, 1, s, pdl);
     return skinny_rows<2, true>(x, w_gate_up, act, m, inter, k, 0, s, pdl);
 }
