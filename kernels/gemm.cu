@@ -1,7 +1,7 @@
 /* Linear layers through cuBLASLt (prefill) and our GEMV (one-token steps); see gemm.h. */
 #include "gemm.h"
-#include "gemv_bulk.h"
 #include "cuda_check.h"
+#include "mma.cuh"
 #include "pdl.h"
 #include "row_norm.cuh"
 #include <math.h>
@@ -269,6 +269,11 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
 }
 
 /* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
+static struct gemv_stream_cfg g_gemv_stream = {DECODE_STREAM_REGISTERS, 4, 4, 0};
+
+void gemm_rows_set_stream(struct gemv_stream_cfg c) { g_gemv_stream = c; }
+struct gemv_stream_cfg gemm_rows_stream(void) { return g_gemv_stream; }
+
 #define GEMV_ROWS 8
 #define GEMV_WARPS 8
 /* The folded norm is for the few rows of a decode step: each block computes its
@@ -410,7 +415,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 }
 
 /* The same GEMV with each lane's weight vectors copied by cp.async into its own
- * slots of a ring of S groups in shared memory (GEMV_STREAM_ASYNC): S - 1 groups
+ * slots of a ring of S groups in shared memory (DECODE_STREAM_ASYNC): S - 1 groups
  * of U vectors a weight row stay in flight while the lane multiplies the oldest,
  * and the copies hold no registers, so more bytes are in flight per SM than the
  * register kernel's one group. A lane reads back only what it copied itself, so
@@ -446,13 +451,10 @@ gemv_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *
                 const int v = g * 32 * U + u * 32 + lane;
                 if (v < kv)
 #pragma unroll
-                    for (int q = 0; q < P; q++) {
-                        unsigned d = (unsigned)__cvta_generic_to_shared(slot(st, u, q));
-                        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(d), "l"(wr[q] + v));
-                    }
+                    for (int q = 0; q < P; q++) cp_async16_ordered(slot(st, u, q), wr[q] + v);
             }
         }
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
     };
     for (int g = 0; g < S - 1; g++) issue(g);
     pdl_wait();
@@ -481,16 +483,7 @@ gemv_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
     for (int g = 0; g < groups; g++) {
         issue(g + S - 1);
-        /* all but the newest S - 1 commit groups done: group g has landed */
-        switch (S) {
-        case 2: asm volatile("cp.async.wait_group 1;\n" ::: "memory"); break;
-        case 3: asm volatile("cp.async.wait_group 2;\n" ::: "memory"); break;
-        case 4: asm volatile("cp.async.wait_group 3;\n" ::: "memory"); break;
-        case 5: asm volatile("cp.async.wait_group 4;\n" ::: "memory"); break;
-        case 6: asm volatile("cp.async.wait_group 5;\n" ::: "memory"); break;
-        case 7: asm volatile("cp.async.wait_group 6;\n" ::: "memory"); break;
-        default: asm volatile("cp.async.wait_group 7;\n" ::: "memory"); break;
-        }
+        cp_async_wait_dyn(S - 1);  /* all but the newest S - 1 commit groups: group g has landed */
         const int st = g % S, base = g * 32 * U + lane;
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -548,7 +541,7 @@ static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int 
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     dim3 grid((n + GEMV_WARPS * C - 1) / (GEMV_WARPS * C), blocks_y);
     const struct gemv_stream_cfg c = gemm_rows_stream();
-    if (c.mode == GEMV_STREAM_ASYNC) {
+    if (c.mode == DECODE_STREAM_ASYNC) {
         constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;
         if (c.stages < 2 || c.stages > 8)
             return pb_fail("gemm_rows: %d cp.async stages (2-8)", c.stages);
@@ -604,9 +597,7 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
         return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
-    if (gemv_bulk_fits(m, k))  /* the same bits, the weights through shared memory */
-        return gemv_bulk(x, w, y, m, n, k, accumulate, MODE == GEMV_SWIGLU, NORM ? norm_w : NULL, eps, s, pdl);
-    if (gemm_rows_stream().mode == GEMV_STREAM_ASYNC) {  /* U: the setting's vectors a group and weight row */
+    if (gemm_rows_stream().mode == DECODE_STREAM_ASYNC) {  /* U: the setting's vectors a group and weight row */
         const int vecs = gemm_rows_stream().vecs;
         if (vecs != 2 && vecs != 4) return pb_fail("gemm_rows: %d cp.async vectors a group (2 or 4)", vecs);
         return vecs == 2 ? gemv_rows_u<2, MODE, NORM>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl)

@@ -73,20 +73,20 @@ int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, 
 int gemm_rows_cols_per_warp(int n);
 int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
-/* How the GEMV streams its weights, for the whole process (benchmarks compare the
- * settings; the bits are the same for all of them):
- *  - GEMV_STREAM_REGISTERS (the default): each lane's loads through registers,
- *    one group of them in flight (gemm.cu's gemv_kernel);
- *  - GEMV_STREAM_BULK: for 1-8 rows and K a multiple of 256, bulk copies into a
- *    ring of `stages` shared-memory buffers a warp, each of 32 x `vecs` 16-byte
- *    vectors a weight row, in blocks_per_sm x SMs blocks (gemv_bulk.cu);
- *  - GEMV_STREAM_ASYNC: gemv_kernel's blocks, each lane's vectors copied by
- *    cp.async into a ring of `stages` groups of `vecs` (2 or 4) vectors a weight row. */
-#define GEMV_STREAM_REGISTERS 0
-#define GEMV_STREAM_BULK 1
-#define GEMV_STREAM_ASYNC 2
+/* How the decode kernels stream their weights, for the whole process (benchmarks
+ * compare the settings; the bits are the same for all of them):
+ *  - DECODE_STREAM_REGISTERS (the default): each lane's loads through registers,
+ *    one group of them in flight a warp;
+ *  - DECODE_STREAM_ASYNC: the same blocks and lanes, each lane's 16-byte vectors
+ *    copied by cp.async into its own slots of a ring of `stages` groups in shared
+ *    memory, `vecs` vectors a group and weight row (GEMV: 2 or 4; gemm_skinny:
+ *    chunks a group, 1 to 4), so stages - 1 groups stay in flight while it multiplies.
+ * (Bulk copies by the TMA engine into per-warp or per-block rings were slower at
+ * every setting tried: docs/PERF.md.) */
+#define DECODE_STREAM_REGISTERS 0
+#define DECODE_STREAM_ASYNC 2
 struct gemv_stream_cfg {
-    int mode, stages, vecs, blocks_per_sm;
+    int mode, stages, vecs, unused;
 };
 void gemm_rows_set_stream(struct gemv_stream_cfg c);
 struct gemv_stream_cfg gemm_rows_stream(void);
@@ -109,20 +109,14 @@ int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y
 int gemm_skinny_col_tiles(int m);
 int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int mt, cudaStream_t s, int pdl = 0);
-/* How gemm_skinny (and gemm_skinny_swiglu) streams its weights, for the whole
- * process (benchmarks compare; the bits are the same): bulk 0 through registers,
- * bulk 1 a block's weight rows copied a K slab at a time (8 x vecs chunks of 32
- * columns) into a ring of `stages` slabs in shared memory (gemm_skinny_bulk.cu). */
+/* How gemm_skinny (and gemm_skinny_swiglu) streams its weights (gemv_stream_cfg's
+ * modes), for the whole process; mt: column tiles a block for gemm_skinny (0:
+ * gemm_skinny_col_tiles). The bits are the same for every setting. */
 struct skinny_stream_cfg {
-    int bulk, stages, vecs;
-    int mt;  /* bulk: column tiles a block for gemm_skinny (0: gemm_skinny_col_tiles) */
+    int mode, stages, vecs, mt;
 };
 void gemm_skinny_set_stream(struct skinny_stream_cfg c);
 struct skinny_stream_cfg gemm_skinny_stream(void);
-/* The bulk version itself, mt column tiles a block (swiglu: the gate-up product
- * into act, as gemm_skinny_swiglu), whatever the process setting's bulk flag. */
-int gemm_skinny_bulk(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
-                     int accumulate, int mt, int swiglu, cudaStream_t s, int pdl = 0);
 /* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 weight rows
  * a block, all its rows of X (up to 64 a block, or 128 with row_tile 128), K split
  * over a thread-block cluster of gemm_stream_splits(n, k, swiglu) blocks and summed

@@ -216,7 +216,7 @@ int main(int argc, char **argv)
     CU(cudaDeviceSynchronize());
 
     /* version: 0 GEMV, 1 skinny, 2 stream; for stream: splits, row tile, prefetch;
-     * for the GEMV its weight stream (registers, or bulk copies: stages, vectors a
+     * for the GEMV and skinny their weight stream (registers, or cp.async rings: stages, vectors a
      * lane a buffer, blocks an SM) */
     struct version {
         const char *name;
@@ -225,31 +225,32 @@ int main(int argc, char **argv)
         struct skinny_stream_cfg ss;
         int mt;  /* skinny: column tiles a block (0: gemm_skinny's choice) */
     };
-    const struct gemv_stream_cfg regs = {GEMV_STREAM_REGISTERS, 4, 4, 1};
-    const struct skinny_stream_cfg sregs = {0, 4, 2, 0};
+    const struct gemv_stream_cfg regs = {DECODE_STREAM_REGISTERS, 4, 4, 1};
+    const struct skinny_stream_cfg sregs = {DECODE_STREAM_REGISTERS, 4, 2, 0};
     std::vector<version> vs = {{"gemv regs", 0, 0, 0, 0, 0, regs, sregs, 0},
                                {"gemv regs pdl", 0, 0, 0, 0, 1, regs, sregs, 0},
                                {"skinny", 1, 0, 0, 0, 0, regs, sregs, 0},
                                {"skinny pdl", 1, 0, 0, 0, 1, regs, sregs, 0}};
-    const struct skinny_stream_cfg sbulks[] = {{1, 4, 2, 0}, {1, 3, 2, 0}, {1, 6, 1, 0}, {1, 2, 4, 0}, {1, 3, 3, 0}, {1, 4, 1, 0}};
-    for (const struct skinny_stream_cfg &b : sbulks)
+    const struct skinny_stream_cfg sasync[] = {{DECODE_STREAM_ASYNC, 3, 1, 0}, {DECODE_STREAM_ASYNC, 4, 1, 0},
+                                               {DECODE_STREAM_ASYNC, 6, 1, 0}, {DECODE_STREAM_ASYNC, 3, 2, 0},
+                                               {DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 2, 4, 0}};
+    for (const struct skinny_stream_cfg &b : sasync)
         for (int mt = 1; mt <= 2; mt++) {
             char *nm = (char *)malloc(48);
-            snprintf(nm, 48, "skinny bulk s%d v%d mt%d pdl", b.stages, b.vecs, mt);
+            snprintf(nm, 48, "skinny async s%d v%d mt%d pdl", b.stages, b.vecs, mt);
             vs.push_back({nm, 1, 0, 0, 0, 1, regs, b, mt});
         }
     /* the GEMV's other weight streams; mt here: columns a warp (0: gemm_rows' choice) */
     vs.push_back({"gemv regs 1col pdl", 0, 0, 0, 0, 1, regs, sregs, 1});
     vs.push_back({"gemv regs 2col pdl", 0, 0, 0, 0, 1, regs, sregs, 2});
     const struct gemv_stream_cfg streams[] = {
-        {GEMV_STREAM_BULK, 2, 4, 2},  {GEMV_STREAM_ASYNC, 2, 4, 0}, {GEMV_STREAM_ASYNC, 3, 4, 0},
-        {GEMV_STREAM_ASYNC, 4, 4, 0}, {GEMV_STREAM_ASYNC, 3, 2, 0}, {GEMV_STREAM_ASYNC, 4, 2, 0},
-        {GEMV_STREAM_ASYNC, 6, 2, 0}, {GEMV_STREAM_ASYNC, 8, 2, 0}};
+        {DECODE_STREAM_ASYNC, 2, 4, 0}, {DECODE_STREAM_ASYNC, 3, 4, 0}, {DECODE_STREAM_ASYNC, 4, 4, 0},
+        {DECODE_STREAM_ASYNC, 3, 2, 0}, {DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 6, 2, 0},
+        {DECODE_STREAM_ASYNC, 8, 2, 0}};
     for (const struct gemv_stream_cfg &b : streams)
-        for (int cols = 0; cols <= (b.mode == GEMV_STREAM_ASYNC ? 2 : 0); cols++) {
+        for (int cols = 1; cols <= 2; cols++) {
             char *nm = (char *)malloc(48);
-            snprintf(nm, 48, "gemv %s s%d v%d%s pdl", b.mode == GEMV_STREAM_BULK ? "bulk" : "async", b.stages, b.vecs,
-                     cols == 1 ? " 1col" : cols == 2 ? " 2col" : "");
+            snprintf(nm, 48, "gemv async s%d v%d %dcol pdl", b.stages, b.vecs, cols);
             vs.push_back({nm, 0, 0, 0, 0, 1, b, sregs, cols});
         }
     const int splits[5] = {1, 2, 3, 4, 8};
@@ -278,9 +279,6 @@ int main(int argc, char **argv)
                 int sp = v.splits < 0 ? auto_s : v.splits;
                 if (v.kind == 0) gemm_rows_set_stream(v.gs);
                 if (v.kind == 1) gemm_skinny_set_stream(v.ss);
-                if (v.kind == 0 && v.gs.mode == GEMV_STREAM_BULK && s.swiglu &&
-                    2 * 8 * v.gs.stages * 32 * v.gs.vecs * 16 > 226 * 1024)
-                    continue;  /* two weight streams: the buffers do not fit */
                 if (v.kind == 0 && v.mt && s.swiglu) continue;  /* SwiGLU: a gate and an up row a warp */
                 auto launch = [&](const bf16 *w, bf16 *out, int mr, int pdl) {
                     if (v.kind == 0)

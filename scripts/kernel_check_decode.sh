@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # On a GPU machine, from a folder holding test_gpu, bench_kernels and
-# bench_decode_gemm (built elsewhere): the tests of the bulk-copy decode kernels
-# first (a hang there must not eat the benchmarks' time), then the kernel-core
-# benchmarks, the GPU suite and compute-sanitizer over the new kernels; each step
-# under its own limit, logs under OUT, a short summary last (docs/PERF.md, issue 16).
-#   scripts/kernel_check_bulk.sh OUT MODEL [BUDGET_SECONDS]
+# bench_decode_gemm (built elsewhere; BIN= that folder, default .): the tests of
+# issue 16's new decode kernels first (a hang there must not eat the benchmarks'
+# time), then the kernel-core benchmarks, the GPU suite and compute-sanitizer over
+# the new kernels; each step under its own limit, logs under OUT, a short summary
+# last (docs/PERF.md). STEPS picks the steps; DECODE_ONLY=1 skips bench_decode_gemm's
+# prefill candidates.
+#   scripts/kernel_check_decode.sh OUT MODEL [BUDGET_SECONDS]
 set -uo pipefail
-out=${1:?usage: kernel_check_bulk.sh OUT MODEL [BUDGET_SECONDS]}
+out=${1:?usage: kernel_check_decode.sh OUT MODEL [BUDGET_SECONDS]}
 model=${2:?model json}
 budget=${3:-310}
 bin=${BIN:-.}
@@ -29,20 +31,20 @@ nvidia-smi -L > "$out/gpu.txt" 2>&1
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv >> "$out/gpu.txt" 2>&1
 for s in ${STEPS:-tests bench_kernels bench_decode_gemm test_gpu memcheck racecheck}; do
     case $s in
-    tests) step tests_bulk 40 "$bin/test_gpu" bulk ;;
+    tests) step tests_async 40 "$bin/test_gpu" async ;;
     tests_attention) step tests_attention 30 "$bin/test_gpu" attention_decode ;;
     bench_kernels) step bench_kernels 110 "$bin/bench_kernels" "$model" ;;
     bench_decode_gemm) step bench_decode_gemm 100 "$bin/bench_decode_gemm" "$model" ${DECODE_ONLY:+decode} ;;
     test_gpu) step test_gpu 70 "$bin/test_gpu" ;;
     memcheck)
-        step memcheck_gemv 25 "$sanitizer" --tool memcheck "$bin/test_gpu" gemv_bulk_matches
-        step memcheck_skinny 25 "$sanitizer" --tool memcheck "$bin/test_gpu" skinny_bulk_matches
-        step memcheck_attention 25 "$sanitizer" --tool memcheck "$bin/test_gpu" attention_decode ;;
+        step memcheck_gemv 25 "$sanitizer" --tool memcheck "$bin/test_gpu" gemv_async_matches
+        step memcheck_skinny 25 "$sanitizer" --tool memcheck "$bin/test_gpu" skinny_async_matches
+        step memcheck_attention 30 "$sanitizer" --tool memcheck "$bin/test_gpu" attention_decode ;;
     racecheck)
-        step racecheck_gemv 25 "$sanitizer" --tool racecheck "$bin/test_gpu" gemv_bulk_matches
-        step racecheck_skinny 25 "$sanitizer" --tool racecheck "$bin/test_gpu" skinny_bulk_matches
-        step racecheck_attention 25 "$sanitizer" --tool racecheck "$bin/test_gpu" attention_decode ;;
-    synccheck) step synccheck_skinny 25 "$sanitizer" --tool synccheck "$bin/test_gpu" skinny_bulk_matches ;;
+        step racecheck_gemv 25 "$sanitizer" --tool racecheck "$bin/test_gpu" gemv_async_matches
+        step racecheck_skinny 25 "$sanitizer" --tool racecheck "$bin/test_gpu" skinny_async_matches
+        step racecheck_attention 40 "$sanitizer" --tool racecheck "$bin/test_gpu" attention_decode ;;
+    synccheck) step synccheck_attention 25 "$sanitizer" --tool synccheck "$bin/test_gpu" attention_decode_loop ;;
     esac
 done
 echo "== summary"

@@ -1,36 +1,15 @@
-/* The GEMV with bulk-copied weights (gemv_bulk.cu) against the CPU fp32
- * reference, and bit for bit against the register GEMV it replaces, in every mode
- * (plain, accumulating, SwiGLU, folded norm), at every row variant and over
- * stream settings that exercise one buffer, a ring that wraps many times, partial
- * last buffers, warps with no column and warps with several. */
+/* The decode kernels with cp.async weight rings (DECODE_STREAM_ASYNC: the GEMV and
+ * gemm_skinny) against the CPU fp32 reference, and bit for bit against the
+ * register kernels, in every mode (plain, accumulating, SwiGLU, folded norm), at
+ * every row variant, over rings that wrap many times and partial last groups. */
 #include "../../kernels/gemm.h"
 #include "kernel_test_util.h"
 
 typedef __nv_bfloat16 bf16;
 
-static const struct gemv_stream_cfg REGISTERS = {GEMV_STREAM_REGISTERS, 4, 4, 1};
+static const struct gemv_stream_cfg REGISTERS = {DECODE_STREAM_REGISTERS, 4, 4, 1};
 
-static int bulk_case(int m, int n, int k, int accumulate, uint64_t seed)
-{
-    struct linear_case c;
-    linear_case_setup(&c, m, n, k, accumulate, seed);
-    int bad = gemm_rows(c.x, c.w, c.y, m, n, k, accumulate, 0, seed & 1) != 0;
-    bad |= cudaDeviceSynchronize() != cudaSuccess;
-    return linear_case_finish(&c, "gemv_bulk", bad);
-}
-
-TEST(test_gemv_bulk_matches_cpu)
-{
-    struct gemv_stream_cfg keep = gemm_rows_stream();
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_BULK, 4, 4, 1});
-    CHECK(!bulk_case(1, 1000, 4096, 0, 91));
-    CHECK(!bulk_case(2, 333, 768, 1, 92));
-    CHECK(!bulk_case(4, 300, 11008, 1, 93));
-    CHECK(!bulk_case(8, 2100, 512, 0, 94));
-    gemm_rows_set_stream(keep);
-}
-
-/* got and want from the same call under the bulk setting and the register one */
+/* got and want from the same call under the setting cfg and the register one */
 #define BOTH(call, want, got, elems)                      \
     do {                                                  \
         gemm_rows_set_stream(REGISTERS);                  \
@@ -43,51 +22,10 @@ TEST(test_gemv_bulk_matches_cpu)
         CHECK(bits_equal(want, got, elems));              \
     } while (0)
 
-TEST(test_gemv_bulk_equals_register_gemv)
-{
-    struct gemv_stream_cfg keep = gemm_rows_stream();
-    const struct gemv_stream_cfg cfgs[5] = {{GEMV_STREAM_BULK, 4, 4, 1}, {GEMV_STREAM_BULK, 1, 1, 1}, {GEMV_STREAM_BULK, 3, 2, 2},
-                                            {GEMV_STREAM_BULK, 8, 1, 1}, {GEMV_STREAM_BULK, 2, 8, 1}};
-    /* (n, k): a column a warp or less, several a warp, long rows, one 32-vector step a row */
-    const int shapes[4][2] = {{1000, 4096}, {3000, 512}, {136, 11008}, {4100, 256}};
-    const int ms[6] = {1, 2, 3, 4, 5, 8};
-    const int KMAX = 11008, NMAX = 4100, M = 8;
-    bf16 *x = dev_random((size_t)M * KMAX, 1.0f, 101, NULL), *nw = dev_random(KMAX, 1.0f, 102, NULL);
-    bf16 *w = dev_random((size_t)2 * NMAX * 4096 > (size_t)NMAX * KMAX ? (size_t)2 * NMAX * 4096 : (size_t)NMAX * KMAX,
-                         0.1f, 103, NULL);
-    bf16 *base = dev_random((size_t)M * NMAX, 1.0f, 104, NULL), *want, *got;
-    cudaMalloc((void **)&want, (size_t)M * NMAX * 2);
-    cudaMalloc((void **)&got, (size_t)M * NMAX * 2);
-    for (int ci = 0; ci < 5; ci++) {
-        const struct gemv_stream_cfg cfg = cfgs[ci];
-        for (int si = 0; si < 4; si++) {
-            const int n = shapes[si][0], k = shapes[si][1];
-            for (int mi = 0; mi < 6; mi++) {
-                const int m = ms[mi], pdl = (ci + mi) & 1;
-                const size_t el = (size_t)m * n;
-#define PLAIN(out) gemm_rows(x, w, out, m, n, k, 0, 0, pdl)
-                BOTH(PLAIN, want, got, el);
-                /* accumulate: both start from the same values */
-#define ACC(out) (cudaMemcpy(out, base, el * 2, cudaMemcpyDeviceToDevice), gemm_rows(x, w, out, m, n, k, 1, 0, pdl))
-                BOTH(ACC, want, got, el);
-                if (2 * (size_t)n * k <= (size_t)2 * NMAX * 4096) {
+/* the modes each GEMV test compares, as macros of the output buffer */
 #define SWIGLU(out) gemm_rows_swiglu(x, w, out, m, n, k, 0, pdl)
-                    BOTH(SWIGLU, want, got, el);
-                }
-                if (gemm_rows_norm_fits(m, k)) {
 #define NORM(out) gemm_rows_norm(x, nw, 1e-5f, w, out, m, n, k, 0, pdl)
-                    BOTH(NORM, want, got, el);
-                    if (2 * (size_t)n * k <= (size_t)2 * NMAX * 4096) {
 #define SWIGLU_NORM(out) gemm_rows_swiglu_norm(x, nw, 1e-5f, w, out, m, n, k, 0, pdl)
-                        BOTH(SWIGLU_NORM, want, got, el);
-                    }
-                }
-            }
-        }
-    }
-    gemm_rows_set_stream(keep);
-    cudaFree(x), cudaFree(nw), cudaFree(w), cudaFree(base), cudaFree(want), cudaFree(got);
-}
 
 /* The cp.async GEMV: the register GEMV's bits at every row count (past 8 rows too:
  * several row blocks), any K that is a multiple of 8, one or two columns a warp,
@@ -95,8 +33,8 @@ TEST(test_gemv_bulk_equals_register_gemv)
 TEST(test_gemv_async_equals_register_gemv)
 {
     struct gemv_stream_cfg keep = gemm_rows_stream();
-    const struct gemv_stream_cfg cfgs[4] = {{GEMV_STREAM_ASYNC, 4, 4, 0}, {GEMV_STREAM_ASYNC, 2, 2, 0},
-                                            {GEMV_STREAM_ASYNC, 3, 4, 0}, {GEMV_STREAM_ASYNC, 8, 2, 0}};
+    const struct gemv_stream_cfg cfgs[4] = {{DECODE_STREAM_ASYNC, 4, 4, 0}, {DECODE_STREAM_ASYNC, 2, 2, 0},
+                                            {DECODE_STREAM_ASYNC, 3, 4, 0}, {DECODE_STREAM_ASYNC, 8, 2, 0}};
     const int shapes[4][2] = {{1000, 4096}, {77, 4104}, {300, 264}, {136, 11008}};
     const int ms[7] = {1, 2, 3, 4, 5, 8, 13};
     const int KMAX = 11008, NMAX = 1000, M = 13;
@@ -143,70 +81,72 @@ static int async_case(int m, int n, int k, int accumulate, uint64_t seed)
 TEST(test_gemv_async_matches_cpu)
 {
     struct gemv_stream_cfg keep = gemm_rows_stream();
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_ASYNC, 4, 4, 0});
+    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 4, 4, 0});
     CHECK(!async_case(1, 100, 64, 0, 151));
     CHECK(!async_case(3, 777, 264, 1, 152));
     CHECK(!async_case(8, 256, 688, 1, 153));
     CHECK(!async_case(13, 1000, 4096, 0, 154));
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_ASYNC, 2, 2, 0});
+    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 2, 2, 0});
     CHECK(!async_case(1, 333, 11008, 1, 155));
     gemm_rows_set_stream(keep);
 }
 
 /* Settings it cannot take fail with a message, not a bad launch. */
-TEST(test_gemv_bulk_rejects_bad_settings)
+TEST(test_decode_async_rejects_bad_settings)
 {
     struct gemv_stream_cfg keep = gemm_rows_stream();
     bf16 *x = dev_random(4096, 1.0f, 111, NULL), *w = dev_random((size_t)64 * 4096, 0.1f, 112, NULL), *y;
     cudaMalloc((void **)&y, 64 * 2);
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_BULK, 9, 4, 1});
+    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 1, 4, 0});
     CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) != 0);
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_BULK, 8, 16, 1});  /* 1 MB of shared memory */
-    CHECK(gemm_rows_swiglu(x, w, y, 1, 32, 4096, 0) != 0);
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_ASYNC, 1, 4, 0});
+    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 4, 8, 0});
     CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) != 0);
-    gemm_rows_set_stream((struct gemv_stream_cfg){GEMV_STREAM_ASYNC, 4, 8, 0});
-    CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) != 0);
+    gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_ASYNC, 9, 2, 0});
+    CHECK(gemm_skinny(x, w, y, 1, 64, 4096, 0, 0) != 0);
+    gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_ASYNC, 4, 3, 0});
+    CHECK(gemm_skinny(x, w, y, 1, 64, 4096, 0, 0) != 0);
+    gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_REGISTERS, 4, 2, 0});
     gemm_rows_set_stream(keep);
     CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) == 0);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     cudaFree(x), cudaFree(w), cudaFree(y);
 }
 
-/* ---- gemm_skinny with bulk-copied weights ---- */
+/* ---- gemm_skinny with cp.async rings ---- */
 
-static int skinny_bulk_case(int m, int n, int k, int accumulate, int mt, uint64_t seed)
+static int skinny_async_case(int m, int n, int k, int accumulate, int mt, uint64_t seed)
 {
     struct linear_case c;
     linear_case_setup(&c, m, n, k, accumulate, seed);
-    int bad = gemm_skinny_bulk(c.x, c.w, c.y, m, n, k, accumulate, mt, 0, 0, seed & 1) != 0;
+    int bad = gemm_skinny_mt(c.x, c.w, c.y, m, n, k, accumulate, mt, 0, seed & 1) != 0;
     bad |= cudaDeviceSynchronize() != cudaSuccess;
-    return linear_case_finish(&c, "gemm_skinny bulk", bad);
+    return linear_case_finish(&c, "gemm_skinny cp.async", bad);
 }
 
-/* gemm_skinny's odd shapes: K not a multiple of 32 or of a slab, N not of 16, rows
- * in each row-tile variant and past 64 */
-TEST(test_gemm_skinny_bulk_matches_cpu)
+/* gemm_skinny's odd shapes: K not a multiple of 32, N not of 16, rows in each
+ * row-tile variant and past 64 */
+TEST(test_gemm_skinny_async_matches_cpu)
 {
     struct skinny_stream_cfg keep = gemm_skinny_stream();
-    gemm_skinny_set_stream((struct skinny_stream_cfg){1, 4, 2, 0});
-    CHECK(!skinny_bulk_case(1, 100, 64, 0, 1, 121));
-    CHECK(!skinny_bulk_case(3, 777, 264, 0, 2, 122));
-    CHECK(!skinny_bulk_case(8, 256, 688, 1, 1, 123));
-    CHECK(!skinny_bulk_case(16, 1000, 4096, 0, 2, 124));
-    CHECK(!skinny_bulk_case(17, 300, 520, 1, 1, 125));
-    CHECK(!skinny_bulk_case(64, 200, 11008, 0, 2, 126));
-    CHECK(!skinny_bulk_case(70, 130, 136, 1, 1, 127));
+    gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_ASYNC, 4, 2, 0});
+    CHECK(!skinny_async_case(1, 100, 64, 0, 1, 121));
+    CHECK(!skinny_async_case(3, 777, 264, 0, 2, 122));
+    CHECK(!skinny_async_case(8, 256, 688, 1, 1, 123));
+    CHECK(!skinny_async_case(16, 1000, 4096, 0, 2, 124));
+    CHECK(!skinny_async_case(17, 300, 520, 1, 1, 125));
+    CHECK(!skinny_async_case(64, 200, 11008, 0, 2, 126));
+    CHECK(!skinny_async_case(70, 130, 136, 1, 1, 127));
     gemm_skinny_set_stream(keep);
 }
 
 /* The bits of gemm_skinny (registers) for every row tile, one and two column tiles,
- * SwiGLU and accumulate, over stream settings from one slab to a ring that wraps. */
-TEST(test_gemm_skinny_bulk_equals_skinny)
+ * SwiGLU and accumulate, over rings of 2 to 8 groups of 1, 2 or 4 chunks. */
+TEST(test_gemm_skinny_async_equals_skinny)
 {
     struct skinny_stream_cfg keep = gemm_skinny_stream();
-    const struct skinny_stream_cfg regs = {0, 4, 2, 0};
-    const struct skinny_stream_cfg cfgs[4] = {{1, 4, 2, 0}, {1, 1, 1, 0}, {1, 3, 3, 0}, {1, 8, 1, 0}};
+    const struct skinny_stream_cfg regs = {DECODE_STREAM_REGISTERS, 4, 2, 0};
+    const struct skinny_stream_cfg cfgs[4] = {{DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 2, 1, 0},
+                                              {DECODE_STREAM_ASYNC, 3, 4, 0}, {DECODE_STREAM_ASYNC, 8, 1, 0}};
     const int shapes[3][2] = {{4200, 4104}, {136, 11008}, {90, 264}};
     const int ms[6] = {1, 5, 16, 31, 64, 80};
     const int KMAX = 11008, NMAX = 4200, M = 80;
@@ -219,10 +159,9 @@ TEST(test_gemm_skinny_bulk_equals_skinny)
         for (int si = 0; si < 3; si++)
             for (int mi = 0; mi < 6; mi++) {
                 const int n = shapes[si][0], k = shapes[si][1], m = ms[mi], pdl = (ci + mi) & 1;
-                const size_t el = (size_t)m * n;
                 for (int variant = 0; variant < 4; variant++) {  /* mt 1, mt 2, mt 2 accumulating, SwiGLU */
                     const int acc = variant == 2, half = n / 2;
-                    const size_t out = variant == 3 ? (size_t)m * half : el;
+                    const size_t out = variant == 3 ? (size_t)m * half : (size_t)m * n;
                     for (int which = 0; which < 2; which++) {
                         bf16 *dst = which ? got : want;
                         gemm_skinny_set_stream(which ? cfgs[ci] : regs);
@@ -233,7 +172,7 @@ TEST(test_gemm_skinny_bulk_equals_skinny)
                     }
                     CHECK(cudaDeviceSynchronize() == cudaSuccess);
                     if (!bits_equal(want, got, out)) {
-                        fprintf(stderr, "  skinny bulk s%d v%d: N=%d K=%d rows %d variant %d differ\n",
+                        fprintf(stderr, "  skinny cp.async s%d v%d: N=%d K=%d rows %d variant %d differ\n",
                                 cfgs[ci].stages, cfgs[ci].vecs, n, k, m, variant);
                         CHECK(0);
                     }
