@@ -537,99 +537,6 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     decode_combine<D, CHUNK>(sm, a.counters + (size_t)b * a.hq + h, n, n, all, out);
 }
 
-/* ---- decode over several splits a block (attn_args.loop_blocks) ---- */
-/* Keys and values of LOOP_STAGES splits in flight a block, in shared memory. */
-#define LOOP_STAGES 3
-#define LOOP_KPAD 8  /* bf16 after each key row: a quarter-warp's 16-byte reads of 8 rows hit 8 bank groups */
-
-template <int D> static constexpr size_t loop_smem_bytes()
-{
-    return (size_t)LOOP_STAGES * ATTN_DECODE_CHUNK_MIN * ((D + LOOP_KPAD) + D) * sizeof(bf16);
-}
-
-/* decode_kernel's splits of 128 keys, block x of the loop_blocks of its (sequence,
- * head) taking splits x, x + loop_blocks, ...: the keys and values of the next
- * LOOP_STAGES - 1 of them are copied by cp.async into shared memory while it works
- * on one, the first before pdl_wait. Each split's arithmetic is decode_kernel's
- * (decode_split_math on the same values), its partials the same, and the combine
- * the same over the same splits: the same bits, with fewer blocks and no waves of
- * blocks each waiting for its own loads. Keys at or past pos are never read. */
-template <int D>
-__global__ void __launch_bounds__(ATTN_DECODE_CHUNK_MIN) decode_loop_kernel(struct attn_args a, float scale,
-                                                                            int splits)
-{
-    constexpr int CHUNK = ATTN_DECODE_CHUNK_MIN;
-    constexpr int DPL = D / 32;
-    constexpr int KLD = D + LOOP_KPAD;
-    typedef typename dims_t<DPL>::type vdims;
-    extern __shared__ __align__(16) bf16 kvsm[];  /* [LOOP_STAGES][CHUNK][KLD] keys, then [LOOP_STAGES][CHUNK][D] values */
-    bf16 *ks = kvsm, *vs = kvsm + (size_t)LOOP_STAGES * CHUNK * KLD;
-    __shared__ decode_smem<D, CHUNK> sm;
-    const int bx = blockIdx.x, h = blockIdx.y, b = blockIdx.z, nb = gridDim.x;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int pos = a.pos_dev ? *a.pos_dev : a.pos;
-    const int kv_len = pos + 1;
-    const bool active = pos < a.max_ctx && bx * CHUNK < kv_len;
-    const int n = decode_splits(kv_len, CHUNK);              /* splits in all */
-    const int mine = active ? (n - bx + nb - 1) / nb : 0;    /* splits of this block */
-    const int group = a.hq / a.hkv, kvh = h / group;
-    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
-    bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;
-    /* split number it of this block into stage it % LOOP_STAGES: rows before pos, 16-byte pieces in order */
-    auto issue = [&](int it) {
-        if (it < mine) {
-            const int key0 = (bx + it * nb) * CHUNK, st = it % LOOP_STAGES;
-            constexpr int PR = D / 8;  /* pieces a row */
-            for (int c = threadIdx.x; c < CHUNK * PR; c += blockDim.x) {
-                const int r = c / PR, e = c % PR, key = key0 + r;
-                const bool ok = key < pos;
-                const size_t src = (size_t)(ok ? key : 0) * D + e * 8;
-                cp_async16(ks + ((size_t)st * CHUNK + r) * KLD + e * 8, kc + src, ok);
-                cp_async16(vs + ((size_t)st * CHUNK + r) * D + e * 8, vc + src, ok);
-            }
-        }
-        cp_async_commit();
-    };
-    for (int it = 0; it < LOOP_STAGES - 1; it++) issue(it);
-    float cs = 0.0f, sn = 0.0f;
-    if (active && threadIdx.x < D) rope_cos_sin(pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
-    pdl_wait();
-    pdl_trigger();
-    if (!active) {
-        cp_async_wait<0>();
-        return;
-    }
-    const int jp = pos / CHUNK;                 /* the split holding the new key */
-    const bool holds_new = jp % nb == bx;
-    const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
-    const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
-    decode_rope<D, CHUNK>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
-    __syncthreads();
-    if (holds_new && h % group == 0) decode_store_new<D, CHUNK>(sm, kc, vc, pos, vnew);
-    float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
-    bf16 *out = a.out + ((size_t)b * a.hq + h) * D;
-    for (int it = 0; it < mine; it++) {
-        issue(it + LOOP_STAGES - 1);
-        cp_async_wait<LOOP_STAGES - 1>();
-        __syncthreads();  /* every thread's copies of split it landed */
-        const int split = bx + it * nb, key0 = split * CHUNK, st = it % LOOP_STAGES;
-        const int r = warp * 32 + lane;  /* my key's row in the stage */
-        uint4 kv[D / 8];
-        vdims vv[32];
-        const uint4 *kr = (const uint4 *)(ks + ((size_t)st * CHUNK + r) * KLD);
-#pragma unroll
-        for (int i = 0; i < D / 8; i++) kv[i] = kr[i];  /* zero at and past pos, as decode_kernel loads them */
-        const int n_here = max(0, min(32, kv_len - (key0 + warp * 32)));
-#pragma unroll
-        for (int j = 0; j < 32; j++)
-            if (j < n_here) vv[j] = ((const vdims *)(vs + ((size_t)st * CHUNK + warp * 32 + j) * D))[lane];
-        decode_split_math<D, CHUNK>(sm, kv, vv, key0, pos, vnew, scale, n, all + (size_t)split * (D + 2), out);
-    }
-    cp_async_wait<0>();
-    if (n == 1) return;
-    decode_combine<D, CHUNK>(sm, a.counters + (size_t)b * a.hq + h, min(n, nb), n, all, out);
-}
-
 int attn_decode(const struct attn_args *a, cudaStream_t s)
 {
     PB_TRY(check_args(a));
@@ -643,26 +550,6 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     int stride_splits = decode_splits(a->max_ctx, chunk);
     int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1, chunk);
     float scale = 1.0f / sqrtf((float)a->hd);
-    if (a->loop_blocks > 0) {
-        if (chunk != ATTN_DECODE_CHUNK_MIN)
-            return pb_fail("attn_decode: several splits a block need %d keys a split (%d asked)",
-                           ATTN_DECODE_CHUNK_MIN, chunk);
-        void (*loop)(struct attn_args, float, int) = a->hd == 64 ? decode_loop_kernel<64> : decode_loop_kernel<128>;
-        const size_t smem = a->hd == 64 ? loop_smem_bytes<64>() : loop_smem_bytes<128>();
-        static int raised[64][2];  /* per device and head size: the dynamic shared-memory limit raised */
-        int dev = 0;
-        cudaCheck(cudaGetDevice(&dev));
-        if (dev < 0 || dev >= 64) return pb_fail("attn_decode: device %d", dev);
-        if (!raised[dev][a->hd == 128]) {
-            cudaCheck(cudaFuncSetAttribute(loop, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            cudaCheck(cudaFuncSetAttribute(loop, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                           cudaSharedmemCarveoutMaxShared));
-            raised[dev][a->hd == 128] = 1;
-        }
-        dim3 grid(a->loop_blocks < stride_splits ? a->loop_blocks : stride_splits, a->hq, a->batch);
-        cudaCheck(pdl_launch(loop, grid, dim3(ATTN_DECODE_CHUNK_MIN), smem, s, a->pdl, *a, scale, stride_splits));
-        return PB_OK;
-    }
     dim3 grid(splits, a->hq, a->batch);
     void (*kernel)(struct attn_args, float, int) =
         a->hd == 64 ? (chunk == 128 ? decode_kernel<64, 128> : decode_kernel<64, 256>)

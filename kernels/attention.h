@@ -8,9 +8,7 @@
  * (hq + 2 hkv) hd] as the qkv GEMV wrote them, ropes the query and the new key
  * (rope.cuh: the bits k_rope_qkv would give), writes the new key and value into
  * the cache at pos, and combines its KV splits in the block that finishes last:
- * one launch where rope, split and combine took three. With loop_blocks a block
- * takes several splits in turn, their keys and values streamed through shared
- * memory, for long contexts where a block a split left the SMs waiting on waves. */
+ * one launch where rope, split and combine took three. */
 #ifndef PB_ATTENTION_H
 #define PB_ATTENTION_H
 #include <cuda_bf16.h>
@@ -39,9 +37,6 @@ struct attn_args {
                                 * each call leaves them zero again */
     int keys_per_block;        /* decode: 128 or 256 keys a block (0: ATTN_DECODE_CHUNK). It sets
                                 * the splits, and so the bits: fixed for a part, never per call */
-    int loop_blocks;           /* decode, 128 keys a split: 0, a block a split; else this many blocks
-                                * a (sequence, head), each taking every loop_blocks-th split with
-                                * the next ones' keys in flight: the same bits whatever the count */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */

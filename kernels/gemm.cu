@@ -1,7 +1,6 @@
 /* Linear layers through cuBLASLt (prefill) and our GEMV (one-token steps); see gemm.h. */
 #include "gemm.h"
 #include "cuda_check.h"
-#include "mma.cuh"
 #include "pdl.h"
 #include "row_norm.cuh"
 #include <math.h>
@@ -269,10 +268,6 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
 }
 
 /* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
-static struct gemv_stream_cfg g_gemv_stream = {DECODE_STREAM_REGISTERS, 4, 4, 0};
-
-void gemm_rows_set_stream(struct gemv_stream_cfg c) { g_gemv_stream = c; }
-struct gemv_stream_cfg gemm_rows_stream(void) { return g_gemv_stream; }
 
 #define GEMV_ROWS 8
 #define GEMV_WARPS 8
@@ -299,8 +294,8 @@ enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
  * The first U vectors of each weight row are loaded before pdl_wait: no kernel
  * writes weights, so under programmatic launch that stream starts while the
  * previous kernel (a norm, rope, attention) is still finishing.
- * GEMV_PAIR: a warp takes two adjacent columns. For N = 4096 one column a warp is
- * a single short wave of blocks; two give each warp twice the bytes to stream.
+ * GEMV_PAIR: a warp takes two adjacent columns, twice the bytes a warp and half
+ * the blocks (gemm_rows_cols_per_warp says which gemm_rows takes).
  * GEMV_SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
@@ -414,155 +409,12 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
 }
 
-/* The same GEMV with each lane's weight vectors copied by cp.async into its own
- * slots of a ring of S groups in shared memory (DECODE_STREAM_ASYNC): S - 1 groups
- * of U vectors a weight row stay in flight while the lane multiplies the oldest,
- * and the copies hold no registers, so more bytes are in flight per SM than the
- * register kernel's one group. A lane reads back only what it copied itself, so
- * cp.async.wait_group is the only synchronisation. The vectors, their order and
- * the sums are gemv_kernel's: the same bits. The first S - 1 groups are requested
- * before pdl_wait. Ring layout [S][U][P][threads] of 16 bytes: a warp's lanes hit
- * consecutive addresses. */
-template <int ROWS, int U, int MODE, bool NORM>
-__global__ void __launch_bounds__(GEMV_WARPS * 32)
-gemv_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-                  int accumulate, const bf16 *__restrict__ norm_w, float eps, int S)
-{
-    constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;
-    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
-    extern __shared__ __align__(16) uint4 ring[];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int col = (blockIdx.x * GEMV_WARPS + warp) * C;
-    const int m0 = blockIdx.y * ROWS;
-    const int kv = k / 8;
-    const int groups = (kv + 32 * U - 1) / (32 * U);
-    const uint4 *wr[P];
-#pragma unroll
-    for (int q = 0; q < P; q++) {
-        int row = MODE == GEMV_SWIGLU ? q * n + min(col, n - 1) : min(col + q, n - 1);
-        wr[q] = (const uint4 *)(w + (size_t)row * k);
-    }
-    auto slot = [&](int st, int u, int q) { return ring + ((size_t)(st * U + u) * P + q) * (GEMV_WARPS * 32) + threadIdx.x; };
-    auto issue = [&](int g) {  /* group g into slot g % S, one commit group either way */
-        if (g < groups) {
-            const int st = g % S;
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int v = g * 32 * U + u * 32 + lane;
-                if (v < kv)
-#pragma unroll
-                    for (int q = 0; q < P; q++) cp_async16_ordered(slot(st, u, q), wr[q] + v);
-            }
-        }
-        cp_async_commit();
-    };
-    for (int g = 0; g < S - 1; g++) issue(g);
-    pdl_wait();
-    pdl_trigger();
-    const uint4 *xr[ROWS];
-#pragma unroll
-    for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
-    const uint4 *nw = (const uint4 *)norm_w;
-    float inv[ROWS];
-#pragma unroll
-    for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
-    if (NORM) {
-        static_assert(GEMV_WARPS * 32 == NORM_THREADS, "k_rmsnorm's partition of the row");
-        __shared__ float red[32];
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
-    }
-    if (col >= n) {
-        asm volatile("cp.async.wait_all;\n" ::: "memory");  /* no copy outlives its warp */
-        return;
-    }
-    float acc[P][ROWS];
-#pragma unroll
-    for (int q = 0; q < P; q++)
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
-    for (int g = 0; g < groups; g++) {
-        issue(g + S - 1);
-        cp_async_wait_dyn(S - 1);  /* all but the newest S - 1 commit groups: group g has landed */
-        const int st = g % S, base = g * 32 * U + lane;
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            if (base + u * 32 >= kv) break;
-            float wf[P][8];
-#pragma unroll
-            for (int q = 0; q < P; q++) norm_unpack8(*slot(st, u, q), wf[q]);
-#pragma unroll
-            for (int r = 0; r < ROWS; r++) {
-                float xf[8];
-                uint4 xv = __ldg(xr[r] + base + u * 32);
-                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
-                norm_unpack8(xv, xf);
-#pragma unroll
-                for (int q = 0; q < P; q++)
-#pragma unroll
-                    for (int j = 0; j < 8; j++) acc[q][r] = fmaf(wf[q][j], xf[j], acc[q][r]);
-            }
-        }
-    }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");  /* the empty groups past the end */
-#pragma unroll
-    for (int q = 0; q < P; q++)
-#pragma unroll
-        for (int r = 0; r < ROWS; r++)
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            if (m0 + r >= m) break;
-            bf16 *out = y + (size_t)(m0 + r) * n + col;
-            if (MODE == GEMV_SWIGLU) {
-                float g = __bfloat162float(__float2bfloat16(acc[0][r]));
-                float u = __bfloat162float(__float2bfloat16(acc[P - 1][r]));
-                float silu = __bfloat162float(__float2bfloat16(g / (1.0f + expf(-g))));
-                *out = __float2bfloat16(silu * u);
-            } else {
-#pragma unroll
-                for (int q = 0; q < C; q++) {
-                    if (col + q >= n) break;
-                    float v = acc[q][r];
-                    if (accumulate) v += __bfloat162float(out[q]);
-                    out[q] = __float2bfloat16(v);
-                }
-            }
-        }
-    }
-}
-
 template <int ROWS, int U, int MODE, bool NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     dim3 grid((n + GEMV_WARPS * C - 1) / (GEMV_WARPS * C), blocks_y);
-    const struct gemv_stream_cfg c = gemm_rows_stream();
-    if (c.mode == DECODE_STREAM_ASYNC) {
-        constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;
-        if (c.stages < 2 || c.stages > 8)
-            return pb_fail("gemm_rows: %d cp.async stages (2-8)", c.stages);
-        const size_t smem = (size_t)c.stages * U * P * GEMV_WARPS * 32 * 16;
-        static int raised[64];  /* per device: the dynamic shared-memory limit this kernel was raised to */
-        int dev = 0;
-        cudaCheck(cudaGetDevice(&dev));
-        if (dev < 0 || dev >= 64) return pb_fail("gemm_rows: device %d", dev);
-        if ((int)smem > raised[dev]) {
-            cudaCheck(cudaFuncSetAttribute(gemv_async_kernel<ROWS, U, MODE, NORM>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            /* the unified memory as shared memory, or the ring leaves one block an SM */
-            cudaCheck(cudaFuncSetAttribute(gemv_async_kernel<ROWS, U, MODE, NORM>,
-                                           cudaFuncAttributePreferredSharedMemoryCarveout,
-                                           cudaSharedmemCarveoutMaxShared));
-            raised[dev] = (int)smem;
-        }
-        cudaCheck(pdl_launch(gemv_async_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), smem, s, pdl, x, w,
-                             y, m, n, k, accumulate, norm_w, eps, c.stages));
-        return PB_OK;
-    }
     cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
                          k, accumulate, norm_w, eps));
     return PB_OK;
@@ -574,21 +426,6 @@ static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 
 
 int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0; }
 
-/* The cp.async path: U vectors a group at every row count. */
-template <int U, int MODE, bool NORM>
-static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
-                       float eps, cudaStream_t s, int pdl)
-{
-    switch (gemv_block_rows(m)) {
-    case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    case 4: return gemv_launch<4, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    default:
-        return gemv_launch<GEMV_ROWS, U, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
-                                                      norm_w, eps, s, pdl);
-    }
-}
-
 template <int MODE, bool NORM>
 static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
                      float eps, cudaStream_t s, int pdl)
@@ -597,12 +434,6 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
         return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
-    if (gemm_rows_stream().mode == DECODE_STREAM_ASYNC) {  /* U: the setting's vectors a group and weight row */
-        const int vecs = gemm_rows_stream().vecs;
-        if (vecs != 2 && vecs != 4) return pb_fail("gemm_rows: %d cp.async vectors a group (2 or 4)", vecs);
-        return vecs == 2 ? gemv_rows_u<2, MODE, NORM>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl)
-                         : gemv_rows_u<4, MODE, NORM>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    }
     constexpr int U = MODE == GEMV_PLAIN ? 8 : 4;  /* two weight rows per warp: as many bytes in flight */
     switch (gemv_block_rows(m)) {
     case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
@@ -614,11 +445,16 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     }
 }
 
-/* Two columns a warp up to N = 16384: one column a warp launches too few blocks to
- * keep the weight stream busy from start to end at N = 4096, and at N = 12288 (qkv
- * of Llama-2-7B) two streamed 89% of the copy rate against 86% (H100, docs/PERF.md);
- * at 32000 (lm_head) one and two tie. */
-int gemm_rows_cols_per_warp(int n) { return n <= 16384 ? 2 : 1; }
+/* One column a warp. On an H100 two a warp up to N = 16384 streamed qkv faster
+ * (89% of the copy rate against 86%, docs/PERF.md), but on an H200 the whole
+ * batch-1 step was faster with one (4.03 against 4.12 ms, the same run), though
+ * o and down alone were a little slower (why was not measured). The bits are the
+ * same either way. */
+int gemm_rows_cols_per_warp(int n)
+{
+    (void)n;
+    return 1;
+}
 static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,

@@ -69,27 +69,10 @@ int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, 
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
               int accumulate, cudaStream_t s, int pdl = 0);
 /* The same with a fixed number of output columns per warp (1 or 2; gemm_rows takes
- * gemm_rows_cols_per_warp(n)): the same bits, for the benchmark to compare the two. */
+ * gemm_rows_cols_per_warp(n), now 1): the same bits, for the benchmark to compare. */
 int gemm_rows_cols_per_warp(int n);
 int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
-/* How the decode kernels stream their weights, for the whole process (benchmarks
- * compare the settings; the bits are the same for all of them):
- *  - DECODE_STREAM_REGISTERS (the default): each lane's loads through registers,
- *    one group of them in flight a warp;
- *  - DECODE_STREAM_ASYNC: the same blocks and lanes, each lane's 16-byte vectors
- *    copied by cp.async into its own slots of a ring of `stages` groups in shared
- *    memory, `vecs` vectors a group and weight row (GEMV: 2 or 4; gemm_skinny:
- *    chunks a group, 1 to 4), so stages - 1 groups stay in flight while it multiplies.
- * (Bulk copies by the TMA engine into per-warp or per-block rings were slower at
- * every setting tried: docs/PERF.md.) */
-#define DECODE_STREAM_REGISTERS 0
-#define DECODE_STREAM_ASYNC 2
-struct gemv_stream_cfg {
-    int mode, stages, vecs, unused;
-};
-void gemm_rows_set_stream(struct gemv_stream_cfg c);
-struct gemv_stream_cfg gemm_rows_stream(void);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
  * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
  * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each block
@@ -109,9 +92,17 @@ int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y
 int gemm_skinny_col_tiles(int m);
 int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int mt, cudaStream_t s, int pdl = 0);
-/* How gemm_skinny (and gemm_skinny_swiglu) streams its weights (gemv_stream_cfg's
- * modes), for the whole process; mt: column tiles a block for gemm_skinny (0:
- * gemm_skinny_col_tiles). The bits are the same for every setting. */
+/* How gemm_skinny (and gemm_skinny_swiglu) streams its weights, for the whole
+ * process (benchmarks compare the settings; the bits are the same for all):
+ *  - DECODE_STREAM_REGISTERS (the default): each lane's loads through registers;
+ *  - DECODE_STREAM_ASYNC: each lane's 16-byte vectors copied by cp.async into its
+ *    own slots of a ring of `stages` groups of `vecs` chunks (1, 2 or 4) in shared
+ *    memory. On an H200 it was the fastest version of qkv and gate-up alone at 16
+ *    rows (s3 v1 mt2, s4 v1 mt2) and slower everywhere else, and every whole step
+ *    measured with it was slower (docs/PERF.md), so it is not the default.
+ * mt: column tiles a block for gemm_skinny (0: gemm_skinny_col_tiles). */
+#define DECODE_STREAM_REGISTERS 0
+#define DECODE_STREAM_ASYNC 2
 struct skinny_stream_cfg {
     int mode, stages, vecs, mt;
 };

@@ -73,9 +73,6 @@ struct llama_part {
                                         * time every path on one part */
     int decode_attn_keys;              /* keys a block of the decode attention (attn_args.keys_per_block;
                                         * 0: its default); the benchmark times both sizes */
-    int decode_attn_blocks;            /* blocks a (sequence, head) of the decode attention, each over
-                                        * several splits (attn_args.loop_blocks; 0: a block a split);
-                                        * same bits for any value */
     int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
                                         * before pdl_wait (gemm_stream_cfg); same bits for any value */
 };

@@ -169,7 +169,6 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_STREAM;
     p->decode_prefetch = 0;
     p->decode_attn_keys = 0;
-    p->decode_attn_blocks = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
         free(p);
         return PB_ERR;

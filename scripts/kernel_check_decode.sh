@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On a GPU machine, from a folder holding test_gpu, bench_kernels and
-# bench_decode_gemm (built elsewhere; BIN= that folder, default .): the tests of
+# On a GPU machine, with test_gpu, bench_kernels and bench_decode_gemm in BIN
+# (default ., the repository root's build/ if run from there: BIN=build), the tests of
 # issue 16's new decode kernels first (a hang there must not eat the benchmarks'
 # time), then the kernel-core benchmarks, the GPU suite and compute-sanitizer over
 # the new kernels; each step under its own limit, logs under OUT, a short summary
@@ -37,14 +37,12 @@ for s in ${STEPS:-tests bench_kernels bench_decode_gemm test_gpu memcheck racech
     bench_decode_gemm) step bench_decode_gemm 100 "$bin/bench_decode_gemm" "$model" ${DECODE_ONLY:+decode} ;;
     test_gpu) step test_gpu 70 "$bin/test_gpu" ;;
     memcheck)
-        step memcheck_gemv 25 "$sanitizer" --tool memcheck "$bin/test_gpu" gemv_async_matches
         step memcheck_skinny 25 "$sanitizer" --tool memcheck "$bin/test_gpu" skinny_async_matches
         step memcheck_attention 30 "$sanitizer" --tool memcheck "$bin/test_gpu" attention_decode ;;
     racecheck)
-        step racecheck_gemv 25 "$sanitizer" --tool racecheck "$bin/test_gpu" gemv_async_matches
         step racecheck_skinny 25 "$sanitizer" --tool racecheck "$bin/test_gpu" skinny_async_matches
         step racecheck_attention 40 "$sanitizer" --tool racecheck "$bin/test_gpu" attention_decode ;;
-    synccheck) step synccheck_attention 25 "$sanitizer" --tool synccheck "$bin/test_gpu" attention_decode_loop ;;
+    synccheck) step synccheck_skinny 25 "$sanitizer" --tool synccheck "$bin/test_gpu" skinny_async_matches ;;
     esac
 done
 echo "== summary"

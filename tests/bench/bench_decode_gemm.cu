@@ -216,21 +216,19 @@ int main(int argc, char **argv)
     CU(cudaDeviceSynchronize());
 
     /* version: 0 GEMV, 1 skinny, 2 stream; for stream: splits, row tile, prefetch;
-     * for the GEMV and skinny their weight stream (registers, or cp.async rings: stages, vectors a
-     * lane a buffer, blocks an SM) */
+     * for skinny its weight stream (registers, or cp.async rings: stages, chunks a
+     * group) and column tiles */
     struct version {
         const char *name;
         int kind, splits, row_tile, prefetch, pdl;
-        struct gemv_stream_cfg gs;
         struct skinny_stream_cfg ss;
         int mt;  /* skinny: column tiles a block (0: gemm_skinny's choice) */
     };
-    const struct gemv_stream_cfg regs = {DECODE_STREAM_REGISTERS, 4, 4, 1};
     const struct skinny_stream_cfg sregs = {DECODE_STREAM_REGISTERS, 4, 2, 0};
-    std::vector<version> vs = {{"gemv regs", 0, 0, 0, 0, 0, regs, sregs, 0},
-                               {"gemv regs pdl", 0, 0, 0, 0, 1, regs, sregs, 0},
-                               {"skinny", 1, 0, 0, 0, 0, regs, sregs, 0},
-                               {"skinny pdl", 1, 0, 0, 0, 1, regs, sregs, 0}};
+    std::vector<version> vs = {{"gemv regs", 0, 0, 0, 0, 0, sregs, 0},
+                               {"gemv regs pdl", 0, 0, 0, 0, 1, sregs, 0},
+                               {"skinny", 1, 0, 0, 0, 0, sregs, 0},
+                               {"skinny pdl", 1, 0, 0, 0, 1, sregs, 0}};
     const struct skinny_stream_cfg sasync[] = {{DECODE_STREAM_ASYNC, 3, 1, 0}, {DECODE_STREAM_ASYNC, 4, 1, 0},
                                                {DECODE_STREAM_ASYNC, 6, 1, 0}, {DECODE_STREAM_ASYNC, 3, 2, 0},
                                                {DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 2, 4, 0}};
@@ -238,29 +236,19 @@ int main(int argc, char **argv)
         for (int mt = 1; mt <= 2; mt++) {
             char *nm = (char *)malloc(48);
             snprintf(nm, 48, "skinny async s%d v%d mt%d pdl", b.stages, b.vecs, mt);
-            vs.push_back({nm, 1, 0, 0, 0, 1, regs, b, mt});
+            vs.push_back({nm, 1, 0, 0, 0, 1, b, mt});
         }
-    /* the GEMV's other weight streams; mt here: columns a warp (0: gemm_rows' choice) */
-    vs.push_back({"gemv regs 1col pdl", 0, 0, 0, 0, 1, regs, sregs, 1});
-    vs.push_back({"gemv regs 2col pdl", 0, 0, 0, 0, 1, regs, sregs, 2});
-    const struct gemv_stream_cfg streams[] = {
-        {DECODE_STREAM_ASYNC, 2, 4, 0}, {DECODE_STREAM_ASYNC, 3, 4, 0}, {DECODE_STREAM_ASYNC, 4, 4, 0},
-        {DECODE_STREAM_ASYNC, 3, 2, 0}, {DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 6, 2, 0},
-        {DECODE_STREAM_ASYNC, 8, 2, 0}};
-    for (const struct gemv_stream_cfg &b : streams)
-        for (int cols = 1; cols <= 2; cols++) {
-            char *nm = (char *)malloc(48);
-            snprintf(nm, 48, "gemv async s%d v%d %dcol pdl", b.stages, b.vecs, cols);
-            vs.push_back({nm, 0, 0, 0, 0, 1, b, sregs, cols});
-        }
+    /* the GEMV's spreads of columns over warps; mt here: columns a warp (0: gemm_rows' choice) */
+    vs.push_back({"gemv regs 1col pdl", 0, 0, 0, 0, 1, sregs, 1});
+    vs.push_back({"gemv regs 2col pdl", 0, 0, 0, 0, 1, sregs, 2});
     const int splits[5] = {1, 2, 3, 4, 8};
     for (int s = 0; s < 5; s++) {
         char *nm = (char *)malloc(48);
         snprintf(nm, 48, "stream S%d pdl", splits[s]);
-        vs.push_back({nm, 2, splits[s], 0, 0, 1, regs, sregs, 0});
+        vs.push_back({nm, 2, splits[s], 0, 0, 1, sregs, 0});
     }
-    vs.push_back({"stream auto pdl", 2, -1, 0, 0, 1, regs, sregs, 0});
-    vs.push_back({"stream auto pf4 pdl", 2, -1, 0, 4, 1, regs, sregs, 0});
+    vs.push_back({"stream auto pdl", 2, -1, 0, 0, 1, sregs, 0});
+    vs.push_back({"stream auto pf4 pdl", 2, -1, 0, 4, 1, sregs, 0});
     const int rows_list[3] = {1, 16, 64};
     int failures = 0;
     for (int r = 0; r < 3; r++) {
@@ -277,7 +265,6 @@ int main(int argc, char **argv)
                 if (v.kind == 1 && v.mt == 1 && s.swiglu) continue;  /* SwiGLU takes two tiles */
                 if (v.kind == 2 && v.row_tile == 128 && rows < 128) continue;
                 int sp = v.splits < 0 ? auto_s : v.splits;
-                if (v.kind == 0) gemm_rows_set_stream(v.gs);
                 if (v.kind == 1) gemm_skinny_set_stream(v.ss);
                 if (v.kind == 0 && v.mt && s.swiglu) continue;  /* SwiGLU: a gate and an up row a warp */
                 auto launch = [&](const bf16 *w, bf16 *out, int mr, int pdl) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vector>
 #include "../../kernels/attention.h"
 #include "../../kernels/cuda_check.h"
@@ -54,37 +55,20 @@ static const char *path_name(int path)
 /* One decode configuration of a part: its linears' path and knobs. */
 struct decode_setup {
     int batch, path, fold, prefetch, attn_keys;
-    int gemv;    /* the GEMV's weight stream: an index into gemv_streams */
-    int skinny;  /* gemm_skinny's: an index into skinny_streams */
-    int attn_blocks;  /* blocks a (sequence, head) of the decode attention (0: a block a split) */
-    int attn_sweep;   /* also time the attention alone for several attn_blocks */
+    int skinny;  /* gemm_skinny's weight stream: an index into skinny_streams */
 };
 
-/* gemm_skinny's weight streams compared: registers, then cp.async rings (stages,
- * chunks a group, column tiles a block) */
-static const struct skinny_stream_cfg skinny_streams[] = {
-    {DECODE_STREAM_REGISTERS, 4, 2, 0}, {DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 4, 2, 1},
-    {DECODE_STREAM_ASYNC, 4, 1, 1}};
+/* gemm_skinny's weight streams compared: registers (the default), then the
+ * cp.async ring that was fastest alone for gate-up at 16 rows (stages, chunks a
+ * group, column tiles a block; gemm.h) */
+static const struct skinny_stream_cfg skinny_streams[] = {{DECODE_STREAM_REGISTERS, 4, 2, 0},
+                                                          {DECODE_STREAM_ASYNC, 4, 1, 2}};
 static const char *skinny_stream_name(int i)
 {
     static char buf[8][48];
     const struct skinny_stream_cfg c = skinny_streams[i];
     if (c.mode == DECODE_STREAM_REGISTERS) return "registers";
     snprintf(buf[i], sizeof buf[i], "async s%d v%d mt%s", c.stages, c.vecs, c.mt == 1 ? "1" : c.mt == 2 ? "2" : " by rows");
-    return buf[i];
-}
-
-/* The GEMV's weight streams compared: gemm.h's default (registers) first, then
- * cp.async rings (stages, vectors a group and weight row). */
-static const struct gemv_stream_cfg gemv_streams[] = {
-    {DECODE_STREAM_REGISTERS, 4, 4, 1}, {DECODE_STREAM_ASYNC, 4, 4, 0}, {DECODE_STREAM_ASYNC, 3, 4, 0},
-    {DECODE_STREAM_ASYNC, 4, 2, 0},     {DECODE_STREAM_ASYNC, 6, 2, 0}};
-static const char *gemv_stream_name(int i)
-{
-    static char buf[8][48];
-    const struct gemv_stream_cfg c = gemv_streams[i];
-    if (c.mode == DECODE_STREAM_REGISTERS) return "registers";
-    snprintf(buf[i], sizeof buf[i], "async s%d v%d", c.stages, c.vecs);
     return buf[i];
 }
 
@@ -102,8 +86,6 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->fold_norm = fold;
     p->decode_prefetch = prefetch;
     p->decode_attn_keys = ds.attn_keys;
-    p->decode_attn_blocks = ds.attn_blocks;
-    gemm_rows_set_stream(gemv_streams[ds.gemv]);
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
@@ -142,21 +124,16 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s%s%s%s%s, attention %d keys a split, %d blocks a head (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s, attention %d keys a block (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), path == DECODE_GEMV || fold ? " " : "",
-           path == DECODE_GEMV || fold ? gemv_stream_name(ds.gemv) : "", fold ? " (norms folded)" : "",
+           batch, path_name(path), fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
-           ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, ds.attn_blocks, prompt + 2,
+           ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
-    for (int nb : {0, 1, 2, 3, 4, 6, 8, 16}) {
-        if (!ds.attn_sweep && nb) break;
-        if (ds.attn_sweep && ds.attn_keys) break;
-        if (!ds.attn_sweep && (fold || prefetch)) break;
-        if (!ds.attn_sweep) nb = ds.attn_blocks;
+    if (!fold && !prefetch) {
         int pos = prompt + steps - 1;
         double attn_ms = time_ms([&] {
             for (int l = 0; l < m->layers; l++) {
@@ -167,17 +144,14 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
                 aa.inv_freq = p->inv_freq;
                 aa.counters = p->counters;
                 aa.keys_per_block = ds.attn_keys;
-                aa.loop_blocks = nb;
                 TRY(attn_decode(&aa, s));
             }
         }, 2, 10, s);
         double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
-        printf("    decode attention alone, batch %d, context %d, %d keys a split, %d blocks a head, %d layers: %.3f ms "
-               "= %.1f%% of copy over the KV bytes\n", batch, pos + 1, ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK,
-               nb, m->layers, attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
-        if (!ds.attn_sweep) break;
+        printf("    decode attention alone, batch %d, context %d, %d keys a block, %d layers: %.3f ms = %.1f%% of copy "
+               "over the KV bytes\n", batch, pos + 1, ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, m->layers,
+               attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
     }
-    gemm_rows_set_stream(gemv_streams[0]);
     gemm_skinny_set_stream(skinny_streams[0]);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
@@ -309,21 +283,18 @@ int main(int argc, char **argv)
             double bytes = (double)sh[i].n * sh[i].k * 2 * sh[i].layers;
             all_ms += ms;
             all_bytes += bytes;
-            printf("gemv 1 row (%s stream) %-7s N=%5d K=%5d x%2d: %.3f ms, %.0f GB/s = %.1f%% of copy\n", gemv_stream_name(0), sh[i].name, sh[i].n,
+            printf("gemv 1 row %-7s N=%5d K=%5d x%2d: %.3f ms, %.0f GB/s = %.1f%% of copy\n", sh[i].name, sh[i].n,
                    sh[i].k, sh[i].layers, ms, bytes / (ms * 1e6), 100.0 * bytes / (ms * 1e6) / copy_gbs);
-            /* the other weight streams (gemv_streams[0] is the default, timed above) */
-            for (int g = 1; g < (int)(sizeof gemv_streams / sizeof gemv_streams[0]); g++) {
-                gemm_rows_set_stream(gemv_streams[g]);
-                double other = time_ms([&] {
-                    for (int l = 0; l < sh[i].layers; l++) {
-                        const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
-                        TRY(gemm_rows(p->normed, w, p->gu, 1, sh[i].n, sh[i].k, 0, s));
-                    }
-                }, 2, 10, s);
-                printf("    same with the %s stream: %.3f ms = %.1f%% of copy\n", gemv_stream_name(g), other,
-                       100.0 * bytes / (other * 1e6) / copy_gbs);
-            }
-            gemm_rows_set_stream(gemv_streams[0]);
+            /* the other spread of columns over warps (the same bits) */
+            int cols = 3 - gemm_rows_cols_per_warp(sh[i].n);
+            double other = time_ms([&] {
+                for (int l = 0; l < sh[i].layers; l++) {
+                    const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
+                    TRY(gemm_rows_cols(p->normed, w, p->gu, 1, sh[i].n, sh[i].k, 0, cols, s));
+                }
+            }, 2, 10, s);
+            printf("    same with %d column%s a warp: %.3f ms = %.1f%% of copy\n", cols, cols > 1 ? "s" : "", other,
+                   100.0 * bytes / (other * 1e6) / copy_gbs);
         }
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
@@ -359,21 +330,12 @@ int main(int argc, char **argv)
     /* decode under programmatic launch, 128 graph-replayed steps after a 128-token
      * prompt: every batch on every path, the path a part of that max_batch takes first */
     TRY(part_gemm_setup(p, d.max_rows));
-    /* {batch, path, fold, prefetch, attention keys, gemv stream, skinny stream, attention blocks, sweep} */
+    /* {batch, path, fold, prefetch, attention keys, skinny stream} */
     const struct decode_setup cases[] = {
-        {1, DECODE_GEMV, 0, 0, 0, 0, 0, 0, 1},    {1, DECODE_GEMV, 0, 0, 0, 1, 0, 0, 0},
-        {1, DECODE_GEMV, 0, 0, 0, 2, 0, 0, 0},    {1, DECODE_GEMV, 0, 0, 0, 3, 0, 0, 0},
-        {1, DECODE_GEMV, 0, 0, 0, 4, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0, 0, 0, 0},
-        {1, DECODE_GEMV, 1, 0, 0, 1, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 3, 0, 0, 0},
-        {1, DECODE_GEMV, 0, 0, 256, 0, 0, 0, 0},  {1, DECODE_GEMV, 0, 0, 256, 1, 0, 0, 0},
-        {1, DECODE_GEMV, 0, 0, 256, 3, 0, 0, 0},  {1, DECODE_GEMV, 0, 0, 0, 1, 0, 2, 0},
-        {16, DECODE_TENSOR, 0, 0, 0, 0, 0, 0, 1}, {16, DECODE_TENSOR, 0, 0, 0, 0, 1, 0, 0},
-        {16, DECODE_TENSOR, 0, 0, 0, 0, 2, 0, 0}, {16, DECODE_SKINNY, 0, 0, 0, 0, 1, 0, 0},
-        {16, DECODE_SKINNY, 0, 0, 0, 0, 2, 0, 0}, {16, DECODE_SKINNY, 0, 0, 0, 0, 3, 0, 0},
-        {16, DECODE_STREAM, 0, 0, 0, 0, 0, 0, 0}, {16, DECODE_STREAM, 0, 0, 0, 0, 0, 1, 0},
-        {64, DECODE_TENSOR, 0, 0, 0, 0, 0, 0, 1}, {64, DECODE_TENSOR, 0, 0, 0, 0, 1, 0, 0},
-        {64, DECODE_SKINNY, 0, 0, 0, 0, 1, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0, 0, 0, 0},
-        {64, DECODE_STREAM, 0, 0, 0, 0, 0, 1, 0}};
+        {1, DECODE_GEMV, 0, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0},    {1, DECODE_GEMV, 0, 0, 256, 0},
+        {1, DECODE_TENSOR, 0, 0, 0, 0},  {16, DECODE_STREAM, 0, 0, 0, 0}, {16, DECODE_TENSOR, 0, 0, 0, 0},
+        {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
+        {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
     llama_part_destroy(p);
 
@@ -384,14 +346,8 @@ int main(int argc, char **argv)
     d.max_rows = long_prompt;
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, 0, 1}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 1, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 3, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, 4, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 1, 0, 4, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 3, 0, 4, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 1, 0, 8, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 1, 0, 0, 1, 0, 4, 0}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
     llama_part_destroy(p);
     return 0;
 }

@@ -422,7 +422,7 @@ TEST(test_attention_prefill_matches_cpu)
  * attention over that cache with k_rope_qkv's query. Called twice (host and device
  * position), it must give the same bits and leave its counters at zero. */
 static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int pos, int extra_ctx, int dev_pos,
-                        uint64_t seed, int keys_per_block = 0, int loop_blocks = 0)
+                        uint64_t seed, int keys_per_block = 0)
 {
     int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1;
     int qkv_n = (hq + 2 * hkv) * hd;
@@ -461,7 +461,6 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     a.inv_freq = dinv;
     a.counters = counters;
     a.keys_per_block = keys_per_block;
-    a.loop_blocks = loop_blocks;
     CHECK(attn_decode(&a, 0) == 0);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     CHECK(bits_equal(kc, kc_ref, cache));
@@ -481,19 +480,6 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     int nonzero = 0;
     for (size_t i = 0; i < attn_decode_counters(max_batch, hq); i++) nonzero += hc[i] != 0;
     CHECK(nonzero == 0);
-    if (loop_blocks) {  /* several splits a block: decode_kernel's bits, cache and output */
-        cudaMemcpy(kc, kc_ref, cache * 2, cudaMemcpyDeviceToDevice);  /* as k_rope_qkv left it: the same */
-        cudaMemcpy(vc, vc_ref, cache * 2, cudaMemcpyDeviceToDevice);
-        poison(out, qn);
-        a.loop_blocks = 0;
-        CHECK(attn_decode(&a, 0) == 0);
-        CHECK(cudaDeviceSynchronize() == cudaSuccess);
-        if (!bits_equal(first, out, qn)) {
-            fprintf(stderr, "  decode hd=%d batch=%d pos=%d: %d blocks a head differ from a block a split\n", hd,
-                    batch, pos, loop_blocks);
-            (*failures_)++;
-        }
-    }
     float *rq = download(q_ref, qn), *rk = download(kc_ref, cache), *rv = download(vc_ref, cache);
     ref_attention_over_cache(rq, rk, rv, ref, batch, 1, pos, bo, hq, hkv, hd, max_ctx);
     double e = ref_rel_error(got, ref, qn);
@@ -521,19 +507,4 @@ TEST(test_attention_decode_matches_cpu)
     decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 98, 256);
     decode_case(failures_, 128, 4, 1, 1, 256, 0, 1, 99, 256);
     decode_case(failures_, 128, 8, 8, 1, 555, 1, 0, 100, 256);
-}
-
-/* Several splits a block (the loop kernel): the CPU's result, and decode_kernel's
- * bits, with fewer blocks than splits, as many, more (some idle), the new key in
- * the last split or the first of a block's turn, GQA and head size 64. */
-TEST(test_attention_decode_loop_matches_split_kernel)
-{
-    decode_case(failures_, 128, 4, 2, 3, 300, 3, 0, 101, 0, 2);
-    decode_case(failures_, 128, 4, 1, 1, 1000, 40, 1, 102, 0, 3);
-    decode_case(failures_, 64, 4, 1, 2, 129, 200, 1, 103, 0, 1);
-    decode_case(failures_, 128, 8, 8, 1, 555, 1, 1, 104, 0, 5);
-    decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 105, 128, 4);
-    decode_case(failures_, 128, 4, 1, 1, 256, 0, 0, 106, 0, 2);
-    decode_case(failures_, 128, 2, 2, 1, 4200, 30, 1, 107, 0, 8);
-    decode_case(failures_, 128, 4, 2, 3, 0, 0, 0, 108, 0, 3);
 }

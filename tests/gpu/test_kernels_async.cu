@@ -1,113 +1,26 @@
-/* The decode kernels with cp.async weight rings (DECODE_STREAM_ASYNC: the GEMV and
- * gemm_skinny) against the CPU fp32 reference, and bit for bit against the
- * register kernels, in every mode (plain, accumulating, SwiGLU, folded norm), at
- * every row variant, over rings that wrap many times and partial last groups. */
+/* gemm_skinny with cp.async weight rings (DECODE_STREAM_ASYNC) against the CPU
+ * fp32 reference, and bit for bit against the register kernel, in every mode
+ * (plain, accumulating, SwiGLU), at every row tile and column-tile variant, over
+ * rings that wrap many times and partial last groups; bad settings refused. */
 #include "../../kernels/gemm.h"
 #include "kernel_test_util.h"
 
 typedef __nv_bfloat16 bf16;
 
-static const struct gemv_stream_cfg REGISTERS = {DECODE_STREAM_REGISTERS, 4, 4, 1};
-
-/* got and want from the same call under the setting cfg and the register one */
-#define BOTH(call, want, got, elems)                      \
-    do {                                                  \
-        gemm_rows_set_stream(REGISTERS);                  \
-        poison(want, elems);                              \
-        CHECK((call(want)) == 0);                         \
-        gemm_rows_set_stream(cfg);                        \
-        poison(got, elems);                               \
-        CHECK((call(got)) == 0);                          \
-        CHECK(cudaDeviceSynchronize() == cudaSuccess);    \
-        CHECK(bits_equal(want, got, elems));              \
-    } while (0)
-
-/* the modes each GEMV test compares, as macros of the output buffer */
-#define SWIGLU(out) gemm_rows_swiglu(x, w, out, m, n, k, 0, pdl)
-#define NORM(out) gemm_rows_norm(x, nw, 1e-5f, w, out, m, n, k, 0, pdl)
-#define SWIGLU_NORM(out) gemm_rows_swiglu_norm(x, nw, 1e-5f, w, out, m, n, k, 0, pdl)
-
-/* The cp.async GEMV: the register GEMV's bits at every row count (past 8 rows too:
- * several row blocks), any K that is a multiple of 8, one or two columns a warp,
- * plain, accumulating, SwiGLU and the folded norms; rings of 2 to 8 groups. */
-TEST(test_gemv_async_equals_register_gemv)
-{
-    struct gemv_stream_cfg keep = gemm_rows_stream();
-    const struct gemv_stream_cfg cfgs[4] = {{DECODE_STREAM_ASYNC, 4, 4, 0}, {DECODE_STREAM_ASYNC, 2, 2, 0},
-                                            {DECODE_STREAM_ASYNC, 3, 4, 0}, {DECODE_STREAM_ASYNC, 8, 2, 0}};
-    const int shapes[4][2] = {{1000, 4096}, {77, 4104}, {300, 264}, {136, 11008}};
-    const int ms[7] = {1, 2, 3, 4, 5, 8, 13};
-    const int KMAX = 11008, NMAX = 1000, M = 13;
-    bf16 *x = dev_random((size_t)M * KMAX, 1.0f, 141, NULL), *nw = dev_random(KMAX, 1.0f, 142, NULL);
-    bf16 *w = dev_random((size_t)2 * NMAX * KMAX, 0.1f, 143, NULL);
-    bf16 *base = dev_random((size_t)M * NMAX, 1.0f, 144, NULL), *want, *got;
-    cudaMalloc((void **)&want, (size_t)M * NMAX * 2);
-    cudaMalloc((void **)&got, (size_t)M * NMAX * 2);
-    for (int ci = 0; ci < 4; ci++) {
-        const struct gemv_stream_cfg cfg = cfgs[ci];
-        for (int si = 0; si < 4; si++) {
-            const int n = shapes[si][0], k = shapes[si][1];
-            for (int mi = 0; mi < 7; mi++) {
-                const int m = ms[mi], pdl = (ci + mi) & 1;
-                const size_t el = (size_t)m * n;
-                for (int cols = 1; cols <= 2; cols++) {
-#define COLS(out) gemm_rows_cols(x, w, out, m, n, k, 0, cols, 0, pdl)
-                    BOTH(COLS, want, got, el);
-#define COLS_ACC(out) \
-    (cudaMemcpy(out, base, el * 2, cudaMemcpyDeviceToDevice), gemm_rows_cols(x, w, out, m, n, k, 1, cols, 0, pdl))
-                    BOTH(COLS_ACC, want, got, el);
-                }
-                BOTH(SWIGLU, want, got, el);
-                if (gemm_rows_norm_fits(m, k)) {
-                    BOTH(NORM, want, got, el);
-                    BOTH(SWIGLU_NORM, want, got, el);
-                }
-            }
-        }
-    }
-    gemm_rows_set_stream(keep);
-    cudaFree(x), cudaFree(nw), cudaFree(w), cudaFree(base), cudaFree(want), cudaFree(got);
-}
-
-static int async_case(int m, int n, int k, int accumulate, uint64_t seed)
-{
-    struct linear_case c;
-    linear_case_setup(&c, m, n, k, accumulate, seed);
-    int bad = gemm_rows(c.x, c.w, c.y, m, n, k, accumulate, 0, seed & 1) != 0;
-    bad |= cudaDeviceSynchronize() != cudaSuccess;
-    return linear_case_finish(&c, "gemv cp.async", bad);
-}
-
-TEST(test_gemv_async_matches_cpu)
-{
-    struct gemv_stream_cfg keep = gemm_rows_stream();
-    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 4, 4, 0});
-    CHECK(!async_case(1, 100, 64, 0, 151));
-    CHECK(!async_case(3, 777, 264, 1, 152));
-    CHECK(!async_case(8, 256, 688, 1, 153));
-    CHECK(!async_case(13, 1000, 4096, 0, 154));
-    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 2, 2, 0});
-    CHECK(!async_case(1, 333, 11008, 1, 155));
-    gemm_rows_set_stream(keep);
-}
-
 /* Settings it cannot take fail with a message, not a bad launch. */
-TEST(test_decode_async_rejects_bad_settings)
+TEST(test_skinny_async_rejects_bad_settings)
 {
-    struct gemv_stream_cfg keep = gemm_rows_stream();
+    struct skinny_stream_cfg keep = gemm_skinny_stream();
     bf16 *x = dev_random(4096, 1.0f, 111, NULL), *w = dev_random((size_t)64 * 4096, 0.1f, 112, NULL), *y;
     cudaMalloc((void **)&y, 64 * 2);
-    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 1, 4, 0});
-    CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) != 0);
-    gemm_rows_set_stream((struct gemv_stream_cfg){DECODE_STREAM_ASYNC, 4, 8, 0});
-    CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) != 0);
     gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_ASYNC, 9, 2, 0});
+    CHECK(gemm_skinny(x, w, y, 1, 64, 4096, 0, 0) != 0);
+    gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_ASYNC, 1, 2, 0});
     CHECK(gemm_skinny(x, w, y, 1, 64, 4096, 0, 0) != 0);
     gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_ASYNC, 4, 3, 0});
     CHECK(gemm_skinny(x, w, y, 1, 64, 4096, 0, 0) != 0);
-    gemm_skinny_set_stream((struct skinny_stream_cfg){DECODE_STREAM_REGISTERS, 4, 2, 0});
-    gemm_rows_set_stream(keep);
-    CHECK(gemm_rows(x, w, y, 1, 64, 4096, 0, 0) == 0);
+    gemm_skinny_set_stream(keep);
+    CHECK(gemm_skinny(x, w, y, 1, 64, 4096, 0, 0) == 0);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     cudaFree(x), cudaFree(w), cudaFree(y);
 }
