@@ -239,6 +239,9 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
 }
 
 /* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+/* Splits the last block combines with the splits' factors in shared memory (up to
+ * 32768 keys at 128 a block); beyond, a serial loop with the same sums. */
+#define COMBINE_MAX 256
 /* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
 __host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
 
@@ -279,16 +282,221 @@ __device__ __forceinline__ void unpack_dims(typename dims_t<DPL>::type r, float 
  * and weighted values in the partials; the last of the sequence-head's blocks to
  * finish (a ticket counter) combines the splits in split order, so the result does
  * not depend on which block finished last. */
+/* Shared memory of one decode block besides the keys and values. */
+template <int D, int CHUNK> struct decode_smem {
+    static constexpr int WARPS = CHUNK / 32;
+    float qsh[D];
+    __align__(16) bf16 knew[D];
+    float wm[WARPS], wl[WARPS], wacc[WARPS][D];
+    int is_last;
+    float cf[COMBINE_MAX], cl[COMBINE_MAX], cmax[WARPS];
+};
+
+/* Rope the query of head h (pairs i < D/2) and, when the block holds the new key,
+ * the new key of its kv head into shared memory (rope.cuh: k_rope_qkv's bits). */
+template <int D, int CHUNK>
+__device__ __forceinline__ void decode_rope(decode_smem<D, CHUNK> &sm, const bf16 *row, int h, int hq, int kvh,
+                                            bool holds_new, float cs, float sn)
+{
+    if (threadIdx.x < D && (threadIdx.x < D / 2 || holds_new)) {  /* pair i % (D/2) of q (i < D/2) or of the new k */
+        const int i = threadIdx.x;
+        const bool is_k = i >= D / 2;
+        const int pr = is_k ? i - D / 2 : i;
+        const bf16 *src = row + (size_t)(is_k ? hq + kvh : h) * D;
+        float o1, o2;
+        rope_rotate(__bfloat162float(src[pr]), __bfloat162float(src[pr + D / 2]), cs, sn, &o1, &o2);
+        if (is_k) {
+            sm.knew[pr] = __float2bfloat16(o1);
+            sm.knew[pr + D / 2] = __float2bfloat16(o2);
+        } else {
+            sm.qsh[pr] = bf16r(o1);
+            sm.qsh[pr + D / 2] = bf16r(o2);
+        }
+    }
+}
+
+/* One split of CHUNK keys from key0 (the keys before pos in kv and vv, the new key
+ * and value substituted at pos): scores, softmax and p . V per warp, then the
+ * warps combined. With one split in all (n == 1) the block writes the output
+ * itself (what the combine would give for one split: it scales by 1), else the
+ * split's max, sum and weighted values into part. Ends with a barrier. */
+template <int D, int CHUNK>
+__device__ __forceinline__ void decode_split_math(decode_smem<D, CHUNK> &sm, uint4 kv[D / 8],
+                                                  typename dims_t<D / 32>::type vv[32], int key0, int pos,
+                                                  const bf16 *vnew, float scale, int n, float *part, bf16 *out)
+{
+    constexpr int DEC_WARPS = CHUNK / 32;
+    constexpr int DPL = D / 32;
+    typedef typename dims_t<DPL>::type vdims;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int kv_len = pos + 1;
+    const int base = key0 + warp * 32;
+    const int key = base + lane;
+    const int n_here = max(0, min(32, kv_len - base));  /* keys of this warp, uniform */
+    float score = -INFINITY;
+    if (key < kv_len) {
+        if (key == pos)
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) kv[i] = ((const uint4 *)sm.knew)[i];
+        float dot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) {
+            const __nv_bfloat162 *hh = (const __nv_bfloat162 *)&kv[i];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __bfloat1622float2(hh[e]);
+                dot = fmaf(f.x, sm.qsh[i * 8 + 2 * e], dot);
+                dot = fmaf(f.y, sm.qsh[i * 8 + 2 * e + 1], dot);
+            }
+        }
+        score = score_log2(dot, scale);
+    }
+    float m = score;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    float p = m == -INFINITY ? 0.0f : exp2f(score - m);
+    float l = p;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
+
+    /* p . V over the warp's keys in ascending order */
+    float acc[DPL];
+#pragma unroll
+    for (int e = 0; e < DPL; e++) acc[e] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 32; j++) {
+        float pj = __shfl_sync(0xffffffffu, p, j);
+        if (j < n_here) {
+            if (base + j == pos) vv[j] = ((const vdims *)vnew)[lane];
+            float vf[DPL];
+            unpack_dims<DPL>(vv[j], vf);
+#pragma unroll
+            for (int e = 0; e < DPL; e++) acc[e] = fmaf(pj, vf[e], acc[e]);
+        }
+    }
+    if (lane == 0) {
+        sm.wm[warp] = m;
+        sm.wl[warp] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < DPL; e++) sm.wacc[warp][lane * DPL + e] = acc[e];
+    __syncthreads();
+    float M = -INFINITY, L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < DEC_WARPS; w++) M = fmaxf(M, sm.wm[w]);
+#pragma unroll
+    for (int w = 0; w < DEC_WARPS; w++) L += sm.wm[w] == -INFINITY ? 0.0f : sm.wl[w] * exp2f(sm.wm[w] - M);
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++)
+            sum += sm.wm[w] == -INFINITY ? 0.0f : sm.wacc[w][d] * exp2f(sm.wm[w] - M);
+        if (n == 1) out[d] = __float2bfloat16(sum / L);
+        else part[2 + d] = sum;
+    }
+    if (n > 1 && threadIdx.x == 0) {
+        part[0] = M;
+        part[1] = L;
+    }
+    __syncthreads();  /* wm, wl and wacc free for the next split */
+}
+
+/* After its n_blocks blocks of this (sequence, head) have left their splits'
+ * partials: the one that finishes last (a ticket counter) combines the n splits in
+ * split order, so the result does not depend on which block that is. */
+template <int D, int CHUNK>
+__device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *ticket, int n_blocks, int n,
+                                               const float *all, bf16 *out)
+{
+    constexpr int DEC_WARPS = CHUNK / 32;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __threadfence();  /* this block's partials visible before its ticket */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        sm.is_last = atomicAdd(ticket, 1) == n_blocks - 1;
+        if (sm.is_last) *ticket = 0;  /* every block of this call has taken its ticket */
+    }
+    __syncthreads();
+    if (!sm.is_last) return;
+    __threadfence();
+    if (n <= COMBINE_MAX) {
+        /* the same sums as the serial loop below, in the same order, with the splits'
+         * max and sum loaded by all threads at once (one round trip, not n) and each
+         * split's factor computed once into shared memory */
+        float mx = -INFINITY;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            const float mi = __ldcg(all + (size_t)i * (D + 2));
+            sm.cf[i] = mi;
+            sm.cl[i] = __ldcg(all + (size_t)i * (D + 2) + 1);
+            mx = fmaxf(mx, mi);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        if (lane == 0) sm.cmax[warp] = mx;
+        __syncthreads();
+        float Mx = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++) Mx = fmaxf(Mx, sm.cmax[w]);
+        for (int i = threadIdx.x; i < n; i += blockDim.x) sm.cf[i] = exp2f(sm.cf[i] - Mx);
+        __syncthreads();
+        for (int d = threadIdx.x; d < D; d += blockDim.x) {
+            float num = 0.0f, den = 0.0f;
+#pragma unroll 8
+            for (int i = 0; i < n; i++) {
+                const float f = sm.cf[i];
+                den += sm.cl[i] * f;
+                num += __ldcg(all + (size_t)i * (D + 2) + 2 + d) * f;
+            }
+            out[d] = __float2bfloat16(num / den);
+        }
+        return;
+    }
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float Mx = -INFINITY;
+        for (int i = 0; i < n; i++) Mx = fmaxf(Mx, __ldcg(all + (size_t)i * (D + 2)));
+        float num = 0.0f, den = 0.0f;
+        for (int i = 0; i < n; i++) {
+            const float *pi = all + (size_t)i * (D + 2);
+            float f = exp2f(__ldcg(pi) - Mx);
+            den += __ldcg(pi + 1) * f;
+            num += __ldcg(pi + 2 + d) * f;
+        }
+        out[d] = __float2bfloat16(num / den);
+    }
+}
+
+/* The new key and value into the cache at pos: by one block per kv head (the
+ * group's first query head's block that holds pos), after decode_rope. */
+template <int D, int CHUNK>
+__device__ __forceinline__ void decode_store_new(const decode_smem<D, CHUNK> &sm, bf16 *kc, bf16 *vc, int pos,
+                                                 const bf16 *vnew)
+{
+    for (int c = threadIdx.x; c < 2 * (D / 8); c += blockDim.x) {
+        const bool is_v = c >= D / 8;
+        const int e = is_v ? c - D / 8 : c;
+        uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
+        *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)sm.knew)[e];
+    }
+}
+
+/* Each block ropes the query of its head (cos and sin computed before pdl_wait:
+ * they need only the position); the block whose keys include pos also
+ * ropes the new key of its kv head into shared memory and reads the new value from
+ * the qkv row, so no block reads the cache at pos (no race with the one block per
+ * kv head, the group's first query head, that writes it there). The cached keys
+ * and values before pos are loaded into registers before pdl_wait: the decode
+ * kernel of this layer wrote them a step or more ago, and under programmatic
+ * launch every kernel before the one ahead has finished when this one starts (pdl.h), so their
+ * latency hides under the qkv GEMV's tail. Each block leaves its split's max, sum
+ * and weighted values in the partials; the last of the sequence-head's blocks to
+ * finish (a ticket counter) combines the splits in split order, so the result does
+ * not depend on which block finished last. */
 template <int D, int CHUNK>
 __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float scale, int splits)
 {
-    constexpr int DEC_WARPS = CHUNK / 32;
     constexpr int DPL = D / 32;  /* value dims per lane */
     typedef typename dims_t<DPL>::type vdims;
-    __shared__ float qsh[D];
-    __shared__ __align__(16) bf16 knew[D];
-    __shared__ float wm[DEC_WARPS], wl[DEC_WARPS], wacc[DEC_WARPS][D];
-    __shared__ int is_last;
+    __shared__ decode_smem<D, CHUNK> sm;
     const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     /* written by a kernel of the previous step, or each sequence's own (serving) */
@@ -319,124 +527,15 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     const bool holds_new = pos < key0 + CHUNK;
     const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
     const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
-    if (threadIdx.x < D && (threadIdx.x < D / 2 || holds_new)) {  /* pair i % (D/2) of q (i < D/2) or of the new k */
-        const int i = threadIdx.x;
-        const bool is_k = i >= D / 2;
-        const int pr = is_k ? i - D / 2 : i;
-        const bf16 *src = row + (size_t)(is_k ? a.hq + kvh : h) * D;
-        float o1, o2;
-        rope_rotate(__bfloat162float(src[pr]), __bfloat162float(src[pr + D / 2]), cs, sn, &o1, &o2);
-        if (is_k) {
-            knew[pr] = __float2bfloat16(o1);
-            knew[pr + D / 2] = __float2bfloat16(o2);
-        } else {
-            qsh[pr] = bf16r(o1);
-            qsh[pr + D / 2] = bf16r(o2);
-        }
-    }
+    decode_rope<D, CHUNK>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
     __syncthreads();
-    if (holds_new && h % group == 0)
-        for (int c = threadIdx.x; c < 2 * (D / 8); c += blockDim.x) {
-            const bool is_v = c >= D / 8;
-            const int e = is_v ? c - D / 8 : c;
-            uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
-            *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)knew)[e];
-        }
-
-    float score = -INFINITY;
-    if (key < kv_len) {
-        if (key == pos)
-#pragma unroll
-            for (int i = 0; i < D / 8; i++) kv[i] = ((const uint4 *)knew)[i];
-        float dot = 0.0f;
-#pragma unroll
-        for (int i = 0; i < D / 8; i++) {
-            const __nv_bfloat162 *hh = (const __nv_bfloat162 *)&kv[i];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __bfloat1622float2(hh[e]);
-                dot = fmaf(f.x, qsh[i * 8 + 2 * e], dot);
-                dot = fmaf(f.y, qsh[i * 8 + 2 * e + 1], dot);
-            }
-        }
-        score = score_log2(dot, scale);
-    }
-    float m = score;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    float p = m == -INFINITY ? 0.0f : exp2f(score - m);
-    float l = p;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
-
-    /* p . V over the warp's keys in ascending order */
-    float acc[DPL];
-#pragma unroll
-    for (int e = 0; e < DPL; e++) acc[e] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 32; j++) {
-        float pj = __shfl_sync(0xffffffffu, p, j);
-        if (j < n_here) {
-            if (base + j == pos) vv[j] = ((const vdims *)vnew)[lane];
-            float vf[DPL];
-            unpack_dims<DPL>(vv[j], vf);
-#pragma unroll
-            for (int e = 0; e < DPL; e++) acc[e] = fmaf(pj, vf[e], acc[e]);
-        }
-    }
-    if (lane == 0) {
-        wm[warp] = m;
-        wl[warp] = l;
-    }
-#pragma unroll
-    for (int e = 0; e < DPL; e++) wacc[warp][lane * DPL + e] = acc[e];
-    __syncthreads();
-    float M = -INFINITY, L = 0.0f;
-#pragma unroll
-    for (int w = 0; w < DEC_WARPS; w++) M = fmaxf(M, wm[w]);
-#pragma unroll
-    for (int w = 0; w < DEC_WARPS; w++) L += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - M);
-    /* with one split the block writes the output itself: what the combine below
-     * would give for one split (it scales by 1) */
+    if (holds_new && h % group == 0) decode_store_new<D, CHUNK>(sm, kc, vc, pos, vnew);
     const int n = min(decode_splits(kv_len, CHUNK), (int)gridDim.x);
     float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
-    float *part = all + (size_t)split * (D + 2);
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int w = 0; w < DEC_WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
-        if (n == 1) a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(sum / L);
-        else part[2 + d] = sum;
-    }
+    bf16 *out = a.out + ((size_t)b * a.hq + h) * D;
+    decode_split_math<D, CHUNK>(sm, kv, vv, key0, pos, vnew, scale, n, all + (size_t)split * (D + 2), out);
     if (n == 1) return;
-    if (threadIdx.x == 0) {
-        part[0] = M;
-        part[1] = L;
-    }
-
-    /* the last block of this (sequence, head) combines; the others are done */
-    __threadfence();  /* this block's partials visible before its ticket */
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int *ticket = a.counters + (size_t)b * a.hq + h;
-        is_last = atomicAdd(ticket, 1) == n - 1;
-        if (is_last) *ticket = 0;  /* every block of this call has taken its ticket */
-    }
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float Mx = -INFINITY;
-        for (int i = 0; i < n; i++) Mx = fmaxf(Mx, __ldcg(all + (size_t)i * (D + 2)));
-        float num = 0.0f, den = 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float *pi = all + (size_t)i * (D + 2);
-            float f = exp2f(__ldcg(pi) - Mx);
-            den += __ldcg(pi + 1) * f;
-            num += __ldcg(pi + 2 + d) * f;
-        }
-        a.out[((size_t)b * a.hq + h) * D + d] = __float2bfloat16(num / den);
-    }
+    decode_combine<D, CHUNK>(sm, a.counters + (size_t)b * a.hq + h, n, n, all, out);
 }
 
 int attn_decode(const struct attn_args *a, cudaStream_t s)
@@ -451,8 +550,8 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     /* the partials are laid out for the largest split count so both cases agree */
     int stride_splits = decode_splits(a->max_ctx, chunk);
     int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1, chunk);
-    dim3 grid(splits, a->hq, a->batch);
     float scale = 1.0f / sqrtf((float)a->hd);
+    dim3 grid(splits, a->hq, a->batch);
     void (*kernel)(struct attn_args, float, int) =
         a->hd == 64 ? (chunk == 128 ? decode_kernel<64, 128> : decode_kernel<64, 256>)
                     : (chunk == 128 ? decode_kernel<128, 128> : decode_kernel<128, 256>);

@@ -268,6 +268,7 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
 }
 
 /* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
+
 #define GEMV_ROWS 8
 #define GEMV_WARPS 8
 /* The folded norm is for the few rows of a decode step: each block computes its
@@ -293,8 +294,8 @@ enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
  * The first U vectors of each weight row are loaded before pdl_wait: no kernel
  * writes weights, so under programmatic launch that stream starts while the
  * previous kernel (a norm, rope, attention) is still finishing.
- * GEMV_PAIR: a warp takes two adjacent columns. For N = 4096 one column a warp is
- * a single short wave of blocks; two give each warp twice the bytes to stream.
+ * GEMV_PAIR: a warp takes two adjacent columns, twice the bytes a warp and half
+ * the blocks (gemm_rows_cols_per_warp says which gemm_rows takes).
  * GEMV_SWIGLU: w is [gate; up] (2n rows) and a warp takes gate row col and up row
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
@@ -444,11 +445,16 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     }
 }
 
-/* Two columns a warp up to N = 16384: one column a warp launches too few blocks to
- * keep the weight stream busy from start to end at N = 4096, and at N = 12288 (qkv
- * of Llama-2-7B) two streamed 89% of the copy rate against 86% (H100, docs/PERF.md);
- * at 32000 (lm_head) one and two tie. */
-int gemm_rows_cols_per_warp(int n) { return n <= 16384 ? 2 : 1; }
+/* One column a warp. On an H100 two a warp up to N = 16384 streamed qkv faster
+ * (89% of the copy rate against 86%, docs/PERF.md), but on an H200 the whole
+ * batch-1 step was faster with one (4.03 against 4.12 ms, the same run), though
+ * o and down alone were a little slower (why was not measured). The bits are the
+ * same either way. */
+int gemm_rows_cols_per_warp(int n)
+{
+    (void)n;
+    return 1;
+}
 static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,

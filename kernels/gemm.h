@@ -69,7 +69,7 @@ int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, 
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
               int accumulate, cudaStream_t s, int pdl = 0);
 /* The same with a fixed number of output columns per warp (1 or 2; gemm_rows takes
- * gemm_rows_cols_per_warp(n)): the same bits, for the benchmark to compare the two. */
+ * gemm_rows_cols_per_warp(n), now 1): the same bits, for the benchmark to compare. */
 int gemm_rows_cols_per_warp(int n);
 int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
@@ -92,6 +92,22 @@ int gemm_skinny(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y
 int gemm_skinny_col_tiles(int m);
 int gemm_skinny_mt(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int mt, cudaStream_t s, int pdl = 0);
+/* How gemm_skinny (and gemm_skinny_swiglu) streams its weights, for the whole
+ * process (benchmarks compare the settings; the bits are the same for all):
+ *  - DECODE_STREAM_REGISTERS (the default): each lane's loads through registers;
+ *  - DECODE_STREAM_ASYNC: each lane's 16-byte vectors copied by cp.async into its
+ *    own slots of a ring of `stages` groups of `vecs` chunks (1, 2 or 4) in shared
+ *    memory. On an H200 it was the fastest version of qkv and gate-up alone at 16
+ *    rows (s3 v1 mt2, s4 v1 mt2) and slower everywhere else, and every whole step
+ *    measured with it was slower (docs/PERF.md), so it is not the default.
+ * mt: column tiles a block for gemm_skinny (0: gemm_skinny_col_tiles). */
+#define DECODE_STREAM_REGISTERS 0
+#define DECODE_STREAM_ASYNC 2
+struct skinny_stream_cfg {
+    int mode, stages, vecs, mt;
+};
+void gemm_skinny_set_stream(struct skinny_stream_cfg c);
+struct skinny_stream_cfg gemm_skinny_stream(void);
 /* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 weight rows
  * a block, all its rows of X (up to 64 a block, or 128 with row_tile 128), K split
  * over a thread-block cluster of gemm_stream_splits(n, k, swiglu) blocks and summed

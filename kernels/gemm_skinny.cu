@@ -24,6 +24,7 @@
  * arithmetic: the decode path uses one or the other for all its row counts. */
 #include "gemm.h"
 #include "cuda_check.h"
+#include "mma.cuh"
 #include "pdl.h"
 
 typedef __nv_bfloat16 bf16;
@@ -91,6 +92,59 @@ __device__ __forceinline__ void sk_chunks_mma(float acc[MT][NT][4], const uint4 
     }
 }
 
+/* Warp 0 adds the other warps' sums in a fixed order, one column tile at a time,
+ * then writes (SwiGLU: silu(gate) * up as k_swiglu rounds it). Every warp calls it. */
+template <int NT, int MT, bool SWIGLU>
+__device__ __forceinline__ void skinny_finish(float acc[MT][NT][4], float red[SK_WARPS - 1][NT * 4][32], int warp,
+                                              int lane, int g, int t, int col0, int row0, int m, int n, bf16 *y,
+                                              int accumulate)
+{
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        if (warp)
+#pragma unroll
+            for (int i = 0; i < NT; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) red[warp - 1][i * 4 + j][lane] = acc[q][i][j];
+        __syncthreads();
+        if (!warp)
+            for (int v = 0; v < SK_WARPS - 1; v++)
+#pragma unroll
+                for (int i = 0; i < NT; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) acc[q][i][j] += red[v][i * 4 + j][lane];
+        __syncthreads();
+    }
+    if (warp) return;
+    /* acc[q][i][j]: weight row (tile q) g + 8 (j / 2), X row i * 8 + 2 t + (j % 2) */
+#pragma unroll
+    for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int row = row0 + i * 8 + 2 * t + (j & 1);
+            if (row >= m) continue;
+            if (SWIGLU) {
+                int col = col0 + g + 8 * (j >> 1);
+                if (col >= n) continue;
+                /* k_swiglu's arithmetic on the bf16 values a plain product would have stored */
+                float gt = __bfloat162float(__float2bfloat16(acc[0][i][j]));
+                float up = __bfloat162float(__float2bfloat16(acc[MT - 1][i][j]));
+                float silu = __bfloat162float(__float2bfloat16(gt / (1.0f + expf(-gt))));
+                y[(size_t)row * n + col] = __float2bfloat16(silu * up);
+            } else {
+#pragma unroll
+                for (int q = 0; q < MT; q++) {
+                    int col = col0 + q * 16 + g + 8 * (j >> 1);
+                    if (col >= n) continue;
+                    bf16 *out = y + (size_t)row * n + col;
+                    float v = acc[q][i][j];
+                    if (accumulate) v += __bfloat162float(*out);
+                    *out = __float2bfloat16(v);
+                }
+            }
+        }
+}
+
 /* NT row tiles of 8 rows, MT column tiles of 16 weight rows per block. SWIGLU:
  * MT = 2, tile 0 the gate rows [c, c + 16) and tile 1 the up rows n + c..., so the
  * epilogue writes silu(gate) * up as k_swiglu rounds it. */
@@ -150,57 +204,139 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
             sk_load_chunks<UB, MT>(a1, wp, c0 + 3 * SK_WARPS * UB, t, kv);
         }
     }
-    /* warp 0 adds the other warps' sums in a fixed order, one column tile at a time */
+    skinny_finish<NT, MT, SWIGLU>(acc, red, warp, lane, g, t, col0, row0, m, n, y, accumulate);
+}
+
+/* skinny_kernel with each lane's 16-byte weight vectors copied by cp.async into
+ * its own slots of a ring of S groups of UB chunks in shared memory
+ * (DECODE_STREAM_ASYNC): S - 1 groups stay in flight while the warp multiplies the
+ * oldest, and the copies hold no registers. The chunks (warp w: w, w + 8, ...),
+ * their order, the mma and the reduction are skinny_kernel's: the same bits. Ring
+ * layout [S][UB][MT][2][threads] of 16 bytes, consecutive lanes consecutive. */
+template <int NT, int MT, bool SWIGLU, int UB>
+__global__ void __launch_bounds__(SK_WARPS * 32)
+skinny_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
+                    int accumulate, int S)
+{
+    extern __shared__ __align__(16) uint4 ring[];
+    __shared__ float red[SK_WARPS - 1][NT * 4][32];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int col0 = blockIdx.x * 16 * (SWIGLU ? 1 : MT);
+    int row0 = blockIdx.y * 8 * NT;
+    int kv = k / 8, chunks = (kv + 3) / 4;
+    const uint4 *wp[MT][2];
 #pragma unroll
-    for (int q = 0; q < MT; q++) {
-        if (warp)
+    for (int q = 0; q < MT; q++)
 #pragma unroll
-            for (int i = 0; i < NT; i++)
+        for (int h = 0; h < 2; h++) {
+            int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
+            wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
+        }
+    const int mine = chunks > warp ? (chunks - warp + SK_WARPS - 1) / SK_WARPS : 0;  /* chunks of this warp */
+    const int groups = (mine + UB - 1) / UB;
+    auto slot = [&](int st, int u, int q, int h) {
+        return ring + ((size_t)((st * UB + u) * MT + q) * 2 + h) * (SK_WARPS * 32) + threadIdx.x;
+    };
+    auto issue = [&](int gr) {  /* group gr: this warp's chunks UB gr .. UB gr + UB - 1, one commit group */
+        if (gr < groups) {
+            const int st = gr % S;
 #pragma unroll
-                for (int j = 0; j < 4; j++) red[warp - 1][i * 4 + j][lane] = acc[q][i][j];
-        __syncthreads();
-        if (!warp)
-            for (int v = 0; v < SK_WARPS - 1; v++)
+            for (int u = 0; u < UB; u++) {
+                const int idx = (warp + SK_WARPS * (UB * gr + u)) * 4 + t;
+                if (idx < kv)
 #pragma unroll
-                for (int i = 0; i < NT; i++)
+                    for (int q = 0; q < MT; q++)
 #pragma unroll
-                    for (int j = 0; j < 4; j++) acc[q][i][j] += red[v][i * 4 + j][lane];
-        __syncthreads();
-    }
-    if (warp) return;
-    /* acc[q][i][j]: weight row (tile q) g + 8 (j / 2), X row i * 8 + 2 t + (j % 2) */
+                        for (int h = 0; h < 2; h++) cp_async16_ordered(slot(st, u, q, h), wp[q][h] + idx);
+            }
+        }
+        cp_async_commit();
+    };
+    for (int gr = 0; gr < S - 1; gr++) issue(gr);  /* weights: before pdl_wait */
+    pdl_wait();
+    pdl_trigger();
+    const uint4 *xp[NT];
 #pragma unroll
-    for (int i = 0; i < NT; i++)
+    for (int i = 0; i < NT; i++) xp[i] = (const uint4 *)(x + (size_t)min(row0 + i * 8 + g, m - 1) * k);
+    float acc[MT][NT][4];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int row = row0 + i * 8 + 2 * t + (j & 1);
-            if (row >= m) continue;
-            if (SWIGLU) {
-                int col = col0 + g + 8 * (j >> 1);
-                if (col >= n) continue;
-                /* k_swiglu's arithmetic on the bf16 values a plain product would have stored */
-                float gt = __bfloat162float(__float2bfloat16(acc[0][i][j]));
-                float up = __bfloat162float(__float2bfloat16(acc[MT - 1][i][j]));
-                float silu = __bfloat162float(__float2bfloat16(gt / (1.0f + expf(-gt))));
-                y[(size_t)row * n + col] = __float2bfloat16(silu * up);
-            } else {
+    for (int q = 0; q < MT; q++)
+#pragma unroll
+        for (int i = 0; i < NT; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    for (int gr = 0; gr < groups; gr++) {
+        issue(gr + S - 1);
+        cp_async_wait_dyn(S - 1);  /* group gr has landed */
+        const int st = gr % S;
+#pragma unroll
+        for (int u = 0; u < UB; u++) {
+            const int c = warp + SK_WARPS * (UB * gr + u);
+            if (c >= chunks) break;  /* uniform over the warp: mma needs every lane */
+            const int idx = c * 4 + t;
+            uint4 a[MT][2];
+#pragma unroll
+            for (int q = 0; q < MT; q++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) a[q][h] = idx < kv ? *slot(st, u, q, h) : zero;
+#pragma unroll
+            for (int i = 0; i < NT; i++) {
+                uint4 b = idx < kv ? __ldg(xp[i] + idx) : zero;
 #pragma unroll
                 for (int q = 0; q < MT; q++) {
-                    int col = col0 + q * 16 + g + 8 * (j >> 1);
-                    if (col >= n) continue;
-                    bf16 *out = y + (size_t)row * n + col;
-                    float v = acc[q][i][j];
-                    if (accumulate) v += __bfloat162float(*out);
-                    *out = __float2bfloat16(v);
+                    sk_mma(acc[q][i], a[q][0].x, a[q][1].x, a[q][0].y, a[q][1].y, b.x, b.y);
+                    sk_mma(acc[q][i], a[q][0].z, a[q][1].z, a[q][0].w, a[q][1].w, b.z, b.w);
                 }
             }
         }
+    }
+    cp_async_wait_dyn(0);  /* the empty groups past the end */
+    skinny_finish<NT, MT, SWIGLU>(acc, red, warp, lane, g, t, col0, row0, m, n, y, accumulate);
+}
+
+static struct skinny_stream_cfg g_skinny_stream = {DECODE_STREAM_REGISTERS, 4, 2, 0};
+
+void gemm_skinny_set_stream(struct skinny_stream_cfg c) { g_skinny_stream = c; }
+struct skinny_stream_cfg gemm_skinny_stream(void) { return g_skinny_stream; }
+
+template <int NT, int MT, bool SWIGLU, int UB>
+static int skinny_async_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int stages,
+                               cudaStream_t s, int pdl)
+{
+    const size_t smem = (size_t)stages * UB * MT * 2 * SK_WARPS * 32 * 16;
+    static int raised[64];  /* per device: the dynamic shared-memory limit this kernel was raised to */
+    int dev = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= 64) return pb_fail("gemm_skinny: device %d", dev);
+    if ((int)smem > raised[dev]) {
+        cudaCheck(cudaFuncSetAttribute(skinny_async_kernel<NT, MT, SWIGLU, UB>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(skinny_async_kernel<NT, MT, SWIGLU, UB>,
+                                       cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+        raised[dev] = (int)smem;
+    }
+    int cols = 16 * (SWIGLU ? 1 : MT);
+    dim3 grid((n + cols - 1) / cols, (m + 8 * NT - 1) / (8 * NT));
+    cudaCheck(pdl_launch(skinny_async_kernel<NT, MT, SWIGLU, UB>, grid, dim3(SK_WARPS * 32), smem, s, pdl, x, w, y, m,
+                         n, k, accumulate, stages));
+    return PB_OK;
 }
 
 template <int NT, int MT, bool SWIGLU>
 static int skinny_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s,
                          int pdl)
 {
+    const struct skinny_stream_cfg c = gemm_skinny_stream();
+    if (c.mode == DECODE_STREAM_ASYNC) {
+        if (c.stages < 2 || c.stages > 8) return pb_fail("gemm_skinny: %d cp.async stages (2-8)", c.stages);
+        switch (c.vecs) {
+        case 1: return skinny_async_launch<NT, MT, SWIGLU, 1>(x, w, y, m, n, k, accumulate, c.stages, s, pdl);
+        case 2: return skinny_async_launch<NT, MT, SWIGLU, 2>(x, w, y, m, n, k, accumulate, c.stages, s, pdl);
+        case 4: return skinny_async_launch<NT, MT, SWIGLU, 4>(x, w, y, m, n, k, accumulate, c.stages, s, pdl);
+        default: return pb_fail("gemm_skinny: %d cp.async chunks a group (1, 2 or 4)", c.vecs);
+        }
+    }
     int cols = 16 * (SWIGLU ? 1 : MT);
     dim3 grid((n + cols - 1) / cols, (m + 8 * NT - 1) / (8 * NT));
     cudaCheck(pdl_launch(skinny_kernel<NT, MT, SWIGLU>, grid, dim3(SK_WARPS * 32), 0, s, pdl, x, w, y, m, n, k,
@@ -236,7 +372,9 @@ int gemm_skinny_mt(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, i
 
 int gemm_skinny(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
 {
-    return gemm_skinny_mt(x, w, y, m, n, k, accumulate, gemm_skinny_col_tiles(m), s, pdl);
+    const struct skinny_stream_cfg c = gemm_skinny_stream();
+    int mt = c.mt ? c.mt : gemm_skinny_col_tiles(m);  /* the same bits either way */
+    return gemm_skinny_mt(x, w, y, m, n, k, accumulate, mt, s, pdl);
 }
 
 int gemm_skinny_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,

@@ -6,7 +6,8 @@
  * algorithms leave. Prints one line a (shape, rows, version): ms, % of the copy
  * rate over the weight bytes, max relative error, and whether a row's bits match
  * the same row computed in a 64-row call.
- * usage: bench_decode_gemm [config.json]   (default models/llama-2-7b.json) */
+ * usage: bench_decode_gemm [config.json [decode]]   (default models/llama-2-7b.json; "decode": skip the
+ * prefill candidates) */
 #include <algorithm>
 #include <math.h>
 #include <stdio.h>
@@ -214,18 +215,40 @@ int main(int argc, char **argv)
     fill_kernel<<<4096, 256>>>(x, (size_t)max_rows * kmax, 5, 1.0f);
     CU(cudaDeviceSynchronize());
 
-    /* version: 0 GEMV, 1 skinny, 2 stream; for stream: splits, row tile, prefetch */
-    struct version { const char *name; int kind, splits, row_tile, prefetch, pdl; };
-    std::vector<version> vs = {{"gemv", 0, 0, 0, 0, 0}, {"gemv pdl", 0, 0, 0, 0, 1}, {"skinny", 1, 0, 0, 0, 0},
-                               {"skinny pdl", 1, 0, 0, 0, 1}};
+    /* version: 0 GEMV, 1 skinny, 2 stream; for stream: splits, row tile, prefetch;
+     * for skinny its weight stream (registers, or cp.async rings: stages, chunks a
+     * group) and column tiles */
+    struct version {
+        const char *name;
+        int kind, splits, row_tile, prefetch, pdl;
+        struct skinny_stream_cfg ss;
+        int mt;  /* skinny: column tiles a block (0: gemm_skinny's choice) */
+    };
+    const struct skinny_stream_cfg sregs = {DECODE_STREAM_REGISTERS, 4, 2, 0};
+    std::vector<version> vs = {{"gemv regs", 0, 0, 0, 0, 0, sregs, 0},
+                               {"gemv regs pdl", 0, 0, 0, 0, 1, sregs, 0},
+                               {"skinny", 1, 0, 0, 0, 0, sregs, 0},
+                               {"skinny pdl", 1, 0, 0, 0, 1, sregs, 0}};
+    const struct skinny_stream_cfg sasync[] = {{DECODE_STREAM_ASYNC, 3, 1, 0}, {DECODE_STREAM_ASYNC, 4, 1, 0},
+                                               {DECODE_STREAM_ASYNC, 6, 1, 0}, {DECODE_STREAM_ASYNC, 3, 2, 0},
+                                               {DECODE_STREAM_ASYNC, 4, 2, 0}, {DECODE_STREAM_ASYNC, 2, 4, 0}};
+    for (const struct skinny_stream_cfg &b : sasync)
+        for (int mt = 1; mt <= 2; mt++) {
+            char *nm = (char *)malloc(48);
+            snprintf(nm, 48, "skinny async s%d v%d mt%d pdl", b.stages, b.vecs, mt);
+            vs.push_back({nm, 1, 0, 0, 0, 1, b, mt});
+        }
+    /* the GEMV's spreads of columns over warps; mt here: columns a warp (0: gemm_rows' choice) */
+    vs.push_back({"gemv regs 1col pdl", 0, 0, 0, 0, 1, sregs, 1});
+    vs.push_back({"gemv regs 2col pdl", 0, 0, 0, 0, 1, sregs, 2});
     const int splits[5] = {1, 2, 3, 4, 8};
     for (int s = 0; s < 5; s++) {
         char *nm = (char *)malloc(48);
         snprintf(nm, 48, "stream S%d pdl", splits[s]);
-        vs.push_back({nm, 2, splits[s], 0, 0, 1});
+        vs.push_back({nm, 2, splits[s], 0, 0, 1, sregs, 0});
     }
-    vs.push_back({"stream auto pdl", 2, -1, 0, 0, 1});
-    vs.push_back({"stream auto pf4 pdl", 2, -1, 0, 4, 1});
+    vs.push_back({"stream auto pdl", 2, -1, 0, 0, 1, sregs, 0});
+    vs.push_back({"stream auto pf4 pdl", 2, -1, 0, 4, 1, sregs, 0});
     const int rows_list[3] = {1, 16, 64};
     int failures = 0;
     for (int r = 0; r < 3; r++) {
@@ -239,14 +262,19 @@ int main(int argc, char **argv)
             for (const version &v : vs) {
                 if (v.kind == 0 && rows > 8) continue;   /* the GEMV is for one-row parts */
                 if (v.kind == 1 && rows > 64) continue;
+                if (v.kind == 1 && v.mt == 1 && s.swiglu) continue;  /* SwiGLU takes two tiles */
                 if (v.kind == 2 && v.row_tile == 128 && rows < 128) continue;
                 int sp = v.splits < 0 ? auto_s : v.splits;
+                if (v.kind == 1) gemm_skinny_set_stream(v.ss);
+                if (v.kind == 0 && v.mt && s.swiglu) continue;  /* SwiGLU: a gate and an up row a warp */
                 auto launch = [&](const bf16 *w, bf16 *out, int mr, int pdl) {
                     if (v.kind == 0)
                         OK(s.swiglu ? gemm_rows_swiglu(x, w, out, mr, s.n, s.k, 0, pdl)
+                           : v.mt   ? gemm_rows_cols(x, w, out, mr, s.n, s.k, 0, v.mt, 0, pdl)
                                     : gemm_rows(x, w, out, mr, s.n, s.k, 0, 0, pdl));
                     else if (v.kind == 1)
                         OK(s.swiglu ? gemm_skinny_swiglu(x, w, out, mr, s.n, s.k, 0, pdl)
+                           : v.mt   ? gemm_skinny_mt(x, w, out, mr, s.n, s.k, 0, v.mt, 0, pdl)
                                     : gemm_skinny(x, w, out, mr, s.n, s.k, 0, 0, pdl));
                     else
                         OK(gemm_stream_cfg(x, w, out, mr, s.n, s.k, 0, s.swiglu, sp, v.row_tile, v.prefetch, 0, pdl));
@@ -278,6 +306,10 @@ int main(int argc, char **argv)
             printf("best %-7s rows %3d: %s %.3f ms = %.1f%% of copy\n", s.name, rows, best_name, best,
                    100 * (double)s.elems() * 2 * s.layers / (best * 1e6) / copy_gbs);
         }
+    }
+    if (argc > 2 && !strcmp(argv[2], "decode")) {  /* the decode versions only */
+        printf("%d version(s) failed a check\n", failures);
+        return failures ? 1 : 0;
     }
     /* prefill GEMMs: what cuBLASLt's candidates give at 128 rows (1x128) and 4096 (8x512) */
     cublasLtHandle_t lt;

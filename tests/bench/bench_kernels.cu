@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vector>
 #include "../../kernels/attention.h"
 #include "../../kernels/cuda_check.h"
@@ -54,7 +55,22 @@ static const char *path_name(int path)
 /* One decode configuration of a part: its linears' path and knobs. */
 struct decode_setup {
     int batch, path, fold, prefetch, attn_keys;
+    int skinny;  /* gemm_skinny's weight stream: an index into skinny_streams */
 };
+
+/* gemm_skinny's weight streams compared: registers (the default), then the
+ * cp.async ring that was fastest alone for gate-up at 16 rows (stages, chunks a
+ * group, column tiles a block; gemm.h) */
+static const struct skinny_stream_cfg skinny_streams[] = {{DECODE_STREAM_REGISTERS, 4, 2, 0},
+                                                          {DECODE_STREAM_ASYNC, 4, 1, 2}};
+static const char *skinny_stream_name(int i)
+{
+    static char buf[8][48];
+    const struct skinny_stream_cfg c = skinny_streams[i];
+    if (c.mode == DECODE_STREAM_REGISTERS) return "registers";
+    snprintf(buf[i], sizeof buf[i], "async s%d v%d mt%s", c.stages, c.vecs, c.mt == 1 ? "1" : c.mt == 2 ? "2" : " by rows");
+    return buf[i];
+}
 
 /* Greedy decode of `batch` sequences after a `prompt`-token prefill: `steps` steps
  * replayed from one captured graph, timed together. The floor reads every weight
@@ -70,6 +86,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->fold_norm = fold;
     p->decode_prefetch = prefetch;
     p->decode_attn_keys = ds.attn_keys;
+    gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
     TRY(llama_embed(p, &pre, s));
@@ -107,9 +124,11 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s, attention %d keys a block (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s, attention %d keys a block (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), fold ? " (norms folded)" : "", prefetch ? " (L2 prefetch)" : "",
+           batch, path_name(path), fold ? " (norms folded)" : "",
+           prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
+           path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
            ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
@@ -133,6 +152,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
                "over the KV bytes\n", batch, pos + 1, ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, m->layers,
                attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
     }
+    gemm_skinny_set_stream(skinny_streams[0]);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     CU(cudaGraphExecDestroy(exec));
@@ -265,7 +285,7 @@ int main(int argc, char **argv)
             all_bytes += bytes;
             printf("gemv 1 row %-7s N=%5d K=%5d x%2d: %.3f ms, %.0f GB/s = %.1f%% of copy\n", sh[i].name, sh[i].n,
                    sh[i].k, sh[i].layers, ms, bytes / (ms * 1e6), 100.0 * bytes / (ms * 1e6) / copy_gbs);
-            /* the other spread of columns over warps, to show what gemm_rows' choice buys */
+            /* the other spread of columns over warps (the same bits) */
             int cols = 3 - gemm_rows_cols_per_warp(sh[i].n);
             double other = time_ms([&] {
                 for (int l = 0; l < sh[i].layers; l++) {
@@ -282,35 +302,40 @@ int main(int argc, char **argv)
          * against the shared-memory stream with its K-split clusters */
         const int rows_list[3] = {1, 16, 64};
         for (int r = 0; r < 3; r++) {
-            double tot[2] = {0, 0};
+            double tot[3] = {0, 0, 0};
+            const char *vname[3] = {"skinny", "stream", "skinny-async"};
             for (int i = 0; i < 5; i++) {
                 double bytes = (double)sh[i].n * sh[i].k * 2 * sh[i].layers;
-                for (int v = 0; v < 2; v++) {
+                for (int v = 0; v < 3; v++) {
+                    gemm_skinny_set_stream(skinny_streams[v == 2 ? 1 : 0]);
                     double ms = time_ms([&] {
                         for (int l = 0; l < sh[i].layers; l++) {
                             const bf16 *w = i < 4 ? p->layers + (size_t)l * p->ll.elems + sh[i].off : p->head + p->hl.lm_head;
-                            if (v) TRY(gemm_stream(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, s));
+                            if (v == 1) TRY(gemm_stream(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, s));
                             else TRY(gemm_skinny(p->normed, w, p->gu, rows_list[r], sh[i].n, sh[i].k, 0, s));
                         }
                     }, 2, 10, s);
                     tot[v] += ms;
-                    printf("%s %2d rows %-7s: %.3f ms = %.1f%% of copy\n", v ? "stream" : "skinny", rows_list[r],
-                           sh[i].name, ms, 100.0 * bytes / (ms * 1e6) / copy_gbs);
+                    printf("%s %2d rows %-7s: %.3f ms = %.1f%% of copy\n", vname[v], rows_list[r], sh[i].name, ms,
+                           100.0 * bytes / (ms * 1e6) / copy_gbs);
                 }
+                gemm_skinny_set_stream(skinny_streams[0]);
             }
-            printf("%d rows, all weights: skinny %.3f ms = %.1f%% of copy, stream %.3f ms = %.1f%%\n", rows_list[r],
-                   tot[0], 100.0 * all_bytes / (tot[0] * 1e6) / copy_gbs, tot[1],
-                   100.0 * all_bytes / (tot[1] * 1e6) / copy_gbs);
+            printf("%d rows, all weights: skinny %.3f ms = %.1f%% of copy, stream %.3f ms = %.1f%%, skinny-async (%s) "
+                   "%.3f ms = %.1f%%\n", rows_list[r], tot[0], 100.0 * all_bytes / (tot[0] * 1e6) / copy_gbs, tot[1],
+                   100.0 * all_bytes / (tot[1] * 1e6) / copy_gbs, skinny_stream_name(1), tot[2],
+                   100.0 * all_bytes / (tot[2] * 1e6) / copy_gbs);
         }
     }
     /* decode under programmatic launch, 128 graph-replayed steps after a 128-token
      * prompt: every batch on every path, the path a part of that max_batch takes first */
     TRY(part_gemm_setup(p, d.max_rows));
+    /* {batch, path, fold, prefetch, attention keys, skinny stream} */
     const struct decode_setup cases[] = {
-        {1, DECODE_GEMV, 0, 0, 0},     {1, DECODE_TENSOR, 0, 0, 0},  {1, DECODE_GEMV, 1, 0, 0},
-        {16, DECODE_TENSOR, 0, 0, 0},  {16, DECODE_TENSOR, 0, 0, 128}, {16, DECODE_SKINNY, 0, 0, 0},
-        {16, DECODE_STREAM, 0, 0, 0},  {64, DECODE_TENSOR, 0, 0, 0},  {64, DECODE_TENSOR, 0, 0, 128},
-        {64, DECODE_STREAM, 0, 0, 128}, {64, DECODE_SKINNY, 0, 0, 0}};
+        {1, DECODE_GEMV, 0, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0},    {1, DECODE_GEMV, 0, 0, 256, 0},
+        {1, DECODE_TENSOR, 0, 0, 0, 0},  {16, DECODE_STREAM, 0, 0, 0, 0}, {16, DECODE_TENSOR, 0, 0, 0, 0},
+        {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
+        {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
     llama_part_destroy(p);
 
@@ -321,9 +346,8 @@ int main(int argc, char **argv)
     d.max_rows = long_prompt;
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 128}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_TENSOR, 0, 0, 128}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
     llama_part_destroy(p);
     return 0;
 }
