@@ -465,11 +465,10 @@ static int group_call(struct peer_group *g, const struct group_call *call, const
 {
     for (int k = 0; k < g->n; k++) PB_TRY(check_call(&g->comm[k], call->count, call->algo));
     if (call->count == 0) return PB_OK;
-    if (g->n == 1) {   /* no peers: the sum is the rank's own input */
+    if (g->n == 1) {   /* no peers: the sum is the rank's own input (in place: nothing to do) */
+        if (!call->add_out) return PB_OK;
         cudaCheck(cudaSetDevice(g->ordinal[0]));
-        if (call->add_out) PB_TRY(allreduce_add_partials(call->out[0], call->in, 1, call->count, streams[0]));
-        else if (call->out[0] != call->in[0])
-            cudaCheck(cudaMemcpyAsync(call->out[0], call->in[0], call->count * 2, cudaMemcpyDeviceToDevice, streams[0]));
+        PB_TRY(allreduce_add_partials(call->out[0], call->in, 1, call->count, streams[0]));
         return issued(g, 0, streams[0]);
     }
     if (!g->use_events) {
