@@ -173,14 +173,15 @@ static void *gather_recv(struct executor *e, const struct plan_exec *pe, const s
 
 /* A tp all-reduce's buffers for step i's rows: the rank's partial products (summed)
  * and its hidden rows (the residual they are added to, llama.h). */
-static void *allreduce_partial(struct executor *e, const struct plan_exec *pe, int i)
+static int allreduce_buffers(struct executor *e, const struct plan_exec *pe, int i, void **partial, void **residual)
 {
-    return (char *)llama_part_tp_partial(e->l.parts[pe->part[i]].p) + hidden_offset(e, pe, &pe->s->steps[i]) * 2;
-}
-
-static void *allreduce_residual(struct executor *e, const struct plan_exec *pe, int i)
-{
-    return (char *)llama_part_hidden(e->l.parts[pe->part[i]].p) + hidden_offset(e, pe, &pe->s->steps[i]) * 2;
+    struct llama_part *p = e->l.parts[pe->part[i]].p;
+    size_t off = hidden_offset(e, pe, &pe->s->steps[i]) * 2;
+    if (!llama_part_tp_partial(p))
+        return pb_fail("internal: all-reduce step %d on a part without tensor-parallel partials", i);
+    *partial = (char *)llama_part_tp_partial(p) + off;
+    *residual = (char *)llama_part_hidden(p) + off;
+    return PB_OK;
 }
 
 static size_t allreduce_count(struct executor *e, const struct plan_exec *pe, const struct step *st)
@@ -248,8 +249,9 @@ static int peer_collective(struct executor *e, struct plan_exec *pe, int first, 
             send[n] = gather_send(e, pe, i, last_only);
             data[n] = gather_recv(e, pe, st, last_only);
         } else {
-            send[n] = allreduce_partial(e, pe, i);
-            data[n] = allreduce_residual(e, pe, i);
+            void *partial;
+            PB_TRY(allreduce_buffers(e, pe, i, &partial, &data[n]));
+            send[n] = partial;
         }
         n++;
     }
@@ -283,6 +285,10 @@ static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, 
 {
     const struct schedule *s = pe->s;
     if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
+    void *partial, *residual;
+    for (int k = first; k <= last; k++)   /* checked before the group opens: nothing fails inside it */
+        if (pe->here[pe->order[k]].role == STEP_ISSUED && s->steps[pe->order[k]].kind == STEP_ALLREDUCE)
+            PB_TRY(allreduce_buffers(e, pe, pe->order[k], &partial, &residual));
     NCCL_TRY(ncclGroupStart());
     for (int k = first; k <= last; k++) {
         int i = pe->order[k];
@@ -290,7 +296,7 @@ static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, 
         const struct step *st = &s->steps[i];
         cudaStream_t stream = stream_here(e, pe, i);
         if (st->kind == STEP_ALLREDUCE) {
-            void *partial = allreduce_partial(e, pe, i);
+            allreduce_buffers(e, pe, i, &partial, &residual);
             NCCL_TRY(ncclAllReduce(partial, partial, allreduce_count(e, pe, st), ncclBfloat16, ncclSum,
                                    e->comm[st->device], stream));
         } else {
@@ -302,10 +308,10 @@ static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, 
     for (int k = first; k <= last; k++) {
         int i = pe->order[k];
         if (pe->here[i].role != STEP_ISSUED || s->steps[i].kind != STEP_ALLREDUCE) continue;
+        PB_TRY(allreduce_buffers(e, pe, i, &partial, &residual));
         CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
-        const void *sum = allreduce_partial(e, pe, i);
-        PB_TRY(allreduce_add_partials(allreduce_residual(e, pe, i), &sum, 1, allreduce_count(e, pe, &s->steps[i]),
-                                      stream_here(e, pe, i)));
+        const void *sum = partial;
+        PB_TRY(allreduce_add_partials(residual, &sum, 1, allreduce_count(e, pe, &s->steps[i]), stream_here(e, pe, i)));
     }
     return PB_OK;
 }

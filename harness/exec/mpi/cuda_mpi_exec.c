@@ -78,6 +78,8 @@ static int mpi_peer_path(struct executor *x, struct plan_exec *pe, int first, in
         /* the partial products summed onto the hidden rows, the residual (llama.h) */
         struct llama_part *p = x->l.parts[pe->part[i]].p;
         size_t off = (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
+        if (!llama_part_tp_partial(p))
+            return pb_fail("internal: all-reduce step %d on a part without tensor-parallel partials", i);
         *taken = 1;
         return peer_allreduce_residual(&e->peer.comm, (char *)llama_part_tp_partial(p) + off,
                                        (char *)llama_part_hidden(p) + off, count, algo,
