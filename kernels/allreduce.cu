@@ -21,7 +21,9 @@ enum { PHASE_STAGE = 1, PHASE_ONESHOT = 2, PHASE_REDUCE_SCATTER = 4, PHASE_ALLGA
 struct peer_args {
     const __nv_bfloat16 *stage[PEER_MAX_RANKS];   /* every rank's staging (both halves) */
     uint32_t *flags[PEER_MAX_RANKS];
-    __nv_bfloat16 *out;                           /* this rank's data: input, then the sum */
+    const __nv_bfloat16 *in;                      /* this rank's input (staged) */
+    __nv_bfloat16 *out;                           /* where the sum goes: in itself, or the residual */
+    int add_out;                                  /* 1: out is a residual the sum is added to */
     uint32_t *error;
     uint32_t *epoch;                              /* this rank's calls finished (device word) */
     uint32_t *arrived;                            /* blocks of this launch that read *epoch */
@@ -81,7 +83,9 @@ __device__ __forceinline__ float load_one(const __nv_bfloat16 *p)
     return __uint_as_float((unsigned)bits << 16);
 }
 
-/* Pack p (elements [8p, 8p + 8) clipped to count) of out = sum over ranks in rank order;
+/* Pack p (elements [8p, 8p + 8) clipped to count) of out = sum over ranks in rank order,
+ * plus this rank's residual (a->out, the same on every rank) where a->add_out: the
+ * residual is added to the ranks' fp32 sum last, then rounded once (allreduce.h);
  * half: this call's staging half (elements). */
 __device__ void sum_pack(const struct peer_args *a, size_t half, size_t p, __nv_bfloat16 *out)
 {
@@ -97,6 +101,16 @@ __device__ void sum_pack(const struct peer_args *a, size_t half, size_t p, __nv_
             for (int j = 0; j < PACK; j++) acc[j] += __bfloat162float(h[j]);
         } else {
             for (int j = 0; e0 + j < a->count; j++) acc[j] += load_one(src + j);
+        }
+    }
+    if (a->add_out) {   /* this rank's own memory, written before this launch on its stream */
+        const __nv_bfloat16 *res = a->out + e0;
+        if (whole && ((uintptr_t)res & 15) == 0) {
+            uint4 v = *(const uint4 *)res;
+            const __nv_bfloat16 *h = (const __nv_bfloat16 *)&v;
+            for (int j = 0; j < PACK; j++) acc[j] = __bfloat162float(h[j]) + acc[j];
+        } else {
+            for (int j = 0; j < PACK && e0 + j < a->count; j++) acc[j] = __bfloat162float(res[j]) + acc[j];
         }
     }
     if (whole && ((uintptr_t)(out + e0) & 15) == 0) {
@@ -157,7 +171,7 @@ __global__ void __launch_bounds__(PEER_THREADS) peer_allreduce_kernel(struct pee
         for (size_t k = 0; k < chunks; k++)
             for (size_t q = first; q < a.chunk_packs; q += stride) {
                 size_t p = k * a.chunk_packs + q;
-                if (p < packs) copy_pack(&a, p, a.out, mine);
+                if (p < packs) copy_pack(&a, p, a.in, mine);
             }
     if (a.barrier) block_barrier(&a, 2 * epoch);
     if (a.phases & PHASE_ONESHOT)
@@ -256,8 +270,8 @@ static int check_call(const struct peer_comm *c, size_t count, enum allreduce_al
 }
 
 /* Arguments of rank c's kernel for one launch of a call; `advance` on its last. */
-static struct peer_args args_for(const struct peer_comm *c, void *data, size_t count, enum allreduce_algo algo,
-                                 int phases, int advance)
+static struct peer_args args_for(const struct peer_comm *c, const void *in, void *out, int add_out, size_t count,
+                                 enum allreduce_algo algo, int phases, int advance)
 {
     struct peer_args a;
     memset(&a, 0, sizeof a);
@@ -265,7 +279,9 @@ static struct peer_args args_for(const struct peer_comm *c, void *data, size_t c
         a.stage[k] = (const __nv_bfloat16 *)c->stage[k];
         a.flags[k] = c->flags[k];
     }
-    a.out = (__nv_bfloat16 *)data;
+    a.in = (const __nv_bfloat16 *)in;
+    a.out = (__nv_bfloat16 *)out;
+    a.add_out = add_out;
     a.error = c->error;
     a.epoch = c->epoch;
     a.arrived = c->epoch + 1;
@@ -287,14 +303,27 @@ static int launch(const struct peer_args *a, cudaStream_t s)
     return PB_OK;
 }
 
-int peer_allreduce(struct peer_comm *c, void *data, size_t count, enum allreduce_algo algo, cudaStream_t s)
+/* in is staged; the sum goes to out, plus out's own values where add_out. */
+static int flag_call(struct peer_comm *c, const void *in, void *out, int add_out, size_t count,
+                     enum allreduce_algo algo, cudaStream_t s)
 {
     PB_TRY(check_call(c, count, algo));
     if (!c->use_flags) return pb_fail("internal: peer_allreduce on a communicator that meets by events");
     if (count == 0) return PB_OK;
     int phases = PHASE_STAGE | (algo == ALLREDUCE_ONESHOT ? PHASE_ONESHOT : PHASE_REDUCE_SCATTER | PHASE_ALLGATHER);
-    struct peer_args a = args_for(c, data, count, algo, phases, 1);
+    struct peer_args a = args_for(c, in, out, add_out, count, algo, phases, 1);
     return launch(&a, s);
+}
+
+int peer_allreduce(struct peer_comm *c, void *data, size_t count, enum allreduce_algo algo, cudaStream_t s)
+{
+    return flag_call(c, data, data, 0, count, algo, s);
+}
+
+int peer_allreduce_residual(struct peer_comm *c, const void *partial, void *residual, size_t count,
+                            enum allreduce_algo algo, cudaStream_t s)
+{
+    return flag_call(c, partial, residual, 1, count, algo, s);
 }
 
 int peer_comm_check(const struct peer_comm *c)
@@ -305,6 +334,38 @@ int peer_comm_check(const struct peer_comm *c)
         return pb_fail("peer all-reduce: rank %d of %d waited over %d s for a peer (a rank that never "
                        "arrived, or kernels that cannot run at the same time); --allreduce nccl avoids it",
                        c->rank, c->n_ranks, PEER_WAIT_TIMEOUT_S);
+    return PB_OK;
+}
+
+/* ---- the residual add on one device -------------------------------------------- */
+
+struct partials_args {
+    const __nv_bfloat16 *partial[PEER_MAX_RANKS];
+    int n;
+};
+
+/* The arithmetic of sum_pack with add_out, element by element. */
+__global__ void add_partials_kernel(__nv_bfloat16 *residual, struct partials_args a, size_t count)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+        float acc = 0.f;
+        for (int k = 0; k < a.n; k++) acc += __bfloat162float(a.partial[k][i]);
+        residual[i] = __float2bfloat16(__bfloat162float(residual[i]) + acc);
+    }
+}
+
+int allreduce_add_partials(void *residual, const void *const *partials, int n, size_t count, cudaStream_t s)
+{
+    if (n < 1 || n > PEER_MAX_RANKS)
+        return pb_fail("internal: residual add of %d partials (1 to %d)", n, PEER_MAX_RANKS);
+    if (count == 0) return PB_OK;
+    struct partials_args a;
+    memset(&a, 0, sizeof a);
+    a.n = n;
+    for (int k = 0; k < n; k++) a.partial[k] = (const __nv_bfloat16 *)partials[k];
+    size_t blocks = (count + 255) / 256;
+    add_partials_kernel<<<blocks > 1024 ? 1024 : (unsigned)blocks, 256, 0, s>>>((__nv_bfloat16 *)residual, a, count);
+    cudaCheckLaunch();
     return PB_OK;
 }
 
@@ -377,37 +438,68 @@ static int issued(struct peer_group *g, int k, cudaStream_t s)
     return g->issued ? g->issued(g->issued_ctx, k, s) : PB_OK;
 }
 
-static int launch_all(struct peer_group *g, void *const *data, size_t count, enum allreduce_algo algo, int phases,
-                      int advance, const cudaStream_t *streams)
+/* One call's buffers for every rank: in[k] is staged, the sum goes to out[k]
+ * (plus out[k]'s own values where add_out). */
+struct group_call {
+    const void *const *in;
+    void *const *out;
+    int add_out;
+    size_t count;
+    enum allreduce_algo algo;
+};
+
+static int launch_all(struct peer_group *g, const struct group_call *call, int phases, int advance,
+                      const cudaStream_t *streams)
 {
     for (int k = 0; k < g->n; k++) {
         cudaCheck(cudaSetDevice(g->ordinal[k]));
-        struct peer_args a = args_for(&g->comm[k], data[k], count, algo, phases, advance);
+        struct peer_args a =
+            args_for(&g->comm[k], call->in[k], call->out[k], call->add_out, call->count, call->algo, phases, advance);
         PB_TRY(launch(&a, streams[k]));
         PB_TRY(issued(g, k, streams[k]));
     }
     return PB_OK;
 }
 
-int peer_group_allreduce(struct peer_group *g, void *const *data, size_t count, enum allreduce_algo algo,
-                         const cudaStream_t *streams)
+static int group_call(struct peer_group *g, const struct group_call *call, const cudaStream_t *streams)
 {
-    for (int k = 0; k < g->n; k++) PB_TRY(check_call(&g->comm[k], count, algo));
-    if (count == 0 || g->n == 1) return PB_OK;
+    for (int k = 0; k < g->n; k++) PB_TRY(check_call(&g->comm[k], call->count, call->algo));
+    if (call->count == 0) return PB_OK;
+    if (g->n == 1) {   /* no peers: the sum is the rank's own input (in place: nothing to do) */
+        if (!call->add_out) return PB_OK;
+        cudaCheck(cudaSetDevice(g->ordinal[0]));
+        PB_TRY(allreduce_add_partials(call->out[0], call->in, 1, call->count, streams[0]));
+        return issued(g, 0, streams[0]);
+    }
     if (!g->use_events) {
         for (int k = 0; k < g->n; k++) {
             cudaCheck(cudaSetDevice(g->ordinal[k]));
-            PB_TRY(peer_allreduce(&g->comm[k], data[k], count, algo, streams[k]));
+            PB_TRY(flag_call(&g->comm[k], call->in[k], call->out[k], call->add_out, call->count, call->algo,
+                             streams[k]));
             PB_TRY(issued(g, k, streams[k]));
         }
         return PB_OK;
     }
-    PB_TRY(launch_all(g, data, count, algo, PHASE_STAGE, 0, streams));
+    PB_TRY(launch_all(g, call, PHASE_STAGE, 0, streams));
     PB_TRY(wait_all(g, g->staged, streams));
-    if (algo == ALLREDUCE_ONESHOT) return launch_all(g, data, count, algo, PHASE_ONESHOT, 1, streams);
-    PB_TRY(launch_all(g, data, count, algo, PHASE_REDUCE_SCATTER, 0, streams));
+    if (call->algo == ALLREDUCE_ONESHOT) return launch_all(g, call, PHASE_ONESHOT, 1, streams);
+    PB_TRY(launch_all(g, call, PHASE_REDUCE_SCATTER, 0, streams));
     PB_TRY(wait_all(g, g->reduced, streams));
-    return launch_all(g, data, count, algo, PHASE_ALLGATHER, 1, streams);
+    return launch_all(g, call, PHASE_ALLGATHER, 1, streams);
+}
+
+int peer_group_allreduce(struct peer_group *g, void *const *data, size_t count, enum allreduce_algo algo,
+                         const cudaStream_t *streams)
+{
+    struct group_call call = {(const void *const *)data, data, 0, count, algo};
+    return group_call(g, &call, streams);
+}
+
+int peer_group_allreduce_residual(struct peer_group *g, const void *const *partial, void *const *residual,
+                                  size_t count, enum allreduce_algo algo, const cudaStream_t *streams)
+{
+    struct group_call call = {partial, residual, 1, count, algo};
+    return group_call(g, &call, streams);
 }
 
 int peer_group_allgather(struct peer_group *g, const void *const *send, void *const *recv, size_t bytes,

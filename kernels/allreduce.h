@@ -8,6 +8,14 @@
  * Each element is the same fp32 sum in the same order either way, so every rank,
  * every call and both algorithms give the same bits.
  *
+ * The residual form is what tensor parallelism calls: the inputs are the ranks'
+ * partial products, and every rank holds the same residual h, to which the sum is
+ * added before the one rounding: h = bf16(f32(h) + (p_0 + p_1 + ... + p_{n-1})),
+ * fp32 throughout. Summing bf16 copies of h + p_0 and p_1 instead would round the
+ * residual stream twice per sub-layer at the magnitude of |h| (issue 25); this
+ * rounds once, as the single-GPU GEMM epilogue bf16(h + P) does, and keeps bf16 on
+ * the wire. allreduce_add_partials is the same arithmetic on one device.
+ *
  * Ranks meet either through flags in peer-visible memory (one kernel per rank that
  * spins on its peers' flags: GPUs of one process with peer access, or processes
  * that opened each other's memory by CUDA IPC) or, in one process where logical
@@ -69,6 +77,11 @@ void peer_comm_init(struct peer_comm *c, int rank, int n, size_t capacity, void 
 /* One rank's part of a flag-synchronised all-reduce of `count` bf16 in `data`
  * (in place, on stream s). Every rank calls it with the same count and algo. */
 int peer_allreduce(struct peer_comm *c, void *data, size_t count, enum allreduce_algo algo, cudaStream_t s);
+/* The residual form: residual = bf16(f32(residual) + sum over ranks of partial), the
+ * partials (this rank's, count bf16) only read; residual holds the same values on
+ * every rank before the call, and the same bits after it. */
+int peer_allreduce_residual(struct peer_comm *c, const void *partial, void *residual, size_t count,
+                            enum allreduce_algo algo, cudaStream_t s);
 /* Blocks of one rank's kernel for a call: the same on every rank. Flag-synchronised
  * ranks that share a GPU (tests) need all ranks' blocks resident at once. */
 int peer_allreduce_blocks(size_t count, int n, enum allreduce_algo algo);
@@ -97,11 +110,20 @@ void peer_group_destroy(struct peer_group *g);
 /* All-reduce data[k] (rank k's buffer, count bf16 each) on streams[k]. */
 int peer_group_allreduce(struct peer_group *g, void *const *data, size_t count, enum allreduce_algo algo,
                          const cudaStream_t *streams);
+/* The residual form on every rank: residual[k] from partial[k]. */
+int peer_group_allreduce_residual(struct peer_group *g, const void *const *partial, void *const *residual,
+                                  size_t count, enum allreduce_algo algo, const cudaStream_t *streams);
 /* recv[k] + j * bytes <- send[j] for every rank k and j (NCCL's all-gather layout). */
 int peer_group_allgather(struct peer_group *g, const void *const *send, void *const *recv, size_t bytes,
                          const cudaStream_t *streams);
 /* peer_comm_check on every rank. */
 int peer_group_check(const struct peer_group *g);
+
+/* residual = bf16(f32(residual) + (f32(partials[0]) + ... + f32(partials[n-1]))), count
+ * bf16 each, every pointer on the current device, on stream s: the residual form's
+ * arithmetic, bit for bit. NCCL's all-reduce of the partials (n = 1: its sum) and ranks
+ * emulated on one device (n = world) finish the residual add with it. */
+int allreduce_add_partials(void *residual, const void *const *partials, int n, size_t count, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -131,21 +131,6 @@ int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s, int
     return PB_OK;
 }
 
-__global__ void add_kernel(bf16 *y, const bf16 *x, size_t n)
-{
-    pdl_wait();  /* first: see pdl.h */
-    pdl_trigger();
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        y[i] = __float2bfloat16(__bfloat162float(y[i]) + __bfloat162float(x[i]));
-}
-
-int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s, int pdl)
-{
-    if (!n) return PB_OK;
-    cudaCheck(pdl_launch(add_kernel, dim3(1024), dim3(256), 0, s, pdl, y, x, n));
-    return PB_OK;
-}
-
 /* Keep (v, id) if it beats (*bv, *bi): larger, or equal with a lower id; the first
  * NaN is kept only while nothing else is, so a NaN row still gets an id. */
 __device__ __forceinline__ void argmax_take(float v, int id, float *bv, int *bi)

@@ -38,9 +38,6 @@ int k_rope_qkv(const struct rope_args *a, cudaStream_t s);
 /* act[r][j] = silu(gu[r][j]) * gu[r][inter + j], rounded as transformers does. */
 int k_swiglu(const bf16 *gu, bf16 *act, int rows, int inter, cudaStream_t s, int pdl = 0);
 
-/* y += x over n elements (bf16): the all-reduce stand-in of the tests. */
-int k_add(bf16 *y, const bf16 *x, size_t n, cudaStream_t s, int pdl = 0);
-
 /* Greedy next token of `batch` rows: row b of the logits is
  * logits + (row0 + b * row_step) * vocab_local in each of `slabs` slabs spaced
  * slab_stride elements apart (tensor-parallel ranks' vocabulary slices, slab w

@@ -71,6 +71,9 @@ int llama_part_load_safetensors(struct llama_part *p, const char *folder);
  * in flight on different devices never share rows. Scratch (q/k/v, MLP) is
  * shared: calls on one part are serialised on one stream. */
 void *llama_part_hidden(struct llama_part *p);
+/* A tensor-parallel part's (world > 1, with layers) partial products, rows as in
+ * the hidden buffer (the same offsets); NULL for any other part. */
+void *llama_part_tp_partial(struct llama_part *p);
 void *llama_part_logits(struct llama_part *p);
 int *llama_part_tokens(struct llama_part *p);  /* device int[max_rows] token ids */
 
@@ -90,9 +93,11 @@ int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s
 /* Layers [layer, layer + count) of this part, in place on the hidden buffer.
  * Layer numbers are the model's (0 .. layers-1), inside [first_layer, first_layer + n_layers). */
 int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s);
-/* Tensor parallel halves: with rank > 0 the output projection overwrites the hidden
- * buffer with this rank's partial sum and rank 0 adds its partial to the residual,
- * so an all-reduce (sum) of the hidden buffers completes the residual add. */
+/* Tensor parallel halves (world > 1): the output projection (o, down) writes this
+ * rank's partial product to the call's rows of llama_part_tp_partial and leaves the
+ * hidden buffer (the residual, the same on every rank) as it was; the all-reduce's
+ * residual form (allreduce.h: hidden = bf16(hidden + sum of the ranks' partials),
+ * rounded once) completes the residual add. With world 1 the GEMM adds it. */
 int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s);
 int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s);
 int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s);
@@ -106,9 +111,6 @@ int llama_argmax_gathered(const void *gathered, int world, size_t rank_stride, i
                           const struct llama_call *c, int *d_next, cudaStream_t s);
 /* *pos_device += by on stream s: advances a graph-captured decode step's position. */
 int llama_advance_pos(int *pos_device, int by, cudaStream_t s);
-/* dst += src over rows x hidden bf16 values: an all-reduce (sum) of two ranks'
- * hidden buffers on one device, for tests and single-device emulation of tp. */
-int llama_sum_hidden(void *dst, const void *src, size_t rows, int hidden, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -125,6 +125,20 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
     return PB_OK;
 }
 
+/* A half's last product, onto the residual h: whole layers add it in the GEMM
+ * (h = bf16(h + x W^T), one rounding); a tensor-parallel rank writes its partial to
+ * the same rows of tp_partial instead, for the all-reduce to add to h with one
+ * rounding too. Adding it here and summing the ranks' hidden buffers would round
+ * the residual twice, at the magnitude of |h| (issue 25). */
+static int output_projection(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w,
+                             bf16 *h, int rows, int k, cudaStream_t s)
+{
+    int H = p->dims.hidden;
+    if (p->d.world == 1) return linear(p, c, x, w, h, rows, H, k, 1, s);
+    bf16 *partial = p->tp_partial + (h - p->hidden);
+    return linear(p, c, x, w, partial, rows, H, k, 0, s);
+}
+
 int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
 {
     int local;
@@ -161,9 +175,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(k_rope_qkv(&ra, s));
         PB_TRY(attn_prefill(&aa, s));
     }
-    /* rank 0 adds its partial to the residual; other ranks leave only their partial,
-     * so summing the hidden buffers over ranks completes the residual add */
-    return linear(p, c, p->attn, w.wo, h, rows, H, x->q_dim, p->d.rank == 0, s);
+    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s);
 }
 
 int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
@@ -186,7 +198,7 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
         PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
     }
-    return linear(p, c, p->act, w.wdown, h, rows, H, x->inter_l, p->d.rank == 0, s);
+    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s);
 }
 
 int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s)
@@ -257,8 +269,3 @@ int llama_argmax_gathered(const void *gathered, int world, size_t rank_stride, i
 }
 
 int llama_advance_pos(int *pos_device, int by, cudaStream_t s) { return k_advance_pos(pos_device, by, s); }
-
-int llama_sum_hidden(void *dst, const void *src, size_t rows, int hidden, cudaStream_t s)
-{
-    return k_add((bf16 *)dst, (const bf16 *)src, rows * hidden, s);
-}

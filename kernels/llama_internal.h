@@ -29,7 +29,7 @@ struct head_layout {
 /* Byte offsets of everything in the device arena. */
 struct arena_layout {
     size_t embed, layers, head, staging;
-    size_t k_cache, v_cache, hidden, tokens, logits;
+    size_t k_cache, v_cache, hidden, tp_partial, tokens, logits;
     size_t normed, qkv, q, attn, gu, act;
     size_t inv_freq, partials, counters, workspace;
     size_t total;
@@ -60,6 +60,7 @@ struct llama_part {
     bf16 *embed, *layers, *head;       /* weights as kernels read them (device or mapped host) */
     bf16 *staging;                     /* offload: one layer or the head at a time */
     bf16 *k_cache, *v_cache, *hidden, *logits, *normed, *qkv, *q, *attn, *gu, *act;
+    bf16 *tp_partial;                  /* world > 1: this rank's o / down products (llama.h), else NULL */
     int *tokens;
     float *inv_freq, *partials;
     int *counters;                     /* the decode attention's tickets (attention.h) */

@@ -88,6 +88,9 @@ void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, c
     TAKE(k_cache, (size_t)d->n_layers * al->cache_layer_elems * 2);
     TAKE(v_cache, (size_t)d->n_layers * al->cache_layer_elems * 2);
     TAKE(hidden, rows * H * 2);
+    /* tensor parallel: the o and down projections' partial products, which the
+     * all-reduce adds to hidden (llama.h); a whole-layer part adds in the GEMM */
+    TAKE(tp_partial, d->n_layers > 0 && d->world > 1 ? rows * H * 2 : 0);
     TAKE(tokens, rows * sizeof(int));
     TAKE(logits, d->has_head ? rows * x->vocab_l * 2 : 0);
     int layers = d->n_layers > 0, work = layers || d->has_head;
@@ -210,6 +213,7 @@ static int part_alloc(struct llama_part *p)
     p->k_cache = (bf16 *)(a + al->k_cache);
     p->v_cache = (bf16 *)(a + al->v_cache);
     p->hidden = (bf16 *)(a + al->hidden);
+    p->tp_partial = d->n_layers > 0 && d->world > 1 ? (bf16 *)(a + al->tp_partial) : NULL;
     p->tokens = (int *)(a + al->tokens);
     p->logits = d->has_head ? (bf16 *)(a + al->logits) : NULL;
     p->normed = (bf16 *)(a + al->normed);
@@ -264,6 +268,7 @@ void llama_part_destroy(struct llama_part *p)
 }
 
 void *llama_part_hidden(struct llama_part *p) { return p->hidden; }
+void *llama_part_tp_partial(struct llama_part *p) { return p->tp_partial; }
 void *llama_part_logits(struct llama_part *p) { return p->logits; }
 int *llama_part_tokens(struct llama_part *p) { return p->tokens; }
 

@@ -18,6 +18,7 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 /* This rank's share of the model, as part_dims_make computes it. */
 struct shard {
+    int world;
     uint64_t hidden, hd, hq, hkv, inter_l, vocab, vocab_l, q_dim, kv_dim, qkv_n;
 };
 
@@ -26,6 +27,7 @@ static int shard_make(const struct model_spec *m, int world, struct shard *o)
     char why[128];
     if (world < 1) return pb_fail("memory model: world %d", world);
     if (model_tp_split_check(m, world, why, sizeof why)) return pb_fail("%d ranks do not divide %s", world, why);
+    o->world = world;
     o->hidden = (uint64_t)m->hidden;
     o->hd = (uint64_t)m->head_dim;
     o->hq = (uint64_t)(m->heads / world);
@@ -87,6 +89,8 @@ static void part_bytes(const struct part *pt, const struct shard *x, int es, con
     int layers = pt->layers > 0, work = layers || pt->has_head;
     uint64_t splits = (ctx + ATTN_DECODE_CHUNK_MIN - 1) / ATTN_DECODE_CHUNK_MIN;
     g->activations += take(rows * H * b)                                   /* hidden */
+                    /* tp: the o and down projections' partials the all-reduce adds to hidden */
+                    + take(layers && x->world > 1 ? rows * H * b : 0)      /* tp_partial */
                     + take(rows * 4)                                       /* tokens */
                     + take(pt->has_head ? rows * x->vocab_l * b : 0)       /* logits */
                     + take(work ? rows * H * b : 0)                        /* normed */

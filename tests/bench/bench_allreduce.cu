@@ -5,7 +5,11 @@
  * "wrong" counts elements of one checked call that differ from the CPU sum (bits
  * for the peer sums, which are exact fp32 sums in rank order; beyond bf16 rounding
  * for NCCL's, whose order is its own).
- * usage: bench_allreduce [--devices 0,1,...] [--iters N]
+ * --residual: the form tensor parallelism calls (allreduce.h): the sum of the ranks'
+ * inputs added to a residual every rank holds, one rounding; NCCL's sum is followed
+ * by allreduce_add_partials, as the executor does. The bytes in the table stay the
+ * message's (the residual is read and written on each rank's own GPU).
+ * usage: bench_allreduce [--devices 0,1,...] [--iters N] [--residual]
  *   default: every visible GPU when there are two or more, else logical ranks 0,0
  *   (one GPU: ranks meet through events, and NCCL cannot run). */
 #include <chrono>
@@ -26,6 +30,9 @@ static const size_t MAX_BYTES = (size_t)32 << 20;
 
 struct bench {
     int n, distinct;
+    int residual;                     /* --residual: sums go to res[k] plus its values */
+    void *res[PEER_MAX_RANKS];
+    std::vector<uint16_t> res_input;  /* the residual every rank starts from */
     int ordinal[PEER_MAX_RANKS];
     void *buf[PEER_MAX_RANKS];
     cudaStream_t stream[PEER_MAX_RANKS];
@@ -54,6 +61,7 @@ static void upload(struct bench *b, size_t count)
     for (int k = 0; k < b->n; k++) {
         CU(cudaSetDevice(b->ordinal[k]));
         CU(cudaMemcpy(b->buf[k], b->input[k].data(), count * 2, cudaMemcpyHostToDevice));
+        CU(cudaMemcpy(b->res[k], b->res_input.data(), count * 2, cudaMemcpyHostToDevice));
         CU(cudaDeviceSynchronize());   /* the ranks' streams are non-blocking */
     }
 }
@@ -61,13 +69,21 @@ static void upload(struct bench *b, size_t count)
 static void call(struct bench *b, enum allreduce_algo algo, size_t count)
 {
     if (algo != ALLREDUCE_NCCL) {
-        TRY(peer_group_allreduce(&b->g, b->buf, count, algo, b->stream));
+        if (b->residual)
+            TRY(peer_group_allreduce_residual(&b->g, (const void *const *)b->buf, b->res, count, algo, b->stream));
+        else
+            TRY(peer_group_allreduce(&b->g, b->buf, count, algo, b->stream));
         return;
     }
     NC(ncclGroupStart());
     for (int k = 0; k < b->n; k++)
         NC(ncclAllReduce(b->buf[k], b->buf[k], count, ncclBfloat16, ncclSum, b->comm[k], b->stream[k]));
     NC(ncclGroupEnd());
+    for (int k = 0; b->residual && k < b->n; k++) {
+        CU(cudaSetDevice(b->ordinal[k]));
+        const void *sum = b->buf[k];
+        TRY(allreduce_add_partials(b->res[k], &sum, 1, count, b->stream[k]));
+    }
 }
 
 static void sync_all(struct bench *b)
@@ -88,10 +104,11 @@ static long wrong(struct bench *b, enum allreduce_algo algo, size_t count)
     long bad = 0;
     for (int k = 0; k < b->n; k++) {
         CU(cudaSetDevice(b->ordinal[k]));
-        CU(cudaMemcpy(got.data(), b->buf[k], count * 2, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(got.data(), b->residual ? b->res[k] : b->buf[k], count * 2, cudaMemcpyDeviceToHost));
         for (size_t i = 0; i < count; i++) {
             float acc = 0.f;
             for (int r = 0; r < b->n; r++) acc += from_bf16(b->input[r][i]);
+            if (b->residual) acc = from_bf16(b->res_input[i]) + acc;
             uint16_t want = to_bf16(acc);
             if (algo != ALLREDUCE_NCCL) bad += got[i] != want;
             else bad += fabsf(from_bf16(got[i]) - acc) > fabsf(acc) / 64 + 1e-2f;
@@ -122,12 +139,18 @@ static void setup(struct bench *b)
     for (int k = 0; k < b->n; k++) {
         CU(cudaSetDevice(b->ordinal[k]));
         CU(cudaMalloc(&b->buf[k], MAX_BYTES));
+        CU(cudaMalloc(&b->res[k], MAX_BYTES));
         CU(cudaStreamCreateWithFlags(&b->stream[k], cudaStreamNonBlocking));
         b->input[k].resize(MAX_BYTES / 2);
         for (auto &v : b->input[k]) {
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
             v = to_bf16((float)((s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1);
         }
+    }
+    b->res_input.resize(MAX_BYTES / 2);
+    for (auto &v : b->res_input) {   /* a residual stream some 16 times the partials */
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        v = to_bf16(((float)((s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1) * 16);
     }
     if (b->distinct) NC(ncclCommInitAll(b->comm, b->n, b->ordinal));
 }
@@ -137,6 +160,7 @@ int main(int argc, char **argv)
     struct bench b;
     memset(&b.ordinal, 0, sizeof b.ordinal);
     b.n = 0;
+    b.residual = 0;
     int iters = 100, visible = 0;
     CU(cudaGetDeviceCount(&visible));
     for (int i = 1; i < argc; i++) {
@@ -145,8 +169,10 @@ int main(int argc, char **argv)
                 b.ordinal[b.n++] = atoi(t);
         } else if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
             iters = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--residual")) {
+            b.residual = 1;
         } else {
-            fprintf(stderr, "usage: bench_allreduce [--devices 0,1,...] [--iters N]\n");
+            fprintf(stderr, "usage: bench_allreduce [--devices 0,1,...] [--iters N] [--residual]\n");
             return 2;
         }
     }
@@ -161,8 +187,9 @@ int main(int argc, char **argv)
     setup(&b);
     printf("# %d ranks on GPUs", b.n);
     for (int k = 0; k < b.n; k++) printf(" %d", b.ordinal[k]);
-    printf(" (%s), %d iterations; busbw = algbw x 2(n-1)/n\n",
-           b.distinct ? "distinct GPUs: peer access, flags" : "logical ranks on shared GPUs: events", iters);
+    printf(" (%s), %d iterations%s; busbw = algbw x 2(n-1)/n\n",
+           b.distinct ? "distinct GPUs: peer access, flags" : "logical ranks on shared GPUs: events", iters,
+           b.residual ? ", sums added to a residual" : "");
     printf("%12s %10s %8s %10s %10s %10s %8s\n", "size_B", "count", "algo", "time_us", "algbw_GBs", "busbw_GBs",
            "wrong");
     enum allreduce_algo algos[3] = {ALLREDUCE_ONESHOT, ALLREDUCE_TWOSHOT, ALLREDUCE_NCCL};

@@ -2,6 +2,7 @@
  * KV cache against prefill, graph replay, microbatches bit for bit, tensor
  * parallelism emulated on one GPU, cpu offload, and the byte count. */
 #include "model_test_util.h"
+#include "../../kernels/allreduce.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -213,8 +214,9 @@ TEST(test_layers_equal_attention_then_mlp)
     llama_part_destroy(b);
 }
 
-/* world ranks on one GPU, the all-reduce replaced by sums into rank 0 and copies
- * back: logits (vocabulary slices side by side) within bf16 tolerance of world 1. */
+/* world ranks on one GPU, the all-reduce's residual form replaced by its arithmetic
+ * on one device (every rank adds all ranks' partials to its own hidden rows): logits
+ * (vocabulary slices side by side) within bf16 tolerance of world 1. */
 static void tp_case(int *failures_, struct model_spec m, int world)
 {
     const int batch = 2, seq = 21, V = m.vocab, Vl = V / world, H = m.hidden, rows = batch * seq;
@@ -234,7 +236,8 @@ static void tp_case(int *failures_, struct model_spec m, int world)
     CHECK(forward(one, &m, tok, 0, batch, seq, 0, 0) == 0);
     float *ref = download(llama_part_logits(one), (size_t)rows * V);
     struct llama_call c = {0, batch, seq, 0, NULL, 0};
-    size_t hb = (size_t)rows * H * 2;
+    const void *partials[4];
+    for (int k = 0; k < world; k++) partials[k] = llama_part_tp_partial(r[k]);
     for (int k = 0; k < world; k++) {
         cudaMemcpy(llama_part_tokens(r[k]), tok, sizeof tok, cudaMemcpyHostToDevice);
         CHECK(llama_embed(r[k], &c, 0) == 0);
@@ -243,10 +246,8 @@ static void tp_case(int *failures_, struct model_spec m, int world)
         for (int half = 0; half < 2; half++) {
             for (int k = 0; k < world; k++)
                 CHECK((half ? llama_mlp(r[k], l, &c, 0) : llama_attention(r[k], l, &c, 0)) == 0);
-            for (int k = 1; k < world; k++)
-                CHECK(llama_sum_hidden(llama_part_hidden(r[0]), llama_part_hidden(r[k]), rows, H, 0) == 0);
-            for (int k = 1; k < world; k++)
-                CUDA_OK(cudaMemcpy(llama_part_hidden(r[k]), llama_part_hidden(r[0]), hb, cudaMemcpyDeviceToDevice));
+            for (int k = 0; k < world; k++)
+                CHECK(allreduce_add_partials(llama_part_hidden(r[k]), partials, world, (size_t)rows * H, 0) == 0);
         }
     float *got = (float *)malloc((size_t)rows * V * 4);
     for (int k = 0; k < world; k++) {

@@ -3,9 +3,9 @@
  * run by the CUDA executor on two logical devices of one GPU, its sums through
  * the peer-memory all-reduce (one-shot and two-shot), weights loaded from the
  * reference's model.safetensors and the reference's own prompts (and, where two
- * GPUs are visible, on GPUs 0 and 1 through NCCL). tp sums the
- * shards' partial products in fp32 in rank order, so it rounds at other points
- * than single; the question is whether it stays as close to the fp32 forward as
+ * GPUs are visible, on GPUs 0 and 1 through NCCL). tp adds the shards' bf16
+ * partial products to the residual in fp32 in rank order and rounds once (as single's
+ * GEMM epilogue does, but the partials are rounded first); the question is whether it stays as close to the fp32 forward as
  * transformers' bf16 does. The llama3 shape has one kv head: tp replicates it. */
 #include <stdlib.h>
 #include <string.h>

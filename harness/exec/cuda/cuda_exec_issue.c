@@ -171,6 +171,19 @@ static void *gather_recv(struct executor *e, const struct plan_exec *pe, const s
     return (char *)e->gather[st->device] + logits_row0(pe, st, last_only) * e->l.tp_degree * vocab_l * 2;
 }
 
+/* A tp all-reduce's buffers for step i's rows: the rank's partial products (summed)
+ * and its hidden rows (the residual they are added to, llama.h). */
+static int allreduce_buffers(struct executor *e, const struct plan_exec *pe, int i, void **partial, void **residual)
+{
+    struct llama_part *p = e->l.parts[pe->part[i]].p;
+    size_t off = hidden_offset(e, pe, &pe->s->steps[i]) * 2;
+    if (!llama_part_tp_partial(p))
+        return pb_fail("internal: all-reduce step %d on a part without tensor-parallel partials", i);
+    *partial = (char *)llama_part_tp_partial(p) + off;
+    *residual = (char *)llama_part_hidden(p) + off;
+    return PB_OK;
+}
+
 static size_t allreduce_count(struct executor *e, const struct plan_exec *pe, const struct step *st)
 {
     return (size_t)st->batch * pe->seq * e->c.m->hidden;
@@ -219,7 +232,7 @@ static int peer_collective(struct executor *e, struct plan_exec *pe, int first, 
     const struct step *st0 = &pe->s->steps[pe->order[first]];
     struct peer_group *g = e->peer_ar[st0->group];
     void *data[PEER_MAX_RANKS];
-    const void *send[PEER_MAX_RANKS];
+    const void *send[PEER_MAX_RANKS];   /* all-gather: the slices; all-reduce: the partials */
     cudaStream_t streams[PEER_MAX_RANKS];
     struct member_steps members = {.e = e, .pe = pe};
     int n = 0;
@@ -236,7 +249,9 @@ static int peer_collective(struct executor *e, struct plan_exec *pe, int first, 
             send[n] = gather_send(e, pe, i, last_only);
             data[n] = gather_recv(e, pe, st, last_only);
         } else {
-            data[n] = (char *)llama_part_hidden(e->l.parts[pe->part[i]].p) + hidden_offset(e, pe, st) * 2;
+            void *partial;
+            PB_TRY(allreduce_buffers(e, pe, i, &partial, &data[n]));
+            send[n] = partial;
         }
         n++;
     }
@@ -245,7 +260,8 @@ static int peer_collective(struct executor *e, struct plan_exec *pe, int first, 
     g->issued_ctx = &members;
     int rc = st0->kind == STEP_ALLGATHER
                  ? peer_group_allgather(g, send, data, gather_count(e, pe, st0, last_only) * 2, streams)
-                 : peer_group_allreduce(g, data, allreduce_count(e, pe, st0), allreduce_algo_for(e, pe, st0), streams);
+                 : peer_group_allreduce_residual(g, send, data, allreduce_count(e, pe, st0),
+                                                 allreduce_algo_for(e, pe, st0), streams);
     g->issued = NULL;
     g->issued_ctx = NULL;
     return rc;
@@ -259,28 +275,44 @@ static int peer_group_path(struct executor *e, struct plan_exec *pe, int first, 
 }
 
 /* The members of one collective this process issues (every rank in one process,
- * its own on an MPI rank) in one NCCL group, each on its own stream. */
+ * its own on an MPI rank) in one NCCL group, each on its own stream. An all-reduce
+ * sums the ranks' partials in place, then each rank adds that sum to its residual
+ * (allreduce_add_partials, n = 1). NCCL sums bf16 in its own order and rounds as
+ * it goes, so its bits are not the peer path's (which sums in fp32 in rank order):
+ * the partials' sum is rounded at the magnitude of the partials, the residual once
+ * more when the sum is added, as vLLM's tp does. */
 static int nccl_collective(struct executor *e, struct plan_exec *pe, int first, int last, int last_only)
 {
     const struct schedule *s = pe->s;
     if (!e->have_comms) return pb_fail("internal: a collective step but no NCCL communicators");
+    void *partial, *residual;
+    for (int k = first; k <= last; k++)   /* checked before the group opens: nothing fails inside it */
+        if (pe->here[pe->order[k]].role == STEP_ISSUED && s->steps[pe->order[k]].kind == STEP_ALLREDUCE)
+            PB_TRY(allreduce_buffers(e, pe, pe->order[k], &partial, &residual));
     NCCL_TRY(ncclGroupStart());
     for (int k = first; k <= last; k++) {
         int i = pe->order[k];
         if (pe->here[i].role != STEP_ISSUED) continue;
         const struct step *st = &s->steps[i];
-        struct llama_part *p = e->l.parts[pe->part[i]].p;
         cudaStream_t stream = stream_here(e, pe, i);
         if (st->kind == STEP_ALLREDUCE) {
-            void *h = (char *)llama_part_hidden(p) + hidden_offset(e, pe, st) * 2;
-            NCCL_TRY(ncclAllReduce(h, h, allreduce_count(e, pe, st), ncclBfloat16, ncclSum, e->comm[st->device],
-                                   stream));
+            allreduce_buffers(e, pe, i, &partial, &residual);
+            NCCL_TRY(ncclAllReduce(partial, partial, allreduce_count(e, pe, st), ncclBfloat16, ncclSum,
+                                   e->comm[st->device], stream));
         } else {
             NCCL_TRY(ncclAllGather(gather_send(e, pe, i, last_only), gather_recv(e, pe, st, last_only),
                                    gather_count(e, pe, st, last_only), ncclBfloat16, e->comm[st->device], stream));
         }
     }
     NCCL_TRY(ncclGroupEnd());
+    for (int k = first; k <= last; k++) {
+        int i = pe->order[k];
+        if (pe->here[i].role != STEP_ISSUED || s->steps[i].kind != STEP_ALLREDUCE) continue;
+        PB_TRY(allreduce_buffers(e, pe, i, &partial, &residual));
+        CUDA_TRY(cudaSetDevice(e->c.ordinal[s->steps[i].device]));
+        const void *sum = partial;
+        PB_TRY(allreduce_add_partials(residual, &sum, 1, allreduce_count(e, pe, &s->steps[i]), stream_here(e, pe, i)));
+    }
     return PB_OK;
 }
 

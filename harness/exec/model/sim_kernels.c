@@ -80,6 +80,9 @@ double sim_attention_half_ns(const struct device_profile *p, const struct model_
     double qkv = d.q + 2 * d.kv;
     /* prompts rope in a kernel of their own (qkv in, q and the cache out); decode ropes in attention */
     double rope = decode ? 0.0 : sim_memory_kernel_ns(p, 2.0 * rows * qkv * ELEM);
+    /* o (and down below) priced as adding into the residual: a tp rank's GEMM writes
+     * its partial instead and the peer all-reduce reads the residual, the same bytes
+     * on the same GPU (NCCL's residual add, a kernel of its own, is not priced) */
     return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)qkv, (int)d.h, 0, decode) + rope +
            attention_kernel_ns(p, &d, c) + sim_linear_ns(p, rows, (int)d.h, (int)d.q, 1, decode);
 }

@@ -75,9 +75,15 @@ static int mpi_peer_path(struct executor *x, struct plan_exec *pe, int first, in
         size_t count = (size_t)st->batch * pe->seq * x->c.m->hidden;
         enum allreduce_algo algo = allreduce_choose(x->c.allreduce, &x->c.allreduce_table, count * 2, 1);
         if (algo == ALLREDUCE_NCCL) continue;
-        void *h = (char *)llama_part_hidden(x->l.parts[pe->part[i]].p) + (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
+        /* the partial products summed onto the hidden rows, the residual (llama.h) */
+        struct llama_part *p = x->l.parts[pe->part[i]].p;
+        size_t off = (size_t)st->batch_offset * pe->seq * x->c.m->hidden * 2;
+        if (!llama_part_tp_partial(p))
+            return pb_fail("internal: all-reduce step %d on a part without tensor-parallel partials", i);
         *taken = 1;
-        return peer_allreduce(&e->peer.comm, h, count, algo, x->stream[pe->here[i].device][pe->here[i].stream]);
+        return peer_allreduce_residual(&e->peer.comm, (char *)llama_part_tp_partial(p) + off,
+                                       (char *)llama_part_hidden(p) + off, count, algo,
+                                       x->stream[pe->here[i].device][pe->here[i].stream]);
     }
     return PB_OK;
 }
