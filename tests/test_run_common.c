@@ -175,3 +175,15 @@ TEST(test_tp_whose_greedy_tokens_part_from_singles_is_said_not_judged)
     free(b), free(c), free(tb), free(tc);
     run_reference_free(&ref);
 }
+
+TEST(test_tp_tolerance_grows_with_depth_past_four_layers)
+{
+    static struct placement shallow, deep;
+    shallow.n_modules = 3;
+    deep.n_modules = 34;
+    for (int i = 0; i < deep.n_modules; i++) deep.modules[i].kind = i ? MODULE_LAYER : MODULE_EMBED;
+    for (int i = 0; i < shallow.n_modules; i++) shallow.modules[i].kind = MODULE_LAYER;
+    deep.modules[33].kind = MODULE_HEAD;
+    CHECK_NEAR(run_tp_tolerance(&shallow), RUN_TP_REL_TOLERANCE, 0);
+    CHECK_NEAR(run_tp_tolerance(&deep), RUN_TP_REL_TOLERANCE * 8, 1e-15);
+}

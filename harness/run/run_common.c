@@ -35,6 +35,13 @@ static double bf16_to_float(uint16_t b)
     return f;
 }
 
+double run_tp_tolerance(const struct placement *p)
+{
+    int layers = 0;
+    for (int i = 0; p && i < p->n_modules; i++) layers += p->modules[i].kind == MODULE_LAYER;
+    return RUN_TP_REL_TOLERANCE * (layers > 4 ? layers / 4.0 : 1);
+}
+
 static void check_logits(struct point_result *r, const struct reference *ref, const uint16_t *got, int rows,
                          int vocab, const int *tokens)
 {
@@ -50,14 +57,18 @@ static void check_logits(struct point_result *r, const struct reference *ref, co
     r->logits_checked = 1;
     r->max_abs_diff = diff;
     r->rel_error = sq_ref > 0 ? sqrt(sq_diff / sq_ref) : (sq_diff > 0 ? INFINITY : 0);
-    /* Tensor parallel sums each layer's shards in fp32 and rounds at other points
-     * than single, so its logits are another bf16 forward of the same weights: judged
-     * by the bar the peer test sets for two bf16 forwards (peer_criterion.h's
-     * direct_error, 2e-2 relative). The largest single difference is reported, not
-     * judged: over millions of logits of a 32-layer model one tail value is always
-     * several bf16 steps away. */
+    /* Tensor parallel sums each layer's shards in another order than single's GEMM,
+     * so its logits are another bf16 forward of the same weights. The GPU suite's
+     * peer test judges that arithmetic against the fp32 forward (tp is as close to it
+     * as single there); this check is for a wrong shard or a lost rank, which moves
+     * the logits by their own size. Its bar: the peer test's for two bf16 forwards of
+     * a 4-layer model (2e-2 relative), times layers / 4, since a rounding difference
+     * grows as it passes through the layers (random Llama-2-7B on an H200: tp against
+     * single 0.057 after 32 layers, where the 4-layer peer models differ by 0.6-0.9%).
+     * The largest single difference is reported, not judged: over millions of logits
+     * one tail value is always several bf16 steps away. */
     int sums_shards = r->placement ? r->placement->tensor_parallel : !strcmp(r->strategy, "tp");
-    r->tolerance = sums_shards ? RUN_TP_REL_TOLERANCE : 0;
+    r->tolerance = sums_shards ? run_tp_tolerance(r->placement) : 0;
     /* Generate mode: once tp's greedy pick parts from single's at a near-tie the two
      * runs continue different texts, and their last logits are not comparable. Said,
      * not judged; the prompt pass is judged in prefill mode (and by the peer test). */

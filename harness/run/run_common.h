@@ -23,8 +23,10 @@ void run_prompt_tokens(int *out, int n, int vocab, uint64_t seed);
  * run_prompt_tokens' draw from the seed. */
 void run_prompt_fill(int *out, const int *given, int n, int vocab, uint64_t seed);
 
-/* tp's and hybrid's logits against single's: relative error bar (run_common.c says why). */
+/* tp's and hybrid's logits against single's: relative error bar for up to 4 layers,
+ * scaled by layers / 4 beyond (run_common.c says why). */
 #define RUN_TP_REL_TOLERANCE 2e-2
+double run_tp_tolerance(const struct placement *p);
 
 /* single's first run at a workload becomes the reference (taking *logits and
  * *tokens, which are set to NULL); any other run is compared with it: bit for
