@@ -16,18 +16,7 @@ export NCCL_NVLS_ENABLE=0
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 budget=${KERNEL_CHECK_SECONDS:-430}  # the whole script's time: later steps get what is left
 start=$(date +%s)
-# step NAME SECONDS CMD...: run under a time limit, log, record exit status and seconds
-step() {
-    local name=$1 limit=$2 t0 left
-    shift 2
-    t0=$(date +%s)
-    left=$(( budget - (t0 - start) - 5 ))
-    [ "$left" -lt "$limit" ] && limit=$left
-    if [ "$limit" -lt 10 ]; then echo "$name: not run, out of time" | tee -a "$out/steps.log"; return; fi
-    timeout -k 5 "$limit" "$@" > "$out/$name.log" 2>&1
-    local rc=$?
-    echo "$name: exit $rc, $(( $(date +%s) - t0 )) s" | tee -a "$out/steps.log"
-}
+. scripts/lib/timed_step.sh   # after the cd to the repository root
 nvidia-smi -L > "$out/gpu.txt" 2>&1
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv >> "$out/gpu.txt" 2>&1
 git rev-parse --short HEAD > "$out/commit.txt" 2>/dev/null || true

@@ -16,17 +16,7 @@ mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 start=$(date +%s)
-step() {
-    local name=$1 limit=$2 t0 left
-    shift 2
-    t0=$(date +%s)
-    left=$(( budget - (t0 - start) - 3 ))
-    [ "$left" -lt "$limit" ] && limit=$left
-    if [ "$limit" -lt 8 ]; then echo "$name: not run, out of time" | tee -a "$out/steps.log"; return; fi
-    timeout -k 3 "$limit" "$@" > "$out/$name.log" 2>&1
-    local rc=$?
-    echo "$name: exit $rc, $(( $(date +%s) - t0 )) s (limit $limit)" | tee -a "$out/steps.log"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timed_step.sh"
 nvidia-smi -L > "$out/gpu.txt" 2>&1
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv >> "$out/gpu.txt" 2>&1
 for s in ${STEPS:-tests bench_kernels bench_decode_gemm test_gpu memcheck racecheck}; do

@@ -17,25 +17,11 @@
 #include "../../harness/serve/serve_stream.h"
 #include "../../kernels/llama.h"
 #include "../test.h"
+#include "tiny_model.h"
 
 #define N_REQ 7
 #define SEED 11
 
-/* The tiny model of test_strategies.c (head_dim 64, intermediate 704). */
-static const char *serve_tiny_config(void)
-{
-    static char path[256];
-    if (path[0]) return path;
-    snprintf(path, sizeof path, "/tmp/placebench-test-serve-tiny-%d.json", (int)getpid());
-    FILE *f = fopen(path, "w");
-    if (!f) return "models/llama-tiny.json";
-    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256, \"intermediate_size\": 704,"
-          " \"num_hidden_layers\": 6, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
-          " \"vocab_size\": 512, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-05,"
-          " \"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", f);
-    fclose(f);
-    return path;
-}
 
 /* Lengths that make requests join while others decode, finish at different steps
  * (one after its prefill alone) and reuse the slots given back; arrivals spread
@@ -88,7 +74,7 @@ static int serve_stream(const char *name, int n_dev, const int *ordinal, int max
     static struct placement p;
     static struct device_map map;
     memset(x, 0, sizeof *x);
-    if (model_spec_load(serve_tiny_config(), m)) return 1;
+    if (model_spec_load(gpu_tiny_config(), m)) return 1;
     const struct strategy *st = strategy_find(name);
     struct machine mc = {.gpus = n_dev, .cpu_memory = 1ull << 34, .policy = MAP_AUTO};
     for (int d = 0; d < n_dev; d++) mc.gpu_memory[d] = 1ull << 30;

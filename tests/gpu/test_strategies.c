@@ -11,23 +11,7 @@
 #include <cuda_runtime.h>
 #include "../../harness/exec/executor.h"
 #include "../test.h"
-
-/* A tiny model the kernel core supports (head_dim 64; models/llama-tiny.json has 32), with an
- * intermediate size whose quarter is a multiple of 8, so tp runs on 4 logical devices. */
-static const char *tiny_config(void)
-{
-    static char path[256];
-    if (path[0]) return path;
-    snprintf(path, sizeof path, "/tmp/placebench-test-tiny-%d.json", (int)getpid());
-    FILE *f = fopen(path, "w");
-    if (!f) return "models/llama-tiny.json";
-    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256, \"intermediate_size\": 704,"
-          " \"num_hidden_layers\": 6, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
-          " \"vocab_size\": 512, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-05,"
-          " \"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", f);
-    fclose(f);
-    return path;
-}
+#include "tiny_model.h"
 
 struct output {
     uint16_t *logits;
@@ -50,7 +34,7 @@ static int run_strategy_shaped(const char *name, int n_dev, const int *ordinal, 
 {
     memset(out, 0, sizeof *out);
     struct model_spec m;
-    if (model_spec_load(tiny_config(), &m)) return 1;
+    if (model_spec_load(gpu_tiny_config(), &m)) return 1;
     const struct strategy *st = strategy_find(name);
     if (!st) return 1;
     struct machine mc = {.gpus = n_dev, .cpu_memory = 1ull << 34, .policy = MAP_AUTO, .tp = sh.tp,

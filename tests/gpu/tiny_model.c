@@ -1,0 +1,19 @@
+/* See tiny_model.h. */
+#include <stdio.h>
+#include <unistd.h>
+#include "tiny_model.h"
+
+const char *gpu_tiny_config(void)
+{
+    static char path[256];
+    if (path[0]) return path;
+    snprintf(path, sizeof path, "/tmp/placebench-test-tiny-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f) return "models/llama-tiny.json";
+    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256, \"intermediate_size\": 704,"
+          " \"num_hidden_layers\": 6, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
+          " \"vocab_size\": 512, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-05,"
+          " \"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", f);
+    fclose(f);
+    return path;
+}
