@@ -13,7 +13,7 @@ int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows)
     if (max_rows < 1) return pb_fail("gemm_init: max_rows %d must be positive", max_rows);
     g->n_shapes = 0;
     g->workspace = workspace;
-    g->tune_rows = max_rows < GEMM_TUNE_ROWS_MAX ? max_rows : GEMM_TUNE_ROWS_MAX;
+    g->tune_rows = gemm_tune_rows(max_rows);
     cublasCheck(cublasLtCreate(&g->lt));
     cublasCheck(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     /* Weights are [N, K] row-major (as Hugging Face stores them), i.e. column-major

@@ -18,20 +18,12 @@
 #include <stdint.h>
 #include <cublasLt.h>
 #include <cuda_bf16.h>
+#include "gemm_class.h"
 
 #define GEMM_MAX_SHAPES 32
 #define GEMM_WORKSPACE_BYTES (32u << 20)
 #define GEMM_CANDIDATES 16   /* heuristic results asked for; short prompts time them all */
-/* Long prompts take the heuristic's first choice for M = 4096 whatever the call's
- * M, so every part picks the same algorithm. Prompts of at most GEMM_SHORT_SEQ
- * tokens are bound by weight bytes, where the best tile depends on the rows: their
- * candidates are timed at the part's own row count (gemm_init's max_rows, at most
- * GEMM_TUNE_ROWS_MAX: beyond it tuning costs more and the ranking hardly moves). */
-#define GEMM_CLASS_LONG 0
-#define GEMM_CLASS_SHORT 1
-#define GEMM_SHORT_SEQ 256
-#define GEMM_TUNE_ROWS_MAX 512
-static inline int gemm_class_for_seq(int seq) { return seq <= GEMM_SHORT_SEQ ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG; }
+/* Classes, GEMM_SHORT_SEQ, GEMM_TUNE_ROWS_MAX and gemm_tune_rows: gemm_class.h. */
 
 struct gemm_shape {
     int n, k, cls;

@@ -345,3 +345,79 @@ TEST(test_calibrated_layer_pairs_become_the_shared_gpu_slowdown)
     CHECK_EQ_INT(p.shared_compute.layers.n, 5);
     CHECK(strstr(p.shared_compute.source, "two parts of GPU 0") != NULL);
 }
+
+/* The simulator's prompt layer of tuned point i on profile q, at the point's tune rows. */
+static double tuned_point_layer_us(const struct device_profile *q, const struct model_spec *m, int i)
+{
+    int b = calibration_tuned_batch[i], seq = calibration_tuned_seq[i];
+    struct sim_call call = {.batch = b, .seq = seq, .context = seq, .tp = 1,
+                            .tune_rows = sim_tune_rows(seq, b * seq, calibration_tuned_part_rows[i])};
+    return (sim_attention_half_ns(q, m, &call) + sim_mlp_half_ns(q, m, &call)) / 1e3;
+}
+
+/* Prompt layers on parts tuned above their rows, timed at known fractions (0.7 of the
+ * gemm table's at the call's rows): calibrate gives those fractions back as the
+ * gemm_tuned_above points, the simulator's layer at the tune rows gives back each
+ * measured time, the pairs give the tuned_above slowdowns, and a point not measured or
+ * not explainable is left out (the calls then take the gemm table, as before). */
+TEST(test_layers_on_parts_tuned_above_their_rows_give_the_tuned_gemm_points)
+{
+    static struct calibration c;
+    c = two_h200();
+    static struct device_profile base, at, p, q;
+    CHECK_EQ_INT(device_profile_load("h200", &base), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &c.decode_model), PB_OK);
+    c.graph_launch_us = 2.5;
+    for (int i = 0; i < CALIBRATION_SHAPES; i++) c.shape_us[i] = 100 + 50.0 * i;
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &at), PB_OK);
+    CHECK_EQ_INT(at.kernels.n_gemm_tuned_above, 0);   /* nothing timed on tuned parts: no table */
+    CHECK_EQ_INT(at.shared_compute.tuned_above.n, 0);
+    double truth_c[CALIBRATION_TUNED_POINTS], truth_m[CALIBRATION_TUNED_POINTS];
+    for (int i = 0; i < CALIBRATION_TUNED_POINTS; i++) {
+        int rows = calibration_tuned_batch[i] * calibration_tuned_seq[i];
+        int tune = sim_tune_rows(calibration_tuned_seq[i], rows, calibration_tuned_part_rows[i]);
+        CHECK(tune > rows);
+        truth_c[i] = 0.7 * efficiency_at(at.kernels.gemm, at.kernels.n_gemm, rows, 0);
+        truth_m[i] = 0.7 * efficiency_at(at.kernels.gemm, at.kernels.n_gemm, rows, 1);
+        q = at;
+        q.kernels.n_gemm_tuned_above = 1;
+        q.kernels.gemm_tuned_above[0] = (struct tuned_efficiency_point){.rows = rows, .tune_rows = tune,
+                                                                        .compute = truth_c[i], .memory = truth_m[i]};
+        c.tuned_layer_us[i] = tuned_point_layer_us(&q, &c.decode_model, i);
+        c.tuned_pair_us[i] = 2 * c.tuned_layer_us[i] * 0.85;
+    }
+    /* the layer is slower on the tuned part than at its own rows' fractions */
+    CHECK(c.tuned_layer_us[1] > tuned_point_layer_us(&at, &c.decode_model, 1) * 1.1);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.n_gemm_tuned_above, CALIBRATION_TUNED_POINTS);
+    for (int i = 0; i < p.kernels.n_gemm_tuned_above; i++) {
+        CHECK_EQ_INT(p.kernels.gemm_tuned_above[i].rows, calibration_tuned_batch[i] * calibration_tuned_seq[i]);
+        CHECK_NEAR(p.kernels.gemm_tuned_above[i].compute, truth_c[i], 1e-9);
+        CHECK_NEAR(p.kernels.gemm_tuned_above[i].memory, truth_m[i], 1e-9);
+        CHECK_NEAR(tuned_point_layer_us(&p, &c.decode_model, i), c.tuned_layer_us[i], 1e-6);
+    }
+    CHECK_EQ_INT(p.kernels.gemm_tuned_above[0].tune_rows, 256);
+    CHECK_EQ_INT(p.kernels.gemm_tuned_above[1].tune_rows, 512);
+    CHECK(strstr(p.kernels.source, "gemm_tuned_above: bench --calibrate 2026-11-20") != NULL);
+    CHECK(strstr(p.kernels.source, "128 at 512 x0.700") != NULL);
+    CHECK_EQ_INT(p.shared_compute.tuned_above.n, CALIBRATION_TUNED_POINTS);
+    CHECK_NEAR(shared_layer_slowdown_at(&p.shared_compute, 128, 512), 0.85, 1e-9);
+    CHECK_NEAR(shared_layer_slowdown_at(&p.shared_compute, 256, 512), 0.85, 1e-9);
+    CHECK_EQ_INT(p.shared_compute.layers.n, 0);   /* no ordinary pair timed: calls at their own rows are not slowed */
+    CHECK_NEAR(shared_layer_slowdown_at(&p.shared_compute, 128, 0), 1, 0);
+    CHECK(strstr(p.shared_compute.source, "tuned_above") != NULL);
+    /* not measured, or faster than its other kernels alone: left out */
+    c.tuned_layer_us[0] = 0;
+    c.tuned_layer_us[2] = 1;
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.n_gemm_tuned_above, 1);
+    CHECK_EQ_INT(p.kernels.gemm_tuned_above[0].tune_rows, 512);
+    CHECK_EQ_INT(p.kernels.gemm_tuned_above[0].rows, 128);
+    /* a base profile's points are not this card's: without measurements, none are kept */
+    base.kernels.n_gemm_tuned_above = 1;
+    base.kernels.gemm_tuned_above[0] = (struct tuned_efficiency_point){.rows = 128, .tune_rows = 512, .compute = 0.1,
+                                                                       .memory = 0.1};
+    memset(c.tuned_layer_us, 0, sizeof c.tuned_layer_us);
+    CHECK_EQ_INT(calibration_to_profile(&c, &base, &p), PB_OK);
+    CHECK_EQ_INT(p.kernels.n_gemm_tuned_above, 0);
+}

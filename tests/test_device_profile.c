@@ -1,5 +1,6 @@
 /* Device profiles: the shipped ones load, bad ones are refused with a message that
  * names the file and the field, and what calibrate writes reads back the same. */
+#include <math.h>
 #include <stdlib.h>
 #include "../base/check.h"
 #include "../harness/exec/model/device_profile.h"
@@ -312,4 +313,94 @@ TEST(test_shared_gpu_section_reads_back_and_is_checked)
     CHECK(strstr(pb_last_error(), "x.json: shared_gpu.gbps") != NULL);
     remove(path);
     remove(dir);
+}
+
+/* Calls below their part's tune rows (kernels/gemm_class.h): optional tables, so a
+ * profile written before them loads and prices every call at its own rows; with them,
+ * a call takes the points of its part's tune rows, and the ordinary table's value at
+ * the tune rows closes the curve (a call of tune_rows rows is the tuned call). */
+TEST(test_tuned_above_tables_are_optional_read_back_and_price_calls_below_their_tuning)
+{
+    struct device_profile a, b;
+    CHECK_EQ_INT(device_profile_load("h200", &a), PB_OK);
+    CHECK_EQ_INT(a.kernels.n_gemm_tuned_above, 0);
+    CHECK_EQ_INT(a.shared_compute.tuned_above.n, 0);
+    /* without the table: the gemm table at the call's rows, whatever the tune rows */
+    CHECK_NEAR(gemm_efficiency_at(&a.kernels, 128, 512, 1), efficiency_at(a.kernels.gemm, a.kernels.n_gemm, 128, 1),
+               0);
+    a.kernels.n_gemm = 2;
+    a.kernels.gemm[0] = (struct efficiency_point){.rows = 128, .compute = 0.4, .memory = 0.8};
+    a.kernels.gemm[1] = (struct efficiency_point){.rows = 512, .compute = 0.7, .memory = 0.6};
+    a.kernels.n_gemm_tuned_above = 3;
+    a.kernels.gemm_tuned_above[0] = (struct tuned_efficiency_point){.rows = 128, .tune_rows = 256, .compute = 0.3,
+                                                                    .memory = 0.7};
+    a.kernels.gemm_tuned_above[1] = (struct tuned_efficiency_point){.rows = 128, .tune_rows = 512, .compute = 0.2,
+                                                                    .memory = 0.5};
+    a.kernels.gemm_tuned_above[2] = (struct tuned_efficiency_point){.rows = 256, .tune_rows = 512, .compute = 0.5,
+                                                                    .memory = 0.4};
+    a.shared_compute.layers.n = 1;
+    a.shared_compute.layers.point[0].rows = 128;
+    a.shared_compute.layers.point[0].slowdown = 0.9;
+    a.shared_compute.tuned_above.n = 1;
+    a.shared_compute.tuned_above.point[0].rows = 128;
+    a.shared_compute.tuned_above.point[0].tune_rows = 512;
+    a.shared_compute.tuned_above.point[0].slowdown = 0.8;
+    snprintf(a.shared_compute.source, sizeof a.shared_compute.source, "pairs");
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/tuned.json", dir);
+    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
+    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(b.kernels.n_gemm_tuned_above, 3);
+    CHECK_EQ_INT(b.kernels.gemm_tuned_above[2].rows, 256);
+    CHECK_EQ_INT(b.kernels.gemm_tuned_above[2].tune_rows, 512);
+    CHECK_NEAR(b.kernels.gemm_tuned_above[2].compute, 0.5, 1e-12);
+    CHECK_NEAR(b.kernels.gemm_tuned_above[1].memory, 0.5, 1e-12);
+    CHECK_EQ_INT(b.shared_compute.tuned_above.n, 1);
+    CHECK_EQ_INT(b.shared_compute.tuned_above.point[0].tune_rows, 512);
+    CHECK_NEAR(b.shared_compute.tuned_above.point[0].slowdown, 0.8, 1e-12);
+    const struct kernel_profile *k = &b.kernels;
+    CHECK_NEAR(gemm_efficiency_at(k, 128, 512, 1), 0.5, 1e-12);        /* the point of its tune rows */
+    CHECK_NEAR(gemm_efficiency_at(k, 128, 256, 1), 0.7, 1e-12);        /* another part's tuning */
+    CHECK_NEAR(gemm_efficiency_at(k, 64, 512, 0), 0.2, 1e-12);         /* below the points: the first */
+    CHECK_NEAR(gemm_efficiency_at(k, sqrt(128.0 * 256), 512, 0), 0.35, 1e-12);
+    /* between the last point and the tune rows: toward the gemm table's value at 512 */
+    CHECK_NEAR(gemm_efficiency_at(k, sqrt(256.0 * 512), 512, 1), 0.5, 1e-12);
+    CHECK_NEAR(gemm_efficiency_at(k, 128, 0, 1), 0.8, 0);               /* at its own rows: the gemm table */
+    CHECK_NEAR(gemm_efficiency_at(k, 512, 512, 1), 0.6, 0);
+    CHECK_NEAR(gemm_efficiency_at(k, 128, 384, 1), 0.8, 0);             /* no point of that tuning */
+    CHECK_NEAR(shared_layer_slowdown_at(&b.shared_compute, 128, 512), 0.8, 1e-12);
+    CHECK_NEAR(shared_layer_slowdown_at(&b.shared_compute, 128, 0), 0.9, 0);
+    CHECK_NEAR(shared_layer_slowdown_at(&b.shared_compute, 128, 256), 0.9, 0);
+    CHECK_NEAR(shared_layer_slowdown_at(&b.shared_compute, sqrt(128.0 * 512), 512), 0.85, 1e-12);
+    /* refused on reading, by field: a point not below its tuning, or out of order */
+    a.kernels.gemm_tuned_above[0].tune_rows = 128;
+    CHECK_EQ_INT(device_profile_validate(&a, "x.json"), PB_ERR);
+    CHECK(strstr(pb_last_error(), "x.json: kernels.gemm_tuned_above[0]") != NULL);
+    a.kernels.gemm_tuned_above[0].tune_rows = 1024;
+    CHECK_EQ_INT(device_profile_validate(&a, "x.json"), PB_ERR);
+    a.kernels.gemm_tuned_above[0].tune_rows = 256;
+    a.kernels.gemm_tuned_above[1].memory = 1.5;
+    CHECK_EQ_INT(device_profile_validate(&a, "x.json"), PB_ERR);
+    CHECK(strstr(pb_last_error(), "fractions") != NULL);
+    remove(path);
+    remove(dir);
+    char buf[4096];
+    size_t n = strlen(valid_json) - 1;
+    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": [{\"rows\": 128, \"memory\": 0.8}], \"gemv\": [{\"rows\": 1, "
+             "\"memory\": 0.8}], \"gemm_tuned_above\": [{\"rows\": 128, \"tune_rows\": 64, \"memory\": 0.5}], "
+             "\"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}}", (int)n, valid_json);
+    CHECK_EQ_INT(device_profile_parse(buf, "k.json", &b), PB_ERR);
+    CHECK(strstr(pb_last_error(), "k.json: kernels.gemm_tuned_above[0].tune_rows: 64 must be above rows 128") != NULL);
+    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": [{\"rows\": 128, \"memory\": 0.8}], \"gemv\": [{\"rows\": 1, "
+             "\"memory\": 0.8}], \"gemm_tuned_above\": [{\"rows\": 256, \"tune_rows\": 512, \"memory\": 0.5}, {\"rows\": "
+             "128, \"tune_rows\": 512, \"memory\": 0.5}], \"attention_tflops\": 50, \"memory_efficiency\": 0.9, "
+             "\"source\": \"s\"}}", (int)n, valid_json);
+    CHECK_EQ_INT(device_profile_parse(buf, "k.json", &b), PB_ERR);
+    CHECK(strstr(pb_last_error(), "gemm_tuned_above[1]: points must rise by tune_rows, then rows") != NULL);
+    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": [{\"rows\": 128, \"memory\": 0.8}], \"gemv\": [{\"rows\": 1, "
+             "\"memory\": 0.8}], \"gemm_tuned_above\": [{\"rows\": 128, \"tune_rows\": 512, \"memory\": 0.5}], "
+             "\"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}}", (int)n, valid_json);
+    CHECK_EQ_INT(device_profile_parse(buf, "k.json", &b), PB_OK);
+    CHECK_NEAR(b.kernels.gemm_tuned_above[0].compute, 1, 0);   /* left out: only bandwidth binds */
 }

@@ -133,8 +133,8 @@ TEST(test_compute_step_follows_the_roofline)
     struct step math = {.kind = STEP_LAYERS, .count = 2, .flops = 1e9, .mem_bytes = 1e3};
     struct step mem = {.kind = STEP_LAYERS, .count = 2, .flops = 1e3, .mem_bytes = 1e9};
     /* 1e9 FLOP at 1e5/ns = 1e4 ns; 1e9 B at 1000 B/ns = 1e6 ns; 2 layers of kernels. */
-    CHECK_NEAR(sim_compute_ns(&prof, NULL, &math, 1), 1e4 + 2 * SIM_KERNELS_LAYER * 1e3, 1e-6);
-    CHECK_NEAR(sim_compute_ns(&prof, NULL, &mem, 1), 1e6 + 2 * SIM_KERNELS_LAYER * 1e3, 1e-6);
+    CHECK_NEAR(sim_compute_ns(&prof, NULL, &math, 1, 0), 1e4 + 2 * SIM_KERNELS_LAYER * 1e3, 1e-6);
+    CHECK_NEAR(sim_compute_ns(&prof, NULL, &mem, 1, 0), 1e6 + 2 * SIM_KERNELS_LAYER * 1e3, 1e-6);
 }
 
 TEST(test_empty_step_work_comes_from_the_model)
@@ -146,8 +146,8 @@ TEST(test_empty_step_work_comes_from_the_model)
     struct step full = empty;
     full.flops = 4 * model_layer_flops(&m, 8, 512, 512);
     full.mem_bytes = 4 * model_layer_bytes(&m, DTYPE_BF16, 8, 512, 512);
-    CHECK(sim_compute_ns(&prof, &m, &empty, 1) > 0);
-    CHECK_NEAR(sim_compute_ns(&prof, &m, &empty, 1), sim_compute_ns(&prof, &m, &full, 1), 1e-6);
+    CHECK(sim_compute_ns(&prof, &m, &empty, 1, 0) > 0);
+    CHECK_NEAR(sim_compute_ns(&prof, &m, &empty, 1, 0), sim_compute_ns(&prof, &m, &full, 1, 0), 1e-6);
 }
 
 TEST(test_steps_on_one_stream_serialise_and_devices_overlap)
@@ -596,4 +596,35 @@ TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
     CHECK_NEAR(tp, 2 * 3.0, 1e-6);
     trace_free(&t);
     schedule_free(&s);
+}
+
+/* Two logical devices' 1 x 128 microbatches of a 4 x 128 batch overlap on one GPU: they
+ * run on parts tuned at 512 rows, so they take the tuned_above slowdown of (128, 512);
+ * the same steps of a 1 x 128 batch take the ordinary one. */
+TEST(test_shared_gpu_microbatches_below_their_tuning_take_the_tuned_above_slowdown)
+{
+    struct device_profile prof = round_profile();
+    prof.shared_compute.layers.n = 1;
+    prof.shared_compute.layers.point[0].rows = 128;
+    prof.shared_compute.layers.point[0].slowdown = 1.25;
+    prof.shared_compute.tuned_above.n = 1;
+    prof.shared_compute.tuned_above.point[0].rows = 128;
+    prof.shared_compute.tuned_above.point[0].tune_rows = 512;
+    prof.shared_compute.tuned_above.point[0].slowdown = 1.5;
+    int shared[2] = {0, 0};
+    for (int batch = 1; batch <= 4; batch += 3) {
+        struct schedule s;
+        schedule_init(&s, 2);
+        for (int d = 0; d < 2; d++) {   /* 1 ms each, microbatch d (its sequence offset: d x (batch - 1) / 1) */
+            struct step st = {.kind = STEP_LAYERS, .device = d, .count = 1, .flops = 1e11, .rows = 128, .seq = 128,
+                              .context = 128, .batch = 1, .batch_offset = d * (batch - 1), .microbatch = d};
+            schedule_add(&s, &st);
+        }
+        struct trace t;
+        double ms;
+        CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &ms), PB_OK);
+        CHECK_NEAR(ms, 2 * (batch == 4 ? 1.5 : 1.25), 1e-6);
+        trace_free(&t);
+        schedule_free(&s);
+    }
 }

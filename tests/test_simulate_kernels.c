@@ -101,19 +101,19 @@ TEST(test_decode_step_carries_its_kv_length)
     CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
     struct step st = {.kind = STEP_LAYERS, .count = 4, .rows = 4, .batch = 4, .seq = 1, .context = 200,
                       .flops = 4 * model_layer_flops(&m, 4, 1, 200)};
-    struct sim_call c = sim_step_call(&m, &st, 1);
+    struct sim_call c = sim_step_call(&m, &st, 1, 0);
     CHECK_EQ_INT(c.seq, 1);
     CHECK_EQ_INT(c.context, 200);
     /* tp attention halves carry 1/n of the layer's attention-side FLOPs. */
     double h = m.hidden, rows = 8 * 512;
     struct step half = {.kind = STEP_ATTENTION, .count = 1, .rows = 8 * 512, .batch = 8, .seq = 512, .context = 700,
                         .flops = (model_layer_flops(&m, 8, 512, 700) - 2 * rows * 3 * h * m.intermediate) / 2};
-    c = sim_step_call(&m, &half, 2);
+    c = sim_step_call(&m, &half, 2, 0);
     CHECK_EQ_INT(c.seq, 512);
     CHECK_EQ_INT(c.context, 700);
     CHECK_EQ_INT(c.tp, 2);
     struct step empty = {.kind = STEP_LAYERS, .count = 1, .rows = 128, .batch = 1};
-    CHECK_EQ_INT(sim_step_call(&m, &empty, 1).context, 128);   /* no seq given: a prefill */
+    CHECK_EQ_INT(sim_step_call(&m, &empty, 1, 0).context, 128);   /* no seq given: a prefill */
 }
 
 TEST(test_tensor_parallel_halves_shrink_with_the_world)
@@ -128,4 +128,101 @@ TEST(test_tensor_parallel_halves_shrink_with_the_world)
     /* GEMMs and attention halve; the replicated RMSNorm does not. */
     CHECK(r_attn > 0.5 && r_attn < 0.56);
     CHECK(r_mlp > 0.5 && r_mlp < 0.56);
+}
+
+/* `strategy` planned on `gpus` GPUs for batch x seq in `mb` microbatches. */
+static int plan_mb(const char *strategy, const struct model_spec *m, int gpus, int batch, int seq, int mb,
+                   struct schedule *s)
+{
+    struct workload w = {.batch = batch, .seq = seq, .context = seq, .mode = MODE_PREFILL, .dtype = DTYPE_BF16,
+                         .microbatches = mb};
+    struct machine mc = {.gpus = gpus, .budgets_from_user = 1};
+    for (int d = 0; d < gpus; d++) mc.gpu_memory[d] = (uint64_t)140 << 30;
+    const struct strategy *st = strategy_find(strategy);
+    struct placement *pl = malloc(sizeof *pl);
+    int rc = pl && st ? st->place(m, &w, &mc, pl) : PB_ERR;
+    if (rc == PB_OK) rc = st->plan(m, pl, &w, s);
+    free(pl);
+    return rc;
+}
+
+static const struct step *first_layers_step(const struct schedule *s)
+{
+    for (int i = 0; i < s->n_steps; i++)
+        if (s->steps[i].kind == STEP_LAYERS) return &s->steps[i];
+    return NULL;
+}
+
+/* The kernel core tunes a part's short-prompt GEMMs at min(max_rows, 512) rows, the
+ * whole batch's (kernels/gemm_class.h), so a pipeline's 1 x 128 microbatch of a 4 x 128
+ * batch runs the 512-row algorithms. A profile with gemm_tuned_above prices those calls
+ * at its points; calls at their part's rows (single, a 1 x 128 pipeline), long prompts
+ * (one algorithm for every row count), decode (the GEMV table) and a profile without the
+ * table are priced as before. */
+TEST(test_microbatches_below_their_parts_tuning_take_the_tuned_above_fractions)
+{
+    static struct device_profile p, old;
+    struct model_spec m;
+    CHECK_EQ_INT(device_profile_load("h200", &p), PB_OK);
+    CHECK_EQ_INT(model_spec_load("models/llama-2-7b.json", &m), PB_OK);
+    CHECK_EQ_INT(sim_tune_rows(128, 128, 512), 512);
+    CHECK_EQ_INT(sim_tune_rows(128, 128, 256), 256);
+    CHECK_EQ_INT(sim_tune_rows(128, 256, 4096), 512);   /* tuning stops at 512 rows */
+    CHECK_EQ_INT(sim_tune_rows(128, 512, 512), 0);      /* at its part's rows */
+    CHECK_EQ_INT(sim_tune_rows(128, 1024, 2048), 0);    /* above the tuning: the gemm table, as before */
+    CHECK_EQ_INT(sim_tune_rows(512, 1024, 4096), 0);    /* long prompts: one algorithm whatever the rows */
+    CHECK_EQ_INT(sim_tune_rows(1, 1, 16), 0);           /* decode */
+    CHECK_EQ_INT(sim_tune_rows(128, 128, 0), 0);
+    old = p;
+    p.kernels.n_gemm_tuned_above = 1;
+    p.kernels.gemm_tuned_above[0] = (struct tuned_efficiency_point){
+        .rows = 128, .tune_rows = 512, .compute = 0.5 * efficiency_at(p.kernels.gemm, p.kernels.n_gemm, 128, 0),
+        .memory = 0.5 * efficiency_at(p.kernels.gemm, p.kernels.n_gemm, 128, 1)};
+
+    struct schedule pipe, single, pipe1, long_pipe;
+    CHECK_EQ_INT(plan_mb("pipeline", &m, 2, 4, 128, 4, &pipe), PB_OK);
+    CHECK_EQ_INT(sim_schedule_part_rows(&pipe), 512);
+    const struct step *mb = first_layers_step(&pipe);
+    CHECK(mb && mb->rows == 128);
+    struct sim_call tuned = {.batch = 1, .seq = 128, .context = 128, .tp = 1, .tune_rows = 512};
+    struct sim_call own = {.batch = 1, .seq = 128, .context = 128, .tp = 1};
+    double at_tuning = sim_compute_ns(&p, &m, mb, 1, 512), at_own = sim_compute_ns(&p, &m, mb, 1, 0);
+    CHECK_NEAR(at_tuning, mb->count * layer_ns(&p, &m, tuned), 1e-6);
+    CHECK_NEAR(at_own, mb->count * layer_ns(&p, &m, own), 1e-6);
+    CHECK(at_tuning > 1.3 * at_own);
+    CHECK_NEAR(sim_compute_ns(&old, &m, mb, 1, 512), at_own, 1e-9);   /* a profile from before the table */
+
+    CHECK_EQ_INT(plan_mb("single", &m, 1, 4, 128, 1, &single), PB_OK);
+    const struct step *whole = first_layers_step(&single);
+    CHECK_EQ_INT(sim_schedule_part_rows(&single), 512);
+    CHECK_NEAR(sim_compute_ns(&p, &m, whole, 1, 512), sim_compute_ns(&old, &m, whole, 1, 512), 1e-9);
+    CHECK_EQ_INT(plan_mb("pipeline", &m, 2, 1, 128, 1, &pipe1), PB_OK);
+    CHECK_EQ_INT(sim_schedule_part_rows(&pipe1), 128);
+    CHECK_EQ_INT(plan_mb("pipeline", &m, 2, 8, 512, 4, &long_pipe), PB_OK);
+    const struct step *long_mb = first_layers_step(&long_pipe);
+    CHECK(long_mb && long_mb->rows == 1024);
+    CHECK_NEAR(sim_compute_ns(&p, &m, long_mb, 1, 4096), sim_compute_ns(&old, &m, long_mb, 1, 4096), 1e-9);
+    struct step decode = {.kind = STEP_LAYERS, .count = 1, .rows = 1, .batch = 1, .seq = 1, .context = 129};
+    CHECK_NEAR(sim_compute_ns(&p, &m, &decode, 1, 4), sim_compute_ns(&old, &m, &decode, 1, 4), 1e-9);
+
+    /* whole schedules: the 4-microbatch pipeline is slower with the table, the others are not */
+    struct trace t;
+    double with, without;
+    CHECK_EQ_INT(simulate_schedule(&p, &m, &pipe, 1, &t, &with), PB_OK);
+    trace_free(&t);
+    CHECK_EQ_INT(simulate_schedule(&old, &m, &pipe, 1, &t, &without), PB_OK);
+    trace_free(&t);
+    CHECK(with > 1.2 * without);
+    const struct schedule *same[] = {&single, &pipe1, &long_pipe};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(simulate_schedule(&p, &m, same[i], 1, &t, &with), PB_OK);
+        trace_free(&t);
+        CHECK_EQ_INT(simulate_schedule(&old, &m, same[i], 1, &t, &without), PB_OK);
+        trace_free(&t);
+        CHECK_NEAR(with, without, 1e-9);
+    }
+    schedule_free(&pipe);
+    schedule_free(&single);
+    schedule_free(&pipe1);
+    schedule_free(&long_pipe);
 }

@@ -16,6 +16,7 @@
 
 #include "../../base/atomic_file.h"
 #include "../exec/model/calibration.h"
+#include "../../kernels/gemm_class.h"
 #include "../../base/check.h"
 #include "../run/results_dir.h"
 #include "cuda_calibrate_check.h"
@@ -349,6 +350,8 @@ static void measure_decode(const struct options *o, struct calibration *c)
                         "points at prompt rows stay as the microbenchmarks above give them\n", pb_last_error());
         memset(c->decode_layer_us, 0, sizeof c->decode_layer_us);
         memset(c->prompt_layer_us, 0, sizeof c->prompt_layer_us);
+        memset(c->tuned_layer_us, 0, sizeof c->tuned_layer_us);
+        memset(c->tuned_pair_us, 0, sizeof c->tuned_pair_us);
         return;
     }
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
@@ -357,6 +360,16 @@ static void measure_decode(const struct options *o, struct calibration *c)
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
         printf("prompt layer of %s, %d x %d tokens, in a graph: %8.2f us\n", m.name, calibration_prompt_batch[i],
                calibration_prompt_seq[i], c->prompt_layer_us[i]);
+    for (int i = 0; i < CALIBRATION_TUNED_POINTS; i++) {
+        int b = calibration_tuned_batch[i], q = calibration_tuned_seq[i];
+        double at_own = 0;   /* the same tokens on a part of their own rows, where timed above */
+        for (int j = 0; j < CALIBRATION_PROMPT_POINTS; j++)
+            if (calibration_prompt_batch[j] == b && calibration_prompt_seq[j] == q) at_own = c->prompt_layer_us[j];
+        printf("prompt layer of %s, %d x %d tokens on a part tuned at %d rows, in a graph: %8.2f us", m.name, b, q,
+               gemm_tune_rows(calibration_tuned_part_rows[i]), c->tuned_layer_us[i]);
+        if (at_own > 0 && c->tuned_layer_us[i] > 0) printf(" (%.3f x on its own rows' part)", c->tuned_layer_us[i] / at_own);
+        printf("\n");
+    }
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
         printf("two logical devices on GPU 0, a decode layer each, batch %2d: %8.2f us a pair (%.3f x twice one)\n",
                calibration_decode_batch[i], c->decode_pair_us[i],
@@ -365,6 +378,11 @@ static void measure_decode(const struct options *o, struct calibration *c)
         printf("two logical devices on GPU 0, a prompt layer each, %d x %d: %8.2f us a pair (%.3f x twice one)\n",
                calibration_prompt_batch[i], calibration_prompt_seq[i], c->prompt_pair_us[i],
                c->prompt_layer_us[i] > 0 ? c->prompt_pair_us[i] / (2 * c->prompt_layer_us[i]) : 0);
+    for (int i = 0; i < CALIBRATION_TUNED_POINTS; i++)
+        printf("two logical devices on GPU 0, a prompt layer each, %d x %d on parts tuned at %d rows: %8.2f us a pair "
+               "(%.3f x twice one)\n", calibration_tuned_batch[i], calibration_tuned_seq[i],
+               gemm_tune_rows(calibration_tuned_part_rows[i]), c->tuned_pair_us[i],
+               c->tuned_layer_us[i] > 0 ? c->tuned_pair_us[i] / (2 * c->tuned_layer_us[i]) : 0);
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
         printf("tp ranks 0, 1 of 2 on GPU 0, decode batch %2d: rank 0 alone %8.2f us, both %8.2f us (%.3f x twice one)\n",
                calibration_decode_batch[i], c->decode_tp_us[i], c->decode_tp_pair_us[i],

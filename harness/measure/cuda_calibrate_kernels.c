@@ -251,20 +251,31 @@ static int issue_layer(void *ctx, cudaStream_t s)
     return llama_layers(lc->p, 0, 1, lc->call, s);
 }
 
+/* The part a layer timing runs on: `batch` x `seq` tokens, or more where part_rows is
+ * above that, as a pipeline stage sized for the whole batch (max_batch part_rows / seq,
+ * max_rows part_rows) runs a microbatch: its short-prompt GEMM algorithms are then
+ * timed at gemm_tune_rows(part_rows), not at the call's rows (kernels/gemm_class.h). */
+static struct llama_part_desc layer_part(int dev, int rank, int world, int batch, int seq, int pos, int part_rows)
+{
+    int rows = part_rows > batch * seq ? part_rows : batch * seq;
+    int max_batch = rows / seq > batch ? rows / seq : batch;
+    return (struct llama_part_desc){.device = dev, .rank = rank, .world = world, .first_layer = 0, .n_layers = 1,
+                                    .max_batch = max_batch, .max_context = pos + seq + 16, .max_rows = rows,
+                                    .programmatic_launch = 1};
+}
+
 /* One layer of the model over `batch` x `seq` new tokens at position `pos`,
  * DECODE_CALLS times in one graph: the kernel core's own kernels at the model's
  * shapes (a 7B layer's weights are 400 MB, far past L2), with programmatic launch as
- * the executor runs them. seq 1 is a decode step attending to pos + 1 positions.
- * *us per layer. */
-static int time_layer(int dev, const struct model_spec *m, int batch, int seq, int pos, double *us)
+ * the executor runs them, on a part of part_rows (layer_part; 0: the call's rows).
+ * seq 1 is a decode step attending to pos + 1 positions. *us per layer. */
+static int time_layer(int dev, const struct model_spec *m, int batch, int seq, int pos, int part_rows, double *us)
 {
     int rc = PB_OK;
     struct llama_part *p = NULL;
     uint16_t *host = NULL;
     cudaStream_t s = NULL;
-    struct llama_part_desc d = {.device = dev, .rank = 0, .world = 1, .first_layer = 0, .n_layers = 1,
-                                .max_batch = batch, .max_context = pos + seq + 16,
-                                .max_rows = batch * seq, .programmatic_launch = 1};
+    struct llama_part_desc d = layer_part(dev, 0, 1, batch, seq, pos, part_rows);
     struct llama_call call = {.batch_offset = 0, .batch = batch, .seq = seq, .pos = pos};
     CK(cudaSetDevice(dev));
     if (llama_part_create(m, &d, &p) != PB_OK || llama_part_init_random(p, 1) != PB_OK) {
@@ -301,9 +312,10 @@ done:
  * GPU interleaves their kernels as it does a pipeline's stages or tp's ranks there.
  * world 1: whole layers (llama_layers); world 2: tensor-parallel ranks 0 and 1 (their
  * attention and MLP halves, without the sums between, which the shared_gpu section
- * prices). *us per layer on each part (per pair of layers with two parts). */
+ * prices); parts of part_rows as time_layer's. *us per layer on each part (per pair
+ * of layers with two parts). */
 static int time_parts(int dev, const struct model_spec *m, int world, int parts, int batch, int seq, int pos,
-                      double *us)
+                      int part_rows, double *us)
 {
     int rc = PB_OK;
     struct llama_part *p[2] = {NULL, NULL};
@@ -322,9 +334,7 @@ static int time_parts(int dev, const struct model_spec *m, int world, int parts,
     }
     calibration_fill_random_bf16(host, elems, 2468);
     for (int k = 0; k < parts; k++) {
-        struct llama_part_desc d = {.device = dev, .rank = world > 1 ? k : 0, .world = world, .first_layer = 0,
-                                    .n_layers = 1, .max_batch = batch, .max_context = pos + seq + 16,
-                                    .max_rows = batch * seq, .programmatic_launch = 1};
+        struct llama_part_desc d = layer_part(dev, world > 1 ? k : 0, world, batch, seq, pos, part_rows);
         if (llama_part_create(m, &d, &p[k]) != PB_OK || llama_part_init_random(p[k], 1 + k) != PB_OK) {
             rc = pb_fail("could not build a %s layer of %s at %d x %d tokens for the shared-GPU timing",
                          world > 1 ? "tensor-parallel" : "whole", m->name, batch, seq);
@@ -377,9 +387,9 @@ done:
 static void time_shared_point(int dev, const struct model_spec *m, int batch, int seq, int pos, double *pair,
                               double *tp_one, double *tp_pair)
 {
-    if (time_parts(dev, m, 1, 2, batch, seq, pos, pair) != PB_OK ||
-        (m->heads % 2 == 0 && (time_parts(dev, m, 2, 1, batch, seq, pos, tp_one) != PB_OK ||
-                               time_parts(dev, m, 2, 2, batch, seq, pos, tp_pair) != PB_OK)))
+    if (time_parts(dev, m, 1, 2, batch, seq, pos, 0, pair) != PB_OK ||
+        (m->heads % 2 == 0 && (time_parts(dev, m, 2, 1, batch, seq, pos, 0, tp_one) != PB_OK ||
+                               time_parts(dev, m, 2, 2, batch, seq, pos, 0, tp_pair) != PB_OK)))
         printf("two logical devices on GPU %d, %d x %d tokens: not measured (%s)\n", dev, batch, seq, pb_last_error());
 }
 
@@ -387,11 +397,21 @@ int calibrate_model_layers(int dev, const struct model_spec *m, struct calibrati
 {
     c->decode_model = *m;
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)
-        PB_TRY(time_layer(dev, m, calibration_decode_batch[i], 1, CALIBRATION_DECODE_CONTEXT,
+        PB_TRY(time_layer(dev, m, calibration_decode_batch[i], 1, CALIBRATION_DECODE_CONTEXT, 0,
                           &c->decode_layer_us[i]));
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++)
-        PB_TRY(time_layer(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0,
+        PB_TRY(time_layer(dev, m, calibration_prompt_batch[i], calibration_prompt_seq[i], 0, 0,
                           &c->prompt_layer_us[i]));
+    /* Prompt layers on parts sized for more rows than the call, as a pipeline's stages
+     * run their microbatches; a failure leaves the point out (the simulator then prices
+     * those calls at the gemm table's fractions for their rows, as before). */
+    for (int i = 0; i < CALIBRATION_TUNED_POINTS; i++) {
+        int b = calibration_tuned_batch[i], q = calibration_tuned_seq[i], rows = calibration_tuned_part_rows[i];
+        if (time_layer(dev, m, b, q, 0, rows, &c->tuned_layer_us[i]) != PB_OK ||
+            time_parts(dev, m, 1, 2, b, q, 0, rows, &c->tuned_pair_us[i]) != PB_OK)
+            printf("prompt layer of %s, %d x %d tokens on a part of %d rows: not measured (%s)\n", m->name, b, q,
+                   rows, pb_last_error());
+    }
     /* The same layers as two logical devices of one GPU; a failure leaves the table
      * without that point (the simulator then prices shared compute as serial). */
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++)

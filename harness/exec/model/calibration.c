@@ -13,6 +13,9 @@ const int calibration_shape_rows[CALIBRATION_SHAPES] = {1, 16, 128, 512, 4096};
 const int calibration_decode_batch[CALIBRATION_DECODE_POINTS] = {1, 4, 16};
 const int calibration_prompt_batch[CALIBRATION_PROMPT_POINTS] = {1, 4, 8};
 const int calibration_prompt_seq[CALIBRATION_PROMPT_POINTS] = {128, 128, 512};
+const int calibration_tuned_batch[CALIBRATION_TUNED_POINTS] = {1, 1, 2};
+const int calibration_tuned_seq[CALIBRATION_TUNED_POINTS] = {128, 128, 128};
+const int calibration_tuned_part_rows[CALIBRATION_TUNED_POINTS] = {256, 512, 512};
 
 const char *calibration_base_name(const char *gpu_name)
 {
@@ -215,6 +218,73 @@ int calibration_scale_gemm_table(const struct calibration *c, const struct devic
     return scaled;
 }
 
+/* The tune rows of tuned point i (0 where the point is not below its part's tuning). */
+static int tuned_point_tune_rows(int i)
+{
+    int b = calibration_tuned_batch[i], q = calibration_tuned_seq[i];
+    return sim_tune_rows(q, b * q, calibration_tuned_part_rows[i]);
+}
+
+/* The simulator's layer of tuned point i (ns) on p, the point's fractions (compute, memory). */
+static double tuned_layer_ns(const struct device_profile *p, const struct model_spec *m, int i, double compute,
+                             double memory)
+{
+    static struct device_profile q;   /* large; CPU code, one caller at a time */
+    q = *p;
+    int b = calibration_tuned_batch[i], seq = calibration_tuned_seq[i];
+    q.kernels.n_gemm_tuned_above = 1;
+    q.kernels.gemm_tuned_above[0] = (struct tuned_efficiency_point){
+        .rows = b * seq, .tune_rows = tuned_point_tune_rows(i), .compute = compute, .memory = memory};
+    struct sim_call call = {.batch = b, .seq = seq, .context = seq, .tp = 1, .tune_rows = tuned_point_tune_rows(i)};
+    return sim_attention_half_ns(&q, m, &call) + sim_mlp_half_ns(&q, m, &call);
+}
+
+int calibration_tuned_gemm_table(const struct calibration *c, const struct device_profile *p,
+                                 struct tuned_efficiency_point *out)
+{
+    int n = 0;
+    if (!p->kernels.present || c->decode_model.layers <= 0) return 0;
+    for (int i = 0; i < CALIBRATION_TUNED_POINTS && n < PB_EFFICIENCY_POINTS; i++) {
+        int rows = calibration_tuned_batch[i] * calibration_tuned_seq[i], tune = tuned_point_tune_rows(i);
+        if (!(c->tuned_layer_us[i] > 0) || tune <= rows) continue;
+        /* the fractions a call at these rows has on a part tuned at its own rows */
+        double c0 = efficiency_at(p->kernels.gemm, p->kernels.n_gemm, rows, 0);
+        double m0 = efficiency_at(p->kernels.gemm, p->kernels.n_gemm, rows, 1);
+        double at_one = tuned_layer_ns(p, &c->decode_model, i, c0, m0);
+        double linears = tuned_layer_ns(p, &c->decode_model, i, 0.5 * c0, 0.5 * m0) - at_one;
+        double inverse = 1.0 + (c->tuned_layer_us[i] * 1e3 - at_one) / linears;
+        if (!(linears > 0) || !(inverse > 0)) continue;
+        double compute = c0 / inverse, memory = m0 / inverse;
+        if (compute < 1e-4 || memory < 1e-4 || compute > 1.2 || memory > 1.2) continue;
+        out[n++] = (struct tuned_efficiency_point){.rows = rows, .tune_rows = tune, .compute = compute,
+                                                   .memory = memory};
+    }
+    return n;
+}
+
+static void kernels_from_tuned(const struct calibration *c, struct device_profile *out)
+{
+    struct kernel_profile *k = &out->kernels;
+    k->n_gemm_tuned_above = 0;   /* a base profile's points belong to its own gemm table, not this card's */
+    if (!k->present) return;
+    struct tuned_efficiency_point t[PB_EFFICIENCY_POINTS];
+    int n = calibration_tuned_gemm_table(c, out, t);
+    if (n == 0) return;
+    k->n_gemm_tuned_above = n;
+    memcpy(k->gemm_tuned_above, t, (size_t)n * sizeof *t);
+    size_t used = strlen(k->source);
+    used += (size_t)snprintf(k->source + used, sizeof k->source - used, "; gemm_tuned_above: bench --calibrate %s, "
+                             "the prompt layer on parts tuned at more rows than the call (rows at tune rows:", c->date);
+    for (int i = 0; i < n && used < sizeof k->source; i++) {
+        double base = efficiency_at(k->gemm, k->n_gemm, t[i].rows, 1);
+        used += (size_t)snprintf(k->source + used, sizeof k->source - used, " %d at %d x%.3f", t[i].rows,
+                                 t[i].tune_rows, base > 0 ? t[i].memory / base : 0);
+    }
+    if (used < sizeof k->source)
+        snprintf(k->source + used, sizeof k->source - used, " of the gemm fractions at those rows), scaled until "
+                 "the modelled layer takes the measured time");
+}
+
 static void kernels_from_prompts(const struct calibration *c, struct device_profile *out)
 {
     struct kernel_profile *k = &out->kernels;
@@ -324,10 +394,10 @@ static void add_shared_point(struct shared_slowdown_table *t, int rows, double s
 /* One layer as the simulator prices it on p (us), tp world 1 or 2; `measured` where p
  * cannot price kernels (no kernels table, or no model). */
 static double modelled_layer_us(const struct calibration *c, const struct device_profile *p, int batch, int seq,
-                                int context, int tp, double measured)
+                                int context, int tp, int tune_rows, double measured)
 {
     if (!p || !p->kernels.present || c->decode_model.layers <= 0) return measured;
-    struct sim_call call = {.batch = batch, .seq = seq, .context = context, .tp = tp};
+    struct sim_call call = {.batch = batch, .seq = seq, .context = context, .tp = tp, .tune_rows = tune_rows};
     return (sim_attention_half_ns(p, &c->decode_model, &call) + sim_mlp_half_ns(p, &c->decode_model, &call)) / 1e3;
 }
 
@@ -338,19 +408,30 @@ int calibration_shared_compute(const struct calibration *c, const struct device_
     /* decode rows (1, 4, 16) lie below every prompt's (128 and up) */
     for (int i = 0; i < CALIBRATION_DECODE_POINTS; i++) {
         int b = calibration_decode_batch[i], ctx = CALIBRATION_DECODE_CONTEXT;
-        add_shared_point(&out->layers, b, modelled_layer_us(c, p, b, 1, ctx, 1, c->decode_layer_us[i]),
+        add_shared_point(&out->layers, b, modelled_layer_us(c, p, b, 1, ctx, 1, 0, c->decode_layer_us[i]),
                          c->decode_pair_us[i]);
-        add_shared_point(&out->tp, b, modelled_layer_us(c, p, b, 1, ctx, 2, c->decode_tp_us[i]),
+        add_shared_point(&out->tp, b, modelled_layer_us(c, p, b, 1, ctx, 2, 0, c->decode_tp_us[i]),
                          c->decode_tp_pair_us[i]);
     }
     for (int i = 0; i < CALIBRATION_PROMPT_POINTS; i++) {
         int b = calibration_prompt_batch[i], q = calibration_prompt_seq[i];
-        add_shared_point(&out->layers, b * q, modelled_layer_us(c, p, b, q, q, 1, c->prompt_layer_us[i]),
+        add_shared_point(&out->layers, b * q, modelled_layer_us(c, p, b, q, q, 1, 0, c->prompt_layer_us[i]),
                          c->prompt_pair_us[i]);
-        add_shared_point(&out->tp, b * q, modelled_layer_us(c, p, b, q, q, 2, c->prompt_tp_us[i]),
+        add_shared_point(&out->tp, b * q, modelled_layer_us(c, p, b, q, q, 2, 0, c->prompt_tp_us[i]),
                          c->prompt_tp_pair_us[i]);
     }
-    return out->layers.n > 0 || out->tp.n > 0 ? PB_OK : PB_ERR;
+    /* parts tuned above their rows: over twice the layer priced at its tune rows */
+    struct shared_tuned_table *t = &out->tuned_above;
+    for (int i = 0; i < CALIBRATION_TUNED_POINTS && t->n < PB_SHARED_POINTS; i++) {
+        int b = calibration_tuned_batch[i], q = calibration_tuned_seq[i], tune = tuned_point_tune_rows(i);
+        double one = modelled_layer_us(c, p, b, q, q, 1, tune, c->tuned_layer_us[i]);
+        if (tune <= b * q || !(c->tuned_layer_us[i] > 0) || !(one > 0) || !(c->tuned_pair_us[i] > 0)) continue;
+        t->point[t->n].rows = b * q;
+        t->point[t->n].tune_rows = tune;
+        t->point[t->n].slowdown = fmin(4, fmax(0.5, c->tuned_pair_us[i] / (2 * one)));
+        t->n++;
+    }
+    return out->layers.n > 0 || out->tp.n > 0 || t->n > 0 ? PB_OK : PB_ERR;
 }
 
 int calibration_to_profile(const struct calibration *c, const struct device_profile *base,
@@ -386,6 +467,7 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
     launch_from(c, out);
     kernels_from_shapes(c, base, out);
     kernels_from_prompts(c, out);
+    kernels_from_tuned(c, out);
     kernels_from_decode(c, out);
 
     struct link_profile *pcie = &out->link[LINK_PCIE];
@@ -426,12 +508,17 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
                  "ranks on GPU 0, event-synchronised peer all-reduce of bf16, GPU time per call of 50 queued "
                  "ahead: one-shot 8 KiB %.1f us, 32 MiB %.1f us; two-shot 8 KiB %.1f us", c->date,
                  c->shared_ar_us[0][0], c->shared_ar_us[0][1], c->shared_ar_us[1][0]);
-    if (calibration_shared_compute(c, out, &out->shared_compute) == PB_OK)
+    if (calibration_shared_compute(c, out, &out->shared_compute) == PB_OK) {
         snprintf(out->shared_compute.source, sizeof out->shared_compute.source, "bench --calibrate %s: a layer "
                  "of %.40s on each of two parts of GPU 0, a stream each, in one graph: the pair's time over twice "
                  "one layer as this profile prices it (tp: ranks 0, 1 of 2), at decode batches 1, 4, 16, prompts "
                  "of 128, 512, 4096 rows", c->date,
                  c->decode_model.name);
+        size_t used = strlen(out->shared_compute.source);
+        if (out->shared_compute.tuned_above.n > 0 && used < sizeof out->shared_compute.source)
+            snprintf(out->shared_compute.source + used, sizeof out->shared_compute.source - used,
+                     "; tuned_above_points: the same on parts tuned above the call's rows");
+    }
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)
         if (!out->link[k].source[0])

@@ -35,6 +35,16 @@ extern const int calibration_decode_batch[CALIBRATION_DECODE_POINTS];   /* 1, 4,
 extern const int calibration_prompt_batch[CALIBRATION_PROMPT_POINTS];   /* 1, 4, 8 */
 extern const int calibration_prompt_seq[CALIBRATION_PROMPT_POINTS];     /* 128, 128, 512 */
 
+/* Prompt layers timed on a part sized (and so tuned) for more rows than the call has,
+ * as a pipeline stage sized for the whole batch runs each microbatch: batch x seq
+ * tokens on a part of max_rows calibration_tuned_part_rows, whose short-prompt GEMM
+ * algorithms are timed at gemm_tune_rows(max_rows) (kernels/gemm_class.h). Points
+ * rising by (tune rows, rows), as the profile's gemm_tuned_above table. */
+#define CALIBRATION_TUNED_POINTS 3
+extern const int calibration_tuned_batch[CALIBRATION_TUNED_POINTS];       /* 1, 1, 2 */
+extern const int calibration_tuned_seq[CALIBRATION_TUNED_POINTS];         /* 128, 128, 128 */
+extern const int calibration_tuned_part_rows[CALIBRATION_TUNED_POINTS];   /* 256, 512, 512 */
+
 struct calibration {
     int n_gpus;
     char gpu[PB_GPU_NAME_LEN];                   /* cudaDeviceProp.name of GPU 0 */
@@ -69,6 +79,9 @@ struct calibration {
      * interleaved the same way (per pair); 0: not measured. */
     double decode_tp_us[CALIBRATION_DECODE_POINTS], decode_tp_pair_us[CALIBRATION_DECODE_POINTS];
     double prompt_tp_us[CALIBRATION_PROMPT_POINTS], prompt_tp_pair_us[CALIBRATION_PROMPT_POINTS];
+    /* Prompt layers on parts tuned above their rows (calibration_tuned_*), one part
+     * alone and two interleaved as above (per pair); 0: not measured. */
+    double tuned_layer_us[CALIBRATION_TUNED_POINTS], tuned_pair_us[CALIBRATION_TUNED_POINTS];
     char date[32];                     /* ISO 8601 UTC, for the sources */
 };
 
@@ -112,6 +125,15 @@ int calibration_gemv_table(const struct calibration *c, const struct device_prof
 int calibration_scale_gemm_table(const struct calibration *c, const struct device_profile *p,
                                  struct efficiency_point *t, int n);
 
+/* The gemm_tuned_above table from the layers on parts tuned above their rows: per
+ * point, the profile's gemm fractions at the call's rows (p's table, after
+ * calibration_scale_gemm_table) scaled, compute and memory alike, until the
+ * simulator's prompt layer at those tune rows takes the measured time (affine in
+ * 1 / scale, as above). A point that cannot be explained, or needs a fraction
+ * outside (0, 1.2], is left out. Returns the number of points (0: none). */
+int calibration_tuned_gemm_table(const struct calibration *c, const struct device_profile *p,
+                                 struct tuned_efficiency_point *out);
+
 /* The shared_gpu section from shared_ar_us: the traffic rate from the two one-shot
  * sizes (gbps = 10 x (32 MiB - 8 KiB) / (t(32 MiB) - t(8 KiB)), two ranks moving
  * n(n + 3) = 10 times the message), each algorithm's fixed cost its 8 KiB time less
@@ -123,7 +145,9 @@ int calibration_shared_gpu(const struct calibration *c, struct shared_gpu_profil
  * prices it (sim_attention_half_ns + sim_mlp_half_ns, tp world 1 or 2: the factor that
  * makes the simulator's two overlapping layers take the measured pair), for whole
  * layers (points) and tensor-parallel ranks of 2 (tp_points), rows rising, points not
- * measured left out. Where p cannot price kernels, the measured single part instead.
+ * measured left out; the same for the layers on parts tuned above their rows
+ * (tuned_above_points, each layer priced at its tune rows).
+ * Where p cannot price kernels, the measured single part instead.
  * PB_ERR (no message) when no point was measured. */
 int calibration_shared_compute(const struct calibration *c, const struct device_profile *p,
                                struct shared_compute_profile *out);

@@ -132,6 +132,47 @@ static int parse_table(const cJSON *arr, const char *where, const char *origin,
     return PB_OK;
 }
 
+/* (tune_rows, rows) of point b after point a, and a call below its tuning. */
+static int tuned_order_ok(int a_rows, int a_tune, int b_rows, int b_tune)
+{
+    return b_tune > a_tune || (b_tune == a_tune && b_rows > a_rows);
+}
+
+/* The optional tuned-above table: [{"rows": M, "tune_rows": T, "compute": c, "memory": m}, ...],
+ * M < T, rising by (T, M); "compute" may be left out (1). */
+static int parse_tuned_table(const cJSON *arr, const char *where, const char *origin,
+                             struct tuned_efficiency_point *out, int *n)
+{
+    *n = 0;
+    if (!arr) return PB_OK;
+    if (!cJSON_IsArray(arr))
+        return pb_fail("%s: %s: must be an array of {rows, tune_rows, compute, memory}", origin, where);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (*n == PB_EFFICIENCY_POINTS)
+            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        struct tuned_efficiency_point *pt = &out[*n];
+        double rows, tune;
+        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
+        PB_TRY(get_number(e, at, "tune_rows", origin, 1, 1e9, &tune));
+        PB_TRY(get_number(e, at, "memory", origin, FRACTION, &pt->memory));
+        pt->compute = 1;
+        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
+            PB_TRY(get_number(e, at, "compute", origin, FRACTION, &pt->compute));
+        pt->rows = (int)rows;
+        pt->tune_rows = (int)tune;
+        if (pt->tune_rows <= pt->rows)
+            return pb_fail("%s: %s.tune_rows: %d must be above rows %d (a call at its part's own tuning is "
+                           "the gemm table's)", origin, at, pt->tune_rows, pt->rows);
+        if (*n > 0 && !tuned_order_ok(out[*n - 1].rows, out[*n - 1].tune_rows, pt->rows, pt->tune_rows))
+            return pb_fail("%s: %s: points must rise by tune_rows, then rows", origin, at);
+        (*n)++;
+    }
+    return PB_OK;
+}
+
 static int parse_kernels(const cJSON *root, const char *origin, struct kernel_profile *k)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "kernels");
@@ -140,6 +181,8 @@ static int parse_kernels(const cJSON *root, const char *origin, struct kernel_pr
     if (!cJSON_IsObject(o)) return pb_fail("%s: kernels: must be an object", origin);
     PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemm"), "kernels.gemm", origin, k->gemm, &k->n_gemm));
     PB_TRY(parse_table(cJSON_GetObjectItemCaseSensitive(o, "gemv"), "kernels.gemv", origin, k->gemv, &k->n_gemv));
+    PB_TRY(parse_tuned_table(cJSON_GetObjectItemCaseSensitive(o, "gemm_tuned_above"), "kernels.gemm_tuned_above",
+                             origin, k->gemm_tuned_above, &k->n_gemm_tuned_above));
     PB_TRY(get_number(o, "kernels", "attention_tflops", origin, TFLOPS, &k->attention_tflops));
     PB_TRY(get_number(o, "kernels", "memory_efficiency", origin, FRACTION, &k->memory_efficiency));
     return get_string(o, "kernels", "source", origin, k->source, sizeof k->source);
@@ -237,16 +280,47 @@ static int parse_slowdowns(const cJSON *o, const char *key, const char *origin, 
     return PB_OK;
 }
 
+/* "tuned_above_points": [{rows, tune_rows, slowdown}], rows < tune_rows, rising by (tune_rows, rows). */
+static int parse_tuned_slowdowns(const cJSON *o, const char *origin, struct shared_tuned_table *t)
+{
+    const char *key = "tuned_above_points";
+    t->n = 0;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
+    if (!arr) return PB_OK;
+    if (!cJSON_IsArray(arr))
+        return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, tune_rows, slowdown}", origin, key);
+    cJSON_ArrayForEach(e, arr) {
+        if (t->n == PB_SHARED_POINTS)
+            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
+        char at[64];
+        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        double rows, tune;
+        PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
+        PB_TRY(get_number(e, at, "tune_rows", origin, 1, 1e9, &tune));
+        PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &t->point[t->n].slowdown));
+        t->point[t->n].rows = (int)rows;
+        t->point[t->n].tune_rows = (int)tune;
+        if (t->point[t->n].tune_rows <= t->point[t->n].rows)
+            return pb_fail("%s: %s.tune_rows: must be above rows", origin, at);
+        if (t->n > 0 && !tuned_order_ok(t->point[t->n - 1].rows, t->point[t->n - 1].tune_rows, t->point[t->n].rows,
+                                        t->point[t->n].tune_rows))
+            return pb_fail("%s: %s: points must rise by tune_rows, then rows", origin, at);
+        t->n++;
+    }
+    return PB_OK;
+}
+
 static int parse_shared_compute(const cJSON *root, const char *origin, struct shared_compute_profile *c)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu_compute");
-    c->layers.n = c->tp.n = 0;
+    c->layers.n = c->tp.n = c->tuned_above.n = 0;
     if (!o) return PB_OK;
     if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu_compute: must be an object", origin);
     PB_TRY(parse_slowdowns(o, "points", origin, &c->layers));
     PB_TRY(parse_slowdowns(o, "tp_points", origin, &c->tp));
-    if (c->layers.n == 0 && c->tp.n == 0)
-        return pb_fail("%s: shared_gpu_compute: needs points or tp_points, each [{rows, slowdown}]", origin);
+    PB_TRY(parse_tuned_slowdowns(o, origin, &c->tuned_above));
+    if (c->layers.n == 0 && c->tp.n == 0 && c->tuned_above.n == 0)
+        return pb_fail("%s: shared_gpu_compute: needs points, tp_points or tuned_above_points", origin);
     return get_string(o, "shared_gpu_compute", "source", origin, c->source, sizeof c->source);
 }
 
@@ -264,10 +338,20 @@ static void slowdowns_to_json(cJSON *o, const char *key, const struct shared_slo
 
 static void shared_compute_to_json(cJSON *root, const struct shared_compute_profile *c)
 {
-    if (c->layers.n <= 0 && c->tp.n <= 0) return;
+    if (c->layers.n <= 0 && c->tp.n <= 0 && c->tuned_above.n <= 0) return;
     cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu_compute");
     slowdowns_to_json(o, "points", &c->layers);
     slowdowns_to_json(o, "tp_points", &c->tp);
+    if (c->tuned_above.n > 0) {
+        cJSON *arr = cJSON_AddArrayToObject(o, "tuned_above_points");
+        for (int i = 0; i < c->tuned_above.n; i++) {
+            cJSON *pt = cJSON_CreateObject();
+            cJSON_AddNumberToObject(pt, "rows", c->tuned_above.point[i].rows);
+            cJSON_AddNumberToObject(pt, "tune_rows", c->tuned_above.point[i].tune_rows);
+            cJSON_AddNumberToObject(pt, "slowdown", c->tuned_above.point[i].slowdown);
+            cJSON_AddItemToArray(arr, pt);
+        }
+    }
     cJSON_AddStringToObject(o, "source", c->source);
 }
 
@@ -281,6 +365,50 @@ double shared_slowdown_at(const struct shared_slowdown_table *t, double rows)
         return t->point[i - 1].slowdown + f * (t->point[i].slowdown - t->point[i - 1].slowdown);
     }
     return t->point[t->n - 1].slowdown;
+}
+
+/* Linear in log(x) through (rows[i], v[i]), rows rising; the end values beyond. */
+static double log_interp(const double *rows, const double *v, int n, double x)
+{
+    if (x <= rows[0]) return v[0];
+    for (int i = 1; i < n; i++) {
+        if (x > rows[i]) continue;
+        double f = log(x / rows[i - 1]) / log(rows[i] / rows[i - 1]);
+        return v[i - 1] + f * (v[i] - v[i - 1]);
+    }
+    return v[n - 1];
+}
+
+double shared_layer_slowdown_at(const struct shared_compute_profile *c, double rows, int tune_rows)
+{
+    double r[PB_SHARED_POINTS + 1], v[PB_SHARED_POINTS + 1];
+    int n = 0;
+    if (tune_rows > rows)
+        for (int i = 0; i < c->tuned_above.n; i++)
+            if (c->tuned_above.point[i].tune_rows == tune_rows) {
+                r[n] = c->tuned_above.point[i].rows;
+                v[n++] = c->tuned_above.point[i].slowdown;
+            }
+    if (n == 0) return shared_slowdown_at(&c->layers, rows);
+    r[n] = tune_rows;
+    v[n++] = shared_slowdown_at(&c->layers, tune_rows);
+    return log_interp(r, v, n, rows);
+}
+
+double gemm_efficiency_at(const struct kernel_profile *k, double rows, int tune_rows, int memory)
+{
+    double r[PB_EFFICIENCY_POINTS + 1], v[PB_EFFICIENCY_POINTS + 1];
+    int n = 0;
+    if (tune_rows > rows)
+        for (int i = 0; i < k->n_gemm_tuned_above; i++)
+            if (k->gemm_tuned_above[i].tune_rows == tune_rows) {
+                r[n] = k->gemm_tuned_above[i].rows;
+                v[n++] = memory ? k->gemm_tuned_above[i].memory : k->gemm_tuned_above[i].compute;
+            }
+    if (n == 0) return efficiency_at(k->gemm, k->n_gemm, rows, memory);
+    r[n] = tune_rows;
+    v[n++] = efficiency_at(k->gemm, k->n_gemm, tune_rows, memory);
+    return log_interp(r, v, n, rows);
 }
 
 struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)
@@ -368,6 +496,17 @@ static int validate_kernels(const struct kernel_profile *k, const char *origin)
     if (!k->present) return PB_OK;
     PB_TRY(validate_table(k->gemm, k->n_gemm, "kernels.gemm", origin));
     PB_TRY(validate_table(k->gemv, k->n_gemv, "kernels.gemv", origin));
+    for (int i = 0; i < k->n_gemm_tuned_above; i++) {
+        const struct tuned_efficiency_point *t = &k->gemm_tuned_above[i];
+        if (!(t->compute > 0 && t->compute <= 1.2) || !(t->memory > 0 && t->memory <= 1.2))
+            return pb_fail("%s: kernels.gemm_tuned_above[%d]: compute and memory must be fractions in (0, 1.2]",
+                           origin, i);
+        if (t->tune_rows <= t->rows || (i > 0 && !tuned_order_ok(k->gemm_tuned_above[i - 1].rows,
+                                                                 k->gemm_tuned_above[i - 1].tune_rows, t->rows,
+                                                                 t->tune_rows)))
+            return pb_fail("%s: kernels.gemm_tuned_above[%d]: rows below tune_rows, points rising by tune_rows "
+                           "then rows", origin, i);
+    }
     if (!(k->attention_tflops > 0)) return pb_fail("%s: kernels.attention_tflops: must be positive", origin);
     if (!(k->memory_efficiency > 0 && k->memory_efficiency <= 1.2))
         return pb_fail("%s: kernels.memory_efficiency: must be a fraction in (0, 1.2]", origin);
@@ -562,6 +701,18 @@ static void kernels_to_json(cJSON *root, const struct kernel_profile *k)
     cJSON *o = cJSON_AddObjectToObject(root, "kernels");
     cJSON_AddItemToObject(o, "gemm", table_to_json(k->gemm, k->n_gemm));
     cJSON_AddItemToObject(o, "gemv", table_to_json(k->gemv, k->n_gemv));
+    if (k->n_gemm_tuned_above > 0) {
+        cJSON *arr = cJSON_AddArrayToObject(o, "gemm_tuned_above");
+        for (int i = 0; i < k->n_gemm_tuned_above; i++) {
+            const struct tuned_efficiency_point *t = &k->gemm_tuned_above[i];
+            cJSON *pt = cJSON_CreateObject();
+            cJSON_AddNumberToObject(pt, "rows", t->rows);
+            cJSON_AddNumberToObject(pt, "tune_rows", t->tune_rows);
+            if (t->compute != 1) cJSON_AddNumberToObject(pt, "compute", t->compute);
+            cJSON_AddNumberToObject(pt, "memory", t->memory);
+            cJSON_AddItemToArray(arr, pt);
+        }
+    }
     cJSON_AddNumberToObject(o, "attention_tflops", k->attention_tflops);
     cJSON_AddNumberToObject(o, "memory_efficiency", k->memory_efficiency);
     cJSON_AddStringToObject(o, "source", k->source);

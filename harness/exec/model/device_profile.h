@@ -74,12 +74,29 @@ struct shared_slowdown_table {
         double slowdown;
     } point[PB_SHARED_POINTS];    /* rows rising */
 };
+/* Whole layers of `rows` rows on parts whose short-prompt GEMM algorithms were timed
+ * at tune_rows > rows (a pipeline stage sized for the whole batch running a
+ * microbatch: kernels/gemm_class.h), points rising by (tune_rows, rows). */
+struct shared_tuned_table {
+    int n;
+    struct {
+        int rows, tune_rows;
+        double slowdown;
+    } point[PB_SHARED_POINTS];
+};
 struct shared_compute_profile {
     struct shared_slowdown_table layers, tp;   /* "points", "tp_points" */
+    struct shared_tuned_table tuned_above;     /* "tuned_above_points", optional */
     char source[PB_PROFILE_SOURCE];
 };
 /* slowdown at `rows`: linear in log(rows) between points, the end points beyond; 1 with no points. */
 double shared_slowdown_at(const struct shared_slowdown_table *t, double rows);
+/* Whole layers of `rows` rows on a part tuned at tune_rows: where tune_rows > rows and
+ * tuned_above has points of that tune_rows, those points and the layers table's value
+ * at tune_rows as a last point there (a call of tune_rows rows is the tuned call),
+ * linear in log(rows), the first point's value below them; otherwise the layers
+ * table at rows (shared_slowdown_at), as a profile without tuned_above_points. */
+double shared_layer_slowdown_at(const struct shared_compute_profile *c, double rows, int tune_rows);
 
 /* Kernel efficiency at one row count M (tokens of one call): the fraction of the
  * profile's GEMM rate (compute) and copy bandwidth (memory) a kernel reached there.
@@ -92,6 +109,15 @@ struct efficiency_point {
 };
 
 #define PB_EFFICIENCY_POINTS 8
+
+/* The same for a prompt GEMM of `rows` rows on a part whose short-prompt algorithms
+ * were timed at tune_rows > rows (kernels/gemm_class.h): a pipeline stage or serving
+ * part sized for the whole batch runs its smaller calls with the algorithms chosen
+ * for its own rows, which can be far from the best tile at the call's rows. */
+struct tuned_efficiency_point {
+    int rows, tune_rows;
+    double compute, memory;
+};
 #define PB_KERNELS_SOURCE 2048
 
 /* What the simulator needs to price each kernel of a layer by its own roofline
@@ -103,6 +129,8 @@ struct kernel_profile {
     struct efficiency_point gemm[PB_EFFICIENCY_POINTS];
     int n_gemv;                   /* the kernel core's GEMV of one-token steps (decode), by rows */
     struct efficiency_point gemv[PB_EFFICIENCY_POINTS];
+    int n_gemm_tuned_above;       /* optional ("gemm_tuned_above"): 0, prompt calls take gemm at their rows */
+    struct tuned_efficiency_point gemm_tuned_above[PB_EFFICIENCY_POINTS];   /* rising by (tune_rows, rows) */
     double attention_tflops;      /* prefill flash attention, causal FLOPs per second */
     double memory_efficiency;     /* small kernels and decode attention, of hbm_gbps */
     char source[PB_KERNELS_SOURCE];
@@ -140,6 +168,12 @@ struct device_profile {
 /* Efficiency at `rows` from a table sorted by rows: linear in log(rows) between
  * points, the end point's value beyond them. */
 double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory);
+/* A prompt GEMM's fraction at `rows` rows on a part tuned at tune_rows (0: at its own
+ * rows): where tune_rows > rows and gemm_tuned_above has points of that tune_rows,
+ * those points and the gemm table's value at tune_rows as a last point there, linear
+ * in log(rows), the first point's value below them; otherwise efficiency_at of the
+ * gemm table, which is all a profile without gemm_tuned_above gives. */
+double gemm_efficiency_at(const struct kernel_profile *k, double rows, int tune_rows, int memory);
 
 const char *link_kind_name(enum link_kind k);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../executor.h"
 #include "simulate.h"
+#include "sim_kernels.h"
 #include "../../measure/idle_cause.h"
 #include "../../measure/metrics.h"
 
@@ -185,13 +186,15 @@ static int model_outputs(void *state, struct exec_outputs *out)
     return PB_OK;
 }
 
-/* A serving step: its schedule replayed once, as the pass of a one-pass program;
- * it computes no tokens (x->next is left as it is). */
+/* A serving step: its schedule replayed once, as the pass of a one-pass program, on
+ * the parts the program for every slot sizes (their GEMMs tuned at its rows, as the
+ * CUDA executor's parts are); it computes no tokens (x->next is left as it is). */
 static int model_step(void *state, const struct exec_step *x, struct trace *t, double *ms)
 {
     const struct exec_config *c = &((const struct model_exec *)state)->c;
     struct trace piece;
-    int rc = simulate_schedule_allreduce(c->profile, c->m, x->s, c->map->ordinal, c->allreduce, 1, &piece, ms);
+    int rc = simulate_step_on_parts(c->profile, c->m, x->s, c->map->ordinal, c->allreduce,
+                                    sim_schedule_part_rows(&c->g->prompt), &piece, ms);
     if (rc == PB_OK && t) rc = append(t, &piece, 0, 0);
     trace_free(&piece);
     if (t) t->predicted = t->busy_known = 1;

@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "../../../kernels/gemm_class.h"
+
 /* The kernel core is bf16 throughout. */
 #define ELEM 2.0
 
@@ -31,16 +33,61 @@ static struct dims dims_of(const struct model_spec *m, int tp)
 static double launch_ns(const struct device_profile *p) { return p->launch_us * 1e3; }
 static double flop_per_ns(double tflops) { return tflops * 1e3; }
 
-double sim_linear_ns(const struct device_profile *p, int rows, int n, int k, int accumulate, int decode)
+/* The roofline of one linear at fractions `compute` and `memory`, plus its launch. */
+static double linear_at(const struct device_profile *p, int rows, int n, int k, int accumulate, double compute,
+                        double memory)
 {
-    const struct kernel_profile *kp = &p->kernels;
-    const struct efficiency_point *t = decode ? kp->gemv : kp->gemm;
-    int nt = decode ? kp->n_gemv : kp->n_gemm;
     double m = rows, flops = 2.0 * m * n * k;
     double bytes = ((double)n * k + m * k + (accumulate ? 2.0 : 1.0) * m * n) * ELEM;
-    double t_math = flops / (flop_per_ns(p->bf16_tflops) * efficiency_at(t, nt, m, 0));
-    double t_mem = bytes / (p->hbm_gbps * efficiency_at(t, nt, m, 1));
+    double t_math = flops / (flop_per_ns(p->bf16_tflops) * compute);
+    double t_mem = bytes / (p->hbm_gbps * memory);
     return fmax(t_math, t_mem) + launch_ns(p);
+}
+
+double sim_linear_ns(const struct device_profile *p, int rows, int n, int k, int accumulate, int decode)
+{
+    if (!decode) return sim_prompt_linear_ns(p, rows, 0, n, k, accumulate);
+    const struct kernel_profile *kp = &p->kernels;
+    return linear_at(p, rows, n, k, accumulate, efficiency_at(kp->gemv, kp->n_gemv, rows, 0),
+                     efficiency_at(kp->gemv, kp->n_gemv, rows, 1));
+}
+
+double sim_prompt_linear_ns(const struct device_profile *p, int rows, int tune_rows, int n, int k, int accumulate)
+{
+    const struct kernel_profile *kp = &p->kernels;
+    return linear_at(p, rows, n, k, accumulate, gemm_efficiency_at(kp, rows, tune_rows, 0),
+                     gemm_efficiency_at(kp, rows, tune_rows, 1));
+}
+
+int sim_tune_rows(int seq, int rows, int part_rows)
+{
+    if (seq <= 1 || gemm_class_for_seq(seq) != GEMM_CLASS_SHORT || part_rows <= 0) return 0;
+    int tune = gemm_tune_rows(part_rows);
+    return tune > rows ? tune : 0;
+}
+
+int sim_schedule_part_rows(const struct schedule *s)
+{
+    int most = 0;
+    for (int i = 0; i < s->n_steps; i++) {
+        const struct step *st = &s->steps[i];
+        if (st->kind != STEP_EMBED && st->kind != STEP_LAYERS && st->kind != STEP_ATTENTION && st->kind != STEP_MLP &&
+            st->kind != STEP_HEAD)
+            continue;
+        int batch = st->batch > 0 ? st->batch : 1;
+        int seq = st->seq > 0 ? st->seq : st->rows > 0 ? st->rows / batch : 1;
+        int rows = (st->batch_offset + batch) * (seq > 0 ? seq : 1);
+        if (rows > most) most = rows;
+    }
+    return most;
+}
+
+/* A linear of call c: the GEMV table for decode, else the prompt GEMM at c's tune rows. */
+static double call_linear_ns(const struct device_profile *p, const struct sim_call *c, int n, int k, int accumulate)
+{
+    int rows = c->batch * c->seq;
+    if (c->seq == 1) return sim_linear_ns(p, rows, n, k, accumulate, 1);
+    return sim_prompt_linear_ns(p, rows, c->tune_rows, n, k, accumulate);
 }
 
 double sim_memory_kernel_ns(const struct device_profile *p, double bytes)
@@ -83,18 +130,18 @@ double sim_attention_half_ns(const struct device_profile *p, const struct model_
     /* o (and down below) priced as adding into the residual: a tp rank's GEMM writes
      * its partial instead and the peer all-reduce reads the residual, the same bytes
      * on the same GPU (NCCL's residual add, a kernel of its own, is not priced) */
-    return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)qkv, (int)d.h, 0, decode) + rope +
-           attention_kernel_ns(p, &d, c) + sim_linear_ns(p, rows, (int)d.h, (int)d.q, 1, decode);
+    return rmsnorm_ns(p, &d, rows) + call_linear_ns(p, c, (int)qkv, (int)d.h, 0) + rope +
+           attention_kernel_ns(p, &d, c) + call_linear_ns(p, c, (int)d.h, (int)d.q, 1);
 }
 
 double sim_mlp_half_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c)
 {
     struct dims d = dims_of(m, c->tp);
     int rows = c->batch * c->seq, decode = c->seq == 1;
-    double t = rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)(2 * d.inter), (int)d.h, 0, decode);
+    double t = rmsnorm_ns(p, &d, rows) + call_linear_ns(p, c, (int)(2 * d.inter), (int)d.h, 0);
     /* Prompts run SwiGLU as its own pass; the decode GEMV applies it in its epilogue. */
     if (!decode) t += sim_memory_kernel_ns(p, 3.0 * rows * d.inter * ELEM);
-    return t + sim_linear_ns(p, rows, (int)d.h, (int)d.inter, 1, decode);
+    return t + call_linear_ns(p, c, (int)d.h, (int)d.inter, 1);
 }
 
 double sim_embed_ns(const struct device_profile *p, const struct model_spec *m, const struct sim_call *c)
@@ -107,10 +154,10 @@ double sim_head_ns(const struct device_profile *p, const struct model_spec *m, c
 {
     struct dims d = dims_of(m, c->tp);
     int rows = c->batch * c->seq;
-    return rmsnorm_ns(p, &d, rows) + sim_linear_ns(p, rows, (int)d.vocab, (int)d.h, 0, c->seq == 1);
+    return rmsnorm_ns(p, &d, rows) + call_linear_ns(p, c, (int)d.vocab, (int)d.h, 0);
 }
 
-struct sim_call sim_step_call(const struct model_spec *m, const struct step *st, int tp_world)
+struct sim_call sim_step_call(const struct model_spec *m, const struct step *st, int tp_world, int part_rows)
 {
     (void)m;
     struct sim_call c = {.batch = st->batch > 0 ? st->batch : 1, .tp = tp_world > 0 ? tp_world : 1};
@@ -120,13 +167,14 @@ struct sim_call sim_step_call(const struct model_spec *m, const struct step *st,
     c.seq = st->seq > 0 ? st->seq : st->rows > 0 ? st->rows / c.batch : 1;
     if (c.seq < 1) c.seq = 1;
     c.context = st->context >= c.seq ? st->context : c.seq;
+    c.tune_rows = sim_tune_rows(c.seq, c.batch * c.seq, part_rows);
     return c;
 }
 
 double sim_step_kernels_ns(const struct device_profile *p, const struct model_spec *m, const struct step *st,
-                           int tp_world)
+                           int tp_world, int part_rows)
 {
-    struct sim_call c = sim_step_call(m, st, tp_world);
+    struct sim_call c = sim_step_call(m, st, tp_world, part_rows);
     switch (st->kind) {
     case STEP_EMBED: return sim_embed_ns(p, m, &c);
     case STEP_LAYERS:

@@ -76,11 +76,11 @@ static void fallback_work(const struct model_spec *m, const struct step *st, int
 }
 
 double sim_compute_ns(const struct device_profile *p, const struct model_spec *m,
-                      const struct step *st, int tp_world)
+                      const struct step *st, int tp_world, int part_rows)
 {
     /* With the model and the profile's kernel efficiencies, each kernel is priced
      * on its own (sim_kernels.c); otherwise the step is one roofline. */
-    if (m && p->kernels.present && st->rows > 0) return sim_step_kernels_ns(p, m, st, tp_world);
+    if (m && p->kernels.present && st->rows > 0) return sim_step_kernels_ns(p, m, st, tp_world, part_rows);
     double flops = st->flops, bytes = st->mem_bytes;
     if (flops <= 0 && bytes <= 0) fallback_work(m, st, tp_world, &flops, &bytes);
     /* TFLOP/s -> FLOP/ns is x1e3; GB/s -> bytes/ns is x1. */
@@ -176,6 +176,7 @@ struct sim {
     double *compute_free, *copy_out_free, *copy_in_free, *h2d_free;  /* per GPU (gpu[] below) */
     int gpu[PB_MAX_DEVICES];   /* logical device -> the GPU whose SMs and engines it uses */
     int shift;                 /* positions every step's context is past its template's */
+    int part_rows;             /* rows the executor sizes (and tunes) the parts for: sim_schedule_part_rows */
     enum allreduce_algo allreduce;   /* how tp sums run (--allreduce) */
     int nccl;                  /* NCCL communicators exist: the executor's rule, cuda_executor.c */
 };
@@ -352,7 +353,7 @@ static void sim_run_step(struct sim *x, int i, double t)
         at.context += x->shift;
         at.flops += x->shift * st->flops_per_position;
         at.mem_bytes += x->shift * st->bytes_per_position;
-        x->end[i] = b + x->slow[i] * sim_compute_ns(p, x->m, &at, x->s->tp_world);
+        x->end[i] = b + x->slow[i] * sim_compute_ns(p, x->m, &at, x->s->tp_world, x->part_rows);
         x->compute_free[d] = x->end[i];
     }
     x->state[i] = DONE;
@@ -443,12 +444,13 @@ static int sim_iterate(struct sim *x)
  * work: a compute step whose time from ready to end overlaps that of a compute step
  * of another logical device on its GPU (in the replay just made, where the GPU ran
  * them one after the other) is priced at the profile's measured slowdown for its
- * rows (the tp table for tensor-parallel halves). Returns 1 when any step was marked
- * (the caller replays again). */
+ * rows (the tp table for tensor-parallel halves; whole layers of a microbatch below
+ * its part's tune rows: the tuned_above points of those tune rows, where the profile
+ * has them). Returns 1 when any step was marked (the caller replays again). */
 static int mark_shared_compute(struct sim *x)
 {
     const struct shared_compute_profile *sc = &x->prof->shared_compute;
-    if (sc->layers.n <= 0 && sc->tp.n <= 0) return 0;
+    if (sc->layers.n <= 0 && sc->tp.n <= 0 && sc->tuned_above.n <= 0) return 0;
     int marked = 0;
     for (int i = 0; i < x->n; i++) {
         const struct step *a = &x->s->steps[i];
@@ -460,7 +462,10 @@ static int mark_shared_compute(struct sim *x)
             if (x->ready[i] < x->end[j] && x->ready[j] < x->end[i]) {
                 /* tensor-parallel halves (whole-layer steps are never sharded: sim_step_call) */
                 int tp = x->s->tp_world > 1 && a->kind != STEP_LAYERS;
-                x->slow[i] = shared_slowdown_at(tp ? &sc->tp : &sc->layers, a->rows > 0 ? a->rows : 1);
+                double rows = a->rows > 0 ? a->rows : 1;
+                x->slow[i] = tp ? shared_slowdown_at(&sc->tp, rows)
+                                : shared_layer_slowdown_at(sc, rows,
+                                                           sim_step_call(x->m, a, 1, x->part_rows).tune_rows);
                 marked = 1;
                 break;
             }
@@ -531,20 +536,27 @@ int simulate_schedule(const struct device_profile *prof, const struct model_spec
 
 static int simulate_shifted(const struct device_profile *prof, const struct model_spec *m,
                             const struct schedule *s, const int *ordinal, int shift, enum allreduce_algo algo,
-                            int iterations, struct trace *out, double *latency_ms);
+                            int part_rows, int iterations, struct trace *out, double *latency_ms);
 
 int simulate_schedule_on(const struct device_profile *prof, const struct model_spec *m,
                          const struct schedule *s, const int *ordinal, int iterations, struct trace *out,
                          double *latency_ms)
 {
-    return simulate_shifted(prof, m, s, ordinal, 0, ALLREDUCE_NCCL, iterations, out, latency_ms);
+    return simulate_shifted(prof, m, s, ordinal, 0, ALLREDUCE_NCCL, 0, iterations, out, latency_ms);
 }
 
 int simulate_schedule_allreduce(const struct device_profile *prof, const struct model_spec *m,
                                 const struct schedule *s, const int *ordinal, enum allreduce_algo algo,
                                 int iterations, struct trace *out, double *latency_ms)
 {
-    return simulate_shifted(prof, m, s, ordinal, 0, algo, iterations, out, latency_ms);
+    return simulate_shifted(prof, m, s, ordinal, 0, algo, 0, iterations, out, latency_ms);
+}
+
+int simulate_step_on_parts(const struct device_profile *prof, const struct model_spec *m, const struct schedule *s,
+                           const int *ordinal, enum allreduce_algo algo, int part_rows, struct trace *out,
+                           double *latency_ms)
+{
+    return simulate_shifted(prof, m, s, ordinal, 0, algo, part_rows, 1, out, latency_ms);
 }
 
 int simulate_pass(const struct device_profile *prof, const struct model_spec *m, const struct program *g,
@@ -552,12 +564,14 @@ int simulate_pass(const struct device_profile *prof, const struct model_spec *m,
 {
     const struct schedule *s = program_pass_schedule(g, k);
     int shift = g->passes[k].decode ? g->passes[k].context - g->passes[1].context : 0;
-    return simulate_shifted(prof, m, s, ordinal, shift, algo, 1, out, latency_ms);
+    /* every pass runs on the parts the prompt sized */
+    return simulate_shifted(prof, m, s, ordinal, shift, algo, sim_schedule_part_rows(&g->prompt), 1, out,
+                            latency_ms);
 }
 
 static int simulate_shifted(const struct device_profile *prof, const struct model_spec *m,
                             const struct schedule *s, const int *ordinal, int shift, enum allreduce_algo algo,
-                            int iterations, struct trace *out, double *latency_ms)
+                            int part_rows, int iterations, struct trace *out, double *latency_ms)
 {
     trace_init(out, s->n_devices);
     out->predicted = 1;
@@ -565,7 +579,8 @@ static int simulate_shifted(const struct device_profile *prof, const struct mode
     *latency_ms = 0;
     if (iterations < 1) iterations = 1;
     if (s->n_steps == 0) return PB_OK;
-    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps, .shift = shift, .allreduce = algo};
+    struct sim x = {.prof = prof, .m = m, .s = s, .n = s->n_steps, .shift = shift, .allreduce = algo,
+                    .part_rows = part_rows > 0 ? part_rows : sim_schedule_part_rows(s)};
     sim_map_gpus(&x, ordinal);
     /* NCCL runs only where no two ranks share a GPU: auto's communicators, or nccl's. */
     int shared = 0;

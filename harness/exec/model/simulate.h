@@ -21,12 +21,14 @@
 
 /* Cost of single steps in nanoseconds (exported for tests and reports). */
 /* Compute: with a model and a profile that has "kernels", the sum of the step's
- * kernels, each by its own roofline (sim_kernels.h). Otherwise one roofline:
+ * kernels, each by its own roofline (sim_kernels.h), its prompt GEMMs at the tune
+ * rows of a part of part_rows (sim_schedule_part_rows; 0: the step's own rows).
+ * Otherwise one roofline:
  * max(flops / rate, mem_bytes / bandwidth) + kernels x launch overhead, flops and
  * mem_bytes from the step, or from model_spec.h when the step leaves them 0.
  * Offloaded steps add the host-to-device weight transfer (sim_h2d_ns) separately. */
 double sim_compute_ns(const struct device_profile *p, const struct model_spec *m,
-                      const struct step *st, int tp_world);
+                      const struct step *st, int tp_world, int part_rows);
 /* GPU-to-GPU copy over the profile's peer link: latency + bytes / peer bandwidth. */
 double sim_copy_ns(const struct device_profile *p, uint64_t bytes);
 /* Host-to-device over PCIe: latency + bytes / bandwidth. */
@@ -66,6 +68,12 @@ int simulate_schedule_on(const struct device_profile *prof, const struct model_s
 int simulate_schedule_allreduce(const struct device_profile *prof, const struct model_spec *m,
                                 const struct schedule *s, const int *ordinal, enum allreduce_algo algo,
                                 int iterations, struct trace *out, double *latency_ms);
+/* One serving step on parts sized for part_rows rows (the program planned for every
+ * slot: sim_schedule_part_rows of its prompt; 0: the step's own), tp sums as `algo`.
+ * The schedules above run on parts sized for themselves (sim_schedule_part_rows). */
+int simulate_step_on_parts(const struct device_profile *prof, const struct model_spec *m, const struct schedule *s,
+                           const int *ordinal, enum allreduce_algo algo, int part_rows, struct trace *out,
+                           double *latency_ms);
 /* Pass k of a program, once: its schedule with every step at the pass's context
  * (the decode template's work grown by the positions past pass 1); tp sums as `algo`. */
 int simulate_pass(const struct device_profile *prof, const struct model_spec *m, const struct program *g,
