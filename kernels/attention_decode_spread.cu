@@ -51,18 +51,36 @@ template <> struct fvec_t<4> { typedef float4 type; };
 __device__ __forceinline__ void fvec_unpack(float2 v, float f[2]) { f[0] = v.x, f[1] = v.y; }
 __device__ __forceinline__ void fvec_unpack(float4 v, float f[4]) { f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w; }
 
-/* The last block of a (sequence, head) combines its n splits' partials: the max
- * over the splits by every thread, then warp w the splits w, w + WARPS, ... in
- * ascending order with lane l's D/32 dims, then the warps in order. */
+/* The last block of a (sequence, head) combines its n splits' partials: warp w
+ * takes the splits w, w + WARPS, ... in ascending order with lane l's D/32 dims,
+ * then the warps are added in order. The first HELD of a warp's splits are loaded
+ * into registers before the max over all splits is known, so that up to HELD *
+ * WARPS splits (8 at 1 x 256 with 32 keys a block) cost one round trip to L2, not
+ * one for the max and one for the values; the sums are the same either way. */
 template <int D, int WARPS>
 __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n, const float *all, bf16 *out)
 {
     constexpr int PS = D + DECODE_PART_ACC;  /* floats a split */
     constexpr int DPL = D / 32;
+    constexpr int HELD = 8;
     typedef typename fvec_t<DPL>::type fvec;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float hm[HELD], hl[HELD], hv[HELD][DPL];
+#pragma unroll
+    for (int k = 0; k < HELD; k++) {
+        const int i = warp + k * WARPS;
+        const float *pi = all + (size_t)i * PS;
+        hm[k] = i < n ? __ldcg(pi) : -INFINITY;
+        hl[k] = i < n ? __ldcg(pi + 1) : 0.0f;
+        if (i < n) fvec_unpack(__ldcg((const fvec *)(pi + DECODE_PART_ACC) + lane), hv[k]);
+        else
+#pragma unroll
+            for (int e = 0; e < DPL; e++) hv[k][e] = 0.0f;
+    }
     float mx = -INFINITY;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, __ldcg(all + (size_t)i * PS));
+#pragma unroll
+    for (int k = 0; k < HELD; k++) mx = fmaxf(mx, hm[k]);
+    for (int i = HELD * WARPS + threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, __ldcg(all + (size_t)i * PS));
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
     if (lane == 0) sm.cmax[warp] = mx;
@@ -73,8 +91,16 @@ __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n,
     float num[DPL], den = 0.0f;
 #pragma unroll
     for (int e = 0; e < DPL; e++) num[e] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < HELD; k++) {
+        if (warp + k * WARPS >= n) break;
+        const float f = exp2f(hm[k] - M);
+        den = fmaf(hl[k], f, den);
+#pragma unroll
+        for (int e = 0; e < DPL; e++) num[e] = fmaf(hv[k][e], f, num[e]);
+    }
 #pragma unroll 8
-    for (int i = warp; i < n; i += WARPS) {
+    for (int i = warp + HELD * WARPS; i < n; i += WARPS) {
         const float *pi = all + (size_t)i * PS;
         const float f = exp2f(__ldcg(pi) - M);
         den = fmaf(__ldcg(pi + 1), f, den);
