@@ -244,7 +244,8 @@ size_t attn_decode_counters(int max_batch, int hq) { return (size_t)max_batch * 
 
 int attn_decode_setting_supported(int keys, int warps)
 {
-    const int chunk = keys ? keys : ATTN_DECODE_CHUNK;
+    if (keys == 0) return 1;  /* the default */
+    const int chunk = keys;
     if (warps == 0) return chunk == 128 || chunk == 256;
     static const int spread[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
     for (int i = 0; i < ATTN_DECODE_SPREAD_COUNT; i++)
@@ -488,7 +489,8 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
         return pb_fail("attn_decode: qkv, inv_freq, partials and counters are all needed");
     if (a->batch <= 0) return PB_OK;
     const int chunk = a->keys_per_block ? a->keys_per_block : ATTN_DECODE_CHUNK;
-    if (a->warps_per_block) return attn_decode_spread(a, chunk, a->warps_per_block, s);
+    const int warps = a->keys_per_block ? a->warps_per_block : ATTN_DECODE_WARPS;
+    if (warps) return attn_decode_spread(a, chunk, warps, s);
     if (chunk != 128 && chunk != 256) return pb_fail("attn_decode: %d keys a block (128 or 256)", chunk);
     /* the partials are laid out for the largest split count so both cases agree */
     int stride_splits = decode_splits(a->max_ctx, chunk);

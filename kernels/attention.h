@@ -20,6 +20,11 @@
  * on an H200 decode at 16 x 256 keys took 6.54 against 6.72 ms a step, 64 x 256
  * 13.98 against 14.96, 1 x 4224 4.95 against 5.19 (docs/PERF.md). */
 #define ATTN_DECODE_CHUNK 128
+/* The default's warps a block: 0, the key-a-lane kernel (a warp per 32 keys). The
+ * spread settings below were written after the measurements above and are not yet
+ * timed on a GPU; tests/bench/bench_kernels.cu times every one beside this default
+ * (its "decode attention settings" lines) to pick from. */
+#define ATTN_DECODE_WARPS 0
 #define ATTN_DECODE_CHUNK_MIN 32  /* the smallest size: partials are laid out for it */
 /* The spread kernel (attn_args.warps_per_block > 0: a key's row over D/8 lanes,
  * the block's keys split over its warps; attention_decode_spread.cu) takes these
@@ -42,7 +47,8 @@ struct attn_args {
     const float *inv_freq;     /* decode: [hd / 2], as k_rope_qkv takes it */
     int *counters;             /* decode: attn_decode_counters() ints, zero before the first call;
                                 * each call leaves them zero again */
-    int keys_per_block;        /* decode: keys a block (0: ATTN_DECODE_CHUNK). With warps_per_block it
+    int keys_per_block;        /* decode: keys a block (0: the default, ATTN_DECODE_CHUNK keys and
+                                * ATTN_DECODE_WARPS warps, warps_per_block unread). With warps_per_block it
                                 * sets the splits and the sums' order, and so the bits: fixed for a
                                 * part, never chosen per call or from the call's batch */
     int warps_per_block;       /* decode: 0, the key-a-lane kernel (128 or 256 keys); else the spread
@@ -60,6 +66,6 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s);
 int attn_decode(const struct attn_args *a, cudaStream_t s);
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx);
 size_t attn_decode_counters(int max_batch, int hq);
-/* 1 if attn_decode takes keys_per_block = keys with warps_per_block = warps (keys 0: the default) */
+/* 1 if attn_decode takes keys_per_block = keys with warps_per_block = warps (keys 0: the default, any warps) */
 int attn_decode_setting_supported(int keys, int warps);
 #endif

@@ -79,7 +79,8 @@ static const char *attn_setting_name(int keys, int warps)
     static int next;
     char *b = buf[next++ % 8];
     const int k = keys ? keys : ATTN_DECODE_CHUNK;
-    if (warps) snprintf(b, sizeof buf[0], "spread %d keys %d warps a block", k, warps);
+    if (!keys) warps = ATTN_DECODE_WARPS;
+    if (warps) snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? "" : " (default)");
     else snprintf(b, sizeof buf[0], "key-a-lane %d keys a block%s", k, keys ? "" : " (default)");
     return b;
 }

@@ -512,8 +512,8 @@ TEST(test_attention_decode_matches_cpu)
 
 /* The spread kernel at every setting (attention.h), on the key-a-lane kernel's
  * cases and on each chunk's own boundaries: the new key the last of a split, the
- * first of one, a single split, a split whose last warps have no key, and more
- * splits than the combine's warps hold at once. */
+ * first of one, a single split, a split whose last warps have no key, more splits
+ * than the combine's warps, and more than they hold in registers. */
 TEST(test_attention_decode_spread_matches_cpu)
 {
     static const int settings[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
@@ -527,6 +527,8 @@ TEST(test_attention_decode_spread_matches_cpu)
         decode_case(failures_, 64, 2, 2, 2, 2 * c + c / 4, 130, 1, seed + 4, c, w); /* warps past the last key */
         decode_case(failures_, 128, 8, 8, 1, 555, 1, 1, seed + 5, c, w);
         decode_case(failures_, 128, 2, 1, 1, 1500, 40, 1, seed + 6, c, w);        /* up to 47 splits */
+        /* one split more than the combine holds in registers (8 a warp): the rest by its loop */
+        decode_case(failures_, 128, 2, 1, 1, 8 * w * c + c / 2, 5, 0, seed + 7, c, w);
     }
 }
 
