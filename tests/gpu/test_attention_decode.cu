@@ -94,8 +94,12 @@ static int rows_equal(int *failures_, const struct bits_case *c, int skip, const
     return ok;
 }
 
-/* The batch call captured into a graph (programmatic launch on, as the executor
- * runs decode) and replayed `replays` times, each checked against the alone rows. */
+/* The batch call captured into one graph three times (programmatic launch on, as
+ * the executor runs decode, where every layer's kernel takes the same counters and
+ * partials: the second starts under the first's tail), the output poisoned before
+ * the third, and replayed `replays` times, each checked against the alone rows:
+ * the third call's combine writes the output only if the counters came back to
+ * zero after the first two. */
 static void graph_replays(int *failures_, struct bits_case *c, struct attn_args a, int skip, int replays,
                           const char *what)
 {
@@ -105,6 +109,9 @@ static void graph_replays(int *failures_, struct bits_case *c, struct attn_args 
     cudaGraphExec_t ge;
     a.pdl = 1;
     CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    CHECK(attn_decode(&a, s) == 0);
+    CHECK(attn_decode(&a, s) == 0);
+    CUDA_OK(cudaMemsetAsync(c->batch, 0xff, (size_t)BATCH * c->out_n * 2, s));
     CHECK(attn_decode(&a, s) == 0);
     CUDA_OK(cudaStreamEndCapture(s, &g));
     CUDA_OK(cudaGraphInstantiate(&ge, g, 0));
