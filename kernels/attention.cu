@@ -1,6 +1,8 @@
 /* Causal GQA attention over the KV cache: a flash-attention prefill kernel on
  * bf16 tensor cores (mma.sync m16n8k16, online softmax in fp32) and a split-KV
- * decode kernel that ropes its own query and key. See attention.h. Both compute
+ * decode kernel that ropes its own query and key, a key's row in one lane (the
+ * spread decode kernel, a row over D/8 lanes, is attention_decode_spread.cu). See
+ * attention.h. Both compute
  * each query row alone, in an order fixed by its position, so microbatching
  * cannot change a bit. */
 #include "attention.h"
@@ -229,7 +231,8 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
     return PB_OK;
 }
 
-/* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+/* ---- decode, the key-a-lane kernel: grid (splits, hq, batch); a warp scores 32
+ * keys, one per lane (attention_decode_spread.cu has the other decode kernel) ---- */
 /* Splits the last block combines with the splits' factors in shared memory (up to
  * 32768 keys at 128 a block); beyond, a serial loop with the same sums. */
 #define COMBINE_MAX 256

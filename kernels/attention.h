@@ -8,7 +8,9 @@
  * (hq + 2 hkv) hd] as the qkv GEMV wrote them, ropes the query and the new key
  * (rope.cuh: the bits k_rope_qkv would give), writes the new key and value into
  * the cache at pos, and combines its KV splits in the block that finishes last:
- * one launch where rope, split and combine took three. */
+ * one launch where rope, split and combine took three. Two kernels do this (the
+ * key-a-lane one, attention.cu, and the spread one, attention_decode_spread.cu),
+ * chosen with keys_per_block and warps_per_block. */
 #ifndef PB_ATTENTION_H
 #define PB_ATTENTION_H
 #include <cuda_bf16.h>
