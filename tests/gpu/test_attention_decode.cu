@@ -117,6 +117,7 @@ static void graph_replays(int *failures_, struct bits_case *c, struct attn_args 
     CUDA_OK(cudaGraphInstantiate(&ge, g, 0));
     for (int r = 0; r < replays; r++) {
         poison(c->batch, (size_t)BATCH * c->out_n);
+        CUDA_OK(cudaDeviceSynchronize());  /* the poison (legacy stream) before the replay (s does not wait on it) */
         CUDA_OK(cudaGraphLaunch(ge, s));
         CUDA_OK(cudaStreamSynchronize(s));
         rows_equal(failures_, c, skip, what);
