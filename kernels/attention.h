@@ -33,8 +33,8 @@
  * {keys a block, warps a block} pairs; the key-a-lane kernel (warps_per_block 0)
  * takes 128 or 256 keys with a warp per 32 keys. */
 #define ATTN_DECODE_SPREAD_SETTINGS                                                              \
-    {{32, 2}, {32, 4}, {64, 2}, {64, 4}, {64, 8}, {128, 4}, {128, 8}, {256, 8}, {256, 16}}
-#define ATTN_DECODE_SPREAD_COUNT 9
+    {{32, 2}, {32, 4}, {64, 2}, {64, 4}, {64, 8}, {128, 4}, {128, 8}, {128, 16}, {256, 8}, {256, 16}}
+#define ATTN_DECODE_SPREAD_COUNT 10
 
 struct attn_args {
     const __nv_bfloat16 *q;                  /* prefill */

@@ -56,13 +56,13 @@ __device__ __forceinline__ void fvec_unpack(float4 v, float f[4]) { f[0] = v.x, 
  * then the warps are added in order. The first HELD of a warp's splits are loaded
  * into registers before the max over all splits is known, so that up to HELD *
  * WARPS splits (8 at 1 x 256 with 32 keys a block) cost one round trip to L2, not
- * one for the max and one for the values; the sums are the same either way. */
+ * one for the max and one for the values; the sums are the same for any HELD. */
 template <int D, int WARPS>
 __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n, const float *all, bf16 *out)
 {
     constexpr int PS = D + DECODE_PART_ACC;  /* floats a split */
     constexpr int DPL = D / 32;
-    constexpr int HELD = 8;
+    constexpr int HELD = WARPS >= 16 ? 4 : 8;  /* 64 splits at least */
     typedef typename fvec_t<DPL>::type fvec;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float hm[HELD], hl[HELD], hv[HELD][DPL];
@@ -257,9 +257,11 @@ struct spread_setting {
 };
 #define SPREAD(c, w) {c, w, decode_spread_kernel<64, c, w>, decode_spread_kernel<128, c, w>}
 /* The settings attention.h lists (ATTN_DECODE_SPREAD_SETTINGS). */
-static const struct spread_setting spread_settings[] = {SPREAD(32, 2),  SPREAD(32, 4),  SPREAD(64, 2),
-                                                        SPREAD(64, 4),  SPREAD(64, 8),  SPREAD(128, 4),
-                                                        SPREAD(128, 8), SPREAD(256, 8), SPREAD(256, 16)};
+/* (256, 16): a context of up to 256 keys in one block a head, no combine at all;
+ * (256, 32), 4 slots a lane in 1024 threads, spilled at 64 registers and is left out */
+static const struct spread_setting spread_settings[] = {
+    SPREAD(32, 2),  SPREAD(32, 4),   SPREAD(64, 2),  SPREAD(64, 4),   SPREAD(64, 8),
+    SPREAD(128, 4), SPREAD(128, 8), SPREAD(128, 16), SPREAD(256, 8), SPREAD(256, 16)};
 #undef SPREAD
 
 static_assert(sizeof spread_settings / sizeof spread_settings[0] == ATTN_DECODE_SPREAD_COUNT,
