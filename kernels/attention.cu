@@ -1,20 +1,21 @@
 /* Causal GQA attention over the KV cache: a flash-attention prefill kernel on
  * bf16 tensor cores (mma.sync m16n8k16, online softmax in fp32) and a split-KV
- * decode kernel that ropes its own query and key. See attention.h. Both compute
+ * decode kernel that ropes its own query and key, a key's row in one lane (the
+ * spread decode kernel, a row over D/8 lanes, is attention_decode_spread.cu). See
+ * attention.h. Both compute
  * each query row alone, in an order fixed by its position, so microbatching
  * cannot change a bit. */
 #include "attention.h"
 #include "cuda_check.h"
 #include "pdl.h"
 #include "mma.cuh"
-#include "rope.cuh"
+#include "attention_common.cuh"
 
 typedef __nv_bfloat16 bf16;
 
 #define FA_BM 64      /* query rows per block: 4 warps x 16 */
 #define FA_BN 64      /* keys per step */
 #define FA_THREADS 128
-#define LOG2E 1.4426950408889634f
 
 /* Two stages of K and V tiles; the Q tile overlays stage 1's K tile, which is free
  * until the fragments of Q are in registers. Four tiles instead of five let three
@@ -37,14 +38,6 @@ __device__ __forceinline__ void load_tile(bf16 *sm, const bf16 *g, size_t g_stri
         bool ok = r < valid_rows;
         cp_async16(sm + r * (D + 8) + k * 8, g + (size_t)(ok ? r : 0) * g_stride + k * 8, ok);
     }
-}
-
-/* A score as transformers' eager attention has it (the q.k product rounded to bf16,
- * then scaled and rounded again), in log2 units for exp2. */
-__device__ __forceinline__ float score_log2(float dot, float scale)
-{
-    float s = __bfloat162float(__float2bfloat16(dot));
-    return __bfloat162float(__float2bfloat16(s * scale)) * LOG2E;
 }
 
 /* Three blocks an SM at head_dim 128: at most 168 registers a thread (ptxas: 168,
@@ -238,20 +231,30 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s)
     return PB_OK;
 }
 
-/* ---- decode: grid (splits, hq, batch); a warp scores 32 keys, one per lane ---- */
+/* ---- decode, the key-a-lane kernel: grid (splits, hq, batch); a warp scores 32
+ * keys, one per lane (attention_decode_spread.cu has the other decode kernel) ---- */
 /* Splits the last block combines with the splits' factors in shared memory (up to
  * 32768 keys at 128 a block); beyond, a serial loop with the same sums. */
 #define COMBINE_MAX 256
-/* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
-__host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
 
 /* laid out for the smallest chunk, so any chunk size fits */
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx)
 {
-    return (size_t)max_batch * hq * decode_splits(max_ctx, ATTN_DECODE_CHUNK_MIN) * (hd + 2);
+    return (size_t)max_batch * hq * decode_splits(max_ctx, ATTN_DECODE_CHUNK_MIN) * (hd + DECODE_PART_ACC);
 }
 
 size_t attn_decode_counters(int max_batch, int hq) { return (size_t)max_batch * hq; }
+
+int attn_decode_setting_supported(int keys, int warps)
+{
+    if (keys == 0) return 1;  /* the default */
+    const int chunk = keys;
+    if (warps == 0) return chunk == 128 || chunk == 256;
+    static const int spread[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
+    for (int i = 0; i < ATTN_DECODE_SPREAD_COUNT; i++)
+        if (spread[i][0] == chunk && spread[i][1] == warps) return 1;
+    return 0;
+}
 
 /* DPL consecutive bf16 (2 or 4: a lane's dims of a value row) as one load. */
 template <int DPL> struct dims_t;
@@ -270,18 +273,6 @@ __device__ __forceinline__ void unpack_dims(typename dims_t<DPL>::type r, float 
     }
 }
 
-/* Each block ropes the query of its head (cos and sin computed before pdl_wait:
- * they need only the position); the block whose keys include pos also
- * ropes the new key of its kv head into shared memory and reads the new value from
- * the qkv row, so no block reads the cache at pos (no race with the one block per
- * kv head, the group's first query head, that writes it there). The cached keys
- * and values before pos are loaded into registers before pdl_wait: the decode
- * kernel of this layer wrote them a step or more ago, and under programmatic
- * launch every kernel before the one ahead has finished when this one starts (pdl.h), so their
- * latency hides under the qkv GEMV's tail. Each block leaves its split's max, sum
- * and weighted values in the partials; the last of the sequence-head's blocks to
- * finish (a ticket counter) combines the splits in split order, so the result does
- * not depend on which block finished last. */
 /* Shared memory of one decode block besides the keys and values. */
 template <int D, int CHUNK> struct decode_smem {
     static constexpr int WARPS = CHUNK / 32;
@@ -291,29 +282,6 @@ template <int D, int CHUNK> struct decode_smem {
     int is_last;
     float cf[COMBINE_MAX], cl[COMBINE_MAX], cmax[WARPS];
 };
-
-/* Rope the query of head h (pairs i < D/2) and, when the block holds the new key,
- * the new key of its kv head into shared memory (rope.cuh: k_rope_qkv's bits). */
-template <int D, int CHUNK>
-__device__ __forceinline__ void decode_rope(decode_smem<D, CHUNK> &sm, const bf16 *row, int h, int hq, int kvh,
-                                            bool holds_new, float cs, float sn)
-{
-    if (threadIdx.x < D && (threadIdx.x < D / 2 || holds_new)) {  /* pair i % (D/2) of q (i < D/2) or of the new k */
-        const int i = threadIdx.x;
-        const bool is_k = i >= D / 2;
-        const int pr = is_k ? i - D / 2 : i;
-        const bf16 *src = row + (size_t)(is_k ? hq + kvh : h) * D;
-        float o1, o2;
-        rope_rotate(__bfloat162float(src[pr]), __bfloat162float(src[pr + D / 2]), cs, sn, &o1, &o2);
-        if (is_k) {
-            sm.knew[pr] = __float2bfloat16(o1);
-            sm.knew[pr + D / 2] = __float2bfloat16(o2);
-        } else {
-            sm.qsh[pr] = bf16r(o1);
-            sm.qsh[pr + D / 2] = bf16r(o2);
-        }
-    }
-}
 
 /* One split of CHUNK keys from key0 (the keys before pos in kv and vv, the new key
  * and value substituted at pos): scores, softmax and p . V per warp, then the
@@ -392,7 +360,7 @@ __device__ __forceinline__ void decode_split_math(decode_smem<D, CHUNK> &sm, uin
         for (int w = 0; w < DEC_WARPS; w++)
             sum += sm.wm[w] == -INFINITY ? 0.0f : sm.wacc[w][d] * exp2f(sm.wm[w] - M);
         if (n == 1) out[d] = __float2bfloat16(sum / L);
-        else part[2 + d] = sum;
+        else part[DECODE_PART_ACC + d] = sum;
     }
     if (n > 1 && threadIdx.x == 0) {
         part[0] = M;
@@ -410,24 +378,16 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
 {
     constexpr int DEC_WARPS = CHUNK / 32;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    __threadfence();  /* this block's partials visible before its ticket */
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        sm.is_last = atomicAdd(ticket, 1) == n_blocks - 1;
-        if (sm.is_last) *ticket = 0;  /* every block of this call has taken its ticket */
-    }
-    __syncthreads();
-    if (!sm.is_last) return;
-    __threadfence();
+    if (!decode_take_ticket(ticket, n_blocks, &sm.is_last)) return;
     if (n <= COMBINE_MAX) {
         /* the same sums as the serial loop below, in the same order, with the splits'
          * max and sum loaded by all threads at once (one round trip, not n) and each
          * split's factor computed once into shared memory */
         float mx = -INFINITY;
         for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            const float mi = __ldcg(all + (size_t)i * (D + 2));
+            const float mi = __ldcg(all + (size_t)i * (D + DECODE_PART_ACC));
             sm.cf[i] = mi;
-            sm.cl[i] = __ldcg(all + (size_t)i * (D + 2) + 1);
+            sm.cl[i] = __ldcg(all + (size_t)i * (D + DECODE_PART_ACC) + 1);
             mx = fmaxf(mx, mi);
         }
 #pragma unroll
@@ -445,7 +405,7 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
             for (int i = 0; i < n; i++) {
                 const float f = sm.cf[i];
                 den += sm.cl[i] * f;
-                num += __ldcg(all + (size_t)i * (D + 2) + 2 + d) * f;
+                num += __ldcg(all + (size_t)i * (D + DECODE_PART_ACC) + DECODE_PART_ACC + d) * f;
             }
             out[d] = __float2bfloat16(num / den);
         }
@@ -453,29 +413,15 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
     }
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float Mx = -INFINITY;
-        for (int i = 0; i < n; i++) Mx = fmaxf(Mx, __ldcg(all + (size_t)i * (D + 2)));
+        for (int i = 0; i < n; i++) Mx = fmaxf(Mx, __ldcg(all + (size_t)i * (D + DECODE_PART_ACC)));
         float num = 0.0f, den = 0.0f;
         for (int i = 0; i < n; i++) {
-            const float *pi = all + (size_t)i * (D + 2);
+            const float *pi = all + (size_t)i * (D + DECODE_PART_ACC);
             float f = exp2f(__ldcg(pi) - Mx);
             den += __ldcg(pi + 1) * f;
-            num += __ldcg(pi + 2 + d) * f;
+            num += __ldcg(pi + DECODE_PART_ACC + d) * f;
         }
         out[d] = __float2bfloat16(num / den);
-    }
-}
-
-/* The new key and value into the cache at pos: by one block per kv head (the
- * group's first query head's block that holds pos), after decode_rope. */
-template <int D, int CHUNK>
-__device__ __forceinline__ void decode_store_new(const decode_smem<D, CHUNK> &sm, bf16 *kc, bf16 *vc, int pos,
-                                                 const bf16 *vnew)
-{
-    for (int c = threadIdx.x; c < 2 * (D / 8); c += blockDim.x) {
-        const bool is_v = c >= D / 8;
-        const int e = is_v ? c - D / 8 : c;
-        uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
-        *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)sm.knew)[e];
     }
 }
 
@@ -527,13 +473,13 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     const bool holds_new = pos < key0 + CHUNK;
     const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
     const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
-    decode_rope<D, CHUNK>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
+    decode_rope<D>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
     __syncthreads();
-    if (holds_new && h % group == 0) decode_store_new<D, CHUNK>(sm, kc, vc, pos, vnew);
+    if (holds_new && h % group == 0) decode_store_new<D>(sm, kc, vc, pos, vnew);
     const int n = min(decode_splits(kv_len, CHUNK), (int)gridDim.x);
-    float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + 2);
+    float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + DECODE_PART_ACC);
     bf16 *out = a.out + ((size_t)b * a.hq + h) * D;
-    decode_split_math<D, CHUNK>(sm, kv, vv, key0, pos, vnew, scale, n, all + (size_t)split * (D + 2), out);
+    decode_split_math<D, CHUNK>(sm, kv, vv, key0, pos, vnew, scale, n, all + (size_t)split * (D + DECODE_PART_ACC), out);
     if (n == 1) return;
     decode_combine<D, CHUNK>(sm, a.counters + (size_t)b * a.hq + h, n, n, all, out);
 }
@@ -546,6 +492,8 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
         return pb_fail("attn_decode: qkv, inv_freq, partials and counters are all needed");
     if (a->batch <= 0) return PB_OK;
     const int chunk = a->keys_per_block ? a->keys_per_block : ATTN_DECODE_CHUNK;
+    const int warps = a->keys_per_block ? a->warps_per_block : ATTN_DECODE_WARPS;
+    if (warps) return attn_decode_spread(a, chunk, warps, s);
     if (chunk != 128 && chunk != 256) return pb_fail("attn_decode: %d keys a block (128 or 256)", chunk);
     /* the partials are laid out for the largest split count so both cases agree */
     int stride_splits = decode_splits(a->max_ctx, chunk);

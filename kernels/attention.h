@@ -8,7 +8,9 @@
  * (hq + 2 hkv) hd] as the qkv GEMV wrote them, ropes the query and the new key
  * (rope.cuh: the bits k_rope_qkv would give), writes the new key and value into
  * the cache at pos, and combines its KV splits in the block that finishes last:
- * one launch where rope, split and combine took three. */
+ * one launch where rope, split and combine took three. Two kernels do this (the
+ * key-a-lane one, attention.cu, and the spread one, attention_decode_spread.cu),
+ * chosen with keys_per_block and warps_per_block. */
 #ifndef PB_ATTENTION_H
 #define PB_ATTENTION_H
 #include <cuda_bf16.h>
@@ -20,7 +22,19 @@
  * on an H200 decode at 16 x 256 keys took 6.54 against 6.72 ms a step, 64 x 256
  * 13.98 against 14.96, 1 x 4224 4.95 against 5.19 (docs/PERF.md). */
 #define ATTN_DECODE_CHUNK 128
-#define ATTN_DECODE_CHUNK_MIN 128  /* the smallest size: partials are laid out for it */
+/* The default's warps a block: 0, the key-a-lane kernel (a warp per 32 keys). The
+ * spread settings below were written after the measurements above and are not yet
+ * timed on a GPU; tests/bench/bench_kernels.cu times every one beside this default
+ * (its "decode attention settings" lines) to pick from. */
+#define ATTN_DECODE_WARPS 0
+#define ATTN_DECODE_CHUNK_MIN 32  /* the smallest size: partials are laid out for it */
+/* The spread kernel (attn_args.warps_per_block > 0: a key's row over D/8 lanes,
+ * the block's keys split over its warps; attention_decode_spread.cu) takes these
+ * {keys a block, warps a block} pairs; the key-a-lane kernel (warps_per_block 0)
+ * takes 128 or 256 keys with a warp per 32 keys. */
+#define ATTN_DECODE_SPREAD_SETTINGS                                                              \
+    {{32, 2}, {32, 4}, {64, 2}, {64, 4}, {64, 8}, {128, 4}, {128, 8}, {128, 16}, {256, 8}, {256, 16}}
+#define ATTN_DECODE_SPREAD_COUNT 10
 
 struct attn_args {
     const __nv_bfloat16 *q;                  /* prefill */
@@ -35,8 +49,13 @@ struct attn_args {
     const float *inv_freq;     /* decode: [hd / 2], as k_rope_qkv takes it */
     int *counters;             /* decode: attn_decode_counters() ints, zero before the first call;
                                 * each call leaves them zero again */
-    int keys_per_block;        /* decode: 128 or 256 keys a block (0: ATTN_DECODE_CHUNK). It sets
-                                * the splits, and so the bits: fixed for a part, never per call */
+    int keys_per_block;        /* decode: keys a block (0: the default, ATTN_DECODE_CHUNK keys and
+                                * ATTN_DECODE_WARPS warps, warps_per_block unread). With warps_per_block it
+                                * sets the splits and the sums' order, and so the bits: fixed for a
+                                * part, never chosen per call or from the call's batch */
+    int warps_per_block;       /* decode: 0, the key-a-lane kernel (128 or 256 keys); else the spread
+                                * kernel at {keys_per_block, warps_per_block}, a pair of
+                                * ATTN_DECODE_SPREAD_SETTINGS */
     const int *pos_seq;      /* decode, serving: per-sequence positions [batch_offset + b], -1 for an
                               * empty slot (nothing read or written); pos bounds them (llama.h) */
 };
@@ -49,4 +68,6 @@ int attn_prefill(const struct attn_args *a, cudaStream_t s);
 int attn_decode(const struct attn_args *a, cudaStream_t s);
 size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx);
 size_t attn_decode_counters(int max_batch, int hq);
+/* 1 if attn_decode takes keys_per_block = keys with warps_per_block = warps (keys 0: the default, any warps) */
+int attn_decode_setting_supported(int keys, int warps);
 #endif

@@ -166,6 +166,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         aa.inv_freq = p->inv_freq;
         aa.counters = p->counters;
         aa.keys_per_block = p->decode_attn_keys;
+        aa.warps_per_block = p->decode_attn_warps;
         PB_TRY(attn_decode(&aa, s));
     } else {
         struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,

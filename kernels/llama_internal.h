@@ -73,7 +73,11 @@ struct llama_part {
                                         * at creation (llama.h says why); the benchmark switches it to
                                         * time every path on one part */
     int decode_attn_keys;              /* keys a block of the decode attention (attn_args.keys_per_block;
-                                        * 0: its default); the benchmark times both sizes */
+                                        * 0: its default); the benchmark times every setting */
+    int decode_attn_warps;             /* its warps a block (attn_args.warps_per_block; 0: the key-a-lane
+                                        * kernel). Both are set at creation from nothing (a constant:
+                                        * the defaults), never from a call's batch, so a sequence's bits
+                                        * are the same in every call and in every part of one run */
     int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
                                         * before pdl_wait (gemm_stream_cfg); same bits for any value */
 };

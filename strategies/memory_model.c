@@ -11,7 +11,7 @@
 #define ELEM_ALIGN 128                   /* llama_part.cu: elements, 256 bytes of bf16 */
 #define BYTE_ALIGN 256                   /* llama_part.cu: every arena buffer */
 #define GEMM_WORKSPACE (32ull << 20)     /* gemm.h GEMM_WORKSPACE_BYTES */
-#define ATTN_DECODE_CHUNK_MIN 128        /* attention.h: the decode partials are laid out for its smallest block */
+#define ATTN_DECODE_CHUNK_MIN 32         /* attention.h: the decode partials are laid out for its smallest block */
 #define GIB 1073741824.0
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
@@ -101,7 +101,7 @@ static void part_bytes(const struct part *pt, const struct shard *x, int es, con
                     + take(layers ? rows * x->inter_l * b : 0)             /* act */
                     + take(layers ? x->hd / 2 * 4 : 0)                     /* inv_freq */
                     /* the decode attention's split-KV partials (fp32) and its tickets */
-                    + take(layers ? batch * x->hq * splits * (x->hd + 2) * 4 : 0)
+                    + take(layers ? batch * x->hq * splits * (x->hd + 4) * 4 : 0)
                     + take(layers ? batch * x->hq * 4 : 0);
     g->workspace += take(work ? GEMM_WORKSPACE : 0);
     g->layers += pt->layers;

@@ -55,7 +55,8 @@ static const char *path_name(int path)
 /* One decode configuration of a part: its linears' path and knobs. */
 struct decode_setup {
     int batch, path, fold, prefetch, attn_keys;
-    int skinny;  /* gemm_skinny's weight stream: an index into skinny_streams */
+    int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
+    int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
 };
 
 /* gemm_skinny's weight streams compared: registers (the default), then the
@@ -72,6 +73,79 @@ static const char *skinny_stream_name(int i)
     return buf[i];
 }
 
+static const char *attn_setting_name(int keys, int warps)
+{
+    static char buf[8][64];
+    static int next;
+    char *b = buf[next++ % 8];
+    const int k = keys ? keys : ATTN_DECODE_CHUNK;
+    if (!keys) warps = ATTN_DECODE_WARPS;
+    if (warps) snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? "" : " (default)");
+    else snprintf(b, sizeof buf[0], "key-a-lane %d keys a block%s", k, keys ? "" : " (default)");
+    return b;
+}
+
+/* The decode attention alone over every layer of part p at one setting, batch
+ * sequences at position pos (host position, as the key-a-lane kernel's figures in
+ * docs/PERF.md were timed): 32 launches on the stream without programmatic launch,
+ * and the same launches captured in a graph with it, replayed (the executor's
+ * decode runs that way; there each kernel's cache loads overlap the one before).
+ * Returns the graph's ms; prints both against the KV bytes at the copy rate. */
+static double attn_figure(struct llama_part *p, int batch, int pos, int keys, int warps, double copy_gbs, cudaStream_t s)
+{
+    const struct model_spec *m = &p->m;
+    const struct part_dims *x = &p->dims;
+    auto launch_all = [&](int pdl, cudaStream_t st) {
+        for (int l = 0; l < m->layers; l++) {
+            size_t off = (size_t)l * p->al.cache_layer_elems;
+            struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, NULL,
+                                   x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+            aa.qkv = p->qkv;
+            aa.inv_freq = p->inv_freq;
+            aa.counters = p->counters;
+            aa.keys_per_block = keys;
+            aa.warps_per_block = warps;
+            aa.pdl = pdl;
+            TRY(attn_decode(&aa, st));
+        }
+    };
+    double stream_ms = time_ms([&] { launch_all(0, s); }, 2, 10, s);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    launch_all(1, s);
+    CU(cudaStreamEndCapture(s, &graph));
+    CU(cudaGraphInstantiate(&exec, graph, 0));
+    double graph_ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
+    CU(cudaGraphExecDestroy(exec));
+    CU(cudaGraphDestroy(graph));
+    double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
+    double floor_ms = kv / (copy_gbs * 1e6);
+    printf("    decode attention alone, batch %d, context %d, %s, %d layers: %.3f ms = %.1f%% of copy over the KV "
+           "bytes | graph + programmatic launch %.3f ms = %.1f%% | KV floor %.3f ms\n", batch, pos + 1,
+           attn_setting_name(keys, warps), m->layers, stream_ms, 100.0 * floor_ms / stream_ms, graph_ms,
+           100.0 * floor_ms / graph_ms, floor_ms);
+    return graph_ms;
+}
+
+/* Every decode-attention setting (the key-a-lane kernel at 128 and 256 keys, the
+ * spread kernel at each of attention.h's pairs) at one batch and context; returns
+ * the fastest under graph replay as {keys, warps} in best (keys 0 for the default). */
+static void attn_sweep(struct llama_part *p, int batch, int pos, double copy_gbs, cudaStream_t s, int best[2])
+{
+    static const int spread[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
+    printf("decode attention settings, batch %d, context %d:\n", batch, pos + 1);
+    double best_ms = attn_figure(p, batch, pos, 0, 0, copy_gbs, s);
+    best[0] = best[1] = 0;
+    for (int i = -1; i < ATTN_DECODE_SPREAD_COUNT; i++) {
+        const int keys = i < 0 ? 256 : spread[i][0], warps = i < 0 ? 0 : spread[i][1];
+        double ms = attn_figure(p, batch, pos, keys, warps, copy_gbs, s);
+        if (ms < best_ms) best_ms = ms, best[0] = keys, best[1] = warps;
+    }
+    printf("    fastest under graph replay at batch %d, context %d: %s, %.3f ms\n", batch, pos + 1,
+           attn_setting_name(best[0], best[1]), best_ms);
+}
+
 /* Greedy decode of `batch` sequences after a `prompt`-token prefill: `steps` steps
  * replayed from one captured graph, timed together. The floor reads every weight
  * and, per sequence, the keys and values of the mean context once a step, at the
@@ -86,6 +160,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->fold_norm = fold;
     p->decode_prefetch = prefetch;
     p->decode_attn_keys = ds.attn_keys;
+    p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
@@ -124,34 +199,16 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s%s%s, attention %d keys a block (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
            batch, path_name(path), fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
-           ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, prompt + 2,
+           attn_setting_name(ds.attn_keys, ds.attn_warps), prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
-    if (!fold && !prefetch) {
-        int pos = prompt + steps - 1;
-        double attn_ms = time_ms([&] {
-            for (int l = 0; l < m->layers; l++) {
-                size_t off = (size_t)l * p->al.cache_layer_elems;
-                struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, NULL,
-                                       x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
-                aa.qkv = p->qkv;
-                aa.inv_freq = p->inv_freq;
-                aa.counters = p->counters;
-                aa.keys_per_block = ds.attn_keys;
-                TRY(attn_decode(&aa, s));
-            }
-        }, 2, 10, s);
-        double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
-        printf("    decode attention alone, batch %d, context %d, %d keys a block, %d layers: %.3f ms = %.1f%% of copy "
-               "over the KV bytes\n", batch, pos + 1, ds.attn_keys ? ds.attn_keys : ATTN_DECODE_CHUNK, m->layers,
-               attn_ms, 100.0 * kv / (attn_ms * 1e6) / copy_gbs);
-    }
+    if (!fold && !prefetch) attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
     gemm_skinny_set_stream(skinny_streams[0]);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
@@ -337,6 +394,19 @@ int main(int argc, char **argv)
         {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
         {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
+    /* every attention setting at the last step's context (the cases above filled
+     * the cache of all 64 sequences to it), then the whole step with each batch's
+     * fastest when it is not the default */
+    const struct decode_setup steps_at[3] = {{1, DECODE_GEMV, 0, 0, 0, 0, 0}, {16, DECODE_STREAM, 0, 0, 0, 0, 0},
+                                             {64, DECODE_STREAM, 0, 0, 0, 0, 0}};
+    for (struct decode_setup c : steps_at) {
+        int best[2];
+        attn_sweep(p, c.batch, 128 + 128 - 1, copy_gbs, s, best);
+        if (best[0] == 0 && best[1] == 0) continue;
+        c.attn_keys = best[0];
+        c.attn_warps = best[1];
+        decode_figure(p, c, 128, 128, copy_gbs, s);
+    }
     llama_part_destroy(p);
 
     /* one sequence at a 4096-token context: the KV cache is read every step too */
@@ -348,6 +418,11 @@ int main(int argc, char **argv)
     TRY(llama_part_init_random(p, 1));
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
+    {
+        int best[2];
+        attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);
+        if (best[0] || best[1]) decode_figure(p, {1, DECODE_GEMV, 0, 0, best[0], 0, best[1]}, long_prompt, 128, copy_gbs, s);
+    }
     llama_part_destroy(p);
     return 0;
 }

@@ -422,7 +422,7 @@ TEST(test_attention_prefill_matches_cpu)
  * attention over that cache with k_rope_qkv's query. Called twice (host and device
  * position), it must give the same bits and leave its counters at zero. */
 static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int pos, int extra_ctx, int dev_pos,
-                        uint64_t seed, int keys_per_block = 0)
+                        uint64_t seed, int keys_per_block = 0, int warps_per_block = 0)
 {
     int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1;
     int qkv_n = (hq + 2 * hkv) * hd;
@@ -461,6 +461,7 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     a.inv_freq = dinv;
     a.counters = counters;
     a.keys_per_block = keys_per_block;
+    a.warps_per_block = warps_per_block;
     CHECK(attn_decode(&a, 0) == 0);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     CHECK(bits_equal(kc, kc_ref, cache));
@@ -484,8 +485,8 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     ref_attention_over_cache(rq, rk, rv, ref, batch, 1, pos, bo, hq, hkv, hd, max_ctx);
     double e = ref_rel_error(got, ref, qn);
     if (!(e <= REL_TOL_KERNEL)) {
-        fprintf(stderr, "  decode hd=%d hq=%d hkv=%d batch=%d pos=%d keys a block %d: rel error %g\n", hd, hq, hkv,
-                batch, pos, keys_per_block, e);
+        fprintf(stderr, "  decode hd=%d hq=%d hkv=%d batch=%d pos=%d keys a block %d, warps %d: rel error %g\n", hd,
+                hq, hkv, batch, pos, keys_per_block, warps_per_block, e);
         (*failures_)++;
     }
     free(hqkv), free(hk), free(hv), free(got), free(ref), free(hc), free(rq), free(rk), free(rv);
@@ -508,3 +509,26 @@ TEST(test_attention_decode_matches_cpu)
     decode_case(failures_, 128, 4, 1, 1, 256, 0, 1, 99, 256);
     decode_case(failures_, 128, 8, 8, 1, 555, 1, 0, 100, 256);
 }
+
+/* The spread kernel at every setting (attention.h), on the key-a-lane kernel's
+ * cases and on each chunk's own boundaries: the new key the last of a split, the
+ * first of one, a single split, a split whose last warps have no key, more splits
+ * than the combine's warps, and more than they hold in registers. */
+TEST(test_attention_decode_spread_matches_cpu)
+{
+    static const int settings[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
+    for (int i = 0; i < ATTN_DECODE_SPREAD_COUNT; i++) {
+        const int c = settings[i][0], w = settings[i][1];
+        const uint64_t seed = 200 + 10 * i;
+        decode_case(failures_, 128, 4, 2, 3, 0, 0, 0, seed, c, w);                 /* one key */
+        decode_case(failures_, 128, 4, 2, 3, 300, 3, 0, seed + 1, c, w);
+        decode_case(failures_, 64, 4, 1, 2, c - 1, 200, 1, seed + 2, c, w);       /* the last key of split 0 */
+        decode_case(failures_, 128, 4, 1, 1, c, 0, 0, seed + 3, c, w);            /* the first of split 1 */
+        decode_case(failures_, 64, 2, 2, 2, 2 * c + c / 4, 130, 1, seed + 4, c, w); /* warps past the last key */
+        decode_case(failures_, 128, 8, 8, 1, 555, 1, 1, seed + 5, c, w);
+        decode_case(failures_, 128, 2, 1, 1, 1500, 40, 1, seed + 6, c, w);        /* up to 47 splits */
+        /* one split more than the combine holds in registers (8 a warp): the rest by its loop */
+        decode_case(failures_, 128, 2, 1, 1, 8 * w * c + c / 2, 5, 0, seed + 7, c, w);
+    }
+}
+

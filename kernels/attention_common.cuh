@@ -1,0 +1,97 @@
+/* What the attention kernels share (attention.cu: prefill and the key-a-lane
+ * decode kernel; attention_decode_spread.cu: the decode kernel that spreads a key
+ * over lanes): the score's rounding, the split count, the layout of the decode
+ * partials, the rope of the query and new key, the store of the new key and value,
+ * and the ticket that picks the block that combines. One definition, so every
+ * decode kernel writes the cache bits k_rope_qkv writes. */
+#ifndef PB_ATTENTION_COMMON_CUH
+#define PB_ATTENTION_COMMON_CUH
+#include <cuda_bf16.h>
+#include "attention.h"
+#include "rope.cuh"
+
+#define LOG2E 1.4426950408889634f
+
+/* A score as transformers' eager attention has it (the q.k product rounded to bf16,
+ * then scaled and rounded again), in log2 units for exp2. */
+__device__ __forceinline__ float score_log2(float dot, float scale)
+{
+    float s = __bfloat162float(__float2bfloat16(dot));
+    return __bfloat162float(__float2bfloat16(s * scale)) * LOG2E;
+}
+
+/* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
+__host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
+
+/* A split's partial: its max at [0], its sum at [1], its weighted values from
+ * [DECODE_PART_ACC], so that they start on 16 bytes (the spread kernel's combine
+ * reads them as float4); DECODE_PART_ACC + hd floats a split. */
+#define DECODE_PART_ACC 4
+
+/* Rope the query of head h and, when the block holds the new key, the new key of
+ * its kv head into shared memory (rope.cuh: k_rope_qkv's bits). Element i of the
+ * loop (i < D/2: query pair i, else key pair i - D/2) needs the pair i % (D/2)'s
+ * cos and sin, which thread threadIdx.x computed for pair threadIdx.x % (D/2):
+ * the same pair as long as blockDim.x is a multiple of D/2 or at least D (the
+ * callers' block sizes are). SM has qsh[D] (float) and knew[D] (bf16). */
+template <int D, class SM>
+__device__ __forceinline__ void decode_rope(SM &sm, const __nv_bfloat16 *row, int h, int hq, int kvh, bool holds_new,
+                                            float cs, float sn)
+{
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        if (!(i < D / 2 || holds_new)) continue;
+        const bool is_k = i >= D / 2;
+        const int pr = is_k ? i - D / 2 : i;
+        const __nv_bfloat16 *src = row + (size_t)(is_k ? hq + kvh : h) * D;
+        float o1, o2;
+        rope_rotate(__bfloat162float(src[pr]), __bfloat162float(src[pr + D / 2]), cs, sn, &o1, &o2);
+        if (is_k) {
+            sm.knew[pr] = __float2bfloat16(o1);
+            sm.knew[pr + D / 2] = __float2bfloat16(o2);
+        } else {
+            sm.qsh[pr] = bf16r(o1);
+            sm.qsh[pr + D / 2] = bf16r(o2);
+        }
+    }
+}
+
+/* The new key and value into the cache at pos: by one block per kv head (the
+ * group's first query head's block that holds pos), after decode_rope. */
+template <int D, class SM>
+__device__ __forceinline__ void decode_store_new(const SM &sm, __nv_bfloat16 *kc, __nv_bfloat16 *vc, int pos,
+                                                 const __nv_bfloat16 *vnew)
+{
+    for (int c = threadIdx.x; c < 2 * (D / 8); c += blockDim.x) {
+        const bool is_v = c >= D / 8;
+        const int e = is_v ? c - D / 8 : c;
+        uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
+        *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)sm.knew)[e];
+    }
+}
+
+/* Called by every thread of each of the n_blocks blocks of a (sequence, head)
+ * after its partial is written; true in the block that took the last ticket,
+ * which then reads every block's partial. The last ticket's taker puts the
+ * counter back to zero: every block of this call has taken its ticket by then and
+ * the next call on the counter is stream-ordered after this one (under
+ * programmatic launch too: pdl_wait comes before any ticket), so each launch, a
+ * graph replay included, finds it at zero. `flag` is an int in shared memory. */
+__device__ __forceinline__ bool decode_take_ticket(int *ticket, int n_blocks, int *flag)
+{
+    __threadfence();  /* this block's partial visible before its ticket */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const bool last = atomicAdd(ticket, 1) == n_blocks - 1;
+        if (last) *ticket = 0;
+        *flag = last;
+    }
+    __syncthreads();
+    const bool last = *flag;
+    if (last) __threadfence();  /* the others' partials read after their tickets */
+    return last;
+}
+
+/* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and
+ * `warps` warps a block, one of the pairs attn_decode accepts. */
+int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
+#endif
