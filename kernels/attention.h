@@ -16,17 +16,16 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-/* Keys per block of the decode kernel, a warp per 32 keys: 128 by default, 256 on
- * request (attn_args.keys_per_block). With 128 (four warps, ~158 registers a
- * thread) three blocks share an SM, so one block's loads overlap another's math:
- * on an H200 decode at 16 x 256 keys took 6.54 against 6.72 ms a step, 64 x 256
- * 13.98 against 14.96, 1 x 4224 4.95 against 5.19 (docs/PERF.md). */
-#define ATTN_DECODE_CHUNK 128
-/* The default's warps a block: 0, the key-a-lane kernel (a warp per 32 keys). The
- * spread settings below were written after the measurements above and are not yet
- * timed on a GPU; tests/bench/bench_kernels.cu times every one beside this default
- * (its "decode attention settings" lines) to pick from. */
-#define ATTN_DECODE_WARPS 0
+/* The decode kernel's default: the spread kernel (attention_decode_spread.cu) at
+ * 64 keys and 4 warps a block. Measured on an H200 beside the key-a-lane kernel
+ * (a warp per 32 keys, 128 keys a block, the default before) and every other
+ * setting, Llama-2-7B, 32 layers under graph replay: 1 x 256 keys 0.140 against
+ * 0.192 ms, 16 x 256 0.796 against 0.946, 64 x 256 2.476 against 3.107, 1 x 4224
+ * 0.878 against 0.977; whole decode steps at 16 and 64 rows 5.823 against 6.060 and
+ * 11.489 against 12.370 ms (docs/PERF.md). The fastest at every shape measured but
+ * 1 x 256, where 256 keys x 16 warps took 0.122. */
+#define ATTN_DECODE_CHUNK 64
+#define ATTN_DECODE_WARPS 4
 #define ATTN_DECODE_CHUNK_MIN 32  /* the smallest size: partials are laid out for it */
 /* The spread kernel (attn_args.warps_per_block > 0: a key's row over D/8 lanes,
  * the block's keys split over its warps; attention_decode_spread.cu) takes these

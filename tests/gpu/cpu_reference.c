@@ -141,7 +141,9 @@ void ref_attention(const float *q, const float *k, const float *v, float *out, i
                 const float *kv = k + ((size_t)j * hkv + kh) * hd;
                 double d = 0;
                 for (int e = 0; e < hd; e++) d += (double)qv[e] * kv[e];
-                p[j] = d / sqrt((double)hd);
+                /* the score as the kernels (and transformers' eager attention) round it:
+                 * the q.k product to bf16, then scaled and rounded again */
+                p[j] = ref_bf16(ref_bf16((float)d) * (float)(1.0 / sqrt((double)hd)));
                 if (p[j] > mx) mx = p[j];
             }
             for (int j = 0; j <= last; j++) sum += (p[j] = exp(p[j] - mx));

@@ -36,7 +36,8 @@ void ref_rmsnorm(const float *x, const float *w, float *y, int rows, int hidden,
 void ref_inv_freq(const struct model_spec *m, double *out);
 /* Rotate one head vector of hd elements in place (rotate_half convention). */
 void ref_rope(float *v, int hd, int pos, const double *inv_freq);
-/* Causal GQA attention of `seq` queries at positions pos.. against keys [0, pos+seq):
+/* Causal GQA attention of `seq` queries at positions pos.. against keys [0, pos+seq),
+ * each score rounded as the kernels round it (attention_common.cuh: score_log2):
  * q [seq][hq*hd], k/v [pos+seq][hkv*hd], out [seq][hq*hd]. */
 void ref_attention(const float *q, const float *k, const float *v, float *out, int seq, int pos, int hq, int hkv,
                    int hd);

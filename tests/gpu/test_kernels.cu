@@ -503,6 +503,10 @@ TEST(test_attention_decode_matches_cpu)
     decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 94);  /* the new key is the last of its split */
     decode_case(failures_, 128, 4, 1, 1, 256, 0, 0, 95);   /* ... and the first of a new one */
     decode_case(failures_, 64, 2, 2, 2, 127, 130, 1, 97);    /* the last key of the first block of 128 */
+    /* the key-a-lane kernel (warps 0) at 128 keys a block, the default before the spread one */
+    decode_case(failures_, 128, 4, 2, 3, 300, 3, 0, 101, 128);
+    decode_case(failures_, 64, 2, 2, 2, 127, 130, 1, 102, 128);
+    decode_case(failures_, 128, 4, 1, 1, 128, 0, 0, 103, 128);
     /* 256 keys a block, the other size: fewer splits, the same boundary cases */
     decode_case(failures_, 128, 4, 2, 3, 300, 3, 0, 96, 256);
     decode_case(failures_, 64, 2, 2, 2, 255, 130, 1, 98, 256);
