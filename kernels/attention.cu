@@ -349,11 +349,8 @@ __device__ __forceinline__ void decode_split_math(decode_smem<D, CHUNK> &sm, uin
 #pragma unroll
     for (int e = 0; e < DPL; e++) sm.wacc[warp][lane * DPL + e] = acc[e];
     __syncthreads();
-    float M = -INFINITY, L = 0.0f;
-#pragma unroll
-    for (int w = 0; w < DEC_WARPS; w++) M = fmaxf(M, sm.wm[w]);
-#pragma unroll
-    for (int w = 0; w < DEC_WARPS; w++) L += sm.wm[w] == -INFINITY ? 0.0f : sm.wl[w] * exp2f(sm.wm[w] - M);
+    float M, L;
+    decode_block_max_sum<DEC_WARPS>(sm.wm, sm.wl, &M, &L);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float sum = 0.0f;
 #pragma unroll
@@ -377,7 +374,6 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
                                                const float *all, bf16 *out)
 {
     constexpr int DEC_WARPS = CHUNK / 32;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (!decode_take_ticket(ticket, n_blocks, &sm.is_last)) return;
     if (n <= COMBINE_MAX) {
         /* the same sums as the serial loop below, in the same order, with the splits'
@@ -390,13 +386,7 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
             sm.cl[i] = __ldcg(all + (size_t)i * (D + DECODE_PART_ACC) + 1);
             mx = fmaxf(mx, mi);
         }
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        if (lane == 0) sm.cmax[warp] = mx;
-        __syncthreads();
-        float Mx = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < DEC_WARPS; w++) Mx = fmaxf(Mx, sm.cmax[w]);
+        const float Mx = decode_block_max<DEC_WARPS>(mx, sm.cmax);
         for (int i = threadIdx.x; i < n; i += blockDim.x) sm.cf[i] = exp2f(sm.cf[i] - Mx);
         __syncthreads();
         for (int d = threadIdx.x; d < D; d += blockDim.x) {
@@ -445,15 +435,10 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     __shared__ decode_smem<D, CHUNK> sm;
     const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    /* written by a kernel of the previous step, or each sequence's own (serving) */
-    const int pos = a.pos_seq ? a.pos_seq[a.batch_offset + b] : a.pos_dev ? *a.pos_dev : a.pos;
-    const int kv_len = pos + 1;
-    const int key0 = split * CHUNK;
-    /* the host checks pos; a graph replay past the cache does nothing */
-    const bool active = pos >= 0 && pos < a.max_ctx && key0 < kv_len;
-    const int group = a.hq / a.hkv, kvh = h / group;
-    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
-    bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;
+    const decode_seq sq = decode_seq_of<D>(a, b, h, split, CHUNK);
+    const int pos = sq.pos, kv_len = sq.kv_len, key0 = sq.key0;
+    const bool active = sq.active;
+    bf16 *kc = sq.kc, *vc = sq.vc;
     const int base = key0 + warp * 32;
     const int key = base + lane;
     const int n_here = active ? max(0, min(32, kv_len - base)) : 0;  /* keys of this warp, uniform */
@@ -465,17 +450,8 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
 #pragma unroll
     for (int j = 0; j < 32; j++)
         if (j < n_here && base + j < pos) vv[j] = __ldg((const vdims *)(vc + (size_t)(base + j) * D) + lane);
-    float cs = 0.0f, sn = 0.0f;  /* thread i < D: rotation pair i % (D/2) */
-    if (active && threadIdx.x < D) rope_cos_sin(pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
-    pdl_wait();  /* before anything this step's kernels wrote is read: see pdl.h */
-    pdl_trigger();
-    if (!active) return;
-    const bool holds_new = pos < key0 + CHUNK;
-    const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
-    const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
-    decode_rope<D>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
-    __syncthreads();
-    if (holds_new && h % group == 0) decode_store_new<D>(sm, kc, vc, pos, vnew);
+    const bf16 *vnew;
+    if (!decode_take_new_token<D>(sm, a, sq, b, h, CHUNK, &vnew)) return;
     const int n = min(decode_splits(kv_len, CHUNK), (int)gridDim.x);
     float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + DECODE_PART_ACC);
     bf16 *out = a.out + ((size_t)b * a.hq + h) * D;

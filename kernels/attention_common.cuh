@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include "attention.h"
 #include "rope.cuh"
+#include "pdl.h"
 
 #define LOG2E 1.4426950408889634f
 
@@ -22,6 +23,59 @@ __device__ __forceinline__ float score_log2(float dot, float scale)
 
 /* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
 __host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
+
+/* What a decode block reads of its sequence b, head h and split: the position (each
+ * sequence's own in serving, else the device word a kernel of the previous step
+ * wrote, else the host's), whether the block has keys (the host checks pos; a
+ * graph replay past the cache does nothing), and its kv head's cache rows. */
+struct decode_seq {
+    int pos, kv_len, key0;
+    bool active;
+    __nv_bfloat16 *kc, *vc;
+};
+template <int D>
+__device__ __forceinline__ decode_seq decode_seq_of(const attn_args &a, int b, int h, int split, int chunk)
+{
+    decode_seq q;
+    q.pos = a.pos_seq ? a.pos_seq[a.batch_offset + b] : a.pos_dev ? *a.pos_dev : a.pos;
+    q.kv_len = q.pos + 1;
+    q.key0 = split * chunk;
+    q.active = q.pos >= 0 && q.pos < a.max_ctx && q.key0 < q.kv_len;
+    const int kvh = h / (a.hq / a.hkv);
+    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
+    q.kc = a.k_cache + cache_off;
+    q.vc = a.v_cache + cache_off;
+    return q;
+}
+
+/* The largest of every thread's mx in the block (WARPS warps, each a full 32), through
+ * cmax[WARPS] in shared memory; every thread gets it. */
+template <int WARPS>
+__device__ __forceinline__ float decode_block_max(float mx, float *cmax)
+{
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    if ((threadIdx.x & 31) == 0) cmax[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < WARPS; w++) m = fmaxf(m, cmax[w]);
+    return m;
+}
+
+/* The block's max and sum over its warps' (m, l), in warp order; a warp past the
+ * last key has max -inf and adds nothing. */
+template <int WARPS>
+__device__ __forceinline__ void decode_block_max_sum(const float *wm, const float *wl, float *M, float *L)
+{
+    float mx = -INFINITY, sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; w++) mx = fmaxf(mx, wm[w]);
+#pragma unroll
+    for (int w = 0; w < WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wl[w] * exp2f(wm[w] - mx);
+    *M = mx;
+    *L = sum;
+}
 
 /* A split's partial: its max at [0], its sum at [1], its weighted values from
  * [DECODE_PART_ACC], so that they start on 16 bytes (the spread kernel's combine
@@ -94,4 +148,27 @@ __device__ __forceinline__ bool decode_take_ticket(int *ticket, int n_blocks, in
 /* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and
  * `warps` warps a block, one of the pairs attn_decode accepts. */
 int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
+/* Between a decode block's cache loads and its math: its rope's cos and sin, the
+ * programmatic-launch wait (pdl.h: before anything this step's kernels wrote is
+ * read), then the query roped into shared memory, and in the block that holds the
+ * new key that key too, stored with its value by the kv group's first head. False
+ * for a block without keys, which leaves after the wait so the launch chain holds. */
+template <int D, class SM>
+__device__ __forceinline__ bool decode_take_new_token(SM &sm, const attn_args &a, const decode_seq &sq, int b, int h,
+                                                      int chunk, const __nv_bfloat16 **vnew)
+{
+    float cs = 0.0f, sn = 0.0f;  /* thread i < D: rotation pair i % (D/2) */
+    if (sq.active && threadIdx.x < D) rope_cos_sin(sq.pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
+    pdl_wait();
+    pdl_trigger();
+    if (!sq.active) return false;
+    const int group = a.hq / a.hkv, kvh = h / group;
+    const bool holds_new = sq.pos < sq.key0 + chunk;
+    const __nv_bfloat16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
+    *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
+    decode_rope<D>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
+    __syncthreads();
+    if (holds_new && h % group == 0) decode_store_new<D>(sm, sq.kc, sq.vc, sq.pos, *vnew);
+    return true;
+}
 #endif

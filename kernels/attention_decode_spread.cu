@@ -81,13 +81,7 @@ __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n,
 #pragma unroll
     for (int k = 0; k < HELD; k++) mx = fmaxf(mx, hm[k]);
     for (int i = HELD * WARPS + threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, __ldcg(all + (size_t)i * PS));
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    if (lane == 0) sm.cmax[warp] = mx;
-    __syncthreads();
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < WARPS; w++) M = fmaxf(M, sm.cmax[w]);
+    const float M = decode_block_max<WARPS>(mx, sm.cmax);
     float num[DPL], den = 0.0f;
 #pragma unroll
     for (int e = 0; e < DPL; e++) num[e] = 0.0f;
@@ -140,13 +134,10 @@ __global__ void __launch_bounds__(WARPS * 32) decode_spread_kernel(struct attn_a
     const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int sub = lane / LPK, part = lane % LPK;  /* which key of a slot, which 8 dims */
-    const int pos = a.pos_seq ? a.pos_seq[a.batch_offset + b] : a.pos_dev ? *a.pos_dev : a.pos;
-    const int kv_len = pos + 1;
-    const int key0 = split * CHUNK;
-    const bool active = pos >= 0 && pos < a.max_ctx && key0 < kv_len;
-    const int group = a.hq / a.hkv, kvh = h / group;
-    const size_t cache_off = ((size_t)(a.batch_offset + b) * a.hkv + kvh) * a.max_ctx * D;
-    bf16 *kc = a.k_cache + cache_off, *vc = a.v_cache + cache_off;
+    const decode_seq sq = decode_seq_of<D>(a, b, h, split, CHUNK);
+    const int pos = sq.pos, kv_len = sq.kv_len, key0 = sq.key0;
+    const bool active = sq.active;
+    bf16 *kc = sq.kc, *vc = sq.vc;
     const int wbase = key0 + warp * KPW + sub;  /* this lane's key at slot s: wbase + s * KPI */
     uint4 kr[S], vr[S];
 #pragma unroll
@@ -156,17 +147,8 @@ __global__ void __launch_bounds__(WARPS * 32) decode_spread_kernel(struct attn_a
         kr[s] = cached ? __ldg((const uint4 *)(kc + (size_t)key * D) + part) : make_uint4(0, 0, 0, 0);
         vr[s] = cached ? __ldg((const uint4 *)(vc + (size_t)key * D) + part) : make_uint4(0, 0, 0, 0);
     }
-    float cs = 0.0f, sn = 0.0f;
-    if (active && threadIdx.x < D) rope_cos_sin(pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
-    pdl_wait();
-    pdl_trigger();
-    if (!active) return;
-    const bool holds_new = pos < key0 + CHUNK;
-    const bf16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
-    const bf16 *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
-    decode_rope<D>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
-    __syncthreads();
-    if (holds_new && h % group == 0) decode_store_new<D>(sm, kc, vc, pos, vnew);
+    const bf16 *vnew;
+    if (!decode_take_new_token<D>(sm, a, sq, b, h, CHUNK, &vnew)) return;
     float q[8];
     {
         const float4 q0 = ((const float4 *)sm.qsh)[2 * part], q1 = ((const float4 *)sm.qsh)[2 * part + 1];
@@ -222,12 +204,8 @@ __global__ void __launch_bounds__(WARPS * 32) decode_spread_kernel(struct attn_a
         sm.wl[warp] = l;
     }
     __syncthreads();
-    /* the block's warps in order (a warp past the last key has max -inf, sum 0) */
-    float M = -INFINITY, L = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; w++) M = fmaxf(M, sm.wm[w]);
-#pragma unroll
-    for (int w = 0; w < WARPS; w++) L += sm.wm[w] == -INFINITY ? 0.0f : sm.wl[w] * exp2f(sm.wm[w] - M);
+    float M, L;
+    decode_block_max_sum<WARPS>(sm.wm, sm.wl, &M, &L);
     const int n = min(decode_splits(kv_len, CHUNK), (int)gridDim.x);
     float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + DECODE_PART_ACC);
     float *mine = all + (size_t)split * (D + DECODE_PART_ACC);

@@ -145,6 +145,42 @@ __device__ __forceinline__ void skinny_finish(float acc[MT][NT][4], float red[SK
         }
 }
 
+/* Where a thread of a skinny block works: its warp and lane, the lane's group g
+ * (rows of the mma fragment) and t, the block's first column col0 and first row row0,
+ * and K in 16-byte vectors (kv) and in chunks of four of them. */
+struct skinny_pos {
+    int warp, lane, g, t, col0, row0, kv, chunks;
+};
+template <int NT, int MT, bool SWIGLU>
+__device__ __forceinline__ skinny_pos skinny_pos_of(int k)
+{
+    skinny_pos p;
+    p.warp = threadIdx.x >> 5;
+    p.lane = threadIdx.x & 31;
+    p.g = p.lane >> 2;
+    p.t = p.lane & 3;
+    p.col0 = blockIdx.x * 16 * (SWIGLU ? 1 : MT);
+    p.row0 = blockIdx.y * 8 * NT;
+    p.kv = k / 8;
+    p.chunks = (p.kv + 3) / 4;
+    return p;
+}
+
+/* The weight rows lane group g of a block streams: for each of its MT column tiles
+ * (SwiGLU: gate and up of one tile) the rows g and g + 8 from col0, clamped to the
+ * last row so a partial tile reads valid memory (its columns are not written). */
+template <int MT, bool SWIGLU>
+__device__ __forceinline__ void skinny_weight_rows(const bf16 *w, int n, int k, int col0, int g, const uint4 *wp[MT][2])
+{
+#pragma unroll
+    for (int q = 0; q < MT; q++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
+            wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
+        }
+}
+
 /* NT row tiles of 8 rows, MT column tiles of 16 weight rows per block. SWIGLU:
  * MT = 2, tile 0 the gate rows [c, c + 16) and tile 1 the up rows n + c..., so the
  * epilogue writes silu(gate) * up as k_swiglu rounds it. */
@@ -154,18 +190,10 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
               int accumulate)
 {
     __shared__ float red[SK_WARPS - 1][NT * 4][32];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    int col0 = blockIdx.x * 16 * (SWIGLU ? 1 : MT);
-    int row0 = blockIdx.y * 8 * NT;
-    int kv = k / 8, chunks = (kv + 3) / 4;
+    const skinny_pos p = skinny_pos_of<NT, MT, SWIGLU>(k);
+    const int warp = p.warp, lane = p.lane, g = p.g, t = p.t, col0 = p.col0, row0 = p.row0, kv = p.kv, chunks = p.chunks;
     const uint4 *wp[MT][2];
-#pragma unroll
-    for (int q = 0; q < MT; q++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
-            wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
-        }
+    skinny_weight_rows<MT, SWIGLU>(w, n, k, col0, g, wp);
     /* Few rows (NT <= 2): one buffer of SK_U chunks, loaded whole, then multiplied.
      * More rows: two buffers of SK_U / 2 (the same registers), one streaming while
      * the other is multiplied; with one buffer their larger sums left the warp
@@ -220,18 +248,10 @@ skinny_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16
 {
     extern __shared__ __align__(16) uint4 ring[];
     __shared__ float red[SK_WARPS - 1][NT * 4][32];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    int col0 = blockIdx.x * 16 * (SWIGLU ? 1 : MT);
-    int row0 = blockIdx.y * 8 * NT;
-    int kv = k / 8, chunks = (kv + 3) / 4;
+    const skinny_pos p = skinny_pos_of<NT, MT, SWIGLU>(k);
+    const int warp = p.warp, lane = p.lane, g = p.g, t = p.t, col0 = p.col0, row0 = p.row0, kv = p.kv, chunks = p.chunks;
     const uint4 *wp[MT][2];
-#pragma unroll
-    for (int q = 0; q < MT; q++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            int c = min(col0 + (SWIGLU ? 0 : q * 16) + g + 8 * h, n - 1);
-            wp[q][h] = (const uint4 *)(w + (size_t)(SWIGLU ? q * n + c : c) * k);
-        }
+    skinny_weight_rows<MT, SWIGLU>(w, n, k, col0, g, wp);
     const int mine = chunks > warp ? (chunks - warp + SK_WARPS - 1) / SK_WARPS : 0;  /* chunks of this warp */
     const int groups = (mine + UB - 1) / UB;
     auto slot = [&](int st, int u, int q, int h) {

@@ -92,6 +92,21 @@ static inline struct model_spec tiny_spec(void)
     return m;
 }
 
+/* tiny_spec's rotary frequencies at head size hd (at most 256), as the kernels read
+ * them: hd / 2 floats in device memory, the caller's to free. */
+static inline float *dev_tiny_inv_freq(int hd)
+{
+    struct model_spec m = tiny_spec();
+    m.head_dim = hd;
+    double inv_d[128];
+    float inv_f[128], *dinv = NULL;
+    ref_inv_freq(&m, inv_d);
+    for (int i = 0; i < hd / 2; i++) inv_f[i] = (float)inv_d[i];
+    cudaMalloc((void **)&dinv, hd / 2 * sizeof(float));
+    cudaMemcpy(dinv, inv_f, hd / 2 * sizeof(float), cudaMemcpyHostToDevice);
+    return dinv;
+}
+
 #define REL_TOL_KERNEL 1e-2  /* bf16 operands, fp32 accumulation (METHOD.md) */
 #define REL_TOL_MODEL 3e-2   /* a whole forward in bf16 against fp32 */
 

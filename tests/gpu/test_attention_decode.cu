@@ -135,14 +135,7 @@ static void bits_case_run(int *failures_, int hd, int hq, int hkv, int keys, int
     c.qkv_n = (hq + 2 * hkv) * hd;
     c.cache = (size_t)BATCH * hkv * MAX_CTX * hd;
     c.out_n = (size_t)hq * hd;
-    struct model_spec m = tiny_spec();
-    m.head_dim = hd;
-    double inv_d[128];
-    float inv_f[128];
-    ref_inv_freq(&m, inv_d);
-    for (int i = 0; i < hd / 2; i++) inv_f[i] = (float)inv_d[i];
-    cudaMalloc((void **)&c.dinv, hd / 2 * sizeof(float));
-    cudaMemcpy(c.dinv, inv_f, hd / 2 * sizeof(float), cudaMemcpyHostToDevice);
+    c.dinv = dev_tiny_inv_freq(hd);
     c.qkv = dev_random((size_t)BATCH * c.qkv_n, 2.0f, seed, NULL);
     c.kc0 = dev_random(c.cache, 2.0f, seed + 1, NULL);
     c.vc0 = dev_random(c.cache, 1.0f, seed + 2, NULL);

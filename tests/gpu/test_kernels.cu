@@ -427,15 +427,7 @@ static void decode_case(int *failures_, int hd, int hq, int hkv, int batch, int 
     int max_ctx = pos + 1 + extra_ctx, bo = 1, max_batch = batch + 1;
     int qkv_n = (hq + 2 * hkv) * hd;
     size_t cache = (size_t)max_batch * hkv * max_ctx * hd, qn = (size_t)batch * hq * hd;
-    struct model_spec m = tiny_spec();
-    m.head_dim = hd;
-    double inv_d[128];
-    float inv_f[128];
-    ref_inv_freq(&m, inv_d);
-    for (int i = 0; i < hd / 2; i++) inv_f[i] = (float)inv_d[i];
-    float *dinv;
-    cudaMalloc((void **)&dinv, hd / 2 * sizeof(float));
-    cudaMemcpy(dinv, inv_f, hd / 2 * sizeof(float), cudaMemcpyHostToDevice);
+    float *dinv = dev_tiny_inv_freq(hd);
     float *hqkv, *hk, *hv;
     bf16 *qkv = dev_random((size_t)batch * qkv_n, 2.0f, seed, &hqkv);
     bf16 *kc = dev_random(cache, 2.0f, seed + 1, &hk), *vc = dev_random(cache, 1.0f, seed + 2, &hv);

@@ -92,16 +92,26 @@ static int serve_stream(const char *name, int n_dev, const int *ordinal, int max
     return serve_engine_run(&ex, &pol, req, N_REQ, res, &tot);
 }
 
-static void check_served_equals_generate(int *failures_, const char *name, int n_dev, int groups)
+/* The test stream served by `name` on n_dev logical devices of GPU 0; 0 on success,
+ * else the error printed. */
+static int serve_test_stream(const char *name, int n_dev, int groups, enum allreduce_algo algo,
+                             struct serve_request *req, struct model_spec *m, struct serve_exec *x,
+                             struct serve_request_result *res)
 {
     int ordinal[2] = {0, 0};
+    make_stream(req);
+    int rc = serve_stream(name, n_dev, ordinal, 3, groups, algo, req, m, x, res);
+    if (rc) fprintf(stderr, "  %s on %d logical devices: %s\n", name, n_dev, pb_last_error());
+    return rc;
+}
+
+static void check_served_equals_generate(int *failures_, const char *name, int n_dev, int groups)
+{
     struct serve_request req[N_REQ];
     struct serve_request_result res[N_REQ];
     struct model_spec m;
     struct serve_exec x;
-    make_stream(req);
-    int rc = serve_stream(name, n_dev, ordinal, 3, groups, ALLREDUCE_AUTO, req, &m, &x, res);
-    if (rc) fprintf(stderr, "  %s on %d logical devices: %s\n", name, n_dev, pb_last_error());
+    int rc = serve_test_stream(name, n_dev, groups, ALLREDUCE_AUTO, req, &m, &x, res);
     CHECK_EQ_INT(rc, 0);
     for (int i = 0; !rc && i < N_REQ; i++) {
         int want[16];
@@ -140,14 +150,11 @@ TEST(test_serve_pipeline_with_two_groups_on_two_logical_devices_gives_each_reque
 
 TEST(test_serve_tp_on_two_logical_devices_serves_every_request)
 {
-    int ordinal[2] = {0, 0};
     struct serve_request req[N_REQ];
     struct serve_request_result res[N_REQ];
     struct model_spec m;
     struct serve_exec x;
-    make_stream(req);
-    int rc = serve_stream("tp", 2, ordinal, 3, 1, ALLREDUCE_ONESHOT, req, &m, &x, res);
-    if (rc) fprintf(stderr, "  tp on 2 logical devices: %s\n", pb_last_error());
+    int rc = serve_test_stream("tp", 2, 1, ALLREDUCE_ONESHOT, req, &m, &x, res);
     CHECK_EQ_INT(rc, 0);
     for (int i = 0; !rc && i < N_REQ; i++) {
         const int *got = serve_exec_tokens(&x, i);
