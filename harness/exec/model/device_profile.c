@@ -103,6 +103,25 @@ static int parse_link(const cJSON *links, enum link_kind k, const char *origin,
     return PB_OK;
 }
 
+/* The name of point n of the array `where` ("kernels.gemm[3]"), or a failure where a
+ * table of at most `max` points has no room for it. */
+static int point_name(const char *where, int n, int max, const char *origin, char *at, size_t at_len)
+{
+    if (n == max) return pb_fail("%s: %s: at most %d points", origin, where, max);
+    snprintf(at, at_len, "%s[%d]", where, n);
+    return PB_OK;
+}
+
+/* A point's "memory" and its optional "compute" (1: only bandwidth was measured). */
+static int get_efficiencies(const cJSON *e, const char *at, const char *origin, double *compute, double *memory)
+{
+    PB_TRY(get_number(e, at, "memory", origin, FRACTION, memory));
+    *compute = 1;
+    if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
+        PB_TRY(get_number(e, at, "compute", origin, FRACTION, compute));
+    return PB_OK;
+}
+
 /* One efficiency table: [{"rows": M, "compute": c, "memory": m}, ...], rows rising;
  * "compute" may be left out (1: only bandwidth was measured, as for the GEMV). */
 static int parse_table(const cJSON *arr, const char *where, const char *origin,
@@ -112,17 +131,12 @@ static int parse_table(const cJSON *arr, const char *where, const char *origin,
     *n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, arr) {
-        if (*n == PB_EFFICIENCY_POINTS)
-            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        PB_TRY(point_name(where, *n, PB_EFFICIENCY_POINTS, origin, at, sizeof at));
         struct efficiency_point *pt = &out[*n];
         double rows;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
-        PB_TRY(get_number(e, at, "memory", origin, FRACTION, &pt->memory));
-        pt->compute = 1;
-        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
-            PB_TRY(get_number(e, at, "compute", origin, FRACTION, &pt->compute));
+        PB_TRY(get_efficiencies(e, at, origin, &pt->compute, &pt->memory));
         if (rows < 1 || rows > 1e9) return pb_fail("%s: %s.rows: must be at least 1", origin, at);
         pt->rows = (int)rows;
         if (*n > 0 && pt->rows <= out[*n - 1].rows)
@@ -150,18 +164,13 @@ static int parse_tuned_table(const cJSON *arr, const char *where, const char *or
         return pb_fail("%s: %s: must be an array of {rows, tune_rows, compute, memory}", origin, where);
     const cJSON *e;
     cJSON_ArrayForEach(e, arr) {
-        if (*n == PB_EFFICIENCY_POINTS)
-            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        PB_TRY(point_name(where, *n, PB_EFFICIENCY_POINTS, origin, at, sizeof at));
         struct tuned_efficiency_point *pt = &out[*n];
         double rows, tune;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
         PB_TRY(get_number(e, at, "tune_rows", origin, 1, 1e9, &tune));
-        PB_TRY(get_number(e, at, "memory", origin, FRACTION, &pt->memory));
-        pt->compute = 1;
-        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
-            PB_TRY(get_number(e, at, "compute", origin, FRACTION, &pt->compute));
+        PB_TRY(get_efficiencies(e, at, origin, &pt->compute, &pt->memory));
         pt->rows = (int)rows;
         pt->tune_rows = (int)tune;
         if (pt->tune_rows <= pt->rows)
@@ -288,12 +297,12 @@ static int parse_slowdowns(const cJSON *o, const char *key, const char *origin, 
     t->n = 0;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
     if (!arr) return PB_OK;
-    if (!cJSON_IsArray(arr)) return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, slowdown}", origin, key);
+    char where[48];
+    snprintf(where, sizeof where, "shared_gpu_compute.%s", key);
+    if (!cJSON_IsArray(arr)) return pb_fail("%s: %s: must be an array of {rows, slowdown}", origin, where);
     cJSON_ArrayForEach(e, arr) {
-        if (t->n == PB_SHARED_POINTS)
-            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        PB_TRY(point_name(where, t->n, PB_SHARED_POINTS, origin, at, sizeof at));
         double rows;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
         PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &t->point[t->n].slowdown));
@@ -312,13 +321,13 @@ static int parse_tuned_slowdowns(const cJSON *o, const char *origin, struct shar
     t->n = 0;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
     if (!arr) return PB_OK;
+    char where[48];
+    snprintf(where, sizeof where, "shared_gpu_compute.%s", key);
     if (!cJSON_IsArray(arr))
-        return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, tune_rows, slowdown}", origin, key);
+        return pb_fail("%s: %s: must be an array of {rows, tune_rows, slowdown}", origin, where);
     cJSON_ArrayForEach(e, arr) {
-        if (t->n == PB_SHARED_POINTS)
-            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        PB_TRY(point_name(where, t->n, PB_SHARED_POINTS, origin, at, sizeof at));
         double rows, tune;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
         PB_TRY(get_number(e, at, "tune_rows", origin, 1, 1e9, &tune));
