@@ -22,13 +22,6 @@
 #define FAKE_SLOTS 8
 #define FAKE_CALLS 64
 
-static char *read_in(const char *dir, const char *name)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return text_file_read(path);
-}
-
 /* What the fake saw: the program it was sized by, and each step. */
 struct fake_call {
     int slot0, batch, seq, pos;
@@ -352,7 +345,7 @@ TEST(test_serve_run_on_a_target_serves_every_point_and_writes_every_file)
     CHECK_EQ_INT(serve_run_on(&o, &m, &t), PB_OK);
     static const char *const files[] = {"serve.csv", "serve.json", "requests.csv", "serve.svg", "report.html"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *text = read_in(dir, files[i]);
+        char *text = read_text_in(dir, files[i]);
         CHECK(text != NULL);
         free(text);
     }
