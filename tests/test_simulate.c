@@ -430,12 +430,20 @@ static double one_allreduce_ns(const struct device_profile *prof, int n, uint64_
     return end;
 }
 
+/* The round profile with a 2 us launch and a peer all-reduce table: 400 GB/s peer
+ * reads, a 1.5 us barrier, one-shot to 64 KiB, two-shot to 4 MiB. */
+static struct device_profile peer_profile(void)
+{
+    struct device_profile p = round_profile();
+    p.launch_us = 2;
+    p.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
+                                                       .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    return p;
+}
+
 TEST(test_peer_allreduce_takes_its_own_formulas)
 {
-    struct device_profile prof = round_profile();
-    prof.launch_us = 2;
-    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
-                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    struct device_profile prof = peer_profile();
     uint64_t bytes = 1 << 20;
     /* one-shot: launch + latency + (n-1) x bytes / read; two-shot: launch + 2 latencies + 2(n-1)/n x bytes / read */
     CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 4, 0), 2e3 + 1.5e3 + 3.0 * bytes / 400, 1e-6);
@@ -451,11 +459,8 @@ TEST(test_peer_allreduce_takes_its_own_formulas)
 
 TEST(test_simulated_allreduce_follows_the_asked_algorithm_and_autos_table)
 {
-    struct device_profile prof = round_profile();
-    prof.launch_us = 2;
+    struct device_profile prof = peer_profile();
     prof.allreduce.step_latency_us = 3;
-    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
-                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
     uint64_t small = 8192, mid = 1 << 20, large = 1 << 26;
     CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_NCCL), sim_allreduce_ns(&prof, small, 2), 1);
     CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_TWOSHOT),
@@ -491,10 +496,7 @@ TEST(test_auto_without_a_table_takes_nccl_where_it_can)
  * fixed cost, and the GPU's compute waits for it. */
 TEST(test_shared_gpu_allreduce_sums_every_ranks_traffic_and_holds_the_gpu)
 {
-    struct device_profile prof = round_profile();
-    prof.launch_us = 2;
-    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
-                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    struct device_profile prof = peer_profile();
     uint64_t bytes = 1 << 20;
     double before = sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 1);
     prof.shared_gpu = (struct shared_gpu_profile){.present = 1, .oneshot_us = 30, .twoshot_us = 45, .gbps = 500};
