@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../base/text_file.h"
 #include "test.h"
 
 #define MAX_TESTS 1024
@@ -62,6 +63,20 @@ int leftover_temporaries(const char *dir)
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
     closedir(d);
+    return n;
+}
+
+char *read_text_in(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return text_file_read(path);
+}
+
+int count_occurrences(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
     return n;
 }
 

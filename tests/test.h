@@ -66,6 +66,10 @@ int run_capture(const char *cmd, char *buf, size_t buflen);
 void make_temp_dir(char *buf, size_t buflen);
 /* Files in dir whose name holds ".tmp": a report left half-written. */
 int leftover_temporaries(const char *dir);
+/* The text of dir/name (the caller frees it); NULL where it cannot be read. */
+char *read_text_in(const char *dir, const char *name);
+/* How many times needle stands in s, not overlapping. */
+int count_occurrences(const char *s, const char *needle);
 #ifdef __cplusplus
 }
 #endif

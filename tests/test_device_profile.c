@@ -29,6 +29,28 @@ static int parse_with(const char *from, const char *to, struct device_profile *p
     return device_profile_parse(buf, "bad.json", p);
 }
 
+/* The valid text with `members` (more members of its top-level object) added at its end. */
+static int parse_with_members(const char *members, const char *origin, struct device_profile *p)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s, %s}", (int)strlen(valid_json) - 1, valid_json, members);
+    return device_profile_parse(buf, origin, p);
+}
+
+/* Writes `a` to a file of a fresh temporary folder (the write must succeed), loads
+ * that file into `b` and removes both; the load's status. */
+static int write_and_load(int *failures_, const struct device_profile *a, struct device_profile *b)
+{
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/calibrated.json", dir);
+    CHECK_EQ_INT(device_profile_write(a, path), PB_OK);
+    int rc = device_profile_load(path, b);
+    remove(path);
+    remove(dir);
+    return rc;
+}
+
 TEST(test_every_shipped_profile_loads_with_sources)
 {
     for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
@@ -137,11 +159,7 @@ TEST(test_written_profile_reads_back_the_same)
     struct device_profile a, b;
     CHECK_EQ_INT(device_profile_load("rtx4090", &a), PB_OK);
     a.measured = 1;
-    char dir[256], path[300];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/calibrated.json", dir);
-    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
-    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(write_and_load(failures_, &a, &b), PB_OK);
     CHECK(!strcmp(a.name, b.name) && !strcmp(a.gpu, b.gpu));
     CHECK_EQ_INT(b.measured, 1);
     CHECK_EQ_INT(a.memory_bytes, b.memory_bytes);
@@ -159,8 +177,6 @@ TEST(test_written_profile_reads_back_the_same)
     CHECK_NEAR(b.kernels.gemm[0].compute, a.kernels.gemm[0].compute, 1e-9);
     CHECK_NEAR(b.kernels.gemv[0].compute, 1, 0);   /* left out in JSON: only bandwidth binds */
     CHECK_NEAR(b.kernels.attention_tflops, a.kernels.attention_tflops, 1e-9);
-    remove(path);
-    remove(dir);
 }
 
 TEST(test_writer_refuses_an_invalid_profile)
@@ -174,14 +190,14 @@ TEST(test_writer_refuses_an_invalid_profile)
     if (f) fclose(f);
 }
 
-/* The valid text with a "kernels" object appended, its gemm table replaced by `gemm`. */
-static int parse_kernels_with(const char *gemm, struct device_profile *p)
+/* The valid text with a "kernels" object appended: its gemm table `gemm`, and `more`
+ * members of it ("" for none, else ending in ", "). */
+static int parse_kernels_with(const char *gemm, const char *more, struct device_profile *p)
 {
-    char buf[4096];
-    size_t n = strlen(valid_json) - 1;   /* drop the closing brace */
-    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": %s, \"gemv\": [{\"rows\": 1, \"memory\": 0.8}],"
-             " \"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}}", (int)n, valid_json, gemm);
-    return device_profile_parse(buf, "k.json", p);
+    char kernels[2048];
+    snprintf(kernels, sizeof kernels, "\"kernels\": {\"gemm\": %s, \"gemv\": [{\"rows\": 1, \"memory\": 0.8}], %s"
+             "\"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}", gemm, more);
+    return parse_with_members(kernels, "k.json", p);
 }
 
 TEST(test_profile_without_kernels_keeps_one_roofline)
@@ -195,15 +211,15 @@ TEST(test_kernel_tables_are_checked)
 {
     struct device_profile p;
     CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 0.5, \"memory\": 0.7},"
-                                    " {\"rows\": 4096, \"compute\": 0.85, \"memory\": 0.7}]", &p), PB_OK);
+                                    " {\"rows\": 4096, \"compute\": 0.85, \"memory\": 0.7}]", "", &p), PB_OK);
     CHECK_EQ_INT(p.kernels.n_gemm, 2);
     CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 64, \"compute\": 0.5, \"memory\": 0.7},"
-                                    " {\"rows\": 16, \"compute\": 0.85, \"memory\": 0.7}]", &p), PB_ERR);
+                                    " {\"rows\": 16, \"compute\": 0.85, \"memory\": 0.7}]", "", &p), PB_ERR);
     CHECK(strstr(pb_last_error(), "kernels.gemm[1].rows: must rise"));
-    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 3, \"memory\": 0.7}]", &p), PB_ERR);
+    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 3, \"memory\": 0.7}]", "", &p), PB_ERR);
     CHECK(strstr(pb_last_error(), "kernels.gemm[0]"));
-    CHECK_EQ_INT(parse_kernels_with("[]", &p), PB_ERR);
-    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 0.5}]", &p), PB_ERR);
+    CHECK_EQ_INT(parse_kernels_with("[]", "", &p), PB_ERR);
+    CHECK_EQ_INT(parse_kernels_with("[{\"rows\": 16, \"compute\": 0.5}]", "", &p), PB_ERR);
     CHECK(strstr(pb_last_error(), "kernels.gemm[0].memory: missing"));
 }
 
@@ -223,24 +239,19 @@ TEST(test_peer_allreduce_table_is_optional_and_checked)
     struct device_profile p;
     CHECK_EQ_INT(device_profile_parse(valid_json, "t.json", &p), PB_OK);
     CHECK(!p.peer_allreduce.present && !device_profile_allreduce_table(&p).known);
-    const char *peer = ", \"peer_allreduce\": {\"read_gbps\": 350, \"latency_us\": 2, \"oneshot_max_bytes\": 524288,"
-                       " \"twoshot_max_bytes\": 8388608, \"source\": \"s\"}}";
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%.*s%s", (int)strlen(valid_json) - 1, valid_json, peer);
-    CHECK_EQ_INT(device_profile_parse(buf, "t.json", &p), PB_OK);
+    CHECK_EQ_INT(parse_with_members("\"peer_allreduce\": {\"read_gbps\": 350, \"latency_us\": 2, "
+                                    "\"oneshot_max_bytes\": 524288, \"twoshot_max_bytes\": 8388608, \"source\": \"s\"}",
+                                    "t.json", &p), PB_OK);
     struct allreduce_table t = device_profile_allreduce_table(&p);
     CHECK(t.known && t.oneshot_max_bytes == 524288 && t.twoshot_max_bytes == 8388608);
     CHECK(p.peer_allreduce.read_gbps == 350 && p.peer_allreduce.latency_us == 2);
     /* two-shot takes over from one-shot: a smaller two-shot bound is refused, naming the field */
-    snprintf(buf, sizeof buf, "%.*s%s", (int)strlen(valid_json) - 1, valid_json,
-             ", \"peer_allreduce\": {\"read_gbps\": 350, \"latency_us\": 2, \"oneshot_max_bytes\": 524288,"
-             " \"twoshot_max_bytes\": 1000, \"source\": \"s\"}}");
-    CHECK_EQ_INT(device_profile_parse(buf, "t.json", &p), PB_ERR);
+    CHECK_EQ_INT(parse_with_members("\"peer_allreduce\": {\"read_gbps\": 350, \"latency_us\": 2, "
+                                    "\"oneshot_max_bytes\": 524288, \"twoshot_max_bytes\": 1000, \"source\": \"s\"}",
+                                    "t.json", &p), PB_ERR);
     CHECK(strstr(pb_last_error(), "t.json: peer_allreduce.twoshot_max_bytes") != NULL);
-    snprintf(buf, sizeof buf, "%.*s%s", (int)strlen(valid_json) - 1, valid_json,
-             ", \"peer_allreduce\": {\"latency_us\": 2, \"oneshot_max_bytes\": 1, \"twoshot_max_bytes\": 2,"
-             " \"source\": \"s\"}}");
-    CHECK_EQ_INT(device_profile_parse(buf, "t.json", &p), PB_ERR);
+    CHECK_EQ_INT(parse_with_members("\"peer_allreduce\": {\"latency_us\": 2, \"oneshot_max_bytes\": 1, "
+                                    "\"twoshot_max_bytes\": 2, \"source\": \"s\"}", "t.json", &p), PB_ERR);
     CHECK(strstr(pb_last_error(), "peer_allreduce.read_gbps: missing") != NULL);
 }
 
@@ -256,19 +267,13 @@ TEST(test_written_peer_allreduce_table_reads_back_the_same)
 {
     struct device_profile a, b;
     CHECK_EQ_INT(device_profile_load("h200", &a), PB_OK);
-    char dir[256], path[300];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/calibrated.json", dir);
-    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
-    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(write_and_load(failures_, &a, &b), PB_OK);
     CHECK_EQ_INT(b.peer_allreduce.present, 1);
     CHECK_NEAR(b.peer_allreduce.read_gbps, a.peer_allreduce.read_gbps, 1e-9);
     CHECK_NEAR(b.peer_allreduce.latency_us, a.peer_allreduce.latency_us, 1e-9);
     CHECK(b.peer_allreduce.oneshot_max_bytes == a.peer_allreduce.oneshot_max_bytes);
     CHECK(b.peer_allreduce.twoshot_max_bytes == a.peer_allreduce.twoshot_max_bytes);
     CHECK(!strcmp(a.peer_allreduce.source, b.peer_allreduce.source));
-    remove(path);
-    remove(dir);
 }
 
 TEST(test_shared_gpu_section_reads_back_and_is_checked)
@@ -278,20 +283,11 @@ TEST(test_shared_gpu_section_reads_back_and_is_checked)
     CHECK_EQ_INT(a.shared_gpu.present, 0);   /* shipped profiles: not measured */
     a.shared_gpu = (struct shared_gpu_profile){.present = 1, .oneshot_us = 31, .twoshot_us = 44, .gbps = 3400,
                                                .source = "test"};
-    a.shared_compute.layers.n = 2;
-    a.shared_compute.layers.point[0].rows = 1;
-    a.shared_compute.layers.point[0].slowdown = 1.02;
-    a.shared_compute.layers.point[1].rows = 128;
-    a.shared_compute.layers.point[1].slowdown = 1.3;
-    a.shared_compute.tp.n = 1;
-    a.shared_compute.tp.point[0].rows = 512;
-    a.shared_compute.tp.point[0].slowdown = 1.01;
+    a.shared_compute.layers = (struct shared_slowdown_table){
+        2, {{.rows = 1, .slowdown = 1.02}, {.rows = 128, .slowdown = 1.3}}};
+    a.shared_compute.tp = (struct shared_slowdown_table){1, {{.rows = 512, .slowdown = 1.01}}};
     snprintf(a.shared_compute.source, sizeof a.shared_compute.source, "pairs");
-    char dir[256], path[300];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/shared.json", dir);
-    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
-    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(write_and_load(failures_, &a, &b), PB_OK);
     CHECK_EQ_INT(b.shared_gpu.present, 1);
     CHECK_NEAR(b.shared_gpu.oneshot_us, 31, 1e-9);
     CHECK_NEAR(b.shared_gpu.twoshot_us, 44, 1e-9);
@@ -305,14 +301,11 @@ TEST(test_shared_gpu_section_reads_back_and_is_checked)
     CHECK(!strcmp(b.shared_compute.source, "pairs"));
     /* rows that do not rise are refused on reading, by field */
     a.shared_compute.layers.point[1].rows = 1;
-    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
-    CHECK_EQ_INT(device_profile_load(path, &b), PB_ERR);
+    CHECK_EQ_INT(write_and_load(failures_, &a, &b), PB_ERR);
     CHECK(strstr(pb_last_error(), "shared_gpu_compute.points[1].rows: must rise") != NULL);
     a.shared_gpu.gbps = 0;
     CHECK_EQ_INT(device_profile_validate(&a, "x.json"), PB_ERR);
     CHECK(strstr(pb_last_error(), "x.json: shared_gpu.gbps") != NULL);
-    remove(path);
-    remove(dir);
 }
 
 /* Calls below their part's tune rows (kernels/gemm_class.h): optional tables, so a
@@ -338,19 +331,10 @@ TEST(test_tuned_above_tables_are_optional_read_back_and_price_calls_below_their_
                                                                     .memory = 0.5};
     a.kernels.gemm_tuned_above[2] = (struct tuned_efficiency_point){.rows = 256, .tune_rows = 512, .compute = 0.5,
                                                                     .memory = 0.4};
-    a.shared_compute.layers.n = 1;
-    a.shared_compute.layers.point[0].rows = 128;
-    a.shared_compute.layers.point[0].slowdown = 0.9;
-    a.shared_compute.tuned_above.n = 1;
-    a.shared_compute.tuned_above.point[0].rows = 128;
-    a.shared_compute.tuned_above.point[0].tune_rows = 512;
-    a.shared_compute.tuned_above.point[0].slowdown = 0.8;
+    a.shared_compute.layers = (struct shared_slowdown_table){1, {{.rows = 128, .slowdown = 0.9}}};
+    a.shared_compute.tuned_above = (struct shared_tuned_table){1, {{.rows = 128, .tune_rows = 512, .slowdown = 0.8}}};
     snprintf(a.shared_compute.source, sizeof a.shared_compute.source, "pairs");
-    char dir[256], path[300];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/tuned.json", dir);
-    CHECK_EQ_INT(device_profile_write(&a, path), PB_OK);
-    CHECK_EQ_INT(device_profile_load(path, &b), PB_OK);
+    CHECK_EQ_INT(write_and_load(failures_, &a, &b), PB_OK);
     CHECK_EQ_INT(b.kernels.n_gemm_tuned_above, 3);
     CHECK_EQ_INT(b.kernels.gemm_tuned_above[2].rows, 256);
     CHECK_EQ_INT(b.kernels.gemm_tuned_above[2].tune_rows, 512);
@@ -383,24 +367,15 @@ TEST(test_tuned_above_tables_are_optional_read_back_and_price_calls_below_their_
     a.kernels.gemm_tuned_above[1].memory = 1.5;
     CHECK_EQ_INT(device_profile_validate(&a, "x.json"), PB_ERR);
     CHECK(strstr(pb_last_error(), "fractions") != NULL);
-    remove(path);
-    remove(dir);
-    char buf[4096];
-    size_t n = strlen(valid_json) - 1;
-    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": [{\"rows\": 128, \"memory\": 0.8}], \"gemv\": [{\"rows\": 1, "
-             "\"memory\": 0.8}], \"gemm_tuned_above\": [{\"rows\": 128, \"tune_rows\": 64, \"memory\": 0.5}], "
-             "\"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}}", (int)n, valid_json);
-    CHECK_EQ_INT(device_profile_parse(buf, "k.json", &b), PB_ERR);
+    const char *gemm = "[{\"rows\": 128, \"memory\": 0.8}]";
+    CHECK_EQ_INT(parse_kernels_with(gemm, "\"gemm_tuned_above\": [{\"rows\": 128, \"tune_rows\": 64, "
+                                    "\"memory\": 0.5}], ", &b), PB_ERR);
     CHECK(strstr(pb_last_error(), "k.json: kernels.gemm_tuned_above[0].tune_rows: 64 must be above rows 128") != NULL);
-    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": [{\"rows\": 128, \"memory\": 0.8}], \"gemv\": [{\"rows\": 1, "
-             "\"memory\": 0.8}], \"gemm_tuned_above\": [{\"rows\": 256, \"tune_rows\": 512, \"memory\": 0.5}, {\"rows\": "
-             "128, \"tune_rows\": 512, \"memory\": 0.5}], \"attention_tflops\": 50, \"memory_efficiency\": 0.9, "
-             "\"source\": \"s\"}}", (int)n, valid_json);
-    CHECK_EQ_INT(device_profile_parse(buf, "k.json", &b), PB_ERR);
+    CHECK_EQ_INT(parse_kernels_with(gemm, "\"gemm_tuned_above\": [{\"rows\": 256, \"tune_rows\": 512, "
+                                    "\"memory\": 0.5}, {\"rows\": 128, \"tune_rows\": 512, \"memory\": 0.5}], ", &b),
+                 PB_ERR);
     CHECK(strstr(pb_last_error(), "gemm_tuned_above[1]: points must rise by tune_rows, then rows") != NULL);
-    snprintf(buf, sizeof buf, "%.*s, \"kernels\": {\"gemm\": [{\"rows\": 128, \"memory\": 0.8}], \"gemv\": [{\"rows\": 1, "
-             "\"memory\": 0.8}], \"gemm_tuned_above\": [{\"rows\": 128, \"tune_rows\": 512, \"memory\": 0.5}], "
-             "\"attention_tflops\": 50, \"memory_efficiency\": 0.9, \"source\": \"s\"}}", (int)n, valid_json);
-    CHECK_EQ_INT(device_profile_parse(buf, "k.json", &b), PB_OK);
+    CHECK_EQ_INT(parse_kernels_with(gemm, "\"gemm_tuned_above\": [{\"rows\": 128, \"tune_rows\": 512, "
+                                    "\"memory\": 0.5}], ", &b), PB_OK);
     CHECK_NEAR(b.kernels.gemm_tuned_above[0].compute, 1, 0);   /* left out: only bandwidth binds */
 }

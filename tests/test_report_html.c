@@ -10,13 +10,6 @@
 #include "test.h"
 
 
-static int count(const char *s, const char *needle)
-{
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
-    return n;
-}
-
 static long file_size(const char *path)
 {
     struct stat st;
@@ -46,8 +39,8 @@ TEST(test_report_html_has_tables_svg_and_every_strategy)
     if (!html) return;
     CHECK(!strncmp(html, "<!DOCTYPE html>", 15));
     CHECK(strstr(html, "<table id=\"summary\">") && strstr(html, "<table id=\"environment\">"));
-    CHECK_EQ_INT(count(html, "<svg class=\"timeline\""), 6);   /* every ok point with a trace */
-    CHECK_EQ_INT(count(html, "<svg class=\"utilisation\""), 1);
+    CHECK_EQ_INT(count_occurrences(html, "<svg class=\"timeline\""), 6);   /* every ok point with a trace */
+    CHECK_EQ_INT(count_occurrences(html, "<svg class=\"utilisation\""), 1);
     static const char *const names[] = {">single<", ">naive<", ">auto<", ">pipeline<", ">tp<", ">optimal<"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) CHECK(strstr(html, names[i]));
     CHECK(strstr(html, "failed: out of memory on GPU 1 (synthetic)"));

@@ -5,25 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../base/atomic_file.h"
-#include "../base/text_file.h"
 #include "../harness/report/report_html.h"
 #include "../harness/report/report_serve.h"
 #include "synthetic_run.h"
 #include "test.h"
-
-static int count(const char *s, const char *needle)
-{
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
-    return n;
-}
-
-static char *read_in(const char *dir, const char *name)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return text_file_read(path);
-}
 
 /* A --serve --simulate run of three strategies at two rates into dir. */
 static int serve_into(char *dir, size_t len)
@@ -41,16 +26,16 @@ TEST(test_report_serving_page_has_the_table_the_picture_and_the_answer)
 {
     char dir[256];
     CHECK_EQ_INT(serve_into(dir, sizeof dir), 0);
-    char *html = read_in(dir, "report.html");
+    char *html = read_text_in(dir, "report.html");
     CHECK(html != NULL);
     if (!html) return;
     CHECK(!strncmp(html, "<!DOCTYPE html>", 15));
     CHECK(strstr(html, "<h2>Serving</h2>") && strstr(html, "<table id=\"serving\">"));
-    CHECK_EQ_INT(count(html, "<tr><td class=\"l\">"), 6);   /* 3 strategies x 2 rates */
+    CHECK_EQ_INT(count_occurrences(html, "<tr><td class=\"l\">"), 6);   /* 3 strategies x 2 rates */
     CHECK(strstr(html, ">single<") && strstr(html, ">naive<") && strstr(html, ">pipeline<"));
     CHECK(strstr(html, "<th>TTFT p99 ms</th>") && strstr(html, "<th>TPOT p99 ms</th>") &&
           strstr(html, "<th>goodput/s</th>"));
-    CHECK_EQ_INT(count(html, "<svg"), 1);                  /* serve.svg inline */
+    CHECK_EQ_INT(count_occurrences(html, "<svg"), 1);                  /* serve.svg inline */
     CHECK(strstr(html, "TTFT p99 (ms, predicted)") && strstr(html, "predicted by the cost model"));
     CHECK(strstr(html, "<pre id=\"answer\">") && strstr(html, "serves best"));
     CHECK(!strstr(html, "http://") || !strstr(strstr(html, "http://"), "src="));   /* nothing fetched */
@@ -69,7 +54,7 @@ TEST(test_report_serving_section_marks_a_point_not_served)
                                          "naive,inf,ok,,12.5,30.25,0.5;,0\n"
                                          "tp,inf,failed,\"needs <2> GPUs\",,,,0\n"), PB_OK);
     CHECK_EQ_INT(report_write_serving(dir, "m", "bench --serve", NULL), PB_OK);
-    char *html = read_in(dir, "report.html");
+    char *html = read_text_in(dir, "report.html");
     CHECK(html != NULL);
     if (!html) return;
     CHECK(strstr(html, "<tr class=\"failed\">") && strstr(html, "not served: needs &lt;2&gt; GPUs"));
@@ -88,14 +73,14 @@ TEST(test_report_sweep_page_has_a_serving_section_only_beside_serving_results)
     make_temp_dir(dir, sizeof dir);
     CHECK_EQ_INT(synthetic_run_make(&s), 0);
     CHECK_EQ_INT(report_write(&s.o, &s.env, s.r, s.n, s.traces, dir), PB_OK);
-    char *html = read_in(dir, "report.html");
+    char *html = read_text_in(dir, "report.html");
     CHECK(html && !strstr(html, "<h2>Serving</h2>"));
     free(html);
     CHECK_EQ_INT(serve_into(dir, sizeof dir), 0);   /* a new folder with serving results */
     CHECK_EQ_INT(report_write(&s.o, &s.env, s.r, s.n, s.traces, dir), PB_OK);
-    html = read_in(dir, "report.html");
+    html = read_text_in(dir, "report.html");
     CHECK(html && strstr(html, "<table id=\"summary\">") && strstr(html, "<table id=\"serving\">"));
-    CHECK(html && count(html, "<svg class=\"timeline\"") == 6);
+    CHECK(html && count_occurrences(html, "<svg class=\"timeline\"") == 6);
     free(html);
     synthetic_run_free(&s);
 }

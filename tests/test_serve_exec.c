@@ -22,13 +22,6 @@
 #define FAKE_SLOTS 8
 #define FAKE_CALLS 64
 
-static char *read_in(const char *dir, const char *name)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return text_file_read(path);
-}
-
 /* What the fake saw: the program it was sized by, and each step. */
 struct fake_call {
     int slot0, batch, seq, pos;
@@ -123,17 +116,38 @@ static int serve_with(const struct executor_ops *ops, const char *strategy, cons
     return serve_engine_run(&ex, &pol, req, n, res, tot);
 }
 
+/* One serving run on the fake: each request's result, and the executor holding its tokens. */
+#define FAKE_RUN_REQUESTS 4
+struct fake_run {
+    struct serve_request_result res[FAKE_RUN_REQUESTS];
+    struct serve_totals tot;
+    struct serve_exec x;
+};
+
+/* Serves req on the fake executor, its record of calls cleared first. */
+static int serve_on_fake(struct fake_run *r, const char *strategy, const struct serve_request *req, int n,
+                         int max_batch, int groups)
+{
+    memset(r, 0, sizeof *r);
+    memset(&fake, 0, sizeof fake);
+    if (n > FAKE_RUN_REQUESTS) return pb_fail("serve_on_fake: %d requests, room for %d", n, FAKE_RUN_REQUESTS);
+    return serve_with(&fake_ops, strategy, req, n, max_batch, groups, NULL, &r->x, r->res, &r->tot);
+}
+
+static void fake_run_free(struct fake_run *r, int n)
+{
+    serve_results_free(r->res, n);
+    serve_exec_close(&r->x);
+}
+
 /* r0 finishes first and leaves slot 0 empty while r1 decodes in slot 1 (its row
  * at -1); r2, arriving later, takes the lowest free slot. Every token fed back is
  * the one the step before gave that sequence, at the position after its last. */
 TEST(test_serve_exec_reuses_the_lowest_free_slot_and_leaves_empty_ones_at_minus_one)
 {
     struct serve_request req[3] = {{0, 0, 5, 2}, {1, 0, 7, 4}, {2, 100, 4, 2}};
-    struct serve_request_result res[3];
-    struct serve_totals tot;
-    struct serve_exec x;
-    memset(&fake, 0, sizeof fake);
-    CHECK_EQ_INT(serve_with(&fake_ops, "naive", req, 3, 2, 1, NULL, &x, res, &tot), PB_OK);
+    struct fake_run run;
+    CHECK_EQ_INT(serve_on_fake(&run, "naive", req, 3, 2, 1), PB_OK);
     CHECK_EQ_INT(fake.slots, 2);
     CHECK_EQ_INT(fake.seq, 7);                  /* the longest prompt */
     CHECK_EQ_INT(fake.seq + fake.tokens, 11);   /* the longest prompt + output */
@@ -150,27 +164,23 @@ TEST(test_serve_exec_reuses_the_lowest_free_slot_and_leaves_empty_ones_at_minus_
     for (int r = 0; r < 3; r++) {
         int prompt[16];
         serve_prompt_tokens(3, r, req[r].prompt_tokens, 512, prompt);   /* llama-tiny's vocabulary */
-        const int *out = serve_exec_tokens(&x, r);
-        CHECK_EQ_INT(res[r].status, SERVE_DONE);
+        const int *out = serve_exec_tokens(&run.x, r);
+        CHECK_EQ_INT(run.res[r].status, SERVE_DONE);
         for (int k = 0; out && k < req[r].output_tokens; k++) CHECK_EQ_INT(out[k], prompt[req[r].prompt_tokens - 1] + 1 + k);
     }
     /* times from the fake's: the prefill step of r0 and r1 takes two passes */
-    CHECK(res[0].first_token_ms == 2.0 && res[1].first_token_ms == 2.0 && res[0].finish_ms == 2.5);
-    CHECK(res[1].finish_ms == 3.5 && res[2].first_token_ms == 101.0 && res[2].finish_ms == 101.5);
-    CHECK(isnan(tot.busy_ms[0]));   /* no device records: busy time unknown, not zero */
-    serve_results_free(res, 3);
-    serve_exec_close(&x);
+    CHECK(run.res[0].first_token_ms == 2.0 && run.res[1].first_token_ms == 2.0 && run.res[0].finish_ms == 2.5);
+    CHECK(run.res[1].finish_ms == 3.5 && run.res[2].first_token_ms == 101.0 && run.res[2].finish_ms == 101.5);
+    CHECK(isnan(run.tot.busy_ms[0]));   /* no device records: busy time unknown, not zero */
+    fake_run_free(&run, 3);
 }
 
 /* Two groups own slots [0, 2) and [2, 4): the second group's steps run there. */
 TEST(test_serve_exec_gives_each_group_its_own_slots)
 {
     struct serve_request req[4] = {{0, 0, 3, 2}, {1, 0, 3, 2}, {2, 0, 3, 2}, {3, 0, 3, 2}};
-    struct serve_request_result res[4];
-    struct serve_totals tot;
-    struct serve_exec x;
-    memset(&fake, 0, sizeof fake);
-    CHECK_EQ_INT(serve_with(&fake_ops, "pipeline", req, 4, 4, 2, NULL, &x, res, &tot), PB_OK);
+    struct fake_run run;
+    CHECK_EQ_INT(serve_on_fake(&run, "pipeline", req, 4, 4, 2), PB_OK);
     CHECK_EQ_INT(fake.slots, 4);
     CHECK_EQ_INT(fake.wrong_position, 0);
     int in_second = 0;
@@ -181,9 +191,8 @@ TEST(test_serve_exec_gives_each_group_its_own_slots)
         in_second += c->slot0 >= 2;
     }
     CHECK(in_second > 0);
-    for (int r = 0; r < 4; r++) CHECK_EQ_INT(res[r].status, SERVE_DONE);
-    serve_results_free(res, 4);
-    serve_exec_close(&x);
+    for (int r = 0; r < 4; r++) CHECK_EQ_INT(run.res[r].status, SERVE_DONE);
+    fake_run_free(&run, 4);
 }
 
 /* On the cost-model executor, one request through the step op costs what the
@@ -222,20 +231,16 @@ TEST(test_serve_exec_on_the_cost_model_prices_a_request_as_the_cost_model_path)
 TEST(test_serve_exec_sizes_the_executor_without_the_requests_it_refuses)
 {
     struct serve_request req[3] = {{0, 0, 6, 3}, {1, 0, 90, 20}, {2, 0, 4, 5}};
-    struct serve_request_result res[3];
-    struct serve_totals tot;
-    struct serve_exec x;
-    memset(&fake, 0, sizeof fake);
+    struct fake_run run;
     test_kv_positions = 64;
-    CHECK_EQ_INT(serve_with(&fake_ops, "single", req, 3, 2, 1, NULL, &x, res, &tot), PB_OK);
+    CHECK_EQ_INT(serve_on_fake(&run, "single", req, 3, 2, 1), PB_OK);
     test_kv_positions = 1 << 20;
     CHECK_EQ_INT(fake.seq, 6);
     CHECK_EQ_INT(fake.seq + fake.tokens, 9);
-    CHECK_EQ_INT(res[1].status, SERVE_REFUSED);
-    CHECK(strstr(res[1].reason, "KV cache") != NULL);
-    CHECK(res[0].status == SERVE_DONE && res[2].status == SERVE_DONE);
-    serve_results_free(res, 3);
-    serve_exec_close(&x);
+    CHECK_EQ_INT(run.res[1].status, SERVE_REFUSED);
+    CHECK(strstr(run.res[1].reason, "KV cache") != NULL);
+    CHECK(run.res[0].status == SERVE_DONE && run.res[2].status == SERVE_DONE);
+    fake_run_free(&run, 3);
 }
 
 TEST(test_serve_exec_refuses_an_executor_without_a_step_op)
@@ -340,7 +345,7 @@ TEST(test_serve_run_on_a_target_serves_every_point_and_writes_every_file)
     CHECK_EQ_INT(serve_run_on(&o, &m, &t), PB_OK);
     static const char *const files[] = {"serve.csv", "serve.json", "requests.csv", "serve.svg", "report.html"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *text = read_in(dir, files[i]);
+        char *text = read_text_in(dir, files[i]);
         CHECK(text != NULL);
         free(text);
     }

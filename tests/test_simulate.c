@@ -5,6 +5,7 @@
 #include "../harness/exec/model/device_profile.h"
 #include "../harness/measure/metrics.h"
 #include "../harness/exec/model/simulate.h"
+#include "sim_fixture.h"
 #include "test.h"
 
 /* A profile with round numbers: 100 TFLOP/s (1e5 FLOP/ns), 1000 GB/s (1000 B/ns),
@@ -224,18 +225,7 @@ static int plan(const char *strategy, const char *model, int gpus, int batch, in
                 struct model_spec *m, struct schedule *s)
 {
     PB_TRY(model_spec_load(model, m));
-    struct workload w = {.batch = batch, .seq = seq, .context = seq, .mode = MODE_PREFILL,
-                         .dtype = DTYPE_BF16};
-    struct machine mc = {.gpus = gpus, .cpu_memory = (uint64_t)512 << 30, .budgets_from_user = 1};
-    for (int d = 0; d < gpus; d++) mc.gpu_memory[d] = (uint64_t)140 << 30;
-    const struct strategy *st = strategy_find(strategy);
-    if (!st) return pb_fail("no strategy %s", strategy);
-    struct placement *p = malloc(sizeof *p);
-    if (!p) return PB_ERR;
-    int rc = st->place(m, &w, &mc, p);
-    if (rc == PB_OK) rc = st->plan(m, p, &w, s);
-    free(p);
-    return rc;
+    return plan_prefill(strategy, m, gpus, batch, seq, 0, s);
 }
 
 TEST(test_naive_on_n_equal_gpus_is_busy_about_one_nth)
@@ -299,13 +289,7 @@ TEST(test_pipeline_is_faster_than_naive_in_simulation)
     struct schedule naive, pipe;
     CHECK_EQ_INT(plan("naive", "models/llama-2-7b.json", 4, 8, 512, &m, &naive), PB_OK);
     CHECK_EQ_INT(plan("pipeline", "models/llama-2-7b.json", 4, 8, 512, &m, &pipe), PB_OK);
-    struct trace t;
-    double ln, lp;
-    CHECK_EQ_INT(simulate_schedule(&prof, &m, &naive, 1, &t, &ln), PB_OK);
-    trace_free(&t);
-    CHECK_EQ_INT(simulate_schedule(&prof, &m, &pipe, 1, &t, &lp), PB_OK);
-    trace_free(&t);
-    CHECK(lp < ln);
+    CHECK(simulated_ms(failures_, &prof, &m, &pipe, NULL) < simulated_ms(failures_, &prof, &m, &naive, NULL));
     schedule_free(&naive);
     schedule_free(&pipe);
 }
@@ -446,12 +430,20 @@ static double one_allreduce_ns(const struct device_profile *prof, int n, uint64_
     return end;
 }
 
+/* The round profile with a 2 us launch and a peer all-reduce table: 400 GB/s peer
+ * reads, a 1.5 us barrier, one-shot to 64 KiB, two-shot to 4 MiB. */
+static struct device_profile peer_profile(void)
+{
+    struct device_profile p = round_profile();
+    p.launch_us = 2;
+    p.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
+                                                       .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    return p;
+}
+
 TEST(test_peer_allreduce_takes_its_own_formulas)
 {
-    struct device_profile prof = round_profile();
-    prof.launch_us = 2;
-    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
-                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    struct device_profile prof = peer_profile();
     uint64_t bytes = 1 << 20;
     /* one-shot: launch + latency + (n-1) x bytes / read; two-shot: launch + 2 latencies + 2(n-1)/n x bytes / read */
     CHECK_NEAR(sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 4, 0), 2e3 + 1.5e3 + 3.0 * bytes / 400, 1e-6);
@@ -467,11 +459,8 @@ TEST(test_peer_allreduce_takes_its_own_formulas)
 
 TEST(test_simulated_allreduce_follows_the_asked_algorithm_and_autos_table)
 {
-    struct device_profile prof = round_profile();
-    prof.launch_us = 2;
+    struct device_profile prof = peer_profile();
     prof.allreduce.step_latency_us = 3;
-    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
-                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
     uint64_t small = 8192, mid = 1 << 20, large = 1 << 26;
     CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_NCCL), sim_allreduce_ns(&prof, small, 2), 1);
     CHECK_NEAR(one_allreduce_ns(&prof, 2, small, NULL, ALLREDUCE_TWOSHOT),
@@ -507,10 +496,7 @@ TEST(test_auto_without_a_table_takes_nccl_where_it_can)
  * fixed cost, and the GPU's compute waits for it. */
 TEST(test_shared_gpu_allreduce_sums_every_ranks_traffic_and_holds_the_gpu)
 {
-    struct device_profile prof = round_profile();
-    prof.launch_us = 2;
-    prof.peer_allreduce = (struct peer_allreduce_profile){.present = 1, .read_gbps = 400, .latency_us = 1.5,
-                                                          .oneshot_max_bytes = 1 << 16, .twoshot_max_bytes = 1 << 22};
+    struct device_profile prof = peer_profile();
     uint64_t bytes = 1 << 20;
     double before = sim_peer_allreduce_ns(&prof, ALLREDUCE_ONESHOT, bytes, 2, 1);
     prof.shared_gpu = (struct shared_gpu_profile){.present = 1, .oneshot_us = 30, .twoshot_us = 45, .gbps = 500};
@@ -564,25 +550,20 @@ TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
                         .rows = 1, .batch = 1, .n_deps = 2, .deps = {a, b}};
     int c = schedule_add(&s, &last);
     int shared[2] = {0, 0};
+    /* one GPU: the three run one after the other */
+    CHECK_NEAR(simulated_ms(failures_, &prof, NULL, &s, shared), 3.0, 1e-6);
+    prof.shared_compute.layers = (struct shared_slowdown_table){1, {{.rows = 1, .slowdown = 1.25}}};
+    /* another table: not what whole layers take */
+    prof.shared_compute.tp = (struct shared_slowdown_table){1, {{.rows = 1, .slowdown = 3}}};
     struct trace t;
-    double plain, slowed, apart;
-    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &plain), PB_OK);
-    trace_free(&t);
-    CHECK_NEAR(plain, 3.0, 1e-6);   /* one GPU: the three run one after the other */
-    prof.shared_compute.layers.n = 1;
-    prof.shared_compute.layers.point[0].rows = 1;
-    prof.shared_compute.layers.point[0].slowdown = 1.25;
-    prof.shared_compute.tp.n = 1;   /* another table: not what whole layers take */
-    prof.shared_compute.tp.point[0].rows = 1;
-    prof.shared_compute.tp.point[0].slowdown = 3;
+    double slowed;
     CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &slowed), PB_OK);
     CHECK_NEAR(slowed, 2 * 1.25 + 1.0, 1e-6);   /* a and b overlap; c runs alone */
     const struct record *rc = find_step(&t, c, 0, REC_KERNEL);
     CHECK(rc && rc->end_ns - rc->start_ns == 1000000);
     trace_free(&t);
-    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, NULL, 1, &t, &apart), PB_OK);
-    CHECK_NEAR(apart, 2.0, 1e-6);   /* two GPUs: nothing shared, nothing slowed */
-    trace_free(&t);
+    /* two GPUs: nothing shared, nothing slowed */
+    CHECK_NEAR(simulated_ms(failures_, &prof, NULL, &s, NULL), 2.0, 1e-6);
     schedule_free(&s);
     /* tensor-parallel halves of two ranks on one GPU take the tp table */
     schedule_init(&s, 2);
@@ -591,10 +572,7 @@ TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
         struct step half = {.kind = STEP_ATTENTION, .device = r, .flops = 1e11, .rows = 1, .batch = 1};
         schedule_add(&s, &half);
     }
-    double tp;
-    CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &tp), PB_OK);
-    CHECK_NEAR(tp, 2 * 3.0, 1e-6);
-    trace_free(&t);
+    CHECK_NEAR(simulated_ms(failures_, &prof, NULL, &s, shared), 2 * 3.0, 1e-6);
     schedule_free(&s);
 }
 
@@ -604,13 +582,8 @@ TEST(test_shared_gpu_compute_that_overlaps_is_slowed_and_alone_is_not)
 TEST(test_shared_gpu_microbatches_below_their_tuning_take_the_tuned_above_slowdown)
 {
     struct device_profile prof = round_profile();
-    prof.shared_compute.layers.n = 1;
-    prof.shared_compute.layers.point[0].rows = 128;
-    prof.shared_compute.layers.point[0].slowdown = 1.25;
-    prof.shared_compute.tuned_above.n = 1;
-    prof.shared_compute.tuned_above.point[0].rows = 128;
-    prof.shared_compute.tuned_above.point[0].tune_rows = 512;
-    prof.shared_compute.tuned_above.point[0].slowdown = 1.5;
+    prof.shared_compute.layers = (struct shared_slowdown_table){1, {{.rows = 128, .slowdown = 1.25}}};
+    prof.shared_compute.tuned_above = (struct shared_tuned_table){1, {{.rows = 128, .tune_rows = 512, .slowdown = 1.5}}};
     int shared[2] = {0, 0};
     for (int batch = 1; batch <= 4; batch += 3) {
         struct schedule s;
@@ -620,11 +593,8 @@ TEST(test_shared_gpu_microbatches_below_their_tuning_take_the_tuned_above_slowdo
                               .context = 128, .batch = 1, .batch_offset = d * (batch - 1), .microbatch = d};
             schedule_add(&s, &st);
         }
-        struct trace t;
-        double ms;
-        CHECK_EQ_INT(simulate_schedule_on(&prof, NULL, &s, shared, 1, &t, &ms), PB_OK);
+        double ms = simulated_ms(failures_, &prof, NULL, &s, shared);
         CHECK_NEAR(ms, 2 * (batch == 4 ? 1.5 : 1.25), 1e-6);
-        trace_free(&t);
         schedule_free(&s);
     }
 }

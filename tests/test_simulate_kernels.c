@@ -4,6 +4,7 @@
 #include "../base/check.h"
 #include "../harness/exec/model/sim_kernels.h"
 #include "../harness/exec/model/simulate.h"
+#include "sim_fixture.h"
 #include "test.h"
 
 static int load(struct device_profile *p, struct model_spec *m)
@@ -130,22 +131,6 @@ TEST(test_tensor_parallel_halves_shrink_with_the_world)
     CHECK(r_mlp > 0.5 && r_mlp < 0.56);
 }
 
-/* `strategy` planned on `gpus` GPUs for batch x seq in `mb` microbatches. */
-static int plan_mb(const char *strategy, const struct model_spec *m, int gpus, int batch, int seq, int mb,
-                   struct schedule *s)
-{
-    struct workload w = {.batch = batch, .seq = seq, .context = seq, .mode = MODE_PREFILL, .dtype = DTYPE_BF16,
-                         .microbatches = mb};
-    struct machine mc = {.gpus = gpus, .budgets_from_user = 1};
-    for (int d = 0; d < gpus; d++) mc.gpu_memory[d] = (uint64_t)140 << 30;
-    const struct strategy *st = strategy_find(strategy);
-    struct placement *pl = malloc(sizeof *pl);
-    int rc = pl && st ? st->place(m, &w, &mc, pl) : PB_ERR;
-    if (rc == PB_OK) rc = st->plan(m, pl, &w, s);
-    free(pl);
-    return rc;
-}
-
 static const struct step *first_layers_step(const struct schedule *s)
 {
     for (int i = 0; i < s->n_steps; i++)
@@ -180,7 +165,7 @@ TEST(test_microbatches_below_their_parts_tuning_take_the_tuned_above_fractions)
         .memory = 0.5 * efficiency_at(p.kernels.gemm, p.kernels.n_gemm, 128, 1)};
 
     struct schedule pipe, single, pipe1, long_pipe;
-    CHECK_EQ_INT(plan_mb("pipeline", &m, 2, 4, 128, 4, &pipe), PB_OK);
+    CHECK_EQ_INT(plan_prefill("pipeline", &m, 2, 4, 128, 4, &pipe), PB_OK);
     CHECK_EQ_INT(sim_schedule_part_rows(&pipe), 512);
     const struct step *mb = first_layers_step(&pipe);
     CHECK(mb && mb->rows == 128);
@@ -192,13 +177,13 @@ TEST(test_microbatches_below_their_parts_tuning_take_the_tuned_above_fractions)
     CHECK(at_tuning > 1.3 * at_own);
     CHECK_NEAR(sim_compute_ns(&old, &m, mb, 1, 512), at_own, 1e-9);   /* a profile from before the table */
 
-    CHECK_EQ_INT(plan_mb("single", &m, 1, 4, 128, 1, &single), PB_OK);
+    CHECK_EQ_INT(plan_prefill("single", &m, 1, 4, 128, 1, &single), PB_OK);
     const struct step *whole = first_layers_step(&single);
     CHECK_EQ_INT(sim_schedule_part_rows(&single), 512);
     CHECK_NEAR(sim_compute_ns(&p, &m, whole, 1, 512), sim_compute_ns(&old, &m, whole, 1, 512), 1e-9);
-    CHECK_EQ_INT(plan_mb("pipeline", &m, 2, 1, 128, 1, &pipe1), PB_OK);
+    CHECK_EQ_INT(plan_prefill("pipeline", &m, 2, 1, 128, 1, &pipe1), PB_OK);
     CHECK_EQ_INT(sim_schedule_part_rows(&pipe1), 128);
-    CHECK_EQ_INT(plan_mb("pipeline", &m, 2, 8, 512, 4, &long_pipe), PB_OK);
+    CHECK_EQ_INT(plan_prefill("pipeline", &m, 2, 8, 512, 4, &long_pipe), PB_OK);
     const struct step *long_mb = first_layers_step(&long_pipe);
     CHECK(long_mb && long_mb->rows == 1024);
     CHECK_NEAR(sim_compute_ns(&p, &m, long_mb, 1, 4096), sim_compute_ns(&old, &m, long_mb, 1, 4096), 1e-9);
@@ -206,21 +191,11 @@ TEST(test_microbatches_below_their_parts_tuning_take_the_tuned_above_fractions)
     CHECK_NEAR(sim_compute_ns(&p, &m, &decode, 1, 4), sim_compute_ns(&old, &m, &decode, 1, 4), 1e-9);
 
     /* whole schedules: the 4-microbatch pipeline is slower with the table, the others are not */
-    struct trace t;
-    double with, without;
-    CHECK_EQ_INT(simulate_schedule(&p, &m, &pipe, 1, &t, &with), PB_OK);
-    trace_free(&t);
-    CHECK_EQ_INT(simulate_schedule(&old, &m, &pipe, 1, &t, &without), PB_OK);
-    trace_free(&t);
-    CHECK(with > 1.2 * without);
+    CHECK(simulated_ms(failures_, &p, &m, &pipe, NULL) > 1.2 * simulated_ms(failures_, &old, &m, &pipe, NULL));
     const struct schedule *same[] = {&single, &pipe1, &long_pipe};
-    for (int i = 0; i < 3; i++) {
-        CHECK_EQ_INT(simulate_schedule(&p, &m, same[i], 1, &t, &with), PB_OK);
-        trace_free(&t);
-        CHECK_EQ_INT(simulate_schedule(&old, &m, same[i], 1, &t, &without), PB_OK);
-        trace_free(&t);
-        CHECK_NEAR(with, without, 1e-9);
-    }
+    for (int i = 0; i < 3; i++)
+        CHECK_NEAR(simulated_ms(failures_, &p, &m, same[i], NULL), simulated_ms(failures_, &old, &m, same[i], NULL),
+                   1e-9);
     schedule_free(&pipe);
     schedule_free(&single);
     schedule_free(&pipe1);

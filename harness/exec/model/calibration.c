@@ -3,6 +3,7 @@
 #include "calibration.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -262,6 +263,17 @@ int calibration_tuned_gemm_table(const struct calibration *c, const struct devic
     return n;
 }
 
+/* Adds to the end of a profile field's source; what does not fit is cut, as snprintf cuts. */
+__attribute__((format(printf, 3, 4))) static void source_append(char *source, size_t size, const char *fmt, ...)
+{
+    size_t used = strlen(source);
+    if (used + 1 >= size) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(source + used, size - used, fmt, ap);
+    va_end(ap);
+}
+
 static void kernels_from_tuned(const struct calibration *c, struct device_profile *out)
 {
     struct kernel_profile *k = &out->kernels;
@@ -272,17 +284,15 @@ static void kernels_from_tuned(const struct calibration *c, struct device_profil
     if (n == 0) return;
     k->n_gemm_tuned_above = n;
     memcpy(k->gemm_tuned_above, t, (size_t)n * sizeof *t);
-    size_t used = strlen(k->source);
-    used += (size_t)snprintf(k->source + used, sizeof k->source - used, "; gemm_tuned_above: bench --calibrate %s, "
-                             "the prompt layer on parts tuned at more rows than the call (rows at tune rows:", c->date);
-    for (int i = 0; i < n && used < sizeof k->source; i++) {
+    source_append(k->source, sizeof k->source, "; gemm_tuned_above: bench --calibrate %s, the prompt layer on "
+                  "parts tuned at more rows than the call (rows at tune rows:", c->date);
+    for (int i = 0; i < n; i++) {
         double base = efficiency_at(k->gemm, k->n_gemm, t[i].rows, 1);
-        used += (size_t)snprintf(k->source + used, sizeof k->source - used, " %d at %d x%.3f", t[i].rows,
-                                 t[i].tune_rows, base > 0 ? t[i].memory / base : 0);
+        source_append(k->source, sizeof k->source, " %d at %d x%.3f", t[i].rows, t[i].tune_rows,
+                      base > 0 ? t[i].memory / base : 0);
     }
-    if (used < sizeof k->source)
-        snprintf(k->source + used, sizeof k->source - used, " of the gemm fractions at those rows), scaled until "
-                 "the modelled layer takes the measured time");
+    source_append(k->source, sizeof k->source, " of the gemm fractions at those rows), scaled until the modelled "
+                  "layer takes the measured time");
 }
 
 static void kernels_from_prompts(const struct calibration *c, struct device_profile *out)
@@ -291,12 +301,11 @@ static void kernels_from_prompts(const struct calibration *c, struct device_prof
     if (!k->present) return;
     int scaled = calibration_scale_gemm_table(c, out, k->gemm, k->n_gemm);
     if (!scaled) return;
-    size_t used = strlen(k->source);
-    snprintf(k->source + used, sizeof k->source - used, "; gemm at the prompt layers' rows scaled: bench "
-             "--calibrate %s, one prompt layer of %.60s (llama_layers: the kernel core's own GEMM algorithms "
-             "at the model's shapes) at 1 x 128, 4 x 128, 8 x 512 tokens back to back in a CUDA graph, GPU 0; "
-             "both fractions scaled until the modelled layer takes the measured time (%d of 3 points)",
-             c->date, c->decode_model.name, scaled);
+    source_append(k->source, sizeof k->source, "; gemm at the prompt layers' rows scaled: bench --calibrate %s, "
+                  "one prompt layer of %.60s (llama_layers: the kernel core's own GEMM algorithms at the model's "
+                  "shapes) at 1 x 128, 4 x 128, 8 x 512 tokens back to back in a CUDA graph, GPU 0; both fractions "
+                  "scaled until the modelled layer takes the measured time (%d of 3 points)",
+                  c->date, c->decode_model.name, scaled);
 }
 
 static void kernels_from_decode(const struct calibration *c, struct device_profile *out)
@@ -309,12 +318,11 @@ static void kernels_from_decode(const struct calibration *c, struct device_profi
     if (n == 0) return;
     k->n_gemv = n;
     memcpy(k->gemv, table, (size_t)n * sizeof *table);
-    size_t used = strlen(k->source);
-    snprintf(k->source + used, sizeof k->source - used, "; gemv (replacing what was kept): bench --calibrate %s, one decode layer of %.60s "
-             "(llama_layers: the kernel core's GEMV shapes) at batch 1, 4, 16 attending to %d positions, back to "
-             "back in a CUDA graph, GPU 0; memory fraction at which the modelled layer (its other kernels at "
-             "their own pricing) takes the measured time", c->date, c->decode_model.name,
-             CALIBRATION_DECODE_CONTEXT);
+    source_append(k->source, sizeof k->source, "; gemv (replacing what was kept): bench --calibrate %s, one decode "
+                  "layer of %.60s (llama_layers: the kernel core's GEMV shapes) at batch 1, 4, 16 attending to %d "
+                  "positions, back to back in a CUDA graph, GPU 0; memory fraction at which the modelled layer (its "
+                  "other kernels at their own pricing) takes the measured time", c->date, c->decode_model.name,
+                  CALIBRATION_DECODE_CONTEXT);
 }
 
 static void launch_from(const struct calibration *c, struct device_profile *out)
@@ -514,10 +522,9 @@ int calibration_to_profile(const struct calibration *c, const struct device_prof
                  "one layer as this profile prices it (tp: ranks 0, 1 of 2), at decode batches 1, 4, 16, prompts "
                  "of 128, 512, 4096 rows", c->date,
                  c->decode_model.name);
-        size_t used = strlen(out->shared_compute.source);
-        if (out->shared_compute.tuned_above.n > 0 && used < sizeof out->shared_compute.source)
-            snprintf(out->shared_compute.source + used, sizeof out->shared_compute.source - used,
-                     "; tuned_above_points: the same on parts tuned above the call's rows");
+        if (out->shared_compute.tuned_above.n > 0)
+            source_append(out->shared_compute.source, sizeof out->shared_compute.source,
+                          "; tuned_above_points: the same on parts tuned above the call's rows");
     }
     /* Loading requires a source for everything; say plainly what nobody measured. */
     for (int k = 0; k < LINK_KINDS; k++)

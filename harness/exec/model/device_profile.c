@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,25 @@ static int parse_link(const cJSON *links, enum link_kind k, const char *origin,
     return PB_OK;
 }
 
+/* The name of point n of the array `where` ("kernels.gemm[3]"), or a failure where a
+ * table of at most `max` points has no room for it. */
+static int point_name(const char *where, int n, int max, const char *origin, char *at, size_t at_len)
+{
+    if (n == max) return pb_fail("%s: %s: at most %d points", origin, where, max);
+    snprintf(at, at_len, "%s[%d]", where, n);
+    return PB_OK;
+}
+
+/* A point's "memory" and its optional "compute" (1: only bandwidth was measured). */
+static int get_efficiencies(const cJSON *e, const char *at, const char *origin, double *compute, double *memory)
+{
+    PB_TRY(get_number(e, at, "memory", origin, FRACTION, memory));
+    *compute = 1;
+    if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
+        PB_TRY(get_number(e, at, "compute", origin, FRACTION, compute));
+    return PB_OK;
+}
+
 /* One efficiency table: [{"rows": M, "compute": c, "memory": m}, ...], rows rising;
  * "compute" may be left out (1: only bandwidth was measured, as for the GEMV). */
 static int parse_table(const cJSON *arr, const char *where, const char *origin,
@@ -111,17 +131,12 @@ static int parse_table(const cJSON *arr, const char *where, const char *origin,
     *n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, arr) {
-        if (*n == PB_EFFICIENCY_POINTS)
-            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        PB_TRY(point_name(where, *n, PB_EFFICIENCY_POINTS, origin, at, sizeof at));
         struct efficiency_point *pt = &out[*n];
         double rows;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
-        PB_TRY(get_number(e, at, "memory", origin, FRACTION, &pt->memory));
-        pt->compute = 1;
-        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
-            PB_TRY(get_number(e, at, "compute", origin, FRACTION, &pt->compute));
+        PB_TRY(get_efficiencies(e, at, origin, &pt->compute, &pt->memory));
         if (rows < 1 || rows > 1e9) return pb_fail("%s: %s.rows: must be at least 1", origin, at);
         pt->rows = (int)rows;
         if (*n > 0 && pt->rows <= out[*n - 1].rows)
@@ -149,18 +164,13 @@ static int parse_tuned_table(const cJSON *arr, const char *where, const char *or
         return pb_fail("%s: %s: must be an array of {rows, tune_rows, compute, memory}", origin, where);
     const cJSON *e;
     cJSON_ArrayForEach(e, arr) {
-        if (*n == PB_EFFICIENCY_POINTS)
-            return pb_fail("%s: %s: at most %d points", origin, where, PB_EFFICIENCY_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "%s[%d]", where, *n);
+        PB_TRY(point_name(where, *n, PB_EFFICIENCY_POINTS, origin, at, sizeof at));
         struct tuned_efficiency_point *pt = &out[*n];
         double rows, tune;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
         PB_TRY(get_number(e, at, "tune_rows", origin, 1, 1e9, &tune));
-        PB_TRY(get_number(e, at, "memory", origin, FRACTION, &pt->memory));
-        pt->compute = 1;
-        if (cJSON_GetObjectItemCaseSensitive(e, "compute"))
-            PB_TRY(get_number(e, at, "compute", origin, FRACTION, &pt->compute));
+        PB_TRY(get_efficiencies(e, at, origin, &pt->compute, &pt->memory));
         pt->rows = (int)rows;
         pt->tune_rows = (int)tune;
         if (pt->tune_rows <= pt->rows)
@@ -188,20 +198,77 @@ static int parse_kernels(const cJSON *root, const char *origin, struct kernel_pr
     return get_string(o, "kernels", "source", origin, k->source, sizeof k->source);
 }
 
-static int parse_peer_allreduce(const cJSON *root, const char *origin, struct peer_allreduce_profile *a)
+/* ---- the flat optional sections: an object of numbers and a "source" ------------ */
+
+/* One number of such a section: its JSON key (the struct field's name), its range, and
+ * where the profile struct keeps it, a double or a uint64_t byte count. */
+struct section_number {
+    const char *key;
+    double lo, hi;
+    size_t offset;
+    int is_bytes;
+};
+
+#define SECTION_DOUBLE(type, field, range) {#field, range, offsetof(type, field), 0}
+#define SECTION_BYTES(type, field) {#field, 0, 1e15, offsetof(type, field), 1}
+
+/* One table per section serves parsing and writing, so a key cannot be read under one
+ * name and written under another. */
+struct flat_section {
+    const char *key;
+    const struct section_number *number;
+    int n_numbers;
+};
+
+static const struct section_number peer_allreduce_numbers[] = {
+    SECTION_DOUBLE(struct peer_allreduce_profile, read_gbps, GBPS),
+    SECTION_DOUBLE(struct peer_allreduce_profile, latency_us, MICROSECONDS),
+    SECTION_BYTES(struct peer_allreduce_profile, oneshot_max_bytes),
+    SECTION_BYTES(struct peer_allreduce_profile, twoshot_max_bytes),
+};
+static const struct flat_section peer_allreduce_section = {
+    "peer_allreduce", peer_allreduce_numbers, sizeof peer_allreduce_numbers / sizeof peer_allreduce_numbers[0]};
+
+static const struct section_number shared_gpu_numbers[] = {
+    SECTION_DOUBLE(struct shared_gpu_profile, oneshot_us, MICROSECONDS),
+    SECTION_DOUBLE(struct shared_gpu_profile, twoshot_us, MICROSECONDS),
+    SECTION_DOUBLE(struct shared_gpu_profile, gbps, GBPS),
+};
+static const struct flat_section shared_gpu_section = {
+    "shared_gpu", shared_gpu_numbers, sizeof shared_gpu_numbers / sizeof shared_gpu_numbers[0]};
+
+/* An absent section leaves *present 0; `out` is the section's struct. */
+static int parse_flat_section(const cJSON *root, const struct flat_section *s, const char *origin, void *out,
+                              int *present, char *source, size_t source_len)
 {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "peer_allreduce");
-    a->present = o != NULL;
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, s->key);
+    *present = o != NULL;
     if (!o) return PB_OK;
-    if (!cJSON_IsObject(o)) return pb_fail("%s: peer_allreduce: must be an object", origin);
-    double one = 0, two = 0;
-    PB_TRY(get_number(o, "peer_allreduce", "read_gbps", origin, GBPS, &a->read_gbps));
-    PB_TRY(get_number(o, "peer_allreduce", "latency_us", origin, MICROSECONDS, &a->latency_us));
-    PB_TRY(get_number(o, "peer_allreduce", "oneshot_max_bytes", origin, 0, 1e15, &one));
-    PB_TRY(get_number(o, "peer_allreduce", "twoshot_max_bytes", origin, 0, 1e15, &two));
-    a->oneshot_max_bytes = (uint64_t)one;
-    a->twoshot_max_bytes = (uint64_t)two;
-    return get_string(o, "peer_allreduce", "source", origin, a->source, sizeof a->source);
+    if (!cJSON_IsObject(o)) return pb_fail("%s: %s: must be an object", origin, s->key);
+    for (int i = 0; i < s->n_numbers; i++) {
+        const struct section_number *f = &s->number[i];
+        double v;
+        PB_TRY(get_number(o, s->key, f->key, origin, f->lo, f->hi, &v));
+        char *at = (char *)out + f->offset;
+        if (f->is_bytes)
+            *(uint64_t *)at = (uint64_t)v;
+        else
+            *(double *)at = v;
+    }
+    return get_string(o, s->key, "source", origin, source, source_len);
+}
+
+static void flat_section_to_json(cJSON *root, const struct flat_section *s, const void *in, int present,
+                                 const char *source)
+{
+    if (!present) return;
+    cJSON *o = cJSON_AddObjectToObject(root, s->key);
+    for (int i = 0; i < s->n_numbers; i++) {
+        const struct section_number *f = &s->number[i];
+        const char *at = (const char *)in + f->offset;
+        cJSON_AddNumberToObject(o, f->key, f->is_bytes ? (double)*(const uint64_t *)at : *(const double *)at);
+    }
+    cJSON_AddStringToObject(o, "source", source);
 }
 
 static int validate_peer_allreduce(const struct peer_allreduce_profile *a, const char *origin)
@@ -216,29 +283,6 @@ static int validate_peer_allreduce(const struct peer_allreduce_profile *a, const
     return PB_OK;
 }
 
-static void peer_allreduce_to_json(cJSON *root, const struct peer_allreduce_profile *a)
-{
-    if (!a->present) return;
-    cJSON *o = cJSON_AddObjectToObject(root, "peer_allreduce");
-    cJSON_AddNumberToObject(o, "read_gbps", a->read_gbps);
-    cJSON_AddNumberToObject(o, "latency_us", a->latency_us);
-    cJSON_AddNumberToObject(o, "oneshot_max_bytes", (double)a->oneshot_max_bytes);
-    cJSON_AddNumberToObject(o, "twoshot_max_bytes", (double)a->twoshot_max_bytes);
-    cJSON_AddStringToObject(o, "source", a->source);
-}
-
-static int parse_shared_gpu(const cJSON *root, const char *origin, struct shared_gpu_profile *a)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "shared_gpu");
-    a->present = o != NULL;
-    if (!o) return PB_OK;
-    if (!cJSON_IsObject(o)) return pb_fail("%s: shared_gpu: must be an object", origin);
-    PB_TRY(get_number(o, "shared_gpu", "oneshot_us", origin, MICROSECONDS, &a->oneshot_us));
-    PB_TRY(get_number(o, "shared_gpu", "twoshot_us", origin, MICROSECONDS, &a->twoshot_us));
-    PB_TRY(get_number(o, "shared_gpu", "gbps", origin, GBPS, &a->gbps));
-    return get_string(o, "shared_gpu", "source", origin, a->source, sizeof a->source);
-}
-
 static int validate_shared_gpu(const struct shared_gpu_profile *a, const char *origin)
 {
     if (!a->present) return PB_OK;
@@ -248,27 +292,17 @@ static int validate_shared_gpu(const struct shared_gpu_profile *a, const char *o
     return PB_OK;
 }
 
-static void shared_gpu_to_json(cJSON *root, const struct shared_gpu_profile *a)
-{
-    if (!a->present) return;
-    cJSON *o = cJSON_AddObjectToObject(root, "shared_gpu");
-    cJSON_AddNumberToObject(o, "oneshot_us", a->oneshot_us);
-    cJSON_AddNumberToObject(o, "twoshot_us", a->twoshot_us);
-    cJSON_AddNumberToObject(o, "gbps", a->gbps);
-    cJSON_AddStringToObject(o, "source", a->source);
-}
-
 static int parse_slowdowns(const cJSON *o, const char *key, const char *origin, struct shared_slowdown_table *t)
 {
     t->n = 0;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
     if (!arr) return PB_OK;
-    if (!cJSON_IsArray(arr)) return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, slowdown}", origin, key);
+    char where[48];
+    snprintf(where, sizeof where, "shared_gpu_compute.%s", key);
+    if (!cJSON_IsArray(arr)) return pb_fail("%s: %s: must be an array of {rows, slowdown}", origin, where);
     cJSON_ArrayForEach(e, arr) {
-        if (t->n == PB_SHARED_POINTS)
-            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        PB_TRY(point_name(where, t->n, PB_SHARED_POINTS, origin, at, sizeof at));
         double rows;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
         PB_TRY(get_number(e, at, "slowdown", origin, 0.5, 4, &t->point[t->n].slowdown));
@@ -287,13 +321,13 @@ static int parse_tuned_slowdowns(const cJSON *o, const char *origin, struct shar
     t->n = 0;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *e;
     if (!arr) return PB_OK;
+    char where[48];
+    snprintf(where, sizeof where, "shared_gpu_compute.%s", key);
     if (!cJSON_IsArray(arr))
-        return pb_fail("%s: shared_gpu_compute.%s: must be an array of {rows, tune_rows, slowdown}", origin, key);
+        return pb_fail("%s: %s: must be an array of {rows, tune_rows, slowdown}", origin, where);
     cJSON_ArrayForEach(e, arr) {
-        if (t->n == PB_SHARED_POINTS)
-            return pb_fail("%s: shared_gpu_compute.%s: at most %d points", origin, key, PB_SHARED_POINTS);
         char at[64];
-        snprintf(at, sizeof at, "shared_gpu_compute.%s[%d]", key, t->n);
+        PB_TRY(point_name(where, t->n, PB_SHARED_POINTS, origin, at, sizeof at));
         double rows, tune;
         PB_TRY(get_number(e, at, "rows", origin, 1, 1e9, &rows));
         PB_TRY(get_number(e, at, "tune_rows", origin, 1, 1e9, &tune));
@@ -472,8 +506,10 @@ static int parse_fields(const cJSON *root, const char *origin, struct device_pro
     PB_TRY(get_number(o, "allreduce", "step_latency_us", origin, MICROSECONDS, &p->allreduce.step_latency_us));
     PB_TRY(get_string(o, "allreduce", "source", origin, p->allreduce.source,
                       sizeof p->allreduce.source));
-    PB_TRY(parse_peer_allreduce(root, origin, &p->peer_allreduce));
-    PB_TRY(parse_shared_gpu(root, origin, &p->shared_gpu));
+    struct peer_allreduce_profile *pa = &p->peer_allreduce;
+    PB_TRY(parse_flat_section(root, &peer_allreduce_section, origin, pa, &pa->present, pa->source, sizeof pa->source));
+    struct shared_gpu_profile *sg = &p->shared_gpu;
+    PB_TRY(parse_flat_section(root, &shared_gpu_section, origin, sg, &sg->present, sg->source, sizeof sg->source));
     PB_TRY(parse_shared_compute(root, origin, &p->shared_compute));
     return parse_kernels(root, origin, &p->kernels);
 }
@@ -754,8 +790,9 @@ static cJSON *profile_to_json(const struct device_profile *p)
     cJSON_AddNumberToObject(ar, "bus_gbps", p->allreduce.bus_gbps);
     cJSON_AddNumberToObject(ar, "step_latency_us", p->allreduce.step_latency_us);
     cJSON_AddStringToObject(ar, "source", p->allreduce.source);
-    peer_allreduce_to_json(root, &p->peer_allreduce);
-    shared_gpu_to_json(root, &p->shared_gpu);
+    flat_section_to_json(root, &peer_allreduce_section, &p->peer_allreduce, p->peer_allreduce.present,
+                         p->peer_allreduce.source);
+    flat_section_to_json(root, &shared_gpu_section, &p->shared_gpu, p->shared_gpu.present, p->shared_gpu.source);
     shared_compute_to_json(root, &p->shared_compute);
     kernels_to_json(root, &p->kernels);
     return root;
