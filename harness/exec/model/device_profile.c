@@ -1,19 +1,15 @@
-/* Device profiles: find, parse, validate and write profiles/<name>.json.
+/* Device profiles: parse, validate and write profile JSON (profile_find.c finds
+ * profiles/<name>.json, profile_lookup.c reads values off the tables).
  * Every problem is reported as "<file>: <field>: <problem>" so a user can fix the
  * file without reading this code. */
 #include "device_profile.h"
-#include "../../../base/text_file.h"
 
 #include <cJSON.h>
-#include <dirent.h>
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../../../base/check.h"
 #include "../../../base/atomic_file.h"
@@ -35,13 +31,6 @@ const char *link_kind_name(enum link_kind k)
 }
 
 /* ---- reading ---------------------------------------------------------------- */
-
-static char *read_file(const char *path, int *missing)
-{
-    char *text = text_file_read(path);
-    *missing = !text && errno == ENOENT;
-    return text;
-}
 
 /* A required number field inside `obj` (whose dotted name is `where`). */
 static int get_number(const cJSON *obj, const char *where, const char *key, const char *origin,
@@ -389,62 +378,6 @@ static void shared_compute_to_json(cJSON *root, const struct shared_compute_prof
     cJSON_AddStringToObject(o, "source", c->source);
 }
 
-double shared_slowdown_at(const struct shared_slowdown_table *t, double rows)
-{
-    if (t->n <= 0) return 1;
-    if (rows <= t->point[0].rows) return t->point[0].slowdown;
-    for (int i = 1; i < t->n; i++) {
-        if (rows > t->point[i].rows) continue;
-        double f = log(rows / t->point[i - 1].rows) / log((double)t->point[i].rows / t->point[i - 1].rows);
-        return t->point[i - 1].slowdown + f * (t->point[i].slowdown - t->point[i - 1].slowdown);
-    }
-    return t->point[t->n - 1].slowdown;
-}
-
-/* Linear in log(x) through (rows[i], v[i]), rows rising; the end values beyond. */
-static double log_interp(const double *rows, const double *v, int n, double x)
-{
-    if (x <= rows[0]) return v[0];
-    for (int i = 1; i < n; i++) {
-        if (x > rows[i]) continue;
-        double f = log(x / rows[i - 1]) / log(rows[i] / rows[i - 1]);
-        return v[i - 1] + f * (v[i] - v[i - 1]);
-    }
-    return v[n - 1];
-}
-
-double shared_layer_slowdown_at(const struct shared_compute_profile *c, double rows, int tune_rows)
-{
-    double r[PB_SHARED_POINTS + 1], v[PB_SHARED_POINTS + 1];
-    int n = 0;
-    if (tune_rows > rows)
-        for (int i = 0; i < c->tuned_above.n; i++)
-            if (c->tuned_above.point[i].tune_rows == tune_rows) {
-                r[n] = c->tuned_above.point[i].rows;
-                v[n++] = c->tuned_above.point[i].slowdown;
-            }
-    if (n == 0) return shared_slowdown_at(&c->layers, rows);
-    r[n] = tune_rows;
-    v[n++] = shared_slowdown_at(&c->layers, tune_rows);
-    return log_interp(r, v, n, rows);
-}
-
-double gemm_efficiency_at(const struct kernel_profile *k, double rows, int tune_rows, int memory)
-{
-    double r[PB_EFFICIENCY_POINTS + 1], v[PB_EFFICIENCY_POINTS + 1];
-    int n = 0;
-    if (tune_rows > rows)
-        for (int i = 0; i < k->n_gemm_tuned_above; i++)
-            if (k->gemm_tuned_above[i].tune_rows == tune_rows) {
-                r[n] = k->gemm_tuned_above[i].rows;
-                v[n++] = memory ? k->gemm_tuned_above[i].memory : k->gemm_tuned_above[i].compute;
-            }
-    if (n == 0) return efficiency_at(k->gemm, k->n_gemm, rows, memory);
-    r[n] = tune_rows;
-    v[n++] = efficiency_at(k->gemm, k->n_gemm, tune_rows, memory);
-    return log_interp(r, v, n, rows);
-}
-
 struct allreduce_table device_profile_allreduce_table(const struct device_profile *p)
 {
     const struct peer_allreduce_profile *a = &p->peer_allreduce;
@@ -549,19 +482,6 @@ static int validate_kernels(const struct kernel_profile *k, const char *origin)
     return PB_OK;
 }
 
-double efficiency_at(const struct efficiency_point *t, int n, double rows, int memory)
-{
-    if (n <= 0) return 1;
-    if (rows <= t[0].rows) return memory ? t[0].memory : t[0].compute;
-    for (int i = 1; i < n; i++) {
-        if (rows > t[i].rows) continue;
-        double a = memory ? t[i - 1].memory : t[i - 1].compute, b = memory ? t[i].memory : t[i].compute;
-        double f = log(rows / t[i - 1].rows) / log((double)t[i].rows / t[i - 1].rows);
-        return a + f * (b - a);
-    }
-    return memory ? t[n - 1].memory : t[n - 1].compute;
-}
-
 int device_profile_validate(const struct device_profile *p, const char *origin)
 {
     /* Rates must be positive and achievable can't beat the datasheet; a typo such as
@@ -618,93 +538,6 @@ int device_profile_parse(const char *json, const char *origin, struct device_pro
     cJSON_Delete(root);
     if (rc != PB_OK) return rc;
     return device_profile_validate(out, origin);
-}
-
-/* Directories that may hold profiles/: the current one, then the executable's
- * folder and its parent (build/bench run from elsewhere finds ../profiles). */
-static int candidate_dirs(char dirs[3][PATH_MAX])
-{
-    int n = 0;
-    snprintf(dirs[n++], PATH_MAX, "profiles");
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(dirs[n++], PATH_MAX, "%.*s/profiles", PATH_MAX - 16, exe);
-            snprintf(dirs[n++], PATH_MAX, "%.*s/../profiles", PATH_MAX - 16, exe);
-        }
-    }
-    return n;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp((const char *)a, (const char *)b);
-}
-
-/* The profile names in `dir`, sorted, as "a100, h100, ...". */
-static void list_known(const char *dir, char *buf, size_t len)
-{
-    buf[0] = 0;
-    DIR *d = opendir(dir);
-    if (!d) return;
-    char names[64][64];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 64) {
-        size_t l = strlen(e->d_name);
-        if (l > 5 && l < 64 && !strcmp(e->d_name + l - 5, ".json"))
-            snprintf(names[n++], sizeof names[0], "%.*s", (int)(l - 5), e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], name_cmp);
-    size_t used = 0;
-    for (int i = 0; i < n && used + strlen(names[i]) + 3 < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
-}
-
-int device_profile_load(const char *name_or_path, struct device_profile *out)
-{
-    if (!name_or_path || !name_or_path[0]) return pb_fail("no device profile named (--gpu-profile NAME)");
-    size_t n = strlen(name_or_path);
-    int is_path = strchr(name_or_path, '/') || (n > 5 && !strcmp(name_or_path + n - 5, ".json"));
-    int missing;
-    if (is_path) {
-        char *text = read_file(name_or_path, &missing);
-        if (!text) return pb_fail("%s: cannot read device profile: %s", name_or_path, text_file_strerror(errno));
-        int rc = device_profile_parse(text, name_or_path, out);
-        free(text);
-        return rc;
-    }
-    for (const char *c = name_or_path; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
-            return pb_fail("device profile name \"%s\": use lower-case letters, digits, - and _ "
-                           "(or give a path to a .json file)", name_or_path);
-    char dirs[3][PATH_MAX];
-    int nd = candidate_dirs(dirs);
-    for (int i = 0; i < nd; i++) {
-        char path[PATH_MAX + 80];
-        snprintf(path, sizeof path, "%.4000s/%.64s.json", dirs[i], name_or_path);
-        char *text = read_file(path, &missing);
-        if (!text) {
-            if (missing) continue;
-            return pb_fail("%s: cannot read device profile: %s", path, text_file_strerror(errno));
-        }
-        /* Messages name the profile as the user knows it, not our search path. */
-        char origin[128];
-        snprintf(origin, sizeof origin, "profiles/%.64s.json", name_or_path);
-        int rc = device_profile_parse(text, origin, out);
-        free(text);
-        return rc;
-    }
-    char known[512] = "";
-    for (int i = 0; i < nd && !known[0]; i++) list_known(dirs[i], known, sizeof known);
-    return pb_fail("no device profile \"%s\" (looked for profiles/%s.json in the current folder and "
-                   "beside the program); known profiles: %s", name_or_path, name_or_path,
-                   known[0] ? known : "none found");
 }
 
 /* ---- writing ---------------------------------------------------------------- */
