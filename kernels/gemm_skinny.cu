@@ -145,6 +145,15 @@ __device__ __forceinline__ void skinny_finish(float acc[MT][NT][4], float red[SK
         }
 }
 
+/* The X rows lane group g of a block reads: row g of each of its NT tiles of 8 rows
+ * from row0, clamped to the last row (rows past m are not written). */
+template <int NT>
+__device__ __forceinline__ void skinny_x_rows(const bf16 *x, int m, int k, int row0, int g, const uint4 *xp[NT])
+{
+#pragma unroll
+    for (int i = 0; i < NT; i++) xp[i] = (const uint4 *)(x + (size_t)min(row0 + i * 8 + g, m - 1) * k);
+}
+
 /* Where a thread of a skinny block works: its warp and lane, the lane's group g
  * (rows of the mma fragment) and t, the block's first column col0 and first row row0,
  * and K in 16-byte vectors (kv) and in chunks of four of them. */
@@ -208,15 +217,8 @@ skinny_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     pdl_wait();
     pdl_trigger();
     const uint4 *xp[NT];
-#pragma unroll
-    for (int i = 0; i < NT; i++) xp[i] = (const uint4 *)(x + (size_t)min(row0 + i * 8 + g, m - 1) * k);
-    float acc[MT][NT][4];
-#pragma unroll
-    for (int q = 0; q < MT; q++)
-#pragma unroll
-        for (int i = 0; i < NT; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
+    skinny_x_rows<NT>(x, m, k, row0, g, xp);
+    float acc[MT][NT][4] = {};
     /* the chunks in ascending order either way: the same sums */
     if constexpr (!TWO) {
         for (int c0 = warp; c0 < chunks; c0 += SK_WARPS * UB) {
@@ -276,15 +278,8 @@ skinny_async_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16
     pdl_wait();
     pdl_trigger();
     const uint4 *xp[NT];
-#pragma unroll
-    for (int i = 0; i < NT; i++) xp[i] = (const uint4 *)(x + (size_t)min(row0 + i * 8 + g, m - 1) * k);
-    float acc[MT][NT][4];
-#pragma unroll
-    for (int q = 0; q < MT; q++)
-#pragma unroll
-        for (int i = 0; i < NT; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) acc[q][i][j] = 0.0f;
+    skinny_x_rows<NT>(x, m, k, row0, g, xp);
+    float acc[MT][NT][4] = {};
     const uint4 zero = make_uint4(0, 0, 0, 0);
     for (int gr = 0; gr < groups; gr++) {
         issue(gr + S - 1);
