@@ -2,6 +2,8 @@
 #include "gemm.h"
 #include "cuda_check.h"
 #include "pdl.h"
+#include "gemv_common.cuh"
+#include "load_stream.cuh"
 #include "row_norm.cuh"
 #include <math.h>
 #include <string.h>
@@ -270,22 +272,9 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
 /* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
 
 #define GEMV_ROWS 8
-#define GEMV_WARPS 8
 /* The folded norm is for the few rows of a decode step: each block computes its
  * rows' norms itself. */
 #define GEMV_NORM_ROWS 4
-
-__device__ __forceinline__ uint4 load_stream(const uint4 *p)
-{
-    /* Weights are read once per step: keep them out of L1 so x stays there. */
-    uint4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
-enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
 
 /* ROWS rows per block, U weight vectors in flight per lane and weight row. A row's
  * sum runs over k in the same order whatever ROWS, U and the mode are
@@ -379,34 +368,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             }
         }
     }
-#pragma unroll
-    for (int q = 0; q < P; q++)
-#pragma unroll
-        for (int r = 0; r < ROWS; r++)
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            if (m0 + r >= m) break;
-            bf16 *out = y + (size_t)(m0 + r) * n + col;
-            if (MODE == GEMV_SWIGLU) {
-                /* k_swiglu's arithmetic on the bf16 values gemm_rows would have stored */
-                float g = __bfloat162float(__float2bfloat16(acc[0][r]));
-                float u = __bfloat162float(__float2bfloat16(acc[P - 1][r]));
-                float silu = __bfloat162float(__float2bfloat16(g / (1.0f + expf(-g))));
-                *out = __float2bfloat16(silu * u);
-            } else {
-#pragma unroll
-                for (int q = 0; q < C; q++) {
-                    if (col + q >= n) break;
-                    float v = acc[q][r];
-                    if (accumulate) v += __bfloat162float(out[q]);
-                    out[q] = __float2bfloat16(v);
-                }
-            }
-        }
-    }
+    gemv_reduce_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, lane, accumulate);
 }
 
 template <int ROWS, int U, int MODE, bool NORM>
@@ -466,6 +428,7 @@ int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, i
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
 {
+    if (gemv_persist_takes(m, k)) return gemv_persist_rows(x, w, y, m, n, k, accumulate, s, pdl);
     return gemm_rows_cols(x, w, y, m, n, k, accumulate, gemv_pair_for(n) ? 2 : 1, s, pdl);
 }
 
@@ -479,6 +442,7 @@ int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
+    if (gemv_persist_takes(m, k)) return gemv_persist_swiglu(x, w_gate_up, act, m, inter, k, s, pdl);
     return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
 }
 

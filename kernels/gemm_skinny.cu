@@ -24,6 +24,7 @@
  * arithmetic: the decode path uses one or the other for all its row counts. */
 #include "gemm.h"
 #include "cuda_check.h"
+#include "load_stream.cuh"
 #include "mma.cuh"
 #include "pdl.h"
 
@@ -32,16 +33,6 @@ typedef __nv_bfloat16 bf16;
 #define SK_WARPS 8        /* K split over the warps of a block: fixed, it sets the order of the sums */
 #define SK_MAX_NT 8       /* row tiles of 8 a block: 64 rows; more rows take more blocks (grid y) */
 #define SK_U 4            /* chunks in flight per warp and weight row: 4 x 16 B x 2 rows x MT per lane */
-
-__device__ __forceinline__ uint4 sk_load_stream(const uint4 *p)
-{
-    /* Weights are read once per step: keep them out of L1 so the rows of X stay. */
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 
 __device__ __forceinline__ void sk_mma(float d[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                        uint32_t b1)
@@ -64,7 +55,7 @@ __device__ __forceinline__ void sk_load_chunks(uint4 a[UB][MT][2], const uint4 *
 #pragma unroll
         for (int q = 0; q < MT; q++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? sk_load_stream(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
+            for (int h = 0; h < 2; h++) a[u][q][h] = idx < kv ? load_stream_ordered(wp[q][h] + idx) : make_uint4(0, 0, 0, 0);
     }
 }
 

@@ -57,7 +57,53 @@ struct decode_setup {
     int batch, path, fold, prefetch, attn_keys;
     int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
+    int persist;     /* the GEMV's resident-block setting: an index into persist_cfgs (0: off) */
 };
+
+/* The GEMV settings compared ({blocks an SM, ring stages, groups into L2}; gemm.h):
+ * the wave-of-blocks kernel first */
+static const struct gemv_persist_cfg persist_cfgs[] = {{0, 3, 0}, {1, 2, 0}, {1, 3, 0}, {2, 2, 0},
+                                                       {2, 3, 0}, {1, 3, 4}, {1, 2, 8}, {2, 3, 4}};
+static const int n_persist = sizeof persist_cfgs / sizeof persist_cfgs[0];
+static const char *persist_name(int i)
+{
+    static char buf[16][48];
+    const struct gemv_persist_cfg c = persist_cfgs[i];
+    if (!c.blocks_per_sm) return "GEMV wave";
+    snprintf(buf[i], sizeof buf[i], "GEMV resident b%d s%d l2 %d", c.blocks_per_sm, c.stages, c.l2_items);
+    return buf[i];
+}
+
+/* The GEMVs of a batch-1 step alone, in step order (qkv, o onto the residual,
+ * gate-up with SwiGLU, down onto the residual, 32 layers, then lm_head), captured
+ * with programmatic launch and replayed: how the linears stream back to back,
+ * without the norms and attention between them. */
+static void gemv_chain_figure(struct llama_part *p, int setting, double copy_gbs, cudaStream_t s)
+{
+    const struct model_spec *m = &p->m;
+    const struct part_dims *x = &p->dims;
+    gemv_persist_set(persist_cfgs[setting]);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int l = 0; l < m->layers; l++) {
+        const bf16 *b = p->layers + (size_t)l * p->ll.elems;
+        TRY(gemm_rows(p->normed, b + p->ll.wqkv, p->qkv, 1, x->qkv_n, x->hidden, 0, s, 1));
+        TRY(gemm_rows(p->attn, b + p->ll.wo, p->hidden, 1, x->hidden, x->q_dim, 1, s, 1));
+        TRY(gemm_rows_swiglu(p->normed, b + p->ll.wgu, p->act, 1, x->inter_l, x->hidden, s, 1));
+        TRY(gemm_rows(p->act, b + p->ll.wdown, p->hidden, 1, x->hidden, x->inter_l, 1, s, 1));
+    }
+    TRY(gemm_rows(p->normed, p->head + p->hl.lm_head, p->logits, 1, x->vocab_l, x->hidden, 0, s, 1));
+    CU(cudaStreamEndCapture(s, &graph));
+    CU(cudaGraphInstantiate(&exec, graph, 0));
+    double ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
+    CU(cudaGraphExecDestroy(exec));
+    CU(cudaGraphDestroy(graph));
+    gemv_persist_set(persist_cfgs[0]);
+    double bytes = (double)m->layers * (p->ll.elems - 2.0 * x->hidden) * 2 + (double)x->vocab_l * x->hidden * 2;
+    printf("gemv chain, batch 1, %s: %.3f ms for %.2f GB = %.1f%% of copy\n", persist_name(setting), ms, bytes / 1e9,
+           100.0 * bytes / (ms * 1e6) / copy_gbs);
+}
 
 /* gemm_skinny's weight streams compared: registers (the default), then the
  * cp.async ring that was fastest alone for gate-up at 16 rows (stages, chunks a
@@ -162,6 +208,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_attn_keys = ds.attn_keys;
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
+    gemv_persist_set(persist_cfgs[ds.persist]);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
     TRY(llama_embed(p, &pre, s));
@@ -199,17 +246,20 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), fold ? " (norms folded)" : "",
+           batch, path_name(path), ds.persist ? ", " : "", ds.persist ? persist_name(ds.persist) : "",
+           fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
            attn_setting_name(ds.attn_keys, ds.attn_warps), prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
-    if (!fold && !prefetch) attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
+    if (!fold && !prefetch && !ds.persist)
+        attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
     gemm_skinny_set_stream(skinny_streams[0]);
+    gemv_persist_set(persist_cfgs[0]);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     CU(cudaGraphExecDestroy(exec));
@@ -355,6 +405,7 @@ int main(int argc, char **argv)
         }
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
+        for (int i = 0; i < n_persist; i++) gemv_chain_figure(p, i, copy_gbs, s);
         /* the tensor-core decode kernels at 1, 16 and 64 rows: registers (skinny)
          * against the shared-memory stream with its K-split clusters */
         const int rows_list[3] = {1, 16, 64};
@@ -394,6 +445,10 @@ int main(int argc, char **argv)
         {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
         {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
+    for (int i = 1; i < n_persist; i++) {
+        struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
+        decode_figure(p, c, 128, 128, copy_gbs, s);
+    }
     /* every attention setting at the last step's context (the cases above filled
      * the cache of all 64 sequences to it), then the whole step with each batch's
      * fastest when it is not the default */
@@ -418,6 +473,7 @@ int main(int argc, char **argv)
     TRY(llama_part_init_random(p, 1));
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
+    for (int i = 1; i < n_persist; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];
         attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);
