@@ -2,7 +2,8 @@
  * copy bandwidth and GEMM rate (the ceilings), prefill latency of a whole forward
  * (logits of every position) against the same GEMMs timed alone, and greedy
  * decode tokens/s with the step captured in a CUDA graph.
- * usage: bench_kernels [config.json]   (default models/llama-2-7b.json) */
+ * usage: bench_kernels [config.json [gemv-profile]]   (default models/llama-2-7b.json;
+ * gemv-profile: only a few GEMV launches, for ncu) */
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,9 +268,29 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     CU(cudaFree(dpos));
 }
 
+/* For a profiler (ncu -k regex:gemv): five launches each of the o GEMV (wave, then
+ * resident at two settings) and the gate-up SwiGLU GEMV (wave), one layer's
+ * weights each, plain stream launches. */
+static void gemv_profile_launches(struct llama_part *p, cudaStream_t s)
+{
+    const struct part_dims *x = &p->dims;
+    const int settings[3] = {0, 4, 2};
+    for (int v = 0; v < 4; v++) {
+        gemv_persist_set(persist_cfgs[v < 3 ? settings[v] : 0]);
+        for (int l = 0; l < 5; l++) {
+            const bf16 *b = p->layers + (size_t)l * p->ll.elems;
+            if (v < 3) TRY(gemm_rows(p->attn, b + p->ll.wo, p->hidden, 1, x->hidden, x->q_dim, 1, s));
+            else TRY(gemm_rows_swiglu(p->normed, b + p->ll.wgu, p->act, 1, x->inter_l, x->hidden, s));
+        }
+    }
+    gemv_persist_set(persist_cfgs[0]);
+    CU(cudaStreamSynchronize(s));
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
+    const int profile_only = argc > 2 && !strcmp(argv[2], "gemv-profile");
     struct model_spec m;
     TRY(model_spec_load(cfg, &m));
     cudaDeviceProp prop;
@@ -302,6 +323,11 @@ int main(int argc, char **argv)
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
+    if (profile_only) {
+        gemv_profile_launches(p, s);
+        llama_part_destroy(p);
+        return 0;
+    }
 
     {
         const int n = 8192;
