@@ -307,17 +307,22 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
-template <int ROWS, int U, int MODE, bool NORM>
+template <int ROWS, int U, int MODE, bool NORM, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
             int accumulate, const bf16 *__restrict__ norm_w, float eps)
 {
     constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
+    static_assert(KS == 1 || C == 1, "a column pair is not split over warps");
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int col = (blockIdx.x * GEMV_WARPS + warp) * C;
+    int part = warp % KS;  /* this warp's part of K */
+    int col = (blockIdx.x * (GEMV_WARPS / KS) + warp / KS) * C;
     int m0 = blockIdx.y * ROWS;
     int kv = k / 8;
+    /* part p takes the vectors [p span, (p + 1) span) of K, span a multiple of 32 */
+    int span = KS == 1 ? kv : (kv + 32 * KS - 1) / (32 * KS) * 32;
+    int k_lo = part * span, k_hi = min(kv, k_lo + span);
     const uint4 *wr[P];
 #pragma unroll
     for (int q = 0; q < P; q++) {
@@ -325,7 +330,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
         wr[q] = (const uint4 *)(w + (size_t)row * k);
     }
     uint4 wv[P][U];
-    gemv_load_group<P, U>(wv, wr, lane, kv);
+    gemv_load_group<P, U>(wv, wr, k_lo + lane, k_hi);
     pdl_wait();
     pdl_trigger();
     const uint4 *xr[ROWS];
@@ -341,17 +346,17 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
     }
-    if (col >= n) return;
+    if (KS == 1 && col >= n) return;
     float acc[P][ROWS];
 #pragma unroll
     for (int q = 0; q < P; q++)
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
-    for (int base = lane; base < kv; base += 32 * U) {
-        if (base != lane) gemv_load_group<P, U>(wv, wr, base, kv);
+    for (int base = k_lo + lane; base < k_hi; base += 32 * U) {
+        if (base != k_lo + lane) gemv_load_group<P, U>(wv, wr, base, k_hi);
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            if (base + u * 32 >= kv) break;
+            if (base + u * 32 >= k_hi) break;
             float wf[P][8];
 #pragma unroll
             for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
@@ -368,18 +373,68 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             }
         }
     }
-    gemv_reduce_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, lane, accumulate);
+    gemv_warp_sum<P, ROWS>(acc);
+    if (KS > 1) {  /* the parts' sums added in part order by the column's first warp */
+        __shared__ float parts[GEMV_WARPS][P][ROWS];
+        if (lane == 0)
+#pragma unroll
+            for (int q = 0; q < P; q++)
+#pragma unroll
+                for (int r = 0; r < ROWS; r++) parts[warp][q][r] = acc[q][r];
+        __syncthreads();
+        if (part != 0 || col >= n) return;
+#pragma unroll
+        for (int j = 1; j < KS; j++)
+#pragma unroll
+            for (int q = 0; q < P; q++)
+#pragma unroll
+                for (int r = 0; r < ROWS; r++) acc[q][r] += parts[warp + j][q][r];
+    }
+    if (lane == 0) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
+}
+
+template <int ROWS, int U, int MODE, bool NORM, int KS>
+static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                          const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
+{
+    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
+    constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
+    dim3 grid((n + cols - 1) / cols, blocks_y);
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
+                         k, accumulate, norm_w, eps));
+    return PB_OK;
+}
+
+static struct gemv_wave_cfg wave_cfg = {1, 1, 1};
+void gemv_wave_set(struct gemv_wave_cfg c) { wave_cfg = c; }
+struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
+
+/* The warps a column's K is split over: from (N, K) and the process setting only,
+ * so a row's bits never depend on the rows sharing the call. */
+int gemm_rows_ksplit(int n, int k)
+{
+    (void)k;
+    return n <= 8192 ? wave_cfg.ks_narrow : wave_cfg.ks_wide;
 }
 
 template <int ROWS, int U, int MODE, bool NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
-    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
-    dim3 grid((n + GEMV_WARPS * C - 1) / (GEMV_WARPS * C), blocks_y);
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
-                         k, accumulate, norm_w, eps));
-    return PB_OK;
+    int ks = MODE == GEMV_PAIR ? 1 : gemm_rows_ksplit(n, k);
+    switch (ks) {
+    case 1: return gemv_launch_ks<ROWS, U, MODE, NORM, 1>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 2:
+        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 2>(blocks_y, x, w, y, m, n, k,
+                                                                                    accumulate, norm_w, eps, s, pdl);
+    case 4:
+        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 4>(blocks_y, x, w, y, m, n, k,
+                                                                                    accumulate, norm_w, eps, s, pdl);
+    case 8:
+        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 8>(blocks_y, x, w, y, m, n, k,
+                                                                                    accumulate, norm_w, eps, s, pdl);
+    default: return pb_fail("gemm_rows: K split over %d warps (1, 2, 4 or 8)", ks);
+    }
 }
 
 /* Rows per block for m rows: fewer rows mean less arithmetic per weight byte, so
@@ -415,7 +470,7 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
 int gemm_rows_cols_per_warp(int n)
 {
     (void)n;
-    return 1;
+    return wave_cfg.cols;
 }
 static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 
@@ -428,7 +483,6 @@ int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, i
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
 {
-    if (gemv_persist_takes(m, k)) return gemv_persist_rows(x, w, y, m, n, k, accumulate, s, pdl);
     return gemm_rows_cols(x, w, y, m, n, k, accumulate, gemv_pair_for(n) ? 2 : 1, s, pdl);
 }
 
@@ -442,7 +496,6 @@ int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
-    if (gemv_persist_takes(m, k)) return gemv_persist_swiglu(x, w_gate_up, act, m, inter, k, s, pdl);
     return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
 }
 

@@ -65,23 +65,18 @@ int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, 
 int gemm_rows_cols_per_warp(int n);
 int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
-/* The GEMV with a few resident blocks that loop over columns (gemv_persist.cu):
- * the same bits as the wave-of-blocks kernel, for the whole process once on
- * (benchmarks compare the settings). blocks_per_sm 0: off; else gemm_rows and
- * gemm_rows_swiglu of 1 to 4 rows take it, with at most blocks_per_sm blocks of
- * 8 warps an SM, a ring of `stages` (2 or 3) weight groups a warp in registers,
- * and l2_items more groups a warp prefetched into L2 before pdl_wait. The folded
- * norms and gemm_rows_cols keep the wave kernel. */
-struct gemv_persist_cfg {
-    int blocks_per_sm, stages, l2_items;
+/* How the GEMV spreads its work, for the whole process (benchmarks compare the
+ * settings): cols output columns a warp (1 or 2: the same bits), or, at one
+ * column a warp, each column's K split over ks_narrow (N <= 8192) or ks_wide
+ * warps of a block (1, 2, 4 or 8), their sums added in a fixed order. The split
+ * changes the bits; it comes from (N, K) alone, so a row's bits still never
+ * depend on the rows sharing the call. */
+struct gemv_wave_cfg {
+    int cols, ks_narrow, ks_wide;
 };
-void gemv_persist_set(struct gemv_persist_cfg c);
-struct gemv_persist_cfg gemv_persist_get(void);
-int gemv_persist_takes(int m, int k);
-int gemv_persist_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
-                      int accumulate, cudaStream_t s, int pdl = 0);
-int gemv_persist_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,
-                        int k, cudaStream_t s, int pdl = 0);
+void gemv_wave_set(struct gemv_wave_cfg c);
+struct gemv_wave_cfg gemv_wave_get(void);
+int gemm_rows_ksplit(int n, int k);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
  * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
  * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each block

@@ -1,6 +1,5 @@
-/* What the two GEMV kernels share (gemm.cu's, one wave of blocks, and
- * gemv_persist.cu's, a few resident blocks looping over columns): the warps a
- * block, the modes, and the end of a column, so both give the same bits. */
+/* The GEMV's warps a block, modes, and the end of a column: the warp's sum and
+ * the store (gemm.cu). */
 #ifndef PB_GEMV_COMMON_CUH
 #define PB_GEMV_COMMON_CUH
 #include <cuda_bf16.h>
@@ -9,13 +8,10 @@
 
 enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
 
-/* A warp's sums of C output columns (P weight rows) over ROWS rows from m0, each
- * lane holding its share: the fixed shuffle tree, then lane 0 stores. GEMV_SWIGLU
- * rounds as k_swiglu does on the bf16 values a plain GEMV would have stored;
- * accumulate adds y's old value (the residual) before the one rounding. */
-template <int P, int C, int ROWS, int MODE>
-__device__ __forceinline__ void gemv_reduce_store(float acc[P][ROWS], __nv_bfloat16 *__restrict__ y, int m0, int m,
-                                                  int n, int col, int lane, int accumulate)
+/* A warp's sums of its P weight rows over ROWS rows, each lane holding its share:
+ * the fixed shuffle tree, every lane ends with the total. */
+template <int P, int ROWS>
+__device__ __forceinline__ void gemv_warp_sum(float acc[P][ROWS])
 {
 #pragma unroll
     for (int q = 0; q < P; q++)
@@ -23,7 +19,15 @@ __device__ __forceinline__ void gemv_reduce_store(float acc[P][ROWS], __nv_bfloa
         for (int r = 0; r < ROWS; r++)
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
-    if (lane != 0) return;
+}
+
+/* One thread stores C output columns from col over ROWS rows from m0. GEMV_SWIGLU
+ * rounds as k_swiglu does on the bf16 values a plain GEMV would have stored;
+ * accumulate adds y's old value (the residual) before the one rounding. */
+template <int P, int C, int ROWS, int MODE>
+__device__ __forceinline__ void gemv_store(const float acc[P][ROWS], __nv_bfloat16 *__restrict__ y, int m0, int m,
+                                           int n, int col, int accumulate)
+{
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
         if (m0 + r >= m) break;

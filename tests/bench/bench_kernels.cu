@@ -58,20 +58,20 @@ struct decode_setup {
     int batch, path, fold, prefetch, attn_keys;
     int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
-    int persist;     /* the GEMV's resident-block setting: an index into persist_cfgs (0: off) */
+    int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
 };
 
-/* The GEMV settings compared ({blocks an SM, ring stages, groups into L2}; gemm.h):
- * the wave-of-blocks kernel first */
-static const struct gemv_persist_cfg persist_cfgs[] = {{0, 3, 0}, {1, 2, 0}, {1, 3, 0}, {2, 2, 0},
-                                                       {2, 3, 0}, {1, 3, 4}, {1, 2, 8}, {2, 3, 4}};
-static const int n_persist = sizeof persist_cfgs / sizeof persist_cfgs[0];
-static const char *persist_name(int i)
+/* The GEMV settings compared ({columns a warp, K split at N <= 8192, K split
+ * above}; gemm.h): the default first */
+static const struct gemv_wave_cfg wave_cfgs[] = {{1, 1, 1}, {2, 1, 1}, {1, 2, 1}, {1, 4, 1},
+                                                 {1, 8, 1}, {1, 2, 2}, {1, 4, 2}, {1, 2, 4}};
+static const int n_wave = sizeof wave_cfgs / sizeof wave_cfgs[0];
+static const char *wave_name(int i)
 {
     static char buf[16][48];
-    const struct gemv_persist_cfg c = persist_cfgs[i];
-    if (!c.blocks_per_sm) return "GEMV wave";
-    snprintf(buf[i], sizeof buf[i], "GEMV resident b%d s%d l2 %d", c.blocks_per_sm, c.stages, c.l2_items);
+    const struct gemv_wave_cfg c = wave_cfgs[i];
+    if (c.cols > 1) snprintf(buf[i], sizeof buf[i], "GEMV %d columns a warp", c.cols);
+    else snprintf(buf[i], sizeof buf[i], "GEMV K over %d warps (N<=8192), %d (wider)", c.ks_narrow, c.ks_wide);
     return buf[i];
 }
 
@@ -83,7 +83,7 @@ static void gemv_chain_figure(struct llama_part *p, int setting, double copy_gbs
 {
     const struct model_spec *m = &p->m;
     const struct part_dims *x = &p->dims;
-    gemv_persist_set(persist_cfgs[setting]);
+    gemv_wave_set(wave_cfgs[setting]);
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
@@ -100,9 +100,9 @@ static void gemv_chain_figure(struct llama_part *p, int setting, double copy_gbs
     double ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
     CU(cudaGraphExecDestroy(exec));
     CU(cudaGraphDestroy(graph));
-    gemv_persist_set(persist_cfgs[0]);
+    gemv_wave_set(wave_cfgs[0]);
     double bytes = (double)m->layers * (p->ll.elems - 2.0 * x->hidden) * 2 + (double)x->vocab_l * x->hidden * 2;
-    printf("gemv chain, batch 1, %s: %.3f ms for %.2f GB = %.1f%% of copy\n", persist_name(setting), ms, bytes / 1e9,
+    printf("gemv chain, batch 1, %s: %.3f ms for %.2f GB = %.1f%% of copy\n", wave_name(setting), ms, bytes / 1e9,
            100.0 * bytes / (ms * 1e6) / copy_gbs);
 }
 
@@ -209,7 +209,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_attn_keys = ds.attn_keys;
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
-    gemv_persist_set(persist_cfgs[ds.persist]);
+    gemv_wave_set(wave_cfgs[ds.wave]);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
     TRY(llama_embed(p, &pre, s));
@@ -249,7 +249,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
     printf("decode batch %2d %s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), ds.persist ? ", " : "", ds.persist ? persist_name(ds.persist) : "",
+           batch, path_name(path), ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
@@ -257,10 +257,10 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
-    if (!fold && !prefetch && !ds.persist)
+    if (!fold && !prefetch && !ds.wave)
         attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
     gemm_skinny_set_stream(skinny_streams[0]);
-    gemv_persist_set(persist_cfgs[0]);
+    gemv_wave_set(wave_cfgs[0]);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     CU(cudaGraphExecDestroy(exec));
@@ -268,22 +268,19 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     CU(cudaFree(dpos));
 }
 
-/* For a profiler (ncu -k regex:gemv): five launches each of the o GEMV (wave, then
- * resident at two settings) and the gate-up SwiGLU GEMV (wave), one layer's
- * weights each, plain stream launches. */
+/* For a profiler (ncu -k regex:gemv): five launches each of the down GEMV at
+ * each GEMV setting, one layer's weights each, plain stream launches. */
 static void gemv_profile_launches(struct llama_part *p, cudaStream_t s)
 {
     const struct part_dims *x = &p->dims;
-    const int settings[3] = {0, 4, 2};
-    for (int v = 0; v < 4; v++) {
-        gemv_persist_set(persist_cfgs[v < 3 ? settings[v] : 0]);
+    for (int v = 0; v < n_wave; v++) {
+        gemv_wave_set(wave_cfgs[v]);
         for (int l = 0; l < 5; l++) {
             const bf16 *b = p->layers + (size_t)l * p->ll.elems;
-            if (v < 3) TRY(gemm_rows(p->attn, b + p->ll.wo, p->hidden, 1, x->hidden, x->q_dim, 1, s));
-            else TRY(gemm_rows_swiglu(p->normed, b + p->ll.wgu, p->act, 1, x->inter_l, x->hidden, s));
+            TRY(gemm_rows(p->act, b + p->ll.wdown, p->hidden, 1, x->hidden, x->inter_l, 1, s));
         }
     }
-    gemv_persist_set(persist_cfgs[0]);
+    gemv_wave_set(wave_cfgs[0]);
     CU(cudaStreamSynchronize(s));
 }
 
@@ -431,7 +428,7 @@ int main(int argc, char **argv)
         }
         printf("gemv 1 row, all weights: %.3f ms, %.0f GB/s = %.1f%% of copy\n", all_ms, all_bytes / (all_ms * 1e6),
                100.0 * all_bytes / (all_ms * 1e6) / copy_gbs);
-        for (int i = 0; i < n_persist; i++) gemv_chain_figure(p, i, copy_gbs, s);
+        for (int i = 0; i < n_wave; i++) gemv_chain_figure(p, i, copy_gbs, s);
         /* the tensor-core decode kernels at 1, 16 and 64 rows: registers (skinny)
          * against the shared-memory stream with its K-split clusters */
         const int rows_list[3] = {1, 16, 64};
@@ -471,7 +468,7 @@ int main(int argc, char **argv)
         {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
         {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
-    for (int i = 1; i < n_persist; i++) {
+    for (int i = 1; i < n_wave; i++) {
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
@@ -499,7 +496,7 @@ int main(int argc, char **argv)
     TRY(llama_part_init_random(p, 1));
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
-    for (int i = 1; i < n_persist; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
+    for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];
         attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);
