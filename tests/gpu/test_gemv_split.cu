@@ -9,6 +9,8 @@
 
 typedef __nv_bfloat16 bf16;
 
+static const struct gemv_wave_cfg wave_default = gemv_wave_get();
+
 static const int splits[4] = {1, 2, 4, 8};
 
 static int split_case(int ks, int m, int n, int k, int accumulate, int pdl, uint64_t seed)
@@ -18,7 +20,7 @@ static int split_case(int ks, int m, int n, int k, int accumulate, int pdl, uint
     linear_case_setup(&c, m, n, k, accumulate, seed);
     int bad = gemm_rows(c.x, c.w, c.y, m, n, k, accumulate, 0, pdl) != 0;
     bad |= cudaDeviceSynchronize() != cudaSuccess;
-    gemv_wave_set({1, 1, 1});
+    gemv_wave_set(wave_default);
     if (bad) fprintf(stderr, "  K over %d warps\n", ks);
     return linear_case_finish(&c, "gemm_rows (K split)", bad);
 }
@@ -53,7 +55,7 @@ TEST(test_gemv_k_split_rows_independent)
             CHECK(bits_equal(all + 5 * N, part, (size_t)ms[j] * N));
         }
     }
-    gemv_wave_set({1, 1, 1});
+    gemv_wave_set(wave_default);
     cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
 }
 
@@ -84,7 +86,7 @@ TEST(test_gemv_k_split_swiglu_and_norm_keep_their_bits)
             CHECK(bits_equal(want, got, (size_t)m * N));
         }
     }
-    gemv_wave_set({1, 1, 1});
+    gemv_wave_set(wave_default);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     cudaFree(x), cudaFree(nw), cudaFree(w), cudaFree(normed), cudaFree(gu), cudaFree(want), cudaFree(got);
 }
@@ -97,7 +99,7 @@ TEST(test_gemv_k_split_refuses_a_bad_split)
     CHECK(gemm_rows(x, w, y, 1, 64, 64, 0, 0) != 0);
     gemv_wave_set({1, 1, 16});
     CHECK(gemm_rows(x, w, y, 1, 9000, 64, 0, 0) != 0);
-    gemv_wave_set({1, 1, 1});
+    gemv_wave_set(wave_default);
     CHECK(gemm_rows(x, w, y, 1, 64, 64, 0, 0) == 0);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     cudaFree(x), cudaFree(w), cudaFree(y);

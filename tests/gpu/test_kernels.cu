@@ -136,10 +136,13 @@ TEST(test_gemm_rows_swiglu_equals_gemv_then_swiglu)
     cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
 }
 
-/* One or two output columns a warp: the same bits (plain and accumulating). */
+/* One or two output columns a warp: the same bits (plain and accumulating), with
+ * K unsplit (a split changes the bits; test_gemv_split.cu). */
 TEST(test_gemm_rows_two_columns_a_warp_equal_one)
 {
     const int N = 77, K = 4104;
+    const struct gemv_wave_cfg was = gemv_wave_get();
+    gemv_wave_set({1, 1, 1});
     const int ms[4] = {1, 2, 4, 11};
     bf16 *x = dev_random((size_t)11 * K, 1.0f, 51, NULL), *w = dev_random((size_t)N * K, 0.1f, 52, NULL);
     bf16 *one = dev_random((size_t)11 * N, 1.0f, 53, NULL), *two;
@@ -153,6 +156,7 @@ TEST(test_gemm_rows_two_columns_a_warp_equal_one)
             CHECK(bits_equal(one, two, (size_t)ms[i] * N));
         }
     }
+    gemv_wave_set(was);
     cudaFree(x), cudaFree(w), cudaFree(one), cudaFree(two);
 }
 
