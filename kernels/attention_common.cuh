@@ -9,7 +9,6 @@
 #include <cuda_bf16.h>
 #include "attention.h"
 #include "rope.cuh"
-#include "block_ticket.cuh"
 #include "pdl.h"
 
 #define LOG2E 1.4426950408889634f
@@ -122,6 +121,28 @@ __device__ __forceinline__ void decode_store_new(const SM &sm, __nv_bfloat16 *kc
         uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
         *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)sm.knew)[e];
     }
+}
+
+/* Called by every thread of each of the n_blocks blocks of a (sequence, head)
+ * after its partial is written; true in the block that took the last ticket,
+ * which then reads every block's partial. The last ticket's taker puts the
+ * counter back to zero: every block of this call has taken its ticket by then and
+ * the next call on the counter is stream-ordered after this one (under
+ * programmatic launch too: pdl_wait comes before any ticket), so each launch, a
+ * graph replay included, finds it at zero. `flag` is an int in shared memory. */
+__device__ __forceinline__ bool decode_take_ticket(int *ticket, int n_blocks, int *flag)
+{
+    __threadfence();  /* this block's partial visible before its ticket */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const bool last = atomicAdd(ticket, 1) == n_blocks - 1;
+        if (last) *ticket = 0;
+        *flag = last;
+    }
+    __syncthreads();
+    const bool last = *flag;
+    if (last) __threadfence();  /* the others' partials read after their tickets */
+    return last;
 }
 
 /* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and

@@ -222,9 +222,9 @@ __global__ void __launch_bounds__(WARPS * 32) decode_spread_kernel(struct attn_a
         mine[0] = M;
         mine[1] = L;
     }
-    /* wacc and wl are read above and rewritten by the combine: block_take_ticket's
+    /* wacc and wl are read above and rewritten by the combine: decode_take_ticket's
      * barriers order the two */
-    if (!block_take_ticket(a.counters + (size_t)b * a.hq + h, n, &sm.is_last)) return;
+    if (!decode_take_ticket(a.counters + (size_t)b * a.hq + h, n, &sm.is_last)) return;
     spread_combine<D, WARPS>(sm, n, all, out);
 }
 

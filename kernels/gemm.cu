@@ -3,7 +3,6 @@
 #include "cuda_check.h"
 #include "pdl.h"
 #include "gemv_common.cuh"
-#include "block_ticket.cuh"
 #include "load_stream.cuh"
 #include "row_norm.cuh"
 #include <math.h>
@@ -308,19 +307,10 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
-/* TAIL: the block that finishes last normalises the m rows of y the grid just
- * completed (gemm_rows_then_norm), as k_rmsnorm would after this kernel. */
-struct gemv_tail {
-    const bf16 *w;  /* the norm's weight, n values */
-    bf16 *y;        /* its output, m rows of n */
-    int *ticket;    /* zero before the call; zero again after it */
-    float eps;
-};
-
-template <int ROWS, int U, int MODE, bool NORM, int KS, bool TAIL>
+template <int ROWS, int U, int MODE, bool NORM, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-            int accumulate, const bf16 *__restrict__ norm_w, float eps, gemv_tail tail)
+            int accumulate, const bf16 *__restrict__ norm_w, float eps)
 {
     constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
@@ -356,9 +346,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
     }
-    const bool active = col < n;
-    if (KS == 1 && !TAIL && !active) return;
-    if (!active) k_hi = k_lo;  /* no loads: the warp only takes part in the block's steps */
+    if (KS == 1 && col >= n) return;
     float acc[P][ROWS];
 #pragma unroll
     for (int q = 0; q < P; q++)
@@ -394,53 +382,33 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) parts[warp][q][r] = acc[q][r];
         __syncthreads();
-        if (part == 0)
+        if (part != 0 || col >= n) return;
 #pragma unroll
-            for (int j = 1; j < KS; j++)
+        for (int j = 1; j < KS; j++)
 #pragma unroll
-                for (int q = 0; q < P; q++)
+            for (int q = 0; q < P; q++)
 #pragma unroll
-                    for (int r = 0; r < ROWS; r++) acc[q][r] += parts[warp + j][q][r];
+                for (int r = 0; r < ROWS; r++) acc[q][r] += parts[warp + j][q][r];
     }
-    if (lane == 0 && part == 0 && active) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
-    if (TAIL) {
-        __shared__ int last;
-        __shared__ float red[32];
-        if (!block_take_ticket(tail.ticket, gridDim.x * gridDim.y, &last)) return;
-        for (int r = 0; r < m; r++)
-            row_rmsnorm((const uint4 *)(y + (size_t)r * n), (const uint4 *)tail.w, (uint4 *)(tail.y + (size_t)r * n), n,
-                        tail.eps, red, row_load_l2());
-    }
+    if (lane == 0) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
 }
 
-/* A launch of the GEMV: its shape, the folded norm's weight (NORM) and the tail
- * norm (TAIL), the same for every instance gemv_launch picks from. */
-struct gemv_call {
-    const bf16 *x, *w;
-    bf16 *y;
-    int m, n, k, accumulate;
-    const bf16 *norm_w;
-    float eps;
-    gemv_tail tail;
-    cudaStream_t s;
-    int pdl;
-};
-
-template <int ROWS, int U, int MODE, bool NORM, int KS, bool TAIL>
-static int gemv_launch_ks(int blocks_y, const gemv_call &c)
+template <int ROWS, int U, int MODE, bool NORM, int KS>
+static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                          const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
-    dim3 grid((c.n + cols - 1) / cols, blocks_y);
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS, TAIL>, grid, dim3(GEMV_WARPS * 32), 0, c.s, c.pdl, c.x,
-                         c.w, c.y, c.m, c.n, c.k, c.accumulate, c.norm_w, c.eps, c.tail));
+    dim3 grid((n + cols - 1) / cols, blocks_y);
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
+                         k, accumulate, norm_w, eps));
     return PB_OK;
 }
 
 /* K over 4 warps: the GEMV chain of a batch-1 step streamed at 91% of the copy
  * rate against 86% unsplit, the step 3.79 against 3.98 ms (H200, docs/PERF.md);
  * 8 warps, or 2 for the wide products, were slower. */
-static struct gemv_wave_cfg wave_cfg = {1, 4, 4};
+static struct gemv_wave_cfg wave_cfg = {1, 4, 4, 4, 8};
 void gemv_wave_set(struct gemv_wave_cfg c) { wave_cfg = c; }
 struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
 
@@ -448,20 +416,25 @@ struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
  * so a row's bits never depend on the rows sharing the call. */
 int gemm_rows_ksplit(int n, int k)
 {
-    (void)k;
-    return n <= 8192 ? wave_cfg.ks_narrow : wave_cfg.ks_wide;
+    return k > 8192 ? wave_cfg.ks_long : n <= 8192 ? wave_cfg.ks_narrow : wave_cfg.ks_wide;
 }
 
-template <int ROWS, int U, int MODE, bool NORM, bool TAIL>
-static int gemv_launch(int blocks_y, const gemv_call &c)
+template <int ROWS, int U, int MODE, bool NORM>
+static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                       const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
-    constexpr int M = MODE == GEMV_PAIR ? GEMV_PLAIN : MODE;  /* a split takes one column a warp */
-    int ks = MODE == GEMV_PAIR ? 1 : gemm_rows_ksplit(c.n, c.k);
+    int ks = MODE == GEMV_PAIR ? 1 : gemm_rows_ksplit(n, k);
     switch (ks) {
-    case 1: return gemv_launch_ks<ROWS, U, MODE, NORM, 1, TAIL>(blocks_y, c);
-    case 2: return gemv_launch_ks<ROWS, U, M, NORM, 2, TAIL>(blocks_y, c);
-    case 4: return gemv_launch_ks<ROWS, U, M, NORM, 4, TAIL>(blocks_y, c);
-    case 8: return gemv_launch_ks<ROWS, U, M, NORM, 8, TAIL>(blocks_y, c);
+    case 1: return gemv_launch_ks<ROWS, U, MODE, NORM, 1>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 2:
+        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 2>(blocks_y, x, w, y, m, n, k,
+                                                                                    accumulate, norm_w, eps, s, pdl);
+    case 4:
+        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 4>(blocks_y, x, w, y, m, n, k,
+                                                                                    accumulate, norm_w, eps, s, pdl);
+    case 8:
+        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 8>(blocks_y, x, w, y, m, n, k,
+                                                                                    accumulate, norm_w, eps, s, pdl);
     default: return pb_fail("gemm_rows: K split over %d warps (1, 2, 4 or 8)", ks);
     }
 }
@@ -472,20 +445,35 @@ static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 
 
 int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0; }
 
-template <int MODE, bool NORM, bool TAIL = false>
-static int gemv_rows(const gemv_call &c)
+/* U, the vectors a lane loads at a time (8 for one weight row; DIV halves it):
+ * fewer rows of x leave registers for more bytes in flight. The bits do not
+ * depend on it. */
+template <int MODE, bool NORM, int DIV>
+static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                       const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
-    if (c.k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", c.k);
-    if (c.m <= 0) return PB_OK;
-    if (NORM && !gemm_rows_norm_fits(c.m, c.k))
-        return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, c.m);
-    constexpr int U = MODE == GEMV_PLAIN ? 8 : 4;  /* two weight rows per warp: as many bytes in flight */
-    switch (gemv_block_rows(c.m)) {
-    case 1: return gemv_launch<1, U, MODE, NORM, TAIL>(1, c);
-    case 2: return gemv_launch<2, U, MODE, NORM, TAIL>(1, c);
-    case 4: return gemv_launch<4, U / 2, MODE, NORM, TAIL>(1, c);
-    default: return gemv_launch<GEMV_ROWS, U / 2, MODE, false, TAIL>((c.m + GEMV_ROWS - 1) / GEMV_ROWS, c);
+    constexpr int U = (MODE == GEMV_PLAIN ? 8 : 4) / DIV;  /* two weight rows per warp: as many bytes in flight */
+    switch (gemv_block_rows(m)) {
+    case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 4: return gemv_launch<4, U / 2, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    default:
+        return gemv_launch<GEMV_ROWS, U / 2, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+                                                          norm_w, eps, s, pdl);
     }
+}
+
+template <int MODE, bool NORM>
+static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
+                     float eps, cudaStream_t s, int pdl)
+{
+    if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
+    if (m <= 0) return PB_OK;
+    if (NORM && !gemm_rows_norm_fits(m, k))
+        return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
+    if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORM, 2>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    if (wave_cfg.u != 8) return pb_fail("gemm_rows: %d vectors a lane (4 or 8)", wave_cfg.u);
+    return gemv_rows_u<MODE, NORM, 1>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
 }
 
 /* One column a warp. On an H100 two a warp up to N = 16384 streamed qkv faster
@@ -503,9 +491,8 @@ static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,
                    cudaStream_t s, int pdl)
 {
-    const gemv_call c = {x, w, y, m, n, k, accumulate, NULL, 0, {}, s, pdl};
-    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, false>(c);
-    return gemv_rows<GEMV_PLAIN, false>(c);
+    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    return gemv_rows<GEMV_PLAIN, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
 }
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
@@ -516,27 +503,18 @@ int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int ac
 int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
                    cudaStream_t s, int pdl)
 {
-    const gemv_call c = {x, w, y, m, n, k, 0, norm_w, eps, {}, s, pdl};
-    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, true>(c);
-    return gemv_rows<GEMV_PLAIN, true>(c);
+    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_PLAIN, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
 }
 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, false>({x, w_gate_up, act, m, inter, k, 0, NULL, 0, {}, s, pdl});
+    return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
 }
 
 int gemm_rows_swiglu_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
                           int inter, int k, cudaStream_t s, int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, true>({x, w_gate_up, act, m, inter, k, 0, norm_w, eps, {}, s, pdl});
-}
-
-int gemm_rows_then_norm(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
-                        const bf16 *norm_w, float eps, bf16 *normed, int *ticket, cudaStream_t s, int pdl)
-{
-    if (!norm_w || !normed || !ticket) return pb_fail("gemm_rows_then_norm: the norm's weight, output and ticket are needed");
-    if (n % 8) return pb_fail("gemm_rows_then_norm: N=%d is not a multiple of 8", n);
-    return gemv_rows<GEMV_PLAIN, false, true>({x, w, y, m, n, k, accumulate, NULL, 0, {norm_w, normed, ticket, eps}, s, pdl});
+    return gemv_rows<GEMV_SWIGLU, true>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
 }

@@ -67,24 +67,18 @@ int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16
                    int accumulate, int cols_per_warp, cudaStream_t s, int pdl = 0);
 /* How the GEMV spreads its work, for the whole process (benchmarks compare the
  * settings): cols output columns a warp (1 or 2: the same bits), or, at one
- * column a warp, each column's K split over ks_narrow (N <= 8192) or ks_wide
- * warps of a block (1, 2, 4 or 8), their sums added in a fixed order. The split
- * changes the bits; it comes from (N, K) alone, so a row's bits still never
- * depend on the rows sharing the call. */
+ * column a warp, each column's K split over ks_long (K > 8192), ks_narrow
+ * (N <= 8192) or ks_wide warps of a block (1, 2, 4 or 8), their sums added in a
+ * fixed order; u, the 16-byte vectors a lane loads at a time for one weight row
+ * (8 or 4; half of it for two rows, or four rows of x). The split changes the
+ * bits; it comes from (N, K) alone, so a row's bits still never depend on the
+ * rows sharing the call. */
 struct gemv_wave_cfg {
-    int cols, ks_narrow, ks_wide;
+    int cols, ks_narrow, ks_wide, ks_long, u;
 };
 void gemv_wave_set(struct gemv_wave_cfg c);
 struct gemv_wave_cfg gemv_wave_get(void);
 int gemm_rows_ksplit(int n, int k);
-/* gemm_rows, then normed = rmsnorm(y) with norm_w, bit for bit k_rmsnorm of the
- * rows just written, by the block that finishes last: one launch and one wait
- * fewer where a residual product is followed by the next norm. ticket: an int of
- * device memory, zero before the first call (each call leaves it zero); calls on
- * one ticket must be stream-ordered. N a multiple of 8. */
-int gemm_rows_then_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
-                        int accumulate, const __nv_bfloat16 *norm_w, float eps, __nv_bfloat16 *normed, int *ticket,
-                        cudaStream_t s, int pdl = 0);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
  * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
  * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each block

@@ -34,7 +34,8 @@ rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y
     const uint4 *xr = (const uint4 *)(x + ((size_t)r * in_step + in_offset) * hidden);
     const uint4 *wr = (const uint4 *)w;
     uint4 *yr = (uint4 *)(y + (size_t)r * hidden);
-    row_rmsnorm(xr, wr, yr, hidden, eps, red, row_load_plain());
+    float inv = row_inv_rms(xr, hidden, eps, red);
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
 }
 
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,

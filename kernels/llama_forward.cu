@@ -75,27 +75,6 @@ static int fold_norm(const struct llama_part *p, const struct llama_call *c, int
     return p->fold_norm && c->seq == 1 && gemm_rows_norm_fits(rows, hidden);
 }
 
-/* The next norm written by the residual product before it (p->fuse_norm): only on
- * the GEMV path of a whole-model part with its weights on the device, where the
- * product's rows are the call's rows of h and the next norm reads them unchanged
- * (a tensor-parallel rank's h changes in the all-reduce after it). */
-static int fuses_norm(const struct llama_part *p, const struct llama_call *c)
-{
-    return p->fuse_norm && c->seq == 1 && !p->fold_norm && decode_path(p) == DECODE_GEMV && p->d.world == 1 &&
-           !p->d.weights_on_host;
-}
-
-/* Whether p->normed already holds what the norm before this consumer (the
- * attention or MLP half of layer, or the head: layer -1) would write for this
- * call's rows. It is forgotten either way: the caller then writes p->normed or h. */
-static int take_normed(struct llama_part *p, const struct llama_call *c, int layer, int half)
-{
-    const struct normed_rows n = p->pending;
-    p->pending.valid = 0;
-    return n.valid && c->seq == 1 && n.layer == layer && n.half == half && n.batch_offset == c->batch_offset &&
-           n.batch == c->batch;
-}
-
 static int layer_local(const struct llama_part *p, int layer, int *local)
 {
     *local = layer - p->d.first_layer;
@@ -129,7 +108,6 @@ int llama_embed(struct llama_part *p, const struct llama_call *c, cudaStream_t s
 {
     PB_TRY(check_call(p, c));
     if (!p->d.has_embed) return pb_fail("llama_embed: this part holds no embedding");
-    p->pending.valid = 0;
     size_t row0 = (size_t)c->batch_offset * c->seq;
     return k_embed(p->tokens + row0, p->embed, p->hidden + row0 * p->dims.hidden, c->batch * c->seq,
                    p->dims.hidden, p->dims.vocab, s, p->d.programmatic_launch);
@@ -151,20 +129,11 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
  * (h = bf16(h + x W^T), one rounding); a tensor-parallel rank writes its partial to
  * the same rows of tp_partial instead, for the all-reduce to add to h with one
  * rounding too. Adding it here and summing the ranks' hidden buffers would round
- * the residual twice, at the magnitude of |h| (issue 25). next_norm: the weight of
- * the norm that reads h next on this part (NULL if none), written here too where
- * fuses_norm, for the consumer (next_layer, next_half) to take. */
+ * the residual twice, at the magnitude of |h| (issue 25). */
 static int output_projection(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w,
-                             bf16 *h, int rows, int k, cudaStream_t s, const bf16 *next_norm, int next_layer,
-                             int next_half)
+                             bf16 *h, int rows, int k, cudaStream_t s)
 {
     int H = p->dims.hidden;
-    if (p->d.world == 1 && next_norm && fuses_norm(p, c)) {
-        PB_TRY(gemm_rows_then_norm(x, w, h, rows, H, k, 1, next_norm, (float)p->m.rms_eps, p->normed, p->norm_ticket,
-                                   s, p->d.programmatic_launch));
-        p->pending = (struct normed_rows){1, next_layer, next_half, c->batch_offset, c->batch};
-        return PB_OK;
-    }
     if (p->d.world == 1) return linear(p, c, x, w, h, rows, H, k, 1, s);
     bf16 *partial = p->tp_partial + (h - p->hidden);
     return linear(p, c, x, w, partial, rows, H, k, 0, s);
@@ -180,11 +149,10 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
     int rows = c->batch * c->seq, H = x->hidden;
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
-    const int normed = take_normed(p, c, layer, 0);
     if (fold_norm(p, c, rows, H)) {
         PB_TRY(gemm_rows_norm(h, w.attn_norm, eps, w.wqkv, p->qkv, rows, x->qkv_n, H, s, pdl));
     } else {
-        if (!normed) PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, eps, s, pdl));
+        PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
     }
     size_t cache_off = (size_t)local * p->al.cache_layer_elems;
@@ -208,7 +176,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(k_rope_qkv(&ra, s));
         PB_TRY(attn_prefill(&aa, s));
     }
-    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s, w.mlp_norm, layer, 1);
+    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s);
 }
 
 int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
@@ -221,23 +189,17 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
     int rows = c->batch * c->seq, H = x->hidden;
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
-    const int normed = take_normed(p, c, layer, 1);
     if (fold_norm(p, c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
-        if (!normed) PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
+        PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
     } else {
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
         PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
     }
-    /* the norm that reads h next: the next layer's, or the head's after the last */
-    const bf16 *next = NULL;
-    if (local + 1 < p->d.n_layers) next = p->layers + (size_t)(local + 1) * p->ll.elems + p->ll.attn_norm;
-    else if (p->d.has_head) next = p->head + p->hl.norm;
-    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, next,
-                             local + 1 < p->d.n_layers ? layer + 1 : -1, 0);
+    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s);
 }
 
 int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s)
@@ -266,16 +228,14 @@ int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s)
     const bf16 *h = p->hidden + (size_t)c->batch_offset * c->seq * H;
     int rows;
     bf16 *logits;
-    const int normed = take_normed(p, c, -1, 0);
     if (c->seq == 1) {
         rows = c->batch;
         logits = p->logits + (size_t)c->batch_offset * x->vocab_l;
         if (fold_norm(p, c, rows, H))
             return gemm_rows_norm(h, head + p->hl.norm, (float)p->m.rms_eps, head + p->hl.lm_head, logits, rows,
                                   x->vocab_l, H, s, p->d.programmatic_launch);
-        if (!normed)
-            PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s,
-                             p->d.programmatic_launch));
+        PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s,
+                         p->d.programmatic_launch));
     } else if (c->last_only) {
         rows = c->batch;
         logits = p->logits + (size_t)c->batch_offset * x->vocab_l;

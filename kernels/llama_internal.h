@@ -31,7 +31,7 @@ struct arena_layout {
     size_t embed, layers, head, staging;
     size_t k_cache, v_cache, hidden, tp_partial, tokens, logits;
     size_t normed, qkv, q, attn, gu, act;
-    size_t inv_freq, partials, counters, norm_ticket, workspace;
+    size_t inv_freq, partials, counters, workspace;
     size_t total;
     /* host (pinned) block for cpu offload: embed | layers | head */
     size_t host_embed, host_layers, host_head, host_total;
@@ -45,14 +45,6 @@ enum decode_path { DECODE_GEMV, DECODE_SKINNY, DECODE_STREAM, DECODE_TENSOR };
 
 struct layer_w {
     bf16 *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
-};
-
-/* Rows of p->normed a fused norm wrote for the next consumer of the hidden state:
- * the attention (half 0) or MLP (half 1) of `layer`, or the head (layer -1), of
- * the call's sequences [batch_offset, batch_offset + batch). Recorded at capture
- * or launch time by the host, in call order, so it holds for a graph too. */
-struct normed_rows {
-    int valid, layer, half, batch_offset, batch;
 };
 
 struct llama_part {
@@ -88,11 +80,6 @@ struct llama_part {
                                         * are the same in every call and in every part of one run */
     int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
                                         * before pdl_wait (gemm_stream_cfg); same bits for any value */
-    int fuse_norm;                     /* one-token GEMV steps of a whole-model part (world 1): the o and
-                                        * down products write the next norm too (gemm_rows_then_norm),
-                                        * the same bits; on from creation, the benchmark times it off */
-    int *norm_ticket;                  /* gemm_rows_then_norm's ticket */
-    struct normed_rows pending;        /* what p->normed holds that no norm launch has to write again */
 };
 
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)

@@ -103,7 +103,6 @@ void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, c
     TAKE(inv_freq, layers ? (size_t)x->hd / 2 * sizeof(float) : 0);
     TAKE(partials, layers ? attn_decode_partials_floats(d->max_batch, x->hq, x->hd, d->max_context) * sizeof(float) : 0);
     TAKE(counters, layers ? attn_decode_counters(d->max_batch, x->hq) * sizeof(int) : 0);
-    TAKE(norm_ticket, layers ? sizeof(int) : 0);
     TAKE(workspace, work ? GEMM_WORKSPACE_BYTES : 0);
 #undef TAKE
     al->total = b;
@@ -172,7 +171,6 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
      * docs/PERF.md). */
     p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_STREAM;
     p->decode_prefetch = 0;
-    p->fuse_norm = 1;
     p->decode_attn_keys = 0;  /* the decode attention's defaults (llama_internal.h) */
     p->decode_attn_warps = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {
@@ -228,8 +226,7 @@ static int part_alloc(struct llama_part *p)
     p->inv_freq = (float *)(a + al->inv_freq);
     p->partials = (float *)(a + al->partials);
     p->counters = (int *)(a + al->counters);
-    p->norm_ticket = (int *)(a + al->norm_ticket);
-    /* The decode attention's counters and the norm's ticket must start at zero; nothing else is ever read
+    /* The decode attention's counters must start at zero; nothing else is ever read
      * unwritten, but a zeroed arena keeps a bug's symptoms stable. */
     cudaCheck(cudaMemset(p->arena, 0, al->total));
 

@@ -48,31 +48,17 @@ static __device__ __forceinline__ float block_sum(float v, float *shared)
     return total;
 }
 
-/* How a row is read: plainly, or through L2 by a block that reads what other
- * blocks of its grid just wrote (block_ticket.cuh). The same values either way. */
-struct row_load_plain {
-    __device__ __forceinline__ uint4 operator()(const uint4 *p) const { return *p; }
-};
-struct row_load_l2 {
-    __device__ __forceinline__ uint4 operator()(const uint4 *p) const { return __ldcg(p); }
-};
-
 /* 1 / rms of one row of `hidden` bf16 values (8 per uint4), over the block. */
-template <class Load>
-static __device__ __forceinline__ float row_inv_rms_by(const uint4 *xr, int hidden, float eps, float *shared, Load ld)
+static __device__ __forceinline__ float row_inv_rms(const uint4 *xr, int hidden, float eps, float *shared)
 {
     float ss = 0.0f;
     for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
         float f[8];
-        norm_unpack8(ld(xr + i), f);
+        norm_unpack8(xr[i], f);
 #pragma unroll
         for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
     }
     return rsqrtf(block_sum(ss, shared) / hidden + eps);
-}
-static __device__ __forceinline__ float row_inv_rms(const uint4 *xr, int hidden, float eps, float *shared)
-{
-    return row_inv_rms_by(xr, hidden, eps, shared, row_load_plain());
 }
 
 /* Eight normed values as transformers rounds them: bf16(bf16(x * inv) * w). */
@@ -84,14 +70,5 @@ static __device__ __forceinline__ uint4 norm_apply8(uint4 x, uint4 w, float inv)
 #pragma unroll
     for (int j = 0; j < 8; j++) f[j] = __bfloat162float(__float2bfloat16(f[j] * inv)) * g[j];
     return norm_pack8(f);
-}
-
-/* One row of RMSNorm by the block, as k_rmsnorm computes it: yr = norm(xr) * wr. */
-template <class Load>
-static __device__ __forceinline__ void row_rmsnorm(const uint4 *xr, const uint4 *wr, uint4 *yr, int hidden, float eps,
-                                                   float *shared, Load ld)
-{
-    float inv = row_inv_rms_by(xr, hidden, eps, shared, ld);
-    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) yr[i] = norm_apply8(ld(xr + i), wr[i], inv);
 }
 #endif

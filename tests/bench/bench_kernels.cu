@@ -59,19 +59,20 @@ struct decode_setup {
     int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
-    int unfused;     /* the decode norms as their own launches (llama_internal.h fuse_norm off) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, K split
  * above}; gemm.h): the default first, then the unsplit GEMV of the tree before */
-static const struct gemv_wave_cfg wave_cfgs[] = {{1, 4, 4}, {1, 1, 1}, {1, 2, 4}, {1, 4, 2}, {2, 1, 1}};
+static const struct gemv_wave_cfg wave_cfgs[] = {{1, 4, 4, 4, 8}, {1, 1, 1, 1, 8}, {1, 4, 4, 8, 8}, {1, 4, 4, 2, 8},
+                                                 {1, 4, 4, 4, 4}, {1, 4, 4, 8, 4}, {1, 2, 4, 4, 4}, {1, 8, 4, 8, 4}};
 static const int n_wave = sizeof wave_cfgs / sizeof wave_cfgs[0];
 static const char *wave_name(int i)
 {
-    static char buf[16][48];
+    static char buf[16][80];
     const struct gemv_wave_cfg c = wave_cfgs[i];
     if (c.cols > 1) snprintf(buf[i], sizeof buf[i], "GEMV %d columns a warp", c.cols);
-    else snprintf(buf[i], sizeof buf[i], "GEMV K over %d warps (N<=8192), %d (wider)", c.ks_narrow, c.ks_wide);
+    else snprintf(buf[i], sizeof buf[i], "GEMV K over %d warps (N<=8192), %d (wider), %d (K>8192), u%d", c.ks_narrow,
+                  c.ks_wide, c.ks_long, c.u);
     return buf[i];
 }
 
@@ -206,7 +207,6 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_path = path;
     p->fold_norm = fold;
     p->decode_prefetch = prefetch;
-    p->fuse_norm = !ds.unfused;
     p->decode_attn_keys = ds.attn_keys;
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
@@ -248,10 +248,9 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), ds.unfused && path == DECODE_GEMV && !fold ? ", norms launched" : "",
-           ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
+           batch, path_name(path), ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
@@ -474,10 +473,6 @@ int main(int argc, char **argv)
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
-    for (int i = 0; i < 2; i++) {  /* the norms as their own launches, at the new and the old split */
-        struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i, 1};
-        decode_figure(p, c, 128, 128, copy_gbs, s);
-    }
     /* every attention setting at the last step's context (the cases above filled
      * the cache of all 64 sequences to it), then the whole step with each batch's
      * fastest when it is not the default */
@@ -503,7 +498,6 @@ int main(int argc, char **argv)
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, 0, 1}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];
         attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);

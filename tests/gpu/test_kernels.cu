@@ -142,7 +142,7 @@ TEST(test_gemm_rows_two_columns_a_warp_equal_one)
 {
     const int N = 77, K = 4104;
     const struct gemv_wave_cfg was = gemv_wave_get();
-    gemv_wave_set({1, 1, 1});
+    gemv_wave_set({1, 1, 1, 1, 8});
     const int ms[4] = {1, 2, 4, 11};
     bf16 *x = dev_random((size_t)11 * K, 1.0f, 51, NULL), *w = dev_random((size_t)N * K, 0.1f, 52, NULL);
     bf16 *one = dev_random((size_t)11 * N, 1.0f, 53, NULL), *two;
