@@ -405,10 +405,10 @@ static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, i
     return PB_OK;
 }
 
-/* K over 4 warps: the GEMV chain of a batch-1 step streamed at 91% of the copy
- * rate against 86% unsplit, the step 3.79 against 3.98 ms (H200, docs/PERF.md);
- * 8 warps, or 2 for the wide products, were slower. */
-static struct gemv_wave_cfg wave_cfg = {1, 4, 4, 4, 8};
+/* K over 4 warps, 4 vectors a lane: the GEMV chain of a batch-1 step streamed at
+ * 92% of the copy rate against 85% unsplit with 8, the step 3.71 against 3.98 ms
+ * (H200, docs/PERF.md); 8 warps, or 2 for the wide products, were slower. */
+static struct gemv_wave_cfg wave_cfg = {1, 4, 4, 4, 4};
 void gemv_wave_set(struct gemv_wave_cfg c) { wave_cfg = c; }
 struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
 
@@ -453,13 +453,14 @@ static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
     constexpr int U = (MODE == GEMV_PLAIN ? 8 : 4) / DIV;  /* two weight rows per warp: as many bytes in flight */
+    constexpr int UH = U > 1 ? U / 2 : 1;                    /* four or eight rows of x */
     switch (gemv_block_rows(m)) {
     case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    case 4: return gemv_launch<4, U / 2, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 4: return gemv_launch<4, UH, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     default:
-        return gemv_launch<GEMV_ROWS, U / 2, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
-                                                          norm_w, eps, s, pdl);
+        return gemv_launch<GEMV_ROWS, UH, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+                                                       norm_w, eps, s, pdl);
     }
 }
 
@@ -472,7 +473,8 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (NORM && !gemm_rows_norm_fits(m, k))
         return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
     if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORM, 2>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    if (wave_cfg.u != 8) return pb_fail("gemm_rows: %d vectors a lane (4 or 8)", wave_cfg.u);
+    if (wave_cfg.u == 2) return gemv_rows_u<MODE, NORM, 4>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    if (wave_cfg.u != 8) return pb_fail("gemm_rows: %d vectors a lane (2, 4 or 8)", wave_cfg.u);
     return gemv_rows_u<MODE, NORM, 1>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
 }
 

@@ -70,7 +70,7 @@ int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16
  * column a warp, each column's K split over ks_long (K > 8192), ks_narrow
  * (N <= 8192) or ks_wide warps of a block (1, 2, 4 or 8), their sums added in a
  * fixed order; u, the 16-byte vectors a lane loads at a time for one weight row
- * (8 or 4; half of it for two rows, or four rows of x). The split changes the
+ * (8, 4 or 2; half of it for two rows, or four rows of x). The split changes the
  * bits; it comes from (N, K) alone, so a row's bits still never depend on the
  * rows sharing the call. */
 struct gemv_wave_cfg {

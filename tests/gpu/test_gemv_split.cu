@@ -28,7 +28,7 @@ static int split_case(int ks, int u, int m, int n, int k, int accumulate, int pd
 TEST(test_gemv_k_split_matches_cpu)
 {
     for (int i = 0; i < 4; i++)
-        for (int u = 4; u <= 8; u += 4) {
+        for (int u = 2; u <= 8; u *= 2) {
             int ks = splits[i];
             uint64_t seed = 500 + 10 * i + u;
             CHECK(!split_case(ks, u, 1, 100, 64, 0, 0, seed));         /* fewer vectors than parts of 32 */
@@ -55,9 +55,11 @@ TEST(test_gemv_vectors_a_lane_keep_the_bits)
                 poison(a, (size_t)M * N), poison(b, (size_t)M * N);
                 gemv_wave_set({1, splits[i], splits[i], splits[i], 8});
                 CHECK((sw ? gemm_rows_swiglu(x, w, a, ms[j], N, K, 0) : gemm_rows(x, w, a, ms[j], N, K, 0, 0)) == 0);
-                gemv_wave_set({1, splits[i], splits[i], splits[i], 4});
-                CHECK((sw ? gemm_rows_swiglu(x, w, b, ms[j], N, K, 0) : gemm_rows(x, w, b, ms[j], N, K, 0, 0)) == 0);
-                CHECK(bits_equal(a, b, (size_t)ms[j] * N));
+                for (int u = 2; u <= 4; u *= 2) {
+                    gemv_wave_set({1, splits[i], splits[i], splits[i], u});
+                    CHECK((sw ? gemm_rows_swiglu(x, w, b, ms[j], N, K, 0) : gemm_rows(x, w, b, ms[j], N, K, 0, 0)) == 0);
+                    CHECK(bits_equal(a, b, (size_t)ms[j] * N));
+                }
             }
     gemv_wave_set(wave_default);
     cudaFree(x), cudaFree(w), cudaFree(a), cudaFree(b);
