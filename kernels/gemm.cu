@@ -405,10 +405,13 @@ static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, i
     return PB_OK;
 }
 
-/* K over 4 warps, 4 vectors a lane: the GEMV chain of a batch-1 step streamed at
- * 92% of the copy rate against 85% unsplit with 8, the step 3.71 against 3.98 ms
- * (H200, docs/PERF.md); 8 warps, or 2 for the wide products, were slower. */
-static struct gemv_wave_cfg wave_cfg = {1, 4, 4, 4, 4};
+/* K over 2 warps at N = 4096 (o), 4 elsewhere (qkv, gate-up, down, lm_head), 2
+ * vectors a lane: the GEMV chain of a batch-1 step streamed at 96% of the copy
+ * rate against 87% unsplit with 8 vectors, the step 3.60 against 3.95 ms (H200,
+ * docs/PERF.md). More warps a column, or fewer for the wide products, were slower:
+ * what the blocks gain is being small, many and short-lived, so that the SMs
+ * take new ones while others wait on memory. */
+static struct gemv_wave_cfg wave_cfg = {1, 2, 4, 4, 2};
 void gemv_wave_set(struct gemv_wave_cfg c) { wave_cfg = c; }
 struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
 

@@ -63,8 +63,7 @@ struct decode_setup {
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, K split
  * above}; gemm.h): the default first, then the unsplit GEMV of the tree before */
-static const struct gemv_wave_cfg wave_cfgs[] = {{1, 4, 4, 4, 4}, {1, 1, 1, 1, 8}, {1, 4, 4, 4, 8}, {1, 4, 4, 4, 2},
-                                                 {1, 2, 4, 4, 2}, {1, 2, 4, 2, 4}, {1, 8, 8, 8, 2}, {1, 4, 8, 4, 2}};
+static const struct gemv_wave_cfg wave_cfgs[] = {{1, 2, 4, 4, 2}, {1, 1, 1, 1, 8}, {1, 4, 4, 4, 4}, {1, 4, 4, 4, 2}};
 static const int n_wave = sizeof wave_cfgs / sizeof wave_cfgs[0];
 static const char *wave_name(int i)
 {
