@@ -2,7 +2,6 @@
 #include "gemm.h"
 #include "cuda_check.h"
 #include "pdl.h"
-#include "gemv_common.cuh"
 #include "load_stream.cuh"
 #include "row_norm.cuh"
 #include <math.h>
@@ -269,17 +268,64 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     return PB_OK;
 }
 
-/* ---- GEMV: one warp per output column (or two), up to GEMV_ROWS rows per block ---- */
+/* ---- GEMV: one column (or two) a warp, or a column's K over several warps; up to GEMV_ROWS rows a block ---- */
 
 #define GEMV_ROWS 8
+#define GEMV_WARPS 8
+
+enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
+
+/* A warp's sums of its P weight rows over ROWS rows, each lane holding its share:
+ * the fixed shuffle tree, every lane ends with the total. */
+template <int P, int ROWS>
+__device__ __forceinline__ void gemv_warp_sum(float acc[P][ROWS])
+{
+#pragma unroll
+    for (int q = 0; q < P; q++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++)
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
+}
+
+/* One thread stores C output columns from col over ROWS rows from m0. GEMV_SWIGLU
+ * rounds as k_swiglu does on the bf16 values a plain GEMV would have stored;
+ * accumulate adds y's old value (the residual) before the one rounding. */
+template <int P, int C, int ROWS, int MODE>
+__device__ __forceinline__ void gemv_store(const float acc[P][ROWS], bf16 *__restrict__ y, int m0, int m,
+                                           int n, int col, int accumulate)
+{
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        if (m0 + r >= m) break;
+        bf16 *out = y + (size_t)(m0 + r) * n + col;
+        if (MODE == GEMV_SWIGLU) {
+            float g = __bfloat162float(__float2bfloat16(acc[0][r]));
+            float u = __bfloat162float(__float2bfloat16(acc[P - 1][r]));
+            float silu = __bfloat162float(__float2bfloat16(g / (1.0f + expf(-g))));
+            *out = __float2bfloat16(silu * u);
+        } else {
+#pragma unroll
+            for (int q = 0; q < C; q++) {
+                if (col + q >= n) break;
+                float v = acc[q][r];
+                if (accumulate) v += __bfloat162float(out[q]);
+                out[q] = __float2bfloat16(v);
+            }
+        }
+    }
+}
+
 /* The folded norm is for the few rows of a decode step: each block computes its
  * rows' norms itself. */
 #define GEMV_NORM_ROWS 4
 
-/* ROWS rows per block, U weight vectors in flight per lane and weight row. A row's
- * sum runs over k in the same order whatever ROWS, U and the mode are
- * (lane-strided vectors in ascending order, then a fixed shuffle tree), so the
- * bits depend neither on the row count nor on how columns are spread over warps.
+/* ROWS rows per block, U weight vectors in flight per lane and weight row, each
+ * column's K in KS contiguous parts, a warp each (gemm_rows_ksplit). A part's sum
+ * runs over its k in the same order whatever ROWS, U and the mode are
+ * (lane-strided vectors in ascending order, then a fixed shuffle tree) and the
+ * parts are added in part order, so the bits depend on (N, K) through KS alone:
+ * neither on the row count nor on how columns are spread over warps.
  * The first U vectors of each weight row are loaded before pdl_wait: no kernel
  * writes weights, so under programmatic launch that stream starts while the
  * previous kernel (a norm, rope, attention) is still finishing.
@@ -481,11 +527,9 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     return gemv_rows_u<MODE, NORM, 1>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
 }
 
-/* One column a warp. On an H100 two a warp up to N = 16384 streamed qkv faster
- * (89% of the copy rate against 86%, docs/PERF.md), but on an H200 the whole
- * batch-1 step was faster with one (4.03 against 4.12 ms, the same run), though
- * o and down alone were a little slower (why was not measured). The bits are the
- * same either way. */
+/* One column a warp (wave_cfg.cols): on an H200 the batch-1 step was faster with
+ * one than two even unsplit (4.03 against 4.12 ms), and a pair cannot be split
+ * over warps. The bits are the same either way when K is not split. */
 int gemm_rows_cols_per_warp(int n)
 {
     (void)n;
