@@ -44,41 +44,45 @@ typedef __nv_bfloat16 bf16;
 #define ST_MAX_SPLITS 8         /* a portable cluster */
 #define ST_SPLIT_TARGET 256     /* blocks wanted: two of ~110 KB an SM on 132 SMs, a little under */
 
-template <int NT> struct st_layout {
+template <int NT, int W> struct st_layout {
+    static constexpr int bn = 16 * W;                       /* weight rows a block: 16 a warp */
     static constexpr int rows = NT * 8;                     /* rows of X a block */
-    static constexpr int w_elems = ST_BN * ST_LD;
+    static constexpr int w_elems = bn * ST_LD;
     static constexpr int stage_elems = w_elems + rows * ST_LD;
     static constexpr int red_ld = rows + 1;                 /* fp32 sums [ST_BN][rows + 1]: no bank conflicts */
     static constexpr size_t pipe_bytes = (size_t)ST_STAGES * stage_elems * sizeof(bf16);
-    static constexpr size_t red_bytes = (size_t)ST_BN * red_ld * sizeof(float);
+    static constexpr size_t red_bytes = (size_t)bn * red_ld * sizeof(float);
     static constexpr size_t bytes = pipe_bytes > red_bytes ? pipe_bytes : red_bytes;
 };
 
 __device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
-/* Weight row of the block's local row r (0..ST_BN-1), or -1 past N. SWIGLU: the
- * block's 64 output columns c0.. take gate rows c0 + r (r < 64) and up rows
- * n + c0 + r - 64, so one block holds both halves of each of its outputs. */
-template <bool SWIGLU> __device__ __forceinline__ int st_weight_row(int c0, int r, int n)
+/* Weight row of the block's local row r (0..BN-1), or -1 past N. SWIGLU: the
+ * block's BN/2 output columns c0.. take gate rows c0 + r (r < BN/2) and up rows
+ * n + c0 + r - BN/2, so one block holds both halves of each of its outputs. */
+template <bool SWIGLU, int BN> __device__ __forceinline__ int st_weight_row(int c0, int r, int n)
 {
     if (SWIGLU) {
-        int c = c0 + (r & 63);
-        return c < n ? (r < 64 ? c : n + c) : -1;
+        int c = c0 + r % (BN / 2);
+        return c < n ? (r < BN / 2 ? c : n + c) : -1;
     }
     return c0 + r < n ? c0 + r : -1;
 }
 
-template <int NT, bool SWIGLU>
-__global__ void __launch_bounds__(ST_WARPS * 32)
+/* W warps a block, 16 weight rows each: a warp's rows see the same loads and mma
+ * sequence whatever W is, so W changes the blocks, not the bits. */
+template <int NT, bool SWIGLU, int W>
+__global__ void __launch_bounds__(W * 32)
 stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
               int accumulate, int splits, int prefetch_tiles)
 {
-    typedef st_layout<NT> L;
+    typedef st_layout<NT, W> L;
+    constexpr int BN = L::bn, NW = W;
     extern __shared__ __align__(16) unsigned char st_raw[];
     bf16 *sm = (bf16 *)st_raw;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int split = blockIdx.x;  /* the cluster rank when split */
-    const int c0 = blockIdx.y * (SWIGLU ? ST_BN / 2 : ST_BN);
+    const int c0 = blockIdx.y * (SWIGLU ? BN / 2 : BN);
     const int row0 = blockIdx.z * L::rows;
     const int ktiles = (k + ST_BK - 1) / ST_BK;
     const int t0 = (int)((long long)split * ktiles / splits), t1 = (int)((long long)(split + 1) * ktiles / splits);
@@ -87,8 +91,8 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     auto load_w = [&](int stage, int tile) {
         bf16 *ws = sm + stage * L::stage_elems;
         const int kb = tile * ST_BK;
-        for (int c = tid; c < ST_BN * (ST_BK / 8); c += ST_WARPS * 32) {
-            int r = c >> 3, kk = kb + (c & 7) * 8, wr = st_weight_row<SWIGLU>(c0, r, n);
+        for (int c = tid; c < BN * (ST_BK / 8); c += NW * 32) {
+            int r = c >> 3, kk = kb + (c & 7) * 8, wr = st_weight_row<SWIGLU, BN>(c0, r, n);
             bool ok = wr >= 0 && kk < k;
             cp_async16(ws + r * ST_LD + (c & 7) * 8, w + (ok ? (size_t)wr * k + kk : 0), ok);
         }
@@ -96,7 +100,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     auto load_x = [&](int stage, int tile) {
         bf16 *xs = sm + stage * L::stage_elems + L::w_elems;
         const int kb = tile * ST_BK;
-        for (int c = tid; c < L::rows * (ST_BK / 8); c += ST_WARPS * 32) {
+        for (int c = tid; c < L::rows * (ST_BK / 8); c += NW * 32) {
             int r = c >> 3, kk = kb + (c & 7) * 8;
             bool ok = row0 + r < m && kk < k;
             cp_async16(xs + r * ST_LD + (c & 7) * 8, x + (ok ? (size_t)(row0 + r) * k + kk : 0), ok);
@@ -109,9 +113,9 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         if (s < tiles) load_w(s, t0 + s);
         cp_async_commit();
     }
-    for (int t = t0 + ST_STAGES - 1 + tid / ST_BN; t < min(t1, t0 + ST_STAGES - 1 + prefetch_tiles);
-         t += ST_WARPS * 32 / ST_BN) {
-        int wr = st_weight_row<SWIGLU>(c0, tid % ST_BN, n);
+    for (int t = t0 + ST_STAGES - 1 + tid / BN; t < min(t1, t0 + ST_STAGES - 1 + prefetch_tiles);
+         t += NW * 32 / BN) {
+        int wr = st_weight_row<SWIGLU, BN>(c0, tid % BN, n);
         if (wr >= 0) prefetch_l2(w + (size_t)wr * k + (size_t)t * ST_BK);
     }
     pdl_wait();
@@ -171,16 +175,16 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     if (splits > 1) cluster.sync();
     else __syncthreads();
     /* outputs (row of X, column) of this block; rank r adds up its share of them */
-    constexpr int cols = SWIGLU ? ST_BN / 2 : ST_BN;
+    constexpr int cols = SWIGLU ? BN / 2 : BN;
     constexpr int outs = cols * L::rows;
     const int e0 = split * outs / splits, e1 = (split + 1) * outs / splits;
-    for (int e = e0 + tid; e < e1; e += ST_WARPS * 32) {
+    for (int e = e0 + tid; e < e1; e += NW * 32) {
         const int xr = e / cols, lc = e % cols, row = row0 + xr, col = c0 + lc;
         float v = 0.0f, up = 0.0f;
         for (int q = 0; q < splits; q++) {
             const float *rq = splits > 1 ? cluster.map_shared_rank(red, q) : red;
             v = q ? v + rq[lc * L::red_ld + xr] : rq[lc * L::red_ld + xr];
-            if (SWIGLU) up = q ? up + rq[(lc + 64) * L::red_ld + xr] : rq[(lc + 64) * L::red_ld + xr];
+            if (SWIGLU) up = q ? up + rq[(lc + cols) * L::red_ld + xr] : rq[(lc + cols) * L::red_ld + xr];
         }
         if (row >= m || col >= n) continue;
         bf16 *out = y + (size_t)row * n + col;
@@ -198,24 +202,25 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     if (splits > 1) cluster.sync();  /* no block leaves while another reads its sums */
 }
 
-template <int NT, bool SWIGLU>
+template <int NT, bool SWIGLU, int W>
 static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int splits,
                          int prefetch_tiles, cudaStream_t s, int pdl)
 {
-    typedef st_layout<NT> L;
+    typedef st_layout<NT, W> L;
+    constexpr int BN = L::bn, NW = W;
     /* over 48 KB of shared memory must be allowed per device, once */
     static unsigned configured;
     int dev;
     cudaCheck(cudaGetDevice(&dev));
     if (dev < 32 && !(configured >> dev & 1u)) {
-        cudaCheck(cudaFuncSetAttribute(stream_kernel<NT, SWIGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaCheck(cudaFuncSetAttribute(stream_kernel<NT, SWIGLU, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)L::bytes));
         configured |= 1u << dev;
     }
-    const int cols = SWIGLU ? ST_BN / 2 : ST_BN;
+    const int cols = SWIGLU ? BN / 2 : BN;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(splits, (n + cols - 1) / cols, (m + L::rows - 1) / L::rows);
-    cfg.blockDim = dim3(ST_WARPS * 32);
+    cfg.blockDim = dim3(NW * 32);
     cfg.dynamicSmemBytes = L::bytes;
     cfg.stream = s;
     cudaLaunchAttribute attr[2];
@@ -234,7 +239,7 @@ static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, in
     }
     cfg.attrs = attr;
     cfg.numAttrs = na;
-    cudaCheck(cudaLaunchKernelEx(&cfg, stream_kernel<NT, SWIGLU>, x, w, y, m, n, k, accumulate, splits,
+    cudaCheck(cudaLaunchKernelEx(&cfg, stream_kernel<NT, SWIGLU, W>, x, w, y, m, n, k, accumulate, splits,
                                  prefetch_tiles));
     return PB_OK;
 }
@@ -253,6 +258,24 @@ int gemm_stream_splits(int n, int k, int swiglu)
     return s < 1 ? 1 : s;
 }
 
+static int stream_warps = ST_WARPS;
+void gemm_stream_set_warps(int warps) { stream_warps = warps; }
+int gemm_stream_warps(void) { return stream_warps; }
+
+template <bool SWIGLU, int W>
+static int stream_rows_tile(int rows, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                            int splits, int prefetch_tiles, cudaStream_t s, int pdl)
+{
+    switch (rows) {
+    case 8: return stream_launch<1, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 16: return stream_launch<2, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 32: return stream_launch<4, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 64: return stream_launch<8, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 128: return stream_launch<16, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    default: return pb_fail("gemm_stream: row tile %d (8, 16, 32, 64 or 128)", rows);
+    }
+}
+
 template <bool SWIGLU>
 static int stream_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int splits,
                        int row_tile, int prefetch_tiles, cudaStream_t s, int pdl)
@@ -262,14 +285,9 @@ static int stream_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
         return pb_fail("gemm_stream: %d K-splits (1 to %d)", splits, ST_MAX_SPLITS);
     if (m <= 0 || n <= 0) return PB_OK;
     int rows = row_tile ? row_tile : m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : 64;
-    switch (rows) {
-    case 8: return stream_launch<1, SWIGLU>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 16: return stream_launch<2, SWIGLU>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 32: return stream_launch<4, SWIGLU>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 64: return stream_launch<8, SWIGLU>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 128: return stream_launch<16, SWIGLU>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    default: return pb_fail("gemm_stream: row tile %d (8, 16, 32, 64 or 128)", rows);
-    }
+    if (stream_warps == 4) return stream_rows_tile<SWIGLU, 4>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    if (stream_warps != 8) return pb_fail("gemm_stream: %d warps a block (4 or 8)", stream_warps);
+    return stream_rows_tile<SWIGLU, 8>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
 }
 
 int gemm_stream_cfg(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int swiglu,

@@ -59,6 +59,7 @@ struct decode_setup {
     int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
+    int stream_warps; /* gemm_stream's warps a block (0: its default) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, K split
@@ -210,6 +211,8 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     gemv_wave_set(wave_cfgs[ds.wave]);
+    const int stream_default = gemm_stream_warps();
+    if (ds.stream_warps) gemm_stream_set_warps(ds.stream_warps);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
     TRY(llama_embed(p, &pre, s));
@@ -247,9 +250,10 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
+           batch, path_name(path), ds.stream_warps == 4 ? " (4 warps a block)" : "", ds.wave ? ", " : "",
+           ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
@@ -261,6 +265,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
         attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
     gemm_skinny_set_stream(skinny_streams[0]);
     gemv_wave_set(wave_cfgs[0]);
+    gemm_stream_set_warps(stream_default);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     CU(cudaGraphExecDestroy(exec));
@@ -470,6 +475,10 @@ int main(int argc, char **argv)
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) {
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
+        decode_figure(p, c, 128, 128, copy_gbs, s);
+    }
+    for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in blocks of 4 warps */
+        struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
     /* every attention setting at the last step's context (the cases above filled

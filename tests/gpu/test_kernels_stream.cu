@@ -112,3 +112,33 @@ TEST(test_gemm_stream_refuses_bad_arguments)
     CHECK(gemm_stream_cfg(b, b, b, 1, 8, 16, 0, 0, 1, 24, 0, 0) != 0);    /* no such row tile */
     cudaFree(b);
 }
+
+/* Blocks of 4 warps (64 weight rows) give the bits of blocks of 8: plain and SwiGLU,
+ * accumulating, every row tile, split and unsplit, partial blocks. */
+TEST(test_gemm_stream_four_warps_equal_eight)
+{
+    const int N = 300, K = 1000, M = 70;
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 190, NULL), *w = dev_random((size_t)2 * N * K, 0.1f, 191, NULL);
+    bf16 *base = dev_random((size_t)M * 2 * N, 1.0f, 192, NULL), *a, *b;
+    cudaMalloc((void **)&a, (size_t)M * 2 * N * 2);
+    cudaMalloc((void **)&b, (size_t)M * 2 * N * 2);
+    const int was = gemm_stream_warps();
+    const int ms[5] = {1, 16, 17, 64, 70}, splits[3] = {1, 2, 4};
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 3; j++)
+            for (int sw = 0; sw < 2; sw++) {
+                const int acc = (i + j) & 1;
+                cudaMemcpy(a, base, (size_t)M * 2 * N * 2, cudaMemcpyDeviceToDevice);
+                cudaMemcpy(b, base, (size_t)M * 2 * N * 2, cudaMemcpyDeviceToDevice);
+                gemm_stream_set_warps(8);
+                CHECK(gemm_stream_cfg(x, w, a, ms[i], N, K, sw ? 0 : acc, sw, splits[j], 0, 0, 0, i & 1) == 0);
+                gemm_stream_set_warps(4);
+                CHECK(gemm_stream_cfg(x, w, b, ms[i], N, K, sw ? 0 : acc, sw, splits[j], 0, 0, 0, i & 1) == 0);
+                CHECK(cudaDeviceSynchronize() == cudaSuccess);
+                CHECK(bits_equal(a, b, (size_t)ms[i] * N));
+            }
+    gemm_stream_set_warps(3);
+    CHECK(gemm_stream(x, w, a, 1, N, K, 0, 0) != 0);
+    gemm_stream_set_warps(was);
+    cudaFree(x), cudaFree(w), cudaFree(base), cudaFree(a), cudaFree(b);
+}
