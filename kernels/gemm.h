@@ -120,9 +120,10 @@ struct skinny_stream_cfg gemm_skinny_stream(void);
  * in rank order. A row's bits depend on (N, K) alone, never on the row count; they
  * are neither gemm_rows' nor gemm_skinny's. K a multiple of 8, pointers 16-byte aligned. */
 int gemm_stream_splits(int n, int k, int swiglu);
-/* Warps a block of gemm_stream (8, the default, or 4: blocks of 64 weight rows,
- * half the shared memory, twice the blocks) for the whole process; the same bits
- * (the splits come from gemm_stream_splits as before). For the benchmark. */
+/* Warps a block of gemm_stream for the whole process: 8, or 4 (blocks of 64
+ * weight rows, half the shared memory, twice the blocks), or 0 (the default): 4
+ * for row tiles of 64 rows or more, else 8. The same bits either way (the splits
+ * come from gemm_stream_splits). The benchmark compares them. */
 void gemm_stream_set_warps(int warps);
 int gemm_stream_warps(void);
 int gemm_stream(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,

@@ -59,7 +59,7 @@ struct decode_setup {
     int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
-    int stream_warps; /* gemm_stream's warps a block (0: its default) */
+    int stream_warps; /* gemm_stream's warps a block (0: its default, by rows) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, K split
@@ -252,7 +252,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
     printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), ds.stream_warps == 4 ? " (4 warps a block)" : "", ds.wave ? ", " : "",
+           batch, path_name(path), ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "", ds.wave ? ", " : "",
            ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
@@ -477,8 +477,8 @@ int main(int argc, char **argv)
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
-    for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in blocks of 4 warps */
-        struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, 4};
+    for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in the blocks its default does not take */
+        struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, b >= 64 ? 8 : 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
     /* every attention setting at the last step's context (the cases above filled

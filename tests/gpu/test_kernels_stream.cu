@@ -113,8 +113,9 @@ TEST(test_gemm_stream_refuses_bad_arguments)
     cudaFree(b);
 }
 
-/* Blocks of 4 warps (64 weight rows) give the bits of blocks of 8: plain and SwiGLU,
- * accumulating, every row tile, split and unsplit, partial blocks. */
+/* Blocks of 4 warps (64 weight rows) give the bits of blocks of 8, and so does the
+ * default's choice by rows: plain and SwiGLU, accumulating, every row tile, split
+ * and unsplit, partial blocks; a bad setting is refused. */
 TEST(test_gemm_stream_four_warps_equal_eight)
 {
     const int N = 300, K = 1000, M = 70;
@@ -137,6 +138,14 @@ TEST(test_gemm_stream_four_warps_equal_eight)
                 CHECK(cudaDeviceSynchronize() == cudaSuccess);
                 CHECK(bits_equal(a, b, (size_t)ms[i] * N));
             }
+    gemm_stream_set_warps(0);  /* by rows: the same bits again */
+    for (int i = 0; i < 5; i++) {
+        CHECK(gemm_stream_cfg(x, w, b, ms[i], N, K, 0, 1, 2, 0, 0, 0, 0) == 0);
+        gemm_stream_set_warps(8);
+        CHECK(gemm_stream_cfg(x, w, a, ms[i], N, K, 0, 1, 2, 0, 0, 0, 0) == 0);
+        gemm_stream_set_warps(0);
+        CHECK(bits_equal(a, b, (size_t)ms[i] * N));
+    }
     gemm_stream_set_warps(3);
     CHECK(gemm_stream(x, w, a, 1, N, K, 0, 0) != 0);
     gemm_stream_set_warps(was);
