@@ -114,8 +114,8 @@ struct skinny_stream_cfg {
 };
 void gemm_skinny_set_stream(struct skinny_stream_cfg c);
 struct skinny_stream_cfg gemm_skinny_stream(void);
-/* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 weight rows
- * a block, all its rows of X (up to 64 a block, or 128 with row_tile 128), K split
+/* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 (or 64,
+ * gemm_stream_set_warps) weight rows a block, all its rows of X (up to 64 a block, or 128 with row_tile 128), K split
  * over a thread-block cluster of gemm_stream_splits(n, k, swiglu) blocks and summed
  * in rank order. A row's bits depend on (N, K) alone, never on the row count; they
  * are neither gemm_rows' nor gemm_skinny's. K a multiple of 8, pointers 16-byte aligned. */

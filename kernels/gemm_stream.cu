@@ -5,10 +5,11 @@
  * Why another kernel: gemm_skinny keeps its weights in registers and its rows of X
  * come from L2 at every step, with one batch of loads in flight per warp between
  * uses, so at 16 and 64 rows it streams 59% and 26% of the copy rate (H200,
- * docs/PERF.md). Here a block of 8 warps takes 128 weight rows (16 a warp) and all
- * of its rows of X, and both go through a 4-stage cp.async pipeline in 64-wide K
- * tiles: every weight byte is read once, each X tile once per block, and three
- * tiles are in flight while the fourth is multiplied.
+ * docs/PERF.md). Here a block of 8 warps takes 128 weight rows (16 a warp; at 64
+ * rows a block, 4 warps and 64 weight rows: gemm_stream_set_warps) and all of its
+ * rows of X, and both go through a 4-stage cp.async pipeline in 64-wide K tiles:
+ * every weight byte is read once, each X tile once per block, and three tiles are
+ * in flight while the fourth is multiplied.
  *
  * N = 4096 gives only 32 such blocks, too few for 132 SMs, so K is split among the
  * blocks of a thread-block cluster (up to 8): block r takes K tiles [r T / S,
