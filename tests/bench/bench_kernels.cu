@@ -62,8 +62,9 @@ struct decode_setup {
     int stream_warps; /* gemm_stream's warps a block (0: its default, by rows) */
 };
 
-/* The GEMV settings compared ({columns a warp, K split at N <= 8192, K split
- * above}; gemm.h): the default first, then the unsplit GEMV of the tree before */
+/* The GEMV settings compared ({columns a warp, K split at N <= 8192, wider and at
+ * K > 8192, vectors a lane}; gemm.h): the default first, then the unsplit GEMV of
+ * the tree before, then the two runners-up (docs/PERF.md) */
 static const struct gemv_wave_cfg wave_cfgs[] = {{1, 2, 4, 4, 2}, {1, 1, 1, 1, 8}, {1, 4, 4, 4, 4}, {1, 4, 4, 4, 2}};
 static const int n_wave = sizeof wave_cfgs / sizeof wave_cfgs[0];
 static const char *wave_name(int i)
@@ -252,8 +253,9 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
     printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path), ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "", ds.wave ? ", " : "",
-           ds.wave ? wave_name(ds.wave) : "",
+           batch, path_name(path),
+           ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
+           ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
