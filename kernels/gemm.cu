@@ -472,18 +472,17 @@ template <int ROWS, int U, int MODE, bool NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
+    /* a pair is never split (ks 1 below); the split instances need not exist for it */
+    constexpr int SPLIT_MODE = MODE == GEMV_PAIR ? GEMV_PLAIN : MODE;
     int ks = MODE == GEMV_PAIR ? 1 : gemm_rows_ksplit(n, k);
     switch (ks) {
     case 1: return gemv_launch_ks<ROWS, U, MODE, NORM, 1>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 2:
-        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 2>(blocks_y, x, w, y, m, n, k,
-                                                                                    accumulate, norm_w, eps, s, pdl);
+        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORM, 2>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 4:
-        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 4>(blocks_y, x, w, y, m, n, k,
-                                                                                    accumulate, norm_w, eps, s, pdl);
+        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORM, 4>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 8:
-        return gemv_launch_ks<ROWS, U, MODE == GEMV_PAIR ? GEMV_PLAIN : MODE, NORM, 8>(blocks_y, x, w, y, m, n, k,
-                                                                                    accumulate, norm_w, eps, s, pdl);
+        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORM, 8>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     default: return pb_fail("gemm_rows: K split over %d warps (1, 2, 4 or 8)", ks);
     }
 }

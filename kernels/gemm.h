@@ -117,8 +117,9 @@ struct skinny_stream_cfg gemm_skinny_stream(void);
 /* Tensor-core path streamed through shared memory (gemm_stream.cu): 128 (or 64,
  * gemm_stream_set_warps) weight rows a block, all its rows of X (up to 64 a block,
  * or 128 with row_tile 128), K split over a thread-block cluster of
- * gemm_stream_splits(n, k, swiglu) blocks and summed in rank order. A row's bits depend on (N, K) alone, never on the row count; they
- * are neither gemm_rows' nor gemm_skinny's. K a multiple of 8, pointers 16-byte aligned. */
+ * gemm_stream_splits(n, k, swiglu) blocks and summed in rank order. A row's bits
+ * depend on (N, K) alone, never on the row count; they are neither gemm_rows' nor
+ * gemm_skinny's. K a multiple of 8, pointers 16-byte aligned. */
 int gemm_stream_splits(int n, int k, int swiglu);
 /* Warps a block of gemm_stream for the whole process: 8, or 4 (blocks of 64
  * weight rows, half the shared memory, twice the blocks), or 0 (the default): 4

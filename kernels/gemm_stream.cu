@@ -38,7 +38,7 @@ namespace cg = cooperative_groups;
 typedef __nv_bfloat16 bf16;
 
 #define ST_WARPS 8
-#define ST_BN (16 * ST_WARPS)   /* weight rows a block: 16 a warp */
+#define ST_BN (16 * ST_WARPS)   /* weight rows of the 8-warp block gemm_stream_splits counts */
 #define ST_BK 64                /* K a pipeline stage */
 #define ST_LD (ST_BK + 8)       /* shared row of 144 bytes: ldmatrix's 8 rows hit 8 different bank groups */
 #define ST_STAGES 4
@@ -50,7 +50,7 @@ template <int NT, int W> struct st_layout {
     static constexpr int rows = NT * 8;                     /* rows of X a block */
     static constexpr int w_elems = bn * ST_LD;
     static constexpr int stage_elems = w_elems + rows * ST_LD;
-    static constexpr int red_ld = rows + 1;                 /* fp32 sums [ST_BN][rows + 1]: no bank conflicts */
+    static constexpr int red_ld = rows + 1;                 /* fp32 sums [bn][rows + 1]: no bank conflicts */
     static constexpr size_t pipe_bytes = (size_t)ST_STAGES * stage_elems * sizeof(bf16);
     static constexpr size_t red_bytes = (size_t)bn * red_ld * sizeof(float);
     static constexpr size_t bytes = pipe_bytes > red_bytes ? pipe_bytes : red_bytes;
@@ -78,7 +78,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
               int accumulate, int splits, int prefetch_tiles)
 {
     typedef st_layout<NT, W> L;
-    constexpr int BN = L::bn, NW = W;
+    constexpr int BN = L::bn;
     extern __shared__ __align__(16) unsigned char st_raw[];
     bf16 *sm = (bf16 *)st_raw;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -92,7 +92,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     auto load_w = [&](int stage, int tile) {
         bf16 *ws = sm + stage * L::stage_elems;
         const int kb = tile * ST_BK;
-        for (int c = tid; c < BN * (ST_BK / 8); c += NW * 32) {
+        for (int c = tid; c < BN * (ST_BK / 8); c += W * 32) {
             int r = c >> 3, kk = kb + (c & 7) * 8, wr = st_weight_row<SWIGLU, BN>(c0, r, n);
             bool ok = wr >= 0 && kk < k;
             cp_async16(ws + r * ST_LD + (c & 7) * 8, w + (ok ? (size_t)wr * k + kk : 0), ok);
@@ -101,7 +101,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     auto load_x = [&](int stage, int tile) {
         bf16 *xs = sm + stage * L::stage_elems + L::w_elems;
         const int kb = tile * ST_BK;
-        for (int c = tid; c < L::rows * (ST_BK / 8); c += NW * 32) {
+        for (int c = tid; c < L::rows * (ST_BK / 8); c += W * 32) {
             int r = c >> 3, kk = kb + (c & 7) * 8;
             bool ok = row0 + r < m && kk < k;
             cp_async16(xs + r * ST_LD + (c & 7) * 8, x + (ok ? (size_t)(row0 + r) * k + kk : 0), ok);
@@ -115,7 +115,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         cp_async_commit();
     }
     for (int t = t0 + ST_STAGES - 1 + tid / BN; t < min(t1, t0 + ST_STAGES - 1 + prefetch_tiles);
-         t += NW * 32 / BN) {
+         t += W * 32 / BN) {
         int wr = st_weight_row<SWIGLU, BN>(c0, tid % BN, n);
         if (wr >= 0) prefetch_l2(w + (size_t)wr * k + (size_t)t * ST_BK);
     }
@@ -179,7 +179,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     constexpr int cols = SWIGLU ? BN / 2 : BN;
     constexpr int outs = cols * L::rows;
     const int e0 = split * outs / splits, e1 = (split + 1) * outs / splits;
-    for (int e = e0 + tid; e < e1; e += NW * 32) {
+    for (int e = e0 + tid; e < e1; e += W * 32) {
         const int xr = e / cols, lc = e % cols, row = row0 + xr, col = c0 + lc;
         float v = 0.0f, up = 0.0f;
         for (int q = 0; q < splits; q++) {
@@ -208,7 +208,7 @@ static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, in
                          int prefetch_tiles, cudaStream_t s, int pdl)
 {
     typedef st_layout<NT, W> L;
-    constexpr int BN = L::bn, NW = W;
+    constexpr int BN = L::bn;
     /* over 48 KB of shared memory must be allowed per device, once */
     static unsigned configured;
     int dev;
@@ -221,7 +221,7 @@ static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, in
     const int cols = SWIGLU ? BN / 2 : BN;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(splits, (n + cols - 1) / cols, (m + L::rows - 1) / L::rows);
-    cfg.blockDim = dim3(NW * 32);
+    cfg.blockDim = dim3(W * 32);
     cfg.dynamicSmemBytes = L::bytes;
     cfg.stream = s;
     cudaLaunchAttribute attr[2];
@@ -291,7 +291,8 @@ static int stream_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
     /* by rows: at 64 rows a block the batch-64 step took 11.27 against 11.64 ms in
      * blocks of 4 warps, at 16 rows 6.03 against 5.80 (H200, docs/PERF.md) */
     const int warps = stream_warps ? stream_warps : rows >= 64 ? 4 : 8;
-    if (warps == 4) return stream_rows_tile<SWIGLU, 4>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    if (warps == 4)
+        return stream_rows_tile<SWIGLU, 4>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
     return stream_rows_tile<SWIGLU, 8>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
 }
 

@@ -15,9 +15,9 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p)
     return v;
 }
 
-/* The same load issued where it is written: before pdl_wait (a volatile asm with
- * a memory clobber) it must stay before it, or the weights would not stream while
- * the previous kernel ends. */
+/* The same load issued where it is written: one placed before pdl_wait (itself a
+ * volatile asm with a memory clobber) must stay before it, or the weights would
+ * not stream while the previous kernel ends. */
 __device__ __forceinline__ uint4 load_stream_ordered(const uint4 *p)
 {
     uint4 v;
@@ -27,11 +27,4 @@ __device__ __forceinline__ uint4 load_stream_ordered(const uint4 *p)
     return v;
 }
 
-/* Ask L2 for the line of p and to keep it over lines marked evict-normal: the
- * weights a kernel will load just after pdl_wait, fetched while the kernel before
- * it still streams its own. */
-__device__ __forceinline__ void prefetch_l2_keep(const void *p)
-{
-    asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
-}
 #endif
