@@ -356,7 +356,7 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
 template <int ROWS, int U, int MODE, bool NORM, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-            int accumulate, const bf16 *__restrict__ norm_w, float eps)
+            int accumulate, const bf16 *__restrict__ norm_w, float eps, int pf_vecs)
 {
     constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
@@ -377,6 +377,12 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
     uint4 wv[P][U];
     gemv_load_group<P, U>(wv, wr, k_lo + lane, k_hi);
+    if (pf_vecs && lane == 0) {  /* the rest of the part's first pf_vecs vectors, asked of L2 */
+        const int from = k_lo + 32 * U, to = min(k_hi, k_lo + pf_vecs);
+        if (from < to)
+#pragma unroll
+            for (int q = 0; q < P; q++) prefetch_l2_bulk(wr[q] + from, (unsigned)(to - from) * 16u);
+    }
     pdl_wait();
     pdl_trigger();
     const uint4 *xr[ROWS];
@@ -439,6 +445,14 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     if (lane == 0) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
 }
 
+/* K over 2 warps at N = 4096 (o), 4 elsewhere (qkv, gate-up, down, lm_head), 2
+ * vectors a lane: the GEMV chain of a batch-1 step streamed at 96% of the copy
+ * rate against 87% unsplit with 8 vectors, the step 3.60 against 3.95 ms (H200,
+ * docs/PERF.md). More warps a column, or fewer for the wide products, were slower:
+ * what the blocks gain is being small, many and short-lived, so that the SMs
+ * take new ones while others wait on memory. */
+static struct gemv_wave_cfg wave_cfg = {1, 2, 4, 4, 2, 0};
+
 template <int ROWS, int U, int MODE, bool NORM, int KS>
 static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                           const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
@@ -447,17 +461,10 @@ static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, i
     constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
     dim3 grid((n + cols - 1) / cols, blocks_y);
     cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
-                         k, accumulate, norm_w, eps));
+                         k, accumulate, norm_w, eps, pdl ? wave_cfg.pf / 16 : 0));
     return PB_OK;
 }
 
-/* K over 2 warps at N = 4096 (o), 4 elsewhere (qkv, gate-up, down, lm_head), 2
- * vectors a lane: the GEMV chain of a batch-1 step streamed at 96% of the copy
- * rate against 87% unsplit with 8 vectors, the step 3.60 against 3.95 ms (H200,
- * docs/PERF.md). More warps a column, or fewer for the wide products, were slower:
- * what the blocks gain is being small, many and short-lived, so that the SMs
- * take new ones while others wait on memory. */
-static struct gemv_wave_cfg wave_cfg = {1, 2, 4, 4, 2};
 void gemv_wave_set(struct gemv_wave_cfg c) { wave_cfg = c; }
 struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
 
@@ -520,6 +527,8 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
         return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
+    if (wave_cfg.pf < 0 || wave_cfg.pf % 16)
+        return pb_fail("gemm_rows: L2 prefetch of %d bytes (a multiple of 16, 0 for none)", wave_cfg.pf);
     if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORM, 2>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     if (wave_cfg.u == 2) return gemv_rows_u<MODE, NORM, 4>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     if (wave_cfg.u != 8) return pb_fail("gemm_rows: %d vectors a lane (2, 4 or 8)", wave_cfg.u);

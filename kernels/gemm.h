@@ -75,6 +75,8 @@ int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16
  * rows sharing the call. */
 struct gemv_wave_cfg {
     int cols, ks_narrow, ks_wide, ks_long, u;
+    int pf;  /* bytes of each warp's part of a weight row asked of L2 before pdl_wait, past its first
+              * u vectors a lane (0: none; a multiple of 16): the same bits */
 };
 void gemv_wave_set(struct gemv_wave_cfg c);
 struct gemv_wave_cfg gemv_wave_get(void);
