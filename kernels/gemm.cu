@@ -288,11 +288,12 @@ __device__ __forceinline__ void gemv_warp_sum(float acc[P][ROWS])
             for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
 }
 
-/* One thread stores C output columns from col over ROWS rows from m0. GEMV_SWIGLU
- * rounds as k_swiglu does on the bf16 values a plain GEMV would have stored;
- * accumulate adds y's old value (the residual) before the one rounding. */
-template <int P, int C, int ROWS, int MODE>
-__device__ __forceinline__ void gemv_store(const float acc[P][ROWS], bf16 *__restrict__ y, int m0, int m,
+/* One thread stores C output columns from col over ROWS rows from m0, from the
+ * first P of its PS sums. GEMV_SWIGLU rounds as k_swiglu does on the bf16 values
+ * a plain GEMV would have stored; accumulate adds y's old value (the residual)
+ * before the one rounding. */
+template <int P, int C, int ROWS, int MODE, int PS>
+__device__ __forceinline__ void gemv_store(const float acc[PS][ROWS], bf16 *__restrict__ y, int m0, int m,
                                            int n, int col, int accumulate)
 {
 #pragma unroll
@@ -317,8 +318,11 @@ __device__ __forceinline__ void gemv_store(const float acc[P][ROWS], bf16 *__res
 }
 
 /* The folded norm is for the few rows of a decode step: each block computes its
- * rows' norms itself. */
+ * rows' norms itself. NORM_EXACT before its main loop, giving k_rmsnorm's bits;
+ * NORM_LATE from the values its main loop reads anyway, applying 1/rms to the
+ * finished sums. */
 #define GEMV_NORM_ROWS 4
+enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
 
 /* ROWS rows per block, U weight vectors in flight per lane and weight row, each
  * column's K in KS contiguous parts, a warp each (gemm_rows_ksplit). A part's sum
@@ -335,12 +339,20 @@ __device__ __forceinline__ void gemv_store(const float acc[P][ROWS], bf16 *__res
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
  * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer.
- * NORM: x is the raw hidden state. Each block computes 1/rms of its rows as
+ * NORM_EXACT: x is the raw hidden state. Each block computes 1/rms of its rows as
  * k_rmsnorm does (row_inv_rms over the same 256 threads, so the same sums in the
  * same order), while its first weights are already streaming, and each warp
  * normalises each x vector as it reads it, rounding as k_rmsnorm does: the GEMV
  * sees the values k_rmsnorm would have written, without that launch. The row and
- * the norm weight stay in L1 (8 KB each at hidden 4096). */
+ * the norm weight stay in L1 (8 KB each at hidden 4096).
+ * NORM_LATE: x is the raw hidden state too, but nothing waits for the norm: a
+ * column's warps already read all of its row, so each sums x^2 beside x W g over
+ * its part, the parts' sums of squares are added in part order with the others,
+ * and the finished sum is scaled by that 1/rms: y = (sum_k x_k g_k w_k) / rms(x),
+ * in fp32 throughout, where k_rmsnorm rounds x / rms and then x g to bf16. The
+ * blocks of the previous EXACT fold each waited for their norm before streaming
+ * on; these don't. Every column of a row sees the same sum of squares (the same
+ * values in the same order), and nothing depends on the other rows. */
 /* The U vectors base, base + 32, ... of each of a warp's P weight rows (those
  * before K). */
 template <int P, int U>
@@ -353,7 +365,7 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
-template <int ROWS, int U, int MODE, bool NORM, int KS>
+template <int ROWS, int U, int MODE, int NORM, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
             int accumulate, const bf16 *__restrict__ norm_w, float eps, int pf_vecs)
@@ -392,16 +404,17 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     float inv[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
-    if (NORM) {  /* the whole block, before any warp leaves */
+    if (NORM == NORM_EXACT) {  /* the whole block, before any warp leaves */
         static_assert(GEMV_WARPS * 32 == NORM_THREADS, "k_rmsnorm's partition of the row");
         __shared__ float red[32];
 #pragma unroll
         for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
     }
     if (KS == 1 && col >= n) return;
-    float acc[P][ROWS];
+    constexpr int PS = P + (NORM == NORM_LATE);  /* the sums a lane keeps: its rows' dots, then x^2 */
+    float acc[PS][ROWS];
 #pragma unroll
-    for (int q = 0; q < P; q++)
+    for (int q = 0; q < PS; q++)
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
     for (int base = k_lo + lane; base < k_hi; base += 32 * U) {
@@ -409,15 +422,22 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int u = 0; u < U; u++) {
             if (base + u * 32 >= k_hi) break;
-            float wf[P][8];
+            float wf[P][8], gf[8];
 #pragma unroll
             for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
+            if (NORM == NORM_LATE) norm_unpack8(__ldg(nw + base + u * 32), gf);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 float xf[8];
                 uint4 xv = __ldg(xr[r] + base + u * 32);
-                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
+                if (NORM == NORM_EXACT) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
                 norm_unpack8(xv, xf);
+                if (NORM == NORM_LATE)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        acc[PS - 1][r] = fmaf(xf[j], xf[j], acc[PS - 1][r]);
+                        xf[j] *= gf[j];
+                    }
 #pragma unroll
                 for (int q = 0; q < P; q++)
 #pragma unroll
@@ -425,12 +445,12 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             }
         }
     }
-    gemv_warp_sum<P, ROWS>(acc);
+    gemv_warp_sum<PS, ROWS>(acc);
     if (KS > 1) {  /* the parts' sums added in part order by the column's first warp */
-        __shared__ float parts[GEMV_WARPS][P][ROWS];
+        __shared__ float parts[GEMV_WARPS][PS][ROWS];
         if (lane == 0)
 #pragma unroll
-            for (int q = 0; q < P; q++)
+            for (int q = 0; q < PS; q++)
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) parts[warp][q][r] = acc[q][r];
         __syncthreads();
@@ -438,11 +458,18 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int j = 1; j < KS; j++)
 #pragma unroll
-            for (int q = 0; q < P; q++)
+            for (int q = 0; q < PS; q++)
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) acc[q][r] += parts[warp + j][q][r];
     }
-    if (lane == 0) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
+    if (NORM == NORM_LATE)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            const float late_inv = rsqrtf(acc[PS - 1][r] / k + eps);
+#pragma unroll
+            for (int q = 0; q < P; q++) acc[q][r] *= late_inv;
+        }
+    if (lane == 0) gemv_store<P, C, ROWS, MODE, PS>(acc, y, m0, m, n, col, accumulate);
 }
 
 /* K over 2 warps at N = 4096 (o), 4 elsewhere (qkv, gate-up, down, lm_head), 2
@@ -453,7 +480,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
  * take new ones while others wait on memory. */
 static struct gemv_wave_cfg wave_cfg = {1, 2, 4, 4, 2, 0};
 
-template <int ROWS, int U, int MODE, bool NORM, int KS>
+template <int ROWS, int U, int MODE, int NORM, int KS>
 static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                           const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
@@ -475,7 +502,7 @@ int gemm_rows_ksplit(int n, int k)
     return k > 8192 ? wave_cfg.ks_long : n <= 8192 ? wave_cfg.ks_narrow : wave_cfg.ks_wide;
 }
 
-template <int ROWS, int U, int MODE, bool NORM>
+template <int ROWS, int U, int MODE, int NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
@@ -503,7 +530,7 @@ int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0
 /* U, the vectors a lane loads at a time (8 for one weight row; DIV halves it):
  * fewer rows of x leave registers for more bytes in flight. The bits do not
  * depend on it. */
-template <int MODE, bool NORM, int DIV>
+template <int MODE, int NORM, int DIV>
 static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
@@ -514,12 +541,12 @@ static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
     case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 4: return gemv_launch<4, UH, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     default:
-        return gemv_launch<GEMV_ROWS, UH, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+        return gemv_launch<GEMV_ROWS, UH, MODE, NORM_NONE>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
                                                        norm_w, eps, s, pdl);
     }
 }
 
-template <int MODE, bool NORM>
+template <int MODE, int NORM>
 static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
                      float eps, cudaStream_t s, int pdl)
 {
@@ -548,8 +575,8 @@ static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,
                    cudaStream_t s, int pdl)
 {
-    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
-    return gemv_rows<GEMV_PLAIN, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, NORM_NONE>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    return gemv_rows<GEMV_PLAIN, NORM_NONE>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
 }
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
@@ -560,18 +587,31 @@ int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int ac
 int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
                    cudaStream_t s, int pdl)
 {
-    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
-    return gemv_rows<GEMV_PLAIN, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, NORM_EXACT>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_PLAIN, NORM_EXACT>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+}
+
+int gemm_rows_norm_late(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
+                        cudaStream_t s, int pdl)
+{
+    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, NORM_LATE>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_PLAIN, NORM_LATE>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
 }
 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
+    return gemv_rows<GEMV_SWIGLU, NORM_NONE>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
 }
 
 int gemm_rows_swiglu_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
                           int inter, int k, cudaStream_t s, int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, true>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_SWIGLU, NORM_EXACT>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
+}
+
+int gemm_rows_swiglu_norm_late(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
+                               int inter, int k, cudaStream_t s, int pdl)
+{
+    return gemv_rows<GEMV_SWIGLU, NORM_LATE>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
 }

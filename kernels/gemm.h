@@ -154,4 +154,15 @@ int gemm_rows_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __n
 int gemm_rows_swiglu_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps,
                           const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter, int k, cudaStream_t s,
                           int pdl = 0);
+/* The norm folded in late: Y = (X g) W^T / rms(X) in fp32, the sum of squares
+ * taken from the x values the GEMV reads anyway (in the K split's part order) and
+ * applied to the finished sums, so no block waits for a norm before it streams
+ * its weights. Not k_rmsnorm's bits (that rounds x / rms and x g to bf16 first):
+ * a step folds every norm this way or none. A row's bits depend on (N, K) alone,
+ * as the GEMV's do. Where gemm_rows_norm_fits. */
+int gemm_rows_norm_late(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,
+                        __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
+int gemm_rows_swiglu_norm_late(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps,
+                               const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter, int k,
+                               cudaStream_t s, int pdl = 0);
 #endif

@@ -263,7 +263,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
            batch, path_name(path),
            ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
            ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
-           fold ? " (norms folded)" : "",
+           fold == FOLD_LATE ? " (norms folded late)" : fold ? " (norms folded)" : "",
            pf_note, path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
            attn_setting_name(ds.attn_keys, ds.attn_warps), prompt + 2,
@@ -486,6 +486,9 @@ int main(int argc, char **argv)
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
+    /* the norms folded late, at the default GEMV setting and with 1 KB prefetched */
+    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 0}, 128, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 4}, 128, 128, copy_gbs, s);
     for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in the blocks its default does not take */
         struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, b >= 64 ? 8 : 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
@@ -518,6 +521,8 @@ int main(int argc, char **argv)
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 4}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];
         attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);

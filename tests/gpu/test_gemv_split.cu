@@ -2,8 +2,9 @@
  * gemv_wave_set): the fp32 reference at every split and load width, odd K (parts
  * of unequal length, parts past K that add nothing), a row's bits independent of
  * the rows sharing the call and of the load width, SwiGLU and the folded norm
- * giving their two-kernel bits at the same split, the L2 prefetch before pdl_wait
- * keeping the bits, and bad settings refused. */
+ * giving their two-kernel bits at the same split, the norm folded late against
+ * its fp32 reference, the L2 prefetch before pdl_wait keeping the bits, and bad
+ * settings refused. */
 #include "../../kernels/gemm.h"
 #include "../../kernels/layer_kernels.h"
 #include "kernel_test_util.h"
@@ -118,6 +119,67 @@ TEST(test_gemv_k_split_swiglu_and_norm_keep_their_bits)
     gemv_wave_set(wave_default);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     cudaFree(x), cudaFree(nw), cudaFree(w), cudaFree(normed), cudaFree(gu), cudaFree(want), cudaFree(got);
+}
+
+/* The norm folded late (gemm_rows_norm_late): y = (x g) W^T / rms(x) against an
+ * fp32 reference without k_rmsnorm's roundings, at each split, for the gate-up
+ * SwiGLU too; a row's bits alone and among the others, and SwiGLU's bits equal
+ * the plain late fold over [gate; up] then k_swiglu. */
+static void ref_norm_late(const float *x, const float *g, const float *w, float *y, int m, int n, int k, float eps)
+{
+    for (int r = 0; r < m; r++) {
+        double ss = 0;
+        for (int i = 0; i < k; i++) ss += (double)x[(size_t)r * k + i] * x[(size_t)r * k + i];
+        const double inv = 1.0 / sqrt(ss / k + eps);
+        for (int c = 0; c < n; c++) {
+            double acc = 0;
+            for (int i = 0; i < k; i++) acc += (double)x[(size_t)r * k + i] * g[i] * w[(size_t)c * k + i];
+            y[(size_t)r * n + c] = (float)(acc * inv);
+        }
+    }
+}
+
+TEST(test_gemv_norm_late_matches_cpu)
+{
+    const int M = 4, N = 136, I = 72, ks[2] = {4104, 11008};
+    for (int kc = 0; kc < 2; kc++) {
+        const int K = ks[kc];
+        float *hx, *hg, *hw;
+        bf16 *x = dev_random((size_t)M * K, 3.0f, 600 + kc, &hx), *g = dev_random(K, 1.0f, 602 + kc, &hg);
+        bf16 *w = dev_random((size_t)2 * I * K > (size_t)N * K ? (size_t)2 * I * K : (size_t)N * K, 0.1f, 604 + kc, &hw);
+        bf16 *a, *b, *gu;
+        cudaMalloc((void **)&a, (size_t)M * N * 2);
+        cudaMalloc((void **)&b, (size_t)M * N * 2);
+        cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
+        float *ref = (float *)malloc((size_t)M * N * 4);
+        ref_norm_late(hx, hg, hw, ref, M, N, K, 1e-5f);
+        for (int i = 0; i < 4; i++) {
+            gemv_wave_set({1, splits[i], splits[i], splits[i], 2});
+            poison(a, (size_t)M * N);
+            CHECK(gemm_rows_norm_late(x, g, 1e-5f, w, a, M, N, K, 0, i & 1) == 0);
+            float *got = download(a, (size_t)M * N);
+            CHECK_REL(got, ref, (size_t)M * N, REL_TOL_KERNEL);
+            free(got);
+            for (int m = 1; m < M; m++) {  /* row 1 alone and among m rows: the same bits */
+                poison(b, (size_t)M * N);
+                CHECK(gemm_rows_norm_late(x + (size_t)K, g, 1e-5f, w, b, m, N, K, 0, m & 1) == 0);
+                CHECK(bits_equal(a + N, b, N));
+            }
+            for (int m = 1; m <= M; m += 3) {
+                CHECK(gemm_rows_norm_late(x, g, 1e-5f, w, gu, m, 2 * I, K, 0) == 0);
+                CHECK(k_swiglu(gu, b, m, I, 0) == 0);
+                poison(a, (size_t)M * N);
+                CHECK(gemm_rows_swiglu_norm_late(x, g, 1e-5f, w, a, m, I, K, 0, 1) == 0);
+                CHECK(bits_equal(a, b, (size_t)m * I));
+            }
+        }
+        gemv_wave_set(wave_default);
+        CHECK(!gemm_rows_norm_fits(8, K));
+        CHECK(gemm_rows_norm_late(x, g, 1e-5f, w, a, 8, N, K, 0) != 0);  /* more rows than a fold takes */
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        cudaFree(x), cudaFree(g), cudaFree(w), cudaFree(a), cudaFree(b), cudaFree(gu);
+        free(hx), free(hg), free(hw), free(ref);
+    }
 }
 
 /* The bulk L2 prefetch before pdl_wait (gemv_wave_cfg.pf) only asks for bytes
