@@ -4,6 +4,7 @@
 #include "pdl.h"
 #include "load_stream.cuh"
 #include "row_norm.cuh"
+#include "mma.cuh"
 #include <math.h>
 #include <string.h>
 
@@ -322,6 +323,7 @@ __device__ __forceinline__ void gemv_store(const float acc[PS][ROWS], bf16 *__re
  * NORM_LATE from the values its main loop reads anyway, applying 1/rms to the
  * finished sums. */
 #define GEMV_NORM_ROWS 4
+#define GEMV_NORM_MAX_K 16384  /* NORM_LATE keeps the norm weight in shared memory: 32 KB */
 enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
 
 /* ROWS rows per block, U weight vectors in flight per lane and weight row, each
@@ -345,14 +347,15 @@ enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
  * normalises each x vector as it reads it, rounding as k_rmsnorm does: the GEMV
  * sees the values k_rmsnorm would have written, without that launch. The row and
  * the norm weight stay in L1 (8 KB each at hidden 4096).
- * NORM_LATE: x is the raw hidden state too, but nothing waits for the norm: a
- * column's warps already read all of its row, so each sums x^2 beside x W g over
- * its part, the parts' sums of squares are added in part order with the others,
- * and the finished sum is scaled by that 1/rms: y = (sum_k x_k g_k w_k) / rms(x),
- * in fp32 throughout, where k_rmsnorm rounds x / rms and then x g to bf16. The
- * blocks of the previous EXACT fold each waited for their norm before streaming
- * on; these don't. Every column of a row sees the same sum of squares (the same
- * values in the same order), and nothing depends on the other rows. */
+ * NORM_LATE: x is the raw hidden state too, but nothing waits for the norm: the
+ * main loop multiplies bf16(x g) (the norm weight g copied into shared memory
+ * before pdl_wait, like a weight), then each warp sums x^2 over its part from L1
+ * (the loop has just read it), the parts' sums of squares are added in part order
+ * with the others, and the finished sum is scaled: y = (sum_k bf16(x_k g_k) w_k) /
+ * rms(x), where k_rmsnorm rounds x / rms and then that times g. The EXACT fold's
+ * blocks each wait for their norm before streaming on; these don't. Every column
+ * of a row sees the same sum of squares (the same values in the same order), and
+ * nothing depends on the other rows. */
 /* The U vectors base, base + 32, ... of each of a warp's P weight rows (those
  * before K). */
 template <int P, int U>
@@ -365,8 +368,16 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
+/* Blocks an SM each instance is compiled for, i.e. its register budget: what the
+ * plain GEMV takes unasked (8 blocks of 8 warps for one weight row a warp, 6 for
+ * two), which the late norm's extra sum must not lower; the exact fold's prologue
+ * takes more (6 and 5). */
+template <int ROWS, int U, int MODE, int NORM> struct gemv_min_blocks {
+    static constexpr int value = NORM != NORM_LATE || ROWS > 1 || U > 2 ? 0 : MODE == GEMV_PLAIN ? 8 : 6;
+};
+
 template <int ROWS, int U, int MODE, int NORM, int KS>
-__global__ void __launch_bounds__(GEMV_WARPS * 32)
+__global__ void __launch_bounds__(GEMV_WARPS * 32, (gemv_min_blocks<ROWS, U, MODE, NORM>::value))
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
             int accumulate, const bf16 *__restrict__ norm_w, float eps, int pf_vecs)
 {
@@ -389,6 +400,12 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
     uint4 wv[P][U];
     gemv_load_group<P, U>(wv, wr, k_lo + lane, k_hi);
+    const uint4 *nw = (const uint4 *)norm_w;
+    extern __shared__ uint4 late_g[];  /* NORM_LATE: the norm weight, kv vectors */
+    if (NORM == NORM_LATE) {  /* a weight too: on its way before the wait, no registers held */
+        for (int i = threadIdx.x; i < kv; i += GEMV_WARPS * 32) cp_async16(late_g + i, nw + i, true);
+        cp_async_commit();
+    }
     if (pf_vecs && lane == 0) {  /* the rest of the part's first pf_vecs vectors, asked of L2 */
         const int from = k_lo + 32 * U, to = min(k_hi, k_lo + pf_vecs);
         if (from < to)
@@ -397,10 +414,13 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
     pdl_wait();
     pdl_trigger();
+    if (NORM == NORM_LATE) {
+        cp_async_wait<0>();
+        __syncthreads();
+    }
     const uint4 *xr[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
-    const uint4 *nw = (const uint4 *)norm_w;
     float inv[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
@@ -422,22 +442,16 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int u = 0; u < U; u++) {
             if (base + u * 32 >= k_hi) break;
-            float wf[P][8], gf[8];
+            float wf[P][8];
 #pragma unroll
             for (int q = 0; q < P; q++) norm_unpack8(wv[q][u], wf[q]);
-            if (NORM == NORM_LATE) norm_unpack8(__ldg(nw + base + u * 32), gf);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 float xf[8];
                 uint4 xv = __ldg(xr[r] + base + u * 32);
                 if (NORM == NORM_EXACT) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
+                if (NORM == NORM_LATE) xv = norm_scale8(xv, late_g[base + u * 32]);
                 norm_unpack8(xv, xf);
-                if (NORM == NORM_LATE)
-#pragma unroll
-                    for (int j = 0; j < 8; j++) {
-                        acc[PS - 1][r] = fmaf(xf[j], xf[j], acc[PS - 1][r]);
-                        xf[j] *= gf[j];
-                    }
 #pragma unroll
                 for (int q = 0; q < P; q++)
 #pragma unroll
@@ -445,6 +459,15 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             }
         }
     }
+    if (NORM == NORM_LATE)  /* x^2 over the part, from L1: the loop just read these vectors */
+#pragma unroll
+        for (int r = 0; r < ROWS; r++)
+            for (int base = k_lo + lane; base < k_hi; base += 32) {
+                float xf[8];
+                norm_unpack8(__ldg(xr[r] + base), xf);
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[PS - 1][r] = fmaf(xf[j], xf[j], acc[PS - 1][r]);
+            }
     gemv_warp_sum<PS, ROWS>(acc);
     if (KS > 1) {  /* the parts' sums added in part order by the column's first warp */
         __shared__ float parts[GEMV_WARPS][PS][ROWS];
@@ -487,7 +510,8 @@ static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, i
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
     dim3 grid((n + cols - 1) / cols, blocks_y);
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
+    const size_t smem = NORM == NORM_LATE ? (size_t)k * sizeof(bf16) : 0;  /* the norm weight */
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), smem, s, pdl, x, w, y, m, n,
                          k, accumulate, norm_w, eps, pdl ? wave_cfg.pf / 16 : 0));
     return PB_OK;
 }
@@ -525,7 +549,7 @@ static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int 
  * the narrow variants keep more loads in flight instead. */
 static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 : GEMV_ROWS; }
 
-int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0; }
+int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0 && k <= GEMV_NORM_MAX_K; }
 
 /* U, the vectors a lane loads at a time (8 for one weight row; DIV halves it):
  * fewer rows of x leave registers for more bytes in flight. The bits do not
@@ -553,7 +577,8 @@ static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
-        return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
+        return pb_fail("gemm_rows: a folded norm takes at most %d rows and a hidden size of at most %d (%d rows, "
+                       "%d given)", GEMV_NORM_ROWS, GEMV_NORM_MAX_K, m, k);
     if (wave_cfg.pf < 0 || wave_cfg.pf % 16)
         return pb_fail("gemm_rows: L2 prefetch of %d bytes (a multiple of 16, 0 for none)", wave_cfg.pf);
     if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORM, 2>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);

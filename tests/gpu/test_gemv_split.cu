@@ -121,8 +121,8 @@ TEST(test_gemv_k_split_swiglu_and_norm_keep_their_bits)
     cudaFree(x), cudaFree(nw), cudaFree(w), cudaFree(normed), cudaFree(gu), cudaFree(want), cudaFree(got);
 }
 
-/* The norm folded late (gemm_rows_norm_late): y = (x g) W^T / rms(x) against an
- * fp32 reference without k_rmsnorm's roundings, at each split, for the gate-up
+/* The norm folded late (gemm_rows_norm_late): y = bf16(x g) W^T / rms(x) against
+ * a reference in doubles with that one rounding, at each split, for the gate-up
  * SwiGLU too; a row's bits alone and among the others, and SwiGLU's bits equal
  * the plain late fold over [gate; up] then k_swiglu. */
 static void ref_norm_late(const float *x, const float *g, const float *w, float *y, int m, int n, int k, float eps)
@@ -133,7 +133,8 @@ static void ref_norm_late(const float *x, const float *g, const float *w, float 
         const double inv = 1.0 / sqrt(ss / k + eps);
         for (int c = 0; c < n; c++) {
             double acc = 0;
-            for (int i = 0; i < k; i++) acc += (double)x[(size_t)r * k + i] * g[i] * w[(size_t)c * k + i];
+            for (int i = 0; i < k; i++)
+                acc += (double)ref_from_bits(ref_bf16_bits(x[(size_t)r * k + i] * g[i])) * w[(size_t)c * k + i];
             y[(size_t)r * n + c] = (float)(acc * inv);
         }
     }
@@ -174,7 +175,7 @@ TEST(test_gemv_norm_late_matches_cpu)
             }
         }
         gemv_wave_set(wave_default);
-        CHECK(!gemm_rows_norm_fits(8, K));
+        CHECK(!gemm_rows_norm_fits(8, K) && !gemm_rows_norm_fits(1, 16392));  /* rows; the norm weight in shared memory */
         CHECK(gemm_rows_norm_late(x, g, 1e-5f, w, a, 8, N, K, 0) != 0);  /* more rows than a fold takes */
         CHECK(cudaDeviceSynchronize() == cudaSuccess);
         cudaFree(x), cudaFree(g), cudaFree(w), cudaFree(a), cudaFree(b), cudaFree(gu);
