@@ -489,6 +489,7 @@ int main(int argc, char **argv)
     /* the norms folded late, at the default GEMV setting and with 1 KB prefetched */
     decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 0}, 128, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 4}, 128, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 2}, 128, 128, copy_gbs, s);
     for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in the blocks its default does not take */
         struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, b >= 64 ? 8 : 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
@@ -523,6 +524,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 4}, long_prompt, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 2}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];
         attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);
