@@ -4,7 +4,6 @@
 #include "pdl.h"
 #include "load_stream.cuh"
 #include "row_norm.cuh"
-#include "mma.cuh"
 #include <math.h>
 #include <string.h>
 
@@ -323,7 +322,7 @@ __device__ __forceinline__ void gemv_store(const float acc[PS][ROWS], bf16 *__re
  * NORM_LATE from the values its main loop reads anyway, applying 1/rms to the
  * finished sums. */
 #define GEMV_NORM_ROWS 4
-#define GEMV_NORM_MAX_K 16384  /* NORM_LATE keeps the norm weight in shared memory: 32 KB */
+#define GEMV_NORM_MAX_K 16384
 enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
 
 /* ROWS rows per block, U weight vectors in flight per lane and weight row, each
@@ -348,8 +347,8 @@ enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
  * sees the values k_rmsnorm would have written, without that launch. The row and
  * the norm weight stay in L1 (8 KB each at hidden 4096).
  * NORM_LATE: x is the raw hidden state too, but nothing waits for the norm: the
- * main loop multiplies bf16(x g) (the norm weight g copied into shared memory
- * before pdl_wait, like a weight), then each warp sums x^2 over its part from L1
+ * main loop multiplies bf16(x g) (g, the norm weight, from L1 like x), then each
+ * warp sums x^2 over its part from L1
  * (the loop has just read it), the parts' sums of squares are added in part order
  * with the others, and the finished sum is scaled: y = (sum_k bf16(x_k g_k) w_k) /
  * rms(x), where k_rmsnorm rounds x / rms and then that times g. The EXACT fold's
@@ -401,11 +400,6 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     uint4 wv[P][U];
     gemv_load_group<P, U>(wv, wr, k_lo + lane, k_hi);
     const uint4 *nw = (const uint4 *)norm_w;
-    extern __shared__ uint4 late_g[];  /* NORM_LATE: the norm weight, kv vectors */
-    if (NORM == NORM_LATE) {  /* a weight too: on its way before the wait, no registers held */
-        for (int i = threadIdx.x; i < kv; i += GEMV_WARPS * 32) cp_async16(late_g + i, nw + i, true);
-        cp_async_commit();
-    }
     if (pf_vecs && lane == 0) {  /* the rest of the part's first pf_vecs vectors, asked of L2 */
         const int from = k_lo + 32 * U, to = min(k_hi, k_lo + pf_vecs);
         if (from < to)
@@ -414,10 +408,6 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
     pdl_wait();
     pdl_trigger();
-    if (NORM == NORM_LATE) {
-        cp_async_wait<0>();
-        __syncthreads();
-    }
     const uint4 *xr[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
@@ -450,7 +440,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
                 float xf[8];
                 uint4 xv = __ldg(xr[r] + base + u * 32);
                 if (NORM == NORM_EXACT) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
-                if (NORM == NORM_LATE) xv = norm_scale8(xv, late_g[base + u * 32]);
+                if (NORM == NORM_LATE) xv = norm_scale8(xv, __ldg(nw + base + u * 32));
                 norm_unpack8(xv, xf);
 #pragma unroll
                 for (int q = 0; q < P; q++)
@@ -510,8 +500,7 @@ static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, i
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
     dim3 grid((n + cols - 1) / cols, blocks_y);
-    const size_t smem = NORM == NORM_LATE ? (size_t)k * sizeof(bf16) : 0;  /* the norm weight */
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), smem, s, pdl, x, w, y, m, n,
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
                          k, accumulate, norm_w, eps, pdl ? wave_cfg.pf / 16 : 0));
     return PB_OK;
 }
