@@ -288,12 +288,11 @@ __device__ __forceinline__ void gemv_warp_sum(float acc[P][ROWS])
             for (int off = 16; off > 0; off >>= 1) acc[q][r] += __shfl_xor_sync(0xffffffffu, acc[q][r], off);
 }
 
-/* One thread stores C output columns from col over ROWS rows from m0, from the
- * first P of its PS sums. GEMV_SWIGLU rounds as k_swiglu does on the bf16 values
- * a plain GEMV would have stored; accumulate adds y's old value (the residual)
- * before the one rounding. */
-template <int P, int C, int ROWS, int MODE, int PS>
-__device__ __forceinline__ void gemv_store(const float acc[PS][ROWS], bf16 *__restrict__ y, int m0, int m,
+/* One thread stores C output columns from col over ROWS rows from m0. GEMV_SWIGLU
+ * rounds as k_swiglu does on the bf16 values a plain GEMV would have stored;
+ * accumulate adds y's old value (the residual) before the one rounding. */
+template <int P, int C, int ROWS, int MODE>
+__device__ __forceinline__ void gemv_store(const float acc[P][ROWS], bf16 *__restrict__ y, int m0, int m,
                                            int n, int col, int accumulate)
 {
 #pragma unroll
@@ -318,12 +317,8 @@ __device__ __forceinline__ void gemv_store(const float acc[PS][ROWS], bf16 *__re
 }
 
 /* The folded norm is for the few rows of a decode step: each block computes its
- * rows' norms itself. NORM_EXACT before its main loop, giving k_rmsnorm's bits;
- * NORM_LATE from the values its main loop reads anyway, applying 1/rms to the
- * finished sums. */
+ * rows' norms itself. */
 #define GEMV_NORM_ROWS 4
-#define GEMV_NORM_MAX_K 16384
-enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
 
 /* ROWS rows per block, U weight vectors in flight per lane and weight row, each
  * column's K in KS contiguous parts, a warp each (gemm_rows_ksplit). A part's sum
@@ -340,21 +335,12 @@ enum gemv_norm { NORM_NONE, NORM_EXACT, NORM_LATE };
  * n + col together, so its epilogue writes silu(gate) * up straight into y[m, n]:
  * each sum is the plain GEMV's and the epilogue rounds as k_swiglu does, so the
  * bits equal gemm_rows + k_swiglu, one launch and one activation pass fewer.
- * NORM_EXACT: x is the raw hidden state. Each block computes 1/rms of its rows as
+ * NORM: x is the raw hidden state. Each block computes 1/rms of its rows as
  * k_rmsnorm does (row_inv_rms over the same 256 threads, so the same sums in the
  * same order), while its first weights are already streaming, and each warp
  * normalises each x vector as it reads it, rounding as k_rmsnorm does: the GEMV
  * sees the values k_rmsnorm would have written, without that launch. The row and
- * the norm weight stay in L1 (8 KB each at hidden 4096).
- * NORM_LATE: x is the raw hidden state too, but nothing waits for the norm: the
- * main loop multiplies bf16(x g) (g, the norm weight, from L1 like x), then each
- * warp sums x^2 over its part from L1
- * (the loop has just read it), the parts' sums of squares are added in part order
- * with the others, and the finished sum is scaled: y = (sum_k bf16(x_k g_k) w_k) /
- * rms(x), where k_rmsnorm rounds x / rms and then that times g. The EXACT fold's
- * blocks each wait for their norm before streaming on; these don't. Every column
- * of a row sees the same sum of squares (the same values in the same order), and
- * nothing depends on the other rows. */
+ * the norm weight stay in L1 (8 KB each at hidden 4096). */
 /* The U vectors base, base + 32, ... of each of a warp's P weight rows (those
  * before K). */
 template <int P, int U>
@@ -367,18 +353,10 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
-/* Blocks an SM each instance is compiled for, i.e. its register budget: what the
- * plain GEMV takes unasked (8 blocks of 8 warps for one weight row a warp, 6 for
- * two), which the late norm's extra sum must not lower; the exact fold's prologue
- * takes more (6 and 5). */
-template <int ROWS, int U, int MODE, int NORM> struct gemv_min_blocks {
-    static constexpr int value = NORM != NORM_LATE || ROWS > 1 || U > 2 ? 0 : MODE == GEMV_PLAIN ? 8 : 6;
-};
-
-template <int ROWS, int U, int MODE, int NORM, int KS>
-__global__ void __launch_bounds__(GEMV_WARPS * 32, (gemv_min_blocks<ROWS, U, MODE, NORM>::value))
+template <int ROWS, int U, int MODE, bool NORM, int KS>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-            int accumulate, const bf16 *__restrict__ norm_w, float eps, int pf_vecs)
+            int accumulate, const bf16 *__restrict__ norm_w, float eps)
 {
     constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
@@ -399,32 +377,25 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     }
     uint4 wv[P][U];
     gemv_load_group<P, U>(wv, wr, k_lo + lane, k_hi);
-    const uint4 *nw = (const uint4 *)norm_w;
-    if (pf_vecs && lane == 0) {  /* the rest of the part's first pf_vecs vectors, asked of L2 */
-        const int from = k_lo + 32 * U, to = min(k_hi, k_lo + pf_vecs);
-        if (from < to)
-#pragma unroll
-            for (int q = 0; q < P; q++) prefetch_l2_bulk(wr[q] + from, (unsigned)(to - from) * 16u);
-    }
     pdl_wait();
     pdl_trigger();
     const uint4 *xr[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
+    const uint4 *nw = (const uint4 *)norm_w;
     float inv[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
-    if (NORM == NORM_EXACT) {  /* the whole block, before any warp leaves */
+    if (NORM) {  /* the whole block, before any warp leaves */
         static_assert(GEMV_WARPS * 32 == NORM_THREADS, "k_rmsnorm's partition of the row");
         __shared__ float red[32];
 #pragma unroll
         for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
     }
     if (KS == 1 && col >= n) return;
-    constexpr int PS = P + (NORM == NORM_LATE);  /* the sums a lane keeps: its rows' dots, then x^2 */
-    float acc[PS][ROWS];
+    float acc[P][ROWS];
 #pragma unroll
-    for (int q = 0; q < PS; q++)
+    for (int q = 0; q < P; q++)
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[q][r] = 0.0f;
     for (int base = k_lo + lane; base < k_hi; base += 32 * U) {
@@ -439,8 +410,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             for (int r = 0; r < ROWS; r++) {
                 float xf[8];
                 uint4 xv = __ldg(xr[r] + base + u * 32);
-                if (NORM == NORM_EXACT) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
-                if (NORM == NORM_LATE) xv = norm_scale8(xv, __ldg(nw + base + u * 32));
+                if (NORM) xv = norm_apply8(xv, __ldg(nw + base + u * 32), inv[r]);
                 norm_unpack8(xv, xf);
 #pragma unroll
                 for (int q = 0; q < P; q++)
@@ -449,21 +419,12 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
             }
         }
     }
-    if (NORM == NORM_LATE)  /* x^2 over the part, from L1: the loop just read these vectors */
-#pragma unroll
-        for (int r = 0; r < ROWS; r++)
-            for (int base = k_lo + lane; base < k_hi; base += 32) {
-                float xf[8];
-                norm_unpack8(__ldg(xr[r] + base), xf);
-#pragma unroll
-                for (int j = 0; j < 8; j++) acc[PS - 1][r] = fmaf(xf[j], xf[j], acc[PS - 1][r]);
-            }
-    gemv_warp_sum<PS, ROWS>(acc);
+    gemv_warp_sum<P, ROWS>(acc);
     if (KS > 1) {  /* the parts' sums added in part order by the column's first warp */
-        __shared__ float parts[GEMV_WARPS][PS][ROWS];
+        __shared__ float parts[GEMV_WARPS][P][ROWS];
         if (lane == 0)
 #pragma unroll
-            for (int q = 0; q < PS; q++)
+            for (int q = 0; q < P; q++)
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) parts[warp][q][r] = acc[q][r];
         __syncthreads();
@@ -471,18 +432,23 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
         for (int j = 1; j < KS; j++)
 #pragma unroll
-            for (int q = 0; q < PS; q++)
+            for (int q = 0; q < P; q++)
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) acc[q][r] += parts[warp + j][q][r];
     }
-    if (NORM == NORM_LATE)
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            const float late_inv = rsqrtf(acc[PS - 1][r] / k + eps);
-#pragma unroll
-            for (int q = 0; q < P; q++) acc[q][r] *= late_inv;
-        }
-    if (lane == 0) gemv_store<P, C, ROWS, MODE, PS>(acc, y, m0, m, n, col, accumulate);
+    if (lane == 0) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
+}
+
+template <int ROWS, int U, int MODE, bool NORM, int KS>
+static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                          const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
+{
+    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
+    constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
+    dim3 grid((n + cols - 1) / cols, blocks_y);
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
+                         k, accumulate, norm_w, eps));
+    return PB_OK;
 }
 
 /* K over 2 warps at N = 4096 (o), 4 elsewhere (qkv, gate-up, down, lm_head), 2
@@ -491,20 +457,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
  * docs/PERF.md). More warps a column, or fewer for the wide products, were slower:
  * what the blocks gain is being small, many and short-lived, so that the SMs
  * take new ones while others wait on memory. */
-static struct gemv_wave_cfg wave_cfg = {1, 2, 4, 4, 2, 0};
-
-template <int ROWS, int U, int MODE, int NORM, int KS>
-static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
-                          const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
-{
-    constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
-    constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
-    dim3 grid((n + cols - 1) / cols, blocks_y);
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
-                         k, accumulate, norm_w, eps, pdl ? wave_cfg.pf / 16 : 0));
-    return PB_OK;
-}
-
+static struct gemv_wave_cfg wave_cfg = {1, 2, 4, 4, 2};
 void gemv_wave_set(struct gemv_wave_cfg c) { wave_cfg = c; }
 struct gemv_wave_cfg gemv_wave_get(void) { return wave_cfg; }
 
@@ -515,7 +468,7 @@ int gemm_rows_ksplit(int n, int k)
     return k > 8192 ? wave_cfg.ks_long : n <= 8192 ? wave_cfg.ks_narrow : wave_cfg.ks_wide;
 }
 
-template <int ROWS, int U, int MODE, int NORM>
+template <int ROWS, int U, int MODE, bool NORM>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
@@ -538,12 +491,12 @@ static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int 
  * the narrow variants keep more loads in flight instead. */
 static int gemv_block_rows(int m) { return m == 1 ? 1 : m == 2 ? 2 : m <= 4 ? 4 : GEMV_ROWS; }
 
-int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0 && k <= GEMV_NORM_MAX_K; }
+int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0; }
 
 /* U, the vectors a lane loads at a time (8 for one weight row; DIV halves it):
  * fewer rows of x leave registers for more bytes in flight. The bits do not
  * depend on it. */
-template <int MODE, int NORM, int DIV>
+template <int MODE, bool NORM, int DIV>
 static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                        const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
 {
@@ -554,22 +507,19 @@ static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
     case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     case 4: return gemv_launch<4, UH, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     default:
-        return gemv_launch<GEMV_ROWS, UH, MODE, NORM_NONE>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
+        return gemv_launch<GEMV_ROWS, UH, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
                                                        norm_w, eps, s, pdl);
     }
 }
 
-template <int MODE, int NORM>
+template <int MODE, bool NORM>
 static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
                      float eps, cudaStream_t s, int pdl)
 {
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
     if (NORM && !gemm_rows_norm_fits(m, k))
-        return pb_fail("gemm_rows: a folded norm takes at most %d rows and a hidden size of at most %d (%d rows, "
-                       "%d given)", GEMV_NORM_ROWS, GEMV_NORM_MAX_K, m, k);
-    if (wave_cfg.pf < 0 || wave_cfg.pf % 16)
-        return pb_fail("gemm_rows: L2 prefetch of %d bytes (a multiple of 16, 0 for none)", wave_cfg.pf);
+        return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
     if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORM, 2>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     if (wave_cfg.u == 2) return gemv_rows_u<MODE, NORM, 4>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
     if (wave_cfg.u != 8) return pb_fail("gemm_rows: %d vectors a lane (2, 4 or 8)", wave_cfg.u);
@@ -589,8 +539,8 @@ static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,
                    cudaStream_t s, int pdl)
 {
-    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, NORM_NONE>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
-    return gemv_rows<GEMV_PLAIN, NORM_NONE>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    return gemv_rows<GEMV_PLAIN, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
 }
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
@@ -601,31 +551,18 @@ int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int ac
 int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
                    cudaStream_t s, int pdl)
 {
-    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, NORM_EXACT>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
-    return gemv_rows<GEMV_PLAIN, NORM_EXACT>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
-}
-
-int gemm_rows_norm_late(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
-                        cudaStream_t s, int pdl)
-{
-    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, NORM_LATE>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
-    return gemv_rows<GEMV_PLAIN, NORM_LATE>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_PLAIN, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
 }
 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, NORM_NONE>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
+    return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
 }
 
 int gemm_rows_swiglu_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
                           int inter, int k, cudaStream_t s, int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, NORM_EXACT>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
-}
-
-int gemm_rows_swiglu_norm_late(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
-                               int inter, int k, cudaStream_t s, int pdl)
-{
-    return gemv_rows<GEMV_SWIGLU, NORM_LATE>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
+    return gemv_rows<GEMV_SWIGLU, true>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
 }

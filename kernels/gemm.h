@@ -75,8 +75,6 @@ int gemm_rows_cols(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16
  * rows sharing the call. */
 struct gemv_wave_cfg {
     int cols, ks_narrow, ks_wide, ks_long, u;
-    int pf;  /* bytes of each warp's part of a weight row asked of L2 before pdl_wait, past its first
-              * u vectors a lane (0: none; a multiple of 16): the same bits */
 };
 void gemv_wave_set(struct gemv_wave_cfg c);
 struct gemv_wave_cfg gemv_wave_get(void);
@@ -84,7 +82,7 @@ int gemm_rows_ksplit(int n, int k);
 /* Y = rmsnorm(X) W^T with the norm folded into the GEMV (x the raw hidden rows,
  * norm_w its weight, K the hidden size): bit for bit k_rmsnorm then gemm_rows, one
  * launch fewer. Only where gemm_rows_norm_fits(m, k) (at most 4 rows: each block
- * recomputes its rows' norms) and K <= 16384; callers fall back to the two kernels otherwise. */
+ * recomputes its rows' norms); callers fall back to the two kernels otherwise. */
 int gemm_rows_norm_fits(int m, int k);
 int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,
                    __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
@@ -154,15 +152,4 @@ int gemm_rows_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __n
 int gemm_rows_swiglu_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps,
                           const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter, int k, cudaStream_t s,
                           int pdl = 0);
-/* The norm folded in late: Y = bf16(X g) W^T / rms(X), the sum of squares taken
- * from the x values the GEMV reads anyway (in the K split's part order) and
- * applied to the finished sums, so no block waits for a norm before it streams
- * its weights. Not k_rmsnorm's bits (that rounds x / rms, then that times g): a
- * step folds every norm this way or none. A row's bits depend on (N, K) alone,
- * as the GEMV's do. Where gemm_rows_norm_fits (K up to 16384). */
-int gemm_rows_norm_late(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,
-                        __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
-int gemm_rows_swiglu_norm_late(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps,
-                               const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter, int k,
-                               cudaStream_t s, int pdl = 0);
 #endif

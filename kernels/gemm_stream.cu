@@ -33,7 +33,6 @@
 #include "cuda_check.h"
 #include "mma.cuh"
 #include "pdl.h"
-#include "load_stream.cuh"
 
 namespace cg = cooperative_groups;
 typedef __nv_bfloat16 bf16;
@@ -56,6 +55,8 @@ template <int NT, int W> struct st_layout {
     static constexpr size_t red_bytes = (size_t)bn * red_ld * sizeof(float);
     static constexpr size_t bytes = pipe_bytes > red_bytes ? pipe_bytes : red_bytes;
 };
+
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 /* Weight row of the block's local row r (0..BN-1), or -1 past N. SWIGLU: the
  * block's BN/2 output columns c0.. take gate rows c0 + r (r < BN/2) and up rows
@@ -113,10 +114,10 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
         if (s < tiles) load_w(s, t0 + s);
         cp_async_commit();
     }
-    if (prefetch_tiles && tid < BN) {  /* one bulk request a weight row for its next tiles */
-        const int wr = st_weight_row<SWIGLU, BN>(c0, tid, n);
-        const int from = (t0 + ST_STAGES - 1) * ST_BK, to = min(k, min(t1, t0 + ST_STAGES - 1 + prefetch_tiles) * ST_BK);
-        if (wr >= 0 && from < to) prefetch_l2_bulk(w + (size_t)wr * k + from, (unsigned)(to - from) * 2u);
+    for (int t = t0 + ST_STAGES - 1 + tid / BN; t < min(t1, t0 + ST_STAGES - 1 + prefetch_tiles);
+         t += W * 32 / BN) {
+        int wr = st_weight_row<SWIGLU, BN>(c0, tid % BN, n);
+        if (wr >= 0) prefetch_l2(w + (size_t)wr * k + (size_t)t * ST_BK);
     }
     pdl_wait();
     pdl_trigger();

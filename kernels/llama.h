@@ -37,8 +37,7 @@ struct llama_part_desc {
 /* Paths are chosen per part, never per call, so that a microbatch gives exactly
  * the bits the whole batch gives for the same rows (both depend on the part alone):
  *  - decode (one-token steps): max_batch == 1 runs every linear on the CUDA-core
- *    GEMV, the fastest at one row, each RMSNorm folded into the product after it
- *    (late: the norm's scale on the finished sums); any larger max_batch runs them on the
+ *    GEMV, the fastest at one row; any larger max_batch runs them on the
  *    tensor cores (the shared-memory stream kernel for every product), whatever rows a call has, so a 1-row microbatch
  *    of a 16-sequence pipeline takes the kernels the single run does. The two
  *    paths give different bits, so parts of one run must share max_batch;

@@ -64,25 +64,15 @@ static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf1
     return gemm_skinny_swiglu(x, w, act, m, inter, k, s, pdl);
 }
 
-/* One-token steps can fold each RMSNorm into the GEMV after it, one launch fewer
- * (enum fold_norm_mode): FOLD_EXACT with k_rmsnorm's bits, every block of the GEMV
- * recomputing its rows' norms before its main loop (on an H100 that cost more than
- * the launch, 5.39 against 5.20 ms a step, docs/PERF.md), or FOLD_LATE, the norm
- * taken beside the sums and applied to them. It puts the whole step on the GEMV,
- * whose bits are not the tensor-core kernel's. The mode comes from the part alone,
- * so every call of a part folds alike. */
+/* One-token steps can fold each RMSNorm into the GEMV after it (gemm_rows_norm):
+ * the same bits as k_rmsnorm + GEMV, one launch fewer, but every block of the GEMV
+ * recomputes its rows' norms before its main loop, and on an H100 that cost more
+ * than the launch (5.39 against 5.20 ms a step, docs/PERF.md),
+ * so it is off unless p->fold_norm is set. It puts the whole step on the GEMV,
+ * whose bits are not the tensor-core kernel's. */
 static int fold_norm(const struct llama_part *p, const struct llama_call *c, int rows, int hidden)
 {
-    return p->fold_norm != FOLD_NONE && c->seq == 1 && gemm_rows_norm_fits(rows, hidden);
-}
-
-static int linear_norm(struct llama_part *p, const bf16 *h, const bf16 *norm_w, const bf16 *w, bf16 *y, int rows, int n,
-                       int k, cudaStream_t s)
-{
-    float eps = (float)p->m.rms_eps;
-    int pdl = p->d.programmatic_launch;
-    if (p->fold_norm == FOLD_LATE) return gemm_rows_norm_late(h, norm_w, eps, w, y, rows, n, k, s, pdl);
-    return gemm_rows_norm(h, norm_w, eps, w, y, rows, n, k, s, pdl);
+    return p->fold_norm && c->seq == 1 && gemm_rows_norm_fits(rows, hidden);
 }
 
 static int layer_local(const struct llama_part *p, int layer, int *local)
@@ -160,7 +150,7 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {
-        PB_TRY(linear_norm(p, h, w.attn_norm, w.wqkv, p->qkv, rows, x->qkv_n, H, s));
+        PB_TRY(gemm_rows_norm(h, w.attn_norm, eps, w.wqkv, p->qkv, rows, x->qkv_n, H, s, pdl));
     } else {
         PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
@@ -200,9 +190,7 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
-        if (p->fold_norm == FOLD_LATE)
-            PB_TRY(gemm_rows_swiglu_norm_late(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
-        else PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
+        PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
         PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
@@ -244,7 +232,8 @@ int llama_head(struct llama_part *p, const struct llama_call *c, cudaStream_t s)
         rows = c->batch;
         logits = p->logits + (size_t)c->batch_offset * x->vocab_l;
         if (fold_norm(p, c, rows, H))
-            return linear_norm(p, h, head + p->hl.norm, head + p->hl.lm_head, logits, rows, x->vocab_l, H, s);
+            return gemm_rows_norm(h, head + p->hl.norm, (float)p->m.rms_eps, head + p->hl.lm_head, logits, rows,
+                                  x->vocab_l, H, s, p->d.programmatic_launch);
         PB_TRY(k_rmsnorm(h, 1, 0, head + p->hl.norm, p->normed, rows, H, (float)p->m.rms_eps, s,
                          p->d.programmatic_launch));
     } else if (c->last_only) {

@@ -66,9 +66,9 @@ struct llama_part {
     int *counters;                     /* the decode attention's tickets (attention.h) */
     struct gemm_ctx gemm;
     int gemm_ready;
-    int fold_norm;                     /* one-token steps fold RMSNorm into the GEMV (enum fold_norm_mode,
-                                        * set at creation); the benchmark times each. Any fold implies
-                                        * the GEMV path */
+    int fold_norm;                     /* one-token steps fold RMSNorm into the GEMV: 0 from creation,
+                                        * as it measured slower (docs/PERF.md); the benchmark times it.
+                                        * It implies the GEMV path (the fold is a GEMV prologue) */
     int decode_path;                   /* the kernel of one-token steps' linears (enum decode_path), set
                                         * at creation (llama.h says why); the benchmark switches it to
                                         * time every path on one part */
@@ -85,12 +85,6 @@ struct llama_part {
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)
  * and columns [col0, col0+cols) of the full [full_rows, full_cols] tensor, stored
  * contiguously at dst (device-visible). Norm weights are 1 x hidden. */
-/* How one-token steps apply RMSNorm. FOLD_EXACT: in the GEMV's prologue, k_rmsnorm's
- * bits, each block waiting for its norm (slower than the kernel on an H200);
- * FOLD_LATE: from the values the GEMV streams, applied to its sums (gemm.h:
- * gemm_rows_norm_late), not k_rmsnorm's bits. */
-enum fold_norm_mode { FOLD_NONE, FOLD_EXACT, FOLD_LATE };
-
 struct weight_piece {
     char name[96];
     int full_rows, full_cols;

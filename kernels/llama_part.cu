@@ -164,9 +164,7 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     if (!p) return pb_fail("llama part: out of host memory");
     p->m = *m;
     p->d = *d;
-    /* One-sequence parts decode on the GEMV with each RMSNorm folded late into the
-     * product after it: two launches a layer fewer (docs/PERF.md). */
-    p->fold_norm = d->max_batch == 1 ? FOLD_LATE : FOLD_NONE;
+    p->fold_norm = 0;
     /* Batched steps stream every linear through shared memory: a whole step measured
      * faster that way than with the per-shape mix DECODE_TENSOR picks from single-kernel
      * timings (H200, 16 rows 5.99 against 6.21 ms a step, 64 rows 12.29 against 12.78;

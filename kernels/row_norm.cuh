@@ -71,15 +71,4 @@ static __device__ __forceinline__ uint4 norm_apply8(uint4 x, uint4 w, float inv)
     for (int j = 0; j < 8; j++) f[j] = __bfloat162float(__float2bfloat16(f[j] * inv)) * g[j];
     return norm_pack8(f);
 }
-/* x g, eight bf16 products each rounded once to bf16 (the late-folded norm's
- * input, gemm.cu). */
-static __device__ __forceinline__ uint4 norm_scale8(uint4 x, uint4 g)
-{
-    uint4 v;
-    const __nv_bfloat162 *a = (const __nv_bfloat162 *)&x, *b = (const __nv_bfloat162 *)&g;
-    __nv_bfloat162 *o = (__nv_bfloat162 *)&v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) o[i] = __hmul2(a[i], b[i]);
-    return v;
-}
 #endif

@@ -63,21 +63,17 @@ struct decode_setup {
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, wider and at
- * K > 8192, vectors a lane, bytes of a warp's part asked of L2 before pdl_wait};
- * gemm.h): the default first, then the unsplit GEMV of the tree before, the two
- * runners-up (docs/PERF.md), then the default with 1 KB to all of a part
- * prefetched (the largest part, down's, is 5.5 KB) */
-static const struct gemv_wave_cfg wave_cfgs[] = {
-    {1, 2, 4, 4, 2, 0},    {1, 1, 1, 1, 8, 0},    {1, 4, 4, 4, 4, 0},    {1, 4, 4, 4, 2, 0},
-    {1, 2, 4, 4, 2, 1024}, {1, 2, 4, 4, 2, 2048}, {1, 2, 4, 4, 2, 4096}, {1, 2, 4, 4, 2, 1 << 20}};
+ * K > 8192, vectors a lane}; gemm.h): the default first, then the unsplit GEMV of
+ * the tree before, then the two runners-up (docs/PERF.md) */
+static const struct gemv_wave_cfg wave_cfgs[] = {{1, 2, 4, 4, 2}, {1, 1, 1, 1, 8}, {1, 4, 4, 4, 4}, {1, 4, 4, 4, 2}};
 static const int n_wave = sizeof wave_cfgs / sizeof wave_cfgs[0];
 static const char *wave_name(int i)
 {
     static char buf[16][80];
     const struct gemv_wave_cfg c = wave_cfgs[i];
     if (c.cols > 1) snprintf(buf[i], sizeof buf[i], "GEMV %d columns a warp", c.cols);
-    else snprintf(buf[i], sizeof buf[i], "GEMV K over %d warps (N<=8192), %d (wider), %d (K>8192), u%d, L2 %s%d KB",
-                  c.ks_narrow, c.ks_wide, c.ks_long, c.u, c.pf >= 1 << 20 ? "all, " : "", c.pf >> 10);
+    else snprintf(buf[i], sizeof buf[i], "GEMV K over %d warps (N<=8192), %d (wider), %d (K>8192), u%d", c.ks_narrow,
+                  c.ks_wide, c.ks_long, c.u);
     return buf[i];
 }
 
@@ -255,16 +251,13 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    char pf_note[64] = "";
-    if (prefetch >= 1 << 20) snprintf(pf_note, sizeof pf_note, " (L2 prefetch of all further K tiles)");
-    else if (prefetch) snprintf(pf_note, sizeof pf_note, " (L2 prefetch of %d more K tiles)", prefetch);
     printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
            batch, path_name(path),
            ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
            ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
-           fold == FOLD_LATE ? " (norms folded late)" : fold ? " (norms folded)" : "",
-           pf_note, path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
+           fold ? " (norms folded)" : "",
+           prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
            attn_setting_name(ds.attn_keys, ds.attn_warps), prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
@@ -486,17 +479,10 @@ int main(int argc, char **argv)
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
-    /* the norms folded late, at the default GEMV setting and with 1 KB prefetched */
-    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 0}, 128, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 4}, 128, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 2}, 128, 128, copy_gbs, s);
     for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in the blocks its default does not take */
         struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, b >= 64 ? 8 : 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
-    /* the stream kernel with 4, 16 or all further K tiles of each block asked of L2 before pdl_wait */
-    for (int b = 16; b <= 64; b *= 4)
-        for (int tiles : {4, 16, 1 << 20}) decode_figure(p, {b, DECODE_STREAM, 0, tiles}, 128, 128, copy_gbs, s);
     /* every attention setting at the last step's context (the cases above filled
      * the cache of all 64 sequences to it), then the whole step with each batch's
      * fastest when it is not the default */
@@ -522,9 +508,6 @@ int main(int argc, char **argv)
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 4}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, FOLD_LATE, 0, 0, 0, 0, 2}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];
         attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);

@@ -151,35 +151,3 @@ TEST(test_gemm_stream_four_warps_equal_eight)
     gemm_stream_set_warps(was);
     cudaFree(x), cudaFree(w), cudaFree(base), cudaFree(a), cudaFree(b);
 }
-
-/* The bulk L2 prefetch of each block's further K tiles before pdl_wait only asks
- * for bytes early: the bits without it, for a few tiles and for all of them (past
- * the block's share and past K's partial last tile), plain and SwiGLU, split and
- * unsplit, in blocks of 4 and 8 warps, with the weights ending where their
- * allocation ends. */
-TEST(test_gemm_stream_l2_prefetch_keeps_the_bits)
-{
-    const int N = 300, K = 1000, M = 17;
-    bf16 *x = dev_random((size_t)M * K, 1.0f, 195, NULL), *w = dev_random((size_t)2 * N * K, 0.1f, 196, NULL);
-    bf16 *a, *b;
-    cudaMalloc((void **)&a, (size_t)M * 2 * N * 2);
-    cudaMalloc((void **)&b, (size_t)M * 2 * N * 2);
-    const int was = gemm_stream_warps();
-    const int tiles[3] = {1, 4, 1 << 20}, splits[2] = {1, 3}, warps[2] = {4, 8};
-    for (int v = 0; v < 2; v++)
-        for (int j = 0; j < 2; j++)
-            for (int sw = 0; sw < 2; sw++) {
-                gemm_stream_set_warps(warps[v]);
-                const int n = sw ? N : 2 * N;  /* plain over all 2N rows: the last row ends the allocation */
-                poison(a, (size_t)M * 2 * N);
-                CHECK(gemm_stream_cfg(x, w, a, M, n, K, 0, sw, splits[j], 0, 0, 0, 1) == 0);
-                for (int t = 0; t < 3; t++) {
-                    poison(b, (size_t)M * 2 * N);
-                    CHECK(gemm_stream_cfg(x, w, b, M, n, K, 0, sw, splits[j], 0, tiles[t], 0, 1) == 0);
-                    CHECK(cudaDeviceSynchronize() == cudaSuccess);
-                    CHECK(bits_equal(a, b, (size_t)M * n));
-                }
-            }
-    gemm_stream_set_warps(was);
-    cudaFree(x), cudaFree(w), cudaFree(a), cudaFree(b);
-}
