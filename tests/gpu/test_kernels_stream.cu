@@ -151,3 +151,46 @@ TEST(test_gemm_stream_four_warps_equal_eight)
     gemm_stream_set_warps(was);
     cudaFree(x), cudaFree(w), cudaFree(base), cudaFree(a), cudaFree(b);
 }
+
+/* Pipelines of 5 and 6 stages give the bits of 4: plain and SwiGLU, accumulating,
+ * in blocks of 4 and 8 warps, several row tiles, split and unsplit, with fewer K
+ * tiles a block than stages; a bad depth is refused. */
+TEST(test_gemm_stream_stages_keep_the_bits)
+{
+    const int N = 300, M = 70, ks[2] = {1000, 136};
+    const int was_warps = gemm_stream_warps(), was_stages = gemm_stream_stages();
+    for (int kc = 0; kc < 2; kc++) {
+        const int K = ks[kc];
+        bf16 *x = dev_random((size_t)M * K, 1.0f, 200 + kc, NULL), *w = dev_random((size_t)2 * N * K, 0.1f, 202 + kc, NULL);
+        bf16 *base = dev_random((size_t)M * 2 * N, 1.0f, 204 + kc, NULL), *a, *b;
+        cudaMalloc((void **)&a, (size_t)M * 2 * N * 2);
+        cudaMalloc((void **)&b, (size_t)M * 2 * N * 2);
+        const int ms[3] = {1, 16, 70}, splits[2] = {1, 3}, warps[2] = {4, 8};
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 2; j++)
+                for (int v = 0; v < 2; v++)
+                    for (int sw = 0; sw < 2; sw++) {
+                        const int acc = (i + j + v) & 1;
+                        gemm_stream_set_warps(warps[v]);
+                        gemm_stream_set_stages(4);
+                        cudaMemcpy(a, base, (size_t)M * 2 * N * 2, cudaMemcpyDeviceToDevice);
+                        CHECK(gemm_stream_cfg(x, w, a, ms[i], N, K, sw ? 0 : acc, sw, splits[j], 0, 0, 0, i & 1) == 0);
+                        for (int st = 5; st <= 6; st++) {
+                            gemm_stream_set_stages(st);
+                            cudaMemcpy(b, base, (size_t)M * 2 * N * 2, cudaMemcpyDeviceToDevice);
+                            CHECK(gemm_stream_cfg(x, w, b, ms[i], N, K, sw ? 0 : acc, sw, splits[j], 0, 0, 0, i & 1) ==
+                                  0);
+                            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+                            CHECK(bits_equal(a, b, (size_t)ms[i] * N));
+                        }
+                    }
+        cudaFree(x), cudaFree(w), cudaFree(base), cudaFree(a), cudaFree(b);
+    }
+    gemm_stream_set_stages(7);
+    bf16 *t = dev_random(64 * 64, 0.1f, 206, NULL);
+    CHECK(gemm_stream(t, t, t, 1, 64, 64, 0, 0) != 0);
+    gemm_stream_set_stages(was_stages);
+    gemm_stream_set_warps(was_warps);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    cudaFree(t);
+}
