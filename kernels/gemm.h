@@ -127,11 +127,6 @@ int gemm_stream_splits(int n, int k, int swiglu);
  * come from gemm_stream_splits). The benchmark compares them. */
 void gemm_stream_set_warps(int warps);
 int gemm_stream_warps(void);
-/* Its pipeline's depth for the whole process: 4, 5 or 6 K tiles of 64 in shared
- * memory (one being multiplied, the rest in flight), or 0 (the default: 4). The
- * same bits at every depth; the benchmark compares them. */
-void gemm_stream_set_stages(int stages);
-int gemm_stream_stages(void);
 int gemm_stream(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                 int accumulate, cudaStream_t s, int pdl = 0);
 /* act = silu(x W_gate^T) * (x W_up^T) (w_gate_up = [gate; up]): bit for bit

@@ -41,17 +41,17 @@ typedef __nv_bfloat16 bf16;
 #define ST_BN (16 * ST_WARPS)   /* weight rows of the 8-warp block gemm_stream_splits counts */
 #define ST_BK 64                /* K a pipeline stage */
 #define ST_LD (ST_BK + 8)       /* shared row of 144 bytes: ldmatrix's 8 rows hit 8 different bank groups */
-#define ST_STAGES 4               /* the default pipeline depth (gemm_stream_set_stages) */
+#define ST_STAGES 4
 #define ST_MAX_SPLITS 8         /* a portable cluster */
 #define ST_SPLIT_TARGET 256     /* blocks wanted: two of ~110 KB an SM on 132 SMs, a little under */
 
-template <int NT, int W, int STAGES> struct st_layout {
+template <int NT, int W> struct st_layout {
     static constexpr int bn = 16 * W;                       /* weight rows a block: 16 a warp */
     static constexpr int rows = NT * 8;                     /* rows of X a block */
     static constexpr int w_elems = bn * ST_LD;
     static constexpr int stage_elems = w_elems + rows * ST_LD;
     static constexpr int red_ld = rows + 1;                 /* fp32 sums [bn][rows + 1]: no bank conflicts */
-    static constexpr size_t pipe_bytes = (size_t)STAGES * stage_elems * sizeof(bf16);
+    static constexpr size_t pipe_bytes = (size_t)ST_STAGES * stage_elems * sizeof(bf16);
     static constexpr size_t red_bytes = (size_t)bn * red_ld * sizeof(float);
     static constexpr size_t bytes = pipe_bytes > red_bytes ? pipe_bytes : red_bytes;
 };
@@ -71,14 +71,13 @@ template <bool SWIGLU, int BN> __device__ __forceinline__ int st_weight_row(int 
 }
 
 /* W warps a block, 16 weight rows each: a warp's rows see the same loads and mma
- * sequence whatever W is, so W changes the blocks, not the bits; nor does the
- * pipeline's depth STAGES, which only sets how many K tiles are in flight. */
-template <int NT, bool SWIGLU, int W, int STAGES>
+ * sequence whatever W is, so W changes the blocks, not the bits. */
+template <int NT, bool SWIGLU, int W>
 __global__ void __launch_bounds__(W * 32)
 stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
               int accumulate, int splits, int prefetch_tiles)
 {
-    typedef st_layout<NT, W, STAGES> L;
+    typedef st_layout<NT, W> L;
     constexpr int BN = L::bn;
     extern __shared__ __align__(16) unsigned char st_raw[];
     bf16 *sm = (bf16 *)st_raw;
@@ -111,11 +110,11 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
 
     /* weights before pdl_wait: one commit group a stage, then X's group */
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; s++) {
+    for (int s = 0; s < ST_STAGES - 1; s++) {
         if (s < tiles) load_w(s, t0 + s);
         cp_async_commit();
     }
-    for (int t = t0 + STAGES - 1 + tid / BN; t < min(t1, t0 + STAGES - 1 + prefetch_tiles);
+    for (int t = t0 + ST_STAGES - 1 + tid / BN; t < min(t1, t0 + ST_STAGES - 1 + prefetch_tiles);
          t += W * 32 / BN) {
         int wr = st_weight_row<SWIGLU, BN>(c0, tid % BN, n);
         if (wr >= 0) prefetch_l2(w + (size_t)wr * k + (size_t)t * ST_BK);
@@ -123,7 +122,7 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     pdl_wait();
     pdl_trigger();
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; s++)
+    for (int s = 0; s < ST_STAGES - 1; s++)
         if (s < tiles) load_x(s, t0 + s);
     cp_async_commit();
 
@@ -136,15 +135,15 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     const int b_row = lane & 7, b_k = (lane >> 3) * 8;
     for (int i = 0; i < tiles; i++) {
         if (i == 0) cp_async_wait<0>();  /* X's group came after the weights' */
-        else cp_async_wait<STAGES - 2>();
+        else cp_async_wait<ST_STAGES - 2>();
         __syncthreads();  /* tile i landed for all, and stage (i - 1) % STAGES is free */
-        const int nx = i + STAGES - 1;
+        const int nx = i + ST_STAGES - 1;
         if (nx < tiles) {
-            load_w(nx % STAGES, t0 + nx);
-            load_x(nx % STAGES, t0 + nx);
+            load_w(nx % ST_STAGES, t0 + nx);
+            load_x(nx % ST_STAGES, t0 + nx);
         }
         cp_async_commit();
-        const bf16 *ws = sm + (i % STAGES) * L::stage_elems, *xs = ws + L::w_elems;
+        const bf16 *ws = sm + (i % ST_STAGES) * L::stage_elems, *xs = ws + L::w_elems;
 #pragma unroll
         for (int kk = 0; kk < ST_BK; kk += 32) {
             uint32_t a0[4], a1[4];
@@ -204,18 +203,18 @@ stream_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__re
     if (splits > 1) cluster.sync();  /* no block leaves while another reads its sums */
 }
 
-template <int NT, bool SWIGLU, int W, int STAGES>
+template <int NT, bool SWIGLU, int W>
 static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int splits,
                          int prefetch_tiles, cudaStream_t s, int pdl)
 {
-    typedef st_layout<NT, W, STAGES> L;
+    typedef st_layout<NT, W> L;
     constexpr int BN = L::bn;
     /* over 48 KB of shared memory must be allowed per device, once */
     static unsigned configured;
     int dev;
     cudaCheck(cudaGetDevice(&dev));
     if (dev < 32 && !(configured >> dev & 1u)) {
-        cudaCheck(cudaFuncSetAttribute(stream_kernel<NT, SWIGLU, W, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaCheck(cudaFuncSetAttribute(stream_kernel<NT, SWIGLU, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)L::bytes));
         configured |= 1u << dev;
     }
@@ -241,7 +240,7 @@ static int stream_launch(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, in
     }
     cfg.attrs = attr;
     cfg.numAttrs = na;
-    cudaCheck(cudaLaunchKernelEx(&cfg, stream_kernel<NT, SWIGLU, W, STAGES>, x, w, y, m, n, k, accumulate, splits,
+    cudaCheck(cudaLaunchKernelEx(&cfg, stream_kernel<NT, SWIGLU, W>, x, w, y, m, n, k, accumulate, splits,
                                  prefetch_tiles));
     return PB_OK;
 }
@@ -260,36 +259,21 @@ int gemm_stream_splits(int n, int k, int swiglu)
     return s < 1 ? 1 : s;
 }
 
-static int stream_warps = 0, stream_stages = 0;
+static int stream_warps = 0;
 void gemm_stream_set_warps(int warps) { stream_warps = warps; }
 int gemm_stream_warps(void) { return stream_warps; }
-void gemm_stream_set_stages(int stages) { stream_stages = stages; }
-int gemm_stream_stages(void) { return stream_stages; }
 
-template <bool SWIGLU, int W, int STAGES>
+template <bool SWIGLU, int W>
 static int stream_rows_tile(int rows, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
                             int splits, int prefetch_tiles, cudaStream_t s, int pdl)
 {
     switch (rows) {
-    case 8: return stream_launch<1, SWIGLU, W, STAGES>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 16: return stream_launch<2, SWIGLU, W, STAGES>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 32: return stream_launch<4, SWIGLU, W, STAGES>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 64: return stream_launch<8, SWIGLU, W, STAGES>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 128:
-        return stream_launch<16, SWIGLU, W, STAGES>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 8: return stream_launch<1, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 16: return stream_launch<2, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 32: return stream_launch<4, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 64: return stream_launch<8, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    case 128: return stream_launch<16, SWIGLU, W>(x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
     default: return pb_fail("gemm_stream: row tile %d (8, 16, 32, 64 or 128)", rows);
-    }
-}
-
-template <bool SWIGLU, int W>
-static int stream_rows_stages(int stages, int rows, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k,
-                              int accumulate, int splits, int prefetch_tiles, cudaStream_t s, int pdl)
-{
-    switch (stages) {
-    case 4: return stream_rows_tile<SWIGLU, W, 4>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 5: return stream_rows_tile<SWIGLU, W, 5>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    case 6: return stream_rows_tile<SWIGLU, W, 6>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
-    default: return pb_fail("gemm_stream: %d pipeline stages (4, 5 or 6, 0: by rows)", stages);
     }
 }
 
@@ -307,11 +291,9 @@ static int stream_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
     /* by rows: at 64 rows a block the batch-64 step took 11.27 against 11.64 ms in
      * blocks of 4 warps, at 16 rows 6.03 against 5.80 (H200, docs/PERF.md) */
     const int warps = stream_warps ? stream_warps : rows >= 64 ? 4 : 8;
-    const int stages = stream_stages ? stream_stages : ST_STAGES;
     if (warps == 4)
-        return stream_rows_stages<SWIGLU, 4>(stages, rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s,
-                                             pdl);
-    return stream_rows_stages<SWIGLU, 8>(stages, rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+        return stream_rows_tile<SWIGLU, 4>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
+    return stream_rows_tile<SWIGLU, 8>(rows, x, w, y, m, n, k, accumulate, splits, prefetch_tiles, s, pdl);
 }
 
 int gemm_stream_cfg(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int swiglu,

@@ -60,7 +60,6 @@ struct decode_setup {
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
     int stream_warps; /* gemm_stream's warps a block (0: its default, by rows) */
-    int stream_stages; /* gemm_stream's pipeline depth (0: its default) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, wider and at
@@ -213,9 +212,8 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     gemv_wave_set(wave_cfgs[ds.wave]);
-    const int stream_default = gemm_stream_warps(), stages_default = gemm_stream_stages();
+    const int stream_default = gemm_stream_warps();
     if (ds.stream_warps) gemm_stream_set_warps(ds.stream_warps);
-    if (ds.stream_stages) gemm_stream_set_stages(ds.stream_stages);
     fill_tokens(p, batch * prompt, m->vocab);
     struct llama_call pre = {0, batch, prompt, 0, NULL, 1};
     TRY(llama_embed(p, &pre, s));
@@ -253,14 +251,10 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    char stream_note[64] = "";
-    if (ds.stream_warps || ds.stream_stages)
-        snprintf(stream_note, sizeof stream_note, " (%d warps a block, %d stages)",
-                 ds.stream_warps ? ds.stream_warps : batch >= 64 ? 4 : 8, ds.stream_stages ? ds.stream_stages : 4);
     printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
            batch, path_name(path),
-           stream_note,
+           ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
            ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
@@ -274,7 +268,6 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     gemm_skinny_set_stream(skinny_streams[0]);
     gemv_wave_set(wave_cfgs[0]);
     gemm_stream_set_warps(stream_default);
-    gemm_stream_set_stages(stages_default);
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     CU(cudaGraphExecDestroy(exec));
@@ -490,12 +483,6 @@ int main(int argc, char **argv)
         struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, b >= 64 ? 8 : 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
-    /* and at each pipeline depth, in blocks of 4 and 8 warps */
-    for (int b = 16; b <= 64; b *= 4)
-        for (int warps = 4; warps <= 8; warps += 4)
-            for (int stages = 4; stages <= 6; stages++)
-                if (!(stages == 4 && warps == (b >= 64 ? 4 : 8)))
-                    decode_figure(p, {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, warps, stages}, 128, 128, copy_gbs, s);
     /* every attention setting at the last step's context (the cases above filled
      * the cache of all 64 sequences to it), then the whole step with each batch's
      * fastest when it is not the default */
