@@ -2,8 +2,9 @@
  * copy bandwidth and GEMM rate (the ceilings), prefill latency of a whole forward
  * (logits of every position) against the same GEMMs timed alone, and greedy
  * decode tokens/s with the step captured in a CUDA graph.
- * usage: bench_kernels [config.json [gemv-profile]]   (default models/llama-2-7b.json;
- * gemv-profile: only a few GEMV launches, for ncu) */
+ * usage: bench_kernels [config.json [gemv-profile | stream-profile]]   (default
+ * models/llama-2-7b.json; gemv-profile, stream-profile: only a few GEMV or stream
+ * kernel launches, for ncu) */
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,10 +292,32 @@ static void gemv_profile_launches(struct llama_part *p, cudaStream_t s)
     CU(cudaStreamSynchronize(s));
 }
 
+/* For a profiler (ncu -k regex:stream_kernel): the batched steps' linears on the
+ * stream kernel, qkv, o, gate-up with SwiGLU and down at 16 rows, then at 64, two
+ * layers' weights each, plain stream launches. */
+static void stream_profile_launches(struct llama_part *p, cudaStream_t s)
+{
+    const struct part_dims *x = &p->dims;
+    for (int rows = 16; rows <= 64; rows *= 4)
+        for (int l = 0; l < 2; l++) {
+            const bf16 *b = p->layers + (size_t)l * p->ll.elems;
+            TRY(gemm_stream(p->normed, b + p->ll.wqkv, p->qkv, rows, x->qkv_n, x->hidden, 0, s));
+            TRY(gemm_stream(p->attn, b + p->ll.wo, p->hidden, rows, x->hidden, x->q_dim, 1, s));
+            TRY(gemm_stream_swiglu(p->normed, b + p->ll.wgu, p->act, rows, x->inter_l, x->hidden, s));
+            TRY(gemm_stream(p->act, b + p->ll.wdown, p->hidden, rows, x->hidden, x->inter_l, 1, s));
+        }
+    CU(cudaStreamSynchronize(s));
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
     const int profile_only = argc > 2 && !strcmp(argv[2], "gemv-profile");
+    const int stream_profile_only = argc > 2 && !strcmp(argv[2], "stream-profile");
+    if (argc > 2 && !profile_only && !stream_profile_only) {
+        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile]]\n");
+        return 2;
+    }
     struct model_spec m;
     TRY(model_spec_load(cfg, &m));
     cudaDeviceProp prop;
@@ -327,8 +350,9 @@ int main(int argc, char **argv)
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    if (profile_only) {
-        gemv_profile_launches(p, s);
+    if (profile_only || stream_profile_only) {
+        if (profile_only) gemv_profile_launches(p, s);
+        else stream_profile_launches(p, s);
         llama_part_destroy(p);
         return 0;
     }
