@@ -57,10 +57,6 @@ struct attn_args {
                                 * ATTN_DECODE_SPREAD_SETTINGS */
     const int *pos_seq;      /* decode, serving: per-sequence positions [batch_offset + b], -1 for an
                               * empty slot (nothing read or written); pos bounds them (llama.h) */
-    const void *l2_next;     /* decode: bytes the grid asks L2 for before pdl_wait (the next
-                              * product's weights), l2_next_bytes of them (a multiple of 16; 0:
-                              * none). They only arrive early: the same bits */
-    size_t l2_next_bytes;
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */

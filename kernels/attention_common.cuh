@@ -10,7 +10,6 @@
 #include "attention.h"
 #include "rope.cuh"
 #include "pdl.h"
-#include "load_stream.cuh"
 
 #define LOG2E 1.4426950408889634f
 
@@ -146,20 +145,6 @@ __device__ __forceinline__ bool decode_take_ticket(int *ticket, int n_blocks, in
     return last;
 }
 
-/* The grid's share of a.l2_next: 64 KB requests dealt over its threads. The
- * attention is latency-bound, so the memory behind it is mostly idle while it runs:
- * the output projection's weights it asks for are then read from L2. */
-__device__ __forceinline__ void decode_l2_next(const void *p, size_t bytes)
-{
-    const size_t chunk = 65536, n = (bytes + chunk - 1) / chunk;
-    const size_t block = blockIdx.x + (size_t)gridDim.x * (blockIdx.y + (size_t)gridDim.y * blockIdx.z);
-    const size_t threads = (size_t)gridDim.x * gridDim.y * gridDim.z * blockDim.x;
-    for (size_t i = block * blockDim.x + threadIdx.x; i < n; i += threads) {
-        const size_t off = i * chunk;
-        prefetch_l2_bulk((const char *)p + off, (unsigned)(bytes - off < chunk ? bytes - off : chunk));
-    }
-}
-
 /* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and
  * `warps` warps a block, one of the pairs attn_decode accepts. */
 int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
@@ -174,7 +159,6 @@ __device__ __forceinline__ bool decode_take_new_token(SM &sm, const attn_args &a
 {
     float cs = 0.0f, sn = 0.0f;  /* thread i < D: rotation pair i % (D/2) */
     if (sq.active && threadIdx.x < D) rope_cos_sin(sq.pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
-    if (a.l2_next_bytes) decode_l2_next(a.l2_next, a.l2_next_bytes);
     pdl_wait();
     pdl_trigger();
     if (!sq.active) return false;

@@ -167,9 +167,6 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         aa.counters = p->counters;
         aa.keys_per_block = p->decode_attn_keys;
         aa.warps_per_block = p->decode_attn_warps;
-        const size_t wo_bytes = (size_t)x->q_dim * H * sizeof(bf16);
-        aa.l2_next = w.wo;
-        aa.l2_next_bytes = (p->decode_l2_next < wo_bytes ? p->decode_l2_next : wo_bytes) / 16 * 16;
         PB_TRY(attn_decode(&aa, s));
     } else {
         struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,

@@ -80,9 +80,6 @@ struct llama_part {
                                         * are the same in every call and in every part of one run */
     int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
                                         * before pdl_wait (gemm_stream_cfg); same bits for any value */
-    size_t decode_l2_next;             /* one-token steps: bytes of the output projection's weights the
-                                        * decode attention asks L2 for (attn_args.l2_next; at most all
-                                        * of them); same bits for any value */
 };
 
 /* One slice of a Hugging Face tensor that lands in a part: rows [row0, row0+rows)

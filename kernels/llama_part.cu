@@ -171,7 +171,6 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
      * docs/PERF.md). */
     p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_STREAM;
     p->decode_prefetch = 0;
-    p->decode_l2_next = 0;
     p->decode_attn_keys = 0;  /* the decode attention's defaults (llama_internal.h) */
     p->decode_attn_warps = 0;
     if (part_dims_make(m, d, &p->dims) != PB_OK) {

@@ -27,14 +27,4 @@ __device__ __forceinline__ uint4 load_stream_ordered(const uint4 *p)
     return v;
 }
 
-/* Ask L2 for `bytes` of global memory from p (16-byte aligned, a multiple of 16)
- * in one instruction, with no register or completion to wait on (sm_90's bulk
- * prefetch; elsewhere nothing). */
-__device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned bytes)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
 #endif

@@ -61,7 +61,6 @@ struct decode_setup {
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
     int stream_warps; /* gemm_stream's warps a block (0: its default, by rows) */
-    int l2_next_mb;   /* MB of the o weights the decode attention asks L2 for (llama_part.decode_l2_next) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, wider and at
@@ -210,8 +209,6 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_path = path;
     p->fold_norm = fold;
     p->decode_prefetch = prefetch;
-    const size_t l2_next_default = p->decode_l2_next;
-    if (ds.l2_next_mb) p->decode_l2_next = (size_t)ds.l2_next_mb << 20;
     p->decode_attn_keys = ds.attn_keys;
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
@@ -255,26 +252,23 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    char l2_note[64] = "";
-    if (ds.l2_next_mb) snprintf(l2_note, sizeof l2_note, " (o's first %d MB asked of L2 by the attention)", ds.l2_next_mb);
-    printf("decode batch %2d %s%s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
            batch, path_name(path),
            ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
            ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
-           prefetch ? " (L2 prefetch)" : "", l2_note, path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
+           prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
            attn_setting_name(ds.attn_keys, ds.attn_warps), prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
-    if (!fold && !prefetch && !ds.wave && !ds.l2_next_mb)
+    if (!fold && !prefetch && !ds.wave)
         attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
     gemm_skinny_set_stream(skinny_streams[0]);
     gemv_wave_set(wave_cfgs[0]);
     gemm_stream_set_warps(stream_default);
-    p->decode_l2_next = l2_next_default;
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     CU(cudaGraphExecDestroy(exec));
@@ -509,10 +503,6 @@ int main(int argc, char **argv)
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
-    /* the decode attention asking L2 for the o weights that follow it (32 MB: all of them) */
-    for (int b = 1; b <= 64; b *= 4)
-        for (int mb : {8, 16, 32})
-            decode_figure(p, {b, b == 1 ? DECODE_GEMV : DECODE_STREAM, 0, 0, 0, 0, 0, 0, 0, mb}, 128, 128, copy_gbs, s);
     for (int b = 16; b <= 64; b *= 4) {  /* the stream kernel in the blocks its default does not take */
         struct decode_setup c = {b, DECODE_STREAM, 0, 0, 0, 0, 0, 0, b >= 64 ? 8 : 4};
         decode_figure(p, c, 128, 128, copy_gbs, s);
@@ -541,7 +531,6 @@ int main(int argc, char **argv)
     TRY(llama_part_init_random(p, 1));
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
-    for (int mb : {8, 16, 32}) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, 0, 0, mb}, long_prompt, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
     {
         int best[2];

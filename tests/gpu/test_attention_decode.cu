@@ -2,9 +2,8 @@
  * sequence's output bits alone equal its bits in a batch of 16, whether the batch
  * has one position or one per sequence (serving, with an empty slot), under a host
  * or a device position, launched directly or replayed from a CUDA graph under
- * programmatic launch (the executor's decode), with or without an L2 prefetch of
- * other bytes riding on it; the counters are back at zero after every call.
- * tests/gpu/test_kernels.cu checks each setting against the CPU. */
+ * programmatic launch (the executor's decode); the counters are back at zero after
+ * every call. tests/gpu/test_kernels.cu checks each setting against the CPU. */
 #include "../../kernels/attention.h"
 #include "kernel_test_util.h"
 
@@ -29,8 +28,6 @@ static struct attn_args case_args(const struct bits_case *c)
     a.counters = c->counters;
     a.keys_per_block = c->keys;
     a.warps_per_block = c->warps;
-    a.l2_next = c->kc0;  /* the batch calls ask L2 for bytes (part of a buffer), the alone ones don't */
-    a.l2_next_bytes = c->cache * 2 - 4096;
     return a;
 }
 
@@ -65,7 +62,6 @@ static int run_alone(struct bits_case *c, const int *pos, int skip)
         a.pos = pos[b];
         a.qkv = c->qkv + (size_t)b * c->qkv_n;
         a.out = c->alone + (size_t)b * c->out_n;
-        a.l2_next_bytes = 0;
         bad |= attn_decode(&a, 0) != 0;
     }
     return bad;
