@@ -312,9 +312,9 @@ static void stream_profile_launches(struct llama_part *p, cudaStream_t s)
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
-    const int profile_only = argc > 2 && !strcmp(argv[2], "gemv-profile");
+    const int gemv_profile_only = argc > 2 && !strcmp(argv[2], "gemv-profile");
     const int stream_profile_only = argc > 2 && !strcmp(argv[2], "stream-profile");
-    if (argc > 2 && !profile_only && !stream_profile_only) {
+    if (argc > 2 && !gemv_profile_only && !stream_profile_only) {
         fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile]]\n");
         return 2;
     }
@@ -350,8 +350,8 @@ int main(int argc, char **argv)
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    if (profile_only || stream_profile_only) {
-        if (profile_only) gemv_profile_launches(p, s);
+    if (gemv_profile_only || stream_profile_only) {
+        if (gemv_profile_only) gemv_profile_launches(p, s);
         else stream_profile_launches(p, s);
         llama_part_destroy(p);
         return 0;
