@@ -15,6 +15,7 @@ int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows)
     g->n_shapes = 0;
     g->workspace = workspace;
     g->tune_rows = gemm_tune_rows(max_rows);
+    g->decode_rows = 0;
     cublasCheck(cublasLtCreate(&g->lt));
     cublasCheck(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     /* Weights are [N, K] row-major (as Hugging Face stores them), i.e. column-major
@@ -119,11 +120,21 @@ int gemm_short_is_timed(int n, int k, int tune_rows)
     return (unsigned long long)n * (unsigned long long)k * (unsigned long long)tune_rows >= GEMM_TUNE_MIN_MACS;
 }
 
+#define GEMM_DECODE_MIN_ELEMS (1ull << 22)
+int gemm_decode_is_timed(int n, int k) { return (unsigned long long)n * (unsigned long long)k >= GEMM_DECODE_MIN_ELEMS; }
+
+static int class_rows(const struct gemm_ctx *g, int cls)
+{
+    return cls == GEMM_CLASS_SHORT ? g->tune_rows : cls == GEMM_CLASS_DECODE ? g->decode_rows : 4096;
+}
+
 static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
 {
     sh->algo = cand[0];
-    if (count < 2 || !gemm_short_is_timed(sh->n, sh->k, g->tune_rows)) return PB_OK;
-    const int m = g->tune_rows;
+    const int m = class_rows(g, sh->cls);
+    int timed = sh->cls == GEMM_CLASS_DECODE ? gemm_decode_is_timed(sh->n, sh->k)
+                                             : gemm_short_is_timed(sh->n, sh->k, m);
+    if (count < 2 || !timed) return PB_OK;
     int dev;
     cudaDeviceProp prop;
     cudaCheck(cudaGetDevice(&dev));
@@ -167,7 +178,7 @@ static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
     return PB_OK;
 }
 
-/* The chosen short-prompt algorithm of each (N, K, tune_rows), shared by every
+/* The chosen short-prompt (and decode) algorithm of each (N, K, rows, class), shared by every
  * context of the process: timing is noisy, and two parts of one run (same
  * max_rows) that chose differently would not agree bit for bit (pipeline stages,
  * cpu offload against the same model on the device). Parts are created one after
@@ -176,16 +187,13 @@ static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
  * not timed but takes the heuristic's first choice, as every later part with that
  * key will too. */
 #define GEMM_TUNED_MAX 128
-static struct { int n, k, rows; cublasLtMatmulAlgo_t algo; } tuned[GEMM_TUNED_MAX];
+static struct { int n, k, rows, cls; cublasLtMatmulAlgo_t algo; } tuned[GEMM_TUNED_MAX];
 static int n_tuned;
 
-/* Candidates of the short class: the heuristic's for tune_rows, then those for 128
- * rows that it lacks; the order is the preference tune_short keeps on a near tie. */
-static int short_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *cand, int *count)
+/* Adds the heuristic's candidates for `rows` rows that cand lacks. */
+static int more_candidates(struct gemm_ctx *g, struct gemm_shape *sh, int rows, cublasLtMatmulAlgo_t *cand, int *count)
 {
-    PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, count));
-    if (g->tune_rows == 128) return PB_OK;
-    uint64_t cols = 128;
+    uint64_t cols = (uint64_t)rows;
     cublasLtMatmulAlgo_t more[GEMM_CANDIDATES];
     int extra = 0;
     cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
@@ -199,6 +207,18 @@ static int short_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtM
     return PB_OK;
 }
 
+/* Candidates of the short class: the heuristic's for tune_rows, then those for 128
+ * rows that it lacks; the decode class adds those for 64 rows before 128. The order
+ * is the preference tune_short keeps on a near tie. */
+static int short_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *cand, int *count)
+{
+    const int rows = class_rows(g, sh->cls);
+    PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, count));
+    if (sh->cls == GEMM_CLASS_DECODE && rows != 64) PB_TRY(more_candidates(g, sh, 64, cand, count));
+    if (rows != 128) PB_TRY(more_candidates(g, sh, 128, cand, count));
+    return PB_OK;
+}
+
 static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
 {
     if (find_shape(g, n, k, cls)) return PB_OK;
@@ -207,36 +227,47 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     sh->n = n;
     sh->k = k;
     sh->cls = cls;
-    int hm = cls == GEMM_CLASS_SHORT ? g->tune_rows : 4096;
+    int hm = class_rows(g, cls);
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, hm, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, hm, n));
     g->n_shapes++;  /* counted now, so gemm_destroy frees the layouts if a step below fails */
-    cublasLtMatmulAlgo_t cand[2 * GEMM_CANDIDATES];
+    cublasLtMatmulAlgo_t cand[3 * GEMM_CANDIDATES];
     int count = 0;
-    if (cls == GEMM_CLASS_SHORT) PB_TRY(short_candidates(g, sh, cand, &count));
+    if (cls != GEMM_CLASS_LONG) PB_TRY(short_candidates(g, sh, cand, &count));
     else PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, &count));
     if (!count) return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
     sh->algo = cand[0];
-    if (cls != GEMM_CLASS_SHORT) return PB_OK;
+    if (cls == GEMM_CLASS_LONG) return PB_OK;
+    const int rows = class_rows(g, cls);
     int i = 0;
-    while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == g->tune_rows)) i++;
+    while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls)) i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
     } else if (n_tuned < GEMM_TUNED_MAX) {
         PB_TRY(tune_short(g, sh, cand, count));
         tuned[n_tuned].n = n;
         tuned[n_tuned].k = k;
-        tuned[n_tuned].rows = g->tune_rows;
+        tuned[n_tuned].rows = rows;
+        tuned[n_tuned].cls = cls;
         tuned[n_tuned++].algo = sh->algo;
     }
+    return PB_OK;
+}
+
+int gemm_set_decode_rows(struct gemm_ctx *g, int rows)
+{
+    if (rows < 1) return pb_fail("gemm_set_decode_rows: rows %d must be positive", rows);
+    if (g->n_shapes) return pb_fail("gemm_set_decode_rows: set before the first gemm_prepare");
+    g->decode_rows = rows;
     return PB_OK;
 }
 
 int gemm_prepare(struct gemm_ctx *g, int n, int k)
 {
     PB_TRY(prepare_class(g, n, k, GEMM_CLASS_LONG));
-    return prepare_class(g, n, k, GEMM_CLASS_SHORT);
+    PB_TRY(prepare_class(g, n, k, GEMM_CLASS_SHORT));
+    return g->decode_rows ? prepare_class(g, n, k, GEMM_CLASS_DECODE) : PB_OK;
 }
 
 void gemm_destroy(struct gemm_ctx *g)

@@ -36,6 +36,7 @@ struct gemm_ctx {
     cublasLtMatmulDesc_t desc;
     void *workspace;                 /* GEMM_WORKSPACE_BYTES of device memory */
     int tune_rows;                   /* M the short class is timed at: min(max_rows, GEMM_TUNE_ROWS_MAX) */
+    int decode_rows;                 /* M the decode class is timed at (gemm_set_decode_rows); 0: no decode class */
     int n_shapes;
     struct gemm_shape shapes[GEMM_MAX_SHAPES];
 };
@@ -43,6 +44,17 @@ struct gemm_ctx {
 /* Handle and descriptors; workspace is device memory the caller owns; max_rows the
  * most rows a call will have (a part's max_rows), which sets tune_rows. */
 int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows);
+/* Also prepare the decode class (GEMM_CLASS_DECODE) in every later gemm_prepare,
+ * its candidates timed at `rows` (a part's max_batch): one-token steps of a few dozen
+ * rows through cuBLASLt. Its candidates are the heuristic's for rows, 64 and 128
+ * rows (at 16 rows the heuristic's own ones for N = 4096 stream 8-40% of the copy
+ * rate, tiles it offers for 64 rows about 80%: H200, docs/PERF.md), split-K
+ * excluded as always, so one algorithm serves a call of any row count and a row's
+ * bits never depend on the rows sharing the call. */
+int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
+/* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
+ * take long enough to stream that the timing ranks tiles, not launches. */
+int gemm_decode_is_timed(int n, int k);
 /* Choose and remember the algorithms (both classes) for one (N, K); once per shape at
  * setup. The first time a process prepares an (N, K) at a tune_rows this times the
  * short-prompt candidates on temporary device buffers (freed before it returns). */

@@ -13,6 +13,9 @@
  * GEMM_TUNE_ROWS_MAX: beyond it tuning costs more and the ranking hardly moves). */
 #define GEMM_CLASS_LONG 0
 #define GEMM_CLASS_SHORT 1
+/* One-token steps of a part of several sequences (DECODE_LT): timed at the part's
+ * max_batch rows, whatever rows a call has (gemm_set_decode_rows). */
+#define GEMM_CLASS_DECODE 2
 #define GEMM_SHORT_SEQ 256
 #define GEMM_TUNE_ROWS_MAX 512
 static inline int gemm_class_for_seq(int seq) { return seq <= GEMM_SHORT_SEQ ? GEMM_CLASS_SHORT : GEMM_CLASS_LONG; }

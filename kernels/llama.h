@@ -37,10 +37,12 @@ struct llama_part_desc {
 /* Paths are chosen per part, never per call, so that a microbatch gives exactly
  * the bits the whole batch gives for the same rows (both depend on the part alone):
  *  - decode (one-token steps): max_batch == 1 runs every linear on the CUDA-core
- *    GEMV, the fastest at one row; any larger max_batch runs them on the
- *    tensor cores (the shared-memory stream kernel for every product), whatever rows a call has, so a 1-row microbatch
- *    of a 16-sequence pipeline takes the kernels the single run does. The two
- *    paths give different bits, so parts of one run must share max_batch;
+ *    GEMV, the fastest at one row; any larger max_batch runs them through
+ *    cuBLASLt's decode class (one algorithm per shape, timed at max_batch rows and
+ *    shared by the process's parts of that max_batch, as the short prompts' are),
+ *    whatever rows a call has, so a 1-row microbatch of a 16-sequence pipeline
+ *    takes the algorithms the single run does. The paths give different bits, so
+ *    parts of one run must share max_batch;
  *  - prefill of prompts up to 256 tokens: one cuBLASLt algorithm per shape, timed
  *    at the part's max_rows (capped at 512) and shared by every part of the process
  *    with that max_rows. Separate processes (MPI ranks) time separately: a near tie

@@ -46,6 +46,7 @@ static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *
     int pdl = p->d.programmatic_launch;
     if (c->seq != 1) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
     if (decode_path(p) == DECODE_GEMV) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
+    if (decode_path(p) == DECODE_LT) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, GEMM_CLASS_DECODE, s);
     if (decode_streams(p, n))
         return gemm_stream_cfg(x, w, y, m, n, k, accumulate, 0, gemm_stream_splits(n, k, 0), 0, p->decode_prefetch, s,
                                pdl);
@@ -58,6 +59,10 @@ static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf1
 {
     int pdl = p->d.programmatic_launch;
     if (decode_path(p) == DECODE_GEMV) return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
+    if (decode_path(p) == DECODE_LT) {  /* cuBLASLt has no SwiGLU epilogue: the products, then k_swiglu */
+        PB_TRY(gemm_lt(&p->gemm, x, w, p->gu, m, 2 * inter, k, 0, GEMM_CLASS_DECODE, s));
+        return k_swiglu(p->gu, act, m, inter, s, pdl);
+    }
     if (decode_streams(p, 2 * inter))
         return gemm_stream_cfg(x, w, act, m, inter, k, 0, 1, gemm_stream_splits(inter, k, 1), 0, p->decode_prefetch, s,
                                pdl);

@@ -40,8 +40,9 @@ struct arena_layout {
 
 /* The kernels a one-token step's linear layers can run on (gemm.h): each gives its
  * own bits, the same for any row count. DECODE_TENSOR takes, per shape (never per
- * row count), the faster of the two tensor-core kernels. */
-enum decode_path { DECODE_GEMV, DECODE_SKINNY, DECODE_STREAM, DECODE_TENSOR };
+ * row count), the faster of the two tensor-core kernels; DECODE_LT is cuBLASLt's
+ * decode class (one algorithm per shape, timed at the part's max_batch rows). */
+enum decode_path { DECODE_GEMV, DECODE_SKINNY, DECODE_STREAM, DECODE_TENSOR, DECODE_LT };
 
 struct layer_w {
     bf16 *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;

@@ -165,11 +165,10 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->m = *m;
     p->d = *d;
     p->fold_norm = 0;
-    /* Batched steps stream every linear through shared memory: a whole step measured
-     * faster that way than with the per-shape mix DECODE_TENSOR picks from single-kernel
-     * timings (H200, 16 rows 5.99 against 6.21 ms a step, 64 rows 12.29 against 12.78;
-     * docs/PERF.md). */
-    p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_STREAM;
+    /* Batched steps take cuBLASLt's decode class: at 16-64 rows its tiles offered for
+     * 64 rows stream 80-90% of the copy rate where our stream and skinny kernels reach
+     * 22-70% (H200, docs/PERF.md, issue 16's fourth session). */
+    p->decode_path = d->max_batch == 1 ? DECODE_GEMV : DECODE_LT;
     p->decode_prefetch = 0;
     p->decode_attn_keys = 0;  /* the decode attention's defaults (llama_internal.h) */
     p->decode_attn_warps = 0;
@@ -249,6 +248,7 @@ int part_gemm_setup(struct llama_part *p, int max_rows)
     p->gemm_ready = 0;
     PB_TRY(gemm_init(&p->gemm, p->arena + p->al.workspace, max_rows));
     p->gemm_ready = 1;
+    if (d->max_batch > 1) PB_TRY(gemm_set_decode_rows(&p->gemm, d->max_batch));
     if (d->n_layers) {
         PB_TRY(gemm_prepare(&p->gemm, x->qkv_n, x->hidden));
         PB_TRY(gemm_prepare(&p->gemm, x->hidden, x->q_dim));

@@ -6,8 +6,8 @@
  * algorithms leave. Prints one line a (shape, rows, version): ms, % of the copy
  * rate over the weight bytes, max relative error, and whether a row's bits match
  * the same row computed in a 64-row call.
- * usage: bench_decode_gemm [config.json [decode]]   (default models/llama-2-7b.json; "decode": skip the
- * prefill candidates) */
+ * usage: bench_decode_gemm [config.json [decode|lt-decode]]   (default models/llama-2-7b.json; "decode": skip the
+ * prefill candidates; "lt-decode": only cuBLASLt's candidates at 16, 32 and 64 rows) */
 #include <algorithm>
 #include <math.h>
 #include <stdio.h>
@@ -175,6 +175,80 @@ static void lt_candidates(cublasLtHandle_t lt, void *ws, size_t wsb, const shape
     cublasLtMatmulDescDestroy(desc);
 }
 
+/* cuBLASLt at decode row counts: every split-K-free candidate the heuristic gives
+ * for m rows, timed over the layers (tile and stages ids printed), then whether the
+ * fastest gives a row the same bits in calls of 1, 16 and 64 rows. */
+static void lt_decode(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh, const bf16 *x, bf16 *y, int m,
+                      double copy_gbs)
+{
+    cublasLtMatmulDesc_t desc;
+    LT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    int n = (int)sh.wrows();
+    cublasLtMatrixLayout_t a, b[3], c[3];
+    const int rows[3] = {m, 1, 16};
+    LT(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, sh.k, n, sh.k));
+    for (int i = 0; i < 3; i++) {
+        LT(cublasLtMatrixLayoutCreate(&b[i], CUDA_R_16BF, sh.k, rows[i], sh.k));
+        LT(cublasLtMatrixLayoutCreate(&c[i], CUDA_R_16BF, n, rows[i], n));
+    }
+    cublasLtMatmulPreference_t pref;
+    LT(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t wsz = wsb;
+    uint32_t red = CUBLASLT_REDUCTION_SCHEME_NONE;
+    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz));
+    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red));
+    cublasLtMatmulHeuristicResult_t res[32];
+    int found = 0;
+    LT(cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b[0], c[0], c[0], pref, 32, res, &found));
+    double best = 1e30;
+    int best_i = -1;
+    float alpha = 1, beta = 0;
+    double bytes = (double)sh.elems() * 2 * sh.layers;
+    for (int i = 0; i < found; i++) {
+        int32_t splitk = 1, tile = -1, stages = -1;
+        size_t wr = 0;
+        cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &wr);
+        cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
+        cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
+        if (splitk > 1 || res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        double ms = median_ms([&] {
+            for (int l = 0; l < sh.layers; l++)
+                LT(cublasLtMatmul(lt, desc, &alpha, sh.w + (size_t)l * sh.elems(), a, x, b[0], &beta, y, c[0], y, c[0],
+                                  &res[i].algo, ws, wsb, 0));
+        }, 1, 5);
+        printf("lt-decode %-7s %3d rows cand %2d tile %3d stages %3d: %.3f ms = %.1f%% of copy\n", sh.name, m, i, tile,
+               stages, ms, 100 * bytes / (ms * 1e6) / copy_gbs);
+        if (ms < best) best = ms, best_i = i;
+    }
+    if (best_i >= 0) {
+        /* a row's bits in calls of m, 1 and 16 rows (the same algorithm) */
+        std::vector<std::vector<uint16_t>> out(3);
+        const char *bits = "equal";
+        for (int r = 0; r < 3; r++) {
+            cublasLtMatmulHeuristicResult_t chk;
+            if (cublasLtMatmulAlgoCheck(lt, desc, a, b[r], c[r], c[r], &res[best_i].algo, &chk) != CUBLAS_STATUS_SUCCESS) {
+                bits = "algorithm not valid at every row count";
+                break;
+            }
+            LT(cublasLtMatmul(lt, desc, &alpha, sh.w, a, x, b[r], &beta, y, c[r], y, c[r], &res[best_i].algo, ws, wsb, 0));
+            CU(cudaDeviceSynchronize());
+            out[r] = host_copy(y, (size_t)rows[r] * n);
+        }
+        if (!strcmp(bits, "equal"))
+            for (int r = 1; r < 3; r++)
+                if (memcmp(out[r].data(), out[0].data(), out[r].size() * 2)) bits = "DIFFER";
+        printf("lt-decode best %-7s %3d rows: cand %d %.3f ms = %.1f%% of copy; a row's bits at %d, 1 and 16 rows: %s\n",
+               sh.name, m, best_i, best, 100 * bytes / (best * 1e6) / copy_gbs, m, bits);
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(a);
+    for (int i = 0; i < 3; i++) cublasLtMatrixLayoutDestroy(b[i]), cublasLtMatrixLayoutDestroy(c[i]);
+    cublasLtMatmulDescDestroy(desc);
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -214,6 +288,17 @@ int main(int argc, char **argv)
     CU(cudaMalloc((void **)&y64, (size_t)128 * m.vocab * 2));
     fill_kernel<<<4096, 256>>>(x, (size_t)max_rows * kmax, 5, 1.0f);
     CU(cudaDeviceSynchronize());
+    if (argc > 2 && !strcmp(argv[2], "lt-decode")) {  /* cuBLASLt at decode row counts only */
+        cublasLtHandle_t lt;
+        LT(cublasLtCreate(&lt));
+        void *ws;
+        size_t wsb = 32u << 20;
+        CU(cudaMalloc(&ws, wsb));
+        const int lt_rows[3] = {16, 32, 64};
+        for (int r = 0; r < 3; r++)
+            for (int i = 0; i < 5; i++) lt_decode(lt, ws, wsb, sh[i], x, y, lt_rows[r], copy_gbs);
+        return 0;
+    }
 
     /* version: 0 GEMV, 1 skinny, 2 stream; for stream: splits, row tile, prefetch;
      * for skinny its weight stream (registers, or cp.async rings: stages, chunks a

@@ -51,6 +51,7 @@ static const char *path_name(int path)
     return path == DECODE_GEMV     ? "GEMV"
            : path == DECODE_SKINNY ? "skinny tensor-core"
            : path == DECODE_STREAM ? "stream tensor-core"
+           : path == DECODE_LT     ? "cuBLASLt decode class"
                                    : "tensor-core (stream N>=8192, skinny N=4096)";
 }
 
@@ -213,6 +214,12 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_attn_warps = ds.attn_warps;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     gemv_wave_set(wave_cfgs[ds.wave]);
+    if (path == DECODE_LT) {  /* the decode class timed at this batch, as a part of max_batch = batch has it */
+        const int max_batch = p->d.max_batch;
+        p->d.max_batch = batch;
+        TRY(part_gemm_setup(p, p->d.max_rows));
+        p->d.max_batch = max_batch;
+    }
     const int stream_default = gemm_stream_warps();
     if (ds.stream_warps) gemm_stream_set_warps(ds.stream_warps);
     fill_tokens(p, batch * prompt, m->vocab);
@@ -497,7 +504,9 @@ int main(int argc, char **argv)
         {1, DECODE_GEMV, 0, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0},    {1, DECODE_GEMV, 0, 0, 256, 0},
         {1, DECODE_TENSOR, 0, 0, 0, 0},  {16, DECODE_STREAM, 0, 0, 0, 0}, {16, DECODE_TENSOR, 0, 0, 0, 0},
         {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
-        {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}};
+        {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}, {16, DECODE_LT, 0, 0, 0, 0},
+        {32, DECODE_LT, 0, 0, 0, 0},     {32, DECODE_STREAM, 0, 0, 0, 0}, {64, DECODE_LT, 0, 0, 0, 0},
+        {16, DECODE_STREAM, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) {
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
@@ -510,8 +519,8 @@ int main(int argc, char **argv)
     /* every attention setting at the last step's context (the cases above filled
      * the cache of all 64 sequences to it), then the whole step with each batch's
      * fastest when it is not the default */
-    const struct decode_setup steps_at[3] = {{1, DECODE_GEMV, 0, 0, 0, 0, 0}, {16, DECODE_STREAM, 0, 0, 0, 0, 0},
-                                             {64, DECODE_STREAM, 0, 0, 0, 0, 0}};
+    const struct decode_setup steps_at[3] = {{1, DECODE_GEMV, 0, 0, 0, 0, 0}, {16, DECODE_LT, 0, 0, 0, 0, 0},
+                                             {64, DECODE_LT, 0, 0, 0, 0, 0}};
     for (struct decode_setup c : steps_at) {
         int best[2];
         attn_sweep(p, c.batch, 128 + 128 - 1, copy_gbs, s, best);

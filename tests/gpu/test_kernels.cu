@@ -81,6 +81,45 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
 }
 
+/* The decode class (one-token steps of a part of 16 sequences): its algorithm is
+ * timed at 16 rows from candidates for 16, 64 and 128 rows, matches the CPU, and
+ * gives a row the same bits in a call of 16 rows, of 5 and 11, and alone, with and
+ * without accumulation; a context without decode rows prepares no decode class. */
+TEST(test_gemm_decode_class_matches_cpu_and_not_row_count)
+{
+    const int N = 2048, K = 2048, M = 16;  /* just big enough to be timed */
+    CHECK(gemm_decode_is_timed(N, K) && !gemm_decode_is_timed(N, K / 2));
+    void *ws;
+    cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
+    struct gemm_ctx g, plain;
+    CHECK(gemm_init(&plain, ws, 128) == 0 && gemm_prepare(&plain, N, K) == 0 && plain.n_shapes == 2);
+    CHECK(gemm_lt(&plain, NULL, NULL, NULL, 1, N, K, 0, GEMM_CLASS_DECODE, 0) != 0);
+    CHECK(gemm_init(&g, ws, 128) == 0 && gemm_set_decode_rows(&g, M) == 0 && gemm_prepare(&g, N, K) == 0);
+    CHECK(g.n_shapes == 3 && g.decode_rows == M);
+    CHECK(gemm_set_decode_rows(&g, 4) != 0);  /* only before the first prepare */
+    for (int acc = 0; acc < 2; acc++) {
+        struct linear_case c;
+        linear_case_setup(&c, M, N, K, acc, 31 + acc);
+        bf16 *part;
+        cudaMalloc((void **)&part, (size_t)M * N * 2);
+        cudaMemcpy(part, c.y, (size_t)M * N * 2, cudaMemcpyDeviceToDevice);  /* the same accumulator */
+        bf16 *one;
+        cudaMalloc((void **)&one, (size_t)N * 2);
+        cudaMemcpy(one, c.y + (size_t)7 * N, (size_t)N * 2, cudaMemcpyDeviceToDevice);
+        CHECK(gemm_lt(&g, c.x, c.w, part, 5, N, K, acc, GEMM_CLASS_DECODE, 0) == 0);
+        CHECK(gemm_lt(&g, c.x + (size_t)5 * K, c.w, part + (size_t)5 * N, 11, N, K, acc, GEMM_CLASS_DECODE, 0) == 0);
+        CHECK(gemm_lt(&g, c.x + (size_t)7 * K, c.w, one, 1, N, K, acc, GEMM_CLASS_DECODE, 0) == 0);
+        int bad = gemm_lt(&g, c.x, c.w, c.y, M, N, K, acc, GEMM_CLASS_DECODE, 0) != 0;
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(c.y, part, (size_t)M * N));
+        CHECK(bits_equal(c.y + (size_t)7 * N, one, N));
+        CHECK(!linear_case_finish(&c, "gemm_lt decode", bad));
+        cudaFree(part), cudaFree(one);
+    }
+    gemm_destroy(&g), gemm_destroy(&plain);
+    cudaFree(ws);
+}
+
 /* Launch-bound short-prompt GEMMs (a tiny test model's) take the heuristic's first
  * choice untimed; Llama-2-7B's at 128 rows are timed. */
 TEST(test_launch_bound_short_prompt_gemms_are_not_timed)
