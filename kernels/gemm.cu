@@ -72,7 +72,8 @@ __global__ void fill_pattern_kernel(bf16 *p, size_t n, float scale)
     }
 }
 
-/* Milliseconds of `reps` GEMMs back to back, the fastest of three rounds after a
+/* Milliseconds of `reps` GEMMs back to back (algo NULL: gemm_skinny at the decode
+ * rows), the fastest of three rounds after a
  * warm-up one. They walk over `copies` weight copies, more bytes than L2 holds, as
  * the forward's layers do: short prompts are bound by weight bytes, and a timing
  * out of L2 would rank the tiles wrongly. */
@@ -84,10 +85,15 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
     size_t nk = (size_t)sh->n * sh->k;
     for (int trial = 0; trial < 4; trial++) {  /* trial 0 warms up */
         if (cudaEventRecord(e0, s) != cudaSuccess) return INFINITY;
-        for (int r = 0; r < reps; r++)
-            if (cublasLtMatmul(g->lt, g->desc, &alpha, w + (size_t)(r % copies) * nk, sh->a, x, sh->b, &beta, y, sh->c,
-                               y, sh->c, algo, g->workspace, GEMM_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS)
+        for (int r = 0; r < reps; r++) {
+            const bf16 *wr = w + (size_t)(r % copies) * nk;
+            if (!algo) {
+                if (gemm_skinny(x, wr, y, g->decode_rows, sh->n, sh->k, 0, s) != PB_OK) return INFINITY;
+            } else if (cublasLtMatmul(g->lt, g->desc, &alpha, wr, sh->a, x, sh->b, &beta, y, sh->c, y, sh->c, algo,
+                                      g->workspace, GEMM_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS) {
                 return INFINITY;
+            }
+        }
         float ms = INFINITY;
         if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
@@ -167,6 +173,8 @@ static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
                 sh->algo = cand[i];
             }
         }
+        if (sh->cls == GEMM_CLASS_DECODE && sh->k % 8 == 0)
+            sh->skinny = time_algo(g, sh, NULL, x, w, copies, y, s, e0, e1) < (1.0f - TUNE_MARGIN) * kept;
     }
     (void)cudaGetLastError();  /* a failed temporary allocation only means: no tuning */
     if (e0) cudaEventDestroy(e0);
@@ -187,7 +195,7 @@ static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
  * not timed but takes the heuristic's first choice, as every later part with that
  * key will too. */
 #define GEMM_TUNED_MAX 128
-static struct { int n, k, rows, cls; cublasLtMatmulAlgo_t algo; } tuned[GEMM_TUNED_MAX];
+static struct { int n, k, rows, cls, skinny; cublasLtMatmulAlgo_t algo; } tuned[GEMM_TUNED_MAX];
 static int n_tuned;
 
 /* Adds the heuristic's candidates for `rows` rows that cand lacks. */
@@ -227,6 +235,7 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     sh->n = n;
     sh->k = k;
     sh->cls = cls;
+    sh->skinny = 0;
     int hm = class_rows(g, cls);
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, hm, k));
@@ -244,12 +253,14 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls)) i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
+        sh->skinny = tuned[i].skinny;
     } else if (n_tuned < GEMM_TUNED_MAX) {
         PB_TRY(tune_short(g, sh, cand, count));
         tuned[n_tuned].n = n;
         tuned[n_tuned].k = k;
         tuned[n_tuned].rows = rows;
         tuned[n_tuned].cls = cls;
+        tuned[n_tuned].skinny = sh->skinny;
         tuned[n_tuned++].algo = sh->algo;
     }
     return PB_OK;
@@ -290,6 +301,7 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     struct gemm_shape *sh = find_shape(g, n, k, cls);
     if (!sh) return pb_fail("gemm_lt: shape N=%d K=%d was not prepared", n, k);
     if (m <= 0) return PB_OK;
+    if (sh->skinny) return gemm_skinny(x, w, y, m, n, k, accumulate, s);
     uint64_t cols = (uint64_t)m;
     cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
     cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));

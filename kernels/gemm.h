@@ -28,6 +28,7 @@
 struct gemm_shape {
     int n, k, cls;
     cublasLtMatmulAlgo_t algo;
+    int skinny;                      /* decode class only: gemm_skinny timed faster than every algorithm */
     cublasLtMatrixLayout_t a, b, c;  /* b and c get the call's M before each use */
 };
 
@@ -50,7 +51,9 @@ int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows);
  * rows (at 16 rows the heuristic's own ones for N = 4096 stream 8-40% of the copy
  * rate, tiles it offers for 64 rows about 80%: H200, docs/PERF.md), split-K
  * excluded as always, so one algorithm serves a call of any row count and a row's
- * bits never depend on the rows sharing the call. */
+ * bits never depend on the rows sharing the call; last gemm_skinny, which the
+ * shape then takes (gemm_lt calls it) if it is faster than the kept algorithm by
+ * the tuning margin. */
 int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
 /* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
  * take long enough to stream that the timing ranks tiles, not launches. */

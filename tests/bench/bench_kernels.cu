@@ -219,6 +219,17 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
         p->d.max_batch = batch;
         TRY(part_gemm_setup(p, p->d.max_rows));
         p->d.max_batch = max_batch;
+        for (int i = 0; i < p->gemm.n_shapes; i++) {
+            const struct gemm_shape *g = &p->gemm.shapes[i];
+            if (g->cls != GEMM_CLASS_DECODE) continue;
+            int32_t tile = -1, stages = -1;
+            size_t wr;
+            cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
+            cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
+            if (g->skinny) printf("    decode class at %d rows, N=%5d K=%5d: gemm_skinny\n", batch, g->n, g->k);
+            else printf("    decode class at %d rows, N=%5d K=%5d: cuBLASLt tile %d stages %d\n", batch, g->n, g->k,
+                        tile, stages);
+        }
     }
     const int stream_default = gemm_stream_warps();
     if (ds.stream_warps) gemm_stream_set_warps(ds.stream_warps);

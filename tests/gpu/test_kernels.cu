@@ -82,9 +82,10 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
 }
 
 /* The decode class (one-token steps of a part of 16 sequences): its algorithm is
- * timed at 16 rows from candidates for 16, 64 and 128 rows, matches the CPU, and
- * gives a row the same bits in a call of 16 rows, of 5 and 11, and alone, with and
- * without accumulation; a context without decode rows prepares no decode class. */
+ * timed at 16 rows from candidates for 16, 64 and 128 rows (and gemm_skinny),
+ * matches the CPU, and gives a row the same bits in a call of 16 rows, of 5 and 11,
+ * and alone, with and without accumulation; a shape given to gemm_skinny gives its
+ * bits; a context without decode rows prepares no decode class. */
 TEST(test_gemm_decode_class_matches_cpu_and_not_row_count)
 {
     const int N = 2048, K = 2048, M = 16;  /* just big enough to be timed */
@@ -116,6 +117,20 @@ TEST(test_gemm_decode_class_matches_cpu_and_not_row_count)
         CHECK(!linear_case_finish(&c, "gemm_lt decode", bad));
         cudaFree(part), cudaFree(one);
     }
+    /* a shape the tuning gave to gemm_skinny: gemm_lt gives gemm_skinny's bits */
+    g.shapes[2].skinny = 1;
+    CHECK(g.shapes[2].cls == GEMM_CLASS_DECODE);
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 41, NULL), *w = dev_random((size_t)N * K, 0.1f, 42, NULL);
+    bf16 *a, *b;
+    cudaMalloc((void **)&a, (size_t)M * N * 2);
+    cudaMalloc((void **)&b, (size_t)M * N * 2);
+    poison(a, (size_t)M * N), poison(b, (size_t)M * N);
+    CHECK(gemm_skinny(x, w, a, M, N, K, 0, 0) == 0);
+    CHECK(gemm_lt(&g, x, w, b, 3, N, K, 0, GEMM_CLASS_DECODE, 0) == 0);
+    CHECK(gemm_lt(&g, x + (size_t)3 * K, w, b + (size_t)3 * N, M - 3, N, K, 0, GEMM_CLASS_DECODE, 0) == 0);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(bits_equal(a, b, (size_t)M * N));
+    cudaFree(x), cudaFree(w), cudaFree(a), cudaFree(b);
     gemm_destroy(&g), gemm_destroy(&plain);
     cudaFree(ws);
 }
