@@ -9,10 +9,13 @@
  *    the short class the candidates are timed at the context's tune_rows (a part's
  *    max_rows, capped), and the choice is shared by every context of the process
  *    with the same (N, K, tune_rows), so all parts of one run agree;
- *  - for one-token steps (decode), where a tile-based GEMM would leave most of
- *    the GPU idle, a tensor-core kernel that streams each weight once for all
- *    rows (gemm_skinny), or our GEMV (gemm_rows, CUDA cores; what the folded
- *    norms need); each reduces over K in a fixed order. */
+ *  - for one-token steps (decode): our GEMV at one row (gemm_rows, CUDA cores;
+ *    what the folded norms need), and for a part of several sequences cuBLASLt's
+ *    decode class (one algorithm per (N, K), timed at the part's max_batch rows
+ *    from tiles offered for up to 128 rows, which fill the SMs where the tiles
+ *    offered for 16 rows do not); our tensor-core kernels (gemm_skinny,
+ *    gemm_stream) stay for the benchmark to compare. Each reduces over K in a
+ *    fixed order. */
 #ifndef PB_GEMM_H
 #define PB_GEMM_H
 #include <stdint.h>

@@ -24,8 +24,8 @@ static int check_call(const struct llama_part *p, const struct llama_call *c)
 }
 
 /* One-token steps use the part's decode path (llama.h: the GEMV when max_batch is 1,
- * else the tensor-core kernels (decode_streams); the folded norms need
- * the GEMV), everything else cuBLASLt (algorithm class by prompt length, tuned at
+ * else cuBLASLt's decode class; the folded norms need the GEMV; the benchmark also
+ * runs the tensor-core kernels), everything else cuBLASLt (algorithm class by prompt length, tuned at
  * the part's max_rows). The choice depends only on seq and the part's settings,
  * never on the call's rows, so a microbatch gets the bits the whole batch gets. */
 static int decode_path(const struct llama_part *p) { return p->fold_norm ? DECODE_GEMV : p->decode_path; }
