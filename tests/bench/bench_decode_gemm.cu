@@ -124,27 +124,41 @@ static double check(const shape &sh, const std::vector<double> &ref, const bf16 
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-/* cuBLASLt candidates for one shape at m rows (split-K excluded, as gemm.cu does):
- * the heuristic's first and the fastest, timed over the layers' weights. */
-static void lt_candidates(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh, const bf16 *x, bf16 *y, int m,
-                          double copy_gbs)
+/* Y = X W^T as gemm.cu sets it up: W^T of the column-major K x N weights. */
+static cublasLtMatmulDesc_t lt_desc()
 {
     cublasLtMatmulDesc_t desc;
     LT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    int n = (int)sh.wrows();
-    cublasLtMatrixLayout_t a, b, c;
-    LT(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, sh.k, n, sh.k));
-    LT(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, sh.k, m, sh.k));
-    LT(cublasLtMatrixLayoutCreate(&c, CUDA_R_16BF, n, m, n));
+    return desc;
+}
+
+/* The heuristic's preferences as gemm.cu asks: the workspace, no split-K reduction. */
+static cublasLtMatmulPreference_t lt_pref(size_t wsb)
+{
     cublasLtMatmulPreference_t pref;
     LT(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t wsz = wsb;
     uint32_t red = CUBLASLT_REDUCTION_SCHEME_NONE;
     LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz));
     LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red));
+    return pref;
+}
+
+/* cuBLASLt candidates for one shape at m rows (split-K excluded, as gemm.cu does):
+ * the heuristic's first and the fastest, timed over the layers' weights. */
+static void lt_candidates(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh, const bf16 *x, bf16 *y, int m,
+                          double copy_gbs)
+{
+    cublasLtMatmulDesc_t desc = lt_desc();
+    int n = (int)sh.wrows();
+    cublasLtMatrixLayout_t a, b, c;
+    LT(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, sh.k, n, sh.k));
+    LT(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, sh.k, m, sh.k));
+    LT(cublasLtMatrixLayoutCreate(&c, CUDA_R_16BF, n, m, n));
+    cublasLtMatmulPreference_t pref = lt_pref(wsb);
     cublasLtMatmulHeuristicResult_t res[16];
     int found = 0;
     LT(cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, c, c, pref, 16, res, &found));
@@ -181,11 +195,7 @@ static void lt_candidates(cublasLtHandle_t lt, void *ws, size_t wsb, const shape
 static void lt_decode(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh, const bf16 *x, bf16 *y, int m,
                       double copy_gbs)
 {
-    cublasLtMatmulDesc_t desc;
-    LT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    cublasLtMatmulDesc_t desc = lt_desc();
     int n = (int)sh.wrows();
     cublasLtMatrixLayout_t a, b[3], c[3];
     const int rows[3] = {m, 1, 16};
@@ -194,12 +204,7 @@ static void lt_decode(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh
         LT(cublasLtMatrixLayoutCreate(&b[i], CUDA_R_16BF, sh.k, rows[i], sh.k));
         LT(cublasLtMatrixLayoutCreate(&c[i], CUDA_R_16BF, n, rows[i], n));
     }
-    cublasLtMatmulPreference_t pref;
-    LT(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t wsz = wsb;
-    uint32_t red = CUBLASLT_REDUCTION_SCHEME_NONE;
-    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz));
-    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red));
+    cublasLtMatmulPreference_t pref = lt_pref(wsb);
     cublasLtMatmulHeuristicResult_t res[32];
     int found = 0;
     LT(cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b[0], c[0], c[0], pref, 32, res, &found));
