@@ -134,7 +134,7 @@ static int class_rows(const struct gemm_ctx *g, int cls)
     return cls == GEMM_CLASS_SHORT ? g->tune_rows : cls == GEMM_CLASS_DECODE ? g->decode_rows : 4096;
 }
 
-static int tune_short(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
+static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
 {
     sh->algo = cand[0];
     const int m = class_rows(g, sh->cls);
@@ -217,8 +217,8 @@ static int more_candidates(struct gemm_ctx *g, struct gemm_shape *sh, int rows, 
 
 /* Candidates of the short class: the heuristic's for tune_rows, then those for 128
  * rows that it lacks; the decode class adds those for 64 rows before 128. The order
- * is the preference tune_short keeps on a near tie. */
-static int short_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *cand, int *count)
+ * is the preference tune_timed keeps on a near tie. */
+static int timed_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *cand, int *count)
 {
     const int rows = class_rows(g, sh->cls);
     PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, count));
@@ -236,26 +236,25 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     sh->k = k;
     sh->cls = cls;
     sh->skinny = 0;
-    int hm = class_rows(g, cls);
+    const int rows = class_rows(g, cls);
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
-    cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, hm, k));
-    cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, hm, n));
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, rows, k));
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->c, CUDA_R_16BF, n, rows, n));
     g->n_shapes++;  /* counted now, so gemm_destroy frees the layouts if a step below fails */
     cublasLtMatmulAlgo_t cand[3 * GEMM_CANDIDATES];
     int count = 0;
-    if (cls != GEMM_CLASS_LONG) PB_TRY(short_candidates(g, sh, cand, &count));
+    if (cls != GEMM_CLASS_LONG) PB_TRY(timed_candidates(g, sh, cand, &count));
     else PB_TRY(candidates(g, sh, cand, GEMM_CANDIDATES, &count));
     if (!count) return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
     sh->algo = cand[0];
     if (cls == GEMM_CLASS_LONG) return PB_OK;
-    const int rows = class_rows(g, cls);
     int i = 0;
     while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls)) i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
         sh->skinny = tuned[i].skinny;
     } else if (n_tuned < GEMM_TUNED_MAX) {
-        PB_TRY(tune_short(g, sh, cand, count));
+        PB_TRY(tune_timed(g, sh, cand, count));
         tuned[n_tuned].n = n;
         tuned[n_tuned].k = k;
         tuned[n_tuned].rows = rows;

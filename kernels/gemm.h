@@ -61,7 +61,7 @@ int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
 /* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
  * take long enough to stream that the timing ranks tiles, not launches. */
 int gemm_decode_is_timed(int n, int k);
-/* Choose and remember the algorithms (both classes) for one (N, K); once per shape at
+/* Choose and remember the algorithms (every class) for one (N, K); once per shape at
  * setup. The first time a process prepares an (N, K) at a tune_rows this times the
  * short-prompt candidates on temporary device buffers (freed before it returns). */
 int gemm_prepare(struct gemm_ctx *g, int n, int k);

@@ -102,9 +102,11 @@ struct weight_piece {
 int part_pieces(const struct llama_part *p, int local, struct weight_piece out[PIECES_MAX]);
 
 /* (Re)creates the part's GEMM context for calls of at most max_rows rows and
- * prepares its shapes: creation passes d.max_rows; the benchmark passes a prefill's
- * own rows, to time the algorithms a part sized for that prefill would use. */
-int part_gemm_setup(struct llama_part *p, int max_rows);
+ * prepares its shapes, with the decode class timed at decode_rows when it is above
+ * 1: creation passes d.max_rows and d.max_batch; the benchmark passes a prefill's
+ * own rows or a decode step's batch, to time the algorithms a part sized for that
+ * call would use. */
+int part_gemm_setup(struct llama_part *p, int max_rows, int decode_rows);
 int part_dims_make(const struct model_spec *m, const struct llama_part_desc *d, struct part_dims *out);
 void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, const struct part_dims *dims,
                   struct layer_layout *ll, struct head_layout *hl, struct arena_layout *al);

@@ -236,10 +236,10 @@ static int part_alloc(struct llama_part *p)
         cudaCheck(cudaMemcpy(p->inv_freq, inv, x->hd / 2 * sizeof(float), cudaMemcpyHostToDevice));
         PB_TRY(attn_setup());
     }
-    return part_gemm_setup(p, d->max_rows);
+    return part_gemm_setup(p, d->max_rows, d->max_batch);
 }
 
-int part_gemm_setup(struct llama_part *p, int max_rows)
+int part_gemm_setup(struct llama_part *p, int max_rows, int decode_rows)
 {
     const struct llama_part_desc *d = &p->d;
     const struct part_dims *x = &p->dims;
@@ -248,7 +248,7 @@ int part_gemm_setup(struct llama_part *p, int max_rows)
     p->gemm_ready = 0;
     PB_TRY(gemm_init(&p->gemm, p->arena + p->al.workspace, max_rows));
     p->gemm_ready = 1;
-    if (d->max_batch > 1) PB_TRY(gemm_set_decode_rows(&p->gemm, d->max_batch));
+    if (decode_rows > 1) PB_TRY(gemm_set_decode_rows(&p->gemm, decode_rows));
     if (d->n_layers) {
         PB_TRY(gemm_prepare(&p->gemm, x->qkv_n, x->hidden));
         PB_TRY(gemm_prepare(&p->gemm, x->hidden, x->q_dim));

@@ -215,10 +215,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     gemv_wave_set(wave_cfgs[ds.wave]);
     if (path == DECODE_LT) {  /* the decode class timed at this batch, as a part of max_batch = batch has it */
-        const int max_batch = p->d.max_batch;
-        p->d.max_batch = batch;
-        TRY(part_gemm_setup(p, p->d.max_rows));
-        p->d.max_batch = max_batch;
+        TRY(part_gemm_setup(p, p->d.max_rows, batch));
         for (int i = 0; i < p->gemm.n_shapes; i++) {
             const struct gemm_shape *g = &p->gemm.shapes[i];
             if (g->cls != GEMM_CLASS_DECODE) continue;
@@ -400,7 +397,7 @@ int main(int argc, char **argv)
     for (int c = 0; c < 3; c++) {
         int batch = prefills[c][0], seq = prefills[c][1], rows = batch * seq;
         /* the algorithms a part sized for this prefill (max_rows = rows) would use */
-        TRY(part_gemm_setup(p, rows));
+        TRY(part_gemm_setup(p, rows, d.max_batch));
         fill_tokens(p, rows, m.vocab);
         struct llama_call call = {0, batch, seq, 0, NULL, 0};
         int cls = gemm_class_for_seq(seq);
@@ -509,7 +506,7 @@ int main(int argc, char **argv)
     }
     /* decode under programmatic launch, 128 graph-replayed steps after a 128-token
      * prompt: every batch on every path, the path a part of that max_batch takes first */
-    TRY(part_gemm_setup(p, d.max_rows));
+    TRY(part_gemm_setup(p, d.max_rows, d.max_batch));
     /* {batch, path, fold, prefetch, attention keys, skinny stream} */
     const struct decode_setup cases[] = {
         {1, DECODE_GEMV, 0, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0},    {1, DECODE_GEMV, 0, 0, 256, 0},
