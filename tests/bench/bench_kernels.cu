@@ -146,10 +146,13 @@ static double attn_figure(struct llama_part *p, int batch, int pos, int keys, in
 {
     const struct model_spec *m = &p->m;
     const struct part_dims *x = &p->dims;
-    auto launch_all = [&](int pdl, cudaStream_t st) {
+    int *dpos;
+    CU(cudaMalloc((void **)&dpos, sizeof(int)));
+    CU(cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice));
+    auto launch_all = [&](int pdl, cudaStream_t st, const int *pos_dev = NULL) {
         for (int l = 0; l < m->layers; l++) {
             size_t off = (size_t)l * p->al.cache_layer_elems;
-            struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, NULL,
+            struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, pos_dev,
                                    x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
             aa.qkv = p->qkv;
             aa.inv_freq = p->inv_freq;
@@ -170,12 +173,23 @@ static double attn_figure(struct llama_part *p, int batch, int pos, int keys, in
     double graph_ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
     CU(cudaGraphExecDestroy(exec));
     CU(cudaGraphDestroy(graph));
+    /* as a decode step's graph has it: the position on the device, the grid sized for
+     * the whole cache (p->d.max_context keys) */
+    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    launch_all(1, s, dpos);
+    CU(cudaStreamEndCapture(s, &graph));
+    CU(cudaGraphInstantiate(&exec, graph, 0));
+    double dev_ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
+    CU(cudaGraphExecDestroy(exec));
+    CU(cudaGraphDestroy(graph));
+    CU(cudaFree(dpos));
     double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
     double floor_ms = kv / (copy_gbs * 1e6);
     printf("    decode attention alone, batch %d, context %d, %s, %d layers: %.3f ms = %.1f%% of copy over the KV "
-           "bytes | graph + programmatic launch %.3f ms = %.1f%% | KV floor %.3f ms\n", batch, pos + 1,
-           attn_setting_name(keys, warps), m->layers, stream_ms, 100.0 * floor_ms / stream_ms, graph_ms,
-           100.0 * floor_ms / graph_ms, floor_ms);
+           "bytes | graph + programmatic launch %.3f ms = %.1f%% | the same, position on the device (grid for %d keys) "
+           "%.3f ms = %.1f%% | KV floor %.3f ms\n", batch, pos + 1, attn_setting_name(keys, warps), m->layers, stream_ms,
+           100.0 * floor_ms / stream_ms, graph_ms, 100.0 * floor_ms / graph_ms, p->d.max_context, dev_ms,
+           100.0 * floor_ms / dev_ms, floor_ms);
     return graph_ms;
 }
 
@@ -324,13 +338,35 @@ static void stream_profile_launches(struct llama_part *p, cudaStream_t s)
     CU(cudaStreamSynchronize(s));
 }
 
+/* For a profiler (ncu -k regex:decode_spread): the default decode attention of two
+ * layers at batch 16, then at 64, context 256, plain stream launches. */
+static void attn_profile_launches(struct llama_part *p, cudaStream_t s)
+{
+    const struct part_dims *x = &p->dims;
+    for (int batch = 16; batch <= 64; batch *= 4)
+        for (int l = 0; l < 2; l++) {
+            size_t off = (size_t)l * p->al.cache_layer_elems;
+            struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, 255, NULL,
+                                   x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+            aa.qkv = p->qkv;
+            aa.inv_freq = p->inv_freq;
+            aa.counters = p->counters;
+            TRY(attn_decode(&aa, s));
+        }
+    CU(cudaStreamSynchronize(s));
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
-    const int gemv_profile_only = argc > 2 && !strcmp(argv[2], "gemv-profile");
-    const int stream_profile_only = argc > 2 && !strcmp(argv[2], "stream-profile");
-    if (argc > 2 && !gemv_profile_only && !stream_profile_only) {
-        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile]]\n");
+    const char *mode = argc > 2 ? argv[2] : "";
+    const int gemv_profile_only = !strcmp(mode, "gemv-profile");
+    const int stream_profile_only = !strcmp(mode, "stream-profile");
+    const int attn_profile_only = !strcmp(mode, "attn-profile");
+    const int lt_steps_only = !strcmp(mode, "lt-steps");
+    if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only)) {
+        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | lt-steps]]\n"
+                        "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class)\n");
         return 2;
     }
     struct model_spec m;
@@ -365,9 +401,10 @@ int main(int argc, char **argv)
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    if (gemv_profile_only || stream_profile_only) {
+    if (gemv_profile_only || stream_profile_only || attn_profile_only) {
         if (gemv_profile_only) gemv_profile_launches(p, s);
-        else stream_profile_launches(p, s);
+        else if (stream_profile_only) stream_profile_launches(p, s);
+        else attn_profile_launches(p, s);
         llama_part_destroy(p);
         return 0;
     }
@@ -391,6 +428,11 @@ int main(int argc, char **argv)
         CU(cudaFree(x));
         CU(cudaFree(w));
         CU(cudaFree(y));
+    }
+    if (lt_steps_only) {  /* the batched steps on the decode class */
+        for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
+        llama_part_destroy(p);
+        return 0;
     }
     const struct part_dims *x = &p->dims;
     const int prefills[3][2] = {{8, 512}, {1, 128}, {4, 128}};
