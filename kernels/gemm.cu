@@ -33,33 +33,43 @@ static struct gemm_shape *find_shape(struct gemm_ctx *g, int n, int k, int cls)
     return NULL;
 }
 
-/* Heuristic candidates for one (N, K, class), split-K excluded (a reduction over K
- * split among blocks would make a row's sum depend on the blocking). */
-static int candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *out, int max, int *count)
+/* The heuristic's split-K-free algorithms for layouts a, b, c (up to max): the
+ * heuristic's split-K algorithms may add the parts in place in bf16 (a residual
+ * product's K slices, below, are the one split taken, and add in fp32 in order).
+ * Returns cuBLASLt's status (nothing found is not an error: *count 0). */
+static cublasStatus_t heuristic(struct gemm_ctx *g, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                cublasLtMatrixLayout_t c, cublasLtMatmulAlgo_t *out, int max, int *count)
 {
+    *count = 0;
     cublasLtMatmulPreference_t pref;
-    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = GEMM_WORKSPACE_BYTES;
+    cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    uint64_t ws = GEMM_LT_WORKSPACE_BYTES;
     uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_NONE;
-    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
                                                   sizeof reduction);
     cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(g->lt, g->desc, sh->a, sh->b, sh->c, sh->c, pref, GEMM_CANDIDATES, res,
-                                            &found);
+        st = cublasLtMatmulAlgoGetHeuristic(g->lt, g->desc, a, b, c, c, pref, GEMM_CANDIDATES, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    cublasCheck(st);
-    *count = 0;
-    for (int i = 0; i < found && *count < max; i++) {
+    for (int i = 0; st == CUBLAS_STATUS_SUCCESS && i < found && *count < max; i++) {
         int32_t splitk = 1;
         size_t written = 0;
-        cublasCheck(cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk,
-                                                         sizeof splitk, &written));
-        if (splitk <= 1 && res[i].state == CUBLAS_STATUS_SUCCESS) out[(*count)++] = res[i].algo;
+        st = cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk,
+                                                  &written);
+        if (st == CUBLAS_STATUS_SUCCESS && splitk <= 1 && res[i].state == CUBLAS_STATUS_SUCCESS)
+            out[(*count)++] = res[i].algo;
     }
+    return st;
+}
+
+/* Heuristic candidates for one (N, K, class) at the rows its layouts hold now. */
+static int candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *out, int max, int *count)
+{
+    cublasCheck(heuristic(g, sh->a, sh->b, sh->c, out, max, count));
     return PB_OK;
 }
 
@@ -76,9 +86,11 @@ __global__ void fill_pattern_kernel(bf16 *p, size_t n, float scale)
  * rows), the fastest of three rounds after a
  * warm-up one. They walk over `copies` weight copies, more bytes than L2 holds, as
  * the forward's layers do: short prompts are bound by weight bytes, and a timing
- * out of L2 would rank the tiles wrongly. */
-static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *algo, const bf16 *x,
-                       const bf16 *w, int copies, bf16 *y, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
+ * out of L2 would rank the tiles wrongly. a, b, c: the layouts (the shape's, or its
+ * K slices'); y: bf16, or the slices' fp32 partials. */
+static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *algo,
+                       cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t lc, const bf16 *x,
+                       const bf16 *w, int copies, void *y, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
 {
     const int reps = 8;
     float alpha = 1.0f, beta = 0.0f, best = INFINITY;
@@ -88,9 +100,9 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
         for (int r = 0; r < reps; r++) {
             const bf16 *wr = w + (size_t)(r % copies) * nk;
             if (!algo) {
-                if (gemm_skinny(x, wr, y, g->decode_rows, sh->n, sh->k, 0, s) != PB_OK) return INFINITY;
-            } else if (cublasLtMatmul(g->lt, g->desc, &alpha, wr, sh->a, x, sh->b, &beta, y, sh->c, y, sh->c, algo,
-                                      g->workspace, GEMM_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS) {
+                if (gemm_skinny(x, wr, (bf16 *)y, g->decode_rows, sh->n, sh->k, 0, s) != PB_OK) return INFINITY;
+            } else if (cublasLtMatmul(g->lt, g->desc, &alpha, wr, la, x, lb, &beta, y, lc, y, lc, algo, g->workspace,
+                                      GEMM_LT_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS) {
                 return INFINITY;
             }
         }
@@ -134,6 +146,81 @@ static int class_rows(const struct gemm_ctx *g, int cls)
     return cls == GEMM_CLASS_SHORT ? g->tune_rows : cls == GEMM_CLASS_DECODE ? g->decode_rows : 4096;
 }
 
+/* ---- K slices of a residual product's decode class (gemm.h: gemm_prepare_residual) ---- */
+
+static const int kslice_counts[] = {2, 4};
+static int kslices_on = 1;
+void gemm_set_kslices(int on) { kslices_on = on != 0; }
+
+static int kslices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh, int ks)
+{
+    return ks > 1 && sh->k % (8 * ks) == 0 && (size_t)ks * g->decode_rows * sh->n * sizeof(float) <= GEMM_PARTIALS_BYTES;
+}
+
+static void kslice_layouts_free(struct gemm_shape *sh)
+{
+    if (sh->ka) cublasLtMatrixLayoutDestroy(sh->ka);
+    if (sh->kb) cublasLtMatrixLayoutDestroy(sh->kb);
+    if (sh->kc) cublasLtMatrixLayoutDestroy(sh->kc);
+    sh->ka = sh->kb = sh->kc = NULL;
+}
+
+/* Slice i of W and of X is the sub-matrix from K offset i * K / ks (the same leading
+ * dimension K); its partial is [decode_rows][N] fp32 at slice stride decode_rows * N. */
+static int kslice_layouts(const struct gemm_ctx *g, struct gemm_shape *sh, int ks)
+{
+    kslice_layouts_free(sh);
+    const int kk = sh->k / ks;
+    const int32_t batch = ks;
+    const int64_t step_in = kk, step_out = (int64_t)sh->n * g->decode_rows;
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->ka, CUDA_R_16BF, kk, sh->n, sh->k));
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->kb, CUDA_R_16BF, kk, g->decode_rows, sh->k));
+    cublasCheck(cublasLtMatrixLayoutCreate(&sh->kc, CUDA_R_32F, sh->n, g->decode_rows, sh->n));
+    const cublasLtMatrixLayout_t all[3] = {sh->ka, sh->kb, sh->kc};
+    const int64_t steps[3] = {step_in, step_in, step_out};
+    for (int i = 0; i < 3; i++) {
+        cublasCheck(cublasLtMatrixLayoutSetAttribute(all[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
+        cublasCheck(cublasLtMatrixLayoutSetAttribute(all[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &steps[i],
+                                                     sizeof steps[i]));
+    }
+    return PB_OK;
+}
+
+/* The heuristic's algorithms for the slices' layouts (set up for ks); none where
+ * cuBLASLt takes no batch of this form. */
+static int kslice_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtMatmulAlgo_t *out, int *count)
+{
+    if (heuristic(g, sh->ka, sh->kb, sh->kc, out, GEMM_CANDIDATES, count) != CUBLAS_STATUS_SUCCESS) *count = 0;
+    return PB_OK;
+}
+
+/* Times the slices (each count that fits, each candidate) against `kept` ms, the
+ * shape's kept algorithm at decode_rows; takes the fastest if faster by the margin. */
+static int tune_kslices(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
+                        cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, float kept)
+{
+    sh->ksplit = 0;
+    float best = (1.0f - TUNE_MARGIN) * kept;
+    int best_ks = 0;
+    cublasLtMatmulAlgo_t best_algo;
+    for (int ks : kslice_counts) {
+        if (!kslices_fit(g, sh, ks)) continue;
+        PB_TRY(kslice_layouts(g, sh, ks));
+        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
+        int count = 0;
+        PB_TRY(kslice_candidates(g, sh, cand, &count));
+        for (int i = 0; i < count; i++) {
+            float t = time_algo(g, sh, &cand[i], sh->ka, sh->kb, sh->kc, x, w, copies, y, s, e0, e1);
+            if (t < best) best = t, best_ks = ks, best_algo = cand[i];
+        }
+    }
+    kslice_layouts_free(sh);
+    if (!best_ks) return PB_OK;
+    sh->ksplit = best_ks;
+    sh->kalgo = best_algo;
+    return kslice_layouts(g, sh, best_ks);
+}
+
 static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
 {
     sh->algo = cand[0];
@@ -152,9 +239,12 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
     cudaStream_t s = NULL;
     cudaEvent_t e0 = NULL, e1 = NULL;
     uint64_t cols = (uint64_t)m;
+    int rc = PB_OK;
+    size_t ybytes = (size_t)m * sh->n * 2;
+    if (sh->residual && ybytes < GEMM_PARTIALS_BYTES) ybytes = GEMM_PARTIALS_BYTES;  /* the K slices' partials */
     int ok = cudaMalloc((void **)&x, (size_t)m * sh->k * 2) == cudaSuccess &&
              cudaMalloc((void **)&w, nk * copies * 2) == cudaSuccess &&
-             cudaMalloc((void **)&y, (size_t)m * sh->n * 2) == cudaSuccess &&
+             cudaMalloc((void **)&y, ybytes) == cudaSuccess &&
              cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess &&
              cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess;
     if (ok) {
@@ -165,16 +255,20 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
              cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols) == 0;
     }
     if (ok) {
-        float kept = time_algo(g, sh, &cand[0], x, w, copies, y, s, e0, e1);
+        float kept = time_algo(g, sh, &cand[0], sh->a, sh->b, sh->c, x, w, copies, y, s, e0, e1);
         for (int i = 1; i < count; i++) {
-            float t = time_algo(g, sh, &cand[i], x, w, copies, y, s, e0, e1);
+            float t = time_algo(g, sh, &cand[i], sh->a, sh->b, sh->c, x, w, copies, y, s, e0, e1);
             if (t < (1.0f - TUNE_MARGIN) * kept) {
                 kept = t;
                 sh->algo = cand[i];
             }
         }
-        if (sh->cls == GEMM_CLASS_DECODE && sh->k % 8 == 0)
-            sh->skinny = time_algo(g, sh, NULL, x, w, copies, y, s, e0, e1) < (1.0f - TUNE_MARGIN) * kept;
+        if (sh->cls == GEMM_CLASS_DECODE && sh->k % 8 == 0) {
+            const float t = time_algo(g, sh, NULL, NULL, NULL, NULL, x, w, copies, y, s, e0, e1);
+            sh->skinny = t < (1.0f - TUNE_MARGIN) * kept;
+            if (sh->skinny) kept = t;
+        }
+        if (sh->residual && kslices_on) rc = tune_kslices(g, sh, x, w, copies, y, s, e0, e1, kept);
     }
     (void)cudaGetLastError();  /* a failed temporary allocation only means: no tuning */
     if (e0) cudaEventDestroy(e0);
@@ -183,7 +277,7 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
     cudaFree(x);
     cudaFree(w);
     cudaFree(y);
-    return PB_OK;
+    return rc;
 }
 
 /* The chosen short-prompt (and decode) algorithm of each (N, K, rows, class), shared by every
@@ -195,7 +289,10 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
  * not timed but takes the heuristic's first choice, as every later part with that
  * key will too. */
 #define GEMM_TUNED_MAX 128
-static struct { int n, k, rows, cls, skinny; cublasLtMatmulAlgo_t algo; } tuned[GEMM_TUNED_MAX];
+static struct {
+    int n, k, rows, cls, residual, kslices_on, skinny, ksplit;
+    cublasLtMatmulAlgo_t algo, kalgo;
+} tuned[GEMM_TUNED_MAX];
 static int n_tuned;
 
 /* Adds the heuristic's candidates for `rows` rows that cand lacks. */
@@ -227,15 +324,18 @@ static int timed_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLtM
     return PB_OK;
 }
 
-static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
+static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual)
 {
-    if (find_shape(g, n, k, cls)) return PB_OK;
+    if (find_shape(g, n, k, cls)) return PB_OK;  /* the first preparation decides residual */
     if (g->n_shapes == GEMM_MAX_SHAPES) return pb_fail("gemm_prepare: more than %d GEMM shapes", GEMM_MAX_SHAPES);
     struct gemm_shape *sh = &g->shapes[g->n_shapes];
     sh->n = n;
     sh->k = k;
     sh->cls = cls;
     sh->skinny = 0;
+    sh->residual = residual && cls == GEMM_CLASS_DECODE;
+    sh->ksplit = 0;
+    sh->ka = sh->kb = sh->kc = NULL;
     const int rows = class_rows(g, cls);
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->a, CUDA_R_16BF, k, n, k));
     cublasCheck(cublasLtMatrixLayoutCreate(&sh->b, CUDA_R_16BF, k, rows, k));
@@ -249,17 +349,26 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls)
     sh->algo = cand[0];
     if (cls == GEMM_CLASS_LONG) return PB_OK;
     int i = 0;
-    while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls)) i++;
+    while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls &&
+                            tuned[i].residual == sh->residual && tuned[i].kslices_on == kslices_on))
+        i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
         sh->skinny = tuned[i].skinny;
+        sh->ksplit = tuned[i].ksplit;
+        sh->kalgo = tuned[i].kalgo;
+        if (sh->ksplit) PB_TRY(kslice_layouts(g, sh, sh->ksplit));
     } else if (n_tuned < GEMM_TUNED_MAX) {
         PB_TRY(tune_timed(g, sh, cand, count));
         tuned[n_tuned].n = n;
         tuned[n_tuned].k = k;
         tuned[n_tuned].rows = rows;
         tuned[n_tuned].cls = cls;
+        tuned[n_tuned].residual = sh->residual;
+        tuned[n_tuned].kslices_on = kslices_on;
         tuned[n_tuned].skinny = sh->skinny;
+        tuned[n_tuned].ksplit = sh->ksplit;
+        tuned[n_tuned].kalgo = sh->kalgo;
         tuned[n_tuned++].algo = sh->algo;
     }
     return PB_OK;
@@ -273,11 +382,56 @@ int gemm_set_decode_rows(struct gemm_ctx *g, int rows)
     return PB_OK;
 }
 
-int gemm_prepare(struct gemm_ctx *g, int n, int k)
+static int prepare(struct gemm_ctx *g, int n, int k, int residual)
 {
-    PB_TRY(prepare_class(g, n, k, GEMM_CLASS_LONG));
-    PB_TRY(prepare_class(g, n, k, GEMM_CLASS_SHORT));
-    return g->decode_rows ? prepare_class(g, n, k, GEMM_CLASS_DECODE) : PB_OK;
+    PB_TRY(prepare_class(g, n, k, GEMM_CLASS_LONG, 0));
+    PB_TRY(prepare_class(g, n, k, GEMM_CLASS_SHORT, 0));
+    return g->decode_rows ? prepare_class(g, n, k, GEMM_CLASS_DECODE, residual) : PB_OK;
+}
+
+int gemm_prepare(struct gemm_ctx *g, int n, int k) { return prepare(g, n, k, 0); }
+int gemm_prepare_residual(struct gemm_ctx *g, int n, int k) { return prepare(g, n, k, 1); }
+
+int gemm_ksplit(const struct gemm_ctx *g, int n, int k)
+{
+    for (int i = 0; i < g->n_shapes; i++)
+        if (g->shapes[i].n == n && g->shapes[i].k == k && g->shapes[i].cls == GEMM_CLASS_DECODE) return g->shapes[i].ksplit;
+    return 0;
+}
+
+int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks)
+{
+    struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
+    if (!sh || !sh->residual) return pb_fail("gemm_force_ksplit: N=%d K=%d has no residual decode class", n, k);
+    kslice_layouts_free(sh);
+    sh->ksplit = 0;
+    if (!ks) return PB_OK;
+    if (!kslices_fit(g, sh, ks)) return pb_fail("gemm_force_ksplit: %d slices do not fit N=%d K=%d", ks, n, k);
+    PB_TRY(kslice_layouts(g, sh, ks));
+    cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
+    int count = 0;
+    PB_TRY(kslice_candidates(g, sh, cand, &count));
+    if (!count) return pb_fail("gemm_force_ksplit: cuBLASLt offers no algorithm for %d slices of N=%d K=%d", ks, n, k);
+    sh->ksplit = ks;
+    sh->kalgo = cand[0];
+    return PB_OK;
+}
+
+float *gemm_partials(const struct gemm_ctx *g) { return (float *)((char *)g->workspace + GEMM_LT_WORKSPACE_BYTES); }
+
+int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, cudaStream_t s)
+{
+    struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
+    if (!sh || !sh->ksplit) return pb_fail("gemm_lt_partials: N=%d K=%d has no K slices", n, k);
+    if (m > g->decode_rows) return pb_fail("gemm_lt_partials: %d rows, the decode class holds %d", m, g->decode_rows);
+    if (m <= 0) return PB_OK;
+    uint64_t cols = (uint64_t)m;
+    cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->kb, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
+    cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->kc, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
+    float alpha = 1.0f, beta = 0.0f, *part = gemm_partials(g);
+    cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->ka, x, sh->kb, &beta, part, sh->kc, part, sh->kc,
+                               &sh->kalgo, g->workspace, GEMM_LT_WORKSPACE_BYTES, s));
+    return PB_OK;
 }
 
 void gemm_destroy(struct gemm_ctx *g)
@@ -286,6 +440,7 @@ void gemm_destroy(struct gemm_ctx *g)
         cublasLtMatrixLayoutDestroy(g->shapes[i].a);
         cublasLtMatrixLayoutDestroy(g->shapes[i].b);
         cublasLtMatrixLayoutDestroy(g->shapes[i].c);
+        kslice_layouts_free(&g->shapes[i]);
     }
     g->n_shapes = 0;
     if (g->desc) cublasLtMatmulDescDestroy(g->desc);
@@ -306,7 +461,7 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     cublasCheck(cublasLtMatrixLayoutSetAttribute(sh->c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->a, x, sh->b, &beta, y, sh->c, y, sh->c, &sh->algo,
-                               g->workspace, GEMM_WORKSPACE_BYTES, s));
+                               g->workspace, GEMM_LT_WORKSPACE_BYTES, s));
     return PB_OK;
 }
 

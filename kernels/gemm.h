@@ -13,9 +13,10 @@
  *    what the folded norms need), and for a part of several sequences cuBLASLt's
  *    decode class (one algorithm per (N, K), timed at the part's max_batch rows
  *    from tiles offered for up to 128 rows, which fill the SMs where the tiles
- *    offered for 16 rows do not); our tensor-core kernels (gemm_skinny,
- *    gemm_stream) stay for the benchmark to compare. Each reduces over K in a
- *    fixed order. */
+ *    offered for 16 rows do not), its residual products (o, down) optionally with K
+ *    in slices whose fp32 partials the caller adds in order; our tensor-core kernels
+ *    (gemm_skinny, gemm_stream) stay for the benchmark to compare. Each reduces over
+ *    K in a fixed order. */
 #ifndef PB_GEMM_H
 #define PB_GEMM_H
 #include <stdint.h>
@@ -25,6 +26,10 @@
 
 #define GEMM_MAX_SHAPES 32
 #define GEMM_WORKSPACE_BYTES (32u << 20)
+/* The workspace's last GEMM_PARTIALS_BYTES hold the decode class's K-slice partials
+ * (gemm_lt_partials); cuBLASLt gets the rest. */
+#define GEMM_PARTIALS_BYTES (4u << 20)
+#define GEMM_LT_WORKSPACE_BYTES (GEMM_WORKSPACE_BYTES - GEMM_PARTIALS_BYTES)
 #define GEMM_CANDIDATES 16   /* heuristic results asked for; short prompts time them all */
 /* Classes, GEMM_SHORT_SEQ, GEMM_TUNE_ROWS_MAX and gemm_tune_rows: gemm_class.h. */
 
@@ -33,6 +38,11 @@ struct gemm_shape {
     cublasLtMatmulAlgo_t algo;
     int skinny;                      /* decode class only: gemm_skinny timed faster than every algorithm */
     cublasLtMatrixLayout_t a, b, c;  /* b and c get the call's M before each use */
+    int residual;                    /* prepared with gemm_prepare_residual: the product is added to a
+                                      * residual, so the decode class may split K (gemm_lt_partials) */
+    int ksplit;                      /* decode class: K in ksplit slices (0: not split) */
+    cublasLtMatmulAlgo_t kalgo;      /* the slices' strided-batch algorithm, fp32 partials */
+    cublasLtMatrixLayout_t ka, kb, kc;  /* its layouts (kb and kc get the call's M) */
 };
 
 struct gemm_ctx {
@@ -58,6 +68,32 @@ int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows);
  * shape then takes (gemm_lt calls it) if it is faster than the kept algorithm by
  * the tuning margin. */
 int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
+/* A product added to a residual (o, down): as gemm_prepare, and its decode class may
+ * also take K in slices (GEMM_KSPLITS: 2 or 4) as one strided-batch call of fp32
+ * partials, which the caller adds to the residual in slice order
+ * (k_add_partials, k_add_rmsnorm). At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
+ * best tile gives 64 blocks for 132 SMs (H200); slices of K multiply the blocks
+ * without its split-K reduction kernel, which measured slower (docs/PERF.md). The
+ * slices are timed against the kept algorithm at decode_rows and taken when faster
+ * by the tuning margin; the adds are not timed, as the caller folds them into the
+ * norm that follows. A slice's sum runs in the algorithm's order over its K and the
+ * slices are added in order, so a row's bits depend on the shape alone. */
+int gemm_prepare_residual(struct gemm_ctx *g, int n, int k);
+/* Whether residual shapes prepared from now on time K slices at all (default 1),
+ * for the whole process: the benchmark compares. */
+void gemm_set_kslices(int on);
+/* The decode class's K slices of (N, K): 0 when not split (or not prepared). */
+int gemm_ksplit(const struct gemm_ctx *g, int n, int k);
+/* Force the slices of a prepared residual shape's decode class (ks 2 or 4, or 0 for
+ * none), with the heuristic's first algorithm: for tests. */
+int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks);
+/* The partials of the last gemm_lt_partials: [ks][decode_rows][n] floats at the end
+ * of the workspace; slice i of row r at part[(i * decode_rows + r) * n]. */
+float *gemm_partials(const struct gemm_ctx *g);
+/* Y's K slices into gemm_partials (the decode class, m <= decode_rows rows; the
+ * shape must have gemm_ksplit > 0). */
+int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int m, int n, int k,
+                     cudaStream_t s);
 /* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
  * take long enough to stream that the timing ranks tiles, not launches. */
 int gemm_decode_is_timed(int n, int k);

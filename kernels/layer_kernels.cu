@@ -24,18 +24,57 @@ int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden,
     return PB_OK;
 }
 
+/* A thread's first NORM_HELD chunks of a row (rows of up to 8192 values at 256
+ * threads) and of the norm weight stay in registers between the sum of squares and
+ * the scaling; the weight's are loaded before pdl_wait, as no kernel writes weights
+ * (pdl.h), so the norm's two dependent trips to memory become one. The sums are
+ * row_inv_rms's: chunk i = thread + c * blockDim in ascending c, then the rest. */
+#define NORM_HELD 4
+
+__device__ __forceinline__ void norm_weights_held(const uint4 *wr, int n8, uint4 wv[NORM_HELD])
+{
+#pragma unroll
+    for (int c = 0; c < NORM_HELD; c++) {
+        const int i = threadIdx.x + c * blockDim.x;
+        if (i < n8) wv[c] = wr[i];
+    }
+}
+
+/* y = norm_apply8 of the row: the held chunks from registers, the rest from xr. */
+__device__ __forceinline__ void norm_store_held(const uint4 xv[NORM_HELD], const uint4 wv[NORM_HELD], const uint4 *xr,
+                                                const uint4 *wr, uint4 *yr, int n8, float inv)
+{
+#pragma unroll
+    for (int c = 0; c < NORM_HELD; c++) {
+        const int i = threadIdx.x + c * blockDim.x;
+        if (i < n8) yr[i] = norm_apply8(xv[c], wv[c], inv);
+    }
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
+}
+
 __global__ void __launch_bounds__(NORM_THREADS)
 rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int hidden, float eps)
 {
-    pdl_wait();  /* first: see pdl.h */
-    pdl_trigger();
     __shared__ float red[32];
-    int r = blockIdx.x;
+    const int r = blockIdx.x, n8 = hidden / 8;
     const uint4 *xr = (const uint4 *)(x + ((size_t)r * in_step + in_offset) * hidden);
     const uint4 *wr = (const uint4 *)w;
     uint4 *yr = (uint4 *)(y + (size_t)r * hidden);
-    float inv = row_inv_rms(xr, hidden, eps, red);
-    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
+    uint4 wv[NORM_HELD], xv[NORM_HELD];
+    norm_weights_held(wr, n8, wv);
+    pdl_wait();  /* before the row is read: see pdl.h */
+    pdl_trigger();
+    float ss = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NORM_HELD; c++) {
+        const int i = threadIdx.x + c * blockDim.x;
+        if (i < n8) xv[c] = xr[i];
+    }
+#pragma unroll
+    for (int c = 0; c < NORM_HELD; c++)
+        if (threadIdx.x + c * blockDim.x < n8) ss = norm_ss8(xv[c], ss);
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) ss = norm_ss8(xr[i], ss);
+    norm_store_held(xv, wv, xr, wr, yr, n8, norm_inv_rms(ss, hidden, eps, red));
 }
 
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,
@@ -45,6 +84,85 @@ int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y,
     if (rows <= 0) return PB_OK;
     cudaCheck(pdl_launch(rmsnorm_kernel, dim3(rows), dim3(NORM_THREADS), 0, s, pdl, x, in_step, in_offset, w, y, hidden, eps));
     return PB_OK;
+}
+
+/* Eight values of row r from column 8 i: bf16(sum of the slices in order + h). */
+__device__ __forceinline__ uint4 add_slices8(const bf16 *h, const float *part, int ks, size_t slice_stride, int i)
+{
+    float f[8];
+    norm_unpack8(((const uint4 *)h)[i], f);
+    float acc[8];
+    const float4 *p0 = (const float4 *)part + 2 * i;
+    const float4 a = p0[0], b = p0[1];
+    acc[0] = a.x, acc[1] = a.y, acc[2] = a.z, acc[3] = a.w, acc[4] = b.x, acc[5] = b.y, acc[6] = b.z, acc[7] = b.w;
+    for (int sl = 1; sl < ks; sl++) {
+        const float4 *q = (const float4 *)(part + sl * slice_stride) + 2 * i;
+        const float4 c = q[0], d = q[1];
+        acc[0] += c.x, acc[1] += c.y, acc[2] += c.z, acc[3] += c.w, acc[4] += d.x, acc[5] += d.y, acc[6] += d.z,
+            acc[7] += d.w;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; j++) f[j] = acc[j] + f[j];
+    return norm_pack8(f);
+}
+
+/* One block a row. With w the norm follows: the sum of squares over the new bf16
+ * values in row_inv_rms's order (thread i takes chunks i, i + blockDim, ...), so the
+ * bits are k_rmsnorm's on the new row. */
+__global__ void __launch_bounds__(NORM_THREADS)
+add_partials_kernel(bf16 *h, const float *part, int ks, int slice_rows, const bf16 *w, bf16 *y, int hidden, float eps)
+{
+    __shared__ float red[32];
+    const int r = blockIdx.x, n8 = hidden / 8;
+    bf16 *hr = h + (size_t)r * hidden;
+    const float *pr = part + (size_t)r * hidden;
+    const size_t slice_stride = (size_t)slice_rows * hidden;
+    const uint4 *wr = (const uint4 *)w;
+    uint4 wv[NORM_HELD], xv[NORM_HELD];
+    if (w) norm_weights_held(wr, n8, wv);
+    pdl_wait();  /* before the row is read: see pdl.h */
+    pdl_trigger();
+    float ss = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NORM_HELD; c++) {
+        const int i = threadIdx.x + c * blockDim.x;
+        if (i < n8) {
+            xv[c] = add_slices8(hr, pr, ks, slice_stride, i);
+            ((uint4 *)hr)[i] = xv[c];
+            ss = norm_ss8(xv[c], ss);
+        }
+    }
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) {
+        const uint4 v = add_slices8(hr, pr, ks, slice_stride, i);
+        ((uint4 *)hr)[i] = v;
+        ss = norm_ss8(v, ss);
+    }
+    if (!w) return;
+    norm_store_held(xv, wv, (const uint4 *)hr, wr, (uint4 *)(y + (size_t)r * hidden), n8,
+                    norm_inv_rms(ss, hidden, eps, red));
+}
+
+static int add_partials(bf16 *h, const float *part, int ks, int slice_rows, const bf16 *w, bf16 *y, int rows,
+                        int hidden, float eps, cudaStream_t s, int pdl)
+{
+    if (hidden % 8) return pb_fail("add_partials: hidden size %d is not a multiple of 8", hidden);
+    if (ks < 1 || rows > slice_rows) return pb_fail("add_partials: %d slices of %d rows for %d rows", ks, slice_rows, rows);
+    if (rows <= 0) return PB_OK;
+    cudaCheck(pdl_launch(add_partials_kernel, dim3(rows), dim3(NORM_THREADS), 0, s, pdl, h, part, ks, slice_rows, w, y,
+                         hidden, eps));
+    return PB_OK;
+}
+
+int k_add_partials(bf16 *h, const float *part, int ks, int slice_rows, int rows, int hidden, cudaStream_t s, int pdl)
+{
+    return add_partials(h, part, ks, slice_rows, NULL, NULL, rows, hidden, 0.0f, s, pdl);
+}
+
+int k_add_rmsnorm(bf16 *h, const float *part, int ks, int slice_rows, const bf16 *w, bf16 *y, int rows, int hidden,
+                  float eps, cudaStream_t s, int pdl)
+{
+    if (!w || !y) return pb_fail("k_add_rmsnorm: the norm weight and output are needed");
+    return add_partials(h, part, ks, slice_rows, w, y, rows, hidden, eps, s, pdl);
 }
 
 /* One block per row; the row's cos and sin (one position) go to shared memory

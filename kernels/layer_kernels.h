@@ -20,6 +20,16 @@ int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden,
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,
               cudaStream_t s, int pdl = 0);
 
+/* A residual product's K slices (gemm_lt_partials) onto h: h[r] = bf16(p_0[r] + p_1[r]
+ * + ... + p_{ks-1}[r] + h[r]), the slices added in order in fp32, one rounding.
+ * Slice i of row r is part + (i * slice_rows + r) * hidden. */
+int k_add_partials(bf16 *h, const float *part, int ks, int slice_rows, int rows, int hidden, cudaStream_t s,
+                   int pdl = 0);
+/* k_add_partials, then y = rmsnorm(h) * w of the new h, in one launch: the bits of
+ * k_add_partials followed by k_rmsnorm. */
+int k_add_rmsnorm(bf16 *h, const float *part, int ks, int slice_rows, const bf16 *w, bf16 *y, int rows, int hidden,
+                  float eps, cudaStream_t s, int pdl = 0);
+
 /* Rotary embedding on q and k of the fused qkv rows [rows, (hq + 2 hkv) * hd]:
  * roped q -> q_out [rows, hq * hd]; roped k and plain v -> the layer's cache
  * [max_batch][hkv][max_ctx][hd] at sequence batch_offset + r / seq and position

@@ -134,17 +134,48 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
  * (h = bf16(h + x W^T), one rounding); a tensor-parallel rank writes its partial to
  * the same rows of tp_partial instead, for the all-reduce to add to h with one
  * rounding too. Adding it here and summing the ranks' hidden buffers would round
- * the residual twice, at the magnitude of |h| (issue 25). */
+ * the residual twice, at the magnitude of |h| (issue 25).
+ * A one-token step whose decode class takes this product's K in slices (gemm.h:
+ * gemm_prepare_residual) leaves fp32 partials instead, added to h with one rounding:
+ * at once (k_add_partials), or, with defer, by the norm that the caller runs next
+ * (norm_rows), which saves that launch; *pending then holds the slice count. */
 static int output_projection(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w,
-                             bf16 *h, int rows, int k, cudaStream_t s)
+                             bf16 *h, int rows, int k, cudaStream_t s, int defer, int *pending)
 {
     int H = p->dims.hidden;
-    if (p->d.world == 1) return linear(p, c, x, w, h, rows, H, k, 1, s);
+    *pending = 0;
+    if (p->d.world == 1) {
+        const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
+        if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
+        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s));
+        if (defer) {
+            *pending = ks;
+            return PB_OK;
+        }
+        return k_add_partials(h, gemm_partials(&p->gemm), ks, p->gemm.decode_rows, rows, H, s,
+                              p->d.programmatic_launch);
+    }
     bf16 *partial = p->tp_partial + (h - p->hidden);
     return linear(p, c, x, w, partial, rows, H, k, 0, s);
 }
 
-int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+/* normed = rmsnorm(h) * w, after adding the K slices of a product that left them
+ * pending (output_projection) to h: the bits of k_add_partials then k_rmsnorm. */
+static int norm_rows(struct llama_part *p, bf16 *h, int pending, const bf16 *w, int rows, cudaStream_t s)
+{
+    const int H = p->dims.hidden, pdl = p->d.programmatic_launch;
+    const float eps = (float)p->m.rms_eps;
+    if (pending)
+        return k_add_rmsnorm(h, gemm_partials(&p->gemm), pending, p->gemm.decode_rows, w, p->normed, rows, H, eps, s,
+                             pdl);
+    return k_rmsnorm(h, 1, 0, w, p->normed, rows, H, eps, s, pdl);
+}
+
+/* The attention half of a layer. pending: the K slices (0: none) of the previous
+ * product, still to be added to h by this half's norm; defer: leave o's slices
+ * pending for the caller (*pending_out), which then runs the MLP half next. */
+static int attention_half(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s, int pending,
+                          int defer, int *pending_out)
 {
     int local;
     struct layer_w w;
@@ -155,9 +186,10 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {
+        if (pending) return pb_fail("llama: a folded norm cannot add pending K slices");
         PB_TRY(gemm_rows_norm(h, w.attn_norm, eps, w.wqkv, p->qkv, rows, x->qkv_n, H, s, pdl));
     } else {
-        PB_TRY(k_rmsnorm(h, 1, 0, w.attn_norm, p->normed, rows, H, eps, s, pdl));
+        PB_TRY(norm_rows(p, h, pending, w.attn_norm, rows, s));
         PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
     }
     size_t cache_off = (size_t)local * p->al.cache_layer_elems;
@@ -181,10 +213,12 @@ int llama_attention(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(k_rope_qkv(&ra, s));
         PB_TRY(attn_prefill(&aa, s));
     }
-    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s);
+    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s, defer, pending_out);
 }
 
-int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+/* The MLP half; pending and defer as attention_half's. */
+static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s, int pending,
+                    int defer, int *pending_out)
 {
     int local;
     struct layer_w w;
@@ -195,26 +229,43 @@ int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaS
     float eps = (float)p->m.rms_eps;
     int pdl = p->d.programmatic_launch;
     if (fold_norm(p, c, rows, H)) {  /* norm, gate, up and SwiGLU in one GEMV, the same bits */
+        if (pending) return pb_fail("llama: a folded norm cannot add pending K slices");
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
-        PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
+        PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
     } else {
-        PB_TRY(k_rmsnorm(h, 1, 0, w.mlp_norm, p->normed, rows, H, eps, s, pdl));
+        PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
         PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
     }
-    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s);
+    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, defer, pending_out);
 }
 
+int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+{
+    int pending;
+    return attention_half(p, layer, c, s, 0, 0, &pending);
+}
+
+int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
+{
+    int pending;
+    return mlp_half(p, layer, c, s, 0, 0, &pending);
+}
+
+/* The layers one after another on the part: a product's K slices left pending are
+ * added by the next half's norm, and the last layer's at once, so h is whole when
+ * this returns (the same bits as llama_attention then llama_mlp). */
 int llama_layers(struct llama_part *p, int layer, int count, const struct llama_call *c, cudaStream_t s)
 {
     if (p->d.world > 1)
         return pb_fail("llama_layers: a tensor-parallel part (world %d) needs llama_attention and llama_mlp with an "
                        "all-reduce after each", p->d.world);
+    int pending = 0;
     for (int l = layer; l < layer + count; l++) {
-        PB_TRY(llama_attention(p, l, c, s));
-        PB_TRY(llama_mlp(p, l, c, s));
+        PB_TRY(attention_half(p, l, c, s, pending, 1, &pending));
+        PB_TRY(mlp_half(p, l, c, s, pending, l < layer + count - 1, &pending));
     }
     return PB_OK;
 }

@@ -250,10 +250,12 @@ int part_gemm_setup(struct llama_part *p, int max_rows, int decode_rows)
     p->gemm_ready = 1;
     if (decode_rows > 1) PB_TRY(gemm_set_decode_rows(&p->gemm, decode_rows));
     if (d->n_layers) {
+        /* o and down add into the residual; a tensor-parallel rank's go to the all-reduce whole */
+        int (*residual)(struct gemm_ctx *, int, int) = d->world == 1 ? gemm_prepare_residual : gemm_prepare;
         PB_TRY(gemm_prepare(&p->gemm, x->qkv_n, x->hidden));
-        PB_TRY(gemm_prepare(&p->gemm, x->hidden, x->q_dim));
+        PB_TRY(residual(&p->gemm, x->hidden, x->q_dim));
         PB_TRY(gemm_prepare(&p->gemm, 2 * x->inter_l, x->hidden));
-        PB_TRY(gemm_prepare(&p->gemm, x->hidden, x->inter_l));
+        PB_TRY(residual(&p->gemm, x->hidden, x->inter_l));
     }
     if (d->has_head) PB_TRY(gemm_prepare(&p->gemm, x->vocab_l, x->hidden));
     return PB_OK;

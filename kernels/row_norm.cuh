@@ -48,17 +48,29 @@ static __device__ __forceinline__ float block_sum(float v, float *shared)
     return total;
 }
 
+/* ss plus the squares of eight values, in order: a thread's share of a row's sum of
+ * squares, its chunks taken in ascending order. */
+static __device__ __forceinline__ float norm_ss8(uint4 v, float ss)
+{
+    float f[8];
+    norm_unpack8(v, f);
+#pragma unroll
+    for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
+    return ss;
+}
+
+/* 1 / rms from the threads' shares of the sum of squares. */
+static __device__ __forceinline__ float norm_inv_rms(float ss, int hidden, float eps, float *shared)
+{
+    return rsqrtf(block_sum(ss, shared) / hidden + eps);
+}
+
 /* 1 / rms of one row of `hidden` bf16 values (8 per uint4), over the block. */
 static __device__ __forceinline__ float row_inv_rms(const uint4 *xr, int hidden, float eps, float *shared)
 {
     float ss = 0.0f;
-    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
-        float f[8];
-        norm_unpack8(xr[i], f);
-#pragma unroll
-        for (int j = 0; j < 8; j++) ss = fmaf(f[j], f[j], ss);
-    }
-    return rsqrtf(block_sum(ss, shared) / hidden + eps);
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) ss = norm_ss8(xr[i], ss);
+    return norm_inv_rms(ss, hidden, eps, shared);
 }
 
 /* Eight normed values as transformers rounds them: bf16(bf16(x * inv) * w). */

@@ -524,15 +524,74 @@ static void lt_search(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh
     cublasLtMatmulDescDestroy(desc);
 }
 
+/* K split over a strided batch instead of a reduction inside cuBLASLt: batch i
+ * multiplies X's and W's K slice i (a sub-matrix: same leading dimension, batch
+ * stride K / ks) into its own fp32 partial [m, n], so a tile that gives N = 4096
+ * only 64 blocks gives 64 ks. The partials would then be added (in split order, with
+ * the residual) by the kernel that follows, the norm. Times the heuristic's
+ * candidates for each ks at m rows, the weights' own bytes over 32 layers. */
+static void lt_kbatch(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh, const bf16 *x, float *part, int m,
+                      double copy_gbs)
+{
+    cublasLtMatmulDesc_t desc = lt_desc();
+    cublasLtMatmulPreference_t pref = lt_pref(wsb);
+    const int n = (int)sh.wrows();
+    const double bytes = (double)sh.elems() * 2 * sh.layers;
+    const int kss[6] = {1, 2, 3, 4, 6, 8};
+    for (int ks : kss) {
+        if (sh.k % ks || (sh.k / ks) % 8) continue;
+        const int kk = sh.k / ks;
+        const int32_t batch = ks;
+        const int64_t sa = kk, sb = kk, sc = (int64_t)n * m;
+        cublasLtMatrixLayout_t a, b, c;
+        LT(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, kk, n, sh.k));
+        LT(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, kk, m, sh.k));
+        LT(cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, n, m, n));
+        for (cublasLtMatrixLayout_t l : {a, b, c})
+            LT(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
+        LT(cublasLtMatrixLayoutSetAttribute(a, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa));
+        LT(cublasLtMatrixLayoutSetAttribute(b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb));
+        LT(cublasLtMatrixLayoutSetAttribute(c, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc));
+        cublasLtMatmulHeuristicResult_t res[16];
+        int found = 0;
+        cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, c, c, pref, 16, res, &found);
+        double best = 1e30;
+        int32_t best_tile = -1;
+        float alpha = 1, beta = 0;
+        for (int i = 0; st == CUBLAS_STATUS_SUCCESS && i < found; i++) {
+            int32_t splitk = 1, tile = -1;
+            size_t wr = 0;
+            cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &wr);
+            cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
+            if (splitk > 1 || res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+            double ms = median_ms([&] {
+                for (int l = 0; l < sh.layers; l++)
+                    LT(cublasLtMatmul(lt, desc, &alpha, sh.w + (size_t)l * sh.elems(), a, x, b, &beta, part, c, part, c,
+                                      &res[i].algo, ws, wsb, 0));
+            }, 1, 5);
+            if (ms < best) best = ms, best_tile = tile;
+        }
+        if (best < 1e30)
+            printf("lt-kbatch %-7s %3d rows, K in %d slices of %d (fp32 partials): tile %d %.3f ms = %.1f%% of copy "
+                   "(%d candidates)\n", sh.name, m, ks, kk, best_tile, best, 100 * bytes / (best * 1e6) / copy_gbs,
+                   found);
+        else
+            printf("lt-kbatch %-7s %3d rows, K in %d slices: no algorithm (status %d)\n", sh.name, m, ks, (int)st);
+        cublasLtMatrixLayoutDestroy(a), cublasLtMatrixLayoutDestroy(b), cublasLtMatrixLayoutDestroy(c);
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatmulDescDestroy(desc);
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
     const char *mode = argc > 2 ? argv[2] : "";
-    const char *modes[] = {"", "decode", "lt-decode", "lt-splitk", "lt-search"};
+    const char *modes[] = {"", "decode", "lt-decode", "lt-splitk", "lt-search", "lt-kbatch"};
     bool known = false;
     for (const char *md : modes) known = known || !strcmp(mode, md);
     if (argc > 3 || !known) {
-        fprintf(stderr, "usage: bench_decode_gemm [config.json [decode | lt-decode | lt-splitk | lt-search]]\n");
+        fprintf(stderr, "usage: bench_decode_gemm [config.json [decode | lt-decode | lt-splitk | lt-search | lt-kbatch]]\n");
         return 2;
     }
     struct model_spec m;
@@ -571,6 +630,19 @@ int main(int argc, char **argv)
     CU(cudaMalloc((void **)&y64, (size_t)128 * m.vocab * 2));
     fill_kernel<<<4096, 256>>>(x, (size_t)max_rows * kmax, 5, 1.0f);
     CU(cudaDeviceSynchronize());
+    if (!strcmp(mode, "lt-kbatch")) {  /* K split over a strided batch, fp32 partials */
+        cublasLtHandle_t lt;
+        LT(cublasLtCreate(&lt));
+        void *ws;
+        size_t wsb = 32u << 20;
+        CU(cudaMalloc(&ws, wsb));
+        float *part;
+        CU(cudaMalloc((void **)&part, (size_t)8 * 64 * m.vocab * sizeof(float)));
+        const int rows_list[3] = {16, 32, 64};
+        for (int r = 0; r < 3; r++)
+            for (int i = 0; i < 5; i++) lt_kbatch(lt, ws, wsb, sh[i], x, part, rows_list[r], copy_gbs);
+        return 0;
+    }
     if (!strcmp(mode, "lt-decode") || !strcmp(mode, "lt-splitk") || !strcmp(mode, "lt-search")) {  /* cuBLASLt only */
         cublasLtHandle_t lt;
         LT(cublasLtCreate(&lt));

@@ -62,6 +62,7 @@ struct decode_setup {
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
     int stream_warps; /* gemm_stream's warps a block (0: its default, by rows) */
+    int no_kslices;   /* DECODE_LT: o and down never in K slices (gemm_set_kslices(0)) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, wider and at
@@ -229,7 +230,9 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     gemv_wave_set(wave_cfgs[ds.wave]);
     if (path == DECODE_LT) {  /* the decode class timed at this batch, as a part of max_batch = batch has it */
+        gemm_set_kslices(!ds.no_kslices);
         TRY(part_gemm_setup(p, p->d.max_rows, batch));
+        gemm_set_kslices(1);
         for (int i = 0; i < p->gemm.n_shapes; i++) {
             const struct gemm_shape *g = &p->gemm.shapes[i];
             if (g->cls != GEMM_CLASS_DECODE) continue;
@@ -238,6 +241,8 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
             cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
             cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
             if (g->skinny) printf("    decode class at %d rows, N=%5d K=%5d: gemm_skinny\n", batch, g->n, g->k);
+            else if (g->ksplit) printf("    decode class at %d rows, N=%5d K=%5d: K in %d slices\n", batch, g->n, g->k,
+                                       g->ksplit);
             else printf("    decode class at %d rows, N=%5d K=%5d: cuBLASLt tile %d stages %d\n", batch, g->n, g->k,
                         tile, stages);
         }
@@ -281,9 +286,9 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     double mean_ctx = prompt + 1 + steps / 2.0;
     double kv_bytes = (double)batch * m->layers * 2 * mean_ctx * x->hkv * x->hd * 2;
     double floor_ms = (weight_bytes + kv_bytes) / (copy_gbs * 1e6);
-    printf("decode batch %2d %s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
+    printf("decode batch %2d %s%s%s%s%s%s%s%s%s, attention %s (context %d..%d): %.3f ms/step, %.0f tokens/s | floor "
            "%.3f ms/step (%.2f GB of weights + %.2f GB of KV cache at the copy rate) = %.0f tokens/s | ratio %.2f\n",
-           batch, path_name(path),
+           batch, path_name(path), path == DECODE_LT && ds.no_kslices ? " (no K slices)" : "",
            ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
            ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
            fold ? " (norms folded)" : "",
@@ -429,8 +434,13 @@ int main(int argc, char **argv)
         CU(cudaFree(w));
         CU(cudaFree(y));
     }
-    if (lt_steps_only) {  /* the batched steps on the decode class */
-        for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
+    if (lt_steps_only) {  /* the batched steps on the decode class, with and without K slices */
+        for (int b = 16; b <= 64; b *= 2)
+            for (int ns = 0; ns < 2; ns++) {
+                struct decode_setup c = {b, DECODE_LT};
+                c.no_kslices = ns;
+                decode_figure(p, c, 128, 128, copy_gbs, s);
+            }
         llama_part_destroy(p);
         return 0;
     }
@@ -558,6 +568,11 @@ int main(int argc, char **argv)
         {32, DECODE_LT, 0, 0, 0, 0},     {32, DECODE_STREAM, 0, 0, 0, 0}, {64, DECODE_LT, 0, 0, 0, 0},
         {16, DECODE_STREAM, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0}};
     for (const struct decode_setup &c : cases) decode_figure(p, c, 128, 128, copy_gbs, s);
+    for (int b = 16; b <= 64; b *= 2) {  /* the decode class with o and down whole (the tree before) */
+        struct decode_setup c = {b, DECODE_LT};
+        c.no_kslices = 1;
+        decode_figure(p, c, 128, 128, copy_gbs, s);
+    }
     for (int i = 1; i < n_wave; i++) {
         struct decode_setup c = {1, DECODE_GEMV, 0, 0, 0, 0, 0, i};
         decode_figure(p, c, 128, 128, copy_gbs, s);

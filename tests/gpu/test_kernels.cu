@@ -135,6 +135,77 @@ TEST(test_gemm_decode_class_matches_cpu_and_not_row_count)
     cudaFree(ws);
 }
 
+/* A residual product's decode class with K in 2 and 4 slices (gemm_force_ksplit):
+ * the slices' partials add up to the CPU's product; a row's partials are the same
+ * in a call of 16 rows, of 11 and of 1; k_add_partials adds the slices in order to
+ * h in fp32 with one rounding (the host's arithmetic, bit for bit); k_add_rmsnorm
+ * gives the bits of k_add_partials then k_rmsnorm. Slices that do not divide K, or
+ * a shape prepared without residual, are refused. */
+TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
+{
+    const int N = 512, K = 1024, M = 16;
+    void *ws;
+    cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
+    struct gemm_ctx g;
+    CHECK(gemm_init(&g, ws, 128) == 0 && gemm_set_decode_rows(&g, M) == 0);
+    CHECK(gemm_prepare_residual(&g, N, K) == 0 && gemm_prepare(&g, 256, K) == 0);
+    CHECK(gemm_ksplit(&g, N, K) == 0);  /* too small to be timed: not split */
+    CHECK(gemm_force_ksplit(&g, N, K, 3) != 0 && gemm_force_ksplit(&g, 256, K, 2) != 0);
+    CHECK(gemm_lt_partials(&g, NULL, NULL, 1, 256, K, 0) != 0);
+    float *hx, *hw, *hh, *hn;
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 51, &hx), *w = dev_random((size_t)N * K, 0.1f, 52, &hw);
+    bf16 *h0 = dev_random((size_t)M * N, 1.0f, 53, &hh), *nw = dev_random(N, 1.0f, 54, &hn);
+    bf16 *h, *h2, *y, *y2;
+    cudaMalloc((void **)&h, (size_t)M * N * 2), cudaMalloc((void **)&h2, (size_t)M * N * 2);
+    cudaMalloc((void **)&y, (size_t)M * N * 2), cudaMalloc((void **)&y2, (size_t)M * N * 2);
+    float *ref = (float *)malloc((size_t)M * N * 4);
+    ref_matmul(hx, hw, ref, M, N, K);
+    for (int ks = 2; ks <= 4; ks += 2) {
+        CHECK(gemm_force_ksplit(&g, N, K, ks) == 0 && gemm_ksplit(&g, N, K) == ks);
+        const size_t mn = (size_t)M * N, all = (size_t)ks * mn;
+        float *full = (float *)malloc(all * 4), *part = (float *)malloc(all * 4), *sum = (float *)malloc(mn * 4);
+        CHECK(gemm_lt_partials(&g, x, w, M, N, K, 0) == 0);
+        CUDA_OK(cudaMemcpy(full, gemm_partials(&g), all * 4, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < mn; i++) {
+            sum[i] = 0.0f;
+            for (int sl = 0; sl < ks; sl++) sum[i] += full[sl * mn + i];
+        }
+        CHECK_REL(sum, ref, mn, REL_TOL_KERNEL);
+        const int from[2] = {5, 7}, rows[2] = {11, 1};
+        for (int c = 0; c < 2; c++) {  /* a row's partials alike in a call of fewer rows */
+            CHECK(gemm_lt_partials(&g, x + (size_t)from[c] * K, w, rows[c], N, K, 0) == 0);
+            CUDA_OK(cudaMemcpy(part, gemm_partials(&g), all * 4, cudaMemcpyDeviceToHost));
+            for (int sl = 0; sl < ks; sl++)
+                CHECK(!memcmp(part + sl * mn, full + sl * mn + (size_t)from[c] * N, (size_t)rows[c] * N * 4));
+        }
+        /* the adds: in order, in fp32, one rounding */
+        CHECK(gemm_lt_partials(&g, x, w, M, N, K, 0) == 0);
+        cudaMemcpy(h, h0, mn * 2, cudaMemcpyDeviceToDevice);
+        cudaMemcpy(h2, h0, mn * 2, cudaMemcpyDeviceToDevice);
+        CHECK(k_add_partials(h, gemm_partials(&g), ks, M, M, N, 0) == 0);
+        CHECK(k_add_rmsnorm(h2, gemm_partials(&g), ks, M, nw, y2, M, N, 1e-5f, 0) == 0);
+        CHECK(k_rmsnorm(h, 1, 0, nw, y, M, N, 1e-5f, 0) == 0);
+        uint16_t *got = (uint16_t *)malloc(mn * 2);
+        CUDA_OK(cudaMemcpy(got, h, mn * 2, cudaMemcpyDeviceToHost));
+        int exact = 1;
+        for (size_t i = 0; i < mn; i++) {
+            float acc = full[i];
+            for (int sl = 1; sl < ks; sl++) acc += full[sl * mn + i];
+            exact &= got[i] == ref_bf16_bits(acc + hh[i]);
+        }
+        CHECK(exact);
+        CHECK(bits_equal(h, h2, mn) && bits_equal(y, y2, mn));
+        free(full), free(part), free(sum), free(got);
+    }
+    CHECK(gemm_force_ksplit(&g, N, K, 0) == 0 && gemm_ksplit(&g, N, K) == 0);
+    CHECK(k_add_rmsnorm(h, gemm_partials(&g), 2, M, NULL, y, M, N, 1e-5f, 0) != 0);
+    CHECK(k_add_partials(h, gemm_partials(&g), 2, 4, M, N, 0) != 0);  /* more rows than a slice holds */
+    gemm_destroy(&g);
+    cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(h0), cudaFree(nw), cudaFree(h), cudaFree(h2), cudaFree(y),
+        cudaFree(y2);
+    free(hx), free(hw), free(hh), free(hn), free(ref);
+}
+
 /* Launch-bound short-prompt GEMMs (a tiny test model's) take the heuristic's first
  * choice untimed; Llama-2-7B's at 128 rows are timed. */
 TEST(test_launch_bound_short_prompt_gemms_are_not_timed)

@@ -3,6 +3,7 @@
  * parallelism emulated on one GPU, cpu offload, and the byte count. */
 #include "model_test_util.h"
 #include "../../kernels/allreduce.h"
+#include "../../kernels/llama_internal.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -191,6 +192,47 @@ TEST(test_microbatches_of_a_16_sequence_part_are_bit_identical)
     CHECK(bits_equal(llama_part_logits(w), llama_part_logits(mb), (size_t)batch * V));
     llama_part_destroy(w);
     llama_part_destroy(mb);
+}
+
+/* A one-token step whose o and down take K in 2 slices (gemm_force_ksplit on tiny
+ * parts sized for 4 sequences): llama_layers, where the next half's norm adds the
+ * slices, gives the bits of llama_attention then llama_mlp, which add them at once;
+ * microbatches of 1 and 3 give the whole batch's bits; the logits are within bf16
+ * tolerance of an unsplit part's, and not its bits (the slices ran). */
+TEST(test_decode_k_slices_fold_into_the_norms_bit_for_bit)
+{
+    struct model_spec m = tiny_spec();
+    const int batch = 4, seq = 13, V = m.vocab, H = m.hidden;
+    struct llama_part_desc d = whole_model(&m, batch, 32);
+    struct llama_part *a = make_part(&m, &d, 23), *b = make_part(&m, &d, 23), *mb = make_part(&m, &d, 23),
+                      *plain = make_part(&m, &d, 23);
+    CHECK(a && b && mb && plain);
+    if (!a || !b || !mb || !plain) return;
+    for (struct llama_part *p : {a, b, mb}) {
+        CHECK(gemm_force_ksplit(&p->gemm, H, p->dims.q_dim, 2) == 0);
+        CHECK(gemm_force_ksplit(&p->gemm, H, p->dims.inter_l, 2) == 0);
+    }
+    int tok[batch * seq], step[batch];
+    random_tokens(tok, batch * seq, V, 21);
+    random_tokens(step, batch, V, 22);
+    for (struct llama_part *p : {a, b, mb, plain}) CHECK(forward(p, &m, tok, 0, batch, seq, 0, 0) == 0);
+    CHECK(forward(a, &m, step, 0, batch, 1, seq, 0) == 0);
+    CHECK(forward(plain, &m, step, 0, batch, 1, seq, 0) == 0);
+    struct llama_call c = {0, batch, 1, seq, NULL, 0};
+    cudaMemcpy(llama_part_tokens(b), step, sizeof step, cudaMemcpyHostToDevice);
+    CHECK(llama_embed(b, &c, 0) == 0);
+    for (int l = 0; l < m.layers; l++) CHECK(llama_attention(b, l, &c, 0) == 0 && llama_mlp(b, l, &c, 0) == 0);
+    CHECK(llama_head(b, &c, 0) == 0);
+    CHECK(forward(mb, &m, step, 0, 1, 1, seq, 0) == 0);
+    CHECK(forward(mb, &m, step + 1, 1, 3, 1, seq, 0) == 0);
+    CHECK(bits_equal(llama_part_hidden(a), llama_part_hidden(b), (size_t)batch * H));
+    CHECK(bits_equal(llama_part_logits(a), llama_part_logits(b), (size_t)batch * V));
+    CHECK(bits_equal(llama_part_logits(a), llama_part_logits(mb), (size_t)batch * V));
+    float *got = download(llama_part_logits(a), (size_t)batch * V), *want = download(llama_part_logits(plain), (size_t)batch * V);
+    CHECK_REL(got, want, (size_t)batch * V, REL_TOL_KERNEL);
+    CHECK(!bits_equal(llama_part_logits(a), llama_part_logits(plain), (size_t)batch * V));
+    free(got), free(want);
+    for (struct llama_part *p : {a, b, mb, plain}) llama_part_destroy(p);
 }
 
 TEST(test_layers_equal_attention_then_mlp)
