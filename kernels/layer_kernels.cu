@@ -52,6 +52,24 @@ __device__ __forceinline__ void norm_store_held(const uint4 xv[NORM_HELD], const
     for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
 }
 
+/* A thread's share of a row's sum of squares over its chunks get(i), i = thread,
+ * thread + blockDim, ... in order; the first NORM_HELD are kept in xv. */
+template <class Get>
+__device__ __forceinline__ float norm_row_ss(Get get, int n8, uint4 xv[NORM_HELD])
+{
+    float ss = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NORM_HELD; c++) {
+        const int i = threadIdx.x + c * blockDim.x;
+        if (i < n8) {
+            xv[c] = get(i);
+            ss = norm_ss8(xv[c], ss);
+        }
+    }
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) ss = norm_ss8(get(i), ss);
+    return ss;
+}
+
 __global__ void __launch_bounds__(NORM_THREADS)
 rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int hidden, float eps)
 {
@@ -64,16 +82,7 @@ rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y
     norm_weights_held(wr, n8, wv);
     pdl_wait();  /* before the row is read: see pdl.h */
     pdl_trigger();
-    float ss = 0.0f;
-#pragma unroll
-    for (int c = 0; c < NORM_HELD; c++) {
-        const int i = threadIdx.x + c * blockDim.x;
-        if (i < n8) xv[c] = xr[i];
-    }
-#pragma unroll
-    for (int c = 0; c < NORM_HELD; c++)
-        if (threadIdx.x + c * blockDim.x < n8) ss = norm_ss8(xv[c], ss);
-    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) ss = norm_ss8(xr[i], ss);
+    const float ss = norm_row_ss([&](int i) { return xr[i]; }, n8, xv);
     norm_store_held(xv, wv, xr, wr, yr, n8, norm_inv_rms(ss, hidden, eps, red));
 }
 
@@ -122,21 +131,11 @@ add_partials_kernel(bf16 *h, const float *part, int ks, int slice_rows, const bf
     if (w) norm_weights_held(wr, n8, wv);
     pdl_wait();  /* before the row is read: see pdl.h */
     pdl_trigger();
-    float ss = 0.0f;
-#pragma unroll
-    for (int c = 0; c < NORM_HELD; c++) {
-        const int i = threadIdx.x + c * blockDim.x;
-        if (i < n8) {
-            xv[c] = add_slices8(hr, pr, ks, slice_stride, i);
-            ((uint4 *)hr)[i] = xv[c];
-            ss = norm_ss8(xv[c], ss);
-        }
-    }
-    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) {
+    const float ss = norm_row_ss([&](int i) {
         const uint4 v = add_slices8(hr, pr, ks, slice_stride, i);
         ((uint4 *)hr)[i] = v;
-        ss = norm_ss8(v, ss);
-    }
+        return v;
+    }, n8, xv);
     if (!w) return;
     norm_store_held(xv, wv, (const uint4 *)hr, wr, (uint4 *)(y + (size_t)r * hidden), n8,
                     norm_inv_rms(ss, hidden, eps, red));
