@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include "test.h"
 
 static void write_trace(const char *dir, const char *events)
@@ -26,13 +25,8 @@ static void write_trace(const char *dir, const char *events)
 static int run_script(const char *dir, char *out, size_t cap)
 {
     char cmd[640];
-    snprintf(cmd, sizeof cmd, "python3 scripts/step_kernels.py %s 2>&1", dir);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    snprintf(cmd, sizeof cmd, "python3 scripts/step_kernels.py %s", dir);
+    return run_capture(cmd, out, cap);
 }
 
 /* launches, busy and end-to-end us of the row for `name`; 0 if absent */
