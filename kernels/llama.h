@@ -41,8 +41,10 @@ struct llama_part_desc {
  *    cuBLASLt's decode class (one algorithm per shape, timed at max_batch rows and
  *    shared by the process's parts of that max_batch, as the short prompts' are),
  *    whatever rows a call has, so a 1-row microbatch of a 16-sequence pipeline
- *    takes the algorithms the single run does. The paths give different bits, so
- *    parts of one run must share max_batch;
+ *    takes the algorithms the single run does. A whole part's (world 1) o and down
+ *    may take K in slices whose partials the next norm adds (gemm.h:
+ *    gemm_prepare_residual), a choice of the same timing. The paths give different
+ *    bits, so parts of one run must share max_batch;
  *  - prefill of prompts up to 256 tokens: one cuBLASLt algorithm per shape, timed
  *    at the part's max_rows (capped at 512) and shared by every part of the process
  *    with that max_rows. Separate processes (MPI ranks) time separately: a near tie
