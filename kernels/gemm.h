@@ -69,7 +69,7 @@ int gemm_init(struct gemm_ctx *g, void *workspace, int max_rows);
  * the tuning margin. */
 int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
 /* A product added to a residual (o, down): as gemm_prepare, and its decode class may
- * also take K in slices (GEMM_KSPLITS: 2 or 4) as one strided-batch call of fp32
+ * also take K in 2 or 4 slices as one strided-batch call of fp32
  * partials, which the caller adds to the residual in slice order
  * (k_add_partials, k_add_rmsnorm). At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
  * best tile gives 64 blocks for 132 SMs (H200); slices of K multiply the blocks
@@ -83,7 +83,7 @@ int gemm_prepare_residual(struct gemm_ctx *g, int n, int k);
  * for the whole process: the benchmark compares. */
 void gemm_set_kslices(int on);
 /* The decode class's K slices of (N, K): 0 when not split (or not prepared). */
-int gemm_ksplit(const struct gemm_ctx *g, int n, int k);
+int gemm_ksplit(struct gemm_ctx *g, int n, int k);
 /* Force the slices of a prepared residual shape's decode class (ks 2 or 4, or 0 for
  * none), with the heuristic's first algorithm: for tests. */
 int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks);

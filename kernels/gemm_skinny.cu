@@ -1,7 +1,7 @@
 /* Decode linear layers on the tensor cores: Y[M, N] = X[M, K] W[N, K]^T for a few
  * rows (one-token steps), the weights streamed once for all rows; see gemm.h.
  *
- * Why tensor cores for a memory-bound product: the GEMV (gemm.cu) does each
+ * Why tensor cores for a memory-bound product: the GEMV (gemm_rows.cu) does each
  * multiply-add on the CUDA cores, and at 16 rows that arithmetic (16 FMAs per
  * weight, plus unpacking) costs more than streaming the weight; mma.sync does it
  * for free, so the kernel stays at the weight-bytes rate up to 64 rows.

@@ -1,5 +1,5 @@
 /* RMSNorm arithmetic shared by k_rmsnorm and the GEMV that folds the norm into its
- * prologue (gemm.cu). Both include this one definition so the sum of squares runs
+ * prologue (gemm_rows.cu). Both include this one definition so the sum of squares runs
  * in the same order and rounds the same way: the folded GEMV then sees exactly the
  * bf16 values k_rmsnorm would have written. Blocks of 256 threads. */
 #ifndef PB_ROW_NORM_CUH

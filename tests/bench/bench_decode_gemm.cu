@@ -126,7 +126,7 @@ static double check(const shape &sh, const std::vector<double> &ref, const bf16 
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-/* Y = X W^T as gemm.cu sets it up: W^T of the column-major K x N weights. */
+/* Y = X W^T as gemm_lt.cu sets it up: W^T of the column-major K x N weights. */
 static cublasLtMatmulDesc_t lt_desc()
 {
     cublasLtMatmulDesc_t desc;
@@ -137,7 +137,7 @@ static cublasLtMatmulDesc_t lt_desc()
     return desc;
 }
 
-/* The heuristic's preferences as gemm.cu asks: the workspace, no split-K reduction. */
+/* The heuristic's preferences as gemm_lt.cu asks: the workspace, no split-K reduction. */
 static cublasLtMatmulPreference_t lt_pref(size_t wsb)
 {
     cublasLtMatmulPreference_t pref;
@@ -149,7 +149,7 @@ static cublasLtMatmulPreference_t lt_pref(size_t wsb)
     return pref;
 }
 
-/* cuBLASLt candidates for one shape at m rows (split-K excluded, as gemm.cu does):
+/* cuBLASLt candidates for one shape at m rows (split-K excluded, as gemm_lt.cu does):
  * the heuristic's first and the fastest, timed over the layers' weights. */
 static void lt_candidates(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh, const bf16 *x, bf16 *y, int m,
                           double copy_gbs)
@@ -280,7 +280,7 @@ static void lt_decode(cublasLtHandle_t lt, void *ws, size_t wsb, const shape &sh
 }
 
 /* The heuristic's split-K-free candidates for the shape (weights layout a) at m, 64
- * and 128 rows, without repeats: what the decode class times (gemm.cu). */
+ * and 128 rows, without repeats: what the decode class times (gemm_lt.cu). */
 static std::vector<cublasLtMatmulAlgo_t> lt_offered(cublasLtHandle_t lt, cublasLtMatmulDesc_t desc,
                                                     cublasLtMatrixLayout_t a, cublasLtMatmulPreference_t pref,
                                                     const shape &sh, int m)
