@@ -137,18 +137,19 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
  * the residual twice, at the magnitude of |h| (issue 25).
  * A one-token step whose decode class takes this product's K in slices (gemm.h:
  * gemm_prepare_residual) leaves fp32 partials instead, added to h with one rounding:
- * at once (k_add_partials), or, with defer, by the norm that the caller runs next
- * (norm_rows), which saves that launch; *pending then holds the slice count. */
+ * at once (k_add_partials), or, given `pending`, by the norm that the caller runs
+ * next (norm_rows), which saves that launch: *pending then holds the slice count
+ * (0 when the product was added whole). */
 static int output_projection(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w,
-                             bf16 *h, int rows, int k, cudaStream_t s, int defer, int *pending)
+                             bf16 *h, int rows, int k, cudaStream_t s, int *pending)
 {
     int H = p->dims.hidden;
-    *pending = 0;
+    if (pending) *pending = 0;
     if (p->d.world == 1) {
         const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
         if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
         PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s));
-        if (defer) {
+        if (pending) {
             *pending = ks;
             return PB_OK;
         }
@@ -172,10 +173,10 @@ static int norm_rows(struct llama_part *p, bf16 *h, int pending, const bf16 *w, 
 }
 
 /* The attention half of a layer. pending: the K slices (0: none) of the previous
- * product, still to be added to h by this half's norm; defer: leave o's slices
- * pending for the caller (*pending_out), which then runs the MLP half next. */
+ * product, still to be added to h by this half's norm; pending_out (NULL: add o at
+ * once): where o's slices are left for the caller, which runs the MLP half next. */
 static int attention_half(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s, int pending,
-                          int defer, int *pending_out)
+                          int *pending_out)
 {
     int local;
     struct layer_w w;
@@ -213,12 +214,12 @@ static int attention_half(struct llama_part *p, int layer, const struct llama_ca
         PB_TRY(k_rope_qkv(&ra, s));
         PB_TRY(attn_prefill(&aa, s));
     }
-    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s, defer, pending_out);
+    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s, pending_out);
 }
 
-/* The MLP half; pending and defer as attention_half's. */
+/* The MLP half; pending and pending_out as attention_half's. */
 static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s, int pending,
-                    int defer, int *pending_out)
+                    int *pending_out)
 {
     int local;
     struct layer_w w;
@@ -239,19 +240,17 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
         PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
     }
-    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, defer, pending_out);
+    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, pending_out);
 }
 
 int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
 {
-    int pending;
-    return attention_half(p, layer, c, s, 0, 0, &pending);
+    return attention_half(p, layer, c, s, 0, NULL);
 }
 
 int llama_mlp(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)
 {
-    int pending;
-    return mlp_half(p, layer, c, s, 0, 0, &pending);
+    return mlp_half(p, layer, c, s, 0, NULL);
 }
 
 /* The layers one after another on the part: a product's K slices left pending are
@@ -264,8 +263,8 @@ int llama_layers(struct llama_part *p, int layer, int count, const struct llama_
                        "all-reduce after each", p->d.world);
     int pending = 0;
     for (int l = layer; l < layer + count; l++) {
-        PB_TRY(attention_half(p, l, c, s, pending, 1, &pending));
-        PB_TRY(mlp_half(p, l, c, s, pending, l < layer + count - 1, &pending));
+        PB_TRY(attention_half(p, l, c, s, pending, &pending));
+        PB_TRY(mlp_half(p, l, c, s, pending, l < layer + count - 1 ? &pending : NULL));
     }
     return PB_OK;
 }
