@@ -144,7 +144,8 @@ bench-allreduce: $(BUILD)/bench_allreduce
 	$(BUILD)/bench_allreduce
 
 # Every version of the decode linear layers, checked and timed side by side.
-$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
+$(BUILD)/bench_decode_gemm: $(BUILD)/tests/bench/bench_decode_gemm.o $(BUILD)/tests/bench/decode_gemm_lt.o \
+                            $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 # --- MPI build (docs/MPI.md): `make MPI=1` adds $(BUILD)/bench-mpi, one rank per

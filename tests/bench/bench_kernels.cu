@@ -137,6 +137,20 @@ static const char *attn_setting_name(int keys, int warps)
     return b;
 }
 
+/* The decode attention's arguments for layer l of part p: batch sequences at position
+ * pos (on the device when pos_dev is set), the part's default setting. */
+static struct attn_args decode_attn_args(struct llama_part *p, int l, int batch, int pos, const int *pos_dev)
+{
+    const struct part_dims *x = &p->dims;
+    size_t off = (size_t)l * p->al.cache_layer_elems;
+    struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, pos_dev,
+                           x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+    aa.qkv = p->qkv;
+    aa.inv_freq = p->inv_freq;
+    aa.counters = p->counters;
+    return aa;
+}
+
 /* The decode attention alone over every layer of part p at one setting, batch
  * sequences at position pos (host position, as the key-a-lane kernel's figures in
  * docs/PERF.md were timed): 32 launches on the stream without programmatic launch,
@@ -152,12 +166,7 @@ static double attn_figure(struct llama_part *p, int batch, int pos, int keys, in
     CU(cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice));
     auto launch_all = [&](int pdl, cudaStream_t st, const int *pos_dev = NULL) {
         for (int l = 0; l < m->layers; l++) {
-            size_t off = (size_t)l * p->al.cache_layer_elems;
-            struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, pos_dev,
-                                   x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
-            aa.qkv = p->qkv;
-            aa.inv_freq = p->inv_freq;
-            aa.counters = p->counters;
+            struct attn_args aa = decode_attn_args(p, l, batch, pos, pos_dev);
             aa.keys_per_block = keys;
             aa.warps_per_block = warps;
             aa.pdl = pdl;
@@ -347,15 +356,9 @@ static void stream_profile_launches(struct llama_part *p, cudaStream_t s)
  * layers at batch 16, then at 64, context 256, plain stream launches. */
 static void attn_profile_launches(struct llama_part *p, cudaStream_t s)
 {
-    const struct part_dims *x = &p->dims;
     for (int batch = 16; batch <= 64; batch *= 4)
         for (int l = 0; l < 2; l++) {
-            size_t off = (size_t)l * p->al.cache_layer_elems;
-            struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, 255, NULL,
-                                   x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
-            aa.qkv = p->qkv;
-            aa.inv_freq = p->inv_freq;
-            aa.counters = p->counters;
+            struct attn_args aa = decode_attn_args(p, l, batch, 255, NULL);
             TRY(attn_decode(&aa, s));
         }
     CU(cudaStreamSynchronize(s));
