@@ -2,9 +2,9 @@
  * copy bandwidth and GEMM rate (the ceilings), prefill latency of a whole forward
  * (logits of every position) against the same GEMMs timed alone, and greedy
  * decode tokens/s with the step captured in a CUDA graph.
- * usage: bench_kernels [config.json [gemv-profile | stream-profile]]   (default
- * models/llama-2-7b.json; gemv-profile, stream-profile: only a few GEMV or stream
- * kernel launches, for ncu) */
+ * usage: bench_kernels [config.json [MODE]]   (default models/llama-2-7b.json;
+ * MODE gemv-profile, stream-profile, attn-profile: only a few launches, for ncu;
+ * lt-steps, gemv-steps: only the batched or the one-sequence decode steps) */
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +364,19 @@ static void attn_profile_launches(struct llama_part *p, cudaStream_t s)
     CU(cudaStreamSynchronize(s));
 }
 
+/* One sequence at a 4096-token context, where the KV cache is read every step
+ * too: the part of those figures. */
+#define LONG_PROMPT 4096
+static int long_context_part(const struct model_spec *m, struct llama_part_desc *d, struct llama_part **p)
+{
+    d->max_batch = 1;
+    d->max_context = LONG_PROMPT + 128 + 8;
+    d->max_rows = LONG_PROMPT;
+    TRY(llama_part_create(m, d, p));
+    TRY(llama_part_init_random(*p, 1));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -372,9 +385,14 @@ int main(int argc, char **argv)
     const int stream_profile_only = !strcmp(mode, "stream-profile");
     const int attn_profile_only = !strcmp(mode, "attn-profile");
     const int lt_steps_only = !strcmp(mode, "lt-steps");
-    if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only)) {
-        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | lt-steps]]\n"
-                        "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class)\n");
+    const int gemv_steps_only = !strcmp(mode, "gemv-steps");
+    if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only &&
+                     !gemv_steps_only)) {
+        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | lt-steps | "
+                        "gemv-steps]]\n"
+                        "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
+                        "   gemv-steps: only the one-sequence steps, norms launched and folded, at contexts 128 and "
+                        "4096)\n");
         return 2;
     }
     struct model_spec m;
@@ -436,6 +454,16 @@ int main(int argc, char **argv)
         CU(cudaFree(x));
         CU(cudaFree(w));
         CU(cudaFree(y));
+    }
+    if (gemv_steps_only) {  /* one sequence, norms launched and folded, alternated three times against drift */
+        for (int round = 0; round < 3; round++)
+            for (int fold = 0; fold < 2; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, 128, 128, copy_gbs, s);
+        llama_part_destroy(p);
+        TRY(long_context_part(&m, &d, &p));
+        for (int round = 0; round < 3; round++)
+            for (int fold = 0; fold < 2; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, LONG_PROMPT, 128, copy_gbs, s);
+        llama_part_destroy(p);
+        return 0;
     }
     if (lt_steps_only) {  /* the batched steps on the decode class, with and without K slices */
         for (int b = 16; b <= 64; b *= 2)
@@ -599,13 +627,8 @@ int main(int argc, char **argv)
     }
     llama_part_destroy(p);
 
-    /* one sequence at a 4096-token context: the KV cache is read every step too */
-    const int long_prompt = 4096;
-    d.max_batch = 1;
-    d.max_context = long_prompt + 128 + 8;
-    d.max_rows = long_prompt;
-    TRY(llama_part_create(&m, &d, &p));
-    TRY(llama_part_init_random(p, 1));
+    const int long_prompt = LONG_PROMPT;
+    TRY(long_context_part(&m, &d, &p));
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
