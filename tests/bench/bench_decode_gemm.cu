@@ -10,7 +10,7 @@
  * models/llama-2-7b.json; "decode": skip the prefill candidates; "lt-decode": only cuBLASLt's candidates at 16, 32
  * and 64 rows; "lt-splitk": those candidates with K split over blocks, at 16, 32, 64 and 128 rows; "lt-search": every
  * configuration cuBLASLt accepts at 16 and 64 rows, and for N = hidden at 32; "lt-kbatch": K in slices over a strided
- * batch at 16, 32 and 64 rows; the sweeps are decode_gemm_lt.cu) */
+ * batch at 16, 32 and 64 rows and at the short prompts' 128 and 256; the sweeps are decode_gemm_lt.cu) */
 #include <math.h>
 #include "bench_decode_gemm.h"
 #include "../../kernels/gemm.h"
@@ -134,9 +134,9 @@ int main(int argc, char **argv)
     CU(cudaMalloc(&ws, wsb));
     if (!strcmp(mode, "lt-kbatch")) {  /* K split over a strided batch, fp32 partials */
         float *part;
-        CU(cudaMalloc((void **)&part, (size_t)8 * 64 * m.vocab * sizeof(float)));
-        const int rows_list[3] = {16, 32, 64};
-        for (int r = 0; r < 3; r++)
+        CU(cudaMalloc((void **)&part, (size_t)8 * 256 * m.vocab * sizeof(float)));
+        const int rows_list[5] = {16, 32, 64, 128, 256};  /* 128, 256: short prompts' rows */
+        for (int r = 0; r < 5; r++)
             for (int i = 0; i < 5; i++) lt_kbatch(lt, ws, wsb, sh[i], x, part, rows_list[r], copy_gbs);
         return 0;
     }
