@@ -367,14 +367,15 @@ static void attn_profile_launches(struct llama_part *p, cudaStream_t s)
 /* One sequence at a 4096-token context, where the KV cache is read every step
  * too: the part of those figures. */
 #define LONG_PROMPT 4096
-static int long_context_part(const struct model_spec *m, struct llama_part_desc *d, struct llama_part **p)
+static struct llama_part *long_context_part(const struct model_spec *m, struct llama_part_desc *d)
 {
     d->max_batch = 1;
     d->max_context = LONG_PROMPT + 128 + 8;
     d->max_rows = LONG_PROMPT;
-    TRY(llama_part_create(m, d, p));
-    TRY(llama_part_init_random(*p, 1));
-    return 0;
+    struct llama_part *p;
+    TRY(llama_part_create(m, d, &p));
+    TRY(llama_part_init_random(p, 1));
+    return p;
 }
 
 int main(int argc, char **argv)
@@ -459,7 +460,7 @@ int main(int argc, char **argv)
         for (int round = 0; round < 3; round++)
             for (int fold = 0; fold < 2; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, 128, 128, copy_gbs, s);
         llama_part_destroy(p);
-        TRY(long_context_part(&m, &d, &p));
+        p = long_context_part(&m, &d);
         for (int round = 0; round < 3; round++)
             for (int fold = 0; fold < 2; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, LONG_PROMPT, 128, copy_gbs, s);
         llama_part_destroy(p);
@@ -627,15 +628,14 @@ int main(int argc, char **argv)
     }
     llama_part_destroy(p);
 
-    const int long_prompt = LONG_PROMPT;
-    TRY(long_context_part(&m, &d, &p));
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, long_prompt, 128, copy_gbs, s);
-    decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, long_prompt, 128, copy_gbs, s);
-    for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, long_prompt, 128, copy_gbs, s);
+    p = long_context_part(&m, &d);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, LONG_PROMPT, 128, copy_gbs, s);
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, LONG_PROMPT, 128, copy_gbs, s);
+    for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, LONG_PROMPT, 128, copy_gbs, s);
     {
         int best[2];
-        attn_sweep(p, 1, long_prompt + 128 - 1, copy_gbs, s, best);
-        if (best[0] || best[1]) decode_figure(p, {1, DECODE_GEMV, 0, 0, best[0], 0, best[1]}, long_prompt, 128, copy_gbs, s);
+        attn_sweep(p, 1, LONG_PROMPT + 128 - 1, copy_gbs, s, best);
+        if (best[0] || best[1]) decode_figure(p, {1, DECODE_GEMV, 0, 0, best[0], 0, best[1]}, LONG_PROMPT, 128, copy_gbs, s);
     }
     llama_part_destroy(p);
     return 0;
