@@ -50,6 +50,7 @@ struct gemm_ctx {
     cublasLtMatmulDesc_t desc;
     void *workspace;                 /* GEMM_WORKSPACE_BYTES of device memory */
     int tune_rows;                   /* M the short class is timed at: min(max_rows, GEMM_TUNE_ROWS_MAX) */
+    int long_prompts;                /* max_rows > GEMM_SHORT_SEQ: a call may be long, so its class is timed */
     int decode_rows;                 /* M the decode class is timed at (gemm_set_decode_rows); 0: no decode class */
     int n_shapes;
     struct gemm_shape shapes[GEMM_MAX_SHAPES];

@@ -6,8 +6,8 @@
 #ifndef PB_GEMM_CLASS_H
 #define PB_GEMM_CLASS_H
 
-/* Long prompts take the heuristic's first choice for M = 4096 whatever the call's
- * M, so every part picks the same algorithm. Prompts of at most GEMM_SHORT_SEQ
+/* Long prompts take the algorithm timed at M = 4096 whatever the call's M, so every
+ * part picks the same algorithm. Prompts of at most GEMM_SHORT_SEQ
  * tokens are bound by weight bytes, where the best tile depends on the rows: their
  * candidates are timed at the part's own row count (gemm_init's max_rows, at most
  * GEMM_TUNE_ROWS_MAX: beyond it tuning costs more and the ranking hardly moves). */
