@@ -81,6 +81,43 @@ TEST(test_gemm_rows_do_not_depend_on_row_count)
     cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
 }
 
+/* The long class, timed at 4096 rows in a context whose calls can be long: a row
+ * gets the same bits in a call of 4096 rows, of 1000 and 3096, and alone; two such
+ * contexts keep one algorithm (the process-wide table); it matches the CPU. A
+ * context of at most GEMM_SHORT_SEQ rows times nothing for it. */
+TEST(test_long_prompt_algorithm_is_timed_shared_and_row_independent)
+{
+    const int M = 4096, N = 1024, K = 1024, lo = 1000;
+    CHECK(gemm_short_is_timed(N, K, M));
+    void *ws;
+    cudaMalloc(&ws, GEMM_WORKSPACE_BYTES);
+    struct gemm_ctx g, other, small;
+    CHECK(gemm_init(&g, ws, M) == 0 && gemm_prepare(&g, N, K) == 0 && g.long_prompts);
+    CHECK(gemm_init(&other, ws, 300) == 0 && gemm_prepare(&other, N, K) == 0 && other.long_prompts);
+    CHECK(gemm_init(&small, ws, GEMM_SHORT_SEQ) == 0 && !small.long_prompts);
+    CHECK(g.shapes[0].cls == GEMM_CLASS_LONG && other.shapes[0].cls == GEMM_CLASS_LONG);
+    CHECK(!memcmp(&g.shapes[0].algo, &other.shapes[0].algo, sizeof g.shapes[0].algo));
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 25, NULL), *w = dev_random((size_t)N * K, 0.1f, 26, NULL);
+    bf16 *all, *part;
+    cudaMalloc((void **)&all, (size_t)M * N * 2);
+    cudaMalloc((void **)&part, (size_t)M * N * 2);
+    poison(part, (size_t)M * N);
+    CHECK(gemm_lt(&g, x, w, all, M, N, K, 0, GEMM_CLASS_LONG, 0) == 0);
+    CHECK(gemm_lt(&g, x, w, part, lo, N, K, 0, GEMM_CLASS_LONG, 0) == 0);
+    CHECK(gemm_lt(&g, x + (size_t)lo * K, w, part + (size_t)lo * N, M - lo, N, K, 0, GEMM_CLASS_LONG, 0) == 0);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(bits_equal(all, part, (size_t)M * N));
+    CHECK(gemm_lt(&other, x + (size_t)7 * K, w, part, 1, N, K, 0, GEMM_CLASS_LONG, 0) == 0);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(bits_equal(all + (size_t)7 * N, part, N));
+    struct linear_case c;
+    linear_case_setup(&c, 300, N, K, 1, 27);
+    int bad = gemm_lt(&g, c.x, c.w, c.y, 300, N, K, 1, GEMM_CLASS_LONG, 0) != 0;
+    CHECK(!linear_case_finish(&c, "gemm_lt long", bad));
+    gemm_destroy(&g), gemm_destroy(&other), gemm_destroy(&small);
+    cudaFree(ws), cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part);
+}
+
 /* The decode class (one-token steps of a part of 16 sequences): its algorithm is
  * timed at 16 rows from candidates for 16, 64 and 128 rows (and gemm_skinny),
  * matches the CPU, and gives a row the same bits in a call of 16 rows, of 5 and 11,
