@@ -64,6 +64,12 @@ __global__ void __launch_bounds__(FA_THREADS, 3) flash_prefill_kernel(struct att
 
     const int n_keys = a.pos + min(q0 + FA_BM, a.seq);  /* keys the last row of the tile sees */
     const int n_blocks = (n_keys + FA_BN - 1) / FA_BN;
+    /* The warp's first row's position. A key tile wholly past its last row's is
+     * masked out for every row of the warp, and the math on it would change no bit
+     * (every row saw key 0 in tile 0, so its max stays, its factor is 1 and its
+     * weights 0), so the warp skips it; a tile wholly at or before the first row's
+     * needs no mask. Same bits, 1% faster at 8x512 on an H200 (docs/PERF.md). */
+    const int wpos0 = a.pos + q0 + warp * 16, wpos1 = wpos0 + 15;
 
     load_tile<D>(qs, qg, q_stride, a.seq - q0);
     load_tile<D>(ks, kg, D, n_keys);
@@ -105,79 +111,81 @@ __global__ void __launch_bounds__(FA_THREADS, 3) flash_prefill_kernel(struct att
         __syncthreads();
         const bf16 *kt = ks + st * 64 * (D + 8);
         const bf16 *vt = vs + st * 64 * (D + 8);
-
-        float s[FA_BN / 8][4];
-#pragma unroll
-        for (int nt = 0; nt < FA_BN / 8; nt++) {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-            /* one ldmatrix.x4 gives the B fragments of two k-steps (four 32-bit
-             * shared loads before); the sum runs over kk in the same order */
-            const bf16 *kr = kt + (nt * 8 + (lane & 7)) * (D + 8) + (lane >> 3) * 8;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk += 2) {
-                uint32_t kb[4];
-                ldmatrix_x4(kb, kr + kk * 16);
-                mma_bf16(s[nt], qf[kk], kb[0], kb[1]);
-                mma_bf16(s[nt], qf[kk + 1], kb[2], kb[3]);
-            }
-        }
-        /* scale into log2 units and mask the future (and keys past the cache end) */
         const int key_base = j * FA_BN;
-        float mx0 = m0, mx1 = m1;
+        if (key_base <= wpos1) {  /* else this tile and the rest are masked for all my rows */
+            float s[FA_BN / 8][4];
 #pragma unroll
-        for (int nt = 0; nt < FA_BN / 8; nt++) {
+            for (int nt = 0; nt < FA_BN / 8; nt++) {
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+                /* one ldmatrix.x4 gives the B fragments of two k-steps (four 32-bit
+                 * shared loads before); the sum runs over kk in the same order */
+                const bf16 *kr = kt + (nt * 8 + (lane & 7)) * (D + 8) + (lane >> 3) * 8;
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int key = key_base + nt * 8 + t4 * 2 + e;
-                s[nt][e] = key <= qp0 ? score_log2(s[nt][e], scale) : -INFINITY;
-                s[nt][2 + e] = key <= qp1 ? score_log2(s[nt][2 + e], scale) : -INFINITY;
-                mx0 = fmaxf(mx0, s[nt][e]);
-                mx1 = fmaxf(mx1, s[nt][2 + e]);
+                for (int kk = 0; kk < D / 16; kk += 2) {
+                    uint32_t kb[4];
+                    ldmatrix_x4(kb, kr + kk * 16);
+                    mma_bf16(s[nt], qf[kk], kb[0], kb[1]);
+                    mma_bf16(s[nt], qf[kk + 1], kb[2], kb[3]);
+                }
             }
-        }
+            /* scale into log2 units and mask the future (and keys past the cache end) */
+            const bool masked = key_base + FA_BN - 1 > wpos0;
+            float mx0 = m0, mx1 = m1;
 #pragma unroll
-        for (int off = 1; off < 4; off <<= 1) {
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-        }
-        const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
-        const float al0 = exp2f(m0 - base0), al1 = exp2f(m1 - base1);
-        m0 = mx0;
-        m1 = mx1;
-        float ps0 = 0.0f, ps1 = 0.0f;
+            for (int nt = 0; nt < FA_BN / 8; nt++) {
 #pragma unroll
-        for (int nt = 0; nt < FA_BN / 8; nt++) {
-            s[nt][0] = exp2f(s[nt][0] - base0);
-            s[nt][1] = exp2f(s[nt][1] - base0);
-            s[nt][2] = exp2f(s[nt][2] - base1);
-            s[nt][3] = exp2f(s[nt][3] - base1);
-            ps0 += s[nt][0] + s[nt][1];
-            ps1 += s[nt][2] + s[nt][3];
-        }
-        l0 = l0 * al0 + ps0;
-        l1 = l1 * al1 + ps1;
+                for (int e = 0; e < 2; e++) {
+                    int key = key_base + nt * 8 + t4 * 2 + e;
+                    s[nt][e] = !masked || key <= qp0 ? score_log2(s[nt][e], scale) : -INFINITY;
+                    s[nt][2 + e] = !masked || key <= qp1 ? score_log2(s[nt][2 + e], scale) : -INFINITY;
+                    mx0 = fmaxf(mx0, s[nt][e]);
+                    mx1 = fmaxf(mx1, s[nt][2 + e]);
+                }
+            }
 #pragma unroll
-        for (int dt = 0; dt < D / 8; dt++) {
-            o[dt][0] *= al0;
-            o[dt][1] *= al0;
-            o[dt][2] *= al1;
-            o[dt][3] *= al1;
-        }
-        /* O += P V: the S accumulators are already in the A-operand layout */
+            for (int off = 1; off < 4; off <<= 1) {
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+            }
+            const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
+            const float al0 = exp2f(m0 - base0), al1 = exp2f(m1 - base1);
+            m0 = mx0;
+            m1 = mx1;
+            float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
-        for (int kt2 = 0; kt2 < FA_BN / 16; kt2++) {
-            uint32_t pa[4];
-            pa[0] = pack_bf16(s[2 * kt2][0], s[2 * kt2][1]);
-            pa[1] = pack_bf16(s[2 * kt2][2], s[2 * kt2][3]);
-            pa[2] = pack_bf16(s[2 * kt2 + 1][0], s[2 * kt2 + 1][1]);
-            pa[3] = pack_bf16(s[2 * kt2 + 1][2], s[2 * kt2 + 1][3]);
-            const bf16 *vr = vt + (kt2 * 16 + (lane & 15)) * (D + 8) + (lane >> 4) * 8;
+            for (int nt = 0; nt < FA_BN / 8; nt++) {
+                s[nt][0] = exp2f(s[nt][0] - base0);
+                s[nt][1] = exp2f(s[nt][1] - base0);
+                s[nt][2] = exp2f(s[nt][2] - base1);
+                s[nt][3] = exp2f(s[nt][3] - base1);
+                ps0 += s[nt][0] + s[nt][1];
+                ps1 += s[nt][2] + s[nt][3];
+            }
+            l0 = l0 * al0 + ps0;
+            l1 = l1 * al1 + ps1;
 #pragma unroll
-            for (int dt = 0; dt < D / 8; dt += 2) {
-                uint32_t vb[4];
-                ldmatrix_x4_trans(vb, vr + dt * 8);
-                mma_bf16(o[dt], pa, vb[0], vb[1]);
-                mma_bf16(o[dt + 1], pa, vb[2], vb[3]);
+            for (int dt = 0; dt < D / 8; dt++) {
+                o[dt][0] *= al0;
+                o[dt][1] *= al0;
+                o[dt][2] *= al1;
+                o[dt][3] *= al1;
+            }
+            /* O += P V: the S accumulators are already in the A-operand layout */
+#pragma unroll
+            for (int kt2 = 0; kt2 < FA_BN / 16; kt2++) {
+                uint32_t pa[4];
+                pa[0] = pack_bf16(s[2 * kt2][0], s[2 * kt2][1]);
+                pa[1] = pack_bf16(s[2 * kt2][2], s[2 * kt2][3]);
+                pa[2] = pack_bf16(s[2 * kt2 + 1][0], s[2 * kt2 + 1][1]);
+                pa[3] = pack_bf16(s[2 * kt2 + 1][2], s[2 * kt2 + 1][3]);
+                const bf16 *vr = vt + (kt2 * 16 + (lane & 15)) * (D + 8) + (lane >> 4) * 8;
+#pragma unroll
+                for (int dt = 0; dt < D / 8; dt += 2) {
+                    uint32_t vb[4];
+                    ldmatrix_x4_trans(vb, vr + dt * 8);
+                    mma_bf16(o[dt], pa, vb[0], vb[1]);
+                    mma_bf16(o[dt + 1], pa, vb[2], vb[3]);
+                }
             }
         }
         __syncthreads();

@@ -581,6 +581,9 @@ TEST(test_attention_prefill_matches_cpu)
     attention_case(failures_, 128, 4, 4, 3, 64, 0, 81);
     attention_case(failures_, 128, 8, 2, 1, 130, 19, 82);
     attention_case(failures_, 64, 2, 1, 2, 1, 0, 83);
+    attention_case(failures_, 128, 4, 4, 2, 300, 0, 84);   /* several query tiles, a ragged last one */
+    attention_case(failures_, 128, 4, 2, 1, 200, 77, 85);  /* query tiles not aligned to the key tiles */
+    attention_case(failures_, 64, 4, 4, 1, 256, 0, 86);
 }
 
 /* The decode kernel from un-roped qkv rows: it must write exactly the cache bits
