@@ -31,46 +31,53 @@ int k_embed(const int *tokens, const bf16 *table, bf16 *y, int rows, int hidden,
  * row_inv_rms's: chunk i = thread + c * blockDim in ascending c, then the rest. */
 #define NORM_HELD 4
 
-__device__ __forceinline__ void norm_weights_held(const uint4 *wr, int n8, uint4 wv[NORM_HELD])
+template <int HELD = NORM_HELD>
+__device__ __forceinline__ void norm_weights_held(const uint4 *wr, int n8, uint4 wv[HELD])
 {
 #pragma unroll
-    for (int c = 0; c < NORM_HELD; c++) {
+    for (int c = 0; c < HELD; c++) {
         const int i = threadIdx.x + c * blockDim.x;
         if (i < n8) wv[c] = wr[i];
     }
 }
 
 /* y = norm_apply8 of the row: the held chunks from registers, the rest from xr. */
-__device__ __forceinline__ void norm_store_held(const uint4 xv[NORM_HELD], const uint4 wv[NORM_HELD], const uint4 *xr,
+template <int HELD = NORM_HELD>
+__device__ __forceinline__ void norm_store_held(const uint4 xv[HELD], const uint4 wv[HELD], const uint4 *xr,
                                                 const uint4 *wr, uint4 *yr, int n8, float inv)
 {
 #pragma unroll
-    for (int c = 0; c < NORM_HELD; c++) {
+    for (int c = 0; c < HELD; c++) {
         const int i = threadIdx.x + c * blockDim.x;
         if (i < n8) yr[i] = norm_apply8(xv[c], wv[c], inv);
     }
-    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
+    for (int i = threadIdx.x + HELD * blockDim.x; i < n8; i += blockDim.x) yr[i] = norm_apply8(xr[i], wr[i], inv);
 }
 
 /* A thread's share of a row's sum of squares over its chunks get(i), i = thread,
  * thread + blockDim, ... in order; the first NORM_HELD are kept in xv. */
-template <class Get>
-__device__ __forceinline__ float norm_row_ss(Get get, int n8, uint4 xv[NORM_HELD])
+template <int HELD = NORM_HELD, class Get>
+__device__ __forceinline__ float norm_row_ss(Get get, int n8, uint4 xv[HELD])
 {
     float ss = 0.0f;
 #pragma unroll
-    for (int c = 0; c < NORM_HELD; c++) {
+    for (int c = 0; c < HELD; c++) {
         const int i = threadIdx.x + c * blockDim.x;
         if (i < n8) {
             xv[c] = get(i);
             ss = norm_ss8(xv[c], ss);
         }
     }
-    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < n8; i += blockDim.x) ss = norm_ss8(get(i), ss);
+    for (int i = threadIdx.x + HELD * blockDim.x; i < n8; i += blockDim.x) ss = norm_ss8(get(i), ss);
     return ss;
 }
 
-__global__ void __launch_bounds__(NORM_THREADS)
+/* HELD 2 covers rows of up to 4096 values in registers; fewer registers than
+ * NORM_HELD's let four blocks share an SM instead of three (the many-row norms of a
+ * prompt are bound by the bytes in flight). The held chunks only cache the row, so
+ * the bits are the same. */
+template <int HELD>
+__global__ void __launch_bounds__(NORM_THREADS, HELD == 2 ? 4 : 1)
 rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int hidden, float eps)
 {
     __shared__ float red[32];
@@ -78,12 +85,12 @@ rmsnorm_kernel(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y
     const uint4 *xr = (const uint4 *)(x + ((size_t)r * in_step + in_offset) * hidden);
     const uint4 *wr = (const uint4 *)w;
     uint4 *yr = (uint4 *)(y + (size_t)r * hidden);
-    uint4 wv[NORM_HELD], xv[NORM_HELD];
-    norm_weights_held(wr, n8, wv);
+    uint4 wv[HELD], xv[HELD];
+    norm_weights_held<HELD>(wr, n8, wv);
     pdl_wait();  /* before the row is read: see pdl.h */
     pdl_trigger();
-    const float ss = norm_row_ss([&](int i) { return xr[i]; }, n8, xv);
-    norm_store_held(xv, wv, xr, wr, yr, n8, norm_inv_rms(ss, hidden, eps, red));
+    const float ss = norm_row_ss<HELD>([&](int i) { return xr[i]; }, n8, xv);
+    norm_store_held<HELD>(xv, wv, xr, wr, yr, n8, norm_inv_rms(ss, hidden, eps, red));
 }
 
 int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y, int rows, int hidden, float eps,
@@ -91,7 +98,12 @@ int k_rmsnorm(const bf16 *x, int in_step, int in_offset, const bf16 *w, bf16 *y,
 {
     if (hidden % 8) return pb_fail("rmsnorm: hidden size %d is not a multiple of 8", hidden);
     if (rows <= 0) return PB_OK;
-    cudaCheck(pdl_launch(rmsnorm_kernel, dim3(rows), dim3(NORM_THREADS), 0, s, pdl, x, in_step, in_offset, w, y, hidden, eps));
+    if (hidden / 8 <= 2 * NORM_THREADS)
+        cudaCheck(pdl_launch(rmsnorm_kernel<2>, dim3(rows), dim3(NORM_THREADS), 0, s, pdl, x, in_step, in_offset, w, y,
+                             hidden, eps));
+    else
+        cudaCheck(pdl_launch(rmsnorm_kernel<NORM_HELD>, dim3(rows), dim3(NORM_THREADS), 0, s, pdl, x, in_step,
+                             in_offset, w, y, hidden, eps));
     return PB_OK;
 }
 

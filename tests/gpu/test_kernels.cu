@@ -353,8 +353,8 @@ TEST(test_gemm_rows_norm_equals_rmsnorm_then_gemv)
 
 TEST(test_rmsnorm_matches_cpu)
 {
-    const int shapes[][2] = {{1, 256}, {37, 2048}, {5, 4104}};
-    for (int c = 0; c < 3; c++) {
+    const int shapes[][2] = {{1, 256}, {37, 2048}, {5, 4104}, {3, 4096}};  /* 2 chunks a thread held, then 4 */
+    for (int c = 0; c < 4; c++) {
         int rows = shapes[c][0], H = shapes[c][1];
         float *hx, *hw;
         bf16 *x = dev_random((size_t)rows * H, 3.0f, 30 + c, &hx), *w = dev_random(H, 1.0f, 40 + c, &hw);
