@@ -3,13 +3,14 @@
 CUPTI at kernel detail, the default; --profile-iters 1 is enough).
 
 A step begins at each embed kernel of a GPU; the step that runs the flash prefill
-kernel is the prompt's and is left out, so the table covers the decode steps. For
+kernel is the prompt's and is left out, so the table covers the decode steps
+(--prompt: the prompt passes only, each iteration's, with or without --decode). For
 each kernel name (template arguments and parameters dropped): launches a step, busy
 time a step, and end-to-end time a step, which charges each kernel the time from the
 end of the kernel before it to its own end (its launch gap and any wait included),
 so the end-to-end column adds up to the step.
 
-    scripts/step_kernels.py RESULTS_DIR [--device D]
+    scripts/step_kernels.py RESULTS_DIR [--device D] [--prompt]
 
 One table per (strategy, point, device). Exits 1 with a message when the folder has
 no trace.json or the trace has no decode step."""
@@ -27,9 +28,9 @@ def short_name(name):
     return name.strip()
 
 
-def decode_steps(kernels):
+def cut_steps(kernels, prompt):
     """The kernels of one GPU in time order, cut into steps at each embed kernel;
-    steps holding the prefill kernel dropped."""
+    the steps holding the prefill kernel dropped, or (prompt) the others."""
     steps, current = [], []
     for k in kernels:
         if short_name(k["name"]).startswith("embed_kernel") and current:
@@ -38,7 +39,7 @@ def decode_steps(kernels):
         current.append(k)
     if current:
         steps.append(current)
-    return [s for s in steps if not any("flash_prefill" in k["name"] for k in s)]
+    return [s for s in steps if any("flash_prefill" in k["name"] for k in s) == prompt]
 
 
 def table(steps):
@@ -64,6 +65,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results_dir")
     ap.add_argument("--device", type=int, default=None, help="only this GPU (default: every GPU)")
+    ap.add_argument("--prompt", action="store_true", help="the prompt passes instead of the decode steps")
     args = ap.parse_args()
     path = os.path.join(args.results_dir, "trace.json")
     try:
@@ -85,19 +87,20 @@ def main():
     printed = 0
     for (strategy, point, dev), ks in groups.items():
         ks.sort(key=lambda k: k["ts"])
-        steps = decode_steps(ks)
+        steps = cut_steps(ks, args.prompt)
         if not steps:
             continue
         n, span, rows = table(steps)
-        print(f"{strategy}, point {point}, GPU {dev}: {n} decode steps, {span:.1f} us a step (first kernel's start "
+        what = "prompt passes" if args.prompt else "decode steps"
+        print(f"{strategy}, point {point}, GPU {dev}: {n} {what}, {span:.1f} us a step (first kernel's start "
               f"to last kernel's end)")
         print(f"  {'kernel':<48} {'launches':>9} {'busy us':>10} {'end-to-end us':>14} {'share':>6}")
         for name, launches, busy, e2e in rows:
             print(f"  {name[:48]:<48} {launches:9.1f} {busy:10.1f} {e2e:14.1f} {100 * e2e / span:5.1f}%")
         printed += 1
     if not printed:
-        print(f"step_kernels: no decode step in {path} (run bench with --decode and CUPTI at kernel detail)",
-              file=sys.stderr)
+        what = "prompt pass" if args.prompt else "decode step (run bench with --decode)"
+        print(f"step_kernels: no {what} in {path} (CUPTI at kernel detail)", file=sys.stderr)
         return 1
     return 0
 

@@ -3,8 +3,9 @@
  * (logits of every position) against the same GEMMs timed alone, and greedy
  * decode tokens/s with the step captured in a CUDA graph.
  * usage: bench_kernels [config.json [MODE]]   (default models/llama-2-7b.json;
- * MODE gemv-profile, stream-profile, attn-profile: only a few launches, for ncu;
- * lt-steps, gemv-steps: only the batched or the one-sequence decode steps) */
+ * MODE gemv-profile, stream-profile, attn-profile, prefill-profile: only a few
+ * launches, for ncu; lt-steps, gemv-steps: only the batched or the one-sequence
+ * decode steps) */
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,23 @@ static void attn_profile_launches(struct llama_part *p, cudaStream_t s)
     CU(cudaStreamSynchronize(s));
 }
 
+/* For a profiler (ncu -k regex:flash_prefill --launch-skip 32 --launch-count 1):
+ * an 8x512 forward fills q and the cache, then one layer's prefill attention. */
+static void prefill_attn_profile_launches(struct llama_part *p, const struct model_spec *m, cudaStream_t s)
+{
+    const int batch = 8, seq = 512;
+    TRY(part_gemm_setup(p, batch * seq, p->d.max_batch));
+    fill_tokens(p, batch * seq, m->vocab);
+    struct llama_call call = {0, batch, seq, 0, NULL, 0};
+    TRY(llama_embed(p, &call, s));
+    TRY(llama_layers(p, 0, m->layers, &call, s));
+    const struct part_dims *x = &p->dims;
+    struct attn_args aa = {p->q, p->k_cache, p->v_cache, p->attn, batch, seq, 0, 0, NULL,
+                           x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
+    TRY(attn_prefill(&aa, s));
+    CU(cudaStreamSynchronize(s));
+}
+
 /* One sequence at a 4096-token context, where the KV cache is read every step
  * too: the part of those figures. */
 #define LONG_PROMPT 4096
@@ -385,12 +403,13 @@ int main(int argc, char **argv)
     const int gemv_profile_only = !strcmp(mode, "gemv-profile");
     const int stream_profile_only = !strcmp(mode, "stream-profile");
     const int attn_profile_only = !strcmp(mode, "attn-profile");
+    const int prefill_profile_only = !strcmp(mode, "prefill-profile");
     const int lt_steps_only = !strcmp(mode, "lt-steps");
     const int gemv_steps_only = !strcmp(mode, "gemv-steps");
     if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only &&
-                     !gemv_steps_only)) {
-        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | lt-steps | "
-                        "gemv-steps]]\n"
+                     !gemv_steps_only && !prefill_profile_only)) {
+        fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | "
+                        "prefill-profile | lt-steps | gemv-steps]]\n"
                         "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
                         "   gemv-steps: only the one-sequence steps, norms launched and folded, at contexts 128 and "
                         "4096)\n");
@@ -428,9 +447,10 @@ int main(int argc, char **argv)
     printf("part bytes %.2f GiB\n", llama_part_bytes(&m, &d) / 1073741824.0);
     TRY(llama_part_create(&m, &d, &p));
     TRY(llama_part_init_random(p, 1));
-    if (gemv_profile_only || stream_profile_only || attn_profile_only) {
+    if (gemv_profile_only || stream_profile_only || attn_profile_only || prefill_profile_only) {
         if (gemv_profile_only) gemv_profile_launches(p, s);
         else if (stream_profile_only) stream_profile_launches(p, s);
+        else if (prefill_profile_only) prefill_attn_profile_launches(p, &m, s);
         else attn_profile_launches(p, s);
         llama_part_destroy(p);
         return 0;
@@ -518,11 +538,25 @@ int main(int argc, char **argv)
         double attn = time_ms([&] {
             for (int l = 0; l < m.layers; l++) TRY(attn_prefill(&aa, s));
         }, 2, 10, s);
+        /* what a generation's prefill runs (and transformers with logits_to_keep=1):
+         * the head over each sequence's last row only */
+        struct llama_call last = call;
+        last.last_only = 1;
+        double fwd_last = time_ms([&] {
+            TRY(llama_embed(p, &last, s));
+            TRY(llama_layers(p, 0, m.layers, &last, s));
+            TRY(llama_head(p, &last, s));
+        }, 2, 10, s);
         double flops = (double)m.layers * model_layer_flops(&m, batch, seq, seq) + model_head_flops(&m, rows);
+        /* the causal attention's share: the layer's work less its products' */
+        double attn_flops = (double)m.layers * (model_layer_flops(&m, batch, seq, seq) -
+                                                2.0 * rows * (double)(model_layer_params(&m) - 2 * (uint64_t)m.hidden));
         double bytes_floor = (double)(m.layers * p->ll.elems + p->hl.elems) * 2 / (copy_gbs * 1e6);
         printf("prefill %dx%d (short GEMMs tuned at %d rows): forward %.2f ms (graph %.2f ms) | GEMMs alone %.2f ms | ratio %.3f (graph %.3f) | "
                "attention alone %.2f ms | %.0f TFLOP/s overall | weight-bytes floor %.2f ms\n", batch, seq, p->gemm.tune_rows, fwd,
                fwd_graph, gemms, fwd / gemms, fwd_graph / gemms, attn, flops / (fwd * 1e9), bytes_floor);
+        printf("    last rows' logits only (a generation's prefill): forward %.2f ms | the attention alone runs "
+               "%.0f TFLOP/s of causal attention\n", fwd_last, attn_flops / (attn * 1e9));
     }
     /* The decode GEMV alone, one token: each shape over the 32 layers' own weights
      * (as a step reads them, never from L2), weight bytes over time against the
