@@ -141,10 +141,11 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
  * racecheck the thousands of timed cuBLAS launches of one tiny test model took
  * minutes: issue 14.) */
 #define TUNE_MARGIN 0.05f
-/* The long class (4096 rows) is bound by its FLOPs, its products run for 0.2-1.5 ms
- * and repeat within well under 1% (docs/PERF.md), while the candidates differ by a
- * few percent: at 5% the heuristic's first choice stayed where a timed one saves
- * 5.0% (down) and 5.1% (o) of Llama-2-7B's 8x512 products. */
+/* The long class (4096 rows) is bound by its FLOPs and its products run for
+ * 0.2-1.5 ms, steady enough that Llama-2-7B's 8x512 products alone read 79.6-80.3 ms
+ * over five runs on different machines (docs/PERF.md), while the candidates differ
+ * by a few percent: at 5% the heuristic's first choice stayed where a timed one
+ * saves 5.0% (down) and 5.1% (o). */
 #define LONG_TUNE_MARGIN 0.02f
 #define GEMM_TUNE_MIN_MACS (1ull << 30)
 int gemm_short_is_timed(int n, int k, int tune_rows)
