@@ -103,9 +103,10 @@ int gemm_decode_is_timed(int n, int k);
  * short-prompt candidates on temporary device buffers (freed before it returns). */
 int gemm_prepare(struct gemm_ctx *g, int n, int k);
 void gemm_destroy(struct gemm_ctx *g);
-/* Whether gemm_prepare times the short-prompt candidates of (N, K) at tune_rows:
- * only products of at least 2^30 multiply-adds (smaller ones are launch-bound and
- * take the heuristic's first choice). */
+/* Whether gemm_prepare times a prompt class's candidates of (N, K) at tune_rows
+ * (the short class's rows, or the long class's 4096): only products of at least
+ * 2^30 multiply-adds (smaller ones are launch-bound and take the heuristic's first
+ * choice). */
 int gemm_short_is_timed(int n, int k, int tune_rows);
 
 /* cuBLASLt path; the (N, K) must have been prepared; cls from gemm_class_for_seq. */

@@ -93,12 +93,16 @@ static double attended_positions(int seq, int context)
     return seq * past + (double)seq * (seq + 1) / 2.0;
 }
 
+double model_attention_flops(const struct model_spec *m, int batch, int seq, int context)
+{
+    return 4.0 * batch * (double)m->heads * m->head_dim * attended_positions(seq, context);
+}
+
 double model_layer_flops(const struct model_spec *m, int batch, int seq, int context)
 {
     double rows = (double)batch * seq;
     double matmul = 2.0 * rows * (double)(model_layer_params(m) - 2 * (uint64_t)m->hidden);
-    double attention = 4.0 * batch * (double)m->heads * m->head_dim * attended_positions(seq, context);
-    return matmul + attention;
+    return matmul + model_attention_flops(m, batch, seq, context);
 }
 
 double model_head_flops(const struct model_spec *m, int rows)

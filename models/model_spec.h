@@ -85,6 +85,8 @@ int model_tp_split_check(const struct model_spec *m, int world, char *why, size_
 /* Work of one decoder layer for `rows` new tokens attending to `context` positions
  * in total per sequence (prefill: context == seq; decode: kv length + 1), batch sequences. */
 double model_layer_flops(const struct model_spec *m, int batch, int seq, int context);
+/* Its attention share alone: the scores and the weighted values, causal. */
+double model_attention_flops(const struct model_spec *m, int batch, int seq, int context);
 double model_head_flops(const struct model_spec *m, int rows);
 /* Bytes a layer must move through memory: weights plus KV cache reads and activations. */
 double model_layer_bytes(const struct model_spec *m, enum dtype dt, int batch, int seq, int context);

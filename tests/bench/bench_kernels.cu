@@ -505,18 +505,17 @@ int main(int argc, char **argv)
         fill_tokens(p, rows, m.vocab);
         struct llama_call call = {0, batch, seq, 0, NULL, 0};
         int cls = gemm_class_for_seq(seq);
-        double fwd = time_ms([&] {
-            TRY(llama_embed(p, &call, s));
-            TRY(llama_layers(p, 0, m.layers, &call, s));
-            TRY(llama_head(p, &call, s));
-        }, 2, 10, s);
+        auto forward = [&](const struct llama_call *c) {
+            TRY(llama_embed(p, c, s));
+            TRY(llama_layers(p, 0, m.layers, c, s));
+            TRY(llama_head(p, c, s));
+        };
+        double fwd = time_ms([&] { forward(&call); }, 2, 10, s);
         /* the same forward captured once in a CUDA graph: launch gaps removed */
         cudaGraph_t pg;
         cudaGraphExec_t pe;
         CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        TRY(llama_embed(p, &call, s));
-        TRY(llama_layers(p, 0, m.layers, &call, s));
-        TRY(llama_head(p, &call, s));
+        forward(&call);
         CU(cudaStreamEndCapture(s, &pg));
         CU(cudaGraphInstantiate(&pe, pg, 0));
         double fwd_graph = time_ms([&] { CU(cudaGraphLaunch(pe, s)); }, 2, 10, s);
@@ -542,15 +541,9 @@ int main(int argc, char **argv)
          * the head over each sequence's last row only */
         struct llama_call last = call;
         last.last_only = 1;
-        double fwd_last = time_ms([&] {
-            TRY(llama_embed(p, &last, s));
-            TRY(llama_layers(p, 0, m.layers, &last, s));
-            TRY(llama_head(p, &last, s));
-        }, 2, 10, s);
+        double fwd_last = time_ms([&] { forward(&last); }, 2, 10, s);
         double flops = (double)m.layers * model_layer_flops(&m, batch, seq, seq) + model_head_flops(&m, rows);
-        /* the causal attention's share: the layer's work less its products' */
-        double attn_flops = (double)m.layers * (model_layer_flops(&m, batch, seq, seq) -
-                                                2.0 * rows * (double)(model_layer_params(&m) - 2 * (uint64_t)m.hidden));
+        double attn_flops = (double)m.layers * model_attention_flops(&m, batch, seq, seq);
         double bytes_floor = (double)(m.layers * p->ll.elems + p->hl.elems) * 2 / (copy_gbs * 1e6);
         printf("prefill %dx%d (short GEMMs tuned at %d rows): forward %.2f ms (graph %.2f ms) | GEMMs alone %.2f ms | ratio %.3f (graph %.3f) | "
                "attention alone %.2f ms | %.0f TFLOP/s overall | weight-bytes floor %.2f ms\n", batch, seq, p->gemm.tune_rows, fwd,
