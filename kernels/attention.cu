@@ -382,7 +382,7 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
                                                const float *all, bf16 *out)
 {
     constexpr int DEC_WARPS = CHUNK / 32;
-    if (!decode_take_ticket(ticket, n_blocks, &sm.is_last)) return;
+    if (!decode_take_ticket(ticket, 1, n_blocks, &sm.is_last)) return;
     if (n <= COMBINE_MAX) {
         /* the same sums as the serial loop below, in the same order, with the splits'
          * max and sum loaded by all threads at once (one round trip, not n) and each
@@ -477,7 +477,15 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     if (a->batch <= 0) return PB_OK;
     const int chunk = a->keys_per_block ? a->keys_per_block : ATTN_DECODE_CHUNK;
     const int warps = a->keys_per_block ? a->warps_per_block : ATTN_DECODE_WARPS;
-    if (warps) return attn_decode_spread(a, chunk, warps, s);
+    if (!a->keys_per_block && !a->decode_stages &&
+        decode_splits(a->pos_dev ? a->max_ctx : a->pos + 1, chunk) >= ATTN_DECODE_BULK_SPLITS) {
+        struct attn_args b = *a;  /* the default at a long context: the same bits from the bulk kernel */
+        b.decode_stages = ATTN_DECODE_BULK_STAGES;
+        b.splits_per_block = 0;
+        return attn_decode_bulk(&b, chunk, warps, s);
+    }
+    if (warps) return a->decode_stages ? attn_decode_bulk(a, chunk, warps, s) : attn_decode_spread(a, chunk, warps, s);
+    if (a->decode_stages) return pb_fail("attn_decode: the key-a-lane kernel has no copy stages");
     if (chunk != 128 && chunk != 256) return pb_fail("attn_decode: %d keys a block (128 or 256)", chunk);
     /* the partials are laid out for the largest split count so both cases agree */
     int stride_splits = decode_splits(a->max_ctx, chunk);

@@ -26,6 +26,16 @@
  * 1 x 256, where 256 keys x 16 warps took 0.122. */
 #define ATTN_DECODE_CHUNK 64
 #define ATTN_DECODE_WARPS 4
+/* The default's kernel: the register one (attention_decode_spread.cu) up to
+ * ATTN_DECODE_BULK_SPLITS - 1 splits a head, the bulk-copy one (the same bits,
+ * attention_decode_bulk.cu) in ATTN_DECODE_BULK_STAGES stages, one wave, from there.
+ * Measured on an H200, Llama-2-7B, 32 layers under graph replay (docs/PERF.md): at 1 x
+ * 4224 (66 splits) 0.762 against 0.897 ms and the whole step 4.256 against 4.325; at
+ * 4 splits a head (1, 16 and 64 x 256) the bulk kernel was slower (0.158 against 0.143,
+ * 0.882 against 0.811, 2.592 against 2.517), its blocks holding too few splits to
+ * keep copies in flight. 16 splits is 1024 keys. */
+#define ATTN_DECODE_BULK_SPLITS 16
+#define ATTN_DECODE_BULK_STAGES 2
 #define ATTN_DECODE_CHUNK_MIN 32  /* the smallest size: partials are laid out for it */
 /* The spread kernel (attn_args.warps_per_block > 0: a key's row over D/8 lanes,
  * the block's keys split over its warps; attention_decode_spread.cu) takes these
@@ -57,6 +67,12 @@ struct attn_args {
                                 * ATTN_DECODE_SPREAD_SETTINGS */
     const int *pos_seq;      /* decode, serving: per-sequence positions [batch_offset + b], -1 for an
                               * empty slot (nothing read or written); pos bounds them (llama.h) */
+    int decode_stages;       /* decode, spread kernel: 0, each lane loads its keys into registers
+                              * (attention_decode_spread.cu); 2-4, the block copies them into shared
+                              * memory that many splits ahead (attention_decode_bulk.cu, chunks of
+                              * 32 or 64 keys). The same bits either way */
+    int splits_per_block;    /* decode, decode_stages > 0: the splits a block takes (0: as few as fill
+                              * the device's resident blocks in one wave). Changes no bit */
 };
 
 /* Raise the shared-memory limit of the prefill kernel (once per device). */
@@ -69,4 +85,6 @@ size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx);
 size_t attn_decode_counters(int max_batch, int hq);
 /* 1 if attn_decode takes keys_per_block = keys with warps_per_block = warps (keys 0: the default, any warps) */
 int attn_decode_setting_supported(int keys, int warps);
+/* 1 if the spread setting {keys, warps} runs in `stages` copy stages (attn_args.decode_stages) */
+int attn_decode_bulk_supported(int keys, int warps, int stages);
 #endif

@@ -123,19 +123,20 @@ __device__ __forceinline__ void decode_store_new(const SM &sm, __nv_bfloat16 *kc
     }
 }
 
-/* Called by every thread of each of the n_blocks blocks of a (sequence, head)
- * after its partial is written; true in the block that took the last ticket,
- * which then reads every block's partial. The last ticket's taker puts the
- * counter back to zero: every block of this call has taken its ticket by then and
- * the next call on the counter is stream-ordered after this one (under
- * programmatic launch too: pdl_wait comes before any ticket), so each launch, a
- * graph replay included, finds it at zero. `flag` is an int in shared memory. */
-__device__ __forceinline__ bool decode_take_ticket(int *ticket, int n_blocks, int *flag)
+/* Called by every thread of each block of a (sequence, head) after its partials are
+ * written, `count` of the n splits in this block (1 unless the block loops over
+ * several); true in the block whose tickets end the n, which then reads every
+ * split's partial. The last ticket's taker puts the counter back to zero: every
+ * block of this call has taken its tickets by then and the next call on the
+ * counter is stream-ordered after this one (under programmatic launch too:
+ * pdl_wait comes before any ticket), so each launch, a graph replay included,
+ * finds it at zero. `flag` is an int in shared memory. */
+__device__ __forceinline__ bool decode_take_ticket(int *ticket, int count, int n, int *flag)
 {
-    __threadfence();  /* this block's partial visible before its ticket */
+    __threadfence();  /* this block's partials visible before its tickets */
     __syncthreads();
     if (threadIdx.x == 0) {
-        const bool last = atomicAdd(ticket, 1) == n_blocks - 1;
+        const bool last = atomicAdd(ticket, count) == n - count;
         if (last) *ticket = 0;
         *flag = last;
     }
@@ -148,14 +149,17 @@ __device__ __forceinline__ bool decode_take_ticket(int *ticket, int n_blocks, in
 /* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and
  * `warps` warps a block, one of the pairs attn_decode accepts. */
 int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
+/* The same setting fed by bulk copies (attention_decode_bulk.cu), a->decode_stages stages. */
+int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
 /* Between a decode block's cache loads and its math: its rope's cos and sin, the
  * programmatic-launch wait (pdl.h: before anything this step's kernels wrote is
  * read), then the query roped into shared memory, and in the block that holds the
- * new key that key too, stored with its value by the kv group's first head. False
- * for a block without keys, which leaves after the wait so the launch chain holds. */
+ * new key (holds_new) that key too, stored with its value by the kv group's first
+ * head. False for a block without keys, which leaves after the wait so the launch
+ * chain holds. */
 template <int D, class SM>
-__device__ __forceinline__ bool decode_take_new_token(SM &sm, const attn_args &a, const decode_seq &sq, int b, int h,
-                                                      int chunk, const __nv_bfloat16 **vnew)
+__device__ __forceinline__ bool decode_take_new_token_at(SM &sm, const attn_args &a, const decode_seq &sq, int b, int h,
+                                                         bool holds_new, const __nv_bfloat16 **vnew)
 {
     float cs = 0.0f, sn = 0.0f;  /* thread i < D: rotation pair i % (D/2) */
     if (sq.active && threadIdx.x < D) rope_cos_sin(sq.pos, __ldg(a.inv_freq + threadIdx.x % (D / 2)), &cs, &sn);
@@ -163,12 +167,19 @@ __device__ __forceinline__ bool decode_take_new_token(SM &sm, const attn_args &a
     pdl_trigger();
     if (!sq.active) return false;
     const int group = a.hq / a.hkv, kvh = h / group;
-    const bool holds_new = sq.pos < sq.key0 + chunk;
     const __nv_bfloat16 *row = a.qkv + (size_t)b * (a.hq + 2 * a.hkv) * D;
     *vnew = row + (size_t)(a.hq + a.hkv + kvh) * D;
     decode_rope<D>(sm, row, h, a.hq, kvh, holds_new, cs, sn);
     __syncthreads();
     if (holds_new && h % group == 0) decode_store_new<D>(sm, sq.kc, sq.vc, sq.pos, *vnew);
     return true;
+}
+
+/* The same for a block of the keys [key0, key0 + chunk). */
+template <int D, class SM>
+__device__ __forceinline__ bool decode_take_new_token(SM &sm, const attn_args &a, const decode_seq &sq, int b, int h,
+                                                      int chunk, const __nv_bfloat16 **vnew)
+{
+    return decode_take_new_token_at<D>(sm, a, sq, b, h, sq.pos < sq.key0 + chunk, vnew);
 }
 #endif

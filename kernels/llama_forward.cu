@@ -205,6 +205,8 @@ static int attention_half(struct llama_part *p, int layer, const struct llama_ca
         aa.counters = p->counters;
         aa.keys_per_block = p->decode_attn_keys;
         aa.warps_per_block = p->decode_attn_warps;
+        aa.decode_stages = p->decode_attn_stages;
+        aa.splits_per_block = p->decode_attn_per_block;
         PB_TRY(attn_decode(&aa, s));
     } else {
         struct rope_args ra = {p->qkv, p->q, p->k_cache + cache_off, p->v_cache + cache_off, p->inv_freq,

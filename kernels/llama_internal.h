@@ -79,6 +79,9 @@ struct llama_part {
                                         * kernel). Both are set at creation from nothing (a constant:
                                         * the defaults), never from a call's batch, so a sequence's bits
                                         * are the same in every call and in every part of one run */
+    int decode_attn_stages;            /* its copy stages (attn_args.decode_stages; 0: the register kernel)
+                                        * and splits a block (splits_per_block): a constant, as above */
+    int decode_attn_per_block;
     int decode_prefetch;               /* DECODE_STREAM: K tiles of each block's weights prefetched into L2
                                         * before pdl_wait (gemm_stream_cfg); same bits for any value */
 };

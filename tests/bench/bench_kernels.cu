@@ -64,6 +64,7 @@ struct decode_setup {
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
     int stream_warps; /* gemm_stream's warps a block (0: its default, by rows) */
     int no_kslices;   /* DECODE_LT: o and down never in K slices (gemm_set_kslices(0)) */
+    int attn_stages, attn_per_block;  /* the attention's copy stages and splits a block (attention.h) */
 };
 
 /* The GEMV settings compared ({columns a warp, K split at N <= 8192, wider and at
@@ -126,14 +127,17 @@ static const char *skinny_stream_name(int i)
     return buf[i];
 }
 
-static const char *attn_setting_name(int keys, int warps)
+static const char *attn_setting_name(int keys, int warps, int stages = 0, int per_block = 0)
 {
-    static char buf[8][64];
+    static char buf[8][96];
     static int next;
     char *b = buf[next++ % 8];
     const int k = keys ? keys : ATTN_DECODE_CHUNK;
     if (!keys) warps = ATTN_DECODE_WARPS;
-    if (warps) snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? "" : " (default)");
+    if (warps && stages)
+        snprintf(b, sizeof buf[0], "spread %d keys %d warps a block, bulk copies in %d stages, %d splits a block%s", k,
+                 warps, stages, per_block, per_block ? "" : " (one wave)");
+    else if (warps) snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? "" : " (default)");
     else snprintf(b, sizeof buf[0], "key-a-lane %d keys a block%s", k, keys ? "" : " (default)");
     return b;
 }
@@ -158,7 +162,8 @@ static struct attn_args decode_attn_args(struct llama_part *p, int l, int batch,
  * and the same launches captured in a graph with it, replayed (the executor's
  * decode runs that way; there each kernel's cache loads overlap the one before).
  * Returns the graph's ms; prints both against the KV bytes at the copy rate. */
-static double attn_figure(struct llama_part *p, int batch, int pos, int keys, int warps, double copy_gbs, cudaStream_t s)
+static double attn_figure(struct llama_part *p, int batch, int pos, int keys, int warps, double copy_gbs, cudaStream_t s,
+                          int stages = 0, int per_block = 0)
 {
     const struct model_spec *m = &p->m;
     const struct part_dims *x = &p->dims;
@@ -170,6 +175,8 @@ static double attn_figure(struct llama_part *p, int batch, int pos, int keys, in
             struct attn_args aa = decode_attn_args(p, l, batch, pos, pos_dev);
             aa.keys_per_block = keys;
             aa.warps_per_block = warps;
+            aa.decode_stages = stages;
+            aa.splits_per_block = per_block;
             aa.pdl = pdl;
             TRY(attn_decode(&aa, st));
         }
@@ -198,7 +205,7 @@ static double attn_figure(struct llama_part *p, int batch, int pos, int keys, in
     double floor_ms = kv / (copy_gbs * 1e6);
     printf("    decode attention alone, batch %d, context %d, %s, %d layers: %.3f ms = %.1f%% of copy over the KV "
            "bytes | graph + programmatic launch %.3f ms = %.1f%% | the same, position on the device (grid for %d keys) "
-           "%.3f ms = %.1f%% | KV floor %.3f ms\n", batch, pos + 1, attn_setting_name(keys, warps), m->layers, stream_ms,
+           "%.3f ms = %.1f%% | KV floor %.3f ms\n", batch, pos + 1, attn_setting_name(keys, warps, stages, per_block), m->layers, stream_ms,
            100.0 * floor_ms / stream_ms, graph_ms, 100.0 * floor_ms / graph_ms, p->d.max_context, dev_ms,
            100.0 * floor_ms / dev_ms, floor_ms);
     return graph_ms;
@@ -207,19 +214,27 @@ static double attn_figure(struct llama_part *p, int batch, int pos, int keys, in
 /* Every decode-attention setting (the key-a-lane kernel at 128 and 256 keys, the
  * spread kernel at each of attention.h's pairs) at one batch and context; returns
  * the fastest under graph replay as {keys, warps} in best (keys 0 for the default). */
-static void attn_sweep(struct llama_part *p, int batch, int pos, double copy_gbs, cudaStream_t s, int best[2])
+static void attn_sweep(struct llama_part *p, int batch, int pos, double copy_gbs, cudaStream_t s, int best[4])
 {
     static const int spread[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
     printf("decode attention settings, batch %d, context %d:\n", batch, pos + 1);
     double best_ms = attn_figure(p, batch, pos, 0, 0, copy_gbs, s);
-    best[0] = best[1] = 0;
+    best[0] = best[1] = best[2] = best[3] = 0;
     for (int i = -1; i < ATTN_DECODE_SPREAD_COUNT; i++) {
         const int keys = i < 0 ? 256 : spread[i][0], warps = i < 0 ? 0 : spread[i][1];
         double ms = attn_figure(p, batch, pos, keys, warps, copy_gbs, s);
         if (ms < best_ms) best_ms = ms, best[0] = keys, best[1] = warps;
     }
+    /* the bulk-copy kernel (the same bits as the register kernel at its setting) */
+    static const int bulk[][2] = {{64, 4}, {32, 4}, {64, 8}};
+    for (const auto &bs : bulk)
+        for (int stages = 2; stages <= 4; stages++)
+            for (int per_block : {0, 1, 2, 4, 8}) {
+                double ms = attn_figure(p, batch, pos, bs[0], bs[1], copy_gbs, s, stages, per_block);
+                if (ms < best_ms) best_ms = ms, best[0] = bs[0], best[1] = bs[1], best[2] = stages, best[3] = per_block;
+            }
     printf("    fastest under graph replay at batch %d, context %d: %s, %.3f ms\n", batch, pos + 1,
-           attn_setting_name(best[0], best[1]), best_ms);
+           attn_setting_name(best[0], best[1], best[2], best[3]), best_ms);
 }
 
 /* Greedy decode of `batch` sequences after a `prompt`-token prefill: `steps` steps
@@ -237,6 +252,8 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     p->decode_prefetch = prefetch;
     p->decode_attn_keys = ds.attn_keys;
     p->decode_attn_warps = ds.attn_warps;
+    p->decode_attn_stages = ds.attn_stages;
+    p->decode_attn_per_block = ds.attn_per_block;
     gemm_skinny_set_stream(skinny_streams[ds.skinny]);
     gemv_wave_set(wave_cfgs[ds.wave]);
     if (path == DECODE_LT) {  /* the decode class timed at this batch, as a part of max_batch = batch has it */
@@ -304,12 +321,13 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
            fold ? " (norms folded)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
-           attn_setting_name(ds.attn_keys, ds.attn_warps), prompt + 2,
+           attn_setting_name(ds.attn_keys, ds.attn_warps, ds.attn_stages, ds.attn_per_block), prompt + 2,
            prompt + steps, step_ms, tps, floor_ms, weight_bytes / 1e9, kv_bytes / 1e9, batch * 1000.0 / floor_ms,
            step_ms / floor_ms);
     /* the decode attention alone, every layer, at the last step's context */
     if (!fold && !prefetch && !ds.wave)
-        attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s);
+        attn_figure(p, batch, prompt + steps - 1, ds.attn_keys, ds.attn_warps, copy_gbs, s, ds.attn_stages,
+                    ds.attn_per_block);
     gemm_skinny_set_stream(skinny_streams[0]);
     gemv_wave_set(wave_cfgs[0]);
     gemm_stream_set_warps(stream_default);
@@ -646,11 +664,16 @@ int main(int argc, char **argv)
     const struct decode_setup steps_at[3] = {{1, DECODE_GEMV, 0, 0, 0, 0, 0}, {16, DECODE_LT, 0, 0, 0, 0, 0},
                                              {64, DECODE_LT, 0, 0, 0, 0, 0}};
     for (struct decode_setup c : steps_at) {
-        int best[2];
+        int best[4];
         attn_sweep(p, c.batch, 128 + 128 - 1, copy_gbs, s, best);
         if (best[0] == 0 && best[1] == 0) continue;
         c.attn_keys = best[0];
         c.attn_warps = best[1];
+        c.attn_stages = best[2];
+        c.attn_per_block = best[3];
+        decode_figure(p, c, 128, 128, copy_gbs, s);
+        if (!best[2]) continue;
+        c.attn_per_block = 0;  /* the same copies, one wave (the rule a part would take) */
         decode_figure(p, c, 128, 128, copy_gbs, s);
     }
     llama_part_destroy(p);
@@ -658,11 +681,18 @@ int main(int argc, char **argv)
     p = long_context_part(&m, &d);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0}, LONG_PROMPT, 128, copy_gbs, s);
     decode_figure(p, {1, DECODE_GEMV, 0, 0, 256, 0}, LONG_PROMPT, 128, copy_gbs, s);
+    /* the default's setting in the register kernel (the tree before the bulk kernel took long contexts) */
+    decode_figure(p, {1, DECODE_GEMV, 0, 0, ATTN_DECODE_CHUNK, 0, ATTN_DECODE_WARPS}, LONG_PROMPT, 128, copy_gbs, s);
     for (int i = 1; i < n_wave; i++) decode_figure(p, {1, DECODE_GEMV, 0, 0, 0, 0, 0, i}, LONG_PROMPT, 128, copy_gbs, s);
     {
-        int best[2];
+        int best[4];
         attn_sweep(p, 1, LONG_PROMPT + 128 - 1, copy_gbs, s, best);
-        if (best[0] || best[1]) decode_figure(p, {1, DECODE_GEMV, 0, 0, best[0], 0, best[1]}, LONG_PROMPT, 128, copy_gbs, s);
+        struct decode_setup c = {1, DECODE_GEMV, 0, 0, best[0], 0, best[1]};
+        c.attn_stages = best[2];
+        c.attn_per_block = best[3];
+        if (best[0] || best[1]) decode_figure(p, c, LONG_PROMPT, 128, copy_gbs, s);
+        c.attn_per_block = 0;
+        if (best[2]) decode_figure(p, c, LONG_PROMPT, 128, copy_gbs, s);
     }
     llama_part_destroy(p);
     return 0;

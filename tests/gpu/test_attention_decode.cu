@@ -14,6 +14,7 @@ typedef __nv_bfloat16 bf16;
 
 struct bits_case {
     int hd, hq, hkv, keys, warps, qkv_n;
+    int stages, per_block;  /* attn_args.decode_stages, splits_per_block */
     size_t cache, out_n;  /* bf16 elements: the whole cache; one sequence's output */
     bf16 *qkv, *kc, *vc, *kc0, *vc0, *alone, *batch;
     float *dinv, *partials;
@@ -28,6 +29,8 @@ static struct attn_args case_args(const struct bits_case *c)
     a.counters = c->counters;
     a.keys_per_block = c->keys;
     a.warps_per_block = c->warps;
+    a.decode_stages = c->stages;
+    a.splits_per_block = c->per_block;
     return a;
 }
 
@@ -128,10 +131,12 @@ static void graph_replays(int *failures_, struct bits_case *c, struct attn_args 
     cudaStreamDestroy(s);
 }
 
-static void bits_case_run(int *failures_, int hd, int hq, int hkv, int keys, int warps, uint64_t seed)
+static void bits_case_run(int *failures_, int hd, int hq, int hkv, int keys, int warps, uint64_t seed, int stages = 0,
+                          int per_block = 0)
 {
     struct bits_case c = {};
     c.hd = hd, c.hq = hq, c.hkv = hkv, c.keys = keys, c.warps = warps;
+    c.stages = stages, c.per_block = per_block;
     c.qkv_n = (hq + 2 * hkv) * hd;
     c.cache = (size_t)BATCH * hkv * MAX_CTX * hd;
     c.out_n = (size_t)hq * hd;
@@ -205,4 +210,101 @@ TEST(test_attention_decode_sequence_bits_alone_equal_in_batch)
     }
     CHECK(!attn_decode_setting_supported(32, 0));
     CHECK(!attn_decode_setting_supported(256, 2));
+}
+
+/* The bulk-copy kernel (attention_decode_bulk.cu) against the register kernel at the
+ * same setting: the same bits for every sequence at every stage count and split
+ * assignment (one wave, 1 and 3 splits a block), at one host position for all and
+ * at one position per sequence; then the alone-equals-batch checks above, graphs
+ * and device positions included, for the bulk kernel itself. */
+TEST(test_attention_decode_bulk_copies_give_the_register_kernels_bits)
+{
+    static const int settings[][2] = {{64, 4}, {32, 2}, {64, 8}, {32, 4}, {64, 2}};
+    const int hq = 8, hkv = 2;
+    for (int hd = 64; hd <= 128; hd *= 2)
+        for (const auto &st : settings) {
+            struct bits_case c = {};
+            c.hd = hd, c.hq = hq, c.hkv = hkv, c.keys = st[0], c.warps = st[1];
+            c.qkv_n = (hq + 2 * hkv) * hd;
+            c.cache = (size_t)BATCH * hkv * MAX_CTX * hd;
+            c.out_n = (size_t)hq * hd;
+            c.dinv = dev_tiny_inv_freq(hd);
+            c.qkv = dev_random((size_t)BATCH * c.qkv_n, 2.0f, 900 + hd, NULL);
+            c.kc0 = dev_random(c.cache, 2.0f, 901 + hd, NULL);
+            c.vc0 = dev_random(c.cache, 1.0f, 902 + hd, NULL);
+            cudaMalloc((void **)&c.kc, c.cache * 2);
+            cudaMalloc((void **)&c.vc, c.cache * 2);
+            cudaMalloc((void **)&c.alone, BATCH * c.out_n * 2);
+            cudaMalloc((void **)&c.batch, BATCH * c.out_n * 2);
+            cudaMalloc((void **)&c.partials, attn_decode_partials_floats(BATCH, hq, hd, MAX_CTX) * 4);
+            cudaMalloc((void **)&c.counters, attn_decode_counters(BATCH, hq) * sizeof(int));
+            cudaMemset(c.counters, 0, attn_decode_counters(BATCH, hq) * sizeof(int));
+            cudaMalloc((void **)&c.dpos_seq, BATCH * sizeof(int));
+            int pos[BATCH] = {0, 1, 31, 32, 33, -1, 63, 64, 127, 128, 129, 255, 256, 300, 511, MAX_CTX - 1};
+            cudaMemcpy(c.dpos_seq, pos, sizeof pos, cudaMemcpyHostToDevice);
+            for (int per_seq = 0; per_seq < 2; per_seq++) {
+                struct attn_args a = case_args(&c);
+                a.pos = per_seq ? MAX_CTX - 1 : 650;
+                a.pos_seq = per_seq ? c.dpos_seq : NULL;
+                a.decode_stages = 0;
+                reset_cache(&c);
+                poison(c.alone, BATCH * c.out_n);
+                a.out = c.alone;
+                CHECK(attn_decode(&a, 0) == 0);
+                for (int stages = 2; stages <= 4; stages++)
+                    for (int per_block = 0; per_block <= 3; per_block += (per_block == 0 ? 1 : 2)) {
+                        CHECK(attn_decode_bulk_supported(st[0], st[1], stages));
+                        reset_cache(&c);
+                        poison(c.batch, BATCH * c.out_n);
+                        a.out = c.batch;
+                        a.decode_stages = stages;
+                        a.splits_per_block = per_block;
+                        CHECK(attn_decode(&a, 0) == 0);
+                        CUDA_OK(cudaDeviceSynchronize());
+                        char what[96];
+                        snprintf(what, sizeof what, "bulk, %d stages, %d splits a block%s", stages, per_block,
+                                 per_seq ? ", per-sequence positions" : "");
+                        rows_equal(failures_, &c, per_seq ? 5 : -1, what);
+                        CHECK(counters_zero(&c));
+                    }
+            }
+            cudaFree(c.qkv), cudaFree(c.kc), cudaFree(c.vc), cudaFree(c.kc0), cudaFree(c.vc0), cudaFree(c.alone);
+            cudaFree(c.batch), cudaFree(c.dinv), cudaFree(c.partials), cudaFree(c.counters), cudaFree(c.dpos_seq);
+        }
+    {   /* the default past ATTN_DECODE_BULK_SPLITS splits takes the bulk kernel: the register kernel's bits */
+        const int hd = 128, ctx = (ATTN_DECODE_BULK_SPLITS + 2) * ATTN_DECODE_CHUNK, pos = ctx - 5;
+        const size_t cache = (size_t)hkv * ctx * hd, out_n = (size_t)hq * hd;
+        bf16 *qkv = dev_random((size_t)(hq + 2 * hkv) * hd, 2.0f, 990, NULL);
+        bf16 *kc0 = dev_random(cache, 2.0f, 991, NULL), *vc0 = dev_random(cache, 1.0f, 992, NULL), *kc, *vc, *o[2];
+        float *dinv = dev_tiny_inv_freq(hd), *partials;
+        int *counters;
+        cudaMalloc((void **)&kc, cache * 2);
+        cudaMalloc((void **)&vc, cache * 2);
+        cudaMalloc((void **)&o[0], out_n * 2);
+        cudaMalloc((void **)&o[1], out_n * 2);
+        cudaMalloc((void **)&partials, attn_decode_partials_floats(1, hq, hd, ctx) * 4);
+        cudaMalloc((void **)&counters, attn_decode_counters(1, hq) * sizeof(int));
+        cudaMemset(counters, 0, attn_decode_counters(1, hq) * sizeof(int));
+        for (int i = 0; i < 2; i++) {
+            cudaMemcpy(kc, kc0, cache * 2, cudaMemcpyDeviceToDevice);
+            cudaMemcpy(vc, vc0, cache * 2, cudaMemcpyDeviceToDevice);
+            poison(o[i], out_n);
+            struct attn_args a = {NULL, kc, vc, o[i], 1, 1, 0, pos, NULL, hq, hkv, hd, ctx, partials};
+            a.qkv = qkv;
+            a.inv_freq = dinv;
+            a.counters = counters;
+            a.keys_per_block = i ? ATTN_DECODE_CHUNK : 0;  /* the default, then its setting in registers */
+            a.warps_per_block = i ? ATTN_DECODE_WARPS : 0;
+            CHECK(attn_decode(&a, 0) == 0);
+        }
+        CUDA_OK(cudaDeviceSynchronize());
+        CHECK(bits_equal(o[0], o[1], out_n));
+        cudaFree(qkv), cudaFree(kc0), cudaFree(vc0), cudaFree(kc), cudaFree(vc), cudaFree(o[0]), cudaFree(o[1]);
+        cudaFree(dinv), cudaFree(partials), cudaFree(counters);
+    }
+    bits_case_run(failures_, 128, 8, 2, 64, 4, 950, 2, 0);
+    bits_case_run(failures_, 128, 8, 2, 64, 4, 960, 3, 1);
+    bits_case_run(failures_, 64, 4, 1, 32, 2, 970, 4, 3);
+    CHECK(!attn_decode_bulk_supported(128, 4, 2));
+    CHECK(!attn_decode_bulk_supported(64, 4, 5));
 }
