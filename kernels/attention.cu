@@ -360,10 +360,7 @@ __device__ __forceinline__ void decode_split_math(decode_smem<D, CHUNK> &sm, uin
     float M, L;
     decode_block_max_sum<DEC_WARPS>(sm.wm, sm.wl, &M, &L);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int w = 0; w < DEC_WARPS; w++)
-            sum += sm.wm[w] == -INFINITY ? 0.0f : sm.wacc[w][d] * exp2f(sm.wm[w] - M);
+        const float sum = decode_warps_value<DEC_WARPS, D>(sm.wm, sm.wacc, M, d);
         if (n == 1) out[d] = __float2bfloat16(sum / L);
         else part[DECODE_PART_ACC + d] = sum;
     }

@@ -77,6 +77,17 @@ __device__ __forceinline__ void decode_block_max_sum(const float *wm, const floa
     *L = sum;
 }
 
+/* Dim d of the block's weighted values: the warps' in warp order, each rescaled to
+ * the block's max M; a warp past the last key adds nothing. */
+template <int WARPS, int D>
+__device__ __forceinline__ float decode_warps_value(const float *wm, const float (*wacc)[D], float M, int d)
+{
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; w++) sum += wm[w] == -INFINITY ? 0.0f : wacc[w][d] * exp2f(wm[w] - M);
+    return sum;
+}
+
 /* A split's partial: its max at [0], its sum at [1], its weighted values from
  * [DECODE_PART_ACC], so that they start on 16 bytes (the spread kernel's combine
  * reads them as float4); DECODE_PART_ACC + hd floats a split. */

@@ -183,9 +183,7 @@ __device__ __forceinline__ void spread_split(spread_smem<D, WARPS> &sm, const ui
     float M, L;
     decode_block_max_sum<WARPS>(sm.wm, sm.wl, &M, &L);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int w = 0; w < WARPS; w++) sum += sm.wm[w] == -INFINITY ? 0.0f : sm.wacc[w][d] * exp2f(sm.wm[w] - M);
+        const float sum = decode_warps_value<WARPS, D>(sm.wm, sm.wacc, M, d);
         if (only) out[d] = __float2bfloat16(sum / L);  /* what the combine gives one split */
         else mine[DECODE_PART_ACC + d] = sum;
     }

@@ -131,27 +131,34 @@ static void graph_replays(int *failures_, struct bits_case *c, struct attn_args 
     cudaStreamDestroy(s);
 }
 
+/* c's buffers for hd, hq, hkv: random qkv rows and cache (seed), zeroed counters. */
+static void bits_case_alloc(struct bits_case *c, uint64_t seed)
+{
+    const int hd = c->hd, hq = c->hq, hkv = c->hkv;
+    c->qkv_n = (hq + 2 * hkv) * hd;
+    c->cache = (size_t)BATCH * hkv * MAX_CTX * hd;
+    c->out_n = (size_t)hq * hd;
+    c->dinv = dev_tiny_inv_freq(hd);
+    c->qkv = dev_random((size_t)BATCH * c->qkv_n, 2.0f, seed, NULL);
+    c->kc0 = dev_random(c->cache, 2.0f, seed + 1, NULL);
+    c->vc0 = dev_random(c->cache, 1.0f, seed + 2, NULL);
+    cudaMalloc((void **)&c->kc, c->cache * 2);
+    cudaMalloc((void **)&c->vc, c->cache * 2);
+    cudaMalloc((void **)&c->alone, BATCH * c->out_n * 2);
+    cudaMalloc((void **)&c->batch, BATCH * c->out_n * 2);
+    cudaMalloc((void **)&c->partials, attn_decode_partials_floats(BATCH, hq, hd, MAX_CTX) * 4);
+    cudaMalloc((void **)&c->counters, attn_decode_counters(BATCH, hq) * sizeof(int));
+    cudaMemset(c->counters, 0, attn_decode_counters(BATCH, hq) * sizeof(int));
+    cudaMalloc((void **)&c->dpos, sizeof(int));
+}
+
 static void bits_case_run(int *failures_, int hd, int hq, int hkv, int keys, int warps, uint64_t seed, int stages = 0,
                           int per_block = 0)
 {
     struct bits_case c = {};
     c.hd = hd, c.hq = hq, c.hkv = hkv, c.keys = keys, c.warps = warps;
     c.stages = stages, c.per_block = per_block;
-    c.qkv_n = (hq + 2 * hkv) * hd;
-    c.cache = (size_t)BATCH * hkv * MAX_CTX * hd;
-    c.out_n = (size_t)hq * hd;
-    c.dinv = dev_tiny_inv_freq(hd);
-    c.qkv = dev_random((size_t)BATCH * c.qkv_n, 2.0f, seed, NULL);
-    c.kc0 = dev_random(c.cache, 2.0f, seed + 1, NULL);
-    c.vc0 = dev_random(c.cache, 1.0f, seed + 2, NULL);
-    cudaMalloc((void **)&c.kc, c.cache * 2);
-    cudaMalloc((void **)&c.vc, c.cache * 2);
-    cudaMalloc((void **)&c.alone, BATCH * c.out_n * 2);
-    cudaMalloc((void **)&c.batch, BATCH * c.out_n * 2);
-    cudaMalloc((void **)&c.partials, attn_decode_partials_floats(BATCH, hq, hd, MAX_CTX) * 4);
-    cudaMalloc((void **)&c.counters, attn_decode_counters(BATCH, hq) * sizeof(int));
-    cudaMemset(c.counters, 0, attn_decode_counters(BATCH, hq) * sizeof(int));
-    cudaMalloc((void **)&c.dpos, sizeof(int));
+    bits_case_alloc(&c, seed);
     cudaMalloc((void **)&c.dpos_seq, BATCH * sizeof(int));
 
     /* one position per sequence around the chunks' boundaries; slot 5 empty */
@@ -225,20 +232,7 @@ TEST(test_attention_decode_bulk_copies_give_the_register_kernels_bits)
         for (const auto &st : settings) {
             struct bits_case c = {};
             c.hd = hd, c.hq = hq, c.hkv = hkv, c.keys = st[0], c.warps = st[1];
-            c.qkv_n = (hq + 2 * hkv) * hd;
-            c.cache = (size_t)BATCH * hkv * MAX_CTX * hd;
-            c.out_n = (size_t)hq * hd;
-            c.dinv = dev_tiny_inv_freq(hd);
-            c.qkv = dev_random((size_t)BATCH * c.qkv_n, 2.0f, 900 + hd, NULL);
-            c.kc0 = dev_random(c.cache, 2.0f, 901 + hd, NULL);
-            c.vc0 = dev_random(c.cache, 1.0f, 902 + hd, NULL);
-            cudaMalloc((void **)&c.kc, c.cache * 2);
-            cudaMalloc((void **)&c.vc, c.cache * 2);
-            cudaMalloc((void **)&c.alone, BATCH * c.out_n * 2);
-            cudaMalloc((void **)&c.batch, BATCH * c.out_n * 2);
-            cudaMalloc((void **)&c.partials, attn_decode_partials_floats(BATCH, hq, hd, MAX_CTX) * 4);
-            cudaMalloc((void **)&c.counters, attn_decode_counters(BATCH, hq) * sizeof(int));
-            cudaMemset(c.counters, 0, attn_decode_counters(BATCH, hq) * sizeof(int));
+            bits_case_alloc(&c, 900 + hd);
             cudaMalloc((void **)&c.dpos_seq, BATCH * sizeof(int));
             int pos[BATCH] = {0, 1, 31, 32, 33, -1, 63, 64, 127, 128, 129, 255, 256, 300, 511, MAX_CTX - 1};
             cudaMemcpy(c.dpos_seq, pos, sizeof pos, cudaMemcpyHostToDevice);
@@ -270,6 +264,7 @@ TEST(test_attention_decode_bulk_copies_give_the_register_kernels_bits)
             }
             cudaFree(c.qkv), cudaFree(c.kc), cudaFree(c.vc), cudaFree(c.kc0), cudaFree(c.vc0), cudaFree(c.alone);
             cudaFree(c.batch), cudaFree(c.dinv), cudaFree(c.partials), cudaFree(c.counters), cudaFree(c.dpos_seq);
+            cudaFree(c.dpos);
         }
     {   /* the default past ATTN_DECODE_BULK_SPLITS splits takes the bulk kernel: the register kernel's bits */
         const int hd = 128, ctx = (ATTN_DECODE_BULK_SPLITS + 2) * ATTN_DECODE_CHUNK, pos = ctx - 5;
