@@ -30,7 +30,7 @@
  * ATTN_DECODE_BULK_SPLITS - 1 splits a head, the bulk-copy one (the same bits,
  * attention_decode_bulk.cu) in ATTN_DECODE_BULK_STAGES stages, one wave, from there.
  * Measured on an H200, Llama-2-7B, 32 layers under graph replay (docs/PERF.md): at 1 x
- * 4224 (66 splits) 0.762 against 0.897 ms and the whole step 4.256 against 4.325; at
+ * 4224 (66 splits) 0.758 against 0.893 ms and the whole step 4.227 against 4.279; at
  * 4 splits a head (1, 16 and 64 x 256) the bulk kernel was slower (0.158 against 0.143,
  * 0.882 against 0.811, 2.592 against 2.517), its blocks holding too few splits to
  * keep copies in flight. 16 splits is 1024 keys. */
