@@ -474,19 +474,15 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     if (a->batch <= 0) return PB_OK;
     const int chunk = a->keys_per_block ? a->keys_per_block : ATTN_DECODE_CHUNK;
     const int warps = a->keys_per_block ? a->warps_per_block : ATTN_DECODE_WARPS;
-    if (!a->keys_per_block && !a->decode_stages &&
-        decode_splits(a->pos_dev ? a->max_ctx : a->pos + 1, chunk) >= ATTN_DECODE_BULK_SPLITS) {
-        struct attn_args b = *a;  /* the default at a long context: the same bits from the bulk kernel */
-        b.decode_stages = ATTN_DECODE_BULK_STAGES;
-        b.splits_per_block = 0;
-        return attn_decode_bulk(&b, chunk, warps, s);
-    }
-    if (warps) return a->decode_stages ? attn_decode_bulk(a, chunk, warps, s) : attn_decode_spread(a, chunk, warps, s);
-    if (a->decode_stages) return pb_fail("attn_decode: the key-a-lane kernel has no copy stages");
+    int stages = a->decode_stages;
+    if (!a->keys_per_block && !stages && decode_launch_splits(a, chunk) >= ATTN_DECODE_BULK_SPLITS)
+        stages = ATTN_DECODE_BULK_STAGES;  /* the default at a long context: the same bits from the bulk kernel */
+    if (warps) return stages ? attn_decode_bulk(a, chunk, warps, stages, s) : attn_decode_spread(a, chunk, warps, s);
+    if (stages) return pb_fail("attn_decode: the key-a-lane kernel has no copy stages");
     if (chunk != 128 && chunk != 256) return pb_fail("attn_decode: %d keys a block (128 or 256)", chunk);
     /* the partials are laid out for the largest split count so both cases agree */
     int stride_splits = decode_splits(a->max_ctx, chunk);
-    int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1, chunk);
+    int splits = decode_launch_splits(a, chunk);
     float scale = 1.0f / sqrtf((float)a->hd);
     dim3 grid(splits, a->hq, a->batch);
     void (*kernel)(struct attn_args, float, int) =

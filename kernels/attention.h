@@ -71,7 +71,8 @@ struct attn_args {
                               * (attention_decode_spread.cu); 2-4, the block copies them into shared
                               * memory that many splits ahead (attention_decode_bulk.cu, chunks of
                               * 32 or 64 keys). The same bits either way */
-    int splits_per_block;    /* decode, decode_stages > 0: the splits a block takes (0: as few as fill
+    int splits_per_block;    /* decode, the bulk kernel (decode_stages > 0, or the default past
+                              * ATTN_DECODE_BULK_SPLITS): the splits a block takes (0: as few as fill
                               * the device's resident blocks in one wave). Changes no bit */
 };
 

@@ -24,6 +24,14 @@ __device__ __forceinline__ float score_log2(float dot, float scale)
 /* Blocks of the decode kernel over `keys` keys, `chunk` keys a block. */
 __host__ __device__ static inline int decode_splits(int keys, int chunk) { return (keys + chunk - 1) / chunk; }
 
+/* The splits a decode launch covers a head at `chunk` keys a block: the cache's
+ * whole length when the position is on the device (a graph replays the launch at
+ * every step), else the host position's keys (which bound pos_seq's). */
+static inline int decode_launch_splits(const struct attn_args *a, int chunk)
+{
+    return decode_splits(a->pos_dev ? a->max_ctx : a->pos + 1, chunk);
+}
+
 /* What a decode block reads of its sequence b, head h and split: the position (each
  * sequence's own in serving, else the device word a kernel of the previous step
  * wrote, else the host's), whether the block has keys (the host checks pos; a
@@ -160,8 +168,9 @@ __device__ __forceinline__ bool decode_take_ticket(int *ticket, int count, int n
 /* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and
  * `warps` warps a block, one of the pairs attn_decode accepts. */
 int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
-/* The same setting fed by bulk copies (attention_decode_bulk.cu), a->decode_stages stages. */
-int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, cudaStream_t s);
+/* The same setting fed by bulk copies (attention_decode_bulk.cu) in `stages` stages,
+ * a->splits_per_block splits a block. */
+int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages, cudaStream_t s);
 /* Between a decode block's cache loads and its math: its rope's cos and sin, the
  * programmatic-launch wait (pdl.h: before anything this step's kernels wrote is
  * read), then the query roped into shared memory, and in the block that holds the

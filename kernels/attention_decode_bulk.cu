@@ -179,19 +179,19 @@ static int resident_blocks(bulk_fn fn, size_t max_smem)
     return blocks;
 }
 
-int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, cudaStream_t s)
+int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages, cudaStream_t s)
 {
     const struct bulk_setting *st = NULL;
     for (const struct bulk_setting &x : bulk_settings)
-        if (x.chunk == chunk && x.warps == warps && x.stages == a->decode_stages) st = &x;
+        if (x.chunk == chunk && x.warps == warps && x.stages == stages) st = &x;
     if (!st)
         return pb_fail("attn_decode: %d keys, %d warps a block in %d stages is not a bulk setting (attention.h)", chunk,
-                       warps, a->decode_stages);
+                       warps, stages);
     if (a->splits_per_block < 0) return pb_fail("attn_decode: %d splits a block", a->splits_per_block);
     const bulk_fn fn = a->hd == 64 ? st->d64 : st->d128;
     const size_t stage_bytes = (size_t)2 * chunk * a->hd * sizeof(bf16);
     const int stride_splits = decode_splits(a->max_ctx, chunk);
-    const int nsplit = a->pos_dev ? stride_splits : decode_splits(a->pos + 1, chunk);
+    const int nsplit = decode_launch_splits(a, chunk);
     const int resident = resident_blocks(fn, st->stages * stage_bytes);
     int per_block = a->splits_per_block;
     if (per_block == 0) {  /* one wave: as many blocks a head as the resident blocks allow */

@@ -94,7 +94,7 @@ int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStre
         if (x.chunk == chunk && x.warps == warps) st = &x;
     if (!st) return pb_fail("attn_decode: %d keys and %d warps a block is not a spread setting (attention.h)", chunk, warps);
     const int stride_splits = decode_splits(a->max_ctx, chunk);  /* the partials' layout for this chunk */
-    const int splits = a->pos_dev ? stride_splits : decode_splits(a->pos + 1, chunk);  /* pos bounds pos_seq */
+    const int splits = decode_launch_splits(a, chunk);
     const float scale = 1.0f / sqrtf((float)a->hd);
     cudaCheck(pdl_launch(a->hd == 64 ? st->d64 : st->d128, dim3(splits, a->hq, a->batch), dim3(warps * 32), 0, s,
                          a->pdl, *a, scale, stride_splits));
