@@ -465,6 +465,11 @@ __global__ void __launch_bounds__(CHUNK) decode_kernel(struct attn_args a, float
     decode_combine<D, CHUNK>(sm, a.counters + (size_t)b * a.hq + h, n, n, all, out);
 }
 
+int attn_decode_default_stages(const struct attn_args *a)
+{
+    return attn_decode_bulk_default_stages(a, ATTN_DECODE_CHUNK, ATTN_DECODE_WARPS);
+}
+
 int attn_decode(const struct attn_args *a, cudaStream_t s)
 {
     PB_TRY(check_args(a));
@@ -475,8 +480,7 @@ int attn_decode(const struct attn_args *a, cudaStream_t s)
     const int chunk = a->keys_per_block ? a->keys_per_block : ATTN_DECODE_CHUNK;
     const int warps = a->keys_per_block ? a->warps_per_block : ATTN_DECODE_WARPS;
     int stages = a->decode_stages;
-    if (!a->keys_per_block && !stages && decode_launch_splits(a, chunk) >= ATTN_DECODE_BULK_SPLITS)
-        stages = ATTN_DECODE_BULK_STAGES;  /* the default at a long context: the same bits from the bulk kernel */
+    if (!a->keys_per_block && !stages) stages = attn_decode_default_stages(a);  /* the same bits either way */
     if (warps) return stages ? attn_decode_bulk(a, chunk, warps, stages, s) : attn_decode_spread(a, chunk, warps, s);
     if (stages) return pb_fail("attn_decode: the key-a-lane kernel has no copy stages");
     if (chunk != 128 && chunk != 256) return pb_fail("attn_decode: %d keys a block (128 or 256)", chunk);

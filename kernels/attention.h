@@ -26,14 +26,21 @@
  * 1 x 256, where 256 keys x 16 warps took 0.122. */
 #define ATTN_DECODE_CHUNK 64
 #define ATTN_DECODE_WARPS 4
-/* The default's kernel: the register one (attention_decode_spread.cu) up to
- * ATTN_DECODE_BULK_SPLITS - 1 splits a head, the bulk-copy one (the same bits,
- * attention_decode_bulk.cu) in ATTN_DECODE_BULK_STAGES stages, one wave, from there.
- * Measured on an H200, Llama-2-7B, 32 layers under graph replay (docs/PERF.md): at 1 x
- * 4224 (66 splits) 0.758 against 0.893 ms and the whole step 4.227 against 4.279; at
- * 4 splits a head (1, 16 and 64 x 256) the bulk kernel was slower (0.158 against 0.143,
- * 0.882 against 0.811, 2.592 against 2.517), its blocks holding too few splits to
- * keep copies in flight. 16 splits is 1024 keys. */
+/* The default's kernel (attn_decode_default_stages), all three with the same bits:
+ *  - when the batch's heads are so many that a one-wave grid of the bulk-copy
+ *    kernel (attention_decode_bulk.cu) in one stage has one block a head, that
+ *    kernel in one stage: each block works its head's splits in turn, the next
+ *    one's copy under the current one's math, and combines them from its own
+ *    shared memory, with no ticket. On an H200, Llama-2-7B, 32 layers under graph
+ *    replay, grid for a 640-key cache (docs/PERF.md): 16 x 256 0.650 against
+ *    0.810 ms (the register kernel), 64 x 256 2.187 against 2.812 (93% of the copy
+ *    rate over the KV bytes); the steps 4.544 against 4.727 and 6.033 against 6.698;
+ *  - else from ATTN_DECODE_BULK_SPLITS splits a head (1024 keys), the bulk kernel
+ *    in ATTN_DECODE_BULK_STAGES stages, one wave: at 1 x 4224 (66 splits) 0.752
+ *    against 0.893 ms, the step 4.227 against 4.279;
+ *  - else the register kernel (attention_decode_spread.cu): at 1 x 256 0.143
+ *    against 0.158 for the bulk kernel in one stage, whose four blocks a head hold
+ *    one split each. */
 #define ATTN_DECODE_BULK_SPLITS 16
 #define ATTN_DECODE_BULK_STAGES 2
 #define ATTN_DECODE_CHUNK_MIN 32  /* the smallest size: partials are laid out for it */
@@ -68,11 +75,11 @@ struct attn_args {
     const int *pos_seq;      /* decode, serving: per-sequence positions [batch_offset + b], -1 for an
                               * empty slot (nothing read or written); pos bounds them (llama.h) */
     int decode_stages;       /* decode, spread kernel: 0, each lane loads its keys into registers
-                              * (attention_decode_spread.cu); 2-4, the block copies them into shared
+                              * (attention_decode_spread.cu); 1-4, the block copies them into shared
                               * memory that many splits ahead (attention_decode_bulk.cu, chunks of
                               * 32 or 64 keys). The same bits either way */
-    int splits_per_block;    /* decode, the bulk kernel (decode_stages > 0, or the default past
-                              * ATTN_DECODE_BULK_SPLITS): the splits a block takes (0: as few as fill
+    int splits_per_block;    /* decode, the bulk kernel (decode_stages > 0, or the default where it
+                              * takes it): the splits a block takes (0: as few as fill
                               * the device's resident blocks in one wave). Changes no bit */
 };
 
@@ -86,6 +93,13 @@ size_t attn_decode_partials_floats(int max_batch, int hq, int hd, int max_ctx);
 size_t attn_decode_counters(int max_batch, int hq);
 /* 1 if attn_decode takes keys_per_block = keys with warps_per_block = warps (keys 0: the default, any warps) */
 int attn_decode_setting_supported(int keys, int warps);
+/* The copy stages attn_decode takes for the call when it names no setting (0: the
+ * register kernel; see ATTN_DECODE_BULK_SPLITS). */
+int attn_decode_default_stages(const struct attn_args *a);
 /* 1 if the spread setting {keys, warps} runs in `stages` copy stages (attn_args.decode_stages) */
 int attn_decode_bulk_supported(int keys, int warps, int stages);
+/* Whether a bulk launch of one block a head keeps its partials in shared memory
+ * (default 1) or sends them through L2 with tickets, for the whole process: the
+ * same bits; the benchmark compares. */
+void attn_decode_bulk_set_local(int on);
 #endif

@@ -171,6 +171,9 @@ int attn_decode_spread(const struct attn_args *a, int chunk, int warps, cudaStre
 /* The same setting fed by bulk copies (attention_decode_bulk.cu) in `stages` stages,
  * a->splits_per_block splits a block. */
 int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages, cudaStream_t s);
+/* The stages attn_decode gives the setting {chunk, warps} when the call names none
+ * (0: the register kernel); attention.h's ATTN_DECODE_BULK_SPLITS says why. */
+int attn_decode_bulk_default_stages(const struct attn_args *a, int chunk, int warps);
 /* Between a decode block's cache loads and its math: its rope's cos and sin, the
  * programmatic-launch wait (pdl.h: before anything this step's kernels wrote is
  * read), then the query roped into shared memory, and in the block that holds the

@@ -15,9 +15,15 @@
  *   loads nothing while it works; here the copies of the next splits run while the
  *   block works one, and the registers stay free.
  *
+ * A stage is refilled once the block's barrier in the split's math shows every
+ * thread has read it, and the warps' sums alternate between two sets, so a split
+ * costs one barrier.
+ *
  * The partials, the tickets (a block takes one per split it holds) and the combine
  * are the register kernel's, so neither the split-to-block assignment nor the
- * grid's size can change a bit. */
+ * grid's size can change a bit. When the grid has one block a head (batches of
+ * many sequences), that block keeps its partials in shared memory and combines
+ * them without a ticket: the same floats in the same order. */
 #include <algorithm>
 #include "attention_spread.cuh"
 #include "cuda_check.h"
@@ -65,12 +71,13 @@ __device__ __forceinline__ void mbar_wait(unsigned long long *bar, unsigned pari
  * (the register kernel's grid.x), their partials `splits` apart. Dynamic shared
  * memory: min(STAGES, splits a block) stages of a chunk's keys then its values. */
 template <int D, int CHUNK, int WARPS, int STAGES>
-__global__ void __launch_bounds__(WARPS * 32) decode_bulk_kernel(struct attn_args a, float scale, int splits, int nsplit)
+__global__ void __launch_bounds__(WARPS * 32)
+    decode_bulk_kernel(struct attn_args a, float scale, int splits, int nsplit, int local)
 {
     typedef spread_geom<D, CHUNK, WARPS> G;
     constexpr int LPK = G::LPK, KPI = G::KPI, KPW = G::KPW, S = G::S;
     constexpr int CE = CHUNK * D;  /* elements of a chunk's keys */
-    __shared__ spread_smem<D, WARPS> sm;
+    __shared__ spread_smem<D, WARPS, 2> sm;
     __shared__ __align__(8) unsigned long long bar[STAGES];
     extern __shared__ __align__(128) unsigned char stage_mem[];
     bf16 *stage = (bf16 *)stage_mem;  /* [STAGES][2][CE] */
@@ -99,7 +106,9 @@ __global__ void __launch_bounds__(WARPS * 32) decode_bulk_kernel(struct attn_arg
     __syncthreads();
     const bf16 *vnew;
     if (!decode_take_new_token_at<D>(sm, a, sq, b, h, (pos / CHUNK) % nb == j0, &vnew)) return;
-    float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + DECODE_PART_ACC);
+    /* local: the grid has one block a head, which keeps its partials in shared memory */
+    float *all = local ? (float *)(stage + (size_t)min(STAGES, nsplit) * 2 * CE)
+                       : a.partials + ((size_t)b * a.hq + h) * splits * (D + DECODE_PART_ACC);
     bf16 *out = a.out + ((size_t)b * a.hq + h) * D;
     unsigned phase = 0;  /* a bit a stage: the parity its next copy completes */
     for (int t = 0; t < held; t++) {
@@ -124,42 +133,51 @@ __global__ void __launch_bounds__(WARPS * 32) decode_bulk_kernel(struct attn_arg
                 kr[s] = vr[s] = make_uint4(0, 0, 0, 0);
             }
         }
-        spread_split<D, CHUNK, WARPS>(sm, kr, vr, wbase, kv_len, scale, n == 1,
-                                      all + (size_t)j * (D + DECODE_PART_ACC), out);
-        /* every thread is done with this stage and with sm.wacc before either is reused */
-        __syncthreads();
-        if (threadIdx.x == 0 && t + STAGES < held) {
-            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  /* the reads above before the copy's writes */
-            issue(t + STAGES);
-        }
+        /* The stage is refilled as soon as every thread holds its slots, before the
+         * split's partial is formed; the partial's two sets alternate, so the next
+         * split's barrier is the only one a split needs. */
+        auto refill = [&]() {
+            if (threadIdx.x == 0 && t + STAGES < held) {
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  /* the reads above before the copy's writes */
+                issue(t + STAGES);
+            }
+        };
+        spread_split<D, CHUNK, WARPS>(sm, sm.red[t & 1], kr, vr, wbase, kv_len, scale, n == 1,
+                                      all + (size_t)j * (D + DECODE_PART_ACC), out, refill);
     }
     if (n == 1) return;
+    if (local) {
+        __syncthreads();  /* every thread's partials written, the last split's sums read */
+        spread_combine<D, WARPS, 2, true>(sm, n, all, out);
+        return;
+    }
     if (!decode_take_ticket(a.counters + (size_t)b * a.hq + h, held, n, &sm.is_last)) return;
     spread_combine<D, WARPS>(sm, n, all, out);
 }
 
-typedef void (*bulk_fn)(struct attn_args, float, int, int);
+typedef void (*bulk_fn)(struct attn_args, float, int, int, int);
 struct bulk_setting {
     int chunk, warps, stages;
     bulk_fn d64, d128;
 };
 #define BULK(c, w, st) {c, w, st, decode_bulk_kernel<64, c, w, st>, decode_bulk_kernel<128, c, w, st>}
-#define BULK_STAGES(c, w) BULK(c, w, 2), BULK(c, w, 3), BULK(c, w, 4)
+#define BULK_STAGES(c, w) BULK(c, w, 1), BULK(c, w, 2), BULK(c, w, 3), BULK(c, w, 4)
 static const struct bulk_setting bulk_settings[] = {BULK_STAGES(32, 2), BULK_STAGES(32, 4), BULK_STAGES(64, 2),
                                                     BULK_STAGES(64, 4), BULK_STAGES(64, 8)};
 #undef BULK_STAGES
 #undef BULK
 
-int attn_decode_bulk_supported(int chunk, int warps, int stages)
-{
-    for (const struct bulk_setting &x : bulk_settings)
-        if (x.chunk == chunk && x.warps == warps && x.stages == stages) return 1;
-    return 0;
-}
+/* A block with every split of its head keeps their partials in shared memory when
+ * they take at most half a stage (31 splits of 64 keys at 128 dims); past that
+ * they go through L2 as the others' do, so the copies keep the memory. */
+static size_t bulk_local_bytes(size_t stage_bytes) { return stage_bytes / 2; }
+static int bulk_local_on = 1;
+void attn_decode_bulk_set_local(int on) { bulk_local_on = on; }
 
-/* The device's resident blocks of fn at its largest shared memory, once per
- * (kernel, device): the grid the auto split count aims at. */
-static int resident_blocks(bulk_fn fn, size_t max_smem)
+/* The device's resident blocks of fn at its stages' shared memory, once per
+ * (kernel, device): the grid the auto split count aims at. The limit it sets
+ * leaves room for the local partials. */
+static int resident_blocks(bulk_fn fn, size_t smem, size_t stage_bytes)
 {
     enum { SLOTS = 256 };
     static struct { bulk_fn fn; int dev, blocks; } seen[SLOTS];
@@ -168,22 +186,51 @@ static int resident_blocks(bulk_fn fn, size_t max_smem)
     cudaCheck(cudaGetDevice(&dev));
     for (int i = 0; i < n_seen; i++)
         if (seen[i].fn == fn && seen[i].dev == dev) return seen[i].blocks;
-    cudaCheck(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
+    cudaCheck(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(smem + bulk_local_bytes(stage_bytes))));
     int per_sm = 0, sms = 0;
     cudaFuncAttributes fa;
     cudaCheck(cudaFuncGetAttributes(&fa, fn));
-    cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, fa.maxThreadsPerBlock, max_smem));
+    cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, fa.maxThreadsPerBlock, smem));
     cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const int blocks = per_sm > 0 ? per_sm * sms : sms;
     if (n_seen < SLOTS) seen[n_seen++] = {fn, dev, blocks};
     return blocks;
 }
 
+static const struct bulk_setting *bulk_setting_of(int chunk, int warps, int stages)
+{
+    for (const struct bulk_setting &x : bulk_settings)
+        if (x.chunk == chunk && x.warps == warps && x.stages == stages) return &x;
+    return NULL;
+}
+
+int attn_decode_bulk_supported(int chunk, int warps, int stages) { return bulk_setting_of(chunk, warps, stages) != NULL; }
+
+static int resident_blocks_of(const struct bulk_setting *st, int hd)
+{
+    const size_t stage_bytes = (size_t)2 * st->chunk * hd * sizeof(bf16);
+    return resident_blocks(hd == 64 ? st->d64 : st->d128, st->stages * stage_bytes, stage_bytes);
+}
+
+/* Blocks a head of a one-wave grid: as many as the resident blocks allow. */
+static int one_wave_blocks(const struct attn_args *a, int resident, int nsplit)
+{
+    return std::max(1, std::min(nsplit, resident / (a->hq * a->batch)));
+}
+
+int attn_decode_bulk_default_stages(const struct attn_args *a, int chunk, int warps)
+{
+    const struct bulk_setting *one = bulk_setting_of(chunk, warps, 1);
+    const int nsplit = decode_launch_splits(a, chunk);
+    if (one && nsplit > 1 && one_wave_blocks(a, resident_blocks_of(one, a->hd), nsplit) == 1) return 1;
+    if (nsplit >= ATTN_DECODE_BULK_SPLITS && bulk_setting_of(chunk, warps, ATTN_DECODE_BULK_STAGES))
+        return ATTN_DECODE_BULK_STAGES;
+    return 0;
+}
+
 int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages, cudaStream_t s)
 {
-    const struct bulk_setting *st = NULL;
-    for (const struct bulk_setting &x : bulk_settings)
-        if (x.chunk == chunk && x.warps == warps && x.stages == stages) st = &x;
+    const struct bulk_setting *st = bulk_setting_of(chunk, warps, stages);
     if (!st)
         return pb_fail("attn_decode: %d keys, %d warps a block in %d stages is not a bulk setting (attention.h)", chunk,
                        warps, stages);
@@ -192,18 +239,18 @@ int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages
     const size_t stage_bytes = (size_t)2 * chunk * a->hd * sizeof(bf16);
     const int stride_splits = decode_splits(a->max_ctx, chunk);
     const int nsplit = decode_launch_splits(a, chunk);
-    const int resident = resident_blocks(fn, st->stages * stage_bytes);
     int per_block = a->splits_per_block;
-    if (per_block == 0) {  /* one wave: as many blocks a head as the resident blocks allow */
-        const int heads = a->hq * a->batch;
-        const int nb = std::max(1, std::min(nsplit, resident / heads));
+    if (per_block == 0) {  /* one wave */
+        const int nb = one_wave_blocks(a, resident_blocks_of(st, a->hd), nsplit);
         per_block = (nsplit + nb - 1) / nb;
     }
     per_block = std::min(per_block, nsplit);
     const int nb = (nsplit + per_block - 1) / per_block;
-    const size_t smem = std::min(st->stages, per_block) * stage_bytes;
+    const size_t part_bytes = (size_t)nsplit * (a->hd + DECODE_PART_ACC) * sizeof(float);
+    const int local = bulk_local_on && nb == 1 && nsplit > 1 && part_bytes <= bulk_local_bytes(stage_bytes);
+    const size_t smem = std::min(st->stages, per_block) * stage_bytes + (local ? part_bytes : 0);
     const float scale = 1.0f / sqrtf((float)a->hd);
     cudaCheck(pdl_launch(fn, dim3(nb, a->hq, a->batch), dim3(warps * 32), smem, s, a->pdl, *a, scale, stride_splits,
-                         nsplit));
+                         nsplit, local));
     return PB_OK;
 }

@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(WARPS * 32) decode_spread_kernel(struct attn_a
     float *all = a.partials + ((size_t)b * a.hq + h) * splits * (D + DECODE_PART_ACC);
     float *mine = all + (size_t)split * (D + DECODE_PART_ACC);
     bf16 *out = a.out + ((size_t)b * a.hq + h) * D;
-    spread_split<D, CHUNK, WARPS>(sm, kr, vr, wbase, kv_len, scale, n == 1, mine, out);
+    spread_split<D, CHUNK, WARPS>(sm, sm.red[0], kr, vr, wbase, kv_len, scale, n == 1, mine, out);
     if (n == 1) return;
     /* wacc and wl are read above and rewritten by the combine: decode_take_ticket's
      * barriers order the two */

@@ -11,11 +11,19 @@
 
 typedef __nv_bfloat16 bf16;
 
-template <int D, int WARPS> struct spread_smem {
+/* What a split's warps hand each other: their weighted values, maxima and sums. */
+template <int D, int WARPS> struct spread_red {
+    __align__(16) float wacc[WARPS][D];
+    float wm[WARPS], wl[WARPS];
+};
+
+/* RED sets of spread_red: a kernel that works several splits in turn alternates
+ * two, so that one barrier a split orders both the writes and the reads. */
+template <int D, int WARPS, int RED = 1> struct spread_smem {
     __align__(16) float qsh[D];
     __align__(16) bf16 knew[D];
-    __align__(16) float wacc[WARPS][D];
-    float wm[WARPS], wl[WARPS], cmax[WARPS];
+    spread_red<D, WARPS> red[RED];
+    float cmax[WARPS];
     int is_last;
 };
 
@@ -37,14 +45,19 @@ template <> struct fvec_t<4> { typedef float4 type; };
 __device__ __forceinline__ void fvec_unpack(float2 v, float f[2]) { f[0] = v.x, f[1] = v.y; }
 __device__ __forceinline__ void fvec_unpack(float4 v, float f[4]) { f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w; }
 
+/* A partial's floats: from L2 (another block wrote them: ld.global.cg) or, LOCAL,
+ * from this block's shared memory. */
+template <bool LOCAL, class T> __device__ __forceinline__ T part_load(const T *p) { return LOCAL ? *p : __ldcg(p); }
+
 /* The last block of a (sequence, head) combines its n splits' partials: warp w
  * takes the splits w, w + WARPS, ... in ascending order with lane l's D/32 dims,
  * then the warps are added in order. The first HELD of a warp's splits are loaded
  * into registers before the max over all splits is known, so that up to HELD *
  * WARPS splits (8 at 1 x 256 with 32 keys a block) cost one round trip to L2, not
- * one for the max and one for the values; the sums are the same for any HELD. */
-template <int D, int WARPS>
-__device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n, const float *all, bf16 *out)
+ * one for the max and one for the values; the sums are the same for any HELD, and
+ * for partials read from L2 or (LOCAL) from the block's own shared memory. */
+template <int D, int WARPS, int RED, bool LOCAL = false>
+__device__ __forceinline__ void spread_combine(spread_smem<D, WARPS, RED> &sm, int n, const float *all, bf16 *out)
 {
     constexpr int PS = D + DECODE_PART_ACC;  /* floats a split */
     constexpr int DPL = D / 32;
@@ -56,9 +69,9 @@ __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n,
     for (int k = 0; k < HELD; k++) {
         const int i = warp + k * WARPS;
         const float *pi = all + (size_t)i * PS;
-        hm[k] = i < n ? __ldcg(pi) : -INFINITY;
-        hl[k] = i < n ? __ldcg(pi + 1) : 0.0f;
-        if (i < n) fvec_unpack(__ldcg((const fvec *)(pi + DECODE_PART_ACC) + lane), hv[k]);
+        hm[k] = i < n ? part_load<LOCAL>(pi) : -INFINITY;
+        hl[k] = i < n ? part_load<LOCAL>(pi + 1) : 0.0f;
+        if (i < n) fvec_unpack(part_load<LOCAL>((const fvec *)(pi + DECODE_PART_ACC) + lane), hv[k]);
         else
 #pragma unroll
             for (int e = 0; e < DPL; e++) hv[k][e] = 0.0f;
@@ -66,7 +79,7 @@ __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n,
     float mx = -INFINITY;
 #pragma unroll
     for (int k = 0; k < HELD; k++) mx = fmaxf(mx, hm[k]);
-    for (int i = HELD * WARPS + threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, __ldcg(all + (size_t)i * PS));
+    for (int i = HELD * WARPS + threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, part_load<LOCAL>(all + (size_t)i * PS));
     const float M = decode_block_max<WARPS>(mx, sm.cmax);
     float num[DPL], den = 0.0f;
 #pragma unroll
@@ -82,23 +95,23 @@ __device__ __forceinline__ void spread_combine(spread_smem<D, WARPS> &sm, int n,
 #pragma unroll 8
     for (int i = warp + HELD * WARPS; i < n; i += WARPS) {
         const float *pi = all + (size_t)i * PS;
-        const float f = exp2f(__ldcg(pi) - M);
-        den = fmaf(__ldcg(pi + 1), f, den);
+        const float f = exp2f(part_load<LOCAL>(pi) - M);
+        den = fmaf(part_load<LOCAL>(pi + 1), f, den);
         float vf[DPL];
-        fvec_unpack(__ldcg((const fvec *)(pi + DECODE_PART_ACC) + lane), vf);
+        fvec_unpack(part_load<LOCAL>((const fvec *)(pi + DECODE_PART_ACC) + lane), vf);
 #pragma unroll
         for (int e = 0; e < DPL; e++) num[e] = fmaf(vf[e], f, num[e]);
     }
 #pragma unroll
-    for (int e = 0; e < DPL; e++) sm.wacc[warp][lane * DPL + e] = num[e];
-    if (lane == 0) sm.wl[warp] = den;
+    for (int e = 0; e < DPL; e++) sm.red[0].wacc[warp][lane * DPL + e] = num[e];
+    if (lane == 0) sm.red[0].wl[warp] = den;
     __syncthreads();
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float nsum = 0.0f, dsum = 0.0f;
 #pragma unroll
         for (int w = 0; w < WARPS; w++) {
-            nsum += sm.wacc[w][d];
-            dsum += sm.wl[w];
+            nsum += sm.red[0].wacc[w][d];
+            dsum += sm.red[0].wl[w];
         }
         out[d] = __float2bfloat16(nsum / dsum);
     }
@@ -118,12 +131,18 @@ template <int D, int CHUNK, int WARPS> struct spread_geom {
  * of the keys wbase + s * KPI (zeros where there is no key, the new key and value
  * where the key is pos). Scores, softmax and p . V per warp, the warps in order,
  * then the split's weighted values and (thread 0) its max and sum into `mine`, or,
- * when it is the sequence's only split, the output. Every thread calls it; it
- * leaves sm.wacc, wm and wl read by others, so a caller that reuses them (another
- * split, the combine) passes a barrier first. */
-template <int D, int CHUNK, int WARPS>
-__device__ __forceinline__ void spread_split(spread_smem<D, WARPS> &sm, const uint4 *kr, const uint4 *vr, int wbase,
-                                             int kv_len, float scale, bool only, float *mine, bf16 *out)
+ * when it is the sequence's only split, the output. Every thread calls it, with
+ * the query in sm.qsh; `loaded` runs in every thread after the block's barrier,
+ * when every thread has its slots (so a caller may refill what they were read
+ * from). It leaves r read by others, so a caller that rewrites r (another split,
+ * the combine) passes a barrier first. */
+struct spread_nothing {
+    __device__ void operator()() const {}
+};
+template <int D, int CHUNK, int WARPS, class SM, class Loaded = spread_nothing>
+__device__ __forceinline__ void spread_split(const SM &sm, spread_red<D, WARPS> &r, const uint4 *kr, const uint4 *vr,
+                                             int wbase, int kv_len, float scale, bool only, float *mine, bf16 *out,
+                                             Loaded loaded = Loaded())
 {
     typedef spread_geom<D, CHUNK, WARPS> G;
     constexpr int LPK = G::LPK, KPI = G::KPI, S = G::S;
@@ -172,18 +191,19 @@ __device__ __forceinline__ void spread_split(spread_smem<D, WARPS> &sm, const ui
         for (int e = 0; e < 8; e++) acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], off);
     }
     if (sub == 0) {
-        ((float4 *)sm.wacc[warp])[2 * part] = make_float4(acc[0], acc[1], acc[2], acc[3]);
-        ((float4 *)sm.wacc[warp])[2 * part + 1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+        ((float4 *)r.wacc[warp])[2 * part] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+        ((float4 *)r.wacc[warp])[2 * part + 1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
     }
     if (lane == 0) {
-        sm.wm[warp] = m;
-        sm.wl[warp] = l;
+        r.wm[warp] = m;
+        r.wl[warp] = l;
     }
     __syncthreads();
+    loaded();
     float M, L;
-    decode_block_max_sum<WARPS>(sm.wm, sm.wl, &M, &L);
+    decode_block_max_sum<WARPS>(r.wm, r.wl, &M, &L);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        const float sum = decode_warps_value<WARPS, D>(sm.wm, sm.wacc, M, d);
+        const float sum = decode_warps_value<WARPS, D>(r.wm, r.wacc, M, d);
         if (only) out[d] = __float2bfloat16(sum / L);  /* what the combine gives one split */
         else mine[DECODE_PART_ACC + d] = sum;
     }

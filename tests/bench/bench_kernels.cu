@@ -135,9 +135,10 @@ static const char *attn_setting_name(int keys, int warps, int stages = 0, int pe
     const int k = keys ? keys : ATTN_DECODE_CHUNK;
     if (!keys) warps = ATTN_DECODE_WARPS;
     if (warps && stages)
-        snprintf(b, sizeof buf[0], "spread %d keys %d warps a block, bulk copies in %d stages, %d splits a block%s", k,
-                 warps, stages, per_block, per_block ? "" : " (one wave)");
-    else if (warps) snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? "" : " (default)");
+        snprintf(b, sizeof buf[0], "spread %d keys %d warps a block, bulk copies in %d stage%s, %d splits a block%s", k,
+                 warps, stages, stages == 1 ? "" : "s", per_block, per_block ? "" : " (one wave)");
+    else if (warps)
+        snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? ", in registers" : " (default)");
     else snprintf(b, sizeof buf[0], "key-a-lane %d keys a block%s", k, keys ? "" : " (default)");
     return b;
 }
@@ -228,7 +229,7 @@ static void attn_sweep(struct llama_part *p, int batch, int pos, double copy_gbs
     /* the bulk-copy kernel (the same bits as the register kernel at its setting) */
     static const int bulk[][2] = {{64, 4}, {32, 4}, {64, 8}};
     for (const auto &bs : bulk)
-        for (int stages = 2; stages <= 4; stages++)
+        for (int stages = 1; stages <= 4; stages++)
             for (int per_block : {0, 1, 2, 4, 8}) {
                 double ms = attn_figure(p, batch, pos, bs[0], bs[1], copy_gbs, s, stages, per_block);
                 if (ms < best_ms) best_ms = ms, best[0] = bs[0], best[1] = bs[1], best[2] = stages, best[3] = per_block;
@@ -414,6 +415,19 @@ static struct llama_part *long_context_part(const struct model_spec *m, struct l
     return p;
 }
 
+/* For a profiler (ncu -k regex:decode_bulk): one sequence at a 4224-key context,
+ * two layers, the default setting (the bulk kernel there). */
+static void attn_profile_long_launches(const struct model_spec *m, struct llama_part_desc d, cudaStream_t s)
+{
+    struct llama_part *p = long_context_part(m, &d);
+    for (int l = 0; l < 2; l++) {
+        struct attn_args aa = decode_attn_args(p, l, 1, LONG_PROMPT + 127, NULL);
+        TRY(attn_decode(&aa, s));
+    }
+    CU(cudaStreamSynchronize(s));
+    llama_part_destroy(p);
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -471,6 +485,7 @@ int main(int argc, char **argv)
         else if (prefill_profile_only) prefill_attn_profile_launches(p, &m, s);
         else attn_profile_launches(p, s);
         llama_part_destroy(p);
+        if (attn_profile_only) attn_profile_long_launches(&m, d, s);
         return 0;
     }
 
@@ -664,6 +679,19 @@ int main(int argc, char **argv)
     const struct decode_setup steps_at[3] = {{1, DECODE_GEMV, 0, 0, 0, 0, 0}, {16, DECODE_LT, 0, 0, 0, 0, 0},
                                              {64, DECODE_LT, 0, 0, 0, 0, 0}};
     for (struct decode_setup c : steps_at) {
+        /* the default's setting in the register kernel (stages 0) and in the bulk
+         * kernel, one wave: the default's bits, so the kernel may follow the call's
+         * shape (attention.h says which the default takes) */
+        for (int stages = 0; stages <= 3; stages++) {
+            struct decode_setup d = c;
+            d.attn_keys = ATTN_DECODE_CHUNK, d.attn_warps = ATTN_DECODE_WARPS, d.attn_stages = stages;
+            decode_figure(p, d, 128, 128, copy_gbs, s);
+            if (stages == 0 || stages > 2 || c.batch == 1) continue;
+            printf("    the same, a block a head's partials through L2 and tickets:\n");
+            attn_decode_bulk_set_local(0);
+            decode_figure(p, d, 128, 128, copy_gbs, s);
+            attn_decode_bulk_set_local(1);
+        }
         int best[4];
         attn_sweep(p, c.batch, 128 + 128 - 1, copy_gbs, s, best);
         if (best[0] == 0 && best[1] == 0) continue;

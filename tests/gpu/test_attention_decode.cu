@@ -221,7 +221,8 @@ TEST(test_attention_decode_sequence_bits_alone_equal_in_batch)
 
 /* The bulk-copy kernel (attention_decode_bulk.cu) against the register kernel at the
  * same setting: the same bits for every sequence at every stage count and split
- * assignment (one wave, 1 and 3 splits a block), at one host position for all and
+ * assignment (one wave, 1 and 3 splits a block, and a block a head, which keeps its
+ * partials in shared memory where they fit), at one host position for all and
  * at one position per sequence; then the alone-equals-batch checks above, graphs
  * and device positions included, for the bulk kernel itself. */
 TEST(test_attention_decode_bulk_copies_give_the_register_kernels_bits)
@@ -245,8 +246,8 @@ TEST(test_attention_decode_bulk_copies_give_the_register_kernels_bits)
                 poison(c.alone, BATCH * c.out_n);
                 a.out = c.alone;
                 CHECK(attn_decode(&a, 0) == 0);
-                for (int stages = 2; stages <= 4; stages++)
-                    for (int per_block : {0, 1, 3}) {
+                for (int stages = 1; stages <= 4; stages++)
+                    for (int per_block : {0, 1, 3, 64}) {
                         CHECK(attn_decode_bulk_supported(st[0], st[1], stages));
                         reset_cache(&c);
                         poison(c.batch, BATCH * c.out_n);
@@ -266,36 +267,52 @@ TEST(test_attention_decode_bulk_copies_give_the_register_kernels_bits)
             cudaFree(c.batch), cudaFree(c.dinv), cudaFree(c.partials), cudaFree(c.counters), cudaFree(c.dpos_seq);
             cudaFree(c.dpos);
         }
-    {   /* the default past ATTN_DECODE_BULK_SPLITS splits takes the bulk kernel: the register kernel's bits */
-        const int hd = 128, ctx = (ATTN_DECODE_BULK_SPLITS + 2) * ATTN_DECODE_CHUNK, pos = ctx - 5;
-        const size_t cache = (size_t)hkv * ctx * hd, out_n = (size_t)hq * hd;
-        bf16 *qkv = dev_random((size_t)(hq + 2 * hkv) * hd, 2.0f, 990, NULL);
+    /* the default takes the bulk kernel where attention.h says (past ATTN_DECODE_BULK_SPLITS
+     * splits a head; in one stage when a one-wave grid has a block a head, as 32 x 32 heads
+     * give any GPU of up to 2048 resident blocks) and the register kernel elsewhere: the
+     * register kernel's bits every time, at a host and a device position */
+    struct default_case {
+        int batch, hq, hkv, ctx, stages;
+    };
+    const struct default_case dcs[] = {{1, 8, 2, (ATTN_DECODE_BULK_SPLITS + 2) * ATTN_DECODE_CHUNK, ATTN_DECODE_BULK_STAGES},
+                                       {32, 32, 8, 5 * ATTN_DECODE_CHUNK, 1},
+                                       {1, 8, 2, 4 * ATTN_DECODE_CHUNK, 0}};
+    for (const struct default_case &dc : dcs) {
+        const int hd = 128, ctx = dc.ctx, pos = ctx - 5, bq = dc.batch;
+        const size_t cache = (size_t)bq * dc.hkv * ctx * hd, out_n = (size_t)bq * dc.hq * hd;
+        bf16 *qkv = dev_random((size_t)bq * (dc.hq + 2 * dc.hkv) * hd, 2.0f, 990, NULL);
         bf16 *kc0 = dev_random(cache, 2.0f, 991, NULL), *vc0 = dev_random(cache, 1.0f, 992, NULL), *kc, *vc, *o[2];
         float *dinv = dev_tiny_inv_freq(hd), *partials;
-        int *counters;
+        int *counters, *dpos;
         cudaMalloc((void **)&kc, cache * 2);
         cudaMalloc((void **)&vc, cache * 2);
         cudaMalloc((void **)&o[0], out_n * 2);
         cudaMalloc((void **)&o[1], out_n * 2);
-        cudaMalloc((void **)&partials, attn_decode_partials_floats(1, hq, hd, ctx) * 4);
-        cudaMalloc((void **)&counters, attn_decode_counters(1, hq) * sizeof(int));
-        cudaMemset(counters, 0, attn_decode_counters(1, hq) * sizeof(int));
-        for (int i = 0; i < 2; i++) {
-            cudaMemcpy(kc, kc0, cache * 2, cudaMemcpyDeviceToDevice);
-            cudaMemcpy(vc, vc0, cache * 2, cudaMemcpyDeviceToDevice);
-            poison(o[i], out_n);
-            struct attn_args a = {NULL, kc, vc, o[i], 1, 1, 0, pos, NULL, hq, hkv, hd, ctx, partials};
-            a.qkv = qkv;
-            a.inv_freq = dinv;
-            a.counters = counters;
-            a.keys_per_block = i ? ATTN_DECODE_CHUNK : 0;  /* the default, then its setting in registers */
-            a.warps_per_block = i ? ATTN_DECODE_WARPS : 0;
-            CHECK(attn_decode(&a, 0) == 0);
+        cudaMalloc((void **)&partials, attn_decode_partials_floats(bq, dc.hq, hd, ctx) * 4);
+        cudaMalloc((void **)&counters, attn_decode_counters(bq, dc.hq) * sizeof(int));
+        cudaMemset(counters, 0, attn_decode_counters(bq, dc.hq) * sizeof(int));
+        cudaMalloc((void **)&dpos, sizeof(int));
+        cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice);
+        for (int on_dev = 0; on_dev < 2; on_dev++) {
+            for (int i = 0; i < 2; i++) {
+                cudaMemcpy(kc, kc0, cache * 2, cudaMemcpyDeviceToDevice);
+                cudaMemcpy(vc, vc0, cache * 2, cudaMemcpyDeviceToDevice);
+                poison(o[i], out_n);
+                struct attn_args a = {NULL, kc, vc, o[i], bq, 1, 0, pos, on_dev ? dpos : NULL, dc.hq, dc.hkv, hd, ctx,
+                                      partials};
+                a.qkv = qkv;
+                a.inv_freq = dinv;
+                a.counters = counters;
+                a.keys_per_block = i ? ATTN_DECODE_CHUNK : 0;  /* the default, then its setting in registers */
+                a.warps_per_block = i ? ATTN_DECODE_WARPS : 0;
+                if (!i) CHECK(attn_decode_default_stages(&a) == dc.stages);
+                CHECK(attn_decode(&a, 0) == 0);
+            }
+            CUDA_OK(cudaDeviceSynchronize());
+            CHECK(bits_equal(o[0], o[1], out_n));
         }
-        CUDA_OK(cudaDeviceSynchronize());
-        CHECK(bits_equal(o[0], o[1], out_n));
         cudaFree(qkv), cudaFree(kc0), cudaFree(vc0), cudaFree(kc), cudaFree(vc), cudaFree(o[0]), cudaFree(o[1]);
-        cudaFree(dinv), cudaFree(partials), cudaFree(counters);
+        cudaFree(dinv), cudaFree(partials), cudaFree(counters), cudaFree(dpos);
     }
     bits_case_run(failures_, 128, 8, 2, 64, 4, 950, 2, 0);
     bits_case_run(failures_, 128, 8, 2, 64, 4, 960, 3, 1);
