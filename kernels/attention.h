@@ -32,15 +32,16 @@
  *    kernel in one stage: each block works its head's splits in turn, the next
  *    one's copy under the current one's math, and combines them from its own
  *    shared memory, with no ticket. On an H200, Llama-2-7B, 32 layers under graph
- *    replay, grid for a 640-key cache (docs/PERF.md): 16 x 256 0.650 against
- *    0.810 ms (the register kernel), 64 x 256 2.187 against 2.812 (93% of the copy
- *    rate over the KV bytes); the steps 4.544 against 4.727 and 6.033 against 6.698;
+ *    replay, grid for a 640-key cache (docs/PERF.md, 01bede2): 16 x 256 0.645
+ *    against 0.814 ms (the register kernel), 64 x 256 2.157 against 2.813 (95% of
+ *    the copy rate over the KV bytes); the steps 4.482 against 4.644 and 5.821
+ *    against 6.565;
  *  - else from ATTN_DECODE_BULK_SPLITS splits a head (1024 keys), the bulk kernel
- *    in ATTN_DECODE_BULK_STAGES stages, one wave: at 1 x 4224 (66 splits) 0.752
- *    against 0.893 ms, the step 4.227 against 4.279;
- *  - else the register kernel (attention_decode_spread.cu): at 1 x 256 0.143
- *    against 0.158 for the bulk kernel in one stage, whose four blocks a head hold
- *    one split each. */
+ *    in ATTN_DECODE_BULK_STAGES stages, one wave: at 1 x 4224 (66 splits) 0.731
+ *    against 0.888 ms, the step 4.220 against 4.288;
+ *  - else the register kernel (attention_decode_spread.cu): at 1 x 256 0.158
+ *    against 0.170 for the bulk kernel in one stage (0.143 with the grid sized for
+ *    the context), whose blocks hold one split each. */
 #define ATTN_DECODE_BULK_SPLITS 16
 #define ATTN_DECODE_BULK_STAGES 2
 #define ATTN_DECODE_CHUNK_MIN 32  /* the smallest size: partials are laid out for it */
