@@ -239,9 +239,10 @@ int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages
     const size_t stage_bytes = (size_t)2 * chunk * a->hd * sizeof(bf16);
     const int stride_splits = decode_splits(a->max_ctx, chunk);
     const int nsplit = decode_launch_splits(a, chunk);
+    const int resident = resident_blocks_of(st, a->hd);  /* also raises fn's shared-memory limit */
     int per_block = a->splits_per_block;
     if (per_block == 0) {  /* one wave */
-        const int nb = one_wave_blocks(a, resident_blocks_of(st, a->hd), nsplit);
+        const int nb = one_wave_blocks(a, resident, nsplit);
         per_block = (nsplit + nb - 1) / nb;
     }
     per_block = std::min(per_block, nsplit);
