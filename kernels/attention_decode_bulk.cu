@@ -206,9 +206,12 @@ static const struct bulk_setting *bulk_setting_of(int chunk, int warps, int stag
 
 int attn_decode_bulk_supported(int chunk, int warps, int stages) { return bulk_setting_of(chunk, warps, stages) != NULL; }
 
+/* A stage: a chunk's keys then its values. */
+static size_t bulk_stage_bytes(int chunk, int hd) { return (size_t)2 * chunk * hd * sizeof(bf16); }
+
 static int resident_blocks_of(const struct bulk_setting *st, int hd)
 {
-    const size_t stage_bytes = (size_t)2 * st->chunk * hd * sizeof(bf16);
+    const size_t stage_bytes = bulk_stage_bytes(st->chunk, hd);
     return resident_blocks(hd == 64 ? st->d64 : st->d128, st->stages * stage_bytes, stage_bytes);
 }
 
@@ -236,7 +239,7 @@ int attn_decode_bulk(const struct attn_args *a, int chunk, int warps, int stages
                        warps, stages);
     if (a->splits_per_block < 0) return pb_fail("attn_decode: %d splits a block", a->splits_per_block);
     const bulk_fn fn = a->hd == 64 ? st->d64 : st->d128;
-    const size_t stage_bytes = (size_t)2 * chunk * a->hd * sizeof(bf16);
+    const size_t stage_bytes = bulk_stage_bytes(chunk, a->hd);
     const int stride_splits = decode_splits(a->max_ctx, chunk);
     const int nsplit = decode_launch_splits(a, chunk);
     const int resident = resident_blocks_of(st, a->hd);  /* also raises fn's shared-memory limit */
