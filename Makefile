@@ -130,7 +130,8 @@ test-gpu: $(BUILD)/test_gpu $(BUILD)/bench
 	scripts/with_peer_reference.sh $(BUILD)/peer $(BUILD)/test_gpu
 
 # Kernel-core benchmark (docs/PERF.md): links only the core and what it reads.
-$(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
+$(BUILD)/bench_kernels: $(BUILD)/tests/bench/bench_kernels.o $(BUILD)/tests/bench/bench_attention.o \
+                         $(LIB_KERNELS) $(LIB_MODELS) $(LIB_BASE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench-kernels: $(BUILD)/bench_kernels

@@ -6,39 +6,7 @@
  * MODE gemv-profile, stream-profile, attn-profile, prefill-profile: only a few
  * launches, for ncu; lt-steps, gemv-steps: only the batched or the one-sequence
  * decode steps) */
-#include <algorithm>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <vector>
-#include "../../kernels/attention.h"
-#include "../../kernels/cuda_check.h"
-#include "../../kernels/llama_internal.h"
-
-#define TRY(x) do { if ((x) != 0) { fprintf(stderr, "failed: %s (line %d)\n", #x, __LINE__); exit(1); } } while (0)
-#define CU(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)
-
-/* Median milliseconds of fn over iters runs after warm-up, timed with events. */
-template <typename F> static double time_ms(F fn, int warm, int iters, cudaStream_t s)
-{
-    for (int i = 0; i < warm; i++) fn();
-    CU(cudaStreamSynchronize(s));
-    std::vector<double> t;
-    cudaEvent_t a, b;
-    CU(cudaEventCreate(&a));
-    CU(cudaEventCreate(&b));
-    for (int i = 0; i < iters; i++) {
-        CU(cudaEventRecord(a, s));
-        fn();
-        CU(cudaEventRecord(b, s));
-        CU(cudaEventSynchronize(b));
-        float ms;
-        CU(cudaEventElapsedTime(&ms, a, b));
-        t.push_back(ms);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+#include "bench_kernels.h"
 
 static void fill_tokens(struct llama_part *p, int n, int vocab)
 {
@@ -125,117 +93,6 @@ static const char *skinny_stream_name(int i)
     if (c.mode == DECODE_STREAM_REGISTERS) return "registers";
     snprintf(buf[i], sizeof buf[i], "async s%d v%d mt%s", c.stages, c.vecs, c.mt == 1 ? "1" : c.mt == 2 ? "2" : " by rows");
     return buf[i];
-}
-
-static const char *attn_setting_name(int keys, int warps, int stages = 0, int per_block = 0)
-{
-    static char buf[8][96];
-    static int next;
-    char *b = buf[next++ % 8];
-    const int k = keys ? keys : ATTN_DECODE_CHUNK;
-    if (!keys) warps = ATTN_DECODE_WARPS;
-    if (warps && stages)
-        snprintf(b, sizeof buf[0], "spread %d keys %d warps a block, bulk copies in %d stage%s, %d splits a block%s", k,
-                 warps, stages, stages == 1 ? "" : "s", per_block, per_block ? "" : " (one wave)");
-    else if (warps)
-        snprintf(b, sizeof buf[0], "spread %d keys %d warps a block%s", k, warps, keys ? ", in registers" : " (default)");
-    else snprintf(b, sizeof buf[0], "key-a-lane %d keys a block%s", k, keys ? "" : " (default)");
-    return b;
-}
-
-/* The decode attention's arguments for layer l of part p: batch sequences at position
- * pos (on the device when pos_dev is set), the part's default setting. */
-static struct attn_args decode_attn_args(struct llama_part *p, int l, int batch, int pos, const int *pos_dev)
-{
-    const struct part_dims *x = &p->dims;
-    size_t off = (size_t)l * p->al.cache_layer_elems;
-    struct attn_args aa = {p->q, p->k_cache + off, p->v_cache + off, p->attn, batch, 1, 0, pos, pos_dev,
-                           x->hq, x->hkv, x->hd, p->d.max_context, p->partials};
-    aa.qkv = p->qkv;
-    aa.inv_freq = p->inv_freq;
-    aa.counters = p->counters;
-    return aa;
-}
-
-/* The decode attention alone over every layer of part p at one setting, batch
- * sequences at position pos (host position, as the key-a-lane kernel's figures in
- * docs/PERF.md were timed): 32 launches on the stream without programmatic launch,
- * and the same launches captured in a graph with it, replayed (the executor's
- * decode runs that way; there each kernel's cache loads overlap the one before).
- * Returns the graph's ms; prints both against the KV bytes at the copy rate. */
-static double attn_figure(struct llama_part *p, int batch, int pos, int keys, int warps, double copy_gbs, cudaStream_t s,
-                          int stages = 0, int per_block = 0)
-{
-    const struct model_spec *m = &p->m;
-    const struct part_dims *x = &p->dims;
-    int *dpos;
-    CU(cudaMalloc((void **)&dpos, sizeof(int)));
-    CU(cudaMemcpy(dpos, &pos, sizeof(int), cudaMemcpyHostToDevice));
-    auto launch_all = [&](int pdl, cudaStream_t st, const int *pos_dev = NULL) {
-        for (int l = 0; l < m->layers; l++) {
-            struct attn_args aa = decode_attn_args(p, l, batch, pos, pos_dev);
-            aa.keys_per_block = keys;
-            aa.warps_per_block = warps;
-            aa.decode_stages = stages;
-            aa.splits_per_block = per_block;
-            aa.pdl = pdl;
-            TRY(attn_decode(&aa, st));
-        }
-    };
-    double stream_ms = time_ms([&] { launch_all(0, s); }, 2, 10, s);
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    launch_all(1, s);
-    CU(cudaStreamEndCapture(s, &graph));
-    CU(cudaGraphInstantiate(&exec, graph, 0));
-    double graph_ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
-    CU(cudaGraphExecDestroy(exec));
-    CU(cudaGraphDestroy(graph));
-    /* as a decode step's graph has it: the position on the device, the grid sized for
-     * the whole cache (p->d.max_context keys) */
-    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    launch_all(1, s, dpos);
-    CU(cudaStreamEndCapture(s, &graph));
-    CU(cudaGraphInstantiate(&exec, graph, 0));
-    double dev_ms = time_ms([&] { CU(cudaGraphLaunch(exec, s)); }, 3, 20, s);
-    CU(cudaGraphExecDestroy(exec));
-    CU(cudaGraphDestroy(graph));
-    CU(cudaFree(dpos));
-    double kv = (double)batch * m->layers * 2 * (pos + 1) * x->hkv * x->hd * 2;
-    double floor_ms = kv / (copy_gbs * 1e6);
-    printf("    decode attention alone, batch %d, context %d, %s, %d layers: %.3f ms = %.1f%% of copy over the KV "
-           "bytes | graph + programmatic launch %.3f ms = %.1f%% | the same, position on the device (grid for %d keys) "
-           "%.3f ms = %.1f%% | KV floor %.3f ms\n", batch, pos + 1, attn_setting_name(keys, warps, stages, per_block), m->layers, stream_ms,
-           100.0 * floor_ms / stream_ms, graph_ms, 100.0 * floor_ms / graph_ms, p->d.max_context, dev_ms,
-           100.0 * floor_ms / dev_ms, floor_ms);
-    return graph_ms;
-}
-
-/* Every decode-attention setting (the key-a-lane kernel at 128 and 256 keys, the
- * spread kernel at each of attention.h's pairs) at one batch and context; returns
- * the fastest under graph replay as {keys, warps} in best (keys 0 for the default). */
-static void attn_sweep(struct llama_part *p, int batch, int pos, double copy_gbs, cudaStream_t s, int best[4])
-{
-    static const int spread[ATTN_DECODE_SPREAD_COUNT][2] = ATTN_DECODE_SPREAD_SETTINGS;
-    printf("decode attention settings, batch %d, context %d:\n", batch, pos + 1);
-    double best_ms = attn_figure(p, batch, pos, 0, 0, copy_gbs, s);
-    best[0] = best[1] = best[2] = best[3] = 0;
-    for (int i = -1; i < ATTN_DECODE_SPREAD_COUNT; i++) {
-        const int keys = i < 0 ? 256 : spread[i][0], warps = i < 0 ? 0 : spread[i][1];
-        double ms = attn_figure(p, batch, pos, keys, warps, copy_gbs, s);
-        if (ms < best_ms) best_ms = ms, best[0] = keys, best[1] = warps;
-    }
-    /* the bulk-copy kernel (the same bits as the register kernel at its setting) */
-    static const int bulk[][2] = {{64, 4}, {32, 4}, {64, 8}};
-    for (const auto &bs : bulk)
-        for (int stages = 1; stages <= 4; stages++)
-            for (int per_block : {0, 1, 2, 4, 8}) {
-                double ms = attn_figure(p, batch, pos, bs[0], bs[1], copy_gbs, s, stages, per_block);
-                if (ms < best_ms) best_ms = ms, best[0] = bs[0], best[1] = bs[1], best[2] = stages, best[3] = per_block;
-            }
-    printf("    fastest under graph replay at batch %d, context %d: %s, %.3f ms\n", batch, pos + 1,
-           attn_setting_name(best[0], best[1], best[2], best[3]), best_ms);
 }
 
 /* Greedy decode of `batch` sequences after a `prompt`-token prefill: `steps` steps
@@ -372,18 +229,6 @@ static void stream_profile_launches(struct llama_part *p, cudaStream_t s)
     CU(cudaStreamSynchronize(s));
 }
 
-/* For a profiler (ncu -k regex:decode_spread): the default decode attention of two
- * layers at batch 16, then at 64, context 256, plain stream launches. */
-static void attn_profile_launches(struct llama_part *p, cudaStream_t s)
-{
-    for (int batch = 16; batch <= 64; batch *= 4)
-        for (int l = 0; l < 2; l++) {
-            struct attn_args aa = decode_attn_args(p, l, batch, 255, NULL);
-            TRY(attn_decode(&aa, s));
-        }
-    CU(cudaStreamSynchronize(s));
-}
-
 /* For a profiler (ncu -k regex:flash_prefill --launch-skip 32 --launch-count 1):
  * an 8x512 forward fills q and the cache, then one layer's prefill attention. */
 static void prefill_attn_profile_launches(struct llama_part *p, const struct model_spec *m, cudaStream_t s)
@@ -413,19 +258,6 @@ static struct llama_part *long_context_part(const struct model_spec *m, struct l
     TRY(llama_part_create(m, d, &p));
     TRY(llama_part_init_random(p, 1));
     return p;
-}
-
-/* For a profiler (ncu -k regex:decode_bulk): one sequence at a 4224-key context,
- * two layers, the default setting (the bulk kernel there). */
-static void attn_profile_long_launches(const struct model_spec *m, struct llama_part_desc d, cudaStream_t s)
-{
-    struct llama_part *p = long_context_part(m, &d);
-    for (int l = 0; l < 2; l++) {
-        struct attn_args aa = decode_attn_args(p, l, 1, LONG_PROMPT + 127, NULL);
-        TRY(attn_decode(&aa, s));
-    }
-    CU(cudaStreamSynchronize(s));
-    llama_part_destroy(p);
 }
 
 int main(int argc, char **argv)
@@ -483,9 +315,13 @@ int main(int argc, char **argv)
         if (gemv_profile_only) gemv_profile_launches(p, s);
         else if (stream_profile_only) stream_profile_launches(p, s);
         else if (prefill_profile_only) prefill_attn_profile_launches(p, &m, s);
-        else attn_profile_launches(p, s);
+        else for (int batch = 16; batch <= 64; batch *= 4) attn_profile_launches(p, batch, 255, s);
         llama_part_destroy(p);
-        if (attn_profile_only) attn_profile_long_launches(&m, d, s);
+        if (attn_profile_only) {  /* then one sequence at 4224 keys, where the default takes the bulk kernel */
+            p = long_context_part(&m, &d);
+            attn_profile_launches(p, 1, LONG_PROMPT + 127, s);
+            llama_part_destroy(p);
+        }
         return 0;
     }
 
