@@ -60,7 +60,7 @@ HARNESS_CUDA_SRC := $(filter %/cuda_%.c harness/exec/registry.c,$(HARNESS_ALL))
 HARNESS_SRC    := $(filter-out $(HARNESS_CUDA_SRC),$(HARNESS_ALL))
 # The peer test's criterion and reference reader are plain C in tests/gpu/: the
 # CPU suite tests them too.
-TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c \
+TEST_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/temp_dirs.c \
              tests/gpu/peer_criterion.c tests/gpu/peer_reference.c tests/gpu/cpu_reference.c
 GPU_TEST_SRC := $(wildcard tests/gpu/*.cu tests/gpu/*.c)
 
@@ -115,7 +115,7 @@ $(BUILD)/bench: $(BUILD)/harness/cli/main.o $(GPU_LIBS) | $(BUILD)/layers.ok
 $(BUILD)/run_tests: $(TEST_OBJ) $(CPU_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm -lpthread
 
-$(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(GPU_LIBS)
+$(BUILD)/test_gpu: $(GPU_TEST_OBJ) $(BUILD)/tests/runner.o $(BUILD)/tests/temp_dirs.o $(GPU_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The CPU suite; it also drives build/bench for command-line behaviour.
@@ -160,7 +160,7 @@ MPI_LIBS    := $(shell mpicc --showme:link)
 MPIRUN      ?= mpirun --allow-run-as-root --oversubscribe
 MPI_CPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/mpi_world.c harness/exec/mpi/trace_gather.c harness/exec/mpi/mpi_jobs.c)
 MPI_GPU_OBJ := $(patsubst %.c,$(BUILD)/%.o,harness/exec/mpi/cuda_mpi_exec.c harness/exec/mpi/cuda_mpi_peer.c harness/exec/mpi/cuda_mpi_run.c harness/exec/mpi/mpi_main.c)
-MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c))
+MPI_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/mpi/*.c)) $(BUILD)/tests/temp_dirs.o
 all: $(BUILD)/bench-mpi
 
 $(BUILD)/bench-mpi: $(MPI_GPU_OBJ) $(MPI_CPU_OBJ) $(GPU_LIBS) | $(BUILD)/layers.ok

@@ -80,12 +80,6 @@ int count_occurrences(const char *s, const char *needle)
     return n;
 }
 
-void make_temp_dir(char *buf, size_t buflen)
-{
-    snprintf(buf, buflen, "/tmp/placebench-test-XXXXXX");
-    if (!mkdtemp(buf)) buf[0] = 0;
-}
-
 int main(int argc, char **argv)
 {
     int passed = 0, failed = 0, skipped = 0;
@@ -97,6 +91,7 @@ int main(int argc, char **argv)
         registered[i].fn(&failures);
         if (failures) {
             printf("FAIL %s\n", registered[i].name);
+            temp_dirs_done(1);
             failed++;
         } else if (skip_reason[0]) {
             printf("SKIP %s: %s\n", registered[i].name, skip_reason);
@@ -107,6 +102,7 @@ int main(int argc, char **argv)
             printf("ok   %s\n", registered[i].name);
             passed++;
         }
+        temp_dirs_done(0);
         fflush(stdout);
     }
     if (skipped) printf("%d skipped (not run, not counted as passed): %s\n", skipped, skipped_names);

@@ -62,8 +62,11 @@ const char *bench_binary(void);
 int run_bench(const char *args, char *buf, size_t buflen);
 /* The same for any shell command line. */
 int run_capture(const char *cmd, char *buf, size_t buflen);
-/* A fresh temporary directory under /tmp, created; returns its path in buf. */
+/* A fresh temporary directory under /tmp, created; returns its path in buf. The
+ * runner removes it after the test if the test passed (temp_dirs.c). */
 void make_temp_dir(char *buf, size_t buflen);
+/* After each test: its temporary folders removed (failed 0) or named on stdout. */
+void temp_dirs_done(int failed);
 /* Files in dir whose name holds ".tmp": a report left half-written. */
 int leftover_temporaries(const char *dir);
 /* The text of dir/name (the caller frees it); NULL where it cannot be read. */

@@ -1,11 +1,14 @@
 /* See tiny_model.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "tiny_model.h"
 
+static char path[256];
+static void remove_config(void) { unlink(path); }
+
 const char *gpu_tiny_config(void)
 {
-    static char path[256];
     if (path[0]) return path;
     snprintf(path, sizeof path, "/tmp/placebench-test-tiny-%d.json", (int)getpid());
     FILE *f = fopen(path, "w");
@@ -15,5 +18,6 @@ const char *gpu_tiny_config(void)
           " \"vocab_size\": 512, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-05,"
           " \"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", f);
     fclose(f);
+    atexit(remove_config);  /* the suite's processes read it until the end */
     return path;
 }

@@ -23,12 +23,6 @@ int run_bench(const char *args, char *buf, size_t buflen)
     return -1;
 }
 
-void make_temp_dir(char *buf, size_t buflen)
-{
-    snprintf(buf, buflen, "/tmp/placebench-mpi-test-XXXXXX");
-    if (!mkdtemp(buf)) buf[0] = 0;
-}
-
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -43,6 +37,7 @@ int main(int argc, char **argv)
         if (any) failed++;
         else passed++;
         if (rank == 0) printf("%s %s\n", any ? "FAIL" : "ok  ", registered[i].name);
+        temp_dirs_done(any);  /* every rank is past the test: rank 0's folders may go */
         fflush(stdout);
     }
     if (rank == 0) printf("%d passed, %d failed\n", passed, failed);
