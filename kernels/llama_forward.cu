@@ -44,9 +44,9 @@ static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *
                   int n, int k, int accumulate, cudaStream_t s)
 {
     int pdl = p->d.programmatic_launch;
-    if (c->seq != 1) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s);
+    if (c->seq != 1) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s, pdl);
     if (decode_path(p) == DECODE_GEMV) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
-    if (decode_path(p) == DECODE_LT) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, GEMM_CLASS_DECODE, s);
+    if (decode_path(p) == DECODE_LT) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, GEMM_CLASS_DECODE, s, pdl);
     if (decode_streams(p, n))
         return gemm_stream_cfg(x, w, y, m, n, k, accumulate, 0, gemm_stream_splits(n, k, 0), 0, p->decode_prefetch, s,
                                pdl);
@@ -60,7 +60,7 @@ static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf1
     int pdl = p->d.programmatic_launch;
     if (decode_path(p) == DECODE_GEMV) return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
     if (decode_path(p) == DECODE_LT) {  /* cuBLASLt has no SwiGLU epilogue: the products, then k_swiglu */
-        PB_TRY(gemm_lt(&p->gemm, x, w, p->gu, m, 2 * inter, k, 0, GEMM_CLASS_DECODE, s));
+        PB_TRY(gemm_lt(&p->gemm, x, w, p->gu, m, 2 * inter, k, 0, GEMM_CLASS_DECODE, s, pdl));
         return k_swiglu(p->gu, act, m, inter, s, pdl);
     }
     if (decode_streams(p, 2 * inter))
@@ -148,7 +148,7 @@ static int output_projection(struct llama_part *p, const struct llama_call *c, c
     if (p->d.world == 1) {
         const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
         if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
-        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s));
+        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s, p->d.programmatic_launch));
         if (pending) {
             *pending = ks;
             return PB_OK;
