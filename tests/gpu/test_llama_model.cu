@@ -139,13 +139,13 @@ static void graph_replay_case(int *failures_, int lt_edges)
     cudaFree(dpos);
     llama_part_destroy(a);
     llama_part_destroy(g);
-    gemm_lt_set_programmatic(0);
 }
 
 TEST(test_decode_graph_replay_matches_plain_decode)
 {
     graph_replay_case(failures_, 0);
     graph_replay_case(failures_, 1);
+    gemm_lt_set_programmatic(0);  /* the default, also after a case that returned early */
 }
 
 /* Sequences run as microbatches (1 + 3) give the logits of the whole batch bit for
