@@ -94,7 +94,7 @@ float *gemm_partials(const struct gemm_ctx *g);
 /* Y's K slices into gemm_partials (the decode class, m <= decode_rows rows; the
  * shape must have gemm_ksplit > 0). */
 int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int m, int n, int k,
-                     cudaStream_t s, int pdl = 0);
+                     cudaStream_t s);
 /* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
  * take long enough to stream that the timing ranks tiles, not launches. */
 int gemm_decode_is_timed(int n, int k);
@@ -110,15 +110,11 @@ void gemm_destroy(struct gemm_ctx *g);
 int gemm_short_is_timed(int n, int k, int tune_rows);
 
 /* cuBLASLt path; the (N, K) must have been prepared; cls from gemm_class_for_seq.
- * pdl (with gemm_lt_set_programmatic on): captured into a graph right after a kernel,
- * cuBLASLt's kernel hangs on a programmatic edge, so it launches while that kernel
- * ends (gemm_lt.cu says why that is safe); outside a capture nothing changes. */
+ * pdl reaches gemm_skinny only, where the decode class took it: cuBLASLt's kernels
+ * take no launch attribute, and on a programmatic graph edge they read their input
+ * before the kernel ahead has written it (measured on an H100: docs/PERF.md). */
 int gemm_lt(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y,
             int m, int n, int k, int accumulate, int cls, cudaStream_t s, int pdl = 0);
-/* Whether gemm_lt's and gemm_lt_partials' pdl takes effect, for the whole process
- * (default 0: not yet run on a GPU, gemm_lt.cu says what would turn it on); the
- * test and the benchmark set it. */
-void gemm_lt_set_programmatic(int on);
 /* GEMV path for few rows (K a multiple of 8, pointers 16-byte aligned); pdl:
  * programmatic launch, its weights streaming while the previous kernel ends (pdl.h). */
 int gemm_rows(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,

@@ -428,45 +428,9 @@ int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks)
     return PB_OK;
 }
 
-/* cuBLASLt offers no launch attribute, but a graph edge can carry the programmatic
- * dependency: when s is capturing and the next node depends on one kernel alone,
- * that edge becomes programmatic, so cuBLASLt's kernel launches once the kernel
- * before it triggers (ours trigger right after their pdl_wait) instead of after it
- * has ended and flushed. That needs cuBLASLt's kernel to execute griddepcontrol.wait
- * before it touches an operand: every sm90_xmma GEMM kernel in the library's
- * fatbins does (ACQBULK in its SASS, docs/PERF.md), but the nvjet kernels it also
- * picks on Hopper are not there to inspect. So it stays off until a GPU run of
- * test_gemm_lt_on_a_programmatic_edge_waits_for_its_input (a producer that writes X
- * late, the product's bits against an eager call) passes and `bench_kernels M
- * lt-edges` shows it faster. An upstream node that is not a kernel (a copy, an
- * event join) keeps its full edge. */
-static int programmatic_on = 0;
-void gemm_lt_set_programmatic(int on) { programmatic_on = on != 0; }
-
-static int capture_programmatic_edge(cudaStream_t s)
-{
-    if (!programmatic_on) return PB_OK;
-    cudaStreamCaptureStatus status;
-    const cudaGraphNode_t *deps = NULL;
-    const cudaGraphEdgeData *edges = NULL;
-    size_t n = 0;
-    cudaCheck(cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &deps, &edges, &n));
-    if (status != cudaStreamCaptureStatusActive || n != 1) return PB_OK;
-    cudaGraphNodeType type;
-    cudaCheck(cudaGraphNodeGetType(deps[0], &type));
-    if (type != cudaGraphNodeTypeKernel) return PB_OK;
-    cudaGraphNode_t node = deps[0];
-    cudaGraphEdgeData edge;
-    memset(&edge, 0, sizeof edge);
-    edge.from_port = cudaGraphKernelNodePortProgrammatic;
-    edge.type = cudaGraphDependencyTypeProgrammatic;
-    cudaCheck(cudaStreamUpdateCaptureDependencies(s, &node, &edge, 1, cudaStreamSetCaptureDependencies));
-    return PB_OK;
-}
-
 float *gemm_partials(const struct gemm_ctx *g) { return (float *)((char *)g->workspace + GEMM_LT_WORKSPACE_BYTES); }
 
-int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, cudaStream_t s, int pdl)
+int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, cudaStream_t s)
 {
     struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
     if (!sh || !sh->ksplit) return pb_fail("gemm_lt_partials: N=%d K=%d has no K slices", n, k);
@@ -474,7 +438,6 @@ int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, in
     if (m <= 0) return PB_OK;
     cublasCheck(layout_rows(sh->kb, sh->kc, m));
     float alpha = 1.0f, beta = 0.0f, *part = gemm_partials(g);
-    if (pdl) PB_TRY(capture_programmatic_edge(s));
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->ka, x, sh->kb, &beta, part, sh->kc, part, sh->kc,
                                &sh->kalgo, g->workspace, GEMM_LT_WORKSPACE_BYTES, s));
     return PB_OK;
@@ -501,10 +464,9 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     struct gemm_shape *sh = find_shape(g, n, k, cls);
     if (!sh) return pb_fail("gemm_lt: shape N=%d K=%d was not prepared", n, k);
     if (m <= 0) return PB_OK;
-    if (sh->skinny) return gemm_skinny(x, w, y, m, n, k, accumulate, s);
+    if (sh->skinny) return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
     cublasCheck(layout_rows(sh->b, sh->c, m));
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    if (pdl) PB_TRY(capture_programmatic_edge(s));
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->a, x, sh->b, &beta, y, sh->c, y, sh->c, &sh->algo,
                                g->workspace, GEMM_LT_WORKSPACE_BYTES, s));
     return PB_OK;

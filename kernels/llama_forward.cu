@@ -148,7 +148,7 @@ static int output_projection(struct llama_part *p, const struct llama_call *c, c
     if (p->d.world == 1) {
         const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
         if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
-        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s, p->d.programmatic_launch));
+        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s));
         if (pending) {
             *pending = ks;
             return PB_OK;

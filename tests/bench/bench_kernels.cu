@@ -5,8 +5,7 @@
  * usage: bench_kernels [config.json [MODE]]   (default models/llama-2-7b.json;
  * MODE gemv-profile, stream-profile, attn-profile, prefill-profile: only a few
  * launches, for ncu; lt-steps, gemv-steps: only the batched or the one-sequence
- * decode steps; lt-edges: the batched steps and two prefill graphs with cuBLASLt's
- * kernels on programmatic edges and off) */
+ * decode steps) */
 #include "bench_kernels.h"
 
 static void fill_tokens(struct llama_part *p, int n, int vocab)
@@ -261,25 +260,6 @@ static struct llama_part *long_context_part(const struct model_spec *m, struct l
     return p;
 }
 
-/* A prefill of batch x seq captured once in a CUDA graph (launch gaps removed),
- * ms a replay; the part's GEMM algorithms and tokens as the caller set them. */
-static double prefill_graph_ms(struct llama_part *p, int batch, int seq, cudaStream_t s)
-{
-    struct llama_call call = {0, batch, seq, 0, NULL, 0};
-    cudaGraph_t pg;
-    cudaGraphExec_t pe;
-    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    TRY(llama_embed(p, &call, s));
-    TRY(llama_layers(p, 0, p->m.layers, &call, s));
-    TRY(llama_head(p, &call, s));
-    CU(cudaStreamEndCapture(s, &pg));
-    CU(cudaGraphInstantiate(&pe, pg, 0));
-    double ms = time_ms([&] { CU(cudaGraphLaunch(pe, s)); }, 2, 10, s);
-    CU(cudaGraphExecDestroy(pe));
-    CU(cudaGraphDestroy(pg));
-    return ms;
-}
-
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -290,15 +270,13 @@ int main(int argc, char **argv)
     const int prefill_profile_only = !strcmp(mode, "prefill-profile");
     const int lt_steps_only = !strcmp(mode, "lt-steps");
     const int gemv_steps_only = !strcmp(mode, "gemv-steps");
-    const int lt_edges_only = !strcmp(mode, "lt-edges");
     if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only &&
-                     !gemv_steps_only && !prefill_profile_only && !lt_edges_only)) {
+                     !gemv_steps_only && !prefill_profile_only)) {
         fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | "
-                        "prefill-profile | lt-steps | gemv-steps | lt-edges]]\n"
+                        "prefill-profile | lt-steps | gemv-steps]]\n"
                         "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
                         "   gemv-steps: only the one-sequence steps, norms launched and folded, at contexts 128 and "
-                        "4096;\n   lt-edges: the batched steps and the prefill graphs with cuBLASLt's kernels on "
-                        "programmatic edges and off, alternated)\n");
+                        "4096)\n");
         return 2;
     }
     struct model_spec m;
@@ -377,25 +355,6 @@ int main(int argc, char **argv)
         llama_part_destroy(p);
         return 0;
     }
-    if (lt_edges_only) {  /* cuBLASLt's kernels on programmatic edges (gemm_lt_set_programmatic) or not */
-        for (int round = 0; round < 2; round++)
-            for (int on = 1; on >= 0; on--) {
-                gemm_lt_set_programmatic(on);
-                printf("round %d, cuBLASLt kernels on programmatic edges: %s\n", round, on ? "on" : "off");
-                for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
-                const int prefills[2][2] = {{1, 128}, {8, 512}};
-                for (int c = 0; c < 2; c++) {
-                    const int rows = prefills[c][0] * prefills[c][1];
-                    TRY(part_gemm_setup(p, rows, d.max_batch));  /* as the prefill figures below tune them */
-                    fill_tokens(p, rows, m.vocab);
-                    printf("prefill %dx%d: graph %.3f ms\n", prefills[c][0], prefills[c][1],
-                           prefill_graph_ms(p, prefills[c][0], prefills[c][1], s));
-                }
-            }
-        gemm_lt_set_programmatic(0);
-        llama_part_destroy(p);
-        return 0;
-    }
     if (lt_steps_only) {  /* the batched steps on the decode class, with and without K slices */
         for (int b = 16; b <= 64; b *= 2)
             for (int ns = 0; ns < 2; ns++) {
@@ -421,7 +380,16 @@ int main(int argc, char **argv)
             TRY(llama_head(p, c, s));
         };
         double fwd = time_ms([&] { forward(&call); }, 2, 10, s);
-        double fwd_graph = prefill_graph_ms(p, batch, seq, s);
+        /* the same forward captured once in a CUDA graph: launch gaps removed */
+        cudaGraph_t pg;
+        cudaGraphExec_t pe;
+        CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        forward(&call);
+        CU(cudaStreamEndCapture(s, &pg));
+        CU(cudaGraphInstantiate(&pe, pg, 0));
+        double fwd_graph = time_ms([&] { CU(cudaGraphLaunch(pe, s)); }, 2, 10, s);
+        CU(cudaGraphExecDestroy(pe));
+        CU(cudaGraphDestroy(pg));
         /* the floor: exactly the forward's GEMMs, same shapes, buffers and algorithms */
         double gemms = time_ms([&] {
             for (int l = 0; l < m.layers; l++) {

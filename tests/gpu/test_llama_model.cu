@@ -86,11 +86,9 @@ TEST(test_decode_of_one_sequence_part_matches_longer_prefill) { decode_vs_prefil
 /* Greedy decode captured once in a CUDA graph (position on the device) and
  * replayed gives the same tokens and logit bits as plain launches. The graph's
  * part launches with programmatic dependent launch, so this also checks that
- * kernels starting early wait for their inputs; lt_edges puts cuBLASLt's kernels
- * (the decode class of this 2-sequence part) on programmatic edges too. */
-static void graph_replay_case(int *failures_, int lt_edges)
+ * kernels starting early wait for their inputs. */
+TEST(test_decode_graph_replay_matches_plain_decode)
 {
-    gemm_lt_set_programmatic(lt_edges);
     struct model_spec m = tiny_spec();
     const int batch = 2, p0 = 9, steps = 5, V = m.vocab;
     struct llama_part_desc d = whole_model(&m, batch, 32), dg = d;
@@ -139,13 +137,6 @@ static void graph_replay_case(int *failures_, int lt_edges)
     cudaFree(dpos);
     llama_part_destroy(a);
     llama_part_destroy(g);
-}
-
-TEST(test_decode_graph_replay_matches_plain_decode)
-{
-    graph_replay_case(failures_, 0);
-    graph_replay_case(failures_, 1);
-    gemm_lt_set_programmatic(0);  /* the default, also after a case that returned early */
 }
 
 /* Sequences run as microbatches (1 + 3) give the logits of the whole batch bit for
