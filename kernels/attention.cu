@@ -379,7 +379,7 @@ __device__ __forceinline__ void decode_combine(decode_smem<D, CHUNK> &sm, int *t
                                                const float *all, bf16 *out)
 {
     constexpr int DEC_WARPS = CHUNK / 32;
-    if (!decode_take_ticket(ticket, 1, n_blocks, &sm.is_last)) return;
+    if (!take_last_ticket(ticket, 1, n_blocks, &sm.is_last)) return;
     if (n <= COMBINE_MAX) {
         /* the same sums as the serial loop below, in the same order, with the splits'
          * max and sum loaded by all threads at once (one round trip, not n) and each

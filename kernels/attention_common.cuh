@@ -10,6 +10,7 @@
 #include "attention.h"
 #include "rope.cuh"
 #include "pdl.h"
+#include "last_block.cuh"
 
 #define LOG2E 1.4426950408889634f
 
@@ -140,29 +141,6 @@ __device__ __forceinline__ void decode_store_new(const SM &sm, __nv_bfloat16 *kc
         uint4 *dst = (uint4 *)((is_v ? vc : kc) + (size_t)pos * D) + e;
         *dst = is_v ? ((const uint4 *)vnew)[e] : ((const uint4 *)sm.knew)[e];
     }
-}
-
-/* Called by every thread of each block of a (sequence, head) after its partials are
- * written, `count` of the n splits in this block (1 unless the block loops over
- * several); true in the block whose tickets end the n, which then reads every
- * split's partial. The last ticket's taker puts the counter back to zero: every
- * block of this call has taken its tickets by then and the next call on the
- * counter is stream-ordered after this one (under programmatic launch too:
- * pdl_wait comes before any ticket), so each launch, a graph replay included,
- * finds it at zero. `flag` is an int in shared memory. */
-__device__ __forceinline__ bool decode_take_ticket(int *ticket, int count, int n, int *flag)
-{
-    __threadfence();  /* this block's partials visible before its tickets */
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const bool last = atomicAdd(ticket, count) == n - count;
-        if (last) *ticket = 0;
-        *flag = last;
-    }
-    __syncthreads();
-    const bool last = *flag;
-    if (last) __threadfence();  /* the others' partials read after their tickets */
-    return last;
 }
 
 /* The spread decode kernel (attention_decode_spread.cu): `chunk` keys and

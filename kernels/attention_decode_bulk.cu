@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(WARPS * 32)
         spread_combine<D, WARPS, 2, true>(sm, n, all, out);
         return;
     }
-    if (!decode_take_ticket(a.counters + (size_t)b * a.hq + h, held, n, &sm.is_last)) return;
+    if (!take_last_ticket(a.counters + (size_t)b * a.hq + h, held, n, &sm.is_last)) return;
     spread_combine<D, WARPS>(sm, n, all, out);
 }
 

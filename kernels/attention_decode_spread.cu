@@ -64,9 +64,9 @@ __global__ void __launch_bounds__(WARPS * 32) decode_spread_kernel(struct attn_a
     bf16 *out = a.out + ((size_t)b * a.hq + h) * D;
     spread_split<D, CHUNK, WARPS>(sm, sm.red[0], kr, vr, wbase, kv_len, scale, n == 1, mine, out);
     if (n == 1) return;
-    /* wacc and wl are read above and rewritten by the combine: decode_take_ticket's
+    /* wacc and wl are read above and rewritten by the combine: take_last_ticket's
      * barriers order the two */
-    if (!decode_take_ticket(a.counters + (size_t)b * a.hq + h, 1, n, &sm.is_last)) return;
+    if (!take_last_ticket(a.counters + (size_t)b * a.hq + h, 1, n, &sm.is_last)) return;
     spread_combine<D, WARPS>(sm, n, all, out);
 }
 

@@ -145,6 +145,17 @@ int gemm_rows_ksplit(int n, int k);
 int gemm_rows_norm_fits(int m, int k);
 int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float eps, const __nv_bfloat16 *w,
                    __nv_bfloat16 *y, int m, int n, int k, cudaStream_t s, int pdl = 0);
+/* gemm_rows onto y (accumulate: the residual), then normed = rmsnorm(y) * norm_w
+ * over its m rows, done by the grid's last block to finish: bit for bit gemm_rows
+ * then k_rmsnorm, one launch fewer, and the norm starts as the GEMV's last block
+ * ends instead of after the whole grid has drained. ticket: an int that is zero
+ * and that no launch running at the same time uses; it is left zero. Only where
+ * gemm_rows_then_norm_fits(m, n): at most 4 rows (one block normalises them all),
+ * N a multiple of 8 up to 8192, one column a warp (gemm_rows_cols_per_warp). */
+int gemm_rows_then_norm_fits(int m, int n);
+int gemm_rows_then_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
+                        int accumulate, const __nv_bfloat16 *norm_w, float eps, __nv_bfloat16 *normed, int *ticket,
+                        cudaStream_t s, int pdl = 0);
 /* Tensor-core path for one-token steps (gemm_skinny.cu): the weights streamed once
  * for all rows (up to 64 rows a block, more rows take more blocks), mma.sync bf16
  * with fp32 sums. A row's bits depend on K alone, never on the row count, but

@@ -5,6 +5,7 @@
 #include "pdl.h"
 #include "load_stream.cuh"
 #include "row_norm.cuh"
+#include "last_block.cuh"
 
 typedef __nv_bfloat16 bf16;
 
@@ -14,6 +15,17 @@ typedef __nv_bfloat16 bf16;
 #define GEMV_WARPS 8
 
 enum gemv_mode { GEMV_PLAIN, GEMV_PAIR, GEMV_SWIGLU };
+/* Where a norm rides: none, folded in before (x is the raw hidden state), or after,
+ * in the grid's last block, over the rows the GEMV has just written (gemm_rows_then_norm). */
+enum gemv_norm { GEMV_NORM_NONE, GEMV_NORM_BEFORE, GEMV_NORM_AFTER };
+
+/* The norm's operands: BEFORE uses w and eps, AFTER all of them. */
+struct gemv_norm_args {
+    const bf16 *w;
+    float eps;
+    bf16 *y;      /* AFTER: normed rows, [m, n] */
+    int *ticket;  /* AFTER: zero before the call, left zero (last_block.cuh) */
+};
 
 /* A warp's sums of its P weight rows over ROWS rows, each lane holding its share:
  * the fixed shuffle tree, every lane ends with the total. */
@@ -59,6 +71,8 @@ __device__ __forceinline__ void gemv_store(const float acc[P][ROWS], bf16 *__res
 /* The folded norm is for the few rows of a decode step: each block computes its
  * rows' norms itself. */
 #define GEMV_NORM_ROWS 4
+/* The trailing norm runs in one block, row after row: for the few rows of a decode step. */
+#define GEMV_TAIL_ROWS 4
 
 /* ROWS rows per block, U weight vectors in flight per lane and weight row, each
  * column's K in KS contiguous parts, a warp each (gemm_rows_ksplit). A part's sum
@@ -93,11 +107,13 @@ __device__ __forceinline__ void gemv_load_group(uint4 wv[P][U], const uint4 *con
             if (base + u * 32 < kv) wv[q][u] = load_stream(wr[q] + base + u * 32);
 }
 
-template <int ROWS, int U, int MODE, bool NORM, int KS>
+template <int ROWS, int U, int MODE, int NORMS, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__restrict__ y, int m, int n, int k,
-            int accumulate, const bf16 *__restrict__ norm_w, float eps)
+            int accumulate, struct gemv_norm_args na)
 {
+    constexpr bool NORM = NORMS == GEMV_NORM_BEFORE, TAIL = NORMS == GEMV_NORM_AFTER;
+    static_assert(!TAIL || MODE == GEMV_PLAIN, "the trailing norm reads plain output rows");
     constexpr int P = MODE == GEMV_PLAIN ? 1 : 2;  /* weight rows per warp */
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;   /* output columns per warp */
     static_assert(KS == 1 || C == 1, "a column pair is not split over warps");
@@ -122,7 +138,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
     const uint4 *xr[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) xr[r] = (const uint4 *)(x + (size_t)min(m0 + r, m - 1) * k);
-    const uint4 *nw = (const uint4 *)norm_w;
+    const uint4 *nw = (const uint4 *)na.w;
     float inv[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) inv[r] = 1.0f;
@@ -130,9 +146,11 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
         static_assert(GEMV_WARPS * 32 == NORM_THREADS, "k_rmsnorm's partition of the row");
         __shared__ float red[32];
 #pragma unroll
-        for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, eps, red);
+        for (int r = 0; r < ROWS; r++) inv[r] = row_inv_rms(xr[r], k, na.eps, red);
     }
-    if (KS == 1 && col >= n) return;
+    /* with a trailing norm every warp goes on to the block's ticket; one past N
+     * reads a clamped weight row and stores nothing */
+    if (!TAIL && KS == 1 && col >= n) return;
     float acc[P][ROWS];
 #pragma unroll
     for (int q = 0; q < P; q++)
@@ -168,7 +186,7 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) parts[warp][q][r] = acc[q][r];
         __syncthreads();
-        if (part != 0 || col >= n) return;
+        if (!TAIL && (part != 0 || col >= n)) return;
 #pragma unroll
         for (int j = 1; j < KS; j++)
 #pragma unroll
@@ -176,18 +194,26 @@ gemv_kernel(const bf16 *__restrict__ x, const bf16 *__restrict__ w, bf16 *__rest
 #pragma unroll
                 for (int r = 0; r < ROWS; r++) acc[q][r] += parts[warp + j][q][r];
     }
-    if (lane == 0) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
+    if (lane == 0 && part == 0 && col < n) gemv_store<P, C, ROWS, MODE>(acc, y, m0, m, n, col, accumulate);
+    if (TAIL) {  /* the last block normalises the m rows every block has written */
+        __shared__ int is_last;
+        __shared__ float red[32];
+        if (!take_last_ticket(na.ticket, 1, gridDim.x * gridDim.y, &is_last)) return;
+        for (int r = 0; r < m; r++)
+            norm_row_through_l2((const uint4 *)(y + (size_t)r * n), (const uint4 *)na.w, (uint4 *)(na.y + (size_t)r * n),
+                                n, na.eps, red);
+    }
 }
 
-template <int ROWS, int U, int MODE, bool NORM, int KS>
+template <int ROWS, int U, int MODE, int NORMS, int KS>
 static int gemv_launch_ks(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
-                          const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
+                          struct gemv_norm_args na, cudaStream_t s, int pdl)
 {
     constexpr int C = MODE == GEMV_PAIR ? 2 : 1;
     constexpr int cols = GEMV_WARPS / KS * C;  /* output columns a block */
     dim3 grid((n + cols - 1) / cols, blocks_y);
-    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORM, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
-                         k, accumulate, norm_w, eps));
+    cudaCheck(pdl_launch(gemv_kernel<ROWS, U, MODE, NORMS, KS>, grid, dim3(GEMV_WARPS * 32), 0, s, pdl, x, w, y, m, n,
+                         k, accumulate, na));
     return PB_OK;
 }
 
@@ -208,21 +234,21 @@ int gemm_rows_ksplit(int n, int k)
     return k > 8192 ? wave_cfg.ks_long : n <= 8192 ? wave_cfg.ks_narrow : wave_cfg.ks_wide;
 }
 
-template <int ROWS, int U, int MODE, bool NORM>
+template <int ROWS, int U, int MODE, int NORMS>
 static int gemv_launch(int blocks_y, const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
-                       const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
+                       struct gemv_norm_args na, cudaStream_t s, int pdl)
 {
     /* a pair is never split (ks 1 below); the split instances need not exist for it */
     constexpr int SPLIT_MODE = MODE == GEMV_PAIR ? GEMV_PLAIN : MODE;
     int ks = MODE == GEMV_PAIR ? 1 : gemm_rows_ksplit(n, k);
     switch (ks) {
-    case 1: return gemv_launch_ks<ROWS, U, MODE, NORM, 1>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 1: return gemv_launch_ks<ROWS, U, MODE, NORMS, 1>(blocks_y, x, w, y, m, n, k, accumulate, na, s, pdl);
     case 2:
-        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORM, 2>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORMS, 2>(blocks_y, x, w, y, m, n, k, accumulate, na, s, pdl);
     case 4:
-        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORM, 4>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORMS, 4>(blocks_y, x, w, y, m, n, k, accumulate, na, s, pdl);
     case 8:
-        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORM, 8>(blocks_y, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+        return gemv_launch_ks<ROWS, U, SPLIT_MODE, NORMS, 8>(blocks_y, x, w, y, m, n, k, accumulate, na, s, pdl);
     default: return pb_fail("gemm_rows: K split over %d warps (1, 2, 4 or 8)", ks);
     }
 }
@@ -236,34 +262,34 @@ int gemm_rows_norm_fits(int m, int k) { return m <= GEMV_NORM_ROWS && k % 8 == 0
 /* U, the vectors a lane loads at a time (8 for one weight row; DIV halves it):
  * fewer rows of x leave registers for more bytes in flight. The bits do not
  * depend on it. */
-template <int MODE, bool NORM, int DIV>
+template <int MODE, int NORMS, int DIV>
 static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
-                       const bf16 *norm_w, float eps, cudaStream_t s, int pdl)
+                       struct gemv_norm_args na, cudaStream_t s, int pdl)
 {
     constexpr int U = (MODE == GEMV_PLAIN ? 8 : 4) / DIV;  /* two weight rows per warp: as many bytes in flight */
     constexpr int UH = U > 1 ? U / 2 : 1;                    /* four or eight rows of x */
     switch (gemv_block_rows(m)) {
-    case 1: return gemv_launch<1, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    case 2: return gemv_launch<2, U, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    case 4: return gemv_launch<4, UH, MODE, NORM>(1, x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    case 1: return gemv_launch<1, U, MODE, NORMS>(1, x, w, y, m, n, k, accumulate, na, s, pdl);
+    case 2: return gemv_launch<2, U, MODE, NORMS>(1, x, w, y, m, n, k, accumulate, na, s, pdl);
+    case 4: return gemv_launch<4, UH, MODE, NORMS>(1, x, w, y, m, n, k, accumulate, na, s, pdl);
     default:
-        return gemv_launch<GEMV_ROWS, UH, MODE, false>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate,
-                                                       norm_w, eps, s, pdl);
+        return gemv_launch<GEMV_ROWS, UH, MODE, NORMS == GEMV_NORM_AFTER ? NORMS : GEMV_NORM_NONE>(
+            (m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate, na, s, pdl);
     }
 }
 
-template <int MODE, bool NORM>
-static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, const bf16 *norm_w,
-                     float eps, cudaStream_t s, int pdl)
+template <int MODE, int NORMS>
+static int gemv_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                     struct gemv_norm_args na, cudaStream_t s, int pdl)
 {
     if (k % 8) return pb_fail("gemm_rows: K=%d is not a multiple of 8", k);
     if (m <= 0) return PB_OK;
-    if (NORM && !gemm_rows_norm_fits(m, k))
+    if (NORMS == GEMV_NORM_BEFORE && !gemm_rows_norm_fits(m, k))
         return pb_fail("gemm_rows: a folded norm takes at most %d rows (%d given)", GEMV_NORM_ROWS, m);
-    if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORM, 2>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
-    if (wave_cfg.u == 2) return gemv_rows_u<MODE, NORM, 4>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    if (wave_cfg.u == 4) return gemv_rows_u<MODE, NORMS, 2>(x, w, y, m, n, k, accumulate, na, s, pdl);
+    if (wave_cfg.u == 2) return gemv_rows_u<MODE, NORMS, 4>(x, w, y, m, n, k, accumulate, na, s, pdl);
     if (wave_cfg.u != 8) return pb_fail("gemm_rows: %d vectors a lane (2, 4 or 8)", wave_cfg.u);
-    return gemv_rows_u<MODE, NORM, 1>(x, w, y, m, n, k, accumulate, norm_w, eps, s, pdl);
+    return gemv_rows_u<MODE, NORMS, 1>(x, w, y, m, n, k, accumulate, na, s, pdl);
 }
 
 /* One column a warp (wave_cfg.cols): on an H200 the batch-1 step was faster with
@@ -279,8 +305,9 @@ static int gemv_pair_for(int n) { return gemm_rows_cols_per_warp(n) == 2; }
 int gemm_rows_cols(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, int cols_per_warp,
                    cudaStream_t s, int pdl)
 {
-    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
-    return gemv_rows<GEMV_PLAIN, false>(x, w, y, m, n, k, accumulate, NULL, 0, s, pdl);
+    const struct gemv_norm_args none = {};
+    if (cols_per_warp == 2) return gemv_rows<GEMV_PAIR, GEMV_NORM_NONE>(x, w, y, m, n, k, accumulate, none, s, pdl);
+    return gemv_rows<GEMV_PLAIN, GEMV_NORM_NONE>(x, w, y, m, n, k, accumulate, none, s, pdl);
 }
 
 int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate, cudaStream_t s, int pdl)
@@ -291,18 +318,37 @@ int gemm_rows(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int ac
 int gemm_rows_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w, bf16 *y, int m, int n, int k,
                    cudaStream_t s, int pdl)
 {
-    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
-    return gemv_rows<GEMV_PLAIN, true>(x, w, y, m, n, k, 0, norm_w, eps, s, pdl);
+    const struct gemv_norm_args na = {norm_w, eps, NULL, NULL};
+    if (gemv_pair_for(n)) return gemv_rows<GEMV_PAIR, GEMV_NORM_BEFORE>(x, w, y, m, n, k, 0, na, s, pdl);
+    return gemv_rows<GEMV_PLAIN, GEMV_NORM_BEFORE>(x, w, y, m, n, k, 0, na, s, pdl);
 }
 
 int gemm_rows_swiglu(const bf16 *x, const bf16 *w_gate_up, bf16 *act, int m, int inter, int k, cudaStream_t s,
                      int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, false>(x, w_gate_up, act, m, inter, k, 0, NULL, 0, s, pdl);
+    const struct gemv_norm_args none = {};
+    return gemv_rows<GEMV_SWIGLU, GEMV_NORM_NONE>(x, w_gate_up, act, m, inter, k, 0, none, s, pdl);
 }
 
 int gemm_rows_swiglu_norm(const bf16 *x, const bf16 *norm_w, float eps, const bf16 *w_gate_up, bf16 *act, int m,
                           int inter, int k, cudaStream_t s, int pdl)
 {
-    return gemv_rows<GEMV_SWIGLU, true>(x, w_gate_up, act, m, inter, k, 0, norm_w, eps, s, pdl);
+    const struct gemv_norm_args na = {norm_w, eps, NULL, NULL};
+    return gemv_rows<GEMV_SWIGLU, GEMV_NORM_BEFORE>(x, w_gate_up, act, m, inter, k, 0, na, s, pdl);
+}
+
+int gemm_rows_then_norm_fits(int m, int n)
+{
+    return m >= 1 && m <= GEMV_TAIL_ROWS && n % 8 == 0 && n <= 8192 && !gemv_pair_for(n);
+}
+
+int gemm_rows_then_norm(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int k, int accumulate,
+                        const bf16 *norm_w, float eps, bf16 *normed, int *ticket, cudaStream_t s, int pdl)
+{
+    if (!gemm_rows_then_norm_fits(m, n))
+        return pb_fail("gemm_rows_then_norm: %d rows of %d values (at most %d rows, N a multiple of 8 up to 8192, one "
+                       "column a warp)", m, n, GEMV_TAIL_ROWS);
+    if (!norm_w || !normed || !ticket) return pb_fail("gemm_rows_then_norm: the norm weight, output and ticket are needed");
+    const struct gemv_norm_args na = {norm_w, eps, normed, ticket};
+    return gemv_rows<GEMV_PLAIN, GEMV_NORM_AFTER>(x, w, y, m, n, k, accumulate, na, s, pdl);
 }

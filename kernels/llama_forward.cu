@@ -135,17 +135,37 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
  * the same rows of tp_partial instead, for the all-reduce to add to h with one
  * rounding too. Adding it here and summing the ranks' hidden buffers would round
  * the residual twice, at the magnitude of |h| (issue 25).
- * A one-token step whose decode class takes this product's K in slices (gemm.h:
- * gemm_prepare_residual) leaves fp32 partials instead, added to h with one rounding:
- * at once (k_add_partials), or, given `pending`, by the norm that the caller runs
- * next (norm_rows), which saves that launch: *pending then holds the slice count
- * (0 when the product was added whole). */
+ * Given `pending` (the caller runs a norm next, of weight next_norm):
+ *  - a one-token step whose decode class takes this product's K in slices
+ *    (gemm.h: gemm_prepare_residual) leaves fp32 partials, added to h with one
+ *    rounding by that norm (norm_rows), which saves a launch: *pending then holds
+ *    the slice count;
+ *  - a one-token step on the GEMV with the part's tail_norm has the GEMV's last
+ *    block run that norm into p->normed (gemm_rows_then_norm, the same bits):
+ *    *pending is then NORM_DONE;
+ *  - else *pending is 0. Without `pending` the product is added whole at once. */
+#define NORM_DONE (-1)
+
+/* Whether the GEMV's last block may run the next norm: its weights are resident
+ * (with cpu offload the next half's are not staged yet), nothing folds norms into
+ * the GEMV, and the residual is whole on this part. */
+static int tail_norm_fits(const struct llama_part *p, const struct llama_call *c, int rows)
+{
+    return p->tail_norm && c->seq == 1 && p->d.world == 1 && decode_path(p) == DECODE_GEMV && !p->fold_norm &&
+           !p->d.weights_on_host && gemm_rows_then_norm_fits(rows, p->dims.hidden);
+}
+
 static int output_projection(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w,
-                             bf16 *h, int rows, int k, cudaStream_t s, int *pending)
+                             bf16 *h, int rows, int k, cudaStream_t s, int *pending, const bf16 *next_norm)
 {
     int H = p->dims.hidden;
     if (pending) *pending = 0;
     if (p->d.world == 1) {
+        if (pending && next_norm && tail_norm_fits(p, c, rows)) {
+            *pending = NORM_DONE;
+            return gemm_rows_then_norm(x, w, h, rows, H, k, 1, next_norm, (float)p->m.rms_eps, p->normed,
+                                       p->norm_ticket, s, p->d.programmatic_launch);
+        }
         const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
         if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
         PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s));
@@ -166,6 +186,7 @@ static int norm_rows(struct llama_part *p, bf16 *h, int pending, const bf16 *w, 
 {
     const int H = p->dims.hidden, pdl = p->d.programmatic_launch;
     const float eps = (float)p->m.rms_eps;
+    if (pending == NORM_DONE) return PB_OK;  /* the product before ran it (output_projection) */
     if (pending)
         return k_add_rmsnorm(h, gemm_partials(&p->gemm), pending, p->gemm.decode_rows, w, p->normed, rows, H, eps, s,
                              pdl);
@@ -216,7 +237,7 @@ static int attention_half(struct llama_part *p, int layer, const struct llama_ca
         PB_TRY(k_rope_qkv(&ra, s));
         PB_TRY(attn_prefill(&aa, s));
     }
-    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s, pending_out);
+    return output_projection(p, c, p->attn, w.wo, h, rows, x->q_dim, s, pending_out, w.mlp_norm);
 }
 
 /* The MLP half; pending and pending_out as attention_half's. */
@@ -242,7 +263,11 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
         PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
     }
-    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, pending_out);
+    /* the next layer's norm, when the caller runs that layer next on this part */
+    const bf16 *next_norm = pending_out && local + 1 < p->d.n_layers && !p->d.weights_on_host
+                                ? p->layers + (size_t)(local + 1) * p->ll.elems + p->ll.attn_norm
+                                : NULL;
+    return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, pending_out, next_norm);
 }
 
 int llama_attention(struct llama_part *p, int layer, const struct llama_call *c, cudaStream_t s)

@@ -31,7 +31,7 @@ struct arena_layout {
     size_t embed, layers, head, staging;
     size_t k_cache, v_cache, hidden, tp_partial, tokens, logits;
     size_t normed, qkv, q, attn, gu, act;
-    size_t inv_freq, partials, counters, workspace;
+    size_t inv_freq, partials, counters, norm_ticket, workspace;
     size_t total;
     /* host (pinned) block for cpu offload: embed | layers | head */
     size_t host_embed, host_layers, host_head, host_total;
@@ -65,11 +65,15 @@ struct llama_part {
     int *tokens;
     float *inv_freq, *partials;
     int *counters;                     /* the decode attention's tickets (attention.h) */
+    int *norm_ticket;                  /* gemm_rows_then_norm's ticket (gemm.h), zero between calls */
     struct gemm_ctx gemm;
     int gemm_ready;
     int fold_norm;                     /* one-token steps fold RMSNorm into the GEMV: 0 from creation,
                                         * as it measured slower (docs/PERF.md); the benchmark times it.
                                         * It implies the GEMV path (the fold is a GEMV prologue) */
+    int tail_norm;                     /* one-token steps on the GEMV: o and down leave the next norm to
+                                        * their last block (gemm_rows_then_norm); set at creation, the
+                                        * benchmark times both */
     int decode_path;                   /* the kernel of one-token steps' linears (enum decode_path), set
                                         * at creation (llama.h says why); the benchmark switches it to
                                         * time every path on one part */

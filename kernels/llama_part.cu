@@ -103,6 +103,7 @@ void part_layouts(const struct model_spec *m, const struct llama_part_desc *d, c
     TAKE(inv_freq, layers ? (size_t)x->hd / 2 * sizeof(float) : 0);
     TAKE(partials, layers ? attn_decode_partials_floats(d->max_batch, x->hq, x->hd, d->max_context) * sizeof(float) : 0);
     TAKE(counters, layers ? attn_decode_counters(d->max_batch, x->hq) * sizeof(int) : 0);
+    TAKE(norm_ticket, layers ? sizeof(int) : 0);
     TAKE(workspace, work ? GEMM_WORKSPACE_BYTES : 0);
 #undef TAKE
     al->total = b;
@@ -165,6 +166,7 @@ int llama_part_create(const struct model_spec *m, const struct llama_part_desc *
     p->m = *m;
     p->d = *d;
     p->fold_norm = 0;
+    p->tail_norm = 0;
     /* Batched steps take cuBLASLt's decode class: at 16-64 rows its tiles offered for
      * 64 rows stream 80-90% of the copy rate where our stream and skinny kernels reach
      * 22-70% (H200, docs/PERF.md, issue 16's fourth session). */
@@ -225,7 +227,8 @@ static int part_alloc(struct llama_part *p)
     p->inv_freq = (float *)(a + al->inv_freq);
     p->partials = (float *)(a + al->partials);
     p->counters = (int *)(a + al->counters);
-    /* The decode attention's counters must start at zero; nothing else is ever read
+    p->norm_ticket = (int *)(a + al->norm_ticket);
+    /* The decode attention's counters and the norm's ticket must start at zero; nothing else is ever read
      * unwritten, but a zeroed arena keeps a bug's symptoms stable. */
     cudaCheck(cudaMemset(p->arena, 0, al->total));
 

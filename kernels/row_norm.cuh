@@ -83,4 +83,18 @@ static __device__ __forceinline__ uint4 norm_apply8(uint4 x, uint4 w, float inv)
     for (int j = 0; j < 8; j++) f[j] = __bfloat162float(__float2bfloat16(f[j] * inv)) * g[j];
     return norm_pack8(f);
 }
+
+/* y = rmsnorm(x) * w for one row over a block of NORM_THREADS, x read through L2
+ * (ld.global.cg): rows that other blocks of the same grid have just written, whose
+ * lines this block's L1 may hold from before. The sums, their order and the
+ * roundings are k_rmsnorm's (thread i takes chunks i, i + blockDim, ...), so the
+ * bits are too. */
+static __device__ __forceinline__ void norm_row_through_l2(const uint4 *xr, const uint4 *wr, uint4 *yr, int hidden,
+                                                           float eps, float *shared)
+{
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) ss = norm_ss8(__ldcg(xr + i), ss);
+    const float inv = norm_inv_rms(ss, hidden, eps, shared);
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) yr[i] = norm_apply8(__ldcg(xr + i), wr[i], inv);
+}
 #endif

@@ -26,7 +26,8 @@ static const char *path_name(int path)
 
 /* One decode configuration of a part: its linears' path and knobs. */
 struct decode_setup {
-    int batch, path, fold, prefetch, attn_keys;
+    int batch, path, fold, prefetch, attn_keys;  /* fold: norms launched (0), folded into the GEMV after them
+                                                  * (1), or run by the GEMV before them (2: tail_norm) */
     int skinny;      /* gemm_skinny's weight stream: an index into skinny_streams */
     int attn_warps;  /* the decode attention's warps a block (0: the key-a-lane kernel; attention.h) */
     int wave;        /* the GEMV's spread of work: an index into wave_cfgs (0: the default) */
@@ -106,7 +107,8 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
     const int batch = ds.batch, path = ds.path, fold = ds.fold, prefetch = ds.prefetch;
     p->d.programmatic_launch = 1;
     p->decode_path = path;
-    p->fold_norm = fold;
+    p->fold_norm = fold == 1;
+    p->tail_norm = fold == 2;
     p->decode_prefetch = prefetch;
     p->decode_attn_keys = ds.attn_keys;
     p->decode_attn_warps = ds.attn_warps;
@@ -176,7 +178,7 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
            batch, path_name(path), path == DECODE_LT && ds.no_kslices ? " (no K slices)" : "",
            ds.stream_warps == 4 ? " (4 warps a block)" : ds.stream_warps == 8 ? " (8 warps a block)" : "",
            ds.wave ? ", " : "", ds.wave ? wave_name(ds.wave) : "",
-           fold ? " (norms folded)" : "",
+           fold == 1 ? " (norms folded)" : fold == 2 ? " (norms in the GEMV's last block)" : "",
            prefetch ? " (L2 prefetch)" : "", path == DECODE_SKINNY || path == DECODE_TENSOR ? ", skinny " : "",
            path == DECODE_SKINNY || path == DECODE_TENSOR ? skinny_stream_name(ds.skinny) : "",
            attn_setting_name(ds.attn_keys, ds.attn_warps, ds.attn_stages, ds.attn_per_block), prompt + 2,
@@ -275,7 +277,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | "
                         "prefill-profile | lt-steps | gemv-steps]]\n"
                         "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
-                        "   gemv-steps: only the one-sequence steps, norms launched and folded, at contexts 128 and "
+                        "   gemv-steps: only the one-sequence steps, norms launched, folded and in the GEMV's last block, at "
+                        "contexts 128 and "
                         "4096)\n");
         return 2;
     }
@@ -345,13 +348,13 @@ int main(int argc, char **argv)
         CU(cudaFree(w));
         CU(cudaFree(y));
     }
-    if (gemv_steps_only) {  /* one sequence, norms launched and folded, alternated three times against drift */
+    if (gemv_steps_only) {  /* one sequence, each place of the norms, alternated three times against drift */
         for (int round = 0; round < 3; round++)
-            for (int fold = 0; fold < 2; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, 128, 128, copy_gbs, s);
+            for (int fold = 0; fold < 3; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, 128, 128, copy_gbs, s);
         llama_part_destroy(p);
         p = long_context_part(&m, &d);
         for (int round = 0; round < 3; round++)
-            for (int fold = 0; fold < 2; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, LONG_PROMPT, 128, copy_gbs, s);
+            for (int fold = 0; fold < 3; fold++) decode_figure(p, {1, DECODE_GEMV, fold}, LONG_PROMPT, 128, copy_gbs, s);
         llama_part_destroy(p);
         return 0;
     }
@@ -489,7 +492,8 @@ int main(int argc, char **argv)
     TRY(part_gemm_setup(p, d.max_rows, d.max_batch));
     /* {batch, path, fold, prefetch, attention keys, skinny stream} */
     const struct decode_setup cases[] = {
-        {1, DECODE_GEMV, 0, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0},    {1, DECODE_GEMV, 0, 0, 256, 0},
+        {1, DECODE_GEMV, 0, 0, 0, 0},    {1, DECODE_GEMV, 1, 0, 0, 0},    {1, DECODE_GEMV, 2, 0, 0, 0},
+        {1, DECODE_GEMV, 0, 0, 256, 0},
         {1, DECODE_TENSOR, 0, 0, 0, 0},  {16, DECODE_STREAM, 0, 0, 0, 0}, {16, DECODE_TENSOR, 0, 0, 0, 0},
         {16, DECODE_TENSOR, 0, 0, 0, 1}, {16, DECODE_SKINNY, 0, 0, 0, 0}, {64, DECODE_STREAM, 0, 0, 0, 0},
         {64, DECODE_TENSOR, 0, 0, 0, 0}, {64, DECODE_SKINNY, 0, 0, 0, 0}, {16, DECODE_LT, 0, 0, 0, 0},

@@ -86,16 +86,20 @@ TEST(test_decode_of_one_sequence_part_matches_longer_prefill) { decode_vs_prefil
 /* Greedy decode captured once in a CUDA graph (position on the device) and
  * replayed gives the same tokens and logit bits as plain launches. The graph's
  * part launches with programmatic dependent launch, so this also checks that
- * kernels starting early wait for their inputs. */
-TEST(test_decode_graph_replay_matches_plain_decode)
+ * kernels starting early wait for their inputs. batch 1 takes the GEMV path; with
+ * tail the graph's part leaves each norm to the GEMV before it (tail_norm) while
+ * the plain part launches them. */
+static void graph_replay_case(int *failures_, const int batch, int tail)
 {
     struct model_spec m = tiny_spec();
-    const int batch = 2, p0 = 9, steps = 5, V = m.vocab;
+    const int p0 = 9, steps = 5, V = m.vocab;
     struct llama_part_desc d = whole_model(&m, batch, 32), dg = d;
     dg.programmatic_launch = 1;
     struct llama_part *a = make_part(&m, &d, 13), *g = make_part(&m, &dg, 13);
     CHECK(a && g);
     if (!a || !g) return;
+    a->tail_norm = 0;
+    g->tail_norm = tail;
     int prompt[batch * p0];
     random_tokens(prompt, batch * p0, V, 6);
     CHECK(forward(a, &m, prompt, 0, batch, p0, 0, 1) == 0);
@@ -137,6 +141,13 @@ TEST(test_decode_graph_replay_matches_plain_decode)
     cudaFree(dpos);
     llama_part_destroy(a);
     llama_part_destroy(g);
+}
+
+TEST(test_decode_graph_replay_matches_plain_decode)
+{
+    graph_replay_case(failures_, 2, 0);
+    graph_replay_case(failures_, 1, 0);
+    graph_replay_case(failures_, 1, 1);
 }
 
 /* Sequences run as microbatches (1 + 3) give the logits of the whole batch bit for
