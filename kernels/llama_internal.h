@@ -72,8 +72,8 @@ struct llama_part {
                                         * as it measured slower (docs/PERF.md); the benchmark times it.
                                         * It implies the GEMV path (the fold is a GEMV prologue) */
     int tail_norm;                     /* one-token steps on the GEMV: o and down leave the next norm to
-                                        * their last block (gemm_rows_then_norm); set at creation, the
-                                        * benchmark times both */
+                                        * their last block (gemm_rows_then_norm): 0 from creation, as
+                                        * it measured slower (docs/PERF.md); the benchmark times it */
     int decode_path;                   /* the kernel of one-token steps' linears (enum decode_path), set
                                         * at creation (llama.h says why); the benchmark switches it to
                                         * time every path on one part */
