@@ -151,7 +151,9 @@ int gemm_rows_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *norm_w, float ep
  * ends instead of after the whole grid has drained. ticket: an int that is zero
  * and that no launch running at the same time uses; it is left zero. Only where
  * gemm_rows_then_norm_fits(m, n): at most 4 rows (one block normalises them all),
- * N a multiple of 8 up to 8192, one column a warp (gemm_rows_cols_per_warp). */
+ * N a multiple of 8 up to 8192, one column a warp (gemm_rows_cols_per_warp).
+ * The batch-1 step measured slower with it than with launched norms (H200,
+ * docs/PERF.md): the part's tail_norm is off. */
 int gemm_rows_then_norm_fits(int m, int n);
 int gemm_rows_then_norm(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                         int accumulate, const __nv_bfloat16 *norm_w, float eps, __nv_bfloat16 *normed, int *ticket,
