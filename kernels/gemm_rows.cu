@@ -272,9 +272,9 @@ static int gemv_rows_u(const bf16 *x, const bf16 *w, bf16 *y, int m, int n, int 
     case 1: return gemv_launch<1, U, MODE, NORMS>(1, x, w, y, m, n, k, accumulate, na, s, pdl);
     case 2: return gemv_launch<2, U, MODE, NORMS>(1, x, w, y, m, n, k, accumulate, na, s, pdl);
     case 4: return gemv_launch<4, UH, MODE, NORMS>(1, x, w, y, m, n, k, accumulate, na, s, pdl);
-    default:
-        return gemv_launch<GEMV_ROWS, UH, MODE, NORMS == GEMV_NORM_AFTER ? NORMS : GEMV_NORM_NONE>(
-            (m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k, accumulate, na, s, pdl);
+    default:  /* a norm of either kind takes at most 4 rows: its entry point refused more */
+        return gemv_launch<GEMV_ROWS, UH, MODE, GEMV_NORM_NONE>((m + GEMV_ROWS - 1) / GEMV_ROWS, x, w, y, m, n, k,
+                                                                accumulate, na, s, pdl);
     }
 }
 

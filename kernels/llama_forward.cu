@@ -146,13 +146,13 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
  *  - else *pending is 0. Without `pending` the product is added whole at once. */
 #define NORM_DONE (-1)
 
-/* Whether the GEMV's last block may run the next norm: its weights are resident
- * (with cpu offload the next half's are not staged yet), nothing folds norms into
- * the GEMV, and the residual is whole on this part. */
+/* Whether the GEMV's last block may run the next norm of a whole part's residual:
+ * its weights are resident (with cpu offload the next half's are not staged yet)
+ * and nothing folds norms into the GEMV. */
 static int tail_norm_fits(const struct llama_part *p, const struct llama_call *c, int rows)
 {
-    return p->tail_norm && c->seq == 1 && p->d.world == 1 && decode_path(p) == DECODE_GEMV && !p->fold_norm &&
-           !p->d.weights_on_host && gemm_rows_then_norm_fits(rows, p->dims.hidden);
+    return p->tail_norm && c->seq == 1 && decode_path(p) == DECODE_GEMV && !p->fold_norm && !p->d.weights_on_host &&
+           gemm_rows_then_norm_fits(rows, p->dims.hidden);
 }
 
 static int output_projection(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w,
@@ -264,7 +264,7 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
     }
     /* the next layer's norm, when the caller runs that layer next on this part */
-    const bf16 *next_norm = pending_out && local + 1 < p->d.n_layers && !p->d.weights_on_host
+    const bf16 *next_norm = pending_out && local + 1 < p->d.n_layers
                                 ? p->layers + (size_t)(local + 1) * p->ll.elems + p->ll.attn_norm
                                 : NULL;
     return output_projection(p, c, p->act, w.wdown, h, rows, x->inter_l, s, pending_out, next_norm);

@@ -228,8 +228,9 @@ static int part_alloc(struct llama_part *p)
     p->partials = (float *)(a + al->partials);
     p->counters = (int *)(a + al->counters);
     p->norm_ticket = (int *)(a + al->norm_ticket);
-    /* The decode attention's counters and the norm's ticket must start at zero; nothing else is ever read
-     * unwritten, but a zeroed arena keeps a bug's symptoms stable. */
+    /* The decode attention's counters and the norm's ticket must start at zero;
+     * nothing else is ever read unwritten, but a zeroed arena keeps a bug's
+     * symptoms stable. */
     cudaCheck(cudaMemset(p->arena, 0, al->total));
 
     const struct part_dims *x = &p->dims;

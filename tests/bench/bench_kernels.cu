@@ -277,9 +277,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | "
                         "prefill-profile | lt-steps | gemv-steps]]\n"
                         "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
-                        "   gemv-steps: only the one-sequence steps, norms launched, folded and in the GEMV's last block, at "
-                        "contexts 128 and "
-                        "4096)\n");
+                        "   gemv-steps: only the one-sequence steps, norms launched, folded and in the GEMV's last block,\n"
+                        "   at contexts 128 and 4096)\n");
         return 2;
     }
     struct model_spec m;

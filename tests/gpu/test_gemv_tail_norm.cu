@@ -1,6 +1,6 @@
 /* The GEMV that leaves the next norm to its last block (gemm_rows_then_norm): the
  * product's and the norm's bits are gemm_rows' then k_rmsnorm's at every split, row
- * count, onto a residual or not, with a grid whose last block holds columns past N;
+ * count and shape (o's, down's and a narrow one), onto a residual or not;
  * the ticket is back at zero after each call, so replays of a captured graph agree
  * too; bad shapes are refused. */
 #include "../../kernels/gemm.h"
