@@ -33,6 +33,25 @@ __device__ __forceinline__ void pdl_trigger(void)
 #endif
 }
 
+/* Under stream capture, before a programmatic launch: when the node it will depend
+ * on is a kernel whose own incoming edges are all full (a cuBLASLt kernel: it takes
+ * no launch attribute, so its edge in is full, and it never triggers, so a
+ * programmatic edge out of it fires only when it ends), make that edge fire when
+ * all of that kernel's blocks have begun (cudaGraphKernelNodePortLaunchCompletion)
+ * instead. The dependent then launches while the library's kernel runs and waits in
+ * pdl_wait for it to end and flush, as for an edge out of one of ours, without
+ * paying its launch after the end. Both rules of the comment above still hold: the
+ * upstream started only after every node before it had ended (its edges in are
+ * full), so what the dependent reads before pdl_wait was written by finished
+ * kernels. *early is set when the edge was changed: pdl_launch then launches without
+ * the attribute, so the capture keeps the edge as set. On by default, for the
+ * process; off (PDL_EARLY_OFF) leaves every edge as the launch attribute makes it
+ * (the benchmark compares). Returns the runtime's error. */
+enum pdl_early { PDL_EARLY_OFF = 0, PDL_EARLY_ON = 1 };
+void pdl_set_early(int mode);
+int pdl_early(void);
+cudaError_t pdl_capture_early(cudaStream_t s, int *early);
+
 /* kernel<<<grid, block, smem, s>>>(args...), with the programmatic-serialisation
  * attribute when pdl is set; returns the launch's error. Off by default
  * (llama_part_desc.programmatic_launch): a captured graph then holds programmatic
@@ -43,6 +62,11 @@ template <typename... P, typename... A>
 static inline cudaError_t pdl_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, int pdl,
                                      A... args)
 {
+    int early = 0;
+    if (pdl) {
+        cudaError_t e = pdl_capture_early(s, &early);
+        if (e != cudaSuccess) return e;
+    }
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
@@ -52,7 +76,7 @@ static inline cudaError_t pdl_launch(void (*kernel)(P...), dim3 grid, dim3 block
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
+    cfg.numAttrs = pdl && !early ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, ((P)args)...);
 }
 #endif

@@ -5,7 +5,8 @@
  * usage: bench_kernels [config.json [MODE]]   (default models/llama-2-7b.json;
  * MODE gemv-profile, stream-profile, attn-profile, prefill-profile: only a few
  * launches, for ncu; lt-steps, gemv-steps: only the batched or the one-sequence
- * decode steps) */
+ * decode steps; early: the batched steps and two prefill graphs with our kernels
+ * after cuBLASLt's on launch-completion edges and not) */
 #include "bench_kernels.h"
 
 static void fill_tokens(struct llama_part *p, int n, int vocab)
@@ -262,6 +263,25 @@ static struct llama_part *long_context_part(const struct model_spec *m, struct l
     return p;
 }
 
+/* A prefill of batch x seq captured once in a CUDA graph (launch gaps removed),
+ * ms a replay; the part's GEMM algorithms and tokens as the caller set them. */
+static double prefill_graph_ms(struct llama_part *p, int batch, int seq, cudaStream_t s)
+{
+    struct llama_call call = {0, batch, seq, 0, NULL, 0};
+    cudaGraph_t pg;
+    cudaGraphExec_t pe;
+    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    TRY(llama_embed(p, &call, s));
+    TRY(llama_layers(p, 0, p->m.layers, &call, s));
+    TRY(llama_head(p, &call, s));
+    CU(cudaStreamEndCapture(s, &pg));
+    CU(cudaGraphInstantiate(&pe, pg, 0));
+    double ms = time_ms([&] { CU(cudaGraphLaunch(pe, s)); }, 2, 10, s);
+    CU(cudaGraphExecDestroy(pe));
+    CU(cudaGraphDestroy(pg));
+    return ms;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -272,13 +292,16 @@ int main(int argc, char **argv)
     const int prefill_profile_only = !strcmp(mode, "prefill-profile");
     const int lt_steps_only = !strcmp(mode, "lt-steps");
     const int gemv_steps_only = !strcmp(mode, "gemv-steps");
+    const int early_only = !strcmp(mode, "early");
     if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only &&
-                     !gemv_steps_only && !prefill_profile_only)) {
+                     !gemv_steps_only && !prefill_profile_only && !early_only)) {
         fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | "
-                        "prefill-profile | lt-steps | gemv-steps]]\n"
+                        "prefill-profile | lt-steps | gemv-steps | early]]\n"
                         "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
                         "   gemv-steps: only the one-sequence steps, norms launched, folded and in the GEMV's last block,\n"
-                        "   at contexts 128 and 4096)\n");
+                        "   at contexts 128 and 4096;\n"
+                        "   early: the batched steps and the prefill graphs with our kernels after cuBLASLt's on\n"
+                        "   launch-completion edges and not, alternated)\n");
         return 2;
     }
     struct model_spec m;
@@ -367,6 +390,26 @@ int main(int argc, char **argv)
         llama_part_destroy(p);
         return 0;
     }
+    if (early_only) {  /* kernels after cuBLASLt's launched on its launch completion (pdl_set_early) or not */
+        const int early_default = pdl_early();
+        for (int round = 0; round < 2; round++)
+            for (int early = 1; early >= 0; early--) {
+                pdl_set_early(early);
+                printf("round %d, early edges after cuBLASLt: %s\n", round, early ? "on" : "off");
+                for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
+                const int shapes[2][2] = {{1, 128}, {8, 512}};
+                for (int c = 0; c < 2; c++) {
+                    const int rows = shapes[c][0] * shapes[c][1];
+                    TRY(part_gemm_setup(p, rows, d.max_batch));  /* as the prefill figures below tune them */
+                    fill_tokens(p, rows, m.vocab);
+                    printf("prefill %dx%d: graph %.3f ms\n", shapes[c][0], shapes[c][1],
+                           prefill_graph_ms(p, shapes[c][0], shapes[c][1], s));
+                }
+            }
+        pdl_set_early(early_default);
+        llama_part_destroy(p);
+        return 0;
+    }
     const struct part_dims *x = &p->dims;
     const int prefills[3][2] = {{8, 512}, {1, 128}, {4, 128}};
     for (int c = 0; c < 3; c++) {
@@ -382,16 +425,7 @@ int main(int argc, char **argv)
             TRY(llama_head(p, c, s));
         };
         double fwd = time_ms([&] { forward(&call); }, 2, 10, s);
-        /* the same forward captured once in a CUDA graph: launch gaps removed */
-        cudaGraph_t pg;
-        cudaGraphExec_t pe;
-        CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        forward(&call);
-        CU(cudaStreamEndCapture(s, &pg));
-        CU(cudaGraphInstantiate(&pe, pg, 0));
-        double fwd_graph = time_ms([&] { CU(cudaGraphLaunch(pe, s)); }, 2, 10, s);
-        CU(cudaGraphExecDestroy(pe));
-        CU(cudaGraphDestroy(pg));
+        double fwd_graph = prefill_graph_ms(p, batch, seq, s);
         /* the floor: exactly the forward's GEMMs, same shapes, buffers and algorithms */
         double gemms = time_ms([&] {
             for (int l = 0; l < m.layers; l++) {

@@ -10,6 +10,7 @@
 #include "../../kernels/attention.h"
 #include "../../kernels/cuda_check.h"
 #include "../../kernels/llama_internal.h"
+#include "../../kernels/pdl.h"
 
 #define TRY(x) do { if ((x) != 0) { fprintf(stderr, "failed: %s (line %d)\n", #x, __LINE__); exit(1); } } while (0)
 #define CU(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)

@@ -59,6 +59,23 @@ static inline float *download(const void *d, size_t n)
     return f;
 }
 
+/* Edges of a graph that fire on their upstream kernel's launch completion (the
+ * early edges of kernels/pdl.h's pdl_capture_early); -1 when the graph cannot be read. */
+static inline int graph_launch_completion_edges(cudaGraph_t g)
+{
+    size_t n = 0;
+    if (cudaGraphGetEdges(g, NULL, NULL, NULL, &n) != cudaSuccess) return -1;
+    if (n == 0) return 0;
+    cudaGraphNode_t *from = (cudaGraphNode_t *)malloc(n * sizeof *from), *to = (cudaGraphNode_t *)malloc(n * sizeof *to);
+    cudaGraphEdgeData *ed = (cudaGraphEdgeData *)malloc(n * sizeof *ed);
+    int count = 0;
+    if (cudaGraphGetEdges(g, from, to, ed, &n) != cudaSuccess) count = -1;
+    for (size_t i = 0; count >= 0 && i < n; i++)
+        count += ed[i].from_port == cudaGraphKernelNodePortLaunchCompletion;
+    free(from), free(to), free(ed);
+    return count;
+}
+
 static inline int bits_equal(const void *a, const void *b, size_t n_bf16)
 {
     void *ha = malloc(n_bf16 * 2), *hb = malloc(n_bf16 * 2);

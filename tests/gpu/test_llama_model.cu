@@ -4,6 +4,7 @@
 #include "model_test_util.h"
 #include "../../kernels/allreduce.h"
 #include "../../kernels/llama_internal.h"
+#include "../../kernels/pdl.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -88,8 +89,9 @@ TEST(test_decode_of_one_sequence_part_matches_longer_prefill) { decode_vs_prefil
  * part launches with programmatic dependent launch, so this also checks that
  * kernels starting early wait for their inputs. batch 1 takes the GEMV path; with
  * tail the graph's part leaves each norm to the GEMV before it (tail_norm) while
- * the plain part launches them. */
-static void graph_replay_case(int *failures_, const int batch, int tail)
+ * the plain part launches them; with early the graph's kernels after cuBLASLt's
+ * (batch 2: the decode class) launch on its launch completion (pdl_set_early). */
+static void graph_replay_case(int *failures_, const int batch, int tail, int early)
 {
     struct model_spec m = tiny_spec();
     const int p0 = 9, steps = 5, V = m.vocab;
@@ -117,11 +119,15 @@ static void graph_replay_case(int *failures_, const int batch, int tail)
     struct llama_call gc = {0, batch, 1, 0, dpos, 0};
     cudaGraph_t graph;
     cudaGraphExec_t exec;
+    const int early_before = pdl_early();
+    pdl_set_early(early);
     CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     int rc = llama_embed(g, &gc, s) || llama_layers(g, 0, m.layers, &gc, s) || llama_head(g, &gc, s) ||
              llama_argmax(g, &gc, llama_part_tokens(g), s) || llama_advance_pos(dpos, 1, s);
     CUDA_OK(cudaStreamEndCapture(s, &graph));
+    pdl_set_early(early_before);
     CHECK(rc == 0);
+    if (early && batch > 1) CHECK(graph_launch_completion_edges(graph) > 0);
     CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
     for (int step = 0; step < steps; step++) {
         struct llama_call c = {0, batch, 1, p0 + step, NULL, 0};
@@ -145,9 +151,10 @@ static void graph_replay_case(int *failures_, const int batch, int tail)
 
 TEST(test_decode_graph_replay_matches_plain_decode)
 {
-    graph_replay_case(failures_, 2, 0);
-    graph_replay_case(failures_, 1, 0);
-    graph_replay_case(failures_, 1, 1);
+    graph_replay_case(failures_, 2, 0, 0);
+    graph_replay_case(failures_, 2, 0, 1);
+    graph_replay_case(failures_, 1, 0, 0);
+    graph_replay_case(failures_, 1, 1, 0);
 }
 
 /* Sequences run as microbatches (1 + 3) give the logits of the whole batch bit for

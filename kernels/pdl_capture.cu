@@ -1,0 +1,43 @@
+/* The launch-completion edge out of a library kernel under stream capture (pdl.h). */
+#include "pdl.h"
+
+static int early_mode = PDL_EARLY_ON;
+void pdl_set_early(int mode) { early_mode = mode; }
+int pdl_early(void) { return early_mode; }
+
+/* Edges into the upstream node that are looked at; one with more is left alone. */
+#define PDL_MAX_IN 8
+
+cudaError_t pdl_capture_early(cudaStream_t s, int *early)
+{
+    *early = 0;
+    if (early_mode == PDL_EARLY_OFF) return cudaSuccess;
+    cudaStreamCaptureStatus status;
+    cudaError_t e = cudaStreamIsCapturing(s, &status);
+    if (e != cudaSuccess || status != cudaStreamCaptureStatusActive) return e;
+    const cudaGraphNode_t *deps = NULL;
+    const cudaGraphEdgeData *edges = NULL;
+    size_t n = 0;
+    e = cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &deps, &edges, &n);
+    if (e != cudaSuccess || n != 1) return e;
+    if (edges && (edges[0].from_port != cudaGraphKernelNodePortDefault || edges[0].type != cudaGraphDependencyTypeDefault))
+        return cudaSuccess;  /* already set (by a caller, or a second launch with nothing between) */
+    cudaGraphNode_t up = deps[0];
+    cudaGraphNodeType type;
+    if ((e = cudaGraphNodeGetType(up, &type)) != cudaSuccess || type != cudaGraphNodeTypeKernel) return e;
+    cudaGraphNode_t in[PDL_MAX_IN];
+    cudaGraphEdgeData in_edges[PDL_MAX_IN];
+    size_t n_in = PDL_MAX_IN;  /* a full answer may hide more: such a node is left alone */
+    if ((e = cudaGraphNodeGetDependencies(up, in, in_edges, &n_in)) != cudaSuccess) return e;
+    if (n_in >= PDL_MAX_IN) return cudaSuccess;
+    for (size_t i = 0; i < n_in; i++)  /* an upstream that itself started early: its edge stays */
+        if (in_edges[i].type != cudaGraphDependencyTypeDefault || in_edges[i].from_port != cudaGraphKernelNodePortDefault)
+            return cudaSuccess;
+    cudaGraphEdgeData edge = {};
+    edge.from_port = cudaGraphKernelNodePortLaunchCompletion;
+    edge.type = cudaGraphDependencyTypeProgrammatic;
+    if ((e = cudaStreamUpdateCaptureDependencies(s, &up, &edge, 1, cudaStreamSetCaptureDependencies)) != cudaSuccess)
+        return e;
+    *early = 1;
+    return cudaSuccess;
+}
