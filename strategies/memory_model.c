@@ -102,7 +102,8 @@ static void part_bytes(const struct part *pt, const struct shard *x, int es, con
                     + take(layers ? x->hd / 2 * 4 : 0)                     /* inv_freq */
                     /* the decode attention's split-KV partials (fp32) and its tickets */
                     + take(layers ? batch * x->hq * splits * (x->hd + 4) * 4 : 0)
-                    + take(layers ? batch * x->hq * 4 : 0);
+                    + take(layers ? batch * x->hq * 4 : 0)
+                    + take(layers ? 4 : 0);                                /* gemm_rows_then_norm's ticket */
     g->workspace += take(work ? GEMM_WORKSPACE : 0);
     g->layers += pt->layers;
     g->has_head |= pt->has_head;
