@@ -33,6 +33,17 @@ cudaError_t pdl_capture_early(cudaStream_t s, int *early)
     for (size_t i = 0; i < n_in; i++)  /* an upstream that itself started early: its edge stays */
         if (in_edges[i].type != cudaGraphDependencyTypeDefault || in_edges[i].from_port != cudaGraphKernelNodePortDefault)
             return cudaSuccess;
+    if (early_mode == PDL_EARLY_ONE_WAVE) {  /* the upstream's grid at most one block an SM */
+        cudaKernelNodeParams kp;
+        int dev = 0, sms = 0;
+        if (cudaGraphKernelNodeGetParams(up, &kp) != cudaSuccess) {  /* a node it cannot read keeps its edge */
+            (void)cudaGetLastError();
+            return cudaSuccess;
+        }
+        if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
+        if ((e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
+        if ((long long)kp.gridDim.x * kp.gridDim.y * kp.gridDim.z > sms) return cudaSuccess;
+    }
     cudaGraphEdgeData edge = {};
     edge.from_port = cudaGraphKernelNodePortLaunchCompletion;
     edge.type = cudaGraphDependencyTypeProgrammatic;
