@@ -3,6 +3,7 @@
  * Our GEMV is gemm_rows.cu. */
 #include "gemm.h"
 #include "cuda_check.h"
+#include "pdl.h"
 #include <math.h>
 #include <string.h>
 
@@ -469,5 +470,6 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->a, x, sh->b, &beta, y, sh->c, y, sh->c, &sh->algo,
                                g->workspace, GEMM_LT_WORKSPACE_BYTES, s));
+    if (cls == GEMM_CLASS_LONG) cudaCheck(pdl_capture_keep(s));  /* no early edge after it (pdl.h) */
     return PB_OK;
 }

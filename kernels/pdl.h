@@ -46,13 +46,15 @@ __device__ __forceinline__ void pdl_trigger(void)
  * kernels. *early is set when the edge was changed: pdl_launch then launches without
  * the attribute, so the capture keeps the edge as set. On by default, for the
  * process; off (PDL_EARLY_OFF) leaves every edge as the launch attribute makes it
- * (the benchmark compares); PDL_EARLY_ONE_WAVE only after an upstream grid of at most
- * one block an SM, whose launch completion comes at its start. Returns the
- * runtime's error. */
-enum pdl_early { PDL_EARLY_OFF = 0, PDL_EARLY_ON = 1, PDL_EARLY_ONE_WAVE = 2 };
+ * (the benchmark compares). Returns the runtime's error. */
+enum pdl_early { PDL_EARLY_OFF = 0, PDL_EARLY_ON = 1 };
 void pdl_set_early(int mode);
 int pdl_early(void);
 cudaError_t pdl_capture_early(cudaStream_t s, int *early);
+/* Under capture, after a library call: the node it left last keeps the edge the
+ * next launch's attribute gives it (gemm_lt's long class, whose many-wave kernels
+ * measured no faster with early edges and 0.6-0.8% slower over a prefill). */
+cudaError_t pdl_capture_keep(cudaStream_t s);
 
 /* kernel<<<grid, block, smem, s>>>(args...), with the programmatic-serialisation
  * attribute when pdl is set; returns the launch's error. Off by default

@@ -2,6 +2,8 @@
 #include "pdl.h"
 
 static int early_mode = PDL_EARLY_ON;
+/* The node pdl_capture_keep last named on this thread (captures are thread-local). */
+static thread_local cudaGraphNode_t kept_node = NULL;
 void pdl_set_early(int mode) { early_mode = mode; }
 int pdl_early(void) { return early_mode; }
 
@@ -23,6 +25,7 @@ cudaError_t pdl_capture_early(cudaStream_t s, int *early)
     if (edges && (edges[0].from_port != cudaGraphKernelNodePortDefault || edges[0].type != cudaGraphDependencyTypeDefault))
         return cudaSuccess;  /* already set (by a caller, or a second launch with nothing between) */
     cudaGraphNode_t up = deps[0];
+    if (up == kept_node) return cudaSuccess;
     cudaGraphNodeType type;
     if ((e = cudaGraphNodeGetType(up, &type)) != cudaSuccess || type != cudaGraphNodeTypeKernel) return e;
     cudaGraphNode_t in[PDL_MAX_IN];
@@ -33,22 +36,24 @@ cudaError_t pdl_capture_early(cudaStream_t s, int *early)
     for (size_t i = 0; i < n_in; i++)  /* an upstream that itself started early: its edge stays */
         if (in_edges[i].type != cudaGraphDependencyTypeDefault || in_edges[i].from_port != cudaGraphKernelNodePortDefault)
             return cudaSuccess;
-    if (early_mode == PDL_EARLY_ONE_WAVE) {  /* the upstream's grid at most one block an SM */
-        cudaKernelNodeParams kp;
-        int dev = 0, sms = 0;
-        if (cudaGraphKernelNodeGetParams(up, &kp) != cudaSuccess) {  /* a node it cannot read keeps its edge */
-            (void)cudaGetLastError();
-            return cudaSuccess;
-        }
-        if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
-        if ((e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
-        if ((long long)kp.gridDim.x * kp.gridDim.y * kp.gridDim.z > sms) return cudaSuccess;
-    }
     cudaGraphEdgeData edge = {};
     edge.from_port = cudaGraphKernelNodePortLaunchCompletion;
     edge.type = cudaGraphDependencyTypeProgrammatic;
     if ((e = cudaStreamUpdateCaptureDependencies(s, &up, &edge, 1, cudaStreamSetCaptureDependencies)) != cudaSuccess)
         return e;
     *early = 1;
+    return cudaSuccess;
+}
+
+cudaError_t pdl_capture_keep(cudaStream_t s)
+{
+    cudaStreamCaptureStatus status;
+    cudaError_t e = cudaStreamIsCapturing(s, &status);
+    if (e != cudaSuccess || status != cudaStreamCaptureStatusActive) return e;
+    const cudaGraphNode_t *deps = NULL;
+    const cudaGraphEdgeData *edges = NULL;
+    size_t n = 0;
+    if ((e = cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &deps, &edges, &n)) != cudaSuccess) return e;
+    if (n == 1) kept_node = deps[0];
     return cudaSuccess;
 }

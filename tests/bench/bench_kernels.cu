@@ -282,37 +282,6 @@ static double prefill_graph_ms(struct llama_part *p, int batch, int seq, cudaStr
     return ms;
 }
 
-/* The grids of the kernels that early edges leave (pdl_capture_early) in a captured
- * prefill, by size: whether cuBLASLt's kernels there fit in one wave. */
-static void early_upstreams(struct llama_part *p, int batch, int seq, cudaStream_t s)
-{
-    struct llama_call call = {0, batch, seq, 0, NULL, 0};
-    cudaGraph_t pg;
-    CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    TRY(llama_embed(p, &call, s));
-    TRY(llama_layers(p, 0, 1, &call, s));
-    CU(cudaStreamEndCapture(s, &pg));
-    size_t n = 0;
-    CU(cudaGraphGetEdges(pg, NULL, NULL, NULL, &n));
-    std::vector<cudaGraphNode_t> from(n), to(n);
-    std::vector<cudaGraphEdgeData> ed(n);
-    CU(cudaGraphGetEdges(pg, from.data(), to.data(), ed.data(), &n));
-    printf("    prefill %dx%d, one layer: early edges out of grids of", batch, seq);
-    for (size_t i = 0; i < n; i++) {
-        if (ed[i].from_port != cudaGraphKernelNodePortLaunchCompletion) continue;
-        cudaKernelNodeParams kp;
-        if (cudaGraphKernelNodeGetParams(from[i], &kp) != cudaSuccess) {
-            (void)cudaGetLastError();
-            printf(" ?");
-            continue;
-        }
-        printf(" %ux%ux%u (%u threads)", kp.gridDim.x, kp.gridDim.y, kp.gridDim.z,
-               kp.blockDim.x * kp.blockDim.y * kp.blockDim.z);
-    }
-    printf("\n");
-    CU(cudaGraphDestroy(pg));
-}
-
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
@@ -423,11 +392,10 @@ int main(int argc, char **argv)
     }
     if (early_only) {  /* kernels after cuBLASLt's launched on its launch completion (pdl_set_early) or not */
         const int early_default = pdl_early();
-        const char *names[3] = {"off", "on", "one-wave upstreams only"};
         for (int round = 0; round < 2; round++)
-            for (int early = 2; early >= 0; early--) {
+            for (int early = 1; early >= 0; early--) {
                 pdl_set_early(early);
-                printf("round %d, early edges after cuBLASLt: %s\n", round, names[early]);
+                printf("round %d, early edges after cuBLASLt: %s\n", round, early ? "on" : "off");
                 for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
                 const int shapes[2][2] = {{1, 128}, {8, 512}};
                 for (int c = 0; c < 2; c++) {
@@ -436,7 +404,6 @@ int main(int argc, char **argv)
                     fill_tokens(p, rows, m.vocab);
                     printf("prefill %dx%d: graph %.3f ms\n", shapes[c][0], shapes[c][1],
                            prefill_graph_ms(p, shapes[c][0], shapes[c][1], s));
-                    if (round == 0 && early == 1) early_upstreams(p, shapes[c][0], shapes[c][1], s);
                 }
             }
         pdl_set_early(early_default);

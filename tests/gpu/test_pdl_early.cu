@@ -3,7 +3,8 @@
  * completion, the dependent starts while the product runs (its pdl_wait is seen to
  * wait) and still reads the finished product: the bits of an eager run, for a
  * copy, SwiGLU on the decode class and the K slices' add and norm. A kernel of ours
- * after the early one keeps the trigger edge. With the switch off no edge is early. */
+ * after the early one keeps the trigger edge; so does one after the long class
+ * (pdl_capture_keep). With the switch off no edge is early. */
 #include "../../kernels/gemm.h"
 #include "../../kernels/layer_kernels.h"
 #include "../../kernels/pdl.h"
@@ -48,8 +49,9 @@ static int run_graph(int *failures_, Body body, int early, int want_edges, cudaS
     return rc;
 }
 
-/* A long product (class long, 4096 x 4096 x 8192), then the copy, twice after it in
- * a chain: the first copy's pdl_wait waits tens of microseconds when early. */
+/* A long product (4096 x 4096 x 8192 on the short class's algorithm), then the copy,
+ * twice after it in a chain: the first copy's pdl_wait waits tens of microseconds
+ * when early. The same product on the long class leaves no early edge. */
 TEST(test_kernel_after_cublaslt_starts_early_and_reads_the_finished_product)
 {
     const int M = 4096, N = 4096, K = 8192;
@@ -68,13 +70,13 @@ TEST(test_kernel_after_cublaslt_starts_early_and_reads_the_finished_product)
     CUDA_OK(cudaMalloc((void **)&stamps, 2 * sizeof *stamps));
     cudaStream_t s;
     CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    CHECK(gemm_lt(&g, x, w, want, M, N, K, 0, GEMM_CLASS_LONG, s) == 0);
+    CHECK(gemm_lt(&g, x, w, want, M, N, K, 0, GEMM_CLASS_SHORT, s) == 0);
     CUDA_OK(cudaStreamSynchronize(s));
     for (int early = 1; early >= 0; early--) {
         poison(y, yn), poison(got, yn), poison(got2, yn);
         CUDA_OK(cudaDeviceSynchronize());
         auto body = [&]() -> int {
-            if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_LONG, s)) return 1;
+            if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_SHORT, s)) return 1;
             if (pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)y, (uint4 *)got, yn / 8,
                            stamps) != cudaSuccess)
                 return 1;
@@ -88,7 +90,7 @@ TEST(test_kernel_after_cublaslt_starts_early_and_reads_the_finished_product)
     /* the first copy alone after the product: how long its pdl_wait held it */
     for (int early = 1; early >= 0; early--) {
         auto body = [&]() -> int {
-            if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_LONG, s)) return 1;
+            if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_SHORT, s)) return 1;
             return pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)y, (uint4 *)got, yn / 8,
                               stamps) != cudaSuccess;
         };
@@ -102,6 +104,17 @@ TEST(test_kernel_after_cublaslt_starts_early_and_reads_the_finished_product)
         if (early) CHECK(waited_us > 20.0);  /* the product takes a few hundred microseconds */
         else CHECK(waited_us < 20.0);
     }
+    /* the long class keeps its edge: the copy after it is not early, and still exact */
+    CHECK(gemm_lt(&g, x, w, want, M, N, K, 0, GEMM_CLASS_LONG, s) == 0);
+    CUDA_OK(cudaStreamSynchronize(s));
+    auto long_body = [&]() -> int {
+        if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_LONG, s)) return 1;
+        return pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)y, (uint4 *)got, yn / 8,
+                          stamps) != cudaSuccess;
+    };
+    poison(got, yn);
+    CHECK(run_graph(failures_, long_body, PDL_EARLY_ON, 0, s) == 0);
+    CHECK(bits_equal(want, got, yn));
     cudaStreamDestroy(s);
     cudaFree(x), cudaFree(w), cudaFree(y), cudaFree(want), cudaFree(got), cudaFree(got2), cudaFree(stamps);
     gemm_destroy(&g);
