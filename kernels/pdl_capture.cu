@@ -10,17 +10,25 @@ int pdl_early(void) { return early_mode; }
 /* Edges into the upstream node that are looked at; one with more is left alone. */
 #define PDL_MAX_IN 8
 
+/* The nodes the next captured launch on s will depend on (*n 0 when s is not capturing). */
+static cudaError_t capture_deps(cudaStream_t s, const cudaGraphNode_t **deps, const cudaGraphEdgeData **edges,
+                                size_t *n)
+{
+    cudaStreamCaptureStatus status;
+    *n = 0;
+    cudaError_t e = cudaStreamIsCapturing(s, &status);
+    if (e != cudaSuccess || status != cudaStreamCaptureStatusActive) return e;
+    return cudaStreamGetCaptureInfo(s, &status, NULL, NULL, deps, edges, n);
+}
+
 cudaError_t pdl_capture_early(cudaStream_t s, int *early)
 {
     *early = 0;
     if (early_mode == PDL_EARLY_OFF) return cudaSuccess;
-    cudaStreamCaptureStatus status;
-    cudaError_t e = cudaStreamIsCapturing(s, &status);
-    if (e != cudaSuccess || status != cudaStreamCaptureStatusActive) return e;
     const cudaGraphNode_t *deps = NULL;
     const cudaGraphEdgeData *edges = NULL;
     size_t n = 0;
-    e = cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &deps, &edges, &n);
+    cudaError_t e = capture_deps(s, &deps, &edges, &n);
     if (e != cudaSuccess || n != 1) return e;
     if (edges && (edges[0].from_port != cudaGraphKernelNodePortDefault || edges[0].type != cudaGraphDependencyTypeDefault))
         return cudaSuccess;  /* already set (by a caller, or a second launch with nothing between) */
@@ -47,13 +55,10 @@ cudaError_t pdl_capture_early(cudaStream_t s, int *early)
 
 cudaError_t pdl_capture_keep(cudaStream_t s)
 {
-    cudaStreamCaptureStatus status;
-    cudaError_t e = cudaStreamIsCapturing(s, &status);
-    if (e != cudaSuccess || status != cudaStreamCaptureStatusActive) return e;
     const cudaGraphNode_t *deps = NULL;
     const cudaGraphEdgeData *edges = NULL;
     size_t n = 0;
-    if ((e = cudaStreamGetCaptureInfo(s, &status, NULL, NULL, &deps, &edges, &n)) != cudaSuccess) return e;
-    if (n == 1) kept_node = deps[0];
-    return cudaSuccess;
+    cudaError_t e = capture_deps(s, &deps, &edges, &n);
+    if (e == cudaSuccess && n == 1) kept_node = deps[0];
+    return e;
 }
