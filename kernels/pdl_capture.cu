@@ -10,6 +10,12 @@ int pdl_early(void) { return early_mode; }
 /* Edges into the upstream node that are looked at; one with more is left alone. */
 #define PDL_MAX_IN 8
 
+/* An edge that fires only when its upstream has ended, with memory visibility. */
+static bool edge_is_full(const cudaGraphEdgeData &e)
+{
+    return e.from_port == cudaGraphKernelNodePortDefault && e.type == cudaGraphDependencyTypeDefault;
+}
+
 /* The nodes the next captured launch on s will depend on (*n 0 when s is not capturing). */
 static cudaError_t capture_deps(cudaStream_t s, const cudaGraphNode_t **deps, const cudaGraphEdgeData **edges,
                                 size_t *n)
@@ -30,8 +36,7 @@ cudaError_t pdl_capture_early(cudaStream_t s, int *early)
     size_t n = 0;
     cudaError_t e = capture_deps(s, &deps, &edges, &n);
     if (e != cudaSuccess || n != 1) return e;
-    if (edges && (edges[0].from_port != cudaGraphKernelNodePortDefault || edges[0].type != cudaGraphDependencyTypeDefault))
-        return cudaSuccess;  /* already set (by a caller, or a second launch with nothing between) */
+    if (edges && !edge_is_full(edges[0])) return cudaSuccess;  /* already set (by a caller, or a second launch with nothing between) */
     cudaGraphNode_t up = deps[0];
     if (up == kept_node) return cudaSuccess;
     cudaGraphNodeType type;
@@ -42,8 +47,7 @@ cudaError_t pdl_capture_early(cudaStream_t s, int *early)
     if ((e = cudaGraphNodeGetDependencies(up, in, in_edges, &n_in)) != cudaSuccess) return e;
     if (n_in >= PDL_MAX_IN) return cudaSuccess;
     for (size_t i = 0; i < n_in; i++)  /* an upstream that itself started early: its edge stays */
-        if (in_edges[i].type != cudaGraphDependencyTypeDefault || in_edges[i].from_port != cudaGraphKernelNodePortDefault)
-            return cudaSuccess;
+        if (!edge_is_full(in_edges[i])) return cudaSuccess;
     cudaGraphEdgeData edge = {};
     edge.from_port = cudaGraphKernelNodePortLaunchCompletion;
     edge.type = cudaGraphDependencyTypeProgrammatic;

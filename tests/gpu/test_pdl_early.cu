@@ -72,30 +72,28 @@ TEST(test_kernel_after_cublaslt_starts_early_and_reads_the_finished_product)
     CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     CHECK(gemm_lt(&g, x, w, want, M, N, K, 0, GEMM_CLASS_SHORT, s) == 0);
     CUDA_OK(cudaStreamSynchronize(s));
-    for (int early = 1; early >= 0; early--) {
-        poison(y, yn), poison(got, yn), poison(got2, yn);
-        CUDA_OK(cudaDeviceSynchronize());
-        auto body = [&]() -> int {
-            if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_SHORT, s)) return 1;
+    /* the product on class cls, then the copy into got and, chained, a second into got2 */
+    auto product_then_copies = [&](int cls, int chained) {
+        return [&, cls, chained]() -> int {
+            if (gemm_lt(&g, x, w, y, M, N, K, 0, cls, s)) return 1;
             if (pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)y, (uint4 *)got, yn / 8,
                            stamps) != cudaSuccess)
                 return 1;
-            return pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)got, (uint4 *)got2,
-                              yn / 8, stamps) != cudaSuccess;
+            return chained && pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)got,
+                                         (uint4 *)got2, yn / 8, stamps) != cudaSuccess;
         };
-        CHECK(run_graph(failures_, body, early, early, s) == 0);
+    };
+    for (int early = 1; early >= 0; early--) {
+        poison(y, yn), poison(got, yn), poison(got2, yn);
+        CUDA_OK(cudaDeviceSynchronize());
+        CHECK(run_graph(failures_, product_then_copies(GEMM_CLASS_SHORT, 1), early, early, s) == 0);
         CHECK(bits_equal(want, got, yn));
         CHECK(bits_equal(want, got2, yn));
     }
     /* the first copy alone after the product: how long its pdl_wait held it */
     for (int early = 1; early >= 0; early--) {
-        auto body = [&]() -> int {
-            if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_SHORT, s)) return 1;
-            return pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)y, (uint4 *)got, yn / 8,
-                              stamps) != cudaSuccess;
-        };
         poison(got, yn);
-        CHECK(run_graph(failures_, body, early, early, s) == 0);
+        CHECK(run_graph(failures_, product_then_copies(GEMM_CLASS_SHORT, 0), early, early, s) == 0);
         CHECK(bits_equal(want, got, yn));
         unsigned long long t[2];
         CUDA_OK(cudaMemcpy(t, stamps, sizeof t, cudaMemcpyDeviceToHost));
@@ -107,13 +105,8 @@ TEST(test_kernel_after_cublaslt_starts_early_and_reads_the_finished_product)
     /* the long class keeps its edge: the copy after it is not early, and still exact */
     CHECK(gemm_lt(&g, x, w, want, M, N, K, 0, GEMM_CLASS_LONG, s) == 0);
     CUDA_OK(cudaStreamSynchronize(s));
-    auto long_body = [&]() -> int {
-        if (gemm_lt(&g, x, w, y, M, N, K, 0, GEMM_CLASS_LONG, s)) return 1;
-        return pdl_launch(stamp_copy_kernel, dim3(264), dim3(256), 0, s, 1, (const uint4 *)y, (uint4 *)got, yn / 8,
-                          stamps) != cudaSuccess;
-    };
     poison(got, yn);
-    CHECK(run_graph(failures_, long_body, PDL_EARLY_ON, 0, s) == 0);
+    CHECK(run_graph(failures_, product_then_copies(GEMM_CLASS_LONG, 0), PDL_EARLY_ON, 0, s) == 0);
     CHECK(bits_equal(want, got, yn));
     cudaStreamDestroy(s);
     cudaFree(x), cudaFree(w), cudaFree(y), cudaFree(want), cudaFree(got), cudaFree(got2), cudaFree(stamps);
