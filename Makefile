@@ -190,6 +190,11 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+# wgmma exists only in sm_90a code (kernels/hopper.cuh): these files build for it
+# alone, so their kernels run on H100 and H200 and report no image elsewhere.
+HOPPER_ONLY := kernels/gemm_tma.cu
+$(call obj,$(HOPPER_ONLY)): CUDA_ARCH = -gencode arch=compute_90a,code=sm_90a
+
 # --- Sanitizers and fuzzing (CI runs both before the test command). ---------
 # sanitize-test: the CPU suite built with ASan + UBSan, its build/bench included.
 # fuzz: clang libFuzzer targets for the readers of outside input; fuzz-run runs

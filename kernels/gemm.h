@@ -43,6 +43,8 @@ struct gemm_shape {
     int ksplit;                      /* decode class: K in ksplit slices (0: not split) */
     cublasLtMatmulAlgo_t kalgo;      /* the slices' strided-batch algorithm, fp32 partials */
     cublasLtMatrixLayout_t ka, kb, kc;  /* its layouts (kb and kc get the call's M) */
+    int tma, tma_bn;                 /* decode class: gemm_tma serves it, in units of tma_bn weight rows (its
+                                      * slices, if any, in ksplit: gemm_lt_partials runs them) */
 };
 
 struct gemm_ctx {
@@ -94,7 +96,19 @@ float *gemm_partials(const struct gemm_ctx *g);
 /* Y's K slices into gemm_partials (the decode class, m <= decode_rows rows; the
  * shape must have gemm_ksplit > 0). */
 int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int m, int n, int k,
-                     cudaStream_t s);
+                     cudaStream_t s, int pdl = 0);
+/* Whether the decode class also times gemm_tma (sm_90, decode_rows <= 64), for the
+ * whole process and the shapes prepared from then on: OFF never, TIMED against the
+ * kept algorithm (its K slices included), taken when faster by the tuning margin,
+ * FORCE always (the fastest unit and slices; untimed shapes too: tests). A shape
+ * gemm_tma serves runs it in gemm_lt, its slices in gemm_lt_partials, and
+ * gemm_tma_swiglu for a gate-up shape (gemm_tma_serves). */
+#define GEMM_TMA_OFF 0
+#define GEMM_TMA_TIMED 1
+#define GEMM_TMA_FORCE 2
+void gemm_set_tma(int mode);
+int gemm_tma_mode(void);
+int gemm_tma_serves(struct gemm_ctx *g, int n, int k);
 /* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
  * take long enough to stream that the timing ranks tiles, not launches. */
 int gemm_decode_is_timed(int n, int k);
@@ -212,6 +226,20 @@ int gemm_stream_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, _
 int gemm_stream_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, int m, int n, int k,
                     int accumulate, int swiglu, int splits, int row_tile, int prefetch_tiles, cudaStream_t s,
                     int pdl = 0);
+/* Hopper path for one-token steps (gemm_tma.cu, sm_90a only): the weights streamed
+ * by TMA through a ring of shared-memory stages, wgmma from shared memory, up to
+ * 64 rows; persistent blocks over units of bn (64 or 128) weight rows times one of
+ * ks slices of K. ks = 1 writes Y (accumulate: onto Y); ks > 1 writes each slice's
+ * fp32 sums to part[slice][prow][N] (gemm_partials' layout) for k_add_partials or
+ * k_add_rmsnorm. row_tile: wgmma's N, 8 to 64 (0: the least that holds m); a row's
+ * bits depend on K and ks alone. K a multiple of 8, pointers 16-byte aligned. */
+int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, float *part, int prow, int m,
+                 int n, int k, int accumulate, int ks, int bn, int row_tile, cudaStream_t s, int pdl = 0);
+/* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up], a unit
+ * taking 64 gate rows and their 64 up rows: bit for bit gemm_tma_cfg (ks 1) into
+ * [m, 2 inter] then k_swiglu, in one launch. */
+int gemm_tma_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,
+                    int k, int row_tile, cudaStream_t s, int pdl = 0);
 /* act = silu(x W_gate^T) * (x W_up^T), bit for bit gemm_skinny into [m, 2 inter]
  * then k_swiglu, in one launch (w_gate_up = [gate; up]). */
 int gemm_skinny_swiglu(const __nv_bfloat16 *x, const __nv_bfloat16 *w_gate_up, __nv_bfloat16 *act, int m, int inter,

@@ -213,8 +213,9 @@ static int kslice_candidates(struct gemm_ctx *g, struct gemm_shape *sh, cublasLt
 /* Times the slices (each count that fits, each candidate) against `kept` ms, the
  * shape's kept algorithm at decode_rows; takes the fastest if faster by the margin. */
 static int tune_kslices(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
-                        cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, float kept)
+                        cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, float *kept_ms)
 {
+    const float kept = *kept_ms;
     sh->ksplit = 0;
     float best = (1.0f - TUNE_MARGIN) * kept;
     int best_ks = 0;
@@ -232,9 +233,81 @@ static int tune_kslices(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x
     }
     kslice_layouts_free(sh);
     if (!best_ks) return PB_OK;
+    *kept_ms = best;
     sh->ksplit = best_ks;
     sh->kalgo = best_algo;
     return kslice_layouts(g, sh, best_ks);
+}
+
+/* ---- gemm_tma for the decode class (gemm.h: gemm_set_tma) ---- */
+
+static int tma_mode = GEMM_TMA_OFF;
+void gemm_set_tma(int mode) { tma_mode = mode; }
+int gemm_tma_mode(void) { return tma_mode; }
+
+/* gemm_tma runs on sm_90 alone and takes up to 64 rows; its slices go to the partials. */
+static int tma_fits(const struct gemm_ctx *g, const struct gemm_shape *sh, const cudaDeviceProp *prop)
+{
+    return sh->cls == GEMM_CLASS_DECODE && prop->major == 9 && prop->minor == 0 && g->decode_rows <= 64 &&
+           sh->k % 8 == 0;
+}
+
+static int tma_slices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh, int ks)
+{
+    return ks == 1 || (sh->residual && kslices_on && (size_t)ks * g->decode_rows * sh->n * sizeof(float) <=
+                                                         GEMM_PARTIALS_BYTES && ks <= (sh->k + 63) / 64);
+}
+
+static float time_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
+                      int ks, int bn, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
+{
+    const int reps = 8;
+    float best = INFINITY;
+    size_t nk = (size_t)sh->n * sh->k;
+    for (int trial = 0; trial < 4; trial++) {  /* trial 0 warms up */
+        if (cudaEventRecord(e0, s) != cudaSuccess) return INFINITY;
+        for (int r = 0; r < reps; r++)
+            if (gemm_tma_cfg(x, w + (size_t)(r % copies) * nk, ks > 1 ? NULL : (bf16 *)y, ks > 1 ? (float *)y : NULL,
+                             g->decode_rows, g->decode_rows, sh->n, sh->k, 0, ks, bn, 0, s, 1) != PB_OK)
+                return INFINITY;
+        float ms = INFINITY;
+        if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+            return INFINITY;
+        if (trial && ms < best) best = ms;
+    }
+    return best;
+}
+
+/* gemm_tma at each unit size and slice count that fits, against `kept` ms (the
+ * decode class's choice so far, its K slices included); GEMM_TMA_FORCE takes the
+ * fastest whatever kept is. A SwiGLU shape's fused kernel takes 128-row units
+ * (gate and up), so gemm_tma_swiglu's shape is timed at those. */
+static int tune_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
+                    cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, float kept)
+{
+    float best = tma_mode == GEMM_TMA_FORCE ? INFINITY : (1.0f - TUNE_MARGIN) * kept;
+    int best_ks = 0, best_bn = 0;
+    const int ks_list[3] = {1, 2, 4};
+    for (int bn = 64; bn <= 128; bn += 64)
+        for (int i = 0; i < 3; i++) {
+            if (!tma_slices_fit(g, sh, ks_list[i])) continue;
+            float t = time_tma(g, sh, x, w, copies, y, ks_list[i], bn, s, e0, e1);
+            if (t < best) best = t, best_ks = ks_list[i], best_bn = bn;
+        }
+    if (!best_ks) return PB_OK;
+    kslice_layouts_free(sh);  /* cuBLASLt's slices, if they were kept, give way */
+    sh->tma = 1;
+    sh->tma_bn = best_bn;
+    sh->ksplit = best_ks > 1 ? best_ks : 0;
+    sh->skinny = 0;
+    return PB_OK;
+}
+
+int gemm_tma_serves(struct gemm_ctx *g, int n, int k)
+{
+    const struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
+    return sh && sh->tma;
 }
 
 static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *cand, int count)
@@ -244,11 +317,18 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
     const float margin = sh->cls == GEMM_CLASS_LONG ? LONG_TUNE_MARGIN : TUNE_MARGIN;
     int timed = sh->cls == GEMM_CLASS_DECODE ? gemm_decode_is_timed(sh->n, sh->k)
                                              : gemm_short_is_timed(sh->n, sh->k, m);
-    if (count < 2 || !timed) return PB_OK;
     int dev;
     cudaDeviceProp prop;
     cudaCheck(cudaGetDevice(&dev));
     cudaCheck(cudaGetDeviceProperties(&prop, dev));
+    if (count < 2 || !timed) {  /* untimed: forced gemm_tma takes small units, slices where they fit (tests) */
+        if (tma_mode == GEMM_TMA_FORCE && tma_fits(g, sh, &prop)) {
+            sh->tma = 1;
+            sh->tma_bn = 64;
+            sh->ksplit = tma_slices_fit(g, sh, 2) ? 2 : 0;
+        }
+        return PB_OK;
+    }
     size_t nk = (size_t)sh->n * sh->k;
     int copies = (int)((3ull * prop.l2CacheSize) / (nk * 2) + 1);
     if (copies > 64) copies = 64;
@@ -282,7 +362,9 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
             sh->skinny = t < (1.0f - TUNE_MARGIN) * kept;
             if (sh->skinny) kept = t;
         }
-        if (sh->residual && kslices_on) rc = tune_kslices(g, sh, x, w, copies, y, s, e0, e1, kept);
+        if (sh->residual && kslices_on) rc = tune_kslices(g, sh, x, w, copies, y, s, e0, e1, &kept);
+        if (rc == PB_OK && tma_mode != GEMM_TMA_OFF && tma_fits(g, sh, &prop))
+            rc = tune_tma(g, sh, x, w, copies, y, s, e0, e1, kept);
     }
     (void)cudaGetLastError();  /* a failed temporary allocation only means: no tuning */
     if (e0) cudaEventDestroy(e0);
@@ -304,7 +386,7 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
  * key will too. */
 #define GEMM_TUNED_MAX 128
 static struct {
-    int n, k, rows, cls, residual, kslices_on, skinny, ksplit;
+    int n, k, rows, cls, residual, kslices_on, skinny, ksplit, tma_mode, tma, tma_bn;
     cublasLtMatmulAlgo_t algo, kalgo;
 } tuned[GEMM_TUNED_MAX];
 static int n_tuned;
@@ -347,6 +429,7 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
     sh->k = k;
     sh->cls = cls;
     sh->skinny = 0;
+    sh->tma = sh->tma_bn = 0;
     sh->residual = residual && cls == GEMM_CLASS_DECODE;
     sh->ksplit = 0;
     sh->ka = sh->kb = sh->kc = NULL;
@@ -363,14 +446,17 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
     if (cls == GEMM_CLASS_LONG && !g->long_prompts) return PB_OK;  /* no call of this context is long */
     int i = 0;
     while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls &&
-                            tuned[i].residual == sh->residual && tuned[i].kslices_on == kslices_on))
+                            tuned[i].residual == sh->residual && tuned[i].kslices_on == kslices_on &&
+                            tuned[i].tma_mode == tma_mode))
         i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
         sh->skinny = tuned[i].skinny;
         sh->ksplit = tuned[i].ksplit;
         sh->kalgo = tuned[i].kalgo;
-        if (sh->ksplit) PB_TRY(kslice_layouts(g, sh, sh->ksplit));
+        sh->tma = tuned[i].tma;
+        sh->tma_bn = tuned[i].tma_bn;
+        if (sh->ksplit && !sh->tma) PB_TRY(kslice_layouts(g, sh, sh->ksplit));
     } else if (n_tuned < GEMM_TUNED_MAX) {
         PB_TRY(tune_timed(g, sh, cand, count));
         tuned[n_tuned].n = n;
@@ -382,6 +468,9 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
         tuned[n_tuned].skinny = sh->skinny;
         tuned[n_tuned].ksplit = sh->ksplit;
         tuned[n_tuned].kalgo = sh->kalgo;
+        tuned[n_tuned].tma_mode = tma_mode;
+        tuned[n_tuned].tma = sh->tma;
+        tuned[n_tuned].tma_bn = sh->tma_bn;
         tuned[n_tuned++].algo = sh->algo;
     }
     return PB_OK;
@@ -417,6 +506,7 @@ int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks)
     if (!sh || !sh->residual) return pb_fail("gemm_force_ksplit: N=%d K=%d has no residual decode class", n, k);
     kslice_layouts_free(sh);
     sh->ksplit = 0;
+    sh->tma = 0;
     if (!ks) return PB_OK;
     if (!kslices_fit(g, sh, ks)) return pb_fail("gemm_force_ksplit: %d slices do not fit N=%d K=%d", ks, n, k);
     PB_TRY(kslice_layouts(g, sh, ks));
@@ -431,12 +521,14 @@ int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks)
 
 float *gemm_partials(const struct gemm_ctx *g) { return (float *)((char *)g->workspace + GEMM_LT_WORKSPACE_BYTES); }
 
-int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, cudaStream_t s)
+int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, cudaStream_t s, int pdl)
 {
     struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
     if (!sh || !sh->ksplit) return pb_fail("gemm_lt_partials: N=%d K=%d has no K slices", n, k);
     if (m > g->decode_rows) return pb_fail("gemm_lt_partials: %d rows, the decode class holds %d", m, g->decode_rows);
     if (m <= 0) return PB_OK;
+    if (sh->tma)
+        return gemm_tma_cfg(x, w, NULL, gemm_partials(g), g->decode_rows, m, n, k, 0, sh->ksplit, sh->tma_bn, 0, s, pdl);
     cublasCheck(layout_rows(sh->kb, sh->kc, m));
     float alpha = 1.0f, beta = 0.0f, *part = gemm_partials(g);
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->ka, x, sh->kb, &beta, part, sh->kc, part, sh->kc,
@@ -466,6 +558,7 @@ int gemm_lt(struct gemm_ctx *g, const bf16 *x, const bf16 *w, bf16 *y, int m, in
     if (!sh) return pb_fail("gemm_lt: shape N=%d K=%d was not prepared", n, k);
     if (m <= 0) return PB_OK;
     if (sh->skinny) return gemm_skinny(x, w, y, m, n, k, accumulate, s, pdl);
+    if (sh->tma) return gemm_tma_cfg(x, w, y, NULL, 0, m, n, k, accumulate, 1, sh->tma_bn, 0, s, pdl);
     cublasCheck(layout_rows(sh->b, sh->c, m));
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->a, x, sh->b, &beta, y, sh->c, y, sh->c, &sh->algo,

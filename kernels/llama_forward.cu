@@ -59,7 +59,8 @@ static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf1
 {
     int pdl = p->d.programmatic_launch;
     if (decode_path(p) == DECODE_GEMV) return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
-    if (decode_path(p) == DECODE_LT) {  /* cuBLASLt has no SwiGLU epilogue: the products, then k_swiglu */
+    if (decode_path(p) == DECODE_LT) {  /* cuBLASLt has no SwiGLU epilogue: gemm_tma's, or the products then k_swiglu */
+        if (gemm_tma_serves(&p->gemm, 2 * inter, k)) return gemm_tma_swiglu(x, w, act, m, inter, k, 0, s, pdl);
         PB_TRY(gemm_lt(&p->gemm, x, w, p->gu, m, 2 * inter, k, 0, GEMM_CLASS_DECODE, s, pdl));
         return k_swiglu(p->gu, act, m, inter, s, pdl);
     }
@@ -168,7 +169,7 @@ static int output_projection(struct llama_part *p, const struct llama_call *c, c
         }
         const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
         if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
-        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s));
+        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s, p->d.programmatic_launch));
         if (pending) {
             *pending = ks;
             return PB_OK;

@@ -6,14 +6,16 @@
  * algorithms leave. Prints one line a (shape, rows, version): ms, % of the copy
  * rate over the weight bytes, max relative error, and whether a row's bits match
  * the same row computed in a 64-row call.
- * usage: bench_decode_gemm [config.json [decode|lt-decode|lt-splitk|lt-search|lt-kbatch]]   (default
+ * usage: bench_decode_gemm [config.json [decode|lt-decode|lt-splitk|lt-search|lt-kbatch|tma]]   (default
  * models/llama-2-7b.json; "decode": skip the prefill candidates; "lt-decode": only cuBLASLt's candidates at 16, 32
  * and 64 rows; "lt-splitk": those candidates with K split over blocks, at 16, 32, 64 and 128 rows; "lt-search": every
  * configuration cuBLASLt accepts at 16 and 64 rows, and for N = hidden at 32; "lt-kbatch": K in slices over a strided
- * batch at 16, 32 and 64 rows and at the short prompts' 128 and 256; the sweeps are decode_gemm_lt.cu) */
+ * batch at 16, 32 and 64 rows and at the short prompts' 128 and 256; the sweeps are decode_gemm_lt.cu; "tma":
+ * gemm_tma's unit sizes and K slices at 8, 16, 32 and 64 rows against the decode class) */
 #include <math.h>
 #include "bench_decode_gemm.h"
 #include "../../kernels/gemm.h"
+#include "../../kernels/layer_kernels.h"
 extern "C" {
 #include "../../models/model_spec.h"
 }
@@ -79,15 +81,106 @@ static double check(const shape &sh, const std::vector<double> &ref, const bf16 
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+/* "tma": gemm_tma at every unit size and K-slice count against the decode class
+ * the step uses (cuBLASLt timed at the same rows, o and down in its K slices where
+ * it keeps them), each product alone (gate-up without its SwiGLU, slices without
+ * their add) over the 32 layers' weights. */
+static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, void *ws, double copy_gbs)
+{
+    int failures = 0;
+    float *part;
+    CU(cudaMalloc((void **)&part, (size_t)4 * 64 * 32768 * sizeof(float)));
+    const int rows_list[4] = {8, 16, 32, 64};
+    for (int r = 0; r < 4; r++) {
+        const int rows = rows_list[r];
+        struct gemm_ctx g;
+        OK(gemm_init(&g, ws, rows));
+        OK(gemm_set_decode_rows(&g, rows));
+        for (int i = 0; i < 5; i++) {
+            shape s = shapes[i];
+            s.n = (int)s.wrows(), s.swiglu = 0;  /* gate-up as one product */
+            const int residual = i == 1 || i == 3;
+            OK(residual ? gemm_prepare_residual(&g, s.n, s.k) : gemm_prepare(&g, s.n, s.k));
+            std::vector<double> ref = reference(s, x, rows);
+            const double bytes = (double)s.elems() * 2 * s.layers;
+            const int lks = residual ? gemm_ksplit(&g, s.n, s.k) : 0;
+            double lt_ms = median_ms([&] {
+                for (int l = 0; l < s.layers; l++) {
+                    const bf16 *w = s.w + (size_t)l * s.elems();
+                    if (lks) OK(gemm_lt_partials(&g, x, w, rows, s.n, s.k, 0));
+                    else OK(gemm_lt(&g, x, w, y, rows, s.n, s.k, 0, GEMM_CLASS_DECODE, 0));
+                }
+            }, 2, 10);
+            printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy (K slices %d)\n", s.name, s.n, s.k,
+                   rows, "cuBLASLt decode class", lt_ms, 100 * bytes / (lt_ms * 1e6) / copy_gbs, lks);
+            double best = 1e30;
+            char best_name[64] = "";
+            for (int bn = 64; bn <= 128; bn += 64)
+                for (int ks = 1; ks <= 4; ks *= 2) {
+                    if (ks > 1 && s.n > 8192) continue;
+                    for (int pdl = 0; pdl <= 1; pdl++) {
+                        auto launch = [&](const bf16 *w, bf16 *out, int mr, int p) {
+                            OK(gemm_tma_cfg(x, w, out, part, 64, mr, s.n, s.k, 0, ks, bn, 0, 0, p));
+                        };
+                        double err = 0;
+                        const char *bits = "-";
+                        if (ks == 1) {
+                            CU(cudaMemset(y, 0xff, (size_t)rows * s.n * 2));
+                            launch(s.w, y, rows, 0);
+                            CU(cudaDeviceSynchronize());
+                            err = check(s, ref, y, rows);
+                            launch(s.w, y64, 64, 0);
+                            CU(cudaDeviceSynchronize());
+                            bits = host_copy(y, (size_t)rows * s.n) == host_copy(y64, (size_t)rows * s.n) ? "same"
+                                                                                                          : "DIFFER";
+                        }
+                        double ms = median_ms([&] {
+                            for (int l = 0; l < s.layers; l++) launch(s.w + (size_t)l * s.elems(), y, rows, pdl);
+                        }, 2, 10);
+                        char name[64];
+                        snprintf(name, sizeof name, "tma bn %d ks %d%s", bn, ks, pdl ? " pdl" : "");
+                        bool bad = !(err <= 1e-2) || !strcmp(bits, "DIFFER");
+                        failures += bad;
+                        printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy | rel err %.2e | bits vs 64 "
+                               "rows: %s%s\n",
+                               s.name, s.n, s.k, rows, name, ms, 100 * bytes / (ms * 1e6) / copy_gbs, err, bits,
+                               bad ? "  <-- FAIL" : "");
+                        if (!bad && ms < best) best = ms, snprintf(best_name, sizeof best_name, "%s", name);
+                    }
+                }
+            if (shapes[i].swiglu) {  /* the fused kernel also does the SwiGLU the product needs after it */
+                const int inter = shapes[i].n;
+                double ms = median_ms([&] {
+                    for (int l = 0; l < s.layers; l++)
+                        OK(gemm_tma_swiglu(x, s.w + (size_t)l * s.elems(), y, rows, inter, s.k, 0, 0, 1));
+                }, 2, 10);
+                double lsw = median_ms([&] {
+                    for (int l = 0; l < s.layers; l++) {
+                        OK(gemm_lt(&g, x, s.w + (size_t)l * s.elems(), y64, rows, s.n, s.k, 0, GEMM_CLASS_DECODE, 0));
+                        OK(k_swiglu(y64, y, rows, inter, 0, 1));
+                    }
+                }, 2, 10);
+                printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy, cuBLASLt + k_swiglu %.3f ms: %.2fx\n",
+                       s.name, s.n, s.k, rows, "tma swiglu pdl", ms, 100 * bytes / (ms * 1e6) / copy_gbs, lsw, lsw / ms);
+            }
+            printf("best %-7s rows %3d: %s %.3f ms = %.1f%% of copy, cuBLASLt %.3f: %.2fx\n", s.name, rows, best_name,
+                   best, 100 * bytes / (best * 1e6) / copy_gbs, lt_ms, lt_ms / best);
+        }
+        gemm_destroy(&g);
+    }
+    CU(cudaFree(part));
+    return failures;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = argc > 1 ? argv[1] : "models/llama-2-7b.json";
     const char *mode = argc > 2 ? argv[2] : "";
-    const char *modes[] = {"", "decode", "lt-decode", "lt-splitk", "lt-search", "lt-kbatch"};
+    const char *modes[] = {"", "decode", "lt-decode", "lt-splitk", "lt-search", "lt-kbatch", "tma"};
     bool known = false;
     for (const char *md : modes) known = known || !strcmp(mode, md);
     if (argc > 3 || !known) {
-        fprintf(stderr, "usage: bench_decode_gemm [config.json [decode | lt-decode | lt-splitk | lt-search | lt-kbatch]]\n");
+        fprintf(stderr, "usage: bench_decode_gemm [config.json [decode | lt-decode | lt-splitk | lt-search | lt-kbatch | tma]]\n");
         return 2;
     }
     struct model_spec m;
@@ -132,6 +225,11 @@ int main(int argc, char **argv)
     void *ws;
     const size_t wsb = GEMM_WORKSPACE_BYTES;
     CU(cudaMalloc(&ws, wsb));
+    if (!strcmp(mode, "tma")) {
+        int failures = tma_sweep(sh, x, y, y64, ws, copy_gbs);
+        printf("%d version(s) failed a check\n", failures);
+        return failures ? 1 : 0;
+    }
     if (!strcmp(mode, "lt-kbatch")) {  /* K split over a strided batch, fp32 partials */
         float *part;
         CU(cudaMalloc((void **)&part, (size_t)8 * 256 * m.vocab * sizeof(float)));

@@ -6,7 +6,8 @@
  * MODE gemv-profile, stream-profile, attn-profile, prefill-profile: only a few
  * launches, for ncu; lt-steps, gemv-steps: only the batched or the one-sequence
  * decode steps; early: the batched steps and two prefill graphs with our kernels
- * after cuBLASLt's on launch-completion edges and not) */
+ * after cuBLASLt's on launch-completion edges and not; tma: the batched steps with
+ * gemm_tma off, timed in the decode class, and forced) */
 #include "bench_kernels.h"
 
 static void fill_tokens(struct llama_part *p, int n, int vocab)
@@ -128,7 +129,9 @@ static void decode_figure(struct llama_part *p, struct decode_setup ds, int prom
             size_t wr;
             cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
             cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
-            if (g->skinny) printf("    decode class at %d rows, N=%5d K=%5d: gemm_skinny\n", batch, g->n, g->k);
+            if (g->tma) printf("    decode class at %d rows, N=%5d K=%5d: gemm_tma, units of %d rows, %d K slices\n", batch,
+                               g->n, g->k, g->tma_bn, g->ksplit ? g->ksplit : 1);
+            else if (g->skinny) printf("    decode class at %d rows, N=%5d K=%5d: gemm_skinny\n", batch, g->n, g->k);
             else if (g->ksplit) printf("    decode class at %d rows, N=%5d K=%5d: K in %d slices\n", batch, g->n, g->k,
                                        g->ksplit);
             else printf("    decode class at %d rows, N=%5d K=%5d: cuBLASLt tile %d stages %d\n", batch, g->n, g->k,
@@ -293,15 +296,18 @@ int main(int argc, char **argv)
     const int lt_steps_only = !strcmp(mode, "lt-steps");
     const int gemv_steps_only = !strcmp(mode, "gemv-steps");
     const int early_only = !strcmp(mode, "early");
+    const int tma_only = !strcmp(mode, "tma");
     if (argc > 3 || (argc > 2 && !gemv_profile_only && !stream_profile_only && !attn_profile_only && !lt_steps_only &&
-                     !gemv_steps_only && !prefill_profile_only && !early_only)) {
+                     !gemv_steps_only && !prefill_profile_only && !early_only && !tma_only)) {
         fprintf(stderr, "usage: bench_kernels [config.json [gemv-profile | stream-profile | attn-profile | "
-                        "prefill-profile | lt-steps | gemv-steps | early]]\n"
+                        "prefill-profile | lt-steps | gemv-steps | early | tma]]\n"
                         "  (no mode: every figure; lt-steps: only the batched steps on the cuBLASLt decode class;\n"
                         "   gemv-steps: only the one-sequence steps, norms launched, folded and in the GEMV's last block,\n"
                         "   at contexts 128 and 4096;\n"
                         "   early: the batched steps and the prefill graphs with our kernels after cuBLASLt's on\n"
-                        "   launch-completion edges and not, alternated)\n");
+                        "   launch-completion edges and not, alternated;\n"
+                        "   tma: the batched steps with the decode class on cuBLASLt, timed against gemm_tma, and on\n"
+                        "   gemm_tma for every linear, alternated)\n");
         return 2;
     }
     struct model_spec m;
@@ -387,6 +393,19 @@ int main(int argc, char **argv)
                 c.no_kslices = ns;
                 decode_figure(p, c, 128, 128, copy_gbs, s);
             }
+        llama_part_destroy(p);
+        return 0;
+    }
+    if (tma_only) {  /* the decode class without gemm_tma, timed against it, and on it throughout */
+        const int tma_default = gemm_tma_mode();
+        const char *names[3] = {"off", "timed", "forced"};
+        for (int round = 0; round < 2; round++)
+            for (int t = 0; t < 3; t++) {
+                gemm_set_tma(t);
+                printf("round %d, gemm_tma %s\n", round, names[t]);
+                for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
+            }
+        gemm_set_tma(tma_default);
         llama_part_destroy(p);
         return 0;
     }

@@ -157,6 +157,50 @@ TEST(test_decode_graph_replay_matches_plain_decode)
     graph_replay_case(failures_, 1, 1, 0);
 }
 
+/* The decode class on gemm_tma for every linear (GEMM_TMA_FORCE at the parts'
+ * creation; o and down in its K slices, gate-up through its fused SwiGLU): the
+ * steps match the longer prefill, microbatches (1 + 3) give the whole batch's
+ * bits, a graph replay with programmatic launch and early edges gives plain
+ * launches' bits, and the logits are not those of the cuBLASLt class (it ran). */
+TEST(test_decode_on_gemm_tma_matches_prefill_microbatches_and_graphs)
+{
+    const int mode = gemm_tma_mode();
+    gemm_set_tma(GEMM_TMA_FORCE);
+    struct model_spec m = tiny_spec();
+    const int batch = 4, seq = 13, V = m.vocab, H = m.hidden;
+    struct llama_part_desc d = whole_model(&m, batch, 32);
+    struct llama_part *w = make_part(&m, &d, 41), *mb = make_part(&m, &d, 41);
+    gemm_set_tma(GEMM_TMA_OFF);
+    struct llama_part *lt = make_part(&m, &d, 41);
+    gemm_set_tma(GEMM_TMA_FORCE);
+    CHECK(w && mb && lt);
+    if (w && mb && lt) {
+        const struct part_dims *x = &w->dims;
+        CHECK(gemm_tma_serves(&w->gemm, x->qkv_n, H) && gemm_tma_serves(&w->gemm, 2 * x->inter_l, H));
+        CHECK(gemm_tma_serves(&w->gemm, H, x->q_dim) && gemm_ksplit(&w->gemm, H, x->q_dim) == 2);
+        CHECK(gemm_tma_serves(&w->gemm, H, x->inter_l) && gemm_ksplit(&w->gemm, H, x->inter_l) == 2);
+        CHECK(!gemm_tma_serves(&lt->gemm, x->qkv_n, H));
+        int tok[batch * seq], step[batch];
+        random_tokens(tok, batch * seq, V, 42);
+        random_tokens(step, batch, V, 43);
+        for (struct llama_part *p : {w, mb, lt}) CHECK(forward(p, &m, tok, 0, batch, seq, 0, 0) == 0);
+        CHECK(forward(w, &m, step, 0, batch, 1, seq, 0) == 0);
+        CHECK(forward(lt, &m, step, 0, batch, 1, seq, 0) == 0);
+        poison(llama_part_logits(mb), (size_t)batch * V);
+        CHECK(forward(mb, &m, step, 0, 1, 1, seq, 0) == 0);
+        CHECK(forward(mb, &m, step + 1, 1, 3, 1, seq, 0) == 0);
+        CHECK(bits_equal(llama_part_logits(w), llama_part_logits(mb), (size_t)batch * V));
+        float *got = download(llama_part_logits(w), (size_t)batch * V), *want = download(llama_part_logits(lt), (size_t)batch * V);
+        CHECK_REL(got, want, (size_t)batch * V, REL_TOL_KERNEL);
+        CHECK(!bits_equal(llama_part_logits(w), llama_part_logits(lt), (size_t)batch * V));
+        free(got), free(want);
+    }
+    for (struct llama_part *p : {w, mb, lt}) llama_part_destroy(p);
+    decode_vs_prefill(failures_, 4);
+    graph_replay_case(failures_, 4, 0, 1);
+    gemm_set_tma(mode);
+}
+
 /* Sequences run as microbatches (1 + 3) give the logits of the whole batch bit for
  * bit, in prefill and in a decode step. */
 TEST(test_microbatches_are_bit_identical_to_whole_batch)

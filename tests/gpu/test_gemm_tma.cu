@@ -1,0 +1,142 @@
+/* The TMA + wgmma decode kernel (gemm_tma) against the CPU fp32 reference, its K
+ * slices through the partials the next norm adds, and the row-independence the
+ * decode microbatches rely on: a row's bits must not depend on the rows sharing
+ * the call, where the row sits, or wgmma's row tile. */
+#include "../../kernels/gemm.h"
+#include "../../kernels/layer_kernels.h"
+#include "kernel_test_util.h"
+
+typedef __nv_bfloat16 bf16;
+
+/* ks = 1: straight into y; ks > 1: partials, then k_add_partials onto y (which
+ * the case fills as the residual when accumulating) */
+static int tma_case(int m, int n, int k, int accumulate, int ks, int bn, int pdl, uint64_t seed)
+{
+    struct linear_case c;
+    linear_case_setup(&c, m, n, k, ks > 1 || accumulate, seed);
+    c.accumulate = ks > 1 || accumulate;
+    int bad;
+    if (ks > 1) {
+        float *part = NULL;
+        const int prow = m + 3;  /* slices further apart than the rows, as in a part's workspace */
+        cudaMalloc((void **)&part, (size_t)ks * prow * n * sizeof(float));
+        cudaMemset(part, 0xff, (size_t)ks * prow * n * sizeof(float));
+        bad = gemm_tma_cfg(c.x, c.w, NULL, part, prow, m, n, k, 0, ks, bn, 0, 0, pdl) != 0;
+        bad |= k_add_partials(c.y, part, ks, prow, m, n, 0, pdl) != 0;
+        bad |= cudaDeviceSynchronize() != cudaSuccess;
+        cudaFree(part);
+    } else {
+        bad = gemm_tma_cfg(c.x, c.w, c.y, NULL, 0, m, n, k, accumulate, 1, bn, 0, 0, pdl) != 0;
+        bad |= cudaDeviceSynchronize() != cudaSuccess;
+    }
+    return linear_case_finish(&c, "gemm_tma", bad);
+}
+
+/* Odd shapes: K not a multiple of 64 (a zero-filled last tile), N not a multiple
+ * of the unit (a partial unit), every row tile, more units than SMs (a block
+ * takes several, the ring running on between them), slices of unequal K. */
+TEST(test_gemm_tma_matches_cpu)
+{
+    CHECK(!tma_case(1, 100, 64, 0, 1, 64, 0, 301));
+    CHECK(!tma_case(3, 777, 264, 1, 1, 128, 1, 302));
+    CHECK(!tma_case(8, 256, 688, 0, 1, 64, 0, 303));
+    CHECK(!tma_case(16, 1000, 4096, 1, 1, 64, 1, 304));
+    CHECK(!tma_case(17, 300, 520, 0, 1, 128, 0, 305));
+    CHECK(!tma_case(33, 4096, 4096, 1, 1, 64, 1, 306));  /* the decode o shape, accumulating */
+    CHECK(!tma_case(64, 200, 256, 0, 1, 64, 0, 307));
+    CHECK(!tma_case(5, 20000, 128, 0, 1, 64, 1, 308));   /* 313 units: two or three a block */
+    CHECK(!tma_case(2, 64, 72, 0, 1, 64, 0, 309));
+    CHECK(!tma_case(16, 4096, 4096, 0, 2, 64, 1, 310)); /* o in two slices */
+    CHECK(!tma_case(9, 512, 11008, 0, 4, 128, 0, 311)); /* down's K in four */
+    CHECK(!tma_case(64, 264, 200, 0, 3, 64, 1, 312));   /* four K tiles in three slices */
+}
+
+/* A row alone, among few rows, among many and in every row tile gives the same
+ * bits: plain, accumulating, and as K-slice partials. */
+TEST(test_gemm_tma_does_not_depend_on_row_count)
+{
+    const int M = 64, N = 4200, K = 4104, KS = 2;
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 321, NULL), *w = dev_random((size_t)N * K, 0.1f, 322, NULL);
+    bf16 *all, *part;
+    float *pall, *ppart;
+    cudaMalloc((void **)&all, (size_t)M * N * 2);
+    cudaMalloc((void **)&part, (size_t)M * N * 2);
+    cudaMalloc((void **)&pall, (size_t)KS * M * N * 4);
+    cudaMalloc((void **)&ppart, (size_t)KS * M * N * 4);
+    for (int bn = 64; bn <= 128; bn += 64) {
+        poison(all, (size_t)M * N);
+        CHECK(gemm_tma_cfg(x, w, all, NULL, 0, M, N, K, 0, 1, bn, 64, 0) == 0);
+        CHECK(gemm_tma_cfg(x, w, NULL, pall, M, M, N, K, 0, KS, bn, 64, 0) == 0);
+        const int lo[6] = {0, 5, 3, 9, 40, 0}, cnt[6] = {16, 11, 1, 33, 24, 8};
+        const int tile[6] = {0, 0, 64, 0, 32, 8};
+        for (int i = 0; i < 6; i++) {
+            poison(part, (size_t)M * N);
+            CHECK(gemm_tma_cfg(x + (size_t)lo[i] * K, w, part, NULL, 0, cnt[i], N, K, 0, 1, bn, tile[i], 0, i & 1) == 0);
+            CHECK(gemm_tma_cfg(x + (size_t)lo[i] * K, w, NULL, ppart, M, cnt[i], N, K, 0, KS, bn, tile[i], 0,
+                               i & 1) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(all + (size_t)lo[i] * N, part, (size_t)cnt[i] * N));
+            for (int sl = 0; sl < KS; sl++)  /* fp32 partials: compare as pairs of bf16 */
+                CHECK(bits_equal(pall + ((size_t)sl * M + lo[i]) * N, ppart + (size_t)sl * M * N,
+                                 (size_t)cnt[i] * N * 2));
+        }
+    }
+    bf16 *one = dev_random((size_t)M * N, 1.0f, 323, NULL);
+    const int ms[4] = {1, 8, 16, 40};
+    for (int i = 0; i < 4; i++) {
+        cudaMemcpy(part, one, (size_t)M * N * 2, cudaMemcpyDeviceToDevice);
+        CHECK(gemm_tma_cfg(x, w, one, NULL, 0, ms[i], N, K, 1, 1, 64, 0, 0) == 0);
+        CHECK(gemm_tma_cfg(x, w, part, NULL, 0, ms[i], N, K, 1, 1, 128, 64, 0, 1) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(bits_equal(one, part, (size_t)ms[i] * N));
+    }
+    cudaFree(x), cudaFree(w), cudaFree(all), cudaFree(part), cudaFree(one), cudaFree(pall), cudaFree(ppart);
+}
+
+/* The fused gate-up kernel gives the bits of the plain product then k_swiglu, at
+ * every row tile, under programmatic launch or not, an intermediate size that is
+ * not a multiple of the unit among them. */
+TEST(test_gemm_tma_swiglu_equals_product_then_swiglu)
+{
+    const int K = 4096, M = 64;
+    const int inter[2] = {344, 11008};
+    for (int v = 0; v < 2; v++) {
+        const int I = inter[v];
+        bf16 *x = dev_random((size_t)M * K, 1.0f, 331 + v, NULL), *w = dev_random((size_t)2 * I * K, 0.1f, 333 + v, NULL);
+        bf16 *gu, *want, *got;
+        cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
+        cudaMalloc((void **)&want, (size_t)M * I * 2);
+        cudaMalloc((void **)&got, (size_t)M * I * 2);
+        const int ms[5] = {1, 13, 16, 33, 64}, tiles[5] = {0, 16, 0, 64, 0};
+        for (int i = 0; i < 5; i++) {
+            const int m = ms[i];
+            poison(got, (size_t)M * I);
+            CHECK(gemm_tma_cfg(x, w, gu, NULL, 0, m, 2 * I, K, 0, 1, 64, 0, 0) == 0);
+            CHECK(k_swiglu(gu, want, m, I, 0) == 0);
+            CHECK(gemm_tma_swiglu(x, w, got, m, I, K, tiles[i], 0, i & 1) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(want, got, (size_t)m * I));
+        }
+        cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
+    }
+}
+
+/* Bad arguments are refused with a message, not launched. */
+TEST(test_gemm_tma_refuses_bad_arguments)
+{
+    bf16 *b;
+    float *p;
+    cudaMalloc((void **)&b, 1 << 20);
+    cudaMalloc((void **)&p, 1 << 20);
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 12, 0, 1, 64, 0, 0) != 0);    /* K not a multiple of 8 */
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 65, 8, 64, 0, 1, 64, 0, 0) != 0);   /* over 64 rows */
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 64, 0, 1, 96, 0, 0) != 0);    /* no such unit */
+    CHECK(gemm_tma_cfg(b, b, b, p, 4, 1, 8, 128, 0, 3, 64, 0, 0) != 0);     /* 3 slices of 2 K tiles */
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 128, 0, 2, 64, 0, 0) != 0);   /* slices without partials */
+    CHECK(gemm_tma_cfg(b, b, b, p, 2, 4, 8, 128, 0, 2, 64, 0, 0) != 0);     /* partials of fewer rows */
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 20, 8, 64, 0, 1, 64, 16, 0) != 0);  /* a row tile under the rows */
+    CHECK(gemm_tma_cfg(b + 1, b, b, NULL, 0, 1, 8, 64, 0, 1, 64, 0, 0) != 0); /* X not 16-byte aligned */
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 64, 0, 1, 64, 0, 0) == 0);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    cudaFree(b), cudaFree(p);
+}
