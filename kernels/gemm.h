@@ -97,18 +97,19 @@ float *gemm_partials(const struct gemm_ctx *g);
  * shape must have gemm_ksplit > 0). */
 int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int m, int n, int k,
                      cudaStream_t s, int pdl = 0);
-/* Whether the decode class also times gemm_tma (sm_90, decode_rows <= 64), for the
- * whole process and the shapes prepared from then on: OFF never, TIMED against the
- * kept algorithm (its K slices included), taken when faster by the tuning margin,
- * FORCE always (the fastest unit and slices; untimed shapes too: tests). A shape
- * gemm_tma serves runs it in gemm_lt, its slices in gemm_lt_partials, and
- * gemm_tma_swiglu for a gate-up shape (gemm_tma_serves). */
+/* Whether the decode class (decode_rows <= 128) and the short class of a context
+ * whose calls hold at most 128 rows also time gemm_tma (sm_90 only), for the whole
+ * process and the shapes prepared from then on: OFF never, TIMED against the kept
+ * algorithm (the decode class's K slices included), taken when faster by the
+ * tuning margin, FORCE always (the fastest unit and slices; untimed shapes too:
+ * tests). A shape gemm_tma serves runs it in gemm_lt, its slices in
+ * gemm_lt_partials, and gemm_tma_swiglu for a gate-up shape (gemm_tma_serves). */
 #define GEMM_TMA_OFF 0
 #define GEMM_TMA_TIMED 1
 #define GEMM_TMA_FORCE 2
 void gemm_set_tma(int mode);
 int gemm_tma_mode(void);
-int gemm_tma_serves(struct gemm_ctx *g, int n, int k);
+int gemm_tma_serves(struct gemm_ctx *g, int n, int k, int cls);
 /* Whether the decode class of (N, K) is timed: weights of at least 8 MiB, which
  * take long enough to stream that the timing ranks tiles, not launches. */
 int gemm_decode_is_timed(int n, int k);
@@ -228,10 +229,10 @@ int gemm_stream_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat1
                     int pdl = 0);
 /* Hopper path for one-token steps (gemm_tma.cu, sm_90a only): the weights streamed
  * by TMA through a ring of shared-memory stages, wgmma from shared memory, up to
- * 64 rows; persistent blocks over units of bn (64 or 128) weight rows times one of
+ * 128 rows; persistent blocks over units of bn (64 or 128) weight rows times one of
  * ks slices of K. ks = 1 writes Y (accumulate: onto Y); ks > 1 writes each slice's
  * fp32 sums to part[slice][prow][N] (gemm_partials' layout) for k_add_partials or
- * k_add_rmsnorm. row_tile: wgmma's N, 8 to 64 (0: the least that holds m); a row's
+ * k_add_rmsnorm. row_tile: wgmma's N, 8 to 128 (0: the least that holds m); a row's
  * bits depend on K and ks alone. K a multiple of 8, pointers 16-byte aligned. */
 int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, float *part, int prow, int m,
                  int n, int k, int accumulate, int ks, int bn, int row_tile, cudaStream_t s, int pdl = 0);

@@ -245,11 +245,15 @@ static int tma_mode = GEMM_TMA_OFF;
 void gemm_set_tma(int mode) { tma_mode = mode; }
 int gemm_tma_mode(void) { return tma_mode; }
 
-/* gemm_tma runs on sm_90 alone and takes up to 64 rows; its slices go to the partials. */
+/* gemm_tma runs on sm_90 alone and takes up to 128 rows: the decode class of parts
+ * of up to 128 sequences, and the short class of parts whose calls hold at most 128
+ * rows (tune_rows is then max_rows); its slices go to the partials. */
 static int tma_fits(const struct gemm_ctx *g, const struct gemm_shape *sh, const cudaDeviceProp *prop)
 {
-    return sh->cls == GEMM_CLASS_DECODE && prop->major == 9 && prop->minor == 0 && g->decode_rows <= 64 &&
-           sh->k % 8 == 0;
+    const int rows_fit = sh->cls == GEMM_CLASS_DECODE ? g->decode_rows <= 128
+                         : sh->cls == GEMM_CLASS_SHORT ? g->tune_rows <= 128 && !g->long_prompts
+                                                       : 0;
+    return rows_fit && prop->major == 9 && prop->minor == 0 && sh->k % 8 == 0;
 }
 
 static int tma_slices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh, int ks)
@@ -261,14 +265,14 @@ static int tma_slices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh,
 static float time_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
                       int ks, int bn, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
 {
-    const int reps = 8;
+    const int reps = 8, m = class_rows(g, sh->cls);
     float best = INFINITY;
     size_t nk = (size_t)sh->n * sh->k;
     for (int trial = 0; trial < 4; trial++) {  /* trial 0 warms up */
         if (cudaEventRecord(e0, s) != cudaSuccess) return INFINITY;
         for (int r = 0; r < reps; r++)
             if (gemm_tma_cfg(x, w + (size_t)(r % copies) * nk, ks > 1 ? NULL : (bf16 *)y, ks > 1 ? (float *)y : NULL,
-                             g->decode_rows, g->decode_rows, sh->n, sh->k, 0, ks, bn, 0, s, 1) != PB_OK)
+                             m, m, sh->n, sh->k, 0, ks, bn, 0, s, 1) != PB_OK)
                 return INFINITY;
         float ms = INFINITY;
         if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
@@ -304,9 +308,9 @@ static int tune_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, co
     return PB_OK;
 }
 
-int gemm_tma_serves(struct gemm_ctx *g, int n, int k)
+int gemm_tma_serves(struct gemm_ctx *g, int n, int k, int cls)
 {
-    const struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
+    const struct gemm_shape *sh = find_shape(g, n, k, cls);
     return sh && sh->tma;
 }
 

@@ -1,5 +1,5 @@
 /* Decode linear layers on Hopper's own path: Y[M, N] = X[M, K] W[N, K]^T for up to
- * 64 rows, the weights streamed by TMA into a ring of shared-memory stages and
+ * 128 rows, the weights streamed by TMA into a ring of shared-memory stages and
  * multiplied by wgmma straight from shared memory; see gemm.h.
  *
  * Why another kernel: the mma.sync kernels (gemm_skinny, gemm_stream) move every
@@ -12,7 +12,7 @@
  * ring never drains between units.
  *
  * Work: a unit is BN weight rows (one or two m64 tiles of wgmma, whose N is the
- * rows of X, R = 8 to 64) over one of ks slices of K; the grid is min(units, SMs)
+ * rows of X, R = 8 to 128) over one of ks slices of K; the grid is min(units, SMs)
  * blocks, block b taking units b, b + grid, ... With ks = 1 a unit writes Y (plus
  * Y when accumulating, rounded once, as cuBLASLt's beta = 1); with ks > 1 it
  * writes its slice's fp32 sums to part[slice][prow][N], the decode class's
@@ -79,6 +79,7 @@ template <int R> __device__ __forceinline__ void wgmma_rows(float *d, uint64_t d
     if (R == 16) wgmma_n16(d, da, db, scale_d);
     if (R == 32) wgmma_n32(d, da, db, scale_d);
     if (R == 64) wgmma_n64(d, da, db, scale_d);
+    if (R == 128) wgmma_n128(d, da, db, scale_d);
 }
 
 template <int BN, int R, bool SWIGLU>
@@ -272,7 +273,8 @@ static int tma_rows(const bf16 *x, const bf16 *w, bf16 *y, float *part, int prow
     case 16: return tma_launch<BN, 16, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
     case 32: return tma_launch<BN, 32, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
     case 64: return tma_launch<BN, 64, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    default: return pb_fail("gemm_tma: a row tile of %d (8, 16, 32 or 64)", r);
+    case 128: return tma_launch<BN, 128, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    default: return pb_fail("gemm_tma: a row tile of %d (8, 16, 32, 64 or 128)", r);
     }
 }
 
@@ -280,8 +282,8 @@ static int tma_check(const bf16 *x, const bf16 *w, int m, int k, int row_tile, i
 {
     if (k % 8) return pb_fail("gemm_tma: K=%d is not a multiple of 8", k);
     if (((uintptr_t)x | (uintptr_t)w) % 16) return pb_fail("gemm_tma: X and W must be 16-byte aligned");
-    if (m > 64) return pb_fail("gemm_tma: %d rows (at most 64)", m);
-    *r = row_tile ? row_tile : m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : 64;
+    if (m > 128) return pb_fail("gemm_tma: %d rows (at most 128)", m);
+    *r = row_tile ? row_tile : m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : m <= 64 ? 64 : 128;
     if (*r < m) return pb_fail("gemm_tma: a row tile of %d for %d rows", *r, m);
     return PB_OK;
 }

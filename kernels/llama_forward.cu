@@ -60,7 +60,8 @@ static int linear_swiglu(struct llama_part *p, const bf16 *x, const bf16 *w, bf1
     int pdl = p->d.programmatic_launch;
     if (decode_path(p) == DECODE_GEMV) return gemm_rows_swiglu(x, w, act, m, inter, k, s, pdl);
     if (decode_path(p) == DECODE_LT) {  /* cuBLASLt has no SwiGLU epilogue: gemm_tma's, or the products then k_swiglu */
-        if (gemm_tma_serves(&p->gemm, 2 * inter, k)) return gemm_tma_swiglu(x, w, act, m, inter, k, 0, s, pdl);
+        if (gemm_tma_serves(&p->gemm, 2 * inter, k, GEMM_CLASS_DECODE))
+            return gemm_tma_swiglu(x, w, act, m, inter, k, 0, s, pdl);
         PB_TRY(gemm_lt(&p->gemm, x, w, p->gu, m, 2 * inter, k, 0, GEMM_CLASS_DECODE, s, pdl));
         return k_swiglu(p->gu, act, m, inter, s, pdl);
     }
@@ -259,6 +260,9 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
         PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
+    } else if (gemm_tma_serves(&p->gemm, 2 * x->inter_l, H, gemm_class_for_seq(c->seq))) {
+        PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));  /* a short prompt on gemm_tma: SwiGLU fused */
+        PB_TRY(gemm_tma_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, 0, s, pdl));
     } else {
         PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
         PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));

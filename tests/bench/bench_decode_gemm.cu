@@ -90,12 +90,12 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
     int failures = 0;
     float *part;
     CU(cudaMalloc((void **)&part, (size_t)4 * 64 * 32768 * sizeof(float)));
-    const int rows_list[4] = {8, 16, 32, 64};
-    for (int r = 0; r < 4; r++) {
-        const int rows = rows_list[r];
+    const int rows_list[5] = {8, 16, 32, 64, 128};  /* 128: a short prompt, against the short class */
+    for (int r = 0; r < 5; r++) {
+        const int rows = rows_list[r], cls = rows > 64 ? GEMM_CLASS_SHORT : GEMM_CLASS_DECODE;
         struct gemm_ctx g;
         OK(gemm_init(&g, ws, rows));
-        OK(gemm_set_decode_rows(&g, rows));
+        if (cls == GEMM_CLASS_DECODE) OK(gemm_set_decode_rows(&g, rows));
         for (int i = 0; i < 5; i++) {
             shape s = shapes[i];
             s.n = (int)s.wrows(), s.swiglu = 0;  /* gate-up as one product */
@@ -103,16 +103,16 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
             OK(residual ? gemm_prepare_residual(&g, s.n, s.k) : gemm_prepare(&g, s.n, s.k));
             std::vector<double> ref = reference(s, x, rows);
             const double bytes = (double)s.elems() * 2 * s.layers;
-            const int lks = residual ? gemm_ksplit(&g, s.n, s.k) : 0;
+            const int lks = residual && cls == GEMM_CLASS_DECODE ? gemm_ksplit(&g, s.n, s.k) : 0;
             double lt_ms = median_ms([&] {
                 for (int l = 0; l < s.layers; l++) {
                     const bf16 *w = s.w + (size_t)l * s.elems();
                     if (lks) OK(gemm_lt_partials(&g, x, w, rows, s.n, s.k, 0));
-                    else OK(gemm_lt(&g, x, w, y, rows, s.n, s.k, 0, GEMM_CLASS_DECODE, 0));
+                    else OK(gemm_lt(&g, x, w, y, rows, s.n, s.k, 0, cls, 0));
                 }
             }, 2, 10);
             printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy (K slices %d)\n", s.name, s.n, s.k,
-                   rows, "cuBLASLt decode class", lt_ms, 100 * bytes / (lt_ms * 1e6) / copy_gbs, lks);
+                   rows, cls == GEMM_CLASS_DECODE ? "cuBLASLt decode class" : "cuBLASLt short class", lt_ms, 100 * bytes / (lt_ms * 1e6) / copy_gbs, lks);
             double best = 1e30;
             char best_name[64] = "";
             for (int bn = 64; bn <= 128; bn += 64)
@@ -120,7 +120,7 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
                     if (ks > 1 && s.n > 8192) continue;
                     for (int pdl = 0; pdl <= 1; pdl++) {
                         auto launch = [&](const bf16 *w, bf16 *out, int mr, int p) {
-                            OK(gemm_tma_cfg(x, w, out, part, 64, mr, s.n, s.k, 0, ks, bn, 0, 0, p));
+                            OK(gemm_tma_cfg(x, w, out, part, mr, mr, s.n, s.k, 0, ks, bn, 0, 0, p));
                         };
                         double err = 0;
                         const char *bits = "-";
@@ -131,8 +131,8 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
                             err = check(s, ref, y, rows);
                             launch(s.w, y64, 64, 0);
                             CU(cudaDeviceSynchronize());
-                            bits = host_copy(y, (size_t)rows * s.n) == host_copy(y64, (size_t)rows * s.n) ? "same"
-                                                                                                          : "DIFFER";
+                            const size_t cmp = (size_t)std::min(rows, 64) * s.n;
+                            bits = host_copy(y, cmp) == host_copy(y64, cmp) ? "same" : "DIFFER";
                         }
                         double ms = median_ms([&] {
                             for (int l = 0; l < s.layers; l++) launch(s.w + (size_t)l * s.elems(), y, rows, pdl);
@@ -156,7 +156,7 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
                 }, 2, 10);
                 double lsw = median_ms([&] {
                     for (int l = 0; l < s.layers; l++) {
-                        OK(gemm_lt(&g, x, s.w + (size_t)l * s.elems(), y64, rows, s.n, s.k, 0, GEMM_CLASS_DECODE, 0));
+                        OK(gemm_lt(&g, x, s.w + (size_t)l * s.elems(), y64, rows, s.n, s.k, 0, cls, 0));
                         OK(k_swiglu(y64, y, rows, inter, 0, 1));
                     }
                 }, 2, 10);

@@ -6,8 +6,8 @@
  * MODE gemv-profile, stream-profile, attn-profile, prefill-profile: only a few
  * launches, for ncu; lt-steps, gemv-steps: only the batched or the one-sequence
  * decode steps; early: the batched steps and two prefill graphs with our kernels
- * after cuBLASLt's on launch-completion edges and not; tma: the batched steps with
- * gemm_tma off, timed in the decode class, and forced) */
+ * after cuBLASLt's on launch-completion edges and not; tma: the batched steps and
+ * prefill 1x128 with gemm_tma off, timed against cuBLASLt, and forced) */
 #include "bench_kernels.h"
 
 static void fill_tokens(struct llama_part *p, int n, int vocab)
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
                         "   at contexts 128 and 4096;\n"
                         "   early: the batched steps and the prefill graphs with our kernels after cuBLASLt's on\n"
                         "   launch-completion edges and not, alternated;\n"
-                        "   tma: the batched steps with the decode class on cuBLASLt, timed against gemm_tma, and on\n"
+                        "   tma: the batched steps and prefill 1x128 with cuBLASLt, timed against gemm_tma, and on\n"
                         "   gemm_tma for every linear, alternated)\n");
         return 2;
     }
@@ -404,6 +404,13 @@ int main(int argc, char **argv)
                 gemm_set_tma(t);
                 printf("round %d, gemm_tma %s\n", round, names[t]);
                 for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
+                TRY(part_gemm_setup(p, 128, d.max_batch));  /* a 1x128 part's short class */
+                int served = 0;
+                for (int i = 0; i < p->gemm.n_shapes; i++)
+                    served += p->gemm.shapes[i].cls == GEMM_CLASS_SHORT && p->gemm.shapes[i].tma;
+                fill_tokens(p, 128, m.vocab);
+                printf("prefill 1x128: graph %.3f ms (%d products on gemm_tma)\n", prefill_graph_ms(p, 1, 128, s),
+                       served);
             }
         gemm_set_tma(tma_default);
         llama_part_destroy(p);

@@ -49,6 +49,8 @@ TEST(test_gemm_tma_matches_cpu)
     CHECK(!tma_case(16, 4096, 4096, 0, 2, 64, 1, 310)); /* o in two slices */
     CHECK(!tma_case(9, 512, 11008, 0, 4, 128, 0, 311)); /* down's K in four */
     CHECK(!tma_case(64, 264, 200, 0, 3, 64, 1, 312));   /* four K tiles in three slices */
+    CHECK(!tma_case(100, 1000, 4096, 1, 1, 128, 0, 313)); /* a short prompt's rows in the 128-row tile */
+    CHECK(!tma_case(128, 4096, 1024, 0, 2, 64, 1, 314));
 }
 
 /* A row alone, among few rows, among many and in every row tile gives the same
@@ -68,7 +70,7 @@ TEST(test_gemm_tma_does_not_depend_on_row_count)
         CHECK(gemm_tma_cfg(x, w, all, NULL, 0, M, N, K, 0, 1, bn, 64, 0) == 0);
         CHECK(gemm_tma_cfg(x, w, NULL, pall, M, M, N, K, 0, KS, bn, 64, 0) == 0);
         const int lo[6] = {0, 5, 3, 9, 40, 0}, cnt[6] = {16, 11, 1, 33, 24, 8};
-        const int tile[6] = {0, 0, 64, 0, 32, 8};
+        const int tile[6] = {0, 0, 64, 128, 32, 8};
         for (int i = 0; i < 6; i++) {
             poison(part, (size_t)M * N);
             CHECK(gemm_tma_cfg(x + (size_t)lo[i] * K, w, part, NULL, 0, cnt[i], N, K, 0, 1, bn, tile[i], 0, i & 1) == 0);
@@ -129,7 +131,7 @@ TEST(test_gemm_tma_refuses_bad_arguments)
     cudaMalloc((void **)&b, 1 << 20);
     cudaMalloc((void **)&p, 1 << 20);
     CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 12, 0, 1, 64, 0, 0) != 0);    /* K not a multiple of 8 */
-    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 65, 8, 64, 0, 1, 64, 0, 0) != 0);   /* over 64 rows */
+    CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 129, 8, 64, 0, 1, 64, 0, 0) != 0);  /* over 128 rows */
     CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 64, 0, 1, 96, 0, 0) != 0);    /* no such unit */
     CHECK(gemm_tma_cfg(b, b, b, p, 4, 1, 8, 128, 0, 3, 64, 0, 0) != 0);     /* 3 slices of 2 K tiles */
     CHECK(gemm_tma_cfg(b, b, b, NULL, 0, 1, 8, 128, 0, 2, 64, 0, 0) != 0);   /* slices without partials */

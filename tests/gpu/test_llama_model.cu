@@ -176,10 +176,11 @@ TEST(test_decode_on_gemm_tma_matches_prefill_microbatches_and_graphs)
     CHECK(w && mb && lt);
     if (w && mb && lt) {
         const struct part_dims *x = &w->dims;
-        CHECK(gemm_tma_serves(&w->gemm, x->qkv_n, H) && gemm_tma_serves(&w->gemm, 2 * x->inter_l, H));
-        CHECK(gemm_tma_serves(&w->gemm, H, x->q_dim) && gemm_ksplit(&w->gemm, H, x->q_dim) == 2);
-        CHECK(gemm_tma_serves(&w->gemm, H, x->inter_l) && gemm_ksplit(&w->gemm, H, x->inter_l) == 2);
-        CHECK(!gemm_tma_serves(&lt->gemm, x->qkv_n, H));
+        const int D = GEMM_CLASS_DECODE;
+        CHECK(gemm_tma_serves(&w->gemm, x->qkv_n, H, D) && gemm_tma_serves(&w->gemm, 2 * x->inter_l, H, D));
+        CHECK(gemm_tma_serves(&w->gemm, H, x->q_dim, D) && gemm_ksplit(&w->gemm, H, x->q_dim) == 2);
+        CHECK(gemm_tma_serves(&w->gemm, H, x->inter_l, D) && gemm_ksplit(&w->gemm, H, x->inter_l) == 2);
+        CHECK(!gemm_tma_serves(&lt->gemm, x->qkv_n, H, D));
         int tok[batch * seq], step[batch];
         random_tokens(tok, batch * seq, V, 42);
         random_tokens(step, batch, V, 43);
