@@ -14,7 +14,9 @@
  *    decode class (one algorithm per (N, K), timed at the part's max_batch rows
  *    from tiles offered for up to 128 rows, which fill the SMs where the tiles
  *    offered for 16 rows do not), its residual products (o, down) optionally with K
- *    in slices whose fp32 partials the caller adds in order; our tensor-core kernels
+ *    in slices whose fp32 partials the caller adds in order; where gemm_tma (TMA +
+ *    wgmma, sm_90) times faster at those rows the shape takes it instead, with its
+ *    own K slices into the same partials (gemm_set_tma); our mma.sync kernels
  *    (gemm_skinny, gemm_stream) stay for the benchmark to compare. Each reduces over
  *    K in a fixed order. */
 #ifndef PB_GEMM_H
@@ -236,6 +238,11 @@ int gemm_stream_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat1
  * bits depend on K and ks alone. K a multiple of 8, pointers 16-byte aligned. */
 int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, float *part, int prow, int m,
                  int n, int k, int accumulate, int ks, int bn, int row_tile, cudaStream_t s, int pdl = 0);
+/* The shared memory a block's ring of stages takes, for the whole process (16 KiB
+ * to 200 KiB, the default; at least two stages): a smaller ring leaves room on an
+ * SM for the kernels before and after it. The bits do not change. */
+int gemm_tma_set_ring(int bytes);
+int gemm_tma_ring(void);
 /* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up], a unit
  * taking 64 gate rows and their 64 up rows: bit for bit gemm_tma_cfg (ks 1) into
  * [m, 2 inter] then k_swiglu, in one launch. */

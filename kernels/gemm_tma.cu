@@ -33,7 +33,7 @@
 typedef __nv_bfloat16 bf16;
 
 #define TMA_BK 64                      /* K a stage: one 128-byte swizzled row of bf16 */
-#define TMA_RING_BYTES (200 * 1024)    /* stages of the ring: one block an SM */
+#define TMA_RING_MAX (200 * 1024)      /* the most shared memory a ring takes: one block an SM */
 #define TMA_MAX_STAGES 32
 #define TMA_THREADS 160                /* a consumer warpgroup and the producer warp */
 
@@ -41,9 +41,15 @@ template <int BN, int R> struct tma_layout {
     static constexpr int a_bytes = BN * TMA_BK * 2;
     static constexpr int b_bytes = R * TMA_BK * 2;
     static constexpr int stage_bytes = a_bytes + b_bytes;   /* a multiple of 1024: every tile stays aligned */
-    static constexpr int stages = TMA_RING_BYTES / stage_bytes < TMA_MAX_STAGES ? TMA_RING_BYTES / stage_bytes
+    static constexpr int max_stages = TMA_RING_MAX / stage_bytes < TMA_MAX_STAGES ? TMA_RING_MAX / stage_bytes
                                                                                   : TMA_MAX_STAGES;
-    static constexpr size_t bytes = (size_t)stages * stage_bytes + 1024;  /* + alignment slack */
+    /* the stages of a ring of `ring` bytes (gemm_tma_set_ring), at least two */
+    static int stages(int ring)
+    {
+        int s = ring / stage_bytes;
+        return s < 2 ? 2 : s > max_stages ? max_stages : s;
+    }
+    static size_t bytes(int stages) { return (size_t)stages * stage_bytes + 1024; }  /* + alignment slack */
 };
 
 /* A block's units in order, and each unit's K tiles: the producer and the
@@ -85,19 +91,19 @@ template <int R> __device__ __forceinline__ void wgmma_rows(float *d, uint64_t d
 template <int BN, int R, bool SWIGLU>
 __global__ void __launch_bounds__(TMA_THREADS, 1)
 tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUtensorMap tx, bf16 *__restrict__ y,
-           float *__restrict__ part, int m, int n, int k, int accumulate, int ks, int prow)
+           float *__restrict__ part, int m, int n, int k, int accumulate, int ks, int prow, int stages)
 {
     typedef tma_layout<BN, R> L;
     constexpr int MT = BN / 64;
     constexpr int COLS = SWIGLU ? 64 : BN;  /* outputs a unit: SwiGLU's gate tile and up tile give 64 */
     static_assert(!SWIGLU || BN == 128, "SwiGLU takes a gate and an up tile");
     extern __shared__ unsigned char smem_raw[];
-    __shared__ __align__(8) uint64_t full[L::stages], empty[L::stages];
+    __shared__ __align__(8) uint64_t full[L::max_stages], empty[L::max_stages];
     unsigned char *ring = (unsigned char *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int tiles = (n + COLS - 1) / COLS, units = tiles * ks, kb_all = (k + TMA_BK - 1) / TMA_BK;
     if (threadIdx.x == 0) {
-        for (int s = 0; s < L::stages; s++) {
+        for (int s = 0; s < stages; s++) {
             mbar_init(&full[s], 1);
             mbar_init(&empty[s], 4);   /* one arrival a consumer warp */
         }
@@ -121,22 +127,22 @@ tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUten
             };
             tma_cursor c(blockIdx.x, units, gridDim.x, ks, kb_all), first = c;
             int filled = 0;
-            for (; filled < L::stages && c.valid(); filled++, c.next()) {  /* weights before the wait */
+            for (; filled < stages && c.valid(); filled++, c.next()) {  /* weights before the wait */
                 mbar_expect_tx(&full[filled], L::stage_bytes);
                 load_weights(ring + filled * L::stage_bytes, c, &full[filled]);
             }
             pdl_wait();
             for (int s = 0; s < filled; s++, first.next())
                 tma_load_2d(ring + s * L::stage_bytes + L::a_bytes, &tx, first.kb * TMA_BK, 0, &full[s], keep);
-            int stage = filled % L::stages;
-            uint32_t phase = filled == L::stages;
+            int stage = filled % stages;
+            uint32_t phase = filled == stages;
             for (; c.valid(); c.next()) {
                 mbar_wait(&empty[stage], phase ^ 1);
                 unsigned char *st = ring + stage * L::stage_bytes;
                 mbar_expect_tx(&full[stage], L::stage_bytes);
                 load_weights(st, c, &full[stage]);
                 tma_load_2d(st + L::a_bytes, &tx, c.kb * TMA_BK, 0, &full[stage], keep);
-                if (++stage == L::stages) stage = 0, phase ^= 1;
+                if (++stage == stages) stage = 0, phase ^= 1;
             }
         } else {
             pdl_wait();
@@ -169,7 +175,7 @@ tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUten
             wgmma_wait_all();
             if (lane == 0) mbar_arrive(&empty[stage]);
             __syncwarp();  /* wgmma is .aligned: the warp whole again */
-            if (++stage == L::stages) stage = 0, phase ^= 1;
+            if (++stage == stages) stage = 0, phase ^= 1;
             first_step = 0;
             last = c.last_of_unit();
             c.next();
@@ -202,6 +208,16 @@ tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUten
             }
     }
 }
+
+static int tma_ring = TMA_RING_MAX;
+int gemm_tma_set_ring(int bytes)
+{
+    if (bytes < 16 * 1024 || bytes > TMA_RING_MAX)
+        return pb_fail("gemm_tma: a ring of %d bytes (16 KiB to %d)", bytes, TMA_RING_MAX);
+    tma_ring = bytes;
+    return PB_OK;
+}
+int gemm_tma_ring(void) { return tma_ring; }
 
 static PFN_cuTensorMapEncodeTiled_v12000 tma_encoder(void)
 {
@@ -251,7 +267,7 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     cudaCheck(cudaGetDevice(&dev));
     if (dev < 32 && !(configured >> dev & 1u)) {
         cudaCheck(cudaFuncSetAttribute(tma_kernel<BN, R, SWIGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)L::bytes));
+                                       (int)L::bytes(L::max_stages)));
         configured |= 1u << dev;
     }
     CUtensorMap tw, tx;
@@ -259,8 +275,9 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     const int sms = tma_sms();
     if (sms <= 0) return PB_ERR;
     const int cols = SWIGLU ? 64 : BN, units = (n + cols - 1) / cols * ks;
-    cudaCheck(pdl_launch(tma_kernel<BN, R, SWIGLU>, dim3(units < sms ? units : sms), dim3(TMA_THREADS), L::bytes, s,
-                         pdl, tw, tx, y, part, m, n, k, accumulate, ks, prow));
+    const int stages = L::stages(tma_ring);
+    cudaCheck(pdl_launch(tma_kernel<BN, R, SWIGLU>, dim3(units < sms ? units : sms), dim3(TMA_THREADS),
+                         L::bytes(stages), s, pdl, tw, tx, y, part, m, n, k, accumulate, ks, prow, stages));
     return PB_OK;
 }
 

@@ -399,10 +399,16 @@ int main(int argc, char **argv)
     if (tma_only) {  /* the decode class without gemm_tma, timed against it, and on it throughout */
         const int tma_default = gemm_tma_mode();
         const char *names[3] = {"off", "timed", "forced"};
+        const int ring_default = gemm_tma_ring();
+        /* off, timed with rings of 200, 96 and 64 KiB, forced (the default ring) */
+        const int modes[5] = {GEMM_TMA_OFF, GEMM_TMA_TIMED, GEMM_TMA_TIMED, GEMM_TMA_TIMED, GEMM_TMA_FORCE};
+        const int rings[5] = {ring_default, 200 * 1024, 96 * 1024, 64 * 1024, ring_default};
         for (int round = 0; round < 2; round++)
-            for (int t = 0; t < 3; t++) {
+            for (int v = 0; v < 5; v++) {
+                const int t = modes[v];
                 gemm_set_tma(t);
-                printf("round %d, gemm_tma %s\n", round, names[t]);
+                TRY(gemm_tma_set_ring(rings[v]));
+                printf("round %d, gemm_tma %s, ring %d KiB\n", round, names[t], rings[v] / 1024);
                 for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
                 TRY(part_gemm_setup(p, 128, d.max_batch));  /* a 1x128 part's short class */
                 int served = 0;
@@ -413,6 +419,7 @@ int main(int argc, char **argv)
                        served);
             }
         gemm_set_tma(tma_default);
+        TRY(gemm_tma_set_ring(ring_default));
         llama_part_destroy(p);
         return 0;
     }

@@ -123,6 +123,32 @@ TEST(test_gemm_tma_swiglu_equals_product_then_swiglu)
     }
 }
 
+/* Rings of 16 KiB (two stages), 64 KiB and the default give the same bits; sizes
+ * outside 16-200 KiB are refused. */
+TEST(test_gemm_tma_ring_size_keeps_the_bits)
+{
+    const int M = 64, N = 1000, K = 4104;
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 341, NULL), *w = dev_random((size_t)N * K, 0.1f, 342, NULL);
+    bf16 *a, *b;
+    cudaMalloc((void **)&a, (size_t)M * N * 2);
+    cudaMalloc((void **)&b, (size_t)M * N * 2);
+    const int keep = gemm_tma_ring();
+    CHECK(gemm_tma_set_ring(8 * 1024) != 0 && gemm_tma_set_ring(300 * 1024) != 0 && gemm_tma_ring() == keep);
+    const int rows[3] = {5, 16, 64}, bn[3] = {64, 128, 128};
+    for (int i = 0; i < 3; i++) {
+        CHECK(gemm_tma_cfg(x, w, a, NULL, 0, rows[i], N, K, 0, 1, bn[i], 0, 0) == 0);
+        for (int ring = 16 * 1024; ring <= 64 * 1024; ring *= 4) {
+            poison(b, (size_t)M * N);
+            CHECK(gemm_tma_set_ring(ring) == 0);
+            CHECK(gemm_tma_cfg(x, w, b, NULL, 0, rows[i], N, K, 0, 1, bn[i], 0, 0, 1) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(a, b, (size_t)rows[i] * N));
+        }
+        CHECK(gemm_tma_set_ring(keep) == 0);
+    }
+    cudaFree(x), cudaFree(w), cudaFree(a), cudaFree(b);
+}
+
 /* Bad arguments are refused with a message, not launched. */
 TEST(test_gemm_tma_refuses_bad_arguments)
 {

@@ -132,7 +132,10 @@ TEST(test_gemm_decode_class_matches_cpu_and_not_row_count)
     struct gemm_ctx g, plain;
     CHECK(gemm_init(&plain, ws, 128) == 0 && gemm_prepare(&plain, N, K) == 0 && plain.n_shapes == 2);
     CHECK(gemm_lt(&plain, NULL, NULL, NULL, 1, N, K, 0, GEMM_CLASS_DECODE, 0) != 0);
+    const int tma = gemm_tma_mode();
+    gemm_set_tma(GEMM_TMA_OFF);  /* cuBLASLt's decode class (gemm_tma has its own tests) */
     CHECK(gemm_init(&g, ws, 128) == 0 && gemm_set_decode_rows(&g, M) == 0 && gemm_prepare(&g, N, K) == 0);
+    gemm_set_tma(tma);
     CHECK(g.n_shapes == 3 && g.decode_rows == M);
     CHECK(gemm_set_decode_rows(&g, 4) != 0);  /* only before the first prepare */
     for (int acc = 0; acc < 2; acc++) {

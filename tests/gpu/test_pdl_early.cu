@@ -122,8 +122,11 @@ TEST(test_decode_kernels_after_cublaslt_early_give_eager_bits)
     void *ws;
     CUDA_OK(cudaMalloc(&ws, GEMM_WORKSPACE_BYTES));
     struct gemm_ctx g;
+    const int tma = gemm_tma_mode();
+    gemm_set_tma(GEMM_TMA_OFF);  /* cuBLASLt's kernels are what this tests */
     CHECK(gemm_init(&g, ws, 512) == 0 && gemm_set_decode_rows(&g, M) == 0);
     CHECK(gemm_prepare(&g, 2 * I, H) == 0 && gemm_prepare_residual(&g, H, H) == 0);
+    gemm_set_tma(tma);
     CHECK(gemm_force_ksplit(&g, H, H, 2) == 0);
     bf16 *x = dev_random((size_t)M * H, 1.0f, 411, NULL), *wgu = dev_random((size_t)2 * I * H, 0.05f, 412, NULL);
     bf16 *wo = dev_random((size_t)H * H, 0.05f, 413, NULL), *nw = dev_random(H, 1.0f, 414, NULL);
