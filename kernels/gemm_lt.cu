@@ -92,30 +92,15 @@ __global__ void fill_pattern_kernel(bf16 *p, size_t n, float scale)
     }
 }
 
-/* Milliseconds of `reps` GEMMs back to back (algo NULL: gemm_skinny at the decode
- * rows), the fastest of three rounds after a
- * warm-up one. They walk over `copies` weight copies, more bytes than L2 holds, as
- * the forward's layers do: short prompts are bound by weight bytes, and a timing
- * out of L2 would rank the tiles wrongly. a, b, c: the layouts (the shape's, or its
- * K slices'); y: bf16, or the slices' fp32 partials. */
-static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *algo,
-                       cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t lc, const bf16 *x,
-                       const bf16 *w, int copies, void *y, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
+/* The fastest of three rounds (after a warm-up one) of `reps` launches back to
+ * back; launch(r) starts the r-th and returns 0, or non-zero when it failed. */
+template <typename F> static float best_round_ms(int reps, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, F launch)
 {
-    const int reps = sh->cls == GEMM_CLASS_LONG ? 2 : 8;  /* a long product runs for a millisecond or more */
-    float alpha = 1.0f, beta = 0.0f, best = INFINITY;
-    size_t nk = (size_t)sh->n * sh->k;
+    float best = INFINITY;
     for (int trial = 0; trial < 4; trial++) {  /* trial 0 warms up */
         if (cudaEventRecord(e0, s) != cudaSuccess) return INFINITY;
-        for (int r = 0; r < reps; r++) {
-            const bf16 *wr = w + (size_t)(r % copies) * nk;
-            if (!algo) {
-                if (gemm_skinny(x, wr, (bf16 *)y, g->decode_rows, sh->n, sh->k, 0, s) != PB_OK) return INFINITY;
-            } else if (cublasLtMatmul(g->lt, g->desc, &alpha, wr, la, x, lb, &beta, y, lc, y, lc, algo, g->workspace,
-                                      GEMM_LT_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS) {
-                return INFINITY;
-            }
-        }
+        for (int r = 0; r < reps; r++)
+            if (launch(r)) return INFINITY;
         float ms = INFINITY;
         if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
@@ -123,6 +108,26 @@ static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLt
         if (trial && ms < best) best = ms;
     }
     return best;
+}
+
+/* Milliseconds of `reps` GEMMs back to back (algo NULL: gemm_skinny at the decode
+ * rows), the best round. They walk over `copies` weight copies, more bytes than L2
+ * holds, as the forward's layers do: short prompts are bound by weight bytes, and a
+ * timing out of L2 would rank the tiles wrongly. a, b, c: the layouts (the shape's,
+ * or its K slices'); y: bf16, or the slices' fp32 partials. */
+static float time_algo(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtMatmulAlgo_t *algo,
+                       cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t lc, const bf16 *x,
+                       const bf16 *w, int copies, void *y, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
+{
+    const int reps = sh->cls == GEMM_CLASS_LONG ? 2 : 8;  /* a long product runs for a millisecond or more */
+    const float alpha = 1.0f, beta = 0.0f;
+    const size_t nk = (size_t)sh->n * sh->k;
+    return best_round_ms(reps, s, e0, e1, [&](int r) {
+        const bf16 *wr = w + (size_t)(r % copies) * nk;
+        if (!algo) return gemm_skinny(x, wr, (bf16 *)y, g->decode_rows, sh->n, sh->k, 0, s) != PB_OK;
+        return cublasLtMatmul(g->lt, g->desc, &alpha, wr, la, x, lb, &beta, y, lc, y, lc, algo, g->workspace,
+                              GEMM_LT_WORKSPACE_BYTES, s) != CUBLAS_STATUS_SUCCESS;
+    });
 }
 
 /* Short prompts are bound by weight bytes, and the heuristic's first choice for
@@ -268,22 +273,12 @@ static int tma_slices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh,
 static float time_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
                       int ks, int bn, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1)
 {
-    const int reps = 8, m = class_rows(g, sh->cls);
-    float best = INFINITY;
-    size_t nk = (size_t)sh->n * sh->k;
-    for (int trial = 0; trial < 4; trial++) {  /* trial 0 warms up */
-        if (cudaEventRecord(e0, s) != cudaSuccess) return INFINITY;
-        for (int r = 0; r < reps; r++)
-            if (gemm_tma_cfg(x, w + (size_t)(r % copies) * nk, ks > 1 ? NULL : (bf16 *)y, ks > 1 ? (float *)y : NULL,
-                             m, m, sh->n, sh->k, 0, ks, bn, 0, s, 1) != PB_OK)
-                return INFINITY;
-        float ms = INFINITY;
-        if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
-            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
-            return INFINITY;
-        if (trial && ms < best) best = ms;
-    }
-    return best;
+    const int m = class_rows(g, sh->cls);
+    const size_t nk = (size_t)sh->n * sh->k;
+    return best_round_ms(8, s, e0, e1, [&](int r) {
+        return gemm_tma_cfg(x, w + (size_t)(r % copies) * nk, ks > 1 ? NULL : (bf16 *)y, ks > 1 ? (float *)y : NULL, m,
+                            m, sh->n, sh->k, 0, ks, bn, 0, s, 1) != PB_OK;
+    });
 }
 
 /* gemm_tma at each unit size and slice count that fits, against `kept` ms (the
