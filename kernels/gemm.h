@@ -239,8 +239,8 @@ int gemm_stream_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat1
 int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, float *part, int prow, int m,
                  int n, int k, int accumulate, int ks, int bn, int row_tile, cudaStream_t s, int pdl = 0);
 /* The shared memory a block's ring of stages takes, for the whole process (16 KiB
- * to 200 KiB, the default; at least two stages): a smaller ring leaves room on an
- * SM for the kernels before and after it. The bits do not change. */
+ * to 200 KiB, the default; at least two stages). The bits do not change; rings of
+ * 96 and 64 KiB made the batched steps slower on an H100 (docs/PERF.md). */
 int gemm_tma_set_ring(int bytes);
 int gemm_tma_ring(void);
 /* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up], a unit

@@ -246,9 +246,9 @@ static int tune_kslices(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x
 
 /* ---- gemm_tma for the decode class (gemm.h: gemm_set_tma) ---- */
 
-/* timed by default: on an H100 the batched steps ran 1.6-1.9% faster with the
- * products it won (o and down in its K slices, lm_head at 32 rows) than on cuBLASLt
- * alone, and 0-1.8% slower with every product on it (docs/PERF.md) */
+/* timed by default: on two H100s the batched steps ran 1.7-3.4% faster with the
+ * products it won (o and down in its K slices at every batch) than on cuBLASLt
+ * alone, and up to 1.8% slower at 32-64 rows with every product on it (docs/PERF.md) */
 static int tma_mode = GEMM_TMA_TIMED;
 void gemm_set_tma(int mode) { tma_mode = mode; }
 int gemm_tma_mode(void) { return tma_mode; }
