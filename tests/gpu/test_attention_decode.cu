@@ -3,7 +3,7 @@
  * has one position or one per sequence (serving, with an empty slot), under a host
  * or a device position, launched directly or replayed from a CUDA graph under
  * programmatic launch (the executor's decode); the counters are back at zero after
- * every call. tests/gpu/test_kernels.cu checks each setting against the CPU. */
+ * every call. tests/gpu/test_attention.cu checks each setting against the CPU. */
 #include "../../kernels/attention.h"
 #include "kernel_test_util.h"
 
