@@ -260,13 +260,14 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
         PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
-    } else if (gemm_tma_serves(&p->gemm, 2 * x->inter_l, H, gemm_class_for_seq(c->seq))) {
-        PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));  /* a short prompt on gemm_tma: SwiGLU fused */
-        PB_TRY(gemm_tma_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, 0, s, pdl));
     } else {
         PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
-        PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
-        PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, p->d.programmatic_launch));
+        if (gemm_tma_serves(&p->gemm, 2 * x->inter_l, H, gemm_class_for_seq(c->seq))) {  /* SwiGLU fused */
+            PB_TRY(gemm_tma_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, 0, s, pdl));
+        } else {
+            PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
+            PB_TRY(k_swiglu(p->gu, p->act, rows, x->inter_l, s, pdl));
+        }
     }
     /* the next layer's norm, when the caller runs that layer next on this part */
     const bf16 *next_norm = pending_out && local + 1 < p->d.n_layers
