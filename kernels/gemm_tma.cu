@@ -248,12 +248,10 @@ static int tma_map(CUtensorMap *map, const bf16 *p, int rows, int k, int box_row
     return PB_OK;
 }
 
-static int tma_sms(void)
+/* The SMs of device dev (0-31), asked once. */
+static int tma_sms(int dev)
 {
     static int sms[32];
-    int dev;
-    cudaCheck(cudaGetDevice(&dev));
-    if (dev >= 32) return pb_fail("gemm_tma: device %d", dev);
     if (!sms[dev]) cudaCheck(cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev));
     return sms[dev];
 }
@@ -266,14 +264,15 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     static unsigned configured;
     int dev;
     cudaCheck(cudaGetDevice(&dev));
-    if (dev < 32 && !(configured >> dev & 1u)) {
+    if (dev >= 32) return pb_fail("gemm_tma: device %d (the first 32 only)", dev);
+    if (!(configured >> dev & 1u)) {
         cudaCheck(cudaFuncSetAttribute(tma_kernel<BN, R, SWIGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)L::bytes(L::max_stages)));
         configured |= 1u << dev;
     }
     CUtensorMap tw, tx;
     if (tma_map(&tw, w, SWIGLU ? 2 * n : n, k, SWIGLU ? 64 : BN) || tma_map(&tx, x, m, k, R)) return PB_ERR;
-    const int sms = tma_sms();
+    const int sms = tma_sms(dev);
     if (sms <= 0) return PB_ERR;
     const int cols = SWIGLU ? 64 : BN, units = (n + cols - 1) / cols * ks;
     const int stages = L::stages(tma_ring);
