@@ -14,6 +14,7 @@ extern "C" {
 #include "../test.h"
 }
 #include "cpu_reference.h"
+#include "../../kernels/layer_kernels.h"
 
 #define CUDA_OK(call) CHECK((call) == cudaSuccess)
 
@@ -163,6 +164,38 @@ static inline int linear_case_finish(struct linear_case *c, const char *kernel, 
     cudaFree(c->x), cudaFree(c->w), cudaFree(c->y);
     free(c->hx), free(c->hw), free(c->hy), free(ref), free(got);
     return bad;
+}
+
+/* A fused gate-up kernel (SwiGLU in its epilogue) against the plain product then
+ * k_swiglu, bit for bit: K 4096, intermediate sizes 344 (not a multiple of a
+ * block's columns) and 11008, x [M, K] and w [2 inter, K] random from seeds
+ * seed + v and seed + 2 + v, at each of the n_ms row counts ms[i].
+ * product(x, w, gu, m, 2 inter) writes the plain product; fused(x, w, act, m,
+ * inter, i) the fused one (i: the row count's index, for the settings it varies). */
+template <typename P, typename F>
+static inline void fused_swiglu_case(int *failures_, int M, const int *ms, int n_ms, uint64_t seed, P product,
+                                     F fused)
+{
+    const int K = 4096, inter[2] = {344, 11008};
+    for (int v = 0; v < 2; v++) {
+        const int I = inter[v];
+        __nv_bfloat16 *x = dev_random((size_t)M * K, 1.0f, seed + v, NULL);
+        __nv_bfloat16 *w = dev_random((size_t)2 * I * K, 0.1f, seed + 2 + v, NULL);
+        __nv_bfloat16 *gu, *want, *got;
+        cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
+        cudaMalloc((void **)&want, (size_t)M * I * 2);
+        cudaMalloc((void **)&got, (size_t)M * I * 2);
+        for (int i = 0; i < n_ms; i++) {
+            const int m = ms[i];
+            poison(got, (size_t)M * I);
+            CHECK(product(x, w, gu, m, 2 * I) == 0);
+            CHECK(k_swiglu(gu, want, m, I, 0) == 0);
+            CHECK(fused(x, w, got, m, I, i) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(want, got, (size_t)m * I));
+        }
+        cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
+    }
 }
 
 #define CHECK_REL(got, ref, n, tol)                                                             \

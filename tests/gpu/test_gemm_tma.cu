@@ -100,27 +100,15 @@ TEST(test_gemm_tma_does_not_depend_on_row_count)
  * not a multiple of the unit among them. */
 TEST(test_gemm_tma_swiglu_equals_product_then_swiglu)
 {
-    const int K = 4096, M = 64;
-    const int inter[2] = {344, 11008};
-    for (int v = 0; v < 2; v++) {
-        const int I = inter[v];
-        bf16 *x = dev_random((size_t)M * K, 1.0f, 331 + v, NULL), *w = dev_random((size_t)2 * I * K, 0.1f, 333 + v, NULL);
-        bf16 *gu, *want, *got;
-        cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
-        cudaMalloc((void **)&want, (size_t)M * I * 2);
-        cudaMalloc((void **)&got, (size_t)M * I * 2);
-        const int ms[5] = {1, 13, 16, 33, 64}, tiles[5] = {0, 16, 0, 64, 0};
-        for (int i = 0; i < 5; i++) {
-            const int m = ms[i];
-            poison(got, (size_t)M * I);
-            CHECK(gemm_tma_cfg(x, w, gu, NULL, 0, m, 2 * I, K, 0, 1, 64, 0, 0) == 0);
-            CHECK(k_swiglu(gu, want, m, I, 0) == 0);
-            CHECK(gemm_tma_swiglu(x, w, got, m, I, K, tiles[i], 0, i & 1) == 0);
-            CHECK(cudaDeviceSynchronize() == cudaSuccess);
-            CHECK(bits_equal(want, got, (size_t)m * I));
-        }
-        cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
-    }
+    const int K = 4096, ms[5] = {1, 13, 16, 33, 64}, tiles[5] = {0, 16, 0, 64, 0};
+    fused_swiglu_case(
+        failures_, 64, ms, 5, 331,
+        [](const bf16 *x, const bf16 *w, bf16 *gu, int m, int n) {
+            return gemm_tma_cfg(x, w, gu, NULL, 0, m, n, K, 0, 1, 64, 0, 0);
+        },
+        [&](const bf16 *x, const bf16 *w, bf16 *act, int m, int inter, int i) {
+            return gemm_tma_swiglu(x, w, act, m, inter, K, tiles[i], 0, i & 1);
+        });
 }
 
 /* Rings of 16 KiB (two stages), 64 KiB and the default give the same bits; sizes

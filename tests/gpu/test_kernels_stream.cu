@@ -78,28 +78,15 @@ TEST(test_gemm_stream_does_not_depend_on_row_count)
  * k_swiglu, at every row-tile variant, split or not, under programmatic launch. */
 TEST(test_gemm_stream_swiglu_equals_stream_then_swiglu)
 {
-    const int K = 4096, M = 70;
-    const int inter[2] = {344, 11008};
-    for (int v = 0; v < 2; v++) {
-        const int I = inter[v];
-        bf16 *x = dev_random((size_t)M * K, 1.0f, 191 + v, NULL), *w = dev_random((size_t)2 * I * K, 0.1f, 193 + v, NULL);
-        bf16 *gu, *want, *got;
-        cudaMalloc((void **)&gu, (size_t)M * 2 * I * 2);
-        cudaMalloc((void **)&want, (size_t)M * I * 2);
-        cudaMalloc((void **)&got, (size_t)M * I * 2);
-        CHECK(gemm_stream_splits(2 * I, K, 0) == gemm_stream_splits(I, K, 1));
-        const int ms[6] = {1, 2, 13, 16, 33, 70};
-        for (int i = 0; i < 6; i++) {
-            int m = ms[i];
-            poison(got, (size_t)M * I);
-            CHECK(gemm_stream(x, w, gu, m, 2 * I, K, 0, 0) == 0);
-            CHECK(k_swiglu(gu, want, m, I, 0) == 0);
-            CHECK(gemm_stream_swiglu(x, w, got, m, I, K, 0, i & 1) == 0);
-            CHECK(cudaDeviceSynchronize() == cudaSuccess);
-            CHECK(bits_equal(want, got, (size_t)m * I));
-        }
-        cudaFree(x), cudaFree(w), cudaFree(gu), cudaFree(want), cudaFree(got);
-    }
+    const int K = 4096, inter[2] = {344, 11008};
+    for (int v = 0; v < 2; v++) CHECK(gemm_stream_splits(2 * inter[v], K, 0) == gemm_stream_splits(inter[v], K, 1));
+    const int ms[6] = {1, 2, 13, 16, 33, 70};
+    fused_swiglu_case(
+        failures_, 70, ms, 6, 191,
+        [](const bf16 *x, const bf16 *w, bf16 *gu, int m, int n) { return gemm_stream(x, w, gu, m, n, K, 0, 0); },
+        [](const bf16 *x, const bf16 *w, bf16 *act, int m, int inter_, int i) {
+            return gemm_stream_swiglu(x, w, act, m, inter_, K, 0, i & 1);
+        });
 }
 
 /* Bad arguments are refused with a message, not launched. */
