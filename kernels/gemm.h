@@ -236,6 +236,7 @@ int gemm_stream_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat1
  * fp32 sums to part[slice][prow][N] (gemm_partials' layout) for k_add_partials or
  * k_add_rmsnorm. row_tile: wgmma's N, 8 to 128 (0: the least that holds m); a row's
  * bits depend on K and ks alone. K a multiple of 8, pointers 16-byte aligned. */
+#define GEMM_TMA_BK 64  /* K a stage of gemm_tma: ks may be at most its K tiles, ceil(K / 64) */
 int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, float *part, int prow, int m,
                  int n, int k, int accumulate, int ks, int bn, int row_tile, cudaStream_t s, int pdl = 0);
 /* The shared memory a block's ring of stages takes, for the whole process (16 KiB

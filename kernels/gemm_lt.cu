@@ -266,8 +266,9 @@ static int tma_fits(const struct gemm_ctx *g, const struct gemm_shape *sh, const
 
 static int tma_slices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh, int ks)
 {
-    return ks == 1 || (sh->residual && kslices_on && (size_t)ks * g->decode_rows * sh->n * sizeof(float) <=
-                                                         GEMM_PARTIALS_BYTES && ks <= (sh->k + 63) / 64);
+    if (ks == 1) return 1;
+    const size_t partials = (size_t)ks * g->decode_rows * sh->n * sizeof(float);
+    return sh->residual && kslices_on && partials <= GEMM_PARTIALS_BYTES && ks <= (sh->k + GEMM_TMA_BK - 1) / GEMM_TMA_BK;
 }
 
 static float time_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,

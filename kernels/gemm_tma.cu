@@ -33,7 +33,7 @@
 
 typedef __nv_bfloat16 bf16;
 
-#define TMA_BK 64                      /* K a stage: one 128-byte swizzled row of bf16 */
+#define TMA_BK GEMM_TMA_BK             /* K a stage: one 128-byte swizzled row of bf16 */
 #define TMA_RING_MAX (200 * 1024)      /* the most shared memory a ring takes: one block an SM */
 #define TMA_MAX_STAGES 32
 #define TMA_THREADS 160                /* a consumer warpgroup and the producer warp */
