@@ -244,6 +244,13 @@ int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *
  * 96 and 64 KiB made the batched steps slower on an H100 (docs/PERF.md). */
 int gemm_tma_set_ring(int bytes);
 int gemm_tma_ring(void);
+/* gemm_tma's consumers, for the whole process: warpgroups (1 or 2; 0, the default:
+ * two from a row tile of TMA_TWO_WARPGROUPS_FROM rows, gemm_tma.cu) each multiply
+ * their share of X's rows by every weight row of a stage, and inflight 1 (the
+ * default) lets a warpgroup issue a stage's wgmma before the last stage's complete.
+ * The bits do not change. */
+int gemm_tma_set_consumers(int warpgroups, int inflight);
+void gemm_tma_consumers(int *warpgroups, int *inflight);
 /* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up], a unit
  * taking 64 gate rows and their 64 up rows: bit for bit gemm_tma_cfg (ks 1) into
  * [m, 2 inter] then k_swiglu, in one launch. */

@@ -36,7 +36,7 @@ typedef __nv_bfloat16 bf16;
 #define TMA_BK GEMM_TMA_BK             /* K a stage: one 128-byte swizzled row of bf16 */
 #define TMA_RING_MAX (200 * 1024)      /* the most shared memory a ring takes: one block an SM */
 #define TMA_MAX_STAGES 32
-#define TMA_THREADS 160                /* a consumer warpgroup and the producer warp */
+#define TMA_THREADS(cw) (128 * (cw) + 32)  /* cw consumer warpgroups and the producer warp */
 
 template <int BN, int R> struct tma_layout {
     static constexpr int a_bytes = BN * TMA_BK * 2;
@@ -89,13 +89,21 @@ template <int R> __device__ __forceinline__ void wgmma_rows(float *d, uint64_t d
     if (R == 128) wgmma_n128(d, da, db, scale_d);
 }
 
-template <int BN, int R, bool SWIGLU>
-__global__ void __launch_bounds__(TMA_THREADS, 1)
+/* CW consumer warpgroups share each stage: warpgroup g multiplies every weight row
+ * of the unit by rows g RW .. g RW + RW - 1 of X (wgmma's N = RW = R / CW), so each
+ * keeps its own outputs for the epilogue, and a wgmma's sum for an output does not
+ * depend on its N (the bits of CW = 1). INFLIGHT: a warpgroup issues a stage's
+ * wgmma before the last stage's complete, and releases that one then (a template
+ * argument: ptxas serializes every wgmma when a wait sits on a branch it cannot
+ * prove uniform). */
+template <int BN, int R, int CW, bool INFLIGHT, bool SWIGLU>
+__global__ void __launch_bounds__(TMA_THREADS(CW), 1)
 tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUtensorMap tx, bf16 *__restrict__ y,
            float *__restrict__ part, int m, int n, int k, int accumulate, int ks, int prow, int stages)
 {
     typedef tma_layout<BN, R> L;
-    constexpr int MT = BN / 64;
+    constexpr int MT = BN / 64, RW = R / CW;
+    static_assert(RW >= 8 && R % CW == 0, "a warpgroup multiplies at least 8 rows of X");
     constexpr int COLS = SWIGLU ? 64 : BN;  /* outputs a unit: SwiGLU's gate tile and up tile give 64 */
     static_assert(!SWIGLU || BN == 128, "SwiGLU takes a gate and an up tile");
     extern __shared__ unsigned char smem_raw[];
@@ -106,13 +114,13 @@ tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUten
     if (threadIdx.x == 0) {
         for (int s = 0; s < stages; s++) {
             mbar_init(&full[s], 1);
-            mbar_init(&empty[s], 4);   /* one arrival a consumer warp */
+            mbar_init(&empty[s], 4 * CW);   /* one arrival a consumer warp */
         }
         mbar_fence_init();
     }
     __syncthreads();
 
-    if (warp == 4) {  /* the producer */
+    if (warp == 4 * CW) {  /* the producer */
         if (lane == 0) {
             tma_prefetch_map(&tw);
             tma_prefetch_map(&tx);
@@ -152,45 +160,63 @@ tma_kernel(const __grid_constant__ CUtensorMap tw, const __grid_constant__ CUten
         return;
     }
 
-    /* the consumers: warp w holds weight rows 16 w .. 16 w + 15 of each m64 tile */
+    /* the consumers: warp w of warpgroup g holds weight rows 16 w .. 16 w + 15 of each
+     * m64 tile, by rows g RW .. of X */
+    const int wg = warp / 4, wq = warp % 4;
     pdl_wait();
     pdl_trigger();
-    float acc[MT][R / 2] = {};
-    int stage = 0;
+    float acc[MT][RW / 2] = {};
+    int stage = 0, held = -1;  /* held: the stage whose wgmma may still be reading it */
     uint32_t phase = 0, first_step = 1;
+    auto release = [&](int st) {
+        if (lane == 0) mbar_arrive(&empty[st]);
+        __syncwarp();  /* wgmma is .aligned: the warp whole again */
+    };
     for (tma_cursor c(blockIdx.x, units, gridDim.x, ks, kb_all); c.valid();) {
         const int tile = c.tile(), slice = c.unit % ks;
         bool last;
         do {
             mbar_wait(&full[stage], phase);
             const unsigned char *st = ring + stage * L::stage_bytes;
-            const uint64_t db = wgmma_desc_sw128(st + L::a_bytes);
+            const uint64_t db = wgmma_desc_sw128(st + L::a_bytes + wg * RW * TMA_BK * 2);
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < TMA_BK / 16; kk++)
 #pragma unroll
                 for (int t = 0; t < MT; t++)
-                    wgmma_rows<R>(acc[t], wgmma_desc_sw128(st + t * 64 * TMA_BK * 2) + 2 * kk, db + 2 * kk,
-                                  !(first_step && kk == 0));
+                    wgmma_rows<RW>(acc[t], wgmma_desc_sw128(st + t * 64 * TMA_BK * 2) + 2 * kk, db + 2 * kk,
+                                   !(first_step && kk == 0));
             wgmma_commit();
-            wgmma_wait_all();
-            if (lane == 0) mbar_arrive(&empty[stage]);
-            __syncwarp();  /* wgmma is .aligned: the warp whole again */
+            if (INFLIGHT) {
+                wgmma_wait_but_one();
+                if (held >= 0) release(held);
+                held = stage;
+            } else {
+                wgmma_wait_all();
+                release(stage);
+            }
             if (++stage == stages) stage = 0, phase ^= 1;
             first_step = 0;
             last = c.last_of_unit();
             c.next();
         } while (!last);
+        if (INFLIGHT) {  /* a unit has at least one stage: held is one */
+            wgmma_wait_all();
+            release(held);
+            held = -1;
+        }
+#pragma unroll
+        for (int t = 0; t < MT; t++) wgmma_fence_operands<RW / 2>(acc[t]);
         first_step = 1;
-        /* D's fragment: register 4 j + e holds weight row 16 warp + lane / 4 + 8 (e / 2)
-         * of the tile and row 8 j + 2 (lane % 4) + e % 2 of X */
+        /* D's fragment: register 4 j + e holds weight row 16 wq + lane / 4 + 8 (e / 2)
+         * of the tile and row 8 j + 2 (lane % 4) + e % 2 of the warpgroup's rows of X */
 #pragma unroll
         for (int t = 0; t < (SWIGLU ? 1 : MT); t++)
 #pragma unroll
-            for (int i = 0; i < R / 2; i++) {
+            for (int i = 0; i < RW / 2; i++) {
                 const int j = i / 4, e = i % 4;
-                const int col = tile * COLS + t * 64 + warp * 16 + lane / 4 + 8 * (e / 2);
-                const int row = 8 * j + 2 * (lane % 4) + e % 2;
+                const int col = tile * COLS + t * 64 + wq * 16 + lane / 4 + 8 * (e / 2);
+                const int row = wg * RW + 8 * j + 2 * (lane % 4) + e % 2;
                 if (row >= m || col >= n) continue;
                 if (SWIGLU) {
                     /* k_swiglu's arithmetic on the bf16 values a plain product would have stored */
@@ -219,6 +245,24 @@ int gemm_tma_set_ring(int bytes)
     return PB_OK;
 }
 int gemm_tma_ring(void) { return tma_ring; }
+
+/* to be set from the measurement of the next device call */
+#define TMA_TWO_WARPGROUPS_FROM 64
+static int tma_warpgroups = 0, tma_inflight = 1;
+int gemm_tma_set_consumers(int warpgroups, int inflight)
+{
+    if (warpgroups < 0 || warpgroups > 2 || inflight < 0 || inflight > 1)
+        return pb_fail("gemm_tma: %d consumer warpgroups (0: by the rows, 1 or 2), %d groups in flight (0 or 1)",
+                       warpgroups, inflight);
+    tma_warpgroups = warpgroups;
+    tma_inflight = inflight;
+    return PB_OK;
+}
+void gemm_tma_consumers(int *warpgroups, int *inflight)
+{
+    *warpgroups = tma_warpgroups;
+    *inflight = tma_inflight;
+}
 
 static PFN_cuTensorMapEncodeTiled_v12000 tma_encoder(void)
 {
@@ -256,7 +300,7 @@ static int tma_sms(int dev)
     return sms[dev];
 }
 
-template <int BN, int R, bool SWIGLU>
+template <int BN, int R, int CW, bool INFLIGHT, bool SWIGLU>
 static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int prow, int m, int n, int k,
                       int accumulate, int ks, cudaStream_t s, int pdl)
 {
@@ -266,7 +310,7 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     cudaCheck(cudaGetDevice(&dev));
     if (dev >= 32) return pb_fail("gemm_tma: device %d (the first 32 only)", dev);
     if (!(configured >> dev & 1u)) {
-        cudaCheck(cudaFuncSetAttribute(tma_kernel<BN, R, SWIGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaCheck(cudaFuncSetAttribute(tma_kernel<BN, R, CW, INFLIGHT, SWIGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)L::bytes(L::max_stages)));
         configured |= 1u << dev;
     }
@@ -276,9 +320,28 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     if (sms <= 0) return PB_ERR;
     const int cols = SWIGLU ? 64 : BN, units = (n + cols - 1) / cols * ks;
     const int stages = L::stages(tma_ring);
-    cudaCheck(pdl_launch(tma_kernel<BN, R, SWIGLU>, dim3(units < sms ? units : sms), dim3(TMA_THREADS),
+    cudaCheck(pdl_launch(tma_kernel<BN, R, CW, INFLIGHT, SWIGLU>, dim3(units < sms ? units : sms), dim3(TMA_THREADS(CW)),
                          L::bytes(stages), s, pdl, tw, tx, y, part, m, n, k, accumulate, ks, prow, stages));
     return PB_OK;
+}
+
+/* The consumer warpgroups for a row tile of r (gemm_tma_set_consumers). */
+static int tma_warpgroups_for(int r)
+{
+    if (r < 16) return 1;  /* a warpgroup's wgmma takes at least 8 rows */
+    return tma_warpgroups ? tma_warpgroups : r >= TMA_TWO_WARPGROUPS_FROM ? 2 : 1;
+}
+
+template <int BN, int R, bool SWIGLU>
+static int tma_consumers(const bf16 *x, const bf16 *w, bf16 *y, float *part, int prow, int m, int n, int k,
+                         int accumulate, int ks, cudaStream_t s, int pdl)
+{
+    constexpr int TWO = R >= 16 ? 2 : 1;
+    const int cw = tma_warpgroups_for(R);
+    if (cw == 2 && tma_inflight) return tma_launch<BN, R, TWO, true, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    if (cw == 2) return tma_launch<BN, R, TWO, false, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    if (tma_inflight) return tma_launch<BN, R, 1, true, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    return tma_launch<BN, R, 1, false, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
 }
 
 template <int BN, bool SWIGLU>
@@ -286,11 +349,11 @@ static int tma_rows(const bf16 *x, const bf16 *w, bf16 *y, float *part, int prow
                     int ks, int r, cudaStream_t s, int pdl)
 {
     switch (r) {
-    case 8: return tma_launch<BN, 8, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    case 16: return tma_launch<BN, 16, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    case 32: return tma_launch<BN, 32, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    case 64: return tma_launch<BN, 64, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    case 128: return tma_launch<BN, 128, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    case 8: return tma_consumers<BN, 8, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    case 16: return tma_consumers<BN, 16, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    case 32: return tma_consumers<BN, 32, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    case 64: return tma_consumers<BN, 64, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+    case 128: return tma_consumers<BN, 128, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
     default: return pb_fail("gemm_tma: a row tile of %d (8, 16, 32, 64 or 128)", r);
     }
 }

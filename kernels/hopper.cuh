@@ -88,6 +88,15 @@ __device__ __forceinline__ uint64_t wgmma_desc_sw128(const void *tile)
 __device__ __forceinline__ void wgmma_fence(void) { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all(void) { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+/* all but the newest committed group done: the one before it released its shared memory */
+__device__ __forceinline__ void wgmma_wait_but_one(void) { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
+/* Keeps the compiler from moving reads of D above the wait that completes it: the
+ * asm of a wgmma gives D as its output at issue, not at completion. */
+template <int N> __device__ __forceinline__ void wgmma_fence_operands(float *d)
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
 
 /* D[64, N] (+)= A[64, 16] B[16, N], both from shared memory (K-major), fp32 D in
  * registers: N / 2 floats a thread; scale_d 0 overwrites D. */
