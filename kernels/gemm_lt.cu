@@ -307,6 +307,15 @@ static int tune_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, co
     return PB_OK;
 }
 
+/* What a tuned choice of gemm_tma depends on: the mode, and the consumers whose
+ * speed it was timed at. */
+static int tma_key(void)
+{
+    int warpgroups, inflight;
+    gemm_tma_consumers(&warpgroups, &inflight);
+    return (tma_mode * 3 + warpgroups) * 2 + inflight;
+}
+
 int gemm_tma_serves(struct gemm_ctx *g, int n, int k, int cls)
 {
     const struct gemm_shape *sh = find_shape(g, n, k, cls);
@@ -389,7 +398,7 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
  * key will too. */
 #define GEMM_TUNED_MAX 128
 static struct {
-    int n, k, rows, cls, residual, kslices_on, skinny, ksplit, tma_mode, tma, tma_bn;
+    int n, k, rows, cls, residual, kslices_on, skinny, ksplit, tma_key, tma, tma_bn;
     cublasLtMatmulAlgo_t algo, kalgo;
 } tuned[GEMM_TUNED_MAX];
 static int n_tuned;
@@ -450,7 +459,7 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
     int i = 0;
     while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls &&
                             tuned[i].residual == sh->residual && tuned[i].kslices_on == kslices_on &&
-                            tuned[i].tma_mode == tma_mode))
+                            tuned[i].tma_key == tma_key()))
         i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
@@ -471,7 +480,7 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
         tuned[n_tuned].skinny = sh->skinny;
         tuned[n_tuned].ksplit = sh->ksplit;
         tuned[n_tuned].kalgo = sh->kalgo;
-        tuned[n_tuned].tma_mode = tma_mode;
+        tuned[n_tuned].tma_key = tma_key();
         tuned[n_tuned].tma = sh->tma;
         tuned[n_tuned].tma_bn = sh->tma_bn;
         tuned[n_tuned++].algo = sh->algo;
