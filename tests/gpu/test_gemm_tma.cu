@@ -137,6 +137,59 @@ TEST(test_gemm_tma_ring_size_keeps_the_bits)
     cudaFree(x), cudaFree(w), cudaFree(a), cudaFree(b);
 }
 
+/* One or two consumer warpgroups, one wgmma group in flight or none: the bits of
+ * one warpgroup waiting on each stage, plain, as K-slice partials and fused with
+ * the SwiGLU, at every row tile (8 rows keep one warpgroup), with a ring of two
+ * stages among them; other settings are refused. */
+TEST(test_gemm_tma_consumers_keep_the_bits)
+{
+    const int M = 128, N = 1000, K = 4104, KS = 2, I = 344;  /* w holds gate and up: 2 I <= N */
+    bf16 *x = dev_random((size_t)M * K, 1.0f, 351, NULL), *w = dev_random((size_t)N * K, 0.1f, 352, NULL);
+    bf16 *a, *b, *sa, *sb;
+    float *pa, *pb;
+    cudaMalloc((void **)&a, (size_t)M * N * 2);
+    cudaMalloc((void **)&b, (size_t)M * N * 2);
+    cudaMalloc((void **)&sa, (size_t)M * I * 2);
+    cudaMalloc((void **)&sb, (size_t)M * I * 2);
+    cudaMalloc((void **)&pa, (size_t)KS * M * N * 4);
+    cudaMalloc((void **)&pb, (size_t)KS * M * N * 4);
+    int wg0, inf0;
+    gemm_tma_consumers(&wg0, &inf0);
+    CHECK(gemm_tma_set_consumers(3, 1) != 0 && gemm_tma_set_consumers(1, 2) != 0);
+    const int ring0 = gemm_tma_ring();
+    const int rows[5] = {5, 16, 33, 64, 100}, bn[5] = {64, 128, 64, 128, 128};
+    for (int i = 0; i < 5; i++) {
+        const int m = rows[i];
+        CHECK(gemm_tma_set_consumers(1, 0) == 0);
+        CHECK(gemm_tma_cfg(x, w, a, NULL, 0, m, N, K, 0, 1, bn[i], 0, 0) == 0);
+        CHECK(gemm_tma_cfg(x, w, NULL, pa, M, m, N, K, 0, KS, bn[i], 0, 0) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        for (int v = 1; v < 4; v++) {
+            CHECK(gemm_tma_set_consumers(1 + v / 2, v % 2) == 0);
+            CHECK(gemm_tma_set_ring(v == 3 && i == 4 ? 16 * 1024 : ring0) == 0);
+            poison(b, (size_t)M * N);
+            cudaMemset(pb, 0xff, (size_t)KS * M * N * 4);
+            CHECK(gemm_tma_cfg(x, w, b, NULL, 0, m, N, K, 0, 1, bn[i], 0, 0, v & 1) == 0);
+            CHECK(gemm_tma_cfg(x, w, NULL, pb, M, m, N, K, 0, KS, bn[i], 0, 0) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(a, b, (size_t)m * N));
+            for (int sl = 0; sl < KS; sl++)
+                CHECK(bits_equal(pa + (size_t)sl * M * N, pb + (size_t)sl * M * N, (size_t)m * N * 2));
+            /* the fused SwiGLU: gate and up tiles in each warpgroup */
+            CHECK(gemm_tma_set_consumers(1, 0) == 0);
+            CHECK(gemm_tma_swiglu(x, w, sa, m, I, K, 0, 0) == 0);
+            CHECK(gemm_tma_set_consumers(1 + v / 2, v % 2) == 0);
+            poison(sb, (size_t)M * I);
+            CHECK(gemm_tma_swiglu(x, w, sb, m, I, K, 0, 0, 1) == 0);
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(bits_equal(sa, sb, (size_t)m * I));
+        }
+        CHECK(gemm_tma_set_ring(ring0) == 0);
+    }
+    CHECK(gemm_tma_set_consumers(wg0, inf0) == 0);
+    cudaFree(x), cudaFree(w), cudaFree(a), cudaFree(b), cudaFree(sa), cudaFree(sb), cudaFree(pa), cudaFree(pb);
+}
+
 /* Bad arguments are refused with a message, not launched. */
 TEST(test_gemm_tma_refuses_bad_arguments)
 {
