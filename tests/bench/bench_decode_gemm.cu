@@ -81,13 +81,23 @@ static double check(const shape &sh, const std::vector<double> &ref, const bf16 
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-/* "tma": gemm_tma at every unit size and K-slice count against the decode class
- * the step uses (cuBLASLt timed at the same rows, o and down in its K slices where
- * it keeps them), each product alone (gate-up without its SwiGLU, slices without
- * their add) over the 32 layers' weights. */
+/* "tma": gemm_tma at every unit size, K-slice count and consumer setting against
+ * the decode class the step uses (cuBLASLt timed at the same rows, o and down in
+ * its K slices where it keeps them), each product alone (gate-up without its
+ * SwiGLU, slices without their add) over the 32 layers' weights. */
+struct tma_setting {
+    int warpgroups, inflight, pdl;
+    const char *name;
+};
+static const tma_setting tma_settings[] = {
+    {1, 0, 0, "wg1"}, {1, 0, 1, "wg1 pdl"}, {1, 1, 1, "wg1 inflight pdl"}, {2, 0, 1, "wg2 pdl"},
+    {2, 1, 1, "wg2 inflight pdl"},
+};
+
 static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, void *ws, double copy_gbs)
 {
-    int failures = 0;
+    int failures = 0, wg0, inf0;
+    gemm_tma_consumers(&wg0, &inf0);
     float *part;
     CU(cudaMalloc((void **)&part, (size_t)4 * 64 * 32768 * sizeof(float)));
     const int rows_list[5] = {8, 16, 32, 64, 128};  /* 128: a short prompt, against the short class */
@@ -118,7 +128,9 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
             for (int bn = 64; bn <= 128; bn += 64)
                 for (int ks = 1; ks <= 4; ks *= 2) {
                     if (ks > 1 && s.n > 8192) continue;
-                    for (int pdl = 0; pdl <= 1; pdl++) {
+                    for (const tma_setting &set : tma_settings) {
+                        const int pdl = set.pdl;
+                        OK(gemm_tma_set_consumers(set.warpgroups, set.inflight));
                         auto launch = [&](const bf16 *w, bf16 *out, int mr, int p) {
                             OK(gemm_tma_cfg(x, w, out, part, mr, mr, s.n, s.k, 0, ks, bn, 0, 0, p));
                         };
@@ -138,7 +150,7 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
                             for (int l = 0; l < s.layers; l++) launch(s.w + (size_t)l * s.elems(), y, rows, pdl);
                         }, 2, 10);
                         char name[64];
-                        snprintf(name, sizeof name, "tma bn %d ks %d%s", bn, ks, pdl ? " pdl" : "");
+                        snprintf(name, sizeof name, "tma bn %d ks %d %s", bn, ks, set.name);
                         bool bad = !(err <= 1e-2) || !strcmp(bits, "DIFFER");
                         failures += bad;
                         printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy | rel err %.2e | bits vs 64 "
@@ -150,24 +162,32 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
                 }
             if (shapes[i].swiglu) {  /* the fused kernel also does the SwiGLU the product needs after it */
                 const int inter = shapes[i].n;
-                double ms = median_ms([&] {
-                    for (int l = 0; l < s.layers; l++)
-                        OK(gemm_tma_swiglu(x, s.w + (size_t)l * s.elems(), y, rows, inter, s.k, 0, 0, 1));
-                }, 2, 10);
                 double lsw = median_ms([&] {
                     for (int l = 0; l < s.layers; l++) {
                         OK(gemm_lt(&g, x, s.w + (size_t)l * s.elems(), y64, rows, s.n, s.k, 0, cls, 0));
                         OK(k_swiglu(y64, y, rows, inter, 0, 1));
                     }
                 }, 2, 10);
-                printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy, cuBLASLt + k_swiglu %.3f ms: %.2fx\n",
-                       s.name, s.n, s.k, rows, "tma swiglu pdl", ms, 100 * bytes / (ms * 1e6) / copy_gbs, lsw, lsw / ms);
+                for (const tma_setting &set : tma_settings) {
+                    if (!set.pdl) continue;
+                    OK(gemm_tma_set_consumers(set.warpgroups, set.inflight));
+                    double ms = median_ms([&] {
+                        for (int l = 0; l < s.layers; l++)
+                            OK(gemm_tma_swiglu(x, s.w + (size_t)l * s.elems(), y, rows, inter, s.k, 0, 0, 1));
+                    }, 2, 10);
+                    char name[64];
+                    snprintf(name, sizeof name, "tma swiglu %s", set.name);
+                    printf("%-7s N=%5d K=%5d rows %3d %-26s: %8.3f ms = %5.1f%% of copy, cuBLASLt + k_swiglu %.3f ms: "
+                           "%.2fx\n",
+                           s.name, s.n, s.k, rows, name, ms, 100 * bytes / (ms * 1e6) / copy_gbs, lsw, lsw / ms);
+                }
             }
             printf("best %-7s rows %3d: %s %.3f ms = %.1f%% of copy, cuBLASLt %.3f: %.2fx\n", s.name, rows, best_name,
                    best, 100 * bytes / (best * 1e6) / copy_gbs, lt_ms, lt_ms / best);
         }
         gemm_destroy(&g);
     }
+    OK(gemm_tma_set_consumers(wg0, inf0));
     CU(cudaFree(part));
     return failures;
 }

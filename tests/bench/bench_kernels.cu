@@ -399,27 +399,32 @@ int main(int argc, char **argv)
     if (tma_only) {  /* the decode class without gemm_tma, timed against it, and on it throughout */
         const int tma_default = gemm_tma_mode();
         const char *names[3] = {"off", "timed", "forced"};
-        const int ring_default = gemm_tma_ring();
-        /* off, timed with rings of 200, 96 and 64 KiB, forced (the default ring) */
-        const int modes[5] = {GEMM_TMA_OFF, GEMM_TMA_TIMED, GEMM_TMA_TIMED, GEMM_TMA_TIMED, GEMM_TMA_FORCE};
-        const int rings[5] = {ring_default, 200 * 1024, 96 * 1024, 64 * 1024, ring_default};
+        int wg0, inf0;
+        gemm_tma_consumers(&wg0, &inf0);
+        /* off; timed with one consumer warpgroup waiting on each stage (ece9363's
+         * kernel), with the default consumers, with two warpgroups at every row tile;
+         * forced with the default */
+        struct {
+            int mode, warpgroups, inflight;
+        } v[5] = {{GEMM_TMA_OFF, wg0, inf0}, {GEMM_TMA_TIMED, 1, 0}, {GEMM_TMA_TIMED, wg0, inf0},
+                  {GEMM_TMA_TIMED, 2, 1}, {GEMM_TMA_FORCE, wg0, inf0}};
         for (int round = 0; round < 2; round++)
-            for (int v = 0; v < 5; v++) {
-                const int t = modes[v];
-                gemm_set_tma(t);
-                TRY(gemm_tma_set_ring(rings[v]));
-                printf("round %d, gemm_tma %s, ring %d KiB\n", round, names[t], rings[v] / 1024);
+            for (int i = 0; i < 5; i++) {
+                gemm_set_tma(v[i].mode);
+                TRY(gemm_tma_set_consumers(v[i].warpgroups, v[i].inflight));
+                printf("round %d, gemm_tma %s, consumer warpgroups %d (0: by the rows), %d in flight\n", round,
+                       names[v[i].mode], v[i].warpgroups, v[i].inflight);
                 for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
                 TRY(part_gemm_setup(p, 128, d.max_batch));  /* a 1x128 part's short class */
                 int served = 0;
-                for (int i = 0; i < p->gemm.n_shapes; i++)
-                    served += p->gemm.shapes[i].cls == GEMM_CLASS_SHORT && p->gemm.shapes[i].tma;
+                for (int j = 0; j < p->gemm.n_shapes; j++)
+                    served += p->gemm.shapes[j].cls == GEMM_CLASS_SHORT && p->gemm.shapes[j].tma;
                 fill_tokens(p, 128, m.vocab);
                 printf("prefill 1x128: graph %.3f ms (%d products on gemm_tma)\n", prefill_graph_ms(p, 1, 128, s),
                        served);
             }
         gemm_set_tma(tma_default);
-        TRY(gemm_tma_set_ring(ring_default));
+        TRY(gemm_tma_set_consumers(wg0, inf0));
         llama_part_destroy(p);
         return 0;
     }
