@@ -87,17 +87,24 @@ int gemm_prepare_residual(struct gemm_ctx *g, int n, int k);
 /* Whether residual shapes prepared from now on time K slices at all (default 1),
  * for the whole process: the benchmark compares. */
 void gemm_set_kslices(int on);
-/* The decode class's K slices of (N, K): 0 when not split (or not prepared). */
-int gemm_ksplit(struct gemm_ctx *g, int n, int k);
+/* The K slices of (N, K) in class cls: 0 when not split (or not prepared; the long
+ * class never is). Where they are, the caller runs every call of the class through
+ * gemm_lt_partials (gemm_lt's whole product has other bits), so a row's bits never
+ * depend on the call. */
+int gemm_ksplit(struct gemm_ctx *g, int n, int k, int cls);
 /* Force the slices of a prepared residual shape's decode class (ks 2 or 4, or 0 for
  * none), with the heuristic's first algorithm: for tests. */
 int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks);
-/* The partials of the last gemm_lt_partials: [ks][decode_rows][n] floats at the end
- * of the workspace; slice i of row r at part[(i * decode_rows + r) * n]. */
+/* The partials of the last gemm_lt_partials: [ks][prow][n] floats at the end of the
+ * workspace, prow = gemm_partials_rows of its class; slice i of row r at
+ * part[(i * prow + r) * n]. */
 float *gemm_partials(const struct gemm_ctx *g);
-/* Y's K slices into gemm_partials (the decode class, m <= decode_rows rows; the
- * shape must have gemm_ksplit > 0). */
-int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int m, int n, int k,
+/* The rows a slice of class cls's partials holds, the rows the class is timed at:
+ * decode_rows for the decode class, tune_rows for the short class (0 for the long). */
+int gemm_partials_rows(const struct gemm_ctx *g, int cls);
+/* Y's K slices into gemm_partials (class cls, m <= gemm_partials_rows rows; the
+ * shape must have gemm_ksplit > 0 in that class). */
+int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int m, int n, int k, int cls,
                      cudaStream_t s, int pdl = 0);
 /* Whether the decode class (decode_rows <= 128) and the short class of a context
  * whose calls hold at most 128 rows also time gemm_tma (sm_90 only), for the whole

@@ -267,7 +267,7 @@ static int tma_fits(const struct gemm_ctx *g, const struct gemm_shape *sh, const
 static int tma_slices_fit(const struct gemm_ctx *g, const struct gemm_shape *sh, int ks)
 {
     if (ks == 1) return 1;
-    const size_t partials = (size_t)ks * g->decode_rows * sh->n * sizeof(float);
+    const size_t partials = (size_t)ks * gemm_partials_rows(g, sh->cls) * sh->n * sizeof(float);
     return sh->residual && kslices_on && partials <= GEMM_PARTIALS_BYTES && ks <= (sh->k + GEMM_TMA_BK - 1) / GEMM_TMA_BK;
 }
 
@@ -506,10 +506,15 @@ static int prepare(struct gemm_ctx *g, int n, int k, int residual)
 int gemm_prepare(struct gemm_ctx *g, int n, int k) { return prepare(g, n, k, 0); }
 int gemm_prepare_residual(struct gemm_ctx *g, int n, int k) { return prepare(g, n, k, 1); }
 
-int gemm_ksplit(struct gemm_ctx *g, int n, int k)
+int gemm_ksplit(struct gemm_ctx *g, int n, int k, int cls)
 {
-    const struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
+    const struct gemm_shape *sh = find_shape(g, n, k, cls);
     return sh ? sh->ksplit : 0;
+}
+
+int gemm_partials_rows(const struct gemm_ctx *g, int cls)
+{
+    return cls == GEMM_CLASS_LONG ? 0 : class_rows(g, cls);
 }
 
 int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks)
@@ -533,15 +538,16 @@ int gemm_force_ksplit(struct gemm_ctx *g, int n, int k, int ks)
 
 float *gemm_partials(const struct gemm_ctx *g) { return (float *)((char *)g->workspace + GEMM_LT_WORKSPACE_BYTES); }
 
-int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, cudaStream_t s, int pdl)
+int gemm_lt_partials(struct gemm_ctx *g, const bf16 *x, const bf16 *w, int m, int n, int k, int cls, cudaStream_t s,
+                     int pdl)
 {
-    struct gemm_shape *sh = find_shape(g, n, k, GEMM_CLASS_DECODE);
-    if (!sh || !sh->ksplit) return pb_fail("gemm_lt_partials: N=%d K=%d has no K slices", n, k);
-    if (m > g->decode_rows) return pb_fail("gemm_lt_partials: %d rows, the decode class holds %d", m, g->decode_rows);
+    struct gemm_shape *sh = find_shape(g, n, k, cls);
+    if (!sh || !sh->ksplit) return pb_fail("gemm_lt_partials: N=%d K=%d has no K slices in class %d", n, k, cls);
+    const int prow = gemm_partials_rows(g, cls);
+    if (m > prow) return pb_fail("gemm_lt_partials: %d rows, class %d's slices hold %d", m, cls, prow);
     if (m <= 0) return PB_OK;
-    if (sh->tma)
-        return gemm_tma_cfg(x, w, NULL, gemm_partials(g), g->decode_rows, m, n, k, 0, sh->ksplit, sh->tma_bn, 0, s, pdl);
-    cublasCheck(layout_rows(sh->kb, sh->kc, m));
+    if (sh->tma) return gemm_tma_cfg(x, w, NULL, gemm_partials(g), prow, m, n, k, 0, sh->ksplit, sh->tma_bn, 0, s, pdl);
+    cublasCheck(layout_rows(sh->kb, sh->kc, m));  /* cuBLASLt's slices: the decode class's alone (kslice_layouts) */
     float alpha = 1.0f, beta = 0.0f, *part = gemm_partials(g);
     cublasCheck(cublasLtMatmul(g->lt, g->desc, &alpha, w, sh->ka, x, sh->kb, &beta, part, sh->kc, part, sh->kc,
                                &sh->kalgo, g->workspace, GEMM_LT_WORKSPACE_BYTES, s));

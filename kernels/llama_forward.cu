@@ -40,13 +40,22 @@ static int decode_streams(const struct llama_part *p, int n_cols)
     return path == DECODE_STREAM || (path == DECODE_TENSOR && n_cols >= 8192);
 }
 
+/* The class (gemm_class.h) a call's linears take through gemm_lt: a prompt's by its
+ * length, a one-token step's the decode class on DECODE_LT; -1 where they take our
+ * decode kernels. */
+static int lt_class(const struct llama_part *p, const struct llama_call *c)
+{
+    if (c->seq != 1) return gemm_class_for_seq(c->seq);
+    return decode_path(p) == DECODE_LT ? GEMM_CLASS_DECODE : -1;
+}
+
 static int linear(struct llama_part *p, const struct llama_call *c, const bf16 *x, const bf16 *w, bf16 *y, int m,
                   int n, int k, int accumulate, cudaStream_t s)
 {
     int pdl = p->d.programmatic_launch;
-    if (c->seq != 1) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, gemm_class_for_seq(c->seq), s, pdl);
+    const int cls = lt_class(p, c);
+    if (cls >= 0) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, cls, s, pdl);
     if (decode_path(p) == DECODE_GEMV) return gemm_rows(x, w, y, m, n, k, accumulate, s, pdl);
-    if (decode_path(p) == DECODE_LT) return gemm_lt(&p->gemm, x, w, y, m, n, k, accumulate, GEMM_CLASS_DECODE, s, pdl);
     if (decode_streams(p, n))
         return gemm_stream_cfg(x, w, y, m, n, k, accumulate, 0, gemm_stream_splits(n, k, 0), 0, p->decode_prefetch, s,
                                pdl);
@@ -168,30 +177,32 @@ static int output_projection(struct llama_part *p, const struct llama_call *c, c
             return gemm_rows_then_norm(x, w, h, rows, H, k, 1, next_norm, (float)p->m.rms_eps, p->normed,
                                        p->norm_ticket, s, p->d.programmatic_launch);
         }
-        const int ks = c->seq == 1 && decode_path(p) == DECODE_LT ? gemm_ksplit(&p->gemm, H, k) : 0;
+        const int cls = lt_class(p, c), ks = cls >= 0 ? gemm_ksplit(&p->gemm, H, k, cls) : 0;
         if (!ks) return linear(p, c, x, w, h, rows, H, k, 1, s);
-        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, s, p->d.programmatic_launch));
+        PB_TRY(gemm_lt_partials(&p->gemm, x, w, rows, H, k, cls, s, p->d.programmatic_launch));
         if (pending) {
             *pending = ks;
             return PB_OK;
         }
-        return k_add_partials(h, gemm_partials(&p->gemm), ks, p->gemm.decode_rows, rows, H, s,
+        return k_add_partials(h, gemm_partials(&p->gemm), ks, gemm_partials_rows(&p->gemm, cls), rows, H, s,
                               p->d.programmatic_launch);
     }
     bf16 *partial = p->tp_partial + (h - p->hidden);
     return linear(p, c, x, w, partial, rows, H, k, 0, s);
 }
 
-/* normed = rmsnorm(h) * w, after adding the K slices of a product that left them
- * pending (output_projection) to h: the bits of k_add_partials then k_rmsnorm. */
-static int norm_rows(struct llama_part *p, bf16 *h, int pending, const bf16 *w, int rows, cudaStream_t s)
+/* normed = rmsnorm(h) * w, after adding the K slices of a product of call c that
+ * left them pending (output_projection) to h: the bits of k_add_partials then
+ * k_rmsnorm. */
+static int norm_rows(struct llama_part *p, const struct llama_call *c, bf16 *h, int pending, const bf16 *w, int rows,
+                     cudaStream_t s)
 {
     const int H = p->dims.hidden, pdl = p->d.programmatic_launch;
     const float eps = (float)p->m.rms_eps;
     if (pending == NORM_DONE) return PB_OK;  /* the product before ran it (output_projection) */
     if (pending)
-        return k_add_rmsnorm(h, gemm_partials(&p->gemm), pending, p->gemm.decode_rows, w, p->normed, rows, H, eps, s,
-                             pdl);
+        return k_add_rmsnorm(h, gemm_partials(&p->gemm), pending, gemm_partials_rows(&p->gemm, lt_class(p, c)), w,
+                             p->normed, rows, H, eps, s, pdl);
     return k_rmsnorm(h, 1, 0, w, p->normed, rows, H, eps, s, pdl);
 }
 
@@ -213,7 +224,7 @@ static int attention_half(struct llama_part *p, int layer, const struct llama_ca
         if (pending) return pb_fail("llama: a folded norm cannot add pending K slices");
         PB_TRY(gemm_rows_norm(h, w.attn_norm, eps, w.wqkv, p->qkv, rows, x->qkv_n, H, s, pdl));
     } else {
-        PB_TRY(norm_rows(p, h, pending, w.attn_norm, rows, s));
+        PB_TRY(norm_rows(p, c, h, pending, w.attn_norm, rows, s));
         PB_TRY(linear(p, c, p->normed, w.wqkv, p->qkv, rows, x->qkv_n, H, 0, s));
     }
     size_t cache_off = (size_t)local * p->al.cache_layer_elems;
@@ -258,10 +269,10 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
         if (pending) return pb_fail("llama: a folded norm cannot add pending K slices");
         PB_TRY(gemm_rows_swiglu_norm(h, w.mlp_norm, eps, w.wgu, p->act, rows, x->inter_l, H, s, pdl));
     } else if (c->seq == 1) {  /* one-token steps: gate, up and SwiGLU in one launch, the same bits */
-        PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
+        PB_TRY(norm_rows(p, c, h, pending, w.mlp_norm, rows, s));
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
     } else {
-        PB_TRY(norm_rows(p, h, pending, w.mlp_norm, rows, s));
+        PB_TRY(norm_rows(p, c, h, pending, w.mlp_norm, rows, s));
         if (gemm_tma_serves(&p->gemm, 2 * x->inter_l, H, gemm_class_for_seq(c->seq))) {  /* SwiGLU fused */
             PB_TRY(gemm_tma_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, 0, s, pdl));
         } else {

@@ -82,9 +82,10 @@ static double check(const shape &sh, const std::vector<double> &ref, const bf16 
 }
 
 /* "tma": gemm_tma at every unit size, K-slice count and consumer setting against
- * the decode class the step uses (cuBLASLt timed at the same rows, o and down in
- * its K slices where it keeps them), each product alone (gate-up without its
- * SwiGLU, slices without their add) over the 32 layers' weights. */
+ * the class the step uses (the decode class, at 128 rows the short class; timed at
+ * the same rows, o and down in their K slices where it keeps them), each product
+ * alone (gate-up without its SwiGLU, slices without their add) over the 32 layers'
+ * weights. */
 struct tma_setting {
     int warpgroups, inflight, pdl;
     const char *name;
@@ -113,11 +114,11 @@ static int tma_sweep(const shape *shapes, const bf16 *x, bf16 *y, bf16 *y64, voi
             OK(residual ? gemm_prepare_residual(&g, s.n, s.k) : gemm_prepare(&g, s.n, s.k));
             std::vector<double> ref = reference(s, x, rows);
             const double bytes = (double)s.elems() * 2 * s.layers;
-            const int lks = residual && cls == GEMM_CLASS_DECODE ? gemm_ksplit(&g, s.n, s.k) : 0;
+            const int lks = gemm_ksplit(&g, s.n, s.k, cls);
             double lt_ms = median_ms([&] {
                 for (int l = 0; l < s.layers; l++) {
                     const bf16 *w = s.w + (size_t)l * s.elems();
-                    if (lks) OK(gemm_lt_partials(&g, x, w, rows, s.n, s.k, 0));
+                    if (lks) OK(gemm_lt_partials(&g, x, w, rows, s.n, s.k, cls, 0));
                     else OK(gemm_lt(&g, x, w, y, rows, s.n, s.k, 0, cls, 0));
                 }
             }, 2, 10);

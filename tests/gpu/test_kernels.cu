@@ -189,9 +189,9 @@ TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
     struct gemm_ctx g;
     CHECK(gemm_init(&g, ws, 128) == 0 && gemm_set_decode_rows(&g, M) == 0);
     CHECK(gemm_prepare_residual(&g, N, K) == 0 && gemm_prepare(&g, 256, K) == 0);
-    CHECK(gemm_ksplit(&g, N, K) == 0);  /* too small to be timed: not split */
+    CHECK(gemm_ksplit(&g, N, K, GEMM_CLASS_DECODE) == 0);  /* too small to be timed: not split */
     CHECK(gemm_force_ksplit(&g, N, K, 3) != 0 && gemm_force_ksplit(&g, 256, K, 2) != 0);
-    CHECK(gemm_lt_partials(&g, NULL, NULL, 1, 256, K, 0) != 0);
+    CHECK(gemm_lt_partials(&g, NULL, NULL, 1, 256, K, GEMM_CLASS_DECODE, 0) != 0);
     float *hx, *hw, *hh, *hn;
     bf16 *x = dev_random((size_t)M * K, 1.0f, 51, &hx), *w = dev_random((size_t)N * K, 0.1f, 52, &hw);
     bf16 *h0 = dev_random((size_t)M * N, 1.0f, 53, &hh), *nw = dev_random(N, 1.0f, 54, &hn);
@@ -201,10 +201,10 @@ TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
     float *ref = (float *)malloc((size_t)M * N * 4);
     ref_matmul(hx, hw, ref, M, N, K);
     for (int ks = 2; ks <= 4; ks += 2) {
-        CHECK(gemm_force_ksplit(&g, N, K, ks) == 0 && gemm_ksplit(&g, N, K) == ks);
+        CHECK(gemm_force_ksplit(&g, N, K, ks) == 0 && gemm_ksplit(&g, N, K, GEMM_CLASS_DECODE) == ks);
         const size_t mn = (size_t)M * N, all = (size_t)ks * mn;
         float *full = (float *)malloc(all * 4), *part = (float *)malloc(all * 4), *sum = (float *)malloc(mn * 4);
-        CHECK(gemm_lt_partials(&g, x, w, M, N, K, 0) == 0);
+        CHECK(gemm_lt_partials(&g, x, w, M, N, K, GEMM_CLASS_DECODE, 0) == 0);
         CUDA_OK(cudaMemcpy(full, gemm_partials(&g), all * 4, cudaMemcpyDeviceToHost));
         for (size_t i = 0; i < mn; i++) {
             sum[i] = 0.0f;
@@ -213,13 +213,13 @@ TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
         CHECK_REL(sum, ref, mn, REL_TOL_KERNEL);
         const int from[2] = {5, 7}, rows[2] = {11, 1};
         for (int c = 0; c < 2; c++) {  /* a row's partials alike in a call of fewer rows */
-            CHECK(gemm_lt_partials(&g, x + (size_t)from[c] * K, w, rows[c], N, K, 0) == 0);
+            CHECK(gemm_lt_partials(&g, x + (size_t)from[c] * K, w, rows[c], N, K, GEMM_CLASS_DECODE, 0) == 0);
             CUDA_OK(cudaMemcpy(part, gemm_partials(&g), all * 4, cudaMemcpyDeviceToHost));
             for (int sl = 0; sl < ks; sl++)
                 CHECK(!memcmp(part + sl * mn, full + sl * mn + (size_t)from[c] * N, (size_t)rows[c] * N * 4));
         }
         /* the adds: in order, in fp32, one rounding */
-        CHECK(gemm_lt_partials(&g, x, w, M, N, K, 0) == 0);
+        CHECK(gemm_lt_partials(&g, x, w, M, N, K, GEMM_CLASS_DECODE, 0) == 0);
         cudaMemcpy(h, h0, mn * 2, cudaMemcpyDeviceToDevice);
         cudaMemcpy(h2, h0, mn * 2, cudaMemcpyDeviceToDevice);
         CHECK(k_add_partials(h, gemm_partials(&g), ks, M, M, N, 0) == 0);
@@ -237,7 +237,7 @@ TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
         CHECK(bits_equal(h, h2, mn) && bits_equal(y, y2, mn));
         free(full), free(part), free(sum), free(got);
     }
-    CHECK(gemm_force_ksplit(&g, N, K, 0) == 0 && gemm_ksplit(&g, N, K) == 0);
+    CHECK(gemm_force_ksplit(&g, N, K, 0) == 0 && gemm_ksplit(&g, N, K, GEMM_CLASS_DECODE) == 0);
     CHECK(k_add_rmsnorm(h, gemm_partials(&g), 2, M, NULL, y, M, N, 1e-5f, 0) != 0);
     CHECK(k_add_partials(h, gemm_partials(&g), 2, 4, M, N, 0) != 0);  /* more rows than a slice holds */
     gemm_destroy(&g);

@@ -178,8 +178,8 @@ TEST(test_decode_on_gemm_tma_matches_prefill_microbatches_and_graphs)
         const struct part_dims *x = &w->dims;
         const int D = GEMM_CLASS_DECODE;
         CHECK(gemm_tma_serves(&w->gemm, x->qkv_n, H, D) && gemm_tma_serves(&w->gemm, 2 * x->inter_l, H, D));
-        CHECK(gemm_tma_serves(&w->gemm, H, x->q_dim, D) && gemm_ksplit(&w->gemm, H, x->q_dim) == 2);
-        CHECK(gemm_tma_serves(&w->gemm, H, x->inter_l, D) && gemm_ksplit(&w->gemm, H, x->inter_l) == 2);
+        CHECK(gemm_tma_serves(&w->gemm, H, x->q_dim, D) && gemm_ksplit(&w->gemm, H, x->q_dim, D) == 2);
+        CHECK(gemm_tma_serves(&w->gemm, H, x->inter_l, D) && gemm_ksplit(&w->gemm, H, x->inter_l, D) == 2);
         CHECK(!gemm_tma_serves(&lt->gemm, x->qkv_n, H, D));
         int tok[batch * seq], step[batch];
         random_tokens(tok, batch * seq, V, 42);

@@ -145,15 +145,16 @@ TEST(test_decode_kernels_after_cublaslt_early_give_eager_bits)
         return gemm_lt(&g, x, wgu, gu, M, 2 * I, H, 0, GEMM_CLASS_DECODE, s) || k_swiglu(gu, out, M, I, s, 1);
     };
     auto add_norm = [&](bf16 *hr, bf16 *out) {
-        return gemm_lt_partials(&g, x, wo, M, H, H, s) ||
-               k_add_rmsnorm(hr, gemm_partials(&g), 2, g.decode_rows, nw, out, M, H, 1e-5f, s, 1);
+        return gemm_lt_partials(&g, x, wo, M, H, H, GEMM_CLASS_DECODE, s) ||
+               k_add_rmsnorm(hr, gemm_partials(&g), 2, gemm_partials_rows(&g, GEMM_CLASS_DECODE), nw, out, M, H,
+                             1e-5f, s, 1);
     };
     CUDA_OK(cudaMemcpy(h_want, h0, (size_t)M * H * 2, cudaMemcpyDeviceToDevice));
     CHECK(swiglu(act_want) == 0 && add_norm(h_want, n_want) == 0);
     CUDA_OK(cudaStreamSynchronize(s));
     for (int early = 1; early >= 0; early--) {
         poison(gu, (size_t)M * 2 * I), poison(act, (size_t)M * I), poison(nrm, (size_t)M * H);
-        CUDA_OK(cudaMemset(gemm_partials(&g), 0xff, (size_t)2 * g.decode_rows * H * 4));
+        CUDA_OK(cudaMemset(gemm_partials(&g), 0xff, (size_t)2 * gemm_partials_rows(&g, GEMM_CLASS_DECODE) * H * 4));
         CUDA_OK(cudaMemcpy(h, h0, (size_t)M * H * 2, cudaMemcpyDeviceToDevice));
         CUDA_OK(cudaDeviceSynchronize());
         CHECK(run_graph(failures_, [&]() { return swiglu(act) || add_norm(h, nrm); }, early, 2 * early, s) == 0);
