@@ -8,7 +8,9 @@
  *    call's row count, so microbatches that split the batch keep the algorithm. For
  *    the short class the candidates are timed at the context's tune_rows (a part's
  *    max_rows, capped), and the choice is shared by every context of the process
- *    with the same (N, K, tune_rows), so all parts of one run agree;
+ *    with the same (N, K, tune_rows), so all parts of one run agree; where gemm_tma
+ *    (below) times faster, the short class of a context whose calls hold at most
+ *    128 rows takes it, a residual product's (o, down) optionally with K in slices;
  *  - for one-token steps (decode): our GEMV at one row (gemm_rows, CUDA cores;
  *    what the folded norms need), and for a part of several sequences cuBLASLt's
  *    decode class (one algorithm per (N, K), timed at the part's max_batch rows
@@ -28,8 +30,8 @@
 
 #define GEMM_MAX_SHAPES 32
 #define GEMM_WORKSPACE_BYTES (32u << 20)
-/* The workspace's last GEMM_PARTIALS_BYTES hold the decode class's K-slice partials
- * (gemm_lt_partials); cuBLASLt gets the rest. */
+/* The workspace's last GEMM_PARTIALS_BYTES hold a residual product's K-slice
+ * partials, the decode or the short class's (gemm_lt_partials); cuBLASLt gets the rest. */
 #define GEMM_PARTIALS_BYTES (4u << 20)
 #define GEMM_LT_WORKSPACE_BYTES (GEMM_WORKSPACE_BYTES - GEMM_PARTIALS_BYTES)
 #define GEMM_CANDIDATES 16   /* heuristic results asked for; short prompts time them all */
@@ -41,12 +43,14 @@ struct gemm_shape {
     int skinny;                      /* decode class only: gemm_skinny timed faster than every algorithm */
     cublasLtMatrixLayout_t a, b, c;  /* b and c get the call's M before each use */
     int residual;                    /* prepared with gemm_prepare_residual: the product is added to a
-                                      * residual, so the decode class may split K (gemm_lt_partials) */
-    int ksplit;                      /* decode class: K in ksplit slices (0: not split) */
-    cublasLtMatmulAlgo_t kalgo;      /* the slices' strided-batch algorithm, fp32 partials */
+                                      * residual, so the decode and short classes may split K
+                                      * (gemm_lt_partials) */
+    int ksplit;                      /* decode and short classes: K in ksplit slices (0: not split) */
+    cublasLtMatmulAlgo_t kalgo;      /* decode class: the slices' strided-batch algorithm, fp32 partials */
     cublasLtMatrixLayout_t ka, kb, kc;  /* its layouts (kb and kc get the call's M) */
-    int tma, tma_bn;                 /* decode class: gemm_tma serves it, in units of tma_bn weight rows (its
-                                      * slices, if any, in ksplit: gemm_lt_partials runs them) */
+    int tma, tma_bn;                 /* decode and short classes: gemm_tma serves it, in units of tma_bn
+                                      * weight rows (its slices, if any, in ksplit: gemm_lt_partials runs
+                                      * them) */
 };
 
 struct gemm_ctx {
@@ -76,7 +80,8 @@ int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
 /* A product added to a residual (o, down): as gemm_prepare, and its decode class may
  * also take K in 2 or 4 slices as one strided-batch call of fp32
  * partials, which the caller adds to the residual in slice order
- * (k_add_partials, k_add_rmsnorm). At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
+ * (k_add_partials, k_add_rmsnorm); the short class takes slices on gemm_tma alone
+ * (gemm_set_tma), never cuBLASLt's. At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
  * best tile gives 64 blocks for 132 SMs (H200); slices of K multiply the blocks
  * without its split-K reduction kernel, which measured slower (docs/PERF.md). The
  * slices are timed against the kept algorithm at decode_rows and taken when faster
@@ -111,8 +116,11 @@ int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bflo
  * process and the shapes prepared from then on: OFF never, TIMED against the kept
  * algorithm (the decode class's K slices included), taken when faster by the
  * tuning margin, FORCE always (the fastest unit and slices; untimed shapes too:
- * tests). A shape gemm_tma serves runs it in gemm_lt, its slices in
- * gemm_lt_partials, and gemm_tma_swiglu for a gate-up shape (gemm_tma_serves). */
+ * tests). A residual shape's gemm_tma may take K in 2 or 4 slices in either class
+ * where its partials fit (ks * rows * N floats in GEMM_PARTIALS_BYTES, rows those
+ * of gemm_partials_rows: 2 slices of Llama-2-7B's o and down at 128 rows). A shape
+ * gemm_tma serves runs it in gemm_lt, its slices in gemm_lt_partials, and
+ * gemm_tma_swiglu for a gate-up shape (gemm_tma_serves). */
 #define GEMM_TMA_OFF 0
 #define GEMM_TMA_TIMED 1
 #define GEMM_TMA_FORCE 2

@@ -1,5 +1,5 @@
 /* The linear layers through cuBLASLt: every class's algorithms, their timing and
- * the process-wide table of choices, and the decode class's K slices; see gemm.h.
+ * the process-wide table of choices, and residual products' K slices; see gemm.h.
  * Our GEMV is gemm_rows.cu. */
 #include "gemm.h"
 #include "cuda_check.h"
@@ -167,7 +167,7 @@ static int class_rows(const struct gemm_ctx *g, int cls)
     return cls == GEMM_CLASS_SHORT ? g->tune_rows : cls == GEMM_CLASS_DECODE ? g->decode_rows : 4096;
 }
 
-/* ---- K slices of a residual product's decode class (gemm.h: gemm_prepare_residual) ---- */
+/* ---- cuBLASLt's K slices of a residual product's decode class (gemm.h: gemm_prepare_residual) ---- */
 
 static const int kslice_counts[] = {2, 4};
 static int kslices_on = 1;
@@ -244,7 +244,7 @@ static int tune_kslices(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x
     return kslice_layouts(g, sh, best_ks);
 }
 
-/* ---- gemm_tma for the decode class (gemm.h: gemm_set_tma) ---- */
+/* ---- gemm_tma for the decode and short classes (gemm.h: gemm_set_tma) ---- */
 
 /* timed by default: on two H100s the batched steps ran 1.7-3.4% faster with the
  * products it won (o and down in its K slices at every batch) than on cuBLASLt
@@ -255,7 +255,8 @@ int gemm_tma_mode(void) { return tma_mode; }
 
 /* gemm_tma runs on sm_90 alone and takes up to 128 rows: the decode class of parts
  * of up to 128 sequences, and the short class of parts whose calls hold at most 128
- * rows (tune_rows is then max_rows); its slices go to the partials. */
+ * rows (tune_rows is then max_rows); its slices go to the partials, a slice of
+ * either class's rows (gemm_partials_rows) where they fit. */
 static int tma_fits(const struct gemm_ctx *g, const struct gemm_shape *sh, const cudaDeviceProp *prop)
 {
     const int rows_fit = sh->cls == GEMM_CLASS_DECODE ? g->decode_rows <= 128
@@ -283,9 +284,9 @@ static float time_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, 
 }
 
 /* gemm_tma at each unit size and slice count that fits, against `kept` ms (the
- * decode class's choice so far, its K slices included); GEMM_TMA_FORCE takes the
- * fastest whatever kept is. A SwiGLU shape's fused kernel takes 128-row units
- * (gate and up), so gemm_tma_swiglu's shape is timed at those. */
+ * class's choice so far, the decode class's cuBLASLt slices included);
+ * GEMM_TMA_FORCE takes the fastest whatever kept is. A SwiGLU shape's fused kernel
+ * takes 128-row units (gate and up), so gemm_tma_swiglu's shape is timed at those. */
 static int tune_tma(struct gemm_ctx *g, struct gemm_shape *sh, const bf16 *x, const bf16 *w, int copies, void *y,
                     cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, float kept)
 {
@@ -374,7 +375,8 @@ static int tune_timed(struct gemm_ctx *g, struct gemm_shape *sh, const cublasLtM
             sh->skinny = t < (1.0f - TUNE_MARGIN) * kept;
             if (sh->skinny) kept = t;
         }
-        if (sh->residual && kslices_on) rc = tune_kslices(g, sh, x, w, copies, y, s, e0, e1, &kept);
+        if (sh->cls == GEMM_CLASS_DECODE && sh->residual && kslices_on)  /* the short class: gemm_tma's alone */
+            rc = tune_kslices(g, sh, x, w, copies, y, s, e0, e1, &kept);
         if (rc == PB_OK && tma_mode != GEMM_TMA_OFF && tma_fits(g, sh, &prop))
             rc = tune_tma(g, sh, x, w, copies, y, s, e0, e1, kept);
     }
@@ -442,7 +444,7 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
     sh->cls = cls;
     sh->skinny = 0;
     sh->tma = sh->tma_bn = 0;
-    sh->residual = residual && cls == GEMM_CLASS_DECODE;
+    sh->residual = residual && cls != GEMM_CLASS_LONG;  /* 4096 rows of partials would not fit */
     sh->ksplit = 0;
     sh->ka = sh->kb = sh->kc = NULL;
     const int rows = class_rows(g, cls);

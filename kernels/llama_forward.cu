@@ -147,10 +147,10 @@ static int layer_begin(struct llama_part *p, int layer, int mlp_half, const stru
  * rounding too. Adding it here and summing the ranks' hidden buffers would round
  * the residual twice, at the magnitude of |h| (issue 25).
  * Given `pending` (the caller runs a norm next, of weight next_norm):
- *  - a one-token step whose decode class takes this product's K in slices
- *    (gemm.h: gemm_prepare_residual) leaves fp32 partials, added to h with one
- *    rounding by that norm (norm_rows), which saves a launch: *pending then holds
- *    the slice count;
+ *  - a call whose class takes this product's K in slices (gemm.h:
+ *    gemm_prepare_residual; a one-token step's decode class, or a prompt's short
+ *    class on gemm_tma) leaves fp32 partials, added to h with one rounding by that
+ *    norm (norm_rows), which saves a launch: *pending then holds the slice count;
  *  - a one-token step on the GEMV with the part's tail_norm has the GEMV's last
  *    block run that norm into p->normed (gemm_rows_then_norm, the same bits):
  *    *pending is then NORM_DONE;
