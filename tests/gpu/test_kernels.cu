@@ -246,6 +246,52 @@ TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
     free(hx), free(hw), free(hh), free(hn), free(ref);
 }
 
+/* A residual product's short class takes K slices on gemm_tma alone, 2 of them under
+ * GEMM_TMA_FORCE (untimed shapes) where ks * tune_rows * N fp32 partials fit in
+ * GEMM_PARTIALS_BYTES: N = 8192 at 64 rows (4 MiB), not at 128, where gemm_tma takes
+ * K whole. A call of fewer rows than tune_rows leaves its slices at the tune_rows
+ * stride, and they add up to the CPU's product; a call of more is refused. Shapes
+ * prepared without residual and the long class keep K whole, and cuBLASLt's slices
+ * are the decode class's alone: a timed short class with gemm_tma off keeps K
+ * whole, and gemm_force_ksplit finds no decode class. */
+TEST(test_short_class_k_slices_on_gemm_tma_only_where_partials_fit)
+{
+    const int N = 8192, K = 512, S = GEMM_CLASS_SHORT;
+    CHECK(!gemm_short_is_timed(N, K, 128));
+    void *ws;
+    CUDA_OK(cudaMalloc(&ws, GEMM_WORKSPACE_BYTES));
+    const int tma = gemm_tma_mode();
+    gemm_set_tma(GEMM_TMA_FORCE);
+    for (int rows = 64; rows <= 128; rows *= 2) {
+        struct gemm_ctx g;
+        CHECK(gemm_init(&g, ws, rows) == 0 && gemm_prepare_residual(&g, N, K) == 0 && gemm_prepare(&g, 1024, K) == 0);
+        const int fits = rows == 64;
+        CHECK(fits == ((size_t)2 * rows * N * sizeof(float) <= GEMM_PARTIALS_BYTES));
+        CHECK(gemm_tma_serves(&g, N, K, S) && gemm_partials_rows(&g, S) == rows);
+        CHECK(gemm_ksplit(&g, N, K, S) == (fits ? 2 : 0));
+        CHECK(gemm_tma_serves(&g, 1024, K, S) && gemm_ksplit(&g, 1024, K, S) == 0);
+        CHECK(gemm_ksplit(&g, N, K, GEMM_CLASS_LONG) == 0);
+        CHECK(gemm_force_ksplit(&g, N, K, 2) != 0);
+        if (fits) {
+            const int m = 37;
+            struct linear_case c;
+            linear_case_setup(&c, m, N, K, 1, 61);  /* y: the residual the slices add to */
+            int bad = gemm_lt_partials(&g, c.x, c.w, m, N, K, S, 0) != 0;
+            bad |= k_add_partials(c.y, gemm_partials(&g), 2, gemm_partials_rows(&g, S), m, N, 0) != 0;
+            CHECK(!linear_case_finish(&c, "gemm_tma short-class slices", bad));
+            CHECK(gemm_lt_partials(&g, NULL, NULL, rows + 1, N, K, S, 0) != 0);
+        }
+        gemm_destroy(&g);
+    }
+    gemm_set_tma(GEMM_TMA_OFF);
+    struct gemm_ctx lt;
+    CHECK(gemm_init(&lt, ws, 128) == 0 && gemm_prepare_residual(&lt, 4096, 2048) == 0);
+    CHECK(gemm_short_is_timed(4096, 2048, 128) && gemm_ksplit(&lt, 4096, 2048, S) == 0);
+    gemm_destroy(&lt);
+    gemm_set_tma(tma);
+    cudaFree(ws);
+}
+
 /* Launch-bound short-prompt GEMMs (a tiny test model's) take the heuristic's first
  * choice untimed; Llama-2-7B's at 128 rows are timed. */
 TEST(test_launch_bound_short_prompt_gemms_are_not_timed)

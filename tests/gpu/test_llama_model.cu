@@ -202,6 +202,54 @@ TEST(test_decode_on_gemm_tma_matches_prefill_microbatches_and_graphs)
     gemm_set_tma(mode);
 }
 
+/* A prompt through the short class on gemm_tma (GEMM_TMA_FORCE at the parts'
+ * creation, parts of 128 rows) with o and down in 2 K slices: llama_layers, where
+ * the next half's norm adds the slices, gives the bits of llama_attention then
+ * llama_mlp, which add them at once; microbatches (1 + 3) give the whole batch's
+ * bits; the logits are within bf16 tolerance of a part whose gemm_tma takes K whole
+ * (gemm_set_kslices(0)), and not its bits (the slices ran). */
+TEST(test_prefill_k_slices_on_gemm_tma_match_microbatches_and_unsliced)
+{
+    const int mode = gemm_tma_mode();
+    gemm_set_tma(GEMM_TMA_FORCE);
+    struct model_spec m = tiny_spec();
+    const int batch = 4, seq = 13, V = m.vocab, H = m.hidden, S = GEMM_CLASS_SHORT;
+    struct llama_part_desc d = whole_model(&m, batch, 32);  /* 128 rows: the short class fits gemm_tma */
+    struct llama_part *a = make_part(&m, &d, 47), *b = make_part(&m, &d, 47), *mb = make_part(&m, &d, 47);
+    gemm_set_kslices(0);
+    struct llama_part *whole = make_part(&m, &d, 47);
+    gemm_set_kslices(1);
+    gemm_set_tma(mode);
+    CHECK(a && b && mb && whole);
+    if (a && b && mb && whole) {
+        for (int k : {a->dims.q_dim, a->dims.inter_l}) {
+            CHECK(gemm_tma_serves(&a->gemm, H, k, S) && gemm_ksplit(&a->gemm, H, k, S) == 2);
+            CHECK(gemm_tma_serves(&whole->gemm, H, k, S) && gemm_ksplit(&whole->gemm, H, k, S) == 0);
+        }
+        CHECK(gemm_partials_rows(&a->gemm, S) == d.max_rows);
+        int tok[batch * seq];
+        random_tokens(tok, batch * seq, V, 48);
+        const size_t n = (size_t)batch * seq * V;
+        for (struct llama_part *p : {a, whole}) CHECK(forward(p, &m, tok, 0, batch, seq, 0, 0) == 0);
+        struct llama_call c = {0, batch, seq, 0, NULL, 0};
+        cudaMemcpy(llama_part_tokens(b), tok, sizeof tok, cudaMemcpyHostToDevice);
+        CHECK(llama_embed(b, &c, 0) == 0);
+        for (int l = 0; l < m.layers; l++) CHECK(llama_attention(b, l, &c, 0) == 0 && llama_mlp(b, l, &c, 0) == 0);
+        CHECK(llama_head(b, &c, 0) == 0);
+        poison(llama_part_logits(mb), n);
+        CHECK(forward(mb, &m, tok, 0, 1, seq, 0, 0) == 0);
+        CHECK(forward(mb, &m, tok + seq, 1, 3, seq, 0, 0) == 0);
+        CHECK(bits_equal(llama_part_hidden(a), llama_part_hidden(b), (size_t)batch * seq * H));
+        CHECK(bits_equal(llama_part_logits(a), llama_part_logits(b), n));
+        CHECK(bits_equal(llama_part_logits(a), llama_part_logits(mb), n));
+        float *got = download(llama_part_logits(a), n), *want = download(llama_part_logits(whole), n);
+        CHECK_REL(got, want, n, REL_TOL_KERNEL);
+        CHECK(!bits_equal(llama_part_logits(a), llama_part_logits(whole), n));
+        free(got), free(want);
+    }
+    for (struct llama_part *p : {a, b, mb, whole}) llama_part_destroy(p);
+}
+
 /* Sequences run as microbatches (1 + 3) give the logits of the whole batch bit for
  * bit, in prefill and in a decode step. */
 TEST(test_microbatches_are_bit_identical_to_whole_batch)
