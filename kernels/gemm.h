@@ -80,8 +80,8 @@ int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
 /* A product added to a residual (o, down): as gemm_prepare, and its decode class may
  * also take K in 2 or 4 slices as one strided-batch call of fp32
  * partials, which the caller adds to the residual in slice order
- * (k_add_partials, k_add_rmsnorm); the short class takes slices on gemm_tma alone
- * (gemm_set_tma), never cuBLASLt's. At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
+ * (k_add_partials, k_add_rmsnorm); the short class may take slices on gemm_tma
+ * alone (gemm_set_tma, gemm_set_short_kslices), never cuBLASLt's. At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
  * best tile gives 64 blocks for 132 SMs (H200); slices of K multiply the blocks
  * without its split-K reduction kernel, which measured slower (docs/PERF.md). The
  * slices are timed against the kept algorithm at decode_rows and taken when faster
@@ -92,6 +92,10 @@ int gemm_prepare_residual(struct gemm_ctx *g, int n, int k);
 /* Whether residual shapes prepared from now on time K slices at all (default 1),
  * for the whole process: the benchmark compares. */
 void gemm_set_kslices(int on);
+/* Whether the short class of residual shapes prepared from now on may take
+ * gemm_tma's K slices (default 0), for the whole process: the path is built and
+ * its GPU tests written, but they have not run on a GPU yet. */
+void gemm_set_short_kslices(int on);
 /* The K slices of (N, K) in class cls: 0 when not split (or not prepared; the long
  * class never is). Where they are, the caller runs every call of the class through
  * gemm_lt_partials (gemm_lt's whole product has other bits), so a row's bits never
@@ -259,11 +263,11 @@ int gemm_tma_cfg(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *
  * 96 and 64 KiB made the batched steps slower on an H100 (docs/PERF.md). */
 int gemm_tma_set_ring(int bytes);
 int gemm_tma_ring(void);
-/* gemm_tma's consumers, for the whole process: warpgroups (1 or 2; 0, the default:
- * two from a row tile of TMA_TWO_WARPGROUPS_FROM rows, gemm_tma.cu) each multiply
- * their share of X's rows by every weight row of a stage, and inflight 1 (the
- * default) lets a warpgroup issue a stage's wgmma before the last stage's complete.
- * The bits do not change. */
+/* gemm_tma's consumers, for the whole process: warpgroups (1, the default, or 2;
+ * row tiles of 8 keep one) each multiply their share of X's rows by every weight
+ * row of a stage, and inflight 1 (default 0) lets a warpgroup issue a stage's
+ * wgmma before the last stage's complete. The bits do not change. The defaults are
+ * the kernel every GPU run so far measured, until one measures the others. */
 int gemm_tma_set_consumers(int warpgroups, int inflight);
 void gemm_tma_consumers(int *warpgroups, int *inflight);
 /* act[m, inter] = silu(x W_gate^T) * (x W_up^T) for w_gate_up = [gate; up], a unit

@@ -12,6 +12,11 @@
  * ring never drains between units. On an H100 that streams o and down at 93-100%
  * of the copy rate at 8-16 rows, in K slices (docs/PERF.md).
  *
+ * Consumers (gemm_tma_set_consumers): one warpgroup waiting on each stage's wgmma
+ * by default; two, each taking half of X's rows, and one wgmma group left in flight
+ * are there for 64-128 rows, where one warpgroup fell behind cuBLASLt on qkv and
+ * gate-up (H100, docs/PERF.md), and await a GPU's measurement.
+ *
  * Work: a unit is BN weight rows (one or two m64 tiles of wgmma, whose N is the
  * rows of X, R = 8 to 128) over one of ks slices of K; the grid is min(units, SMs)
  * blocks, block b taking units b, b + grid, ... With ks = 1 a unit writes Y (plus
@@ -246,14 +251,14 @@ int gemm_tma_set_ring(int bytes)
 }
 int gemm_tma_ring(void) { return tma_ring; }
 
-/* to be set from the measurement of the next device call */
-#define TMA_TWO_WARPGROUPS_FROM 64
-static int tma_warpgroups = 0, tma_inflight = 1;
+/* One warpgroup waiting on each stage by default, the consumers every GPU run so
+ * far measured and tested, until a GPU has run the others (docs/PERF.md). */
+static int tma_warpgroups = 1, tma_inflight = 0;
 int gemm_tma_set_consumers(int warpgroups, int inflight)
 {
-    if (warpgroups < 0 || warpgroups > 2 || inflight < 0 || inflight > 1)
-        return pb_fail("gemm_tma: %d consumer warpgroups (0: by the rows, 1 or 2), %d groups in flight (0 or 1)",
-                       warpgroups, inflight);
+    if (warpgroups < 1 || warpgroups > 2 || inflight < 0 || inflight > 1)
+        return pb_fail("gemm_tma: %d consumer warpgroups (1 or 2), %d groups in flight (0 or 1)", warpgroups,
+                       inflight);
     tma_warpgroups = warpgroups;
     tma_inflight = inflight;
     return PB_OK;
@@ -325,19 +330,12 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     return PB_OK;
 }
 
-/* The consumer warpgroups for a row tile of r (gemm_tma_set_consumers). */
-static int tma_warpgroups_for(int r)
-{
-    if (r < 16) return 1;  /* a warpgroup's wgmma takes at least 8 rows */
-    return tma_warpgroups ? tma_warpgroups : r >= TMA_TWO_WARPGROUPS_FROM ? 2 : 1;
-}
-
 template <int BN, int R, bool SWIGLU>
 static int tma_consumers(const bf16 *x, const bf16 *w, bf16 *y, float *part, int prow, int m, int n, int k,
                          int accumulate, int ks, cudaStream_t s, int pdl)
 {
-    constexpr int TWO = R >= 16 ? 2 : 1;
-    const int cw = tma_warpgroups_for(R);
+    constexpr int TWO = R >= 16 ? 2 : 1;  /* a warpgroup's wgmma takes at least 8 rows */
+    const int cw = R >= 16 ? tma_warpgroups : 1;
     if (cw == 2 && tma_inflight) return tma_launch<BN, R, TWO, true, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
     if (cw == 2) return tma_launch<BN, R, TWO, false, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
     if (tma_inflight) return tma_launch<BN, R, 1, true, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);

@@ -155,7 +155,8 @@ TEST(test_gemm_tma_consumers_keep_the_bits)
     cudaMalloc((void **)&pb, (size_t)KS * M * N * 4);
     int wg0, inf0;
     gemm_tma_consumers(&wg0, &inf0);
-    CHECK(gemm_tma_set_consumers(3, 1) != 0 && gemm_tma_set_consumers(1, 2) != 0);
+    CHECK(gemm_tma_set_consumers(0, 1) != 0 && gemm_tma_set_consumers(3, 1) != 0 &&
+          gemm_tma_set_consumers(1, 2) != 0);
     const int ring0 = gemm_tma_ring();
     const int rows[5] = {5, 16, 33, 64, 100}, bn[5] = {64, 128, 64, 128, 128};
     for (int i = 0; i < 5; i++) {
