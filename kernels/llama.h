@@ -48,7 +48,8 @@ struct llama_part_desc {
  *  - prefill of prompts up to 256 tokens: one cuBLASLt algorithm per shape, timed
  *    at the part's max_rows (capped at 512) and shared by every part of the process
  *    with that max_rows; a part of at most 128 rows may take gemm_tma instead, a
- *    whole part's o and down with K in slices as above. Separate processes (MPI
+ *    whole part's o and down with K in slices as above once gemm_set_short_kslices
+ *    allows it (off by default). Separate processes (MPI
  *    ranks) time separately: a near tie goes to the same candidate
  *    (kernels/gemm_lt.cu), but that is not a guarantee. */
 struct llama_part;              /* opaque: weights, KV cache, scratch, cuBLAS handle */

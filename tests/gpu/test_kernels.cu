@@ -246,10 +246,10 @@ TEST(test_decode_k_slices_add_up_and_do_not_depend_on_rows)
     free(hx), free(hw), free(hh), free(hn), free(ref);
 }
 
-/* A residual product's short class takes K slices on gemm_tma alone, 2 of them under
- * GEMM_TMA_FORCE (untimed shapes) where ks * tune_rows * N fp32 partials fit in
- * GEMM_PARTIALS_BYTES: N = 8192 at 64 rows (4 MiB), not at 128, where gemm_tma takes
- * K whole. A call of fewer rows than tune_rows leaves its slices at the tune_rows
+/* A residual product's short class takes K slices on gemm_tma alone, once
+ * gemm_set_short_kslices lets it: 2 of them under GEMM_TMA_FORCE (untimed shapes)
+ * where ks * tune_rows * N fp32 partials fit in GEMM_PARTIALS_BYTES: N = 8192 at 64
+ * rows (4 MiB), not at 128, where gemm_tma takes K whole. A call of fewer rows than tune_rows leaves its slices at the tune_rows
  * stride, and they add up to the CPU's product; a call of more is refused. Shapes
  * prepared without residual and the long class keep K whole, and cuBLASLt's slices
  * are the decode class's alone: a timed short class with gemm_tma off keeps K
@@ -262,6 +262,13 @@ TEST(test_short_class_k_slices_on_gemm_tma_only_where_partials_fit)
     CUDA_OK(cudaMalloc(&ws, GEMM_WORKSPACE_BYTES));
     const int tma = gemm_tma_mode();
     gemm_set_tma(GEMM_TMA_FORCE);
+    {  /* off by default (gemm_set_short_kslices): K whole where the slices would fit */
+        struct gemm_ctx g;
+        CHECK(gemm_init(&g, ws, 64) == 0 && gemm_prepare_residual(&g, N, K) == 0);
+        CHECK(gemm_tma_serves(&g, N, K, S) && gemm_ksplit(&g, N, K, S) == 0);
+        gemm_destroy(&g);
+    }
+    gemm_set_short_kslices(1);
     for (int rows = 64; rows <= 128; rows *= 2) {
         struct gemm_ctx g;
         CHECK(gemm_init(&g, ws, rows) == 0 && gemm_prepare_residual(&g, N, K) == 0 && gemm_prepare(&g, 1024, K) == 0);
@@ -288,6 +295,7 @@ TEST(test_short_class_k_slices_on_gemm_tma_only_where_partials_fit)
     CHECK(gemm_init(&lt, ws, 128) == 0 && gemm_prepare_residual(&lt, 4096, 2048) == 0);
     CHECK(gemm_short_is_timed(4096, 2048, 128) && gemm_ksplit(&lt, 4096, 2048, S) == 0);
     gemm_destroy(&lt);
+    gemm_set_short_kslices(0);
     gemm_set_tma(tma);
     cudaFree(ws);
 }

@@ -202,8 +202,9 @@ TEST(test_decode_on_gemm_tma_matches_prefill_microbatches_and_graphs)
     gemm_set_tma(mode);
 }
 
-/* A prompt through the short class on gemm_tma (GEMM_TMA_FORCE at the parts'
- * creation, parts of 128 rows) with o and down in 2 K slices: llama_layers, where
+/* A prompt through the short class on gemm_tma (GEMM_TMA_FORCE and
+ * gemm_set_short_kslices at the parts' creation, parts of 128 rows) with o and
+ * down in 2 K slices: llama_layers, where
  * the next half's norm adds the slices, gives the bits of llama_attention then
  * llama_mlp, which add them at once; microbatches (1 + 3) give the whole batch's
  * bits; the logits are within bf16 tolerance of a part whose gemm_tma takes K whole
@@ -212,6 +213,7 @@ TEST(test_prefill_k_slices_on_gemm_tma_match_microbatches_and_unsliced)
 {
     const int mode = gemm_tma_mode();
     gemm_set_tma(GEMM_TMA_FORCE);
+    gemm_set_short_kslices(1);
     struct model_spec m = tiny_spec();
     const int batch = 4, seq = 13, V = m.vocab, H = m.hidden, S = GEMM_CLASS_SHORT;
     struct llama_part_desc d = whole_model(&m, batch, 32);  /* 128 rows: the short class fits gemm_tma */
@@ -219,6 +221,7 @@ TEST(test_prefill_k_slices_on_gemm_tma_match_microbatches_and_unsliced)
     gemm_set_kslices(0);
     struct llama_part *whole = make_part(&m, &d, 47);
     gemm_set_kslices(1);
+    gemm_set_short_kslices(0);
     gemm_set_tma(mode);
     CHECK(a && b && mb && whole);
     if (a && b && mb && whole) {
