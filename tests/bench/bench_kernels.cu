@@ -401,30 +401,35 @@ int main(int argc, char **argv)
         const char *names[3] = {"off", "timed", "forced"};
         int wg0, inf0;
         gemm_tma_consumers(&wg0, &inf0);
-        /* off; timed with one consumer warpgroup waiting on each stage (ece9363's
-         * kernel), with the default consumers, with two warpgroups at every row tile;
-         * forced with the default */
+        /* off; timed with one consumer warpgroup waiting on each stage (the default),
+         * with a wgmma group in flight, with two warpgroups and a group in flight,
+         * the same with the short class's K slices; forced with the default */
         struct {
-            int mode, warpgroups, inflight;
-        } v[5] = {{GEMM_TMA_OFF, wg0, inf0}, {GEMM_TMA_TIMED, 1, 0}, {GEMM_TMA_TIMED, wg0, inf0},
-                  {GEMM_TMA_TIMED, 2, 1}, {GEMM_TMA_FORCE, wg0, inf0}};
+            int mode, warpgroups, inflight, short_kslices;
+        } v[6] = {{GEMM_TMA_OFF, wg0, inf0, 0},  {GEMM_TMA_TIMED, 1, 0, 0}, {GEMM_TMA_TIMED, 1, 1, 0},
+                  {GEMM_TMA_TIMED, 2, 1, 0},     {GEMM_TMA_TIMED, 2, 1, 1}, {GEMM_TMA_FORCE, wg0, inf0, 0}};
         for (int round = 0; round < 2; round++)
-            for (int i = 0; i < 5; i++) {
+            for (int i = 0; i < 6; i++) {
                 gemm_set_tma(v[i].mode);
                 TRY(gemm_tma_set_consumers(v[i].warpgroups, v[i].inflight));
-                printf("round %d, gemm_tma %s, consumer warpgroups %d (0: by the rows), %d in flight\n", round,
-                       names[v[i].mode], v[i].warpgroups, v[i].inflight);
+                gemm_set_short_kslices(v[i].short_kslices);
+                printf("round %d, gemm_tma %s, consumer warpgroups %d, %d in flight, short-class K slices %s\n",
+                       round, names[v[i].mode], v[i].warpgroups, v[i].inflight, v[i].short_kslices ? "on" : "off");
                 for (int b = 16; b <= 64; b *= 2) decode_figure(p, {b, DECODE_LT}, 128, 128, copy_gbs, s);
                 TRY(part_gemm_setup(p, 128, d.max_batch));  /* a 1x128 part's short class */
-                int served = 0;
-                for (int j = 0; j < p->gemm.n_shapes; j++)
-                    served += p->gemm.shapes[j].cls == GEMM_CLASS_SHORT && p->gemm.shapes[j].tma;
+                int served = 0, sliced = 0;
+                for (int j = 0; j < p->gemm.n_shapes; j++) {
+                    const struct gemm_shape *sh = &p->gemm.shapes[j];
+                    served += sh->cls == GEMM_CLASS_SHORT && sh->tma;
+                    sliced += sh->cls == GEMM_CLASS_SHORT && sh->ksplit;
+                }
                 fill_tokens(p, 128, m.vocab);
-                printf("prefill 1x128: graph %.3f ms (%d products on gemm_tma)\n", prefill_graph_ms(p, 1, 128, s),
-                       served);
+                printf("prefill 1x128: graph %.3f ms (%d products on gemm_tma, %d in K slices)\n",
+                       prefill_graph_ms(p, 1, 128, s), served, sliced);
             }
         gemm_set_tma(tma_default);
         TRY(gemm_tma_set_consumers(wg0, inf0));
+        gemm_set_short_kslices(0);
         llama_part_destroy(p);
         return 0;
     }
