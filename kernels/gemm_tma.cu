@@ -310,12 +310,13 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
                       int accumulate, int ks, cudaStream_t s, int pdl)
 {
     typedef tma_layout<BN, R> L;
+    auto kernel = tma_kernel<BN, R, CW, INFLIGHT, SWIGLU>;
     static unsigned configured;
     int dev;
     cudaCheck(cudaGetDevice(&dev));
     if (dev >= 32) return pb_fail("gemm_tma: device %d (the first 32 only)", dev);
     if (!(configured >> dev & 1u)) {
-        cudaCheck(cudaFuncSetAttribute(tma_kernel<BN, R, CW, INFLIGHT, SWIGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)L::bytes(L::max_stages)));
         configured |= 1u << dev;
     }
@@ -325,8 +326,8 @@ static int tma_launch(const bf16 *x, const bf16 *w, bf16 *y, float *part, int pr
     if (sms <= 0) return PB_ERR;
     const int cols = SWIGLU ? 64 : BN, units = (n + cols - 1) / cols * ks;
     const int stages = L::stages(tma_ring);
-    cudaCheck(pdl_launch(tma_kernel<BN, R, CW, INFLIGHT, SWIGLU>, dim3(units < sms ? units : sms), dim3(TMA_THREADS(CW)),
-                         L::bytes(stages), s, pdl, tw, tx, y, part, m, n, k, accumulate, ks, prow, stages));
+    cudaCheck(pdl_launch(kernel, dim3(units < sms ? units : sms), dim3(TMA_THREADS(CW)), L::bytes(stages), s, pdl, tw,
+                         tx, y, part, m, n, k, accumulate, ks, prow, stages));
     return PB_OK;
 }
 
@@ -335,11 +336,10 @@ static int tma_consumers(const bf16 *x, const bf16 *w, bf16 *y, float *part, int
                          int accumulate, int ks, cudaStream_t s, int pdl)
 {
     constexpr int TWO = R >= 16 ? 2 : 1;  /* a warpgroup's wgmma takes at least 8 rows */
-    const int cw = R >= 16 ? tma_warpgroups : 1;
-    if (cw == 2 && tma_inflight) return tma_launch<BN, R, TWO, true, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    if (cw == 2) return tma_launch<BN, R, TWO, false, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    if (tma_inflight) return tma_launch<BN, R, 1, true, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
-    return tma_launch<BN, R, 1, false, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl);
+#define TMA_LAUNCH(CW, INF) tma_launch<BN, R, CW, INF, SWIGLU>(x, w, y, part, prow, m, n, k, accumulate, ks, s, pdl)
+    if (TWO == 2 && tma_warpgroups == 2) return tma_inflight ? TMA_LAUNCH(TWO, true) : TMA_LAUNCH(TWO, false);
+    return tma_inflight ? TMA_LAUNCH(1, true) : TMA_LAUNCH(1, false);
+#undef TMA_LAUNCH
 }
 
 template <int BN, bool SWIGLU>
