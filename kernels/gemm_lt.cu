@@ -464,10 +464,11 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
     if (!count) return pb_fail("cuBLASLt offers no algorithm without split-K for a bf16 GEMM N=%d K=%d", n, k);
     sh->algo = cand[0];
     if (cls == GEMM_CLASS_LONG && !g->long_prompts) return PB_OK;  /* no call of this context is long */
+    const int kkey = kslices_key(), tkey = tma_key();
     int i = 0;
     while (i < n_tuned && !(tuned[i].n == n && tuned[i].k == k && tuned[i].rows == rows && tuned[i].cls == cls &&
-                            tuned[i].residual == sh->residual && tuned[i].kslices_key == kslices_key() &&
-                            tuned[i].tma_key == tma_key()))
+                            tuned[i].residual == sh->residual && tuned[i].kslices_key == kkey &&
+                            tuned[i].tma_key == tkey))
         i++;
     if (i < n_tuned) {
         sh->algo = tuned[i].algo;
@@ -484,11 +485,11 @@ static int prepare_class(struct gemm_ctx *g, int n, int k, int cls, int residual
         tuned[n_tuned].rows = rows;
         tuned[n_tuned].cls = cls;
         tuned[n_tuned].residual = sh->residual;
-        tuned[n_tuned].kslices_key = kslices_key();
+        tuned[n_tuned].kslices_key = kkey;
         tuned[n_tuned].skinny = sh->skinny;
         tuned[n_tuned].ksplit = sh->ksplit;
         tuned[n_tuned].kalgo = sh->kalgo;
-        tuned[n_tuned].tma_key = tma_key();
+        tuned[n_tuned].tma_key = tkey;
         tuned[n_tuned].tma = sh->tma;
         tuned[n_tuned].tma_bn = sh->tma_bn;
         tuned[n_tuned++].algo = sh->algo;
