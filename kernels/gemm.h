@@ -81,13 +81,14 @@ int gemm_set_decode_rows(struct gemm_ctx *g, int rows);
  * also take K in 2 or 4 slices as one strided-batch call of fp32
  * partials, which the caller adds to the residual in slice order
  * (k_add_partials, k_add_rmsnorm); the short class may take slices on gemm_tma
- * alone (gemm_set_tma, gemm_set_short_kslices), never cuBLASLt's. At 16 rows of Llama-2-7B's N = 4096 cuBLASLt's
- * best tile gives 64 blocks for 132 SMs (H200); slices of K multiply the blocks
- * without its split-K reduction kernel, which measured slower (docs/PERF.md). The
- * slices are timed against the kept algorithm at decode_rows and taken when faster
- * by the tuning margin; the adds are not timed, as the caller folds them into the
- * norm that follows. A slice's sum runs in the algorithm's order over its K and the
- * slices are added in order, so a row's bits depend on the shape alone. */
+ * alone (gemm_set_tma, gemm_set_short_kslices), never cuBLASLt's. At 16 rows of
+ * Llama-2-7B's N = 4096 cuBLASLt's best tile gives 64 blocks for 132 SMs (H200);
+ * slices of K multiply the blocks without its split-K reduction kernel, which
+ * measured slower (docs/PERF.md). The slices are timed against the kept
+ * algorithm at decode_rows and taken when faster by the tuning margin; the adds
+ * are not timed, as the caller folds them into the norm that follows. A slice's
+ * sum runs in the algorithm's order over its K and the slices are added in order,
+ * so a row's bits depend on the shape alone. */
 int gemm_prepare_residual(struct gemm_ctx *g, int n, int k);
 /* Whether residual shapes prepared from now on time K slices at all (default 1),
  * for the whole process: the benchmark compares. */
@@ -121,7 +122,7 @@ int gemm_lt_partials(struct gemm_ctx *g, const __nv_bfloat16 *x, const __nv_bflo
  * algorithm (the decode class's K slices included), taken when faster by the
  * tuning margin, FORCE always (the fastest unit and slices; untimed shapes too:
  * tests). A residual shape's gemm_tma may take K in 2 or 4 slices in either class
- * where its partials fit (ks * rows * N floats in GEMM_PARTIALS_BYTES, rows those
+ * (the short class once gemm_set_short_kslices allows it) where its partials fit (ks * rows * N floats in GEMM_PARTIALS_BYTES, rows those
  * of gemm_partials_rows: 2 slices of Llama-2-7B's o and down at 128 rows). A shape
  * gemm_tma serves runs it in gemm_lt, its slices in gemm_lt_partials, and
  * gemm_tma_swiglu for a gate-up shape (gemm_tma_serves). */

@@ -273,7 +273,7 @@ static int mlp_half(struct llama_part *p, int layer, const struct llama_call *c,
         PB_TRY(linear_swiglu(p, p->normed, w.wgu, p->act, rows, x->inter_l, H, s));
     } else {
         PB_TRY(norm_rows(p, c, h, pending, w.mlp_norm, rows, s));
-        if (gemm_tma_serves(&p->gemm, 2 * x->inter_l, H, gemm_class_for_seq(c->seq))) {  /* SwiGLU fused */
+        if (gemm_tma_serves(&p->gemm, 2 * x->inter_l, H, lt_class(p, c))) {  /* SwiGLU fused */
             PB_TRY(gemm_tma_swiglu(p->normed, w.wgu, p->act, rows, x->inter_l, H, 0, s, pdl));
         } else {
             PB_TRY(linear(p, c, p->normed, w.wgu, p->gu, rows, 2 * x->inter_l, H, 0, s));
